@@ -1,0 +1,276 @@
+use super::*;
+use crate::time::{NS_PER_MS, NS_PER_S};
+
+fn chat(stream: bool, max: u32) -> RequestFacts {
+    RequestFacts {
+        endpoint: Endpoint::Chat,
+        stream,
+        input_tokens: 10,
+        max_tokens: Some(max),
+    }
+}
+
+fn profile(src: &str) -> Profile {
+    Profile::from_toml(src, "test.toml").unwrap()
+}
+
+#[test]
+fn empty_profile_is_a_pass_through() {
+    let mut p = Plan::new(&Profile::default(), 1, "p");
+    let d = p.decide(0, &chat(true, 7), None);
+    assert_eq!(d.cause, Cause::None);
+    match d.verdict {
+        Verdict::Ok(s) => {
+            assert_eq!((s.first, s.token_interval, s.output_tokens), (0, 0, 7));
+            assert!(s.stream_fault.is_none());
+        }
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn phase_window_decides_errors_and_health_scope() {
+    let mut p = Plan::new(
+        &profile(
+            r#"
+[[phase]]
+name = "outage"
+start = "10s"
+duration = "5s"
+applies_to = "completions"
+errors = [{ status = 502 }]
+"#,
+        ),
+        1,
+        "p",
+    );
+    assert!(matches!(
+        p.decide(9 * NS_PER_S, &chat(false, 5), None).verdict,
+        Verdict::Ok(_)
+    ));
+    let d = p.decide(10 * NS_PER_S, &chat(false, 5), None);
+    assert_eq!(d.cause, Cause::Phase(0));
+    assert!(matches!(
+        d.verdict,
+        Verdict::Error(ErrorVerdict {
+            status: 502,
+            kind: ErrorKind::BadGateway,
+            ..
+        })
+    ));
+    // grey failure: health stays fine during the outage
+    assert!(matches!(
+        p.decide(12 * NS_PER_S, &RequestFacts::health(), None).verdict,
+        Verdict::Ok(_)
+    ));
+    assert!(matches!(
+        p.decide(15 * NS_PER_S, &chat(false, 5), None).verdict,
+        Verdict::Ok(_)
+    ));
+    let w = p.fault_windows(100 * NS_PER_S);
+    assert_eq!(
+        w,
+        vec![FaultWindow {
+            phase: "outage".into(),
+            start: 10 * NS_PER_S,
+            end: 15 * NS_PER_S
+        }]
+    );
+}
+
+#[test]
+fn hard_down_hits_health_too_and_hang_hangs_probes() {
+    let mut p = Plan::new(&profile("[[phase]]\nerrors = [{ status = 503 }]\n"), 1, "p");
+    assert!(matches!(
+        p.decide(0, &RequestFacts::health(), None).verdict,
+        Verdict::Error(ErrorVerdict { status: 503, .. })
+    ));
+    let mut p = Plan::new(&profile("[[phase]]\nconnection = [{ kind = \"hang\" }]\n"), 1, "p");
+    assert_eq!(p.decide(0, &RequestFacts::health(), None).verdict, Verdict::Hang);
+    assert_eq!(p.decide(0, &chat(true, 5), None).verdict, Verdict::Hang);
+}
+
+#[test]
+fn probability_is_respected_and_scaled_by_ramp() {
+    let mut p = Plan::new(
+        &profile(
+            r#"
+[baseline]
+errors = [{ status = 500, probability = 0.2 }]
+[[phase]]
+start = "100s"
+duration = "100s"
+ramp_in = "100s"
+errors = [{ status = 503, probability = 1.0 }]
+"#,
+        ),
+        7,
+        "p",
+    );
+    let n = 20_000;
+    let count = |p: &mut Plan, t: Nanos, status: u16| {
+        (0..n)
+            .filter(|_| matches!(p.decide(t, &chat(false, 1), None).verdict, Verdict::Error(ErrorVerdict { status: s, .. }) if s == status))
+            .count() as f64
+            / n as f64
+    };
+    let base = count(&mut p, 0, 500);
+    assert!((base - 0.2).abs() < 0.015, "{base}");
+    // halfway up the ramp: 503 with probability 0.5 among the 80 % not already 500
+    let half = count(&mut p, 150 * NS_PER_S, 503);
+    assert!((half - 0.8 * 0.5).abs() < 0.015, "{half}");
+}
+
+#[test]
+fn same_seed_same_verdicts_other_seed_differs() {
+    let prof = profile(
+        r#"
+[baseline]
+ttft = { kind = "lognormal", p50 = "300ms", p99 = "2s" }
+tokens_per_s = { mean = 80, cv = 0.3, process = "random_walk" }
+errors = [{ status = 500, probability = 0.1 }]
+stream = [{ kind = "cut", probability = 0.1, after_tokens = 3 }]
+"#,
+    );
+    let run = |seed| {
+        let mut p = Plan::new(&prof, seed, "p");
+        (0..500)
+            .map(|i| p.decide(i * 10 * NS_PER_MS, &chat(i % 2 == 0, 20), None))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4));
+}
+
+#[test]
+fn health_probes_do_not_shift_completion_draws() {
+    let prof = profile("[baseline]\nerrors = [{ status = 500, probability = 0.5 }]\n");
+    let mut a = Plan::new(&prof, 3, "p");
+    let mut b = Plan::new(&prof, 3, "p");
+    let va: Vec<_> = (0..200).map(|i| a.decide(i, &chat(false, 1), None)).collect();
+    let vb: Vec<_> = (0..200)
+        .map(|i| {
+            b.decide(i, &RequestFacts::health(), None);
+            b.decide(i, &chat(false, 1), None)
+        })
+        .collect();
+    assert_eq!(va, vb);
+}
+
+#[test]
+fn settings_replace_and_interpolate() {
+    let mut p = Plan::new(
+        &profile(
+            r#"
+[baseline]
+ttft = { kind = "fixed", value = "100ms" }
+tokens_per_s = { mean = 100 }
+[[phase]]
+start = "10s"
+duration = "20s"
+ramp_in = "10s"
+ttft = { kind = "fixed", value = "1100ms" }
+latency_multiplier = 2.0
+"#,
+        ),
+        1,
+        "p",
+    );
+    let s = |p: &mut Plan, t| match p.decide(t, &chat(true, 10), None).verdict {
+        Verdict::Ok(s) => s,
+        v => panic!("{v:?}"),
+    };
+    let a = s(&mut p, 0);
+    assert_eq!((a.first, a.token_interval), (100 * NS_PER_MS, 10 * NS_PER_MS));
+    // k = 0.5: ttft 600 ms, multiplier 1.5 → 900 ms; interval 15 ms
+    let b = s(&mut p, 15 * NS_PER_S);
+    assert_eq!((b.first, b.token_interval), (900 * NS_PER_MS, 15 * NS_PER_MS));
+    // non-streamed default latency = ttft + n · interval
+    match p.decide(0, &chat(false, 10), None).verdict {
+        Verdict::Ok(s) => assert_eq!(s.first, 200 * NS_PER_MS),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn rate_limit_storm_429s_with_consistent_headers() {
+    let mut p = Plan::new(
+        &profile(
+            r#"
+[baseline]
+rate_limit = { requests_per_min = 600 }
+[[phase]]
+start = "60s"
+rate_limit = { requests_per_min = 2 }
+"#,
+        ),
+        1,
+        "p",
+    );
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        match p.decide(0, &chat(false, 1), None).verdict {
+            Verdict::Ok(s) => remaining.push(s.rate_limit.unwrap().remaining_requests),
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(remaining, vec![599, 598, 597]);
+    let t = 60 * NS_PER_S;
+    assert!(matches!(p.decide(t, &chat(false, 1), None).verdict, Verdict::Ok(_)));
+    assert!(matches!(p.decide(t, &chat(false, 1), None).verdict, Verdict::Ok(_)));
+    match p.decide(t, &chat(false, 1), None) {
+        Decision {
+            verdict: Verdict::Error(e),
+            cause: Cause::RateLimit,
+        } => {
+            assert_eq!(e.status, 429);
+            assert_eq!(e.retry_after, Some(30 * NS_PER_S));
+            assert_eq!(e.rate_limit.unwrap().remaining_requests, 0);
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn forced_header_overrides_the_plan() {
+    let mut p = Plan::new(&profile("[[phase]]\nerrors = [{ status = 503 }]\n"), 1, "p");
+    let f: Forced = "cut_after=5".parse().unwrap();
+    match p.decide(0, &chat(true, 10), Some(&f)).verdict {
+        Verdict::Ok(s) => assert_eq!(
+            s.stream_fault.map(|x| (x.kind, x.after_tokens)),
+            Some((StreamKind::Cut, 5))
+        ),
+        v => panic!("{v:?}"),
+    }
+    let f: Forced = "status=429,kind=insufficient_quota".parse().unwrap();
+    match p.decide(0, &chat(false, 10), Some(&f)).verdict {
+        Verdict::Error(e) => assert_eq!(
+            (e.status, e.kind, e.retry_after),
+            (429, ErrorKind::InsufficientQuota, None)
+        ),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn runtime_phase_upsert_counts_from_now() {
+    let mut p = Plan::new(&Profile::default(), 1, "p");
+    let spec = profile("[[phase]]\nname = \"x\"\nduration = \"1s\"\nerrors = [{ status = 500 }]\n").phases[0].clone();
+    p.upsert_phase(spec.clone(), 50 * NS_PER_S);
+    assert!(matches!(
+        p.decide(49 * NS_PER_S, &chat(false, 1), None).verdict,
+        Verdict::Ok(_)
+    ));
+    assert!(matches!(
+        p.decide(50 * NS_PER_S, &chat(false, 1), None).verdict,
+        Verdict::Error(_)
+    ));
+    p.upsert_phase(spec, 100 * NS_PER_S);
+    assert_eq!(p.status(0).len(), 1);
+    assert!(matches!(
+        p.decide(50 * NS_PER_S, &chat(false, 1), None).verdict,
+        Verdict::Ok(_)
+    ));
+    assert!(p.remove_phase("x"));
+    assert!(!p.remove_phase("x"));
+}

@@ -1,0 +1,16 @@
+//! # chaosgate
+//!
+//! A chaos and failover simulation harness for LLM API gateways. See the README for the
+//! tour; this crate guide names the parts:
+//!
+//! - [`fault`] — the provider fault model (pure: `now` and a seeded stream in, a verdict out);
+//! - [`provider`] — OpenAI and Anthropic wire formats (bodies, SSE events, error envelopes);
+//! - [`mock`] — the mock provider server that executes fault verdicts over HTTP;
+//! - [`time`], [`rng`], [`diag`] — integer-nanosecond time, labelled seeded streams,
+//!   configuration diagnostics with file and line.
+
+pub mod diag;
+pub mod fault;
+pub mod provider;
+pub mod rng;
+pub mod time;

@@ -1,0 +1,160 @@
+//! Time as the pure core sees it: integer nanoseconds since run start.
+//!
+//! The core never reads a clock (see `ARCHITECTURE.md`, "The one rule"): drivers pass
+//! `now: Nanos` in. [`Dur`] is the serde form used in profiles and scenarios: a
+//! humantime string such as `"250ms"`, `"1m30s"` or `"4m"`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Nanoseconds since the start of a run (or a duration in nanoseconds).
+pub type Nanos = u64;
+
+/// Nanoseconds per microsecond.
+pub const NS_PER_US: Nanos = 1_000;
+/// Nanoseconds per millisecond.
+pub const NS_PER_MS: Nanos = 1_000_000;
+/// Nanoseconds per second.
+pub const NS_PER_S: Nanos = 1_000_000_000;
+
+/// Converts seconds (may be fractional) to nanoseconds, saturating and clamping at 0.
+pub fn secs_f64_to_nanos(s: f64) -> Nanos {
+    if !s.is_finite() || s <= 0.0 {
+        if s.is_infinite() && s > 0.0 {
+            return Nanos::MAX;
+        }
+        return 0;
+    }
+    let ns = s * NS_PER_S as f64;
+    if ns >= Nanos::MAX as f64 {
+        Nanos::MAX
+    } else {
+        ns.round() as Nanos
+    }
+}
+
+/// Converts nanoseconds to fractional seconds.
+pub fn nanos_to_secs_f64(n: Nanos) -> f64 {
+    n as f64 / NS_PER_S as f64
+}
+
+/// A duration written as a humantime string in config files (`"250ms"`, `"1m30s"`).
+///
+/// Bare numbers are rejected on purpose: `timeout = 30` could mean seconds or
+/// milliseconds, and guessing silently is the kind of bug this tool exists to expose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dur(pub Nanos);
+
+impl Dur {
+    /// From milliseconds.
+    pub const fn from_millis(ms: u64) -> Dur {
+        Dur(ms * NS_PER_MS)
+    }
+    /// From whole seconds.
+    pub const fn from_secs(s: u64) -> Dur {
+        Dur(s * NS_PER_S)
+    }
+    /// The value in nanoseconds.
+    pub const fn nanos(self) -> Nanos {
+        self.0
+    }
+    /// The value as fractional seconds.
+    pub fn secs_f64(self) -> f64 {
+        nanos_to_secs_f64(self.0)
+    }
+    /// As a `std::time::Duration` (for drivers).
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0)
+    }
+}
+
+impl std::str::FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dur, String> {
+        let t = s.trim();
+        if t == "0" {
+            return Ok(Dur(0));
+        }
+        humantime::parse_duration(t)
+            .map_err(|e| format!("invalid duration {s:?}: {e} (write e.g. \"250ms\", \"5s\", \"1m30s\")"))
+            .and_then(|d| {
+                u64::try_from(d.as_nanos())
+                    .map(Dur)
+                    .map_err(|_| format!("duration {s:?} is too large"))
+            })
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.to_std()))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"250ms\", \"5s\" or \"1m30s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+                if v == 0 {
+                    Ok(Dur(0))
+                } else {
+                    Err(E::custom(format!(
+                        "bare number {v} is ambiguous: write a duration with a unit, e.g. \"{v}s\" or \"{v}ms\""
+                    )))
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+                self.visit_i64(v as i64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "bare number {v} is ambiguous: write a duration with a unit, e.g. \"{v}s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_humantime_and_rejects_bare_numbers() {
+        assert_eq!("250ms".parse::<Dur>().unwrap(), Dur(250 * NS_PER_MS));
+        assert_eq!("1m30s".parse::<Dur>().unwrap(), Dur(90 * NS_PER_S));
+        assert!("abc".parse::<Dur>().is_err());
+        #[derive(Deserialize, Debug)]
+        struct T {
+            #[allow(dead_code)]
+            d: Dur,
+        }
+        let e = toml::from_str::<T>("d = 30").unwrap_err().to_string();
+        assert!(e.contains("ambiguous"), "{e}");
+        let ok: T = toml::from_str("d = \"2s\"").unwrap();
+        assert_eq!(ok.d, Dur::from_secs(2));
+    }
+
+    #[test]
+    fn secs_conversion_saturates() {
+        assert_eq!(secs_f64_to_nanos(-1.0), 0);
+        assert_eq!(secs_f64_to_nanos(f64::NAN), 0);
+        assert_eq!(secs_f64_to_nanos(1.5), 1_500_000_000);
+        assert_eq!(secs_f64_to_nanos(f64::INFINITY), Nanos::MAX);
+    }
+}
