@@ -9,8 +9,14 @@
 //! - [`time`], [`rng`], [`diag`] — integer-nanosecond time, labelled seeded streams,
 //!   configuration diagnostics with file and line.
 
+pub mod cli;
+pub mod commands;
 pub mod diag;
 pub mod fault;
+pub mod mock;
+pub mod net;
 pub mod provider;
+pub mod record;
 pub mod rng;
+pub mod scenario;
 pub mod time;

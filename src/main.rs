@@ -1,1 +1,26 @@
-fn main() {}
+//! Thin: parse → run → exit code (0 ok, 1 an assertion failed, 2 usage/config/harness error).
+
+use chaosgate::cli::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chaosgate: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Mock(args) => rt.block_on(chaosgate::commands::mock(args)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("chaosgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -385,11 +385,7 @@ impl Plan {
                     cause: Cause::None,
                 };
             }
-            Endpoint::Health => {
-                if forced.is_none() {
-                    return self.decide_health(now);
-                }
-            }
+            Endpoint::Health if forced.is_none() => return self.decide_health(now),
             _ => {}
         }
         self.collect_active(now, false);

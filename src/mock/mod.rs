@@ -1,0 +1,363 @@
+//! The mock provider server: executes fault verdicts over real HTTP.
+//!
+//! [`router`] builds the axum `Router` of one provider (so tests can `oneshot` it), and
+//! [`spawn`] serves it with TCP_NODELAY through [`crate::net`]. Each request is turned
+//! into [`RequestFacts`], the provider's [`Plan`] (behind a mutex; it is pure and fast)
+//! decides a [`Verdict`], and [`respond`] plays the verdict out on the wire in the
+//! provider's own format.
+//!
+//! Routes: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`;
+//! Anthropic `POST /v1/messages`, `GET /v1/models`; both `GET /health` and `GET /metrics`;
+//! the admin API under `/_chaosgate/` (see [`admin`]).
+
+pub mod admin;
+pub mod metrics;
+pub mod respond;
+
+use crate::fault::{forced, Decision, Endpoint, Forced, Plan, Profile, RequestFacts};
+use crate::net::{self, ConnCtx, ServerHandle};
+use crate::provider::{anthropic, openai, Api, ErrorKind, Rejection};
+use crate::time::Nanos;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// Largest request body accepted (bigger gets the provider's 413).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Arrivals kept for the admin log (older ones are dropped; counters stay exact).
+pub const ARRIVAL_LOG_CAPACITY: usize = 200_000;
+
+/// How to run one mock provider.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Provider name (reports, `x-chaosgate-provider` header, stream labels).
+    pub name: String,
+    /// Wire format.
+    pub api: Api,
+    /// Fault profile.
+    pub profile: Profile,
+    /// Run seed.
+    pub seed: u64,
+    /// Honour the `x-chaosgate-fault` header.
+    pub allow_fault_header: bool,
+    /// Serve the admin API to non-loopback peers too.
+    pub admin_any_peer: bool,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl MockConfig {
+    /// A config with defaults: fault header on, admin loopback-only, 4 MiB bodies.
+    pub fn new(name: &str, api: Api, profile: Profile, seed: u64) -> MockConfig {
+        MockConfig {
+            name: name.to_string(),
+            api,
+            profile,
+            seed,
+            allow_fault_header: true,
+            admin_any_peer: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// One request as the provider saw it (the `ArrivalRecord` stream).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Arrival {
+    /// Sequence number from 0.
+    pub seq: u64,
+    /// Arrival time, ns since the mock started.
+    pub t_ns: Nanos,
+    /// Route path.
+    pub path: String,
+    /// A health probe (`/health` or `x-chaosgate-probe: 1`), not user traffic.
+    pub probe: bool,
+    /// Streamed.
+    pub stream: bool,
+    /// Requested model, if any.
+    pub model: Option<String>,
+    /// What the plan decided: `ok`, `error:503`, `reset`, `hang`, `stream:cut`, …
+    pub verdict: String,
+    /// Why: `none`, `baseline`, `phase:<name>`, `rate_limit`, `forced`, `rejected`.
+    pub cause: String,
+}
+
+/// Shared state of one mock provider.
+#[derive(Debug)]
+pub struct MockState {
+    /// The config.
+    pub config: MockConfig,
+    /// The fault plan.
+    pub plan: Mutex<Plan>,
+    /// Run start (tokio's clock, so paused-time tests work).
+    pub start: Instant,
+    /// Arrival log (bounded).
+    pub arrivals: Mutex<VecDeque<Arrival>>,
+    /// Next arrival sequence number.
+    pub seq: AtomicU64,
+    /// Prometheus counters.
+    pub metrics: metrics::Metrics,
+}
+
+impl MockState {
+    /// Builds the state; the run clock starts now.
+    pub fn new(config: MockConfig) -> Arc<MockState> {
+        let plan = Plan::new(&config.profile, config.seed, &format!("provider/{}", config.name));
+        Arc::new(MockState {
+            plan: Mutex::new(plan),
+            start: Instant::now(),
+            arrivals: Mutex::new(VecDeque::new()),
+            seq: AtomicU64::new(0),
+            metrics: metrics::Metrics::default(),
+            config,
+        })
+    }
+
+    /// Nanoseconds since the mock started.
+    pub fn now(&self) -> Nanos {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX)
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        // A panic while holding the lock cannot leave the plan half-updated in a way that
+        // matters more than stopping the server would; keep serving.
+        self.plan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, a: Arrival) {
+        let mut log = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= ARRIVAL_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(a);
+    }
+}
+
+/// The router of one mock provider.
+pub fn router(state: Arc<MockState>) -> Router {
+    let api_routes = match state.config.api {
+        Api::OpenAi => Router::new()
+            .route("/v1/chat/completions", post(completion))
+            .route("/chat/completions", post(completion))
+            .route("/v1/embeddings", post(completion))
+            .route("/embeddings", post(completion)),
+        Api::Anthropic => Router::new().route("/v1/messages", post(completion)),
+    };
+    api_routes
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics::handler))
+        .nest("/_chaosgate", admin::router(state.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Binds and serves one mock provider.
+pub async fn spawn(config: MockConfig, listener: TcpListener) -> anyhow::Result<(ServerHandle, Arc<MockState>)> {
+    let state = MockState::new(config);
+    let handle = net::spawn(listener, router(state.clone()))?;
+    Ok((handle, state))
+}
+
+fn is_probe(headers: &HeaderMap, path: &str) -> bool {
+    path == "/health" || headers.get("x-chaosgate-probe").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+fn forced_fault(state: &MockState, headers: &HeaderMap) -> Result<Option<Forced>, String> {
+    if !state.config.allow_fault_header {
+        return Ok(None);
+    }
+    match headers.get(forced::HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| format!("{} must be ASCII", forced::HEADER))?;
+            s.parse::<Forced>().map(Some)
+        }
+    }
+}
+
+/// Renders a rejection (bad input) with the provider's envelope.
+fn reject(state: &MockState, r: Rejection) -> Response {
+    state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    respond::error_response(state, r.status, r.kind, &r.message, r.param.as_deref(), None, None)
+}
+
+async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    let now = state.now();
+    let t0 = state.start + std::time::Duration::from_nanos(now);
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let endpoint = if path.ends_with("/embeddings") {
+        Endpoint::Embeddings
+    } else {
+        Endpoint::Chat
+    };
+    let probe = is_probe(&parts.headers, &path);
+    let ctx = parts.extensions.get::<ConnCtx>().cloned();
+    let seq = state.seq.fetch_add(1, Ordering::Relaxed);
+    let mut arrival = Arrival {
+        seq,
+        t_ns: now,
+        path: path.clone(),
+        probe,
+        stream: false,
+        model: None,
+        verdict: String::new(),
+        cause: "rejected".into(),
+    };
+    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            arrival.verdict = "error:413".into();
+            state.record(arrival);
+            let msg = format!("request body is larger than {} bytes", state.config.max_body_bytes);
+            return reject(
+                &state,
+                Rejection {
+                    status: 413,
+                    kind: ErrorKind::RequestTooLarge,
+                    message: msg,
+                    param: None,
+                },
+            );
+        }
+    };
+    let parsed = match (state.config.api, endpoint) {
+        (Api::OpenAi, Endpoint::Embeddings) => openai::parse_embeddings(&bytes).map(respond::Parsed::Embeddings),
+        (Api::OpenAi, _) => openai::parse_chat(&bytes).map(respond::Parsed::Chat),
+        (Api::Anthropic, _) => anthropic::parse_messages(&bytes).map(respond::Parsed::Chat),
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(r) => {
+            arrival.verdict = format!("error:{}", r.status);
+            state.record(arrival);
+            return reject(&state, r);
+        }
+    };
+    let forced = match forced_fault(&state, &parts.headers) {
+        Ok(f) => f,
+        Err(msg) => {
+            arrival.verdict = "error:400".into();
+            state.record(arrival);
+            return reject(
+                &state,
+                Rejection {
+                    status: 400,
+                    kind: ErrorKind::BadRequest,
+                    message: msg,
+                    param: None,
+                },
+            );
+        }
+    };
+    let facts = parsed.facts();
+    arrival.stream = facts.stream;
+    arrival.model = Some(parsed.model().to_string());
+    let decision = state.plan().decide(now, &facts, forced.as_ref());
+    finish(&state, arrival, &decision);
+    respond::play(state, parsed, decision, t0, ctx, seq).await
+}
+
+fn finish(state: &MockState, mut arrival: Arrival, d: &Decision) {
+    arrival.verdict = respond::verdict_label(&d.verdict);
+    arrival.cause = cause_label(state, d.cause);
+    state.metrics.count(&arrival);
+    state.record(arrival);
+}
+
+fn cause_label(state: &MockState, c: crate::fault::Cause) -> String {
+    use crate::fault::Cause;
+    match c {
+        Cause::None => "none".into(),
+        Cause::Baseline => "baseline".into(),
+        Cause::RateLimit => "rate_limit".into(),
+        Cause::Forced => "forced".into(),
+        Cause::Phase(i) => {
+            let now = state.now();
+            let name = state
+                .plan()
+                .status(now)
+                .get(i)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| format!("phase[{i}]"));
+            format!("phase:{name}")
+        }
+    }
+}
+
+async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    let now = state.now();
+    let t0 = state.start + std::time::Duration::from_nanos(now);
+    let ctx = req.extensions().get::<ConnCtx>().cloned();
+    let seq = state.seq.fetch_add(1, Ordering::Relaxed);
+    let forced = forced_fault(&state, req.headers()).ok().flatten();
+    let arrival = Arrival {
+        seq,
+        t_ns: now,
+        path: "/health".into(),
+        probe: true,
+        stream: false,
+        model: None,
+        verdict: String::new(),
+        cause: String::new(),
+    };
+    let decision = state.plan().decide(now, &RequestFacts::health(), forced.as_ref());
+    finish(&state, arrival, &decision);
+    respond::play(state, respond::Parsed::Health, decision, t0, ctx, seq).await
+}
+
+async fn models(State(state): State<Arc<MockState>>) -> Response {
+    state.metrics.models.fetch_add(1, Ordering::Relaxed);
+    let body = match state.config.api {
+        Api::OpenAi => openai::models_body(respond::MODELS, 1_700_000_000),
+        Api::Anthropic => anthropic::models_body(respond::MODELS),
+    };
+    respond::json(StatusCode::OK, body)
+}
+
+async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    let msg = match state.config.api {
+        Api::OpenAi => format!("Invalid URL ({method} {})", uri.path()),
+        Api::Anthropic => format!("Not found: {method} {}", uri.path()),
+    };
+    reject(
+        &state,
+        Rejection {
+            status: 404,
+            kind: ErrorKind::NotFound,
+            message: msg,
+            param: None,
+        },
+    )
+}
+
+async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    let msg = format!("method {method} is not allowed on {}", uri.path());
+    let mut r = reject(
+        &state,
+        Rejection {
+            status: 405,
+            kind: ErrorKind::BadRequest,
+            message: msg,
+            param: None,
+        },
+    );
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// An empty body (helper for tests).
+pub fn empty() -> Body {
+    Body::empty()
+}

@@ -1,0 +1,130 @@
+//! The HTTP/1.1 server loop shared by the mock providers and the reference gateway.
+//!
+//! Why not `axum::serve`: it leaves TCP_NODELAY off (Nagle plus delayed ACK then add
+//! ≈40 ms to every streamed response) and it cannot reset a connection from a handler. Here
+//! every accepted socket gets TCP_NODELAY, and each request carries a [`ConnCtx`] with the
+//! peer address and a [`ConnCtx::reset`] switch: the connection task then sets SO_LINGER 0
+//! and drops the socket, so the client sees a TCP RST — on a fresh or a reused keep-alive
+//! connection alike (faults are per request, not per connection: SEMANTICS.md §6).
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tower::ServiceExt;
+
+/// Per-connection context inserted into every request's extensions.
+#[derive(Clone, Debug)]
+pub struct ConnCtx {
+    /// The client's address.
+    pub peer: SocketAddr,
+    reset: Arc<Notify>,
+}
+
+impl ConnCtx {
+    /// Asks the connection task to reset (RST) this connection now.
+    pub fn reset(&self) {
+        self.reset.notify_one();
+    }
+}
+
+/// A running server: its address and a way to stop it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, closes idle connections, waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr`, turning "address in use" and friends into a readable error.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Serves `router` on `listener` until the handle is shut down.
+pub fn spawn(listener: TcpListener, router: Router) -> anyhow::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(_) => {
+                        // EMFILE and friends: back off briefly rather than spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    }
+                },
+                _ = stopped.changed() => break,
+            };
+            let router = router.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(serve_connection(stream, peer, router, stopped));
+        }
+    });
+    Ok(ServerHandle { addr, stop, task })
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    // A duplicate of the socket's descriptor, kept to set SO_LINGER 0 on a reset.
+    let dup = stream.into_std().and_then(|s| {
+        let d = s.try_clone();
+        tokio::net::TcpStream::from_std(s).map(|s| (s, d))
+    });
+    let Ok((stream, dup)) = dup else { return };
+    let reset = Arc::new(Notify::new());
+    let ctx = ConnCtx {
+        peer,
+        reset: reset.clone(),
+    };
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ctx.clone());
+        let r = router.clone();
+        async move { Ok::<_, Infallible>(r.oneshot(req).await.unwrap_or_else(|e: Infallible| match e {})) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    {
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = reset.notified() => {
+                if let Ok(d) = &dup {
+                    let _ = socket2::SockRef::from(d).set_linger(Some(std::time::Duration::ZERO));
+                }
+                // returning drops the connection: close with linger 0 = RST
+            }
+            r = stopped.changed() => {
+                if r.is_ok() && *stopped.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                }
+                // let in-flight responses finish, but do not wait on hung ones forever
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.as_mut()).await;
+            }
+        }
+    }
+}

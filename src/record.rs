@@ -1,0 +1,103 @@
+//! The four observation streams, identical in live and simulated runs
+//! (`ARCHITECTURE.md`, "Observations"). All times are ns since run start.
+
+use crate::time::Nanos;
+use serde::{Deserialize, Serialize};
+
+/// How a request ended, from the client's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "status")]
+pub enum Outcome {
+    /// 2xx and, for streams, a terminal event.
+    Ok,
+    /// A non-2xx HTTP status.
+    Http(u16),
+    /// The request timeout (or TTFT / stall timeout) fired.
+    Timeout,
+    /// Could not connect.
+    ConnectError,
+    /// The connection was reset or closed before a complete response.
+    Reset,
+    /// A 200 stream that ended without its terminal event.
+    StreamCut,
+    /// An error event inside a 200 stream.
+    StreamError,
+    /// A stream chunk that was not valid JSON / SSE.
+    MalformedStream,
+    /// Never sent: the concurrency cap was full (k6's dropped_iterations).
+    Dropped,
+}
+
+impl Outcome {
+    /// Whether this counts as a success.
+    pub fn is_ok(self) -> bool {
+        self == Outcome::Ok
+    }
+    /// A stable key for tables and JSON (`ok`, `http_502`, `timeout`, …).
+    pub fn key(self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Http(s) => format!("http_{s}"),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::ConnectError => "connect_error".into(),
+            Outcome::Reset => "reset".into(),
+            Outcome::StreamCut => "stream_cut".into(),
+            Outcome::StreamError => "stream_error".into(),
+            Outcome::MalformedStream => "malformed_stream".into(),
+            Outcome::Dropped => "dropped".into(),
+        }
+    }
+}
+
+/// One client request (`RequestRecord`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Index in the schedule.
+    pub id: u64,
+    /// Index of the request kind in the traffic mix.
+    pub kind: u32,
+    /// When the schedule meant to send it (latency is measured from here).
+    pub intended: Nanos,
+    /// When it was actually sent (`None` if dropped).
+    pub sent: Option<Nanos>,
+    /// First response byte (status line).
+    pub first_byte: Option<Nanos>,
+    /// First content token (streams).
+    pub first_token: Option<Nanos>,
+    /// End (last byte, error or timeout).
+    pub end: Nanos,
+    /// Outcome class.
+    pub outcome: Outcome,
+    /// Output tokens (from usage when present, else counted).
+    pub output_tokens: u32,
+    /// Provider that served it, when the response says so.
+    pub provider: Option<String>,
+    /// Streamed.
+    pub stream: bool,
+}
+
+/// One request as a mock provider saw it (`ArrivalRecord`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArrivalRecord {
+    /// Provider name.
+    pub provider: String,
+    /// Arrival time.
+    pub at: Nanos,
+    /// A health probe rather than user traffic.
+    pub probe: bool,
+    /// What the fault plan decided (`ok`, `error:502`, `hang`, `stream:cut`, …).
+    pub verdict: String,
+}
+
+/// Ground truth: a fault phase of one provider was on during `[start, end)` (`FaultEvent`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// Provider name.
+    pub provider: String,
+    /// Phase name.
+    pub phase: String,
+    /// Onset.
+    pub start: Nanos,
+    /// End (exclusive).
+    pub end: Nanos,
+}
