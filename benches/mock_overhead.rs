@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 const TOKENS: u32 = 16;
 const CONCURRENCY: usize = 16;
 const ROUND: Duration = Duration::from_millis(1500);
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 fn chat_body(stream: bool) -> Bytes {
     let mut v = serde_json::json!({
@@ -39,10 +39,11 @@ fn chat_body(stream: bool) -> Bytes {
     Bytes::from(v.to_string())
 }
 
-/// The bare handler: parse nothing, answer the same bytes the mock would.
+/// The bare handler: what the simplest OpenAI-compatible mock must do — read the JSON
+/// request (axum's `Json` extractor) and answer the same bytes the mock would.
 fn bare_router() -> Router {
-    async fn handler(body: Bytes) -> axum::response::Response {
-        let stream = body.windows(13).any(|w| w == b"\"stream\":true");
+    async fn handler(axum::Json(req): axum::Json<serde_json::Value>) -> axum::response::Response {
+        let stream = req["stream"].as_bool().unwrap_or(false);
         let text = chaosgate::provider::filler_text(TOKENS);
         if !stream {
             let b = openai::completion_body("chatcmpl-bare", "gpt-4o", 1_700_000_000, &text, 6, TOKENS, "length");

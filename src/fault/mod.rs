@@ -317,6 +317,11 @@ impl Plan {
         before != self.phases.len()
     }
 
+    /// The name (or `phase[i]`) of phase `i`.
+    pub fn phase_name(&self, i: usize) -> Option<String> {
+        self.phases.get(i).map(|p| p.label.clone())
+    }
+
     /// The phases with their intensity at `now`.
     pub fn status(&mut self, now: Nanos) -> Vec<PhaseStatus> {
         self.phases

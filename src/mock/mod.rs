@@ -24,6 +24,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +78,7 @@ pub struct Arrival {
     /// Arrival time, ns since the mock started.
     pub t_ns: Nanos,
     /// Route path.
-    pub path: String,
+    pub path: &'static str,
     /// A health probe (`/health` or `x-chaosgate-probe: 1`), not user traffic.
     pub probe: bool,
     /// Streamed.
@@ -85,9 +86,9 @@ pub struct Arrival {
     /// Requested model, if any.
     pub model: Option<String>,
     /// What the plan decided: `ok`, `error:503`, `reset`, `hang`, `stream:cut`, …
-    pub verdict: String,
+    pub verdict: Cow<'static, str>,
     /// Why: `none`, `baseline`, `phase:<name>`, `rate_limit`, `forced`, `rejected`.
-    pub cause: String,
+    pub cause: Cow<'static, str>,
 }
 
 /// Shared state of one mock provider.
@@ -105,6 +106,8 @@ pub struct MockState {
     pub seq: AtomicU64,
     /// Prometheus counters.
     pub metrics: metrics::Metrics,
+    /// `x-chaosgate-provider` value, built once.
+    pub provider_header: Option<axum::http::HeaderValue>,
 }
 
 impl MockState {
@@ -117,6 +120,7 @@ impl MockState {
             arrivals: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
+            provider_header: axum::http::HeaderValue::from_str(&config.name).ok(),
             config,
         })
     }
@@ -187,38 +191,44 @@ fn forced_fault(state: &MockState, headers: &HeaderMap) -> Result<Option<Forced>
 }
 
 /// Renders a rejection (bad input) with the provider's envelope.
-fn reject(state: &MockState, r: Rejection) -> Response {
+fn reject(state: &MockState, r: Rejection, seq: u64) -> Response {
     state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-    respond::error_response(state, r.status, r.kind, &r.message, r.param.as_deref(), None, None)
+    respond::error_response(state, r.status, r.kind, &r.message, r.param.as_deref(), None, None, seq)
 }
 
 async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let now = state.now();
     let t0 = state.start + std::time::Duration::from_nanos(now);
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
+    let path: &'static str = match parts.uri.path() {
+        "/v1/chat/completions" => "/v1/chat/completions",
+        "/chat/completions" => "/chat/completions",
+        "/v1/embeddings" => "/v1/embeddings",
+        "/embeddings" => "/embeddings",
+        _ => "/v1/messages",
+    };
     let endpoint = if path.ends_with("/embeddings") {
         Endpoint::Embeddings
     } else {
         Endpoint::Chat
     };
-    let probe = is_probe(&parts.headers, &path);
+    let probe = is_probe(&parts.headers, path);
     let ctx = parts.extensions.get::<ConnCtx>().cloned();
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let mut arrival = Arrival {
         seq,
         t_ns: now,
-        path: path.clone(),
+        path,
         probe,
         stream: false,
         model: None,
-        verdict: String::new(),
-        cause: "rejected".into(),
+        verdict: Cow::Borrowed(""),
+        cause: Cow::Borrowed("rejected"),
     };
     let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            arrival.verdict = "error:413".into();
+            arrival.verdict = Cow::Borrowed("error:413");
             state.record(arrival);
             let msg = format!("request body is larger than {} bytes", state.config.max_body_bytes);
             return reject(
@@ -229,6 +239,7 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
                     message: msg,
                     param: None,
                 },
+                seq,
             );
         }
     };
@@ -240,15 +251,15 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
     let parsed = match parsed {
         Ok(p) => p,
         Err(r) => {
-            arrival.verdict = format!("error:{}", r.status);
+            arrival.verdict = Cow::Owned(format!("error:{}", r.status));
             state.record(arrival);
-            return reject(&state, r);
+            return reject(&state, r, seq);
         }
     };
     let forced = match forced_fault(&state, &parts.headers) {
         Ok(f) => f,
         Err(msg) => {
-            arrival.verdict = "error:400".into();
+            arrival.verdict = Cow::Borrowed("error:400");
             state.record(arrival);
             return reject(
                 &state,
@@ -258,6 +269,7 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
                     message: msg,
                     param: None,
                 },
+                seq,
             );
         }
     };
@@ -276,22 +288,16 @@ fn finish(state: &MockState, mut arrival: Arrival, d: &Decision) {
     state.record(arrival);
 }
 
-fn cause_label(state: &MockState, c: crate::fault::Cause) -> String {
+fn cause_label(state: &MockState, c: crate::fault::Cause) -> Cow<'static, str> {
     use crate::fault::Cause;
     match c {
-        Cause::None => "none".into(),
-        Cause::Baseline => "baseline".into(),
-        Cause::RateLimit => "rate_limit".into(),
-        Cause::Forced => "forced".into(),
+        Cause::None => Cow::Borrowed("none"),
+        Cause::Baseline => Cow::Borrowed("baseline"),
+        Cause::RateLimit => Cow::Borrowed("rate_limit"),
+        Cause::Forced => Cow::Borrowed("forced"),
         Cause::Phase(i) => {
-            let now = state.now();
-            let name = state
-                .plan()
-                .status(now)
-                .get(i)
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| format!("phase[{i}]"));
-            format!("phase:{name}")
+            let name = state.plan().phase_name(i).unwrap_or_else(|| format!("phase[{i}]"));
+            Cow::Owned(format!("phase:{name}"))
         }
     }
 }
@@ -305,12 +311,12 @@ async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let arrival = Arrival {
         seq,
         t_ns: now,
-        path: "/health".into(),
+        path: "/health",
         probe: true,
         stream: false,
         model: None,
-        verdict: String::new(),
-        cause: String::new(),
+        verdict: Cow::Borrowed(""),
+        cause: Cow::Borrowed(""),
     };
     let decision = state.plan().decide(now, &RequestFacts::health(), forced.as_ref());
     finish(&state, arrival, &decision);
@@ -331,6 +337,7 @@ async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axu
         Api::OpenAi => format!("Invalid URL ({method} {})", uri.path()),
         Api::Anthropic => format!("Not found: {method} {}", uri.path()),
     };
+    let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     reject(
         &state,
         Rejection {
@@ -339,11 +346,13 @@ async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axu
             message: msg,
             param: None,
         },
+        seq,
     )
 }
 
 async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
     let msg = format!("method {method} is not allowed on {}", uri.path());
+    let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let mut r = reject(
         &state,
         Rejection {
@@ -352,6 +361,7 @@ async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method,
             message: msg,
             param: None,
         },
+        seq,
     );
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r

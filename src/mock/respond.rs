@@ -18,6 +18,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -76,28 +77,25 @@ impl Parsed {
 }
 
 /// A short label of a verdict for logs and metrics.
-pub fn verdict_label(v: &Verdict) -> String {
-    match v {
-        Verdict::Reset { .. } => "reset".into(),
-        Verdict::Hang => "hang".into(),
-        Verdict::HeadersThenSilence { .. } => "headers_then_silence".into(),
-        Verdict::Error(e) => format!("error:{}", e.status),
+pub fn verdict_label(v: &Verdict) -> Cow<'static, str> {
+    Cow::Borrowed(match v {
+        Verdict::Reset { .. } => "reset",
+        Verdict::Hang => "hang",
+        Verdict::HeadersThenSilence { .. } => "headers_then_silence",
+        Verdict::Error(e) => return Cow::Owned(format!("error:{}", e.status)),
         Verdict::Ok(s) => match s.stream_fault {
-            None if s.slow_body_bytes_per_s.is_some() => "ok:slow_body".into(),
-            None => "ok".into(),
-            Some(f) => format!(
-                "stream:{}",
-                match f.kind {
-                    StreamKind::Cut => "cut",
-                    StreamKind::Error => "error",
-                    StreamKind::Malformed => "malformed",
-                    StreamKind::NoTerminal => "no_terminal",
-                    StreamKind::PingStall => "ping_stall",
-                    StreamKind::SilentStall => "silent_stall",
-                }
-            ),
+            None if s.slow_body_bytes_per_s.is_some() => "ok:slow_body",
+            None => "ok",
+            Some(f) => match f.kind {
+                StreamKind::Cut => "stream:cut",
+                StreamKind::Error => "stream:error",
+                StreamKind::Malformed => "stream:malformed",
+                StreamKind::NoTerminal => "stream:no_terminal",
+                StreamKind::PingStall => "stream:ping_stall",
+                StreamKind::SilentStall => "stream:silent_stall",
+            },
         },
-    }
+    })
 }
 
 /// A JSON response.
@@ -116,20 +114,24 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+static PROVIDER_HEADER: header::HeaderName = header::HeaderName::from_static("x-chaosgate-provider");
+static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("request-id");
+
 fn request_id(seq: u64) -> String {
     format!("req_cg{seq:012x}")
 }
 
 fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapshot>, seq: Option<u64>) {
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&state.config.name) {
-        h.insert("x-chaosgate-provider", v);
+    if let Some(v) = &state.provider_header {
+        h.insert(PROVIDER_HEADER.clone(), v.clone());
     }
     if let Some(seq) = seq {
-        let id = HeaderValue::from_str(&request_id(seq)).expect("ascii id");
+        let id = HeaderValue::from_maybe_shared(Bytes::from(request_id(seq))).expect("ascii id");
         match state.config.api {
-            Api::OpenAi => h.insert("x-request-id", id),
-            Api::Anthropic => h.insert("request-id", id),
+            Api::OpenAi => h.insert(X_REQUEST_ID.clone(), id),
+            Api::Anthropic => h.insert(REQUEST_ID.clone(), id),
         };
     }
     if let Some(s) = rl {
@@ -146,6 +148,7 @@ fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapsho
 }
 
 /// A provider-shaped error response.
+#[allow(clippy::too_many_arguments)]
 pub fn error_response(
     state: &MockState,
     status: u16,
@@ -154,8 +157,8 @@ pub fn error_response(
     param: Option<&str>,
     retry_after: Option<Nanos>,
     rl: Option<&RateLimitSnapshot>,
+    seq: u64,
 ) -> Response {
-    let seq = state.seq.load(std::sync::atomic::Ordering::Relaxed);
     let body = match state.config.api {
         Api::OpenAi => match (kind, retry_after) {
             (ErrorKind::RateLimit, Some(ra)) if message.is_empty() => openai::rate_limit_error_body(ra),
@@ -301,6 +304,7 @@ pub async fn play(
                 None,
                 e.retry_after,
                 e.rate_limit.as_ref(),
+                seq,
             )
         }
         Verdict::Ok(s) => match parsed {
