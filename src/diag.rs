@@ -99,6 +99,18 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// Reads a configuration file, or a one-diagnostic error naming it.
+pub fn read_config(path: &std::path::Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![Diagnostic {
+            file: path.display().to_string(),
+            line: None,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })
+}
+
 /// 1-based line of byte offset `at` in `src`.
 pub fn line_of_offset(src: &str, at: usize) -> usize {
     src.as_bytes()[..at.min(src.len())]

@@ -71,14 +71,7 @@ pub struct ResolvedProvider {
 /// Reads the providers of a scenario file, with every problem reported at once.
 pub fn load_providers(path: &std::path::Path) -> Result<(Option<u64>, Vec<ResolvedProvider>), ConfigErrors> {
     let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![Diagnostic {
-            file: file.clone(),
-            line: None,
-            path: String::new(),
-            message: format!("cannot read: {e}"),
-        }])
-    })?;
+    let src = crate::diag::read_config(path)?;
     let doc: ProvidersOnly = toml::from_str(&src).map_err(|e| ConfigErrors(vec![toml_diagnostic(&src, &file, &e)]))?;
     let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
     let mut errors = Vec::new();

@@ -463,14 +463,7 @@ impl Profile {
     /// Reads, parses and validates a profile file. A missing `name` becomes the file stem.
     pub fn load(path: &std::path::Path) -> Result<Profile, ConfigErrors> {
         let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![Diagnostic {
-                file: file.clone(),
-                line: None,
-                path: String::new(),
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
+        let src = crate::diag::read_config(path)?;
         let mut p = Profile::from_toml(&src, &file)?;
         if p.name.is_none() {
             p.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());

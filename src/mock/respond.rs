@@ -417,109 +417,116 @@ fn token_time(s: &Success, i: u32) -> Nanos {
     s.first.saturating_add(s.token_interval.saturating_mul(u64::from(i)))
 }
 
+/// One API's stream vocabulary, so both APIs share one script builder.
+struct Wire<'a> {
+    /// Sent at once with the headers.
+    preamble: Vec<Bytes>,
+    /// Content token `i`.
+    token: &'a dyn Fn(u32) -> Bytes,
+    /// Sent after the last token on a normal end, before the terminator.
+    finish: &'a dyn Fn(u32) -> Vec<Bytes>,
+    /// `[DONE]` / `message_stop`.
+    terminator: Bytes,
+    /// In-band error event.
+    error: &'a dyn Fn(ErrorKind) -> Bytes,
+    /// A chunk whose JSON is cut short.
+    malformed: Bytes,
+    /// Keep-alive ping.
+    ping: Bytes,
+}
+
+fn build_script(w: Wire<'_>, s: &Success) -> Script {
+    let (n, fault) = plan_tokens(s);
+    let mut items: Vec<(Nanos, Bytes)> = Vec::with_capacity(n as usize + w.preamble.len() + 4);
+    items.extend(w.preamble.into_iter().map(|b| (0, b)));
+    for i in 0..n {
+        items.push((token_time(s, i), (w.token)(i)));
+    }
+    let last = if n == 0 { s.first } else { token_time(s, n - 1) };
+    let end = match fault {
+        None => {
+            items.extend((w.finish)(n).into_iter().map(|b| (last, b)));
+            items.push((last, w.terminator));
+            End::Clean
+        }
+        Some(f) => match f.kind {
+            StreamKind::NoTerminal => {
+                items.extend((w.finish)(n).into_iter().map(|b| (last, b)));
+                End::Clean
+            }
+            StreamKind::Cut => End::Cut,
+            StreamKind::Error => {
+                items.push((last, (w.error)(f.error)));
+                End::Clean
+            }
+            StreamKind::Malformed => {
+                items.push((last, w.malformed));
+                End::Clean
+            }
+            StreamKind::PingStall => End::Pings(f.ping_every),
+            StreamKind::SilentStall => End::Silent,
+        },
+    };
+    Script {
+        items,
+        end,
+        ping: w.ping,
+    }
+}
+
 fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     let id = format!("chatcmpl-cg{seq:012x}");
     let created = unix_ms() / 1000;
-    let (n, fault) = plan_tokens(s);
-    let mut items = Vec::with_capacity(n as usize + 4);
-    items.push((0, Bytes::from(openai::chunk_role(&id, &c.model, created))));
-    for i in 0..n {
-        items.push((
-            token_time(s, i),
-            Bytes::from(openai::chunk_content(&id, &c.model, created, filler_token(i))),
-        ));
-    }
-    let last = if n == 0 { s.first } else { token_time(s, n - 1) };
-    let ping = Bytes::from_static(b": ping\n\n");
-    let end = match fault.map(|f| f.kind) {
-        None | Some(StreamKind::NoTerminal) => {
-            items.push((
-                last,
-                Bytes::from(openai::chunk_finish(
-                    &id,
-                    &c.model,
-                    created,
-                    stop_reason(Api::OpenAi, c, s),
-                )),
-            ));
-            if c.include_usage {
-                items.push((
-                    last,
-                    Bytes::from(openai::chunk_usage(&id, &c.model, created, c.input_tokens, n)),
-                ));
-            }
-            if fault.is_none() {
-                items.push((last, Bytes::from_static(openai::DONE.as_bytes())));
-            }
-            End::Clean
+    let m = c.model.as_str();
+    let token = |i: u32| Bytes::from(openai::chunk_content(&id, m, created, filler_token(i)));
+    let finish = |n: u32| {
+        let mut v = vec![Bytes::from(openai::chunk_finish(
+            &id,
+            m,
+            created,
+            stop_reason(Api::OpenAi, c, s),
+        ))];
+        if c.include_usage {
+            v.push(Bytes::from(openai::chunk_usage(&id, m, created, c.input_tokens, n)));
         }
-        Some(StreamKind::Cut) => End::Cut,
-        Some(StreamKind::Error) => {
-            let f = fault.expect("fault");
-            items.push((
-                last,
-                Bytes::from(openai::stream_error(f.error, &f.error.default_message(Api::OpenAi))),
-            ));
-            End::Clean
-        }
-        Some(StreamKind::Malformed) => {
-            items.push((last, Bytes::from(openai::malformed_chunk())));
-            End::Clean
-        }
-        Some(StreamKind::PingStall) => End::Pings(fault.expect("fault").ping_every),
-        Some(StreamKind::SilentStall) => End::Silent,
+        v
     };
-    Script { items, end, ping }
+    let error = |k: ErrorKind| Bytes::from(openai::stream_error(k, &k.default_message(Api::OpenAi)));
+    let wire = Wire {
+        preamble: vec![Bytes::from(openai::chunk_role(&id, m, created))],
+        token: &token,
+        finish: &finish,
+        terminator: Bytes::from_static(openai::DONE.as_bytes()),
+        error: &error,
+        malformed: Bytes::from(openai::malformed_chunk()),
+        ping: Bytes::from_static(b": ping\n\n"),
+    };
+    build_script(wire, s)
 }
 
 fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     let id = format!("msg_cg{seq:012x}");
-    let (n, fault) = plan_tokens(s);
-    let mut items = Vec::with_capacity(n as usize + 6);
-    items.push((
-        0,
-        Bytes::from(anthropic::event_message_start(&id, &c.model, c.input_tokens)),
-    ));
-    items.push((0, Bytes::from(anthropic::event_content_block_start())));
-    items.push((0, Bytes::from(anthropic::event_ping())));
-    for i in 0..n {
-        items.push((
-            token_time(s, i),
-            Bytes::from(anthropic::event_text_delta(filler_token(i))),
-        ));
-    }
-    let last = if n == 0 { s.first } else { token_time(s, n - 1) };
-    let ping = Bytes::from(anthropic::event_ping());
-    let end = match fault.map(|f| f.kind) {
-        None | Some(StreamKind::NoTerminal) => {
-            items.push((last, Bytes::from(anthropic::event_content_block_stop())));
-            items.push((
-                last,
-                Bytes::from(anthropic::event_message_delta(stop_reason(Api::Anthropic, c, s), n)),
-            ));
-            if fault.is_none() {
-                items.push((last, Bytes::from(anthropic::event_message_stop())));
-            }
-            End::Clean
-        }
-        Some(StreamKind::Cut) => End::Cut,
-        Some(StreamKind::Error) => {
-            let f = fault.expect("fault");
-            items.push((
-                last,
-                Bytes::from(anthropic::event_error(
-                    f.error,
-                    &f.error.default_message(Api::Anthropic),
-                )),
-            ));
-            End::Clean
-        }
-        Some(StreamKind::Malformed) => {
-            items.push((last, Bytes::from(anthropic::malformed_event())));
-            End::Clean
-        }
-        Some(StreamKind::PingStall) => End::Pings(fault.expect("fault").ping_every),
-        Some(StreamKind::SilentStall) => End::Silent,
+    let token = |i: u32| Bytes::from(anthropic::event_text_delta(filler_token(i)));
+    let finish = |n: u32| {
+        vec![
+            Bytes::from(anthropic::event_content_block_stop()),
+            Bytes::from(anthropic::event_message_delta(stop_reason(Api::Anthropic, c, s), n)),
+        ]
     };
-    Script { items, end, ping }
+    let error = |k: ErrorKind| Bytes::from(anthropic::event_error(k, &k.default_message(Api::Anthropic)));
+    let ping = Bytes::from(anthropic::event_ping());
+    let wire = Wire {
+        preamble: vec![
+            Bytes::from(anthropic::event_message_start(&id, &c.model, c.input_tokens)),
+            Bytes::from(anthropic::event_content_block_start()),
+            ping.clone(),
+        ],
+        token: &token,
+        finish: &finish,
+        terminator: Bytes::from(anthropic::event_message_stop()),
+        error: &error,
+        malformed: Bytes::from(anthropic::malformed_event()),
+        ping,
+    };
+    build_script(wire, s)
 }

@@ -68,6 +68,20 @@ impl Reply {
     }
 }
 
+/// Reads more into the buffer, or returns the reply as it stands (EOF, reset, timeout).
+macro_rules! fill_or_return {
+    ($self:ident, $deadline:ident, $r:ident) => {
+        match $self.fill($deadline).await {
+            Ok(0) => return $r,
+            Ok(_) => {}
+            Err(e) => {
+                mark(&mut $r, e);
+                return $r;
+            }
+        }
+    };
+}
+
 /// A raw HTTP/1.1 connection (keep-alive).
 pub struct Conn {
     pub s: TcpStream,
@@ -111,14 +125,7 @@ impl Conn {
             if let Some(p) = find(&self.buf, b"\r\n\r\n") {
                 break p;
             }
-            match self.fill(deadline).await {
-                Ok(0) => return r,
-                Ok(_) => {}
-                Err(e) => {
-                    mark(&mut r, e);
-                    return r;
-                }
-            }
+            fill_or_return!(self, deadline, r)
         };
         r.ttfb = t0.elapsed();
         let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
@@ -135,14 +142,7 @@ impl Conn {
         if !chunked {
             let n = len.unwrap_or(0);
             while self.buf.len() < n {
-                match self.fill(deadline).await {
-                    Ok(0) => return r,
-                    Ok(_) => {}
-                    Err(e) => {
-                        mark(&mut r, e);
-                        return r;
-                    }
-                }
+                fill_or_return!(self, deadline, r)
             }
             r.body = self.buf.drain(..n).collect();
             r.chunks.push((t0.elapsed(), r.body.clone()));
@@ -155,26 +155,12 @@ impl Conn {
                 if let Some(p) = find(&self.buf, b"\r\n") {
                     break p;
                 }
-                match self.fill(deadline).await {
-                    Ok(0) => return r,
-                    Ok(_) => {}
-                    Err(e) => {
-                        mark(&mut r, e);
-                        return r;
-                    }
-                }
+                fill_or_return!(self, deadline, r)
             };
             let size_line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
             let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).unwrap();
             while self.buf.len() < line_end + 2 + size + 2 {
-                match self.fill(deadline).await {
-                    Ok(0) => return r,
-                    Ok(_) => {}
-                    Err(e) => {
-                        mark(&mut r, e);
-                        return r;
-                    }
-                }
+                fill_or_return!(self, deadline, r)
             }
             let data: Vec<u8> = self.buf[line_end + 2..line_end + 2 + size].to_vec();
             self.buf.drain(..line_end + 2 + size + 2);
