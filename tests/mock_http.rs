@@ -362,6 +362,21 @@ async fn ping_stall_sends_pings_and_no_content() {
     let ev = r.sse_events();
     assert_eq!(ev.iter().filter(|e| *e == "content_block_delta").count(), 1);
     assert!(ev.iter().filter(|e| *e == "ping").count() >= 4, "{ev:?}");
+    // silent stall: two tokens, then nothing at all while the connection stays open
+    let r = Conn::open(h.addr)
+        .await
+        .send(
+            "POST",
+            ANTHROPIC,
+            &[("x-chaosgate-fault", "stall_after=2")],
+            anthropic_msg(true, 10).as_bytes(),
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(r.timed_out && !r.reset);
+    let ev = r.sse_events();
+    assert_eq!(ev.iter().filter(|e| *e == "content_block_delta").count(), 2);
+    assert_eq!(ev.last().map(String::as_str), Some("content_block_delta"), "{ev:?}");
     h.shutdown().await;
 }
 
