@@ -20,3 +20,4 @@ pub mod record;
 pub mod rng;
 pub mod scenario;
 pub mod time;
+pub mod traffic;

@@ -1,0 +1,320 @@
+//! A weighted mix of request kinds: chat (streamed or not) or embeddings, OpenAI or
+//! Anthropic API, prompt and max_tokens distributions, model name.
+//!
+//! ```toml
+//! [[kind]]
+//! name = "support-chat"
+//! weight = 0.6
+//! api = "openai"
+//! stream = true
+//! model = "gpt-4o"
+//! prompt_tokens = { min = 200, max = 800 }
+//! max_tokens = 300
+//! ```
+
+use crate::provider::Api;
+use crate::rng::Stream;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Chat or embeddings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Chat completions / messages.
+    #[default]
+    Chat,
+    /// Embeddings (OpenAI API).
+    Embeddings,
+}
+
+/// A token count: a number, `{ min, max }` (uniform) or `{ mean, sd }` (normal, ≥ 1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Tokens {
+    /// Always this many.
+    Fixed(u32),
+    /// Uniform in `[min, max]`.
+    Range {
+        /// Fewest.
+        min: u32,
+        /// Most.
+        max: u32,
+    },
+    /// Normal, rounded, at least 1.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        sd: f64,
+    },
+}
+
+impl Tokens {
+    /// Draws a count.
+    pub fn sample(&self, rng: &mut Stream) -> u32 {
+        match *self {
+            Tokens::Fixed(n) => n.max(1),
+            Tokens::Range { min, max } => rng.random_range(min.max(1)..=max.max(min.max(1))),
+            Tokens::Normal { mean, sd } => {
+                let z: f64 = StandardNormal.sample(rng);
+                (mean + sd * z).round().clamp(1.0, u32::MAX as f64) as u32
+            }
+        }
+    }
+
+    fn validate(&self) -> Option<String> {
+        match *self {
+            Tokens::Fixed(0) => Some("must be ≥ 1".into()),
+            Tokens::Range { min, max } if min == 0 || min > max => {
+                Some(format!("need 1 ≤ min ≤ max, got {min}..{max}"))
+            }
+            Tokens::Normal { mean, sd } if !(mean >= 1.0 && sd >= 0.0) => {
+                Some(format!("need mean ≥ 1 and sd ≥ 0, got {mean}, {sd}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_prompt() -> Tokens {
+    Tokens::Fixed(50)
+}
+fn default_max() -> Tokens {
+    Tokens::Fixed(128)
+}
+fn default_inputs() -> u32 {
+    1
+}
+
+/// One kind of request in the mix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSpec {
+    /// Name (reports group by it).
+    pub name: String,
+    /// Relative weight (default 1).
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// API (default: the run's `--api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    /// Chat or embeddings.
+    #[serde(default)]
+    pub endpoint: EndpointKind,
+    /// Streamed (chat only).
+    #[serde(default)]
+    pub stream: bool,
+    /// Model (default: `gpt-4o`, `claude-3-5-sonnet-20241022` or `text-embedding-3-small`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Prompt length in tokens (default 50).
+    #[serde(default = "default_prompt")]
+    pub prompt_tokens: Tokens,
+    /// max_tokens (default 128; chat only).
+    #[serde(default = "default_max")]
+    pub max_tokens: Tokens,
+    /// Inputs per embeddings call (default 1).
+    #[serde(default = "default_inputs")]
+    pub inputs: u32,
+}
+
+impl KindSpec {
+    /// A plain chat kind.
+    pub fn chat(name: &str, stream: bool) -> KindSpec {
+        KindSpec {
+            name: name.to_string(),
+            weight: 1.0,
+            api: None,
+            endpoint: EndpointKind::Chat,
+            stream,
+            model: None,
+            prompt_tokens: default_prompt(),
+            max_tokens: default_max(),
+            inputs: 1,
+        }
+    }
+
+    /// Problems, one message per line.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if !(self.weight.is_finite() && self.weight >= 0.0) {
+            v.push(("weight".into(), format!("must be ≥ 0, got {}", self.weight)));
+        }
+        if let Some(m) = self.prompt_tokens.validate() {
+            v.push(("prompt_tokens".into(), m));
+        }
+        if let Some(m) = self.max_tokens.validate() {
+            v.push(("max_tokens".into(), m));
+        }
+        if self.endpoint == EndpointKind::Embeddings {
+            if self.stream {
+                v.push(("stream".into(), "embeddings cannot be streamed".into()));
+            }
+            if self.api == Some(Api::Anthropic) {
+                v.push((
+                    "api".into(),
+                    "Anthropic has no embeddings endpoint; use api = \"openai\"".into(),
+                ));
+            }
+            if self.inputs == 0 {
+                v.push(("inputs".into(), "must be ≥ 1".into()));
+            }
+        }
+        v
+    }
+}
+
+/// What one planned request looks like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestShape {
+    /// Index of the kind in the mix.
+    pub kind: u32,
+    /// API.
+    pub api: Api,
+    /// Endpoint.
+    pub endpoint: EndpointKind,
+    /// Streamed.
+    pub stream: bool,
+    /// Model.
+    pub model: Arc<str>,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// max_tokens (chat).
+    pub max_tokens: u32,
+    /// Inputs (embeddings).
+    pub inputs: u32,
+}
+
+/// A weighted mix, ready to draw from.
+#[derive(Clone, Debug)]
+pub struct Mix {
+    kinds: Vec<KindSpec>,
+    models: Vec<Arc<str>>,
+    apis: Vec<Api>,
+    cumulative: Vec<f64>,
+}
+
+impl Mix {
+    /// Builds the mix; `default_api` fills kinds without `api`.
+    pub fn new(kinds: Vec<KindSpec>, default_api: Api) -> Result<Mix, String> {
+        if kinds.is_empty() {
+            return Err("the mix has no kinds".into());
+        }
+        let total: f64 = kinds.iter().map(|k| k.weight).sum();
+        if total <= 0.0 || !total.is_finite() {
+            return Err("the mix's weights must add up to more than 0".into());
+        }
+        let mut acc = 0.0;
+        let cumulative = kinds
+            .iter()
+            .map(|k| {
+                acc += k.weight / total;
+                acc
+            })
+            .collect();
+        let apis: Vec<Api> = kinds.iter().map(|k| k.api.unwrap_or(default_api)).collect();
+        let models = kinds
+            .iter()
+            .zip(&apis)
+            .map(|(k, api)| {
+                Arc::from(k.model.clone().unwrap_or_else(|| {
+                    match (k.endpoint, api) {
+                        (EndpointKind::Embeddings, _) => "text-embedding-3-small",
+                        (_, Api::OpenAi) => "gpt-4o",
+                        (_, Api::Anthropic) => "claude-3-5-sonnet-20241022",
+                    }
+                    .to_string()
+                }))
+            })
+            .collect();
+        Ok(Mix {
+            kinds,
+            models,
+            apis,
+            cumulative,
+        })
+    }
+
+    /// The kinds.
+    pub fn kinds(&self) -> &[KindSpec] {
+        &self.kinds
+    }
+
+    /// Draws the shape of the next request.
+    pub fn draw(&self, rng: &mut Stream) -> RequestShape {
+        let u: f64 = rng.random();
+        let i = self
+            .cumulative
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.kinds.len() - 1);
+        self.shape(i, rng)
+    }
+
+    /// The shape of a request of kind `i`.
+    pub fn shape(&self, i: usize, rng: &mut Stream) -> RequestShape {
+        let k = &self.kinds[i];
+        RequestShape {
+            kind: i as u32,
+            api: self.apis[i],
+            endpoint: k.endpoint,
+            stream: k.stream && k.endpoint == EndpointKind::Chat,
+            model: self.models[i].clone(),
+            prompt_tokens: k.prompt_tokens.sample(rng),
+            max_tokens: k.max_tokens.sample(rng),
+            inputs: k.inputs.max(1),
+        }
+    }
+
+    /// Index of the kind called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.kinds.iter().position(|k| k.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    #[test]
+    fn weights_are_respected() {
+        let mut a = KindSpec::chat("a", true);
+        a.weight = 3.0;
+        let b = KindSpec {
+            endpoint: EndpointKind::Embeddings,
+            ..KindSpec::chat("b", false)
+        };
+        let mix = Mix::new(vec![a, b], Api::OpenAi).unwrap();
+        let mut r = stream(1, "mix");
+        let n = 40_000;
+        let a_share = (0..n).filter(|_| mix.draw(&mut r).kind == 0).count() as f64 / n as f64;
+        assert!((a_share - 0.75).abs() < 0.01, "{a_share}");
+        let s = mix.shape(1, &mut r);
+        assert_eq!((&*s.model, s.stream), ("text-embedding-3-small", false));
+    }
+
+    #[test]
+    fn token_distributions() {
+        let mut r = stream(2, "t");
+        let range = Tokens::Range { min: 10, max: 20 };
+        assert!((0..1000).all(|_| (10..=20).contains(&range.sample(&mut r))));
+        let n = Tokens::Normal { mean: 100.0, sd: 10.0 };
+        let m = (0..20_000).map(|_| n.sample(&mut r) as f64).sum::<f64>() / 20_000.0;
+        assert!((m - 100.0).abs() < 0.5);
+        let bad = KindSpec {
+            max_tokens: Tokens::Range { min: 5, max: 1 },
+            ..KindSpec::chat("x", false)
+        };
+        assert_eq!(bad.problems()[0].0, "max_tokens");
+        let t: KindSpec =
+            toml::from_str("name = \"x\"\nprompt_tokens = { min = 1, max = 9 }\nmax_tokens = 7\n").unwrap();
+        assert_eq!(t.max_tokens, Tokens::Fixed(7));
+    }
+}
