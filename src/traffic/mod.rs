@@ -249,7 +249,7 @@ pub struct Schedule {
 
 #[derive(Debug)]
 enum ScheduleInner {
-    Open(Arrivals),
+    Open(Box<Arrivals>),
     Trace(Trace, f64, usize),
 }
 
