@@ -258,12 +258,10 @@ impl Schedule {
     /// seeded from `(seed, "traffic/…")`.
     pub fn new(source: &Source, mix: Mix, seed: u64) -> Option<Schedule> {
         let inner = match source {
-            Source::Open(curve, kind, k) => ScheduleInner::Open(Arrivals::new(
-                curve.clone(),
-                *kind,
-                *k,
-                stream(seed, "traffic/arrivals"),
-            )),
+            Source::Open(curve, kind, k) => {
+                let a = Arrivals::new(curve.clone(), *kind, *k, stream(seed, "traffic/arrivals"));
+                ScheduleInner::Open(Box::new(a))
+            }
             Source::Trace(t, speed) => ScheduleInner::Trace(t.clone(), *speed, 0),
             Source::Closed { .. } => return None,
         };
