@@ -21,3 +21,4 @@ pub mod rng;
 pub mod scenario;
 pub mod time;
 pub mod traffic;
+pub mod analysis;

@@ -1,0 +1,523 @@
+//! Turns request records into numbers. Memory is bounded by time buckets, not by request
+//! count: records are folded into HDR histograms as they arrive and then dropped.
+//!
+//! Definitions (vLLM's benchmark conventions, except that every latency is measured from
+//! the **intended** send time, so a stalled server cannot hide queueing — no coordinated
+//! omission):
+//! - **latency** (end-to-end): end − intended start. `latency_uncorrected_ms`: end − actual
+//!   send. **schedule lag**: actual send − intended start.
+//! - **TTFT**: first content token − intended start (streams that produced a token).
+//! - **ITL**: the gap between two consecutive content tokens of one stream (each gap is one
+//!   sample).
+//! - **TPOT**: (end − first token) / (output tokens − 1), per stream with ≥ 2 tokens.
+//! - **per-request decode speed**: 1 / TPOT in tokens/s.
+//! - **output_tps.{avg,peak,min,cv}**: over the 1-s buckets of the run that completed at
+//!   least one stream, the mean per-request decode speed of the streams completed in that
+//!   bucket; avg is the mean of those per-bucket values, peak the largest, min the
+//!   smallest, cv = population standard deviation / mean (the article's "stability").
+//! - **error rate**: failed / (ok + failed); dropped requests are not sent and not counted.
+//! - **goodput**: ok requests per second that also met every SLO threshold given (TTFT,
+//!   TPOT, end-to-end).
+
+pub mod hist;
+
+use crate::record::{Outcome, RequestRecord};
+use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};
+use hist::Hist;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// SLO thresholds for goodput.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SloThresholds {
+    /// TTFT at most this.
+    pub ttft: Option<Nanos>,
+    /// TPOT at most this.
+    pub tpot: Option<Nanos>,
+    /// End-to-end latency at most this.
+    pub e2e: Option<Nanos>,
+}
+
+/// Statistics of one group of requests (overall, a provider, a kind, a phase).
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Counts.
+    pub ok: u64,
+    /// Failed (sent, not ok).
+    pub failed: u64,
+    /// Dropped (never sent).
+    pub dropped: u64,
+    /// Failures by outcome key.
+    pub failures: BTreeMap<String, u64>,
+    /// End-to-end latency from intended start.
+    pub latency: Hist,
+    /// End-to-end latency from actual send.
+    pub latency_uncorrected: Hist,
+    /// Time to first token.
+    pub ttft: Hist,
+    /// Inter-token latency.
+    pub itl: Hist,
+    /// Time per output token.
+    pub tpot: Hist,
+    /// Output tokens of ok requests.
+    pub output_tokens: u64,
+    /// Ok requests meeting the SLO thresholds.
+    pub good: u64,
+}
+
+impl Default for Group {
+    fn default() -> Group {
+        Group {
+            ok: 0,
+            failed: 0,
+            dropped: 0,
+            failures: BTreeMap::new(),
+            latency: Hist::new(3),
+            latency_uncorrected: Hist::new(3),
+            ttft: Hist::new(3),
+            itl: Hist::new(3),
+            tpot: Hist::new(3),
+            output_tokens: 0,
+            good: 0,
+        }
+    }
+}
+
+impl Group {
+    fn add(&mut self, r: &RequestRecord, itl: &[Nanos], good: bool) {
+        if r.outcome == Outcome::Dropped {
+            self.dropped += 1;
+            return;
+        }
+        if r.outcome.is_ok() {
+            self.ok += 1;
+            self.output_tokens += u64::from(r.output_tokens);
+            if good {
+                self.good += 1;
+            }
+        } else {
+            self.failed += 1;
+            *self.failures.entry(r.outcome.key()).or_insert(0) += 1;
+        }
+        self.latency.record(r.end.saturating_sub(r.intended));
+        if let Some(s) = r.sent {
+            self.latency_uncorrected.record(r.end.saturating_sub(s));
+        }
+        if let Some(ft) = r.first_token {
+            self.ttft.record(ft.saturating_sub(r.intended));
+            if r.outcome.is_ok() && r.output_tokens >= 2 {
+                self.tpot.record(r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1));
+            }
+        }
+        for &g in itl {
+            self.itl.record(g);
+        }
+    }
+
+    /// Sent requests.
+    pub fn sent(&self) -> u64 {
+        self.ok + self.failed
+    }
+
+    /// failed / sent (0 when nothing was sent).
+    pub fn error_rate(&self) -> f64 {
+        if self.sent() == 0 {
+            0.0
+        } else {
+            self.failed as f64 / self.sent() as f64
+        }
+    }
+}
+
+/// One time bucket.
+#[derive(Clone, Debug, Default)]
+pub struct Bucket {
+    /// Requests that ended in the bucket, by outcome class.
+    pub ok: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// Output tokens of requests that ended in the bucket.
+    pub output_tokens: u64,
+    /// Sum and count of per-request decode speeds of streams ended in the bucket.
+    pub decode_sum: f64,
+    /// Count for `decode_sum`.
+    pub decode_n: u64,
+    /// Latency of requests ended in the bucket (2 significant digits).
+    pub latency: Option<Hist>,
+    /// Per provider: (ok, failed) of requests *started* (intended) in the bucket.
+    pub providers: BTreeMap<String, (u64, u64)>,
+}
+
+/// Folds records into statistics.
+#[derive(Debug)]
+pub struct Aggregator {
+    bucket: Nanos,
+    kinds: Vec<String>,
+    slo: SloThresholds,
+    /// Everything.
+    pub overall: Group,
+    /// By provider (from the response's provider header; `unknown` otherwise).
+    pub providers: BTreeMap<String, Group>,
+    /// By request kind.
+    pub per_kind: BTreeMap<String, Group>,
+    /// By fault phase, for the windows given.
+    pub per_phase: BTreeMap<String, Group>,
+    phases: Vec<(String, Nanos, Nanos)>,
+    /// Time buckets by request end.
+    pub buckets: Vec<Bucket>,
+    /// Schedule lag (actual − intended send).
+    pub lag: Hist,
+    /// Embeddings: count and latency sum.
+    pub embeddings: (u64, Hist),
+    /// Requests seen.
+    pub records: u64,
+    /// Last end time seen.
+    pub last_end: Nanos,
+}
+
+/// Most buckets kept (a day at 1 s); later records fold into the last bucket.
+const MAX_BUCKETS: usize = 86_400;
+
+impl Aggregator {
+    /// An aggregator with `bucket`-long time buckets; `kinds` names the mix's kinds.
+    pub fn new(bucket: Nanos, kinds: Vec<String>, slo: SloThresholds) -> Aggregator {
+        Aggregator {
+            bucket: bucket.max(1),
+            kinds,
+            slo,
+            overall: Group::default(),
+            providers: BTreeMap::new(),
+            per_kind: BTreeMap::new(),
+            per_phase: BTreeMap::new(),
+            phases: Vec::new(),
+            buckets: Vec::new(),
+            lag: Hist::new(3),
+            embeddings: (0, Hist::new(3)),
+            records: 0,
+            last_end: 0,
+        }
+    }
+
+    /// Adds fault windows `(phase, start, end)` for per-phase statistics (by intended start).
+    pub fn with_phases(mut self, phases: Vec<(String, Nanos, Nanos)>) -> Aggregator {
+        self.phases = phases;
+        self
+    }
+
+    /// Bucket length.
+    pub fn bucket_len(&self) -> Nanos {
+        self.bucket
+    }
+
+    fn bucket_mut(&mut self, t: Nanos) -> &mut Bucket {
+        let i = ((t / self.bucket) as usize).min(MAX_BUCKETS - 1);
+        if self.buckets.len() <= i {
+            self.buckets.resize_with(i + 1, Bucket::default);
+        }
+        &mut self.buckets[i]
+    }
+
+    /// Folds one record (and its inter-token gaps) in.
+    pub fn add(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool) {
+        self.records += 1;
+        self.last_end = self.last_end.max(r.end);
+        let good = r.outcome.is_ok() && self.meets_slo(r);
+        self.overall.add(r, itl, good);
+        let provider = r.provider.clone().unwrap_or_else(|| "unknown".into());
+        if r.outcome != Outcome::Dropped {
+            self.providers.entry(provider.clone()).or_default().add(r, itl, good);
+        }
+        let kind = self.kinds.get(r.kind as usize).cloned().unwrap_or_else(|| format!("kind{}", r.kind));
+        self.per_kind.entry(kind).or_default().add(r, itl, good);
+        for (name, s, e) in &self.phases {
+            if r.intended >= *s && r.intended < *e {
+                self.per_phase.entry(name.clone()).or_default().add(r, itl, good);
+            }
+        }
+        if let Some(s) = r.sent {
+            self.lag.record(s.saturating_sub(r.intended));
+        }
+        if embeddings && r.outcome.is_ok() {
+            self.embeddings.0 += 1;
+            self.embeddings.1.record(r.end.saturating_sub(r.intended));
+        }
+        let decode = match (r.first_token, r.outcome.is_ok() && r.stream && r.output_tokens >= 2) {
+            (Some(ft), true) if r.end > ft => Some(f64::from(r.output_tokens - 1) * NS_PER_S as f64 / (r.end - ft) as f64),
+            _ => None,
+        };
+        let b = self.bucket_mut(r.end);
+        match r.outcome {
+            Outcome::Ok => {
+                b.ok += 1;
+                b.output_tokens += u64::from(r.output_tokens);
+            }
+            Outcome::Dropped => b.dropped += 1,
+            _ => b.failed += 1,
+        }
+        if let Some(d) = decode {
+            b.decode_sum += d;
+            b.decode_n += 1;
+        }
+        if r.outcome != Outcome::Dropped {
+            b.latency.get_or_insert_with(|| Hist::new(2)).record(r.end.saturating_sub(r.intended));
+            let sb = self.bucket_mut(r.intended);
+            let e = sb.providers.entry(provider).or_insert((0, 0));
+            if r.outcome.is_ok() {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+
+    fn meets_slo(&self, r: &RequestRecord) -> bool {
+        let s = &self.slo;
+        let e2e = r.end.saturating_sub(r.intended);
+        if s.e2e.is_some_and(|m| e2e > m) {
+            return false;
+        }
+        if let (Some(m), Some(ft)) = (s.ttft, r.first_token) {
+            if ft.saturating_sub(r.intended) > m {
+                return false;
+            }
+        }
+        if let (Some(m), Some(ft)) = (s.tpot, r.first_token) {
+            if r.output_tokens >= 2 && r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1) > m {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The article's throughput columns: per-bucket mean decode speed → avg/peak/min/cv.
+    pub fn output_tps(&self) -> Tps {
+        let v: Vec<f64> = self.buckets.iter().filter(|b| b.decode_n > 0).map(|b| b.decode_sum / b.decode_n as f64).collect();
+        Tps::of(&v)
+    }
+
+    /// Builds the report (`duration` = the run's scheduled length).
+    pub fn report(&self, scheduled: u64, in_flight_at_end: u64, duration: Nanos) -> LoadReport {
+        let d = nanos_to_secs_f64(duration.max(1));
+        let g = &self.overall;
+        LoadReport {
+            requests: RequestCounts {
+                scheduled,
+                sent: g.sent() + in_flight_at_end,
+                ok: g.ok,
+                failed: g.failed,
+                dropped: g.dropped,
+                in_flight_at_end,
+            },
+            error_rate: g.error_rate(),
+            failures_by_kind: g.failures.clone(),
+            latency_ms: g.latency.summary(),
+            latency_uncorrected_ms: g.latency_uncorrected.summary(),
+            schedule_lag_ms: self.lag.summary(),
+            ttft_ms: g.ttft.summary(),
+            itl_ms: g.itl.summary(),
+            tpot_ms: g.tpot.summary(),
+            output_tps: self.output_tps(),
+            throughput: Throughput {
+                requests_per_s: g.sent() as f64 / d,
+                ok_per_s: g.ok as f64 / d,
+                output_tokens_per_s: g.output_tokens as f64 / d,
+                goodput_per_s: g.good as f64 / d,
+            },
+            embeddings: EmbeddingsStats {
+                requests_per_s: self.embeddings.0 as f64 / d,
+                avg_latency_ms: self.embeddings.1.mean_ms(),
+            },
+            providers: self.providers.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
+            kinds: self.per_kind.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
+            phases: self.per_phase.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
+            timeline: self.timeline(),
+            duration_s: d,
+        }
+    }
+
+    /// Per-bucket series.
+    pub fn timeline(&self) -> Timeline {
+        let mut t = Timeline { bucket_s: nanos_to_secs_f64(self.bucket), ..Timeline::default() };
+        for (i, b) in self.buckets.iter().enumerate() {
+            t.t_s.push(i as f64 * nanos_to_secs_f64(self.bucket));
+            t.ok.push(b.ok);
+            t.failed.push(b.failed);
+            t.dropped.push(b.dropped);
+            t.output_tokens.push(b.output_tokens);
+            t.p99_ms.push(b.latency.as_ref().map_or(0.0, |h| h.quantile_ms(0.99)));
+        }
+        t
+    }
+}
+
+/// Throughput stability (the article's tokens/s columns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Tps {
+    /// Mean of the per-second values.
+    pub avg: f64,
+    /// Largest.
+    pub peak: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Coefficient of variation (population sd / mean).
+    pub cv: f64,
+}
+
+impl Tps {
+    /// Of a series.
+    pub fn of(v: &[f64]) -> Tps {
+        if v.is_empty() {
+            return Tps::default();
+        }
+        let n = v.len() as f64;
+        let avg = v.iter().sum::<f64>() / n;
+        let sd = (v.iter().map(|x| (x - avg).powi(2)).sum::<f64>() / n).sqrt();
+        Tps {
+            avg,
+            peak: v.iter().cloned().fold(f64::MIN, f64::max),
+            min: v.iter().cloned().fold(f64::MAX, f64::min),
+            cv: if avg > 0.0 { sd / avg } else { 0.0 },
+        }
+    }
+}
+
+/// `requests.*`: every scheduled request is exactly one of ok, failed, dropped, in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RequestCounts {
+    /// Planned by the schedule.
+    pub scheduled: u64,
+    /// Sent (ok + failed + in flight at the end).
+    pub sent: u64,
+    /// Succeeded.
+    pub ok: u64,
+    /// Sent and failed.
+    pub failed: u64,
+    /// Not sent: the concurrency cap was full.
+    pub dropped: u64,
+    /// Sent, unanswered when the run ended.
+    pub in_flight_at_end: u64,
+}
+
+/// Rates over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Sent per second.
+    pub requests_per_s: f64,
+    /// Ok per second.
+    pub ok_per_s: f64,
+    /// Output tokens per second (all ok requests).
+    pub output_tokens_per_s: f64,
+    /// Ok requests meeting the SLO thresholds per second.
+    pub goodput_per_s: f64,
+}
+
+/// The article's embeddings columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct EmbeddingsStats {
+    /// Ok embeddings requests per second.
+    pub requests_per_s: f64,
+    /// Their mean latency.
+    pub avg_latency_ms: f64,
+}
+
+/// A group's report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GroupReport {
+    /// Sent.
+    pub requests: u64,
+    /// Ok.
+    pub ok: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// failed / sent.
+    pub error_rate: f64,
+    /// Failures by outcome.
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// Latency.
+    pub latency_ms: hist::Summary,
+    /// TTFT.
+    pub ttft_ms: hist::Summary,
+    /// Sent per second.
+    pub requests_per_s: f64,
+}
+
+impl GroupReport {
+    fn of(g: &Group, d: f64) -> GroupReport {
+        GroupReport {
+            requests: g.sent(),
+            ok: g.ok,
+            failed: g.failed,
+            dropped: g.dropped,
+            error_rate: g.error_rate(),
+            failures_by_kind: g.failures.clone(),
+            latency_ms: g.latency.summary(),
+            ttft_ms: g.ttft.summary(),
+            requests_per_s: g.sent() as f64 / d,
+        }
+    }
+}
+
+/// Per-bucket series (by request end).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Timeline {
+    /// Bucket length.
+    pub bucket_s: f64,
+    /// Bucket starts.
+    pub t_s: Vec<f64>,
+    /// Ok per bucket.
+    pub ok: Vec<u64>,
+    /// Failed per bucket.
+    pub failed: Vec<u64>,
+    /// Dropped per bucket.
+    pub dropped: Vec<u64>,
+    /// Output tokens per bucket.
+    pub output_tokens: Vec<u64>,
+    /// p99 latency per bucket.
+    pub p99_ms: Vec<f64>,
+}
+
+/// The report of a load run; its JSON names are a contract (`schema/load-report.schema.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Accounting.
+    pub requests: RequestCounts,
+    /// failed / sent.
+    pub error_rate: f64,
+    /// Failures by outcome key (`http_502`, `timeout`, `stream_cut`, …).
+    pub failures_by_kind: BTreeMap<String, u64>,
+    /// End-to-end latency from intended start.
+    pub latency_ms: hist::Summary,
+    /// End-to-end latency from actual send (what a coordinated-omission-prone tool reports).
+    pub latency_uncorrected_ms: hist::Summary,
+    /// Actual − intended send.
+    pub schedule_lag_ms: hist::Summary,
+    /// Time to first token.
+    pub ttft_ms: hist::Summary,
+    /// Inter-token latency.
+    pub itl_ms: hist::Summary,
+    /// Time per output token.
+    pub tpot_ms: hist::Summary,
+    /// Per-second decode speed statistics.
+    pub output_tps: Tps,
+    /// Rates.
+    pub throughput: Throughput,
+    /// Embeddings.
+    pub embeddings: EmbeddingsStats,
+    /// By provider.
+    pub providers: BTreeMap<String, GroupReport>,
+    /// By request kind.
+    pub kinds: BTreeMap<String, GroupReport>,
+    /// By fault phase.
+    pub phases: BTreeMap<String, GroupReport>,
+    /// Per-bucket series.
+    pub timeline: Timeline,
+    /// Scheduled length of the run.
+    pub duration_s: f64,
+}
+
+#[cfg(test)]
+mod tests;
