@@ -1,6 +1,7 @@
 //! Command-line interface: flags become a plan before any work starts.
 
 use crate::provider::Api;
+use crate::time::Dur;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -18,6 +19,109 @@ pub struct Cli {
 pub enum Command {
     /// Serve mock LLM providers that fail on a seeded, scripted timeline.
     Mock(MockArgs),
+    /// Send realistic LLM traffic to a URL and measure it (no coordinated omission).
+    Load(Box<LoadArgs>),
+}
+
+/// `chaosgate load`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("loop").args(["rate", "users", "trace"]).required(true)))]
+pub struct LoadArgs {
+    /// Base URL of an OpenAI- or Anthropic-compatible API (a mock, a gateway).
+    #[arg(long)]
+    pub target: String,
+    /// API of request kinds that do not name one.
+    #[arg(long, value_parser = parse_api, default_value = "openai")]
+    pub api: Api,
+    /// Open loop: requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: gap distribution.
+    #[arg(long, value_enum, default_value = "poisson")]
+    pub arrival: ArrivalArg,
+    /// Gamma shape for --arrival gamma (1 = Poisson-like, smaller = burstier).
+    #[arg(long)]
+    pub burstiness: Option<f64>,
+    /// Closed loop: number of users (Locust's model).
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Closed loop: users started per second (default: all at once).
+    #[arg(long, requires = "users")]
+    pub spawn_rate: Option<f64>,
+    /// Closed loop: think time after each answer, e.g. 1s (or a range: 1s..3s).
+    #[arg(long, requires = "users", conflicts_with = "pacing")]
+    pub think: Option<String>,
+    /// Closed loop: constant pacing, start-to-start interval per user.
+    #[arg(long, requires = "users")]
+    pub pacing: Option<Dur>,
+    /// Replay a trace (JSONL or CSV of offsets and request attributes).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Trace replay speed factor.
+    #[arg(long, requires = "trace")]
+    pub speed: Option<f64>,
+    /// Run length (open and closed loop).
+    #[arg(long)]
+    pub duration: Option<Dur>,
+    /// Request mix file ([[kind]] tables); default: one plain chat kind.
+    #[arg(long)]
+    pub mix: Option<PathBuf>,
+    /// Most requests in flight; a request that cannot start is counted as dropped.
+    #[arg(long, default_value_t = 1000)]
+    pub concurrency: usize,
+    /// Whole-request timeout.
+    #[arg(long, default_value = "60s")]
+    pub timeout: Dur,
+    /// Time-to-first-token timeout.
+    #[arg(long)]
+    pub ttft_timeout: Option<Dur>,
+    /// Longest silence between stream events.
+    #[arg(long)]
+    pub stall_timeout: Option<Dur>,
+    /// How long to wait for in-flight requests after the schedule ends (default: --timeout).
+    #[arg(long)]
+    pub grace: Option<Dur>,
+    /// Time bucket of the per-second series.
+    #[arg(long, default_value = "1s")]
+    pub bucket: Dur,
+    /// Goodput SLO: TTFT at most this.
+    #[arg(long)]
+    pub slo_ttft: Option<Dur>,
+    /// Goodput SLO: time per output token at most this.
+    #[arg(long)]
+    pub slo_tpot: Option<Dur>,
+    /// Goodput SLO: end-to-end latency at most this.
+    #[arg(long)]
+    pub slo_e2e: Option<Dur>,
+    /// Run seed (default random; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
+    #[arg(long)]
+    pub csv: Option<String>,
+    /// Write an HdrHistogram interval log (V2, DEFLATE) of latency per bucket.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// Sent as the API key.
+    #[arg(long, default_value = "sk-chaosgate")]
+    pub api_key: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `--arrival`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ArrivalArg {
+    /// Evenly spaced.
+    Constant,
+    /// Exponential gaps.
+    Poisson,
+    /// Gamma gaps (see --burstiness).
+    Gamma,
 }
 
 /// `chaosgate mock`.

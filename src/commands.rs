@@ -1,6 +1,6 @@
 //! What each subcommand does (kept out of `main.rs` so tests can call it in-process).
 
-use crate::cli::{random_seed, MockArgs};
+use crate::cli::{random_seed, ArrivalArg, LoadArgs, MockArgs};
 use crate::fault::Profile;
 use crate::mock::{self, MockConfig};
 use crate::net::{self, ServerHandle};
@@ -71,6 +71,120 @@ pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
     shutdown_signal().await;
     for h in handles {
         h.shutdown().await;
+    }
+    Ok(0)
+}
+
+/// Builds the traffic table from `chaosgate load` flags.
+pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::TrafficConfig> {
+    use crate::traffic::{ArrivalKind, ThinkTime, TrafficConfig};
+    let think_time = match (&a.think, a.pacing) {
+        (Some(t), _) => Some(match t.split_once("..") {
+            Some((lo, hi)) => ThinkTime::Uniform {
+                min: lo.parse().map_err(anyhow::Error::msg)?,
+                max: hi.parse().map_err(anyhow::Error::msg)?,
+            },
+            None => ThinkTime::Constant {
+                value: t.parse().map_err(anyhow::Error::msg)?,
+            },
+        }),
+        (None, Some(p)) => Some(ThinkTime::Pacing { interval: p }),
+        (None, None) => None,
+    };
+    let cfg = TrafficConfig {
+        api: Some(a.api),
+        duration: a.duration,
+        rate: a.rate,
+        arrival: match a.arrival {
+            ArrivalArg::Constant => ArrivalKind::Constant,
+            ArrivalArg::Poisson => ArrivalKind::Poisson,
+            ArrivalArg::Gamma => ArrivalKind::Gamma,
+        },
+        burstiness: a.burstiness,
+        users: a.users,
+        spawn_rate: a.spawn_rate,
+        think_time,
+        trace: a.trace.clone(),
+        speed: a.speed,
+        mix: a.mix.clone(),
+        ..TrafficConfig::default()
+    };
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        let msgs: Vec<String> = problems
+            .into_iter()
+            .map(|(k, m)| format!("--{}: {m}", k.replace('_', "-")))
+            .collect();
+        anyhow::bail!("{}", msgs.join("\n"));
+    }
+    Ok(cfg)
+}
+
+/// `chaosgate load`: runs the traffic against `--target` and reports.
+pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
+    use crate::analysis::SloThresholds;
+    use crate::load::{self as live, LoadOptions};
+    let cfg = traffic_from_args(&a)?;
+    let base = std::path::Path::new(".");
+    let kinds = cfg.load_kinds(base)?;
+    let mix = crate::traffic::Mix::new(kinds, a.api).map_err(anyhow::Error::msg)?;
+    let source = cfg.source(base)?;
+    if let crate::traffic::Source::Trace(t, _) = &source {
+        t.check_kinds(
+            &mix,
+            &a.trace.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        )?;
+    }
+    live::base_url(&a.target).map_err(anyhow::Error::msg)?;
+    let seed = a.seed.unwrap_or_else(random_seed);
+    let mut opts = LoadOptions::new(&a.target, a.api, seed);
+    opts.concurrency = a.concurrency.max(1);
+    opts.timeout = a.timeout.0;
+    opts.ttft_timeout = a.ttft_timeout.map(|d| d.0);
+    opts.stall_timeout = a.stall_timeout.map(|d| d.0);
+    opts.grace = a.grace.map_or(a.timeout.0, |d| d.0);
+    opts.bucket = a.bucket.0.max(1_000_000);
+    opts.slo = SloThresholds {
+        ttft: a.slo_ttft.map(|d| d.0),
+        tpot: a.slo_tpot.map(|d| d.0),
+        e2e: a.slo_e2e.map(|d| d.0),
+    };
+    opts.progress = !a.quiet;
+    opts.api_key = a.api_key.clone();
+    eprintln!(
+        "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
+        a.target
+    );
+    let start_wall = std::time::SystemTime::now();
+    let result = live::run(source, mix, opts).await?;
+    let report = result
+        .aggregator
+        .report(result.scheduled, result.in_flight_at_end, result.duration);
+    print!("{}", crate::report::text(&report));
+    if let Some(p) = &a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["seed"] = serde_json::json!(seed);
+        v["target"] = serde_json::json!(a.target);
+        crate::report::write_json(p, &v)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(prefix) = &a.csv {
+        let start_unix = start_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        crate::report::write_locust_csv(
+            prefix,
+            &result.aggregator,
+            report.duration_s,
+            start_unix,
+            a.users.unwrap_or(0),
+        )?;
+        eprintln!("wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv");
+    }
+    if let Some(p) = &a.hlog {
+        crate::report::write_hlog(p, &result.aggregator, start_wall)?;
+        eprintln!("wrote {}", p.display());
     }
     Ok(0)
 }

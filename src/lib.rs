@@ -9,16 +9,18 @@
 //! - [`time`], [`rng`], [`diag`] — integer-nanosecond time, labelled seeded streams,
 //!   configuration diagnostics with file and line.
 
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod diag;
 pub mod fault;
+pub mod load;
 pub mod mock;
 pub mod net;
 pub mod provider;
 pub mod record;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod time;
 pub mod traffic;
-pub mod analysis;

@@ -35,7 +35,9 @@ pub struct Summary {
 impl Hist {
     /// `sigfig` significant digits (2 or 3).
     pub fn new(sigfig: u8) -> Hist {
-        Hist { h: Histogram::new_with_bounds(1, MAX_US, sigfig).expect("valid bounds") }
+        Hist {
+            h: Histogram::new_with_bounds(1, MAX_US, sigfig).expect("valid bounds"),
+        }
     }
 
     /// Records a duration.
@@ -80,7 +82,11 @@ impl Hist {
             p95: self.quantile_ms(0.95),
             p99: self.quantile_ms(0.99),
             p999: self.quantile_ms(0.999),
-            max: if self.h.is_empty() { 0.0 } else { self.h.max() as f64 / 1000.0 },
+            max: if self.h.is_empty() {
+                0.0
+            } else {
+                self.h.max() as f64 / 1000.0
+            },
             mean: self.mean_ms(),
         }
     }

@@ -106,7 +106,8 @@ impl Group {
         if let Some(ft) = r.first_token {
             self.ttft.record(ft.saturating_sub(r.intended));
             if r.outcome.is_ok() && r.output_tokens >= 2 {
-                self.tpot.record(r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1));
+                self.tpot
+                    .record(r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1));
             }
         }
         for &g in itl {
@@ -229,7 +230,11 @@ impl Aggregator {
         if r.outcome != Outcome::Dropped {
             self.providers.entry(provider.clone()).or_default().add(r, itl, good);
         }
-        let kind = self.kinds.get(r.kind as usize).cloned().unwrap_or_else(|| format!("kind{}", r.kind));
+        let kind = self
+            .kinds
+            .get(r.kind as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("kind{}", r.kind));
         self.per_kind.entry(kind).or_default().add(r, itl, good);
         for (name, s, e) in &self.phases {
             if r.intended >= *s && r.intended < *e {
@@ -244,7 +249,9 @@ impl Aggregator {
             self.embeddings.1.record(r.end.saturating_sub(r.intended));
         }
         let decode = match (r.first_token, r.outcome.is_ok() && r.stream && r.output_tokens >= 2) {
-            (Some(ft), true) if r.end > ft => Some(f64::from(r.output_tokens - 1) * NS_PER_S as f64 / (r.end - ft) as f64),
+            (Some(ft), true) if r.end > ft => {
+                Some(f64::from(r.output_tokens - 1) * NS_PER_S as f64 / (r.end - ft) as f64)
+            }
             _ => None,
         };
         let b = self.bucket_mut(r.end);
@@ -261,7 +268,9 @@ impl Aggregator {
             b.decode_n += 1;
         }
         if r.outcome != Outcome::Dropped {
-            b.latency.get_or_insert_with(|| Hist::new(2)).record(r.end.saturating_sub(r.intended));
+            b.latency
+                .get_or_insert_with(|| Hist::new(2))
+                .record(r.end.saturating_sub(r.intended));
             let sb = self.bucket_mut(r.intended);
             let e = sb.providers.entry(provider).or_insert((0, 0));
             if r.outcome.is_ok() {
@@ -293,7 +302,12 @@ impl Aggregator {
 
     /// The article's throughput columns: per-bucket mean decode speed → avg/peak/min/cv.
     pub fn output_tps(&self) -> Tps {
-        let v: Vec<f64> = self.buckets.iter().filter(|b| b.decode_n > 0).map(|b| b.decode_sum / b.decode_n as f64).collect();
+        let v: Vec<f64> = self
+            .buckets
+            .iter()
+            .filter(|b| b.decode_n > 0)
+            .map(|b| b.decode_sum / b.decode_n as f64)
+            .collect();
         Tps::of(&v)
     }
 
@@ -329,9 +343,21 @@ impl Aggregator {
                 requests_per_s: self.embeddings.0 as f64 / d,
                 avg_latency_ms: self.embeddings.1.mean_ms(),
             },
-            providers: self.providers.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
-            kinds: self.per_kind.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
-            phases: self.per_phase.iter().map(|(k, v)| (k.clone(), GroupReport::of(v, d))).collect(),
+            providers: self
+                .providers
+                .iter()
+                .map(|(k, v)| (k.clone(), GroupReport::of(v, d)))
+                .collect(),
+            kinds: self
+                .per_kind
+                .iter()
+                .map(|(k, v)| (k.clone(), GroupReport::of(v, d)))
+                .collect(),
+            phases: self
+                .per_phase
+                .iter()
+                .map(|(k, v)| (k.clone(), GroupReport::of(v, d)))
+                .collect(),
             timeline: self.timeline(),
             duration_s: d,
         }
@@ -339,7 +365,10 @@ impl Aggregator {
 
     /// Per-bucket series.
     pub fn timeline(&self) -> Timeline {
-        let mut t = Timeline { bucket_s: nanos_to_secs_f64(self.bucket), ..Timeline::default() };
+        let mut t = Timeline {
+            bucket_s: nanos_to_secs_f64(self.bucket),
+            ..Timeline::default()
+        };
         for (i, b) in self.buckets.iter().enumerate() {
             t.t_s.push(i as f64 * nanos_to_secs_f64(self.bucket));
             t.ok.push(b.ok);

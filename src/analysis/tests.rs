@@ -1,7 +1,14 @@
 use super::*;
 use crate::time::NS_PER_MS;
 
-fn rec(id: u64, intended: Nanos, end: Nanos, outcome: Outcome, tokens: u32, first_token: Option<Nanos>) -> RequestRecord {
+fn rec(
+    id: u64,
+    intended: Nanos,
+    end: Nanos,
+    outcome: Outcome,
+    tokens: u32,
+    first_token: Option<Nanos>,
+) -> RequestRecord {
     RequestRecord {
         id,
         kind: 0,
@@ -20,18 +27,55 @@ fn rec(id: u64, intended: Nanos, end: Nanos, outcome: Outcome, tokens: u32, firs
 #[test]
 fn hand_computed_case() {
     // 4 requests in one second: two ok streams, one 502, one dropped.
-    let mut a = Aggregator::new(NS_PER_S, vec!["chat".into()], SloThresholds { e2e: Some(500 * NS_PER_MS), ..Default::default() });
+    let mut a = Aggregator::new(
+        NS_PER_S,
+        vec!["chat".into()],
+        SloThresholds {
+            e2e: Some(500 * NS_PER_MS),
+            ..Default::default()
+        },
+    );
     // stream: intended 0, first token 100 ms, 11 tokens, end 600 ms → TTFT 100, TPOT 50 ms, decode 20 tok/s
-    a.add(&rec(0, 0, 600 * NS_PER_MS, Outcome::Ok, 11, Some(100 * NS_PER_MS)), &[50 * NS_PER_MS; 10], false);
+    a.add(
+        &rec(0, 0, 600 * NS_PER_MS, Outcome::Ok, 11, Some(100 * NS_PER_MS)),
+        &[50 * NS_PER_MS; 10],
+        false,
+    );
     // stream: intended 100 ms, first token 300, 5 tokens, end 500 → TTFT 200, TPOT 50, decode 20 tok/s; e2e 400 ms (good)
-    a.add(&rec(1, 100 * NS_PER_MS, 500 * NS_PER_MS, Outcome::Ok, 5, Some(300 * NS_PER_MS)), &[50 * NS_PER_MS; 4], false);
-    a.add(&rec(2, 200 * NS_PER_MS, 210 * NS_PER_MS, Outcome::Http(502), 0, None), &[], false);
-    a.add(&rec(3, 300 * NS_PER_MS, 300 * NS_PER_MS, Outcome::Dropped, 0, None), &[], false);
+    a.add(
+        &rec(
+            1,
+            100 * NS_PER_MS,
+            500 * NS_PER_MS,
+            Outcome::Ok,
+            5,
+            Some(300 * NS_PER_MS),
+        ),
+        &[50 * NS_PER_MS; 4],
+        false,
+    );
+    a.add(
+        &rec(2, 200 * NS_PER_MS, 210 * NS_PER_MS, Outcome::Http(502), 0, None),
+        &[],
+        false,
+    );
+    a.add(
+        &rec(3, 300 * NS_PER_MS, 300 * NS_PER_MS, Outcome::Dropped, 0, None),
+        &[],
+        false,
+    );
     let r = a.report(4, 0, NS_PER_S);
-    assert_eq!((r.requests.ok, r.requests.failed, r.requests.dropped, r.requests.sent), (2, 1, 1, 3));
+    assert_eq!(
+        (r.requests.ok, r.requests.failed, r.requests.dropped, r.requests.sent),
+        (2, 1, 1, 3)
+    );
     assert!((r.error_rate - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(r.failures_by_kind.get("http_502"), Some(&1));
-    assert!((r.ttft_ms.p50 - 100.0).abs() < 0.2 && (r.ttft_ms.max - 200.0).abs() < 0.2, "{:?}", r.ttft_ms);
+    assert!(
+        (r.ttft_ms.p50 - 100.0).abs() < 0.2 && (r.ttft_ms.max - 200.0).abs() < 0.2,
+        "{:?}",
+        r.ttft_ms
+    );
     assert!((r.tpot_ms.p50 - 50.0).abs() < 0.1, "{:?}", r.tpot_ms);
     assert_eq!(r.itl_ms.count, 14);
     assert!((r.output_tps.avg - 20.0).abs() < 1e-9, "{:?}", r.output_tps);
@@ -50,10 +94,18 @@ fn tps_stats_match_the_formula() {
 
 #[test]
 fn per_phase_and_timeline() {
-    let mut a = Aggregator::new(NS_PER_S, vec!["chat".into()], SloThresholds::default()).with_phases(vec![("outage".into(), NS_PER_S, 2 * NS_PER_S)]);
+    let mut a = Aggregator::new(NS_PER_S, vec!["chat".into()], SloThresholds::default()).with_phases(vec![(
+        "outage".into(),
+        NS_PER_S,
+        2 * NS_PER_S,
+    )]);
     for i in 0..30u64 {
         let t = i * 100 * NS_PER_MS;
-        let out = if (10..20).contains(&i) { Outcome::Http(503) } else { Outcome::Ok };
+        let out = if (10..20).contains(&i) {
+            Outcome::Http(503)
+        } else {
+            Outcome::Ok
+        };
         a.add(&rec(i, t, t + 10 * NS_PER_MS, out, 1, None), &[], false);
     }
     let r = a.report(30, 0, 3 * NS_PER_S);

@@ -1,52 +1,106 @@
-"""Fixtures: one chaosgate mock per API for the whole session, on 127.0.0.1:0."""
+"""Fixtures for the SDK conformance suite: one `chaosgate mock` per API for the whole
+session, on 127.0.0.1 with a port the OS picks, serving the healthy profile with seed 1.
+
+CHAOSGATE_BIN overrides the binary (default: target/debug/chaosgate at the repo root).
+"""
+import collections
 import os
 import pathlib
 import re
 import subprocess
+import threading
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = os.environ.get("CHAOSGATE_BIN", str(ROOT / "target" / "debug" / "chaosgate"))
+BIN = os.path.abspath(os.environ.get("CHAOSGATE_BIN") or ROOT / "target" / "debug" / "chaosgate")
+PROFILE = ROOT / "fault-profiles" / "healthy.toml"
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+START_TIMEOUT_S = 20.0
+STOP_GRACE_S = 5.0
 
 
-def _start(api: str):
-    proc = subprocess.Popen(
-        [BIN, "mock", "--api", api, "--listen", "127.0.0.1:0", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for _ in range(20):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = LISTENING.search(line)
-        if m:
-            return proc, m.group(1)
-    proc.kill()
-    raise RuntimeError(f"chaosgate mock --api {api} did not start (binary: {BIN})")
+class Mock:
+    """A running `chaosgate mock`; its output is drained on a thread for the whole run,
+    so a chatty mock can never block on a full pipe."""
+
+    def __init__(self, api: str):
+        self.api = api
+        self.url = None
+        self.tail = collections.deque(maxlen=50)
+        self._ready = threading.Event()
+        cmd = [
+            BIN, "mock",
+            "--api", api,
+            "--listen", "127.0.0.1:0",
+            "--profile", str(PROFILE),
+            "--seed", "1",
+        ]
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError:
+            pytest.exit(
+                f"chaosgate binary not found at {BIN}: run `cargo build` or set CHAOSGATE_BIN",
+                returncode=2,
+            )
+        self._reader = threading.Thread(target=self._drain, name=f"chaosgate-{api}-stdout", daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.tail.append(line.rstrip("\n"))
+            if self.url is None:
+                m = LISTENING.search(line)
+                if m:
+                    self.url = m.group(1)
+                    self._ready.set()
+        self._ready.set()  # EOF: the process is gone; wake the waiter
+
+    def wait_ready(self):
+        self._ready.wait(START_TIMEOUT_S)
+        if self.url is None:
+            self.stop()
+            output = "\n".join(self.tail) or "(no output)"
+            raise RuntimeError(
+                f"`chaosgate mock --api {self.api}` did not print 'listening on http://127.0.0.1:PORT' "
+                f"within {START_TIMEOUT_S:.0f} s (binary: {BIN}, exit code: {self.proc.poll()}). Output:\n{output}"
+            )
+        return self.url
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=STOP_GRACE_S)
 
 
-def _stop(proc):
-    proc.terminate()
+def _serve(api):
+    mock = Mock(api)
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        yield mock.wait_ready()
+    finally:
+        mock.stop()
 
 
 @pytest.fixture(scope="session")
 def openai_url():
-    proc, url = _start("openai")
-    yield url
-    _stop(proc)
+    """Base URL (no /v1) of the session's `chaosgate mock --api openai`."""
+    yield from _serve("openai")
 
 
 @pytest.fixture(scope="session")
 def anthropic_url():
-    proc, url = _start("anthropic")
-    yield url
-    _stop(proc)
+    """Base URL of the session's `chaosgate mock --api anthropic`."""
+    yield from _serve("anthropic")

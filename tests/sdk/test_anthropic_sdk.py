@@ -1,8 +1,22 @@
-"""The official anthropic SDK against `chaosgate mock --api anthropic`."""
+"""The official anthropic Python SDK against `chaosgate mock --api anthropic`.
+
+Clients never retry (max_retries=0), so each call is exactly one request and every
+forced fault reaches the test as the SDK surfaces it. Streams are read both through the
+`client.messages.stream(...)` helper (MessageStream) and raw (`stream=True`).
+"""
+import json
+import time
+
 import anthropic
+import httpx2
 import pytest
 
+MODEL = "claude-haiku-4-5"
 MSGS = [{"role": "user", "content": "Say something."}]
+
+# anthropic 2.x maps 529 to OverloadedError (a subclass of InternalServerError); older
+# SDKs had no class for it and fell back to InternalServerError.
+OVERLOADED = getattr(anthropic, "OverloadedError", anthropic.InternalServerError)
 
 
 def fault(value):
@@ -11,83 +25,242 @@ def fault(value):
 
 @pytest.fixture()
 def client(anthropic_url):
-    return anthropic.Anthropic(base_url=anthropic_url, api_key="sk-ant-chaos", max_retries=0, timeout=5.0)
+    return anthropic.Anthropic(base_url=anthropic_url, api_key="sk-ant-chaosgate-test", max_retries=0, timeout=5.0)
 
 
-def plain_text(client, n):
-    m = client.messages.create(model="claude-3-5-sonnet-20241022", max_tokens=n, messages=MSGS)
-    return m
+def create(client, n, **kw):
+    return client.messages.create(model=MODEL, max_tokens=n, messages=MSGS, **kw)
+
+
+def read_helper(client, n, value=None):
+    """Read a MessageStream's text_stream, keeping what arrived even if it raises.
+    Returns (pieces, exc, stream); the stream is closed but its snapshot is readable."""
+    pieces = []
+    with client.messages.stream(
+        model=MODEL, max_tokens=n, messages=MSGS, extra_headers=fault(value) if value else None
+    ) as stream:
+        try:
+            for text in stream.text_stream:
+                pieces.append(text)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects what the SDK raised
+            return pieces, exc, stream
+    return pieces, None, stream
+
+
+def read_raw(client, n, value=None):
+    """Iterate a raw `stream=True` response. Returns (event types, text pieces, exc)."""
+    kinds, pieces = [], []
+    try:
+        for event in create(client, n, stream=True, extra_headers=fault(value) if value else None):
+            kinds.append(event.type)
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                pieces.append(event.delta.text)
+    except BaseException as exc:  # noqa: BLE001
+        return kinds, pieces, exc
+    return kinds, pieces, None
+
+
+# --- healthy traffic -------------------------------------------------------------------
 
 
 def test_plain_message(client):
-    m = plain_text(client, 7)
-    assert m.model == "claude-3-5-sonnet-20241022"
-    assert len(m.content[0].text.split()) == 7
-    assert m.usage.output_tokens == 7 and m.usage.input_tokens >= 1
+    m = create(client, 7)
+    assert m.model == MODEL
+    assert m.role == "assistant" and m.type == "message"
+    assert [b.type for b in m.content] == ["text"]
+    text = m.content[0].text
+    assert text and text.startswith(" ")  # filler words, each with a leading space
+    assert len(text.split()) == 7
     assert m.stop_reason == "max_tokens"
+    assert m.usage.output_tokens == 7
+    assert m.usage.input_tokens >= 1
 
 
-def test_stream_helper_reassembles(client):
-    want = plain_text(client, 10).content[0].text
-    with client.messages.stream(model="claude-3-5-sonnet-20241022", max_tokens=10, messages=MSGS) as s:
-        text = "".join(s.text_stream)
-        final = s.get_final_message()
-    assert text == want
+def test_stream_helper_reassembles_the_plain_text(client):
+    plain = create(client, 10).content[0].text
+    pieces, exc, stream = read_helper(client, 10)
+    assert exc is None
+    assert len(pieces) == 10
+    assert "".join(pieces) == plain
+    final = stream.get_final_message()
+    assert final.model == MODEL
+    assert final.content[0].text == plain
+    assert final.stop_reason == "max_tokens"
     assert final.usage.output_tokens == 10
+    assert final.usage.input_tokens >= 1
 
 
-def test_raw_stream_events(client):
-    kinds = [
-        e.type
-        for e in client.messages.create(model="claude-3-5-sonnet-20241022", max_tokens=3, messages=MSGS, stream=True)
+def test_raw_stream_reassembles_the_plain_text(client):
+    plain = create(client, 6).content[0].text
+    events = list(create(client, 6, stream=True))
+    kinds = [e.type for e in events]
+    # The wire also carries a `ping` after content_block_start; the SDK drops pings.
+    assert kinds == (
+        ["message_start", "content_block_start"]
+        + ["content_block_delta"] * 6
+        + ["content_block_stop", "message_delta", "message_stop"]
+    )
+    text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
+    assert text == plain
+    start, delta = events[0], events[-2]
+    assert start.message.model == MODEL
+    assert start.message.usage.input_tokens >= 1
+    assert delta.delta.stop_reason == "max_tokens"
+    assert delta.usage.output_tokens == 6
+
+
+def test_raw_wire_has_ping_the_sdk_hides(client):
+    with client.messages.with_streaming_response.create(
+        model=MODEL, max_tokens=2, messages=MSGS, stream=True
+    ) as response:
+        names = [line[len("event: "):] for line in response.iter_lines() if line.startswith("event: ")]
+    assert names == [
+        "message_start", "content_block_start", "ping",
+        "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop",
     ]
-    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
-    assert kinds.count("content_block_delta") == 3
 
 
-@pytest.mark.parametrize(
-    "value,exc,status,etype",
-    [
-        ("status=429", anthropic.RateLimitError, 429, "rate_limit_error"),
-        ("status=500", anthropic.InternalServerError, 500, "api_error"),
-        ("status=401", anthropic.AuthenticationError, 401, "authentication_error"),
-        ("status=529", anthropic.OverloadedError, 529, "overloaded_error"),
-    ],
-)
-def test_forced_errors_raise_the_sdk_classes(client, value, exc, status, etype):
-    with pytest.raises(exc) as info:
-        client.messages.create(
-            model="claude-3-5-sonnet-20241022", max_tokens=3, messages=MSGS, extra_headers=fault(value)
-        )
-    assert info.value.status_code == status
-    assert info.value.body["error"]["type"] == etype
+# --- forced HTTP errors ----------------------------------------------------------------
+
+# value, SDK class (exact), status, error.type
+FORCED = [
+    ("status=429", anthropic.RateLimitError, 429, "rate_limit_error"),
+    # Anthropic has no insufficient_quota type: a spend cap is a rate_limit_error too.
+    ("status=429,kind=insufficient_quota", anthropic.RateLimitError, 429, "rate_limit_error"),
+    ("status=500", anthropic.InternalServerError, 500, "api_error"),
+    ("status=401", anthropic.AuthenticationError, 401, "authentication_error"),
+    ("status=529", OVERLOADED, 529, "overloaded_error"),
+]
 
 
-def test_inband_stream_error_raises_after_some_text(client):
-    """`event: error` inside a 200 stream: this SDK raises a plain APIStatusError (the
-    (status, code) table has no entry for a 200) carrying the overloaded_error body."""
-    got = ""
+@pytest.mark.parametrize("value,exc_class,status,etype", FORCED, ids=[f[0] for f in FORCED])
+def test_forced_error_raises_the_sdk_class(client, value, exc_class, status, etype):
     with pytest.raises(anthropic.APIStatusError) as info:
-        with client.messages.stream(
-            model="claude-3-5-sonnet-20241022", max_tokens=20, messages=MSGS, extra_headers=fault("error_after=3")
-        ) as s:
-            for t in s.text_stream:
-                got += t
-    assert len(got.split()) == 3
-    assert info.value.body["error"]["type"] == "overloaded_error"
+        create(client, 3, extra_headers=fault(value))
+    e = info.value
+    assert type(e) is exc_class
+    assert e.status_code == status
+    # The SDK keeps the whole envelope {"type":"error","error":{type,message},"request_id"}.
+    assert e.body["type"] == "error"
+    assert e.body["error"]["type"] == etype and e.type == etype
+    assert isinstance(e.body["error"]["message"], str) and e.body["error"]["message"]
+    assert isinstance(e.body["request_id"], str) and e.body["request_id"]
+    assert e.request_id == e.body["request_id"]  # the `request-id` header agrees
 
 
-def test_cut_stream_is_not_a_clean_end(client):
-    """A cut stream: the SDK yields the 5 pieces, then its HTTP layer raises
-    RemoteProtocolError ("incomplete chunked read") — not an anthropic.APIError, which
-    is exactly how gateways and apps end up missing it."""
-    got = ""
-    with pytest.raises(Exception, match="incomplete chunked read") as info:
-        with client.messages.stream(
-            model="claude-3-5-sonnet-20241022", max_tokens=20, messages=MSGS, extra_headers=fault("cut_after=5")
-        ) as s:
-            for t in s.text_stream:
-                got += t
-            s.get_final_message()
-    assert len(got.split()) == 5
-    assert not isinstance(info.value, anthropic.APIError)
+def test_overloaded_is_an_internal_server_error(client):
+    """Code written against older SDKs (`except InternalServerError`) still catches 529."""
+    with pytest.raises(anthropic.InternalServerError) as info:
+        create(client, 3, extra_headers=fault("status=529"))
+    assert info.value.status_code == 529
+
+
+def test_forced_error_on_stream_helper_raises_on_enter(client):
+    with pytest.raises(anthropic.RateLimitError):
+        with client.messages.stream(model=MODEL, max_tokens=3, messages=MSGS, extra_headers=fault("status=429")):
+            pass
+
+
+# --- faults inside a 200 stream --------------------------------------------------------
+
+
+def _assert_inband_overloaded(exc):
+    # `event: error` arrives on a 200 response; the SDK's _streaming.py builds the error
+    # with make_status_error(status=200), whose (status, code) table has no entry for 200
+    # and which maps only >= 500 to InternalServerError: so it is the bare APIStatusError,
+    # not OverloadedError, with status_code 200 and the event's data as body.
+    assert type(exc) is anthropic.APIStatusError
+    assert exc.status_code == 200
+    assert exc.body["type"] == "error"
+    assert exc.body["error"]["type"] == "overloaded_error"
+    assert exc.type == "overloaded_error"
+
+
+def test_inband_error_via_stream_helper(client):
+    pieces, exc, stream = read_helper(client, 20, "error_after=3")
+    _assert_inband_overloaded(exc)
+    assert len(pieces) == 3
+    # What arrived before the error is still in the helper's snapshot.
+    snap = stream.current_message_snapshot
+    assert snap.content[0].text == "".join(pieces)
+    assert snap.stop_reason is None
+
+
+def test_inband_error_via_raw_stream(client):
+    kinds, pieces, exc = read_raw(client, 20, "error_after=3")
+    _assert_inband_overloaded(exc)
+    assert len(pieces) == 3
+    assert kinds == ["message_start", "content_block_start"] + ["content_block_delta"] * 3
+
+
+def _assert_cut(exc):
+    # The connection closes without the chunked terminator. The anthropic SDK does not wrap
+    # transport errors raised while iterating a stream: httpx2's RemoteProtocolError
+    # escapes as is. It is neither an anthropic.APIError nor an APIConnectionError, so
+    # `except anthropic.APIError` misses it.
+    assert type(exc) is httpx2.RemoteProtocolError
+    assert "incomplete chunked read" in str(exc)
+    assert not isinstance(exc, anthropic.AnthropicError)
+
+
+def test_cut_stream_via_stream_helper(client):
+    pieces, exc, stream = read_helper(client, 20, "cut_after=5")
+    _assert_cut(exc)
+    assert len(pieces) == 5
+    snap = stream.current_message_snapshot
+    assert snap.content[0].text == "".join(pieces)
+    assert snap.stop_reason is None  # no message_delta came
+
+
+def test_cut_stream_via_raw_stream(client):
+    kinds, pieces, exc = read_raw(client, 20, "cut_after=5")
+    _assert_cut(exc)
+    assert len(pieces) == 5
+    assert kinds == ["message_start", "content_block_start"] + ["content_block_delta"] * 5
+
+
+def test_no_terminal_stream_ends_silently(client):
+    """no_terminal: all tokens and message_delta, no message_stop, then a clean end of
+    body. Neither the raw stream nor the helper notices: no error, and the helper's final
+    message looks complete."""
+    kinds, pieces, exc = read_raw(client, 4, "no_terminal")
+    assert exc is None
+    assert len(pieces) == 4
+    assert kinds[-1] == "message_delta" and "message_stop" not in kinds
+
+    pieces, exc, stream = read_helper(client, 4, "no_terminal")
+    assert exc is None and len(pieces) == 4
+    final = stream.get_final_message()
+    assert final.stop_reason == "max_tokens"
+    assert final.usage.output_tokens == 4
+
+
+def test_malformed_event_escapes_as_json_decode_error(client):
+    """An event whose JSON is cut short: `sse.json()` raises json.JSONDecodeError straight
+    through; it is not an anthropic.AnthropicError."""
+    pieces, exc, _ = read_helper(client, 20, "malformed_after=2")
+    assert isinstance(exc, json.JSONDecodeError)
+    assert not isinstance(exc, anthropic.AnthropicError)
+    assert len(pieces) == 2
+
+
+# --- latency faults --------------------------------------------------------------------
+
+
+def test_delay_still_answers(client):
+    t0 = time.monotonic()
+    m = create(client, 3, extra_headers=fault("delay=200ms"))
+    assert time.monotonic() - t0 >= 0.2
+    assert len(m.content[0].text.split()) == 3
+
+
+def test_hang_raises_timeout_error(client):
+    t0 = time.monotonic()
+    with pytest.raises(anthropic.APITimeoutError) as info:
+        client.with_options(timeout=0.5).messages.create(
+            model=MODEL, max_tokens=3, messages=MSGS, extra_headers=fault("hang")
+        )
+    assert 0.4 <= time.monotonic() - t0 < 3.0
+    assert isinstance(info.value, anthropic.APIConnectionError)  # APITimeoutError's base
+    assert isinstance(info.value.__cause__, httpx2.TimeoutException)

@@ -1,0 +1,540 @@
+//! The live load generator: sends a [`crate::traffic`] schedule to any OpenAI- or
+//! Anthropic-compatible URL and records what happened.
+//!
+//! - hyper client, pooled keep-alive connections, TCP_NODELAY;
+//! - a concurrency cap: a request that cannot start because the cap is full is counted as
+//!   **dropped** (k6's `dropped_iterations`), never silently delayed;
+//! - timeouts: whole request, time to first token, and stall (gap between stream events);
+//! - latency measured from the **intended** send time (no coordinated omission); the
+//!   uncorrected figure and the schedule lag are kept too. The scheduler sleeps until 1 ms
+//!   before each send and then yields in a loop, so lag stays well under a millisecond.
+
+pub mod sse;
+
+use crate::analysis::{Aggregator, SloThresholds};
+use crate::provider::Api;
+use crate::record::{Outcome, RequestRecord};
+use crate::time::{Nanos, NS_PER_MS};
+use crate::traffic::{shape_stream, ClosedLoop, EndpointKind, Mix, RequestShape, Schedule, Source};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How to run the load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Base URL (`http://127.0.0.1:4000`; a trailing `/v1` is accepted).
+    pub target: String,
+    /// API of kinds that do not say.
+    pub api: Api,
+    /// Most requests in flight; more are dropped.
+    pub concurrency: usize,
+    /// Whole-request timeout.
+    pub timeout: Nanos,
+    /// Time-to-first-token timeout (streams; headers for plain calls count as first byte).
+    pub ttft_timeout: Option<Nanos>,
+    /// Longest silence between stream events.
+    pub stall_timeout: Option<Nanos>,
+    /// How long to wait for in-flight requests after the schedule ends.
+    pub grace: Nanos,
+    /// Time bucket.
+    pub bucket: Nanos,
+    /// Run seed.
+    pub seed: u64,
+    /// Goodput thresholds.
+    pub slo: SloThresholds,
+    /// Draw a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Sent as `Authorization: Bearer` and `x-api-key`.
+    pub api_key: String,
+    /// Fault windows for per-phase statistics.
+    pub phases: Vec<(String, Nanos, Nanos)>,
+}
+
+impl LoadOptions {
+    /// Defaults for `target`: cap 1,000, timeout 60 s, grace = timeout, 1 s buckets.
+    pub fn new(target: &str, api: Api, seed: u64) -> LoadOptions {
+        LoadOptions {
+            target: target.to_string(),
+            api,
+            concurrency: 1000,
+            timeout: 60_000 * NS_PER_MS,
+            ttft_timeout: None,
+            stall_timeout: None,
+            grace: 60_000 * NS_PER_MS,
+            bucket: 1_000 * NS_PER_MS,
+            seed,
+            slo: SloThresholds::default(),
+            progress: false,
+            api_key: "sk-chaosgate".into(),
+            phases: Vec::new(),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// The folded statistics.
+    pub aggregator: Aggregator,
+    /// Requests the schedule planned (closed loop: started).
+    pub scheduled: u64,
+    /// Sent but unanswered when the run ended.
+    pub in_flight_at_end: u64,
+    /// Scheduled length of the run.
+    pub duration: Nanos,
+}
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+struct Shared {
+    client: Http,
+    base: String,
+    opts: LoadOptions,
+    t0: Instant,
+    tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool)>,
+    sem: Arc<Semaphore>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+fn since(t0: Instant, t: Instant) -> Nanos {
+    u64::try_from(t.saturating_duration_since(t0).as_nanos()).unwrap_or(Nanos::MAX)
+}
+
+/// Waits until `t`: a timer to 1 ms before, then yields (timers have ms granularity).
+pub async fn wait_until(t: Instant) {
+    let now = Instant::now();
+    if t > now + Duration::from_millis(2) {
+        tokio::time::sleep_until(t - Duration::from_millis(1)).await;
+    }
+    while Instant::now() < t {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn prompt(tokens: u32) -> String {
+    let mut s = crate::provider::filler_text(tokens.max(1));
+    s.truncate(tokens as usize * 4);
+    s
+}
+
+fn body_for(shape: &RequestShape) -> (String, serde_json::Value) {
+    let text = prompt(shape.prompt_tokens);
+    match (shape.endpoint, shape.api) {
+        (EndpointKind::Embeddings, _) => (
+            "/v1/embeddings".into(),
+            serde_json::json!({ "model": &*shape.model, "input": vec![text; shape.inputs as usize] }),
+        ),
+        (EndpointKind::Chat, Api::OpenAi) => {
+            let mut v = serde_json::json!({
+                "model": &*shape.model,
+                "messages": [{ "role": "user", "content": text }],
+                "max_tokens": shape.max_tokens,
+                "stream": shape.stream,
+            });
+            if shape.stream {
+                v["stream_options"] = serde_json::json!({ "include_usage": true });
+            }
+            ("/v1/chat/completions".into(), v)
+        }
+        (EndpointKind::Chat, Api::Anthropic) => (
+            "/v1/messages".into(),
+            serde_json::json!({
+                "model": &*shape.model,
+                "max_tokens": shape.max_tokens,
+                "messages": [{ "role": "user", "content": text }],
+                "stream": shape.stream,
+            }),
+        ),
+    }
+}
+
+/// Normalises a target URL to a base without a trailing `/` or `/v1`.
+pub fn base_url(target: &str) -> Result<String, String> {
+    let t = target.trim().trim_end_matches('/');
+    let t = t.strip_suffix("/v1").unwrap_or(t);
+    let uri: hyper::Uri = t.parse().map_err(|e| format!("invalid --target {target:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "--target {target:?}: only http:// URLs are supported (the harness talks plain HTTP/1.1)"
+        ));
+    }
+    if uri.host().is_none() {
+        return Err(format!("--target {target:?} has no host"));
+    }
+    Ok(t.to_string())
+}
+
+/// Sends one request and classifies what came back.
+async fn execute(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) -> (RequestRecord, Vec<Nanos>) {
+    let t0 = sh.t0;
+    let sent_at = Instant::now();
+    let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
+    let (path, body) = body_for(shape);
+    let mut rec = RequestRecord {
+        id,
+        kind: shape.kind,
+        intended: since(t0, intended),
+        sent: Some(since(t0, sent_at)),
+        first_byte: None,
+        first_token: None,
+        end: 0,
+        outcome: Outcome::Ok,
+        output_tokens: 0,
+        provider: None,
+        stream: shape.stream,
+    };
+    let mut itl = Vec::new();
+    let req = hyper::Request::post(format!("{}{}", sh.base, path))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", sh.opts.api_key))
+        .header("x-api-key", &sh.opts.api_key)
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from(body.to_string())));
+    let req = match req {
+        Ok(r) => r,
+        Err(_) => {
+            rec.outcome = Outcome::ConnectError;
+            rec.end = since(t0, Instant::now());
+            return (rec, itl);
+        }
+    };
+    let header_deadline = match sh.opts.ttft_timeout {
+        Some(t) => deadline.min(sent_at + Duration::from_nanos(t)),
+        None => deadline,
+    };
+    let resp = match tokio::time::timeout_at(header_deadline, sh.client.request(req)).await {
+        Err(_) => {
+            rec.outcome = Outcome::Timeout;
+            rec.end = since(t0, Instant::now());
+            return (rec, itl);
+        }
+        Ok(Err(e)) => {
+            rec.outcome = if e.is_connect() {
+                Outcome::ConnectError
+            } else {
+                Outcome::Reset
+            };
+            rec.end = since(t0, Instant::now());
+            return (rec, itl);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let fb = Instant::now();
+    rec.first_byte = Some(since(t0, fb));
+    rec.provider = resp
+        .headers()
+        .get("x-chaosgate-provider")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    if !(200..300).contains(&status) {
+        let _ = tokio::time::timeout_at(deadline, (&mut body).collect()).await;
+        rec.outcome = Outcome::Http(status);
+        rec.end = since(t0, Instant::now());
+        return (rec, itl);
+    }
+    if !shape.stream {
+        match tokio::time::timeout_at(deadline, body.collect()).await {
+            Err(_) => rec.outcome = Outcome::Timeout,
+            Ok(Err(_)) => rec.outcome = Outcome::Reset,
+            Ok(Ok(c)) => {
+                let bytes = c.to_bytes();
+                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(v) => {
+                        let u = &v["usage"];
+                        rec.output_tokens = u["completion_tokens"]
+                            .as_u64()
+                            .or(u["output_tokens"].as_u64())
+                            .unwrap_or(0) as u32;
+                    }
+                    Err(_) => rec.outcome = Outcome::MalformedStream,
+                }
+            }
+        }
+        rec.end = since(t0, Instant::now());
+        return (rec, itl);
+    }
+    // a stream
+    let mut parser = sse::Parser::new(shape.api);
+    let mut last_token: Option<Instant> = None;
+    let mut counted = 0u32;
+    loop {
+        let wait = match (last_token, sh.opts.ttft_timeout, sh.opts.stall_timeout) {
+            (None, Some(t), _) => deadline.min(sent_at + Duration::from_nanos(t)),
+            (Some(_), _, Some(s)) => deadline.min(Instant::now() + Duration::from_nanos(s)),
+            _ => deadline,
+        };
+        let frame = match tokio::time::timeout_at(wait, body.frame()).await {
+            Err(_) => {
+                rec.outcome = Outcome::Timeout;
+                break;
+            }
+            Ok(None) => {
+                // clean end of the HTTP body
+                rec.outcome = if parser.terminal {
+                    Outcome::Ok
+                } else {
+                    Outcome::StreamCut
+                };
+                break;
+            }
+            Ok(Some(Err(_))) => {
+                rec.outcome = if parser.terminal {
+                    Outcome::Ok
+                } else {
+                    Outcome::StreamCut
+                };
+                break;
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let now = Instant::now();
+        for ev in parser.push(&data) {
+            match ev {
+                sse::Event::Token => {
+                    counted += 1;
+                    match last_token {
+                        None => rec.first_token = Some(since(t0, now)),
+                        Some(prev) => itl.push(since(prev, now)),
+                    }
+                    last_token = Some(now);
+                }
+                sse::Event::Usage(n) => rec.output_tokens = n,
+                sse::Event::Error => rec.outcome = Outcome::StreamError,
+                sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
+                sse::Event::Terminal | sse::Event::Other => {}
+            }
+        }
+        if rec.outcome != Outcome::Ok {
+            break;
+        }
+        if parser.terminal {
+            rec.outcome = Outcome::Ok;
+            break;
+        }
+    }
+    if rec.output_tokens == 0 {
+        rec.output_tokens = counted;
+    }
+    rec.end = since(t0, Instant::now());
+    (rec, itl)
+}
+
+fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool) {
+    match rec.outcome {
+        Outcome::Ok => sh.ok.fetch_add(1, Ordering::Relaxed),
+        Outcome::Dropped => sh.dropped.fetch_add(1, Ordering::Relaxed),
+        _ => sh.failed.fetch_add(1, Ordering::Relaxed),
+    };
+    let _ = sh.tx.send((rec, itl, embeddings));
+}
+
+fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
+    let t = since(sh.t0, intended);
+    let rec = RequestRecord {
+        id,
+        kind: shape.kind,
+        intended: t,
+        sent: None,
+        first_byte: None,
+        first_token: None,
+        end: t,
+        outcome: Outcome::Dropped,
+        output_tokens: 0,
+        provider: None,
+        stream: shape.stream,
+    };
+    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings);
+}
+
+/// Runs the load to the end and returns the statistics.
+pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<LoadResult> {
+    let base = base_url(&opts.target).map_err(anyhow::Error::msg)?;
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    let client: Http = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(conn);
+    let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let sh = Arc::new(Shared {
+        client,
+        base,
+        opts: opts.clone(),
+        t0,
+        tx,
+        sem: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+    });
+    let live_p99 = Arc::new(Mutex::new(0.0f64));
+    let agg_task = {
+        let live_p99 = live_p99.clone();
+        let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+        tokio::spawn(async move {
+            let mut agg = agg;
+            let mut n = 0u64;
+            while let Some((rec, itl, emb)) = rx.recv().await {
+                agg.add(&rec, &itl, emb);
+                n += 1;
+                if n % 256 == 0 {
+                    *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.overall.latency.quantile_ms(0.99);
+                }
+            }
+            agg
+        })
+    };
+    let progress = progress_bar(&opts, sh.clone(), live_p99);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let scheduled = Arc::new(AtomicU64::new(0));
+    let duration;
+    match &source {
+        Source::Closed {
+            users,
+            spawn_rate,
+            think,
+            duration: d,
+        } => {
+            duration = *d;
+            let cl = Arc::new(Mutex::new(ClosedLoop::new(
+                *users,
+                *spawn_rate,
+                *think,
+                *d,
+                crate::rng::stream(opts.seed, "traffic/think"),
+            )));
+            let shapes = Arc::new(Mutex::new(shape_stream(opts.seed)));
+            let mix = Arc::new(mix);
+            let next_id = Arc::new(AtomicU64::new(0));
+            for u in 0..*users {
+                let start = cl.lock().unwrap_or_else(|e| e.into_inner()).spawn_at(u);
+                let Some(start) = start else { continue };
+                let (sh, cl, shapes, mix, next_id, scheduled) = (
+                    sh.clone(),
+                    cl.clone(),
+                    shapes.clone(),
+                    mix.clone(),
+                    next_id.clone(),
+                    scheduled.clone(),
+                );
+                tasks.spawn(async move {
+                    let mut at = start;
+                    loop {
+                        let intended = sh.t0 + Duration::from_nanos(at);
+                        wait_until(intended).await;
+                        let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        scheduled.fetch_add(1, Ordering::Relaxed);
+                        let (rec, itl) = execute(&sh, id, intended, &shape).await;
+                        let (started, ended) = (rec.intended, rec.end);
+                        record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings);
+                        let next = cl.lock().unwrap_or_else(|e| e.into_inner()).next_start(started, ended);
+                        match next {
+                            Some(n) => at = n,
+                            None => break,
+                        }
+                    }
+                });
+            }
+        }
+        src => {
+            let schedule = Schedule::new(src, mix, opts.seed).ok_or_else(|| anyhow::anyhow!("no schedule"))?;
+            duration = match src {
+                Source::Open(curve, _, _) => crate::time::secs_f64_to_nanos(curve.duration_s()),
+                Source::Trace(t, speed) => t
+                    .rows
+                    .last()
+                    .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
+                Source::Closed { .. } => 0,
+            };
+            for p in schedule {
+                let intended = t0 + Duration::from_nanos(p.at);
+                wait_until(intended).await;
+                scheduled.fetch_add(1, Ordering::Relaxed);
+                while tasks.try_join_next().is_some() {}
+                match sh.sem.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let sh = sh.clone();
+                        tasks.spawn(async move {
+                            let (rec, itl) = execute(&sh, p.id, intended, &p.shape).await;
+                            drop(permit);
+                            record_and_send(&sh, rec, itl, p.shape.endpoint == EndpointKind::Embeddings);
+                        });
+                    }
+                    Err(_) => dropped(&sh, p.id, intended, &p.shape),
+                }
+            }
+        }
+    }
+    // let in-flight requests finish, up to the grace period after the schedule's end
+    let end = t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace);
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(end, tasks.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => break,
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if let Some(pb) = progress {
+        pb.abort();
+    }
+    let scheduled = scheduled.load(Ordering::Relaxed);
+    let counted =
+        sh.ok.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed) + sh.dropped.load(Ordering::Relaxed);
+    drop(sh);
+    let aggregator = agg_task.await?;
+    Ok(LoadResult {
+        aggregator,
+        scheduled,
+        in_flight_at_end: scheduled.saturating_sub(counted),
+        duration,
+    })
+}
+
+fn progress_bar(opts: &LoadOptions, sh: Arc<Shared>, p99: Arc<Mutex<f64>>) -> Option<tokio::task::JoinHandle<()>> {
+    use std::io::IsTerminal;
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("template"));
+    Some(tokio::spawn(async move {
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ok = sh.ok.load(Ordering::Relaxed);
+            let failed = sh.failed.load(Ordering::Relaxed);
+            let dropped = sh.dropped.load(Ordering::Relaxed);
+            let now = Instant::now();
+            let rate = (ok + failed - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+            last = (now, ok + failed);
+            let err = if ok + failed > 0 {
+                100.0 * failed as f64 / (ok + failed) as f64
+            } else {
+                0.0
+            };
+            let p = *p99.lock().unwrap_or_else(|e| e.into_inner());
+            pb.set_message(format!(
+                "{rate:>7.1} req/s   ok {ok}   failed {failed} ({err:.2} %)   dropped {dropped}   p99 {p:.1} ms"
+            ));
+            pb.tick();
+        }
+    }))
+}

@@ -1,0 +1,319 @@
+//! The live load generator against mocks and test servers on loopback.
+
+mod common;
+
+use axum::routing::post;
+use axum::Router;
+use chaosgate::analysis::LoadReport;
+use chaosgate::load::{run, LoadOptions};
+use chaosgate::provider::Api;
+use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
+use chaosgate::traffic::{KindSpec, Mix, Source, TrafficConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn open_loop(rate: f64, secs: u64, kind: chaosgate::traffic::ArrivalKind) -> Source {
+    let cfg = TrafficConfig {
+        rate: Some(rate),
+        duration: Some(Dur::from_secs(secs)),
+        arrival: kind,
+        ..TrafficConfig::default()
+    };
+    assert!(cfg.problems().is_empty());
+    cfg.source(Path::new(".")).unwrap()
+}
+
+fn mix(stream: bool, max_tokens: u32) -> Mix {
+    let mut k = KindSpec::chat("chat", stream);
+    k.max_tokens = chaosgate::traffic::Tokens::Fixed(max_tokens);
+    Mix::new(vec![k], Api::OpenAi).unwrap()
+}
+
+async fn report(source: Source, mix: Mix, opts: LoadOptions) -> (LoadReport, chaosgate::load::LoadResult) {
+    let r = run(source, mix, opts).await.unwrap();
+    (r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration), r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttft_and_itl_match_the_mock_pacing() {
+    // TTFT 120 ms, 50 tokens/s → ITL 20 ms, TPOT 20 ms
+    let profile = "[baseline]\nttft = { kind = \"fixed\", value = \"120ms\" }\ntokens_per_s = { mean = 50 }\n";
+    let (h, _) = common::start(Api::OpenAi, profile, 1).await;
+    let opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 1);
+    let (r, _) = report(
+        open_loop(10.0, 2, chaosgate::traffic::ArrivalKind::Constant),
+        mix(true, 10),
+        opts,
+    )
+    .await;
+    assert_eq!(r.requests.ok, 20, "{r:?}");
+    assert!((r.ttft_ms.p50 - 120.0).abs() < 15.0, "ttft {:?}", r.ttft_ms);
+    assert!((r.itl_ms.p50 - 20.0).abs() < 3.0, "itl {:?}", r.itl_ms);
+    assert_eq!(r.itl_ms.count, 20 * 9);
+    assert!((r.tpot_ms.p50 - 20.0).abs() < 3.0, "tpot {:?}", r.tpot_ms);
+    // end-to-end ≈ 120 + 9·20 = 300 ms
+    assert!((r.latency_ms.p50 - 300.0).abs() < 30.0, "{:?}", r.latency_ms);
+    assert!((r.output_tps.avg - 50.0).abs() < 6.0, "{:?}", r.output_tps);
+    assert_eq!(r.providers.keys().collect::<Vec<_>>(), vec!["test"]);
+    h.shutdown().await;
+}
+
+/// A server that stops answering for one second (t = 1 s … 2 s after it starts).
+fn stalling_server(start: tokio::time::Instant) -> Router {
+    Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move {
+            let stall_from = start + Duration::from_secs(1);
+            let stall_to = start + Duration::from_secs(2);
+            let now = tokio::time::Instant::now();
+            if now >= stall_from && now < stall_to {
+                tokio::time::sleep_until(stall_to).await;
+            }
+            axum::response::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(chaosgate::provider::openai::completion_body(
+                    "c", "m", 0, " x", 1, 1, "stop",
+                )))
+                .unwrap()
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_coordinated_omission_a_one_second_stall_hits_a_hundred_requests() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // the load starts 20 ms after run() is called; align the stall with the schedule
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let h = chaosgate::net::spawn(listener, stalling_server(start)).unwrap();
+    let mut opts = LoadOptions::new(&format!("http://{addr}"), Api::OpenAi, 1);
+    opts.phases = vec![("stall".into(), NS_PER_S, 2 * NS_PER_S)];
+    let (r, res) = report(
+        open_loop(100.0, 3, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 1),
+        opts,
+    )
+    .await;
+    assert_eq!(r.requests.ok, 300);
+    // The 100 requests intended during the stall wait until it ends: latency = 2 s − t,
+    // uniform on (0, 1 s]. So they spread over ≈ 1 s with a mean ≈ 500 ms above the
+    // fastest — where a closed-loop, coordinated-omission-prone tool would see one slow
+    // request. (Measured relative to the fastest of them: the burst of 100 answers at the
+    // end of the stall adds a common offset of some ms on a loaded 2-core test machine.)
+    let stall = &res.aggregator.per_phase["stall"];
+    assert!((99..=101).contains(&stall.ok), "{}", stall.ok);
+    let lat = &stall.latency;
+    let spread = lat.quantile_ms(0.99) - lat.quantile_ms(0.01);
+    assert!(
+        (850.0..=1010.0).contains(&spread),
+        "spread {spread} ms: {:?}",
+        lat.summary()
+    );
+    let above_fastest = lat.mean_ms() - lat.quantile_ms(0.0);
+    assert!(
+        (above_fastest - 500.0).abs() < 70.0,
+        "mean above fastest {above_fastest}: {:?}",
+        lat.summary()
+    );
+    let slow = lat
+        .inner()
+        .count_between(((lat.quantile_ms(0.0) + 500.0) * 1000.0) as u64, 3_600_000_000);
+    assert!((40..=60).contains(&slow), "{slow} requests ≥ 500 ms above the fastest");
+    assert!(r.latency_ms.max > 950.0, "{:?}", r.latency_ms);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scheduled_request_is_counted_exactly_once() {
+    // 30 % of requests hang; a cap of 5 drops some; a short grace leaves some in flight
+    let profile = "[baseline]\nlatency = { kind = \"fixed\", value = \"30ms\" }\nconnection = [{ kind = \"hang\", probability = 0.3 }]\nerrors = [{ status = 503, probability = 0.1 }]\n";
+    let (h, _) = common::start(Api::OpenAi, profile, 1).await;
+    let mut opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 5);
+    opts.concurrency = 5;
+    opts.timeout = 300 * NS_PER_MS;
+    opts.grace = 100 * NS_PER_MS;
+    let (r, _) = report(
+        open_loop(200.0, 1, chaosgate::traffic::ArrivalKind::Poisson),
+        mix(false, 3),
+        opts,
+    )
+    .await;
+    let q = r.requests;
+    assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{q:?}");
+    assert!(q.dropped > 0 && q.failed > 0 && q.ok > 0, "{q:?}");
+    assert!(r.failures_by_kind.contains_key("timeout"), "{:?}", r.failures_by_kind);
+    assert_eq!(q.sent, q.ok + q.failed + q.in_flight_at_end);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_failures_are_classified() {
+    let (h, _) = common::start(
+        Api::Anthropic,
+        "[baseline]\nstream = [{ kind = \"cut\", probability = 0.5, after_tokens = 2 }]\n",
+        3,
+    )
+    .await;
+    let mut k = KindSpec::chat("chat", true);
+    k.max_tokens = chaosgate::traffic::Tokens::Fixed(5);
+    let m = Mix::new(vec![k], Api::Anthropic).unwrap();
+    let opts = LoadOptions::new(&format!("http://{}/v1", h.addr), Api::Anthropic, 3);
+    let (r, _) = report(open_loop(50.0, 1, chaosgate::traffic::ArrivalKind::Constant), m, opts).await;
+    let cut = r.failures_by_kind.get("stream_cut").copied().unwrap_or(0);
+    assert!(cut > 10 && cut < 40, "{:?}", r.failures_by_kind);
+    assert_eq!(r.requests.ok + cut, 50);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_users_with_pacing() {
+    let (h, _) = common::start(
+        Api::OpenAi,
+        "[baseline]\nlatency = { kind = \"fixed\", value = \"50ms\" }\n",
+        1,
+    )
+    .await;
+    let cfg = TrafficConfig {
+        users: Some(4),
+        spawn_rate: Some(100.0),
+        duration: Some(Dur::from_secs(2)),
+        think_time: Some(chaosgate::traffic::ThinkTime::Pacing {
+            interval: Dur::from_millis(200),
+        }),
+        ..TrafficConfig::default()
+    };
+    let src = cfg.source(Path::new(".")).unwrap();
+    let opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 1);
+    let (r, _) = report(src, mix(false, 2), opts).await;
+    // 4 users × one request every 200 ms for ≈ 2 s ≈ 40 requests
+    assert!((36..=44).contains(&r.requests.ok), "{:?}", r.requests);
+    h.shutdown().await;
+}
+
+#[test]
+fn locust_csv_headers_are_exactly_locusts() {
+    assert_eq!(
+        chaosgate::report::LOCUST_STATS_HEADER,
+        "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+    );
+    assert_eq!(
+        chaosgate::report::LOCUST_HISTORY_HEADER,
+        "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size"
+    );
+    assert_eq!(
+        chaosgate::report::LOCUST_FAILURES_HEADER,
+        "Method,Name,Error,Occurrences"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_json_valid_against_the_schema_csv_and_hlog() {
+    let (h, _) = common::start(
+        Api::OpenAi,
+        "[baseline]\nerrors = [{ status = 500, probability = 0.2 }]\ntokens_per_s = { mean = 500 }\n",
+        1,
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("chaosgate-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+    let prefix = dir.join("r").display().to_string();
+    let hlog = dir.join("r.hlog");
+    let args = [
+        "chaosgate",
+        "load",
+        "--target",
+        &format!("http://{}", h.addr),
+        "--rate",
+        "40",
+        "--duration",
+        "1s",
+        "--mix",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workloads/seed-three-tasks.toml"),
+        "--seed",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        &prefix,
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--quiet",
+    ];
+    use clap::Parser;
+    let cli = chaosgate::cli::Cli::parse_from(args);
+    let chaosgate::cli::Command::Load(a) = cli.command else {
+        panic!()
+    };
+    assert_eq!(chaosgate::commands::load(*a).await.unwrap(), 0);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/load-report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let out: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(&out)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(out["requests"]["failed"].as_u64().unwrap() > 0);
+    assert!(out["kinds"]["embeddings"].is_object());
+    // the schema really constrains: a wrong type is caught
+    let mut bad = out.clone();
+    bad["requests"]["ok"] = serde_json::json!("many");
+    assert!(!v.is_valid(&bad));
+    let stats = std::fs::read_to_string(format!("{prefix}_stats.csv")).unwrap();
+    assert!(stats.lines().last().unwrap().starts_with(",Aggregated,"));
+    let hist = std::fs::read_to_string(format!("{prefix}_stats_history.csv")).unwrap();
+    assert!(hist.lines().count() >= 2);
+    let failures = std::fs::read_to_string(format!("{prefix}_failures.csv")).unwrap();
+    assert!(failures.contains(",http_500,"), "{failures}");
+    // the interval log reads back with hdrhistogram's own reader
+    let log = std::fs::read(&hlog).unwrap();
+    assert!(log.starts_with(b"#[Histogram log format version 1.3]\n"));
+    let mut total = 0;
+    for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(ih)) = item {
+            let mut d = hdrhistogram::serialization::Deserializer::new();
+            let bytes = base64_decode(ih.encoded_histogram());
+            let h: hdrhistogram::Histogram<u64> = d.deserialize(&mut &bytes[..]).unwrap();
+            total += h.len();
+        }
+    }
+    assert_eq!(total, out["requests"]["sent"].as_u64().unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+    h.shutdown().await;
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = T.iter().position(|&t| t == c).expect("base64") as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn seed_three_tasks_workload_loads() {
+    let cfg = TrafficConfig {
+        mix: Some("examples/workloads/seed-three-tasks.toml".into()),
+        ..TrafficConfig::default()
+    };
+    let kinds = cfg.load_kinds(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert_eq!(
+        kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+        ["support-chat", "summaries", "embeddings"]
+    );
+    let _ = Arc::new(NS_PER_S);
+}
