@@ -40,9 +40,17 @@ impl Hist {
         }
     }
 
+    /// A compact histogram for per-bucket series: 1 ms resolution, 2 significant digits
+    /// (≈ 17 KB, so an hour of 1-s buckets stays near 60 MB).
+    pub fn coarse() -> Hist {
+        Hist {
+            h: Histogram::new_with_bounds(1000, MAX_US, 2).expect("valid bounds"),
+        }
+    }
+
     /// Records a duration.
     pub fn record(&mut self, n: Nanos) {
-        let us = (n / 1_000).clamp(1, MAX_US);
+        let us = (n / 1_000).clamp(self.h.low(), MAX_US);
         self.h.saturating_record(us);
     }
 

@@ -182,10 +182,10 @@ pub fn write_locust_csv(
     let mut f = open("_stats_history.csv")?;
     writeln!(f, "{LOCUST_HISTORY_HEADER}")?;
     let bucket_s = agg.bucket_len() as f64 / 1e9;
-    let mut total = Hist::new(2);
+    let mut total = Hist::coarse();
     let (mut n, mut failed) = (0u64, 0u64);
     for (i, b) in agg.buckets.iter().enumerate() {
-        let empty = Hist::new(2);
+        let empty = Hist::coarse();
         let h = b.latency.as_ref().unwrap_or(&empty);
         total.merge(h);
         n += b.ok + b.failed;

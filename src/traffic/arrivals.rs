@@ -79,6 +79,22 @@ impl RateCurve {
         0.0
     }
 
+    /// Λ(t) = ∫₀ᵗ λ: the expected number of arrivals by `t` seconds.
+    pub fn cumulative(&self, t: f64) -> f64 {
+        let mut acc = 0.0;
+        for w in self.knots.windows(2) {
+            let ((t0, r0), (t1, r1)) = (w[0], w[1]);
+            if t <= t0 {
+                break;
+            }
+            let x = t.min(t1) - t0;
+            let dt = t1 - t0;
+            let r_end = if dt > 0.0 { r0 + (r1 - r0) * x / dt } else { r0 };
+            acc += x * (r0 + r_end) / 2.0;
+        }
+        acc
+    }
+
     /// Λ(duration): the expected number of arrivals.
     pub fn total(&self) -> f64 {
         self.knots
@@ -88,26 +104,40 @@ impl RateCurve {
     }
 
     /// Λ⁻¹(s): the time at which the cumulative rate reaches `s`, or `None` past the end.
-    pub fn inverse(&self, mut s: f64) -> Option<f64> {
-        for w in self.knots.windows(2) {
-            let ((t0, r0), (t1, r1)) = (w[0], w[1]);
+    pub fn inverse(&self, s: f64) -> Option<f64> {
+        let mut cursor = Cursor::default();
+        self.inverse_from(&mut cursor, s)
+    }
+
+    /// Λ⁻¹(s), searching forward from `cursor` (which it moves): O(1) amortised for the
+    /// non-decreasing `s` of a schedule, however many stages.
+    fn inverse_from(&self, cursor: &mut Cursor, s: f64) -> Option<f64> {
+        while cursor.seg + 1 < self.knots.len() {
+            let ((t0, r0), (t1, r1)) = (self.knots[cursor.seg], self.knots[cursor.seg + 1]);
             let dt = t1 - t0;
             let area = dt * (r0 + r1) / 2.0;
-            if s <= area && area > 0.0 {
-                // solve r0·x + (r1 − r0)/(2·dt)·x² = s for x in [0, dt]
-                let a = (r1 - r0) / (2.0 * dt);
-                let x = if a.abs() < 1e-12 {
-                    s / r0
-                } else {
-                    let disc = (r0 * r0 + 4.0 * a * s).max(0.0);
-                    (-r0 + disc.sqrt()) / (2.0 * a)
-                };
+            let into = s - cursor.before;
+            if area > 0.0 && into <= area {
+                // Solve r0·x + (r1 − r0)/(2·dt)·x² = into for x in [0, dt]. Written as
+                // 2·into / (r0 + √(r0² + 2·slope·into)), which has no cancellation when the
+                // slope is tiny and needs no special case when r0 = 0.
+                let slope = (r1 - r0) / dt;
+                let root = (r0 * r0 + 2.0 * slope * into).max(0.0).sqrt();
+                let x = if r0 + root > 0.0 { 2.0 * into / (r0 + root) } else { 0.0 };
                 return Some(t0 + x.clamp(0.0, dt));
             }
-            s -= area;
+            cursor.before += area;
+            cursor.seg += 1;
         }
         None
     }
+}
+
+/// Where a forward search of Λ⁻¹ stands: the segment, and Λ at its start.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    seg: usize,
+    before: f64,
 }
 
 /// Draws open-loop arrival times lazily, in order.
@@ -119,6 +149,7 @@ pub struct Arrivals {
     rng: Stream,
     /// Position in operational time.
     s: f64,
+    cursor: Cursor,
     first: bool,
 }
 
@@ -136,6 +167,7 @@ impl Arrivals {
             gamma,
             rng,
             s: 0.0,
+            cursor: Cursor::default(),
             first: true,
         }
     }
@@ -152,19 +184,17 @@ impl Arrivals {
 impl Iterator for Arrivals {
     type Item = Nanos;
     fn next(&mut self) -> Option<Nanos> {
-        // The first arrival of a constant schedule is at t = 0 (k6's constant-arrival-rate);
-        // random schedules start with a random gap, so the process is stationary.
-        if self.first && self.kind == ArrivalKind::Constant {
+        // A constant schedule's first arrival is at t = 0 when the rate there is positive
+        // (k6's constant-arrival-rate), otherwise where Λ reaches 1; random schedules start
+        // with a random gap, so the process is stationary.
+        if self.first {
             self.first = false;
-            return self
-                .curve
-                .inverse(0.0)
-                .filter(|_| self.curve.total() > 0.0)
-                .map(secs_f64_to_nanos);
+            if self.kind == ArrivalKind::Constant && self.curve.rate_at(0.0) > 0.0 {
+                return Some(0);
+            }
         }
-        self.first = false;
         self.s += self.gap();
-        let t = self.curve.inverse(self.s)?;
+        let t = self.curve.inverse_from(&mut self.cursor, self.s)?;
         if t >= self.curve.duration_s() {
             return None;
         }
@@ -259,6 +289,112 @@ mod tests {
         assert!((first_half as f64 - 1_500.0).abs() <= 2.0, "{first_half}"); // ∫0^30 (200/60)t dt
         let p: Vec<Nanos> = Arrivals::new(curve, ArrivalKind::Poisson, 1.0, stream(2, "r")).collect();
         assert!((p.len() as f64 - 18_000.0).abs() < 18_000.0 * 0.03);
+    }
+
+    fn stage(secs: u64, target: f64) -> Stage {
+        Stage {
+            duration: Dur::from_secs(secs),
+            target,
+        }
+    }
+
+    #[test]
+    fn article_ramp_then_hold_poisson() {
+        // The article's Locust profile as an open loop: 0 → 200 req/s over 5 min, hold 30 min.
+        let curve = RateCurve::stages(0.0, &[stage(300, 200.0), stage(1800, 200.0)]);
+        assert!((curve.total() - 390_000.0).abs() < 1e-6);
+        let a: Vec<Nanos> = Arrivals::new(curve.clone(), ArrivalKind::Poisson, 1.0, stream(5, "ramp")).collect();
+        // ±4 standard deviations of a Poisson count
+        let within = |n: usize, expected: f64| (n as f64 - expected).abs() < 4.0 * expected.sqrt();
+        assert!(within(a.len(), 390_000.0), "{}", a.len());
+        // the ramp is linear: ∫ (2/3)·t dt over [60 s, 120 s) = 3,600; over the first 5 min 30,000
+        let between = |lo: u64, hi: u64| a.iter().filter(|&&t| t >= lo * NS_PER_S && t < hi * NS_PER_S).count();
+        assert!(within(between(60, 120), 3_600.0), "{}", between(60, 120));
+        assert!(within(between(0, 300), 30_000.0), "{}", between(0, 300));
+        assert!(within(between(1_000, 1_060), 12_000.0), "{}", between(1_000, 1_060));
+        assert!((curve.cumulative(120.0) - curve.cumulative(60.0) - 3_600.0).abs() < 1e-6);
+        // a gamma process over the same curve keeps the mean count
+        let g = Arrivals::new(curve, ArrivalKind::Gamma, 0.25, stream(5, "ramp")).count();
+        assert!((g as f64 - 390_000.0).abs() < 390_000.0 * 0.02, "{g}");
+    }
+
+    #[test]
+    fn an_hour_at_a_thousand_per_second_is_lazy_and_exact() {
+        let a = Arrivals::new(
+            RateCurve::constant(1_000.0, 3_600.0),
+            ArrivalKind::Constant,
+            1.0,
+            stream(1, "c"),
+        );
+        assert!(std::mem::size_of_val(&a) < 1_024);
+        let (n, last) = a.fold((0u64, 0), |(n, _), t| (n + 1, t));
+        assert_eq!(n, 3_600_000);
+        assert_eq!(last, 3_600 * NS_PER_S - NS_PER_S / 1_000);
+    }
+
+    #[test]
+    fn zero_rate_stretches_are_skipped() {
+        // 10 req/s for 1 s, nothing for 10 s, 10 req/s for 1 s (zero-length stages are steps)
+        let curve = RateCurve::stages(
+            10.0,
+            &[
+                stage(1, 10.0),
+                stage(0, 0.0),
+                stage(10, 0.0),
+                stage(0, 10.0),
+                stage(1, 10.0),
+            ],
+        );
+        let a: Vec<Nanos> = Arrivals::new(curve, ArrivalKind::Constant, 1.0, stream(1, "z")).collect();
+        assert_eq!(a.len(), 20, "{a:?}");
+        assert!(a.iter().all(|&t| t <= NS_PER_S || t >= 11 * NS_PER_S), "{a:?}");
+    }
+
+    #[test]
+    fn ramp_from_zero_does_not_fire_at_zero() {
+        let curve = RateCurve::stages(0.0, &[stage(10, 10.0)]);
+        let a: Vec<Nanos> = Arrivals::new(curve, ArrivalKind::Constant, 1.0, stream(1, "z")).collect();
+        assert_eq!(a.len(), 49, "Λ = 50, arrivals where Λ = 1, 2, …, 49: {a:?}");
+        assert_eq!(a[0], secs_f64_to_nanos(f64::sqrt(2.0 / 1.0))); // Λ(t) = t²/2
+    }
+
+    #[test]
+    fn nearly_flat_ramps_stay_accurate() {
+        // slope 1e-9 req/s²: the textbook quadratic formula loses every digit here
+        let curve = RateCurve::stages(100.0, &[stage(1_000, 100.000_001)]);
+        for s in [1.0, 1_000.0, 99_999.0] {
+            let t = curve.inverse(s).unwrap();
+            assert!((curve.cumulative(t) - s).abs() < 1e-6, "s={s} t={t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn schedules_are_ordered_and_inside_the_curve(
+            start in 0.0f64..50.0,
+            stages in proptest::collection::vec((0u64..20, 0.0f64..50.0), 1..5),
+            kind in proptest::sample::select(vec![ArrivalKind::Constant, ArrivalKind::Poisson, ArrivalKind::Gamma]),
+            k in 0.1f64..4.0,
+            seed in 0u64..1_000,
+        ) {
+            let stages: Vec<Stage> = stages.into_iter().map(|(d, r)| stage(d, r)).collect();
+            let curve = RateCurve::stages(start, &stages);
+            let end = secs_f64_to_nanos(curve.duration_s());
+            let a: Vec<Nanos> = Arrivals::new(curve.clone(), kind, k, stream(seed, "p")).collect();
+            proptest::prop_assert!(a.windows(2).all(|w| w[0] <= w[1]));
+            proptest::prop_assert!(a.iter().all(|&t| t < end.max(1)));
+            if kind == ArrivalKind::Constant {
+                // one arrival per unit of Λ
+                proptest::prop_assert!((a.len() as f64 - curve.total()).abs() <= 1.0 + 1e-6 * curve.total());
+            }
+            for t in [0.0, curve.duration_s() / 3.0, curve.duration_s() / 2.0] {
+                let s = curve.cumulative(t);
+                if s > 0.0 {
+                    let back = curve.inverse(s).unwrap();
+                    proptest::prop_assert!((curve.cumulative(back) - s).abs() < 1e-6 * s.max(1.0));
+                }
+            }
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub struct KindSpec {
     /// Relative weight (default 1).
     #[serde(default = "one")]
     pub weight: f64,
-    /// API (default: the run's `--api`).
+    /// API (default: the run's `--api`; embeddings: always `openai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<Api>,
     /// Chat or embeddings.
@@ -201,7 +201,7 @@ pub struct Mix {
 }
 
 impl Mix {
-    /// Builds the mix; `default_api` fills kinds without `api`.
+    /// Builds the mix; `default_api` fills chat kinds without `api`.
     pub fn new(kinds: Vec<KindSpec>, default_api: Api) -> Result<Mix, String> {
         if kinds.is_empty() {
             return Err("the mix has no kinds".into());
@@ -218,7 +218,16 @@ impl Mix {
                 acc
             })
             .collect();
-        let apis: Vec<Api> = kinds.iter().map(|k| k.api.unwrap_or(default_api)).collect();
+        // Embeddings exist only in OpenAI's wire format (gateways serve `/v1/embeddings`
+        // whatever their chat flavour), so an embeddings kind without `api` is OpenAI.
+        let apis: Vec<Api> = kinds
+            .iter()
+            .map(|k| match (k.api, k.endpoint) {
+                (Some(api), _) => api,
+                (None, EndpointKind::Embeddings) => Api::OpenAi,
+                (None, EndpointKind::Chat) => default_api,
+            })
+            .collect();
         let models = kinds
             .iter()
             .zip(&apis)
@@ -316,5 +325,75 @@ mod tests {
         let t: KindSpec =
             toml::from_str("name = \"x\"\nprompt_tokens = { min = 1, max = 9 }\nmax_tokens = 7\n").unwrap();
         assert_eq!(t.max_tokens, Tokens::Fixed(7));
+    }
+
+    #[test]
+    fn embeddings_speak_openai_even_in_an_anthropic_run() {
+        let e = KindSpec {
+            endpoint: EndpointKind::Embeddings,
+            ..KindSpec::chat("e", false)
+        };
+        let mix = Mix::new(vec![KindSpec::chat("c", true), e], Api::Anthropic).unwrap();
+        let mut r = stream(3, "m");
+        let (c, e) = (mix.shape(0, &mut r), mix.shape(1, &mut r));
+        assert_eq!((c.api, &*c.model), (Api::Anthropic, "claude-3-5-sonnet-20241022"));
+        assert_eq!(
+            (e.api, e.endpoint, e.stream),
+            (Api::OpenAi, EndpointKind::Embeddings, false)
+        );
+    }
+
+    #[test]
+    fn the_seed_workload_parses_and_mixes_as_written() {
+        let text = include_str!("../../examples/workloads/seed-three-tasks.toml");
+        let mf: crate::traffic::MixFile = toml::from_str(text).unwrap();
+        assert!(mf.kinds.iter().all(|k| k.problems().is_empty()));
+        let mix = Mix::new(mf.kinds, Api::OpenAi).unwrap();
+        let mut r = stream(4, "m");
+        let n = 100_000;
+        let mut counts = [0usize; 3];
+        for _ in 0..n {
+            let s = mix.draw(&mut r);
+            counts[s.kind as usize] += 1;
+            match s.kind {
+                0 => assert!(s.stream && (300..=1200).contains(&s.prompt_tokens)),
+                1 => assert!(!s.stream && (150..=400).contains(&s.max_tokens)),
+                _ => assert_eq!(
+                    (s.endpoint, &*s.model),
+                    (EndpointKind::Embeddings, "text-embedding-3-small")
+                ),
+            }
+        }
+        for (c, w) in counts.iter().zip([0.6, 0.25, 0.15]) {
+            assert!((*c as f64 / n as f64 - w).abs() < 0.006, "{counts:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn draws_stay_in_range_and_zero_weights_never_win(
+            w in proptest::collection::vec(0u8..4, 1..6),
+            lo in 1u32..100,
+            span in 0u32..100,
+            seed in 0u64..1000,
+        ) {
+            proptest::prop_assume!(w.iter().any(|&x| x > 0));
+            let kinds: Vec<KindSpec> = w
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| KindSpec {
+                    weight: f64::from(x),
+                    prompt_tokens: Tokens::Range { min: lo, max: lo + span },
+                    ..KindSpec::chat(&format!("k{i}"), i % 2 == 0)
+                })
+                .collect();
+            let mix = Mix::new(kinds, Api::OpenAi).unwrap();
+            let mut r = stream(seed, "p");
+            for _ in 0..200 {
+                let s = mix.draw(&mut r);
+                proptest::prop_assert!(w[s.kind as usize] > 0);
+                proptest::prop_assert!((lo..=lo + span).contains(&s.prompt_tokens));
+            }
+        }
     }
 }

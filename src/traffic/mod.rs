@@ -5,6 +5,11 @@
 //! [`users`] (Locust's model; a state machine the driver feeds completions into) and
 //! [`trace`] replay. Request shapes come from a weighted [`mix`]. Open-loop and trace
 //! schedules are lazy iterators, so a one-hour run at 1,000 req/s never holds 3.6 M plans.
+//!
+//! Drivers: open loop and trace, iterate a [`Schedule`] ([`Planned`]: id, intended time,
+//! [`RequestShape`]); closed loop, take [`ClosedLoop::spawns`] and feed every answer to
+//! [`ClosedLoop::on_complete`]. Arrival times come from `(seed, "traffic/arrivals")` and
+//! shapes from `(seed, "traffic/shapes")`, so changing the mix never moves an arrival.
 
 pub mod arrivals;
 pub mod mix;
@@ -38,10 +43,12 @@ pub struct TrafficConfig {
     /// Open loop: gap distribution (default poisson).
     #[serde(default)]
     pub arrival: ArrivalKind,
-    /// Gamma shape (default 1 = Poisson-like; smaller = burstier).
+    /// Gamma shape k (default 1 = Poisson; smaller = burstier, CV of gaps = 1/√k). Given
+    /// with the default `arrival`, it makes the gaps gamma, as vLLM's `--burstiness`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burstiness: Option<f64>,
-    /// Open loop with stages: the rate at t = 0 (default 0).
+    /// Open loop with stages: the rate at t = 0 (default 0). A stage of duration 0 is a
+    /// step to its target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_rate: Option<f64>,
     /// Open loop with stages (`[[traffic.stages]]`).
@@ -135,11 +142,59 @@ impl TrafficConfig {
             if !(k.is_finite() && k > 0.0) {
                 v.push(("burstiness".into(), format!("must be > 0, got {k}")));
             }
+            if self.arrival == ArrivalKind::Constant {
+                v.push((
+                    "burstiness".into(),
+                    "a constant schedule has no burstiness; use arrival = \"gamma\"".into(),
+                ));
+            }
         }
         for (i, s) in self.stages.iter().enumerate() {
-            if !(s.target.is_finite() && s.target >= 0.0) || s.duration.0 == 0 {
-                v.push((format!("stages[{i}]"), "need duration > 0 and target ≥ 0".into()));
+            if !(s.target.is_finite() && s.target >= 0.0) {
+                v.push((
+                    format!("stages[{i}].target"),
+                    format!("must be ≥ 0 req/s, got {}", s.target),
+                ));
             }
+        }
+        if !self.stages.is_empty() {
+            let curve = RateCurve::stages(self.start_rate.unwrap_or(0.0), &self.stages);
+            if curve.duration_s() <= 0.0 {
+                v.push(("stages".into(), "the stages add up to no time".into()));
+            } else if curve.total() <= 0.0 {
+                v.push((
+                    "stages".into(),
+                    "the stages never send a request (every rate is 0)".into(),
+                ));
+            }
+            if self.duration.is_some() {
+                v.push(("duration".into(), "the stages set the length; remove duration".into()));
+            }
+        }
+        if let Some(r) = self.start_rate {
+            if !(r.is_finite() && r >= 0.0) {
+                v.push(("start_rate".into(), format!("must be ≥ 0 req/s, got {r}")));
+            }
+            if self.stages.is_empty() {
+                v.push(("start_rate".into(), "applies to stages only".into()));
+            }
+        }
+        let closed_only = [
+            ("spawn_rate", self.spawn_rate.is_some()),
+            ("think_time", self.think_time.is_some()),
+        ];
+        for (key, set) in closed_only {
+            if set && self.users.is_none() {
+                v.push((key.into(), "applies to the closed loop only (set users)".into()));
+            }
+        }
+        if let Some(ThinkTime::Uniform { min, max }) = self.think_time {
+            if min.0 > max.0 {
+                v.push(("think_time".into(), format!("min ({min}) is more than max ({max})")));
+            }
+        }
+        if self.speed.is_some() && self.trace.is_none() {
+            v.push(("speed".into(), "applies to trace replay only (set trace)".into()));
         }
         if self.users == Some(0) {
             v.push(("users".into(), "must be ≥ 1".into()));
@@ -223,7 +278,12 @@ impl TrafficConfig {
             Some(r) => RateCurve::constant(r, duration as f64 / 1e9),
             None => RateCurve::stages(self.start_rate.unwrap_or(0.0), &self.stages),
         };
-        Ok(Source::Open(curve, self.arrival, self.burstiness.unwrap_or(1.0)))
+        // As vLLM's --burstiness: giving a burstiness makes the gaps gamma (k = 1 is Poisson).
+        let arrival = match (self.arrival, self.burstiness) {
+            (ArrivalKind::Poisson, Some(_)) => ArrivalKind::Gamma,
+            (a, _) => a,
+        };
+        Ok(Source::Open(curve, arrival, self.burstiness.unwrap_or(1.0)))
     }
 }
 
@@ -330,5 +390,69 @@ mod tests {
         let b: Vec<Planned> = Schedule::new(&src, mix, 9).unwrap().take(1000).collect();
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0].at <= w[1].at && w[1].id == w[0].id + 1));
+    }
+
+    fn problems_of(toml_text: &str) -> Vec<(String, String)> {
+        toml::from_str::<TrafficConfig>(toml_text).unwrap().problems()
+    }
+
+    #[test]
+    fn settings_of_another_loop_are_flagged_not_ignored() {
+        let p = problems_of("rate = 5.0\nduration = \"1s\"\nspawn_rate = 2.0\nspeed = 2.0\nstart_rate = 1.0\n");
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["start_rate", "spawn_rate", "speed"], "{p:?}");
+        let p = problems_of("rate = 5.0\nduration = \"1s\"\narrival = \"constant\"\nburstiness = 0.5\n");
+        assert!(p.iter().any(|(k, m)| k == "burstiness" && m.contains("gamma")), "{p:?}");
+        let p = problems_of(
+            "users = 2\nduration = \"1s\"\nthink_time = { kind = \"uniform\", min = \"2s\", max = \"1s\" }\n",
+        );
+        assert!(p.iter().any(|(k, _)| k == "think_time"), "{p:?}");
+        let p = problems_of("duration = \"1s\"\n[[stages]]\nduration = \"10s\"\ntarget = 0.0\n");
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["stages", "duration"], "{p:?}");
+    }
+
+    #[test]
+    fn article_stages_from_toml() {
+        let c: TrafficConfig = toml::from_str(
+            "[[stages]]\nduration = \"5m\"\ntarget = 200.0\n[[stages]]\nduration = \"30m\"\ntarget = 200.0\n",
+        )
+        .unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let Source::Open(curve, kind, _) = c.source(std::path::Path::new(".")).unwrap() else {
+            panic!("open loop expected")
+        };
+        assert_eq!(
+            (curve.duration_s(), curve.total(), kind),
+            (2_100.0, 390_000.0, ArrivalKind::Poisson)
+        );
+    }
+
+    #[test]
+    fn burstiness_alone_means_gamma_like_vllm() {
+        let c: TrafficConfig = toml::from_str("rate = 50.0\nduration = \"60s\"\nburstiness = 0.25\n").unwrap();
+        assert!(c.problems().is_empty());
+        let src = c.source(std::path::Path::new(".")).unwrap();
+        assert!(matches!(src, Source::Open(_, ArrivalKind::Gamma, k) if k == 0.25));
+        let mix = Mix::new(vec![KindSpec::chat("c", false)], Api::OpenAi).unwrap();
+        let at: Vec<f64> = Schedule::new(&src, mix, 1)
+            .unwrap()
+            .map(|p| p.at as f64 / 1e9)
+            .collect();
+        let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let m = arrivals::mean(&gaps);
+        let cv = (gaps.iter().map(|g| (g - m).powi(2)).sum::<f64>() / gaps.len() as f64).sqrt() / m;
+        assert!((cv - 2.0).abs() < 0.25, "cv {cv}"); // 1/√0.25
+    }
+
+    #[test]
+    fn arrivals_and_shapes_have_separate_streams() {
+        // changing the mix must not move a single arrival time
+        let c: TrafficConfig = toml::from_str("rate = 20.0\nduration = \"30s\"\n").unwrap();
+        let src = c.source(std::path::Path::new(".")).unwrap();
+        let one = Mix::new(vec![KindSpec::chat("c", false)], Api::OpenAi).unwrap();
+        let two = Mix::new(vec![KindSpec::chat("a", true), KindSpec::chat("b", false)], Api::OpenAi).unwrap();
+        let times = |m: Mix| Schedule::new(&src, m, 5).unwrap().map(|p| p.at).collect::<Vec<_>>();
+        assert_eq!(times(one), times(two));
     }
 }

@@ -4,14 +4,14 @@
 //! JSONL, one object per line: `{"offset_ms": 120.5, "kind": "support-chat"}` — or
 //! `"offset": "1.5s"`; optional `kind` (a mix kind's name), `model`, `stream`,
 //! `prompt_tokens`, `max_tokens`, `api`, `endpoint`. CSV: a header row naming the same
-//! columns (`offset_ms` or `offset` required). Rows need not be sorted. Every bad row is
-//! reported with its line number, all at once.
+//! columns (`offset_ms` or `offset` required; cells may be double-quoted). Rows need not be
+//! sorted. Every bad row is reported with its line number, all at once.
 
 use super::mix::{EndpointKind, Mix, RequestShape};
 use crate::diag::{ConfigErrors, Diagnostic};
 use crate::provider::Api;
 use crate::rng::Stream;
-use crate::time::{secs_f64_to_nanos, Dur, Nanos, NS_PER_MS};
+use crate::time::{secs_f64_to_nanos, Dur, Nanos, NS_PER_S};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -46,6 +46,9 @@ pub struct TraceRow {
     /// Endpoint override.
     #[serde(default)]
     pub endpoint: Option<EndpointKind>,
+    /// Line in the file (1-based), for error messages.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// A parsed trace, sorted by time.
@@ -65,13 +68,54 @@ fn row_offset(r: &TraceRow) -> Result<Nanos, String> {
     }
 }
 
+/// Splits one CSV line: commas separate cells, a cell may be double-quoted (`""` inside
+/// quotes is a quote). Cells are trimmed.
+fn csv_cells(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.trim().is_empty() => {
+                cell.clear();
+                quoted = true;
+            }
+            (false, ',') => cells.push(std::mem::take(&mut cell).trim().to_string()),
+            (false, c) => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted cell".into());
+    }
+    cells.push(cell.trim().to_string());
+    Ok(cells)
+}
+
+/// serde_json's message without its " at line 1 column N" (each JSONL row is one line;
+/// the caller gives the file's line), keeping the column.
+fn json_message(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    match m.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &m[..i], e.column()),
+        None => m,
+    }
+}
+
 fn csv_row(header: &[String], line: &str) -> Result<TraceRow, String> {
-    let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+    let cells = csv_cells(line)?;
     if cells.len() != header.len() {
         return Err(format!("expected {} columns, found {}", header.len(), cells.len()));
     }
     let mut r = TraceRow::default();
-    for (h, c) in header.iter().zip(cells) {
+    for (h, c) in header.iter().zip(&cells) {
+        let c = c.as_str();
         if c.is_empty() {
             continue;
         }
@@ -121,7 +165,18 @@ impl Trace {
             let parsed = if csv {
                 match &header {
                     None => {
-                        let h: Vec<String> = t.split(',').map(|c| c.trim().to_string()).collect();
+                        let h = match csv_cells(t.trim_start_matches('\u{feff}')) {
+                            Ok(h) => h,
+                            Err(m) => {
+                                errors.push(Diagnostic {
+                                    file: file.into(),
+                                    line: Some(line_no),
+                                    path: String::new(),
+                                    message: format!("the CSV header: {m}"),
+                                });
+                                break;
+                            }
+                        };
                         if !h.iter().any(|c| c == "offset_ms" || c == "offset") {
                             errors.push(Diagnostic {
                                 file: file.into(),
@@ -137,9 +192,12 @@ impl Trace {
                     Some(h) => csv_row(h, t),
                 }
             } else {
-                serde_json::from_str::<TraceRow>(t).map_err(|e| e.to_string())
+                serde_json::from_str::<TraceRow>(t).map_err(|e| json_message(&e))
             };
-            match parsed.and_then(|r| row_offset(&r).map(|o| (o, r))) {
+            match parsed.and_then(|mut r| {
+                r.line = line_no;
+                row_offset(&r).map(|o| (o, r))
+            }) {
                 Ok(x) => rows.push(x),
                 Err(m) => errors.push(Diagnostic {
                     file: file.into(),
@@ -171,43 +229,52 @@ impl Trace {
         Trace::parse(&text, &path.display().to_string())
     }
 
-    /// Checks kind names against the mix.
+    /// Checks kind names against the mix: one error per row naming an unknown kind (the
+    /// first 50), each with its line.
     pub fn check_kinds(&self, mix: &Mix, file: &str) -> Result<(), ConfigErrors> {
-        let bad: Vec<Diagnostic> = self
+        let known = || {
+            mix.kinds()
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut bad: Vec<&TraceRow> = self
             .rows
             .iter()
-            .filter_map(|(_, r)| r.kind.as_ref())
-            .filter(|k| mix.index_of(k).is_none())
-            .take(10)
-            .map(|k| Diagnostic {
-                file: file.into(),
-                line: None,
-                path: String::new(),
-                message: format!(
-                    "kind {k:?} is not in the mix (kinds: {})",
-                    mix.kinds()
-                        .iter()
-                        .map(|k| k.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })
+            .map(|(_, r)| r)
+            .filter(|r| r.kind.as_deref().is_some_and(|k| mix.index_of(k).is_none()))
             .collect();
+        bad.sort_by_key(|r| r.line);
+        bad.truncate(50);
         if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(bad))
+            return Ok(());
         }
+        Err(ConfigErrors(
+            bad.into_iter()
+                .map(|r| Diagnostic {
+                    file: file.into(),
+                    line: (r.line > 0).then_some(r.line),
+                    path: String::new(),
+                    message: format!(
+                        "kind {:?} is not in the mix (kinds: {})",
+                        r.kind.as_deref().unwrap_or_default(),
+                        known()
+                    ),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Offset of the last row at `speed`: the length of the replay.
+    pub fn duration(&self, speed: f64) -> Nanos {
+        self.rows.last().map_or(0, |(o, _)| scale(*o, speed))
     }
 
     /// The request for row `i`, at `offset / speed`.
     pub fn planned(&self, i: usize, speed: f64, mix: &Mix, rng: &mut Stream) -> (Nanos, RequestShape) {
         let (offset, row) = &self.rows[i];
-        let at = if speed == 1.0 {
-            *offset
-        } else {
-            secs_f64_to_nanos(*offset as f64 / NS_PER_MS as f64 / 1000.0 / speed)
-        };
+        let at = scale(*offset, speed);
         let mut shape = match row.kind.as_deref().and_then(|k| mix.index_of(k)) {
             Some(k) => mix.shape(k, rng),
             None => mix.draw(rng),
@@ -237,10 +304,20 @@ impl Trace {
     }
 }
 
+/// `offset / speed`, exact at speed 1.
+fn scale(offset: Nanos, speed: f64) -> Nanos {
+    if speed == 1.0 {
+        offset
+    } else {
+        secs_f64_to_nanos(offset as f64 / NS_PER_S as f64 / speed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::stream;
+    use crate::time::NS_PER_MS;
     use crate::traffic::mix::KindSpec;
 
     #[test]
@@ -284,5 +361,57 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not in the mix"));
+    }
+
+    #[test]
+    fn json_errors_name_the_file_line_not_serde_line_one() {
+        let e = Trace::parse("{\"offset_ms\": 1}\n{\"offset_ms\": \"soon\"}\n", "x.jsonl").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("x.jsonl:2:") && !s.contains("at line 1"), "{s}");
+        assert!(s.contains("column"), "{s}");
+    }
+
+    #[test]
+    fn csv_quotes_bom_and_bad_cells() {
+        let c = Trace::parse(
+            "\u{feff}offset_ms,model,kind\n0,\"gpt-4o, the big one\",a\n2,\"say \"\"hi\"\"\",b\n",
+            "q.csv",
+        )
+        .unwrap();
+        assert_eq!(c.rows[0].1.model.as_deref(), Some("gpt-4o, the big one"));
+        assert_eq!(c.rows[1].1.model.as_deref(), Some("say \"hi\""));
+        let e = Trace::parse(
+            "offset_ms,stream,max_tokens\n1,yes,5\n2,true,many\n3,true\n4,\"true,5\n",
+            "b.csv",
+        )
+        .unwrap_err();
+        let lines: Vec<_> = e.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(3), Some(4), Some(5)], "{e}");
+        let s = e.to_string();
+        assert!(s.contains("stream: expected true or false"), "{s}");
+        assert!(s.contains("max_tokens: expected a whole number"), "{s}");
+        assert!(s.contains("expected 3 columns, found 2"), "{s}");
+        assert!(s.contains("unterminated"), "{s}");
+        let e = Trace::parse("time,kind\n1,a\n", "h.csv").unwrap_err();
+        assert!(
+            e.to_string().contains("h.csv:1:") && e.to_string().contains("offset_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_reported_with_their_lines() {
+        let mix = Mix::new(vec![KindSpec::chat("a", false)], Api::OpenAi).unwrap();
+        // unsorted on purpose: errors still come in line order
+        let t = Trace::parse(
+            "{\"offset_ms\": 9, \"kind\": \"zzz\"}\n{\"offset_ms\": 1, \"kind\": \"a\"}\n{\"offset_ms\": 0, \"kind\": \"b\"}\n",
+            "k.jsonl",
+        )
+        .unwrap();
+        let e = t.check_kinds(&mix, "k.jsonl").unwrap_err();
+        let lines: Vec<_> = e.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![Some(1), Some(3)], "{e}");
+        assert!(e.to_string().contains("\"zzz\" is not in the mix (kinds: a)"), "{e}");
+        assert_eq!(t.duration(2.0), 4_500_000);
     }
 }

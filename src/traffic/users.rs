@@ -4,8 +4,13 @@
 //! Think time: `constant` (a fixed wait after each answer), `uniform` (Locust's
 //! `between(min, max)`), or `pacing` (Locust's `constant_pacing`: start-to-start interval,
 //! so the wait is `interval − response time`, never negative).
+//!
+//! Drive it with [`ClosedLoop::spawn_at`] for each user's first start and
+//! [`ClosedLoop::on_complete`] for every answer. Each user draws its think times from its
+//! own stream, so a user's k-th wait is the same whatever order the answers of different
+//! users come back in — live and simulated runs plan alike.
 
-use crate::rng::Stream;
+use crate::rng::{stream, Stream};
 use crate::time::{secs_f64_to_nanos, Dur, Nanos};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -48,6 +53,17 @@ pub struct ClosedLoop {
     think: ThinkTime,
     duration: Nanos,
     rng: Stream,
+    /// Seed of the per-user streams (drawn once from `rng`).
+    user_seed: u64,
+    /// Per user: the intended start of its request in flight, and its think-time stream
+    /// (created on first use).
+    state: Vec<UserState>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct UserState {
+    started: Option<Nanos>,
+    rng: Option<Box<Stream>>,
 }
 
 impl ClosedLoop {
@@ -57,13 +73,79 @@ impl ClosedLoop {
     /// If `spawn_rate` is not positive (validated before this).
     pub fn new(users: u32, spawn_rate: f64, think: ThinkTime, duration: Nanos, rng: Stream) -> ClosedLoop {
         assert!(spawn_rate > 0.0, "spawn_rate must be > 0");
+        let user_seed = rng.clone().random();
         ClosedLoop {
             users,
             spawn_rate,
             think,
             duration,
             rng,
+            user_seed,
+            state: Vec::new(),
         }
+    }
+
+    /// The run's length: no request starts at or after it.
+    pub fn duration(&self) -> Nanos {
+        self.duration
+    }
+
+    /// Every user's first start, in time order (users that would spawn after the end of
+    /// the run are left out). Records each as that user's request in flight.
+    pub fn spawns(&mut self) -> Vec<(u32, Nanos)> {
+        let v: Vec<(u32, Nanos)> = (0..self.users)
+            .map_while(|u| self.spawn_at(u).map(|t| (u, t)))
+            .collect();
+        for &(u, t) in &v {
+            self.user(u).started = Some(t);
+        }
+        v
+    }
+
+    fn user(&mut self, u: u32) -> &mut UserState {
+        let i = u as usize;
+        if self.state.len() <= i {
+            self.state.resize_with(i + 1, UserState::default);
+        }
+        &mut self.state[i]
+    }
+
+    /// User `user`'s request ended at `now`: the intended start of its next request, or
+    /// `None` when that would be at or after the end of the run (the user stops). The
+    /// previous start is the one this machine last handed out for the user ([`spawns`] or
+    /// an earlier `on_complete`), so pacing is measured from *intended* starts.
+    ///
+    /// [`spawns`]: ClosedLoop::spawns
+    ///
+    /// # Panics
+    /// If `user` has no request in flight (never spawned, or already stopped).
+    pub fn on_complete(&mut self, now: Nanos, user: u32) -> Option<Nanos> {
+        let seed = self.user_seed;
+        let think = self.think;
+        let duration = self.duration;
+        let st = self.user(user);
+        let started = st
+            .started
+            .take()
+            .expect("on_complete for a user with no request in flight");
+        let next = match think {
+            ThinkTime::Constant { value } => now.saturating_add(value.0),
+            ThinkTime::Uniform { min, max } => {
+                let rng = st
+                    .rng
+                    .get_or_insert_with(|| Box::new(stream(seed, &format!("user/{user}"))));
+                now.saturating_add(uniform(rng, min, max))
+            }
+            ThinkTime::Pacing { interval } => started.saturating_add(interval.0).max(now),
+        };
+        let next = (next < duration).then_some(next);
+        st.started = next;
+        next
+    }
+
+    /// Users with a request in flight or planned (spawned and not stopped).
+    pub fn active(&self) -> usize {
+        self.state.iter().filter(|s| s.started.is_some()).count()
     }
 
     /// Number of users.
@@ -85,20 +167,24 @@ impl ClosedLoop {
 
     /// A user's request that started at `started` ended at `ended`: when does it start the
     /// next one? `None` once that would be at or after the end of the run.
+    ///
+    /// Stateless about users: uniform think times come from one shared stream, in the order
+    /// answers arrive. Prefer [`ClosedLoop::on_complete`], whose draws are per user.
     pub fn next_start(&mut self, started: Nanos, ended: Nanos) -> Option<Nanos> {
         let next = match self.think {
             ThinkTime::Constant { value } => ended.saturating_add(value.0),
-            ThinkTime::Uniform { min, max } => {
-                let w = if max.0 > min.0 {
-                    self.rng.random_range(min.0..=max.0)
-                } else {
-                    min.0
-                };
-                ended.saturating_add(w)
-            }
+            ThinkTime::Uniform { min, max } => ended.saturating_add(uniform(&mut self.rng, min, max)),
             ThinkTime::Pacing { interval } => started.saturating_add(interval.0).max(ended),
         };
         (next < self.duration).then_some(next)
+    }
+}
+
+fn uniform(rng: &mut Stream, min: Dur, max: Dur) -> Nanos {
+    if max.0 > min.0 {
+        rng.random_range(min.0..=max.0)
+    } else {
+        min.0
     }
 }
 
@@ -160,5 +246,111 @@ mod tests {
         );
         let m = (0..10_000).map(|_| c.next_start(0, 0).unwrap() as f64).sum::<f64>() / 10_000.0 / 1e9;
         assert!((m - 2.0).abs() < 0.03, "{m}");
+    }
+
+    /// A ten-line discrete-event driver: every request takes `service`.
+    fn drive(c: &mut ClosedLoop, service: Nanos) -> Vec<(u32, Nanos)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut q: BinaryHeap<Reverse<(Nanos, u32)>> = c.spawns().into_iter().map(|(u, t)| Reverse((t, u))).collect();
+        let mut starts = Vec::new();
+        while let Some(Reverse((t, u))) = q.pop() {
+            starts.push((u, t));
+            if let Some(next) = c.on_complete(t + service, u) {
+                q.push(Reverse((next, u)));
+            }
+        }
+        starts
+    }
+
+    #[test]
+    fn closed_loop_counts_and_ramp() {
+        // 20 users at 4/s, 100 ms service + 400 ms think for 60 s: each user does one request
+        // per 500 ms from its spawn time on.
+        let think = ThinkTime::Constant {
+            value: Dur::from_millis(400),
+        };
+        let mut c = ClosedLoop::new(20, 4.0, think, 60 * NS_PER_S, stream(1, "u"));
+        let starts = drive(&mut c, 100 * NS_PER_MS);
+        let expected: usize = (0..20u64).map(|u| (60_000 - u * 250).div_ceil(500) as usize).sum();
+        assert_eq!(starts.len(), expected);
+        // during the spawn ramp the number of users with a request started grows by 4/s
+        let active_in = |lo: Nanos| {
+            let mut us: Vec<u32> = starts
+                .iter()
+                .filter(|(_, t)| (lo..lo + NS_PER_S).contains(t))
+                .map(|x| x.0)
+                .collect();
+            us.sort_unstable();
+            us.dedup();
+            us.len()
+        };
+        assert_eq!(
+            (active_in(0), active_in(2 * NS_PER_S), active_in(30 * NS_PER_S)),
+            (4, 12, 20)
+        );
+        assert_eq!(c.active(), 0);
+    }
+
+    #[test]
+    fn pacing_counts_from_intended_starts() {
+        let pacing = ThinkTime::Pacing {
+            interval: Dur::from_secs(1),
+        };
+        // fast answers: one request per second per user
+        let mut c = ClosedLoop::new(5, 1e9, pacing, 10 * NS_PER_S, stream(1, "u"));
+        let starts = drive(&mut c, 300 * NS_PER_MS);
+        assert_eq!(starts.len(), 50);
+        assert!(starts.iter().all(|&(u, t)| t % NS_PER_S == u64::from(u)), "{starts:?}"); // spawned 1 ns apart
+                                                                                          // answers slower than the interval: back to back
+        let mut c = ClosedLoop::new(5, 1e9, pacing, 10 * NS_PER_S, stream(1, "u"));
+        assert_eq!(drive(&mut c, 2_500 * NS_PER_MS).len(), 5 * 4);
+    }
+
+    #[test]
+    fn per_user_think_times_do_not_depend_on_answer_order() {
+        let think = ThinkTime::Uniform {
+            min: Dur::from_millis(100),
+            max: Dur::from_secs(2),
+        };
+        let plan = |order: &[u32]| {
+            let mut c = ClosedLoop::new(3, 1e9, think, Nanos::MAX, stream(9, "traffic/think"));
+            c.spawns();
+            let mut by_user = vec![Vec::new(); 3];
+            for _ in 0..4 {
+                for &u in order {
+                    by_user[u as usize].push(c.on_complete(NS_PER_S, u).unwrap());
+                }
+            }
+            by_user
+        };
+        assert_eq!(plan(&[0, 1, 2]), plan(&[2, 0, 1]));
+        assert_ne!(plan(&[0, 1, 2])[0], plan(&[0, 1, 2])[1]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn next_start_respects_think_and_pacing(
+            started in 0u64..1_000_000_000,
+            took in 0u64..3_000_000_000,
+            ms in 0u64..2_000,
+            seed in 0u64..100,
+        ) {
+            let ended = started + took;
+            let d = Dur::from_millis(ms);
+            for think in [ThinkTime::Constant { value: d }, ThinkTime::Uniform { min: Dur(0), max: d }, ThinkTime::Pacing { interval: d }] {
+                let mut c = ClosedLoop::new(1, 1.0, think, Nanos::MAX, stream(seed, "u"));
+                c.spawns();
+                let mut c2 = c.clone();
+                let next = c.next_start(0, ended).unwrap();
+                let next2 = c2.on_complete(ended, 0).unwrap();
+                for n in [next, next2] {
+                    proptest::prop_assert!(n >= ended && n <= ended + d.0);
+                    if let ThinkTime::Pacing { .. } = think {
+                        proptest::prop_assert_eq!(n, d.0.max(ended));
+                    }
+                }
+            }
+        }
     }
 }

@@ -67,12 +67,11 @@ class Mock:
     def wait_ready(self):
         self._ready.wait(START_TIMEOUT_S)
         if self.url is None:
+            code = self.proc.poll()
             self.stop()
+            why = f"exited with code {code}" if code is not None else f"printed no {LISTENING.pattern!r} within {START_TIMEOUT_S:.0f} s"
             output = "\n".join(self.tail) or "(no output)"
-            raise RuntimeError(
-                f"`chaosgate mock --api {self.api}` did not print 'listening on http://127.0.0.1:PORT' "
-                f"within {START_TIMEOUT_S:.0f} s (binary: {BIN}, exit code: {self.proc.poll()}). Output:\n{output}"
-            )
+            raise RuntimeError(f"`chaosgate mock --api {self.api}` ({BIN}) {why}. Its output:\n{output}")
         return self.url
 
     def stop(self):

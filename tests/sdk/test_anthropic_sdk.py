@@ -23,8 +23,9 @@ def fault(value):
     return {"x-chaosgate-fault": value}
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(anthropic_url):
+    """One client for the module (building one costs ~50 ms: it loads the trust store)."""
     return anthropic.Anthropic(base_url=anthropic_url, api_key="sk-ant-chaosgate-test", max_retries=0, timeout=5.0)
 
 

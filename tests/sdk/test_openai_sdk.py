@@ -18,8 +18,9 @@ def fault(value):
     return {"x-chaosgate-fault": value}
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(openai_url):
+    """One client for the module (building one costs ~50 ms: it loads the trust store)."""
     return openai.OpenAI(base_url=openai_url + "/v1", api_key="sk-chaosgate-test", max_retries=0, timeout=5.0)
 
 
