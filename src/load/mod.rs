@@ -421,9 +421,8 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
             let shapes = Arc::new(Mutex::new(shape_stream(opts.seed)));
             let mix = Arc::new(mix);
             let next_id = Arc::new(AtomicU64::new(0));
-            for u in 0..*users {
-                let start = cl.lock().unwrap_or_else(|e| e.into_inner()).spawn_at(u);
-                let Some(start) = start else { continue };
+            let spawns = cl.lock().unwrap_or_else(|e| e.into_inner()).spawns();
+            for (u, start) in spawns {
                 let (sh, cl, shapes, mix, next_id, scheduled) = (
                     sh.clone(),
                     cl.clone(),
@@ -441,9 +440,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         scheduled.fetch_add(1, Ordering::Relaxed);
                         let (rec, itl) = execute(&sh, id, intended, &shape).await;
-                        let (started, ended) = (rec.intended, rec.end);
+                        let ended = rec.end;
                         record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings);
-                        let next = cl.lock().unwrap_or_else(|e| e.into_inner()).next_start(started, ended);
+                        let next = cl.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                         match next {
                             Some(n) => at = n,
                             None => break,
