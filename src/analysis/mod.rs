@@ -226,16 +226,25 @@ impl Aggregator {
         self.last_end = self.last_end.max(r.end);
         let good = r.outcome.is_ok() && self.meets_slo(r);
         self.overall.add(r, itl, good);
-        let provider = r.provider.clone().unwrap_or_else(|| "unknown".into());
+        let provider: &str = r.provider.as_deref().unwrap_or("unknown");
         if r.outcome != Outcome::Dropped {
-            self.providers.entry(provider.clone()).or_default().add(r, itl, good);
+            match self.providers.get_mut(provider) {
+                Some(g) => g.add(r, itl, good),
+                None => self
+                    .providers
+                    .entry(provider.to_string())
+                    .or_default()
+                    .add(r, itl, good),
+            }
         }
-        let kind = self
-            .kinds
-            .get(r.kind as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("kind{}", r.kind));
-        self.per_kind.entry(kind).or_default().add(r, itl, good);
+        let kind: &str = self.kinds.get(r.kind as usize).map_or("other", String::as_str);
+        match self.per_kind.get_mut(kind) {
+            Some(g) => g.add(r, itl, good),
+            None => {
+                let k = kind.to_string();
+                self.per_kind.entry(k).or_default().add(r, itl, good)
+            }
+        }
         for (name, s, e) in &self.phases {
             if r.intended >= *s && r.intended < *e {
                 self.per_phase.entry(name.clone()).or_default().add(r, itl, good);
@@ -272,7 +281,10 @@ impl Aggregator {
                 .get_or_insert_with(|| Hist::new(2))
                 .record(r.end.saturating_sub(r.intended));
             let sb = self.bucket_mut(r.intended);
-            let e = sb.providers.entry(provider).or_insert((0, 0));
+            let e = match sb.providers.get_mut(provider) {
+                Some(e) => e,
+                None => sb.providers.entry(provider.to_string()).or_insert((0, 0)),
+            };
             if r.outcome.is_ok() {
                 e.0 += 1;
             } else {

@@ -98,6 +98,14 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 struct Shared {
     client: Http,
     base: String,
+    /// `host:port` of the target, for dedicated connections.
+    authority: String,
+    /// Host header for dedicated connections.
+    host: hyper::header::HeaderValue,
+    /// `Bearer …`, built once.
+    auth: hyper::header::HeaderValue,
+    /// The API key, built once.
+    key: hyper::header::HeaderValue,
     opts: LoadOptions,
     t0: Instant,
     tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool)>,
@@ -128,33 +136,58 @@ fn prompt(tokens: u32) -> String {
     s
 }
 
-fn body_for(shape: &RequestShape) -> (String, serde_json::Value) {
-    let text = prompt(shape.prompt_tokens);
+thread_local! {
+    /// Prompt texts already JSON-escaped, by token count (bounded).
+    static PROMPTS: std::cell::RefCell<std::collections::HashMap<u32, std::rc::Rc<str>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn prompt_json(tokens: u32) -> std::rc::Rc<str> {
+    PROMPTS.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(p) = m.get(&tokens) {
+            return p.clone();
+        }
+        let p: std::rc::Rc<str> = serde_json::to_string(&prompt(tokens))
+            .unwrap_or_else(|_| "\"\"".into())
+            .into();
+        if m.len() < 4096 {
+            m.insert(tokens, p.clone());
+        }
+        p
+    })
+}
+
+/// The JSON body and path of a request (built as text: this is the hot path).
+fn body_for(shape: &RequestShape) -> (&'static str, String) {
+    let text = prompt_json(shape.prompt_tokens);
+    let text: &str = &text;
+    let model = serde_json::to_string(&*shape.model).unwrap_or_else(|_| "\"\"".into());
     match (shape.endpoint, shape.api) {
-        (EndpointKind::Embeddings, _) => (
-            "/v1/embeddings".into(),
-            serde_json::json!({ "model": &*shape.model, "input": vec![text; shape.inputs as usize] }),
-        ),
+        (EndpointKind::Embeddings, _) => {
+            let inputs = vec![text; shape.inputs.max(1) as usize].join(",");
+            ("/v1/embeddings", format!(r#"{{"model":{model},"input":[{inputs}]}}"#))
+        }
         (EndpointKind::Chat, Api::OpenAi) => {
-            let mut v = serde_json::json!({
-                "model": &*shape.model,
-                "messages": [{ "role": "user", "content": text }],
-                "max_tokens": shape.max_tokens,
-                "stream": shape.stream,
-            });
-            if shape.stream {
-                v["stream_options"] = serde_json::json!({ "include_usage": true });
-            }
-            ("/v1/chat/completions".into(), v)
+            let opts = if shape.stream {
+                r#","stream":true,"stream_options":{"include_usage":true}"#
+            } else {
+                r#","stream":false"#
+            };
+            (
+                "/v1/chat/completions",
+                format!(
+                    r#"{{"model":{model},"messages":[{{"role":"user","content":{text}}}],"max_tokens":{}{opts}}}"#,
+                    shape.max_tokens
+                ),
+            )
         }
         (EndpointKind::Chat, Api::Anthropic) => (
-            "/v1/messages".into(),
-            serde_json::json!({
-                "model": &*shape.model,
-                "max_tokens": shape.max_tokens,
-                "messages": [{ "role": "user", "content": text }],
-                "stream": shape.stream,
-            }),
+            "/v1/messages",
+            format!(
+                r#"{{"model":{model},"max_tokens":{},"messages":[{{"role":"user","content":{text}}}],"stream":{}}}"#,
+                shape.max_tokens, shape.stream
+            ),
         ),
     }
 }
@@ -176,7 +209,85 @@ pub fn base_url(target: &str) -> Result<String, String> {
 }
 
 /// Sends one request and classifies what came back.
-async fn execute(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) -> (RequestRecord, Vec<Nanos>) {
+/// Just the usage of a response body (other fields are skipped, not built).
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<UsageCounts>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct UsageCounts {
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+    #[serde(default)]
+    output_tokens: Option<u32>,
+}
+
+/// A closed-loop user's own keep-alive connection (reopened after an error).
+type OwnConn = Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>;
+
+/// Why a send failed.
+enum SendError {
+    /// Could not connect.
+    Connect,
+    /// The connection failed mid-request.
+    Io,
+}
+
+async fn send(
+    sh: &Shared,
+    own: Option<&mut OwnConn>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
+    let Some(slot) = own else {
+        return sh.client.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                SendError::Connect
+            } else {
+                SendError::Io
+            }
+        });
+    };
+    if slot.as_ref().is_none_or(|s| s.is_closed()) {
+        let stream = tokio::net::TcpStream::connect(&sh.authority)
+            .await
+            .map_err(|_| SendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|_| SendError::Connect)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        *slot = Some(sender);
+    }
+    let sender = slot.as_mut().ok_or(SendError::Connect)?;
+    if sender.ready().await.is_err() {
+        *slot = None;
+        return Err(SendError::Io);
+    }
+    // a dedicated connection takes the origin form (the caller built a path-only URI)
+    let mut req = req;
+    req.headers_mut().insert(hyper::header::HOST, sh.host.clone());
+    match sender.send_request(req).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            *slot = None;
+            Err(SendError::Io)
+        }
+    }
+}
+
+async fn execute(
+    sh: &Shared,
+    own: Option<&mut OwnConn>,
+    id: u64,
+    intended: Instant,
+    shape: &RequestShape,
+) -> (RequestRecord, Vec<Nanos>) {
     let t0 = sh.t0;
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
@@ -195,12 +306,17 @@ async fn execute(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) 
         stream: shape.stream,
     };
     let mut itl = Vec::new();
-    let req = hyper::Request::post(format!("{}{}", sh.base, path))
+    let uri = if own.is_some() {
+        path.to_string()
+    } else {
+        format!("{}{}", sh.base, path)
+    };
+    let req = hyper::Request::post(uri)
         .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {}", sh.opts.api_key))
-        .header("x-api-key", &sh.opts.api_key)
+        .header("authorization", sh.auth.clone())
+        .header("x-api-key", sh.key.clone())
         .header("anthropic-version", "2023-06-01")
-        .body(Full::new(Bytes::from(body.to_string())));
+        .body(Full::new(Bytes::from(body)));
     let req = match req {
         Ok(r) => r,
         Err(_) => {
@@ -213,14 +329,14 @@ async fn execute(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) 
         Some(t) => deadline.min(sent_at + Duration::from_nanos(t)),
         None => deadline,
     };
-    let resp = match tokio::time::timeout_at(header_deadline, sh.client.request(req)).await {
+    let resp = match tokio::time::timeout_at(header_deadline, send(sh, own, req)).await {
         Err(_) => {
             rec.outcome = Outcome::Timeout;
             rec.end = since(t0, Instant::now());
             return (rec, itl);
         }
         Ok(Err(e)) => {
-            rec.outcome = if e.is_connect() {
+            rec.outcome = if matches!(e, SendError::Connect) {
                 Outcome::ConnectError
             } else {
                 Outcome::Reset
@@ -251,13 +367,10 @@ async fn execute(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) 
             Ok(Err(_)) => rec.outcome = Outcome::Reset,
             Ok(Ok(c)) => {
                 let bytes = c.to_bytes();
-                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                match serde_json::from_slice::<UsageOnly>(&bytes) {
                     Ok(v) => {
-                        let u = &v["usage"];
-                        rec.output_tokens = u["completion_tokens"]
-                            .as_u64()
-                            .or(u["output_tokens"].as_u64())
-                            .unwrap_or(0) as u32;
+                        let u = v.usage.unwrap_or_default();
+                        rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
                     }
                     Err(_) => rec.outcome = Outcome::MalformedStream,
                 }
@@ -363,6 +476,12 @@ fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
 /// Runs the load to the end and returns the statistics.
 pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<LoadResult> {
     let base = base_url(&opts.target).map_err(anyhow::Error::msg)?;
+    let uri: hyper::Uri = base.parse()?;
+    let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
+    let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {}", opts.api_key))
+        .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
+    let key = hyper::header::HeaderValue::from_str(&opts.api_key)
+        .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
     let client: Http = Client::builder(TokioExecutor::new())
@@ -374,6 +493,10 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let sh = Arc::new(Shared {
         client,
         base,
+        host: hyper::header::HeaderValue::from_str(&authority)?,
+        authority,
+        auth,
+        key,
         opts: opts.clone(),
         t0,
         tx,
@@ -433,13 +556,14 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                 );
                 tasks.spawn(async move {
                     let mut at = start;
+                    let mut conn: OwnConn = None;
                     loop {
                         let intended = sh.t0 + Duration::from_nanos(at);
                         wait_until(intended).await;
                         let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         scheduled.fetch_add(1, Ordering::Relaxed);
-                        let (rec, itl) = execute(&sh, id, intended, &shape).await;
+                        let (rec, itl) = execute(&sh, Some(&mut conn), id, intended, &shape).await;
                         let ended = rec.end;
                         record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings);
                         let next = cl.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
@@ -470,7 +594,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                     Ok(permit) => {
                         let sh = sh.clone();
                         tasks.spawn(async move {
-                            let (rec, itl) = execute(&sh, p.id, intended, &p.shape).await;
+                            let (rec, itl) = execute(&sh, None, p.id, intended, &p.shape).await;
                             drop(permit);
                             record_and_send(&sh, rec, itl, p.shape.endpoint == EndpointKind::Embeddings);
                         });
@@ -536,4 +660,52 @@ fn progress_bar(opts: &LoadOptions, sh: Arc<Shared>, p99: Arc<Mutex<f64>>) -> Op
             pb.tick();
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::{KindSpec, Mix};
+
+    #[test]
+    fn bodies_are_valid_json_the_mocks_accept() {
+        let mut kinds = vec![KindSpec::chat("a", true), KindSpec::chat("b", false)];
+        kinds.push(KindSpec {
+            endpoint: EndpointKind::Embeddings,
+            inputs: 3,
+            ..KindSpec::chat("e", false)
+        });
+        for api in [Api::OpenAi, Api::Anthropic] {
+            let mix = Mix::new(kinds.clone(), api).unwrap();
+            let mut rng = crate::rng::stream(1, "t");
+            for i in 0..3 {
+                let mut shape = mix.shape(i, &mut rng);
+                shape.model = std::sync::Arc::from("we\"ird\\model");
+                let (path, body) = body_for(&shape);
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["model"], "we\"ird\\model");
+                match path {
+                    "/v1/embeddings" => assert!(
+                        crate::provider::openai::parse_embeddings(body.as_bytes())
+                            .unwrap()
+                            .inputs
+                            == 3
+                    ),
+                    "/v1/chat/completions" => assert_eq!(
+                        crate::provider::openai::parse_chat(body.as_bytes()).unwrap().stream,
+                        shape.stream
+                    ),
+                    _ => assert_eq!(
+                        crate::provider::anthropic::parse_messages(body.as_bytes())
+                            .unwrap()
+                            .stream,
+                        shape.stream
+                    ),
+                }
+            }
+        }
+        assert_eq!(base_url("http://127.0.0.1:4000/v1/").unwrap(), "http://127.0.0.1:4000");
+        assert!(base_url("https://x").unwrap_err().contains("only http"));
+        assert!(base_url("not a url").is_err());
+    }
 }
