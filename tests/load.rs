@@ -163,6 +163,32 @@ async fn stream_failures_are_classified() {
     let cut = r.failures_by_kind.get("stream_cut").copied().unwrap_or(0);
     assert!(cut > 10 && cut < 40, "{:?}", r.failures_by_kind);
     assert_eq!(r.requests.ok + cut, 50);
+    // the same through closed-loop users (their own raw keep-alive connections): a cut
+    // connection is replaced and every request is still classified
+    let cfg = TrafficConfig {
+        users: Some(3),
+        duration: Some(Dur::from_secs(1)),
+        ..TrafficConfig::default()
+    };
+    let src = cfg.source(Path::new(".")).unwrap();
+    let mut k = KindSpec::chat("chat", true);
+    k.max_tokens = chaosgate::traffic::Tokens::Fixed(5);
+    let m = Mix::new(vec![k], Api::Anthropic).unwrap();
+    let (r, _) = report(
+        src,
+        m,
+        LoadOptions::new(&format!("http://{}", h.addr), Api::Anthropic, 3),
+    )
+    .await;
+    let cut = r.failures_by_kind.get("stream_cut").copied().unwrap_or(0);
+    assert!(
+        r.requests.ok > 20 && cut > 20,
+        "{:?} {:?}",
+        r.requests,
+        r.failures_by_kind
+    );
+    assert_eq!(r.requests.ok + r.requests.failed, r.requests.scheduled);
+    assert_eq!(r.failures_by_kind.len(), 1, "{:?}", r.failures_by_kind);
     h.shutdown().await;
 }
 

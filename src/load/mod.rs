@@ -9,6 +9,7 @@
 //!   uncorrected figure and the schedule lag are kept too. The scheduler sleeps until 1 ms
 //!   before each send and then yields in a loop, so lag stays well under a millisecond.
 
+pub mod raw;
 pub mod sse;
 
 use crate::analysis::{Aggregator, SloThresholds};
@@ -100,8 +101,6 @@ struct Shared {
     base: String,
     /// `host:port` of the target, for dedicated connections.
     authority: String,
-    /// Host header for dedicated connections.
-    host: hyper::header::HeaderValue,
     /// `Bearer …`, built once.
     auth: hyper::header::HeaderValue,
     /// The API key, built once.
@@ -225,7 +224,42 @@ struct UsageCounts {
 }
 
 /// A closed-loop user's own keep-alive connection (reopened after an error).
-type OwnConn = Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>;
+type OwnConn = Option<raw::RawConn>;
+
+/// A response body being read: from hyper's pooled client or a user's raw connection.
+enum BodyReader<'a> {
+    Hyper(hyper::body::Incoming),
+    Raw(&'a mut raw::RawConn),
+}
+
+impl BodyReader<'_> {
+    /// The next piece of body; `Ok(None)` at its proper end, `Err` when it was cut.
+    async fn next(&mut self) -> Result<Option<Bytes>, ()> {
+        match self {
+            BodyReader::Hyper(b) => loop {
+                match b.frame().await {
+                    None => return Ok(None),
+                    Some(Err(_)) => return Err(()),
+                    Some(Ok(f)) => {
+                        if let Ok(d) = f.into_data() {
+                            return Ok(Some(d));
+                        }
+                    }
+                }
+            },
+            BodyReader::Raw(c) => c.next().await.map(|o| o.map(Bytes::from)).map_err(|_| ()),
+        }
+    }
+
+    /// The rest of the body.
+    async fn collect(&mut self) -> Result<Vec<u8>, ()> {
+        let mut out = Vec::new();
+        while let Some(p) = self.next().await? {
+            out.extend_from_slice(&p);
+        }
+        Ok(out)
+    }
+}
 
 /// Why a send failed.
 enum SendError {
@@ -235,45 +269,25 @@ enum SendError {
     Io,
 }
 
-async fn send(
-    sh: &Shared,
-    own: Option<&mut OwnConn>,
-    req: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
-    let Some(slot) = own else {
-        return sh.client.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                SendError::Connect
-            } else {
-                SendError::Io
-            }
-        });
-    };
-    if slot.as_ref().is_none_or(|s| s.is_closed()) {
-        let stream = tokio::net::TcpStream::connect(&sh.authority)
-            .await
-            .map_err(|_| SendError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .writev(false)
-            .handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|_| SendError::Connect)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        *slot = Some(sender);
+/// Sends on the user's raw connection (reconnecting when needed); returns status and provider.
+async fn send_raw(sh: &Shared, slot: &mut OwnConn, path: &str, body: &[u8]) -> Result<raw::Head, SendError> {
+    if slot.as_ref().is_none_or(|c| !c.reusable()) {
+        *slot = Some(
+            raw::RawConn::connect(&sh.authority)
+                .await
+                .map_err(|_| SendError::Connect)?,
+        );
     }
-    let sender = slot.as_mut().ok_or(SendError::Connect)?;
-    if sender.ready().await.is_err() {
-        *slot = None;
-        return Err(SendError::Io);
-    }
-    // a dedicated connection takes the origin form (the caller built a path-only URI)
-    let mut req = req;
-    req.headers_mut().insert(hyper::header::HOST, sh.host.clone());
-    match sender.send_request(req).await {
-        Ok(r) => Ok(r),
+    let conn = slot.as_mut().ok_or(SendError::Connect)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\n\r\n",
+        sh.authority,
+        sh.auth.to_str().unwrap_or(""),
+        sh.key.to_str().unwrap_or(""),
+        body.len()
+    );
+    match conn.send(head.as_bytes(), body).await {
+        Ok(h) => Ok(h),
         Err(_) => {
             *slot = None;
             Err(SendError::Io)
@@ -281,6 +295,29 @@ async fn send(
     }
 }
 
+/// Sends through hyper's pooled client.
+async fn send_pooled(
+    sh: &Shared,
+    path: &str,
+    body: String,
+) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
+    let req = hyper::Request::post(format!("{}{}", sh.base, path))
+        .header("content-type", "application/json")
+        .header("authorization", sh.auth.clone())
+        .header("x-api-key", sh.key.clone())
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|_| SendError::Connect)?;
+    sh.client.request(req).await.map_err(|e| {
+        if e.is_connect() {
+            SendError::Connect
+        } else {
+            SendError::Io
+        }
+    })
+}
+
+/// Sends one request and classifies what came back.
 async fn execute(
     sh: &Shared,
     own: Option<&mut OwnConn>,
@@ -306,75 +343,86 @@ async fn execute(
         stream: shape.stream,
     };
     let mut itl = Vec::new();
-    let uri = if own.is_some() {
-        path.to_string()
-    } else {
-        format!("{}{}", sh.base, path)
-    };
-    let req = hyper::Request::post(uri)
-        .header("content-type", "application/json")
-        .header("authorization", sh.auth.clone())
-        .header("x-api-key", sh.key.clone())
-        .header("anthropic-version", "2023-06-01")
-        .body(Full::new(Bytes::from(body)));
-    let req = match req {
-        Ok(r) => r,
-        Err(_) => {
-            rec.outcome = Outcome::ConnectError;
-            rec.end = since(t0, Instant::now());
-            return (rec, itl);
-        }
-    };
     let header_deadline = match sh.opts.ttft_timeout {
         Some(t) => deadline.min(sent_at + Duration::from_nanos(t)),
         None => deadline,
     };
-    let resp = match tokio::time::timeout_at(header_deadline, send(sh, own, req)).await {
-        Err(_) => {
-            rec.outcome = Outcome::Timeout;
-            rec.end = since(t0, Instant::now());
-            return (rec, itl);
-        }
-        Ok(Err(e)) => {
-            rec.outcome = if matches!(e, SendError::Connect) {
-                Outcome::ConnectError
-            } else {
-                Outcome::Reset
-            };
-            rec.end = since(t0, Instant::now());
-            return (rec, itl);
-        }
-        Ok(Ok(r)) => r,
-    };
-    let fb = Instant::now();
-    rec.first_byte = Some(since(t0, fb));
-    rec.provider = resp
-        .headers()
-        .get("x-chaosgate-provider")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
-    if !(200..300).contains(&status) {
-        let _ = tokio::time::timeout_at(deadline, (&mut body).collect()).await;
-        rec.outcome = Outcome::Http(status);
+    let fail = |rec: &mut RequestRecord, o: Outcome| {
+        rec.outcome = o;
         rec.end = since(t0, Instant::now());
+    };
+    let (status, mut reader) = match own {
+        Some(slot) => match tokio::time::timeout_at(header_deadline, send_raw(sh, slot, path, body.as_bytes())).await {
+            Err(_) => {
+                *slot = None;
+                fail(&mut rec, Outcome::Timeout);
+                return (rec, itl);
+            }
+            Ok(Err(e)) => {
+                fail(
+                    &mut rec,
+                    if matches!(e, SendError::Connect) {
+                        Outcome::ConnectError
+                    } else {
+                        Outcome::Reset
+                    },
+                );
+                return (rec, itl);
+            }
+            Ok(Ok(head)) => {
+                rec.provider = head.provider;
+                match slot.as_mut() {
+                    Some(c) => (head.status, BodyReader::Raw(c)),
+                    None => {
+                        fail(&mut rec, Outcome::Reset);
+                        return (rec, itl);
+                    }
+                }
+            }
+        },
+        None => match tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await {
+            Err(_) => {
+                fail(&mut rec, Outcome::Timeout);
+                return (rec, itl);
+            }
+            Ok(Err(e)) => {
+                fail(
+                    &mut rec,
+                    if matches!(e, SendError::Connect) {
+                        Outcome::ConnectError
+                    } else {
+                        Outcome::Reset
+                    },
+                );
+                return (rec, itl);
+            }
+            Ok(Ok(resp)) => {
+                rec.provider = resp
+                    .headers()
+                    .get("x-chaosgate-provider")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                (resp.status().as_u16(), BodyReader::Hyper(resp.into_body()))
+            }
+        },
+    };
+    rec.first_byte = Some(since(t0, Instant::now()));
+    if !(200..300).contains(&status) {
+        let _ = tokio::time::timeout_at(deadline, reader.collect()).await;
+        fail(&mut rec, Outcome::Http(status));
         return (rec, itl);
     }
     if !shape.stream {
-        match tokio::time::timeout_at(deadline, body.collect()).await {
+        match tokio::time::timeout_at(deadline, reader.collect()).await {
             Err(_) => rec.outcome = Outcome::Timeout,
             Ok(Err(_)) => rec.outcome = Outcome::Reset,
-            Ok(Ok(c)) => {
-                let bytes = c.to_bytes();
-                match serde_json::from_slice::<UsageOnly>(&bytes) {
-                    Ok(v) => {
-                        let u = v.usage.unwrap_or_default();
-                        rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
-                    }
-                    Err(_) => rec.outcome = Outcome::MalformedStream,
+            Ok(Ok(bytes)) => match serde_json::from_slice::<UsageOnly>(&bytes) {
+                Ok(v) => {
+                    let u = v.usage.unwrap_or_default();
+                    rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
                 }
-            }
+                Err(_) => rec.outcome = Outcome::MalformedStream,
+            },
         }
         rec.end = since(t0, Instant::now());
         return (rec, itl);
@@ -389,13 +437,13 @@ async fn execute(
             (Some(_), _, Some(s)) => deadline.min(Instant::now() + Duration::from_nanos(s)),
             _ => deadline,
         };
-        let frame = match tokio::time::timeout_at(wait, body.frame()).await {
+        let data = match tokio::time::timeout_at(wait, reader.next()).await {
             Err(_) => {
                 rec.outcome = Outcome::Timeout;
                 break;
             }
-            Ok(None) => {
-                // clean end of the HTTP body
+            // the end of the HTTP body, clean or cut: ok only after the terminal event
+            Ok(Ok(None)) | Ok(Err(())) => {
                 rec.outcome = if parser.terminal {
                     Outcome::Ok
                 } else {
@@ -403,17 +451,8 @@ async fn execute(
                 };
                 break;
             }
-            Ok(Some(Err(_))) => {
-                rec.outcome = if parser.terminal {
-                    Outcome::Ok
-                } else {
-                    Outcome::StreamCut
-                };
-                break;
-            }
-            Ok(Some(Ok(f))) => f,
+            Ok(Ok(Some(d))) => d,
         };
-        let Ok(data) = frame.into_data() else { continue };
         let now = Instant::now();
         for ev in parser.push(&data) {
             match ev {
@@ -431,11 +470,7 @@ async fn execute(
                 sse::Event::Terminal | sse::Event::Other => {}
             }
         }
-        if rec.outcome != Outcome::Ok {
-            break;
-        }
-        if parser.terminal {
-            rec.outcome = Outcome::Ok;
+        if rec.outcome != Outcome::Ok || parser.terminal {
             break;
         }
     }
@@ -493,7 +528,6 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let sh = Arc::new(Shared {
         client,
         base,
-        host: hyper::header::HeaderValue::from_str(&authority)?,
         authority,
         auth,
         key,

@@ -1,0 +1,258 @@
+//! A minimal HTTP/1.1 client connection for closed-loop users: one request at a time on
+//! one keep-alive socket, the request written in a single `write`, the response head parsed
+//! with `httparse`, the body read as content-length or chunked. It does what wrk does and
+//! no more, so the generator's own CPU cost stays small next to the system under test.
+//! Open-loop runs use hyper's pooled client.
+
+use std::io;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The parts of a response head the load client needs.
+#[derive(Debug)]
+pub struct Head {
+    /// Status code.
+    pub status: u16,
+    /// `x-chaosgate-provider`, if present.
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BodyState {
+    /// `remaining` bytes of a content-length body.
+    Length(usize),
+    /// Chunked: expecting a size line.
+    ChunkSize,
+    /// Chunked: `remaining` data bytes of the current chunk, then CRLF.
+    ChunkData(usize),
+    /// Chunked: the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Chunked: trailers until an empty line.
+    Trailers,
+    /// Read to EOF (no length, not chunked).
+    UntilClose,
+    /// Finished.
+    Done,
+}
+
+/// One keep-alive connection.
+#[derive(Debug)]
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    state: BodyState,
+    keep_alive: bool,
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+impl RawConn {
+    /// Connects with TCP_NODELAY.
+    pub async fn connect(authority: &str) -> io::Result<RawConn> {
+        let stream = TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: Vec::with_capacity(8192),
+            state: BodyState::Done,
+            keep_alive: true,
+        })
+    }
+
+    /// Whether another request may follow on this connection.
+    pub fn reusable(&self) -> bool {
+        self.keep_alive && self.state == BodyState::Done
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        let start = self.buf.len();
+        self.buf.resize(start + 16384, 0);
+        let n = self.stream.read(&mut self.buf[start..]).await;
+        self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
+        n
+    }
+
+    /// Sends one request (`head` ends with the blank line) and reads the response head.
+    pub async fn send(&mut self, head: &[u8], body: &[u8]) -> io::Result<Head> {
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        self.stream.write_all(&out).await?;
+        self.buf.clear();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf).map_err(|e| bad(&e.to_string()))? {
+                httparse::Status::Complete(n) => {
+                    let status = resp.code.unwrap_or(0);
+                    let mut provider = None;
+                    let mut length = None;
+                    let mut chunked = false;
+                    self.keep_alive = true;
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            length = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse::<usize>().ok());
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            self.keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+                        } else if h.name.eq_ignore_ascii_case("x-chaosgate-provider") {
+                            provider = std::str::from_utf8(h.value).ok().map(str::to_string);
+                        }
+                    }
+                    self.buf.drain(..n);
+                    self.state = if chunked {
+                        BodyState::ChunkSize
+                    } else if let Some(l) = length {
+                        BodyState::Length(l)
+                    } else {
+                        self.keep_alive = false;
+                        BodyState::UntilClose
+                    };
+                    return Ok(Head { status, provider });
+                }
+                httparse::Status::Partial => {
+                    if self.buf.len() > 64 * 1024 {
+                        return Err(bad("response head larger than 64 KiB"));
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed before the response head",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next piece of decoded body, `None` at its proper end. An EOF before that is an
+    /// `UnexpectedEof` error (a cut body).
+    pub async fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            match self.state {
+                BodyState::Done => return Ok(None),
+                BodyState::Length(0) => {
+                    self.state = BodyState::Done;
+                    return Ok(None);
+                }
+                BodyState::Length(n) => {
+                    if self.buf.is_empty() && self.fill().await? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    }
+                    let take = n.min(self.buf.len());
+                    let piece: Vec<u8> = self.buf.drain(..take).collect();
+                    self.state = BodyState::Length(n - take);
+                    return Ok(Some(piece));
+                }
+                BodyState::UntilClose => {
+                    if self.buf.is_empty() && self.fill().await? == 0 {
+                        self.state = BodyState::Done;
+                        return Ok(None);
+                    }
+                    return Ok(Some(std::mem::take(&mut self.buf)));
+                }
+                BodyState::ChunkSize | BodyState::ChunkEnd | BodyState::Trailers => {
+                    let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                        if self.buf.len() > 4096 {
+                            return Err(bad("chunk size line too long"));
+                        }
+                        if self.fill().await? == 0 {
+                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                        }
+                        continue;
+                    };
+                    let line: Vec<u8> = self.buf.drain(..p + 2).collect();
+                    match self.state {
+                        BodyState::ChunkEnd => {
+                            if p != 0 {
+                                return Err(bad("missing CRLF after a chunk"));
+                            }
+                            self.state = BodyState::ChunkSize;
+                        }
+                        BodyState::Trailers => {
+                            if p == 0 {
+                                self.state = BodyState::Done;
+                                return Ok(None);
+                            }
+                        }
+                        _ => {
+                            let s = std::str::from_utf8(&line[..p]).map_err(|_| bad("bad chunk size"))?;
+                            let size = usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16)
+                                .map_err(|_| bad("bad chunk size"))?;
+                            self.state = if size == 0 {
+                                BodyState::Trailers
+                            } else {
+                                BodyState::ChunkData(size)
+                            };
+                        }
+                    }
+                }
+                BodyState::ChunkData(n) => {
+                    if self.buf.is_empty() && self.fill().await? == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    }
+                    let take = n.min(self.buf.len());
+                    let piece: Vec<u8> = self.buf.drain(..take).collect();
+                    self.state = if n == take {
+                        BodyState::ChunkEnd
+                    } else {
+                        BodyState::ChunkData(n - take)
+                    };
+                    return Ok(Some(piece));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn serve_once(reply: &'static [u8]) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b).await;
+            for piece in reply.chunks(7) {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+            }
+        });
+        addr
+    }
+
+    async fn body(c: &mut RawConn) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(p) = c.next().await? {
+            out.extend_from_slice(&p);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn chunked_length_and_cut() {
+        let a = serve_once(b"HTTP/1.1 200 OK\r\nx-chaosgate-provider: p\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").await;
+        let mut c = RawConn::connect(&a).await.unwrap();
+        let h = c.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", b"").await.unwrap();
+        assert_eq!((h.status, h.provider.as_deref()), (200, Some("p")));
+        assert_eq!(body(&mut c).await.unwrap(), b"hello world");
+        assert!(c.reusable());
+        let a = serve_once(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy").await;
+        let mut c = RawConn::connect(&a).await.unwrap();
+        assert_eq!(c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap().status, 503);
+        assert_eq!(body(&mut c).await.unwrap(), b"busy");
+        let a = serve_once(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel").await;
+        let mut c = RawConn::connect(&a).await.unwrap();
+        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        assert_eq!(body(&mut c).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(!c.reusable());
+    }
+}
