@@ -25,7 +25,7 @@ pub enum Command {
 
 /// `chaosgate load`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("loop").args(["rate", "users", "trace"]).required(true)))]
+#[command(group(clap::ArgGroup::new("loop").args(["rate", "stage", "users", "trace"]).required(true)))]
 pub struct LoadArgs {
     /// Base URL of an OpenAI- or Anthropic-compatible API (a mock, a gateway).
     #[arg(long)]
@@ -42,6 +42,15 @@ pub struct LoadArgs {
     /// Gamma shape for --arrival gamma (1 = Poisson-like, smaller = burstier).
     #[arg(long)]
     pub burstiness: Option<f64>,
+    /// Open loop in stages: ramp to TARGET req/s over DURATION, e.g. --stage 5m:200 --stage 30m:200.
+    #[arg(long, value_name = "DURATION:TARGET")]
+    pub stage: Vec<String>,
+    /// Rate at t = 0 for --stage (default 0).
+    #[arg(long, requires = "stage")]
+    pub start_rate: Option<f64>,
+    /// Report a time window separately, e.g. --phase outage=60s..300s (repeatable).
+    #[arg(long, value_name = "NAME=START..END")]
+    pub phase: Vec<String>,
     /// Closed loop: number of users (Locust's model).
     #[arg(long)]
     pub users: Option<u32>,

@@ -91,8 +91,22 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
         (None, Some(p)) => Some(ThinkTime::Pacing { interval: p }),
         (None, None) => None,
     };
+    let mut stages = Vec::new();
+    for st in &a.stage {
+        let (d, t) = st
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--stage {st:?}: expected DURATION:TARGET, e.g. 5m:200"))?;
+        let duration: crate::time::Dur = d.parse().map_err(|e: String| anyhow::anyhow!("--stage {st:?}: {e}"))?;
+        let target: f64 = t
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--stage {st:?}: {t:?} is not a rate in req/s"))?;
+        stages.push(crate::traffic::Stage { duration, target });
+    }
     let cfg = TrafficConfig {
         api: Some(a.api),
+        stages,
+        start_rate: a.start_rate,
         duration: a.duration,
         rate: a.rate,
         arrival: match a.arrival {
@@ -151,6 +165,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     };
     opts.progress = !a.quiet;
     opts.api_key = a.api_key.clone();
+    opts.phases = parse_phases(&a.phase)?;
     eprintln!(
         "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
         a.target
@@ -187,4 +202,21 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         eprintln!("wrote {}", p.display());
     }
     Ok(0)
+}
+
+/// `--phase NAME=START..END` windows.
+pub fn parse_phases(v: &[String]) -> anyhow::Result<Vec<(String, crate::time::Nanos, crate::time::Nanos)>> {
+    v.iter()
+        .map(|p| {
+            let err = || anyhow::anyhow!("--phase {p:?}: expected NAME=START..END, e.g. outage=60s..300s");
+            let (name, range) = p.split_once('=').ok_or_else(err)?;
+            let (s, e) = range.split_once("..").ok_or_else(err)?;
+            let s: crate::time::Dur = s.parse().map_err(|m: String| anyhow::anyhow!("--phase {p:?}: {m}"))?;
+            let e: crate::time::Dur = e.parse().map_err(|m: String| anyhow::anyhow!("--phase {p:?}: {m}"))?;
+            if name.trim().is_empty() || e <= s {
+                return Err(anyhow::anyhow!("--phase {p:?}: needs a name and END after START"));
+            }
+            Ok((name.trim().to_string(), s.0, e.0))
+        })
+        .collect()
 }

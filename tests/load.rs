@@ -343,3 +343,36 @@ fn seed_three_tasks_workload_loads() {
     );
     let _ = Arc::new(NS_PER_S);
 }
+
+#[test]
+fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
+    use clap::Parser;
+    let parse = |args: &[&str]| {
+        let mut v = vec!["chaosgate", "load", "--target", "http://127.0.0.1:1"];
+        v.extend_from_slice(args);
+        match chaosgate::cli::Cli::try_parse_from(v).map(|c| c.command) {
+            Ok(chaosgate::cli::Command::Load(a)) => {
+                chaosgate::commands::traffic_from_args(&a).map_err(|e| e.to_string())
+            }
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let c = parse(&["--stage", "5m:200", "--stage", "30m:200"]).unwrap();
+    assert_eq!(c.stages.len(), 2);
+    let src = c.source(Path::new(".")).unwrap();
+    let chaosgate::traffic::Source::Open(curve, _, _) = src else {
+        panic!()
+    };
+    assert!((curve.total() - (150.0 * 200.0 + 1800.0 * 200.0)).abs() < 1e-6);
+    assert!(parse(&["--stage", "5m"]).unwrap_err().contains("DURATION:TARGET"));
+    assert!(parse(&["--rate", "10"]).unwrap_err().contains("duration"));
+    assert!(parse(&["--rate", "0", "--duration", "1s"])
+        .unwrap_err()
+        .contains("must be > 0"));
+    assert!(parse(&["--users", "2", "--duration", "1s", "--think", "1s..x"]).is_err());
+    assert!(parse(&["--duration", "1s"]).is_err(), "a loop is required");
+    let p = chaosgate::commands::parse_phases(&["outage=60s..300s".into()]).unwrap();
+    assert_eq!(p, vec![("outage".to_string(), 60 * NS_PER_S, 300 * NS_PER_S)]);
+    assert!(chaosgate::commands::parse_phases(&["x=5s..1s".into()]).is_err());
+}
