@@ -269,6 +269,16 @@ enum SendError {
     Io,
 }
 
+/// A send's result as an outcome class: timeout, connect error or reset.
+fn outcome_of<T>(r: Result<Result<T, SendError>, tokio::time::error::Elapsed>) -> Result<T, Outcome> {
+    match r {
+        Err(_) => Err(Outcome::Timeout),
+        Ok(Err(SendError::Connect)) => Err(Outcome::ConnectError),
+        Ok(Err(SendError::Io)) => Err(Outcome::Reset),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
 /// Sends on the user's raw connection (reconnecting when needed); returns status and provider.
 async fn send_raw(sh: &Shared, slot: &mut OwnConn, path: &str, body: &[u8]) -> Result<raw::Head, SendError> {
     if slot.as_ref().is_none_or(|c| !c.reusable()) {
@@ -352,51 +362,34 @@ async fn execute(
         rec.end = since(t0, Instant::now());
     };
     let (status, mut reader) = match own {
-        Some(slot) => match tokio::time::timeout_at(header_deadline, send_raw(sh, slot, path, body.as_bytes())).await {
-            Err(_) => {
-                *slot = None;
-                fail(&mut rec, Outcome::Timeout);
-                return (rec, itl);
-            }
-            Ok(Err(e)) => {
-                fail(
-                    &mut rec,
-                    if matches!(e, SendError::Connect) {
-                        Outcome::ConnectError
-                    } else {
-                        Outcome::Reset
-                    },
-                );
-                return (rec, itl);
-            }
-            Ok(Ok(head)) => {
-                rec.provider = head.provider;
-                match slot.as_mut() {
-                    Some(c) => (head.status, BodyReader::Raw(c)),
-                    None => {
-                        fail(&mut rec, Outcome::Reset);
-                        return (rec, itl);
+        Some(slot) => {
+            match outcome_of(tokio::time::timeout_at(header_deadline, send_raw(sh, slot, path, body.as_bytes())).await)
+            {
+                Err(o) => {
+                    if o == Outcome::Timeout {
+                        *slot = None; // the answer may still come: never reuse this connection
+                    }
+                    fail(&mut rec, o);
+                    return (rec, itl);
+                }
+                Ok(head) => {
+                    rec.provider = head.provider;
+                    match slot.as_mut() {
+                        Some(c) => (head.status, BodyReader::Raw(c)),
+                        None => {
+                            fail(&mut rec, Outcome::Reset);
+                            return (rec, itl);
+                        }
                     }
                 }
             }
-        },
-        None => match tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await {
-            Err(_) => {
-                fail(&mut rec, Outcome::Timeout);
+        }
+        None => match outcome_of(tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await) {
+            Err(o) => {
+                fail(&mut rec, o);
                 return (rec, itl);
             }
-            Ok(Err(e)) => {
-                fail(
-                    &mut rec,
-                    if matches!(e, SendError::Connect) {
-                        Outcome::ConnectError
-                    } else {
-                        Outcome::Reset
-                    },
-                );
-                return (rec, itl);
-            }
-            Ok(Ok(resp)) => {
+            Ok(resp) => {
                 rec.provider = resp
                     .headers()
                     .get("x-chaosgate-provider")
