@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod diag;
 pub mod fault;
+pub mod gateway;
 pub mod load;
 pub mod mock;
 pub mod net;

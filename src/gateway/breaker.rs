@@ -1,0 +1,548 @@
+//! Passive circuit breakers (`SEMANTICS.md` §3). States, named so nobody misreads them:
+//! **closed = traffic flows**, **open = rejecting**, **half-open = probing** with a few
+//! trial requests.
+//!
+//! Three kinds:
+//! - `consecutive` (Envoy `consecutive_5xx`): `failures` consecutive failures eject the
+//!   target for `base_ejection × ejections` (capped at `max_ejection`); it then takes
+//!   traffic again (no half-open). The ejection count resets after a full `max_ejection`
+//!   without an ejection.
+//! - `failure_rate` (resilience4j): over the last `window_size` calls (count window) or the
+//!   last `window` of time, once `minimum_calls` are recorded, trip when the failure rate ≥
+//!   `failure_rate_threshold` or the slow-call rate ≥ `slow_call_rate_threshold` (slow =
+//!   longer than `slow_call_duration`). Open for `wait_open`; the next call moves to
+//!   half-open, which admits `half_open_calls` trials and then trips again (their failure
+//!   rate ≥ threshold) or closes with fresh metrics.
+//! - `article` (the seed article's Portkey config): `failure_threshold` consecutive
+//!   failures open it for `recovery_timeout`; then half-open admits
+//!   `half_open_max_requests`; one failure reopens, all of them succeeding closes it.
+//!
+//! A rejected request is not recorded.
+
+use super::events::{EventKind, GatewayEvent};
+use crate::time::{Dur, Nanos};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+fn d5() -> u32 {
+    5
+}
+fn d30s() -> Dur {
+    Dur::from_secs(30)
+}
+fn d300s() -> Dur {
+    Dur::from_secs(300)
+}
+fn d_half() -> f64 {
+    0.5
+}
+fn d_one() -> f64 {
+    1.0
+}
+fn d60s() -> Dur {
+    Dur::from_secs(60)
+}
+fn d100() -> u32 {
+    100
+}
+fn d10() -> u32 {
+    10
+}
+fn d3() -> u32 {
+    3
+}
+fn d10s() -> Dur {
+    Dur::from_secs(10)
+}
+
+/// `[gateway.breaker]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BreakerConfig {
+    /// Envoy-style consecutive failures with growing ejection.
+    Consecutive {
+        /// Consecutive failures that eject (default 5).
+        #[serde(default = "d5")]
+        failures: u32,
+        /// First ejection length (default 30s).
+        #[serde(default = "d30s")]
+        base_ejection: Dur,
+        /// Longest ejection (default 300s).
+        #[serde(default = "d300s")]
+        max_ejection: Dur,
+    },
+    /// resilience4j-style failure and slow-call rates.
+    FailureRate {
+        /// Trip at this failure share (default 0.5).
+        #[serde(default = "d_half")]
+        failure_rate_threshold: f64,
+        /// Trip at this slow-call share (default 1.0).
+        #[serde(default = "d_one")]
+        slow_call_rate_threshold: f64,
+        /// A call slower than this is slow (default 60s).
+        #[serde(default = "d60s")]
+        slow_call_duration: Dur,
+        /// Count window: the last N calls (default 100). Ignored when `window` is set.
+        #[serde(default = "d100")]
+        window_size: u32,
+        /// Time window instead of a count window.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<Dur>,
+        /// Calls needed before the rates count (default 100).
+        #[serde(default = "d100")]
+        minimum_calls: u32,
+        /// Time open (default 60s).
+        #[serde(default = "d60s")]
+        wait_open: Dur,
+        /// Trial calls in half-open (default 10).
+        #[serde(default = "d10")]
+        half_open_calls: u32,
+    },
+    /// The seed article's shape.
+    Article {
+        /// Consecutive failures that open it (default 3).
+        #[serde(default = "d3")]
+        failure_threshold: u32,
+        /// Time open (default 10s).
+        #[serde(default = "d10s")]
+        recovery_timeout: Dur,
+        /// Trial requests in half-open (default 5).
+        #[serde(default = "d5")]
+        half_open_max_requests: u32,
+    },
+}
+
+impl BreakerConfig {
+    /// Problems, `(key, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        match self {
+            BreakerConfig::Consecutive {
+                failures,
+                base_ejection,
+                max_ejection,
+            } => {
+                if *failures == 0 {
+                    v.push(("failures".into(), "must be ≥ 1".into()));
+                }
+                if base_ejection.0 == 0 || max_ejection < base_ejection {
+                    v.push(("base_ejection".into(), "need 0 < base_ejection ≤ max_ejection".into()));
+                }
+            }
+            BreakerConfig::FailureRate {
+                failure_rate_threshold,
+                slow_call_rate_threshold,
+                window_size,
+                minimum_calls,
+                half_open_calls,
+                ..
+            } => {
+                for (k, x) in [
+                    ("failure_rate_threshold", failure_rate_threshold),
+                    ("slow_call_rate_threshold", slow_call_rate_threshold),
+                ] {
+                    if !(*x > 0.0 && *x <= 1.0) {
+                        v.push((k.into(), format!("must be in (0, 1], got {x}")));
+                    }
+                }
+                if *window_size == 0 || *minimum_calls == 0 || *half_open_calls == 0 {
+                    v.push((
+                        "window_size".into(),
+                        "window_size, minimum_calls and half_open_calls must be ≥ 1".into(),
+                    ));
+                }
+            }
+            BreakerConfig::Article {
+                failure_threshold,
+                half_open_max_requests,
+                ..
+            } => {
+                if *failure_threshold == 0 || *half_open_max_requests == 0 {
+                    v.push((
+                        "failure_threshold".into(),
+                        "failure_threshold and half_open_max_requests must be ≥ 1".into(),
+                    ));
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Where the breaker stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Traffic flows.
+    Closed,
+    /// Rejecting until the given time.
+    Open {
+        /// End of the open period.
+        until: Nanos,
+    },
+    /// Probing: `admitted` trials let through so far, `ok`/`failed` of them recorded.
+    HalfOpen {
+        /// Trials let through.
+        admitted: u32,
+        /// Trials that succeeded.
+        ok: u32,
+        /// Trials that failed.
+        failed: u32,
+    },
+}
+
+/// One target's breaker.
+#[derive(Clone, Debug)]
+pub struct Breaker {
+    cfg: BreakerConfig,
+    state: BreakerState,
+    consecutive: u32,
+    ejections: u32,
+    last_ejection: Nanos,
+    /// (time, failed, slow) of recent calls.
+    window: VecDeque<(Nanos, bool, bool)>,
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(cfg: BreakerConfig) -> Breaker {
+        Breaker {
+            cfg,
+            state: BreakerState::Closed,
+            consecutive: 0,
+            ejections: 0,
+            last_ejection: 0,
+            window: VecDeque::new(),
+        }
+    }
+
+    /// The state now.
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    fn ev(now: Nanos, target: &str, kind: EventKind) -> GatewayEvent {
+        GatewayEvent {
+            t_ns: now,
+            target: target.to_string(),
+            kind,
+        }
+    }
+
+    fn half_open_limit(&self) -> Option<u32> {
+        match self.cfg {
+            BreakerConfig::Consecutive { .. } => None,
+            BreakerConfig::FailureRate { half_open_calls, .. } => Some(half_open_calls),
+            BreakerConfig::Article {
+                half_open_max_requests, ..
+            } => Some(half_open_max_requests),
+        }
+    }
+
+    /// Whether a request may go to the target now; moves open → half-open (or closed, for
+    /// `consecutive`) when the wait is over. Events go to `out`.
+    pub fn allow(&mut self, now: Nanos, target: &str, out: &mut Vec<GatewayEvent>) -> bool {
+        match self.state {
+            BreakerState::Closed => true,
+            BreakerState::Open { until } if now < until => false,
+            BreakerState::Open { .. } => match self.half_open_limit() {
+                None => {
+                    self.state = BreakerState::Closed;
+                    self.consecutive = 0;
+                    out.push(Self::ev(now, target, EventKind::BreakerClosed));
+                    true
+                }
+                Some(_) => {
+                    self.state = BreakerState::HalfOpen {
+                        admitted: 1,
+                        ok: 0,
+                        failed: 0,
+                    };
+                    out.push(Self::ev(now, target, EventKind::BreakerHalfOpened));
+                    true
+                }
+            },
+            BreakerState::HalfOpen { admitted, ok, failed } => {
+                if admitted < self.half_open_limit().unwrap_or(1) {
+                    self.state = BreakerState::HalfOpen {
+                        admitted: admitted + 1,
+                        ok,
+                        failed,
+                    };
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    /// Whether a request would be admitted now, without changing anything.
+    pub fn would_allow(&self, now: Nanos) -> bool {
+        match self.state {
+            BreakerState::Closed => true,
+            BreakerState::Open { until } => now >= until,
+            BreakerState::HalfOpen { admitted, .. } => admitted < self.half_open_limit().unwrap_or(1),
+        }
+    }
+
+    fn open(&mut self, now: Nanos, wait: Nanos, target: &str, out: &mut Vec<GatewayEvent>) {
+        let until = now.saturating_add(wait);
+        self.state = BreakerState::Open { until };
+        self.window.clear();
+        self.consecutive = 0;
+        out.push(Self::ev(now, target, EventKind::BreakerOpened { until_ns: until }));
+    }
+
+    /// Records an admitted call that ended at `now` after `duration`.
+    pub fn on_result(&mut self, now: Nanos, failed: bool, duration: Nanos, target: &str, out: &mut Vec<GatewayEvent>) {
+        let cfg = self.cfg.clone();
+        if let BreakerState::HalfOpen {
+            admitted,
+            ok,
+            failed: f,
+        } = self.state
+        {
+            let (ok, f) = if failed { (ok, f + 1) } else { (ok + 1, f) };
+            self.state = BreakerState::HalfOpen {
+                admitted,
+                ok,
+                failed: f,
+            };
+            match cfg {
+                BreakerConfig::Article {
+                    recovery_timeout,
+                    half_open_max_requests,
+                    ..
+                } => {
+                    if f > 0 {
+                        self.open(now, recovery_timeout.0, target, out);
+                    } else if ok >= half_open_max_requests {
+                        self.state = BreakerState::Closed;
+                        out.push(Self::ev(now, target, EventKind::BreakerClosed));
+                    }
+                }
+                BreakerConfig::FailureRate {
+                    failure_rate_threshold,
+                    wait_open,
+                    half_open_calls,
+                    ..
+                } => {
+                    if ok + f >= half_open_calls {
+                        if f64::from(f) / f64::from(ok + f) >= failure_rate_threshold {
+                            self.open(now, wait_open.0, target, out);
+                        } else {
+                            self.state = BreakerState::Closed;
+                            self.window.clear();
+                            out.push(Self::ev(now, target, EventKind::BreakerClosed));
+                        }
+                    }
+                }
+                BreakerConfig::Consecutive { .. } => {}
+            }
+            return;
+        }
+        if let BreakerState::Open { .. } = self.state {
+            return; // a call admitted before the breaker opened: not recorded
+        }
+        match cfg {
+            BreakerConfig::Consecutive {
+                failures,
+                base_ejection,
+                max_ejection,
+            } => {
+                if self.ejections > 0 && now.saturating_sub(self.last_ejection) > max_ejection.0 {
+                    self.ejections = 0;
+                }
+                self.consecutive = if failed { self.consecutive + 1 } else { 0 };
+                if self.consecutive >= failures {
+                    self.ejections += 1;
+                    self.last_ejection = now;
+                    let wait = base_ejection
+                        .0
+                        .saturating_mul(u64::from(self.ejections))
+                        .min(max_ejection.0);
+                    self.open(now, wait, target, out);
+                }
+            }
+            BreakerConfig::Article {
+                failure_threshold,
+                recovery_timeout,
+                ..
+            } => {
+                self.consecutive = if failed { self.consecutive + 1 } else { 0 };
+                if self.consecutive >= failure_threshold {
+                    self.open(now, recovery_timeout.0, target, out);
+                }
+            }
+            BreakerConfig::FailureRate {
+                failure_rate_threshold,
+                slow_call_rate_threshold,
+                slow_call_duration,
+                window_size,
+                window,
+                minimum_calls,
+                wait_open,
+                ..
+            } => {
+                self.window.push_back((now, failed, duration > slow_call_duration.0));
+                match window {
+                    Some(w) => {
+                        while self
+                            .window
+                            .front()
+                            .is_some_and(|&(t, _, _)| now.saturating_sub(t) > w.0)
+                        {
+                            self.window.pop_front();
+                        }
+                    }
+                    None => {
+                        while self.window.len() > window_size as usize {
+                            self.window.pop_front();
+                        }
+                    }
+                }
+                let n = self.window.len() as u32;
+                if n >= minimum_calls {
+                    let fails = self.window.iter().filter(|c| c.1).count() as f64;
+                    let slow = self.window.iter().filter(|c| c.2).count() as f64;
+                    if fails / f64::from(n) >= failure_rate_threshold || slow / f64::from(n) >= slow_call_rate_threshold
+                    {
+                        self.open(now, wait_open.0, target, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::NS_PER_S;
+    use proptest::prelude::*;
+
+    fn article() -> BreakerConfig {
+        BreakerConfig::Article {
+            failure_threshold: 3,
+            recovery_timeout: Dur::from_secs(10),
+            half_open_max_requests: 5,
+        }
+    }
+
+    #[test]
+    fn article_shape_opens_half_opens_and_closes() {
+        let mut b = Breaker::new(article());
+        let mut ev = Vec::new();
+        for t in 0..3 {
+            assert!(b.allow(t, "a", &mut ev));
+            b.on_result(t, true, 0, "a", &mut ev);
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: 2 + 10 * NS_PER_S
+            }
+        );
+        assert!(!b.allow(5 * NS_PER_S, "a", &mut ev));
+        // half-open: five trials admitted, the sixth waits
+        for _ in 0..5 {
+            assert!(b.allow(11 * NS_PER_S, "a", &mut ev));
+        }
+        assert!(!b.allow(11 * NS_PER_S, "a", &mut ev));
+        for _ in 0..5 {
+            b.on_result(11 * NS_PER_S, false, 0, "a", &mut ev);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        let kinds: Vec<_> = ev.iter().map(|e| e.kind.clone()).collect();
+        assert!(matches!(kinds[0], EventKind::BreakerOpened { .. }));
+        assert_eq!(kinds[1], EventKind::BreakerHalfOpened);
+        assert_eq!(kinds[2], EventKind::BreakerClosed);
+    }
+
+    #[test]
+    fn consecutive_ejection_grows_and_caps() {
+        let cfg = BreakerConfig::Consecutive {
+            failures: 2,
+            base_ejection: Dur::from_secs(30),
+            max_ejection: Dur::from_secs(70),
+        };
+        let mut b = Breaker::new(cfg);
+        let mut ev = Vec::new();
+        let mut t = 0;
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            assert!(b.allow(t, "a", &mut ev));
+            b.on_result(t, true, 0, "a", &mut ev);
+            b.on_result(t, true, 0, "a", &mut ev);
+            let BreakerState::Open { until } = b.state() else {
+                panic!()
+            };
+            waits.push((until - t) / NS_PER_S);
+            t = until;
+        }
+        assert_eq!(waits, vec![30, 60, 70]);
+    }
+
+    #[test]
+    fn failure_rate_minimum_calls_and_slow_calls() {
+        let cfg = BreakerConfig::FailureRate {
+            failure_rate_threshold: 0.5,
+            slow_call_rate_threshold: 0.8,
+            slow_call_duration: Dur::from_secs(1),
+            window_size: 10,
+            window: None,
+            minimum_calls: 4,
+            wait_open: Dur::from_secs(60),
+            half_open_calls: 2,
+        };
+        let mut b = Breaker::new(cfg.clone());
+        let mut ev = Vec::new();
+        for _ in 0..3 {
+            b.on_result(0, true, 0, "a", &mut ev);
+        }
+        assert_eq!(b.state(), BreakerState::Closed, "below minimum_calls");
+        b.on_result(0, false, 0, "a", &mut ev);
+        assert!(matches!(b.state(), BreakerState::Open { .. }), "3 of 4 failed");
+        let mut s = Breaker::new(cfg);
+        for _ in 0..4 {
+            s.on_result(0, false, 2 * NS_PER_S, "a", &mut ev);
+        }
+        assert!(matches!(s.state(), BreakerState::Open { .. }), "all slow");
+    }
+
+    proptest! {
+        /// Never admits while open before the wait ends; a reference model of the article
+        /// breaker agrees on every decision.
+        #[test]
+        fn article_breaker_matches_a_reference_model(ops in proptest::collection::vec((0u64..3_000, any::<bool>()), 1..200)) {
+            let mut b = Breaker::new(article());
+            let mut ev = Vec::new();
+            let mut now = 0u64;
+            // reference: (state, consecutive, open_until, trials_admitted, trials_ok)
+            let (mut open_until, mut consec, mut half, mut admitted, mut oks): (Option<u64>, u32, bool, u32, u32) = (None, 0, false, 0, 0);
+            for (dt_ms, fail) in ops {
+                now += dt_ms * 1_000_000 * 10;
+                let want = match open_until {
+                    Some(u) if now < u => false,
+                    Some(_) => { open_until = None; half = true; admitted = 1; oks = 0; true }
+                    None if half => { if admitted < 5 { admitted += 1; true } else { false } }
+                    None => true,
+                };
+                let got = b.allow(now, "a", &mut ev);
+                prop_assert_eq!(got, want);
+                if let BreakerState::Open { until } = b.state() { prop_assert!(now < until); }
+                if got {
+                    b.on_result(now, fail, 0, "a", &mut ev);
+                    if half {
+                        if fail { half = false; open_until = Some(now + 10 * NS_PER_S); }
+                        else { oks += 1; if oks >= 5 { half = false; consec = 0; } }
+                    } else {
+                        consec = if fail { consec + 1 } else { 0 };
+                        if consec >= 3 { open_until = Some(now + 10 * NS_PER_S); consec = 0; }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Gateway events: every state change of the policy, timestamped (ns since run start).
+//! The live gateway writes them as JSON lines; the harness reads them as ground truth.
+
+use crate::time::Nanos;
+use serde::Serialize;
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A health probe finished (`ok = false` includes timeouts).
+    ProbeResult {
+        /// Passed.
+        ok: bool,
+    },
+    /// Active health checks marked the target unhealthy: traffic stops.
+    Ejected,
+    /// Active health checks marked the target healthy again.
+    Restored,
+    /// The breaker opened (open = rejecting).
+    BreakerOpened {
+        /// Until when (ns since start).
+        until_ns: Nanos,
+    },
+    /// The breaker let trial requests through (half-open = probing).
+    BreakerHalfOpened,
+    /// The breaker closed (closed = traffic flows).
+    BreakerClosed,
+    /// A request is retried on the same target.
+    Retry {
+        /// Attempt number, from 1 for the first retry.
+        attempt: u32,
+    },
+    /// A request moves on to another target.
+    Fallback {
+        /// The target it moves to.
+        to: String,
+    },
+}
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GatewayEvent {
+    /// When (ns since run start).
+    pub t_ns: Nanos,
+    /// Target name.
+    pub target: String,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}

@@ -1,0 +1,198 @@
+//! Retries with a budget, per-status rules, and Retry-After honoured up to a cap.
+//!
+//! Why a budget and not just "max retries": when a provider fails hard, every request
+//! retrying N times multiplies the load on whatever is still up by N+1 — the retry storm
+//! that turns a partial outage into a full one. A budget (linkerd's design) lets retries
+//! add at most `budget_ratio` of the request rate, plus `min_per_s` so a quiet service can
+//! still retry. Quota-style 429s (`insufficient_quota`, `x-should-retry: false`) are never
+//! retried: waiting does not refill a spent quota.
+
+use crate::time::{Dur, Nanos, NS_PER_S};
+use serde::{Deserialize, Serialize};
+
+fn d_statuses() -> Vec<u16> {
+    vec![429, 500, 502, 503, 504, 529]
+}
+fn d_ratio() -> f64 {
+    0.2
+}
+fn d_min() -> f64 {
+    10.0
+}
+fn d_cap() -> Dur {
+    Dur::from_secs(5)
+}
+
+/// `gateway.retries`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Most retries per request on the same target (default 0: none).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Statuses worth retrying.
+    #[serde(default = "d_statuses")]
+    pub on_status: Vec<u16>,
+    /// Also retry timeouts and connection failures (default true).
+    #[serde(default = "d_true")]
+    pub on_connect_error: bool,
+    /// Retries may add this share of the request rate (default 0.2).
+    #[serde(default = "d_ratio")]
+    pub budget_ratio: f64,
+    /// …plus this many retries per second regardless (default 10).
+    #[serde(default = "d_min")]
+    pub min_per_s: f64,
+    /// Longest Retry-After honoured; longer ones are not waited for (default 5s).
+    #[serde(default = "d_cap")]
+    pub retry_after_cap: Dur,
+}
+
+fn d_true() -> bool {
+    true
+}
+
+impl Default for RetryConfig {
+    fn default() -> RetryConfig {
+        RetryConfig {
+            attempts: 0,
+            on_status: d_statuses(),
+            on_connect_error: true,
+            budget_ratio: d_ratio(),
+            min_per_s: d_min(),
+            retry_after_cap: d_cap(),
+        }
+    }
+}
+
+/// What a failed attempt looked like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// An HTTP status; `retryable = false` for quota 429s and `x-should-retry: false`.
+    Status {
+        /// Status.
+        status: u16,
+        /// The provider said retrying may help.
+        retryable: bool,
+        /// Retry-After, if sent.
+        retry_after: Option<Nanos>,
+    },
+    /// Timeout, refused or reset before any byte reached the client.
+    Connect,
+}
+
+/// A token bucket of retries: requests deposit `budget_ratio`, a retry withdraws 1; the
+/// bucket also refills at `min_per_s` and holds at most one second's worth.
+#[derive(Clone, Debug)]
+pub struct RetryBudget {
+    cfg: RetryConfig,
+    tokens: f64,
+    last: Nanos,
+}
+
+impl RetryBudget {
+    /// A full-at-minimum budget.
+    pub fn new(cfg: RetryConfig) -> RetryBudget {
+        let tokens = cfg.min_per_s;
+        RetryBudget { cfg, tokens, last: 0 }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &RetryConfig {
+        &self.cfg
+    }
+
+    fn refill(&mut self, now: Nanos) {
+        if now > self.last {
+            let dt = (now - self.last) as f64 / NS_PER_S as f64;
+            self.tokens = (self.tokens + dt * self.cfg.min_per_s).min(self.cap());
+            self.last = now;
+        }
+    }
+
+    fn cap(&self) -> f64 {
+        self.cfg.min_per_s.max(1.0) + 1000.0 * self.cfg.budget_ratio
+    }
+
+    /// A request arrived: deposit.
+    pub fn on_request(&mut self, now: Nanos) {
+        self.refill(now);
+        self.tokens = (self.tokens + self.cfg.budget_ratio).min(self.cap());
+    }
+
+    /// Should attempt `attempt` (1 = first retry) follow this failure? `Some(wait)` if yes.
+    pub fn retry(&mut self, now: Nanos, attempt: u32, f: Failure) -> Option<Nanos> {
+        if attempt > self.cfg.attempts {
+            return None;
+        }
+        let wait = match f {
+            Failure::Status {
+                status,
+                retryable,
+                retry_after,
+            } => {
+                if !retryable || !self.cfg.on_status.contains(&status) {
+                    return None;
+                }
+                match retry_after {
+                    Some(ra) if ra > self.cfg.retry_after_cap.0 => return None,
+                    Some(ra) => ra,
+                    None => 0,
+                }
+            }
+            Failure::Connect => {
+                if !self.cfg.on_connect_error {
+                    return None;
+                }
+                0
+            }
+        };
+        self.refill(now);
+        if self.tokens < 1.0 {
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_and_budget() {
+        let mut b = RetryBudget::new(RetryConfig {
+            attempts: 2,
+            min_per_s: 0.0,
+            budget_ratio: 0.5,
+            ..RetryConfig::default()
+        });
+        let s = |status, retryable| Failure::Status {
+            status,
+            retryable,
+            retry_after: None,
+        };
+        // empty bucket: no retry until requests deposit
+        assert_eq!(b.retry(0, 1, s(503, true)), None);
+        b.on_request(0);
+        b.on_request(0);
+        assert_eq!(b.retry(0, 1, s(503, true)), Some(0));
+        assert_eq!(b.retry(0, 3, s(503, true)), None, "over attempts");
+        b.on_request(0);
+        b.on_request(0);
+        assert_eq!(b.retry(0, 1, s(429, false)), None, "quota 429 is never retried");
+        assert_eq!(b.retry(0, 1, s(400, true)), None, "400 is not in on_status");
+        let ra = Failure::Status {
+            status: 429,
+            retryable: true,
+            retry_after: Some(2 * NS_PER_S),
+        };
+        assert_eq!(b.retry(0, 1, ra), Some(2 * NS_PER_S));
+        let long = Failure::Status {
+            status: 429,
+            retryable: true,
+            retry_after: Some(60 * NS_PER_S),
+        };
+        assert_eq!(b.retry(0, 1, long), None, "Retry-After over the cap");
+    }
+}

@@ -1,0 +1,191 @@
+//! Routing: which targets a request tries, in which order.
+//!
+//! - `fallback`: priority order (the order of `targets`);
+//! - `weighted`: the first target drawn by weight, then the rest in priority order;
+//! - `least_latency`: lowest EWMA of observed latency first (unmeasured targets first);
+//! - `cost`: the article's cost minimisation — targets whose `cost_per_1k` is within their
+//!   `max_cost_per_1k` cap, cheapest first, then the rest in fallback order.
+//!
+//! Only available targets (healthy and admitted by their breaker) are tried. When none is,
+//! `when_all_down = "fail_fast"` answers 503 at once; `"panic"` tries every target in
+//! priority order (Envoy's panic mode).
+
+use crate::rng::Stream;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// `gateway.strategy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Priority order.
+    #[default]
+    Fallback,
+    /// Weighted random first choice.
+    Weighted,
+    /// Lowest latency EWMA first.
+    LeastLatency,
+    /// Cheapest within its cost cap first.
+    Cost,
+}
+
+/// What to do when every target is out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllDown {
+    /// Answer 503 without trying.
+    #[default]
+    FailFast,
+    /// Try all targets anyway (Envoy's panic mode).
+    Panic,
+}
+
+/// Per-target routing data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteTarget {
+    /// Weight for `weighted`.
+    pub weight: f64,
+    /// Cost per 1k tokens for `cost`.
+    pub cost_per_1k: Option<f64>,
+    /// Cap for `cost`.
+    pub max_cost_per_1k: Option<f64>,
+    /// Latency EWMA in ns (None until measured).
+    pub ewma: Option<f64>,
+}
+
+/// EWMA smoothing of latency observations.
+pub const EWMA_ALPHA: f64 = 0.3;
+
+/// Records a latency observation.
+pub fn observe(t: &mut RouteTarget, latency_ns: u64) {
+    let x = latency_ns as f64;
+    t.ewma = Some(match t.ewma {
+        None => x,
+        Some(e) => e + EWMA_ALPHA * (x - e),
+    });
+}
+
+/// The order in which to try targets. `available[i]` says whether target i may take traffic.
+pub fn order(
+    strategy: Strategy,
+    all_down: AllDown,
+    targets: &[RouteTarget],
+    available: &[bool],
+    rng: &mut Stream,
+) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..targets.len()).filter(|&i| available[i]).collect();
+    if idx.is_empty() {
+        return match all_down {
+            AllDown::FailFast => Vec::new(),
+            AllDown::Panic => (0..targets.len()).collect(),
+        };
+    }
+    match strategy {
+        Strategy::Fallback => {}
+        Strategy::Weighted => {
+            let total: f64 = idx.iter().map(|&i| targets[i].weight.max(0.0)).sum();
+            if total > 0.0 {
+                let mut u = rng.random::<f64>() * total;
+                let mut pick = 0;
+                for (k, &i) in idx.iter().enumerate() {
+                    u -= targets[i].weight.max(0.0);
+                    if u < 0.0 {
+                        pick = k;
+                        break;
+                    }
+                }
+                let first = idx.remove(pick);
+                idx.insert(0, first);
+            }
+        }
+        Strategy::LeastLatency => {
+            idx.sort_by(|&a, &b| {
+                targets[a]
+                    .ewma
+                    .unwrap_or(0.0)
+                    .total_cmp(&targets[b].ewma.unwrap_or(0.0))
+                    .then(a.cmp(&b))
+            });
+        }
+        Strategy::Cost => {
+            let within = |i: usize| match (targets[i].cost_per_1k, targets[i].max_cost_per_1k) {
+                (Some(c), Some(m)) => c <= m,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let mut cheap: Vec<usize> = idx.iter().copied().filter(|&i| within(i)).collect();
+            cheap.sort_by(|&a, &b| {
+                targets[a]
+                    .cost_per_1k
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&targets[b].cost_per_1k.unwrap_or(f64::MAX))
+                    .then(a.cmp(&b))
+            });
+            let rest: Vec<usize> = idx.iter().copied().filter(|&i| !within(i)).collect();
+            idx = cheap.into_iter().chain(rest).collect();
+        }
+    }
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    fn t(weight: f64, cost: Option<f64>, cap: Option<f64>) -> RouteTarget {
+        RouteTarget {
+            weight,
+            cost_per_1k: cost,
+            max_cost_per_1k: cap,
+            ewma: None,
+        }
+    }
+
+    #[test]
+    fn strategies() {
+        let mut r = stream(1, "r");
+        let ts = vec![
+            t(1.0, Some(15.0), Some(15.0)),
+            t(3.0, Some(12.0), Some(10.0)),
+            t(0.0, Some(4.0), Some(4.0)),
+        ];
+        assert_eq!(
+            order(Strategy::Fallback, AllDown::FailFast, &ts, &[true, true, true], &mut r),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            order(Strategy::Fallback, AllDown::FailFast, &ts, &[false, true, true], &mut r),
+            vec![1, 2]
+        );
+        // cost: target 1 is over its cap → after the cheap ones
+        assert_eq!(
+            order(Strategy::Cost, AllDown::FailFast, &ts, &[true, true, true], &mut r),
+            vec![2, 0, 1]
+        );
+        assert!(order(Strategy::Fallback, AllDown::FailFast, &ts, &[false; 3], &mut r).is_empty());
+        assert_eq!(
+            order(Strategy::Fallback, AllDown::Panic, &ts, &[false; 3], &mut r),
+            vec![0, 1, 2]
+        );
+        let firsts: Vec<usize> = (0..4000)
+            .map(|_| order(Strategy::Weighted, AllDown::FailFast, &ts, &[true; 3], &mut r)[0])
+            .collect();
+        let share1 = firsts.iter().filter(|&&i| i == 1).count() as f64 / 4000.0;
+        assert!((share1 - 0.75).abs() < 0.03, "{share1}");
+        assert!(!firsts.contains(&2), "weight 0 is never first");
+        let mut ll = ts.clone();
+        observe(&mut ll[0], 500);
+        observe(&mut ll[1], 100);
+        observe(&mut ll[2], 300);
+        assert_eq!(
+            order(Strategy::LeastLatency, AllDown::FailFast, &ll, &[true; 3], &mut r),
+            vec![1, 2, 0]
+        );
+        observe(&mut ll[1], 1000); // 100 + 0.3·900 = 370
+        assert_eq!(
+            order(Strategy::LeastLatency, AllDown::FailFast, &ll, &[true; 3], &mut r),
+            vec![2, 1, 0]
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The live reference gateway (filled in by the next commit).
