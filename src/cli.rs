@@ -21,6 +21,50 @@ pub enum Command {
     Mock(MockArgs),
     /// Send realistic LLM traffic to a URL and measure it (no coordinated omission).
     Load(Box<LoadArgs>),
+    /// Run the reference gateway: health checks, circuit breakers, fallback.
+    Gateway(GatewayArgs),
+}
+
+/// `chaosgate gateway`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("targets_src").args(["config", "target"]).required(true)))]
+pub struct GatewayArgs {
+    /// Gateway config file (TOML); flags below override its keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// An upstream, NAME=URL, repeatable, in priority order.
+    #[arg(long, value_name = "NAME=URL")]
+    pub target: Vec<String>,
+    /// Routing strategy.
+    #[arg(long, value_enum)]
+    pub strategy: Option<crate::gateway::Strategy>,
+    /// Active health checks every D (turns them on).
+    #[arg(long)]
+    pub health_interval: Option<Dur>,
+    /// Health probe timeout.
+    #[arg(long)]
+    pub health_timeout: Option<Dur>,
+    /// Consecutive failed probes that eject.
+    #[arg(long)]
+    pub unhealthy_threshold: Option<u32>,
+    /// Consecutive good probes that restore.
+    #[arg(long)]
+    pub healthy_threshold: Option<u32>,
+    /// Passive breaker: consecutive:N,EJECT | article:N,RECOVERY,HALF_OPEN | rate:RATIO,MIN_CALLS,WAIT | none.
+    #[arg(long)]
+    pub breaker: Option<String>,
+    /// Retries per request on the same target.
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// Write gateway events as JSON lines here.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Seed of the gateway's own randomness (jitter, weighted routing).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// `chaosgate load`.

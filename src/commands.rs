@@ -1,6 +1,6 @@
 //! What each subcommand does (kept out of `main.rs` so tests can call it in-process).
 
-use crate::cli::{random_seed, ArrivalArg, LoadArgs, MockArgs};
+use crate::cli::{random_seed, ArrivalArg, GatewayArgs, LoadArgs, MockArgs};
 use crate::fault::Profile;
 use crate::mock::{self, MockConfig};
 use crate::net::{self, ServerHandle};
@@ -219,4 +219,144 @@ pub fn parse_phases(v: &[String]) -> anyhow::Result<Vec<(String, crate::time::Na
             Ok((name.trim().to_string(), s.0, e.0))
         })
         .collect()
+}
+
+/// Parses `--breaker` quick forms.
+pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerConfig>> {
+    use crate::gateway::BreakerConfig;
+    use crate::time::Dur;
+    let s = s.trim();
+    if s == "none" {
+        return Ok(None);
+    }
+    let (kind, args) = s.split_once(':').unwrap_or((s, ""));
+    let a: Vec<&str> = args.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+    let bad = |why: &str| {
+        anyhow::anyhow!("--breaker {s:?}: {why} (forms: consecutive:N,EJECT  article:N,RECOVERY,HALF_OPEN  rate:RATIO,MIN_CALLS,WAIT  none)")
+    };
+    let num = |x: &str| {
+        x.parse::<u32>()
+            .map_err(|_| bad(&format!("{x:?} is not a whole number")))
+    };
+    let dur = |x: &str| x.parse::<Dur>().map_err(|e| bad(&e));
+    Ok(Some(match kind {
+        "consecutive" if a.len() == 2 => {
+            let base = dur(a[1])?;
+            BreakerConfig::Consecutive {
+                failures: num(a[0])?,
+                base_ejection: base,
+                max_ejection: Dur(base.0.max(300_000_000_000)),
+            }
+        }
+        "article" if a.len() == 3 => BreakerConfig::Article {
+            failure_threshold: num(a[0])?,
+            recovery_timeout: dur(a[1])?,
+            half_open_max_requests: num(a[2])?,
+        },
+        "rate" if a.len() == 3 => {
+            let ratio: f64 = a[0].parse().map_err(|_| bad("RATIO must be a number in (0, 1]"))?;
+            let min = num(a[1])?;
+            BreakerConfig::FailureRate {
+                failure_rate_threshold: ratio,
+                slow_call_rate_threshold: 1.0,
+                slow_call_duration: Dur::from_secs(60),
+                window_size: min.max(1),
+                window: None,
+                minimum_calls: min.max(1),
+                wait_open: dur(a[2])?,
+                half_open_calls: 10,
+            }
+        }
+        "consecutive" | "article" | "rate" => return Err(bad("wrong number of values")),
+        _ => return Err(bad("unknown kind")),
+    }))
+}
+
+/// Builds the gateway config from a file and/or flags.
+pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::GatewayConfig> {
+    use crate::gateway::{GatewayConfig, TargetConfig};
+    let mut cfg: GatewayConfig = match &a.config {
+        Some(p) => {
+            let text = crate::diag::read_config(p)?;
+            let file = p.display().to_string();
+            toml::from_str(&text).map_err(|e| {
+                crate::diag::ConfigErrors(vec![crate::fault::profile::toml_diagnostic(&text, &file, &e)])
+            })?
+        }
+        None => toml::from_str("targets = []").expect("empty config"),
+    };
+    if !a.target.is_empty() {
+        cfg.targets = a
+            .target
+            .iter()
+            .map(|t| {
+                let (name, url) = t
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--target {t:?}: expected NAME=URL"))?;
+                Ok(TargetConfig {
+                    name: name.trim().into(),
+                    url: url.trim().into(),
+                    weight: 1.0,
+                    cost_per_1k: None,
+                    max_cost_per_1k: None,
+                    api: None,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(l) = &a.listen {
+        cfg.listen = l.clone();
+    }
+    if let Some(s) = a.strategy {
+        cfg.strategy = s;
+    }
+    if a.health_interval.is_some()
+        || a.health_timeout.is_some()
+        || a.unhealthy_threshold.is_some()
+        || a.healthy_threshold.is_some()
+    {
+        let mut h = cfg.health_check.clone().unwrap_or_default();
+        if let Some(v) = a.health_interval {
+            h.interval = v;
+        }
+        if let Some(v) = a.health_timeout {
+            h.timeout = v;
+        }
+        if let Some(v) = a.unhealthy_threshold {
+            h.unhealthy_threshold = v;
+        }
+        if let Some(v) = a.healthy_threshold {
+            h.healthy_threshold = v;
+        }
+        cfg.health_check = Some(h);
+    }
+    if let Some(b) = &a.breaker {
+        cfg.breaker = parse_breaker(b)?;
+    }
+    if let Some(r) = a.retries {
+        cfg.retries.attempts = r;
+    }
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        anyhow::bail!("invalid gateway config:\n  {}", msgs.join("\n  "));
+    }
+    Ok(cfg)
+}
+
+/// `chaosgate gateway`: runs the reference gateway until Ctrl-C / SIGTERM.
+pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
+    let cfg = gateway_config(&a)?;
+    let seed = a.seed.unwrap_or_else(random_seed);
+    let listener = net::bind(&cfg.listen).await?;
+    let targets: Vec<String> = cfg.targets.iter().map(|t| format!("{}={}", t.name, t.url)).collect();
+    let h = crate::gateway::server::spawn(cfg, listener, seed, a.events.as_deref()).await?;
+    println!(
+        "chaosgate gateway: listening on http://{}  targets {}  seed={seed}",
+        h.server.addr,
+        targets.join(", ")
+    );
+    shutdown_signal().await;
+    h.shutdown().await;
+    Ok(0)
 }

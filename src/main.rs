@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mock(args) => rt.block_on(chaosgate::commands::mock(args)),
         Command::Load(args) => rt.block_on(chaosgate::commands::load(*args)),
+        Command::Gateway(args) => rt.block_on(chaosgate::commands::gateway(args)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,1 +1,660 @@
-//! The live reference gateway (filled in by the next commit).
+//! The live reference gateway: an axum proxy that runs [`Policy`] against real upstreams.
+//!
+//! - OpenAI (`/v1/chat/completions`, `/v1/embeddings`) and Anthropic (`/v1/messages`)
+//!   routes, forwarded as they are to the target's base URL;
+//! - streams passed through chunk by chunk, never buffered; failover is allowed until the
+//!   first byte reaches the client (the gateway waits for the upstream's first body chunk
+//!   within `ttft_timeout`), after that a cut or stalled stream ends with a clear in-band
+//!   error event in the client's API format;
+//! - active health probes on their own task, fixed-delay, per the policy;
+//! - TCP_NODELAY on both sides, pooled upstream connections;
+//! - `GET /metrics` (Prometheus), `GET /_chaosgate/events?since=N` and an optional JSON-lines
+//!   event log: the harness's ground truth of ejections, restorations and breaker moves.
+
+use super::{Failure, GatewayConfig, GatewayEvent, Policy, ProbeKind};
+use crate::load::sse;
+use crate::net::{self, ServerHandle};
+use crate::provider::{anthropic, openai, Api, ErrorKind};
+use crate::time::Nanos;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// Events kept in memory for `/_chaosgate/events`.
+const EVENT_LOG_CAPACITY: usize = 100_000;
+
+/// Shared state of a running gateway.
+pub struct GatewayState {
+    policy: Mutex<Policy>,
+    start: Instant,
+    client: Http,
+    bases: Vec<String>,
+    events: Mutex<VecDeque<(u64, GatewayEvent)>>,
+    event_seq: AtomicU64,
+    event_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    probe_wake: Notify,
+    requests: AtomicU64,
+    failed: AtomicU64,
+    fallbacks: AtomicU64,
+    retries: AtomicU64,
+    rejected_all_down: AtomicU64,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState").field("bases", &self.bases).finish()
+    }
+}
+
+impl GatewayState {
+    /// When the gateway started (its events' time zero).
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// ns since the gateway started.
+    pub fn now(&self) -> Nanos {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX)
+    }
+
+    fn policy(&self) -> std::sync::MutexGuard<'_, Policy> {
+        self.policy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the policy's new events to the log (memory, file).
+    fn flush_events(&self, policy: &mut Policy) {
+        let ev = policy.drain_events();
+        if ev.is_empty() {
+            return;
+        }
+        for e in &ev {
+            match e.kind {
+                super::EventKind::Fallback { .. } => self.fallbacks.fetch_add(1, Ordering::Relaxed),
+                super::EventKind::Retry { .. } => self.retries.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+        if let Some(f) = &self.event_file {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            for e in &ev {
+                if let Ok(line) = serde_json::to_string(e) {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            let _ = f.flush();
+        }
+        let mut log = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        for e in ev {
+            if log.len() >= EVENT_LOG_CAPACITY {
+                log.pop_front();
+            }
+            log.push_back((self.event_seq.fetch_add(1, Ordering::Relaxed), e));
+        }
+    }
+
+    /// All events so far (for tests and reports).
+    pub fn events(&self) -> Vec<GatewayEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct GatewayHandle {
+    /// The HTTP server.
+    pub server: ServerHandle,
+    /// Its state.
+    pub state: Arc<GatewayState>,
+    probes: tokio::task::JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    /// Stops the probes and the server.
+    pub async fn shutdown(self) {
+        self.probes.abort();
+        self.server.shutdown().await;
+    }
+}
+
+/// Starts the gateway on `listener`. `events_path` also writes events as JSON lines.
+pub async fn spawn(
+    cfg: GatewayConfig,
+    listener: tokio::net::TcpListener,
+    seed: u64,
+    events_path: Option<&std::path::Path>,
+) -> anyhow::Result<GatewayHandle> {
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        anyhow::bail!("invalid gateway config:\n  {}", msgs.join("\n  "));
+    }
+    let bases = cfg
+        .targets
+        .iter()
+        .map(|t| crate::load::base_url(&t.url).unwrap_or_else(|_| t.url.clone()))
+        .collect();
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    let client: Http = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(conn);
+    let event_file = match events_path {
+        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write events to {}: {e}", p.display()))?,
+        ))),
+        None => None,
+    };
+    let state = Arc::new(GatewayState {
+        policy: Mutex::new(Policy::new(cfg, seed)),
+        start: Instant::now(),
+        client,
+        bases,
+        events: Mutex::new(VecDeque::new()),
+        event_seq: AtomicU64::new(0),
+        event_file,
+        probe_wake: Notify::new(),
+        requests: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        fallbacks: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
+        rejected_all_down: AtomicU64::new(0),
+    });
+    let probes = tokio::spawn(probe_loop(state.clone()));
+    let server = net::spawn(listener, router(state.clone()))?;
+    Ok(GatewayHandle { server, state, probes })
+}
+
+/// The router (for `oneshot` tests).
+pub fn router(state: Arc<GatewayState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(proxy))
+        .route("/v1/embeddings", post(proxy))
+        .route("/v1/messages", post(proxy))
+        .route(
+            "/health",
+            get(|| async { ([("content-type", "application/json")], "{\"status\":\"ok\"}") }),
+        )
+        .route("/metrics", get(metrics))
+        .route("/_chaosgate/events", get(events))
+        .with_state(state)
+}
+
+async fn probe_loop(state: Arc<GatewayState>) {
+    loop {
+        let next = state.policy().next_probe();
+        let Some((due, i)) = next else {
+            state.probe_wake.notified().await;
+            continue;
+        };
+        let at = state.start + Duration::from_nanos(due);
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = state.probe_wake.notified() => continue,
+        }
+        let now = state.now();
+        let (deadline, kind) = {
+            let mut p = state.policy();
+            let d = p.start_probe(now, i);
+            let kind = p.config().health_check.as_ref().map(|h| h.probe).unwrap_or_default();
+            (d, kind)
+        };
+        let Some(deadline) = deadline else { continue };
+        let st = state.clone();
+        tokio::spawn(async move {
+            let ok = tokio::time::timeout_at(st.start + Duration::from_nanos(deadline), probe(&st, i, kind)).await;
+            let (t, ok) = match ok {
+                Ok(ok) => (st.now().min(deadline), ok),
+                Err(_) => (deadline, false),
+            };
+            let mut p = st.policy();
+            p.on_probe(t, i, ok);
+            st.flush_events(&mut p);
+            drop(p);
+            st.probe_wake.notify_one();
+        });
+    }
+}
+
+async fn probe(state: &GatewayState, i: usize, kind: ProbeKind) -> bool {
+    let base = &state.bases[i];
+    let req = match kind {
+        ProbeKind::Health => hyper::Request::get(format!("{base}/health"))
+            .header("x-chaosgate-probe", "1")
+            .body(Full::new(Bytes::new())),
+        ProbeKind::Completion => hyper::Request::post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("x-chaosgate-probe", "1")
+            .body(Full::new(Bytes::from_static(
+                br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#,
+            ))),
+    };
+    let Ok(req) = req else { return false };
+    match state.client.request(req).await {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let _ = r.into_body().collect().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+fn client_api(path: &str) -> Api {
+    if path == "/v1/messages" {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    }
+}
+
+fn gateway_error(api: Api, status: StatusCode, message: &str) -> Response {
+    let kind = ErrorKind::from_status(status.as_u16());
+    let body = match api {
+        Api::OpenAi => openai::error_body(kind, message, None),
+        Api::Anthropic => anthropic::error_body(kind, message, "req_gateway"),
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An in-band error event in the client's API, sent when a stream breaks after its first byte.
+fn inband_error(api: Api, message: &str) -> Bytes {
+    Bytes::from(match api {
+        Api::OpenAi => openai::stream_error(ErrorKind::BadGateway, message),
+        Api::Anthropic => anthropic::event_error(ErrorKind::Overloaded, message),
+    })
+}
+
+/// Headers forwarded upstream.
+fn forward_headers(h: &HeaderMap) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
+    h.iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "upgrade"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// How an upstream attempt went before anything reached the client.
+enum Attempt {
+    /// Got a response the client should see (success, or a failure with nowhere else to go).
+    Respond(Response),
+    /// Failed; try the next target (or retry).
+    Failed(Failure),
+}
+
+fn quota_like(body: &[u8], headers: &hyper::HeaderMap) -> bool {
+    headers.get("x-should-retry").is_some_and(|v| v.as_bytes() == b"false")
+        || body.windows(18).any(|w| w == b"insufficient_quota")
+}
+
+async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let api = client_api(&path);
+    let Ok(body) = axum::body::to_bytes(body, crate::mock::DEFAULT_MAX_BODY_BYTES).await else {
+        return gateway_error(api, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    };
+    let stream = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["stream"].as_bool())
+        .unwrap_or(false);
+    let fwd = forward_headers(&parts.headers);
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let now = state.now();
+    let order = {
+        let mut p = state.policy();
+        let o = p.plan(now);
+        state.flush_events(&mut p);
+        o
+    };
+    if order.is_empty() {
+        state.rejected_all_down.fetch_add(1, Ordering::Relaxed);
+        state.failed.fetch_add(1, Ordering::Relaxed);
+        return gateway_error(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chaosgate gateway: every target is unavailable",
+        );
+    }
+    let fallback = state.policy().config().fallback_on_failure;
+    let mut last: Option<Response> = None;
+    let mut tried: Option<usize> = None;
+    for (k, &i) in order.iter().enumerate() {
+        if !state.policy().admit(state.now(), i) {
+            continue;
+        }
+        if let Some(prev) = tried {
+            let mut p = state.policy();
+            p.on_fallback(state.now(), prev, i);
+            state.flush_events(&mut p);
+        }
+        tried = Some(i);
+        let mut attempt = 0u32;
+        loop {
+            match attempt_once(&state, i, &path, &fwd, body.clone(), stream, api).await {
+                Attempt::Respond(r) => return r,
+                Attempt::Failed(f) => {
+                    attempt += 1;
+                    let wait = {
+                        let mut p = state.policy();
+                        let w = p.retry(state.now(), i, attempt, f);
+                        state.flush_events(&mut p);
+                        w
+                    };
+                    match wait {
+                        Some(w) => {
+                            tokio::time::sleep(Duration::from_nanos(w)).await;
+                            if !state.policy().admit(state.now(), i) {
+                                break;
+                            }
+                        }
+                        None => {
+                            last = Some(match f {
+                                Failure::Status { status, .. } => gateway_error(
+                                    api,
+                                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                                    &format!("upstream {} answered {status}", state.policy().target_name(i)),
+                                ),
+                                Failure::Connect => gateway_error(
+                                    api,
+                                    StatusCode::BAD_GATEWAY,
+                                    &format!("upstream {} did not answer in time", state.policy().target_name(i)),
+                                ),
+                            });
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !fallback || k + 1 == order.len() {
+            break;
+        }
+    }
+    state.failed.fetch_add(1, Ordering::Relaxed);
+    last.unwrap_or_else(|| {
+        gateway_error(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chaosgate gateway: every target is unavailable",
+        )
+    })
+}
+
+async fn attempt_once(
+    state: &Arc<GatewayState>,
+    i: usize,
+    path: &str,
+    fwd: &[(hyper::header::HeaderName, HeaderValue)],
+    body: Bytes,
+    stream: bool,
+    api: Api,
+) -> Attempt {
+    let (timeout, ttft, stall, name) = {
+        let p = state.policy();
+        let c = p.config();
+        (
+            c.request_timeout.0,
+            c.ttft_timeout.map(|d| d.0),
+            c.stall_timeout.map(|d| d.0),
+            p.target_name(i).to_string(),
+        )
+    };
+    let started = state.now();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_nanos(timeout);
+    let mut rb = hyper::Request::post(format!("{}{}", state.bases[i], path));
+    for (k, v) in fwd {
+        rb = rb.header(k, v);
+    }
+    let Ok(req) = rb.body(Full::new(body)) else {
+        return Attempt::Failed(Failure::Connect);
+    };
+    let head_deadline = match (stream, ttft) {
+        (true, Some(t)) => deadline.min(t0 + Duration::from_nanos(t)),
+        _ => deadline,
+    };
+    let fail = |f: Failure| {
+        let mut p = state.policy();
+        p.on_result(state.now(), i, true, state.now().saturating_sub(started));
+        state.flush_events(&mut p);
+        Attempt::Failed(f)
+    };
+    let resp = match tokio::time::timeout_at(head_deadline, state.client.request(req)).await {
+        Ok(Ok(r)) => r,
+        _ => return fail(Failure::Connect),
+    };
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    let mut upstream = resp.into_body();
+    if !headers.contains_key("x-chaosgate-provider") {
+        if let Ok(v) = HeaderValue::from_str(&name) {
+            headers.insert("x-chaosgate-provider", v);
+        }
+    }
+    let failure_status = state.policy().is_failure_status(status.as_u16());
+    if failure_status || !status.is_success() || !stream {
+        // not a stream: read it all (bounded by the deadline), then decide
+        let bytes = match tokio::time::timeout_at(deadline, (&mut upstream).collect()).await {
+            Ok(Ok(c)) => c.to_bytes(),
+            _ => return fail(Failure::Connect),
+        };
+        if failure_status {
+            let retry_after = headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|s| s * 1_000_000_000);
+            let retryable = !quota_like(&bytes, &headers);
+            let f = Failure::Status {
+                status: status.as_u16(),
+                retryable,
+                retry_after,
+            };
+            let mut p = state.policy();
+            p.on_result(state.now(), i, true, state.now().saturating_sub(started));
+            state.flush_events(&mut p);
+            drop(p);
+            if !retryable {
+                // a quota error is the provider's final word: pass it on as it is
+                return Attempt::Respond(build(status, &headers, Body::from(bytes)));
+            }
+            return Attempt::Failed(f);
+        }
+        let mut p = state.policy();
+        p.on_result(state.now(), i, false, state.now().saturating_sub(started));
+        state.flush_events(&mut p);
+        return Attempt::Respond(build(status, &headers, Body::from(bytes)));
+    }
+    // a stream: wait for the first chunk before committing (failover stays possible)
+    let first_deadline = match ttft {
+        Some(t) => deadline.min(t0 + Duration::from_nanos(t)),
+        None => deadline,
+    };
+    let first = loop {
+        match tokio::time::timeout_at(first_deadline, upstream.frame()).await {
+            Ok(Some(Ok(f))) => match f.into_data() {
+                Ok(d) if !d.is_empty() => break d,
+                _ => continue,
+            },
+            _ => return fail(Failure::Connect),
+        }
+    };
+    let mut parser = sse::Parser::new(api);
+    let _ = parser.push(&first);
+    let st = state.clone();
+    let body_stream = futures_util::stream::unfold(
+        (Some(first), upstream, parser, false),
+        move |(pending, mut up, mut parser, done)| {
+            let st = st.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                if let Some(b) = pending {
+                    return Some((Ok::<Bytes, std::io::Error>(b), (None, up, parser, false)));
+                }
+                let wait = stall.map_or(deadline, |s| deadline.min(Instant::now() + Duration::from_nanos(s)));
+                let outcome = loop {
+                    match tokio::time::timeout_at(wait, up.frame()).await {
+                        Ok(Some(Ok(f))) => match f.into_data() {
+                            Ok(d) => {
+                                let ev = parser.push(&d);
+                                if ev.contains(&sse::Event::Error) {
+                                    break Err((d, "upstream sent an error event"));
+                                }
+                                return Some((Ok(d), (None, up, parser, false)));
+                            }
+                            Err(_) => continue,
+                        },
+                        Ok(None) if parser.terminal => break Ok(()),
+                        Ok(None) | Ok(Some(Err(_))) => {
+                            break Err((Bytes::new(), "upstream stream ended without its terminal event"))
+                        }
+                        Err(_) => break Err((Bytes::new(), "upstream stream stalled")),
+                    }
+                };
+                let now = st.now();
+                let mut p = st.policy();
+                p.on_result(now, i, outcome.is_err(), now.saturating_sub(started));
+                st.flush_events(&mut p);
+                drop(p);
+                match outcome {
+                    Ok(()) => None,
+                    Err((last, why)) => {
+                        st.failed.fetch_add(1, Ordering::Relaxed);
+                        let mut b = last.to_vec();
+                        if !b.is_empty() {
+                            // the upstream's own error event is passed on as it is
+                            return Some((Ok(Bytes::from(b)), (None, up, parser, true)));
+                        }
+                        b.extend_from_slice(&inband_error(api, &format!("chaosgate gateway: {why}")));
+                        Some((Ok(Bytes::from(b)), (None, up, parser, true)))
+                    }
+                }
+            }
+        },
+    );
+    Attempt::Respond(build(status, &headers, Body::from_stream(body_stream)))
+}
+
+fn build(status: hyper::StatusCode, headers: &hyper::HeaderMap, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    for (k, v) in headers {
+        if !matches!(
+            k.as_str(),
+            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+        ) {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
+}
+
+/// Query of the event log.
+#[derive(Debug, serde::Deserialize)]
+struct EventQuery {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn events(
+    State(state): State<Arc<GatewayState>>,
+    q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return (StatusCode::BAD_REQUEST, "query takes since=SEQ (a whole number)").into_response();
+    };
+    let log = state.events.lock().unwrap_or_else(|e| e.into_inner());
+    let items: Vec<serde_json::Value> = log
+        .iter()
+        .filter(|(s, _)| *s >= q.since)
+        .map(|(s, e)| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["seq"] = serde_json::json!(s);
+            v
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "events": items })).into_response()
+}
+
+async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let c = |n: &AtomicU64| n.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# TYPE chaosgate_gateway_requests_total counter\nchaosgate_gateway_requests_total {}",
+        c(&state.requests)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE chaosgate_gateway_failed_total counter\nchaosgate_gateway_failed_total {}",
+        c(&state.failed)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE chaosgate_gateway_fallbacks_total counter\nchaosgate_gateway_fallbacks_total {}",
+        c(&state.fallbacks)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE chaosgate_gateway_retries_total counter\nchaosgate_gateway_retries_total {}",
+        c(&state.retries)
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE chaosgate_gateway_all_down_total counter\nchaosgate_gateway_all_down_total {}",
+        c(&state.rejected_all_down)
+    );
+    let p = state.policy();
+    let _ = writeln!(out, "# TYPE chaosgate_gateway_target_healthy gauge");
+    for i in 0..state.bases.len() {
+        let _ = writeln!(
+            out,
+            "chaosgate_gateway_target_healthy{{target=\"{}\"}} {}",
+            p.target_name(i),
+            u8::from(p.healthy(i))
+        );
+    }
+    let _ = writeln!(out, "# TYPE chaosgate_gateway_breaker_open gauge");
+    for i in 0..state.bases.len() {
+        let open = matches!(p.breaker_state(i), Some(super::BreakerState::Open { .. }));
+        let _ = writeln!(
+            out,
+            "chaosgate_gateway_breaker_open{{target=\"{}\"}} {}",
+            p.target_name(i),
+            u8::from(open)
+        );
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,235 @@
+//! The reference gateway end to end over mocks on loopback.
+
+mod common;
+
+use chaosgate::gateway::{server, EventKind, GatewayConfig};
+use chaosgate::load::{run, LoadOptions};
+use chaosgate::provider::Api;
+use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
+use chaosgate::traffic::{ArrivalKind, KindSpec, Mix, TrafficConfig};
+use std::path::Path;
+use std::time::Duration;
+
+async fn named(
+    name: &str,
+    profile: &str,
+    seed: u64,
+) -> (chaosgate::net::ServerHandle, std::sync::Arc<chaosgate::mock::MockState>) {
+    let profile = chaosgate::fault::Profile::from_toml(profile, "test.toml").unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    chaosgate::mock::spawn(chaosgate::mock::MockConfig::new(name, Api::OpenAi, profile, seed), l)
+        .await
+        .unwrap()
+}
+
+async fn gateway(toml_src: &str, p: &str, f: &str) -> server::GatewayHandle {
+    let src = toml_src.replace("PRIMARY", p).replace("FALLBACK", f);
+    let cfg: GatewayConfig = toml::from_str(&src).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    server::spawn(cfg, l, 1, None).await.unwrap()
+}
+
+fn open_loop(rate: f64, secs: u64) -> chaosgate::traffic::Source {
+    let c = TrafficConfig {
+        rate: Some(rate),
+        duration: Some(Dur::from_secs(secs)),
+        arrival: ArrivalKind::Constant,
+        ..TrafficConfig::default()
+    };
+    c.source(Path::new(".")).unwrap()
+}
+
+fn mix(stream: bool) -> Mix {
+    let mut k = KindSpec::chat("chat", stream);
+    k.max_tokens = chaosgate::traffic::Tokens::Fixed(5);
+    Mix::new(vec![k], Api::OpenAi).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_down_primary_is_ejected_within_the_formula_and_failures_match() {
+    // primary fails fast (503, /health too) from t = 1.5 s; probes every 500 ms, N = 1,
+    // no breaker, no retries, no per-request fallback — the article's setup, compressed.
+    let (p, pst) = named(
+        "primary",
+        "[[phase]]\nstart = \"1500ms\"\nerrors = [{ status = 503 }]\n",
+        1,
+    )
+    .await;
+    let (f, _) = named("fallback", "", 2).await;
+    let cfg = r#"
+targets = [{ name = "primary", url = "http://PRIMARY" }, { name = "fallback", url = "http://FALLBACK" }]
+health_check = { interval = "500ms", timeout = "200ms", unhealthy_threshold = 1, healthy_threshold = 1 }
+fallback_on_failure = false
+"#;
+    let g = gateway(cfg, &p.addr.to_string(), &f.addr.to_string()).await;
+    let rate = 100.0;
+    let opts = LoadOptions::new(&format!("http://{}", g.server.addr), Api::OpenAi, 1);
+    let r = run(open_loop(rate, 4), mix(false), opts).await.unwrap();
+    let rep = r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration);
+    // onset in gateway time
+    let onset = (pst.start + Duration::from_millis(1500))
+        .saturating_duration_since(g.state.start())
+        .as_nanos() as u64;
+    let ev = g.state.events();
+    let ejected = ev
+        .iter()
+        .find(|e| e.kind == EventKind::Ejected && e.target == "primary")
+        .expect("primary ejected");
+    let d = ejected.t_ns.saturating_sub(onset);
+    // fast fail: D = U + r with U uniform on [0, I): within [0, I + slack]
+    assert!(d <= 500 * NS_PER_MS + 100 * NS_PER_MS, "detection {d} ns");
+    // failed requests ≈ λ·D (each request in the window hit the primary)
+    let failed = rep.requests.failed as f64;
+    let expect = rate * d as f64 / NS_PER_S as f64;
+    assert!((failed - expect).abs() <= 8.0, "failed {failed}, λ·D = {expect:.1}");
+    assert!(
+        rep.providers.get("fallback").is_some_and(|g| g.ok > 150),
+        "{:?}",
+        rep.providers.keys()
+    );
+    assert_eq!(rep.requests.ok + rep.requests.failed, 400);
+    g.shutdown().await;
+    p.shutdown().await;
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_opens_and_per_request_fallback_hides_the_failures() {
+    // primary answers 502 to completions while /health is fine (grey failure): only the
+    // passive breaker can see it; per-request fallback serves every request meanwhile.
+    let (p, _) = common::start(
+        Api::OpenAi,
+        "[[phase]]\napplies_to = \"completions\"\nerrors = [{ status = 502 }]\n",
+        1,
+    )
+    .await;
+    let (f, _) = common::start(Api::OpenAi, "", 2).await;
+    let cfg = r#"
+targets = [{ name = "primary", url = "http://PRIMARY" }, { name = "fallback", url = "http://FALLBACK" }]
+health_check = { interval = "200ms", timeout = "100ms", unhealthy_threshold = 1, healthy_threshold = 1 }
+breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", half_open_max_requests = 5 }
+"#;
+    let g = gateway(cfg, &p.addr.to_string(), &f.addr.to_string()).await;
+    let opts = LoadOptions::new(&format!("http://{}", g.server.addr), Api::OpenAi, 1);
+    let r = run(open_loop(50.0, 1), mix(false), opts).await.unwrap();
+    let rep = r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration);
+    assert_eq!(rep.requests.ok, 50, "{:?}", rep.failures_by_kind);
+    let ev = g.state.events();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::BreakerOpened { .. }) && e.target == "primary"));
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Fallback { .. }))
+            .count(),
+        3,
+        "only the first three paid for the failing attempt"
+    );
+    assert!(
+        !ev.iter().any(|e| e.kind == EventKind::Ejected),
+        "health checks cannot see a grey failure"
+    );
+    g.shutdown().await;
+    p.shutdown().await;
+    f.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_fail_over_before_the_first_byte_and_error_in_band_after() {
+    // primary: first token after 2 s (beyond the gateway's 300 ms TTFT timeout) → failover
+    let (p, _) = common::start(
+        Api::OpenAi,
+        "[baseline]\nttft = { kind = \"fixed\", value = \"2s\" }\n",
+        1,
+    )
+    .await;
+    let (f, _) = common::start(
+        Api::OpenAi,
+        "[baseline]\nstream = [{ kind = \"cut\", probability = 1.0, after_tokens = 2 }]\n",
+        2,
+    )
+    .await;
+    let cfg = r#"
+targets = [{ name = "primary", url = "http://PRIMARY" }, { name = "fallback", url = "http://FALLBACK" }]
+ttft_timeout = "300ms"
+"#;
+    let g = gateway(cfg, &p.addr.to_string(), &f.addr.to_string()).await;
+    // the mock's role chunk comes at once, so the first *byte* arrives in time: the primary
+    // is kept, and its slow stream passes through
+    let body = common::openai_chat(true, 3);
+    let r = common::request(g.server.addr, "POST", "/v1/chat/completions", &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-chaosgate-provider"), Some("test"));
+    assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
+    // a primary that hangs before any byte → the fallback answers; its cut stream ends with
+    // the gateway's in-band error, never a clean 200 without [DONE]
+    let add = common::request(
+        p.addr,
+        "POST",
+        "/_chaosgate/phases",
+        &[],
+        "name = \"hang\"\nconnection = [{ kind = \"hang\" }]\n",
+    )
+    .await;
+    assert_eq!(add.status, 200);
+    let r = common::request(g.server.addr, "POST", "/v1/chat/completions", &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let data = r.sse_data();
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("without its terminal event"),
+        "{data:?}"
+    );
+    let ev = g.state.events();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Fallback { to } if to == "fallback")));
+    let m = common::request(g.server.addr, "GET", "/metrics", &[], "").await.text();
+    assert!(m.contains("chaosgate_gateway_fallbacks_total 1"), "{m}");
+    g.shutdown().await;
+    p.shutdown().await;
+    f.shutdown().await;
+}
+
+#[test]
+fn quick_flags_build_the_config() {
+    use clap::Parser;
+    let cli = chaosgate::cli::Cli::parse_from([
+        "chaosgate",
+        "gateway",
+        "--target",
+        "a=http://127.0.0.1:9001",
+        "--target",
+        "b=http://127.0.0.1:9002",
+        "--strategy",
+        "fallback",
+        "--health-interval",
+        "5s",
+        "--health-timeout",
+        "2s",
+        "--breaker",
+        "consecutive:3,10s",
+    ]);
+    let chaosgate::cli::Command::Gateway(a) = cli.command else {
+        panic!()
+    };
+    let c = chaosgate::commands::gateway_config(&a).unwrap();
+    assert_eq!(c.targets.len(), 2);
+    assert_eq!(c.health_check.unwrap().interval, Dur::from_secs(5));
+    assert!(matches!(
+        c.breaker,
+        Some(chaosgate::gateway::BreakerConfig::Consecutive { failures: 3, .. })
+    ));
+    assert!(chaosgate::commands::parse_breaker("article:3,10s")
+        .unwrap_err()
+        .to_string()
+        .contains("wrong number"));
+    assert!(chaosgate::commands::parse_breaker("magic:1")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown kind"));
+    assert!(chaosgate::commands::parse_breaker("none").unwrap().is_none());
+}
