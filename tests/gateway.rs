@@ -233,3 +233,35 @@ fn quick_flags_build_the_config() {
         .contains("unknown kind"));
     assert!(chaosgate::commands::parse_breaker("none").unwrap().is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_probes_run_fixed_delay_in_paused_time() {
+    // /health answers after 300 ms (virtual); probes every 1 s, fixed delay: a probe starts
+    // 1 s after the previous one *ended*, so arrivals are 1.3 s apart.
+    let (m, st) = named(
+        "p",
+        "[baseline]\nhealth = { latency = { kind = \"fixed\", value = \"300ms\" } }\n",
+        1,
+    )
+    .await;
+    let cfg = r#"
+targets = [{ name = "p", url = "http://PRIMARY" }]
+health_check = { interval = "1s", timeout = "500ms", unhealthy_threshold = 2, healthy_threshold = 1 }
+"#;
+    let g = gateway(cfg, &m.addr.to_string(), "unused").await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let log = st.arrivals.lock().unwrap().clone();
+    let probes: Vec<u64> = log.iter().filter(|a| a.probe).map(|a| a.t_ns).collect();
+    assert!(probes.len() >= 4, "{probes:?}");
+    for w in probes.windows(2) {
+        let gap = (w[1] - w[0]) as f64 / 1e9;
+        assert!((gap - 1.3).abs() < 0.05, "gap {gap} s in {probes:?}");
+    }
+    assert!(g
+        .state
+        .events()
+        .iter()
+        .all(|e| e.kind == EventKind::ProbeResult { ok: true }));
+    g.shutdown().await;
+    m.shutdown().await;
+}

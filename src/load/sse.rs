@@ -23,6 +23,8 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Parser {
     api: Api,
+    /// Only look for terminal and error events (no JSON parsing): the gateway's mode.
+    light: bool,
     buf: Vec<u8>,
     /// The terminal event was seen.
     pub terminal: bool,
@@ -33,6 +35,18 @@ impl Parser {
     pub fn new(api: Api) -> Parser {
         Parser {
             api,
+            light: false,
+            buf: Vec::new(),
+            terminal: false,
+        }
+    }
+
+    /// A parser that only spots terminal and error events, without parsing JSON (a proxy
+    /// passing a stream through needs no more). Tokens show as `Other`.
+    pub fn light(api: Api) -> Parser {
+        Parser {
+            api,
+            light: true,
             buf: Vec::new(),
             terminal: false,
         }
@@ -70,6 +84,17 @@ impl Parser {
         if self.api == Api::OpenAi && data.trim() == "[DONE]" {
             self.terminal = true;
             return Event::Terminal;
+        }
+        if self.light {
+            return match (self.api, name) {
+                (Api::Anthropic, Some("message_stop")) => {
+                    self.terminal = true;
+                    Event::Terminal
+                }
+                (Api::Anthropic, Some("error")) => Event::Error,
+                (Api::OpenAi, _) if data.trim_start().starts_with("{\"error\"") => Event::Error,
+                _ => Event::Other,
+            };
         }
         let v: serde_json::Value = match serde_json::from_str(data) {
             Ok(v) => v,
@@ -154,6 +179,26 @@ mod tests {
             vec![Event::Error]
         );
         assert_eq!(p.push(openai::malformed_chunk().as_bytes()), vec![Event::Malformed]);
+    }
+
+    #[test]
+    fn light_mode_spots_terminal_and_errors_only() {
+        let mut p = Parser::light(Api::OpenAi);
+        let s = [
+            openai::chunk_content("c", "m", 1, " a"),
+            openai::stream_error(ErrorKind::Server, "x"),
+            openai::DONE.to_string(),
+        ]
+        .concat();
+        assert_eq!(p.push(s.as_bytes()), vec![Event::Other, Event::Error, Event::Terminal]);
+        let mut p = Parser::light(Api::Anthropic);
+        let s = [
+            anthropic::event_text_delta(" a"),
+            anthropic::event_error(ErrorKind::Overloaded, "o"),
+            anthropic::event_message_stop(),
+        ]
+        .concat();
+        assert_eq!(p.push(s.as_bytes()), vec![Event::Other, Event::Error, Event::Terminal]);
     }
 
     #[test]
