@@ -265,3 +265,40 @@ health_check = { interval = "1s", timeout = "500ms", unhealthy_threshold = 2, he
     g.shutdown().await;
     m.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_counts_as_a_failure_is_configurable() {
+    for (cut_counts, want_open) in [(true, true), (false, false)] {
+        let (p, _) = named(
+            "primary",
+            "[baseline]\nstream = [{ kind = \"cut\", after_tokens = 1 }]\n",
+            1,
+        )
+        .await;
+        let (f, _) = named("fallback", "", 2).await;
+        let cfg = format!(
+            "targets = [{{ name = \"primary\", url = \"http://PRIMARY\" }}, {{ name = \"fallback\", url = \"http://FALLBACK\" }}]\nbreaker = {{ kind = \"article\", failure_threshold = 3 }}\nfailure = {{ stream_cut = {cut_counts} }}\n"
+        );
+        let g = gateway(&cfg, &p.addr.to_string(), &f.addr.to_string()).await;
+        for _ in 0..4 {
+            let r = common::request(
+                g.server.addr,
+                "POST",
+                "/v1/chat/completions",
+                &[],
+                &common::openai_chat(true, 5),
+            )
+            .await;
+            assert_eq!(r.status, 200);
+        }
+        let opened = g
+            .state
+            .events()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BreakerOpened { .. }));
+        assert_eq!(opened, want_open, "stream_cut = {cut_counts}");
+        g.shutdown().await;
+        p.shutdown().await;
+        f.shutdown().await;
+    }
+}

@@ -444,7 +444,9 @@ async fn attempt_once(
     };
     let fail = |f: Failure| {
         let mut p = state.policy();
-        p.on_result(state.now(), i, true, state.now().saturating_sub(started));
+        // timeouts and connection errors count toward the breaker only if configured so
+        let counts = p.config().failure.timeout;
+        p.on_result(state.now(), i, counts, state.now().saturating_sub(started));
         state.flush_events(&mut p);
         Attempt::Failed(f)
     };
@@ -546,7 +548,14 @@ async fn attempt_once(
                 };
                 let now = st.now();
                 let mut p = st.policy();
-                p.on_result(now, i, outcome.is_err(), now.saturating_sub(started));
+                let rules = &p.config().failure;
+                let counts = match &outcome {
+                    Ok(()) => false,
+                    Err((_, why)) if why.contains("error event") => rules.stream_error,
+                    Err((_, why)) if why.contains("stalled") => rules.timeout,
+                    Err(_) => rules.stream_cut,
+                };
+                p.on_result(now, i, counts, now.saturating_sub(started));
                 st.flush_events(&mut p);
                 drop(p);
                 match outcome {
