@@ -639,32 +639,19 @@ async fn events(
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let c = |n: &AtomicU64| n.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# TYPE chaosgate_gateway_requests_total counter\nchaosgate_gateway_requests_total {}",
-        c(&state.requests)
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE chaosgate_gateway_failed_total counter\nchaosgate_gateway_failed_total {}",
-        c(&state.failed)
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE chaosgate_gateway_fallbacks_total counter\nchaosgate_gateway_fallbacks_total {}",
-        c(&state.fallbacks)
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE chaosgate_gateway_retries_total counter\nchaosgate_gateway_retries_total {}",
-        c(&state.retries)
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE chaosgate_gateway_all_down_total counter\nchaosgate_gateway_all_down_total {}",
-        c(&state.rejected_all_down)
-    );
+    for (name, counter) in [
+        ("requests_total", &state.requests),
+        ("failed_total", &state.failed),
+        ("fallbacks_total", &state.fallbacks),
+        ("retries_total", &state.retries),
+        ("all_down_total", &state.rejected_all_down),
+    ] {
+        let _ = writeln!(
+            out,
+            "# TYPE chaosgate_gateway_{name} counter\nchaosgate_gateway_{name} {}",
+            counter.load(Ordering::Relaxed)
+        );
+    }
     let p = state.policy();
     let _ = writeln!(out, "# TYPE chaosgate_gateway_target_healthy gauge");
     for i in 0..state.bases.len() {
