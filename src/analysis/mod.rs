@@ -19,7 +19,9 @@
 //! - **goodput**: ok requests per second that also met every SLO threshold given (TTFT,
 //!   TPOT, end-to-end).
 
+pub mod budget;
 pub mod hist;
+pub mod resilience;
 
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};

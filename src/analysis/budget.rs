@@ -1,0 +1,188 @@
+//! Error budgets and burn-rate alerts (Google SRE Workbook, "Alerting on SLOs";
+//! `SEMANTICS.md` §4).
+//!
+//! SLO target τ, budget fraction ε = 1 − τ, compliance period P. Budget in requests
+//! B = ε × (requests in P), at the run's request rate unless given. F failed requests
+//! consume F / B of it. Burn rate over a window w: b(w) = e(w) / ε, e(w) = bad / total in the
+//! last w. Windows reaching back before the run are filled with good traffic at the run's
+//! mean request rate — the steady state a real service was in before the test — so a full
+//! outage fires the 14.4× 1 h / 5 min alert after b*·ε·w_long / e = 51.8 s at 99.9 %, as
+//! the formula says.
+
+use crate::time::{Nanos, NS_PER_S};
+use serde::Serialize;
+
+/// One multi-window alert rule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AlertRule {
+    /// Name (`page-1h`, …).
+    pub name: &'static str,
+    /// Burn-rate threshold b*.
+    pub burn: f64,
+    /// Long window.
+    pub long_s: u64,
+    /// Short window (long / 12).
+    pub short_s: u64,
+}
+
+/// The SRE Workbook's three rules: 14.4× 1 h/5 min, 6× 6 h/30 min, 1× 3 d/6 h.
+pub const RULES: [AlertRule; 3] = [
+    AlertRule {
+        name: "page_14.4x_1h_5m",
+        burn: 14.4,
+        long_s: 3600,
+        short_s: 300,
+    },
+    AlertRule {
+        name: "page_6x_6h_30m",
+        burn: 6.0,
+        long_s: 21_600,
+        short_s: 1800,
+    },
+    AlertRule {
+        name: "ticket_1x_3d_6h",
+        burn: 1.0,
+        long_s: 259_200,
+        short_s: 21_600,
+    },
+];
+
+/// Budget report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BudgetReport {
+    /// SLO target (e.g. 0.999).
+    pub target: f64,
+    /// Compliance period, seconds.
+    pub period_s: f64,
+    /// Budget in requests for the period.
+    pub budget_requests: f64,
+    /// Failed requests in the run.
+    pub failed: u64,
+    /// Percent of the budget consumed by the run.
+    pub consumed_pct: f64,
+    /// Largest burn rate over any 5-minute window.
+    pub peak_burn_5m: f64,
+    /// Largest burn rate over any 1-hour window.
+    pub peak_burn_1h: f64,
+    /// When each alert would fire (s since run start), `None` if never.
+    pub alerts: Vec<(String, Option<f64>)>,
+}
+
+/// Budget in requests: ε × rate × period.
+pub fn budget_requests(target: f64, rate_per_s: f64, period_s: f64) -> f64 {
+    (1.0 - target) * rate_per_s * period_s
+}
+
+/// Burn rates from per-second (`bucket`) totals and failures.
+pub fn analyze(
+    target: f64,
+    period_s: f64,
+    bucket: Nanos,
+    totals: &[u64],
+    bad: &[u64],
+    rate_override: Option<f64>,
+) -> BudgetReport {
+    let eps = (1.0 - target).max(1e-12);
+    let bucket_s = bucket as f64 / NS_PER_S as f64;
+    let n = totals.len();
+    let run_s = (n as f64 * bucket_s).max(bucket_s);
+    let all: u64 = totals.iter().sum();
+    let failed: u64 = bad.iter().sum();
+    let rate = rate_override.unwrap_or(all as f64 / run_s);
+    let budget = budget_requests(target, rate, period_s);
+    // prefix sums
+    let mut pt = vec![0u64; n + 1];
+    let mut pb = vec![0u64; n + 1];
+    for i in 0..n {
+        pt[i + 1] = pt[i] + totals[i];
+        pb[i + 1] = pb[i] + bad[i];
+    }
+    // burn over the window of `w` seconds ending at the end of bucket i
+    let burn = |i: usize, w: f64| -> f64 {
+        let k = (w / bucket_s).round().max(1.0) as usize;
+        let end = i + 1;
+        let start = end.saturating_sub(k);
+        let inside = (end - start) as f64 * bucket_s;
+        let before = (w - inside).max(0.0);
+        let total = (pt[end] - pt[start]) as f64 + rate * before;
+        if total <= 0.0 {
+            return 0.0;
+        }
+        (pb[end] - pb[start]) as f64 / total / eps
+    };
+    let peak = |w: f64| (0..n).map(|i| burn(i, w)).fold(0.0, f64::max);
+    let alerts = RULES
+        .iter()
+        .map(|r| {
+            let t = (0..n)
+                .find(|&i| burn(i, r.long_s as f64) >= r.burn && burn(i, r.short_s as f64) >= r.burn)
+                .map(|i| (i + 1) as f64 * bucket_s);
+            (r.name.to_string(), t)
+        })
+        .collect();
+    BudgetReport {
+        target,
+        period_s,
+        budget_requests: budget,
+        failed,
+        consumed_pct: if budget > 0.0 {
+            100.0 * failed as f64 / budget
+        } else {
+            0.0
+        },
+        peak_burn_5m: peak(300.0),
+        peak_burn_1h: peak(3600.0),
+        alerts,
+    }
+}
+
+/// Closed form: time for a multi-window alert to fire after a step to error ratio `e`
+/// (`None` if it never does): t = b*·ε·w_long / e.
+pub fn time_to_fire(target: f64, e: f64, rule: &AlertRule) -> Option<f64> {
+    let eps = 1.0 - target;
+    (e >= rule.burn * eps).then(|| rule.burn * eps * rule.long_s as f64 / e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_articles_budget() {
+        // 99.9 %, 155 req/s, 30 days → 401,760 requests; 13,950 failures = 3.47 %
+        let b = budget_requests(0.999, 155.0, 30.0 * 86_400.0);
+        assert!((b - 401_760.0).abs() < 1e-6);
+        assert!((100.0 * 13_950.0 / b - 3.472).abs() < 0.001);
+    }
+
+    #[test]
+    fn full_outage_fires_the_page_after_51_8_seconds() {
+        assert!((time_to_fire(0.999, 1.0, &RULES[0]).unwrap() - 51.84).abs() < 1e-9);
+        assert_eq!(
+            time_to_fire(0.999, 0.01, &RULES[0]),
+            None,
+            "1 % errors never reach 14.4× at 99.9 %"
+        );
+        // simulate: 100 req/s, everything fails from t = 0 for 120 s
+        let totals = vec![100u64; 120];
+        let bad = vec![100u64; 120];
+        let r = analyze(0.999, 30.0 * 86_400.0, NS_PER_S, &totals, &bad, None);
+        let page = r.alerts[0].1.unwrap();
+        assert!((page - 52.0).abs() < 1e-9, "{page}"); // the first whole second past 51.84
+        assert!((r.consumed_pct - 100.0 * 12_000.0 / (0.001 * 100.0 * 2_592_000.0)).abs() < 1e-9);
+        // 120 s of full outage in a 5-min window filled with good traffic: b = (120/300)/ε = 400
+        assert!((r.peak_burn_5m - 400.0).abs() < 1e-6, "{}", r.peak_burn_5m);
+    }
+
+    #[test]
+    fn partial_errors_burn_slower() {
+        // 10 % errors: the 6× 6 h rule fires after 6·0.001·21600/0.1 = 1296 s
+        assert!((time_to_fire(0.999, 0.1, &RULES[1]).unwrap() - 1296.0).abs() < 1e-9);
+        let totals = vec![10u64; 1500];
+        let bad = vec![1u64; 1500];
+        let r = analyze(0.999, 2_592_000.0, NS_PER_S, &totals, &bad, None);
+        assert!((r.alerts[1].1.unwrap() - 1296.0).abs() <= 1.0, "{:?}", r.alerts);
+        assert!((r.alerts[0].1.unwrap() - 518.4).abs() <= 1.0, "{:?}", r.alerts);
+        assert_eq!(r.alerts[2].1, None, "3 d window: 1× needs 25,920 s of 10 % errors");
+    }
+}

@@ -1,0 +1,285 @@
+//! Resilience metrics of one fault on one provider: detection, failed requests, failback.
+//!
+//! Inputs are the time-bucketed per-provider counts (by intended start) of an
+//! [`Aggregator`](super::Aggregator), the fault's ground truth window and the gateway's
+//! events. Definitions (all times from fault onset):
+//! - **detection, gateway view**: the first `ejected` or `breaker_opened` event for the
+//!   provider at or after onset (when the gateway reports events);
+//! - **detection, traffic view**: the start of the first run of buckets, at least `hold`
+//!   long, in which the provider's share of real traffic (probes are not in the records)
+//!   stays below `share_threshold` × its pre-fault share; buckets without traffic extend a
+//!   run; the pre-fault share is measured over the `baseline` before onset;
+//! - **detection, client view**: the start of the first run of buckets, at least `hold`
+//!   long, in which the client failure rate is at most the SLO's error budget ε;
+//! - **failed requests**: failures intended during the fault, split at the (traffic-view)
+//!   detection time into before and after; plus the run's total;
+//! - **failback**: fault end → the first bucket in which the provider's share is back to at
+//!   least half its pre-fault share.
+
+use super::Aggregator;
+use crate::gateway::{EventKind, GatewayEvent};
+use crate::record::FaultEvent;
+use crate::time::{nanos_to_secs_f64, Dur, Nanos};
+use serde::{Deserialize, Serialize};
+
+fn d_share() -> f64 {
+    0.1
+}
+fn d_hold() -> Dur {
+    Dur::from_secs(1)
+}
+fn d_baseline() -> Dur {
+    Dur::from_secs(60)
+}
+
+/// `[detection]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Share of the pre-fault share below which the provider counts as drained (0.1).
+    #[serde(default = "d_share")]
+    pub share_threshold: f64,
+    /// How long it must stay there (1 s).
+    #[serde(default = "d_hold")]
+    pub hold: Dur,
+    /// Pre-fault window for the reference share (60 s, or the run so far).
+    #[serde(default = "d_baseline")]
+    pub baseline: Dur,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> DetectionConfig {
+        DetectionConfig {
+            share_threshold: d_share(),
+            hold: d_hold(),
+            baseline: d_baseline(),
+        }
+    }
+}
+
+/// The metrics of one fault.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FaultReport {
+    /// Provider.
+    pub provider: String,
+    /// Phase.
+    pub phase: String,
+    /// Onset, s since run start.
+    pub onset_s: f64,
+    /// End, s since run start.
+    pub end_s: f64,
+    /// Gateway view (s after onset).
+    pub detection_gateway_s: Option<f64>,
+    /// Traffic view (s after onset).
+    pub detection_traffic_s: Option<f64>,
+    /// Client view (s after onset).
+    pub detection_client_s: Option<f64>,
+    /// Failed requests intended during the fault.
+    pub failed_during: u64,
+    /// …of which before the traffic-view detection.
+    pub failed_before_detection: u64,
+    /// …and after it.
+    pub failed_after_detection: u64,
+    /// Fault end → traffic share back to half of pre-fault (s).
+    pub failback_s: Option<f64>,
+    /// Pre-fault traffic share of the provider.
+    pub pre_fault_share: f64,
+}
+
+/// Analyses one fault window `[onset, end)` of `provider`.
+pub fn analyze(
+    agg: &Aggregator,
+    fault: &FaultEvent,
+    events: &[GatewayEvent],
+    cfg: &DetectionConfig,
+    error_budget: f64,
+) -> FaultReport {
+    let (provider, phase, onset, end) = (fault.provider.as_str(), fault.phase.as_str(), fault.start, fault.end);
+    let b = agg.bucket_len();
+    let n = agg.buckets.len();
+    let idx = |t: Nanos| ((t / b) as usize).min(n);
+    let counts = |i: usize| {
+        let bk = &agg.buckets[i];
+        let mine = bk.providers.get(provider).map_or(0, |&(o, f)| o + f);
+        let all: u64 = bk.providers.values().map(|&(o, f)| o + f).sum();
+        let failed: u64 = bk.providers.values().map(|&(_, f)| f).sum();
+        (mine, all, failed)
+    };
+    // pre-fault share
+    let (p0, p1) = (idx(onset.saturating_sub(cfg.baseline.0)), idx(onset));
+    let (mine, all) = (p0..p1).map(counts).fold((0, 0), |(m, a), (x, y, _)| (m + x, a + y));
+    let pre = if all > 0 { mine as f64 / all as f64 } else { 0.0 };
+    let hold = (cfg.hold.0.div_ceil(b)).max(1) as usize;
+    let first_run = |from: usize, pred: &dyn Fn(u64, u64, u64) -> Option<bool>| -> Option<usize> {
+        let mut start = None;
+        let mut len = 0;
+        for i in from..n {
+            let (m, a, f) = counts(i);
+            match pred(m, a, f) {
+                Some(true) => {
+                    start.get_or_insert(i);
+                    len += 1;
+                    if len >= hold {
+                        return start;
+                    }
+                }
+                None => {
+                    if start.is_some() {
+                        len += 1;
+                        if len >= hold {
+                            return start;
+                        }
+                    }
+                }
+                Some(false) => {
+                    start = None;
+                    len = 0;
+                }
+            }
+        }
+        None
+    };
+    let from = idx(onset);
+    let secs_after = |i: usize| nanos_to_secs_f64((i as u64 * b).saturating_sub(onset));
+    let drained = |m: u64, a: u64, _f: u64| {
+        if a == 0 {
+            None
+        } else {
+            Some((m as f64 / a as f64) < cfg.share_threshold * pre)
+        }
+    };
+    let traffic = if pre > 0.0 { first_run(from, &drained) } else { None };
+    let healthy = |_m: u64, a: u64, f: u64| {
+        if a == 0 {
+            None
+        } else {
+            Some((f as f64 / a as f64) <= error_budget)
+        }
+    };
+    let client = first_run(from, &healthy);
+    let gateway = events
+        .iter()
+        .filter(|e| e.target == provider && e.t_ns >= onset)
+        .find(|e| matches!(e.kind, EventKind::Ejected | EventKind::BreakerOpened { .. }))
+        .map(|e| nanos_to_secs_f64(e.t_ns - onset));
+    let det_idx = traffic.unwrap_or(idx(end));
+    let (mut before, mut after) = (0, 0);
+    for i in from..idx(end).min(n) {
+        let f = counts(i).2;
+        if i < det_idx {
+            before += f;
+        } else {
+            after += f;
+        }
+    }
+    let failback = (idx(end)..n)
+        .find(|&i| {
+            let (m, a, _) = counts(i);
+            a > 0 && pre > 0.0 && (m as f64 / a as f64) >= 0.5 * pre
+        })
+        .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(end)));
+    FaultReport {
+        provider: provider.to_string(),
+        phase: phase.to_string(),
+        onset_s: nanos_to_secs_f64(onset),
+        end_s: nanos_to_secs_f64(end),
+        detection_gateway_s: gateway,
+        detection_traffic_s: traffic.map(secs_after),
+        detection_client_s: client.map(secs_after),
+        failed_during: before + after,
+        failed_before_detection: before,
+        failed_after_detection: after,
+        failback_s: failback,
+        pre_fault_share: pre,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::SloThresholds;
+    use crate::record::{Outcome, RequestRecord};
+    use crate::time::{NS_PER_MS, NS_PER_S};
+
+    /// 100 req/s for 60 s split evenly; primary fails from 20 s; the gateway moves traffic
+    /// off it at 25 s; primary recovers at 40 s and gets traffic back from 45 s.
+    fn scenario() -> Aggregator {
+        let mut a = Aggregator::new(100 * NS_PER_MS, vec!["chat".into()], SloThresholds::default());
+        for k in 0..6000u64 {
+            let t = k * 10 * NS_PER_MS;
+            let s = t / NS_PER_S;
+            let to_primary = k % 2 == 0 && !(25..45).contains(&s);
+            let (provider, outcome) = if to_primary {
+                (
+                    "primary",
+                    if (20..40).contains(&s) {
+                        Outcome::Http(502)
+                    } else {
+                        Outcome::Ok
+                    },
+                )
+            } else {
+                ("fallback", Outcome::Ok)
+            };
+            let rec = RequestRecord {
+                id: k,
+                kind: 0,
+                intended: t,
+                sent: Some(t),
+                first_byte: Some(t + NS_PER_MS),
+                first_token: None,
+                end: t + 5 * NS_PER_MS,
+                outcome,
+                output_tokens: 1,
+                provider: Some(provider.into()),
+                stream: false,
+            };
+            a.add(&rec, &[], false);
+        }
+        a
+    }
+
+    #[test]
+    fn detection_failed_and_failback_by_hand() {
+        let a = scenario();
+        let ev = vec![GatewayEvent {
+            t_ns: 24_900 * NS_PER_MS,
+            target: "primary".into(),
+            kind: EventKind::Ejected,
+        }];
+        let f = FaultEvent {
+            provider: "primary".into(),
+            phase: "outage".into(),
+            start: 20 * NS_PER_S,
+            end: 40 * NS_PER_S,
+        };
+        let r = analyze(&a, &f, &ev, &DetectionConfig::default(), 0.001);
+        assert!((r.pre_fault_share - 0.5).abs() < 1e-9);
+        assert!((r.detection_gateway_s.unwrap() - 4.9).abs() < 1e-9);
+        assert!((r.detection_traffic_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+        // client failures stop when traffic moves: same 5 s
+        assert!((r.detection_client_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+        // 5 s × 50 req/s to the failing primary
+        assert_eq!(
+            (r.failed_during, r.failed_before_detection, r.failed_after_detection),
+            (250, 250, 0)
+        );
+        assert!((r.failback_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+    }
+
+    #[test]
+    fn undetected_fault_counts_everything_as_before_detection() {
+        let a = scenario();
+        // a fault window on the fallback that never drains it
+        let f = FaultEvent {
+            provider: "fallback".into(),
+            phase: "x".into(),
+            start: 10 * NS_PER_S,
+            end: 15 * NS_PER_S,
+        };
+        let r = analyze(&a, &f, &[], &DetectionConfig::default(), 0.001);
+        assert_eq!(r.detection_traffic_s, None);
+        assert_eq!(r.detection_gateway_s, None);
+        assert_eq!(r.failed_during, 0);
+    }
+}
