@@ -23,5 +23,6 @@ pub mod record;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod sim;
 pub mod time;
 pub mod traffic;

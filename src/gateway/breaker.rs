@@ -10,14 +10,20 @@
 //! - `failure_rate` (resilience4j): over the last `window_size` calls (count window) or the
 //!   last `window` of time, once `minimum_calls` are recorded, trip when the failure rate ≥
 //!   `failure_rate_threshold` or the slow-call rate ≥ `slow_call_rate_threshold` (slow =
-//!   longer than `slow_call_duration`). Open for `wait_open`; the next call moves to
-//!   half-open, which admits `half_open_calls` trials and then trips again (their failure
-//!   rate ≥ threshold) or closes with fresh metrics.
+//!   longer than `slow_call_duration`), evaluated after every recorded call once the
+//!   minimum is reached. Open for `wait_open`; the next call moves to half-open, which
+//!   admits `half_open_calls` trials and, once all are recorded, trips again (their failure
+//!   rate or slow-call rate ≥ its threshold) or closes with fresh metrics. The time window
+//!   is exact (calls within the last `window`), not resilience4j's one-second buckets.
 //! - `article` (the seed article's Portkey config): `failure_threshold` consecutive
 //!   failures open it for `recovery_timeout`; then half-open admits
 //!   `half_open_max_requests`; one failure reopens, all of them succeeding closes it.
 //!
-//! A rejected request is not recorded.
+//! A rejected request is not recorded, and neither is a call admitted before the breaker
+//! opened that ends while it is open. Transitions out of open are lazy, as in resilience4j:
+//! the first [`Breaker::allow`] at or after the end of the wait moves the breaker on, and
+//! its event carries that time. (Envoy un-ejects at its outlier-detection `interval` sweeps;
+//! this breaker un-ejects exactly when the ejection time ends.)
 
 use super::events::{EventKind, GatewayEvent};
 use crate::time::{Dur, Nanos};
@@ -88,7 +94,8 @@ pub enum BreakerConfig {
         /// Time window instead of a count window.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<Dur>,
-        /// Calls needed before the rates count (default 100).
+        /// Calls needed before the rates count (default 100; with a count window at most
+        /// `window_size`, as in resilience4j).
         #[serde(default = "d100")]
         minimum_calls: u32,
         /// Time open (default 60s).
@@ -169,7 +176,8 @@ impl BreakerConfig {
     }
 }
 
-/// Where the breaker stands.
+/// Where the breaker stands: **closed = traffic flows, open = rejecting, half-open =
+/// probing** (a few trial requests decide whether it closes or opens again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
@@ -191,7 +199,11 @@ pub enum BreakerState {
     },
 }
 
-/// One target's breaker.
+/// One target's passive circuit breaker: a state machine, pure (`now` in, events out).
+/// **Closed = traffic flows, open = rejecting, half-open = probing** (`SEMANTICS.md` §3).
+///
+/// Per attempt: [`Breaker::allow`] (admission; may move open → half-open/closed), then,
+/// if admitted, [`Breaker::on_result`] when the attempt ends.
 #[derive(Clone, Debug)]
 pub struct Breaker {
     cfg: BreakerConfig,
@@ -201,6 +213,8 @@ pub struct Breaker {
     last_ejection: Nanos,
     /// (time, failed, slow) of recent calls.
     window: VecDeque<(Nanos, bool, bool)>,
+    /// Slow trial calls recorded in the current half-open period.
+    half_open_slow: u32,
 }
 
 impl Breaker {
@@ -213,6 +227,7 @@ impl Breaker {
             ejections: 0,
             last_ejection: 0,
             window: VecDeque::new(),
+            half_open_slow: 0,
         }
     }
 
@@ -253,6 +268,7 @@ impl Breaker {
                     true
                 }
                 Some(_) => {
+                    self.half_open_slow = 0;
                     self.state = BreakerState::HalfOpen {
                         admitted: 1,
                         ok: 0,
@@ -304,6 +320,9 @@ impl Breaker {
         } = self.state
         {
             let (ok, f) = if failed { (ok, f + 1) } else { (ok + 1, f) };
+            let slow_trial =
+                matches!(cfg, BreakerConfig::FailureRate { slow_call_duration, .. } if duration > slow_call_duration.0);
+            self.half_open_slow += u32::from(slow_trial);
             self.state = BreakerState::HalfOpen {
                 admitted,
                 ok,
@@ -324,12 +343,16 @@ impl Breaker {
                 }
                 BreakerConfig::FailureRate {
                     failure_rate_threshold,
+                    slow_call_rate_threshold,
                     wait_open,
                     half_open_calls,
                     ..
                 } => {
                     if ok + f >= half_open_calls {
-                        if f64::from(f) / f64::from(ok + f) >= failure_rate_threshold {
+                        let n = f64::from(ok + f);
+                        if f64::from(f) / n >= failure_rate_threshold
+                            || f64::from(self.half_open_slow) / n >= slow_call_rate_threshold
+                        {
                             self.open(now, wait_open.0, target, out);
                         } else {
                             self.state = BreakerState::Closed;
@@ -403,7 +426,13 @@ impl Breaker {
                     }
                 }
                 let n = self.window.len() as u32;
-                if n >= minimum_calls {
+                // resilience4j: with a count window, the minimum is at most the window size.
+                let minimum = if window.is_some() {
+                    minimum_calls
+                } else {
+                    minimum_calls.min(window_size)
+                };
+                if n >= minimum {
                     let fails = self.window.iter().filter(|c| c.1).count() as f64;
                     let slow = self.window.iter().filter(|c| c.2).count() as f64;
                     if fails / f64::from(n) >= failure_rate_threshold || slow / f64::from(n) >= slow_call_rate_threshold
@@ -541,6 +570,158 @@ mod tests {
                         consec = if fail { consec + 1 } else { 0 };
                         if consec >= 3 { open_until = Some(now + 10 * NS_PER_S); consec = 0; }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failure_rate_half_open_trips_on_slow_trials() {
+        let cfg = BreakerConfig::FailureRate {
+            failure_rate_threshold: 0.5,
+            slow_call_rate_threshold: 0.5,
+            slow_call_duration: Dur::from_secs(1),
+            window_size: 4,
+            window: None,
+            minimum_calls: 2,
+            wait_open: Dur::from_secs(10),
+            half_open_calls: 2,
+        };
+        let mut b = Breaker::new(cfg);
+        let mut ev = Vec::new();
+        b.on_result(0, true, 0, "a", &mut ev);
+        b.on_result(0, true, 0, "a", &mut ev);
+        assert!(!b.allow(NS_PER_S, "a", &mut ev), "open rejects");
+        let t = 10 * NS_PER_S;
+        assert!(b.allow(t, "a", &mut ev) && b.allow(t, "a", &mut ev));
+        assert!(!b.allow(t, "a", &mut ev), "half-open admits only the permitted calls");
+        b.on_result(t, false, 2 * NS_PER_S, "a", &mut ev);
+        b.on_result(t, false, 0, "a", &mut ev);
+        assert!(
+            matches!(b.state(), BreakerState::Open { .. }),
+            "1 of 2 trials slow ≥ 50 %"
+        );
+    }
+
+    #[test]
+    fn time_window_forgets_old_calls() {
+        let cfg = BreakerConfig::FailureRate {
+            failure_rate_threshold: 0.5,
+            slow_call_rate_threshold: 1.0,
+            slow_call_duration: Dur::from_secs(60),
+            window_size: 100,
+            window: Some(Dur::from_secs(10)),
+            minimum_calls: 3,
+            wait_open: Dur::from_secs(10),
+            half_open_calls: 1,
+        };
+        let mut b = Breaker::new(cfg);
+        let mut ev = Vec::new();
+        b.on_result(0, true, 0, "a", &mut ev);
+        b.on_result(NS_PER_S, true, 0, "a", &mut ev);
+        // 20 s later the two failures are out of the window: 1 of 3 fails → stays closed
+        for k in 0..3 {
+            b.on_result(20 * NS_PER_S + k, k == 0, 0, "a", &mut ev);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    /// One attempt in a generated run: after `dt_ms`, ask for admission; if admitted, the
+    /// call fails or not and takes `dur_ms`.
+    fn ops() -> impl Strategy<Value = Vec<(u64, bool, u64)>> {
+        proptest::collection::vec((0u64..4_000, any::<bool>(), 0u64..3_000), 1..250)
+    }
+
+    proptest! {
+        /// Envoy `consecutive_5xx`: never admits while ejected; ejection k lasts
+        /// min(base × k, max); the count resets after `max` without an ejection.
+        #[test]
+        fn consecutive_breaker_matches_a_reference_model(
+            f in 1u32..5, base_s in 1u64..20, max_mult in 1u64..6, ops in ops()
+        ) {
+            let (base, max) = (base_s * NS_PER_S, base_s * max_mult * NS_PER_S);
+            let mut b = Breaker::new(BreakerConfig::Consecutive {
+                failures: f, base_ejection: Dur(base), max_ejection: Dur(max),
+            });
+            let mut ev = Vec::new();
+            let (mut now, mut until, mut run, mut ejections, mut last) = (0u64, None::<u64>, 0u32, 0u64, 0u64);
+            for (dt_ms, fail, _) in ops {
+                now += dt_ms * 10_000_000;
+                let want = match until {
+                    Some(u) if now < u => false,
+                    Some(_) => { until = None; run = 0; true }
+                    None => true,
+                };
+                prop_assert_eq!(b.allow(now, "a", &mut ev), want);
+                if !want { continue; }
+                b.on_result(now, fail, 0, "a", &mut ev);
+                if ejections > 0 && now - last > max { ejections = 0; }
+                run = if fail { run + 1 } else { 0 };
+                if run >= f {
+                    ejections += 1;
+                    last = now;
+                    until = Some(now + (base * ejections).min(max));
+                    run = 0;
+                    prop_assert_eq!(b.state(), BreakerState::Open { until: until.unwrap() });
+                }
+            }
+        }
+
+        /// resilience4j, count window: a small model of window, minimum calls, slow calls,
+        /// open wait and permitted half-open calls agrees on every admission and state.
+        #[test]
+        fn failure_rate_breaker_matches_a_reference_model(
+            rate_pct in 10u32..100, slow_pct in 10u32..101, size in 1u32..12, min in 1u32..12,
+            half in 1u32..4, ops in ops()
+        ) {
+            let (fr, sr) = (f64::from(rate_pct) / 100.0, f64::from(slow_pct) / 100.0);
+            let (slow_ns, wait) = (NS_PER_S, 30 * NS_PER_S);
+            let mut b = Breaker::new(BreakerConfig::FailureRate {
+                failure_rate_threshold: fr, slow_call_rate_threshold: sr,
+                slow_call_duration: Dur(slow_ns), window_size: size, window: None,
+                minimum_calls: min, wait_open: Dur(wait), half_open_calls: half,
+            });
+            let mut ev = Vec::new();
+            // model: Closed(window) | Open(until) | Half(admitted, trials)
+            let mut window: Vec<(bool, bool)> = Vec::new();
+            let (mut until, mut half_state, mut trials): (Option<u64>, Option<u32>, Vec<(bool, bool)>) = (None, None, Vec::new());
+            let mut now = 0u64;
+            let trips = |w: &[(bool, bool)]| {
+                let n = w.len() as f64;
+                w.iter().filter(|c| c.0).count() as f64 / n >= fr || w.iter().filter(|c| c.1).count() as f64 / n >= sr
+            };
+            for (dt_ms, fail, dur_ms) in ops {
+                now += dt_ms * 10_000_000;
+                let want = match (until, half_state) {
+                    (Some(u), _) if now < u => false,
+                    (Some(_), _) => { until = None; half_state = Some(1); trials.clear(); true }
+                    (None, Some(a)) if a < half => { half_state = Some(a + 1); true }
+                    (None, Some(_)) => false,
+                    (None, None) => true,
+                };
+                prop_assert_eq!(b.allow(now, "a", &mut ev), want, "admission at {}", now);
+                if !want { continue; }
+                let call = (fail, dur_ms * 1_000_000 > slow_ns);
+                b.on_result(now, call.0, dur_ms * 1_000_000, "a", &mut ev);
+                if half_state.is_some() {
+                    trials.push(call);
+                    if trials.len() as u32 >= half {
+                        half_state = None;
+                        window.clear();
+                        if trips(&trials) { until = Some(now + wait); }
+                    }
+                } else {
+                    window.push(call);
+                    if window.len() > size as usize { window.remove(0); }
+                    if window.len() as u32 >= min.min(size) && trips(&window) {
+                        until = Some(now + wait);
+                        window.clear();
+                    }
+                }
+                match b.state() {
+                    BreakerState::Open { until: u } => prop_assert_eq!(Some(u), until),
+                    BreakerState::HalfOpen { .. } => prop_assert!(half_state.is_some()),
+                    BreakerState::Closed => prop_assert!(until.is_none() && half_state.is_none()),
                 }
             }
         }

@@ -3,7 +3,20 @@
 //! The policy is pure (`now`, outcomes and a seeded stream in; decisions and
 //! [`GatewayEvent`]s out), so the live proxy (`server`) and the virtual-time simulator run
 //! the very same code. Parts: active [`health`] checks, passive [`breaker`]s, the
-//! [`router`], [`retry`] budgets, and which outcomes count as failures.
+//! [`router`], [`retry`] budgets, and which outcomes count as failures ([`FailureRules`]).
+//!
+//! A driver (the live proxy or the simulator) calls, per request:
+//!
+//! 1. [`Policy::plan`] → the targets to try, in order (empty: fail fast);
+//! 2. per attempt, [`Policy::admit`] (the target's breaker) — a refused attempt moves on;
+//! 3. when the attempt ends, [`Policy::on_outcome`] with what happened ([`Outcome`]);
+//!    on a failure, [`Policy::retry`] (same target, after the returned wait) or
+//!    [`Policy::on_fallback`] (next target);
+//!
+//! and, for active health checks, [`Policy::next_probe`] → wait → [`Policy::start_probe`]
+//! (returns the deadline) → [`Policy::on_probe`] with the result, or
+//! [`ProbeOutcome::Timeout`] at the deadline. [`Policy::drain_events`] hands out the
+//! timestamped [`GatewayEvent`]s.
 
 pub mod breaker;
 pub mod events;
@@ -14,7 +27,7 @@ pub mod server;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use events::{EventKind, GatewayEvent};
-pub use health::{HealthChecker, HealthConfig, ProbeKind};
+pub use health::{HealthChecker, HealthConfig, HealthRules, ProbeKind, ProbeOutcome};
 pub use retry::{Failure, RetryBudget, RetryConfig};
 pub use router::{AllDown, RouteTarget, Strategy};
 
@@ -58,14 +71,38 @@ fn t() -> bool {
     true
 }
 
-/// What counts as a failure (for breakers and fallback).
+/// How one upstream attempt ended, as the driver saw it. Provider answers such as 503 are
+/// data here, not errors; [`FailureRules`] decides which of them count as failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A complete answer with this status (a stream that ended with its terminal event).
+    Status {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// No (complete) answer within `request_timeout`, or the stream stalled longer than
+    /// `stall_timeout`.
+    Timeout,
+    /// Refused, reset or another connection error before an answer.
+    Connect,
+    /// A stream ended without its terminal event (`[DONE]` / `message_stop`).
+    StreamCut,
+    /// An in-band error event inside a 200 stream.
+    StreamError,
+    /// No first byte/token within `ttft_timeout`.
+    TtftTimeout,
+}
+
+/// What counts as a failure — for breakers, health of passive traffic and fallback. Every
+/// kind of [`Outcome`] can be switched off; statuses are an explicit set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailureRules {
     /// Statuses that are failures (default 408, 429, 5xx).
     #[serde(default = "d_fail_statuses")]
     pub statuses: Vec<u16>,
-    /// Timeouts and connection errors (default true).
+    /// Timeouts (request and stall) and connection errors (default true).
     #[serde(default = "t")]
     pub timeout: bool,
     /// A stream that ends without its terminal event (default true).
@@ -74,6 +111,9 @@ pub struct FailureRules {
     /// An in-band error event (default true).
     #[serde(default = "t")]
     pub stream_error: bool,
+    /// A TTFT timeout (default true).
+    #[serde(default = "t")]
+    pub ttft_timeout: bool,
 }
 
 impl Default for FailureRules {
@@ -83,6 +123,20 @@ impl Default for FailureRules {
             timeout: true,
             stream_cut: true,
             stream_error: true,
+            ttft_timeout: true,
+        }
+    }
+}
+
+impl FailureRules {
+    /// Whether this outcome counts as a failure.
+    pub fn is_failure(&self, o: Outcome) -> bool {
+        match o {
+            Outcome::Status { status } => self.statuses.contains(&status),
+            Outcome::Timeout | Outcome::Connect => self.timeout,
+            Outcome::StreamCut => self.stream_cut,
+            Outcome::StreamError => self.stream_error,
+            Outcome::TtftTimeout => self.ttft_timeout,
         }
     }
 }
@@ -154,6 +208,46 @@ impl GatewayConfig {
                 v.push((format!("targets[{i}].url"), e.replace("--target", "url")));
             }
         }
+        for (i, t) in self.targets.iter().enumerate() {
+            if !(t.weight.is_finite() && t.weight >= 0.0) {
+                v.push((format!("targets[{i}].weight"), format!("must be ≥ 0, got {}", t.weight)));
+            }
+            for (k, x) in [("cost_per_1k", t.cost_per_1k), ("max_cost_per_1k", t.max_cost_per_1k)] {
+                if x.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
+                    v.push((format!("targets[{i}].{k}"), "must be a number ≥ 0".into()));
+                }
+            }
+            if self.strategy == Strategy::Cost && t.cost_per_1k.is_none() {
+                v.push((
+                    format!("targets[{i}].cost_per_1k"),
+                    "strategy \"cost\" needs a cost for every target (targets without one go last)".into(),
+                ));
+            }
+        }
+        if self.strategy == Strategy::Weighted
+            && !self.targets.is_empty()
+            && self.targets.iter().all(|t| t.weight <= 0.0)
+        {
+            v.push((
+                "targets".into(),
+                "strategy \"weighted\" needs a target with weight > 0".into(),
+            ));
+        }
+        for (k, d) in [
+            ("request_timeout", Some(self.request_timeout)),
+            ("ttft_timeout", self.ttft_timeout),
+            ("stall_timeout", self.stall_timeout),
+        ] {
+            if d.is_some_and(|d| d.0 == 0) {
+                v.push((k.into(), "must be > 0".into()));
+            }
+        }
+        v.extend(
+            self.retries
+                .problems()
+                .into_iter()
+                .map(|(k, m)| (format!("retries.{k}"), m)),
+        );
         if let Some(h) = &self.health_check {
             v.extend(h.problems().into_iter().map(|(k, m)| (format!("health_check.{k}"), m)));
         }
@@ -258,7 +352,17 @@ impl Policy {
         }
     }
 
-    /// An attempt on target i ended at `now` after `duration`.
+    /// An attempt on target i ended at `now` after `duration` with `outcome`; the
+    /// failure rules decide whether it counts as a failure (returned).
+    pub fn on_outcome(&mut self, now: Nanos, i: usize, outcome: Outcome, duration: Nanos) -> bool {
+        let failed = self.cfg.failure.is_failure(outcome);
+        self.on_result(now, i, failed, duration);
+        failed
+    }
+
+    /// An attempt on target i ended at `now` after `duration`, already classified
+    /// (prefer [`Policy::on_outcome`]). Successes feed the latency EWMA; the breaker
+    /// records both.
     pub fn on_result(&mut self, now: Nanos, i: usize, failed: bool, duration: Nanos) {
         if !failed {
             router::observe(&mut self.route[i], duration);
@@ -269,7 +373,7 @@ impl Policy {
         }
     }
 
-    /// Whether a status counts as a failure.
+    /// Whether a status counts as a failure (see also [`FailureRules::is_failure`]).
     pub fn is_failure_status(&self, status: u16) -> bool {
         self.cfg.failure.statuses.contains(&status)
     }
@@ -306,16 +410,23 @@ impl Policy {
             .min()
     }
 
+    /// When target i's next probe is due (`None` without checks or while one is in flight).
+    pub fn probe_at(&self, i: usize) -> Option<Nanos> {
+        self.health[i].as_ref().and_then(|h| h.next_probe_at())
+    }
+
     /// Starts target i's probe; returns its deadline.
     pub fn start_probe(&mut self, now: Nanos, i: usize) -> Option<Nanos> {
         self.health[i].as_mut().map(|h| h.start_probe(now))
     }
 
-    /// Target i's probe finished (a timeout is `ok = false` at its deadline).
-    pub fn on_probe(&mut self, now: Nanos, i: usize, ok: bool) {
+    /// Target i's probe finished: a [`ProbeOutcome`] (or a bool: `false` counts like a
+    /// network error). A timeout is reported at the deadline [`Policy::start_probe`]
+    /// returned.
+    pub fn on_probe(&mut self, now: Nanos, i: usize, outcome: impl Into<ProbeOutcome>) {
         let name = self.cfg.targets[i].name.clone();
         if let Some(h) = &mut self.health[i] {
-            let ev = h.on_probe_result(now, ok, &name, &mut self.rng_health);
+            let ev = h.on_probe_result(now, outcome, &name, &mut self.rng_health);
             self.events.extend(ev);
         }
     }
@@ -402,5 +513,69 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         fn problems_free(&self) -> bool {
             self.cfg.problems().is_empty()
         }
+    }
+
+    #[test]
+    fn failure_rules_classify_outcomes_and_feed_the_breaker() {
+        let mut c = cfg();
+        c.failure.ttft_timeout = false;
+        c.failure.statuses = vec![503];
+        let mut p = Policy::new(c, 1);
+        assert!(
+            !p.on_outcome(0, 0, Outcome::TtftTimeout, 10),
+            "ttft timeouts switched off"
+        );
+        assert!(
+            !p.on_outcome(1, 0, Outcome::Status { status: 500 }, 10),
+            "500 not in the set"
+        );
+        for k in 2..5 {
+            assert!(p.on_outcome(k, 0, Outcome::Status { status: 503 }, 10));
+        }
+        assert!(matches!(p.breaker_state(0), Some(BreakerState::Open { .. })));
+        let r = FailureRules::default();
+        assert!(r.is_failure(Outcome::StreamCut) && r.is_failure(Outcome::StreamError));
+        assert!(r.is_failure(Outcome::Connect) && !r.is_failure(Outcome::Status { status: 200 }));
+    }
+
+    #[test]
+    fn probe_outcomes_reach_the_checker_and_timeouts_come_at_the_deadline() {
+        let mut c = cfg();
+        c.health_check = Some(HealthConfig {
+            unhealthy_threshold: 2,
+            rules: HealthRules::Envoy,
+            ..HealthConfig::default()
+        });
+        let mut p = Policy::new(c, 1);
+        let dl = p.start_probe(0, 0).unwrap();
+        p.on_probe(dl, 0, ProbeOutcome::Timeout);
+        assert!(p.healthy(0), "one timeout of two");
+        // target 1's first probe is due at I/2 (spread); target 0's next one a wait after its timeout
+        assert_eq!(p.next_probe(), Some((5 * NS_PER_S / 2, 1)));
+        let t = dl + 5 * NS_PER_S;
+        p.start_probe(t, 0);
+        p.on_probe(t + 5, 0, ProbeOutcome::Status { status: 500 });
+        assert!(!p.healthy(0));
+        let ev = p.drain_events();
+        let json = serde_json::to_string(&ev.last().unwrap()).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"t_ns":{},"target":"primary","event":"ejected"}}"#, t + 5)
+        );
+    }
+
+    #[test]
+    fn config_problems_cover_weights_costs_and_retries() {
+        let mut c = cfg();
+        c.strategy = Strategy::Cost;
+        c.targets[0].weight = -1.0;
+        c.targets[1].cost_per_1k = Some(1.0);
+        c.retries.budget_ratio = f64::NAN;
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            vec!["targets[0].weight", "targets[0].cost_per_1k", "retries.budget_ratio"],
+            "all problems at once"
+        );
     }
 }

@@ -4,8 +4,13 @@
 //! retrying N times multiplies the load on whatever is still up by N+1 — the retry storm
 //! that turns a partial outage into a full one. A budget (linkerd's design) lets retries
 //! add at most `budget_ratio` of the request rate, plus `min_per_s` so a quiet service can
-//! still retry. Quota-style 429s (`insufficient_quota`, `x-should-retry: false`) are never
-//! retried: waiting does not refill a spent quota.
+//! still retry. Quota-style 429s (`insufficient_quota`, `x-should-retry: false`, an
+//! Anthropic spend-cap 429 without `retry-after`; `SEMANTICS.md` §5) are never retried:
+//! waiting does not refill a spent quota. The driver marks them `retryable = false`.
+//!
+//! Retry-After is honoured up to `retry_after_cap`: a shorter one is waited for; a longer
+//! one means "not soon", so the request does not retry on that target (it may still fall
+//! back to another) — the OpenAI SDKs likewise honour `retry-after` only when ≤ 60 s.
 
 use crate::time::{Dur, Nanos, NS_PER_S};
 use serde::{Deserialize, Serialize};
@@ -49,6 +54,19 @@ pub struct RetryConfig {
 
 fn d_true() -> bool {
     true
+}
+
+impl RetryConfig {
+    /// Problems, `(key, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for (k, x) in [("budget_ratio", self.budget_ratio), ("min_per_s", self.min_per_s)] {
+            if !(x.is_finite() && x >= 0.0) {
+                v.push((k.into(), format!("must be a number ≥ 0, got {x}")));
+            }
+        }
+        v
+    }
 }
 
 impl Default for RetryConfig {
@@ -194,5 +212,46 @@ mod tests {
             retry_after: Some(60 * NS_PER_S),
         };
         assert_eq!(b.retry(0, 1, long), None, "Retry-After over the cap");
+    }
+
+    #[test]
+    fn connect_errors_and_the_default_of_no_retries() {
+        let mut none = RetryBudget::new(RetryConfig::default());
+        none.on_request(0);
+        assert_eq!(none.retry(0, 1, Failure::Connect), None, "attempts default to 0");
+        let mut b = RetryBudget::new(RetryConfig {
+            attempts: 1,
+            on_connect_error: false,
+            ..RetryConfig::default()
+        });
+        assert_eq!(b.retry(0, 1, Failure::Connect), None);
+        b.cfg.on_connect_error = true;
+        assert_eq!(b.retry(0, 1, Failure::Connect), Some(0));
+    }
+
+    #[test]
+    fn the_budget_bounds_retries_to_a_share_of_requests() {
+        // 1,000 requests in one second at ratio 0.1 and no floor: about 100 retries.
+        let mut b = RetryBudget::new(RetryConfig {
+            attempts: 3,
+            budget_ratio: 0.1,
+            min_per_s: 0.0,
+            ..RetryConfig::default()
+        });
+        let s503 = Failure::Status {
+            status: 503,
+            retryable: true,
+            retry_after: None,
+        };
+        let mut granted = 0;
+        for k in 0..1000u64 {
+            b.on_request(k * 1_000_000);
+            for a in 1..=3 {
+                if b.retry(k * 1_000_000, a, s503).is_some() {
+                    granted += 1;
+                }
+            }
+        }
+        assert!((99..=101).contains(&granted), "{granted}");
     }
 }

@@ -188,4 +188,47 @@ mod tests {
             vec![2, 1, 0]
         );
     }
+
+    #[test]
+    fn cost_without_cap_counts_as_within_and_uncosted_go_last() {
+        let mut r = stream(1, "r");
+        let ts = vec![
+            t(1.0, None, None),
+            t(1.0, Some(9.0), None),
+            t(1.0, Some(2.0), Some(1.0)),
+        ];
+        assert_eq!(
+            order(Strategy::Cost, AllDown::FailFast, &ts, &[true; 3], &mut r),
+            vec![1, 0, 2],
+            "cheap-within-cap first, then the rest in fallback order"
+        );
+    }
+
+    #[test]
+    fn unavailable_targets_are_skipped_by_every_strategy_and_panic_tries_all() {
+        let mut r = stream(2, "r");
+        let ts = vec![t(5.0, Some(1.0), None), t(1.0, Some(2.0), None)];
+        for s in [
+            Strategy::Fallback,
+            Strategy::Weighted,
+            Strategy::LeastLatency,
+            Strategy::Cost,
+        ] {
+            assert_eq!(order(s, AllDown::FailFast, &ts, &[false, true], &mut r), vec![1]);
+            assert_eq!(order(s, AllDown::Panic, &ts, &[false, false], &mut r), vec![0, 1]);
+        }
+    }
+
+    #[test]
+    fn weighted_draws_are_reproducible_from_the_seed() {
+        let ts = vec![t(1.0, None, None), t(1.0, None, None), t(2.0, None, None)];
+        let draw = |seed| {
+            let mut r = stream(seed, "gateway/route");
+            (0..50)
+                .map(|_| order(Strategy::Weighted, AllDown::FailFast, &ts, &[true; 3], &mut r)[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+    }
 }
