@@ -23,6 +23,21 @@ pub enum Command {
     Load(Box<LoadArgs>),
     /// Run the reference gateway: health checks, circuit breakers, fallback.
     Gateway(GatewayArgs),
+    /// Run a scenario in virtual time (same fault model, gateway policy and traffic).
+    Sim(SimArgs),
+}
+
+/// `chaosgate sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Run seed (default: the scenario's, else 1 — simulations are reproducible by default).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// `chaosgate gateway`.

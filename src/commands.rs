@@ -360,3 +360,26 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     h.shutdown().await;
     Ok(0)
 }
+
+/// `chaosgate sim`: one scenario in virtual time.
+pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
+    let scenario = crate::scenario::load_scenario(&a.scenario)?;
+    let seed = a.seed.or(scenario.seed).unwrap_or(1);
+    let started = std::time::Instant::now();
+    let (report, out) = crate::sim::report::simulate(&scenario, seed)?;
+    let wall = started.elapsed().as_secs_f64();
+    print!("{}", crate::sim::report::text(&report));
+    eprintln!(
+        "simulated {:.0} s in {:.3} s wall ({:.0}× real time, {} events, {} requests); reproduce with --seed {seed}",
+        report.duration_s,
+        wall,
+        report.duration_s / wall.max(1e-9),
+        out.steps,
+        out.scheduled
+    );
+    if let Some(p) = &a.json {
+        crate::report::write_json(p, &report)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(0)
+}

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => rt.block_on(chaosgate::commands::mock(args)),
         Command::Load(args) => rt.block_on(chaosgate::commands::load(*args)),
         Command::Gateway(args) => rt.block_on(chaosgate::commands::gateway(args)),
+        Command::Sim(args) => chaosgate::commands::sim(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -141,3 +141,180 @@ pub fn load_providers(path: &std::path::Path) -> Result<(Option<u64>, Vec<Resolv
         Err(ConfigErrors(errors))
     }
 }
+
+/// `[slo]`.
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Availability target τ (default 0.999).
+    #[serde(default = "d_target")]
+    pub target: f64,
+    /// Compliance period (default 30 days).
+    #[serde(default = "d_period")]
+    pub period: crate::time::Dur,
+    /// Requests per second the budget is sized for (default: the run's rate).
+    #[serde(default)]
+    pub rate: Option<f64>,
+}
+
+fn d_target() -> f64 {
+    0.999
+}
+fn d_period() -> crate::time::Dur {
+    crate::time::Dur::from_secs(30 * 86_400)
+}
+
+impl Default for SloConfig {
+    fn default() -> SloConfig {
+        SloConfig {
+            target: d_target(),
+            period: d_period(),
+            rate: None,
+        }
+    }
+}
+
+/// A scenario, resolved: providers with their profiles, the builtin gateway's policy
+/// (targets named after providers), traffic, SLO and detection settings.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name (file stem unless given).
+    pub name: String,
+    /// Seed from the file.
+    pub seed: Option<u64>,
+    /// Providers.
+    pub providers: Vec<ResolvedProvider>,
+    /// The builtin gateway (target URLs are placeholders until mocks are bound).
+    pub gateway: crate::gateway::GatewayConfig,
+    /// Traffic.
+    pub traffic: crate::traffic::TrafficConfig,
+    /// SLO.
+    pub slo: SloConfig,
+    /// Detection settings.
+    pub detection: crate::analysis::resilience::DetectionConfig,
+    /// Directory of the file (paths in it are relative to it).
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    time_scale: Option<f64>,
+    providers: BTreeMap<String, toml::Value>,
+    gateway: toml::Table,
+    traffic: crate::traffic::TrafficConfig,
+    #[serde(default)]
+    slo: SloConfig,
+    #[serde(default)]
+    detection: crate::analysis::resilience::DetectionConfig,
+}
+
+/// Reads a scenario file (builtin gateway). Every problem found is reported, with lines.
+pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, ConfigErrors> {
+    let file = path.display().to_string();
+    let src = crate::diag::read_config(path)?;
+    let doc: ScenarioFile = toml::from_str(&src).map_err(|e| ConfigErrors(vec![toml_diagnostic(&src, &file, &e)]))?;
+    let _ = (&doc.description, doc.time_scale);
+    let (_, providers) = load_providers(path)?;
+    let mut errors = Vec::new();
+    let at = |p: &Path| line_of(&src, p);
+    let diag = |p: Path, m: String| Diagnostic {
+        file: file.clone(),
+        line: at(&p),
+        path: p.to_string(),
+        message: m,
+    };
+    let mut gw = doc.gateway.clone();
+    match gw
+        .remove("kind")
+        .and_then(|k| k.as_str().map(str::to_string))
+        .as_deref()
+    {
+        None | Some("builtin") => {}
+        Some(other) => errors.push(diag(
+            Path::root().key("gateway").key("kind"),
+            format!("gateway kind {other:?} is not supported by this command yet (expected \"builtin\")"),
+        )),
+    }
+    let names: Vec<String> = match gw.remove("targets") {
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => doc.providers.keys().cloned().collect(),
+    };
+    for (i, n) in names.iter().enumerate() {
+        if !doc.providers.contains_key(n) {
+            errors.push(diag(
+                Path::root().key("gateway").key("targets").index(i),
+                format!(
+                    "target {n:?} is not a provider (providers: {})",
+                    doc.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let targets: Vec<toml::Value> = names
+        .iter()
+        .map(|n| {
+            let mut t = toml::Table::new();
+            t.insert("name".into(), toml::Value::String(n.clone()));
+            t.insert("url".into(), toml::Value::String("http://127.0.0.1:1".into()));
+            toml::Value::Table(t)
+        })
+        .collect();
+    gw.insert("targets".into(), toml::Value::Array(targets));
+    let gateway: Option<crate::gateway::GatewayConfig> = match toml::Value::Table(gw).try_into() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            errors.push(diag(Path::root().key("gateway"), e.to_string().trim().to_string()));
+            None
+        }
+    };
+    if let Some(g) = &gateway {
+        for (k, m) in g.problems() {
+            if !k.starts_with("targets") {
+                errors.push(diag(
+                    Path::root().key("gateway").key(k.split('.').next().unwrap_or("")),
+                    format!("{k}: {m}"),
+                ));
+            }
+        }
+    }
+    for (k, m) in doc.traffic.problems() {
+        errors.push(diag(
+            Path::root()
+                .key("traffic")
+                .key(k.split(['.', '[']).next().unwrap_or("")),
+            format!("{k}: {m}"),
+        ));
+    }
+    if !(doc.slo.target > 0.0 && doc.slo.target < 1.0) {
+        errors.push(diag(
+            Path::root().key("slo").key("target"),
+            format!("must be in (0, 1), got {}", doc.slo.target),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let name = doc.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    Ok(Scenario {
+        name,
+        seed: doc.seed,
+        providers,
+        gateway: gateway.expect("checked"),
+        traffic: doc.traffic,
+        slo: doc.slo,
+        detection: doc.detection,
+        dir: path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+    })
+}

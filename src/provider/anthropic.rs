@@ -1,97 +1,214 @@
-//! Anthropic wire format: messages (plain and SSE), models, errors (`SEMANTICS.md` §5).
+//! Anthropic wire format (`SEMANTICS.md` §5): request validation for the Messages API,
+//! `message` and model-list bodies, the SSE event sequence, the
+//! `{"type":"error","error":{"type","message"},"request_id"}` envelope and the
+//! `anthropic-ratelimit-*` headers.
 //!
-//! Stream events, in order: `message_start`, `content_block_start`, `ping`,
-//! `content_block_delta` (`text_delta`) …, `content_block_stop`, `message_delta`
-//! (stop_reason, cumulative usage), `message_stop`. A mid-stream error is
-//! `event: error` with `{"type":"error","error":{"type":"overloaded_error",…}}`.
+//! Stream events, in order: [`event_message_start`], [`event_content_block_start`],
+//! [`event_ping`] (may appear anywhere), [`event_text_delta`] …,
+//! [`event_content_block_stop`], [`event_message_delta`] (stop reason, cumulative output
+//! usage), [`event_message_stop`]. A mid-stream error after the 200 is [`event_error`]:
+//! `event: error` with `{"type":"error","error":{"type":"overloaded_error",
+//! "message":"Overloaded"}}`. Every frame is `event: NAME\ndata: {json}\n\n`.
+//!
+//! Validation messages follow Anthropic's `field.path: problem` wording
+//! (`max_tokens: Field required`); [`Rejection::param`] carries the same dotted path
+//! (`messages.0.content`), although Anthropic's envelope has no `param` field.
 
 use super::{
-    estimate_tokens, opt_bool, parse_object, text_chars, ChatRequest, ErrorKind, RateLimitSnapshot, Rejection,
+    chars, estimate_tokens, parse_json, rfc3339_from_unix_ms, ChatRequest, ErrorKind, Obj, RateLimitSnapshot, Rejection,
 };
 use serde_json::{json, Value};
 
-fn bad(message: impl Into<String>) -> Rejection {
-    Rejection::bad(None, message)
+fn bad(param: &str, message: impl Into<String>) -> Rejection {
+    Rejection::bad(Some(param), message)
 }
 
-/// Parses and validates `POST /v1/messages`.
+fn required(param: &str) -> Rejection {
+    bad(param, format!("{param}: Field required"))
+}
+
+/// Characters of one content block (text blocks, and text nested in `tool_result`).
+fn block_chars(b: &Obj) -> usize {
+    match b.get("type").and_then(Value::as_str) {
+        Some("text") => b.get("text").and_then(Value::as_str).map_or(0, chars),
+        Some("tool_result") => match b.get("content") {
+            Some(Value::String(s)) => chars(s),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_object)
+                .map(block_chars)
+                .fold(0, usize::saturating_add),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// Validates a list of content blocks at `path` and returns its text characters.
+fn blocks_chars(path: &str, blocks: &[Value]) -> Result<usize, Rejection> {
+    let mut n = 0usize;
+    for (j, b) in blocks.iter().enumerate() {
+        let bp = format!("{path}.{j}");
+        let Value::Object(o) = b else {
+            return Err(bad(
+                &bp,
+                format!("{bp}: Input should be a valid dictionary or object to extract fields from"),
+            ));
+        };
+        match o.get("type") {
+            None => return Err(required(&format!("{bp}.type"))),
+            Some(Value::String(t)) if t == "text" => match o.get("text") {
+                Some(Value::String(s)) if s.is_empty() => {
+                    let root = path.split('.').next().unwrap_or(path);
+                    return Err(bad(
+                        &format!("{bp}.text"),
+                        format!("{root}: text content blocks must be non-empty"),
+                    ));
+                }
+                Some(Value::String(_)) => {}
+                None => return Err(required(&format!("{bp}.text"))),
+                Some(_) => {
+                    let tp = format!("{bp}.text");
+                    return Err(bad(&tp, format!("{tp}: Input should be a valid string")));
+                }
+            },
+            Some(Value::String(_)) => {}
+            Some(_) => {
+                let tp = format!("{bp}.type");
+                return Err(bad(&tp, format!("{tp}: Input should be a valid string")));
+            }
+        }
+        n = n.saturating_add(block_chars(o));
+    }
+    Ok(n)
+}
+
+/// Parses and validates `POST /v1/messages` like Anthropic does (`SEMANTICS.md` §5).
+///
+/// Rejections (all 400 `invalid_request_error`): invalid JSON ("The request body is not
+/// valid JSON: …"); a body that is not an object; `model` missing or not a non-empty
+/// string; `max_tokens` missing ("max_tokens: Field required"), not an integer, or < 1;
+/// `messages` missing, not an array, or empty; a message that is not an object, lacks
+/// `role`, or has a role other than `user`/`assistant` (`system` gets Anthropic's "use
+/// the top-level `system` parameter" message); `content` missing, not a string or an
+/// array of blocks, or empty (allowed only for a final assistant message); a block
+/// without `type`, a `text` block without a string `text` (other block types are
+/// accepted unchecked); `system` not a string or an array of text blocks; `stream` not
+/// a boolean. `include_usage` is always true; `max_tokens` is always `Some`.
 pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, Rejection> {
-    let m = parse_object(
-        body,
-        "There was an error parsing the body of your request: invalid JSON.",
-    )?;
+    let m = match parse_json(body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Err(Rejection::bad(
+                None,
+                "Input should be a valid dictionary or object to extract fields from",
+            ))
+        }
+        Err(e) => return Err(Rejection::bad(None, format!("The request body is not valid JSON: {e}"))),
+    };
     let model = match m.get("model") {
+        None | Some(Value::Null) => return Err(required("model")),
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(v) if !v.is_null() => return Err(bad(format!("model: Input should be a valid string, got {v}"))),
-        _ => return Err(bad("model: Field required")),
+        Some(Value::String(_)) => return Err(bad("model", "model: String should have at least 1 character")),
+        Some(_) => return Err(bad("model", "model: Input should be a valid string")),
     };
     let max_tokens = match m.get("max_tokens") {
-        None | Some(Value::Null) => return Err(bad("max_tokens: Field required")),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
-            _ => return Err(bad(format!("max_tokens: Input should be a positive integer, got {v}"))),
+        None | Some(Value::Null) => return Err(required("max_tokens")),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
+            Some(v) if v >= 1 => u32::try_from(v).unwrap_or(u32::MAX),
+            _ => {
+                return Err(bad(
+                    "max_tokens",
+                    "max_tokens: Input should be greater than or equal to 1",
+                ))
+            }
         },
+        Some(_) => return Err(bad("max_tokens", "max_tokens: Input should be a valid integer")),
     };
     let messages = match m.get("messages") {
-        Some(Value::Array(a)) if !a.is_empty() => a,
-        Some(Value::Array(_)) => return Err(bad("messages: at least one message is required")),
-        Some(v) if !v.is_null() => return Err(bad(format!("messages: Input should be a valid list, got {v}"))),
-        _ => return Err(bad("messages: Field required")),
+        None | Some(Value::Null) => return Err(required("messages")),
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(bad("messages", "messages: at least one message is required"))
+        }
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(bad("messages", "messages: Input should be a valid list")),
     };
-    let mut chars = 0usize;
+    let mut total = 0usize;
+    let last = messages.len() - 1;
     for (i, msg) in messages.iter().enumerate() {
+        let p = format!("messages.{i}");
         let Value::Object(o) = msg else {
-            return Err(bad(format!("messages.{i}: Input should be a valid dictionary")));
+            return Err(bad(
+                &p,
+                format!("{p}: Input should be a valid dictionary or object to extract fields from"),
+            ));
         };
-        match o.get("role").and_then(Value::as_str) {
-            Some("user" | "assistant") => {}
-            Some(r) => {
-                return Err(bad(format!(
-                    "messages.{i}.role: Input should be 'user' or 'assistant', got '{r}'"
-                )))
+        let role = match o.get("role") {
+            None => return Err(required(&format!("{p}.role"))),
+            Some(Value::String(r)) if r == "user" || r == "assistant" => r.as_str(),
+            Some(Value::String(r)) if r == "system" => {
+                return Err(bad(
+                    &format!("{p}.role"),
+                    "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.",
+                ))
             }
-            None => return Err(bad(format!("messages.{i}.role: Field required"))),
+            Some(Value::String(r)) => {
+                return Err(bad(
+                    &format!("{p}.role"),
+                    format!("messages: Unexpected role {r:?}. Allowed roles are \"user\" or \"assistant\"."),
+                ))
+            }
+            Some(_) => {
+                let rp = format!("{p}.role");
+                return Err(bad(&rp, format!("{rp}: Input should be 'user' or 'assistant'")));
+            }
+        };
+        let cp = format!("{p}.content");
+        let (n, empty) = match o.get("content") {
+            None => return Err(required(&cp)),
+            Some(Value::String(s)) => (chars(s), s.is_empty()),
+            Some(Value::Array(a)) => (blocks_chars(&cp, a)?, a.is_empty()),
+            Some(_) => return Err(bad(&cp, format!("{cp}: Input should be a valid list"))),
+        };
+        if empty && !(i == last && role == "assistant") {
+            return Err(bad(
+                &cp,
+                format!(
+                    "{p}: all messages must have non-empty content except for the optional final assistant message"
+                ),
+            ));
         }
-        match o.get("content") {
-            Some(Value::String(s)) => chars += s.chars().count(),
-            Some(Value::Array(blocks)) => {
-                for (j, b) in blocks.iter().enumerate() {
-                    if b.get("type").and_then(Value::as_str).is_none() {
-                        return Err(bad(format!("messages.{i}.content.{j}.type: Field required")));
-                    }
-                    chars += text_chars(b);
-                }
-            }
-            Some(v) if !v.is_null() => {
-                return Err(bad(format!(
-                    "messages.{i}.content: Input should be a valid string or list, got {v}"
-                )))
-            }
-            _ => return Err(bad(format!("messages.{i}.content: Field required"))),
-        }
+        total = total.saturating_add(n);
     }
     match m.get("system") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) => chars += s.chars().count(),
-        Some(Value::Array(a)) if a.iter().all(|b| b.get("type").is_some()) => {
-            chars += text_chars(&Value::Array(a.clone()))
+        Some(Value::String(s)) => total = total.saturating_add(chars(s)),
+        Some(Value::Array(a)) => {
+            for (j, b) in a.iter().enumerate() {
+                let bp = format!("system.{j}");
+                if b.get("type").and_then(Value::as_str) != Some("text") {
+                    return Err(bad(&bp, format!("{bp}.type: Input should be 'text'")));
+                }
+            }
+            total = total.saturating_add(blocks_chars("system", a)?);
         }
-        Some(v) => {
-            return Err(bad(format!(
-                "system: Input should be a valid string or list of text blocks, got {v}"
-            )))
-        }
+        Some(_) => return Err(bad("system", "system: Input should be a valid list")),
     }
-    let stream = opt_bool(&m, "stream").map_err(|_| bad("stream: Input should be a valid boolean"))?;
+    let stream = match m.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("stream", "stream: Input should be a valid boolean")),
+    };
     Ok(ChatRequest {
         model,
         stream,
         include_usage: true,
         max_tokens: Some(max_tokens),
-        input_tokens: estimate_tokens(chars).max(1),
+        input_tokens: estimate_tokens(total).max(1),
     })
 }
 
+/// The error `type` for a kind (`SEMANTICS.md` §5).
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "invalid_request_error",
@@ -107,13 +224,35 @@ fn error_type(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// `{"type":"error","error":{"type","message"},"request_id"}`.
+/// The Anthropic error envelope `{"type":"error","error":{"type","message"},
+/// "request_id"}` (`SEMANTICS.md` §5). Types: `invalid_request_error` 400,
+/// `authentication_error` 401, `billing_error` 402, `permission_error` 403,
+/// `not_found_error` 404, `request_too_large` 413, `rate_limit_error` 429 (the spend-cap
+/// [`ErrorKind::InsufficientQuota`] too — its default message is about usage limits),
+/// `api_error` 500/502/503, `timeout_error` 504, `overloaded_error` 529. The same id
+/// belongs in the `request-id` header.
 pub fn error_body(kind: ErrorKind, message: &str, request_id: &str) -> String {
-    json!({ "type": "error", "error": { "type": error_type(kind), "message": message }, "request_id": request_id })
-        .to_string()
+    json!({
+        "type": "error",
+        "error": { "type": error_type(kind), "message": message },
+        "request_id": request_id,
+    })
+    .to_string()
 }
 
-/// A `message` object.
+fn usage(input_tokens: u32, output_tokens: u32) -> Value {
+    json!({
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    })
+}
+
+/// A non-streaming `message` object (`SEMANTICS.md` §5): `id`, `type: "message"`,
+/// `role: "assistant"`, `model`, one `text` content block, `stop_reason`
+/// (`"end_turn"`, `"max_tokens"`, …), `stop_sequence: null`, and `usage` with
+/// `input_tokens`, `output_tokens` and zero cache counters.
 pub fn message_body(
     id: &str,
     model: &str,
@@ -130,16 +269,18 @@ pub fn message_body(
         "content": [{ "type": "text", "text": text }],
         "stop_reason": stop_reason,
         "stop_sequence": null,
-        "usage": { "input_tokens": input_tokens, "output_tokens": output_tokens },
+        "usage": usage(input_tokens, output_tokens),
     })
     .to_string()
 }
 
-/// `GET /v1/models`.
+/// `GET /v1/models` (`SEMANTICS.md` §5): `{"data":[{"type":"model","id","display_name",
+/// "created_at"}],"has_more":false,"first_id","last_id"}`. `display_name` is the id;
+/// `created_at` a fixed RFC 3339 date; `first_id`/`last_id` are null for an empty list.
 pub fn models_body(models: &[&str]) -> String {
     let data: Vec<Value> = models
         .iter()
-        .map(|m| json!({ "type": "model", "id": m, "display_name": m, "created_at": "2024-10-22T00:00:00Z" }))
+        .map(|m| json!({ "type": "model", "id": m, "display_name": m, "created_at": "2025-02-19T00:00:00Z" }))
         .collect();
     json!({
         "data": data,
@@ -154,22 +295,29 @@ fn event(name: &str, data: &Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-/// `message_start` with an empty content list and the prompt usage.
+/// `message_start`: the message shell with empty `content`, null `stop_reason`, and
+/// usage `{input_tokens, output_tokens: 1}` as Anthropic sends it (`SEMANTICS.md` §5).
 pub fn event_message_start(id: &str, model: &str, input_tokens: u32) -> String {
     event(
         "message_start",
         &json!({
             "type": "message_start",
             "message": {
-                "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": null, "stop_sequence": null,
-                "usage": { "input_tokens": input_tokens, "output_tokens": 1 },
+                "id": id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": usage(input_tokens, 1),
             },
         }),
     )
 }
 
-/// `content_block_start` of text block 0.
+/// `content_block_start` of text block 0: `{"type":"text","text":""}`
+/// (`SEMANTICS.md` §5).
 pub fn event_content_block_start() -> String {
     event(
         "content_block_start",
@@ -177,12 +325,13 @@ pub fn event_content_block_start() -> String {
     )
 }
 
-/// `ping`.
+/// `ping`, `{"type":"ping"}`: a keep-alive that may appear anywhere in the stream, with
+/// no content (`SEMANTICS.md` §5, §6).
 pub fn event_ping() -> String {
     event("ping", &json!({ "type": "ping" }))
 }
 
-/// A `text_delta`.
+/// `content_block_delta` with a `text_delta` on block 0 (`SEMANTICS.md` §5).
 pub fn event_text_delta(text: &str) -> String {
     event(
         "content_block_delta",
@@ -190,7 +339,7 @@ pub fn event_text_delta(text: &str) -> String {
     )
 }
 
-/// `content_block_stop`.
+/// `content_block_stop` of block 0 (`SEMANTICS.md` §5).
 pub fn event_content_block_stop() -> String {
     event(
         "content_block_stop",
@@ -198,7 +347,8 @@ pub fn event_content_block_stop() -> String {
     )
 }
 
-/// `message_delta` with the stop reason and cumulative output usage.
+/// `message_delta`: `delta {stop_reason, stop_sequence: null}` and cumulative usage
+/// `{"output_tokens": n}` (`SEMANTICS.md` §5).
 pub fn event_message_delta(stop_reason: &str, output_tokens: u32) -> String {
     event(
         "message_delta",
@@ -210,12 +360,14 @@ pub fn event_message_delta(stop_reason: &str, output_tokens: u32) -> String {
     )
 }
 
-/// `message_stop`.
+/// `message_stop`, the last event of a complete stream (`SEMANTICS.md` §5).
 pub fn event_message_stop() -> String {
     event("message_stop", &json!({ "type": "message_stop" }))
 }
 
-/// An in-band `event: error`.
+/// An in-band error after the 200 (`SEMANTICS.md` §5): `event: error` with
+/// `{"type":"error","error":{"type":…,"message":…}}` (no `request_id`, as in real
+/// streams), e.g. `overloaded_error` / `"Overloaded"`.
 pub fn event_error(kind: ErrorKind, message: &str) -> String {
     event(
         "error",
@@ -223,14 +375,21 @@ pub fn event_error(kind: ErrorKind, message: &str) -> String {
     )
 }
 
-/// A `content_block_delta` whose JSON is cut short.
+/// A `content_block_delta` event whose JSON is cut off inside the text string
+/// (`SEMANTICS.md` §6: corrupt data a gateway must not pass on as success).
 pub fn malformed_event() -> String {
     "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n".into()
 }
 
-/// `anthropic-ratelimit-*` headers; resets as RFC 3339 instants.
+/// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` headers
+/// (`SEMANTICS.md` §5). A reset is the RFC 3339 instant `now_unix_ms + reset`, rounded
+/// *up* to the whole second, so a client that waits until then is never early. A
+/// dimension whose limit is 0 (not limited) is left out.
 pub fn ratelimit_headers(s: &RateLimitSnapshot, now_unix_ms: u64) -> Vec<(&'static str, String)> {
-    let at = |n: u64| super::rfc3339_from_unix_ms(now_unix_ms + n.div_ceil(1_000_000));
+    let at = |reset: u64| {
+        let ms = now_unix_ms.saturating_add(reset.div_ceil(1_000_000));
+        rfc3339_from_unix_ms(ms.div_ceil(1000).saturating_mul(1000))
+    };
     let mut v = Vec::with_capacity(6);
     if s.limit_requests > 0 {
         v.push(("anthropic-ratelimit-requests-limit", s.limit_requests.to_string()));
@@ -250,70 +409,373 @@ pub fn ratelimit_headers(s: &RateLimitSnapshot, now_unix_ms: u64) -> Vec<(&'stat
 
 #[cfg(test)]
 mod tests {
+    use super::super::Api;
     use super::*;
 
+    /// Splits one SSE frame into (event name, JSON data).
+    fn frame(f: &str) -> (String, Value) {
+        assert!(f.ends_with("\n\n"), "{f:?}");
+        let mut lines = f.trim_end_matches('\n').split('\n');
+        let name = lines.next().unwrap().strip_prefix("event: ").unwrap().to_string();
+        let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+        assert!(lines.next().is_none(), "{f:?}");
+        (name, serde_json::from_str(data).unwrap())
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
     #[test]
-    fn parses_and_rejects() {
-        let r = parse_messages(br#"{"model":"claude-3-5-sonnet-20241022","max_tokens":1024,"system":"Be brief.","messages":[{"role":"user","content":"Hello, world"}]}"#).unwrap();
-        assert_eq!(r.max_tokens, Some(1024));
-        assert!(!r.stream && r.include_usage);
-        for (body, want) in [
-            (
-                &br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#[..],
-                "max_tokens",
-            ),
-            (
-                br#"{"max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
-                "model",
-            ),
-            (
-                br#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#,
-                "role",
-            ),
-            (br#"{"model":"m","max_tokens":5}"#, "messages"),
-            (b"not json", "JSON"),
-        ] {
-            let e = parse_messages(body).unwrap_err();
-            assert_eq!(e.status, 400);
-            assert!(e.message.contains(want), "{} / {}", e.message, want);
+    fn accepts_documented_requests() {
+        // The Messages API reference example.
+        let r = parse_messages(
+            br#"{"model": "claude-sonnet-4-20250514", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello, world"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            ChatRequest {
+                model: "claude-sonnet-4-20250514".into(),
+                stream: false,
+                include_usage: true,
+                max_tokens: Some(1024),
+                input_tokens: 3,
+            }
+        );
+        // System blocks, multi-turn, image + tool blocks, prefilled final assistant turn.
+        let r = parse_messages(
+            br#"{"model":"claude-3-5-haiku-latest","max_tokens":256,"stream":true,
+                "system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}}],
+                "messages":[
+                  {"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},
+                                            {"type":"text","text":"What is this?"}]},
+                  {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"f","input":{}}]},
+                  {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"42"}]},
+                  {"role":"assistant","content":""}]}"#,
+        )
+        .unwrap();
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.max_tokens, Some(256));
+        assert_eq!(r.input_tokens, estimate_tokens(9 + 13 + 2));
+        let r = parse_messages(
+            br#"{"model":"m","max_tokens":1,"system":"abcdefgh","messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.input_tokens, 3);
+    }
+
+    #[test]
+    fn rejects_each_bad_case() {
+        let u = r#"[{"role":"user","content":"x"}]"#;
+        let cases: Vec<(String, Option<&str>, &str)> = vec![
+            ("not json".into(), None, "The request body is not valid JSON"),
+            ("".into(), None, "not valid JSON"),
+            ("[]".into(), None, "valid dictionary"),
+            (format!(r#"{{"max_tokens":5,"messages":{u}}}"#), Some("model"), "model: Field required"),
+            (format!(r#"{{"model":7,"max_tokens":5,"messages":{u}}}"#), Some("model"), "model: Input should be a valid string"),
+            (format!(r#"{{"model":"","max_tokens":5,"messages":{u}}}"#), Some("model"), "model:"),
+            (format!(r#"{{"model":"m","messages":{u}}}"#), Some("max_tokens"), "max_tokens: Field required"),
+            (format!(r#"{{"model":"m","max_tokens":null,"messages":{u}}}"#), Some("max_tokens"), "max_tokens: Field required"),
+            (format!(r#"{{"model":"m","max_tokens":0,"messages":{u}}}"#), Some("max_tokens"), "greater than or equal to 1"),
+            (format!(r#"{{"model":"m","max_tokens":-1,"messages":{u}}}"#), Some("max_tokens"), "greater than or equal to 1"),
+            (format!(r#"{{"model":"m","max_tokens":"5","messages":{u}}}"#), Some("max_tokens"), "valid integer"),
+            (format!(r#"{{"model":"m","max_tokens":2.5,"messages":{u}}}"#), Some("max_tokens"), "valid integer"),
+            (r#"{"model":"m","max_tokens":5}"#.into(), Some("messages"), "messages: Field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":{}}"#.into(), Some("messages"), "valid list"),
+            (r#"{"model":"m","max_tokens":5,"messages":[]}"#.into(), Some("messages"), "at least one message"),
+            (r#"{"model":"m","max_tokens":5,"messages":[1]}"#.into(), Some("messages.0"), "valid dictionary"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"content":"x"}]}"#.into(), Some("messages.0.role"), "messages.0.role: Field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#.into(), Some("messages.0.role"), "top-level `system` parameter"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"tool","content":"x"}]}"#.into(), Some("messages.0.role"), "Allowed roles are \"user\" or \"assistant\""),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":2,"content":"x"}]}"#.into(), Some("messages.0.role"), "'user' or 'assistant'"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user"}]}"#.into(), Some("messages.0.content"), "messages.0.content: Field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":5}]}"#.into(), Some("messages.0.content"), "valid list"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":""}]}"#.into(), Some("messages.0.content"), "non-empty content"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"assistant","content":[]},{"role":"user","content":"x"}]}"#.into(), Some("messages.0.content"), "non-empty content"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":["x"]}]}"#.into(), Some("messages.0.content.0"), "valid dictionary"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#.into(), Some("messages.0.content.0.type"), "messages.0.content.0.type: Field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text"}]}]}"#.into(), Some("messages.0.content.0.text"), "Field required"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":1}]}]}"#.into(), Some("messages.0.content.0.text"), "valid string"),
+            (r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":""}]}]}"#.into(), Some("messages.0.content.0.text"), "messages: text content blocks must be non-empty"),
+            (format!(r#"{{"model":"m","max_tokens":5,"messages":{u},"system":5}}"#), Some("system"), "system:"),
+            (format!(r#"{{"model":"m","max_tokens":5,"messages":{u},"system":[{{"type":"image"}}]}}"#), Some("system.0"), "Input should be 'text'"),
+            (format!(r#"{{"model":"m","max_tokens":5,"messages":{u},"system":[{{"type":"text"}}]}}"#), Some("system.0.text"), "Field required"),
+            (format!(r#"{{"model":"m","max_tokens":5,"messages":{u},"stream":"true"}}"#), Some("stream"), "stream: Input should be a valid boolean"),
+        ];
+        for (body, param, needle) in cases {
+            let e = parse_messages(body.as_bytes()).expect_err(&body);
+            assert_eq!((e.status, e.kind), (400, ErrorKind::BadRequest), "{body}");
+            assert_eq!(e.param.as_deref(), param, "{body}");
+            assert!(e.message.contains(needle), "{body}: {:?} lacks {needle:?}", e.message);
         }
     }
 
     #[test]
-    fn envelopes_and_events() {
-        let e: Value = serde_json::from_str(&error_body(ErrorKind::Overloaded, "Overloaded", "req_1")).unwrap();
-        assert_eq!(e["type"], "error");
-        assert_eq!(e["error"]["type"], "overloaded_error");
-        assert_eq!(e["request_id"], "req_1");
-        let ev = event_error(ErrorKind::Overloaded, "Overloaded");
-        assert!(ev.starts_with("event: error\ndata: "));
-        let d = event_text_delta(" hi");
-        let v: Value = serde_json::from_str(d.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
-        assert_eq!(v["delta"]["type"], "text_delta");
-        let md: Value = serde_json::from_str(
-            event_message_delta("end_turn", 9)
-                .lines()
-                .nth(1)
-                .unwrap()
-                .trim_start_matches("data: "),
-        )
+    fn error_envelopes() {
+        let want = [
+            (ErrorKind::BadRequest, "invalid_request_error"),
+            (ErrorKind::Authentication, "authentication_error"),
+            (ErrorKind::Billing, "billing_error"),
+            (ErrorKind::Permission, "permission_error"),
+            (ErrorKind::NotFound, "not_found_error"),
+            (ErrorKind::RequestTooLarge, "request_too_large"),
+            (ErrorKind::RateLimit, "rate_limit_error"),
+            (ErrorKind::InsufficientQuota, "rate_limit_error"),
+            (ErrorKind::Server, "api_error"),
+            (ErrorKind::BadGateway, "api_error"),
+            (ErrorKind::Unavailable, "api_error"),
+            (ErrorKind::Timeout, "timeout_error"),
+            (ErrorKind::Overloaded, "overloaded_error"),
+        ];
+        assert_eq!(want.len(), ErrorKind::ALL.len());
+        for (k, ty) in want {
+            let v: Value = serde_json::from_str(&error_body(k, "boom", "req_011CSHoEeqs5C35K2UUqR7Fy")).unwrap();
+            assert_eq!(keys(&v), ["error", "request_id", "type"]);
+            assert_eq!(v["type"], "error");
+            assert_eq!(keys(&v["error"]), ["message", "type"]);
+            assert_eq!(v["error"]["type"], ty, "{k:?}");
+            assert_eq!(v["error"]["message"], "boom");
+            assert_eq!(v["request_id"], "req_011CSHoEeqs5C35K2UUqR7Fy");
+        }
+        assert!(ErrorKind::InsufficientQuota
+            .default_message(Api::Anthropic)
+            .contains("usage limits"));
+        let (name, v) = frame(&event_error(ErrorKind::Overloaded, "Overloaded"));
+        assert_eq!(name, "error");
+        assert_eq!(
+            v,
+            json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+        );
+    }
+
+    #[test]
+    fn message_and_models_bodies() {
+        let v: Value = serde_json::from_str(&message_body(
+            "msg_01",
+            "claude-sonnet-4-20250514",
+            " hi",
+            25,
+            15,
+            "end_turn",
+        ))
         .unwrap();
-        assert_eq!(md["usage"]["output_tokens"], 9);
-        let h = ratelimit_headers(
-            &RateLimitSnapshot {
-                limit_requests: 50,
-                remaining_requests: 49,
-                reset_requests: 1_200_000_000,
-                limit_tokens: 0,
-                remaining_tokens: 0,
-                reset_tokens: 0,
-            },
-            1_700_000_000_000,
+        assert_eq!(
+            keys(&v),
+            [
+                "content",
+                "id",
+                "model",
+                "role",
+                "stop_reason",
+                "stop_sequence",
+                "type",
+                "usage"
+            ]
         );
         assert_eq!(
-            h[2],
-            ("anthropic-ratelimit-requests-reset", "2023-11-14T22:13:21Z".to_string())
+            (v["type"].as_str(), v["role"].as_str()),
+            (Some("message"), Some("assistant"))
         );
+        assert_eq!(v["content"], json!([{ "type": "text", "text": " hi" }]));
+        assert_eq!(v["stop_reason"], "end_turn");
+        assert!(v["stop_sequence"].is_null());
+        assert_eq!(
+            (
+                v["usage"]["input_tokens"].as_u64(),
+                v["usage"]["output_tokens"].as_u64()
+            ),
+            (Some(25), Some(15))
+        );
+
+        let m: Value =
+            serde_json::from_str(&models_body(&["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"])).unwrap();
+        assert_eq!(keys(&m), ["data", "first_id", "has_more", "last_id"]);
+        assert_eq!(keys(&m["data"][0]), ["created_at", "display_name", "id", "type"]);
+        assert_eq!(m["data"][0]["type"], "model");
+        assert_eq!(m["first_id"], "claude-sonnet-4-20250514");
+        assert_eq!(m["last_id"], "claude-3-5-haiku-20241022");
+        assert_eq!(m["has_more"], false);
+        let empty: Value = serde_json::from_str(&models_body(&[])).unwrap();
+        assert!(empty["first_id"].is_null() && empty["data"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn stream_events_have_the_real_shape() {
+        let seq = [
+            event_message_start("msg_01", "claude-sonnet-4-20250514", 25),
+            event_content_block_start(),
+            event_ping(),
+            event_text_delta("Hello"),
+            event_text_delta(" \"world\"\n"),
+            event_content_block_stop(),
+            event_message_delta("end_turn", 15),
+            event_message_stop(),
+        ];
+        let parsed: Vec<(String, Value)> = seq.iter().map(|f| frame(f)).collect();
+        for (name, v) in &parsed {
+            assert_eq!(v["type"], name.as_str(), "event name matches data.type");
+        }
+        let names: Vec<&str> = parsed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let start = &parsed[0].1["message"];
+        assert_eq!(
+            keys(start),
+            [
+                "content",
+                "id",
+                "model",
+                "role",
+                "stop_reason",
+                "stop_sequence",
+                "type",
+                "usage"
+            ]
+        );
+        assert_eq!(start["content"], json!([]));
+        assert!(start["stop_reason"].is_null());
+        assert_eq!(start["usage"]["input_tokens"], 25);
+        assert_eq!(
+            parsed[1].1,
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } })
+        );
+        assert_eq!(parsed[2].1, json!({ "type": "ping" }));
+        assert_eq!(
+            parsed[4].1["delta"],
+            json!({ "type": "text_delta", "text": " \"world\"\n" })
+        );
+        assert_eq!(parsed[5].1, json!({ "type": "content_block_stop", "index": 0 }));
+        assert_eq!(
+            parsed[6].1,
+            json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": { "output_tokens": 15 } })
+        );
+        assert_eq!(parsed[7].1, json!({ "type": "message_stop" }));
+
+        let bad = malformed_event();
+        assert!(bad.starts_with("event: content_block_delta\ndata: {") && bad.ends_with("\n\n"));
+        let data = bad.lines().nth(1).unwrap().strip_prefix("data: ").unwrap();
+        assert!(serde_json::from_str::<Value>(data).is_err());
+    }
+
+    #[test]
+    fn ratelimit_header_values() {
+        let s = RateLimitSnapshot {
+            limit_requests: 50,
+            remaining_requests: 49,
+            reset_requests: 1_200_000_000,
+            limit_tokens: 40_000,
+            remaining_tokens: 39_000,
+            reset_tokens: 0,
+        };
+        let h = ratelimit_headers(&s, 1_700_000_000_000);
+        assert_eq!(
+            h,
+            vec![
+                ("anthropic-ratelimit-requests-limit", "50".to_string()),
+                ("anthropic-ratelimit-requests-remaining", "49".to_string()),
+                ("anthropic-ratelimit-requests-reset", "2023-11-14T22:13:22Z".to_string()),
+                ("anthropic-ratelimit-tokens-limit", "40000".to_string()),
+                ("anthropic-ratelimit-tokens-remaining", "39000".to_string()),
+                ("anthropic-ratelimit-tokens-reset", "2023-11-14T22:13:20Z".to_string()),
+            ]
+        );
+        // now itself mid-second: reset 0 still rounds up to the next whole second
+        let h = ratelimit_headers(&RateLimitSnapshot { limit_requests: 0, ..s }, 1_700_000_000_001);
         assert_eq!(h.len(), 3);
+        assert_eq!(h[2].1, "2023-11-14T22:13:21Z");
+        let _ = ratelimit_headers(
+            &RateLimitSnapshot {
+                reset_tokens: u64::MAX,
+                ..s
+            },
+            u64::MAX,
+        );
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    fn random_json(x: &mut u64, depth: u32) -> Value {
+        const STRS: [&str; 12] = [
+            "model",
+            "messages",
+            "role",
+            "content",
+            "user",
+            "assistant",
+            "text",
+            "type",
+            "system",
+            "",
+            "é",
+            "tool_result",
+        ];
+        match xorshift(x) % if depth == 0 { 6 } else { 8 } {
+            0 => Value::Null,
+            1 => Value::Bool(*x & 1 == 0),
+            2 => json!((*x % 7) as i64 - 2),
+            3 => json!(1.5),
+            4 | 5 => json!(STRS[(*x >> 8) as usize % STRS.len()]),
+            6 => Value::Array((0..xorshift(x) % 4).map(|_| random_json(x, depth - 1)).collect()),
+            _ => {
+                let n = xorshift(x) % 5;
+                Value::Object(
+                    (0..n)
+                        .map(|_| {
+                            (
+                                STRS[(xorshift(x) >> 5) as usize % STRS.len()].to_string(),
+                                random_json(x, depth - 1),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        const ALPHABET: &[u8] = b"{}[]\":,0123-.eE abctruefalsenull\\\xff\xc3";
+        for n in 0..4000 {
+            let len = n % 96;
+            let body: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[(xorshift(&mut x) % ALPHABET.len() as u64) as usize])
+                .collect();
+            let _ = parse_messages(&body);
+        }
+        let mut accepted = 0;
+        for _ in 0..4000 {
+            let mut v = random_json(&mut x, 4);
+            if let (Value::Object(o), true) = (&mut v, xorshift(&mut x) & 1 == 0) {
+                o.insert("model".into(), json!("m"));
+                o.insert("max_tokens".into(), json!(8));
+                let c = random_json(&mut x, 3);
+                o.insert("messages".into(), json!([{ "role": "user", "content": c }]));
+            }
+            if let Ok(r) = parse_messages(v.to_string().as_bytes()) {
+                assert!(r.input_tokens >= 1 && r.include_usage && r.max_tokens.is_some());
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 0, "the generator should reach the success path");
     }
 }

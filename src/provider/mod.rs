@@ -1,25 +1,44 @@
-//! Provider wire formats: OpenAI and Anthropic requests, responses, SSE events, error
-//! envelopes and rate-limit headers (`SEMANTICS.md` §5). Pure functions, no I/O.
+//! Provider wire formats: OpenAI and Anthropic requests, responses, SSE frames, error
+//! envelopes and rate-limit headers, as `SEMANTICS.md` §5 lists them.
+//!
+//! Everything here is pure: bytes or values in, strings out, no clock and no I/O. The
+//! mock server decides *what* to answer (the fault model); this module decides *how it
+//! looks on the wire*, so that gateways and SDKs see the shapes real providers send.
+//!
+//! - [`openai`]: chat completions (plain and `chat.completion.chunk` SSE), embeddings,
+//!   models, the `{"error":{…}}` envelope and `x-ratelimit-*` headers.
+//! - [`anthropic`]: messages (plain and the `message_start` … `message_stop` SSE event
+//!   sequence), models, the `{"type":"error",…}` envelope and `anthropic-ratelimit-*`
+//!   headers.
+//! - Shared here: [`Api`], the provider-neutral [`ErrorKind`], parsed requests
+//!   ([`ChatRequest`], [`EmbeddingsRequest`]), [`Rejection`], deterministic filler text,
+//!   [`RateLimitSnapshot`], and the two time formats the headers use ([`go_duration`],
+//!   [`rfc3339_from_unix_ms`]).
 
 pub mod anthropic;
 pub mod openai;
 
-use crate::time::{Nanos, NS_PER_MS, NS_PER_S};
-use std::fmt::Write;
+use crate::time::Nanos;
+use serde_json::{Map, Value};
+use std::fmt::Write as _;
 
-/// The provider API a mock speaks.
+/// The provider API a mock speaks (`SEMANTICS.md` §5). Serialized as `"openai"` /
+/// `"anthropic"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
-    /// OpenAI chat completions / embeddings.
+    /// OpenAI: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
     #[serde(rename = "openai")]
     OpenAi,
-    /// Anthropic messages.
+    /// Anthropic: `/v1/messages`, `/v1/models`.
     Anthropic,
 }
 
 impl Api {
-    /// `"openai"` or `"anthropic"`.
+    /// Both APIs, in declaration order (`SEMANTICS.md` §5).
+    pub const ALL: [Api; 2] = [Api::OpenAi, Api::Anthropic];
+
+    /// The wire/config name: `"openai"` or `"anthropic"` (`SEMANTICS.md` §5).
     pub fn as_str(self) -> &'static str {
         match self {
             Api::OpenAi => "openai",
@@ -30,67 +49,106 @@ impl Api {
 
 impl std::str::FromStr for Api {
     type Err = String;
+
+    /// Parses `"openai"` or `"anthropic"` (ASCII case-insensitive, surrounding spaces
+    /// ignored); the error names the accepted choices.
     fn from_str(s: &str) -> Result<Api, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "openai" => Ok(Api::OpenAi),
-            "anthropic" => Ok(Api::Anthropic),
-            _ => Err(format!("unknown api {s:?} (expected `openai` or `anthropic`)")),
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("openai") {
+            Ok(Api::OpenAi)
+        } else if t.eq_ignore_ascii_case("anthropic") {
+            Ok(Api::Anthropic)
+        } else {
+            Err(format!("unknown api {s:?}: expected one of `openai`, `anthropic`"))
         }
     }
 }
 
 /// Provider-neutral error kinds; each API renders its own envelope (`SEMANTICS.md` §5).
+///
+/// Statuses are [`ErrorKind::default_status`]'s; the OpenAI/Anthropic `type` and `code`
+/// strings live in [`openai::error_body`] and [`anthropic::error_body`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// 400.
+    /// 400: malformed or invalid request.
     BadRequest,
-    /// 401.
+    /// 401: bad or missing API key.
     Authentication,
-    /// 402 (Anthropic `billing_error`).
+    /// 402: Anthropic `billing_error` (credit balance too low).
     Billing,
-    /// 403.
+    /// 403: the key may not use this resource.
     Permission,
-    /// 404.
+    /// 404: unknown model or path.
     NotFound,
-    /// 413.
+    /// 413: body larger than the provider accepts.
     RequestTooLarge,
-    /// 429, transient: comes with `retry-after`.
+    /// 429, transient: comes with `retry-after`; clients should back off and retry.
     RateLimit,
-    /// 429, not transient: OpenAI `insufficient_quota`, Anthropic spend cap (no `retry-after`).
+    /// 429, *not* transient: OpenAI `insufficient_quota`, Anthropic spend cap. No
+    /// `retry-after`; retrying cannot help (`SEMANTICS.md` §5).
     InsufficientQuota,
-    /// 500.
+    /// 500: provider-internal error.
     Server,
-    /// 502.
+    /// 502: bad gateway in front of the provider.
     BadGateway,
-    /// 503.
+    /// 503: service unavailable.
     Unavailable,
-    /// 504 (also 408).
+    /// 504 (also what a 408 maps to): the provider timed out.
     Timeout,
-    /// 529 Anthropic `overloaded_error`; OpenAI says "The engine is currently overloaded".
+    /// 529: Anthropic `overloaded_error`. OpenAI has no 529; there it is a 503 "The engine
+    /// is currently overloaded, please try again later" (see [`ErrorKind::status_for`]).
     Overloaded,
 }
 
 impl ErrorKind {
-    /// The usual kind of a status; unknown 4xx → `BadRequest`, unknown 5xx → `Server`.
+    /// Every kind, in declaration order (`SEMANTICS.md` §5).
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::BadRequest,
+        ErrorKind::Authentication,
+        ErrorKind::Billing,
+        ErrorKind::Permission,
+        ErrorKind::NotFound,
+        ErrorKind::RequestTooLarge,
+        ErrorKind::RateLimit,
+        ErrorKind::InsufficientQuota,
+        ErrorKind::Server,
+        ErrorKind::BadGateway,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Overloaded,
+    ];
+
+    /// The usual kind behind an HTTP status (`SEMANTICS.md` §5). 429 → [`RateLimit`]
+    /// (the transient reading), 408 and 504 → [`Timeout`], 529 → [`Overloaded`]; any
+    /// other status below 500 → [`BadRequest`], anything else → [`Server`].
+    ///
+    /// [`RateLimit`]: ErrorKind::RateLimit
+    /// [`Timeout`]: ErrorKind::Timeout
+    /// [`Overloaded`]: ErrorKind::Overloaded
+    /// [`BadRequest`]: ErrorKind::BadRequest
+    /// [`Server`]: ErrorKind::Server
     pub fn from_status(status: u16) -> ErrorKind {
         match status {
+            400 => ErrorKind::BadRequest,
             401 => ErrorKind::Authentication,
             402 => ErrorKind::Billing,
             403 => ErrorKind::Permission,
             404 => ErrorKind::NotFound,
             413 => ErrorKind::RequestTooLarge,
             429 => ErrorKind::RateLimit,
+            408 | 504 => ErrorKind::Timeout,
+            500 => ErrorKind::Server,
             502 => ErrorKind::BadGateway,
             503 => ErrorKind::Unavailable,
-            408 | 504 => ErrorKind::Timeout,
             529 => ErrorKind::Overloaded,
             s if s < 500 => ErrorKind::BadRequest,
             _ => ErrorKind::Server,
         }
     }
 
-    /// The usual status of a kind.
+    /// The kind's usual status (`SEMANTICS.md` §5); [`ErrorKind::Overloaded`] is 529 (the
+    /// Anthropic status; see [`ErrorKind::status_for`] for OpenAI's 503).
     pub fn default_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest => 400,
@@ -108,7 +166,19 @@ impl ErrorKind {
         }
     }
 
-    /// Whether a client should retry (the SDKs' rule, minus quota-style 429s).
+    /// The status `api` uses for this kind: [`ErrorKind::default_status`], except that
+    /// OpenAI renders [`ErrorKind::Overloaded`] as 503 (`SEMANTICS.md` §5).
+    pub fn status_for(self, api: Api) -> u16 {
+        match (api, self) {
+            (Api::OpenAi, ErrorKind::Overloaded) => 503,
+            _ => self.default_status(),
+        }
+    }
+
+    /// Whether a well-behaved client should retry. False for
+    /// [`InsufficientQuota`](ErrorKind::InsufficientQuota) (a quota 429 is not transient,
+    /// `SEMANTICS.md` §5) and for the client errors 400, 401, 402, 403, 404 and 413; true
+    /// for the transient 429 and every 5xx/529.
     pub fn retryable(self) -> bool {
         !matches!(
             self,
@@ -122,88 +192,116 @@ impl ErrorKind {
         )
     }
 
-    /// The provider's usual message.
+    /// The provider's usual wording for this kind (`SEMANTICS.md` §5), taken from real
+    /// responses where one is known (e.g. OpenAI 503 "The engine is currently overloaded,
+    /// please try again later", Anthropic 529 "Overloaded").
     pub fn default_message(self, api: Api) -> String {
         let s = match (api, self) {
             (Api::OpenAi, ErrorKind::BadRequest) => "Invalid request.",
             (Api::OpenAi, ErrorKind::Authentication) => {
-                "Incorrect API key provided: sk-chaos***. You can find your API key at https://platform.openai.com/account/api-keys."
+                "Incorrect API key provided: sk-chaos************gate. You can find your API key at https://platform.openai.com/account/api-keys."
             }
-            (Api::OpenAi, ErrorKind::Billing) => "Billing hard limit has been reached.",
-            (Api::OpenAi, ErrorKind::Permission) => "You are not allowed to access this resource.",
-            (Api::OpenAi, ErrorKind::NotFound) => "The model does not exist or you do not have access to it.",
-            (Api::OpenAi, ErrorKind::RequestTooLarge) => "Request too large.",
-            (Api::OpenAi, ErrorKind::RateLimit) => "Rate limit reached for requests. Please try again in 1s.",
+            (Api::OpenAi, ErrorKind::Billing) => "Billing hard limit has been reached",
+            (Api::OpenAi, ErrorKind::Permission) => "Country, region, or territory not supported",
+            (Api::OpenAi, ErrorKind::NotFound) => {
+                "The model does not exist or you do not have access to it."
+            }
+            (Api::OpenAi, ErrorKind::RequestTooLarge) => {
+                "Request too large. The input or output tokens must be reduced in order to run successfully."
+            }
+            (Api::OpenAi, ErrorKind::RateLimit) => {
+                "Rate limit reached in organization org-chaosgate on requests per min (RPM). Please try again in 1s."
+            }
             (Api::OpenAi, ErrorKind::InsufficientQuota) => {
-                "You exceeded your current quota, please check your plan and billing details."
+                "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
             }
-            (Api::OpenAi, ErrorKind::Server) => "The server had an error while processing your request. Sorry about that!",
+            (Api::OpenAi, ErrorKind::Server) => {
+                "The server had an error while processing your request. Sorry about that!"
+            }
             (Api::OpenAi, ErrorKind::BadGateway) => "Bad gateway.",
             (Api::OpenAi, ErrorKind::Unavailable) => "The server is overloaded or not ready yet.",
-            (Api::OpenAi, ErrorKind::Timeout) => "Request timed out.",
+            (Api::OpenAi, ErrorKind::Timeout) => "Gateway timeout.",
             (Api::OpenAi, ErrorKind::Overloaded) => "The engine is currently overloaded, please try again later",
             (Api::Anthropic, ErrorKind::BadRequest) => "Invalid request.",
             (Api::Anthropic, ErrorKind::Authentication) => "invalid x-api-key",
-            (Api::Anthropic, ErrorKind::Billing) => "Your credit balance is too low to access the Anthropic API.",
-            (Api::Anthropic, ErrorKind::Permission) => "Your API key does not have permission to use the specified resource.",
+            (Api::Anthropic, ErrorKind::Billing) => {
+                "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."
+            }
+            (Api::Anthropic, ErrorKind::Permission) => {
+                "Your API key does not have permission to use the specified resource."
+            }
             (Api::Anthropic, ErrorKind::NotFound) => "The requested resource could not be found.",
             (Api::Anthropic, ErrorKind::RequestTooLarge) => "Request exceeds the maximum allowed number of bytes.",
-            (Api::Anthropic, ErrorKind::RateLimit) => "Number of request tokens has exceeded your per-minute rate limit.",
+            (Api::Anthropic, ErrorKind::RateLimit) => {
+                "This request would exceed your account's rate limit. Please try again later."
+            }
             (Api::Anthropic, ErrorKind::InsufficientQuota) => {
                 "You have reached your specified API usage limits. You will regain access when the limit resets."
             }
-            (Api::Anthropic, ErrorKind::Server | ErrorKind::BadGateway | ErrorKind::Unavailable) => "Internal server error",
-            (Api::Anthropic, ErrorKind::Timeout) => "Request timed out.",
+            (Api::Anthropic, ErrorKind::Server) => "Internal server error",
+            (Api::Anthropic, ErrorKind::BadGateway) => "Bad gateway",
+            (Api::Anthropic, ErrorKind::Unavailable) => "Service unavailable",
+            (Api::Anthropic, ErrorKind::Timeout) => "Request timed out",
             (Api::Anthropic, ErrorKind::Overloaded) => "Overloaded",
         };
         s.to_string()
     }
 }
 
-/// A parsed chat request (OpenAI chat.completions or Anthropic messages).
+/// A parsed chat request: OpenAI `POST /v1/chat/completions` ([`openai::parse_chat`]) or
+/// Anthropic `POST /v1/messages` ([`anthropic::parse_messages`]); `SEMANTICS.md` §5.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatRequest {
-    /// Requested model (echoed back).
+    /// The requested model, echoed back in responses.
     pub model: String,
-    /// SSE streaming.
+    /// Whether the client asked for SSE (`"stream": true`).
     pub stream: bool,
-    /// OpenAI `stream_options.include_usage`; always true for Anthropic.
+    /// OpenAI `stream_options.include_usage` (a final usage chunk before `[DONE]`);
+    /// always true for Anthropic, whose `message_delta` always carries usage.
     pub include_usage: bool,
-    /// OpenAI `max_completion_tokens` / `max_tokens`; Anthropic `max_tokens` (required).
+    /// OpenAI `max_completion_tokens` (preferred) or `max_tokens`, if given; Anthropic
+    /// `max_tokens` (required, so always `Some`).
     pub max_tokens: Option<u32>,
-    /// Prompt tokens, estimated as text characters / 4, rounded up, at least 1.
+    /// Prompt-token estimate: characters of all text content (system + messages) / 4,
+    /// rounded up, at least 1 ([`estimate_tokens`]).
     pub input_tokens: u32,
 }
 
-/// A parsed embeddings request.
+/// A parsed OpenAI `POST /v1/embeddings` request ([`openai::parse_embeddings`];
+/// `SEMANTICS.md` §5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingsRequest {
-    /// Model.
+    /// The requested model.
     pub model: String,
-    /// Number of inputs (vectors to return).
+    /// Number of inputs, i.e. of vectors to return: 1 for a string or one token array,
+    /// the array length for an array of strings or of token arrays.
     pub inputs: u32,
-    /// Prompt tokens (estimated).
+    /// Prompt-token estimate: characters / 4 rounded up per string, one per token id;
+    /// at least 1.
     pub input_tokens: u32,
-    /// Requested width.
+    /// The requested `dimensions`, if any.
     pub dimensions: Option<u32>,
 }
 
-/// A request the provider itself would reject, rendered with its envelope.
+/// A request the provider itself would reject, to be rendered with that provider's
+/// envelope ([`openai::error_body`] / [`anthropic::error_body`]); `SEMANTICS.md` §5.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct Rejection {
-    /// HTTP status.
+    /// HTTP status (400 for every validation failure produced here).
     pub status: u16,
-    /// Kind (selects type/code).
+    /// Kind, which selects the envelope's `type`/`code`.
     pub kind: ErrorKind,
-    /// Message.
+    /// Human-readable message in the provider's wording.
     pub message: String,
-    /// OpenAI `param`.
+    /// The offending parameter, in the provider's path syntax (OpenAI
+    /// `messages[1].content`, Anthropic `messages.1.content`). OpenAI puts it in the
+    /// envelope's `param`; Anthropic's envelope has no such field.
     pub param: Option<String>,
 }
 
 impl Rejection {
-    /// A 400 about `param`.
+    /// A 400 [`ErrorKind::BadRequest`] about `param` (`SEMANTICS.md` §5).
     pub fn bad(param: Option<&str>, message: impl Into<String>) -> Rejection {
         Rejection {
             status: 400,
@@ -214,6 +312,7 @@ impl Rejection {
     }
 }
 
+/// The filler vocabulary: 64 words, each with a leading space.
 const WORDS: [&str; 64] = [
     " lorem",
     " ipsum",
@@ -281,12 +380,14 @@ const WORDS: [&str; 64] = [
     " gate",
 ];
 
-/// Token `i` of every response: a word with a leading space (deterministic filler).
+/// Token `i` of every mock response: a word with a leading space (`" lorem"`, `" ipsum"`,
+/// …), cycling through a fixed list of 64 words. Deterministic, so a stream cut after `k`
+/// chunks can be checked against [`filler_text`] (`SEMANTICS.md` §5, §6).
 pub fn filler_token(i: u32) -> &'static str {
     WORDS[(i as usize) % WORDS.len()]
 }
 
-/// The text of `n` filler tokens.
+/// The text of `n` tokens: `filler_token(0) + … + filler_token(n - 1)` (`SEMANTICS.md` §5).
 pub fn filler_text(n: u32) -> String {
     let mut s = String::with_capacity(n as usize * 7);
     for i in 0..n {
@@ -295,81 +396,81 @@ pub fn filler_text(n: u32) -> String {
     s
 }
 
-/// Estimated tokens of a text: characters / 4, rounded up.
+/// Token estimate for `chars` characters of text: `chars / 4`, rounded up (0 for 0); the
+/// usage the mock reports is built on it (`SEMANTICS.md` §5).
 pub fn estimate_tokens(chars: usize) -> u32 {
     u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
-/// Rate-limit state a response advertises (consistent with what remains).
+/// The rate-limit state a response advertises, consistent with what remains
+/// (`SEMANTICS.md` §5): OpenAI renders it with [`openai::ratelimit_headers`], Anthropic
+/// with [`anthropic::ratelimit_headers`]. A limit of 0 means "not limited": its headers
+/// are left out.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimitSnapshot {
-    /// Requests per minute.
+    /// Requests allowed per window (per minute).
     pub limit_requests: u64,
     /// Requests left now.
     pub remaining_requests: u64,
-    /// Time until the request bucket is full.
+    /// Time until the request bucket is full again.
     pub reset_requests: Nanos,
-    /// Tokens per minute.
+    /// Tokens allowed per window (per minute).
     pub limit_tokens: u64,
     /// Tokens left now.
     pub remaining_tokens: u64,
-    /// Time until the token bucket is full.
+    /// Time until the token bucket is full again.
     pub reset_tokens: Nanos,
 }
 
-/// A duration as Go prints it, which is what OpenAI's `x-ratelimit-reset-*` use:
-/// `0s`, `20ms`, `1s`, `1.5s`, `1m30s`, `6m0s`.
+/// A duration the way OpenAI prints it in `x-ratelimit-reset-*` and "Please try again
+/// in …" (`SEMANTICS.md` §5): Go's `time.Duration` format at millisecond precision.
+///
+/// `0` → `"0s"`, 20 ms → `"20ms"`, 1 s → `"1s"`, 1.5 s → `"1.5s"`, 90 s → `"1m30s"`,
+/// 360 s → `"6m0s"`, 1 h → `"1h0m0s"`. Sub-millisecond remainders round *up* to the
+/// next millisecond, so a client that waits the advertised time is never early.
 pub fn go_duration(n: Nanos) -> String {
-    if n == 0 {
+    let ms = n.div_ceil(1_000_000);
+    if ms == 0 {
         return "0s".into();
     }
-    if n < NS_PER_S {
-        if n >= NS_PER_MS {
-            return trim_float(n as f64 / NS_PER_MS as f64, "ms");
-        }
-        if n >= 1_000 {
-            return trim_float(n as f64 / 1_000.0, "µs");
-        }
-        return format!("{n}ns");
+    if ms < 1000 {
+        return format!("{ms}ms");
     }
-    let total_s = n / NS_PER_S;
-    let frac = n % NS_PER_S;
-    let h = total_s / 3600;
-    let m = (total_s % 3600) / 60;
-    let s = total_s % 60;
+    let frac = ms % 1000;
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     let mut out = String::new();
     if h > 0 {
-        let _ = write!(out, "{h}h");
-    }
-    if h > 0 || m > 0 {
+        let _ = write!(out, "{h}h{m}m");
+    } else if m > 0 {
         let _ = write!(out, "{m}m");
     }
-    out.push_str(&trim_float(s as f64 + frac as f64 / NS_PER_S as f64, "s"));
+    let _ = write!(out, "{s}");
+    if frac > 0 {
+        let f = format!("{frac:03}");
+        let _ = write!(out, ".{}", f.trim_end_matches('0'));
+    }
+    out.push('s');
     out
 }
 
-fn trim_float(v: f64, unit: &str) -> String {
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}{unit}")
-}
-
-/// RFC 3339 UTC from unix milliseconds (whole seconds), e.g. `2023-11-14T22:13:20Z`.
+/// RFC 3339 UTC timestamp (`"2023-11-14T22:13:20Z"`) for unix milliseconds, whole
+/// seconds (the milliseconds are dropped), as Anthropic's `anthropic-ratelimit-*-reset`
+/// headers print it (`SEMANTICS.md` §5). Uses Howard Hinnant's civil-from-days
+/// algorithm, no date crate.
 pub fn rfc3339_from_unix_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -378,130 +479,159 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
     )
 }
 
-/// Walks a JSON value for text: strings count, arrays/objects recurse into `text`/`content`.
-pub(crate) fn text_chars(v: &serde_json::Value) -> usize {
+// ---------------------------------------------------------------------------------------
+// Shared helpers for the two parsers (crate-private).
+
+/// A JSON object, as the parsers walk it.
+pub(crate) type Obj = Map<String, Value>;
+
+/// Parses a body into a JSON value; `Err` carries serde's description.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+}
+
+/// OpenAI's wording for a JSON value's type: "a string", "an integer", "null", …
+pub(crate) fn type_phrase(v: &Value) -> &'static str {
     match v {
-        serde_json::Value::String(s) => s.chars().count(),
-        serde_json::Value::Array(a) => a.iter().map(text_chars).sum(),
-        serde_json::Value::Object(o) => {
-            o.get("text").map(text_chars).unwrap_or(0) + o.get("content").map(text_chars).unwrap_or(0)
-        }
-        _ => 0,
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a decimal",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
-/// Parses a JSON object body or explains why not.
-pub(crate) fn parse_object(
-    body: &[u8],
-    not_json: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, Rejection> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Rejection::bad(None, "The request body must be a JSON object.")),
-        Err(_) => Err(Rejection::bad(None, not_json)),
-    }
-}
-
-/// A positive integer field, if present.
-pub(crate) fn opt_positive(
-    m: &serde_json::Map<String, serde_json::Value>,
-    key: &str,
-) -> Result<Option<u32>, Rejection> {
-    match m.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
-            _ => Err(Rejection::bad(
-                Some(key),
-                format!("Invalid '{key}': expected an integer ≥ 1, got {v}."),
-            )),
-        },
-    }
-}
-
-/// An optional boolean field.
-pub(crate) fn opt_bool(m: &serde_json::Map<String, serde_json::Value>, key: &str) -> Result<bool, Rejection> {
-    match m.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(false),
-        Some(serde_json::Value::Bool(b)) => Ok(*b),
-        Some(v) => Err(Rejection::bad(
-            Some(key),
-            format!("Invalid type for '{key}': expected a boolean, but got {v}."),
-        )),
-    }
-}
-
-/// A required string field.
-pub(crate) fn req_string(m: &serde_json::Map<String, serde_json::Value>, key: &str) -> Result<String, Rejection> {
-    match m.get(key) {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(v) if !v.is_null() => Err(Rejection::bad(
-            Some(key),
-            format!("Invalid type for '{key}': expected a string, but got {v}."),
-        )),
-        _ => Err(Rejection::bad(
-            Some(key),
-            format!("Missing required parameter: '{key}'."),
-        )),
-    }
+/// Characters of a string, saturating into the token estimate's input.
+pub(crate) fn chars(s: &str) -> usize {
+    s.chars().count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MS: Nanos = 1_000_000;
+    const S: Nanos = 1_000_000_000;
+
     #[test]
     fn go_durations() {
-        let ms = NS_PER_MS;
-        for (n, s) in [
+        for (n, want) in [
             (0, "0s"),
-            (20 * ms, "20ms"),
-            (84 * ms, "84ms"),
-            (NS_PER_S, "1s"),
-            (1500 * ms, "1.5s"),
-            (90 * NS_PER_S, "1m30s"),
-            (360 * NS_PER_S, "6m0s"),
-            (3600 * NS_PER_S, "1h0m0s"),
+            (1, "1ms"),
+            (20 * MS, "20ms"),
+            (84 * MS, "84ms"),
+            (999 * MS, "999ms"),
+            (S, "1s"),
+            (1500 * MS, "1.5s"),
+            (1200 * MS, "1.2s"),
+            (2574 * MS, "2.574s"),
+            (20 * S, "20s"),
+            (60 * S, "1m0s"),
+            (90 * S, "1m30s"),
+            (90 * S + 500 * MS, "1m30.5s"),
+            (360 * S, "6m0s"),
+            (3600 * S, "1h0m0s"),
+            (3723 * S, "1h2m3s"),
         ] {
-            assert_eq!(go_duration(n), s, "{n}");
+            assert_eq!(go_duration(n), want, "{n} ns");
         }
+        // never panics at the extremes
+        assert!(go_duration(u64::MAX).ends_with('s'));
     }
 
     #[test]
-    fn rfc3339() {
+    fn rfc3339_known_values() {
         assert_eq!(rfc3339_from_unix_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_unix_ms(999), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_from_unix_ms(1_700_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_from_unix_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_from_unix_ms(946_684_799_000), "1999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_from_unix_ms(1_795_388_460_000), "2026-11-22T23:01:00Z");
+        assert_eq!(rfc3339_from_unix_ms(4_107_542_400_000), "2100-03-01T00:00:00Z");
+        assert!(rfc3339_from_unix_ms(u64::MAX).ends_with('Z'));
     }
 
     #[test]
-    fn filler_round_trip() {
-        let t = filler_text(100);
-        assert_eq!(t.split(' ').filter(|w| !w.is_empty()).count(), 100);
-        assert!(t.starts_with(" lorem ipsum"));
-    }
-
-    #[test]
-    fn statuses_and_kinds_round_trip() {
-        for k in [
-            ErrorKind::BadRequest,
-            ErrorKind::Authentication,
-            ErrorKind::Billing,
-            ErrorKind::Permission,
-            ErrorKind::NotFound,
-            ErrorKind::RequestTooLarge,
-            ErrorKind::RateLimit,
-            ErrorKind::Server,
-            ErrorKind::BadGateway,
-            ErrorKind::Unavailable,
-            ErrorKind::Timeout,
-            ErrorKind::Overloaded,
-        ] {
-            assert_eq!(ErrorKind::from_status(k.default_status()), k);
+    fn filler_splits_back_into_exactly_n_tokens() {
+        for n in [0u32, 1, 2, 63, 64, 65, 200, 1000] {
+            let text = filler_text(n);
+            let mut rest = text.as_str();
+            let mut count = 0u32;
+            while !rest.is_empty() {
+                rest = rest
+                    .strip_prefix(filler_token(count))
+                    .unwrap_or_else(|| panic!("token {count} of {n} does not match"));
+                count += 1;
+            }
+            assert_eq!(count, n);
         }
-        assert!(!ErrorKind::InsufficientQuota.retryable());
-        assert!(ErrorKind::RateLimit.retryable());
-        assert_eq!("OpenAI".parse::<Api>(), Ok(Api::OpenAi));
-        assert!("cohere".parse::<Api>().unwrap_err().contains("expected"));
+        assert!(filler_text(2).starts_with(" lorem ipsum"));
+        assert!(WORDS
+            .iter()
+            .all(|w| w.starts_with(' ') && w.len() > 1 && !w[1..].contains(' ')));
+        assert_eq!(filler_token(64), filler_token(0));
+    }
+
+    #[test]
+    fn kinds_and_statuses() {
+        for k in ErrorKind::ALL {
+            if k != ErrorKind::InsufficientQuota {
+                assert_eq!(ErrorKind::from_status(k.default_status()), k, "{k:?}");
+            }
+            assert_eq!(k.status_for(Api::Anthropic), k.default_status());
+            assert!(!k.default_message(Api::OpenAi).is_empty());
+            assert!(!k.default_message(Api::Anthropic).is_empty());
+        }
+        assert_eq!(ErrorKind::Overloaded.status_for(Api::OpenAi), 503);
+        assert_eq!(ErrorKind::from_status(408), ErrorKind::Timeout);
+        assert_eq!(ErrorKind::from_status(418), ErrorKind::BadRequest);
+        assert_eq!(ErrorKind::from_status(409), ErrorKind::BadRequest);
+        assert_eq!(ErrorKind::from_status(501), ErrorKind::Server);
+        assert_eq!(ErrorKind::from_status(599), ErrorKind::Server);
+        let retryable: Vec<_> = ErrorKind::ALL.into_iter().filter(|k| k.retryable()).collect();
+        assert_eq!(
+            retryable,
+            [
+                ErrorKind::RateLimit,
+                ErrorKind::Server,
+                ErrorKind::BadGateway,
+                ErrorKind::Unavailable,
+                ErrorKind::Timeout,
+                ErrorKind::Overloaded
+            ]
+        );
+        assert!(ErrorKind::Overloaded
+            .default_message(Api::OpenAi)
+            .starts_with("The engine is currently overloaded"));
+        assert_eq!(ErrorKind::Overloaded.default_message(Api::Anthropic), "Overloaded");
+    }
+
+    #[test]
+    fn api_names_and_serde() {
+        for a in Api::ALL {
+            assert_eq!(a.as_str().parse::<Api>(), Ok(a));
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{}\"", a.as_str()));
+        }
+        assert_eq!(" OpenAI ".parse::<Api>(), Ok(Api::OpenAi));
+        let e = "cohere".parse::<Api>().unwrap_err();
+        assert!(e.contains("openai") && e.contains("anthropic"), "{e}");
+        assert_eq!(
+            serde_json::to_string(&ErrorKind::InsufficientQuota).unwrap(),
+            "\"insufficient_quota\""
+        );
+        assert_eq!(
+            serde_json::from_str::<ErrorKind>("\"rate_limit\"").unwrap(),
+            ErrorKind::RateLimit
+        );
+    }
+
+    #[test]
+    fn token_estimate() {
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(1), 1);
+        assert_eq!(estimate_tokens(4), 1);
+        assert_eq!(estimate_tokens(5), 2);
     }
 }

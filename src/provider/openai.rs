@@ -1,201 +1,311 @@
-//! OpenAI wire format: chat completions (plain and SSE), embeddings, models, errors
-//! (`SEMANTICS.md` §5).
+//! OpenAI wire format (`SEMANTICS.md` §5): request validation for chat completions and
+//! embeddings, `chat.completion` / `list` / `model` bodies, `chat.completion.chunk` SSE
+//! frames, the `{"error":{"message","type","param","code"}}` envelope and the
+//! `x-ratelimit-*` headers.
 //!
-//! Streams follow OpenAI's order: a first chunk whose delta has `role`, `content` pieces,
-//! a chunk with `finish_reason`, then — only with `stream_options.include_usage` — a
-//! chunk with empty `choices` and `usage`, then `data: [DONE]`. When usage is requested,
-//! earlier chunks carry `"usage": null`, as OpenAI's do.
+//! Stream order, as OpenAI sends it: [`chunk_role`] (delta `{"role":"assistant",
+//! "content":""}`), [`chunk_content`] pieces, [`chunk_finish`] (empty delta plus
+//! `finish_reason`), then — only when the request had `stream_options.include_usage` —
+//! [`chunk_usage`] (empty `choices`, `usage`), then [`DONE`]. A mid-stream failure after
+//! the 200 is [`stream_error`]: a `data:` line whose JSON has an `"error"` key, which the
+//! Python SDK raises as `APIError`.
+//!
+//! `usage: null` choice: with `include_usage`, real OpenAI chunks before the usage chunk
+//! carry `"usage": null`. These frames always *omit* the key instead (the frame
+//! functions have no request context); the SDKs read an absent and a null `usage` alike.
+//!
+//! Error `code`s: the envelope's `code` is derived from the [`ErrorKind`] alone
+//! (`invalid_api_key`, `rate_limit_exceeded`, `insufficient_quota`, …). Validation errors
+//! carry `"code": null`, whereas OpenAI sometimes names them (`empty_array`,
+//! `invalid_type`); [`Rejection`] has no field for that.
 
 use super::{
-    estimate_tokens, go_duration, opt_bool, opt_positive, parse_object, req_string, text_chars, ChatRequest,
-    EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
+    chars, estimate_tokens, go_duration, parse_json, type_phrase, ChatRequest, EmbeddingsRequest, ErrorKind, Obj,
+    RateLimitSnapshot, Rejection,
 };
 use crate::time::Nanos;
 use serde_json::{json, Value};
+use std::fmt::Write as _;
 
+/// OpenAI's message for a body that is not JSON.
 const NOT_JSON: &str = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)";
 
+/// Message roles accepted by chat completions.
 const ROLES: [&str; 5] = ["system", "user", "assistant", "tool", "developer"];
 
-/// Parses and validates `POST /v1/chat/completions`.
-pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
-    let m = parse_object(body, NOT_JSON)?;
-    let model = req_string(&m, "model")?;
-    let messages = match m.get("messages") {
-        Some(Value::Array(a)) if !a.is_empty() => a,
-        Some(Value::Array(_)) => {
-            return Err(Rejection::bad(
-                Some("messages"),
-                "Invalid 'messages': empty array. Expected an array with minimum length 1.",
-            ))
-        }
-        Some(v) if !v.is_null() => {
-            return Err(Rejection::bad(
-                Some("messages"),
-                format!("Invalid type for 'messages': expected an array, but got {v}."),
-            ))
-        }
-        _ => {
-            return Err(Rejection::bad(
-                Some("messages"),
-                "Missing required parameter: 'messages'.",
-            ))
-        }
+/// Content-part types accepted inside a message's `content` array.
+const PART_TYPES: [&str; 5] = ["text", "image_url", "input_audio", "file", "refusal"];
+
+/// Most inputs one embeddings request may carry.
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// Widest embedding this mock returns (bounds the response size).
+const MAX_DIMENSIONS: u32 = 8192;
+
+fn bad(param: &str, message: impl Into<String>) -> Rejection {
+    Rejection::bad(Some(param), message)
+}
+
+fn missing(param: &str) -> Rejection {
+    bad(param, format!("Missing required parameter: '{param}'."))
+}
+
+fn wrong_type(param: &str, expected: &str, got: &Value) -> Rejection {
+    bad(
+        param,
+        format!(
+            "Invalid type for '{param}': expected {expected}, but got {} instead.",
+            type_phrase(got)
+        ),
+    )
+}
+
+/// The body as a JSON object, or OpenAI's rejection.
+fn object(body: &[u8]) -> Result<Obj, Rejection> {
+    match parse_json(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(v) => Err(Rejection::bad(
+            None,
+            format!(
+                "Invalid type for request body: expected an object, but got {} instead.",
+                type_phrase(&v)
+            ),
+        )),
+        Err(_) => Err(Rejection::bad(None, NOT_JSON)),
+    }
+}
+
+/// `model`: a non-empty string.
+fn model(m: &Obj) -> Result<String, Rejection> {
+    match m.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) => Err(bad("model", "you must provide a model parameter")),
+        Some(Value::String(_)) => Err(bad("model", "you must provide a model parameter")),
+        Some(v) => Err(wrong_type("model", "a string", v)),
+    }
+}
+
+/// An optional boolean (`null` reads as absent).
+fn opt_bool(m: &Obj, key: &str) -> Result<Option<bool>, Rejection> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(wrong_type(key, "a boolean", v)),
+    }
+}
+
+/// An optional integer ≥ 1 (`null` reads as absent); saturates at `u32::MAX`.
+fn opt_positive(m: &Obj, key: &str) -> Result<Option<u32>, Rejection> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
+            Some(v) if v >= 1 => Ok(Some(u32::try_from(v).unwrap_or(u32::MAX))),
+            _ => Err(bad(
+                key,
+                format!("Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {n} instead."),
+            )),
+        },
+        Some(v) => Err(wrong_type(key, "an integer", v)),
+    }
+}
+
+/// Validates one message and returns its text characters.
+fn message_chars(i: usize, msg: &Value) -> Result<usize, Rejection> {
+    let p = format!("messages[{i}]");
+    let Value::Object(o) = msg else {
+        return Err(wrong_type(&p, "an object", msg));
     };
-    let mut chars = 0usize;
-    for (i, msg) in messages.iter().enumerate() {
-        let p = format!("messages[{i}]");
-        let Value::Object(o) = msg else {
-            return Err(Rejection::bad(
-                Some(&p),
-                format!("Invalid type for '{p}': expected an object."),
-            ));
-        };
-        let role = match o.get("role") {
-            Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.as_str(),
-            Some(Value::String(r)) => {
-                return Err(Rejection::bad(
-                    Some(&format!("{p}.role")),
-                    format!("Invalid value: '{r}'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'."),
-                ))
-            }
-            _ => return Err(Rejection::bad(Some(&format!("{p}.role")), format!("Missing required parameter: '{p}.role'."))),
-        };
-        match o.get("content") {
-            Some(Value::String(s)) => chars += s.chars().count(),
-            Some(Value::Array(parts)) => {
-                for (j, part) in parts.iter().enumerate() {
-                    let ok = part.get("type").and_then(Value::as_str).is_some();
-                    if !ok {
-                        let q = format!("{p}.content[{j}].type");
-                        return Err(Rejection::bad(Some(&q), format!("Missing required parameter: '{q}'.")));
+    let rp = format!("{p}.role");
+    let role = match o.get("role") {
+        None | Some(Value::Null) => return Err(missing(&rp)),
+        Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.as_str(),
+        Some(Value::String(r)) => {
+            return Err(bad(
+                &rp,
+                format!(
+                "Invalid value: '{r}'. Supported values are: 'system', 'assistant', 'user', 'tool', and 'developer'."
+            ),
+            ))
+        }
+        Some(v) => return Err(wrong_type(&rp, "a string", v)),
+    };
+    let cp = format!("{p}.content");
+    match o.get("content") {
+        Some(Value::String(s)) => Ok(chars(s)),
+        Some(Value::Array(parts)) => {
+            let mut n = 0;
+            for (j, part) in parts.iter().enumerate() {
+                let pp = format!("{cp}[{j}]");
+                let Value::Object(po) = part else {
+                    return Err(wrong_type(&pp, "an object", part));
+                };
+                let tp = format!("{pp}.type");
+                match po.get("type") {
+                    None | Some(Value::Null) => return Err(missing(&tp)),
+                    Some(Value::String(t)) if t == "text" => match po.get("text") {
+                        Some(Value::String(s)) => n += chars(s),
+                        None | Some(Value::Null) => return Err(missing(&format!("{pp}.text"))),
+                        Some(v) => return Err(wrong_type(&format!("{pp}.text"), "a string", v)),
+                    },
+                    Some(Value::String(t)) if PART_TYPES.contains(&t.as_str()) => {}
+                    Some(Value::String(t)) => {
+                        return Err(bad(
+                            &tp,
+                            format!(
+                                "Invalid value: '{t}'. Supported values are: 'text', 'image_url', 'input_audio', 'refusal', and 'file'."
+                            ),
+                        ))
                     }
-                    chars += text_chars(part);
+                    Some(v) => return Err(wrong_type(&tp, "a string", v)),
                 }
             }
-            None | Some(Value::Null) if role == "assistant" => {}
-            Some(v) if !v.is_null() => {
-                let q = format!("{p}.content");
-                return Err(Rejection::bad(
-                    Some(&q),
-                    format!("Invalid type for '{q}': expected one of a string or array of objects, but got {v}."),
-                ));
-            }
-            _ => {
-                let q = format!("{p}.content");
-                return Err(Rejection::bad(Some(&q), format!("Missing required parameter: '{q}'.")));
-            }
+            Ok(n)
         }
+        None | Some(Value::Null) if role == "assistant" => Ok(0),
+        None => Err(missing(&cp)),
+        Some(v) => Err(wrong_type(&cp, "one of a string or array of objects", v)),
     }
-    let stream = opt_bool(&m, "stream")?;
-    let max_tokens = match opt_positive(&m, "max_completion_tokens")? {
-        Some(n) => Some(n),
-        None => opt_positive(&m, "max_tokens")?,
+}
+
+/// Parses and validates `POST /v1/chat/completions` like OpenAI does (`SEMANTICS.md` §5).
+///
+/// Rejections (all 400 `invalid_request_error`, `param` naming the exact field): body
+/// not JSON (OpenAI's "We could not parse the JSON body…"); body not an object;
+/// `model` missing, empty or not a string; `messages` missing, not an array or empty;
+/// a message that is not an object, lacks `role`, or has a role other than
+/// system/user/assistant/tool/developer; `content` that is not a string or an array of
+/// parts (`null`/absent only for assistant), a part without `type`, a `text` part
+/// without a string `text`; `stream` not a boolean; `max_tokens` /
+/// `max_completion_tokens` not an integer ≥ 1; `stream_options` without
+/// `"stream": true`, or not an object, or with a non-boolean `include_usage`.
+/// `null` optional fields read as absent, as OpenAI's nullable parameters do.
+pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
+    let m = object(body)?;
+    let model = model(&m)?;
+    let messages = match m.get("messages") {
+        None | Some(Value::Null) => return Err(missing("messages")),
+        Some(Value::Array(a)) if a.is_empty() => return Err(bad(
+            "messages",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        )),
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(wrong_type("messages", "an array", v)),
     };
+    let mut total = 0usize;
+    for (i, msg) in messages.iter().enumerate() {
+        total = total.saturating_add(message_chars(i, msg)?);
+    }
+    let stream = opt_bool(&m, "stream")?.unwrap_or(false);
+    let max_completion = opt_positive(&m, "max_completion_tokens")?;
+    let max_legacy = opt_positive(&m, "max_tokens")?;
     let include_usage = match m.get("stream_options") {
         None | Some(Value::Null) => false,
-        Some(Value::Object(o)) => {
-            if !stream {
-                return Err(Rejection::bad(
-                    Some("stream_options"),
-                    "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                ));
-            }
-            match o.get("include_usage") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(v) => {
-                    return Err(Rejection::bad(
-                        Some("stream_options.include_usage"),
-                        format!("Invalid type for 'stream_options.include_usage': expected a boolean, but got {v}."),
-                    ))
-                }
-            }
-        }
-        Some(v) => {
-            return Err(Rejection::bad(
-                Some("stream_options"),
-                format!("Invalid type for 'stream_options': expected an object, but got {v}."),
+        Some(_) if !stream => {
+            return Err(bad(
+                "stream_options",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             ))
         }
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => return Err(wrong_type("stream_options.include_usage", "a boolean", v)),
+        },
+        Some(v) => return Err(wrong_type("stream_options", "an object", v)),
     };
     Ok(ChatRequest {
         model,
         stream,
         include_usage,
-        max_tokens,
-        input_tokens: estimate_tokens(chars).max(1),
+        max_tokens: max_completion.or(max_legacy),
+        input_tokens: estimate_tokens(total).max(1),
     })
 }
 
-/// Parses and validates `POST /v1/embeddings`.
+/// Parses and validates `POST /v1/embeddings` (`SEMANTICS.md` §5).
+///
+/// `input` must be a non-empty string, a non-empty array of non-empty strings, a
+/// non-empty array of token ids (integers ≥ 0), or a non-empty array of non-empty token
+/// id arrays; at most 2048 entries. `model` is required; `dimensions`, if given, is an
+/// integer in 1..=8192. Rejections are 400s with `param` `"model"`, `"input"` or
+/// `"dimensions"`.
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
-    let m = parse_object(body, NOT_JSON)?;
-    let model = req_string(&m, "model")?;
-    let bad_input = || {
-        Rejection::bad(
-            Some("input"),
-            "'input' must be a string, an array of strings, an array of integers, or an array of arrays of integers.",
+    let m = object(body)?;
+    let model = model(&m)?;
+    let invalid = || {
+        bad(
+            "input",
+            "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
         )
     };
-    let (inputs, tokens) = match m.get("input") {
-        None | Some(Value::Null) => return Err(Rejection::bad(Some("input"), "Missing required parameter: 'input'.")),
-        Some(Value::String(s)) => (1u32, estimate_tokens(s.chars().count())),
-        Some(Value::Array(a)) if a.is_empty() => {
-            return Err(Rejection::bad(Some("input"), "'input' must be a non-empty array."))
-        }
+    let is_token = |v: &Value| v.as_u64().is_some();
+    let (inputs, tokens): (usize, usize) = match m.get("input") {
+        None | Some(Value::Null) => return Err(missing("input")),
+        Some(Value::String(s)) if s.is_empty() => return Err(invalid()),
+        Some(Value::String(s)) => (1, estimate_tokens(chars(s)) as usize),
+        Some(Value::Array(a)) if a.is_empty() => return Err(invalid()),
         Some(Value::Array(a)) => {
-            if a.iter().all(Value::is_string) {
-                (a.len() as u32, a.iter().map(|s| estimate_tokens(text_chars(s))).sum())
-            } else if a.iter().all(|v| v.as_u64().is_some()) {
-                (1, a.len() as u32)
-            } else if a.iter().all(|v| {
-                v.as_array()
-                    .is_some_and(|x| !x.is_empty() && x.iter().all(|t| t.as_u64().is_some()))
-            }) {
-                (
-                    a.len() as u32,
-                    a.iter().map(|v| v.as_array().map_or(0, |x| x.len() as u32)).sum(),
-                )
+            if a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+                let t = a
+                    .iter()
+                    .map(|v| estimate_tokens(v.as_str().map_or(0, chars)) as usize)
+                    .fold(0usize, usize::saturating_add);
+                (a.len(), t)
+            } else if a.iter().all(is_token) {
+                (1, a.len())
+            } else if a
+                .iter()
+                .all(|v| v.as_array().is_some_and(|x| !x.is_empty() && x.iter().all(is_token)))
+            {
+                let t = a
+                    .iter()
+                    .map(|v| v.as_array().map_or(0, Vec::len))
+                    .fold(0usize, usize::saturating_add);
+                (a.len(), t)
             } else {
-                return Err(bad_input());
+                return Err(invalid());
             }
         }
-        Some(_) => return Err(bad_input()),
+        Some(_) => return Err(invalid()),
     };
-    if inputs > 2048 {
-        return Err(Rejection::bad(
-            Some("input"),
-            "'input' must have at most 2048 elements.",
+    if inputs > MAX_EMBEDDING_INPUTS {
+        return Err(bad(
+            "input",
+            format!(
+                "Invalid 'input': array too long. Expected an array with maximum length {MAX_EMBEDDING_INPUTS}, but got an array with length {inputs} instead."
+            ),
         ));
     }
     let dimensions = opt_positive(&m, "dimensions")?;
-    if dimensions.is_some_and(|d| d > 8192) {
-        return Err(Rejection::bad(Some("dimensions"), "'dimensions' must be at most 8192."));
+    if let Some(d) = dimensions.filter(|&d| d > MAX_DIMENSIONS) {
+        return Err(bad(
+            "dimensions",
+            format!("Invalid 'dimensions': integer above maximum value. Expected a value <= {MAX_DIMENSIONS}, but got {d} instead."),
+        ));
     }
     Ok(EmbeddingsRequest {
         model,
-        inputs,
-        input_tokens: tokens.max(1),
+        inputs: inputs as u32,
+        input_tokens: u32::try_from(tokens).unwrap_or(u32::MAX).max(1),
         dimensions,
     })
 }
 
-fn type_and_code(kind: ErrorKind) -> (&'static str, Value) {
+/// The envelope's `type` and `code` for a kind.
+fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
     match kind {
-        ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::RequestTooLarge => {
-            ("invalid_request_error", Value::Null)
-        }
-        ErrorKind::Authentication => ("invalid_request_error", json!("invalid_api_key")),
-        ErrorKind::Permission => ("invalid_request_error", json!("unsupported_country_region_territory")),
-        ErrorKind::Billing => ("billing_error", json!("billing_hard_limit_reached")),
-        ErrorKind::RateLimit => ("requests", json!("rate_limit_exceeded")),
-        ErrorKind::InsufficientQuota => ("insufficient_quota", json!("insufficient_quota")),
+        ErrorKind::BadRequest | ErrorKind::RequestTooLarge => ("invalid_request_error", None),
+        ErrorKind::NotFound => ("invalid_request_error", Some("model_not_found")),
+        ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+        ErrorKind::Billing => ("invalid_request_error", Some("billing_hard_limit_reached")),
+        ErrorKind::Permission => ("request_forbidden", Some("unsupported_country_region_territory")),
+        ErrorKind::RateLimit => ("requests", Some("rate_limit_exceeded")),
+        ErrorKind::InsufficientQuota => ("insufficient_quota", Some("insufficient_quota")),
         ErrorKind::Server
         | ErrorKind::BadGateway
         | ErrorKind::Unavailable
         | ErrorKind::Timeout
-        | ErrorKind::Overloaded => ("server_error", Value::Null),
+        | ErrorKind::Overloaded => ("server_error", None),
     }
 }
 
@@ -204,21 +314,55 @@ fn error_value(kind: ErrorKind, message: &str, param: Option<&str>) -> Value {
     json!({ "error": { "message": message, "type": ty, "param": param, "code": code } })
 }
 
-/// `{"error":{"message","type","param","code"}}`.
+/// The OpenAI error envelope `{"error":{"message","type","param","code"}}`
+/// (`SEMANTICS.md` §5). `type`/`code` by kind:
+///
+/// | kind | type | code |
+/// | --- | --- | --- |
+/// | BadRequest, RequestTooLarge | `invalid_request_error` | null |
+/// | NotFound | `invalid_request_error` | `model_not_found` |
+/// | Authentication | `invalid_request_error` | `invalid_api_key` |
+/// | Billing | `invalid_request_error` | `billing_hard_limit_reached` |
+/// | Permission | `request_forbidden` | `unsupported_country_region_territory` |
+/// | RateLimit | `requests` | `rate_limit_exceeded` |
+/// | InsufficientQuota | `insufficient_quota` | `insufficient_quota` |
+/// | Server, BadGateway, Unavailable, Timeout, Overloaded | `server_error` | null |
+///
+/// For a 429 whose message should say when to retry, use [`rate_limit_error_body`].
 pub fn error_body(kind: ErrorKind, message: &str, param: Option<&str>) -> String {
     error_value(kind, message, param).to_string()
 }
 
-/// A 429 rate-limit body whose message ends "Please try again in 84ms.".
+/// A 429 `requests` / `rate_limit_exceeded` body whose message ends "Please try again
+/// in {d}." with `d` = [`go_duration`]`(retry_after)`, e.g. "84ms", "1.2s"
+/// (`SEMANTICS.md` §5).
 pub fn rate_limit_error_body(retry_after: Nanos) -> String {
     let msg = format!(
-        "Rate limit reached for requests in organization org-chaosgate on requests per min (RPM): Limit reached. Please try again in {}.",
+        "Rate limit reached in organization org-chaosgate on requests per min (RPM). Please try again in {}.",
         go_duration(retry_after)
     );
     error_body(ErrorKind::RateLimit, &msg, None)
 }
 
-/// A `chat.completion` object.
+fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": u64::from(prompt_tokens) + u64::from(completion_tokens),
+        "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    })
+}
+
+/// A non-streaming `chat.completion` object (`SEMANTICS.md` §5): one choice with an
+/// assistant `message` (`content`, `refusal: null`, `annotations: []`), `logprobs: null`,
+/// the `finish_reason`; `usage` with `prompt_tokens`, `completion_tokens`, `total_tokens`
+/// and zeroed details; `service_tier: "default"`; `system_fingerprint: "fp_chaosgate"`.
 pub fn completion_body(
     id: &str,
     model: &str,
@@ -235,53 +379,68 @@ pub fn completion_body(
         "model": model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": text, "refusal": null },
+            "message": { "role": "assistant", "content": text, "refusal": null, "annotations": [] },
             "logprobs": null,
             "finish_reason": finish_reason,
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(prompt_tokens, completion_tokens),
+        "service_tier": "default",
         "system_fingerprint": "fp_chaosgate",
     })
     .to_string()
 }
 
-/// An embeddings `list` with deterministic unit vectors.
-pub fn embeddings_body(model: &str, inputs: u32, dimensions: u32, prompt_tokens: u32, seed: u64) -> String {
-    let mut data = Vec::with_capacity(inputs as usize);
-    let mut x = seed | 1;
-    for i in 0..inputs {
-        let mut v: Vec<f64> = (0..dimensions)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect();
-        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
-        for a in &mut v {
-            *a = (*a / norm * 1e6).round() / 1e6;
-        }
-        data.push(json!({ "object": "embedding", "index": i, "embedding": v }));
-    }
-    json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": { "prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens },
-    })
-    .to_string()
+/// SplitMix64: a well-mixed 64-bit step for the embedding values.
+fn splitmix64(x: &mut u64) -> u64 {
+    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
-/// `GET /v1/models`.
+/// An embeddings `list` (`SEMANTICS.md` §5): `inputs` objects `{"object":"embedding",
+/// "index":i,"embedding":[…]}` of `dimensions` floats, plus `model` and `usage`
+/// (`prompt_tokens` = `total_tokens`). Vector `i` is a deterministic function of
+/// `(seed, i)`: uniform draws normalized to unit length, printed as `f32` like OpenAI's
+/// float32 values. Written directly into the string (no `Value` tree) because bodies of
+/// thousands of floats are common.
+pub fn embeddings_body(model: &str, inputs: u32, dimensions: u32, prompt_tokens: u32, seed: u64) -> String {
+    let mut out = String::with_capacity(64 + inputs as usize * (48 + dimensions as usize * 12));
+    out.push_str("{\"object\":\"list\",\"data\":[");
+    let mut v = Vec::with_capacity(dimensions as usize);
+    for i in 0..inputs {
+        let mut x = seed ^ u64::from(i).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        v.clear();
+        v.extend((0..dimensions).map(|_| (splitmix64(&mut x) >> 11) as f64 / (1u64 << 52) as f64 - 1.0));
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let norm = if norm > 0.0 { norm } else { 1.0 };
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"object\":\"embedding\",\"index\":{i},\"embedding\":[");
+        for (j, a) in v.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}", (a / norm) as f32);
+        }
+        out.push_str("]}");
+    }
+    let _ = write!(
+        out,
+        "],\"model\":{},\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"total_tokens\":{prompt_tokens}}}}}",
+        Value::from(model)
+    );
+    out
+}
+
+/// `GET /v1/models`: `{"object":"list","data":[{"id","object":"model","created",
+/// "owned_by":"system"}]}` (`SEMANTICS.md` §5).
 pub fn models_body(models: &[&str], created: u64) -> String {
     let data: Vec<Value> = models
         .iter()
-        .map(|m| json!({ "id": m, "object": "model", "created": created, "owned_by": "chaosgate" }))
+        .map(|m| json!({ "id": m, "object": "model", "created": created, "owned_by": "system" }))
         .collect();
     json!({ "object": "list", "data": data }).to_string()
 }
@@ -296,12 +455,14 @@ fn chunk(id: &str, model: &str, created: u64, delta: Value, finish: Option<&str>
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
+        "service_tier": "default",
         "system_fingerprint": "fp_chaosgate",
         "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
     }))
 }
 
-/// First chunk: `delta: {"role":"assistant","content":""}`.
+/// First SSE frame of a stream: delta `{"role":"assistant","content":"","refusal":null}`,
+/// `finish_reason: null` (`SEMANTICS.md` §5). `usage` is omitted (see the module doc).
 pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
     chunk(
         id,
@@ -312,48 +473,54 @@ pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
     )
 }
 
-/// A content piece.
+/// A content frame: delta `{"content": text}`, `finish_reason: null` (`SEMANTICS.md` §5).
 pub fn chunk_content(id: &str, model: &str, created: u64, text: &str) -> String {
     chunk(id, model, created, json!({ "content": text }), None)
 }
 
-/// The chunk with `finish_reason` and an empty delta.
+/// The finishing frame: empty delta `{}` and `finish_reason` (`"stop"`, `"length"`, …)
+/// (`SEMANTICS.md` §5).
 pub fn chunk_finish(id: &str, model: &str, created: u64, finish_reason: &str) -> String {
     chunk(id, model, created, json!({}), Some(finish_reason))
 }
 
-/// The usage chunk (empty `choices`), sent only with `include_usage`.
+/// The usage frame, sent after [`chunk_finish`] only with
+/// `stream_options.include_usage`: `"choices": []` and a full `usage` object
+/// (`SEMANTICS.md` §5).
 pub fn chunk_usage(id: &str, model: &str, created: u64, prompt_tokens: u32, completion_tokens: u32) -> String {
     frame(&json!({
         "id": id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
+        "service_tier": "default",
         "system_fingerprint": "fp_chaosgate",
         "choices": [],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+        "usage": usage(prompt_tokens, completion_tokens),
     }))
 }
 
-/// The stream terminator.
+/// The stream terminator frame, `data: [DONE]` (`SEMANTICS.md` §5).
 pub const DONE: &str = "data: [DONE]\n\n";
 
-/// An in-band error after a 200: `data: {"error":{...}}` (the Python SDK raises APIError).
+/// An in-band error after a 200: `data: {"error":{"message","type","param":null,
+/// "code"}}` — the same envelope as [`error_body`]; the Python SDK raises `APIError` for
+/// any stream event with an `"error"` key (`SEMANTICS.md` §5).
 pub fn stream_error(kind: ErrorKind, message: &str) -> String {
     frame(&error_value(kind, message, None))
 }
 
-/// A `data:` line whose JSON is cut short.
+/// A `data:` frame whose JSON is cut off inside a string (`SEMANTICS.md` §6: a corrupt
+/// chunk a gateway must not pass on as success):
+/// `data: {"id":"chatcmpl-x","object":"chat.completion.chunk","choices":[{"delta":{"content":"`.
 pub fn malformed_chunk() -> String {
-    "data: {\"id\":\"chatcmpl-broken\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"content\":\"\n\n"
+    "data: {\"id\":\"chatcmpl-x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"content\":\"\n\n"
         .into()
 }
 
-/// `x-ratelimit-*` headers; resets as Go durations.
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers (`SEMANTICS.md` §5),
+/// resets as [`go_duration`] strings (`"1s"`, `"6m0s"`, `"20ms"`). A dimension whose
+/// limit is 0 (not limited) is left out.
 pub fn ratelimit_headers(s: &RateLimitSnapshot) -> Vec<(&'static str, String)> {
     let mut v = Vec::with_capacity(6);
     if s.limit_requests > 0 {
@@ -373,113 +540,549 @@ pub fn ratelimit_headers(s: &RateLimitSnapshot) -> Vec<(&'static str, String)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_a_realistic_request() {
-        let r = parse_chat(br#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":[{"type":"text","text":"Hello!"}]}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":50}"#).unwrap();
-        assert_eq!(r.model, "gpt-4o");
-        assert!(r.stream && r.include_usage);
-        assert_eq!(r.max_tokens, Some(50));
-        assert_eq!(r.input_tokens, estimate_tokens("You are terse.".len() + "Hello!".len()));
+    fn data(frame: &str) -> Value {
+        assert!(frame.starts_with("data: ") && frame.ends_with("\n\n"), "{frame:?}");
+        assert_eq!(frame.matches('\n').count(), 2, "one line per frame: {frame:?}");
+        serde_json::from_str(&frame["data: ".len()..frame.len() - 2]).unwrap()
+    }
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    fn reject(body: &str) -> Rejection {
+        parse_chat(body.as_bytes()).expect_err(body)
     }
 
     #[test]
-    fn rejects_with_param() {
-        let cases: [(&[u8], Option<&str>); 7] = [
-            (b"{nope", None),
-            (b"[1]", None),
-            (br#"{"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
-            (br#"{"model":"m","messages":[]}"#, Some("messages")),
+    fn accepts_documented_requests() {
+        // The API reference's "Default" example.
+        let r = parse_chat(
+            br#"{"model": "gpt-4o", "messages": [{"role": "developer", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello!"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model, "gpt-4o");
+        assert!(!r.stream && !r.include_usage);
+        assert_eq!(r.max_tokens, None);
+        assert_eq!(r.input_tokens, estimate_tokens(28 + 6));
+        // The "Streaming" example plus usage, parts and a tool round-trip.
+        let r = parse_chat(
+            br#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},
+                "max_completion_tokens":50,"max_tokens":9,"temperature":0.2,
+                "messages":[{"role":"system","content":"You are terse."},
+                  {"role":"user","content":[{"type":"text","text":"What's in this image?"},
+                    {"type":"image_url","image_url":{"url":"https://example.com/a.jpg"}}]},
+                  {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+                    "function":{"name":"f","arguments":"{}"}}]},
+                  {"role":"tool","tool_call_id":"call_1","content":"42"}]}"#,
+        )
+        .unwrap();
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.max_tokens, Some(50), "max_completion_tokens wins");
+        assert_eq!(r.input_tokens, estimate_tokens(14 + 21 + 2));
+        let r = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":7,"stream":null,"stream_options":null}"#).unwrap();
+        assert_eq!((r.max_tokens, r.stream, r.input_tokens), (Some(7), false, 1));
+        let r = parse_chat(br#"{"model":"m","stream":true,"messages":[{"role":"assistant"}]}"#).unwrap();
+        assert_eq!((r.input_tokens, r.include_usage), (1, false));
+        // non-ASCII counts characters, not bytes
+        let r = parse_chat("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"ééééé\"}]}".as_bytes())
+            .unwrap();
+        assert_eq!(r.input_tokens, 2);
+    }
+
+    #[test]
+    fn rejects_each_bad_case_with_its_param() {
+        let u = r#"[{"role":"user","content":"x"}]"#;
+        let cases: Vec<(String, Option<&str>, &str)> = vec![
+            ("{nope".into(), None, "We could not parse the JSON body"),
+            ("".into(), None, "We could not parse the JSON body"),
+            ("[1]".into(), None, "expected an object, but got an array"),
             (
-                br#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
+                format!(r#"{{"messages":{u}}}"#),
+                Some("model"),
+                "you must provide a model parameter",
+            ),
+            (
+                format!(r#"{{"model":"","messages":{u}}}"#),
+                Some("model"),
+                "model parameter",
+            ),
+            (
+                format!(r#"{{"model":5,"messages":{u}}}"#),
+                Some("model"),
+                "expected a string, but got an integer",
+            ),
+            (
+                r#"{"model":"m"}"#.into(),
+                Some("messages"),
+                "Missing required parameter: 'messages'.",
+            ),
+            (
+                r#"{"model":"m","messages":"hi"}"#.into(),
+                Some("messages"),
+                "expected an array, but got a string",
+            ),
+            (r#"{"model":"m","messages":[]}"#.into(), Some("messages"), "empty array"),
+            (
+                r#"{"model":"m","messages":["hi"]}"#.into(),
+                Some("messages[0]"),
+                "expected an object",
+            ),
+            (
+                r#"{"model":"m","messages":[{"content":"x"}]}"#.into(),
                 Some("messages[0].role"),
+                "Missing required parameter: 'messages[0].role'.",
             ),
             (
-                br#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+                r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#.into(),
+                Some("messages[0].role"),
+                "Invalid value: 'wizard'",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":1,"content":"x"}]}"#.into(),
+                Some("messages[0].role"),
+                "expected a string",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":7}]}"#.into(),
+                Some("messages[1].content"),
+                "expected one of a string or array of objects, but got an integer instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":{"type":"text"}}]}"#.into(),
+                Some("messages[0].content"),
+                "but got an object instead",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}]}"#.into(),
+                Some("messages[0].content"),
+                "Missing required parameter",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":null}]}"#.into(),
+                Some("messages[0].content"),
+                "but got null instead",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[{"text":"x"}]}]}"#.into(),
+                Some("messages[0].content[0].type"),
+                "Missing required parameter",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}"#.into(),
+                Some("messages[0].content[0].text"),
+                "Missing required parameter",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":3}]}]}"#.into(),
+                Some("messages[0].content[0].text"),
+                "expected a string",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":[{"type":"video"}]}]}"#.into(),
+                Some("messages[0].content[0].type"),
+                "Invalid value: 'video'",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":["x"]}]}"#.into(),
+                Some("messages[0].content[0]"),
+                "expected an object",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"stream":"yes"}}"#),
+                Some("stream"),
+                "expected a boolean, but got a string",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"max_tokens":0}}"#),
                 Some("max_tokens"),
+                "integer below minimum value",
             ),
             (
-                br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+                format!(r#"{{"model":"m","messages":{u},"max_tokens":-3}}"#),
+                Some("max_tokens"),
+                "Expected a value >= 1, but got -3",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"max_tokens":1.5}}"#),
+                Some("max_tokens"),
+                "expected an integer, but got a decimal",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"max_completion_tokens":"9"}}"#),
+                Some("max_completion_tokens"),
+                "expected an integer",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"stream_options":{{"include_usage":true}}}}"#),
                 Some("stream_options"),
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"stream":false,"stream_options":{{}}}}"#),
+                Some("stream_options"),
+                "only allowed when 'stream' is enabled",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"stream":true,"stream_options":true}}"#),
+                Some("stream_options"),
+                "expected an object",
+            ),
+            (
+                format!(r#"{{"model":"m","messages":{u},"stream":true,"stream_options":{{"include_usage":1}}}}"#),
+                Some("stream_options.include_usage"),
+                "expected a boolean",
             ),
         ];
-        for (body, param) in cases {
-            let e = parse_chat(body).unwrap_err();
-            assert_eq!(e.status, 400);
-            assert_eq!(e.param.as_deref(), param, "{}", String::from_utf8_lossy(body));
+        for (body, param, needle) in cases {
+            let e = reject(&body);
+            assert_eq!((e.status, e.kind), (400, ErrorKind::BadRequest), "{body}");
+            assert_eq!(e.param.as_deref(), param, "{body}");
+            assert!(e.message.contains(needle), "{body}: {:?} lacks {needle:?}", e.message);
         }
     }
 
     #[test]
     fn embeddings_inputs() {
-        assert_eq!(parse_embeddings(br#"{"model":"e","input":"abcd"}"#).unwrap().inputs, 1);
-        assert_eq!(
-            parse_embeddings(br#"{"model":"e","input":["a","b","c"]}"#)
-                .unwrap()
-                .inputs,
-            3
+        let ok = |b: &str| parse_embeddings(b.as_bytes()).unwrap();
+        // The API reference example.
+        let r = ok(
+            r#"{"input": "The food was delicious and the waiter...", "model": "text-embedding-ada-002", "encoding_format": "float"}"#,
         );
         assert_eq!(
-            parse_embeddings(br#"{"model":"e","input":[[1,2],[3]]}"#)
-                .unwrap()
-                .inputs,
-            2
+            (r.model.as_str(), r.inputs, r.input_tokens, r.dimensions),
+            ("text-embedding-ada-002", 1, 10, None)
         );
+        assert_eq!(ok(r#"{"model":"e","input":["a","bb","ccccc"]}"#).inputs, 3);
+        assert_eq!(ok(r#"{"model":"e","input":["a","bb","ccccc"]}"#).input_tokens, 4);
+        let r = ok(r#"{"model":"e","input":[1,2,3,4,5]}"#);
+        assert_eq!((r.inputs, r.input_tokens), (1, 5));
+        let r = ok(r#"{"model":"e","input":[[1,2],[3]],"dimensions":256}"#);
+        assert_eq!((r.inputs, r.input_tokens, r.dimensions), (2, 3, Some(256)));
+        for (body, param) in [
+            (r#"{"input":"x"}"#, "model"),
+            (r#"{"model":"e"}"#, "input"),
+            (r#"{"model":"e","input":""}"#, "input"),
+            (r#"{"model":"e","input":[]}"#, "input"),
+            (r#"{"model":"e","input":[""]}"#, "input"),
+            (r#"{"model":"e","input":[[]]}"#, "input"),
+            (r#"{"model":"e","input":["a",1]}"#, "input"),
+            (r#"{"model":"e","input":[-1]}"#, "input"),
+            (r#"{"model":"e","input":[1.5]}"#, "input"),
+            (r#"{"model":"e","input":{"text":"a"}}"#, "input"),
+            (r#"{"model":"e","input":7}"#, "input"),
+            (r#"{"model":"e","input":"a","dimensions":0}"#, "dimensions"),
+            (r#"{"model":"e","input":"a","dimensions":100000}"#, "dimensions"),
+        ] {
+            let e = parse_embeddings(body.as_bytes()).expect_err(body);
+            assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{body}");
+        }
+        let many = format!(r#"{{"model":"e","input":[{}"x"]}}"#, "\"x\",".repeat(2048));
         assert_eq!(
-            parse_embeddings(br#"{"model":"e","input":[]}"#)
-                .unwrap_err()
-                .param
-                .as_deref(),
+            parse_embeddings(many.as_bytes()).unwrap_err().param.as_deref(),
             Some("input")
         );
-        let b: Value = serde_json::from_str(&embeddings_body("e", 2, 4, 3, 9)).unwrap();
-        assert_eq!(b["data"][1]["embedding"].as_array().unwrap().len(), 4);
+        assert!(parse_embeddings(b"nope")
+            .unwrap_err()
+            .message
+            .contains("could not parse"));
     }
 
     #[test]
-    fn envelopes_and_chunks_have_the_real_shape() {
-        let e: Value = serde_json::from_str(&rate_limit_error_body(84_000_000)).unwrap();
-        assert_eq!(e["error"]["type"], "requests");
-        assert_eq!(e["error"]["code"], "rate_limit_exceeded");
-        assert!(e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("Please try again in 84ms."));
-        assert!(e["error"]["param"].is_null());
-        let q: Value = serde_json::from_str(&error_body(ErrorKind::InsufficientQuota, "q", None)).unwrap();
+    fn error_envelopes() {
+        for k in ErrorKind::ALL {
+            let v: Value = serde_json::from_str(&error_body(k, "msg", Some("messages"))).unwrap();
+            assert_eq!(keys(&v), ["error"]);
+            assert_eq!(keys(&v["error"]), ["code", "message", "param", "type"], "{k:?}");
+            assert_eq!(v["error"]["message"], "msg");
+            assert_eq!(v["error"]["param"], "messages");
+            assert!(v["error"]["type"].is_string());
+        }
+        let t = |k| {
+            let v: Value = serde_json::from_str(&error_body(k, "m", None)).unwrap();
+            (
+                v["error"]["type"].clone(),
+                v["error"]["code"].clone(),
+                v["error"]["param"].clone(),
+            )
+        };
         assert_eq!(
-            (q["error"]["type"].as_str(), q["error"]["code"].as_str()),
-            (Some("insufficient_quota"), Some("insufficient_quota"))
+            t(ErrorKind::BadRequest),
+            (json!("invalid_request_error"), Value::Null, Value::Null)
         );
-        let c = chunk_content("id", "m", 1, " hi");
-        assert!(c.starts_with("data: ") && c.ends_with("\n\n"));
-        let v: Value = serde_json::from_str(c.trim_start_matches("data: ").trim()).unwrap();
-        assert_eq!(v["object"], "chat.completion.chunk");
-        assert_eq!(v["choices"][0]["delta"]["content"], " hi");
-        let u: Value =
-            serde_json::from_str(chunk_usage("id", "m", 1, 3, 4).trim_start_matches("data: ").trim()).unwrap();
-        assert_eq!(u["choices"].as_array().unwrap().len(), 0);
-        assert_eq!(u["usage"]["total_tokens"], 7);
-        let se: Value =
-            serde_json::from_str(stream_error(ErrorKind::Server, "x").trim_start_matches("data: ").trim()).unwrap();
-        assert!(se["error"].is_object());
-        assert!(serde_json::from_str::<Value>(malformed_chunk().trim_start_matches("data: ").trim()).is_err());
+        assert_eq!(
+            t(ErrorKind::Authentication),
+            (json!("invalid_request_error"), json!("invalid_api_key"), Value::Null)
+        );
+        assert_eq!(
+            t(ErrorKind::RateLimit),
+            (json!("requests"), json!("rate_limit_exceeded"), Value::Null)
+        );
+        assert_eq!(
+            t(ErrorKind::InsufficientQuota),
+            (json!("insufficient_quota"), json!("insufficient_quota"), Value::Null)
+        );
+        for k in [
+            ErrorKind::Server,
+            ErrorKind::BadGateway,
+            ErrorKind::Unavailable,
+            ErrorKind::Timeout,
+            ErrorKind::Overloaded,
+        ] {
+            assert_eq!(t(k).0, json!("server_error"));
+        }
+        for (ns, tail) in [
+            (84_000_000, "Please try again in 84ms."),
+            (1_200_000_000, "Please try again in 1.2s."),
+            (90_000_000_000, "Please try again in 1m30s."),
+        ] {
+            let v: Value = serde_json::from_str(&rate_limit_error_body(ns)).unwrap();
+            assert!(v["error"]["message"].as_str().unwrap().ends_with(tail), "{v}");
+            assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        }
+        let s = data(&stream_error(ErrorKind::Server, "The server had an error"));
+        assert_eq!(keys(&s), ["error"]);
+        assert_eq!(s["error"]["type"], "server_error");
+        assert!(s["error"]["param"].is_null());
+        // messages with quotes and newlines stay valid JSON on one line
+        let s = data(&stream_error(ErrorKind::Overloaded, "a \"b\"\nc"));
+        assert_eq!(s["error"]["message"], "a \"b\"\nc");
     }
 
     #[test]
-    fn random_bytes_never_panic() {
+    fn completion_and_chunks_have_the_real_shape() {
+        let c: Value = serde_json::from_str(&completion_body(
+            "chatcmpl-1",
+            "gpt-4o",
+            1_700_000_000,
+            " hi",
+            9,
+            12,
+            "stop",
+        ))
+        .unwrap();
+        assert_eq!(
+            keys(&c),
+            [
+                "choices",
+                "created",
+                "id",
+                "model",
+                "object",
+                "service_tier",
+                "system_fingerprint",
+                "usage"
+            ]
+        );
+        assert_eq!(c["object"], "chat.completion");
+        assert_eq!(c["created"], 1_700_000_000u64);
+        assert_eq!(
+            keys(&c["choices"][0]),
+            ["finish_reason", "index", "logprobs", "message"]
+        );
+        assert_eq!(c["choices"][0]["message"]["role"], "assistant");
+        assert_eq!(c["choices"][0]["message"]["content"], " hi");
+        assert_eq!(c["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            (
+                c["usage"]["prompt_tokens"].clone(),
+                c["usage"]["completion_tokens"].clone(),
+                c["usage"]["total_tokens"].clone()
+            ),
+            (json!(9), json!(12), json!(21))
+        );
+        let big: Value = serde_json::from_str(&completion_body("i", "m", 0, "", u32::MAX, u32::MAX, "length")).unwrap();
+        assert_eq!(big["usage"]["total_tokens"], 2 * u64::from(u32::MAX));
+
+        let common = [
+            "choices",
+            "created",
+            "id",
+            "model",
+            "object",
+            "service_tier",
+            "system_fingerprint",
+        ];
+        let r = data(&chunk_role("chatcmpl-1", "gpt-4o", 5));
+        assert_eq!(keys(&r), common);
+        assert_eq!(r["object"], "chat.completion.chunk");
+        assert_eq!(keys(&r["choices"][0]), ["delta", "finish_reason", "index", "logprobs"]);
+        assert_eq!(r["choices"][0]["index"], 0);
+        assert_eq!(r["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(r["choices"][0]["delta"]["content"], "");
+        assert!(r["choices"][0]["finish_reason"].is_null() && r["choices"][0]["logprobs"].is_null());
+        let c = data(&chunk_content("chatcmpl-1", "gpt-4o", 5, " lorem"));
+        assert_eq!(keys(&c), common);
+        assert_eq!(c["choices"][0]["delta"], json!({ "content": " lorem" }));
+        assert!(c["choices"][0]["finish_reason"].is_null());
+        let f = data(&chunk_finish("chatcmpl-1", "gpt-4o", 5, "length"));
+        assert_eq!(f["choices"][0]["delta"], json!({}));
+        assert_eq!(f["choices"][0]["finish_reason"], "length");
+        let u = data(&chunk_usage("chatcmpl-1", "gpt-4o", 5, 3, 4));
+        assert_eq!(
+            keys(&u),
+            [
+                "choices",
+                "created",
+                "id",
+                "model",
+                "object",
+                "service_tier",
+                "system_fingerprint",
+                "usage"
+            ]
+        );
+        assert_eq!(u["choices"], json!([]));
+        assert_eq!(u["usage"]["total_tokens"], 7);
+        assert_eq!(DONE, "data: [DONE]\n\n");
+        let m = malformed_chunk();
+        assert!(m.starts_with("data: {\"id\":\"chatcmpl-x\"") && m.ends_with("\n\n"));
+        assert!(serde_json::from_str::<Value>(m["data: ".len()..].trim_end()).is_err());
+    }
+
+    #[test]
+    fn embeddings_and_models_bodies() {
+        let b = embeddings_body("text-embedding-3-small", 3, 16, 8, 42);
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(keys(&v), ["data", "model", "object", "usage"]);
+        assert_eq!(v["object"], "list");
+        assert_eq!(v["model"], "text-embedding-3-small");
+        assert_eq!(v["usage"], json!({ "prompt_tokens": 8, "total_tokens": 8 }));
+        let data = v["data"].as_array().unwrap();
+        assert_eq!(data.len(), 3);
+        for (i, d) in data.iter().enumerate() {
+            assert_eq!(keys(d), ["embedding", "index", "object"]);
+            assert_eq!(
+                (d["object"].as_str(), d["index"].as_u64()),
+                (Some("embedding"), Some(i as u64))
+            );
+            let e: Vec<f64> = d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(e.len(), 16);
+            let norm = e.iter().map(|a| a * a).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        }
+        assert_ne!(data[0]["embedding"], data[1]["embedding"]);
+        assert_eq!(
+            b,
+            embeddings_body("text-embedding-3-small", 3, 16, 8, 42),
+            "deterministic"
+        );
+        assert_ne!(b, embeddings_body("text-embedding-3-small", 3, 16, 8, 43), "seeded");
+        let odd: Value = serde_json::from_str(&embeddings_body("a\"b", 0, 0, 0, 0)).unwrap();
+        assert_eq!(
+            (odd["model"].as_str(), odd["data"].as_array().map(Vec::len)),
+            (Some("a\"b"), Some(0))
+        );
+        let one: Value = serde_json::from_str(&embeddings_body("e", 1, 1, 1, 7)).unwrap();
+        assert_eq!(one["data"][0]["embedding"][0].as_f64().map(f64::abs), Some(1.0));
+
+        let m: Value = serde_json::from_str(&models_body(&["gpt-4o", "gpt-4o-mini"], 1_686_935_002)).unwrap();
+        assert_eq!(keys(&m), ["data", "object"]);
+        assert_eq!(m["object"], "list");
+        assert_eq!(keys(&m["data"][1]), ["created", "id", "object", "owned_by"]);
+        assert_eq!(
+            (m["data"][1]["id"].as_str(), m["data"][1]["object"].as_str()),
+            (Some("gpt-4o-mini"), Some("model"))
+        );
+    }
+
+    #[test]
+    fn ratelimit_header_values() {
+        let s = RateLimitSnapshot {
+            limit_requests: 60,
+            remaining_requests: 59,
+            reset_requests: 1_000_000_000,
+            limit_tokens: 150_000,
+            remaining_tokens: 149_984,
+            reset_tokens: 6_400_000,
+        };
+        assert_eq!(
+            ratelimit_headers(&s),
+            vec![
+                ("x-ratelimit-limit-requests", "60".to_string()),
+                ("x-ratelimit-remaining-requests", "59".to_string()),
+                ("x-ratelimit-reset-requests", "1s".to_string()),
+                ("x-ratelimit-limit-tokens", "150000".to_string()),
+                ("x-ratelimit-remaining-tokens", "149984".to_string()),
+                ("x-ratelimit-reset-tokens", "7ms".to_string()),
+            ]
+        );
+        let only_requests = RateLimitSnapshot { limit_tokens: 0, ..s };
+        assert_eq!(ratelimit_headers(&only_requests).len(), 3);
+    }
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    fn random_json(x: &mut u64, depth: u32) -> Value {
+        const STRS: [&str; 10] = [
+            "model", "messages", "role", "content", "user", "text", "type", "", "é", "stream",
+        ];
+        match xorshift(x) % if depth == 0 { 6 } else { 8 } {
+            0 => Value::Null,
+            1 => Value::Bool(*x & 1 == 0),
+            2 => json!((*x % 7) as i64 - 2),
+            3 => json!(0.5),
+            4 | 5 => json!(STRS[(*x >> 8) as usize % STRS.len()]),
+            6 => Value::Array((0..xorshift(x) % 4).map(|_| random_json(x, depth - 1)).collect()),
+            _ => {
+                let n = xorshift(x) % 5;
+                Value::Object(
+                    (0..n)
+                        .map(|_| {
+                            (
+                                STRS[(xorshift(x) >> 5) as usize % STRS.len()].to_string(),
+                                random_json(x, depth - 1),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for n in 0..3000 {
-            let len = n % 64;
+        const ALPHABET: &[u8] = b"{}[]\":,0123-.eE abctruefalsenull\\\xff\xc3";
+        for n in 0..4000 {
+            let len = n % 96;
             let body: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    b"{}[]\":,0123abc truefalsenull"[(x % 28) as usize]
-                })
+                .map(|_| ALPHABET[(xorshift(&mut x) % ALPHABET.len() as u64) as usize])
                 .collect();
             let _ = parse_chat(&body);
             let _ = parse_embeddings(&body);
         }
+        let mut accepted = 0;
+        for _ in 0..4000 {
+            let mut v = random_json(&mut x, 4);
+            // Often make it nearly valid so the deeper checks run too.
+            if let (Value::Object(o), true) = (&mut v, xorshift(&mut x) & 1 == 0) {
+                o.insert("model".into(), json!("m"));
+                let msgs = random_json(&mut x, 3);
+                o.insert("messages".into(), json!([{ "role": "user", "content": msgs }]));
+                o.insert("input".into(), random_json(&mut x, 2));
+            }
+            let b = v.to_string();
+            if let Ok(r) = parse_chat(b.as_bytes()) {
+                assert!(r.input_tokens >= 1);
+                accepted += 1;
+            }
+            if let Ok(r) = parse_embeddings(b.as_bytes()) {
+                assert!(r.inputs >= 1 && r.input_tokens >= 1);
+            }
+        }
+        assert!(accepted > 0, "the generator should reach the success path");
     }
 }

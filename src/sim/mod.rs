@@ -10,6 +10,8 @@
 //! a stream that fails after its first byte is a client-visible failure. Health probes run
 //! fixed-delay per the policy; a hung probe ends at its timeout.
 
+pub mod report;
+
 use crate::analysis::{Aggregator, SloThresholds};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
 use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
