@@ -178,6 +178,8 @@ pub struct Aggregator {
     pub records: u64,
     /// Last end time seen.
     pub last_end: Nanos,
+    /// Keep a latency histogram per bucket (timeline p99, interval logs).
+    bucket_latency: bool,
 }
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
@@ -200,7 +202,15 @@ impl Aggregator {
             embeddings: (0, Hist::new(3)),
             records: 0,
             last_end: 0,
+            bucket_latency: true,
         }
+    }
+
+    /// No per-bucket latency histograms (the simulator's fine detection buckets do not
+    /// need them); `timeline.p99_ms` is then empty.
+    pub fn without_bucket_latency(mut self) -> Aggregator {
+        self.bucket_latency = false;
+        self
     }
 
     /// Adds fault windows `(phase, start, end)` for per-phase statistics (by intended start).
@@ -265,6 +275,7 @@ impl Aggregator {
             }
             _ => None,
         };
+        let keep_latency = self.bucket_latency;
         let b = self.bucket_mut(r.end);
         match r.outcome {
             Outcome::Ok => {
@@ -279,9 +290,11 @@ impl Aggregator {
             b.decode_n += 1;
         }
         if r.outcome != Outcome::Dropped {
-            b.latency
-                .get_or_insert_with(|| Hist::new(2))
-                .record(r.end.saturating_sub(r.intended));
+            if keep_latency {
+                b.latency
+                    .get_or_insert_with(Hist::coarse)
+                    .record(r.end.saturating_sub(r.intended));
+            }
             let sb = self.bucket_mut(r.intended);
             let e = match sb.providers.get_mut(provider) {
                 Some(e) => e,
@@ -389,7 +402,9 @@ impl Aggregator {
             t.failed.push(b.failed);
             t.dropped.push(b.dropped);
             t.output_tokens.push(b.output_tokens);
-            t.p99_ms.push(b.latency.as_ref().map_or(0.0, |h| h.quantile_ms(0.99)));
+            if self.bucket_latency {
+                t.p99_ms.push(b.latency.as_ref().map_or(0.0, |h| h.quantile_ms(0.99)));
+            }
         }
         t
     }

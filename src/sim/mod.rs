@@ -133,7 +133,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-    let mut agg = Aggregator::new(bucket, kinds, SloThresholds::default());
+    let mut agg = Aggregator::new(bucket, kinds, SloThresholds::default()).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
     let mut heap: BinaryHeap<Reverse<(Nanos, u64, Ev)>> = BinaryHeap::new();
     let mut seq = 0u64;
