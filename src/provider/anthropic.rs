@@ -411,6 +411,7 @@ pub fn ratelimit_headers(s: &RateLimitSnapshot, now_unix_ms: u64) -> Vec<(&'stat
 mod tests {
     use super::super::Api;
     use super::*;
+    use crate::provider::testing::xorshift;
 
     /// Splits one SSE frame into (event name, JSON data).
     fn frame(f: &str) -> (String, Value) {
@@ -706,15 +707,8 @@ mod tests {
         );
     }
 
-    fn xorshift(x: &mut u64) -> u64 {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
-    }
-
     fn random_json(x: &mut u64, depth: u32) -> Value {
-        const STRS: [&str; 12] = [
+        const STRS: &[&str] = &[
             "model",
             "messages",
             "role",
@@ -728,27 +722,7 @@ mod tests {
             "é",
             "tool_result",
         ];
-        match xorshift(x) % if depth == 0 { 6 } else { 8 } {
-            0 => Value::Null,
-            1 => Value::Bool(*x & 1 == 0),
-            2 => json!((*x % 7) as i64 - 2),
-            3 => json!(1.5),
-            4 | 5 => json!(STRS[(*x >> 8) as usize % STRS.len()]),
-            6 => Value::Array((0..xorshift(x) % 4).map(|_| random_json(x, depth - 1)).collect()),
-            _ => {
-                let n = xorshift(x) % 5;
-                Value::Object(
-                    (0..n)
-                        .map(|_| {
-                            (
-                                STRS[(xorshift(x) >> 5) as usize % STRS.len()].to_string(),
-                                random_json(x, depth - 1),
-                            )
-                        })
-                        .collect(),
-                )
-            }
-        }
+        crate::provider::testing::random_json(x, depth, STRS)
     }
 
     #[test]

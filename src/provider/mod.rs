@@ -635,3 +635,42 @@ mod tests {
         assert_eq!(estimate_tokens(5), 2);
     }
 }
+
+/// Random inputs for the parsers' never-panic tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::{json, Value};
+
+    /// xorshift64: a tiny deterministic generator.
+    pub fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    /// A random JSON value up to `depth` deep, keys and strings drawn from `strs`.
+    pub fn random_json(x: &mut u64, depth: u32, strs: &[&str]) -> Value {
+        match xorshift(x) % if depth == 0 { 6 } else { 8 } {
+            0 => Value::Null,
+            1 => Value::Bool(*x & 1 == 0),
+            2 => json!((*x % 7) as i64 - 2),
+            3 => json!(1.5),
+            4 | 5 => json!(strs[(*x >> 8) as usize % strs.len()]),
+            6 => Value::Array((0..xorshift(x) % 4).map(|_| random_json(x, depth - 1, strs)).collect()),
+            _ => {
+                let n = xorshift(x) % 5;
+                Value::Object(
+                    (0..n)
+                        .map(|_| {
+                            (
+                                strs[(xorshift(x) >> 5) as usize % strs.len()].to_string(),
+                                random_json(x, depth - 1, strs),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+}

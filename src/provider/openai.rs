@@ -539,6 +539,7 @@ pub fn ratelimit_headers(s: &RateLimitSnapshot) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::testing::xorshift;
 
     fn data(frame: &str) -> Value {
         assert!(frame.starts_with("data: ") && frame.ends_with("\n\n"), "{frame:?}");
@@ -1018,38 +1019,11 @@ mod tests {
         assert_eq!(ratelimit_headers(&only_requests).len(), 3);
     }
 
-    fn xorshift(x: &mut u64) -> u64 {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
-    }
-
     fn random_json(x: &mut u64, depth: u32) -> Value {
-        const STRS: [&str; 10] = [
+        const STRS: &[&str] = &[
             "model", "messages", "role", "content", "user", "text", "type", "", "é", "stream",
         ];
-        match xorshift(x) % if depth == 0 { 6 } else { 8 } {
-            0 => Value::Null,
-            1 => Value::Bool(*x & 1 == 0),
-            2 => json!((*x % 7) as i64 - 2),
-            3 => json!(0.5),
-            4 | 5 => json!(STRS[(*x >> 8) as usize % STRS.len()]),
-            6 => Value::Array((0..xorshift(x) % 4).map(|_| random_json(x, depth - 1)).collect()),
-            _ => {
-                let n = xorshift(x) % 5;
-                Value::Object(
-                    (0..n)
-                        .map(|_| {
-                            (
-                                STRS[(xorshift(x) >> 5) as usize % STRS.len()].to_string(),
-                                random_json(x, depth - 1),
-                            )
-                        })
-                        .collect(),
-                )
-            }
-        }
+        crate::provider::testing::random_json(x, depth, STRS)
     }
 
     #[test]
