@@ -10,7 +10,6 @@ use chaosgate::provider::Api;
 use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
 use chaosgate::traffic::{KindSpec, Mix, Source, TrafficConfig};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn open_loop(rate: f64, secs: u64, kind: chaosgate::traffic::ArrivalKind) -> Source {
@@ -341,7 +340,6 @@ fn seed_three_tasks_workload_loads() {
         kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
         ["support-chat", "summaries", "embeddings"]
     );
-    let _ = Arc::new(NS_PER_S);
 }
 
 #[test]

@@ -18,7 +18,6 @@ use crate::fault::{forced, Decision, Endpoint, Forced, Plan, Profile, RequestFac
 use crate::net::{self, ConnCtx, ServerHandle};
 use crate::provider::{anthropic, openai, Api, ErrorKind, Rejection};
 use crate::time::Nanos;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
@@ -365,9 +364,4 @@ async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method,
     );
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r
-}
-
-/// An empty body (helper for tests).
-pub fn empty() -> Body {
-    Body::empty()
 }

@@ -158,7 +158,7 @@ pub fn run(input: SimInput) -> SimOutput {
     };
     // arm the first probes
     for (i, armed) in probe_armed.iter_mut().enumerate() {
-        if let Some(t) = policy_probe_at(&policy, i) {
+        if let Some(t) = policy.probe_at(i) {
             push(&mut heap, t, Ev::ProbeStart { i });
             *armed = true;
         }
@@ -354,7 +354,7 @@ pub fn run(input: SimInput) -> SimOutput {
             Ev::ProbeEnd { i, ok } => {
                 policy.on_probe(t, i, ok);
                 if !probe_armed[i] {
-                    if let Some(n) = policy_probe_at(&policy, i) {
+                    if let Some(n) = policy.probe_at(i) {
                         push(&mut heap, n, Ev::ProbeStart { i });
                         probe_armed[i] = true;
                     }
@@ -389,11 +389,6 @@ pub fn run(input: SimInput) -> SimOutput {
         duration: traffic_end,
         steps,
     }
-}
-
-fn policy_probe_at(policy: &Policy, i: usize) -> Option<Nanos> {
-    // the policy reports the earliest due probe overall; ask per target through it
-    policy.probe_at(i)
 }
 
 fn finish(agg: &mut Aggregator, r: &Req, end: Nanos, outcome: Outcome, provider: Option<String>) {
