@@ -25,6 +25,10 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Run a scenario in virtual time (same fault model, gateway policy and traffic).
     Sim(SimArgs),
+    /// What a client would measure against a fault profile (virtual time).
+    ProfileStats(crate::platform::ProfileStatsArgs),
+    /// Fit a fault profile to dashboard numbers (p50/p95/p99, error rate, tokens/s).
+    Calibrate(crate::platform::CalibrateArgs),
 }
 
 /// `chaosgate sim`.

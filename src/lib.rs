@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod load;
 pub mod mock;
 pub mod net;
+pub mod platform;
 pub mod provider;
 pub mod record;
 pub mod report;
