@@ -12,6 +12,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod diag;
 pub mod fault;
 pub mod gateway;

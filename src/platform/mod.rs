@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 /// `chaosgate profile-stats`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ProfileStatsArgs {
     /// Fault profile (TOML).
     pub profile: PathBuf,
