@@ -147,6 +147,16 @@ pub fn template_env(notes: Arc<Mutex<Vec<String>>>) -> minijinja::Environment<'s
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_keep_trailing_newline(true);
+    // config formats (TOML, YAML, JSON, HAProxy's) spell booleans in lowercase
+    env.set_formatter(|out, state, value| {
+        if value.kind() == minijinja::value::ValueKind::Bool {
+            let b = value.is_true();
+            out.write_str(if b { "true" } else { "false" })
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write"))
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     fn as_dur(v: &Value) -> Result<Dur, Error> {
         let s = v.to_string();
         s.parse::<Dur>()
@@ -182,7 +192,7 @@ pub fn template_env(notes: Arc<Mutex<Vec<String>>>) -> minijinja::Environment<'s
 
 /// Renders one template string.
 pub fn render(env: &minijinja::Environment<'_>, what: &str, t: &str, ctx: &serde_json::Value) -> anyhow::Result<String> {
-    env.render_str(t, ctx).map_err(|e| {
+    env.render_named_str(what, t, ctx).map_err(|e| {
         let mut m = format!("{what}: {e}");
         if let Some(d) = e.detail() {
             if !m.contains(d) {
@@ -466,9 +476,9 @@ mod tests {
     fn filters_convert_durations_and_note_rounding() {
         let notes = Arc::new(Mutex::new(Vec::new()));
         let env = template_env(notes.clone());
-        let ctx = serde_json::json!({"values": {"i": "2s 500ms", "t": "300ms"}, "gateway": {"port": 4000}});
-        let out = render(&env, "t", "{{ values.i | secs }} {{ values.i | ms }} {{ values.t | secs_f }} {{ values.i }} {{ gateway.port }}", &ctx).unwrap();
-        assert_eq!(out, "3 2500 0.3 2s 500ms 4000");
+        let ctx = serde_json::json!({"values": {"i": "2s 500ms", "t": "300ms", "b": false}, "gateway": {"port": 4000}});
+        let out = render(&env, "t", "{{ values.i | secs }} {{ values.i | ms }} {{ values.t | secs_f }} {{ values.i }} {{ gateway.port }} {{ values.b }}", &ctx).unwrap();
+        assert_eq!(out, "3 2500 0.3 2s 500ms 4000 false");
         assert_eq!(notes.lock().unwrap().len(), 1, "2.5 s → 3 s is a 20 % change");
         let e = render(&env, "t", "{{ values.nope }}", &ctx).unwrap_err().to_string();
         assert!(e.contains("undefined"), "{e}");
