@@ -257,6 +257,7 @@ async fn traffic(
     opts.api_key = api_key;
     opts.progress = progress;
     opts.stop = Some(stop);
+    opts.slo = s.slo.thresholds();
     // per-phase statistics over the ground-truth windows
     let horizon = match &source {
         crate::traffic::Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),

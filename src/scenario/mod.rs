@@ -182,6 +182,26 @@ pub struct SloConfig {
     /// Requests per second the budget is sized for (default: the run's rate).
     #[serde(default)]
     pub rate: Option<f64>,
+    /// Latency target: time to first token (goodput counts requests meeting every target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<crate::time::Dur>,
+    /// Latency target: time per output token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot: Option<crate::time::Dur>,
+    /// Latency target: end to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e: Option<crate::time::Dur>,
+}
+
+impl SloConfig {
+    /// The latency targets as goodput thresholds.
+    pub fn thresholds(&self) -> crate::analysis::SloThresholds {
+        crate::analysis::SloThresholds {
+            ttft: self.ttft.map(|d| d.0),
+            tpot: self.tpot.map(|d| d.0),
+            e2e: self.e2e.map(|d| d.0),
+        }
+    }
 }
 
 fn d_target() -> f64 {
@@ -197,6 +217,9 @@ impl Default for SloConfig {
             target: d_target(),
             period: d_period(),
             rate: None,
+            ttft: None,
+            tpot: None,
+            e2e: None,
         }
     }
 }
