@@ -96,20 +96,26 @@ fn builtin_gateway_live_matches_the_formula_and_the_simulator() {
     );
 }
 
+/// `chaosgate run` of the reference gateway as an external process (the example scenario).
+fn external_run(dir: &Path, json: &Path, time_scale: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["run", "examples/gateways/chaosgate/scenario.toml", "--quiet", "--set"])
+        .arg(format!("gateway.command={}", bin()))
+        .arg("--set")
+        .arg(format!("time_scale={time_scale}"))
+        .arg("--run-dir")
+        .arg(dir)
+        .arg("--json")
+        .arg(json)
+        .current_dir(root());
+    c
+}
+
 #[test]
 fn external_gateway_through_the_template_mechanism() {
     let dir = tmp("external");
     let json = dir.join("r.json");
-    let out = Command::new(bin())
-        .args(["run", "examples/gateways/chaosgate/scenario.toml", "--quiet", "--set"])
-        .arg(format!("gateway.command={}", bin()))
-        .args(["--set", "time_scale=0.1", "--run-dir"])
-        .arg(&dir)
-        .arg("--json")
-        .arg(&json)
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = external_run(&dir, &json, "0.1").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -222,14 +228,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn ctrl_c_stops_everything_and_writes_a_partial_report() {
     let dir = tmp("ctrlc");
     let json = dir.join("r.json");
-    let mut child = Command::new(bin())
-        .args(["run", "examples/gateways/chaosgate/scenario.toml", "--quiet", "--set"])
-        .arg(format!("gateway.command={}", bin()))
-        .args(["--set", "time_scale=1", "--run-dir"])
-        .arg(&dir)
-        .arg("--json")
-        .arg(&json)
-        .current_dir(root())
+    let mut child = external_run(&dir, &json, "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
