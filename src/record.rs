@@ -106,7 +106,7 @@ pub struct FaultEvent {
 /// into one (phase names joined with `+`): one incident whose completions fail while its
 /// health probes hang is one fault, not two. Sorted by (provider, start).
 pub fn merge_fault_windows(mut v: Vec<FaultEvent>) -> Vec<FaultEvent> {
-    v.sort();
+    v.sort_by(|a, b| (&a.provider, a.start, a.end, &a.phase).cmp(&(&b.provider, b.start, b.end, &b.phase)));
     let mut out: Vec<FaultEvent> = Vec::with_capacity(v.len());
     for f in v {
         match out.last_mut() {
