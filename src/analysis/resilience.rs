@@ -1,12 +1,12 @@
 //! Resilience metrics of one fault on one provider: detection, failed requests, failback.
 //!
-//! Inputs are the time-bucketed per-provider counts (by intended start) of an
-//! [`Aggregator`](super::Aggregator), the fault's ground truth window and the gateway's
-//! events. Definitions (all times from fault onset):
+//! Inputs are a [`Series`] — client requests per bucket (by intended start) and what each
+//! provider received per bucket (user traffic; probes excluded) — the fault's ground-truth
+//! window and the gateway's events. Definitions (all times from fault onset):
 //! - **detection, gateway view**: the first `ejected` or `breaker_opened` event for the
 //!   provider at or after onset (when the gateway reports events);
 //! - **detection, traffic view**: the start of the first run of buckets, at least `hold`
-//!   long, in which the provider's share of real traffic (probes are not in the records)
+//!   long, in which the provider's share of the user requests the providers received
 //!   stays below `share_threshold` × its pre-fault share; buckets without traffic extend a
 //!   run; the pre-fault share is measured over the `baseline` before onset;
 //! - **detection, client view**: the start of the first run of buckets, at least `hold`
@@ -325,6 +325,42 @@ mod tests {
             (250, 250, 0)
         );
         assert!((r.failback_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+    }
+
+    /// A gateway that tries the failing primary first and then falls back: every request
+    /// is *served* by the fallback, but the primary still *receives* them all. The traffic
+    /// view counts what providers received, so it sees no detection until the gateway stops
+    /// sending (here at 30 s, when arrivals stop).
+    #[test]
+    fn traffic_share_counts_what_providers_received() {
+        let a = scenario();
+        let mut s = Series::from_aggregator(&a);
+        let n = s.requests.len();
+        let b = s.bucket;
+        // the primary receives every request until 30 s, none after; the fallback the rest
+        let primary: Vec<u64> = (0..n)
+            .map(|i| if (i as u64 * b) < 30 * NS_PER_S { 10 } else { 0 })
+            .collect();
+        let fallback: Vec<u64> = primary.iter().map(|&p| 10 - p).collect();
+        s = s.with_arrivals([("primary".to_string(), primary), ("fallback".to_string(), fallback)].into());
+        let f = FaultEvent {
+            provider: "primary".into(),
+            phase: "outage".into(),
+            start: 20 * NS_PER_S,
+            end: 40 * NS_PER_S,
+        };
+        let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
+        assert!((r.pre_fault_share - 1.0).abs() < 1e-9);
+        assert!((r.detection_traffic_s.unwrap() - 10.0).abs() < 1e-9, "{r:?}");
+        // served-by alone would have said 5 s (the aggregator's own split)
+        let served = analyze(
+            &Series::from_aggregator(&a),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
+        assert!((served.detection_traffic_s.unwrap() - 5.0).abs() < 1e-9);
     }
 
     #[test]
