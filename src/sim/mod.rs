@@ -18,7 +18,6 @@ use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
 use crate::record::{FaultEvent, Outcome, RequestRecord};
 use crate::time::Nanos;
 use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source};
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// One simulated provider.
@@ -64,34 +63,137 @@ pub struct SimOutput {
     pub steps: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A queued event. Requests and probes keep their state in the loop's tables, so an event
+/// is a few bytes: the heap moves 24-byte entries.
+#[derive(Debug, Clone, Copy)]
 enum Ev {
-    /// The next scheduled arrival (index into `pending`).
-    Arrival,
-    /// Request `r` tries position `k` of its plan (attempt `a` on that target).
-    Attempt { r: usize, k: usize, a: u32 },
-    /// Request `r`'s attempt on target `i` ended.
-    Done {
-        r: usize,
-        k: usize,
-        a: u32,
-        i: usize,
-        ok: bool,
-        code: u16,
-        started: Nanos,
-        out: u8,
-    },
+    /// Request slot `r` tries position `k` of its plan, attempt `a` (both kept in the slot).
+    Attempt { r: u32 },
+    /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
+    Done { r: u32 },
     /// Target `i`'s probe starts.
-    ProbeStart { i: usize },
+    ProbeStart { i: u32 },
     /// Target `i`'s probe ended.
-    ProbeEnd { i: usize, ok: bool },
+    ProbeEnd { i: u32, ok: bool },
 }
 
+/// An event at `t`, scheduled `seq`-th: the queue's order is `(t, seq)`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    t: Nanos,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Entry) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Entry) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    /// Reversed, so `BinaryHeap` (a max-heap) pops the earliest `(t, seq)` first.
+    fn cmp(&self, o: &Entry) -> std::cmp::Ordering {
+        (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+/// The event queue, ordered by `(time, sequence)`. Three places hold pending events and
+/// [`Queue::pop`] always takes the smallest key among them, so the order is exactly that
+/// of one heap holding everything:
+/// - the next arrival of the (already time-ordered) schedule, keyed by the sequence number
+///   it got when the previous arrival was handled — it never enters the heap;
+/// - one slot for an event scheduled at the current time (an attempt right after its
+///   arrival, a fallback, a zero-wait retry), which is nearly always the very next event:
+///   no heap push and pop for it;
+/// - a binary heap for the rest.
+struct Queue {
+    heap: BinaryHeap<Entry>,
+    now_slot: Option<Entry>,
+    seq: u64,
+    now: Nanos,
+}
+
+/// What [`Queue::pop`] found next.
+enum Next {
+    Arrival(Nanos),
+    Ev(Nanos, Ev),
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            heap: BinaryHeap::with_capacity(1024),
+            now_slot: None,
+            seq: 0,
+            now: 0,
+        }
+    }
+
+    /// A sequence number, as if an event had been pushed now.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
+    }
+
+    fn push(&mut self, t: Nanos, ev: Ev) {
+        let e = Entry {
+            t,
+            seq: self.next_seq(),
+            ev,
+        };
+        if t == self.now && self.now_slot.is_none() {
+            self.now_slot = Some(e);
+        } else {
+            self.heap.push(e);
+        }
+    }
+
+    /// The earliest pending event; `arrival` is the next arrival's `(time, seq)`.
+    fn pop(&mut self, arrival: Option<(Nanos, u64)>) -> Option<Next> {
+        // 0: the arrival, 1: the now slot, 2: the heap
+        let mut best = arrival.map(|k| (k, 0u8));
+        if let Some(e) = &self.now_slot {
+            if best.is_none_or(|(k, _)| (e.t, e.seq) < k) {
+                best = Some(((e.t, e.seq), 1));
+            }
+        }
+        if let Some(e) = self.heap.peek() {
+            if best.is_none_or(|(k, _)| (e.t, e.seq) < k) {
+                best = Some(((e.t, e.seq), 2));
+            }
+        }
+        let ((t, _), from) = best?;
+        self.now = t;
+        Some(match from {
+            0 => Next::Arrival(t),
+            1 => Next::Ev(t, self.now_slot.take()?.ev),
+            _ => Next::Ev(t, self.heap.pop()?.ev),
+        })
+    }
+}
+
+/// One request in flight, in a reused slot.
 struct Req {
     planned: Planned,
+    /// The gateway's order of targets (the buffer is reused by the slot's next request).
     order: Vec<usize>,
     first_token: Option<Nanos>,
     tokens: u32,
+    /// Position in `order` and attempt number of the next or current attempt.
+    k: usize,
+    a: u32,
+    /// The attempt in flight: target, success, status, start, `OUT_*`.
+    i: usize,
+    ok: bool,
+    code: u16,
+    started: Nanos,
+    out: u8,
 }
 
 const OUT_STATUS: u8 = 0;
@@ -135,17 +237,31 @@ pub fn run(input: SimInput) -> SimOutput {
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, SloThresholds::default()).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
-    let mut heap: BinaryHeap<Reverse<(Nanos, u64, Ev)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut push = |heap: &mut BinaryHeap<Reverse<(Nanos, u64, Ev)>>, t: Nanos, e: Ev| {
-        heap.push(Reverse((t, seq, e)));
-        seq += 1;
-    };
+    // One reusable record per provider (and one without): finishing a request allocates nothing.
+    let mut records: Vec<RequestRecord> = names
+        .iter()
+        .map(|n| Some(n.clone()))
+        .chain(std::iter::once(None))
+        .map(|provider| RequestRecord {
+            id: 0,
+            kind: 0,
+            intended: 0,
+            sent: None,
+            first_byte: None,
+            first_token: None,
+            end: 0,
+            outcome: Outcome::Ok,
+            output_tokens: 0,
+            provider,
+            stream: false,
+        })
+        .collect();
+    let no_provider = names.len();
+    let mut q = Queue::new();
     let mut reqs: Vec<Req> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
     let mut next = schedule.next();
-    if let Some(p) = &next {
-        push(&mut heap, p.at, Ev::Arrival);
-    }
+    let mut next_seq = if next.is_some() { q.next_seq() } else { 0 };
     let mut probe_armed = vec![false; names.len()];
     let mut events = Vec::new();
     let mut scheduled = 0u64;
@@ -159,54 +275,87 @@ pub fn run(input: SimInput) -> SimOutput {
     // arm the first probes
     for (i, armed) in probe_armed.iter_mut().enumerate() {
         if let Some(t) = policy.probe_at(i) {
-            push(&mut heap, t, Ev::ProbeStart { i });
+            q.push(t, Ev::ProbeStart { i: i as u32 });
             *armed = true;
         }
     }
-    while let Some(Reverse((t, _, ev))) = heap.pop() {
+    while let Some(n) = q.pop(next.as_ref().map(|p| (p.at, next_seq))) {
+        let (t, ev) = match n {
+            Next::Arrival(t) => (t, None),
+            Next::Ev(t, ev) => (t, Some(ev)),
+        };
         // probes keep the queue alive forever: stop once traffic is over and nothing else is
-        if t > traffic_end.saturating_add(timeout) && matches!(ev, Ev::ProbeStart { .. }) {
+        if t > traffic_end.saturating_add(timeout) && matches!(ev, Some(Ev::ProbeStart { .. })) {
             continue;
         }
         steps += 1;
         last = last.max(t);
-        match ev {
-            Ev::Arrival => {
-                let Some(p) = next.take() else { continue };
-                next = schedule.next();
-                if let Some(n) = &next {
-                    push(&mut heap, n.at, Ev::Arrival);
-                }
-                scheduled += 1;
-                let order = policy.plan(t);
-                let r = reqs.len();
-                reqs.push(Req {
-                    planned: p,
-                    order,
-                    first_token: None,
-                    tokens: 0,
-                });
-                if reqs[r].order.is_empty() {
-                    finish(&mut agg, &reqs[r], t, Outcome::Http(503), None);
-                } else {
-                    push(&mut heap, t, Ev::Attempt { r, k: 0, a: 0 });
-                }
+        let Some(ev) = ev else {
+            // the next scheduled arrival
+            let Some(p) = next.take() else { continue };
+            next = schedule.next();
+            if next.is_some() {
+                next_seq = q.next_seq();
             }
-            Ev::Attempt { r, k, a } => {
-                let i = reqs[r].order[k];
+            scheduled += 1;
+            let r = match free.pop() {
+                Some(r) => {
+                    let slot = &mut reqs[r as usize];
+                    slot.planned = p;
+                    slot.first_token = None;
+                    slot.tokens = 0;
+                    slot.k = 0;
+                    slot.a = 0;
+                    r as usize
+                }
+                None => {
+                    reqs.push(Req {
+                        planned: p,
+                        order: Vec::with_capacity(names.len()),
+                        first_token: None,
+                        tokens: 0,
+                        k: 0,
+                        a: 0,
+                        i: 0,
+                        ok: false,
+                        code: 0,
+                        started: 0,
+                        out: OUT_STATUS,
+                    });
+                    reqs.len() - 1
+                }
+            };
+            policy.plan_into(t, &mut reqs[r].order);
+            if reqs[r].order.is_empty() {
+                finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
+                free.push(r as u32);
+            } else {
+                q.push(t, Ev::Attempt { r: r as u32 });
+            }
+            continue;
+        };
+        match ev {
+            Ev::Attempt { r } => {
+                let ru = r as usize;
+                let req = &mut reqs[ru];
+                let (k, a) = (req.k, req.a);
+                let i = req.order[k];
                 if !policy.admit(t, i) {
-                    if k + 1 < reqs[r].order.len() {
-                        push(&mut heap, t, Ev::Attempt { r, k: k + 1, a: 0 });
+                    if k + 1 < req.order.len() {
+                        req.k = k + 1;
+                        req.a = 0;
+                        q.push(t, Ev::Attempt { r });
                     } else {
-                        finish(&mut agg, &reqs[r], t, Outcome::Http(503), None);
+                        finish(&mut agg, &mut records[no_provider], req, t, Outcome::Http(503));
+                        free.push(r);
                     }
                     continue;
                 }
                 if k > 0 && a == 0 {
-                    let prev = reqs[r].order[k - 1];
+                    let prev = req.order[k - 1];
                     policy.on_fallback(t, prev, i);
                 }
-                let shape = &reqs[r].planned.shape;
+                let shape = &req.planned.shape;
                 let facts = RequestFacts {
                     endpoint: if shape.endpoint == EndpointKind::Embeddings {
                         Endpoint::Embeddings
@@ -222,9 +371,9 @@ pub fn run(input: SimInput) -> SimOutput {
                     Verdict::Ok(s) => match s.stream_fault {
                         None => {
                             if facts.stream {
-                                reqs[r].first_token = Some(t + s.first);
+                                req.first_token = Some(t + s.first);
                             }
-                            reqs[r].tokens = s.output_tokens;
+                            req.tokens = s.output_tokens;
                             (
                                 s.service_time(facts.stream).min(timeout),
                                 s.service_time(facts.stream) <= timeout,
@@ -234,8 +383,8 @@ pub fn run(input: SimInput) -> SimOutput {
                         }
                         Some(f) => {
                             let at = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
-                            reqs[r].first_token = (f.after_tokens > 0).then_some(t + s.first);
-                            reqs[r].tokens = f.after_tokens;
+                            req.first_token = (f.after_tokens > 0).then_some(t + s.first);
+                            req.tokens = f.after_tokens;
                             let out = match f.kind {
                                 crate::fault::StreamKind::Error => OUT_STREAM_ERROR,
                                 crate::fault::StreamKind::Malformed => OUT_MALFORMED,
@@ -260,32 +409,17 @@ pub fn run(input: SimInput) -> SimOutput {
                     ),
                     Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
                 };
-                push(
-                    &mut heap,
-                    t + dt,
-                    Ev::Done {
-                        r,
-                        k,
-                        a,
-                        i,
-                        ok,
-                        code,
-                        started: t,
-                        out,
-                    },
-                );
+                req.i = i;
+                req.ok = ok;
+                req.code = code;
+                req.started = t;
+                req.out = out;
+                q.push(t + dt, Ev::Done { r });
             }
-            Ev::Done {
-                r,
-                k,
-                a,
-                i,
-                ok,
-                code,
-                started,
-                out,
-            } => {
-                let duration = t - started;
+            Ev::Done { r } => {
+                let req = &mut reqs[r as usize];
+                let (k, a, i, ok, code, out) = (req.k, req.a, req.i, req.ok, req.code, req.out);
+                let duration = t - req.started;
                 let counts = match out {
                     OUT_TIMEOUT | OUT_RESET => policy.config().failure.timeout,
                     OUT_CUT => policy.config().failure.stream_cut,
@@ -293,9 +427,10 @@ pub fn run(input: SimInput) -> SimOutput {
                     _ => !ok && policy.is_failure_status(code),
                 };
                 policy.on_result(t, i, counts, duration);
-                let provider = Some(names[i].clone());
+                let rec = &mut records[i];
                 if ok {
-                    finish(&mut agg, &reqs[r], t, Outcome::Ok, provider);
+                    finish(&mut agg, rec, req, t, Outcome::Ok);
+                    free.push(r);
                     continue;
                 }
                 let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED);
@@ -306,7 +441,8 @@ pub fn run(input: SimInput) -> SimOutput {
                         OUT_STREAM_ERROR => Outcome::StreamError,
                         _ => Outcome::MalformedStream,
                     };
-                    finish(&mut agg, &reqs[r], t, o, provider);
+                    finish(&mut agg, rec, req, t, o);
+                    free.push(r);
                     continue;
                 }
                 let failure = if out == OUT_STATUS {
@@ -321,11 +457,14 @@ pub fn run(input: SimInput) -> SimOutput {
                 let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
                 if is_failure {
                     if let Some(w) = policy.retry(t, i, a + 1, failure) {
-                        push(&mut heap, t + w, Ev::Attempt { r, k, a: a + 1 });
+                        req.a = a + 1;
+                        q.push(t + w, Ev::Attempt { r });
                         continue;
                     }
-                    if fallback && k + 1 < reqs[r].order.len() {
-                        push(&mut heap, t, Ev::Attempt { r, k: k + 1, a: 0 });
+                    if fallback && k + 1 < req.order.len() {
+                        req.k = k + 1;
+                        req.a = 0;
+                        q.push(t, Ev::Attempt { r });
                         continue;
                     }
                 }
@@ -334,14 +473,16 @@ pub fn run(input: SimInput) -> SimOutput {
                     OUT_RESET => Outcome::Reset,
                     _ => Outcome::Http(code),
                 };
-                finish(&mut agg, &reqs[r], t, o, provider);
+                finish(&mut agg, rec, req, t, o);
+                free.push(r);
             }
             Ev::ProbeStart { i } => {
-                probe_armed[i] = false;
-                let Some(deadline) = policy.start_probe(t, i) else {
+                let iu = i as usize;
+                probe_armed[iu] = false;
+                let Some(deadline) = policy.start_probe(t, iu) else {
                     continue;
                 };
-                let d = plans[i].decide(t, &RequestFacts::health(), None);
+                let d = plans[iu].decide(t, &RequestFacts::health(), None);
                 let (end, ok) = match d.verdict {
                     Verdict::Ok(s) => (t + s.first, true),
                     Verdict::Error(e) => (t + e.after, false),
@@ -349,21 +490,23 @@ pub fn run(input: SimInput) -> SimOutput {
                     Verdict::Hang | Verdict::HeadersThenSilence { .. } => (deadline, false),
                 };
                 let (end, ok) = if end > deadline { (deadline, false) } else { (end, ok) };
-                push(&mut heap, end, Ev::ProbeEnd { i, ok });
+                q.push(end, Ev::ProbeEnd { i, ok });
             }
             Ev::ProbeEnd { i, ok } => {
-                policy.on_probe(t, i, ok);
-                if !probe_armed[i] {
-                    if let Some(n) = policy.probe_at(i) {
-                        push(&mut heap, n, Ev::ProbeStart { i });
-                        probe_armed[i] = true;
+                let iu = i as usize;
+                policy.on_probe(t, iu, ok);
+                if !probe_armed[iu] {
+                    if let Some(n) = policy.probe_at(iu) {
+                        q.push(n, Ev::ProbeStart { i });
+                        probe_armed[iu] = true;
                     }
                 }
             }
         }
-        events.extend(policy.drain_events());
     }
-    events.extend(policy.drain_events());
+    // events keep their timestamps and emission order, so one drain at the end is the same
+    // stream as draining after every step
+    policy.drain_events_into(&mut events);
     let horizon = last.max(traffic_end);
     let mut faults: Vec<FaultEvent> = plans
         .iter_mut()
@@ -391,26 +534,25 @@ pub fn run(input: SimInput) -> SimOutput {
     }
 }
 
-fn finish(agg: &mut Aggregator, r: &Req, end: Nanos, outcome: Outcome, provider: Option<String>) {
+/// Folds request `r`, ended at `end`, into `agg` through `rec` (a reused record whose
+/// `provider` is already set).
+fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, outcome: Outcome) {
     let p = &r.planned;
-    let rec = RequestRecord {
-        id: p.id,
-        kind: p.shape.kind,
-        intended: p.at,
-        sent: Some(p.at),
-        first_byte: Some(end.min(r.first_token.unwrap_or(end))),
-        first_token: if outcome.is_ok() || matches!(outcome, Outcome::StreamCut | Outcome::StreamError) {
-            r.first_token
-        } else {
-            None
-        },
-        end,
-        outcome,
-        output_tokens: if outcome.is_ok() { r.tokens } else { 0 },
-        provider,
-        stream: p.shape.stream,
+    rec.id = p.id;
+    rec.kind = p.shape.kind;
+    rec.intended = p.at;
+    rec.sent = Some(p.at);
+    rec.first_byte = Some(end.min(r.first_token.unwrap_or(end)));
+    rec.first_token = if outcome.is_ok() || matches!(outcome, Outcome::StreamCut | Outcome::StreamError) {
+        r.first_token
+    } else {
+        None
     };
-    agg.add(&rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
+    rec.end = end;
+    rec.outcome = outcome;
+    rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
+    rec.stream = p.shape.stream;
+    agg.add(rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
 }
 
 #[cfg(test)]
