@@ -18,7 +18,6 @@ use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
 use crate::record::{FaultEvent, Outcome, RequestRecord};
 use crate::time::Nanos;
 use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source};
-use std::collections::BinaryHeap;
 
 /// One simulated provider.
 #[derive(Clone, Debug)]
@@ -64,9 +63,11 @@ pub struct SimOutput {
 }
 
 /// A queued event. Requests and probes keep their state in the loop's tables, so an event
-/// is a few bytes: the heap moves 24-byte entries.
+/// is 8 bytes.
 #[derive(Debug, Clone, Copy)]
 enum Ev {
+    /// The next scheduled arrival (kept in `next`).
+    Arrival,
     /// Request slot `r` tries position `k` of its plan, attempt `a` (both kept in the slot).
     Attempt { r: u32 },
     /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
@@ -77,104 +78,69 @@ enum Ev {
     ProbeEnd { i: u32, ok: bool },
 }
 
-/// An event at `t`, scheduled `seq`-th: the queue's order is `(t, seq)`.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    t: Nanos,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, o: &Entry) -> bool {
-        (self.t, self.seq) == (o.t, o.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, o: &Entry) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Entry {
-    /// Reversed, so `BinaryHeap` (a max-heap) pops the earliest `(t, seq)` first.
-    fn cmp(&self, o: &Entry) -> std::cmp::Ordering {
-        (o.t, o.seq).cmp(&(self.t, self.seq))
-    }
-}
-
-/// The event queue, ordered by `(time, sequence)`. Three places hold pending events and
-/// [`Queue::pop`] always takes the smallest key among them, so the order is exactly that
-/// of one heap holding everything:
-/// - the next arrival of the (already time-ordered) schedule, keyed by the sequence number
-///   it got when the previous arrival was handled — it never enters the heap;
-/// - one slot for an event scheduled at the current time (an attempt right after its
-///   arrival, a fallback, a zero-wait retry), which is nearly always the very next event:
-///   no heap push and pop for it;
-/// - a binary heap for the rest.
+/// The event queue, ordered by `(time, sequence)`: ties at equal times go in the order
+/// they were scheduled. Every event is scheduled at or after the current time with a
+/// sequence number larger than any before it, so the key `time << 64 | sequence` only
+/// grows from one pop to the next — which is what a *radix heap* needs (Ahuja, Mehlhorn,
+/// Orlin & Tarjan 1990). Bucket `b` holds keys whose highest bit differing from the last
+/// key popped is bit `b − 1` (bucket 0: equal). A push is one `Vec::push`; a pop takes
+/// bucket 0 or else empties the lowest non-empty bucket into lower ones around its
+/// minimum. No comparison-heavy sift as in a binary heap, so no unpredictable branches
+/// per level.
 struct Queue {
-    heap: BinaryHeap<Entry>,
-    now_slot: Option<Entry>,
+    buckets: Vec<Vec<(u128, Ev)>>,
+    /// Bit `b − 1` set ⇔ bucket `b ≥ 1` is non-empty.
+    mask: u128,
+    last: u128,
     seq: u64,
-    now: Nanos,
-}
-
-/// What [`Queue::pop`] found next.
-enum Next {
-    Arrival(Nanos),
-    Ev(Nanos, Ev),
 }
 
 impl Queue {
     fn new() -> Queue {
         Queue {
-            heap: BinaryHeap::with_capacity(1024),
-            now_slot: None,
+            buckets: (0..=128).map(|_| Vec::new()).collect(),
+            mask: 0,
+            last: 0,
             seq: 0,
-            now: 0,
         }
     }
 
-    /// A sequence number, as if an event had been pushed now.
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq - 1
+    fn bucket_of(&self, key: u128) -> usize {
+        (128 - (key ^ self.last).leading_zeros()) as usize
+    }
+
+    fn put(&mut self, key: u128, ev: Ev) {
+        let b = self.bucket_of(key);
+        self.buckets[b].push((key, ev));
+        if b > 0 {
+            self.mask |= 1 << (b - 1);
+        }
     }
 
     fn push(&mut self, t: Nanos, ev: Ev) {
-        let e = Entry {
-            t,
-            seq: self.next_seq(),
-            ev,
-        };
-        if t == self.now && self.now_slot.is_none() {
-            self.now_slot = Some(e);
-        } else {
-            self.heap.push(e);
-        }
+        let key = (u128::from(t) << 64) | u128::from(self.seq);
+        self.seq += 1;
+        debug_assert!(key > self.last, "events are scheduled at or after now");
+        self.put(key, ev);
     }
 
-    /// The earliest pending event; `arrival` is the next arrival's `(time, seq)`.
-    fn pop(&mut self, arrival: Option<(Nanos, u64)>) -> Option<Next> {
-        // 0: the arrival, 1: the now slot, 2: the heap
-        let mut best = arrival.map(|k| (k, 0u8));
-        if let Some(e) = &self.now_slot {
-            if best.is_none_or(|(k, _)| (e.t, e.seq) < k) {
-                best = Some(((e.t, e.seq), 1));
+    /// The earliest event and its time.
+    fn pop(&mut self) -> Option<(Nanos, Ev)> {
+        if self.buckets[0].is_empty() {
+            if self.mask == 0 {
+                return None;
             }
-        }
-        if let Some(e) = self.heap.peek() {
-            if best.is_none_or(|(k, _)| (e.t, e.seq) < k) {
-                best = Some(((e.t, e.seq), 2));
+            let b = self.mask.trailing_zeros() as usize + 1;
+            self.mask &= !(1 << (b - 1));
+            let mut v = std::mem::take(&mut self.buckets[b]);
+            self.last = v.iter().map(|e| e.0).min()?;
+            for (key, ev) in v.drain(..) {
+                self.put(key, ev);
             }
+            self.buckets[b] = v;
         }
-        let ((t, _), from) = best?;
-        self.now = t;
-        Some(match from {
-            0 => Next::Arrival(t),
-            1 => Next::Ev(t, self.now_slot.take()?.ev),
-            _ => Next::Ev(t, self.heap.pop()?.ev),
-        })
+        let (key, ev) = self.buckets[0].pop()?;
+        Some(((key >> 64) as Nanos, ev))
     }
 }
 
@@ -261,7 +227,9 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut reqs: Vec<Req> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
     let mut next = schedule.next();
-    let mut next_seq = if next.is_some() { q.next_seq() } else { 0 };
+    if let Some(p) = &next {
+        q.push(p.at, Ev::Arrival);
+    }
     let mut probe_armed = vec![false; names.len()];
     let mut events = Vec::new();
     let mut scheduled = 0u64;
@@ -279,62 +247,56 @@ pub fn run(input: SimInput) -> SimOutput {
             *armed = true;
         }
     }
-    while let Some(n) = q.pop(next.as_ref().map(|p| (p.at, next_seq))) {
-        let (t, ev) = match n {
-            Next::Arrival(t) => (t, None),
-            Next::Ev(t, ev) => (t, Some(ev)),
-        };
+    while let Some((t, ev)) = q.pop() {
         // probes keep the queue alive forever: stop once traffic is over and nothing else is
-        if t > traffic_end.saturating_add(timeout) && matches!(ev, Some(Ev::ProbeStart { .. })) {
+        if t > traffic_end.saturating_add(timeout) && matches!(ev, Ev::ProbeStart { .. }) {
             continue;
         }
         steps += 1;
         last = last.max(t);
-        let Some(ev) = ev else {
-            // the next scheduled arrival
-            let Some(p) = next.take() else { continue };
-            next = schedule.next();
-            if next.is_some() {
-                next_seq = q.next_seq();
-            }
-            scheduled += 1;
-            let r = match free.pop() {
-                Some(r) => {
-                    let slot = &mut reqs[r as usize];
-                    slot.planned = p;
-                    slot.first_token = None;
-                    slot.tokens = 0;
-                    slot.k = 0;
-                    slot.a = 0;
-                    r as usize
-                }
-                None => {
-                    reqs.push(Req {
-                        planned: p,
-                        order: Vec::with_capacity(names.len()),
-                        first_token: None,
-                        tokens: 0,
-                        k: 0,
-                        a: 0,
-                        i: 0,
-                        ok: false,
-                        code: 0,
-                        started: 0,
-                        out: OUT_STATUS,
-                    });
-                    reqs.len() - 1
-                }
-            };
-            policy.plan_into(t, &mut reqs[r].order);
-            if reqs[r].order.is_empty() {
-                finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
-                free.push(r as u32);
-            } else {
-                q.push(t, Ev::Attempt { r: r as u32 });
-            }
-            continue;
-        };
         match ev {
+            Ev::Arrival => {
+                let Some(p) = next.take() else { continue };
+                next = schedule.next();
+                if let Some(n) = &next {
+                    q.push(n.at, Ev::Arrival);
+                }
+                scheduled += 1;
+                let r = match free.pop() {
+                    Some(r) => {
+                        let slot = &mut reqs[r as usize];
+                        slot.planned = p;
+                        slot.first_token = None;
+                        slot.tokens = 0;
+                        slot.k = 0;
+                        slot.a = 0;
+                        r as usize
+                    }
+                    None => {
+                        reqs.push(Req {
+                            planned: p,
+                            order: Vec::with_capacity(names.len()),
+                            first_token: None,
+                            tokens: 0,
+                            k: 0,
+                            a: 0,
+                            i: 0,
+                            ok: false,
+                            code: 0,
+                            started: 0,
+                            out: OUT_STATUS,
+                        });
+                        reqs.len() - 1
+                    }
+                };
+                policy.plan_into(t, &mut reqs[r].order);
+                if reqs[r].order.is_empty() {
+                    finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
+                    free.push(r as u32);
+                } else {
+                    q.push(t, Ev::Attempt { r: r as u32 });
+                }
+            }
             Ev::Attempt { r } => {
                 let ru = r as usize;
                 let req = &mut reqs[ru];
