@@ -12,7 +12,10 @@ use chaosgate::sim::report::simulate;
 use std::path::Path;
 use std::time::Instant;
 
-const SCENARIOS: [&str; 2] = ["examples/incidents/3am-fast-fail.toml", "examples/incidents/3am-hang.toml"];
+const SCENARIOS: [&str; 2] = [
+    "examples/incidents/3am-fast-fail.toml",
+    "examples/incidents/3am-hang.toml",
+];
 
 fn main() {
     let rounds: usize = std::env::var("SIM_SPEED_ROUNDS")
@@ -37,7 +40,10 @@ fn main() {
                 let (r, o) = simulate(&s, seed).expect("simulates");
                 let w = t.elapsed().as_secs_f64();
                 // keep the optimiser honest and the runs identical
-                assert_eq!((o.steps, r.traffic.requests.failed), (o0.steps, r0.traffic.requests.failed));
+                assert_eq!(
+                    (o.steps, r.traffic.requests.failed),
+                    (o0.steps, r0.traffic.requests.failed)
+                );
                 w
             })
             .collect();

@@ -258,6 +258,11 @@ impl GatewayConfig {
     }
 }
 
+/// Healthy (or unchecked) and admitted by its breaker (or none) at `now`.
+fn available(health: &Option<HealthChecker>, breaker: &Option<Breaker>, now: Nanos) -> bool {
+    health.as_ref().is_none_or(|h| h.is_healthy()) && breaker.as_ref().is_none_or(|b| b.would_allow(now))
+}
+
 /// The policy of the reference gateway over all its targets.
 #[derive(Debug)]
 pub struct Policy {
@@ -329,8 +334,7 @@ impl Policy {
 
     /// Whether target i may take traffic at `now` (healthy and its breaker would admit).
     pub fn available(&self, now: Nanos, i: usize) -> bool {
-        self.health[i].as_ref().is_none_or(|h| h.is_healthy())
-            && self.breakers[i].as_ref().is_none_or(|b| b.would_allow(now))
+        available(&self.health[i], &self.breakers[i], now)
     }
 
     /// A request arrived: the targets to try, in order (empty: fail fast).
@@ -343,18 +347,20 @@ impl Policy {
     /// [`Policy::plan`] into `order` (cleared first), so a driver can reuse one buffer.
     pub fn plan_into(&mut self, now: Nanos, order: &mut Vec<usize>) {
         self.budget.on_request(now);
-        let mut avail = std::mem::take(&mut self.avail);
+        let Policy {
+            cfg,
+            health,
+            breakers,
+            route,
+            rng_route,
+            avail,
+            ..
+        } = self;
         avail.clear();
-        avail.extend((0..self.route.len()).map(|i| self.available(now, i)));
-        router::order_into(
-            self.cfg.strategy,
-            self.cfg.when_all_down,
-            &self.route,
-            &avail,
-            &mut self.rng_route,
-            order,
-        );
-        self.avail = avail;
+        for (h, b) in health.iter().zip(breakers.iter()) {
+            avail.push(available(h, b, now));
+        }
+        router::order_into(cfg.strategy, cfg.when_all_down, route, avail, rng_route, order);
     }
 
     /// Asks target i's breaker to admit an attempt now.
