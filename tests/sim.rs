@@ -257,3 +257,19 @@ fn shipped_scenarios_load_validate_and_simulate() {
     let bad = serde_json::json!({"providers": {"a": {"api": "openai"}}, "gateway": {"kind": "external", "command": "x"}, "traffic": {"rate": 1.0}});
     assert!(!v.is_valid(&bad), "external without ready_url");
 }
+
+/// `[slo]` latency targets decide goodput: 100 ms answers meet a 200 ms target, miss a 50 ms one.
+#[test]
+fn slo_latency_targets_drive_goodput() {
+    let sc = "[providers.a]\napi = \"openai\"\n[providers.a.baseline]\nlatency = { kind = \"fixed\", value = \"100ms\" }\n[gateway]\n[traffic]\nrate = 10.0\narrival = \"constant\"\nduration = \"10s\"\n[slo]\ne2e = \"200ms\"\n";
+    let good = |sets: &[String]| {
+        let set = load_str("slo.toml", sc, root(), sets).unwrap();
+        run::simulate(&set, &opts(1, 1)).unwrap().points[0]
+            .report
+            .traffic
+            .throughput
+            .goodput_per_s
+    };
+    assert!((good(&[]) - 10.0).abs() < 1e-9, "{}", good(&[]));
+    assert_eq!(good(&["slo.e2e=50ms".into()]), 0.0);
+}

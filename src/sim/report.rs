@@ -38,6 +38,7 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
         mix,
         seed,
         bucket: BUCKET,
+        slo: s.slo.thresholds(),
     };
     let out = run(input);
     let traffic = out.aggregator.report(out.scheduled, 0, out.duration);
