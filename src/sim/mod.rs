@@ -212,7 +212,7 @@ impl Queue {
                 let Reverse((k, FarEv(ev))) = self.far.pop()?;
                 self.current.push((k, ev));
             }
-            self.current.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         }
         let (key, ev) = self.current.pop()?;
         Some(((key >> 64) as Nanos, ev))
