@@ -149,7 +149,7 @@ proptest::proptest! {
         let mut want: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::new();
         let mut now: Nanos = 0;
         let mut id = 0u32;
-        let mut check_pop = |q: &mut Queue, want: &mut BinaryHeap<Reverse<(Nanos, u32)>>, now: &mut Nanos| {
+        let check_pop = |q: &mut Queue, want: &mut BinaryHeap<Reverse<(Nanos, u32)>>, now: &mut Nanos| {
             let got = q.pop().map(|(t, ev)| match ev {
                 Ev::Done { r } => (t, r),
                 _ => unreachable!(),
