@@ -173,3 +173,51 @@ fn stalls_after_the_first_byte_are_client_failures_before_it_fall_back() {
     assert!((r.latency_ms.p50 - 1500.0).abs() < 20.0, "{}", r.latency_ms.p50);
     assert_eq!(r.providers.get("fallback").map(|g| g.ok), Some(100));
 }
+
+proptest::proptest! {
+    /// The calendar queue pops exactly in `(time, sequence)` order, as one binary heap
+    /// holding everything would: pushes at now, within a slot, across the wheel and
+    /// beyond it (the far heap), interleaved with pops.
+    #[test]
+    fn queue_pops_in_time_then_schedule_order(
+        ops in proptest::collection::vec((0u8..6, 0u64..4, 0u64..1_000_000), 1..400),
+    ) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut q = Queue::new();
+        let mut want: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::new();
+        let mut now: Nanos = 0;
+        let mut id = 0u32;
+        let check_pop = |q: &mut Queue, want: &mut BinaryHeap<Reverse<(Nanos, u32)>>, now: &mut Nanos| {
+            let got = q.pop().map(|(t, ev)| match ev {
+                Ev::Done { r } => (t, r),
+                _ => unreachable!(),
+            });
+            let exp = want.pop().map(|Reverse(x)| x);
+            assert_eq!(got, exp);
+            if let Some((t, _)) = got {
+                *now = t;
+            }
+        };
+        for (op, scale, x) in ops {
+            if op < 2 {
+                check_pop(&mut q, &mut want, &mut now);
+            } else {
+                // same time, same slot, on the wheel, far beyond it
+                let dt = match scale {
+                    0 => 0,
+                    1 => x % (1 << SLOT_BITS),
+                    2 => x * 10_000,
+                    _ => x * 100_000_000,
+                };
+                q.push(now + dt, Ev::Done { r: id });
+                want.push(Reverse((now + dt, id)));
+                id += 1;
+            }
+        }
+        while !want.is_empty() {
+            check_pop(&mut q, &mut want, &mut now);
+        }
+        proptest::prop_assert!(q.pop().is_none());
+    }
+}
