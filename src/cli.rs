@@ -42,6 +42,9 @@ pub struct ScenarioArgs {
     /// Override any key: --set gateway.health_check.interval=5s (repeatable).
     #[arg(long, value_name = "PATH=VALUE")]
     pub set: Vec<String>,
+    /// Sweep a key over values: --sweep gateway.health_check.interval=5s,30s,60s (repeatable; adds to [sweep]).
+    #[arg(long, value_name = "PATH=V1,V2,…")]
+    pub sweep: Vec<String>,
     /// Runs per sweep point (different seeds and fault-onset phases) for distributions.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub repeat: u32,
@@ -57,6 +60,9 @@ pub struct ScenarioArgs {
     /// Write JUnit XML here (one test case per assertion per sweep point).
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write an SVG chart here: failed requests and detection time against the swept value.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
     /// Only the summary table and failed assertions.
     #[arg(long)]
     pub quiet: bool,

@@ -407,6 +407,17 @@ fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, co
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
+    if let Some(p) = &a.chart {
+        let (x_label, points) = report::chart_points(sw);
+        let repeats = match sw.points.first() {
+            Some(pt) if pt.report.runs > 1 => format!(", {} runs per point: mean, min–max", pt.report.runs),
+            _ => String::new(),
+        };
+        let title = format!("{} ({}{repeats})", sw.scenario, sw.mode);
+        let svg = crate::report::chart::sweep_svg(&title, &x_label, &points);
+        std::fs::write(p, svg).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
     Ok(if sw.passed { 0 } else { 1 })
 }
 
@@ -420,7 +431,7 @@ fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> any
 
 /// `chaosgate sim`: a scenario (every sweep point, every repeat) in virtual time.
 pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
-    let set = crate::scenario::load(&a.common.scenario, &a.common.set)?;
+    let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
     if let Some(j) = a.jobs {
         o.jobs = j.max(1);
@@ -454,7 +465,7 @@ fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
-    let set = crate::scenario::load(&a.common.scenario, &a.common.set)?;
+    let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
     let mut o = run_options(&a.common, dir.clone())?;

@@ -158,8 +158,21 @@ fn exit_codes_and_junit() {
     )
     .unwrap();
     let sc = sc.to_str().unwrap();
-    let ok = sim_cmd(&[sc, "--quiet", "--assert", "resilience.detection_gateway_s.max <= 5"]);
+    let chart = dir.join("c.svg");
+    let ok = sim_cmd(&[
+        sc,
+        "--quiet",
+        "--assert",
+        "resilience.detection_gateway_s.max <= 5",
+        "--chart",
+        chart.to_str().unwrap(),
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    // the chart: well-formed SVG with the swept axis on x (durations in seconds)
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(svg.contains("gateway.health_check.interval (s)"), "{svg}");
     let j = junit.to_str().unwrap();
     let fail = sim_cmd(&[
         sc,

@@ -351,14 +351,30 @@ pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, ConfigErrors> {
 /// Reads a scenario file, applies `--set` overrides, expands `[sweep]` and validates every
 /// point before anything runs. Errors of all points are reported at once.
 pub fn load(path: &std::path::Path, sets: &[String]) -> Result<ScenarioSet, ConfigErrors> {
+    load_with(path, sets, &[])
+}
+
+/// [`load`] with `--sweep PATH=V1,V2,…` axes added to (or replacing those of) `[sweep]`.
+pub fn load_with(path: &std::path::Path, sets: &[String], sweeps: &[String]) -> Result<ScenarioSet, ConfigErrors> {
     let file = path.display().to_string();
     let src = crate::diag::read_config(path)?;
     let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    load_str(&file, &src, &dir, sets)
+    load_str_with(&file, &src, &dir, sets, sweeps)
 }
 
 /// [`load`] from text (`file` names it in diagnostics; `dir` resolves relative paths).
 pub fn load_str(file: &str, src: &str, dir: &std::path::Path, sets: &[String]) -> Result<ScenarioSet, ConfigErrors> {
+    load_str_with(file, src, dir, sets, &[])
+}
+
+/// [`load_str`] with `--sweep` axes.
+pub fn load_str_with(
+    file: &str,
+    src: &str,
+    dir: &std::path::Path,
+    sets: &[String],
+    sweeps: &[String],
+) -> Result<ScenarioSet, ConfigErrors> {
     let top = |m: String| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -376,6 +392,16 @@ pub fn load_str(file: &str, src: &str, dir: &std::path::Path, sets: &[String]) -
         }])
     })?;
     let mut errors = Vec::new();
+    for s in sweeps {
+        if let Err(m) = overrides::add_sweep_axis(&mut doc, s) {
+            errors.push(Diagnostic {
+                file: "--sweep".into(),
+                line: None,
+                path: String::new(),
+                message: m,
+            });
+        }
+    }
     for s in sets {
         match overrides::Override::parse(s).and_then(|o| overrides::apply(&mut doc, &o)) {
             Ok(()) => {}

@@ -109,6 +109,31 @@ fn set_in_item(item: &mut Item, segs: &[&str], depth: usize, o: &Override) -> Re
     }
 }
 
+/// `--sweep PATH=V1,V2,…`: adds (or replaces) one axis of the `[sweep]` table.
+pub fn add_sweep_axis(doc: &mut DocumentMut, s: &str) -> Result<(), String> {
+    let (path, values) = s.split_once('=').ok_or_else(|| {
+        format!("--sweep {s:?}: expected PATH=V1,V2,…, e.g. gateway.health_check.interval=5s,30s,60s")
+    })?;
+    let path = path.trim();
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(format!("--sweep {s:?}: {path:?} is not a dotted path"));
+    }
+    let mut arr = toml_edit::Array::new();
+    for v in values.split(',').map(str::trim) {
+        if v.is_empty() {
+            return Err(format!("--sweep {s:?}: empty value in the list"));
+        }
+        arr.push_formatted(parse_value(v));
+    }
+    let sweep = doc
+        .entry("sweep")
+        .or_insert(Item::Table(Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| "sweep: must be a table".to_string())?;
+    sweep.insert(path, Item::Value(Value::Array(arr)));
+    Ok(())
+}
+
 /// The `[sweep]` table flattened to `(dotted path, values)` in file order. Keys may be
 /// quoted dotted paths (`"gateway.health_check.interval" = [...]`) or nested tables.
 pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<(String, Vec<Value>)>, String> {
@@ -223,5 +248,12 @@ mod tests {
             .contains("expected a list"));
         assert!(sweep_axes(&doc("[sweep]\nx = []\n")).unwrap_err().contains("empty"));
         assert_eq!(matrix(&[]).len(), 1);
+        let mut d = doc("[gateway]\n");
+        add_sweep_axis(&mut d, "gateway.health_check.interval=5s, 60s").unwrap();
+        add_sweep_axis(&mut d, "traffic.rate=10,20").unwrap();
+        let axes = sweep_axes(&d).unwrap();
+        assert_eq!(axes[0].0, "gateway.health_check.interval");
+        assert_eq!(axes[1].1.iter().map(value_text).collect::<Vec<_>>(), ["10", "20"]);
+        assert!(add_sweep_axis(&mut d, "x=1,,2").is_err());
     }
 }
