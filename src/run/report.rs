@@ -510,32 +510,6 @@ pub fn junit(sw: &SweepReport, command: &str) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dist_by_hand() {
-        let d = Dist::of(&(1..=20).map(|i| Some(i as f64)).collect::<Vec<_>>());
-        assert_eq!((d.min, d.max, d.n, d.missing), (Some(1.0), Some(20.0), 20, 0));
-        assert_eq!(d.mean, Some(10.5));
-        assert_eq!(d.p95, Some(19.0), "nearest rank: ceil(0.95 × 20) = 19th");
-        let one = Dist::of(&[Some(3.0)]);
-        assert_eq!(
-            (one.min, one.mean, one.p95, one.max),
-            (Some(3.0), Some(3.0), Some(3.0), Some(3.0))
-        );
-        let gap = Dist::of(&[Some(1.0), None]);
-        assert_eq!(
-            (gap.max, gap.missing, gap.n),
-            (None, 1, 2),
-            "a never-detected run nulls the summary"
-        );
-        assert_eq!(Dist::of(&[]).max, None);
-        assert_eq!(gap.short("s", 1), "never (1/2)");
-    }
-}
-
 /// The sweep chart's points: x numeric when exactly one axis is swept and every value is
 /// a number or a duration (then in seconds), labels otherwise.
 pub fn chart_points(sw: &SweepReport) -> (String, Vec<crate::report::chart::ChartPoint>) {
@@ -594,4 +568,30 @@ pub fn chart_points(sw: &SweepReport) -> (String, Vec<crate::report::chart::Char
         })
         .collect();
     (x_label, points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_by_hand() {
+        let d = Dist::of(&(1..=20).map(|i| Some(i as f64)).collect::<Vec<_>>());
+        assert_eq!((d.min, d.max, d.n, d.missing), (Some(1.0), Some(20.0), 20, 0));
+        assert_eq!(d.mean, Some(10.5));
+        assert_eq!(d.p95, Some(19.0), "nearest rank: ceil(0.95 × 20) = 19th");
+        let one = Dist::of(&[Some(3.0)]);
+        assert_eq!(
+            (one.min, one.mean, one.p95, one.max),
+            (Some(3.0), Some(3.0), Some(3.0), Some(3.0))
+        );
+        let gap = Dist::of(&[Some(1.0), None]);
+        assert_eq!(
+            (gap.max, gap.missing, gap.n),
+            (None, 1, 2),
+            "a never-detected run nulls the summary"
+        );
+        assert_eq!(Dist::of(&[]).max, None);
+        assert_eq!(gap.short("s", 1), "never (1/2)");
+    }
 }
