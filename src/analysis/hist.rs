@@ -1,8 +1,19 @@
 //! HDR histograms in microseconds, with the summary every report prints.
+//!
+//! Recording is the hot path of the analysis (several histograms per request), so a
+//! [`Hist::new`] histogram counts into its own array laid out exactly as `hdrhistogram`
+//! lays out its counts (same index for every value), which is a shift and an add per
+//! sample instead of the crate's general `record` (range checks, resizing, min/max
+//! upkeep). Every read goes through a real [`hdrhistogram::Histogram`] rebuilt from those
+//! counts — once per batch of records, on the first read — so quantiles, mean, min and
+//! max are the crate's own, bit for bit (tested against direct recording).
+//! [`Hist::coarse`] histograms (per-bucket series: many small ones, read once) record into
+//! the crate directly.
 
 use crate::time::Nanos;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::sync::OnceLock;
 
 /// Highest trackable value: one hour in µs (larger values are clamped).
 pub const MAX_US: u64 = 3_600_000_000;
@@ -10,7 +21,90 @@ pub const MAX_US: u64 = 3_600_000_000;
 /// A latency histogram (µs resolution, auto-resizing).
 #[derive(Clone, Debug)]
 pub struct Hist {
-    h: Histogram<u64>,
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    /// Recorded straight into the crate's histogram.
+    Direct(Histogram<u64>),
+    /// Own counts in the crate's layout, and the crate's histogram built from them on
+    /// demand (`view` is cleared by every record).
+    Counts {
+        layout: Layout,
+        counts: Vec<u64>,
+        total: u64,
+        view: OnceLock<Histogram<u64>>,
+    },
+}
+
+/// `hdrhistogram`'s index arithmetic for `(low, MAX_US, sigfig)`, computed as its
+/// `Histogram::new_with_bounds` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    low: u64,
+    sigfig: u8,
+    unit_magnitude: u8,
+    sub_bucket_half_count_magnitude: u8,
+    sub_bucket_half_count: u32,
+    sub_bucket_mask: u64,
+    leading_zero_count_base: u8,
+    len: usize,
+}
+
+impl Layout {
+    fn new(low: u64, high: u64, sigfig: u8) -> Layout {
+        let largest = 2 * 10_u32.pow(u32::from(sigfig));
+        let unit_magnitude = (low as f64).log2().floor() as u8;
+        let sub_bucket_count_magnitude = (f64::from(largest)).log2().ceil() as u8;
+        let sub_bucket_count = 1_u32 << u32::from(sub_bucket_count_magnitude);
+        let sub_bucket_half_count = sub_bucket_count / 2;
+        // buckets_to_cover(high)
+        let mut smallest_untrackable = u64::from(sub_bucket_count) << unit_magnitude;
+        let mut buckets: u32 = 1;
+        while smallest_untrackable <= high {
+            if smallest_untrackable > u64::MAX / 2 {
+                buckets += 1;
+                break;
+            }
+            smallest_untrackable <<= 1;
+            buckets += 1;
+        }
+        Layout {
+            low,
+            sigfig,
+            unit_magnitude,
+            sub_bucket_half_count_magnitude: sub_bucket_count_magnitude - 1,
+            sub_bucket_half_count,
+            sub_bucket_mask: (u64::from(sub_bucket_count) - 1) << unit_magnitude,
+            leading_zero_count_base: 64 - unit_magnitude - sub_bucket_count_magnitude,
+            len: ((buckets + 1) * sub_bucket_half_count) as usize,
+        }
+    }
+
+    /// The counts index of `value` (`Histogram::index_for`).
+    #[inline]
+    fn index_for(&self, value: u64) -> usize {
+        let bucket = u32::from(self.leading_zero_count_base) - (value | self.sub_bucket_mask).leading_zeros();
+        let sub_bucket = (value >> (bucket + u32::from(self.unit_magnitude))) as usize;
+        ((bucket as usize + 1) << self.sub_bucket_half_count_magnitude) + sub_bucket
+            - self.sub_bucket_half_count as usize
+    }
+
+    /// The lowest value counted at `index` (`Histogram::value_for`).
+    fn value_for(&self, index: usize) -> u64 {
+        let mut bucket = (index >> self.sub_bucket_half_count_magnitude) as i64 - 1;
+        let mut sub_bucket = (index as u32 & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
+        if bucket < 0 {
+            sub_bucket -= self.sub_bucket_half_count;
+            bucket = 0;
+        }
+        u64::from(sub_bucket) << (bucket as u32 + u32::from(self.unit_magnitude))
+    }
+
+    fn empty(&self) -> Histogram<u64> {
+        Histogram::new_with_bounds(self.low, MAX_US, self.sigfig).expect("valid bounds")
+    }
 }
 
 /// p50 / p95 / p99 / p99.9 / max / mean in milliseconds, and the count.
@@ -35,8 +129,14 @@ pub struct Summary {
 impl Hist {
     /// `sigfig` significant digits (2 or 3).
     pub fn new(sigfig: u8) -> Hist {
+        let layout = Layout::new(1, MAX_US, sigfig);
         Hist {
-            h: Histogram::new_with_bounds(1, MAX_US, sigfig).expect("valid bounds"),
+            repr: Repr::Counts {
+                layout,
+                counts: vec![0; layout.len],
+                total: 0,
+                view: OnceLock::new(),
+            },
         }
     }
 
@@ -44,68 +144,237 @@ impl Hist {
     /// (≈ 17 KB, so an hour of 1-s buckets stays near 60 MB).
     pub fn coarse() -> Hist {
         Hist {
-            h: Histogram::new_with_bounds(1000, MAX_US, 2).expect("valid bounds"),
+            repr: Repr::Direct(Histogram::new_with_bounds(1000, MAX_US, 2).expect("valid bounds")),
         }
     }
 
     /// Records a duration.
+    #[inline]
     pub fn record(&mut self, n: Nanos) {
-        let us = (n / 1_000).clamp(self.h.low(), MAX_US);
-        self.h.saturating_record(us);
+        match &mut self.repr {
+            Repr::Direct(h) => {
+                let us = (n / 1_000).clamp(h.low(), MAX_US);
+                h.saturating_record(us);
+            }
+            Repr::Counts {
+                layout,
+                counts,
+                total,
+                view,
+            } => {
+                let us = (n / 1_000).clamp(layout.low, MAX_US);
+                let c = &mut counts[layout.index_for(us)];
+                *c = c.saturating_add(1);
+                *total = total.saturating_add(1);
+                if view.get().is_some() {
+                    view.take();
+                }
+            }
+        }
     }
 
     /// Samples.
     pub fn len(&self) -> u64 {
-        self.h.len()
+        match &self.repr {
+            Repr::Direct(h) => h.len(),
+            Repr::Counts { total, .. } => *total,
+        }
     }
 
     /// No samples.
     pub fn is_empty(&self) -> bool {
-        self.h.is_empty()
+        self.len() == 0
     }
 
     /// Quantile in ms (0 when empty).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.h.is_empty() {
+        if self.is_empty() {
             0.0
         } else {
-            self.h.value_at_quantile(q) as f64 / 1000.0
+            self.inner().value_at_quantile(q) as f64 / 1000.0
         }
     }
 
     /// Mean in ms.
     pub fn mean_ms(&self) -> f64 {
-        if self.h.is_empty() {
+        if self.is_empty() {
             0.0
         } else {
-            self.h.mean() / 1000.0
+            self.inner().mean() / 1000.0
         }
     }
 
     /// The summary.
     pub fn summary(&self) -> Summary {
+        if self.is_empty() {
+            return Summary::default();
+        }
+        let h = self.inner();
         Summary {
-            count: self.h.len(),
+            count: h.len(),
             p50: self.quantile_ms(0.50),
             p95: self.quantile_ms(0.95),
             p99: self.quantile_ms(0.99),
             p999: self.quantile_ms(0.999),
-            max: if self.h.is_empty() {
-                0.0
-            } else {
-                self.h.max() as f64 / 1000.0
-            },
+            max: h.max() as f64 / 1000.0,
             mean: self.mean_ms(),
         }
     }
 
     /// The underlying histogram (for interval logs).
     pub fn inner(&self) -> &Histogram<u64> {
-        &self.h
+        match &self.repr {
+            Repr::Direct(h) => h,
+            Repr::Counts {
+                layout, counts, view, ..
+            } => view.get_or_init(|| {
+                let mut h = layout.empty();
+                for (i, &c) in counts.iter().enumerate() {
+                    if c > 0 {
+                        h.record_n(layout.value_for(i), c)
+                            .expect("the same layout holds every index");
+                    }
+                }
+                h
+            }),
+        }
     }
 
     /// Adds another histogram's samples.
     pub fn merge(&mut self, o: &Hist) {
-        let _ = self.h.add(&o.h);
+        match (&mut self.repr, &o.repr) {
+            (Repr::Direct(h), _) => {
+                let _ = h.add(o.inner());
+            }
+            (
+                Repr::Counts {
+                    layout,
+                    counts,
+                    total,
+                    view,
+                },
+                src,
+            ) => {
+                view.take();
+                if let Repr::Counts {
+                    layout: ol,
+                    counts: oc,
+                    total: ot,
+                    ..
+                } = src
+                {
+                    if ol == layout {
+                        for (c, &x) in counts.iter_mut().zip(oc) {
+                            *c = c.saturating_add(x);
+                        }
+                        *total = total.saturating_add(*ot);
+                        return;
+                    }
+                }
+                // different layouts: each of the other's buckets at its lowest value, as
+                // `Histogram::add` does
+                let oh = o.inner();
+                for v in oh.iter_recorded() {
+                    let i = layout.index_for(oh.lowest_equivalent(v.value_iterated_to()));
+                    if let Some(c) = counts.get_mut(i) {
+                        *c = c.saturating_add(v.count_at_value());
+                        *total = total.saturating_add(v.count_at_value());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn direct(sigfig: u8, values_ns: &[u64]) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, MAX_US, sigfig).unwrap();
+        for &n in values_ns {
+            h.saturating_record((n / 1_000).clamp(1, MAX_US));
+        }
+        h
+    }
+
+    #[test]
+    fn layout_matches_the_crates_length() {
+        for (low, sigfig) in [(1, 2), (1, 3), (1000, 2), (1, 1), (7, 3)] {
+            let want = Histogram::<u64>::new_with_bounds(low, MAX_US, sigfig)
+                .unwrap()
+                .distinct_values();
+            assert_eq!(Layout::new(low, MAX_US, sigfig).len, want, "low {low} sigfig {sigfig}");
+        }
+    }
+
+    #[test]
+    fn every_index_maps_back_to_itself() {
+        let l = Layout::new(1, MAX_US, 3);
+        for i in 0..l.len {
+            assert_eq!(l.index_for(l.value_for(i)), i, "index {i}");
+        }
+    }
+
+    proptest! {
+        /// The counted histogram reads exactly like one recorded directly by the crate.
+        #[test]
+        fn counts_read_like_the_crates_own_recording(
+            v in proptest::collection::vec(
+                prop_oneof![0u64..5_000_000, 0u64..200_000_000_000, 0u64..u64::MAX],
+                0..300,
+            ),
+            sigfig in 2u8..=3,
+        ) {
+            let mut h = Hist::new(sigfig);
+            for &n in &v {
+                h.record(n);
+            }
+            let d = direct(sigfig, &v);
+            prop_assert_eq!(h.inner(), &d);
+            prop_assert_eq!(h.len(), d.len());
+            prop_assert_eq!(h.inner().max(), d.max());
+            prop_assert_eq!(h.inner().min(), d.min());
+            prop_assert_eq!(h.inner().mean(), d.mean());
+            for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                prop_assert_eq!(h.inner().value_at_quantile(q), d.value_at_quantile(q));
+            }
+        }
+
+        /// Reads between records see every sample so far; merging adds samples.
+        #[test]
+        fn reads_between_records_and_merges_stay_exact(
+            a in proptest::collection::vec(1_000u64..10_000_000_000, 1..100),
+            b in proptest::collection::vec(1_000u64..10_000_000_000, 1..100),
+        ) {
+            let mut h = Hist::new(3);
+            for (k, &n) in a.iter().enumerate() {
+                h.record(n);
+                prop_assert_eq!(h.quantile_ms(0.5), {
+                    let d = direct(3, &a[..=k]);
+                    d.value_at_quantile(0.5) as f64 / 1000.0
+                });
+            }
+            let mut other = Hist::new(3);
+            for &n in &b {
+                other.record(n);
+            }
+            h.merge(&other);
+            let all: Vec<u64> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(h.inner(), &direct(3, &all));
+            // a coarse histogram merges the same samples, as the crate's add does
+            let mut c = Hist::coarse();
+            c.merge(&h);
+            let mut want = Histogram::<u64>::new_with_bounds(1000, MAX_US, 2).unwrap();
+            want.add(direct(3, &all)).unwrap();
+            prop_assert_eq!(c.inner(), &want);
+        }
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(Hist::new(3).summary(), Summary::default());
+        assert_eq!(Hist::coarse().summary(), Summary::default());
     }
 }

@@ -65,6 +65,8 @@ pub struct Group {
     pub output_tokens: u64,
     /// Ok requests meeting the SLO thresholds.
     pub good: u64,
+    /// The keys of `failures` met so far, by outcome: counting a failure allocates no key.
+    keys: Vec<(Outcome, String)>,
 }
 
 impl Default for Group {
@@ -81,6 +83,7 @@ impl Default for Group {
             tpot: Hist::new(3),
             output_tokens: 0,
             good: 0,
+            keys: Vec::new(),
         }
     }
 }
@@ -99,7 +102,7 @@ impl Group {
             }
         } else {
             self.failed += 1;
-            *self.failures.entry(r.outcome.key()).or_insert(0) += 1;
+            self.count_failure(r.outcome);
         }
         self.latency.record(r.end.saturating_sub(r.intended));
         if let Some(s) = r.sent {
@@ -114,6 +117,23 @@ impl Group {
         }
         for &g in itl {
             self.itl.record(g);
+        }
+    }
+
+    /// `failures[outcome.key()] += 1`, formatting each outcome's key once.
+    fn count_failure(&mut self, o: Outcome) {
+        let key = match self.keys.iter().position(|(k, _)| *k == o) {
+            Some(i) => &self.keys[i].1,
+            None => {
+                self.keys.push((o, o.key()));
+                &self.keys[self.keys.len() - 1].1
+            }
+        };
+        match self.failures.get_mut(key.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.failures.insert(key.clone(), 1);
+            }
         }
     }
 

@@ -329,6 +329,9 @@ impl Curve {
             return s.mean * (1.0 + amp * (2.0 * std::f64::consts::PI * t / p).sin());
         }
         let k = (now / self.step_len()).min(MAX_BUCKETS) as usize;
+        if let Some(&v) = self.values.get(k) {
+            return v;
+        }
         // lognormal with mean m and CV c: sigma² = ln(1 + c²), mu = ln m − sigma²/2
         let sigma2 = (1.0 + s.cv * s.cv).ln();
         let sigma = sigma2.sqrt();

@@ -258,6 +258,11 @@ impl GatewayConfig {
     }
 }
 
+/// Healthy (or unchecked) and admitted by its breaker (or none) at `now`.
+fn available(health: &Option<HealthChecker>, breaker: &Option<Breaker>, now: Nanos) -> bool {
+    health.as_ref().is_none_or(|h| h.is_healthy()) && breaker.as_ref().is_none_or(|b| b.would_allow(now))
+}
+
 /// The policy of the reference gateway over all its targets.
 #[derive(Debug)]
 pub struct Policy {
@@ -269,6 +274,8 @@ pub struct Policy {
     rng_route: Stream,
     rng_health: Stream,
     events: Vec<GatewayEvent>,
+    /// Scratch for [`Policy::plan_into`]: availability per target.
+    avail: Vec<bool>,
 }
 
 impl Policy {
@@ -311,6 +318,7 @@ impl Policy {
             rng_route: stream(seed, "gateway/route"),
             rng_health: stream(seed, "gateway/health"),
             events: Vec::new(),
+            avail: Vec::new(),
         }
     }
 
@@ -326,28 +334,39 @@ impl Policy {
 
     /// Whether target i may take traffic at `now` (healthy and its breaker would admit).
     pub fn available(&self, now: Nanos, i: usize) -> bool {
-        self.health[i].as_ref().is_none_or(|h| h.is_healthy())
-            && self.breakers[i].as_ref().is_none_or(|b| b.would_allow(now))
+        available(&self.health[i], &self.breakers[i], now)
     }
 
     /// A request arrived: the targets to try, in order (empty: fail fast).
     pub fn plan(&mut self, now: Nanos) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.route.len());
+        self.plan_into(now, &mut order);
+        order
+    }
+
+    /// [`Policy::plan`] into `order` (cleared first), so a driver can reuse one buffer.
+    pub fn plan_into(&mut self, now: Nanos, order: &mut Vec<usize>) {
         self.budget.on_request(now);
-        let avail: Vec<bool> = (0..self.route.len()).map(|i| self.available(now, i)).collect();
-        router::order(
-            self.cfg.strategy,
-            self.cfg.when_all_down,
-            &self.route,
-            &avail,
-            &mut self.rng_route,
-        )
+        let Policy {
+            cfg,
+            health,
+            breakers,
+            route,
+            rng_route,
+            avail,
+            ..
+        } = self;
+        avail.clear();
+        for (h, b) in health.iter().zip(breakers.iter()) {
+            avail.push(available(h, b, now));
+        }
+        router::order_into(cfg.strategy, cfg.when_all_down, route, avail, rng_route, order);
     }
 
     /// Asks target i's breaker to admit an attempt now.
     pub fn admit(&mut self, now: Nanos, i: usize) -> bool {
-        let name = self.cfg.targets[i].name.clone();
         match &mut self.breakers[i] {
-            Some(b) => b.allow(now, &name, &mut self.events),
+            Some(b) => b.allow(now, &self.cfg.targets[i].name, &mut self.events),
             None => true,
         }
     }
@@ -367,9 +386,8 @@ impl Policy {
         if !failed {
             router::observe(&mut self.route[i], duration);
         }
-        let name = self.cfg.targets[i].name.clone();
         if let Some(b) = &mut self.breakers[i] {
-            b.on_result(now, failed, duration, &name, &mut self.events);
+            b.on_result(now, failed, duration, &self.cfg.targets[i].name, &mut self.events);
         }
     }
 
@@ -424,9 +442,8 @@ impl Policy {
     /// network error). A timeout is reported at the deadline [`Policy::start_probe`]
     /// returned.
     pub fn on_probe(&mut self, now: Nanos, i: usize, outcome: impl Into<ProbeOutcome>) {
-        let name = self.cfg.targets[i].name.clone();
         if let Some(h) = &mut self.health[i] {
-            let ev = h.on_probe_result(now, outcome, &name, &mut self.rng_health);
+            let ev = h.on_probe_result(now, outcome, &self.cfg.targets[i].name, &mut self.rng_health);
             self.events.extend(ev);
         }
     }
@@ -434,6 +451,12 @@ impl Policy {
     /// Takes the events emitted since the last call.
     pub fn drain_events(&mut self) -> Vec<GatewayEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Moves the events emitted since the last call to the end of `out` (no allocation
+    /// when there are none).
+    pub fn drain_events_into(&mut self, out: &mut Vec<GatewayEvent>) {
+        out.append(&mut self.events);
     }
 
     /// Target i's health (true without checks).

@@ -73,12 +73,27 @@ pub fn order(
     available: &[bool],
     rng: &mut Stream,
 ) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..targets.len()).filter(|&i| available[i]).collect();
+    let mut idx = Vec::with_capacity(targets.len());
+    order_into(strategy, all_down, targets, available, rng, &mut idx);
+    idx
+}
+
+/// [`order`] into `idx` (cleared first), so a driver can reuse one buffer per request.
+pub fn order_into(
+    strategy: Strategy,
+    all_down: AllDown,
+    targets: &[RouteTarget],
+    available: &[bool],
+    rng: &mut Stream,
+    idx: &mut Vec<usize>,
+) {
+    idx.clear();
+    idx.extend((0..targets.len()).filter(|&i| available[i]));
     if idx.is_empty() {
-        return match all_down {
-            AllDown::FailFast => Vec::new(),
-            AllDown::Panic => (0..targets.len()).collect(),
-        };
+        if all_down == AllDown::Panic {
+            idx.extend(0..targets.len());
+        }
+        return;
     }
     match strategy {
         Strategy::Fallback => {}
@@ -122,10 +137,10 @@ pub fn order(
                     .then(a.cmp(&b))
             });
             let rest: Vec<usize> = idx.iter().copied().filter(|&i| !within(i)).collect();
-            idx = cheap.into_iter().chain(rest).collect();
+            idx.clear();
+            idx.extend(cheap.into_iter().chain(rest));
         }
     }
-    idx
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Writes load reports: a terminal table, JSON (described by `schema/load-report.schema.json`),
 //! Locust-compatible CSV and an HdrHistogram interval log.
 
+pub mod chart;
+
 use crate::analysis::hist::Hist;
 use crate::analysis::{Aggregator, Group, LoadReport};
 use std::fmt::Write as _;

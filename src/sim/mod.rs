@@ -45,6 +45,8 @@ pub struct SimInput {
     pub seed: u64,
     /// Time bucket of the analysis.
     pub bucket: Nanos,
+    /// Latency targets for goodput (`[slo] ttft / tpot / e2e`).
+    pub slo: SloThresholds,
 }
 
 /// What a simulated run produced: the same streams as a live run.
@@ -62,36 +64,182 @@ pub struct SimOutput {
     pub duration: Nanos,
     /// Events processed.
     pub steps: u64,
+    /// Per provider, the user-traffic attempts it received in each analysis bucket (what a
+    /// live mock's arrival series counts; probes excluded).
+    pub arrivals: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A queued event. Requests and probes keep their state in the loop's tables, so an event
+/// is 8 bytes.
+#[derive(Debug, Clone, Copy)]
 enum Ev {
-    /// The next scheduled arrival (index into `pending`).
+    /// The next scheduled arrival (kept in `next`).
     Arrival,
-    /// Request `r` tries position `k` of its plan (attempt `a` on that target).
-    Attempt { r: usize, k: usize, a: u32 },
-    /// Request `r`'s attempt on target `i` ended.
-    Done {
-        r: usize,
-        k: usize,
-        a: u32,
-        i: usize,
-        ok: bool,
-        code: u16,
-        started: Nanos,
-        out: u8,
-    },
+    /// Request slot `r` tries position `k` of its plan, attempt `a` (both kept in the slot).
+    Attempt { r: u32 },
+    /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
+    Done { r: u32 },
     /// Target `i`'s probe starts.
-    ProbeStart { i: usize },
+    ProbeStart { i: u32 },
     /// Target `i`'s probe ended.
-    ProbeEnd { i: usize, ok: bool },
+    ProbeEnd { i: u32, ok: bool },
 }
 
+/// log2 of a wheel slot's length in ns (≈ 4.2 ms).
+const SLOT_BITS: u32 = 22;
+/// Slots on the wheel (a power of two): it spans ≈ 17 s ahead of the current slot.
+const SLOTS: usize = 1 << 12;
+
+/// The event queue, ordered by `(time, sequence)`: ties at equal times go in the order they
+/// were scheduled (the key `time << 64 | sequence`). A calendar queue (Brown 1988): a wheel
+/// of fixed-length time slots covering the next ≈ 17 s, each an unsorted `Vec`, a bitmap
+/// of the non-empty ones, and a binary heap for events beyond the wheel (timeouts, probe
+/// intervals). The slot being drained is sorted; pushes into it keep it sorted. Pops take
+/// the smallest key among the current slot, the wheel and the far heap, so the order is
+/// exactly that of one heap holding everything — at O(1) per event instead of a heap's
+/// O(log n) unpredictable comparisons.
+struct Queue {
+    /// Absolute slot number being drained (`time >> SLOT_BITS`).
+    cur: u64,
+    /// The current slot's events, sorted by key, largest first (pop from the end).
+    current: Vec<(u128, Ev)>,
+    /// Slot `s` (with `cur < s < cur + SLOTS`) lives at `wheel[s % SLOTS]`.
+    wheel: Vec<Vec<(u128, Ev)>>,
+    /// Bit `s % SLOTS` set ⇔ that wheel slot is non-empty.
+    bits: Vec<u64>,
+    /// Events at or past `cur + SLOTS` when scheduled.
+    far: BinaryHeap<Reverse<(u128, FarEv)>>,
+    seq: u64,
+}
+
+/// An [`Ev`] in the far heap (ordered by key only: keys are unique).
+#[derive(Debug, Clone, Copy)]
+struct FarEv(Ev);
+impl PartialEq for FarEv {
+    fn eq(&self, _: &FarEv) -> bool {
+        true
+    }
+}
+impl Eq for FarEv {}
+impl PartialOrd for FarEv {
+    fn partial_cmp(&self, o: &FarEv) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for FarEv {
+    fn cmp(&self, _: &FarEv) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+fn slot_of(key: u128) -> u64 {
+    ((key >> 64) as u64) >> SLOT_BITS
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            cur: 0,
+            current: Vec::new(),
+            wheel: (0..SLOTS).map(|_| Vec::new()).collect(),
+            bits: vec![0; SLOTS / 64],
+            far: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    fn push(&mut self, t: Nanos, ev: Ev) {
+        let key = (u128::from(t) << 64) | u128::from(self.seq);
+        self.seq += 1;
+        let s = slot_of(key);
+        debug_assert!(s >= self.cur, "events are scheduled at or after now");
+        if s <= self.cur {
+            // keys only grow, so this usually lands at the front (the largest end is 0)
+            let at = self.current.partition_point(|e| e.0 > key);
+            self.current.insert(at, (key, ev));
+        } else if s - self.cur < SLOTS as u64 {
+            let w = (s % SLOTS as u64) as usize;
+            self.wheel[w].push((key, ev));
+            self.bits[w / 64] |= 1 << (w % 64);
+        } else {
+            self.far.push(Reverse((key, FarEv(ev))));
+        }
+    }
+
+    /// The first non-empty wheel slot after `cur`, as an absolute slot number.
+    fn next_on_wheel(&self) -> Option<u64> {
+        let start = ((self.cur + 1) % SLOTS as u64) as usize;
+        let words = SLOTS / 64;
+        // the first word masked from `start`, then whole words around the wheel
+        let (w0, b0) = (start / 64, start % 64);
+        let first = self.bits[w0] & (!0u64 << b0);
+        let found = if first != 0 {
+            Some(w0 * 64 + first.trailing_zeros() as usize)
+        } else {
+            (1..=words).find_map(|k| {
+                let w = (w0 + k) % words;
+                let mut x = self.bits[w];
+                if k == words {
+                    x &= !(!0u64 << b0); // back at the first word: only the bits before `start`
+                }
+                (x != 0).then(|| w * 64 + x.trailing_zeros() as usize)
+            })
+        }?;
+        let ahead = (found + SLOTS - start) % SLOTS;
+        Some(self.cur + 1 + ahead as u64)
+    }
+
+    /// Whether no queued event is due at or before `t` (the current time): only the
+    /// current slot can hold one, and its smallest key is last.
+    fn nothing_due_by(&self, t: Nanos) -> bool {
+        self.current.last().is_none_or(|e| (e.0 >> 64) as Nanos > t)
+    }
+
+    /// The earliest event and its time.
+    fn pop(&mut self) -> Option<(Nanos, Ev)> {
+        if self.current.is_empty() {
+            let wheel = self.next_on_wheel();
+            let far = self.far.peek().map(|Reverse((k, _))| slot_of(*k));
+            let next = match (wheel, far) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b)?,
+            };
+            self.cur = next;
+            if wheel == Some(next) {
+                let w = (next % SLOTS as u64) as usize;
+                self.bits[w / 64] &= !(1 << (w % 64));
+                std::mem::swap(&mut self.current, &mut self.wheel[w]);
+            }
+            while let Some(Reverse((k, _))) = self.far.peek() {
+                if slot_of(*k) != next {
+                    break;
+                }
+                let Reverse((k, FarEv(ev))) = self.far.pop()?;
+                self.current.push((k, ev));
+            }
+            self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        }
+        let (key, ev) = self.current.pop()?;
+        Some(((key >> 64) as Nanos, ev))
+    }
+}
+
+/// One request in flight, in a reused slot.
 struct Req {
     planned: Planned,
+    /// The gateway's order of targets (the buffer is reused by the slot's next request).
     order: Vec<usize>,
     first_token: Option<Nanos>,
     tokens: u32,
+    /// Position in `order` and attempt number of the next or current attempt.
+    k: usize,
+    a: u32,
+    /// The attempt in flight: target, success, status, start, `OUT_*`.
+    i: usize,
+    ok: bool,
+    code: u16,
+    started: Nanos,
+    out: u8,
 }
 
 const OUT_STATUS: u8 = 0;
@@ -100,6 +248,8 @@ const OUT_RESET: u8 = 2;
 const OUT_CUT: u8 = 3;
 const OUT_STREAM_ERROR: u8 = 4;
 const OUT_MALFORMED: u8 = 5;
+/// A stream that stalled after its first byte: the gateway ends it with an in-band error.
+const OUT_STALL: u8 = 6;
 
 /// Runs the simulation to the end of the traffic (plus in-flight work).
 ///
@@ -113,8 +263,14 @@ pub fn run(input: SimInput) -> SimOutput {
         mix,
         seed,
         bucket,
+        slo,
     } = input;
     let timeout = gateway.request_timeout.0;
+    // streams: the first chunk must come within ttft_timeout (failover stays possible until
+    // then); after it, a silence longer than stall_timeout ends the stream (as the live
+    // gateway does, gateway/server.rs)
+    let ttft_limit = gateway.ttft_timeout.map_or(timeout, |d| d.0.min(timeout));
+    let stall_limit = gateway.stall_timeout.map(|d| d.0);
     let fallback = gateway.fallback_on_failure;
     let targets: Vec<usize> = gateway
         .targets
@@ -133,20 +289,37 @@ pub fn run(input: SimInput) -> SimOutput {
     let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-    let mut agg = Aggregator::new(bucket, kinds, SloThresholds::default()).without_bucket_latency();
+    let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
-    let mut heap: BinaryHeap<Reverse<(Nanos, u64, Ev)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut push = |heap: &mut BinaryHeap<Reverse<(Nanos, u64, Ev)>>, t: Nanos, e: Ev| {
-        heap.push(Reverse((t, seq, e)));
-        seq += 1;
-    };
+    // One reusable record per provider (and one without): finishing a request allocates nothing.
+    let mut records: Vec<RequestRecord> = names
+        .iter()
+        .map(|n| Some(n.clone()))
+        .chain(std::iter::once(None))
+        .map(|provider| RequestRecord {
+            id: 0,
+            kind: 0,
+            intended: 0,
+            sent: None,
+            first_byte: None,
+            first_token: None,
+            end: 0,
+            outcome: Outcome::Ok,
+            output_tokens: 0,
+            provider,
+            stream: false,
+        })
+        .collect();
+    let no_provider = names.len();
+    let mut q = Queue::new();
     let mut reqs: Vec<Req> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
     let mut next = schedule.next();
     if let Some(p) = &next {
-        push(&mut heap, p.at, Ev::Arrival);
+        q.push(p.at, Ev::Arrival);
     }
     let mut probe_armed = vec![false; names.len()];
+    let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
     let mut events = Vec::new();
     let mut scheduled = 0u64;
     let mut steps = 0u64;
@@ -159,213 +332,264 @@ pub fn run(input: SimInput) -> SimOutput {
     // arm the first probes
     for (i, armed) in probe_armed.iter_mut().enumerate() {
         if let Some(t) = policy.probe_at(i) {
-            push(&mut heap, t, Ev::ProbeStart { i });
+            q.push(t, Ev::ProbeStart { i: i as u32 });
             *armed = true;
         }
     }
-    while let Some(Reverse((t, _, ev))) = heap.pop() {
+    while let Some((t, first)) = q.pop() {
         // probes keep the queue alive forever: stop once traffic is over and nothing else is
-        if t > traffic_end.saturating_add(timeout) && matches!(ev, Ev::ProbeStart { .. }) {
+        if t > traffic_end.saturating_add(timeout) && matches!(first, Ev::ProbeStart { .. }) {
             continue;
         }
-        steps += 1;
-        last = last.max(t);
-        match ev {
-            Ev::Arrival => {
-                let Some(p) = next.take() else { continue };
-                next = schedule.next();
-                if let Some(n) = &next {
-                    push(&mut heap, n.at, Ev::Arrival);
-                }
-                scheduled += 1;
-                let order = policy.plan(t);
-                let r = reqs.len();
-                reqs.push(Req {
-                    planned: p,
-                    order,
-                    first_token: None,
-                    tokens: 0,
-                });
-                if reqs[r].order.is_empty() {
-                    finish(&mut agg, &reqs[r], t, Outcome::Http(503), None);
-                } else {
-                    push(&mut heap, t, Ev::Attempt { r, k: 0, a: 0 });
-                }
-            }
-            Ev::Attempt { r, k, a } => {
-                let i = reqs[r].order[k];
-                if !policy.admit(t, i) {
-                    if k + 1 < reqs[r].order.len() {
-                        push(&mut heap, t, Ev::Attempt { r, k: k + 1, a: 0 });
-                    } else {
-                        finish(&mut agg, &reqs[r], t, Outcome::Http(503), None);
+        // an event scheduled for now that is provably the next one runs at once (`now`)
+        let mut now = Some(first);
+        while let Some(ev) = now.take() {
+            steps += 1;
+            last = last.max(t);
+            match ev {
+                Ev::Arrival => {
+                    let Some(p) = next.take() else { continue };
+                    next = schedule.next();
+                    if let Some(n) = &next {
+                        q.push(n.at, Ev::Arrival);
                     }
-                    continue;
-                }
-                if k > 0 && a == 0 {
-                    let prev = reqs[r].order[k - 1];
-                    policy.on_fallback(t, prev, i);
-                }
-                let shape = &reqs[r].planned.shape;
-                let facts = RequestFacts {
-                    endpoint: if shape.endpoint == EndpointKind::Embeddings {
-                        Endpoint::Embeddings
-                    } else {
-                        Endpoint::Chat
-                    },
-                    stream: shape.stream,
-                    input_tokens: shape.prompt_tokens,
-                    max_tokens: Some(shape.max_tokens),
-                };
-                let d = plans[i].decide(t, &facts, None);
-                let (dt, ok, code, out) = match d.verdict {
-                    Verdict::Ok(s) => match s.stream_fault {
+                    scheduled += 1;
+                    let r = match free.pop() {
+                        Some(r) => {
+                            let slot = &mut reqs[r as usize];
+                            slot.planned = p;
+                            slot.first_token = None;
+                            slot.tokens = 0;
+                            slot.k = 0;
+                            slot.a = 0;
+                            r as usize
+                        }
                         None => {
-                            if facts.stream {
-                                reqs[r].first_token = Some(t + s.first);
-                            }
-                            reqs[r].tokens = s.output_tokens;
-                            (
-                                s.service_time(facts.stream).min(timeout),
-                                s.service_time(facts.stream) <= timeout,
-                                200,
-                                OUT_STATUS,
-                            )
+                            reqs.push(Req {
+                                planned: p,
+                                order: Vec::with_capacity(names.len()),
+                                first_token: None,
+                                tokens: 0,
+                                k: 0,
+                                a: 0,
+                                i: 0,
+                                ok: false,
+                                code: 0,
+                                started: 0,
+                                out: OUT_STATUS,
+                            });
+                            reqs.len() - 1
                         }
-                        Some(f) => {
-                            let at = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
-                            reqs[r].first_token = (f.after_tokens > 0).then_some(t + s.first);
-                            reqs[r].tokens = f.after_tokens;
-                            let out = match f.kind {
-                                crate::fault::StreamKind::Error => OUT_STREAM_ERROR,
-                                crate::fault::StreamKind::Malformed => OUT_MALFORMED,
-                                crate::fault::StreamKind::NoTerminal | crate::fault::StreamKind::Cut => OUT_CUT,
-                                _ => OUT_TIMEOUT,
-                            };
-                            let dt = if out == OUT_TIMEOUT { timeout } else { at.min(timeout) };
-                            (dt, false, 200, out)
-                        }
-                    },
-                    Verdict::Error(e) => (
-                        e.after.min(timeout),
-                        false,
-                        e.status,
-                        if e.after > timeout { OUT_TIMEOUT } else { OUT_STATUS },
-                    ),
-                    Verdict::Reset { after } => (
-                        after.min(timeout),
-                        false,
-                        0,
-                        if after > timeout { OUT_TIMEOUT } else { OUT_RESET },
-                    ),
-                    Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
-                };
-                push(
-                    &mut heap,
-                    t + dt,
-                    Ev::Done {
-                        r,
-                        k,
-                        a,
-                        i,
-                        ok,
-                        code,
-                        started: t,
-                        out,
-                    },
-                );
-            }
-            Ev::Done {
-                r,
-                k,
-                a,
-                i,
-                ok,
-                code,
-                started,
-                out,
-            } => {
-                let duration = t - started;
-                let counts = match out {
-                    OUT_TIMEOUT | OUT_RESET => policy.config().failure.timeout,
-                    OUT_CUT => policy.config().failure.stream_cut,
-                    OUT_STREAM_ERROR | OUT_MALFORMED => policy.config().failure.stream_error,
-                    _ => !ok && policy.is_failure_status(code),
-                };
-                policy.on_result(t, i, counts, duration);
-                let provider = Some(names[i].clone());
-                if ok {
-                    finish(&mut agg, &reqs[r], t, Outcome::Ok, provider);
-                    continue;
-                }
-                let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED);
-                if stream_failure {
-                    // the first byte already reached the client: no failover
-                    let o = match out {
-                        OUT_CUT => Outcome::StreamCut,
-                        OUT_STREAM_ERROR => Outcome::StreamError,
-                        _ => Outcome::MalformedStream,
                     };
-                    finish(&mut agg, &reqs[r], t, o, provider);
-                    continue;
-                }
-                let failure = if out == OUT_STATUS {
-                    Failure::Status {
-                        status: code,
-                        retryable: true,
-                        retry_after: None,
-                    }
-                } else {
-                    Failure::Connect
-                };
-                let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
-                if is_failure {
-                    if let Some(w) = policy.retry(t, i, a + 1, failure) {
-                        push(&mut heap, t + w, Ev::Attempt { r, k, a: a + 1 });
-                        continue;
-                    }
-                    if fallback && k + 1 < reqs[r].order.len() {
-                        push(&mut heap, t, Ev::Attempt { r, k: k + 1, a: 0 });
-                        continue;
+                    policy.plan_into(t, &mut reqs[r].order);
+                    if reqs[r].order.is_empty() {
+                        finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
+                        free.push(r as u32);
+                    } else {
+                        sched(&mut q, &mut now, t, t, Ev::Attempt { r: r as u32 });
                     }
                 }
-                let o = match out {
-                    OUT_TIMEOUT => Outcome::Timeout,
-                    OUT_RESET => Outcome::Reset,
-                    _ => Outcome::Http(code),
-                };
-                finish(&mut agg, &reqs[r], t, o, provider);
-            }
-            Ev::ProbeStart { i } => {
-                probe_armed[i] = false;
-                let Some(deadline) = policy.start_probe(t, i) else {
-                    continue;
-                };
-                let d = plans[i].decide(t, &RequestFacts::health(), None);
-                let (end, ok) = match d.verdict {
-                    Verdict::Ok(s) => (t + s.first, true),
-                    Verdict::Error(e) => (t + e.after, false),
-                    Verdict::Reset { after } => (t + after, false),
-                    Verdict::Hang | Verdict::HeadersThenSilence { .. } => (deadline, false),
-                };
-                let (end, ok) = if end > deadline { (deadline, false) } else { (end, ok) };
-                push(&mut heap, end, Ev::ProbeEnd { i, ok });
-            }
-            Ev::ProbeEnd { i, ok } => {
-                policy.on_probe(t, i, ok);
-                if !probe_armed[i] {
-                    if let Some(n) = policy.probe_at(i) {
-                        push(&mut heap, n, Ev::ProbeStart { i });
-                        probe_armed[i] = true;
+                Ev::Attempt { r } => {
+                    let ru = r as usize;
+                    let req = &mut reqs[ru];
+                    let (k, a) = (req.k, req.a);
+                    let i = req.order[k];
+                    if !policy.admit(t, i) {
+                        if k + 1 < req.order.len() {
+                            req.k = k + 1;
+                            req.a = 0;
+                            sched(&mut q, &mut now, t, t, Ev::Attempt { r });
+                        } else {
+                            finish(&mut agg, &mut records[no_provider], req, t, Outcome::Http(503));
+                            free.push(r);
+                        }
+                        continue;
+                    }
+                    if k > 0 && a == 0 {
+                        let prev = req.order[k - 1];
+                        policy.on_fallback(t, prev, i);
+                    }
+                    let slot = (t / bucket.max(1)) as usize;
+                    let series = &mut arrivals[i];
+                    if series.len() <= slot {
+                        series.resize(slot + 1, 0);
+                    }
+                    series[slot] += 1;
+                    let shape = &req.planned.shape;
+                    let facts = RequestFacts {
+                        endpoint: if shape.endpoint == EndpointKind::Embeddings {
+                            Endpoint::Embeddings
+                        } else {
+                            Endpoint::Chat
+                        },
+                        stream: shape.stream,
+                        input_tokens: shape.prompt_tokens,
+                        max_tokens: Some(shape.max_tokens),
+                    };
+                    let d = plans[i].decide(t, &facts, None);
+                    let (dt, ok, code, out) = match d.verdict {
+                        // no first chunk in time: a timeout before the first byte
+                        Verdict::Ok(s)
+                            if facts.stream
+                                && s.first > ttft_limit
+                                && s.stream_fault.as_ref().is_none_or(|f| f.after_tokens > 0) =>
+                        {
+                            (ttft_limit, false, 0, OUT_TIMEOUT)
+                        }
+                        Verdict::Ok(s) => match s.stream_fault {
+                            None => {
+                                if facts.stream {
+                                    req.first_token = Some(t + s.first);
+                                }
+                                req.tokens = s.output_tokens;
+                                (
+                                    s.service_time(facts.stream).min(timeout),
+                                    s.service_time(facts.stream) <= timeout,
+                                    200,
+                                    OUT_STATUS,
+                                )
+                            }
+                            Some(f) => {
+                                let at = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
+                                req.first_token = (f.after_tokens > 0).then_some(t + s.first);
+                                req.tokens = f.after_tokens;
+                                use crate::fault::StreamKind as K;
+                                let stall_end = |ping_every: Option<Nanos>| match stall_limit {
+                                    // pings reset the gateway's silence timer
+                                    Some(st) if ping_every.is_none_or(|p| p > st) => at.saturating_add(st).min(timeout),
+                                    _ => timeout,
+                                };
+                                let (dt, out) = match f.kind {
+                                    K::Error => (at.min(timeout), OUT_STREAM_ERROR),
+                                    K::Malformed => (at.min(timeout), OUT_MALFORMED),
+                                    K::NoTerminal | K::Cut => (at.min(timeout), OUT_CUT),
+                                    // stalled before the first chunk: a timeout, failover possible
+                                    K::PingStall | K::SilentStall if f.after_tokens == 0 => (ttft_limit, OUT_TIMEOUT),
+                                    K::PingStall => (stall_end(Some(f.ping_every)), OUT_STALL),
+                                    K::SilentStall => (stall_end(None), OUT_STALL),
+                                };
+                                (dt, false, 200, out)
+                            }
+                        },
+                        Verdict::Error(e) => (
+                            e.after.min(timeout),
+                            false,
+                            e.status,
+                            if e.after > timeout { OUT_TIMEOUT } else { OUT_STATUS },
+                        ),
+                        Verdict::Reset { after } => (
+                            after.min(timeout),
+                            false,
+                            0,
+                            if after > timeout { OUT_TIMEOUT } else { OUT_RESET },
+                        ),
+                        Verdict::Hang | Verdict::HeadersThenSilence { .. } if facts.stream => {
+                            (ttft_limit, false, 0, OUT_TIMEOUT)
+                        }
+                        Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
+                    };
+                    req.i = i;
+                    req.ok = ok;
+                    req.code = code;
+                    req.started = t;
+                    req.out = out;
+                    sched(&mut q, &mut now, t, t + dt, Ev::Done { r });
+                }
+                Ev::Done { r } => {
+                    let req = &mut reqs[r as usize];
+                    let (k, a, i, ok, code, out) = (req.k, req.a, req.i, req.ok, req.code, req.out);
+                    let duration = t - req.started;
+                    let counts = match out {
+                        OUT_TIMEOUT | OUT_RESET | OUT_STALL => policy.config().failure.timeout,
+                        OUT_CUT => policy.config().failure.stream_cut,
+                        OUT_STREAM_ERROR | OUT_MALFORMED => policy.config().failure.stream_error,
+                        _ => !ok && policy.is_failure_status(code),
+                    };
+                    policy.on_result(t, i, counts, duration);
+                    let rec = &mut records[i];
+                    if ok {
+                        finish(&mut agg, rec, req, t, Outcome::Ok);
+                        free.push(r);
+                        continue;
+                    }
+                    let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED | OUT_STALL);
+                    if stream_failure {
+                        // the first byte already reached the client: no failover
+                        let o = match out {
+                            // the reference gateway ends a cut or stalled stream with an
+                            // in-band error event, never a clean-looking end
+                            OUT_CUT | OUT_STREAM_ERROR | OUT_STALL => Outcome::StreamError,
+                            _ => Outcome::MalformedStream,
+                        };
+                        finish(&mut agg, rec, req, t, o);
+                        free.push(r);
+                        continue;
+                    }
+                    let failure = if out == OUT_STATUS {
+                        Failure::Status {
+                            status: code,
+                            retryable: true,
+                            retry_after: None,
+                        }
+                    } else {
+                        Failure::Connect
+                    };
+                    let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
+                    if is_failure {
+                        if let Some(w) = policy.retry(t, i, a + 1, failure) {
+                            req.a = a + 1;
+                            sched(&mut q, &mut now, t, t + w, Ev::Attempt { r });
+                            continue;
+                        }
+                        if fallback && k + 1 < req.order.len() {
+                            req.k = k + 1;
+                            req.a = 0;
+                            sched(&mut q, &mut now, t, t, Ev::Attempt { r });
+                            continue;
+                        }
+                    }
+                    let o = match out {
+                        OUT_TIMEOUT => Outcome::Timeout,
+                        OUT_RESET => Outcome::Reset,
+                        _ => Outcome::Http(code),
+                    };
+                    finish(&mut agg, rec, req, t, o);
+                    free.push(r);
+                }
+                Ev::ProbeStart { i } => {
+                    let iu = i as usize;
+                    probe_armed[iu] = false;
+                    let Some(deadline) = policy.start_probe(t, iu) else {
+                        continue;
+                    };
+                    let d = plans[iu].decide(t, &RequestFacts::health(), None);
+                    let (end, ok) = match d.verdict {
+                        Verdict::Ok(s) => (t + s.first, true),
+                        Verdict::Error(e) => (t + e.after, false),
+                        Verdict::Reset { after } => (t + after, false),
+                        Verdict::Hang | Verdict::HeadersThenSilence { .. } => (deadline, false),
+                    };
+                    let (end, ok) = if end > deadline { (deadline, false) } else { (end, ok) };
+                    q.push(end, Ev::ProbeEnd { i, ok });
+                }
+                Ev::ProbeEnd { i, ok } => {
+                    let iu = i as usize;
+                    policy.on_probe(t, iu, ok);
+                    if !probe_armed[iu] {
+                        if let Some(n) = policy.probe_at(iu) {
+                            q.push(n, Ev::ProbeStart { i });
+                            probe_armed[iu] = true;
+                        }
                     }
                 }
             }
         }
-        events.extend(policy.drain_events());
     }
-    events.extend(policy.drain_events());
+    // events keep their timestamps and emission order, so one drain at the end is the same
+    // stream as draining after every step
+    policy.drain_events_into(&mut events);
     let horizon = last.max(traffic_end);
-    let mut faults: Vec<FaultEvent> = plans
+    let faults: Vec<FaultEvent> = plans
         .iter_mut()
         .zip(&names)
         .flat_map(|(p, n)| {
@@ -380,7 +604,7 @@ pub fn run(input: SimInput) -> SimOutput {
                 .collect::<Vec<_>>()
         })
         .collect();
-    faults.sort();
+    let faults = crate::record::merge_fault_windows(faults);
     SimOutput {
         aggregator: agg,
         events,
@@ -388,29 +612,41 @@ pub fn run(input: SimInput) -> SimOutput {
         scheduled,
         duration: traffic_end,
         steps,
+        arrivals: names.into_iter().zip(arrivals).collect(),
     }
 }
 
-fn finish(agg: &mut Aggregator, r: &Req, end: Nanos, outcome: Outcome, provider: Option<String>) {
+/// Schedules `ev` at `at`, or hands it back in `now` to run at once when it is provably
+/// the very next event: due now (`at == t`), nothing else handed back yet, and nothing
+/// queued at or before `t` (everything queued has a smaller sequence number, so a queued
+/// event at `t` would have to go first). Same order as queueing it, without the queue.
+fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
+    if at == t && now.is_none() && q.nothing_due_by(t) {
+        *now = Some(ev);
+    } else {
+        q.push(at, ev);
+    }
+}
+
+/// Folds request `r`, ended at `end`, into `agg` through `rec` (a reused record whose
+/// `provider` is already set).
+fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, outcome: Outcome) {
     let p = &r.planned;
-    let rec = RequestRecord {
-        id: p.id,
-        kind: p.shape.kind,
-        intended: p.at,
-        sent: Some(p.at),
-        first_byte: Some(end.min(r.first_token.unwrap_or(end))),
-        first_token: if outcome.is_ok() || matches!(outcome, Outcome::StreamCut | Outcome::StreamError) {
-            r.first_token
-        } else {
-            None
-        },
-        end,
-        outcome,
-        output_tokens: if outcome.is_ok() { r.tokens } else { 0 },
-        provider,
-        stream: p.shape.stream,
+    rec.id = p.id;
+    rec.kind = p.shape.kind;
+    rec.intended = p.at;
+    rec.sent = Some(p.at);
+    rec.first_byte = Some(end.min(r.first_token.unwrap_or(end)));
+    rec.first_token = if outcome.is_ok() || matches!(outcome, Outcome::StreamCut | Outcome::StreamError) {
+        r.first_token
+    } else {
+        None
     };
-    agg.add(&rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
+    rec.end = end;
+    rec.outcome = outcome;
+    rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
+    rec.stream = p.shape.stream;
+    agg.add(rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
 }
 
 #[cfg(test)]
