@@ -200,6 +200,9 @@ pub struct Aggregator {
     pub last_end: Nanos,
     /// Keep a latency histogram per bucket (timeline p99, interval logs).
     bucket_latency: bool,
+    /// Billed usage of ok requests by (provider, request kind): (requests, input tokens,
+    /// output tokens) — what the cost report prices.
+    pub usage: BTreeMap<(String, u32), (u64, u64, u64)>,
 }
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
@@ -223,6 +226,7 @@ impl Aggregator {
             records: 0,
             last_end: 0,
             bucket_latency: true,
+            usage: BTreeMap::new(),
         }
     }
 
@@ -268,6 +272,15 @@ impl Aggregator {
                     .or_default()
                     .add(r, itl, good),
             }
+        }
+        if r.outcome.is_ok() {
+            let u = match self.usage.get_mut(&(provider.to_string(), r.kind)) {
+                Some(u) => u,
+                None => self.usage.entry((provider.to_string(), r.kind)).or_default(),
+            };
+            u.0 += 1;
+            u.1 += u64::from(r.input_tokens);
+            u.2 += u64::from(r.output_tokens);
         }
         let kind: &str = self.kinds.get(r.kind as usize).map_or("other", String::as_str);
         match self.per_kind.get_mut(kind) {
