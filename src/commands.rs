@@ -299,6 +299,8 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
                     weight: 1.0,
                     cost_per_1k: None,
                     max_cost_per_1k: None,
+                    max_latency: None,
+                    latency_backoff: None,
                     api: None,
                 })
             })

@@ -58,6 +58,20 @@ pub struct PriceTable {
     /// By provider name (as the scenario or the `x-chaosgate-provider` header names it).
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderPrices>,
+    /// What the run is compared with: every billed token bought at this provider's price
+    /// for this model (`reference = { provider = "openai-direct", model = "gpt-4o" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+}
+
+/// `reference`: one (provider, model) that prices all of a run's tokens for comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
 }
 
 impl PriceTable {
@@ -66,6 +80,17 @@ impl PriceTable {
         let mut out = Vec::new();
         if self.providers.is_empty() {
             out.push((Path::root(), "no [providers.<name>] tables: nothing is priced".into()));
+        }
+        if let Some(r) = &self.reference {
+            if self.price(&r.provider, &r.model).is_none() {
+                out.push((
+                    Path::root().key("reference"),
+                    format!(
+                        "no price for provider `{}` model `{}` in this table",
+                        r.provider, r.model
+                    ),
+                ));
+            }
         }
         for (name, p) in &self.providers {
             let path = Path::root().key("providers").key(name);
@@ -226,6 +251,12 @@ pub struct CostReport {
     /// Usage the table has no price for (not in `total_usd`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unpriced: Vec<Usage>,
+    /// Every priced token at the table's `reference` price (e.g. all of it on GPT-4o direct).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_usd: Option<f64>,
+    /// (1 − total / reference) × 100: what the routing saved (negative: cost more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saving_pct: Option<f64>,
 }
 
 /// Prices a run's usage. Several entries for the same (provider, model) add up.
@@ -257,6 +288,16 @@ pub fn cost(table: &PriceTable, usage: &[Usage]) -> CostReport {
         p.total.add(u, usd, base_usd);
         p.models.entry(u.model.clone()).or_default().add(u, usd, base_usd);
         r.total_usd += usd;
+        if let Some(rp) = table
+            .reference
+            .as_ref()
+            .and_then(|x| table.price(&x.provider, &x.model))
+        {
+            *r.reference_usd.get_or_insert(0.0) += rp.usd(u.input_tokens, u.output_tokens);
+        }
+    }
+    if let Some(reference) = r.reference_usd.filter(|x| *x > 0.0) {
+        r.saving_pct = Some((1.0 - r.total_usd / reference) * 100.0);
     }
     r
 }
@@ -284,6 +325,32 @@ gpt-4o = { input_usd_per_1m = 2.75, output_usd_per_1m = 11.00 }
             input_tokens: input,
             output_tokens: output,
         }
+    }
+
+    /// The article's story in one line: 70 % of the tokens on Portkey's GPT-4o (+10 %),
+    /// 30 % on a model at a fifth of the price — against all of it on GPT-4o direct.
+    #[test]
+    fn saving_against_the_reference_by_hand() {
+        let t = PriceTable::from_toml(
+            &format!("reference = {{ provider = \"openai-direct\", model = \"gpt-4o\" }}\n{ARTICLE}"),
+            "p.toml",
+        )
+        .unwrap();
+        let r = cost(
+            &t,
+            &[
+                usage("portkey", "gpt-4o", 700, 700_000, 0), // 0.7 M × 2.75 = 1.925
+                usage("portkey", "haiku", 300, 300_000, 0),  // 0.3 M × 1.00 ("*") = 0.30
+            ],
+        );
+        assert!((r.total_usd - 2.225).abs() < 1e-12);
+        assert!((r.reference_usd.unwrap() - 2.5).abs() < 1e-12, "1 M × 2.50");
+        assert!((r.saving_pct.unwrap() - 11.0).abs() < 1e-9, "1 − 2.225 / 2.5 = 11 %");
+        let bad = PriceTable::from_toml(
+            &format!("reference = {{ provider = \"x\", model = \"y\" }}\n{ARTICLE}"),
+            "p.toml",
+        );
+        assert!(bad.unwrap_err().to_string().contains("no price for provider `x`"));
     }
 
     #[test]

@@ -57,6 +57,13 @@ pub struct TargetConfig {
     /// Cap for `cost`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_per_1k: Option<f64>,
+    /// `cost`: route here first only while its latency EWMA is within this ("when latency
+    /// allows"); over it, the target is passed over for `latency_backoff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency: Option<Dur>,
+    /// How long a target over its `max_latency` is passed over (default 10 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_backoff: Option<Dur>,
     /// The upstream's API (default: whatever the client sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<Api>,
@@ -307,6 +314,9 @@ impl Policy {
                 cost_per_1k: t.cost_per_1k,
                 max_cost_per_1k: t.max_cost_per_1k,
                 ewma: None,
+                max_latency: t.max_latency.map(|d| d.0),
+                latency_backoff: t.latency_backoff.map_or(10 * crate::time::NS_PER_S, |d| d.0),
+                passed_over_until: 0,
             })
             .collect();
         Policy {
@@ -360,7 +370,7 @@ impl Policy {
         for (h, b) in health.iter().zip(breakers.iter()) {
             avail.push(available(h, b, now));
         }
-        router::order_into(cfg.strategy, cfg.when_all_down, route, avail, rng_route, order);
+        router::order_into(cfg.strategy, cfg.when_all_down, route, avail, rng_route, now, order);
     }
 
     /// Asks target i's breaker to admit an attempt now.
@@ -384,7 +394,7 @@ impl Policy {
     /// records both.
     pub fn on_result(&mut self, now: Nanos, i: usize, failed: bool, duration: Nanos) {
         if !failed {
-            router::observe(&mut self.route[i], duration);
+            router::observe_at(&mut self.route[i], now, duration);
         }
         if let Some(b) = &mut self.breakers[i] {
             b.on_result(now, failed, duration, &self.cfg.targets[i].name, &mut self.events);

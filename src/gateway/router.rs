@@ -4,7 +4,11 @@
 //! - `weighted`: the first target drawn by weight, then the rest in priority order;
 //! - `least_latency`: lowest EWMA of observed latency first (unmeasured targets first);
 //! - `cost`: the article's cost minimisation — targets whose `cost_per_1k` is within their
-//!   `max_cost_per_1k` cap, cheapest first, then the rest in fallback order.
+//!   `max_cost_per_1k` cap, cheapest first, then the rest in fallback order. A target with
+//!   a `max_latency` is used this way only "when latency allows": once its latency EWMA
+//!   exceeds `max_latency` it is passed over (tried after the others) for
+//!   `latency_backoff`, then measured afresh — so the share a cheap, sometimes-slow model
+//!   gets follows how often it is fast enough.
 //!
 //! Only available targets (healthy and admitted by their breaker) are tried. When none is,
 //! `when_all_down = "fail_fast"` answers 503 at once; `"panic"` tries every target in
@@ -51,6 +55,12 @@ pub struct RouteTarget {
     pub max_cost_per_1k: Option<f64>,
     /// Latency EWMA in ns (None until measured).
     pub ewma: Option<f64>,
+    /// `cost`: used first only while the EWMA is within this (ns).
+    pub max_latency: Option<u64>,
+    /// How long a target over its `max_latency` is passed over (ns).
+    pub latency_backoff: u64,
+    /// Passed over by `cost` until this time (ns).
+    pub passed_over_until: u64,
 }
 
 /// EWMA smoothing of latency observations.
@@ -65,6 +75,18 @@ pub fn observe(t: &mut RouteTarget, latency_ns: u64) {
     });
 }
 
+/// [`observe`], then: a target whose EWMA went over its `max_latency` is passed over by
+/// `cost` until `now + latency_backoff`, and starts afresh (no EWMA) after that.
+pub fn observe_at(t: &mut RouteTarget, now: u64, latency_ns: u64) {
+    observe(t, latency_ns);
+    if let (Some(max), Some(e)) = (t.max_latency, t.ewma) {
+        if e > max as f64 {
+            t.passed_over_until = now.saturating_add(t.latency_backoff);
+            t.ewma = None;
+        }
+    }
+}
+
 /// The order in which to try targets. `available[i]` says whether target i may take traffic.
 pub fn order(
     strategy: Strategy,
@@ -74,7 +96,7 @@ pub fn order(
     rng: &mut Stream,
 ) -> Vec<usize> {
     let mut idx = Vec::with_capacity(targets.len());
-    order_into(strategy, all_down, targets, available, rng, &mut idx);
+    order_into(strategy, all_down, targets, available, rng, 0, &mut idx);
     idx
 }
 
@@ -85,6 +107,7 @@ pub fn order_into(
     targets: &[RouteTarget],
     available: &[bool],
     rng: &mut Stream,
+    now: u64,
     idx: &mut Vec<usize>,
 ) {
     idx.clear();
@@ -123,10 +146,14 @@ pub fn order_into(
             });
         }
         Strategy::Cost => {
-            let within = |i: usize| match (targets[i].cost_per_1k, targets[i].max_cost_per_1k) {
-                (Some(c), Some(m)) => c <= m,
-                (Some(_), None) => true,
-                _ => false,
+            let within = |i: usize| {
+                let fast_enough = now >= targets[i].passed_over_until;
+                fast_enough
+                    && match (targets[i].cost_per_1k, targets[i].max_cost_per_1k) {
+                        (Some(c), Some(m)) => c <= m,
+                        (Some(_), None) => true,
+                        _ => false,
+                    }
             };
             let mut cheap: Vec<usize> = idx.iter().copied().filter(|&i| within(i)).collect();
             cheap.sort_by(|&a, &b| {
@@ -154,7 +181,32 @@ mod tests {
             cost_per_1k: cost,
             max_cost_per_1k: cap,
             ewma: None,
+            max_latency: None,
+            latency_backoff: 10,
+            passed_over_until: 0,
         }
+    }
+
+    /// "When latency allows": the cheap target goes first until its EWMA passes its
+    /// max_latency, is then tried last for the backoff, and first again afresh after it.
+    #[test]
+    fn cost_passes_over_a_target_while_it_is_too_slow() {
+        let mut r = stream(1, "r");
+        let mut ts = vec![t(1.0, Some(15.0), Some(15.0)), t(1.0, Some(4.0), Some(4.0))];
+        ts[1].max_latency = Some(1000);
+        let first = |ts: &[RouteTarget], now: u64, r: &mut Stream| {
+            let mut o = Vec::new();
+            order_into(Strategy::Cost, AllDown::FailFast, ts, &[true; 2], r, now, &mut o);
+            o
+        };
+        assert_eq!(first(&ts, 0, &mut r), vec![1, 0]);
+        observe_at(&mut ts[1], 100, 900); // within
+        assert_eq!(first(&ts, 101, &mut r), vec![1, 0]);
+        observe_at(&mut ts[1], 200, 2000); // 900 + 0.3·1100 = 1230 > 1000
+        assert_eq!(ts[1].passed_over_until, 210);
+        assert_eq!(first(&ts, 205, &mut r), vec![0, 1], "passed over, still a fallback");
+        assert_eq!(first(&ts, 210, &mut r), vec![1, 0], "back after the backoff");
+        assert_eq!(ts[1].ewma, None, "measured afresh");
     }
 
     #[test]

@@ -363,7 +363,13 @@ pub fn text(r: &RunReport) -> String {
         );
     }
     if let Some(c) = &r.cost {
-        let _ = writeln!(s, "\ncost: {:.4} USD", c.total_usd);
+        let reference = match (c.reference_usd, c.saving_pct) {
+            (Some(r), Some(p)) => {
+                format!(" — the same tokens at the reference price: {r:.4} USD, a saving of {p:.1} %")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "\ncost: {:.4} USD{reference}", c.total_usd);
         for (name, p) in &c.per_provider {
             let markup = p
                 .total

@@ -490,8 +490,42 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     let kind = gw.remove("kind");
     let gateway = match kind.as_ref().map(|k| k.as_str()) {
         None | Some(Some("builtin")) => {
+            // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … }
+            let mut extra: Vec<toml::Table> = Vec::new();
             let names: Vec<String> = match gw.remove("targets") {
-                Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v {
+                        toml::Value::String(n) => {
+                            extra.push(toml::Table::new());
+                            Some(n.clone())
+                        }
+                        toml::Value::Table(t) => match t.get("name").and_then(|n| n.as_str()) {
+                            Some(n) if !t.contains_key("url") => {
+                                let mut t = t.clone();
+                                t.remove("name");
+                                extra.push(t);
+                                Some(n.to_string())
+                            }
+                            _ => {
+                                errors.push(diag(
+                                    Path::root().key("gateway").key("targets").index(i),
+                                    "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)"
+                                        .into(),
+                                ));
+                                None
+                            }
+                        },
+                        _ => {
+                            errors.push(diag(
+                                Path::root().key("gateway").key("targets").index(i),
+                                "expected a provider name or a table { name = \"…\", … }".into(),
+                            ));
+                            None
+                        }
+                    })
+                    .collect(),
                 Some(_) => {
                     errors.push(diag(
                         Path::root().key("gateway").key("targets"),
@@ -501,6 +535,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
                 }
                 None => doc.providers.keys().cloned().collect(),
             };
+            extra.resize(names.len(), toml::Table::new());
             for (i, n) in names.iter().enumerate() {
                 if !doc.providers.contains_key(n) {
                     errors.push(diag(
@@ -511,8 +546,8 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             }
             let targets: Vec<toml::Value> = names
                 .iter()
-                .map(|n| {
-                    let mut t = toml::Table::new();
+                .zip(extra)
+                .map(|(n, mut t)| {
                     t.insert("name".into(), toml::Value::String(n.clone()));
                     t.insert("url".into(), toml::Value::String("http://127.0.0.1:1".into()));
                     toml::Value::Table(t)
