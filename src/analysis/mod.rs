@@ -328,7 +328,8 @@ impl Aggregator {
             }
         }
         if let Some(s) = r.sent {
-            self.lag.record_placed(placer.place(s.saturating_sub(r.intended)), &placer);
+            self.lag
+                .record_placed(placer.place(s.saturating_sub(r.intended)), &placer);
         }
         if embeddings && r.outcome.is_ok() {
             self.embeddings.0 += 1;
