@@ -1,14 +1,14 @@
 //! Simulator speed benchmark: `cargo bench --bench sim_speed`
 //!
 //! Loads the article's incident scenarios once (parsing is not timed), then runs each
-//! `ROUNDS` times through `sim::report::simulate` — the discrete-event loop plus the whole
+//! `ROUNDS` times through `sim::report::simulate_once` — the discrete-event loop plus the whole
 //! analysis (traffic report, resilience metrics, error budget) — and prints, best and
 //! median over the rounds: simulated seconds per wall second (× real time), simulated
 //! requests per second and events per second. Not a timed test: nothing asserts.
 //! `SIM_SPEED_ROUNDS=N` changes the number of rounds (default 15).
 
 use chaosgate::scenario::load_scenario;
-use chaosgate::sim::report::simulate;
+use chaosgate::sim::report::simulate_once;
 use std::path::Path;
 use std::time::Instant;
 
@@ -33,11 +33,11 @@ fn main() {
         let s = load_scenario(&root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let seed = s.seed.unwrap_or(1);
         // one untimed warm-up run (page faults, allocator)
-        let (r0, o0) = simulate(&s, seed).expect("simulates");
+        let (r0, o0) = simulate_once(&s, seed, 0).expect("simulates");
         let mut walls: Vec<f64> = (0..rounds)
             .map(|_| {
                 let t = Instant::now();
-                let (r, o) = simulate(&s, seed).expect("simulates");
+                let (r, o) = simulate_once(&s, seed, 0).expect("simulates");
                 let w = t.elapsed().as_secs_f64();
                 // keep the optimiser honest and the runs identical
                 assert_eq!(

@@ -6,9 +6,19 @@
 //! whole curve whatever the traffic. The stationary distribution of the bucket values has
 //! the configured `mean` and coefficient of variation `cv` (the article's Together AI row:
 //! `mean = 131.7, cv = 0.312`).
+//!
+//! Dashboards also show a throughput's **peak** and **min** over a run, and those are far
+//! out in the tails (the article's OpenAI Direct row: 184.2 tokens/s average, 312.5 peak,
+//! 98.7 min, CV 12.3 % — the peak is 5.7 standard deviations up). A light-tailed walk
+//! cannot produce both; `min` / `max` bound the curve (values beyond are clamped) and
+//! `dips` / `bursts` schedule excursions to those bounds: exactly one per `every`, lasting
+//! `hold`, at an offset drawn uniformly from the curve's own streams. So over a run of a
+//! few `every`s the range is reached whatever the seed, and the mean and CV still come
+//! from the walk in between (`chaosgate calibrate` fits them).
 
 use crate::rng::Stream;
 use crate::time::{Dur, Nanos, NS_PER_S};
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +61,30 @@ pub struct Throughput {
     /// `periodic`: the period (default 60 s).
     #[serde(default = "default_period")]
     pub period: Dur,
+    /// Floor: the curve never goes below it; `dips` go to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Ceiling: the curve never goes above it; `bursts` go to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Scheduled drops to `min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dips: Option<Excursions>,
+    /// Scheduled surges to `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bursts: Option<Excursions>,
+}
+
+/// Excursions of the rate to one of its bounds: in every period `[k·every, (k+1)·every)`
+/// exactly one, `hold` long, starting at a uniformly drawn offset in `[0, every − hold]`
+/// (a burst's offset is redrawn until it does not overlap a dip).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Excursions {
+    /// Period: one excursion in each.
+    pub every: Dur,
+    /// How long each lasts.
+    pub hold: Dur,
 }
 
 fn default_step() -> Dur {
@@ -77,6 +111,10 @@ impl Throughput {
             correlation: default_correlation(),
             hold: default_hold(),
             period: default_period(),
+            min: None,
+            max: None,
+            dips: None,
+            bursts: None,
         }
     }
 
@@ -110,6 +148,31 @@ impl Throughput {
                 ));
             }
         }
+        for (k, b) in [("min", self.min), ("max", self.max)] {
+            if let Some(v) = b {
+                if !(v.is_finite() && v > 0.0) {
+                    e.push(format!("{k} must be a positive number of tokens/s, got {v}"));
+                }
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max) {
+            if lo > hi {
+                e.push(format!("min ({lo}) must not exceed max ({hi})"));
+            }
+        }
+        for (k, x, bound) in [("dips", self.dips, self.min), ("bursts", self.bursts, self.max)] {
+            let Some(x) = x else { continue };
+            if bound.is_none() {
+                let b = if k == "dips" { "min" } else { "max" };
+                e.push(format!("{k} go to `{b}`: set {b} too"));
+            }
+            if x.hold.0 == 0 || x.hold.0 > x.every.0 {
+                e.push(format!(
+                    "{k}: need 0 < hold ≤ every, got hold {} every {}",
+                    x.hold, x.every
+                ));
+            }
+        }
         e
     }
 }
@@ -125,16 +188,94 @@ pub struct Curve {
     values: Vec<f64>,
     /// AR(1) state in log space (random walk).
     x: f64,
+    /// Scheduled dips and bursts, each with its own stream.
+    dips: Option<Schedule>,
+    bursts: Option<Schedule>,
+}
+
+/// Lazily drawn excursion offsets, one per period.
+#[derive(Clone, Debug)]
+struct Schedule {
+    spec: Excursions,
+    rng: Stream,
+    offsets: Vec<Nanos>,
+}
+
+impl Schedule {
+    fn new(spec: Excursions, base: &Stream, stream_id: u64) -> Schedule {
+        // Another ChaCha stream of the same key: the walk's own draws are untouched, so
+        // adding excursions never moves the curve between them.
+        let mut rng = base.clone();
+        rng.set_stream(stream_id);
+        rng.set_word_pos(0);
+        Schedule {
+            spec,
+            rng,
+            offsets: Vec::new(),
+        }
+    }
+
+    fn every(&self) -> Nanos {
+        self.spec.every.0.max(1)
+    }
+
+    fn hold(&self) -> Nanos {
+        self.spec.hold.0.min(self.every())
+    }
+
+    /// Draws offsets up to period `k`; a draw whose window would overlap one of `avoid`'s
+    /// is redrawn (up to 64 times), so bursts never hide behind a dip when there is room.
+    fn extend(&mut self, k: usize, mut avoid: Option<&mut Schedule>) {
+        let (every, hold) = (self.every(), self.hold());
+        while self.offsets.len() <= k {
+            let j = self.offsets.len() as Nanos;
+            let room = every - hold;
+            let mut o = 0;
+            for _ in 0..64 {
+                o = if room == 0 { 0 } else { self.rng.random_range(0..=room) };
+                let start = j * every + o;
+                let clash = avoid.as_deref_mut().is_some_and(|a| a.overlaps(start, start + hold));
+                if !clash {
+                    break;
+                }
+            }
+            self.offsets.push(o);
+        }
+    }
+
+    /// Whether an excursion of this schedule is on at some time in `[start, end)`.
+    fn overlaps(&mut self, start: Nanos, end: Nanos) -> bool {
+        let (every, hold) = (self.every(), self.hold());
+        let first = (start / every).saturating_sub(1);
+        let last = (end.saturating_sub(1) / every).min(MAX_BUCKETS);
+        self.extend(last as usize, None);
+        (first..=last).any(|j| {
+            let s = j * every + self.offsets[j as usize];
+            s < end && start < s + hold
+        })
+    }
+
+    fn active(&mut self, now: Nanos, avoid: Option<&mut Schedule>) -> bool {
+        let (every, hold) = (self.every(), self.hold());
+        let k = (now / every).min(MAX_BUCKETS) as usize;
+        self.extend(k, avoid);
+        let into = now - (k as Nanos) * every;
+        into >= self.offsets[k] && into < self.offsets[k] + hold
+    }
 }
 
 impl Curve {
     /// A curve drawn from `rng` (use a stream labelled for this provider's throughput).
     pub fn new(spec: Throughput, rng: Stream) -> Curve {
+        let dips = spec.dips.map(|d| Schedule::new(d, &rng, 1));
+        let bursts = spec.bursts.map(|b| Schedule::new(b, &rng, 2));
         Curve {
             spec,
             rng,
             values: Vec::new(),
             x: 0.0,
+            dips,
+            bursts,
         }
     }
 
@@ -150,8 +291,32 @@ impl Curve {
         }
     }
 
-    /// Tokens per second at `now`.
+    /// Tokens per second at `now`: the walk, clamped to `[min, max]`; during a dip `min`,
+    /// during a burst `max`. Bursts are placed clear of the dips (redrawn when they would
+    /// overlap one); should one not fit, the dip wins.
     pub fn rate_at(&mut self, now: Nanos) -> f64 {
+        let core = self.walk_at(now);
+        let s = &self.spec;
+        let (lo, hi) = (s.min, s.max);
+        if let (Some(d), Some(lo)) = (self.dips.as_mut(), lo) {
+            if d.active(now, None) {
+                return lo;
+            }
+        }
+        if let (Some(b), Some(hi)) = (self.bursts.as_mut(), hi) {
+            if b.active(now, self.dips.as_mut()) {
+                return hi;
+            }
+        }
+        match (lo, hi) {
+            (Some(lo), _) if core < lo => lo,
+            (_, Some(hi)) if core > hi => hi,
+            _ => core,
+        }
+    }
+
+    /// The unbounded walk at `now`.
+    fn walk_at(&mut self, now: Nanos) -> f64 {
         let s = &self.spec;
         if s.cv == 0.0 || s.process == Process::Constant {
             return s.mean;
@@ -263,8 +428,80 @@ mod tests {
         assert_eq!(a.rate_at(3 * NS_PER_S), b.rate_at(3 * NS_PER_S + 5));
     }
 
+    fn bounded(excursions: bool) -> Throughput {
+        let x = Excursions {
+            every: Dur::from_secs(600),
+            hold: Dur::from_secs(6),
+        };
+        Throughput {
+            mean: 180.0,
+            cv: 0.08,
+            process: Process::RandomWalk,
+            correlation: 0.5,
+            min: Some(100.0),
+            max: Some(300.0),
+            dips: excursions.then_some(x),
+            bursts: excursions.then_some(x),
+            ..Throughput::constant(1.0)
+        }
+    }
+
+    #[test]
+    fn dips_and_bursts_reach_the_bounds_once_per_period_and_leave_the_walk_alone() {
+        for seed in 0..20 {
+            let mut with = Curve::new(bounded(true), stream(seed, "tp"));
+            let mut without = Curve::new(bounded(false), stream(seed, "tp"));
+            let v: Vec<f64> = (0..3600u64).map(|k| with.rate_at(k * NS_PER_S)).collect();
+            let w: Vec<f64> = (0..3600u64).map(|k| without.rate_at(k * NS_PER_S)).collect();
+            // a light walk (cv 8 %) never reaches 100 or 300 by itself
+            assert!(w.iter().all(|&r| r > 100.0 && r < 300.0));
+            for period in 0..6 {
+                let slice = |x: &[f64]| x[period * 600..(period + 1) * 600].to_vec();
+                let (a, b) = (slice(&v), slice(&w));
+                let at = |x: f64| a.iter().filter(|&&r| r == x).count();
+                // bursts are placed clear of the dips, so both are whole
+                assert_eq!((at(100.0), at(300.0)), (6, 6), "seed {seed} period {period}");
+                for x in [100.0, 300.0] {
+                    let first = a.iter().position(|&r| r == x).unwrap();
+                    assert!(a[first..first + 6].iter().all(|&r| r == x), "consecutive");
+                }
+                // everywhere else the walk is the unbounded curve, unchanged
+                let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+                assert_eq!(same, 600 - 12, "seed {seed} period {period}");
+            }
+        }
+    }
+
+    #[test]
+    fn min_and_max_clamp_a_wide_walk() {
+        let spec = Throughput {
+            cv: 0.6,
+            dips: None,
+            bursts: None,
+            ..bounded(false)
+        };
+        let mut c = Curve::new(spec, stream(2, "tp"));
+        let v: Vec<f64> = (0..5000u64).map(|k| c.rate_at(k * NS_PER_S)).collect();
+        assert!(v.iter().all(|&r| (100.0..=300.0).contains(&r)));
+        assert!(v.iter().filter(|&&r| r == 100.0).count() > 100);
+        assert!(v.iter().filter(|&&r| r == 300.0).count() > 100);
+    }
+
     #[test]
     fn validation() {
+        let mut t = bounded(true);
+        assert!(t.validate().is_empty(), "{:?}", t.validate());
+        t.min = None;
+        t.max = Some(50.0);
+        t.bursts = Some(Excursions {
+            every: Dur::from_secs(1),
+            hold: Dur::from_secs(2),
+        });
+        let m = t.validate();
+        assert!(m.iter().any(|m| m.contains("dips go to `min`")), "{m:?}");
+        assert!(m.iter().any(|m| m.contains("hold ≤ every")), "{m:?}");
+        t.min = Some(60.0);
+        assert!(t.validate().iter().any(|m| m.contains("must not exceed")));
         let mut t = Throughput::constant(0.0);
         assert!(t.validate()[0].contains("mean"));
         t.mean = 10.0;

@@ -45,6 +45,8 @@ pub struct SimInput {
     pub seed: u64,
     /// Time bucket of the analysis.
     pub bucket: Nanos,
+    /// Latency targets for goodput (`[slo] ttft / tpot / e2e`).
+    pub slo: SloThresholds,
 }
 
 /// What a simulated run produced: the same streams as a live run.
@@ -62,6 +64,9 @@ pub struct SimOutput {
     pub duration: Nanos,
     /// Events processed.
     pub steps: u64,
+    /// Per provider, the user-traffic attempts it received in each analysis bucket (what a
+    /// live mock's arrival series counts; probes excluded).
+    pub arrivals: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 /// A queued event. Requests and probes keep their state in the loop's tables, so an event
@@ -243,6 +248,8 @@ const OUT_RESET: u8 = 2;
 const OUT_CUT: u8 = 3;
 const OUT_STREAM_ERROR: u8 = 4;
 const OUT_MALFORMED: u8 = 5;
+/// A stream that stalled after its first byte: the gateway ends it with an in-band error.
+const OUT_STALL: u8 = 6;
 
 /// Runs the simulation to the end of the traffic (plus in-flight work).
 ///
@@ -256,8 +263,14 @@ pub fn run(input: SimInput) -> SimOutput {
         mix,
         seed,
         bucket,
+        slo,
     } = input;
     let timeout = gateway.request_timeout.0;
+    // streams: the first chunk must come within ttft_timeout (failover stays possible until
+    // then); after it, a silence longer than stall_timeout ends the stream (as the live
+    // gateway does, gateway/server.rs)
+    let ttft_limit = gateway.ttft_timeout.map_or(timeout, |d| d.0.min(timeout));
+    let stall_limit = gateway.stall_timeout.map(|d| d.0);
     let fallback = gateway.fallback_on_failure;
     let targets: Vec<usize> = gateway
         .targets
@@ -276,7 +289,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-    let mut agg = Aggregator::new(bucket, kinds, SloThresholds::default()).without_bucket_latency();
+    let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
     // One reusable record per provider (and one without): finishing a request allocates nothing.
     let mut records: Vec<RequestRecord> = names
@@ -306,6 +319,7 @@ pub fn run(input: SimInput) -> SimOutput {
         q.push(p.at, Ev::Arrival);
     }
     let mut probe_armed = vec![false; names.len()];
+    let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
     let mut events = Vec::new();
     let mut scheduled = 0u64;
     let mut steps = 0u64;
@@ -395,6 +409,12 @@ pub fn run(input: SimInput) -> SimOutput {
                         let prev = req.order[k - 1];
                         policy.on_fallback(t, prev, i);
                     }
+                    let slot = (t / bucket.max(1)) as usize;
+                    let series = &mut arrivals[i];
+                    if series.len() <= slot {
+                        series.resize(slot + 1, 0);
+                    }
+                    series[slot] += 1;
                     let shape = &req.planned.shape;
                     let facts = RequestFacts {
                         endpoint: if shape.endpoint == EndpointKind::Embeddings {
@@ -408,6 +428,14 @@ pub fn run(input: SimInput) -> SimOutput {
                     };
                     let d = plans[i].decide(t, &facts, None);
                     let (dt, ok, code, out) = match d.verdict {
+                        // no first chunk in time: a timeout before the first byte
+                        Verdict::Ok(s)
+                            if facts.stream
+                                && s.first > ttft_limit
+                                && s.stream_fault.as_ref().is_none_or(|f| f.after_tokens > 0) =>
+                        {
+                            (ttft_limit, false, 0, OUT_TIMEOUT)
+                        }
                         Verdict::Ok(s) => match s.stream_fault {
                             None => {
                                 if facts.stream {
@@ -425,13 +453,21 @@ pub fn run(input: SimInput) -> SimOutput {
                                 let at = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
                                 req.first_token = (f.after_tokens > 0).then_some(t + s.first);
                                 req.tokens = f.after_tokens;
-                                let out = match f.kind {
-                                    crate::fault::StreamKind::Error => OUT_STREAM_ERROR,
-                                    crate::fault::StreamKind::Malformed => OUT_MALFORMED,
-                                    crate::fault::StreamKind::NoTerminal | crate::fault::StreamKind::Cut => OUT_CUT,
-                                    _ => OUT_TIMEOUT,
+                                use crate::fault::StreamKind as K;
+                                let stall_end = |ping_every: Option<Nanos>| match stall_limit {
+                                    // pings reset the gateway's silence timer
+                                    Some(st) if ping_every.is_none_or(|p| p > st) => at.saturating_add(st).min(timeout),
+                                    _ => timeout,
                                 };
-                                let dt = if out == OUT_TIMEOUT { timeout } else { at.min(timeout) };
+                                let (dt, out) = match f.kind {
+                                    K::Error => (at.min(timeout), OUT_STREAM_ERROR),
+                                    K::Malformed => (at.min(timeout), OUT_MALFORMED),
+                                    K::NoTerminal | K::Cut => (at.min(timeout), OUT_CUT),
+                                    // stalled before the first chunk: a timeout, failover possible
+                                    K::PingStall | K::SilentStall if f.after_tokens == 0 => (ttft_limit, OUT_TIMEOUT),
+                                    K::PingStall => (stall_end(Some(f.ping_every)), OUT_STALL),
+                                    K::SilentStall => (stall_end(None), OUT_STALL),
+                                };
                                 (dt, false, 200, out)
                             }
                         },
@@ -447,6 +483,9 @@ pub fn run(input: SimInput) -> SimOutput {
                             0,
                             if after > timeout { OUT_TIMEOUT } else { OUT_RESET },
                         ),
+                        Verdict::Hang | Verdict::HeadersThenSilence { .. } if facts.stream => {
+                            (ttft_limit, false, 0, OUT_TIMEOUT)
+                        }
                         Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
                     };
                     req.i = i;
@@ -461,7 +500,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     let (k, a, i, ok, code, out) = (req.k, req.a, req.i, req.ok, req.code, req.out);
                     let duration = t - req.started;
                     let counts = match out {
-                        OUT_TIMEOUT | OUT_RESET => policy.config().failure.timeout,
+                        OUT_TIMEOUT | OUT_RESET | OUT_STALL => policy.config().failure.timeout,
                         OUT_CUT => policy.config().failure.stream_cut,
                         OUT_STREAM_ERROR | OUT_MALFORMED => policy.config().failure.stream_error,
                         _ => !ok && policy.is_failure_status(code),
@@ -473,12 +512,13 @@ pub fn run(input: SimInput) -> SimOutput {
                         free.push(r);
                         continue;
                     }
-                    let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED);
+                    let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED | OUT_STALL);
                     if stream_failure {
                         // the first byte already reached the client: no failover
                         let o = match out {
-                            OUT_CUT => Outcome::StreamCut,
-                            OUT_STREAM_ERROR => Outcome::StreamError,
+                            // the reference gateway ends a cut or stalled stream with an
+                            // in-band error event, never a clean-looking end
+                            OUT_CUT | OUT_STREAM_ERROR | OUT_STALL => Outcome::StreamError,
                             _ => Outcome::MalformedStream,
                         };
                         finish(&mut agg, rec, req, t, o);
@@ -549,7 +589,7 @@ pub fn run(input: SimInput) -> SimOutput {
     // stream as draining after every step
     policy.drain_events_into(&mut events);
     let horizon = last.max(traffic_end);
-    let mut faults: Vec<FaultEvent> = plans
+    let faults: Vec<FaultEvent> = plans
         .iter_mut()
         .zip(&names)
         .flat_map(|(p, n)| {
@@ -564,7 +604,7 @@ pub fn run(input: SimInput) -> SimOutput {
                 .collect::<Vec<_>>()
         })
         .collect();
-    faults.sort();
+    let faults = crate::record::merge_fault_windows(faults);
     SimOutput {
         aggregator: agg,
         events,
@@ -572,6 +612,7 @@ pub fn run(input: SimInput) -> SimOutput {
         scheduled,
         duration: traffic_end,
         steps,
+        arrivals: names.into_iter().zip(arrivals).collect(),
     }
 }
 

@@ -36,6 +36,7 @@ fallback_on_failure = false
         mix: Mix::new(vec![k], crate::provider::Api::OpenAi).unwrap(),
         seed,
         bucket: 100 * crate::time::NS_PER_MS,
+        slo: crate::analysis::SloThresholds::default(),
     }
 }
 
@@ -133,6 +134,44 @@ fn the_articles_failed_request_counts() {
     let (_, mean, max) = stats(&fast);
     assert!((mean - 390.0).abs() / 390.0 < 0.03, "fast mean {mean}");
     assert!((max - 775.0).abs() / 775.0 < 0.03, "fast max {max}");
+}
+
+fn stream_input(primary: &str, gateway_extra: &str) -> SimInput {
+    let mut i = input(primary, 600, 1, 10.0, 10, 4);
+    let extra: toml::Table = toml::from_str(gateway_extra).unwrap();
+    let mut gw = toml::Table::try_from(&i.gateway).unwrap();
+    gw.extend(extra);
+    i.gateway = toml::Value::Table(gw).try_into().unwrap();
+    let mut k = KindSpec::chat("chat", true);
+    k.max_tokens = crate::traffic::Tokens::Fixed(8);
+    i.mix = Mix::new(vec![k], crate::provider::Api::OpenAi).unwrap();
+    i
+}
+
+/// As the live gateway: a stream that stalls after its first chunk ends with an in-band
+/// error after `stall_timeout` of silence (no failover: bytes reached the client); one
+/// that never sends its first chunk times out at `ttft_timeout` and falls back.
+#[test]
+fn stalls_after_the_first_byte_are_client_failures_before_it_fall_back() {
+    let stall = "[baseline]\ntokens_per_s = { mean = 100 }\nstream = [{ kind = \"silent_stall\", after_tokens = 2 }]\n";
+    let out = run(stream_input(
+        stall,
+        "stall_timeout = \"2s\"\nrequest_timeout = \"30s\"\nfallback_on_failure = true\n",
+    ));
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    assert_eq!(r.requests.failed, 100, "{r:?}");
+    assert_eq!(r.failures_by_kind.get("stream_error"), Some(&100));
+    // second token at 10 ms, then 2 s of silence
+    assert!((r.latency_ms.p50 - 2010.0).abs() < 30.0, "{}", r.latency_ms.p50);
+    let hang = "[baseline]\nconnection = [{ kind = \"hang\" }]\n";
+    let out = run(stream_input(
+        hang,
+        "ttft_timeout = \"1500ms\"\nrequest_timeout = \"30s\"\nfallback_on_failure = true\n",
+    ));
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    assert_eq!(r.requests.failed, 0, "fell back to the healthy fallback: {r:?}");
+    assert!((r.latency_ms.p50 - 1500.0).abs() < 20.0, "{}", r.latency_ms.p50);
+    assert_eq!(r.providers.get("fallback").map(|g| g.ok), Some(100));
 }
 
 proptest::proptest! {
