@@ -45,6 +45,7 @@ fn main() {
             end: intended + lat,
             outcome,
             output_tokens: 51,
+            input_tokens: 400,
             provider: Some(if x % 2 == 0 { "primary" } else { "fallback" }.to_string()),
             stream,
         };

@@ -70,6 +70,9 @@ pub struct RequestRecord {
     pub outcome: Outcome,
     /// Output tokens (from usage when present, else counted).
     pub output_tokens: u32,
+    /// Prompt tokens the request carried (as planned by the traffic schedule).
+    #[serde(default)]
+    pub input_tokens: u32,
     /// Provider that served it, when the response says so.
     pub provider: Option<String>,
     /// Streamed.

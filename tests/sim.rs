@@ -273,3 +273,39 @@ fn slo_latency_targets_drive_goodput() {
     assert!((good(&[]) - 10.0).abs() < 1e-9, "{}", good(&[]));
     assert_eq!(good(&["slo.e2e=50ms".into()]), 0.0);
 }
+
+/// `[cost] prices`: 100 ok requests of 1,000 prompt and 100 completion tokens at
+/// $2.50 / $10.00 per 1M = 100 × (0.0025 + 0.001) = $0.35; an unpriced provider is listed,
+/// not counted as free.
+#[test]
+fn cost_per_provider_by_hand() {
+    let dir = std::env::temp_dir().join(format!("chaosgate-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("prices.toml"),
+        "[providers.a.models]\ngpt-4o = { input_usd_per_1m = 2.50, output_usd_per_1m = 10.00 }\n",
+    )
+    .unwrap();
+    let sc = "[providers.a]\napi = \"openai\"\n[providers.b]\napi = \"openai\"\n[gateway]\nstrategy = \"weighted\"\ntargets = [\"a\"]\n[traffic]\nrate = 10.0\narrival = \"constant\"\nduration = \"10s\"\n[[traffic.kind]]\nname = \"chat\"\nmodel = \"gpt-4o\"\nprompt_tokens = 1000\nmax_tokens = 100\n[cost]\nprices = \"prices.toml\"\n";
+    let set = load_str("cost.toml", sc, &dir, &[]).unwrap();
+    let sw = run::simulate(&set, &opts(1, 1)).unwrap();
+    let c = sw.points[0].report.cost.as_ref().expect("priced");
+    assert!((c.total_usd - 0.35).abs() < 1e-9, "{c:?}");
+    assert_eq!(c.per_provider["a"].total.requests, 100);
+    let j = sw.to_json();
+    assert!((j["cost_usd"]["max"].as_f64().unwrap() - 0.35).abs() < 1e-9);
+    // a target the table does not price
+    let set = load_str("cost.toml", sc, &dir, &["gateway.targets=[\"b\"]".into()]).unwrap();
+    let sw = run::simulate(&set, &opts(1, 1)).unwrap();
+    let c = sw.points[0].report.cost.as_ref().unwrap();
+    assert_eq!((c.total_usd, c.unpriced.len()), (0.0, 1), "{c:?}");
+    // a bad price table is a scenario error with its line
+    std::fs::write(
+        dir.join("prices.toml"),
+        "[providers.a.models]\ngpt-4o = { input_usd_per_1m = -1.0, output_usd_per_1m = 10.00 }\n",
+    )
+    .unwrap();
+    let e = load_str("cost.toml", sc, &dir, &[]).unwrap_err().to_string();
+    assert!(e.contains("prices.toml:2"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -225,6 +225,9 @@ pub struct Aggregator {
     placer: Placer,
     /// The last bucket looked up by end and by intended start: `(index, start, end)`.
     last_bucket: [(usize, Nanos, Nanos); 2],
+    /// Billed usage of ok requests by (provider, request kind): (requests, input tokens,
+    /// output tokens) — what the cost report prices.
+    pub usage: BTreeMap<(String, u32), (u64, u64, u64)>,
 }
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
@@ -250,6 +253,7 @@ impl Aggregator {
             bucket_latency: true,
             placer: Placer::fine(),
             last_bucket: [(0, 1, 0); 2],
+            usage: BTreeMap::new(),
         }
     }
 
@@ -310,6 +314,15 @@ impl Aggregator {
                     .or_default()
                     .add(r, itl, good, &pl, &placer),
             }
+        }
+        if r.outcome.is_ok() {
+            let u = match self.usage.get_mut(&(provider.to_string(), r.kind)) {
+                Some(u) => u,
+                None => self.usage.entry((provider.to_string(), r.kind)).or_default(),
+            };
+            u.0 += 1;
+            u.1 += u64::from(r.input_tokens);
+            u.2 += u64::from(r.output_tokens);
         }
         let kind: &str = self.kinds.get(r.kind as usize).map_or("other", String::as_str);
         match self.per_kind.get_mut(kind) {

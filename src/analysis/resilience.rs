@@ -285,6 +285,7 @@ mod tests {
                 end: t + 5 * NS_PER_MS,
                 outcome,
                 output_tokens: 1,
+                input_tokens: 10,
                 provider: Some(provider.into()),
                 stream: false,
             };

@@ -19,6 +19,7 @@ fn rec(
         end,
         outcome,
         output_tokens: tokens,
+        input_tokens: 100,
         provider: Some("p".into()),
         stream: first_token.is_some(),
     }

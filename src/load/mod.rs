@@ -401,6 +401,7 @@ async fn execute(
         end: 0,
         outcome: Outcome::Ok,
         output_tokens: 0,
+        input_tokens: shape.prompt_tokens,
         provider: None,
         stream: shape.stream,
     };
@@ -547,6 +548,7 @@ fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
         end: t,
         outcome: Outcome::Dropped,
         output_tokens: 0,
+        input_tokens: shape.prompt_tokens,
         provider: None,
         stream: shape.stream,
     };

@@ -220,6 +220,7 @@ fn record(id: u64, at: Nanos, o: &Observed, stream: bool) -> RequestRecord {
         end: o.end,
         outcome: o.outcome,
         output_tokens: o.output_tokens,
+        input_tokens: 0,
         provider: None,
         stream,
     }

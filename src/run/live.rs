@@ -32,6 +32,13 @@ pub struct LiveRun {
     pub warnings: Vec<String>,
     /// Ctrl-C / SIGTERM stopped the traffic early.
     pub interrupted: bool,
+    aggregator: Option<crate::analysis::Aggregator>,
+}
+
+impl LiveRun {
+    fn cost_of(&self, s: &Scenario, models: &[String]) -> Option<crate::cost::CostReport> {
+        crate::sim::report::run_cost(s, self.aggregator.as_ref()?, models)
+    }
 }
 
 enum Gw {
@@ -53,6 +60,7 @@ pub async fn run_once(
     let kinds = s.traffic.load_kinds(&s.dir)?;
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
+    let models = mix.models();
     let source = s.traffic.source(&s.dir)?;
     if let crate::traffic::Source::Trace(t, _) = &source {
         t.check_kinds(
@@ -85,7 +93,12 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, progress).await;
+    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, progress)
+        .await
+        .map(|mut r| {
+            r.run.cost = r.cost_of(s, &models);
+            r
+        });
     for (h, _) in mocks {
         h.shutdown().await;
     }
@@ -229,6 +242,7 @@ async fn drive(
         gateway: info,
         warnings,
         interrupted: result.interrupted,
+        aggregator: Some(result.aggregator),
     })
 }
 

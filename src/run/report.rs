@@ -89,6 +89,8 @@ pub struct OneRun {
     pub budget: BudgetReport,
     /// Gateway events (builtin gateway).
     pub gateway_events: usize,
+    /// What the traffic cost (`[cost] prices`).
+    pub cost: Option<crate::cost::CostReport>,
 }
 
 /// Resilience over all runs.
@@ -169,6 +171,12 @@ pub struct RunReport {
     pub resilience: Resilience,
     /// Error budget.
     pub budget: Budget,
+    /// What the first run's traffic cost per provider (`[cost] prices`), if priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::CostReport>,
+    /// Cost of each run (USD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<Dist>,
     /// What could not be done exactly as asked (time scaling, rounding, …).
     pub warnings: Vec<String>,
 }
@@ -221,6 +229,10 @@ impl RunReport {
             traffic: first.map(|r| r.traffic.clone()).unwrap_or_default(),
             resilience,
             budget,
+            cost: first.and_then(|r| r.cost.clone()),
+            cost_usd: first
+                .and_then(|r| r.cost.as_ref())
+                .map(|_| per_run(&|r| r.cost.as_ref().map_or(0.0, |c| c.total_usd))),
             warnings,
         }
     }
@@ -349,6 +361,23 @@ pub fn text(r: &RunReport) -> String {
             "  alert {name:<18} {}",
             t.map_or("would not fire".into(), |t| format!("fires at {t:.1} s"))
         );
+    }
+    if let Some(c) = &r.cost {
+        let _ = writeln!(s, "\ncost: {:.4} USD", c.total_usd);
+        for (name, p) in &c.per_provider {
+            let markup = p
+                .total
+                .markup_pct
+                .map_or(String::new(), |m| format!(", {m:+.1} % vs its base price"));
+            let _ = writeln!(
+                s,
+                "  {name:<18} {:>10.4} USD  {} requests, {} in / {} out tokens{markup}",
+                p.total.usd, p.total.requests, p.total.input_tokens, p.total.output_tokens
+            );
+        }
+        for u in &c.unpriced {
+            let _ = writeln!(s, "  unpriced: {} / {} ({} requests)", u.provider, u.model, u.requests);
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");

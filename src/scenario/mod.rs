@@ -280,6 +280,8 @@ pub struct Scenario {
     pub onset_spread: Option<crate::time::Dur>,
     /// Things worth saying in the report (what time scaling could not reach, …).
     pub warnings: Vec<String>,
+    /// `[cost] prices`: the price table, if the scenario prices its traffic.
+    pub prices: Option<crate::cost::PriceTable>,
     /// Directory of the file (paths in it are relative to it).
     pub dir: std::path::PathBuf,
 }
@@ -321,7 +323,15 @@ struct ScenarioFile {
     #[serde(default)]
     sweep: Option<toml::Table>,
     #[serde(default)]
-    cost: Option<toml::Table>,
+    cost: Option<CostConfig>,
+}
+
+/// `[cost]`: what the run's traffic cost, per provider.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostConfig {
+    /// Price table file (relative to the scenario; see `chaosgate::cost`).
+    prices: std::path::PathBuf,
 }
 
 /// One point of a sweep: its parameters (`path`, value as text) and its scenario.
@@ -465,7 +475,7 @@ pub fn load_str_with(
 
 fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Result<Scenario, ConfigErrors> {
     let doc: ScenarioFile = toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_diagnostic(src, label, &e)]))?;
-    let _ = (&doc.description, &doc.sweep, &doc.cost);
+    let _ = (&doc.description, &doc.sweep);
     let (_, mut providers) = providers_from_str(label, src, dir)?;
     let mut errors = Vec::new();
     let at = |p: &Path| line_of(src, p);
@@ -602,6 +612,20 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             Err(m) => errors.push(diag(Path::root().key("assert").index(i), m)),
         }
     }
+    let prices = match &doc.cost {
+        None => None,
+        Some(c) => match crate::cost::PriceTable::load(&dir.join(&c.prices)) {
+            Ok(t) => Some(t),
+            Err(ConfigErrors(mut es)) => {
+                errors.push(diag(
+                    Path::root().key("cost").key("prices"),
+                    format!("price table {} is invalid (below)", dir.join(&c.prices).display()),
+                ));
+                errors.append(&mut es);
+                None
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -639,6 +663,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         time_scale,
         onset_spread,
         warnings,
+        prices,
         dir: dir.to_path_buf(),
     })
 }

@@ -306,6 +306,7 @@ pub fn run(input: SimInput) -> SimOutput {
             end: 0,
             outcome: Outcome::Ok,
             output_tokens: 0,
+            input_tokens: 0,
             provider,
             stream: false,
         })
@@ -645,6 +646,7 @@ fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, ou
     rec.end = end;
     rec.outcome = outcome;
     rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
+    rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
     agg.add(rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
 }

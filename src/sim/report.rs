@@ -16,6 +16,7 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
     let kinds = s.traffic.load_kinds(&s.dir)?;
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
+    let models = mix.models();
     let source = s.traffic.source(&s.dir)?;
     if matches!(source, crate::traffic::Source::Closed { .. }) {
         anyhow::bail!("the simulator runs open-loop and trace traffic; closed-loop users need `chaosgate run`");
@@ -43,7 +44,7 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
     let out = run(input);
     let traffic = out.aggregator.report(out.scheduled, 0, out.duration);
     let series = Series::from_aggregator(&out.aggregator).with_arrivals(out.arrivals.clone());
-    let one = analyse(
+    let mut one = analyse(
         s,
         seed,
         shift,
@@ -54,7 +55,28 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
         traffic,
         out.duration,
     );
+    one.cost = run_cost(s, &out.aggregator, &models);
     Ok((one, out))
+}
+
+/// The cost of a run's ok requests per provider, when the scenario has `[cost] prices`
+/// (`models[k]`: the model request kind k asks for).
+pub fn run_cost(s: &Scenario, agg: &crate::analysis::Aggregator, models: &[String]) -> Option<crate::cost::CostReport> {
+    let table = s.prices.as_ref()?;
+    let usage: Vec<crate::cost::Usage> = agg
+        .usage
+        .iter()
+        .map(
+            |((provider, kind), &(requests, input_tokens, output_tokens))| crate::cost::Usage {
+                provider: provider.clone(),
+                model: models.get(*kind as usize).cloned().unwrap_or_default(),
+                requests,
+                input_tokens,
+                output_tokens,
+            },
+        )
+        .collect();
+    Some(crate::cost::cost(table, &usage))
 }
 
 /// The analysis both drivers share: records → resilience and budget.
@@ -93,5 +115,6 @@ pub fn analyse(
         faults,
         budget,
         gateway_events: events.len(),
+        cost: None,
     }
 }

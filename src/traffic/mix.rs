@@ -250,6 +250,11 @@ impl Mix {
         })
     }
 
+    /// The model each kind asks for (its own, else the API's default), by kind index.
+    pub fn models(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.to_string()).collect()
+    }
+
     /// The kinds.
     pub fn kinds(&self) -> &[KindSpec] {
         &self.kinds
