@@ -25,7 +25,7 @@ pub mod resilience;
 
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};
-use hist::Hist;
+use hist::{Hist, Placed, Placer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -88,8 +88,30 @@ impl Default for Group {
     }
 }
 
+/// A record's durations, placed once for all the groups it is counted in.
+struct Placements {
+    latency: Placed,
+    uncorrected: Option<Placed>,
+    ttft: Option<Placed>,
+    tpot: Option<Placed>,
+}
+
+impl Placements {
+    fn of(r: &RequestRecord, p: &Placer) -> Placements {
+        let ft = r.first_token;
+        Placements {
+            latency: p.place(r.end.saturating_sub(r.intended)),
+            uncorrected: r.sent.map(|s| p.place(r.end.saturating_sub(s))),
+            ttft: ft.map(|ft| p.place(ft.saturating_sub(r.intended))),
+            tpot: ft
+                .filter(|_| r.outcome.is_ok() && r.output_tokens >= 2)
+                .map(|ft| p.place(r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1))),
+        }
+    }
+}
+
 impl Group {
-    fn add(&mut self, r: &RequestRecord, itl: &[Nanos], good: bool) {
+    fn add(&mut self, r: &RequestRecord, itl: &[Nanos], good: bool, p: &Placements, placer: &Placer) {
         if r.outcome == Outcome::Dropped {
             self.dropped += 1;
             return;
@@ -104,16 +126,15 @@ impl Group {
             self.failed += 1;
             self.count_failure(r.outcome);
         }
-        self.latency.record(r.end.saturating_sub(r.intended));
-        if let Some(s) = r.sent {
-            self.latency_uncorrected.record(r.end.saturating_sub(s));
+        self.latency.record_placed(p.latency, placer);
+        if let Some(u) = p.uncorrected {
+            self.latency_uncorrected.record_placed(u, placer);
         }
-        if let Some(ft) = r.first_token {
-            self.ttft.record(ft.saturating_sub(r.intended));
-            if r.outcome.is_ok() && r.output_tokens >= 2 {
-                self.tpot
-                    .record(r.end.saturating_sub(ft) / u64::from(r.output_tokens - 1));
-            }
+        if let Some(t) = p.ttft {
+            self.ttft.record_placed(t, placer);
+        }
+        if let Some(t) = p.tpot {
+            self.tpot.record_placed(t, placer);
         }
         for &g in itl {
             self.itl.record(g);
@@ -200,6 +221,10 @@ pub struct Aggregator {
     pub last_end: Nanos,
     /// Keep a latency histogram per bucket (timeline p99, interval logs).
     bucket_latency: bool,
+    /// Places durations in the groups' shared histogram layout.
+    placer: Placer,
+    /// The last bucket looked up by end and by intended start: `(index, start, end)`.
+    last_bucket: [(usize, Nanos, Nanos); 2],
     /// Billed usage of ok requests by (provider, request kind): (requests, input tokens,
     /// output tokens) — what the cost report prices.
     pub usage: BTreeMap<(String, u32), (u64, u64, u64)>,
@@ -226,6 +251,8 @@ impl Aggregator {
             records: 0,
             last_end: 0,
             bucket_latency: true,
+            placer: Placer::fine(),
+            last_bucket: [(0, 1, 0); 2],
             usage: BTreeMap::new(),
         }
     }
@@ -248,8 +275,21 @@ impl Aggregator {
         self.bucket
     }
 
-    fn bucket_mut(&mut self, t: Nanos) -> &mut Bucket {
-        let i = ((t / self.bucket) as usize).min(MAX_BUCKETS - 1);
+    /// The bucket of `t`; `which` names a one-entry cache (records arrive nearly in order,
+    /// so the division is mostly skipped).
+    fn bucket_mut(&mut self, t: Nanos, which: usize) -> &mut Bucket {
+        let (ci, start, end) = self.last_bucket[which];
+        let i = if t >= start && t < end {
+            ci
+        } else {
+            let k = t / self.bucket;
+            let i = (k as usize).min(MAX_BUCKETS - 1);
+            if i == k as usize && i < MAX_BUCKETS - 1 {
+                let start = k * self.bucket;
+                self.last_bucket[which] = (i, start, start.saturating_add(self.bucket));
+            }
+            i
+        };
         if self.buckets.len() <= i {
             self.buckets.resize_with(i + 1, Bucket::default);
         }
@@ -261,16 +301,18 @@ impl Aggregator {
         self.records += 1;
         self.last_end = self.last_end.max(r.end);
         let good = r.outcome.is_ok() && self.meets_slo(r);
-        self.overall.add(r, itl, good);
+        let placer = self.placer;
+        let pl = Placements::of(r, &placer);
+        self.overall.add(r, itl, good, &pl, &placer);
         let provider: &str = r.provider.as_deref().unwrap_or("unknown");
         if r.outcome != Outcome::Dropped {
             match self.providers.get_mut(provider) {
-                Some(g) => g.add(r, itl, good),
+                Some(g) => g.add(r, itl, good, &pl, &placer),
                 None => self
                     .providers
                     .entry(provider.to_string())
                     .or_default()
-                    .add(r, itl, good),
+                    .add(r, itl, good, &pl, &placer),
             }
         }
         if r.outcome.is_ok() {
@@ -284,23 +326,27 @@ impl Aggregator {
         }
         let kind: &str = self.kinds.get(r.kind as usize).map_or("other", String::as_str);
         match self.per_kind.get_mut(kind) {
-            Some(g) => g.add(r, itl, good),
+            Some(g) => g.add(r, itl, good, &pl, &placer),
             None => {
                 let k = kind.to_string();
-                self.per_kind.entry(k).or_default().add(r, itl, good)
+                self.per_kind.entry(k).or_default().add(r, itl, good, &pl, &placer)
             }
         }
         for (name, s, e) in &self.phases {
             if r.intended >= *s && r.intended < *e {
-                self.per_phase.entry(name.clone()).or_default().add(r, itl, good);
+                self.per_phase
+                    .entry(name.clone())
+                    .or_default()
+                    .add(r, itl, good, &pl, &placer);
             }
         }
         if let Some(s) = r.sent {
-            self.lag.record(s.saturating_sub(r.intended));
+            self.lag
+                .record_placed(placer.place(s.saturating_sub(r.intended)), &placer);
         }
         if embeddings && r.outcome.is_ok() {
             self.embeddings.0 += 1;
-            self.embeddings.1.record(r.end.saturating_sub(r.intended));
+            self.embeddings.1.record_placed(pl.latency, &placer);
         }
         let decode = match (r.first_token, r.outcome.is_ok() && r.stream && r.output_tokens >= 2) {
             (Some(ft), true) if r.end > ft => {
@@ -309,7 +355,7 @@ impl Aggregator {
             _ => None,
         };
         let keep_latency = self.bucket_latency;
-        let b = self.bucket_mut(r.end);
+        let b = self.bucket_mut(r.end, 0);
         match r.outcome {
             Outcome::Ok => {
                 b.ok += 1;
@@ -328,7 +374,7 @@ impl Aggregator {
                     .get_or_insert_with(Hist::coarse)
                     .record(r.end.saturating_sub(r.intended));
             }
-            let sb = self.bucket_mut(r.intended);
+            let sb = self.bucket_mut(r.intended, 1);
             let e = match sb.providers.get_mut(provider) {
                 Some(e) => e,
                 None => sb.providers.entry(provider.to_string()).or_insert((0, 0)),

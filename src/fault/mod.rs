@@ -19,7 +19,7 @@ pub mod throughput;
 pub mod timeline;
 
 pub use forced::Forced;
-pub use latency::Latency;
+pub use latency::{Latency, Sampler};
 pub use profile::{ConnectionKind, Profile, Scope, Section, StreamKind};
 pub use throughput::Throughput;
 
@@ -178,10 +178,29 @@ pub struct Decision {
     pub cause: Cause,
 }
 
+/// A section's latency settings, ready to sample.
+#[derive(Clone, Debug)]
+struct Samplers {
+    ttft: Option<Sampler>,
+    latency: Option<Sampler>,
+    embedding_latency: Option<Sampler>,
+}
+
+impl Samplers {
+    fn of(s: &Section) -> Samplers {
+        Samplers {
+            ttft: s.ttft.as_ref().map(Latency::sampler),
+            latency: s.latency.as_ref().map(Latency::sampler),
+            embedding_latency: s.embedding_latency.as_ref().map(Latency::sampler),
+        }
+    }
+}
+
 /// One phase as the plan runs it.
 #[derive(Clone, Debug)]
 struct PhaseState {
     spec: Section,
+    samplers: Samplers,
     label: String,
     timeline: Timeline,
     curve: Option<Curve>,
@@ -221,6 +240,7 @@ pub struct Plan {
     seed: u64,
     label: String,
     baseline: Section,
+    base_samplers: Samplers,
     base_curve: Option<Curve>,
     phases: Vec<PhaseState>,
     rng_requests: Stream,
@@ -231,6 +251,10 @@ pub struct Plan {
 }
 
 fn sample_opt(l: &Option<Latency>, rng: &mut Stream) -> Option<Nanos> {
+    l.as_ref().map(|l| l.sample(rng))
+}
+
+fn sample_s(l: &Option<Sampler>, rng: &mut Stream) -> Option<Nanos> {
     l.as_ref().map(|l| l.sample(rng))
 }
 
@@ -262,6 +286,7 @@ impl Plan {
             seed,
             label: label.to_string(),
             baseline: profile.baseline.clone(),
+            base_samplers: Samplers::of(&profile.baseline),
             base_curve,
             phases: Vec::new(),
             rng_requests: stream(seed, &format!("{label}/requests")),
@@ -287,6 +312,7 @@ impl Plan {
             )
         });
         PhaseState {
+            samplers: Samplers::of(&spec),
             spec,
             label,
             timeline,
@@ -550,14 +576,14 @@ impl Plan {
             }
         }
         if facts.endpoint == Endpoint::Embeddings {
-            let mut first = sample_opt(&self.baseline.embedding_latency, rng).unwrap_or(0);
+            let mut first = sample_s(&self.base_samplers.embedding_latency, rng).unwrap_or(0);
             if let Some((i, k)) = self
                 .active
                 .iter()
                 .rev()
                 .find(|&&(i, _)| self.phases[i].spec.embedding_latency.is_some())
             {
-                let over = sample_opt(&self.phases[*i].spec.embedding_latency, rng).unwrap_or(0);
+                let over = sample_s(&self.phases[*i].samplers.embedding_latency, rng).unwrap_or(0);
                 first = lerp(first, over, *k);
             }
             return self.plain_success(scale(first, mult), 0);
@@ -578,7 +604,7 @@ impl Plan {
         // a setting: the last active phase that sets it, interpolated by its intensity
         macro_rules! setting {
             ($field:ident) => {{
-                let base = sample_opt(&self.baseline.$field, rng);
+                let base = sample_s(&self.base_samplers.$field, rng);
                 match self
                     .active
                     .iter()
@@ -586,7 +612,7 @@ impl Plan {
                     .find(|&&(i, _)| self.phases[i].spec.$field.is_some())
                 {
                     Some(&(i, k)) => {
-                        let over = sample_opt(&self.phases[i].spec.$field, rng).unwrap_or(0);
+                        let over = sample_s(&self.phases[i].samplers.$field, rng).unwrap_or(0);
                         Some(lerp(base.unwrap_or(0), over, k))
                     }
                     None => base,
