@@ -225,9 +225,9 @@ pub struct Aggregator {
     placer: Placer,
     /// The last bucket looked up by end and by intended start: `(index, start, end)`.
     last_bucket: [(usize, Nanos, Nanos); 2],
-    /// Billed usage of ok requests by (provider, request kind): (requests, input tokens,
-    /// output tokens) — what the cost report prices.
-    pub usage: BTreeMap<(String, u32), (u64, u64, u64)>,
+    /// Billed usage of ok requests by provider, then by request kind index: (requests,
+    /// input tokens, output tokens) — what the cost report prices.
+    pub usage: BTreeMap<String, Vec<(u64, u64, u64)>>,
 }
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
@@ -316,10 +316,15 @@ impl Aggregator {
             }
         }
         if r.outcome.is_ok() {
-            let u = match self.usage.get_mut(&(provider.to_string(), r.kind)) {
-                Some(u) => u,
-                None => self.usage.entry((provider.to_string(), r.kind)).or_default(),
+            let per_kind = match self.usage.get_mut(provider) {
+                Some(v) => v,
+                None => self.usage.entry(provider.to_string()).or_default(),
             };
+            let k = r.kind as usize;
+            if per_kind.len() <= k {
+                per_kind.resize(k + 1, (0, 0, 0));
+            }
+            let u = &mut per_kind[k];
             u.0 += 1;
             u.1 += u64::from(r.input_tokens);
             u.2 += u64::from(r.output_tokens);

@@ -66,15 +66,17 @@ pub fn run_cost(s: &Scenario, agg: &crate::analysis::Aggregator, models: &[Strin
     let usage: Vec<crate::cost::Usage> = agg
         .usage
         .iter()
-        .map(
-            |((provider, kind), &(requests, input_tokens, output_tokens))| crate::cost::Usage {
-                provider: provider.clone(),
-                model: models.get(*kind as usize).cloned().unwrap_or_default(),
-                requests,
-                input_tokens,
-                output_tokens,
-            },
-        )
+        .flat_map(|(provider, kinds)| {
+            kinds.iter().enumerate().filter(|(_, u)| u.0 > 0).map(
+                move |(kind, &(requests, input_tokens, output_tokens))| crate::cost::Usage {
+                    provider: provider.clone(),
+                    model: models.get(kind).cloned().unwrap_or_default(),
+                    requests,
+                    input_tokens,
+                    output_tokens,
+                },
+            )
+        })
         .collect();
     Some(crate::cost::cost(table, &usage))
 }
