@@ -55,6 +55,15 @@ pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
         cfg.allow_fault_header = !args.no_fault_header;
         cfg.admin_any_peer = args.admin_any_peer;
         cfg.max_body_bytes = args.max_body_bytes;
+        if args.no_default_probes {
+            cfg.probe = mock::probe::ProbeMatcher::none();
+        }
+        for rule in &args.probe_header {
+            cfg.probe.add_header_rule(rule).map_err(anyhow::Error::msg)?;
+        }
+        for p in &args.probe_prompt {
+            cfg.probe.add_prompt(p);
+        }
         let listener = net::bind(&listen).await?;
         let name = cfg.name.clone();
         let api = cfg.api;
