@@ -23,21 +23,77 @@ pub enum Command {
     Load(Box<LoadArgs>),
     /// Run the reference gateway: health checks, circuit breakers, fallback.
     Gateway(GatewayArgs),
+    /// Run a scenario live: mock providers, the gateway under test, traffic; resilience metrics.
+    Run(RunArgs),
     /// Run a scenario in virtual time (same fault model, gateway policy and traffic).
     Sim(SimArgs),
+    /// The article's incident, compressed, live through the reference gateway at two
+    /// health-check intervals (no files needed, under a minute).
+    Demo(DemoArgs),
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
+}
+
+/// What `run` and `sim` share.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Override any key: --set gateway.health_check.interval=5s (repeatable).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Runs per sweep point (different seeds and fault-onset phases) for distributions.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub repeat: u32,
+    /// Seed of the first run (default: the scenario's, else 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fail (exit 1) unless this holds, e.g. 'resilience.detection_s.max <= 10' (repeatable).
+    #[arg(long = "assert", value_name = "PATH OP VALUE")]
+    pub asserts: Vec<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML here (one test case per assertion per sweep point).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Only the summary table and failed assertions.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `chaosgate run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario and report flags.
+    #[command(flatten)]
+    pub common: ScenarioArgs,
+    /// Directory for run files (rendered gateway configs, gateway logs and events).
+    /// Default: a new directory under the system's temp dir.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
 }
 
 /// `chaosgate sim`.
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
-    /// Scenario file (TOML).
-    pub scenario: PathBuf,
-    /// Run seed (default: the scenario's, else 1 — simulations are reproducible by default).
+    /// Scenario and report flags.
+    #[command(flatten)]
+    pub common: ScenarioArgs,
+    /// Worker threads for sweep points and repeats (default: every core).
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub jobs: Option<usize>,
+}
+
+/// `chaosgate demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Print the built-in scenario and exit (to copy and edit).
+    #[arg(long)]
+    pub print_scenario: bool,
 }
 
 /// `chaosgate gateway`.

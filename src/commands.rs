@@ -370,25 +370,168 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// `chaosgate sim`: one scenario in virtual time.
-pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
-    let scenario = crate::scenario::load_scenario(&a.scenario)?;
-    let seed = a.seed.or(scenario.seed).unwrap_or(1);
-    let started = std::time::Instant::now();
-    let (report, out) = crate::sim::report::simulate(&scenario, seed)?;
-    let wall = started.elapsed().as_secs_f64();
-    print!("{}", crate::sim::report::text(&report));
-    eprintln!(
-        "simulated {:.0} s in {:.3} s wall ({:.0}× real time, {} events, {} requests); reproduce with --seed {seed}",
-        report.duration_s,
-        wall,
-        report.duration_s / wall.max(1e-9),
-        out.steps,
-        out.scheduled
-    );
+fn parse_asserts(v: &[String]) -> anyhow::Result<Vec<crate::assert::Assertion>> {
+    v.iter()
+        .map(|a| a.parse().map_err(|m: String| anyhow::anyhow!("--assert {m}")))
+        .collect()
+}
+
+/// Prints, writes `--json` / `--junit`, and turns the assertions into an exit code.
+fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, command: &str) -> anyhow::Result<u8> {
+    use crate::run::report;
+    let sweep = !sw.axes.is_empty();
+    if !a.quiet {
+        for p in &sw.points {
+            if sweep {
+                let params: Vec<String> = p
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                println!("\n=== {} ===", params.join(", "));
+            }
+            print!("{}", report::text(&p.report));
+        }
+    }
+    if sweep || a.quiet {
+        println!();
+        print!("{}", report::sweep_table(sw));
+    }
+    let n: usize = sw.points.iter().map(|p| p.checks.len()).sum();
+    if n > 0 {
+        let failed: usize = sw.points.iter().map(|p| p.checks.iter().filter(|c| !c.passed).count()).sum();
+        println!("\nassertions: {} passed, {failed} failed", n - failed);
+        print!("{}", report::failures_text(sw));
+    }
     if let Some(p) = &a.json {
-        crate::report::write_json(p, &report)?;
+        crate::report::write_json(p, &sw.to_json())?;
         eprintln!("wrote {}", p.display());
     }
+    if let Some(p) = &a.junit {
+        std::fs::write(p, report::junit(sw, command)).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(if sw.passed { 0 } else { 1 })
+}
+
+fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> anyhow::Result<crate::run::RunOptions> {
+    let mut o = crate::run::RunOptions::new(run_dir);
+    o.repeat = a.repeat as usize;
+    o.seed = a.seed;
+    o.asserts = parse_asserts(&a.asserts)?;
+    Ok(o)
+}
+
+/// `chaosgate sim`: a scenario (every sweep point, every repeat) in virtual time.
+pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
+    let set = crate::scenario::load(&a.common.scenario, &a.common.set)?;
+    let mut o = run_options(&a.common, std::env::temp_dir())?;
+    if let Some(j) = a.jobs {
+        o.jobs = j.max(1);
+    }
+    let started = std::time::Instant::now();
+    let sw = crate::run::simulate(&set, &o)?;
+    let wall = started.elapsed().as_secs_f64();
+    let simulated: f64 = sw.points.iter().map(|p| p.report.duration_s * p.report.runs as f64).sum();
+    let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));
+    eprintln!(
+        "simulated {simulated:.0} s in {wall:.3} s wall ({:.0}× real time, {} point{} × {} run{}); reproduce with --seed {seed}",
+        simulated / wall.max(1e-9),
+        sw.points.len(),
+        if sw.points.len() == 1 { "" } else { "s" },
+        o.repeat,
+        if o.repeat == 1 { "" } else { "s" },
+    );
+    finish(&sw, &a.common, "sim")
+}
+
+fn default_run_dir(name: &str) -> std::path::PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::env::temp_dir().join(format!("chaosgate-{name}-{secs}-{}", std::process::id()))
+}
+
+/// `chaosgate run`: a scenario live.
+pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
+    let set = crate::scenario::load(&a.common.scenario, &a.common.set)?;
+    let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
+    let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
+    let mut o = run_options(&a.common, dir.clone())?;
+    o.progress = !a.common.quiet;
+    let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));
+    eprintln!(
+        "chaosgate run: {} — {} point{} × {} run{}, seed {seed} (reproduce the plans with --seed {seed}); run files in {}",
+        name,
+        set.points.len(),
+        if set.points.len() == 1 { "" } else { "s" },
+        o.repeat,
+        if o.repeat == 1 { "" } else { "s" },
+        dir.display()
+    );
+    let out = crate::run::run_live(&set, &o).await?;
+    let code = finish(&out.report, &a.common, "run")?;
+    if out.interrupted {
+        eprintln!("chaosgate run: interrupted; the report above is partial");
+        return Ok(130);
+    }
+    Ok(code)
+}
+
+/// The built-in scenario of `chaosgate demo`.
+pub const DEMO_SCENARIO: &str = include_str!("../examples/incidents/demo.toml");
+
+/// `chaosgate demo`: the article's incident, compressed, live, at two intervals.
+pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
+    if a.print_scenario {
+        print!("{DEMO_SCENARIO}");
+        return Ok(0);
+    }
+    let set = crate::scenario::load_str("<demo>", DEMO_SCENARIO, std::path::Path::new("."), &[])?;
+    let dir = default_run_dir("demo");
+    let o = crate::run::RunOptions::new(dir.clone());
+    let k = set.points.first().map_or(1.0, |p| p.scenario.time_scale);
+    println!(
+        "chaosgate demo: the article's 3 AM incident — 155 req/s, the primary answering 502 for 4 minutes —\n\
+         live through the reference gateway, health checks every 60 s and then every 5 s (no retries, no\n\
+         per-request fallback), compressed {:.0}× (time_scale {k}). Scenario: chaosgate demo --print-scenario",
+        1.0 / k
+    );
+    let started = std::time::Instant::now();
+    let out = crate::run::run_live(&set, &o).await?;
+    let sw = &out.report;
+    println!();
+    print!("{}", crate::run::report::sweep_table(sw));
+    println!("\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):", 1.0 / k);
+    for p in &sw.points {
+        let r = &p.report.resilience;
+        let iv = p.params.values().next().and_then(|v| v.as_str()).unwrap_or("");
+        println!(
+            "  interval {iv:>4}: detected after {} s, {} failed requests, {:.2} % of a 30-day 99.9 % budget",
+            r.detection_s.mean.map_or("never".into(), |d| format!("{:.0}", d / k)),
+            r.failed_requests.mean.map_or("?".into(), |f| format!("{:.0}", f / k)),
+            p.report.budget.consumed_pct.mean.unwrap_or(0.0) / k,
+        );
+    }
+    println!(
+        "\n(The article: 60 s polling cost ≈14,000 failed requests; 5 s would have cost ≈780. Each run here\n\
+         sees one fault onset; `chaosgate sim examples/incidents/3am-fast-fail.toml --repeat 200` gives the\n\
+         distribution over onsets in a second.)  {:.0} s wall; run files in {}",
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    if let Some(p) = &a.json {
+        crate::report::write_json(p, &sw.to_json())?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(if out.interrupted { 130 } else { 0 })
+}
+
+/// The JSON Schema of scenario files.
+pub const SCENARIO_SCHEMA: &str = include_str!("../schema/scenario.schema.json");
+
+/// `chaosgate schema`: prints the scenario JSON Schema.
+pub fn schema() -> anyhow::Result<u8> {
+    print!("{SCENARIO_SCHEMA}");
     Ok(0)
 }

@@ -10,9 +10,11 @@
 //!   configuration diagnostics with file and line.
 
 pub mod analysis;
+pub mod assert;
 pub mod cli;
 pub mod commands;
 pub mod diag;
+pub mod external;
 pub mod fault;
 pub mod gateway;
 pub mod load;
@@ -22,6 +24,7 @@ pub mod provider;
 pub mod record;
 pub mod report;
 pub mod rng;
+pub mod run;
 pub mod scenario;
 pub mod sim;
 pub mod time;

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         Command::Load(args) => rt.block_on(chaosgate::commands::load(*args)),
         Command::Gateway(args) => rt.block_on(chaosgate::commands::gateway(args)),
         Command::Sim(args) => chaosgate::commands::sim(args),
+        Command::Run(args) => rt.block_on(chaosgate::commands::run(args)),
+        Command::Demo(args) => rt.block_on(chaosgate::commands::demo(args)),
+        Command::Schema => chaosgate::commands::schema(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -101,3 +101,40 @@ pub struct FaultEvent {
     /// End (exclusive).
     pub end: Nanos,
 }
+
+/// Ground-truth windows with overlapping or touching windows of the same provider merged
+/// into one (phase names joined with `+`): one incident whose completions fail while its
+/// health probes hang is one fault, not two. Sorted by (provider, start).
+pub fn merge_fault_windows(mut v: Vec<FaultEvent>) -> Vec<FaultEvent> {
+    v.sort();
+    let mut out: Vec<FaultEvent> = Vec::with_capacity(v.len());
+    for f in v {
+        match out.last_mut() {
+            Some(l) if l.provider == f.provider && f.start <= l.end => {
+                l.end = l.end.max(f.end);
+                if !l.phase.split('+').any(|p| p == f.phase) {
+                    l.phase = format!("{}+{}", l.phase, f.phase);
+                }
+            }
+            _ => out.push(f),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_windows_of_one_provider_merge() {
+        let f = |p: &str, ph: &str, s: u64, e: u64| FaultEvent {
+            provider: p.into(),
+            phase: ph.into(),
+            start: s,
+            end: e,
+        };
+        let m = merge_fault_windows(vec![f("a", "probes", 10, 50), f("a", "outage", 10, 50), f("b", "x", 0, 5), f("a", "late", 60, 70)]);
+        assert_eq!(m, vec![f("a", "outage+probes", 10, 50), f("a", "late", 60, 70), f("b", "x", 0, 5)]);
+    }
+}

@@ -21,6 +21,7 @@ use crate::gateway::{EventKind, GatewayEvent};
 use crate::record::FaultEvent;
 use crate::time::{nanos_to_secs_f64, Dur, Nanos};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 fn d_share() -> f64 {
     0.1
@@ -86,36 +87,89 @@ pub struct FaultReport {
     pub pre_fault_share: f64,
 }
 
+/// The per-bucket counts the resilience metrics read: client requests by intended start,
+/// and what each provider received (user traffic, probes excluded).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    /// Bucket length.
+    pub bucket: Nanos,
+    /// Client requests intended in each bucket: (sent, failed).
+    pub requests: Vec<(u64, u64)>,
+    /// Per provider, user-traffic requests it received in each bucket.
+    pub arrivals: BTreeMap<String, Vec<u64>>,
+}
+
+impl Series {
+    /// From an aggregator alone: a provider's traffic is the requests it served (the
+    /// response named it). Prefer [`Series::with_arrivals`] when the providers' own counts
+    /// are known: a gateway that tries a failing provider first and then falls back still
+    /// sends it traffic.
+    pub fn from_aggregator(agg: &Aggregator) -> Series {
+        let mut arrivals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let n = agg.buckets.len();
+        let mut requests = Vec::with_capacity(n);
+        for (i, b) in agg.buckets.iter().enumerate() {
+            let (mut all, mut failed) = (0, 0);
+            for (p, &(o, f)) in &b.providers {
+                all += o + f;
+                failed += f;
+                arrivals.entry(p.clone()).or_insert_with(|| vec![0; n])[i] += o + f;
+            }
+            requests.push((all, failed));
+        }
+        Series {
+            bucket: agg.bucket_len(),
+            requests,
+            arrivals,
+        }
+    }
+
+    /// Replaces the per-provider traffic with what the providers received. `bucket` must
+    /// be this series' bucket.
+    pub fn with_arrivals(mut self, arrivals: BTreeMap<String, Vec<u64>>) -> Series {
+        self.arrivals = arrivals;
+        self
+    }
+}
+
 /// Analyses one fault window `[onset, end)` of `provider`.
 pub fn analyze(
-    agg: &Aggregator,
+    series: &Series,
     fault: &FaultEvent,
     events: &[GatewayEvent],
     cfg: &DetectionConfig,
     error_budget: f64,
 ) -> FaultReport {
     let (provider, phase, onset, end) = (fault.provider.as_str(), fault.phase.as_str(), fault.start, fault.end);
-    let b = agg.bucket_len();
-    let n = agg.buckets.len();
+    let b = series.bucket.max(1);
+    let n = series
+        .arrivals
+        .values()
+        .map(Vec::len)
+        .chain(std::iter::once(series.requests.len()))
+        .max()
+        .unwrap_or(0);
     let idx = |t: Nanos| ((t / b) as usize).min(n);
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    let empty = Vec::new();
+    let own = series.arrivals.get(provider).unwrap_or(&empty);
+    // (provider's traffic, all providers' traffic, client failures, client requests)
     let counts = |i: usize| {
-        let bk = &agg.buckets[i];
-        let mine = bk.providers.get(provider).map_or(0, |&(o, f)| o + f);
-        let all: u64 = bk.providers.values().map(|&(o, f)| o + f).sum();
-        let failed: u64 = bk.providers.values().map(|&(_, f)| f).sum();
-        (mine, all, failed)
+        let mine = at(own, i);
+        let all: u64 = series.arrivals.values().map(|v| at(v, i)).sum();
+        let (sent, failed) = series.requests.get(i).copied().unwrap_or((0, 0));
+        (mine, all, failed, sent)
     };
-    // pre-fault share
     let (p0, p1) = (idx(onset.saturating_sub(cfg.baseline.0)), idx(onset));
-    let (mine, all) = (p0..p1).map(counts).fold((0, 0), |(m, a), (x, y, _)| (m + x, a + y));
+    let (mine, all) = (p0..p1).map(counts).fold((0, 0), |(m, a), (x, y, _, _)| (m + x, a + y));
     let pre = if all > 0 { mine as f64 / all as f64 } else { 0.0 };
     let hold = (cfg.hold.0.div_ceil(b)).max(1) as usize;
-    let first_run = |from: usize, pred: &dyn Fn(u64, u64, u64) -> Option<bool>| -> Option<usize> {
+    let first_run = |from: usize, pred: &dyn Fn(u64, u64, u64, u64) -> Option<bool>| -> Option<usize> {
         let mut start = None;
         let mut len = 0;
         for i in from..n {
-            let (m, a, f) = counts(i);
-            match pred(m, a, f) {
+            let (m, a, f, t) = counts(i);
+            match pred(m, a, f, t) {
                 Some(true) => {
                     start.get_or_insert(i);
                     len += 1;
@@ -141,7 +195,7 @@ pub fn analyze(
     };
     let from = idx(onset);
     let secs_after = |i: usize| nanos_to_secs_f64((i as u64 * b).saturating_sub(onset));
-    let drained = |m: u64, a: u64, _f: u64| {
+    let drained = |m: u64, a: u64, _f: u64, _t: u64| {
         if a == 0 {
             None
         } else {
@@ -149,11 +203,11 @@ pub fn analyze(
         }
     };
     let traffic = if pre > 0.0 { first_run(from, &drained) } else { None };
-    let healthy = |_m: u64, a: u64, f: u64| {
-        if a == 0 {
+    let healthy = |_m: u64, _a: u64, f: u64, t: u64| {
+        if t == 0 {
             None
         } else {
-            Some((f as f64 / a as f64) <= error_budget)
+            Some((f as f64 / t as f64) <= error_budget)
         }
     };
     let client = first_run(from, &healthy);
@@ -174,7 +228,7 @@ pub fn analyze(
     }
     let failback = (idx(end)..n)
         .find(|&i| {
-            let (m, a, _) = counts(i);
+            let (m, a, _, _) = counts(i);
             a > 0 && pre > 0.0 && (m as f64 / a as f64) >= 0.5 * pre
         })
         .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(end)));
@@ -253,7 +307,7 @@ mod tests {
             start: 20 * NS_PER_S,
             end: 40 * NS_PER_S,
         };
-        let r = analyze(&a, &f, &ev, &DetectionConfig::default(), 0.001);
+        let r = analyze(&Series::from_aggregator(&a), &f, &ev, &DetectionConfig::default(), 0.001);
         assert!((r.pre_fault_share - 0.5).abs() < 1e-9);
         assert!((r.detection_gateway_s.unwrap() - 4.9).abs() < 1e-9);
         assert!((r.detection_traffic_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
@@ -277,7 +331,7 @@ mod tests {
             start: 10 * NS_PER_S,
             end: 15 * NS_PER_S,
         };
-        let r = analyze(&a, &f, &[], &DetectionConfig::default(), 0.001);
+        let r = analyze(&Series::from_aggregator(&a), &f, &[], &DetectionConfig::default(), 0.001);
         assert_eq!(r.detection_traffic_s, None);
         assert_eq!(r.detection_gateway_s, None);
         assert_eq!(r.failed_during, 0);

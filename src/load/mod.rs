@@ -58,6 +58,14 @@ pub struct LoadOptions {
     pub api_key: String,
     /// Fault windows for per-phase statistics.
     pub phases: Vec<(String, Nanos, Nanos)>,
+    /// Extra headers on every request (e.g. Portkey's `x-portkey-config`).
+    pub headers: Vec<(String, String)>,
+    /// The run's time zero (default: 20 ms after `run` is called). Scenario runs start the
+    /// mocks' fault timelines at the same instant.
+    pub t0: Option<Instant>,
+    /// Set to `true` to stop scheduling (Ctrl-C in a scenario run); in-flight requests get
+    /// at most 2 s more and the result is partial.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl LoadOptions {
@@ -77,8 +85,18 @@ impl LoadOptions {
             progress: false,
             api_key: "sk-chaosgate".into(),
             phases: Vec::new(),
+            headers: Vec::new(),
+            t0: None,
+            stop: None,
         }
     }
+}
+
+/// A plain pooled HTTP/1.1 client with TCP_NODELAY (readiness polls, admin calls).
+pub fn plain_client() -> Http {
+    let mut conn = HttpConnector::new();
+    conn.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(conn)
 }
 
 /// What a run produced.
@@ -92,9 +110,36 @@ pub struct LoadResult {
     pub in_flight_at_end: u64,
     /// Scheduled length of the run.
     pub duration: Nanos,
+    /// Stopped early through [`LoadOptions::stop`].
+    pub interrupted: bool,
 }
 
-type Http = Client<HttpConnector, Full<Bytes>>;
+fn stopped(opts: &LoadOptions) -> bool {
+    opts.stop.as_ref().is_some_and(|s| *s.borrow())
+}
+
+/// Waits until `t`, or until the stop flag is raised (then returns `false`).
+async fn wait_or_stop(opts: &LoadOptions, t: Instant) -> bool {
+    match &opts.stop {
+        None => {
+            wait_until(t).await;
+            true
+        }
+        Some(rx) => {
+            let mut rx = rx.clone();
+            if *rx.borrow() {
+                return false;
+            }
+            tokio::select! {
+                _ = wait_until(t) => true,
+                _ = rx.wait_for(|v| *v) => false,
+            }
+        }
+    }
+}
+
+/// The pooled hyper client type.
+pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 struct Shared {
     client: Http,
@@ -105,6 +150,10 @@ struct Shared {
     auth: hyper::header::HeaderValue,
     /// The API key, built once.
     key: hyper::header::HeaderValue,
+    /// Extra headers, validated once.
+    extra: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    /// The same, as raw `name: value\r\n` lines.
+    extra_raw: String,
     opts: LoadOptions,
     t0: Instant,
     tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool)>,
@@ -290,10 +339,11 @@ async fn send_raw(sh: &Shared, slot: &mut OwnConn, path: &str, body: &[u8]) -> R
     }
     let conn = slot.as_mut().ok_or(SendError::Connect)?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\n{}content-length: {}\r\n\r\n",
         sh.authority,
         sh.auth.to_str().unwrap_or(""),
         sh.key.to_str().unwrap_or(""),
+        sh.extra_raw,
         body.len()
     );
     match conn.send(head.as_bytes(), body).await {
@@ -311,11 +361,15 @@ async fn send_pooled(
     path: &str,
     body: String,
 ) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
-    let req = hyper::Request::post(format!("{}{}", sh.base, path))
+    let mut b = hyper::Request::post(format!("{}{}", sh.base, path))
         .header("content-type", "application/json")
         .header("authorization", sh.auth.clone())
         .header("x-api-key", sh.key.clone())
-        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-version", "2023-06-01");
+    for (k, v) in &sh.extra {
+        b = b.header(k, v);
+    }
+    let req = b
         .body(Full::new(Bytes::from(body)))
         .map_err(|_| SendError::Connect)?;
     sh.client.request(req).await.map_err(|e| {
@@ -510,6 +564,16 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
     let key = hyper::header::HeaderValue::from_str(&opts.api_key)
         .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
+    let mut extra = Vec::new();
+    let mut extra_raw = String::new();
+    for (k, v) in &opts.headers {
+        let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| anyhow::anyhow!("request header name {k:?} is not a valid HTTP header name"))?;
+        let value = hyper::header::HeaderValue::from_str(v)
+            .map_err(|_| anyhow::anyhow!("request header {k}: value must be printable ASCII on one line"))?;
+        extra_raw.push_str(&format!("{k}: {v}\r\n"));
+        extra.push((name, value));
+    }
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
     let client: Http = Client::builder(TokioExecutor::new())
@@ -517,13 +581,15 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         .build(conn);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let t0 = Instant::now() + Duration::from_millis(20);
+    let t0 = opts.t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
     let sh = Arc::new(Shared {
         client,
         base,
         authority,
         auth,
         key,
+        extra,
+        extra_raw,
         opts: opts.clone(),
         t0,
         tx,
@@ -586,7 +652,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                     let mut conn: OwnConn = None;
                     loop {
                         let intended = sh.t0 + Duration::from_nanos(at);
-                        wait_until(intended).await;
+                        if !wait_or_stop(&sh.opts, intended).await {
+                            break;
+                        }
                         let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         scheduled.fetch_add(1, Ordering::Relaxed);
@@ -614,7 +682,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
             };
             for p in schedule {
                 let intended = t0 + Duration::from_nanos(p.at);
-                wait_until(intended).await;
+                if !wait_or_stop(&opts, intended).await {
+                    break;
+                }
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 while tasks.try_join_next().is_some() {}
                 match sh.sem.clone().try_acquire_owned() {
@@ -632,7 +702,12 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         }
     }
     // let in-flight requests finish, up to the grace period after the schedule's end
-    let end = t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace);
+    let interrupted = stopped(&opts);
+    let end = if interrupted {
+        Instant::now() + Duration::from_nanos(opts.grace.min(2_000 * NS_PER_MS))
+    } else {
+        t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace)
+    };
     while !tasks.is_empty() {
         match tokio::time::timeout_at(end, tasks.join_next()).await {
             Ok(Some(_)) => {}
@@ -655,6 +730,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         scheduled,
         in_flight_at_end: scheduled.saturating_sub(counted),
         duration,
+        interrupted,
     })
 }
 

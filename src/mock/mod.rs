@@ -33,6 +33,10 @@ use tokio::time::Instant;
 
 /// Largest request body accepted (bigger gets the provider's 413).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Bucket of the arrival series ([`MockState::arrival_series`]): 100 ms.
+pub const SERIES_BUCKET: Nanos = 100_000_000;
+/// Most series buckets (a day); later arrivals fold into the last one.
+const SERIES_MAX_BUCKETS: usize = 864_000;
 /// Arrivals kept for the admin log (older ones are dropped; counters stay exact).
 pub const ARRIVAL_LOG_CAPACITY: usize = 200_000;
 
@@ -102,8 +106,13 @@ pub struct MockState {
     pub config: MockConfig,
     /// The fault plan.
     pub plan: Mutex<Plan>,
-    /// Run start (tokio's clock, so paused-time tests work).
+    /// When the state was built (tokio's clock, so paused-time tests work).
     pub start: Instant,
+    /// The run's time zero, ns after `start`; `u64::MAX` while the clock is held at 0
+    /// (see [`MockState::new_held`]).
+    epoch_ns: AtomicU64,
+    /// User-traffic arrivals (probes excluded) per [`SERIES_BUCKET`] since time zero.
+    series: Mutex<Vec<u64>>,
     /// Arrival log (bounded).
     pub arrivals: Mutex<VecDeque<Arrival>>,
     /// Next arrival sequence number.
@@ -117,10 +126,21 @@ pub struct MockState {
 impl MockState {
     /// Builds the state; the run clock starts now.
     pub fn new(config: MockConfig) -> Arc<MockState> {
+        let s = MockState::new_held(config);
+        s.start_clock();
+        s
+    }
+
+    /// Builds the state with its clock held at 0 until [`MockState::start_clock`]: a
+    /// scenario run starts every mock's timeline when its traffic starts, however long
+    /// the gateway took to become ready.
+    pub fn new_held(config: MockConfig) -> Arc<MockState> {
         let plan = Plan::new(&config.profile, config.seed, &format!("provider/{}", config.name));
         Arc::new(MockState {
             plan: Mutex::new(plan),
             start: Instant::now(),
+            epoch_ns: AtomicU64::new(u64::MAX),
+            series: Mutex::new(Vec::new()),
             arrivals: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
@@ -129,9 +149,31 @@ impl MockState {
         })
     }
 
-    /// Nanoseconds since the mock started.
+    /// Nanoseconds since the run's time zero (0 while the clock is held).
     pub fn now(&self) -> Nanos {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX)
+        let e = self.epoch_ns.load(Ordering::Relaxed);
+        if e == u64::MAX {
+            return 0;
+        }
+        u64::try_from(self.start.elapsed().as_nanos())
+            .unwrap_or(Nanos::MAX)
+            .saturating_sub(e)
+    }
+
+    /// Starts (or restarts) the run clock: time zero is now. Call once, before traffic.
+    pub fn start_clock(&self) {
+        self.start_clock_at(Instant::now());
+    }
+
+    /// Starts the run clock with time zero at `t0` (now or later; until then it reads 0).
+    pub fn start_clock_at(&self, t0: Instant) {
+        let e = u64::try_from(t0.saturating_duration_since(self.start).as_nanos()).unwrap_or(0);
+        self.epoch_ns.store(e, Ordering::Relaxed);
+    }
+
+    /// User-traffic arrivals per [`SERIES_BUCKET`] since time zero (probes excluded).
+    pub fn arrival_series(&self) -> Vec<u64> {
+        self.series.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
@@ -141,6 +183,14 @@ impl MockState {
     }
 
     fn record(&self, a: Arrival) {
+        if !a.probe {
+            let i = ((a.t_ns / SERIES_BUCKET) as usize).min(SERIES_MAX_BUCKETS - 1);
+            let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            if s.len() <= i {
+                s.resize(i + 1, 0);
+            }
+            s[i] += 1;
+        }
         let mut log = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
         if log.len() >= ARRIVAL_LOG_CAPACITY {
             log.pop_front();
@@ -172,7 +222,14 @@ pub fn router(state: Arc<MockState>) -> Router {
 
 /// Binds and serves one mock provider.
 pub async fn spawn(config: MockConfig, listener: TcpListener) -> anyhow::Result<(ServerHandle, Arc<MockState>)> {
-    let state = MockState::new(config);
+    let (h, state) = spawn_held(config, listener).await?;
+    state.start_clock();
+    Ok((h, state))
+}
+
+/// Serves one mock provider with its clock held at 0 until [`MockState::start_clock`].
+pub async fn spawn_held(config: MockConfig, listener: TcpListener) -> anyhow::Result<(ServerHandle, Arc<MockState>)> {
+    let state = MockState::new_held(config);
     let handle = net::spawn(listener, router(state.clone()))?;
     Ok((handle, state))
 }
@@ -198,7 +255,7 @@ fn reject(state: &MockState, r: Rejection, seq: u64) -> Response {
 
 async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let now = state.now();
-    let t0 = state.start + std::time::Duration::from_nanos(now);
+    let t0 = Instant::now();
     let (parts, body) = req.into_parts();
     let path: &'static str = match parts.uri.path() {
         "/v1/chat/completions" => "/v1/chat/completions",
@@ -305,7 +362,7 @@ fn cause_label(state: &MockState, c: crate::fault::Cause) -> Cow<'static, str> {
 
 async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let now = state.now();
-    let t0 = state.start + std::time::Duration::from_nanos(now);
+    let t0 = Instant::now();
     let ctx = req.extensions().get::<ConnCtx>().cloned();
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let forced = forced_fault(&state, req.headers()).ok().flatten();

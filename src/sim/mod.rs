@@ -62,6 +62,9 @@ pub struct SimOutput {
     pub duration: Nanos,
     /// Events processed.
     pub steps: u64,
+    /// Per provider, the user-traffic attempts it received in each analysis bucket (what a
+    /// live mock's arrival series counts; probes excluded).
+    pub arrivals: std::collections::BTreeMap<String, Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -147,6 +150,7 @@ pub fn run(input: SimInput) -> SimOutput {
         push(&mut heap, p.at, Ev::Arrival);
     }
     let mut probe_armed = vec![false; names.len()];
+    let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
     let mut events = Vec::new();
     let mut scheduled = 0u64;
     let mut steps = 0u64;
@@ -206,6 +210,12 @@ pub fn run(input: SimInput) -> SimOutput {
                     let prev = reqs[r].order[k - 1];
                     policy.on_fallback(t, prev, i);
                 }
+                let slot = (t / bucket.max(1)) as usize;
+                let series = &mut arrivals[i];
+                if series.len() <= slot {
+                    series.resize(slot + 1, 0);
+                }
+                series[slot] += 1;
                 let shape = &reqs[r].planned.shape;
                 let facts = RequestFacts {
                     endpoint: if shape.endpoint == EndpointKind::Embeddings {
@@ -365,7 +375,7 @@ pub fn run(input: SimInput) -> SimOutput {
     }
     events.extend(policy.drain_events());
     let horizon = last.max(traffic_end);
-    let mut faults: Vec<FaultEvent> = plans
+    let faults: Vec<FaultEvent> = plans
         .iter_mut()
         .zip(&names)
         .flat_map(|(p, n)| {
@@ -380,7 +390,7 @@ pub fn run(input: SimInput) -> SimOutput {
                 .collect::<Vec<_>>()
         })
         .collect();
-    faults.sort();
+    let faults = crate::record::merge_fault_windows(faults);
     SimOutput {
         aggregator: agg,
         events,
@@ -388,6 +398,7 @@ pub fn run(input: SimInput) -> SimOutput {
         scheduled,
         duration: traffic_end,
         steps,
+        arrivals: names.into_iter().zip(arrivals).collect(),
     }
 }
 

@@ -1,0 +1,221 @@
+//! Scenario runs: every point of a sweep, `--repeat` runs per point, assertions — live
+//! (`chaosgate run`) or in virtual time (`chaosgate sim`), one report shape for both.
+//!
+//! Run k of a point (k = 0 … N−1) uses seed `seed + k` and moves every fault onset
+//! `k/N × onset_spread` later (default spread: the builtin gateway's health-check
+//! interval), so the runs cover the phases of the probe cycle evenly and min / mean /
+//! max detection match the closed form's (SEMANTICS.md §1).
+
+pub mod live;
+pub mod report;
+
+use crate::assert::Assertion;
+use crate::scenario::{Scenario, ScenarioSet};
+use crate::time::Nanos;
+use report::{GatewayInfo, OneRun, PointReport, RunReport, SweepReport};
+
+/// How to run a scenario set.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Runs per point (≥ 1).
+    pub repeat: usize,
+    /// Seed of the first run (default: the scenario's, else 1).
+    pub seed: Option<u64>,
+    /// `--assert`s, checked on every point besides the file's `[[assert]]`s.
+    pub asserts: Vec<Assertion>,
+    /// Worker threads for the simulator (default: the machine's cores).
+    pub jobs: usize,
+    /// Live runs: where run directories go.
+    pub run_dir: std::path::PathBuf,
+    /// Live runs: a progress line on the terminal.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// Defaults: one run, the scenario's seed, every core.
+    pub fn new(run_dir: std::path::PathBuf) -> RunOptions {
+        RunOptions {
+            repeat: 1,
+            seed: None,
+            asserts: Vec::new(),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            run_dir,
+            progress: false,
+        }
+    }
+}
+
+/// The seed of run 0 of `s`.
+pub fn base_seed(s: &Scenario, o: &RunOptions) -> u64 {
+    o.seed.or(s.seed).unwrap_or(1)
+}
+
+/// How far run `k` of `n` moves fault onsets.
+pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
+    if n <= 1 {
+        return 0;
+    }
+    let spread = s
+        .onset_spread
+        .map(|d| d.0)
+        .or_else(|| s.gateway.builtin().and_then(|g| g.health_check.as_ref()).map(|h| h.interval.0))
+        .unwrap_or(0);
+    (spread as u128 * k as u128 / n as u128) as Nanos
+}
+
+fn checks(s: &Scenario, o: &RunOptions, r: &RunReport) -> (Vec<crate::assert::Check>, bool) {
+    let v = serde_json::to_value(r).unwrap_or_default();
+    let c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
+    let ok = c.iter().all(|c| c.passed);
+    (c, ok)
+}
+
+fn point_report(
+    set: &ScenarioSet,
+    i: usize,
+    o: &RunOptions,
+    mode: &str,
+    runs: Vec<OneRun>,
+    gateway: GatewayInfo,
+    warnings: Vec<String>,
+) -> PointReport {
+    let p = &set.points[i];
+    let s = &p.scenario;
+    let report = RunReport::fold(&s.name, mode, s.time_scale, gateway, runs, warnings);
+    let (checks, passed) = checks(s, o, &report);
+    PointReport {
+        params: p
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+        report,
+        checks,
+        passed,
+    }
+}
+
+fn sweep(set: &ScenarioSet, mode: &str, points: Vec<PointReport>) -> SweepReport {
+    let passed = points.iter().all(|p| p.passed);
+    SweepReport {
+        scenario: set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default(),
+        mode: mode.into(),
+        axes: set.axes.clone(),
+        points,
+        passed,
+    }
+}
+
+/// Simulates every point × repeat, in parallel over `o.jobs` threads; results in matrix
+/// order, byte-identical whatever the number of threads.
+pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport> {
+    for p in &set.points {
+        p.scenario.builtin_gateway()?;
+    }
+    let n = o.repeat.max(1);
+    let jobs: Vec<(usize, usize)> = (0..set.points.len()).flat_map(|i| (0..n).map(move |k| (i, k))).collect();
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<OneRun>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..o.jobs.clamp(1, jobs.len().max(1)) {
+            sc.spawn(|| loop {
+                let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(i, k)) = jobs.get(j) else { break };
+                let s = &set.points[i].scenario;
+                let seed = base_seed(s, o).wrapping_add(k as u64);
+                let r = crate::sim::report::simulate_once(s, seed, onset_shift(s, k, n)).map(|(one, _)| one);
+                *results[j].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    let mut flat = results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every job ran"));
+    let mut points = Vec::new();
+    for i in 0..set.points.len() {
+        let runs = (0..n).map(|_| flat.next().expect("n per point")).collect::<anyhow::Result<Vec<_>>>()?;
+        let s = &set.points[i].scenario;
+        let info = GatewayInfo {
+            kind: "builtin".into(),
+            ..GatewayInfo::default()
+        };
+        points.push(point_report(set, i, o, "sim", runs, info, s.warnings.clone()));
+    }
+    Ok(sweep(set, "sim", points))
+}
+
+/// The outcome of live runs.
+#[derive(Debug)]
+pub struct LiveOutcome {
+    /// The report (partial when interrupted).
+    pub report: SweepReport,
+    /// Ctrl-C / SIGTERM cut it short.
+    pub interrupted: bool,
+}
+
+/// Runs every point × repeat live, one after another. Ctrl-C / SIGTERM stop the traffic;
+/// everything started is stopped and the report of what ran is still returned.
+pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveOutcome> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        crate::commands::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let n = o.repeat.max(1);
+    let mut points = Vec::new();
+    let mut interrupted = false;
+    'points: for (i, p) in set.points.iter().enumerate() {
+        let s = &p.scenario;
+        let mut runs = Vec::new();
+        let mut info = GatewayInfo::default();
+        let mut warnings = Vec::new();
+        for k in 0..n {
+            if *rx.borrow() {
+                interrupted = true;
+                break;
+            }
+            let seed = base_seed(s, o).wrapping_add(k as u64);
+            let dir = o.run_dir.join(format!("point{i}-run{k}"));
+            let r = live::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), o.progress).await;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) if *rx.borrow() => {
+                    eprintln!("chaosgate: interrupted: {e:#}");
+                    interrupted = true;
+                    break;
+                }
+                Err(e) => {
+                    signals.abort();
+                    return Err(e);
+                }
+            };
+            if k == 0 {
+                info = r.gateway.clone();
+                warnings = r.warnings.clone();
+            }
+            runs.push(r.run);
+            if r.interrupted {
+                interrupted = true;
+                break;
+            }
+        }
+        if !runs.is_empty() {
+            if interrupted {
+                warnings.push("interrupted (Ctrl-C / SIGTERM): this report is partial".into());
+            }
+            points.push(point_report(set, i, o, "live", runs, info, warnings));
+        }
+        if interrupted {
+            break 'points;
+        }
+    }
+    signals.abort();
+    // a partial report still carries the matrix it was cut from
+    let mut part = set.clone();
+    part.points.truncate(points.len());
+    Ok(LiveOutcome {
+        report: sweep(&part, "live", points),
+        interrupted,
+    })
+}

@@ -1,0 +1,495 @@
+//! Reports of scenario runs — one shape for live (`chaosgate run`) and simulated
+//! (`chaosgate sim`) runs, so their numbers compare line for line.
+//!
+//! With `--repeat N` every metric of `resilience` and `budget` is a distribution over the
+//! runs (and, within a run, over its fault windows): `{min, mean, p95, max}`, with `n`
+//! samples of which `missing` had no value (a fault never detected, a provider that
+//! never got its traffic back). When any sample is missing, min / mean / p95 / max are
+//! `null`, so `resilience.detection_s.max <= 10` fails rather than passing on the runs
+//! that did detect. p95 is the nearest-rank 95th percentile. These JSON names are a
+//! contract: `resilience.detection_s.*`, `resilience.failed_requests.*`,
+//! `resilience.failback_s.*`, `budget.consumed_pct.*`.
+
+use crate::analysis::budget::BudgetReport;
+use crate::analysis::resilience::FaultReport;
+use crate::analysis::LoadReport;
+use crate::assert::Check;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// A distribution over runs (and fault windows).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Dist {
+    /// Samples.
+    pub n: usize,
+    /// Samples without a value.
+    pub missing: usize,
+    /// Smallest.
+    pub min: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Nearest-rank 95th percentile.
+    pub p95: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+impl Dist {
+    /// Of these samples (`None` = no value).
+    pub fn of(samples: &[Option<f64>]) -> Dist {
+        let missing = samples.iter().filter(|s| s.is_none()).count();
+        let mut v: Vec<f64> = samples.iter().flatten().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let n = samples.len();
+        if missing > 0 || v.is_empty() {
+            return Dist {
+                n,
+                missing,
+                ..Dist::default()
+            };
+        }
+        let rank = ((0.95 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        Dist {
+            n,
+            missing,
+            min: v.first().copied(),
+            mean: Some(v.iter().sum::<f64>() / v.len() as f64),
+            p95: Some(v[rank - 1]),
+            max: v.last().copied(),
+        }
+    }
+
+    /// `mean [min–max]` for tables (`never` when missing).
+    pub fn short(&self, unit: &str, decimals: usize) -> String {
+        match (self.mean, self.min, self.max) {
+            (Some(m), Some(lo), Some(hi)) if self.n > 1 && lo != hi => {
+                format!("{m:.decimals$}{unit} [{lo:.decimals$}–{hi:.decimals$}]")
+            }
+            (Some(m), _, _) => format!("{m:.decimals$}{unit}"),
+            _ if self.n == 0 => "–".into(),
+            _ => format!("never ({}/{})", self.missing, self.n),
+        }
+    }
+}
+
+/// What one run (one seed) produced.
+#[derive(Clone, Debug)]
+pub struct OneRun {
+    /// Seed.
+    pub seed: u64,
+    /// Fault onsets were shifted by this much (s) for `--repeat`.
+    pub onset_shift_s: f64,
+    /// Length of the run (s).
+    pub duration_s: f64,
+    /// Client-side report.
+    pub traffic: LoadReport,
+    /// Per fault window.
+    pub faults: Vec<FaultReport>,
+    /// Error budget.
+    pub budget: BudgetReport,
+    /// Gateway events (builtin gateway).
+    pub gateway_events: usize,
+}
+
+/// Resilience over all runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Resilience {
+    /// Detection time (s after onset), traffic view: what every gateway can be measured by.
+    pub detection_s: Dist,
+    /// Gateway view (its ejection / breaker event), when the gateway reports events.
+    pub detection_gateway_s: Dist,
+    /// Client view (failure rate back under the SLO's ε).
+    pub detection_client_s: Dist,
+    /// Failed requests intended during the fault.
+    pub failed_requests: Dist,
+    /// …before detection (traffic view).
+    pub failed_before_detection: Dist,
+    /// …after detection.
+    pub failed_after_detection: Dist,
+    /// Every failed request of the run (one sample per run).
+    pub failed_total: Dist,
+    /// Fault end → the provider's share back to half its pre-fault share (s).
+    pub failback_s: Dist,
+    /// Per fault window of the first run.
+    pub faults: Vec<FaultReport>,
+}
+
+/// Error budget over all runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Budget {
+    /// SLO target τ.
+    pub target: f64,
+    /// Compliance period (s).
+    pub period_s: f64,
+    /// Budget in requests for the period (first run's rate unless `[slo] rate`).
+    pub budget_requests: f64,
+    /// Percent of the budget each run consumed.
+    pub consumed_pct: Dist,
+    /// Peak 5-minute burn rate.
+    pub peak_burn_5m: Dist,
+    /// Peak 1-hour burn rate.
+    pub peak_burn_1h: Dist,
+    /// First run: when each multi-window alert would fire (s since start; null = never).
+    pub alerts: Vec<(String, Option<f64>)>,
+}
+
+/// The gateway part of a report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GatewayInfo {
+    /// `builtin` or `external`.
+    pub kind: String,
+    /// Where its output (external) or its events (builtin) went, if kept.
+    pub log: Option<String>,
+    /// Events the gateway reported (builtin), first run.
+    pub events: usize,
+    /// Seconds it took to become ready (external), first run.
+    pub ready_s: Option<f64>,
+}
+
+/// The report of one scenario (one sweep point), over `runs` runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// `sim` or `live`.
+    pub mode: String,
+    /// Seed of the first run (run k uses seed + k).
+    pub seed: u64,
+    /// Runs folded in.
+    pub runs: usize,
+    /// The factor scenario times were multiplied by.
+    pub time_scale: f64,
+    /// Length of one run (s; simulated time in the simulator).
+    pub duration_s: f64,
+    /// The gateway.
+    pub gateway: GatewayInfo,
+    /// Client-side measurements of the first run (the `chaosgate load` report).
+    pub traffic: LoadReport,
+    /// Resilience.
+    pub resilience: Resilience,
+    /// Error budget.
+    pub budget: Budget,
+    /// What could not be done exactly as asked (time scaling, rounding, …).
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    /// Folds runs (in seed order) into one report.
+    pub fn fold(scenario: &str, mode: &str, time_scale: f64, gateway: GatewayInfo, runs: Vec<OneRun>, warnings: Vec<String>) -> RunReport {
+        let per_fault = |f: &dyn Fn(&FaultReport) -> Option<f64>| -> Dist {
+            Dist::of(&runs.iter().flat_map(|r| r.faults.iter().map(f)).collect::<Vec<_>>())
+        };
+        let per_run = |f: &dyn Fn(&OneRun) -> f64| Dist::of(&runs.iter().map(|r| Some(f(r))).collect::<Vec<_>>());
+        let first = runs.first();
+        let resilience = Resilience {
+            detection_s: per_fault(&|f| f.detection_traffic_s),
+            detection_gateway_s: per_fault(&|f| f.detection_gateway_s),
+            detection_client_s: per_fault(&|f| f.detection_client_s),
+            failed_requests: per_fault(&|f| Some(f.failed_during as f64)),
+            failed_before_detection: per_fault(&|f| Some(f.failed_before_detection as f64)),
+            failed_after_detection: per_fault(&|f| Some(f.failed_after_detection as f64)),
+            failed_total: per_run(&|r| r.traffic.requests.failed as f64),
+            failback_s: per_fault(&|f| f.failback_s),
+            faults: first.map(|r| r.faults.clone()).unwrap_or_default(),
+        };
+        let budget = Budget {
+            target: first.map_or(0.0, |r| r.budget.target),
+            period_s: first.map_or(0.0, |r| r.budget.period_s),
+            budget_requests: first.map_or(0.0, |r| r.budget.budget_requests),
+            consumed_pct: per_run(&|r| r.budget.consumed_pct),
+            peak_burn_5m: per_run(&|r| r.budget.peak_burn_5m),
+            peak_burn_1h: per_run(&|r| r.budget.peak_burn_1h),
+            alerts: first.map(|r| r.budget.alerts.clone()).unwrap_or_default(),
+        };
+        let mut gateway = gateway;
+        gateway.events = first.map_or(0, |r| r.gateway_events);
+        RunReport {
+            scenario: scenario.to_string(),
+            mode: mode.to_string(),
+            seed: first.map_or(0, |r| r.seed),
+            runs: runs.len(),
+            time_scale,
+            duration_s: first.map_or(0.0, |r| r.duration_s),
+            gateway,
+            traffic: first.map(|r| r.traffic.clone()).unwrap_or_default(),
+            resilience,
+            budget,
+            warnings,
+        }
+    }
+}
+
+/// One point of a sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct PointReport {
+    /// The swept values (`path` → value as text), in axis order.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Its report.
+    pub report: RunReport,
+    /// Its assertions.
+    pub checks: Vec<Check>,
+    /// Whether every assertion held.
+    pub passed: bool,
+}
+
+/// Every point of a sweep (a single run is a sweep of one point).
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// `sim` or `live`.
+    pub mode: String,
+    /// The swept paths.
+    pub axes: Vec<String>,
+    /// The points, in matrix order (first axis slowest).
+    pub points: Vec<PointReport>,
+    /// Whether every assertion of every point held.
+    pub passed: bool,
+}
+
+impl SweepReport {
+    /// The JSON written by `--json`: a single point is its report (plus its checks); a
+    /// sweep is `{scenario, mode, axes, points: [{params, report, checks, passed}], passed}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        if self.axes.is_empty() && self.points.len() == 1 {
+            let p = &self.points[0];
+            let mut v = serde_json::to_value(&p.report).unwrap_or_default();
+            v["checks"] = serde_json::to_value(&p.checks).unwrap_or_default();
+            v["passed"] = serde_json::Value::Bool(p.passed);
+            v
+        } else {
+            serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}
+
+/// The terminal summary of one report.
+pub fn text(r: &RunReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "scenario {}  ({}, gateway {}, seed {}{}{})",
+        r.scenario,
+        r.mode,
+        r.gateway.kind,
+        r.seed,
+        if r.runs > 1 { format!(", {} runs", r.runs) } else { String::new() },
+        if r.time_scale != 1.0 { format!(", time_scale {}", r.time_scale) } else { String::new() },
+    );
+    s.push_str(&crate::report::text(&r.traffic));
+    let o = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.2} s"));
+    for f in &r.resilience.faults {
+        let _ = writeln!(
+            s,
+            "\nfault {}/{} [{:.1} s, {:.1} s): detection gateway {} / traffic {} / client {}; failed {} ({} before detection, {} after); failback {}",
+            f.provider,
+            f.phase,
+            f.onset_s,
+            f.end_s,
+            o(f.detection_gateway_s),
+            o(f.detection_traffic_s),
+            o(f.detection_client_s),
+            f.failed_during,
+            f.failed_before_detection,
+            f.failed_after_detection,
+            o(f.failback_s)
+        );
+    }
+    if r.runs > 1 {
+        let row = |name: &str, d: &Dist, unit: &str| {
+            let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.2}"));
+            format!(
+                "  {name:<22} min {:>9}  mean {:>9}  p95 {:>9}  max {:>9}{unit}{}\n",
+                f(d.min),
+                f(d.mean),
+                f(d.p95),
+                f(d.max),
+                if d.missing > 0 { format!("  ({} of {} never)", d.missing, d.n) } else { String::new() }
+            )
+        };
+        let _ = writeln!(s, "\nover {} runs:", r.runs);
+        s.push_str(&row("detection_s", &r.resilience.detection_s, " s"));
+        s.push_str(&row("failed_requests", &r.resilience.failed_requests, ""));
+        s.push_str(&row("failback_s", &r.resilience.failback_s, " s"));
+        s.push_str(&row("budget.consumed_pct", &r.budget.consumed_pct, " %"));
+    }
+    let b = &r.budget;
+    let _ = writeln!(
+        s,
+        "\nerror budget ({:.3} % over {:.0} days): {:.0} requests; this run used {} ; peak burn 5 min {}, 1 h {}",
+        100.0 * b.target,
+        b.period_s / 86_400.0,
+        b.budget_requests,
+        b.consumed_pct.short(" %", 2),
+        b.peak_burn_5m.short("×", 1),
+        b.peak_burn_1h.short("×", 1),
+    );
+    for (name, t) in &b.alerts {
+        let _ = writeln!(
+            s,
+            "  alert {name:<18} {}",
+            t.map_or("would not fire".into(), |t| format!("fires at {t:.1} s"))
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The comparison table of a sweep: one row per point.
+pub fn sweep_table(sw: &SweepReport) -> String {
+    let mut head: Vec<String> = sw.axes.iter().map(|a| a.rsplit('.').next().unwrap_or(a).to_string()).collect();
+    head.extend(
+        ["detection s", "failed", "failback s", "budget %", "asserts"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let mut rows = vec![head];
+    for p in &sw.points {
+        let mut row: Vec<String> = sw
+            .axes
+            .iter()
+            .map(|a| p.params.get(a).and_then(|v| v.as_str()).unwrap_or("").to_string())
+            .collect();
+        let r = &p.report;
+        row.push(r.resilience.detection_s.short("", 2));
+        row.push(r.resilience.failed_requests.short("", 0));
+        row.push(r.resilience.failback_s.short("", 2));
+        row.push(r.budget.consumed_pct.short("", 3));
+        row.push(if p.checks.is_empty() {
+            "–".into()
+        } else if p.passed {
+            "pass".into()
+        } else {
+            format!("FAIL {}/{}", p.checks.iter().filter(|c| !c.passed).count(), p.checks.len())
+        });
+        rows.push(row);
+    }
+    let cols = rows[0].len();
+    let w: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, x)| format!("{x:<width$}", width = w[c]))
+            .collect();
+        let _ = writeln!(s, "{}", line.join("  ").trim_end());
+        if i == 0 {
+            let _ = writeln!(s, "{}", w.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("  "));
+        }
+    }
+    s
+}
+
+/// Failed assertions, readable.
+pub fn failures_text(sw: &SweepReport) -> String {
+    let mut s = String::new();
+    for p in &sw.points {
+        for c in p.checks.iter().filter(|c| !c.passed) {
+            let at = if p.params.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " [{}]",
+                    p.params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(s, "  FAILED{at}: {} — {}", c.assertion, c.message);
+        }
+    }
+    s
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// JUnit XML: one `<testsuite>` per sweep point, one `<testcase>` per assertion.
+pub fn junit(sw: &SweepReport, command: &str) -> String {
+    let total: usize = sw.points.iter().map(|p| p.checks.len()).sum();
+    let failed: usize = sw.points.iter().map(|p| p.checks.iter().filter(|c| !c.passed).count()).sum();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"{}\" tests=\"{total}\" failures=\"{failed}\">",
+        xml_escape(&format!("chaosgate {command} {}", sw.scenario))
+    );
+    for p in &sw.points {
+        let params = p
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let suite = if params.is_empty() { sw.scenario.clone() } else { format!("{} [{params}]", sw.scenario) };
+        let nf = p.checks.iter().filter(|c| !c.passed).count();
+        let _ = writeln!(
+            s,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{nf}\" time=\"{:.3}\">",
+            xml_escape(&suite),
+            p.checks.len(),
+            p.report.duration_s * p.report.runs as f64
+        );
+        for c in &p.checks {
+            let _ = write!(
+                s,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                xml_escape(&suite),
+                xml_escape(&c.assertion)
+            );
+            if c.passed {
+                s.push_str("/>\n");
+            } else {
+                let _ = writeln!(
+                    s,
+                    ">\n      <failure message=\"{}\">{}: {}</failure>\n    </testcase>",
+                    xml_escape(&c.message),
+                    xml_escape(&c.assertion),
+                    xml_escape(&c.message)
+                );
+            }
+        }
+        s.push_str("  </testsuite>\n");
+    }
+    s.push_str("</testsuites>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_by_hand() {
+        let d = Dist::of(&(1..=20).map(|i| Some(i as f64)).collect::<Vec<_>>());
+        assert_eq!((d.min, d.max, d.n, d.missing), (Some(1.0), Some(20.0), 20, 0));
+        assert_eq!(d.mean, Some(10.5));
+        assert_eq!(d.p95, Some(19.0), "nearest rank: ceil(0.95 × 20) = 19th");
+        let one = Dist::of(&[Some(3.0)]);
+        assert_eq!((one.min, one.mean, one.p95, one.max), (Some(3.0), Some(3.0), Some(3.0), Some(3.0)));
+        let gap = Dist::of(&[Some(1.0), None]);
+        assert_eq!((gap.max, gap.missing, gap.n), (None, 1, 2), "a never-detected run nulls the summary");
+        assert_eq!(Dist::of(&[]).max, None);
+        assert_eq!(gap.short("s", 1), "never (1/2)");
+    }
+}
