@@ -116,7 +116,9 @@ impl AssertSpec {
 fn check_path(p: &str) -> Result<String, String> {
     let p = p.trim();
     if p.is_empty() || p.split('.').any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
-        return Err(format!("{p:?} is not a dotted report path (e.g. resilience.detection_s.max)"));
+        return Err(format!(
+            "{p:?} is not a dotted report path (e.g. resilience.detection_s.max)"
+        ));
     }
     Ok(p.to_string())
 }
@@ -132,7 +134,8 @@ impl std::str::FromStr for Assertion {
             ("<", Op::Lt),
             (">", Op::Gt),
         ];
-        let bad = || format!("{s:?}: expected PATH OP VALUE, e.g. 'resilience.detection_s.max <= 10' (OP: < <= > >= == !=)");
+        let bad =
+            || format!("{s:?}: expected PATH OP VALUE, e.g. 'resilience.detection_s.max <= 10' (OP: < <= > >= == !=)");
         let (at, tok, op) = OPS
             .iter()
             .filter_map(|(t, o)| s.find(t).map(|i| (i, *t, *o)))
@@ -186,7 +189,11 @@ pub fn lookup<'a>(report: &'a Value, path: &str) -> Result<&'a Value, String> {
         match next {
             Some(n) => v = n,
             None => {
-                let here = if walked.is_empty() { "the report".to_string() } else { format!("`{}`", walked.join(".")) };
+                let here = if walked.is_empty() {
+                    "the report".to_string()
+                } else {
+                    format!("`{}`", walked.join("."))
+                };
                 let has = match v {
                     Value::Object(m) => format!("it has: {}", m.keys().cloned().collect::<Vec<_>>().join(", ")),
                     Value::Array(a) => format!("it is a list of {} (index it with a number)", a.len()),
@@ -235,7 +242,11 @@ impl Assertion {
             Some(true) => String::new(),
             Some(false) => format!("got {v}"),
             None if v.is_null() => "got null (not measured: e.g. never detected, never failed back)".into(),
-            None => format!("got {v}, which cannot be compared with {} {}", self.op.as_str(), self.value),
+            None => format!(
+                "got {v}, which cannot be compared with {} {}",
+                self.op.as_str(),
+                self.value
+            ),
         };
         Check {
             assertion: text,
@@ -254,13 +265,19 @@ mod tests {
     #[test]
     fn parses_expressions() {
         let a: Assertion = "resilience.detection_s.max <= 10".parse().unwrap();
-        assert_eq!((a.path.as_str(), a.op, a.value.clone()), ("resilience.detection_s.max", Op::Le, Rhs::Num(10.0)));
+        assert_eq!(
+            (a.path.as_str(), a.op, a.value.clone()),
+            ("resilience.detection_s.max", Op::Le, Rhs::Num(10.0))
+        );
         let a: Assertion = "budget.consumed_pct.p95<2.5".parse().unwrap();
         assert_eq!((a.op, a.value), (Op::Lt, Rhs::Num(2.5)));
         let a: Assertion = "x.ok == true".parse().unwrap();
         assert_eq!(a.value, Rhs::Bool(true));
         assert!("resilience.detection_s.max".parse::<Assertion>().is_err());
-        assert!("a b <= 1".parse::<Assertion>().unwrap_err().contains("not a dotted report path"));
+        assert!("a b <= 1"
+            .parse::<Assertion>()
+            .unwrap_err()
+            .contains("not a dotted report path"));
         assert!("a <= ten".parse::<Assertion>().unwrap_err().contains("not a number"));
         assert!("<= 3".parse::<Assertion>().is_err());
     }

@@ -399,7 +399,11 @@ fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, co
     }
     let n: usize = sw.points.iter().map(|p| p.checks.len()).sum();
     if n > 0 {
-        let failed: usize = sw.points.iter().map(|p| p.checks.iter().filter(|c| !c.passed).count()).sum();
+        let failed: usize = sw
+            .points
+            .iter()
+            .map(|p| p.checks.iter().filter(|c| !c.passed).count())
+            .sum();
         println!("\nassertions: {} passed, {failed} failed", n - failed);
         print!("{}", report::failures_text(sw));
     }
@@ -408,7 +412,8 @@ fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, co
         eprintln!("wrote {}", p.display());
     }
     if let Some(p) = &a.junit {
-        std::fs::write(p, report::junit(sw, command)).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        std::fs::write(p, report::junit(sw, command))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
     Ok(if sw.passed { 0 } else { 1 })
@@ -432,7 +437,11 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let sw = crate::run::simulate(&set, &o)?;
     let wall = started.elapsed().as_secs_f64();
-    let simulated: f64 = sw.points.iter().map(|p| p.report.duration_s * p.report.runs as f64).sum();
+    let simulated: f64 = sw
+        .points
+        .iter()
+        .map(|p| p.report.duration_s * p.report.runs as f64)
+        .sum();
     let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));
     eprintln!(
         "simulated {simulated:.0} s in {wall:.3} s wall ({:.0}× real time, {} point{} × {} run{}); reproduce with --seed {seed}",
@@ -502,7 +511,10 @@ pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
     let sw = &out.report;
     println!();
     print!("{}", crate::run::report::sweep_table(sw));
-    println!("\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):", 1.0 / k);
+    println!(
+        "\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):",
+        1.0 / k
+    );
     for p in &sw.points {
         let r = &p.report.resilience;
         let iv = p.params.values().next().and_then(|v| v.as_str()).unwrap_or("");

@@ -168,9 +168,9 @@ pub fn template_env(notes: Arc<Mutex<Vec<String>>>) -> minijinja::Environment<'s
         let exact = d.secs_f64();
         let r = (exact.round() as u64).max(1);
         if (r as f64 - exact).abs() > 0.05 * exact {
-            n.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("{d} rendered as {r} whole seconds (the gateway takes integer seconds)"));
+            n.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                "{d} rendered as {r} whole seconds (the gateway takes integer seconds)"
+            ));
         }
         Ok(r)
     });
@@ -186,12 +186,19 @@ pub fn template_env(notes: Arc<Mutex<Vec<String>>>) -> minijinja::Environment<'s
         }
         Ok(r)
     });
-    env.add_filter("secs_f", |v: Value| -> Result<f64, Error> { Ok(as_dur(&v)?.secs_f64()) });
+    env.add_filter("secs_f", |v: Value| -> Result<f64, Error> {
+        Ok(as_dur(&v)?.secs_f64())
+    });
     env
 }
 
 /// Renders one template string.
-pub fn render(env: &minijinja::Environment<'_>, what: &str, t: &str, ctx: &serde_json::Value) -> anyhow::Result<String> {
+pub fn render(
+    env: &minijinja::Environment<'_>,
+    what: &str,
+    t: &str,
+    ctx: &serde_json::Value,
+) -> anyhow::Result<String> {
     env.render_named_str(what, t, ctx).map_err(|e| {
         let mut m = format!("{what}: {e}");
         if let Some(d) = e.detail() {
@@ -257,7 +264,10 @@ pub fn prepare(
     let values = serde_json::to_value(&spec.values)?;
     let config_path = spec.config_template.as_ref().map(|t| {
         let name = spec.config_name.clone().unwrap_or_else(|| {
-            let n = t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "gateway.conf".into());
+            let n = t
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "gateway.conf".into());
             n.strip_suffix(".j2").map(str::to_string).unwrap_or(n)
         });
         run_dir.join(name)
@@ -298,7 +308,9 @@ pub fn prepare(
     let ready_url = r("gateway.ready_url", &spec.ready_url)?;
     let base_url = r(
         "gateway.base_url",
-        spec.base_url.as_deref().unwrap_or("http://127.0.0.1:{{ gateway.port }}"),
+        spec.base_url
+            .as_deref()
+            .unwrap_or("http://127.0.0.1:{{ gateway.port }}"),
     )?;
     let program = if spec.command.contains('/') {
         let p = scenario_dir.join(&spec.command);
@@ -482,15 +494,23 @@ mod tests {
         assert_eq!(notes.lock().unwrap().len(), 1, "2.5 s → 3 s is a 20 % change");
         let e = render(&env, "t", "{{ values.nope }}", &ctx).unwrap_err().to_string();
         assert!(e.contains("undefined"), "{e}");
-        assert!(render(&env, "t", "{{ gateway.port | secs }}", &ctx).is_err(), "4000 is not a duration");
+        assert!(
+            render(&env, "t", "{{ gateway.port | secs }}", &ctx).is_err(),
+            "4000 is not a duration"
+        );
     }
 
     #[test]
     fn problems_name_bad_signals_and_templates() {
-        let s: ExternalSpec = toml::from_str("command = \"x\"\nready_url = \"http://{{ gateway.port \"\nstop_signal = \"SIGFOO\"\n").unwrap();
+        let s: ExternalSpec =
+            toml::from_str("command = \"x\"\nready_url = \"http://{{ gateway.port \"\nstop_signal = \"SIGFOO\"\n")
+                .unwrap();
         let p = s.problems();
         assert!(p.iter().any(|(k, _)| k == "stop_signal"), "{p:?}");
-        assert!(p.iter().any(|(k, m)| k == "ready_url" && m.contains("template")), "{p:?}");
+        assert!(
+            p.iter().any(|(k, m)| k == "ready_url" && m.contains("template")),
+            "{p:?}"
+        );
         assert!(toml::from_str::<ExternalSpec>("command = \"x\"\nready_url = \"u\"\nreadyurl = 1\n").is_err());
     }
 }

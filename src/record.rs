@@ -134,7 +134,19 @@ mod tests {
             start: s,
             end: e,
         };
-        let m = merge_fault_windows(vec![f("a", "probes", 10, 50), f("a", "outage", 10, 50), f("b", "x", 0, 5), f("a", "late", 60, 70)]);
-        assert_eq!(m, vec![f("a", "outage+probes", 10, 50), f("a", "late", 60, 70), f("b", "x", 0, 5)]);
+        let m = merge_fault_windows(vec![
+            f("a", "probes", 10, 50),
+            f("a", "outage", 10, 50),
+            f("b", "x", 0, 5),
+            f("a", "late", 60, 70),
+        ]);
+        assert_eq!(
+            m,
+            vec![
+                f("a", "outage+probes", 10, 50),
+                f("a", "late", 60, 70),
+                f("b", "x", 0, 5)
+            ]
+        );
     }
 }

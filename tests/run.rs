@@ -58,7 +58,10 @@ duration = "150s"
 "#;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -108,7 +111,12 @@ fn external_gateway_through_the_template_mechanism() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["gateway"]["kind"], "external");
     // rendered config and captured log
@@ -120,12 +128,17 @@ fn external_gateway_through_the_template_mechanism() {
     let d = v["resilience"]["detection_s"]["max"].as_f64().unwrap();
     assert!(d <= 0.8, "{d}");
     let failed = v["resilience"]["failed_requests"]["max"].as_f64().unwrap();
-    assert!(failed <= 100.0 * 0.8 && failed >= 1.0, "{failed}");
+    assert!((1.0..=100.0 * 0.8).contains(&failed), "{failed}");
     assert!(v["resilience"]["failback_s"]["max"].as_f64().unwrap() <= 1.0);
 }
 
 fn sim_cmd(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).arg("sim").args(args).current_dir(root()).output().unwrap()
+    Command::new(bin())
+        .arg("sim")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -142,10 +155,23 @@ fn exit_codes_and_junit() {
     let ok = sim_cmd(&[sc, "--quiet", "--assert", "resilience.detection_gateway_s.max <= 5"]);
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
     let j = junit.to_str().unwrap();
-    let fail = sim_cmd(&[sc, "--quiet", "--assert", "resilience.detection_gateway_s.max <= 1.5", "--assert", "budget.consumed_pct.max < 100", "--junit", j]);
+    let fail = sim_cmd(&[
+        sc,
+        "--quiet",
+        "--assert",
+        "resilience.detection_gateway_s.max <= 1.5",
+        "--assert",
+        "budget.consumed_pct.max < 100",
+        "--junit",
+        j,
+    ]);
     assert_eq!(fail.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&fail.stdout);
-    assert!(stdout.contains("FAILED [gateway.health_check.interval=30s]: resilience.detection_gateway_s.max <= 1.5 — got 2"), "{stdout}");
+    assert!(
+        stdout
+            .contains("FAILED [gateway.health_check.interval=30s]: resilience.detection_gateway_s.max <= 1.5 — got 2"),
+        "{stdout}"
+    );
     // JUnit: well-formed, one case per assertion per point, the failure where it belongs
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
@@ -159,13 +185,21 @@ fn exit_codes_and_junit() {
     assert!(failures[0].attribute("classname").unwrap().contains("interval=30s"));
     assert_eq!(doc.root_element().attribute("failures"), Some("1"));
     // usage and configuration errors: 2
-    assert_eq!(sim_cmd(&[sc, "--assert", "resilience.detection_s.max <== 3"]).status.code(), Some(2));
+    assert_eq!(
+        sim_cmd(&[sc, "--assert", "resilience.detection_s.max <== 3"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(sim_cmd(&[sc, "--set", "traffic.rate=-1"]).status.code(), Some(2));
     assert_eq!(sim_cmd(&["nope.toml"]).status.code(), Some(2));
     assert_eq!(sim_cmd(&[sc, "--repeat", "0"]).status.code(), Some(2));
     let bad = sim_cmd(&[sc, "--set", "gateway.health_check.intervl=5s"]);
     let e = String::from_utf8_lossy(&bad.stderr);
-    assert!(bad.status.code() == Some(2) && e.contains("unknown field `intervl`"), "{e}");
+    assert!(
+        bad.status.code() == Some(2) && e.contains("unknown field `intervl`"),
+        "{e}"
+    );
 }
 
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -208,7 +242,10 @@ fn ctrl_c_stops_everything_and_writes_a_partial_report() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let needle = dir.to_string_lossy().to_string();
-    assert!(!processes_mentioning(&needle).is_empty(), "the gateway runs with the run dir in its args");
+    assert!(
+        !processes_mentioning(&needle).is_empty(),
+        "the gateway runs with the run dir in its args"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: signalling our own child.
     unsafe {
@@ -231,5 +268,8 @@ fn ctrl_c_stops_everything_and_writes_a_partial_report() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("partial report")).unwrap();
     assert!(v["warnings"].to_string().contains("partial"), "{}", v["warnings"]);
     let sent = v["traffic"]["requests"]["sent"].as_u64().unwrap();
-    assert!(sent > 50 && sent < 100 * 60, "about 1.5 s of 100 req/s, not the full run: {sent}");
+    assert!(
+        sent > 50 && sent < 100 * 60,
+        "about 1.5 s of 100 req/s, not the full run: {sent}"
+    );
 }

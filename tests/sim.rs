@@ -109,7 +109,10 @@ fn repeat_spreads_onsets_over_the_probe_cycle() {
     assert_eq!((d.n, d.missing), (4, 0));
     assert!((d.min.unwrap() - 13.0).abs() < 1e-6, "{d:?}");
     assert!((d.max.unwrap() - 58.0).abs() < 1e-6, "{d:?}");
-    assert!((d.mean.unwrap() - (43.0 + 28.0 + 13.0 + 58.0) / 4.0).abs() < 1e-6, "{d:?}");
+    assert!(
+        (d.mean.unwrap() - (43.0 + 28.0 + 13.0 + 58.0) / 4.0).abs() < 1e-6,
+        "{d:?}"
+    );
     // 20 req/s, constant: failures = requests intended in [onset, detection) (± one at each edge)
     let f = &r.resilience.failed_requests;
     assert!((f.max.unwrap() - 20.0 * 58.0).abs() <= 2.0, "{f:?}");
@@ -129,10 +132,18 @@ fn sweeps_set_and_assertions() {
     assert_eq!(set.axes, ["gateway.health_check.interval"]);
     assert_eq!(set.points.len(), 2);
     let sw = run::simulate(&set, &opts(1, 2)).unwrap();
-    let p: Vec<&str> = sw.points.iter().map(|p| p.params["gateway.health_check.interval"].as_str().unwrap()).collect();
+    let p: Vec<&str> = sw
+        .points
+        .iter()
+        .map(|p| p.params["gateway.health_check.interval"].as_str().unwrap())
+        .collect();
     assert_eq!(p, ["60s", "10s"], "matrix order");
     // 60 s: next probe at 180 s → 43 s (fails the assertion); 10 s: probes at 140 s → 3 s
-    let d: Vec<f64> = sw.points.iter().map(|p| p.report.resilience.detection_gateway_s.max.unwrap()).collect();
+    let d: Vec<f64> = sw
+        .points
+        .iter()
+        .map(|p| p.report.resilience.detection_gateway_s.max.unwrap())
+        .collect();
     assert!((d[0] - 43.0).abs() < 1e-6 && (d[1] - 3.0).abs() < 1e-6, "{d:?}");
     assert!(!sw.points[0].passed && sw.points[1].passed && !sw.passed);
     // --set reached the traffic: 10 req/s × 300 s
@@ -165,15 +176,84 @@ fn scenario_errors_are_reported_with_lines() {
     )
     .unwrap();
     let e = load(&p, &[]).unwrap_err().to_string();
-    assert!(e.contains("bad.toml:5:") && e.contains("\"nope\" is not a provider"), "{e}");
+    assert!(
+        e.contains("bad.toml:5:") && e.contains("\"nope\" is not a provider"),
+        "{e}"
+    );
     assert!(e.contains("duration"), "{e}");
     assert!(e.contains("bad.toml:11:") && e.contains("must be in (0, 1)"), "{e}");
     assert!(e.contains("bad.toml:13:") && e.contains("is not a number"), "{e}");
     let e = load(&p, &["gateway..x=1".into()]).unwrap_err().to_string();
     assert!(e.contains("--set") && e.contains("not a dotted path"), "{e}");
-    let e = load_str("s.toml", &format!("{SHORT}\n[sweep]\n\"gateway.health_check.interval\" = [\"5s\", \"fast\"]\n"), root(), &[])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("gateway.health_check.interval=fast") && e.contains("invalid duration"), "{e}");
+    let e = load_str(
+        "s.toml",
+        &format!("{SHORT}\n[sweep]\n\"gateway.health_check.interval\" = [\"5s\", \"fast\"]\n"),
+        root(),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("gateway.health_check.interval=fast") && e.contains("invalid duration"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn scenario_files() -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for d in ["examples/incidents", "examples/scenarios"] {
+        for e in std::fs::read_dir(root().join(d)).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "toml") {
+                v.push(e.path());
+            }
+        }
+    }
+    for e in std::fs::read_dir(root().join("examples/gateways")).unwrap().flatten() {
+        let p = e.path().join("scenario.toml");
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Every shipped scenario loads, validates against `chaosgate schema`, and (builtin
+/// gateway) simulates; the schema rejects what the loader rejects.
+#[test]
+fn shipped_scenarios_load_validate_and_simulate() {
+    let schema: serde_json::Value = serde_json::from_str(chaosgate::commands::SCENARIO_SCHEMA).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let files = scenario_files();
+    assert!(files.len() >= 8, "{files:?}");
+    let mut simulated = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        if !text.contains("[gateway]") {
+            continue; // providers-only files for `chaosgate mock --scenario`
+        }
+        let doc: serde_json::Value = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
+        let set = load(f, &[]).unwrap_or_else(|e| panic!("{e}"));
+        if set.points[0].scenario.gateway.builtin().is_some() {
+            let sw = run::simulate(&set, &opts(1, 2)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert!(
+                sw.points.iter().all(|p| p.report.traffic.requests.sent > 0),
+                "{}",
+                f.display()
+            );
+            simulated += 1;
+        }
+    }
+    assert!(simulated >= 7, "{simulated}");
+    // the schema catches a misspelt key as the loader does
+    let bad = serde_json::json!({"providers": {"a": {"api": "openai"}}, "gateway": {"health_check": {"intervl": "5s"}}, "traffic": {"rate": 1.0}});
+    assert!(!v.is_valid(&bad));
+    let bad = serde_json::json!({"providers": {"a": {"api": "openai"}}, "gateway": {"kind": "external", "command": "x"}, "traffic": {"rate": 1.0}});
+    assert!(!v.is_valid(&bad), "external without ready_url");
 }

@@ -307,7 +307,13 @@ mod tests {
             start: 20 * NS_PER_S,
             end: 40 * NS_PER_S,
         };
-        let r = analyze(&Series::from_aggregator(&a), &f, &ev, &DetectionConfig::default(), 0.001);
+        let r = analyze(
+            &Series::from_aggregator(&a),
+            &f,
+            &ev,
+            &DetectionConfig::default(),
+            0.001,
+        );
         assert!((r.pre_fault_share - 0.5).abs() < 1e-9);
         assert!((r.detection_gateway_s.unwrap() - 4.9).abs() < 1e-9);
         assert!((r.detection_traffic_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
@@ -331,7 +337,13 @@ mod tests {
             start: 10 * NS_PER_S,
             end: 15 * NS_PER_S,
         };
-        let r = analyze(&Series::from_aggregator(&a), &f, &[], &DetectionConfig::default(), 0.001);
+        let r = analyze(
+            &Series::from_aggregator(&a),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
         assert_eq!(r.detection_traffic_s, None);
         assert_eq!(r.detection_gateway_s, None);
         assert_eq!(r.failed_during, 0);

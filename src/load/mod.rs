@@ -369,9 +369,7 @@ async fn send_pooled(
     for (k, v) in &sh.extra {
         b = b.header(k, v);
     }
-    let req = b
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|_| SendError::Connect)?;
+    let req = b.body(Full::new(Bytes::from(body))).map_err(|_| SendError::Connect)?;
     sh.client.request(req).await.map_err(|e| {
         if e.is_connect() {
             SendError::Connect

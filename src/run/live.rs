@@ -55,7 +55,14 @@ pub async fn run_once(
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
     let source = s.traffic.source(&s.dir)?;
     if let crate::traffic::Source::Trace(t, _) = &source {
-        t.check_kinds(&mix, &s.traffic.trace.as_ref().map(|p| p.display().to_string()).unwrap_or_default())?;
+        t.check_kinds(
+            &mix,
+            &s.traffic
+                .trace
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        )?;
     }
     // mocks, clocks held
     let mut mocks: Vec<(ServerHandle, Arc<MockState>)> = Vec::new();
@@ -104,7 +111,7 @@ async fn drive(
     };
     let (mut gw, base, headers, api_key, timeout) = match &s.gateway {
         GatewaySpec::Builtin(cfg) => {
-            let mut cfg = cfg.clone();
+            let mut cfg = (**cfg).clone();
             for t in &mut cfg.targets {
                 t.url = vars
                     .get(&t.name)
@@ -149,7 +156,10 @@ async fn drive(
             )
         }
     };
-    let outcome = traffic(s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress).await;
+    let outcome = traffic(
+        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress,
+    )
+    .await;
     match &mut gw {
         Gw::Builtin(_) => {}
         Gw::External(r) => r.stop().await,
@@ -202,7 +212,17 @@ async fn drive(
         .report(result.scheduled, result.in_flight_at_end, result.duration);
     let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
     let shift = 0; // the shift is already in the mocks' profiles
-    let mut run = analyse(s, seed, shift, &series, &result.aggregator, &faults, &events, report, result.duration);
+    let mut run = analyse(
+        s,
+        seed,
+        shift,
+        &series,
+        &result.aggregator,
+        &faults,
+        &events,
+        report,
+        result.duration,
+    );
     run.onset_shift_s = 0.0;
     Ok(LiveRun {
         run,
@@ -246,7 +266,8 @@ async fn traffic(
     for (_, st) in mocks {
         let mut plan = crate::fault::Plan::new(&st.config.profile, seed, &format!("provider/{}", st.config.name));
         for w in plan.fault_windows(horizon) {
-            opts.phases.push((format!("{}/{}", st.config.name, w.phase), w.start, w.end));
+            opts.phases
+                .push((format!("{}/{}", st.config.name, w.phase), w.start, w.end));
         }
     }
     let t0 = Instant::now() + std::time::Duration::from_millis(20);

@@ -58,7 +58,12 @@ pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
     let spread = s
         .onset_spread
         .map(|d| d.0)
-        .or_else(|| s.gateway.builtin().and_then(|g| g.health_check.as_ref()).map(|h| h.interval.0))
+        .or_else(|| {
+            s.gateway
+                .builtin()
+                .and_then(|g| g.health_check.as_ref())
+                .map(|h| h.interval.0)
+        })
         .unwrap_or(0);
     (spread as u128 * k as u128 / n as u128) as Nanos
 }
@@ -113,7 +118,9 @@ pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport
         p.scenario.builtin_gateway()?;
     }
     let n = o.repeat.max(1);
-    let jobs: Vec<(usize, usize)> = (0..set.points.len()).flat_map(|i| (0..n).map(move |k| (i, k))).collect();
+    let jobs: Vec<(usize, usize)> = (0..set.points.len())
+        .flat_map(|i| (0..n).map(move |k| (i, k)))
+        .collect();
     let results: Vec<std::sync::Mutex<Option<anyhow::Result<OneRun>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -129,12 +136,16 @@ pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport
             });
         }
     });
-    let mut flat = results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every job ran"));
+    let mut flat = results.into_iter().map(|m| {
+        m.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .expect("every job ran")
+    });
     let mut points = Vec::new();
     for i in 0..set.points.len() {
-        let runs = (0..n).map(|_| flat.next().expect("n per point")).collect::<anyhow::Result<Vec<_>>>()?;
+        let runs = (0..n)
+            .map(|_| flat.next().expect("n per point"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let s = &set.points[i].scenario;
         let info = GatewayInfo {
             kind: "builtin".into(),

@@ -175,7 +175,14 @@ pub struct RunReport {
 
 impl RunReport {
     /// Folds runs (in seed order) into one report.
-    pub fn fold(scenario: &str, mode: &str, time_scale: f64, gateway: GatewayInfo, runs: Vec<OneRun>, warnings: Vec<String>) -> RunReport {
+    pub fn fold(
+        scenario: &str,
+        mode: &str,
+        time_scale: f64,
+        gateway: GatewayInfo,
+        runs: Vec<OneRun>,
+        warnings: Vec<String>,
+    ) -> RunReport {
         let per_fault = |f: &dyn Fn(&FaultReport) -> Option<f64>| -> Dist {
             Dist::of(&runs.iter().flat_map(|r| r.faults.iter().map(f)).collect::<Vec<_>>())
         };
@@ -273,8 +280,16 @@ pub fn text(r: &RunReport) -> String {
         r.mode,
         r.gateway.kind,
         r.seed,
-        if r.runs > 1 { format!(", {} runs", r.runs) } else { String::new() },
-        if r.time_scale != 1.0 { format!(", time_scale {}", r.time_scale) } else { String::new() },
+        if r.runs > 1 {
+            format!(", {} runs", r.runs)
+        } else {
+            String::new()
+        },
+        if r.time_scale != 1.0 {
+            format!(", time_scale {}", r.time_scale)
+        } else {
+            String::new()
+        },
     );
     s.push_str(&crate::report::text(&r.traffic));
     let o = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.2} s"));
@@ -304,7 +319,11 @@ pub fn text(r: &RunReport) -> String {
                 f(d.mean),
                 f(d.p95),
                 f(d.max),
-                if d.missing > 0 { format!("  ({} of {} never)", d.missing, d.n) } else { String::new() }
+                if d.missing > 0 {
+                    format!("  ({} of {} never)", d.missing, d.n)
+                } else {
+                    String::new()
+                }
             )
         };
         let _ = writeln!(s, "\nover {} runs:", r.runs);
@@ -339,7 +358,11 @@ pub fn text(r: &RunReport) -> String {
 
 /// The comparison table of a sweep: one row per point.
 pub fn sweep_table(sw: &SweepReport) -> String {
-    let mut head: Vec<String> = sw.axes.iter().map(|a| a.rsplit('.').next().unwrap_or(a).to_string()).collect();
+    let mut head: Vec<String> = sw
+        .axes
+        .iter()
+        .map(|a| a.rsplit('.').next().unwrap_or(a).to_string())
+        .collect();
     head.extend(
         ["detection s", "failed", "failback s", "budget %", "asserts"]
             .iter()
@@ -362,7 +385,11 @@ pub fn sweep_table(sw: &SweepReport) -> String {
         } else if p.passed {
             "pass".into()
         } else {
-            format!("FAIL {}/{}", p.checks.iter().filter(|c| !c.passed).count(), p.checks.len())
+            format!(
+                "FAIL {}/{}",
+                p.checks.iter().filter(|c| !c.passed).count(),
+                p.checks.len()
+            )
         });
         rows.push(row);
     }
@@ -427,7 +454,11 @@ fn xml_escape(s: &str) -> String {
 /// JUnit XML: one `<testsuite>` per sweep point, one `<testcase>` per assertion.
 pub fn junit(sw: &SweepReport, command: &str) -> String {
     let total: usize = sw.points.iter().map(|p| p.checks.len()).sum();
-    let failed: usize = sw.points.iter().map(|p| p.checks.iter().filter(|c| !c.passed).count()).sum();
+    let failed: usize = sw
+        .points
+        .iter()
+        .map(|p| p.checks.iter().filter(|c| !c.passed).count())
+        .sum();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
@@ -441,7 +472,11 @@ pub fn junit(sw: &SweepReport, command: &str) -> String {
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
             .collect::<Vec<_>>()
             .join(", ");
-        let suite = if params.is_empty() { sw.scenario.clone() } else { format!("{} [{params}]", sw.scenario) };
+        let suite = if params.is_empty() {
+            sw.scenario.clone()
+        } else {
+            format!("{} [{params}]", sw.scenario)
+        };
         let nf = p.checks.iter().filter(|c| !c.passed).count();
         let _ = writeln!(
             s,
@@ -486,9 +521,16 @@ mod tests {
         assert_eq!(d.mean, Some(10.5));
         assert_eq!(d.p95, Some(19.0), "nearest rank: ceil(0.95 × 20) = 19th");
         let one = Dist::of(&[Some(3.0)]);
-        assert_eq!((one.min, one.mean, one.p95, one.max), (Some(3.0), Some(3.0), Some(3.0), Some(3.0)));
+        assert_eq!(
+            (one.min, one.mean, one.p95, one.max),
+            (Some(3.0), Some(3.0), Some(3.0), Some(3.0))
+        );
         let gap = Dist::of(&[Some(1.0), None]);
-        assert_eq!((gap.max, gap.missing, gap.n), (None, 1, 2), "a never-detected run nulls the summary");
+        assert_eq!(
+            (gap.max, gap.missing, gap.n),
+            (None, 1, 2),
+            "a never-detected run nulls the summary"
+        );
         assert_eq!(Dist::of(&[]).max, None);
         assert_eq!(gap.short("s", 1), "never (1/2)");
     }

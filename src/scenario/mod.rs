@@ -206,7 +206,7 @@ impl Default for SloConfig {
 pub enum GatewaySpec {
     /// `kind = "builtin"` (default): the reference gateway's policy; target URLs are
     /// placeholders until the mocks are bound.
-    Builtin(crate::gateway::GatewayConfig),
+    Builtin(Box<crate::gateway::GatewayConfig>),
     /// `kind = "external"`: a process launched with a rendered config.
     External(Box<crate::external::ExternalSpec>),
 }
@@ -336,12 +336,14 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> Result<ScenarioSet, Conf
 
 /// [`load`] from text (`file` names it in diagnostics; `dir` resolves relative paths).
 pub fn load_str(file: &str, src: &str, dir: &std::path::Path, sets: &[String]) -> Result<ScenarioSet, ConfigErrors> {
-    let top = |m: String| ConfigErrors(vec![Diagnostic {
-        file: file.to_string(),
-        line: None,
-        path: String::new(),
-        message: m,
-    }]);
+    let top = |m: String| {
+        ConfigErrors(vec![Diagnostic {
+            file: file.to_string(),
+            line: None,
+            path: String::new(),
+            message: m,
+        }])
+    };
     let mut doc: toml_edit::DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -367,7 +369,11 @@ pub fn load_str(file: &str, src: &str, dir: &std::path::Path, sets: &[String]) -
     }
     let axes = overrides::sweep_axes(&doc).map_err(top)?;
     let matrix = overrides::matrix(&axes);
-    let base_text = if sets.is_empty() { src.to_string() } else { doc.to_string() };
+    let base_text = if sets.is_empty() {
+        src.to_string()
+    } else {
+        doc.to_string()
+    };
     let mut points = Vec::with_capacity(matrix.len());
     for point in &matrix {
         let (text, label) = if point.is_empty() {
@@ -464,7 +470,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
                             ));
                         }
                     }
-                    Some(GatewaySpec::Builtin(g))
+                    Some(GatewaySpec::Builtin(Box::new(g)))
                 }
                 Err(e) => {
                     errors.push(diag(Path::root().key("gateway"), e.to_string().trim().to_string()));
@@ -489,7 +495,10 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
                 Path::root().key("gateway").key("kind"),
                 format!(
                     "unknown gateway kind {}: expected \"builtin\" or \"external\"",
-                    other.map_or_else(|| kind.as_ref().map(|k| k.to_string()).unwrap_or_default(), |s| format!("{s:?}"))
+                    other.map_or_else(
+                        || kind.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+                        |s| format!("{s:?}")
+                    )
                 ),
             ));
             None
@@ -511,7 +520,10 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     }
     if let Some(r) = doc.slo.rate {
         if !(r.is_finite() && r > 0.0) {
-            errors.push(diag(Path::root().key("slo").key("rate"), format!("must be > 0 req/s, got {r}")));
+            errors.push(diag(
+                Path::root().key("slo").key("rate"),
+                format!("must be > 0 req/s, got {r}"),
+            ));
         }
     }
     let d = &doc.detection;

@@ -124,7 +124,11 @@ pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<(String, Vec<Value>)>, String
 
 fn flatten(prefix: &str, t: &dyn TableLike, out: &mut Vec<(String, Vec<Value>)>) -> Result<(), String> {
     for (k, v) in t.iter() {
-        let path = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        };
         if let Some(arr) = v.as_array() {
             if arr.is_empty() {
                 return Err(format!("sweep.{path}: the list of values is empty"));
@@ -208,10 +212,15 @@ mod tests {
         let m = matrix(&axes);
         assert_eq!(m.len(), 6);
         let first: Vec<String> = m[0].iter().map(|o| format!("{}={}", o.path, o.value_text())).collect();
-        assert_eq!(first, ["gateway.health_check.interval=5s", "gateway.health_check.timeout=1s"]);
+        assert_eq!(
+            first,
+            ["gateway.health_check.interval=5s", "gateway.health_check.timeout=1s"]
+        );
         assert_eq!(m[5][0].value_text(), "60s");
         assert_eq!(m[5][1].value_text(), "30s");
-        assert!(sweep_axes(&doc("[sweep]\nx = 3\n")).unwrap_err().contains("expected a list"));
+        assert!(sweep_axes(&doc("[sweep]\nx = 3\n"))
+            .unwrap_err()
+            .contains("expected a list"));
         assert!(sweep_axes(&doc("[sweep]\nx = []\n")).unwrap_err().contains("empty"));
         assert_eq!(matrix(&[]).len(), 1);
     }

@@ -105,6 +105,16 @@ pub fn external(x: &mut crate::external::ExternalSpec, k: f64) -> Vec<String> {
         .collect()
 }
 
+/// Moves every phase of `p` `by` later (`--repeat` spreads fault onsets this way).
+pub fn shift(p: &mut Profile, by: crate::time::Nanos) {
+    if by == 0 {
+        return;
+    }
+    for s in &mut p.phases {
+        s.start = Some(Dur(s.start.map_or(0, |d| d.0).saturating_add(by)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +130,12 @@ mod tests {
         assert_eq!(p.phases[0].start, Some(Dur::from_secs(6)));
         assert_eq!(p.phases[0].duration, Some(Dur::from_secs(24)));
         assert_eq!(p.phases[0].flapping.as_ref().unwrap().period, Dur::from_secs(1));
-        assert_eq!(p.baseline, Profile::from_toml("[baseline]\nttft = { kind = \"fixed\", value = \"400ms\" }\n", "y").unwrap().baseline);
+        assert_eq!(
+            p.baseline,
+            Profile::from_toml("[baseline]\nttft = { kind = \"fixed\", value = \"400ms\" }\n", "y")
+                .unwrap()
+                .baseline
+        );
         let mut g: GatewayConfig = toml::from_str(
             "targets = [{ name = \"a\", url = \"http://127.0.0.1:1\" }]\nhealth_check = { interval = \"60s\", timeout = \"30s\" }\nbreaker = { kind = \"article\", recovery_timeout = \"10s\" }\n",
         )
@@ -128,17 +143,13 @@ mod tests {
         gateway(&mut g, 0.05);
         let h = g.health_check.as_ref().unwrap();
         assert_eq!((h.interval, h.timeout), (Dur::from_secs(3), Dur::from_millis(1500)));
-        assert!(matches!(g.breaker, Some(BreakerConfig::Article { recovery_timeout, .. }) if recovery_timeout == Dur::from_millis(500)));
-        assert_eq!(g.request_timeout, Dur::from_secs(60), "request timeouts bound real latencies: not scaled");
-    }
-}
-
-/// Moves every phase of `p` `by` later (`--repeat` spreads fault onsets this way).
-pub fn shift(p: &mut Profile, by: crate::time::Nanos) {
-    if by == 0 {
-        return;
-    }
-    for s in &mut p.phases {
-        s.start = Some(Dur(s.start.map_or(0, |d| d.0).saturating_add(by)));
+        assert!(
+            matches!(g.breaker, Some(BreakerConfig::Article { recovery_timeout, .. }) if recovery_timeout == Dur::from_millis(500))
+        );
+        assert_eq!(
+            g.request_timeout,
+            Dur::from_secs(60),
+            "request timeouts bound real latencies: not scaled"
+        );
     }
 }

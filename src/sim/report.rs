@@ -42,7 +42,17 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
     let out = run(input);
     let traffic = out.aggregator.report(out.scheduled, 0, out.duration);
     let series = Series::from_aggregator(&out.aggregator).with_arrivals(out.arrivals.clone());
-    let one = analyse(s, seed, shift, &series, &out.aggregator, &out.faults, &out.events, traffic, out.duration);
+    let one = analyse(
+        s,
+        seed,
+        shift,
+        &series,
+        &out.aggregator,
+        &out.faults,
+        &out.events,
+        traffic,
+        out.duration,
+    );
     Ok((one, out))
 }
 
