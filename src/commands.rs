@@ -466,6 +466,8 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
     let set = crate::scenario::load(&a.common.scenario, &a.common.set)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
+    // absolute: an external gateway starts inside it and is handed paths under it
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     let mut o = run_options(&a.common, dir.clone())?;
     o.progress = !a.common.quiet;
     let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));
