@@ -289,6 +289,22 @@ pub struct MockArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = crate::mock::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Also count requests with this header as health probes (NAME=VALUE, repeatable).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_probe_header)]
+    pub probe_header: Vec<String>,
+    /// Also count requests whose JSON body holds this text as a string as probes (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    pub probe_prompt: Vec<String>,
+    /// Drop the default probe rules (x-chaosgate-probe: 1, LiteLLM's health-check prompts);
+    /// GET /health stays a probe.
+    #[arg(long)]
+    pub no_default_probes: bool,
+}
+
+fn parse_probe_header(s: &str) -> Result<String, String> {
+    crate::mock::probe::ProbeMatcher::none()
+        .add_header_rule(s)
+        .map(|()| s.to_string())
 }
 
 fn parse_api(s: &str) -> Result<Api, String> {

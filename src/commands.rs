@@ -55,6 +55,15 @@ pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
         cfg.allow_fault_header = !args.no_fault_header;
         cfg.admin_any_peer = args.admin_any_peer;
         cfg.max_body_bytes = args.max_body_bytes;
+        if args.no_default_probes {
+            cfg.probe = mock::probe::ProbeMatcher::none();
+        }
+        for rule in &args.probe_header {
+            cfg.probe.add_header_rule(rule).map_err(anyhow::Error::msg)?;
+        }
+        for p in &args.probe_prompt {
+            cfg.probe.add_prompt(p);
+        }
         let listener = net::bind(&listen).await?;
         let name = cfg.name.clone();
         let api = cfg.api;
@@ -470,6 +479,8 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
     let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
+    // absolute: an external gateway starts inside it and is handed paths under it
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     let mut o = run_options(&a.common, dir.clone())?;
     o.progress = !a.common.quiet;
     let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));

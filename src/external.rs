@@ -315,7 +315,8 @@ pub fn prepare(
     let program = if spec.command.contains('/') {
         let p = scenario_dir.join(&spec.command);
         if p.exists() {
-            p
+            // absolute: the child starts in `workdir`, where a relative path means something else
+            std::path::absolute(&p).unwrap_or(p)
         } else {
             PathBuf::from(&spec.command)
         }

@@ -563,3 +563,106 @@ async fn embeddings_and_models() {
     assert!(m.json()["data"].as_array().unwrap().len() >= 2);
     h.shutdown().await;
 }
+
+/// LiteLLM 1.108's background health check as captured at a listening socket (the openai
+/// Python SDK's body, byte for byte): a real chat completion, no header sets it apart.
+const LITELLM_PROBE: &str =
+    r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hey how's it going?"}],"max_tokens":16}"#;
+
+async fn arrivals(addr: std::net::SocketAddr) -> Vec<serde_json::Value> {
+    let log = request(addr, "GET", "/_chaosgate/arrivals", &[], "").await.json();
+    log["arrivals"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn gateway_probes_are_marked_and_still_see_the_fault() {
+    // completions fail: a probe must see the outage exactly as user traffic does
+    let (h, _) = start(
+        Api::OpenAi,
+        "[[phase]]\nname = \"down\"\nerrors = [{ status = 502 }]\n",
+        1,
+    )
+    .await;
+    let other_prompt = LITELLM_PROBE.replace("Hey how's it going?", "What's 1 + 1?");
+    let user_with_probe_text = LITELLM_PROBE.replace("Hey how's it going?", "Hey how's it going? Tell me more.");
+    let sent: [(&str, &[(&str, &str)], &str); 6] = [
+        (OPENAI, &[], LITELLM_PROBE),
+        (OPENAI, &[], &other_prompt),
+        (OPENAI, &[], &user_with_probe_text),
+        (
+            "/v1/embeddings",
+            &[],
+            r#"{"model": "text-embedding-3-small", "input": ["test from litellm"]}"#,
+        ),
+        (OPENAI, &[("x-chaosgate-probe", "1")], &openai_chat(false, 2)),
+        (OPENAI, &[], &openai_chat(true, 2)),
+    ];
+    for (path, hdrs, body) in sent {
+        assert_eq!(
+            request(h.addr, "POST", path, hdrs, body).await.status,
+            502,
+            "{path} {body}"
+        );
+    }
+    let a = arrivals(h.addr).await;
+    let probe: Vec<bool> = a.iter().map(|x| x["probe"].as_bool().unwrap()).collect();
+    assert_eq!(probe, [true, true, false, true, true, false]);
+    assert!(a.iter().all(|x| x["verdict"] == "error:502"), "{a:?}");
+    let m = request(h.addr, "GET", "/metrics", &[], "").await.text();
+    assert!(
+        m.contains("chaosgate_mock_probes_total{provider=\"test\",outcome=\"error\"} 4"),
+        "{m}"
+    );
+    assert!(
+        m.contains("chaosgate_mock_requests_total{provider=\"test\",outcome=\"error\"} 2"),
+        "{m}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn probe_rules_are_configurable() {
+    let profile = chaosgate::fault::Profile::from_toml("", "t.toml").unwrap();
+    let mut cfg = chaosgate::mock::MockConfig::new("p", Api::OpenAi, profile, 1);
+    cfg.probe = chaosgate::mock::probe::ProbeMatcher::none();
+    cfg.probe.add_header_rule("user-agent=my-checker/1").unwrap();
+    cfg.probe.add_prompt("ping");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (h, _) = chaosgate::mock::spawn(cfg, listener).await.unwrap();
+    let ping = r#"{"model":"m","messages":[{"role":"user","content":"ping"}],"max_tokens":1}"#;
+    assert_eq!(request(h.addr, "POST", OPENAI, &[], ping).await.status, 200);
+    assert_eq!(
+        request(
+            h.addr,
+            "POST",
+            OPENAI,
+            &[("user-agent", "my-checker/1")],
+            &openai_chat(false, 1)
+        )
+        .await
+        .status,
+        200
+    );
+    // with the defaults dropped, LiteLLM's prompt and the chaosgate header are user traffic
+    assert_eq!(request(h.addr, "POST", OPENAI, &[], LITELLM_PROBE).await.status, 200);
+    assert_eq!(
+        request(
+            h.addr,
+            "POST",
+            OPENAI,
+            &[("x-chaosgate-probe", "1")],
+            &openai_chat(false, 1)
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(request(h.addr, "GET", "/health", &[], "").await.status, 200);
+    let probe: Vec<bool> = arrivals(h.addr)
+        .await
+        .iter()
+        .map(|x| x["probe"].as_bool().unwrap())
+        .collect();
+    assert_eq!(probe, [true, true, false, false, true]);
+    h.shutdown().await;
+}

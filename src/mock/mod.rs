@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod metrics;
+pub mod probe;
 pub mod respond;
 
 use crate::fault::{forced, Decision, Endpoint, Forced, Plan, Profile, RequestFacts};
@@ -56,6 +57,8 @@ pub struct MockConfig {
     pub admin_any_peer: bool,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Which requests are health probes besides `GET /health` ([`probe`]).
+    pub probe: probe::ProbeMatcher,
 }
 
 impl MockConfig {
@@ -69,6 +72,7 @@ impl MockConfig {
             allow_fault_header: true,
             admin_any_peer: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            probe: probe::ProbeMatcher::default(),
         }
     }
 }
@@ -82,7 +86,8 @@ pub struct Arrival {
     pub t_ns: Nanos,
     /// Route path.
     pub path: &'static str,
-    /// A health probe (`/health` or `x-chaosgate-probe: 1`), not user traffic.
+    /// A health probe (`/health`, a probe header or a probe prompt: [`probe`]), not user
+    /// traffic.
     pub probe: bool,
     /// Streamed.
     pub stream: bool,
@@ -229,10 +234,6 @@ pub async fn spawn_held(config: MockConfig, listener: TcpListener) -> anyhow::Re
     Ok((handle, state))
 }
 
-fn is_probe(headers: &HeaderMap, path: &str) -> bool {
-    path == "/health" || headers.get("x-chaosgate-probe").is_some_and(|v| v.as_bytes() == b"1")
-}
-
 fn forced_fault(state: &MockState, headers: &HeaderMap) -> Result<Option<Forced>, String> {
     if !state.config.allow_fault_header {
         return Ok(None);
@@ -268,7 +269,7 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
     } else {
         Endpoint::Chat
     };
-    let probe = is_probe(&parts.headers, path);
+    let probe = state.config.probe.by_headers(&parts.headers);
     let ctx = parts.extensions.get::<ConnCtx>().cloned();
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let mut arrival = Arrival {
@@ -299,6 +300,7 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
             );
         }
     };
+    arrival.probe = arrival.probe || state.config.probe.by_body(&bytes);
     let parsed = match (state.config.api, endpoint) {
         (Api::OpenAi, Endpoint::Embeddings) => openai::parse_embeddings(&bytes).map(respond::Parsed::Embeddings),
         (Api::OpenAi, _) => openai::parse_chat(&bytes).map(respond::Parsed::Chat),
