@@ -585,7 +585,8 @@ async fn gateway_probes_are_marked_and_still_see_the_fault() {
     .await;
     let other_prompt = LITELLM_PROBE.replace("Hey how's it going?", "What's 1 + 1?");
     let user_with_probe_text = LITELLM_PROBE.replace("Hey how's it going?", "Hey how's it going? Tell me more.");
-    let sent: [(&str, &[(&str, &str)], &str); 6] = [
+    type Sent<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let sent: [Sent; 6] = [
         (OPENAI, &[], LITELLM_PROBE),
         (OPENAI, &[], &other_prompt),
         (OPENAI, &[], &user_with_probe_text),
