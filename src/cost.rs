@@ -18,7 +18,7 @@
 //! With a `base`, the same tokens are also priced at the base provider's price for the
 //! same model, giving `base_usd` and `markup_pct` = (usd / base_usd − 1) × 100.
 
-use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};
+use crate::diag::{ConfigErrors, Path};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -132,21 +132,8 @@ impl PriceTable {
     pub fn from_toml(src: &str, file: &str) -> Result<PriceTable, ConfigErrors> {
         let t: PriceTable = toml::from_str(src)
             .map_err(|e| ConfigErrors(vec![crate::fault::profile::toml_diagnostic(src, file, &e)]))?;
-        let problems = t.problems();
-        if problems.is_empty() {
-            return Ok(t);
-        }
-        Err(ConfigErrors(
-            problems
-                .into_iter()
-                .map(|(path, message)| Diagnostic {
-                    file: file.to_string(),
-                    line: line_of(src, &path),
-                    path: path.to_string(),
-                    message,
-                })
-                .collect(),
-        ))
+        ConfigErrors::check(src, file, t.problems())?;
+        Ok(t)
     }
 
     /// Reads, parses and validates a price file: every problem at once, each with its line.

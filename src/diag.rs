@@ -99,6 +99,27 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl ConfigErrors {
+    /// `Ok(())` when `problems` is empty, else one diagnostic per `(path, message)`, each
+    /// placed on the line of `src` that sets that path.
+    pub fn check(src: &str, file: &str, problems: Vec<(Path, String)>) -> Result<(), ConfigErrors> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigErrors(
+            problems
+                .into_iter()
+                .map(|(path, message)| Diagnostic {
+                    file: file.to_string(),
+                    line: line_of(src, &path),
+                    path: path.to_string(),
+                    message,
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// Reads a configuration file, or a one-diagnostic error naming it.
 pub fn read_config(path: &std::path::Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| {

@@ -34,7 +34,7 @@ use super::latency::Latency;
 use super::ratelimit::RateLimit;
 use super::throughput::Throughput;
 use super::timeline::{Flapping, RandomOutages, Window};
-use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};
+use crate::diag::{ConfigErrors, Diagnostic, Path};
 use crate::provider::ErrorKind;
 use crate::time::Dur;
 use serde::{Deserialize, Serialize};
@@ -442,22 +442,8 @@ impl Profile {
     /// Parses and validates TOML text; `file` names it in messages.
     pub fn from_toml(src: &str, file: &str) -> Result<Profile, ConfigErrors> {
         let profile: Profile = toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_diagnostic(src, file, &e)]))?;
-        let problems = profile.problems();
-        if problems.is_empty() {
-            Ok(profile)
-        } else {
-            Err(ConfigErrors(
-                problems
-                    .into_iter()
-                    .map(|(path, message)| Diagnostic {
-                        file: file.to_string(),
-                        line: line_of(src, &path),
-                        path: path.to_string(),
-                        message,
-                    })
-                    .collect(),
-            ))
-        }
+        ConfigErrors::check(src, file, profile.problems())?;
+        Ok(profile)
     }
 
     /// Reads, parses and validates a profile file. A missing `name` becomes the file stem.
