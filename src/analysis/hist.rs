@@ -29,7 +29,9 @@ enum Repr {
     /// Recorded straight into the crate's histogram.
     Direct(Histogram<u64>),
     /// Own counts in the crate's layout, and the crate's histogram built from them on
-    /// demand (`view` is cleared by every record).
+    /// demand (`view` is cleared by every record). `counts` holds the layout's first
+    /// entries only, up to the largest index recorded (the rest are zero): a histogram
+    /// that is never recorded into, or only holds short durations, stays small.
     Counts {
         layout: Layout,
         counts: Vec<u64>,
@@ -107,6 +109,17 @@ impl Layout {
     }
 }
 
+/// `counts[i] += 1` (saturating), growing `counts` to reach index `i` (always within the
+/// layout: values are clamped to `MAX_US` before they are placed).
+#[inline]
+fn bump(counts: &mut Vec<u64>, i: usize) {
+    if counts.len() <= i {
+        counts.resize(i + 1, 0);
+    }
+    let c = &mut counts[i];
+    *c = c.saturating_add(1);
+}
+
 /// A duration placed once in the layout every `Hist::new(3)` histogram shares, so a sample
 /// counted in several of them (overall, per provider, per kind) costs one index computation.
 #[derive(Clone, Copy, Debug)]
@@ -161,7 +174,7 @@ impl Hist {
         Hist {
             repr: Repr::Counts {
                 layout,
-                counts: vec![0; layout.len],
+                counts: Vec::new(),
                 total: 0,
                 view: OnceLock::new(),
             },
@@ -191,8 +204,7 @@ impl Hist {
                 view,
             } => {
                 let us = (n / 1_000).clamp(layout.low, MAX_US);
-                let c = &mut counts[layout.index_for(us)];
-                *c = c.saturating_add(1);
+                bump(counts, layout.index_for(us));
                 *total = total.saturating_add(1);
                 if view.get().is_some() {
                     view.take();
@@ -211,8 +223,7 @@ impl Hist {
                 total,
                 view,
             } if layout.low == placer.0.low && layout.sigfig == placer.0.sigfig => {
-                let c = &mut counts[p.index];
-                *c = c.saturating_add(1);
+                bump(counts, p.index);
                 *total = total.saturating_add(1);
                 if view.get().is_some() {
                     view.take();
@@ -313,6 +324,9 @@ impl Hist {
                 } = src
                 {
                     if ol == layout {
+                        if counts.len() < oc.len() {
+                            counts.resize(oc.len(), 0);
+                        }
                         for (c, &x) in counts.iter_mut().zip(oc) {
                             *c = c.saturating_add(x);
                         }
@@ -325,8 +339,11 @@ impl Hist {
                 let oh = o.inner();
                 for v in oh.iter_recorded() {
                     let i = layout.index_for(oh.lowest_equivalent(v.value_iterated_to()));
-                    if let Some(c) = counts.get_mut(i) {
-                        *c = c.saturating_add(v.count_at_value());
+                    if i < layout.len {
+                        if counts.len() <= i {
+                            counts.resize(i + 1, 0);
+                        }
+                        counts[i] = counts[i].saturating_add(v.count_at_value());
                         *total = total.saturating_add(v.count_at_value());
                     }
                 }
