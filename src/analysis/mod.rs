@@ -49,8 +49,6 @@ pub struct Group {
     pub failed: u64,
     /// Dropped (never sent).
     pub dropped: u64,
-    /// Failures by outcome key.
-    pub failures: BTreeMap<String, u64>,
     /// End-to-end latency from intended start.
     pub latency: Hist,
     /// End-to-end latency from actual send.
@@ -65,8 +63,9 @@ pub struct Group {
     pub output_tokens: u64,
     /// Ok requests meeting the SLO thresholds.
     pub good: u64,
-    /// The keys of `failures` met so far, by outcome: counting a failure allocates no key.
-    keys: Vec<(Outcome, String)>,
+    /// Failures by outcome (see [`Group::failures`]), in first-seen order, each with its
+    /// key: counting a failure allocates nothing and looks nothing up by name.
+    keys: Vec<(Outcome, String, u64)>,
 }
 
 impl Default for Group {
@@ -75,7 +74,6 @@ impl Default for Group {
             ok: 0,
             failed: 0,
             dropped: 0,
-            failures: BTreeMap::new(),
             latency: Hist::new(3),
             latency_uncorrected: Hist::new(3),
             ttft: Hist::new(3),
@@ -99,9 +97,17 @@ struct Placements {
 impl Placements {
     fn of(r: &RequestRecord, p: &Placer) -> Placements {
         let ft = r.first_token;
+        let latency = p.place(r.end.saturating_sub(r.intended));
         Placements {
-            latency: p.place(r.end.saturating_sub(r.intended)),
-            uncorrected: r.sent.map(|s| p.place(r.end.saturating_sub(s))),
+            latency,
+            // sent as intended (no schedule lag): the same duration, placed once
+            uncorrected: r.sent.map(|s| {
+                if s == r.intended {
+                    latency
+                } else {
+                    p.place(r.end.saturating_sub(s))
+                }
+            }),
             ttft: ft.map(|ft| p.place(ft.saturating_sub(r.intended))),
             tpot: ft
                 .filter(|_| r.outcome.is_ok() && r.output_tokens >= 2)
@@ -141,21 +147,18 @@ impl Group {
         }
     }
 
-    /// `failures[outcome.key()] += 1`, formatting each outcome's key once.
+    /// Counts a failure with outcome `o`, formatting each outcome's key once.
     fn count_failure(&mut self, o: Outcome) {
-        let key = match self.keys.iter().position(|(k, _)| *k == o) {
-            Some(i) => &self.keys[i].1,
-            None => {
-                self.keys.push((o, o.key()));
-                &self.keys[self.keys.len() - 1].1
-            }
-        };
-        match self.failures.get_mut(key.as_str()) {
-            Some(n) => *n += 1,
-            None => {
-                self.failures.insert(key.clone(), 1);
-            }
+        match self.keys.iter_mut().find(|(k, _, _)| *k == o) {
+            Some((_, _, n)) => *n += 1,
+            None => self.keys.push((o, o.key(), 1)),
         }
+    }
+
+    /// Failures by outcome key (`http_502`, `timeout`, …; distinct outcomes have distinct
+    /// keys).
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.keys.iter().map(|(_, k, n)| (k.clone(), *n)).collect()
     }
 
     /// Sent requests.
@@ -237,9 +240,15 @@ pub struct Aggregator {
     bucket_latency: bool,
     /// Places durations in the groups' shared histogram layout.
     placer: Placer,
+    /// `placer.place(0)`: the schedule lag of a request sent on time.
+    placed_zero: Placed,
     /// The last bucket looked up by end and by intended start: `(index, start, end)`.
     last_bucket: [(usize, Nanos, Nanos); 2],
 }
+
+/// A provider's place in an [`Aggregator`]'s tables ([`Aggregator::provider_slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProviderSlot(usize);
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
 const MAX_BUCKETS: usize = 86_400;
@@ -279,6 +288,7 @@ impl Aggregator {
             last_end: 0,
             bucket_latency: true,
             placer: Placer::fine(),
+            placed_zero: Placer::fine().place(0),
             last_bucket: [(0, 1, 0); 2],
         }
     }
@@ -289,6 +299,7 @@ impl Aggregator {
             .iter()
             .map(String::as_str)
             .zip(&self.provider_groups)
+            .filter(|(_, g)| g.sent() > 0)
             .collect()
     }
 
@@ -321,7 +332,18 @@ impl Aggregator {
         self.provider_names
             .iter()
             .map(String::as_str)
-            .zip(self.provider_starts.iter().map(Vec::as_slice))
+            .zip(&self.provider_groups)
+            .zip(&self.provider_starts)
+            .filter(|((_, g), _)| g.sent() > 0)
+            .map(|((p, _), s)| (p, s.as_slice()))
+    }
+
+    /// The slot of `provider` (`None`: `unknown`) for [`Aggregator::add_at`], so a driver
+    /// that knows which provider each record names folds it without comparing names.
+    /// Reserving a slot counts nothing: a provider appears in the reports once a record
+    /// names it.
+    pub fn provider_slot(&mut self, provider: Option<&str>) -> ProviderSlot {
+        ProviderSlot(self.provider_index(provider.unwrap_or("unknown")))
     }
 
     /// The index of `provider` in the `provider_*` tables, adding it when new.
@@ -409,15 +431,32 @@ impl Aggregator {
 
     /// Folds one record (and its inter-token gaps) in.
     pub fn add(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool) {
+        // a dropped record names none of the provider tables
+        let pi =
+            (r.outcome != Outcome::Dropped).then(|| self.provider_index(r.provider.as_deref().unwrap_or("unknown")));
+        self.fold(r, itl, embeddings, pi);
+    }
+
+    /// [`Aggregator::add`] of a record whose provider has the slot `slot` (from
+    /// [`Aggregator::provider_slot`] of `r.provider`).
+    pub fn add_at(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool, slot: ProviderSlot) {
+        debug_assert_eq!(
+            self.provider_names.get(slot.0).map(String::as_str),
+            Some(r.provider.as_deref().unwrap_or("unknown")),
+            "the record's provider has this slot"
+        );
+        let pi = (r.outcome != Outcome::Dropped).then_some(slot.0);
+        self.fold(r, itl, embeddings, pi);
+    }
+
+    /// Folds one record in; `pi`: its provider's index (`None` for a dropped record).
+    fn fold(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool, pi: Option<usize>) {
         self.records += 1;
         self.last_end = self.last_end.max(r.end);
         let good = r.outcome.is_ok() && self.meets_slo(r);
         let placer = self.placer;
         let pl = Placements::of(r, &placer);
         self.overall.add(r, itl, good, &pl, &placer);
-        let provider: &str = r.provider.as_deref().unwrap_or("unknown");
-        // the provider's tables (a dropped record names none of them)
-        let pi = (r.outcome != Outcome::Dropped).then(|| self.provider_index(provider));
         if let Some(pi) = pi {
             self.provider_groups[pi].add(r, itl, good, &pl, &placer);
             if r.outcome.is_ok() {
@@ -443,8 +482,12 @@ impl Aggregator {
             }
         }
         if let Some(s) = r.sent {
-            self.lag
-                .record_placed(placer.place(s.saturating_sub(r.intended)), &placer);
+            let lag = if s <= r.intended {
+                self.placed_zero
+            } else {
+                placer.place(s - r.intended)
+            };
+            self.lag.record_placed(lag, &placer);
         }
         if embeddings && r.outcome.is_ok() {
             self.embeddings.0 += 1;
@@ -534,7 +577,7 @@ impl Aggregator {
                 in_flight_at_end,
             },
             error_rate: g.error_rate(),
-            failures_by_kind: g.failures.clone(),
+            failures_by_kind: g.failures(),
             latency_ms: g.latency.summary(),
             latency_uncorrected_ms: g.latency_uncorrected.summary(),
             schedule_lag_ms: self.lag.summary(),
@@ -693,7 +736,7 @@ impl GroupReport {
             failed: g.failed,
             dropped: g.dropped,
             error_rate: g.error_rate(),
-            failures_by_kind: g.failures.clone(),
+            failures_by_kind: g.failures(),
             latency_ms: g.latency.summary(),
             ttft_ms: g.ttft.summary(),
             requests_per_s: g.sent() as f64 / d,

@@ -211,7 +211,7 @@ pub fn write_locust_csv(
     let mut f = open("_failures.csv")?;
     writeln!(f, "{LOCUST_FAILURES_HEADER}")?;
     for (name, g) in agg.per_kind() {
-        for (err, count) in &g.failures {
+        for (err, count) in &g.failures() {
             writeln!(f, "POST,{},{},{count}", csv_name(name), csv_name(err))?;
         }
     }

@@ -12,7 +12,7 @@
 
 pub mod report;
 
-use crate::analysis::{Aggregator, SloThresholds};
+use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
 use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
 use crate::record::{FaultEvent, Outcome, RequestRecord};
@@ -291,8 +291,9 @@ pub fn run(input: SimInput) -> SimOutput {
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
-    // One reusable record per provider (and one without): finishing a request allocates nothing.
-    let mut records: Vec<RequestRecord> = names
+    // One reusable record per provider (and one without), with its provider's slot in the
+    // aggregator: finishing a request allocates nothing and compares no names.
+    let mut records: Vec<(RequestRecord, ProviderSlot)> = names
         .iter()
         .map(|n| Some(n.clone()))
         .chain(std::iter::once(None))
@@ -309,6 +310,10 @@ pub fn run(input: SimInput) -> SimOutput {
             input_tokens: 0,
             provider,
             stream: false,
+        })
+        .map(|r| {
+            let slot = agg.provider_slot(r.provider.as_deref());
+            (r, slot)
         })
         .collect();
     let no_provider = names.len();
@@ -630,8 +635,14 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
 }
 
 /// Folds request `r`, ended at `end`, into `agg` through `rec` (a reused record whose
-/// `provider` is already set).
-fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, outcome: Outcome) {
+/// `provider` is already set, and that provider's slot).
+fn finish(
+    agg: &mut Aggregator,
+    (rec, slot): &mut (RequestRecord, ProviderSlot),
+    r: &Req,
+    end: Nanos,
+    outcome: Outcome,
+) {
     let p = &r.planned;
     rec.id = p.id;
     rec.kind = p.shape.kind;
@@ -648,7 +659,7 @@ fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, ou
     rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
-    agg.add(rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
+    agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
 }
 
 #[cfg(test)]
