@@ -172,7 +172,11 @@ mod tests {
         // halves and their neighbours in ns, across magnitudes
         for k in 0..53 {
             let base = (1u64 << k) as f64 + 0.5;
-            for ns in [base, f64::from_bits(base.to_bits() - 1), f64::from_bits(base.to_bits() + 1)] {
+            for ns in [
+                base,
+                f64::from_bits(base.to_bits() - 1),
+                f64::from_bits(base.to_bits() + 1),
+            ] {
                 rounds_like_f64_round(ns / NS_PER_S as f64);
             }
         }

@@ -109,6 +109,9 @@ struct Queue {
     bits: Vec<u64>,
     /// Events at or past `cur + SLOTS` when scheduled.
     far: BinaryHeap<Reverse<(u128, FarEv)>>,
+    /// One event kept beside the wheel (the next arrival: there is always exactly one
+    /// pending), with its key: it never goes through a slot.
+    side: Option<(u128, Ev)>,
     seq: u64,
 }
 
@@ -144,13 +147,29 @@ impl Queue {
             wheel: (0..SLOTS).map(|_| Vec::new()).collect(),
             bits: vec![0; SLOTS / 64],
             far: BinaryHeap::new(),
+            side: None,
             seq: 0,
         }
     }
 
-    fn push(&mut self, t: Nanos, ev: Ev) {
+    /// The key of an event scheduled now for `t`.
+    fn key(&mut self, t: Nanos) -> u128 {
         let key = (u128::from(t) << 64) | u128::from(self.seq);
         self.seq += 1;
+        key
+    }
+
+    /// Schedules `ev` at `t` beside the wheel (at most one such event at a time). It is
+    /// ordered with the rest exactly as if pushed.
+    fn push_side(&mut self, t: Nanos, ev: Ev) {
+        debug_assert!(self.side.is_none(), "one side event at a time");
+        let key = self.key(t);
+        debug_assert!(slot_of(key) >= self.cur, "events are scheduled at or after now");
+        self.side = Some((key, ev));
+    }
+
+    fn push(&mut self, t: Nanos, ev: Ev) {
+        let key = self.key(t);
         let s = slot_of(key);
         debug_assert!(s >= self.cur, "events are scheduled at or after now");
         if s <= self.cur {
@@ -189,10 +208,12 @@ impl Queue {
         Some(self.cur + 1 + ahead as u64)
     }
 
-    /// Whether no queued event is due at or before `t` (the current time): only the
-    /// current slot can hold one, and its smallest key is last.
+    /// Whether no queued event is due at or before `t` (the current time): besides the
+    /// side event, only the current slot can hold one (`cur` is the slot of the last event
+    /// popped), and its smallest key is last.
     fn nothing_due_by(&self, t: Nanos) -> bool {
         self.current.last().is_none_or(|e| (e.0 >> 64) as Nanos > t)
+            && self.side.is_none_or(|e| (e.0 >> 64) as Nanos > t)
     }
 
     /// The earliest event and its time.
@@ -201,9 +222,19 @@ impl Queue {
             let wheel = self.next_on_wheel();
             let far = self.far.peek().map(|Reverse((k, _))| slot_of(*k));
             let next = match (wheel, far) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b)?,
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
+            if let Some((k, _)) = self.side {
+                if next.is_none_or(|n| slot_of(k) < n) {
+                    // the side event is first and alone in its slot: that slot is now
+                    // current (nothing queued lies between)
+                    self.cur = self.cur.max(slot_of(k));
+                    let (k, ev) = self.side.take()?;
+                    return Some(((k >> 64) as Nanos, ev));
+                }
+            }
+            let next = next?;
             self.cur = next;
             if wheel == Some(next) {
                 let w = (next % SLOTS as u64) as usize;
@@ -218,6 +249,13 @@ impl Queue {
                 self.current.push((k, ev));
             }
             self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        }
+        // the side event may come before the current slot's first (or in it)
+        if let (Some((k, _)), Some(e)) = (self.side, self.current.last()) {
+            if k < e.0 {
+                let (k, ev) = self.side.take()?;
+                return Some(((k >> 64) as Nanos, ev));
+            }
         }
         let (key, ev) = self.current.pop()?;
         Some(((key >> 64) as Nanos, ev))
@@ -322,7 +360,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut free: Vec<u32> = Vec::new();
     let mut next = schedule.next();
     if let Some(p) = &next {
-        q.push(p.at, Ev::Arrival);
+        q.push_side(p.at, Ev::Arrival);
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
@@ -357,7 +395,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     let Some(p) = next.take() else { continue };
                     next = schedule.next();
                     if let Some(n) = &next {
-                        q.push(n.at, Ev::Arrival);
+                        q.push_side(n.at, Ev::Arrival);
                     }
                     scheduled += 1;
                     let r = match free.pop() {

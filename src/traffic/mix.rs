@@ -351,7 +351,10 @@ mod tests {
         let mix = Mix::new(vec![KindSpec::chat("c", true), e], Api::Anthropic).unwrap();
         let mut r = stream(3, "m");
         let (c, e) = (mix.shape(0, &mut r), mix.shape(1, &mut r));
-        assert_eq!((c.api, mix.model_of(&c)), (Api::Anthropic, "claude-3-5-sonnet-20241022"));
+        assert_eq!(
+            (c.api, mix.model_of(&c)),
+            (Api::Anthropic, "claude-3-5-sonnet-20241022")
+        );
         assert_eq!(
             (e.api, e.endpoint, e.stream),
             (Api::OpenAi, EndpointKind::Embeddings, false)
