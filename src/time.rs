@@ -156,7 +156,7 @@ mod tests {
     fn secs_to_nanos_rounds_half_away_from_zero() {
         for s in [
             0.5e-9,
-            0.49999999999999994e-9,
+            f64::from_bits(0.5e-9f64.to_bits() - 1),
             1.5e-9,
             2.5e-9,
             1e-12,
