@@ -90,8 +90,8 @@ const SLOT_BITS: u32 = 22;
 /// Slots on the wheel (a power of two): it spans ≈ 17 s ahead of the current slot.
 const SLOTS: usize = 1 << 12;
 
-/// The event queue, ordered by `(time, sequence)`: ties at equal times go in the order they
-/// were scheduled (the key `time << 64 | sequence`). A calendar queue (Brown 1988): a wheel
+/// The event queue, ordered by the key `(time, sequence)`: ties at equal times go in the
+/// order they were scheduled. A calendar queue (Brown 1988): a wheel
 /// of fixed-length time slots covering the next ≈ 17 s, each an unsorted `Vec`, a bitmap
 /// of the non-empty ones, and a binary heap for events beyond the wheel (timeouts, probe
 /// intervals). The slot being drained is sorted; pushes into it keep it sorted. Pops take
@@ -102,16 +102,16 @@ struct Queue {
     /// Absolute slot number being drained (`time >> SLOT_BITS`).
     cur: u64,
     /// The current slot's events, sorted by key, largest first (pop from the end).
-    current: Vec<(u128, Ev)>,
+    current: Vec<(Key, Ev)>,
     /// Slot `s` (with `cur < s < cur + SLOTS`) lives at `wheel[s % SLOTS]`.
-    wheel: Vec<Vec<(u128, Ev)>>,
+    wheel: Vec<Vec<(Key, Ev)>>,
     /// Bit `s % SLOTS` set ⇔ that wheel slot is non-empty.
     bits: Vec<u64>,
     /// Events at or past `cur + SLOTS` when scheduled.
-    far: BinaryHeap<Reverse<(u128, FarEv)>>,
+    far: BinaryHeap<Reverse<(Key, FarEv)>>,
     /// One event kept beside the wheel (the next arrival: there is always exactly one
     /// pending), with its key: it never goes through a slot.
-    side: Option<(u128, Ev)>,
+    side: Option<(Key, Ev)>,
     seq: u64,
 }
 
@@ -135,8 +135,12 @@ impl Ord for FarEv {
     }
 }
 
-fn slot_of(key: u128) -> u64 {
-    ((key >> 64) as u64) >> SLOT_BITS
+/// An event's key: `(time, sequence)`, compared in that order (a queued event with its key
+/// takes 24 bytes).
+type Key = (Nanos, u64);
+
+fn slot_of(key: Key) -> u64 {
+    key.0 >> SLOT_BITS
 }
 
 impl Queue {
@@ -153,8 +157,8 @@ impl Queue {
     }
 
     /// The key of an event scheduled now for `t`.
-    fn key(&mut self, t: Nanos) -> u128 {
-        let key = (u128::from(t) << 64) | u128::from(self.seq);
+    fn key(&mut self, t: Nanos) -> Key {
+        let key = (t, self.seq);
         self.seq += 1;
         key
     }
@@ -212,8 +216,7 @@ impl Queue {
     /// side event, only the current slot can hold one (`cur` is the slot of the last event
     /// popped), and its smallest key is last.
     fn nothing_due_by(&self, t: Nanos) -> bool {
-        self.current.last().is_none_or(|e| (e.0 >> 64) as Nanos > t)
-            && self.side.is_none_or(|e| (e.0 >> 64) as Nanos > t)
+        self.current.last().is_none_or(|e| e.0 .0 > t) && self.side.is_none_or(|e| e.0 .0 > t)
     }
 
     /// The earliest event and its time.
@@ -231,7 +234,7 @@ impl Queue {
                     // current (nothing queued lies between)
                     self.cur = self.cur.max(slot_of(k));
                     let (k, ev) = self.side.take()?;
-                    return Some(((k >> 64) as Nanos, ev));
+                    return Some((k.0, ev));
                 }
             }
             let next = next?;
@@ -254,11 +257,11 @@ impl Queue {
         if let (Some((k, _)), Some(e)) = (self.side, self.current.last()) {
             if k < e.0 {
                 let (k, ev) = self.side.take()?;
-                return Some(((k >> 64) as Nanos, ev));
+                return Some((k.0, ev));
             }
         }
         let (key, ev) = self.current.pop()?;
-        Some(((key >> 64) as Nanos, ev))
+        Some((key.0, ev))
     }
 }
 
