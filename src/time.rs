@@ -17,6 +17,9 @@ pub const NS_PER_MS: Nanos = 1_000_000;
 /// Nanoseconds per second.
 pub const NS_PER_S: Nanos = 1_000_000_000;
 
+/// 2^52: from here on, f64 values are integers.
+const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+
 /// Converts seconds (may be fractional) to nanoseconds, saturating and clamping at 0.
 pub fn secs_f64_to_nanos(s: f64) -> Nanos {
     if !s.is_finite() || s <= 0.0 {
@@ -28,8 +31,15 @@ pub fn secs_f64_to_nanos(s: f64) -> Nanos {
     let ns = s * NS_PER_S as f64;
     if ns >= Nanos::MAX as f64 {
         Nanos::MAX
+    } else if ns < TWO_POW_52 {
+        // `ns.round()` (half away from zero) without the libm call: `t` is ns truncated
+        // and `ns - t` is exact (Sterbenz), so this is the same integer
+        // (branch-free: the fraction is as good as random)
+        let t = ns as Nanos;
+        t + Nanos::from(ns - t as f64 >= 0.5)
     } else {
-        ns.round() as Nanos
+        // from 2^52 on every f64 is an integer
+        ns as Nanos
     }
 }
 
@@ -133,6 +143,56 @@ impl<'de> Deserialize<'de> for Dur {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rounding without libm is `f64::round`'s, wherever it applies.
+    fn rounds_like_f64_round(s: f64) {
+        let ns = s * NS_PER_S as f64;
+        if s.is_finite() && s > 0.0 && ns < Nanos::MAX as f64 {
+            assert_eq!(secs_f64_to_nanos(s), ns.round() as Nanos, "{s:e}");
+        }
+    }
+
+    #[test]
+    fn secs_to_nanos_rounds_half_away_from_zero() {
+        for s in [
+            0.5e-9,
+            f64::from_bits(0.5e-9f64.to_bits() - 1),
+            1.5e-9,
+            2.5e-9,
+            1e-12,
+            0.4,
+            1.0,
+            4_503_599.627_370_496,
+            4_503_599.627_370_497,
+            9e9,
+            18e9,
+        ] {
+            rounds_like_f64_round(s);
+        }
+        // halves and their neighbours in ns, across magnitudes
+        for k in 0..53 {
+            let base = (1u64 << k) as f64 + 0.5;
+            for ns in [
+                base,
+                f64::from_bits(base.to_bits() - 1),
+                f64::from_bits(base.to_bits() + 1),
+            ] {
+                rounds_like_f64_round(ns / NS_PER_S as f64);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn secs_to_nanos_matches_round(bits in 0u64..0x7ff0_0000_0000_0000) {
+            rounds_like_f64_round(f64::from_bits(bits));
+        }
+
+        #[test]
+        fn secs_to_nanos_matches_round_in_seconds(s in 0.0f64..1e6) {
+            rounds_like_f64_round(s);
+        }
+    }
 
     #[test]
     fn parses_humantime_and_rejects_bare_numbers() {

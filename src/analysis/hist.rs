@@ -29,7 +29,9 @@ enum Repr {
     /// Recorded straight into the crate's histogram.
     Direct(Histogram<u64>),
     /// Own counts in the crate's layout, and the crate's histogram built from them on
-    /// demand (`view` is cleared by every record).
+    /// demand (`view` is cleared by every record). `counts` holds the layout's first
+    /// entries only, up to the largest index recorded (the rest are zero): a histogram
+    /// that is never recorded into, or only holds short durations, stays small.
     Counts {
         layout: Layout,
         counts: Vec<u64>,
@@ -105,6 +107,48 @@ impl Layout {
     fn empty(&self) -> Histogram<u64> {
         Histogram::new_with_bounds(self.low, MAX_US, self.sigfig).expect("valid bounds")
     }
+
+    /// The crate's histogram holding `counts` (this layout's first entries). `compact`:
+    /// with the highest trackable value lowered to just cover them — the same index for
+    /// every value (the layout depends on `low` and `sigfig` only), so the same
+    /// quantiles, min, max and mean, from fewer counts.
+    fn histogram(&self, counts: &[u64], compact: bool) -> Histogram<u64> {
+        let mut h = if compact && counts.len() < self.len {
+            let high = self.value_for(counts.len()).max(2 * self.low);
+            Histogram::new_with_bounds(self.low, high, self.sigfig).expect("valid bounds")
+        } else {
+            self.empty()
+        };
+        for (i, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                h.record_n(self.value_for(i), c).expect("the layout holds every index");
+            }
+        }
+        h
+    }
+}
+
+/// `counts[i] += 1` (saturating), growing `counts` to reach index `i` (always within the
+/// layout: values are clamped to `MAX_US` before they are placed).
+/// `full` is the layout's length: the first growth reserves it all (untouched memory
+/// costs nothing), so growing never copies.
+#[inline]
+fn bump(counts: &mut Vec<u64>, i: usize, full: usize) {
+    match counts.get_mut(i) {
+        Some(c) => *c = c.saturating_add(1),
+        None => grow_and_bump(counts, i, full),
+    }
+}
+
+/// [`bump`] past the end of `counts` (rare: kept out of the recording path).
+#[cold]
+#[inline(never)]
+fn grow_and_bump(counts: &mut Vec<u64>, i: usize, full: usize) {
+    if counts.capacity() < full {
+        counts.reserve_exact(full - counts.len());
+    }
+    counts.resize(i + 1, 0);
+    counts[i] = 1;
 }
 
 /// A duration placed once in the layout every `Hist::new(3)` histogram shares, so a sample
@@ -161,7 +205,7 @@ impl Hist {
         Hist {
             repr: Repr::Counts {
                 layout,
-                counts: vec![0; layout.len],
+                counts: Vec::new(),
                 total: 0,
                 view: OnceLock::new(),
             },
@@ -191,8 +235,7 @@ impl Hist {
                 view,
             } => {
                 let us = (n / 1_000).clamp(layout.low, MAX_US);
-                let c = &mut counts[layout.index_for(us)];
-                *c = c.saturating_add(1);
+                bump(counts, layout.index_for(us), layout.len);
                 *total = total.saturating_add(1);
                 if view.get().is_some() {
                     view.take();
@@ -211,8 +254,7 @@ impl Hist {
                 total,
                 view,
             } if layout.low == placer.0.low && layout.sigfig == placer.0.sigfig => {
-                let c = &mut counts[p.index];
-                *c = c.saturating_add(1);
+                bump(counts, p.index, layout.len);
                 *total = total.saturating_add(1);
                 if view.get().is_some() {
                     view.take();
@@ -258,15 +300,28 @@ impl Hist {
         if self.is_empty() {
             return Summary::default();
         }
-        let h = self.inner();
+        match &self.repr {
+            // not read yet: read a histogram only as long as the counts (the crate's
+            // quantiles, max and mean do not depend on the empty tail), not kept
+            Repr::Counts {
+                layout, counts, view, ..
+            } if view.get().is_none() => Hist::summary_of(&layout.histogram(counts, true)),
+            _ => Hist::summary_of(self.inner()),
+        }
+    }
+
+    /// What [`Hist::summary`] reads from a non-empty histogram (as [`Hist::quantile_ms`]
+    /// and [`Hist::mean_ms`] do).
+    fn summary_of(h: &Histogram<u64>) -> Summary {
+        let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         Summary {
             count: h.len(),
-            p50: self.quantile_ms(0.50),
-            p95: self.quantile_ms(0.95),
-            p99: self.quantile_ms(0.99),
-            p999: self.quantile_ms(0.999),
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
             max: h.max() as f64 / 1000.0,
-            mean: self.mean_ms(),
+            mean: h.mean() / 1000.0,
         }
     }
 
@@ -276,16 +331,7 @@ impl Hist {
             Repr::Direct(h) => h,
             Repr::Counts {
                 layout, counts, view, ..
-            } => view.get_or_init(|| {
-                let mut h = layout.empty();
-                for (i, &c) in counts.iter().enumerate() {
-                    if c > 0 {
-                        h.record_n(layout.value_for(i), c)
-                            .expect("the same layout holds every index");
-                    }
-                }
-                h
-            }),
+            } => view.get_or_init(|| layout.histogram(counts, false)),
         }
     }
 
@@ -313,6 +359,9 @@ impl Hist {
                 } = src
                 {
                     if ol == layout {
+                        if counts.len() < oc.len() {
+                            counts.resize(oc.len(), 0);
+                        }
                         for (c, &x) in counts.iter_mut().zip(oc) {
                             *c = c.saturating_add(x);
                         }
@@ -325,8 +374,11 @@ impl Hist {
                 let oh = o.inner();
                 for v in oh.iter_recorded() {
                     let i = layout.index_for(oh.lowest_equivalent(v.value_iterated_to()));
-                    if let Some(c) = counts.get_mut(i) {
-                        *c = c.saturating_add(v.count_at_value());
+                    if i < layout.len {
+                        if counts.len() <= i {
+                            counts.resize(i + 1, 0);
+                        }
+                        counts[i] = counts[i].saturating_add(v.count_at_value());
                         *total = total.saturating_add(v.count_at_value());
                     }
                 }
@@ -389,6 +441,36 @@ mod tests {
             for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
                 prop_assert_eq!(h.inner().value_at_quantile(q), d.value_at_quantile(q));
             }
+        }
+
+        /// The summary (read through a compact histogram before any other read) is the
+        /// one of the crate's own histogram.
+        #[test]
+        fn summary_is_the_crates(
+            v in proptest::collection::vec(
+                prop_oneof![0u64..5_000_000, 0u64..200_000_000_000, 0u64..u64::MAX],
+                1..300,
+            ),
+            sigfig in 2u8..=3,
+        ) {
+            let mut h = Hist::new(sigfig);
+            for &n in &v {
+                h.record(n);
+            }
+            let d = direct(sigfig, &v);
+            let want = Summary {
+                count: d.len(),
+                p50: d.value_at_quantile(0.5) as f64 / 1000.0,
+                p95: d.value_at_quantile(0.95) as f64 / 1000.0,
+                p99: d.value_at_quantile(0.99) as f64 / 1000.0,
+                p999: d.value_at_quantile(0.999) as f64 / 1000.0,
+                max: d.max() as f64 / 1000.0,
+                mean: d.mean() / 1000.0,
+            };
+            prop_assert_eq!(h.summary(), want);
+            // and after a read, from the kept view
+            let _ = h.inner();
+            prop_assert_eq!(h.summary(), want);
         }
 
         /// Reads between records see every sample so far; merging adds samples.

@@ -49,8 +49,6 @@ pub struct Group {
     pub failed: u64,
     /// Dropped (never sent).
     pub dropped: u64,
-    /// Failures by outcome key.
-    pub failures: BTreeMap<String, u64>,
     /// End-to-end latency from intended start.
     pub latency: Hist,
     /// End-to-end latency from actual send.
@@ -65,8 +63,9 @@ pub struct Group {
     pub output_tokens: u64,
     /// Ok requests meeting the SLO thresholds.
     pub good: u64,
-    /// The keys of `failures` met so far, by outcome: counting a failure allocates no key.
-    keys: Vec<(Outcome, String)>,
+    /// Failures by outcome (see [`Group::failures`]), in first-seen order, each with its
+    /// key: counting a failure allocates nothing and looks nothing up by name.
+    keys: Vec<(Outcome, String, u64)>,
 }
 
 impl Default for Group {
@@ -75,7 +74,6 @@ impl Default for Group {
             ok: 0,
             failed: 0,
             dropped: 0,
-            failures: BTreeMap::new(),
             latency: Hist::new(3),
             latency_uncorrected: Hist::new(3),
             ttft: Hist::new(3),
@@ -99,9 +97,17 @@ struct Placements {
 impl Placements {
     fn of(r: &RequestRecord, p: &Placer) -> Placements {
         let ft = r.first_token;
+        let latency = p.place(r.end.saturating_sub(r.intended));
         Placements {
-            latency: p.place(r.end.saturating_sub(r.intended)),
-            uncorrected: r.sent.map(|s| p.place(r.end.saturating_sub(s))),
+            latency,
+            // sent as intended (no schedule lag): the same duration, placed once
+            uncorrected: r.sent.map(|s| {
+                if s == r.intended {
+                    latency
+                } else {
+                    p.place(r.end.saturating_sub(s))
+                }
+            }),
             ttft: ft.map(|ft| p.place(ft.saturating_sub(r.intended))),
             tpot: ft
                 .filter(|_| r.outcome.is_ok() && r.output_tokens >= 2)
@@ -141,21 +147,18 @@ impl Group {
         }
     }
 
-    /// `failures[outcome.key()] += 1`, formatting each outcome's key once.
+    /// Counts a failure with outcome `o`, formatting each outcome's key once.
     fn count_failure(&mut self, o: Outcome) {
-        let key = match self.keys.iter().position(|(k, _)| *k == o) {
-            Some(i) => &self.keys[i].1,
-            None => {
-                self.keys.push((o, o.key()));
-                &self.keys[self.keys.len() - 1].1
-            }
-        };
-        match self.failures.get_mut(key.as_str()) {
-            Some(n) => *n += 1,
-            None => {
-                self.failures.insert(key.clone(), 1);
-            }
+        match self.keys.iter_mut().find(|(k, _, _)| *k == o) {
+            Some((_, _, n)) => *n += 1,
+            None => self.keys.push((o, o.key(), 1)),
         }
+    }
+
+    /// Failures by outcome key (`http_502`, `timeout`, …; distinct outcomes have distinct
+    /// keys).
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.keys.iter().map(|(_, k, n)| (k.clone(), *n)).collect()
     }
 
     /// Sent requests.
@@ -188,24 +191,38 @@ pub struct Bucket {
     pub decode_sum: f64,
     /// Count for `decode_sum`.
     pub decode_n: u64,
-    /// Latency of requests ended in the bucket (2 significant digits).
-    pub latency: Option<Hist>,
-    /// Per provider: (ok, failed) of requests *started* (intended) in the bucket.
-    pub providers: BTreeMap<String, (u64, u64)>,
+    /// Latency of requests ended in the bucket (2 significant digits; boxed, so a bucket
+    /// without one stays small).
+    pub latency: Option<Box<Hist>>,
 }
 
 /// Folds records into statistics.
 #[derive(Debug)]
 pub struct Aggregator {
     bucket: Nanos,
-    kinds: Vec<String>,
     slo: SloThresholds,
     /// Everything.
     pub overall: Group,
-    /// By provider (from the response's provider header; `unknown` otherwise).
-    pub providers: BTreeMap<String, Group>,
-    /// By request kind.
-    pub per_kind: BTreeMap<String, Group>,
+    /// Providers met so far (from the response's provider header; `unknown` otherwise),
+    /// in first-seen order: the `provider_*` tables are indexed alike, so folding a record
+    /// costs one name comparison (against the last provider) instead of a map lookup per
+    /// table. [`Aggregator::providers`] and [`Aggregator::usage`] read them by name.
+    provider_names: Vec<String>,
+    /// By provider.
+    provider_groups: Vec<Group>,
+    /// Billed usage of ok requests by provider, then by request kind index: (requests,
+    /// input tokens, output tokens) — what the cost report prices.
+    provider_usage: Vec<Vec<(u64, u64, u64)>>,
+    /// Per provider, per bucket: (ok, failed) of requests *started* (intended) in it.
+    provider_starts: Vec<Vec<(u64, u64)>>,
+    /// The provider index of the last record.
+    last_provider: usize,
+    /// Names of the kind groups (the mix's kind names, each once, then `other` when met).
+    kind_names: Vec<String>,
+    /// By request kind (see [`Aggregator::per_kind`]), indexed like `kind_names`.
+    kind_groups: Vec<Group>,
+    /// The kind group of each kind index of the mix.
+    kind_group: Vec<usize>,
     /// By fault phase, for the windows given.
     pub per_phase: BTreeMap<String, Group>,
     phases: Vec<(String, Nanos, Nanos)>,
@@ -223,12 +240,15 @@ pub struct Aggregator {
     bucket_latency: bool,
     /// Places durations in the groups' shared histogram layout.
     placer: Placer,
+    /// `placer.place(0)`: the schedule lag of a request sent on time.
+    placed_zero: Placed,
     /// The last bucket looked up by end and by intended start: `(index, start, end)`.
     last_bucket: [(usize, Nanos, Nanos); 2],
-    /// Billed usage of ok requests by provider, then by request kind index: (requests,
-    /// input tokens, output tokens) — what the cost report prices.
-    pub usage: BTreeMap<String, Vec<(u64, u64, u64)>>,
 }
+
+/// A provider's place in an [`Aggregator`]'s tables ([`Aggregator::provider_slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProviderSlot(usize);
 
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
 const MAX_BUCKETS: usize = 86_400;
@@ -236,13 +256,29 @@ const MAX_BUCKETS: usize = 86_400;
 impl Aggregator {
     /// An aggregator with `bucket`-long time buckets; `kinds` names the mix's kinds.
     pub fn new(bucket: Nanos, kinds: Vec<String>, slo: SloThresholds) -> Aggregator {
+        let mut kind_names: Vec<String> = Vec::new();
+        let kind_group = kinds
+            .iter()
+            .map(|k| match kind_names.iter().position(|n| n == k) {
+                Some(i) => i,
+                None => {
+                    kind_names.push(k.clone());
+                    kind_names.len() - 1
+                }
+            })
+            .collect();
         Aggregator {
             bucket: bucket.max(1),
-            kinds,
             slo,
             overall: Group::default(),
-            providers: BTreeMap::new(),
-            per_kind: BTreeMap::new(),
+            provider_names: Vec::new(),
+            provider_groups: Vec::new(),
+            provider_usage: Vec::new(),
+            provider_starts: Vec::new(),
+            last_provider: 0,
+            kind_groups: kind_names.iter().map(|_| Group::default()).collect(),
+            kind_names,
+            kind_group,
             per_phase: BTreeMap::new(),
             phases: Vec::new(),
             buckets: Vec::new(),
@@ -252,8 +288,99 @@ impl Aggregator {
             last_end: 0,
             bucket_latency: true,
             placer: Placer::fine(),
+            placed_zero: Placer::fine().place(0),
             last_bucket: [(0, 1, 0); 2],
-            usage: BTreeMap::new(),
+        }
+    }
+
+    /// By provider (from the response's provider header; `unknown` otherwise), by name.
+    pub fn providers(&self) -> BTreeMap<&str, &Group> {
+        self.provider_names
+            .iter()
+            .map(String::as_str)
+            .zip(&self.provider_groups)
+            .filter(|(_, g)| g.sent() > 0)
+            .collect()
+    }
+
+    /// Billed usage of ok requests by provider (those with at least one), then by request
+    /// kind index: (requests, input tokens, output tokens) — what the cost report prices.
+    pub fn usage(&self) -> BTreeMap<&str, &[(u64, u64, u64)]> {
+        self.provider_names
+            .iter()
+            .map(String::as_str)
+            .zip(&self.provider_usage)
+            .filter(|(_, u)| !u.is_empty())
+            .map(|(p, u)| (p, u.as_slice()))
+            .collect()
+    }
+
+    /// By request kind name (kinds with at least one record; `other` for records of a kind
+    /// the mix does not name).
+    pub fn per_kind(&self) -> BTreeMap<&str, &Group> {
+        self.kind_names
+            .iter()
+            .map(String::as_str)
+            .zip(&self.kind_groups)
+            .filter(|(_, g)| g.ok + g.failed + g.dropped > 0)
+            .collect()
+    }
+
+    /// Per provider, per bucket: (ok, failed) of the requests *started* (intended) in the
+    /// bucket, by provider name. A provider's series may be shorter than `buckets`.
+    pub fn provider_starts(&self) -> impl Iterator<Item = (&str, &[(u64, u64)])> {
+        self.provider_names
+            .iter()
+            .map(String::as_str)
+            .zip(&self.provider_groups)
+            .zip(&self.provider_starts)
+            .filter(|((_, g), _)| g.sent() > 0)
+            .map(|((p, _), s)| (p, s.as_slice()))
+    }
+
+    /// The slot of `provider` (`None`: `unknown`) for [`Aggregator::add_at`], so a driver
+    /// that knows which provider each record names folds it without comparing names.
+    /// Reserving a slot counts nothing: a provider appears in the reports once a record
+    /// names it.
+    pub fn provider_slot(&mut self, provider: Option<&str>) -> ProviderSlot {
+        ProviderSlot(self.provider_index(provider.unwrap_or("unknown")))
+    }
+
+    /// The index of `provider` in the `provider_*` tables, adding it when new.
+    fn provider_index(&mut self, provider: &str) -> usize {
+        if self
+            .provider_names
+            .get(self.last_provider)
+            .is_some_and(|n| n == provider)
+        {
+            return self.last_provider;
+        }
+        let i = match self.provider_names.iter().position(|n| n == provider) {
+            Some(i) => i,
+            None => {
+                self.provider_names.push(provider.to_string());
+                self.provider_groups.push(Group::default());
+                self.provider_usage.push(Vec::new());
+                self.provider_starts.push(Vec::new());
+                self.provider_names.len() - 1
+            }
+        };
+        self.last_provider = i;
+        i
+    }
+
+    /// The kind group of kind index `k` (`other` when the mix does not name it).
+    fn kind_index(&mut self, k: usize) -> usize {
+        if let Some(&g) = self.kind_group.get(k) {
+            return g;
+        }
+        match self.kind_names.iter().position(|n| n == "other") {
+            Some(i) => i,
+            None => {
+                self.kind_names.push("other".to_string());
+                self.kind_groups.push(Group::default());
+                self.kind_names.len() - 1
+            }
         }
     }
 
@@ -278,6 +405,12 @@ impl Aggregator {
     /// The bucket of `t`; `which` names a one-entry cache (records arrive nearly in order,
     /// so the division is mostly skipped).
     fn bucket_mut(&mut self, t: Nanos, which: usize) -> &mut Bucket {
+        let i = self.bucket_index(t, which);
+        &mut self.buckets[i]
+    }
+
+    /// The index of [`Aggregator::bucket_mut`]'s bucket (created if missing).
+    fn bucket_index(&mut self, t: Nanos, which: usize) -> usize {
         let (ci, start, end) = self.last_bucket[which];
         let i = if t >= start && t < end {
             ci
@@ -293,50 +426,53 @@ impl Aggregator {
         if self.buckets.len() <= i {
             self.buckets.resize_with(i + 1, Bucket::default);
         }
-        &mut self.buckets[i]
+        i
     }
 
     /// Folds one record (and its inter-token gaps) in.
     pub fn add(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool) {
+        // a dropped record names none of the provider tables
+        let pi =
+            (r.outcome != Outcome::Dropped).then(|| self.provider_index(r.provider.as_deref().unwrap_or("unknown")));
+        self.fold(r, itl, embeddings, pi);
+    }
+
+    /// [`Aggregator::add`] of a record whose provider has the slot `slot` (from
+    /// [`Aggregator::provider_slot`] of `r.provider`).
+    pub fn add_at(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool, slot: ProviderSlot) {
+        debug_assert_eq!(
+            self.provider_names.get(slot.0).map(String::as_str),
+            Some(r.provider.as_deref().unwrap_or("unknown")),
+            "the record's provider has this slot"
+        );
+        let pi = (r.outcome != Outcome::Dropped).then_some(slot.0);
+        self.fold(r, itl, embeddings, pi);
+    }
+
+    /// Folds one record in; `pi`: its provider's index (`None` for a dropped record).
+    fn fold(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool, pi: Option<usize>) {
         self.records += 1;
         self.last_end = self.last_end.max(r.end);
         let good = r.outcome.is_ok() && self.meets_slo(r);
         let placer = self.placer;
         let pl = Placements::of(r, &placer);
         self.overall.add(r, itl, good, &pl, &placer);
-        let provider: &str = r.provider.as_deref().unwrap_or("unknown");
-        if r.outcome != Outcome::Dropped {
-            match self.providers.get_mut(provider) {
-                Some(g) => g.add(r, itl, good, &pl, &placer),
-                None => self
-                    .providers
-                    .entry(provider.to_string())
-                    .or_default()
-                    .add(r, itl, good, &pl, &placer),
+        if let Some(pi) = pi {
+            self.provider_groups[pi].add(r, itl, good, &pl, &placer);
+            if r.outcome.is_ok() {
+                let per_kind = &mut self.provider_usage[pi];
+                let k = r.kind as usize;
+                if per_kind.len() <= k {
+                    per_kind.resize(k + 1, (0, 0, 0));
+                }
+                let u = &mut per_kind[k];
+                u.0 += 1;
+                u.1 += u64::from(r.input_tokens);
+                u.2 += u64::from(r.output_tokens);
             }
         }
-        if r.outcome.is_ok() {
-            let per_kind = match self.usage.get_mut(provider) {
-                Some(v) => v,
-                None => self.usage.entry(provider.to_string()).or_default(),
-            };
-            let k = r.kind as usize;
-            if per_kind.len() <= k {
-                per_kind.resize(k + 1, (0, 0, 0));
-            }
-            let u = &mut per_kind[k];
-            u.0 += 1;
-            u.1 += u64::from(r.input_tokens);
-            u.2 += u64::from(r.output_tokens);
-        }
-        let kind: &str = self.kinds.get(r.kind as usize).map_or("other", String::as_str);
-        match self.per_kind.get_mut(kind) {
-            Some(g) => g.add(r, itl, good, &pl, &placer),
-            None => {
-                let k = kind.to_string();
-                self.per_kind.entry(k).or_default().add(r, itl, good, &pl, &placer)
-            }
-        }
+        let kg = self.kind_index(r.kind as usize);
+        self.kind_groups[kg].add(r, itl, good, &pl, &placer);
         for (name, s, e) in &self.phases {
             if r.intended >= *s && r.intended < *e {
                 self.per_phase
@@ -346,8 +482,12 @@ impl Aggregator {
             }
         }
         if let Some(s) = r.sent {
-            self.lag
-                .record_placed(placer.place(s.saturating_sub(r.intended)), &placer);
+            let lag = if s <= r.intended {
+                self.placed_zero
+            } else {
+                placer.place(s - r.intended)
+            };
+            self.lag.record_placed(lag, &placer);
         }
         if embeddings && r.outcome.is_ok() {
             self.embeddings.0 += 1;
@@ -373,17 +513,18 @@ impl Aggregator {
             b.decode_sum += d;
             b.decode_n += 1;
         }
-        if r.outcome != Outcome::Dropped {
+        if let Some(pi) = pi {
             if keep_latency {
                 b.latency
-                    .get_or_insert_with(Hist::coarse)
+                    .get_or_insert_with(|| Box::new(Hist::coarse()))
                     .record(r.end.saturating_sub(r.intended));
             }
-            let sb = self.bucket_mut(r.intended, 1);
-            let e = match sb.providers.get_mut(provider) {
-                Some(e) => e,
-                None => sb.providers.entry(provider.to_string()).or_insert((0, 0)),
-            };
+            let si = self.bucket_index(r.intended, 1);
+            let starts = &mut self.provider_starts[pi];
+            if starts.len() <= si {
+                starts.resize(si + 1, (0, 0));
+            }
+            let e = &mut starts[si];
             if r.outcome.is_ok() {
                 e.0 += 1;
             } else {
@@ -436,7 +577,7 @@ impl Aggregator {
                 in_flight_at_end,
             },
             error_rate: g.error_rate(),
-            failures_by_kind: g.failures.clone(),
+            failures_by_kind: g.failures(),
             latency_ms: g.latency.summary(),
             latency_uncorrected_ms: g.latency_uncorrected.summary(),
             schedule_lag_ms: self.lag.summary(),
@@ -455,14 +596,14 @@ impl Aggregator {
                 avg_latency_ms: self.embeddings.1.mean_ms(),
             },
             providers: self
-                .providers
-                .iter()
-                .map(|(k, v)| (k.clone(), GroupReport::of(v, d)))
+                .providers()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), GroupReport::of(v, d)))
                 .collect(),
             kinds: self
-                .per_kind
-                .iter()
-                .map(|(k, v)| (k.clone(), GroupReport::of(v, d)))
+                .per_kind()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), GroupReport::of(v, d)))
                 .collect(),
             phases: self
                 .per_phase
@@ -595,7 +736,7 @@ impl GroupReport {
             failed: g.failed,
             dropped: g.dropped,
             error_rate: g.error_rate(),
-            failures_by_kind: g.failures.clone(),
+            failures_by_kind: g.failures(),
             latency_ms: g.latency.summary(),
             ttft_ms: g.ttft.summary(),
             requests_per_s: g.sent() as f64 / d,

@@ -105,17 +105,17 @@ impl Series {
     /// are known: a gateway that tries a failing provider first and then falls back still
     /// sends it traffic.
     pub fn from_aggregator(agg: &Aggregator) -> Series {
-        let mut arrivals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         let n = agg.buckets.len();
-        let mut requests = Vec::with_capacity(n);
-        for (i, b) in agg.buckets.iter().enumerate() {
-            let (mut all, mut failed) = (0, 0);
-            for (p, &(o, f)) in &b.providers {
-                all += o + f;
-                failed += f;
-                arrivals.entry(p.clone()).or_insert_with(|| vec![0; n])[i] += o + f;
+        let mut arrivals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut requests = vec![(0, 0); n];
+        for (p, starts) in agg.provider_starts() {
+            let mut v = vec![0; n];
+            for (i, &(o, f)) in starts.iter().enumerate() {
+                v[i] += o + f;
+                requests[i].0 += o + f;
+                requests[i].1 += f;
             }
-            requests.push((all, failed));
+            arrivals.insert(p.to_string(), v);
         }
         Series {
             bucket: agg.bucket_len(),

@@ -161,6 +161,8 @@ struct Shared {
     ok: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    /// The request mix (the model of each kind).
+    mix: Mix,
 }
 
 fn since(t0: Instant, t: Instant) -> Nanos {
@@ -206,11 +208,12 @@ fn prompt_json(tokens: u32) -> std::rc::Rc<str> {
     })
 }
 
-/// The JSON body and path of a request (built as text: this is the hot path).
-fn body_for(shape: &RequestShape) -> (&'static str, String) {
+/// The JSON body and path of a request asking for `model` (built as text: this is the
+/// hot path).
+fn body_for(shape: &RequestShape, model: &str) -> (&'static str, String) {
     let text = prompt_json(shape.prompt_tokens);
     let text: &str = &text;
-    let model = serde_json::to_string(&*shape.model).unwrap_or_else(|_| "\"\"".into());
+    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
     match (shape.endpoint, shape.api) {
         (EndpointKind::Embeddings, _) => {
             let inputs = vec![text; shape.inputs.max(1) as usize].join(",");
@@ -390,7 +393,7 @@ async fn execute(
     let t0 = sh.t0;
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
-    let (path, body) = body_for(shape);
+    let (path, body) = body_for(shape, sh.mix.model_of(shape));
     let mut rec = RequestRecord {
         id,
         kind: shape.kind,
@@ -597,6 +600,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
+        mix: mix.clone(),
     });
     let live_p99 = Arc::new(Mutex::new(0.0f64));
     let agg_task = {
@@ -783,8 +787,8 @@ mod tests {
             let mut rng = crate::rng::stream(1, "t");
             for i in 0..3 {
                 let mut shape = mix.shape(i, &mut rng);
-                shape.model = std::sync::Arc::from("we\"ird\\model");
-                let (path, body) = body_for(&shape);
+                shape.model = Some(std::sync::Arc::from("we\"ird\\model"));
+                let (path, body) = body_for(&shape, mix.model_of(&shape));
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["model"], "we\"ird\\model");
                 match path {

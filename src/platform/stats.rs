@@ -355,7 +355,7 @@ pub fn profile_stats(p: &Profile, seed: u64, w: &Workload) -> ProfileStats {
         requests: g.sent(),
         latency_ms: g.latency.summary(),
         error_rate: g.error_rate(),
-        failures_by_kind: g.failures.clone(),
+        failures_by_kind: g.failures(),
         output_tps,
         embeddings: figures,
     }

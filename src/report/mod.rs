@@ -177,7 +177,7 @@ pub fn write_locust_csv(
     };
     let mut f = open("_stats.csv")?;
     writeln!(f, "{LOCUST_STATS_HEADER}")?;
-    for (name, g) in &agg.per_kind {
+    for (name, g) in agg.per_kind() {
         writeln!(f, "{}", stats_row("POST", name, g, d))?;
     }
     writeln!(f, "{}", stats_row("", "Aggregated", &agg.overall, d))?;
@@ -188,7 +188,7 @@ pub fn write_locust_csv(
     let (mut n, mut failed) = (0u64, 0u64);
     for (i, b) in agg.buckets.iter().enumerate() {
         let empty = Hist::coarse();
-        let h = b.latency.as_ref().unwrap_or(&empty);
+        let h = b.latency.as_deref().unwrap_or(&empty);
         total.merge(h);
         n += b.ok + b.failed;
         failed += b.failed;
@@ -210,8 +210,8 @@ pub fn write_locust_csv(
     }
     let mut f = open("_failures.csv")?;
     writeln!(f, "{LOCUST_FAILURES_HEADER}")?;
-    for (name, g) in &agg.per_kind {
-        for (err, count) in &g.failures {
+    for (name, g) in agg.per_kind() {
+        for (err, count) in &g.failures() {
             writeln!(f, "POST,{},{},{count}", csv_name(name), csv_name(err))?;
         }
     }

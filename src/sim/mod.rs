@@ -12,7 +12,7 @@
 
 pub mod report;
 
-use crate::analysis::{Aggregator, SloThresholds};
+use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
 use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
 use crate::record::{FaultEvent, Outcome, RequestRecord};
@@ -90,8 +90,8 @@ const SLOT_BITS: u32 = 22;
 /// Slots on the wheel (a power of two): it spans ≈ 17 s ahead of the current slot.
 const SLOTS: usize = 1 << 12;
 
-/// The event queue, ordered by `(time, sequence)`: ties at equal times go in the order they
-/// were scheduled (the key `time << 64 | sequence`). A calendar queue (Brown 1988): a wheel
+/// The event queue, ordered by the key `(time, sequence)`: ties at equal times go in the
+/// order they were scheduled. A calendar queue (Brown 1988): a wheel
 /// of fixed-length time slots covering the next ≈ 17 s, each an unsorted `Vec`, a bitmap
 /// of the non-empty ones, and a binary heap for events beyond the wheel (timeouts, probe
 /// intervals). The slot being drained is sorted; pushes into it keep it sorted. Pops take
@@ -102,13 +102,16 @@ struct Queue {
     /// Absolute slot number being drained (`time >> SLOT_BITS`).
     cur: u64,
     /// The current slot's events, sorted by key, largest first (pop from the end).
-    current: Vec<(u128, Ev)>,
+    current: Vec<(Key, Ev)>,
     /// Slot `s` (with `cur < s < cur + SLOTS`) lives at `wheel[s % SLOTS]`.
-    wheel: Vec<Vec<(u128, Ev)>>,
+    wheel: Vec<Vec<(Key, Ev)>>,
     /// Bit `s % SLOTS` set ⇔ that wheel slot is non-empty.
     bits: Vec<u64>,
     /// Events at or past `cur + SLOTS` when scheduled.
-    far: BinaryHeap<Reverse<(u128, FarEv)>>,
+    far: BinaryHeap<Reverse<(Key, FarEv)>>,
+    /// One event kept beside the wheel (the next arrival: there is always exactly one
+    /// pending), with its key: it never goes through a slot.
+    side: Option<(Key, Ev)>,
     seq: u64,
 }
 
@@ -132,8 +135,12 @@ impl Ord for FarEv {
     }
 }
 
-fn slot_of(key: u128) -> u64 {
-    ((key >> 64) as u64) >> SLOT_BITS
+/// An event's key: `(time, sequence)`, compared in that order (a queued event with its key
+/// takes 24 bytes).
+type Key = (Nanos, u64);
+
+fn slot_of(key: Key) -> u64 {
+    key.0 >> SLOT_BITS
 }
 
 impl Queue {
@@ -144,13 +151,29 @@ impl Queue {
             wheel: (0..SLOTS).map(|_| Vec::new()).collect(),
             bits: vec![0; SLOTS / 64],
             far: BinaryHeap::new(),
+            side: None,
             seq: 0,
         }
     }
 
-    fn push(&mut self, t: Nanos, ev: Ev) {
-        let key = (u128::from(t) << 64) | u128::from(self.seq);
+    /// The key of an event scheduled now for `t`.
+    fn key(&mut self, t: Nanos) -> Key {
+        let key = (t, self.seq);
         self.seq += 1;
+        key
+    }
+
+    /// Schedules `ev` at `t` beside the wheel (at most one such event at a time). It is
+    /// ordered with the rest exactly as if pushed.
+    fn push_side(&mut self, t: Nanos, ev: Ev) {
+        debug_assert!(self.side.is_none(), "one side event at a time");
+        let key = self.key(t);
+        debug_assert!(slot_of(key) >= self.cur, "events are scheduled at or after now");
+        self.side = Some((key, ev));
+    }
+
+    fn push(&mut self, t: Nanos, ev: Ev) {
+        let key = self.key(t);
         let s = slot_of(key);
         debug_assert!(s >= self.cur, "events are scheduled at or after now");
         if s <= self.cur {
@@ -189,10 +212,11 @@ impl Queue {
         Some(self.cur + 1 + ahead as u64)
     }
 
-    /// Whether no queued event is due at or before `t` (the current time): only the
-    /// current slot can hold one, and its smallest key is last.
+    /// Whether no queued event is due at or before `t` (the current time): besides the
+    /// side event, only the current slot can hold one (`cur` is the slot of the last event
+    /// popped), and its smallest key is last.
     fn nothing_due_by(&self, t: Nanos) -> bool {
-        self.current.last().is_none_or(|e| (e.0 >> 64) as Nanos > t)
+        self.current.last().is_none_or(|e| e.0 .0 > t) && self.side.is_none_or(|e| e.0 .0 > t)
     }
 
     /// The earliest event and its time.
@@ -201,9 +225,19 @@ impl Queue {
             let wheel = self.next_on_wheel();
             let far = self.far.peek().map(|Reverse((k, _))| slot_of(*k));
             let next = match (wheel, far) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b)?,
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
+            if let Some((k, _)) = self.side {
+                if next.is_none_or(|n| slot_of(k) < n) {
+                    // the side event is first and alone in its slot: that slot is now
+                    // current (nothing queued lies between)
+                    self.cur = self.cur.max(slot_of(k));
+                    let (k, ev) = self.side.take()?;
+                    return Some((k.0, ev));
+                }
+            }
+            let next = next?;
             self.cur = next;
             if wheel == Some(next) {
                 let w = (next % SLOTS as u64) as usize;
@@ -219,8 +253,15 @@ impl Queue {
             }
             self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
         }
+        // the side event may come before the current slot's first (or in it)
+        if let (Some((k, _)), Some(e)) = (self.side, self.current.last()) {
+            if k < e.0 {
+                let (k, ev) = self.side.take()?;
+                return Some((k.0, ev));
+            }
+        }
         let (key, ev) = self.current.pop()?;
-        Some(((key >> 64) as Nanos, ev))
+        Some((key.0, ev))
     }
 }
 
@@ -291,8 +332,9 @@ pub fn run(input: SimInput) -> SimOutput {
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
-    // One reusable record per provider (and one without): finishing a request allocates nothing.
-    let mut records: Vec<RequestRecord> = names
+    // One reusable record per provider (and one without), with its provider's slot in the
+    // aggregator: finishing a request allocates nothing and compares no names.
+    let mut records: Vec<(RequestRecord, ProviderSlot)> = names
         .iter()
         .map(|n| Some(n.clone()))
         .chain(std::iter::once(None))
@@ -310,6 +352,10 @@ pub fn run(input: SimInput) -> SimOutput {
             provider,
             stream: false,
         })
+        .map(|r| {
+            let slot = agg.provider_slot(r.provider.as_deref());
+            (r, slot)
+        })
         .collect();
     let no_provider = names.len();
     let mut q = Queue::new();
@@ -317,7 +363,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut free: Vec<u32> = Vec::new();
     let mut next = schedule.next();
     if let Some(p) = &next {
-        q.push(p.at, Ev::Arrival);
+        q.push_side(p.at, Ev::Arrival);
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
@@ -352,7 +398,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     let Some(p) = next.take() else { continue };
                     next = schedule.next();
                     if let Some(n) = &next {
-                        q.push(n.at, Ev::Arrival);
+                        q.push_side(n.at, Ev::Arrival);
                     }
                     scheduled += 1;
                     let r = match free.pop() {
@@ -630,8 +676,14 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
 }
 
 /// Folds request `r`, ended at `end`, into `agg` through `rec` (a reused record whose
-/// `provider` is already set).
-fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, outcome: Outcome) {
+/// `provider` is already set, and that provider's slot).
+fn finish(
+    agg: &mut Aggregator,
+    (rec, slot): &mut (RequestRecord, ProviderSlot),
+    r: &Req,
+    end: Nanos,
+    outcome: Outcome,
+) {
     let p = &r.planned;
     rec.id = p.id;
     rec.kind = p.shape.kind;
@@ -648,7 +700,7 @@ fn finish(agg: &mut Aggregator, rec: &mut RequestRecord, r: &Req, end: Nanos, ou
     rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
-    agg.add(rec, &[], p.shape.endpoint == EndpointKind::Embeddings);
+    agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
 }
 
 #[cfg(test)]

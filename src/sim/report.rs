@@ -64,12 +64,12 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
 pub fn run_cost(s: &Scenario, agg: &crate::analysis::Aggregator, models: &[String]) -> Option<crate::cost::CostReport> {
     let table = s.prices.as_ref()?;
     let usage: Vec<crate::cost::Usage> = agg
-        .usage
-        .iter()
+        .usage()
+        .into_iter()
         .flat_map(|(provider, kinds)| {
             kinds.iter().enumerate().filter(|(_, u)| u.0 > 0).map(
                 move |(kind, &(requests, input_tokens, output_tokens))| crate::cost::Usage {
-                    provider: provider.clone(),
+                    provider: provider.to_string(),
                     model: models.get(kind).cloned().unwrap_or_default(),
                     requests,
                     input_tokens,

@@ -177,7 +177,8 @@ fn stalls_after_the_first_byte_are_client_failures_before_it_fall_back() {
 proptest::proptest! {
     /// The calendar queue pops exactly in `(time, sequence)` order, as one binary heap
     /// holding everything would: pushes at now, within a slot, across the wheel and
-    /// beyond it (the far heap), interleaved with pops.
+    /// beyond it (the far heap), and of the side event, interleaved with pops; and it
+    /// knows when nothing is due by now.
     #[test]
     fn queue_pops_in_time_then_schedule_order(
         ops in proptest::collection::vec((0u8..6, 0u64..4, 0u64..1_000_000), 1..400),
@@ -198,6 +199,10 @@ proptest::proptest! {
             if let Some((t, _)) = got {
                 *now = t;
             }
+            assert_eq!(
+                q.nothing_due_by(*now),
+                want.peek().is_none_or(|Reverse((t, _))| *t > *now)
+            );
         };
         for (op, scale, x) in ops {
             if op < 2 {
@@ -210,7 +215,11 @@ proptest::proptest! {
                     2 => x * 10_000,
                     _ => x * 100_000_000,
                 };
-                q.push(now + dt, Ev::Done { r: id });
+                if op == 5 && q.side.is_none() {
+                    q.push_side(now + dt, Ev::Done { r: id });
+                } else {
+                    q.push(now + dt, Ev::Done { r: id });
+                }
                 want.push(Reverse((now + dt, id)));
                 id += 1;
             }

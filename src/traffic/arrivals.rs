@@ -118,6 +118,12 @@ impl RateCurve {
             let area = dt * (r0 + r1) / 2.0;
             let into = s - cursor.before;
             if area > 0.0 && into <= area {
+                if r1 == r0 && r0 < 1e150 {
+                    // a constant rate (r0 > 0, as area > 0): the general formula below
+                    // reduces exactly to into / r0 (√(r0²) = r0 and (2a)/(2b) = a/b in
+                    // binary floating point), without its square root
+                    return Some(t0 + (into / r0).clamp(0.0, dt));
+                }
                 // Solve r0·x + (r1 − r0)/(2·dt)·x² = into for x in [0, dt]. Written as
                 // 2·into / (r0 + √(r0² + 2·slope·into)), which has no cancellation when the
                 // slope is tiny and needs no special case when r0 = 0.
@@ -216,6 +222,29 @@ pub fn secs(n: Nanos) -> f64 {
 mod tests {
     use super::*;
     use crate::rng::stream;
+    use proptest::prop_oneof;
+
+    proptest::proptest! {
+        /// A constant segment's shortcut gives exactly what the general formula gives.
+        #[test]
+        fn constant_rate_inverse_is_the_general_formula(
+            r0 in prop_oneof![1e-6f64..1e-3, 1e-3f64..10.0, 10.0f64..1e6],
+            dt in 1e-3f64..1e5,
+            frac in 0.0f64..=1.0,
+        ) {
+            let curve = RateCurve::constant(r0, dt);
+            let s = frac * dt * r0;
+            // the general branch of `inverse_from`, written out
+            let (t0, r1, into) = (0.0, r0, s);
+            let slope = (r1 - r0) / dt;
+            let root = (r0 * r0 + 2.0 * slope * into).max(0.0).sqrt();
+            let x = if r0 + root > 0.0 { 2.0 * into / (r0 + root) } else { 0.0 };
+            let want = t0 + x.clamp(0.0, dt);
+            if s <= dt * (r0 + r1) / 2.0 {
+                proptest::prop_assert_eq!(curve.inverse(s).map(f64::to_bits), Some(want.to_bits()));
+            }
+        }
+    }
 
     fn gaps(kind: ArrivalKind, k: f64, rate: f64, dur: f64) -> (usize, f64, f64) {
         let a: Vec<Nanos> = Arrivals::new(RateCurve::constant(rate, dur), kind, k, stream(11, "arrivals")).collect();

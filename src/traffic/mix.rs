@@ -181,8 +181,10 @@ pub struct RequestShape {
     pub endpoint: EndpointKind,
     /// Streamed.
     pub stream: bool,
-    /// Model.
-    pub model: Arc<str>,
+    /// The model the request itself names (a trace row's), if any; otherwise its kind's
+    /// ([`Mix::model_of`]). Kept out of the common case so a planned request holds no
+    /// shared pointer to count.
+    pub model: Option<Arc<str>>,
     /// Prompt tokens.
     pub prompt_tokens: u32,
     /// max_tokens (chat).
@@ -255,6 +257,14 @@ impl Mix {
         self.models.iter().map(|m| m.to_string()).collect()
     }
 
+    /// The model `shape` asks for: its own, else its kind's.
+    pub fn model_of<'a>(&'a self, shape: &'a RequestShape) -> &'a str {
+        match &shape.model {
+            Some(m) => m,
+            None => self.models.get(shape.kind as usize).map_or("", |m| m),
+        }
+    }
+
     /// The kinds.
     pub fn kinds(&self) -> &[KindSpec] {
         &self.kinds
@@ -279,7 +289,7 @@ impl Mix {
             api: self.apis[i],
             endpoint: k.endpoint,
             stream: k.stream && k.endpoint == EndpointKind::Chat,
-            model: self.models[i].clone(),
+            model: None,
             prompt_tokens: k.prompt_tokens.sample(rng),
             max_tokens: k.max_tokens.sample(rng),
             inputs: k.inputs.max(1),
@@ -311,7 +321,7 @@ mod tests {
         let a_share = (0..n).filter(|_| mix.draw(&mut r).kind == 0).count() as f64 / n as f64;
         assert!((a_share - 0.75).abs() < 0.01, "{a_share}");
         let s = mix.shape(1, &mut r);
-        assert_eq!((&*s.model, s.stream), ("text-embedding-3-small", false));
+        assert_eq!((mix.model_of(&s), s.stream), ("text-embedding-3-small", false));
     }
 
     #[test]
@@ -341,7 +351,10 @@ mod tests {
         let mix = Mix::new(vec![KindSpec::chat("c", true), e], Api::Anthropic).unwrap();
         let mut r = stream(3, "m");
         let (c, e) = (mix.shape(0, &mut r), mix.shape(1, &mut r));
-        assert_eq!((c.api, &*c.model), (Api::Anthropic, "claude-3-5-sonnet-20241022"));
+        assert_eq!(
+            (c.api, mix.model_of(&c)),
+            (Api::Anthropic, "claude-3-5-sonnet-20241022")
+        );
         assert_eq!(
             (e.api, e.endpoint, e.stream),
             (Api::OpenAi, EndpointKind::Embeddings, false)
@@ -364,7 +377,7 @@ mod tests {
                 0 => assert!(s.stream && (300..=1200).contains(&s.prompt_tokens)),
                 1 => assert!(!s.stream && (150..=400).contains(&s.max_tokens)),
                 _ => assert_eq!(
-                    (s.endpoint, &*s.model),
+                    (s.endpoint, mix.model_of(&s)),
                     (EndpointKind::Embeddings, "text-embedding-3-small")
                 ),
             }

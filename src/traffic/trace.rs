@@ -280,7 +280,7 @@ impl Trace {
             None => mix.draw(rng),
         };
         if let Some(m) = &row.model {
-            shape.model = Arc::from(m.as_str());
+            shape.model = Some(Arc::from(m.as_str()));
         }
         if let Some(s) = row.stream {
             shape.stream = s;
