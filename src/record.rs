@@ -103,6 +103,25 @@ pub struct FaultEvent {
     pub start: Nanos,
     /// End (exclusive).
     pub end: Nanos,
+    /// End of the last phase in this window that applies to user requests; `None` when
+    /// every phase applies to health probes only. Failback is measured from here: a
+    /// provider whose completions have recovered while its health endpoint stays broken
+    /// is a provider the gateway should use again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_end: Option<Nanos>,
+}
+
+impl FaultEvent {
+    /// The ground truth of one phase window of `provider`.
+    pub fn of_window(provider: &str, w: crate::fault::FaultWindow) -> FaultEvent {
+        FaultEvent {
+            provider: provider.to_string(),
+            phase: w.phase,
+            start: w.start,
+            end: w.end,
+            user_end: w.completions.then_some(w.end),
+        }
+    }
 }
 
 /// Ground-truth windows with overlapping or touching windows of the same provider merged
@@ -115,6 +134,7 @@ pub fn merge_fault_windows(mut v: Vec<FaultEvent>) -> Vec<FaultEvent> {
         match out.last_mut() {
             Some(l) if l.provider == f.provider && f.start <= l.end => {
                 l.end = l.end.max(f.end);
+                l.user_end = l.user_end.max(f.user_end);
                 if !l.phase.split('+').any(|p| p == f.phase) {
                     l.phase = format!("{}+{}", l.phase, f.phase);
                 }
@@ -136,6 +156,7 @@ mod tests {
             phase: ph.into(),
             start: s,
             end: e,
+            user_end: Some(e),
         };
         let m = merge_fault_windows(vec![
             f("a", "probes", 10, 50),

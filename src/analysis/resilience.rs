@@ -14,7 +14,10 @@
 //! - **failed requests**: failures intended during the fault, split at the (traffic-view)
 //!   detection time into before and after; plus the run's total;
 //! - **failback**: fault end → the first bucket in which the provider's share is back to at
-//!   least half its pre-fault share.
+//!   least half its pre-fault share. The end is that of the last phase in the window that
+//!   applies to user requests (`FaultEvent::user_end`): when completions recover but a
+//!   health-only phase goes on (a broken `/health` in front of a working provider), the
+//!   gateway should use the provider again from then on, and failback says when it did.
 
 use super::Aggregator;
 use crate::gateway::{EventKind, GatewayEvent};
@@ -81,7 +84,11 @@ pub struct FaultReport {
     pub failed_before_detection: u64,
     /// …and after it.
     pub failed_after_detection: u64,
-    /// Fault end → traffic share back to half of pre-fault (s).
+    /// End of the user-facing part of the fault (s since run start), when it differs from
+    /// `end_s`: a health-only phase outlasted the phases that fail user requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_fault_end_s: Option<f64>,
+    /// User-facing fault end → traffic share back to half of pre-fault (s).
     pub failback_s: Option<f64>,
     /// Pre-fault traffic share of the provider.
     pub pre_fault_share: f64,
@@ -226,17 +233,19 @@ pub fn analyze(
             after += f;
         }
     }
-    let failback = (idx(end)..n)
+    let back_from = fault.user_end.unwrap_or(end);
+    let failback = (idx(back_from)..n)
         .find(|&i| {
             let (m, a, _, _) = counts(i);
             a > 0 && pre > 0.0 && (m as f64 / a as f64) >= 0.5 * pre
         })
-        .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(end)));
+        .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(back_from)));
     FaultReport {
         provider: provider.to_string(),
         phase: phase.to_string(),
         onset_s: nanos_to_secs_f64(onset),
         end_s: nanos_to_secs_f64(end),
+        user_fault_end_s: (back_from != end).then(|| nanos_to_secs_f64(back_from)),
         detection_gateway_s: gateway,
         detection_traffic_s: traffic.map(secs_after),
         detection_client_s: client.map(secs_after),
@@ -307,6 +316,7 @@ mod tests {
             phase: "outage".into(),
             start: 20 * NS_PER_S,
             end: 40 * NS_PER_S,
+            user_end: Some(40 * NS_PER_S),
         };
         let r = analyze(
             &Series::from_aggregator(&a),
@@ -326,6 +336,42 @@ mod tests {
             (250, 250, 0)
         );
         assert!((r.failback_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+    }
+
+    /// Completions recover at 40 s but a health-only phase runs on to 55 s (a broken
+    /// `/health` in front of a working provider): failback counts from 40 s, when the
+    /// provider could serve again — 5 s here, as in the plain case — and the report says
+    /// where the user-facing fault ended. Without any user-facing phase it counts from the
+    /// window's end, and the primary (back at 45 s) is already back at 55 s: 0 s.
+    #[test]
+    fn failback_counts_from_the_end_of_the_user_facing_phases() {
+        let a = scenario();
+        let s = Series::from_aggregator(&a);
+        let mut f = FaultEvent {
+            provider: "primary".into(),
+            phase: "outage+health-broken".into(),
+            start: 20 * NS_PER_S,
+            end: 55 * NS_PER_S,
+            user_end: Some(40 * NS_PER_S),
+        };
+        let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
+        assert!((r.failback_s.unwrap() - 5.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.user_fault_end_s, Some(40.0));
+        assert_eq!(r.end_s, 55.0);
+        f.user_end = None;
+        let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
+        assert_eq!(r.failback_s, Some(0.0), "{r:?}");
+        assert_eq!(r.user_fault_end_s, None);
+        // merging keeps the latest user-facing end
+        let w = |ph: &str, s: u64, e: u64, u: Option<u64>| FaultEvent {
+            provider: "p".into(),
+            phase: ph.into(),
+            start: s,
+            end: e,
+            user_end: u,
+        };
+        let m = crate::record::merge_fault_windows(vec![w("outage", 20, 40, Some(40)), w("health", 20, 55, None)]);
+        assert_eq!(m, vec![w("outage+health", 20, 55, Some(40))]);
     }
 
     /// A gateway that tries the failing primary first and then falls back: every request
@@ -349,6 +395,7 @@ mod tests {
             phase: "outage".into(),
             start: 20 * NS_PER_S,
             end: 40 * NS_PER_S,
+            user_end: Some(40 * NS_PER_S),
         };
         let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
         assert!((r.pre_fault_share - 1.0).abs() < 1e-9);
@@ -373,6 +420,7 @@ mod tests {
             phase: "x".into(),
             start: 10 * NS_PER_S,
             end: 15 * NS_PER_S,
+            user_end: Some(15 * NS_PER_S),
         };
         let r = analyze(
             &Series::from_aggregator(&a),

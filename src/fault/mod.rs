@@ -232,6 +232,9 @@ pub struct FaultWindow {
     pub start: Nanos,
     /// End (exclusive).
     pub end: Nanos,
+    /// The phase applies to user requests (`applies_to` includes completions), not only
+    /// to health probes.
+    pub completions: bool,
 }
 
 /// The running fault model of one provider.
@@ -379,6 +382,7 @@ impl Plan {
             .iter_mut()
             .flat_map(|p| {
                 let name = p.label.clone();
+                let completions = p.spec.scope().completions();
                 p.timeline
                     .on_intervals(horizon)
                     .into_iter()
@@ -386,6 +390,7 @@ impl Plan {
                         phase: name.clone(),
                         start,
                         end,
+                        completions,
                     })
             })
             .collect();

@@ -73,7 +73,8 @@ errors = [{ status = 502 }]
         vec![FaultWindow {
             phase: "outage".into(),
             start: 10 * NS_PER_S,
-            end: 15 * NS_PER_S
+            end: 15 * NS_PER_S,
+            completions: true,
         }]
     );
 }
@@ -273,4 +274,25 @@ fn runtime_phase_upsert_counts_from_now() {
     ));
     assert!(p.remove_phase("x"));
     assert!(!p.remove_phase("x"));
+}
+
+#[test]
+fn fault_windows_say_whether_a_phase_touches_user_requests() {
+    let src = "[[phase]]\nname = \"outage\"\nstart = \"20s\"\nduration = \"30s\"\nerrors = [{ status = 502 }]\n\
+               [[phase]]\nname = \"health-broken\"\nstart = \"20s\"\napplies_to = \"health\"\nerrors = [{ status = 503 }]\n\
+               [[phase]]\nname = \"grey\"\nstart = \"60s\"\nduration = \"5s\"\napplies_to = \"completions\"\nerrors = [{ status = 502 }]\n";
+    let mut p = Plan::new(&profile(src), 1, "p");
+    let w: Vec<(String, bool)> = p
+        .fault_windows(100 * NS_PER_S)
+        .into_iter()
+        .map(|w| (w.phase, w.completions))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            ("outage".to_string(), true),
+            ("health-broken".to_string(), false),
+            ("grey".to_string(), true)
+        ]
+    );
 }

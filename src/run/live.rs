@@ -194,12 +194,7 @@ async fn drive(
         let name = st.config.name.clone();
         arrivals.insert(name.clone(), st.arrival_series());
         let windows = st.plan.lock().unwrap_or_else(|e| e.into_inner()).fault_windows(horizon);
-        faults.extend(windows.into_iter().map(|w| FaultEvent {
-            provider: name.clone(),
-            phase: w.phase,
-            start: w.start,
-            end: w.end,
-        }));
+        faults.extend(windows.into_iter().map(|w| FaultEvent::of_window(&name, w)));
     }
     let faults = crate::record::merge_fault_windows(faults);
     let events = match gw {

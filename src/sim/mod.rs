@@ -642,12 +642,7 @@ pub fn run(input: SimInput) -> SimOutput {
         .flat_map(|(p, n)| {
             p.fault_windows(horizon)
                 .into_iter()
-                .map(|w| FaultEvent {
-                    provider: n.clone(),
-                    phase: w.phase,
-                    start: w.start,
-                    end: w.end,
-                })
+                .map(|w| FaultEvent::of_window(n, w))
                 .collect::<Vec<_>>()
         })
         .collect();
