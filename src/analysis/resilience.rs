@@ -118,7 +118,7 @@ impl Series {
         for (p, starts) in agg.provider_starts() {
             let mut v = vec![0; n];
             for (i, &(o, f)) in starts.iter().enumerate() {
-                v[i] += o + f;
+                v[i] = o + f;
                 requests[i].0 += o + f;
                 requests[i].1 += f;
             }
