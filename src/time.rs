@@ -28,18 +28,21 @@ pub fn secs_f64_to_nanos(s: f64) -> Nanos {
         }
         return 0;
     }
-    let ns = s * NS_PER_S as f64;
-    if ns >= Nanos::MAX as f64 {
-        Nanos::MAX
-    } else if ns < TWO_POW_52 {
-        // `ns.round()` (half away from zero) without the libm call: `t` is ns truncated
-        // and `ns - t` is exact (Sterbenz), so this is the same integer
-        // (branch-free: the fraction is as good as random)
-        let t = ns as Nanos;
-        t + Nanos::from(ns - t as f64 >= 0.5)
+    round_to_nanos(s * NS_PER_S as f64)
+}
+
+/// `x.round() as Nanos` (half away from zero; negative and NaN give 0, too large gives
+/// `Nanos::MAX`), without the libm call `round` is on baseline x86-64 for the usual
+/// non-negative values below 2^52: `t` is `x` truncated and `x - t` is exact (Sterbenz),
+/// so `t + (x - t ≥ 0.5)` is the same integer (branch-free: the fraction is as good as
+/// random).
+#[inline]
+pub fn round_to_nanos(x: f64) -> Nanos {
+    if (0.0..TWO_POW_52).contains(&x) {
+        let t = x as Nanos;
+        t + Nanos::from(x - t as f64 >= 0.5)
     } else {
-        // from 2^52 on every f64 is an integer
-        ns as Nanos
+        x.round() as Nanos
     }
 }
 
@@ -182,7 +185,36 @@ mod tests {
         }
     }
 
+    /// `round_to_nanos` is `x.round() as Nanos` for every f64, signs, NaN and infinities
+    /// included.
+    #[test]
+    fn round_to_nanos_is_round_as_nanos() {
+        for x in [
+            -1.5,
+            -0.5,
+            -0.0,
+            0.0,
+            0.49999999999999994,
+            0.5,
+            2.5,
+            TWO_POW_52 - 0.5,
+            TWO_POW_52,
+            1.9e19,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert_eq!(round_to_nanos(x), x.round() as Nanos, "{x:e}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn round_to_nanos_matches_round(bits in proptest::num::u64::ANY) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assert_eq!(round_to_nanos(x), x.round() as Nanos, "{:e}", x);
+        }
+
         #[test]
         fn secs_to_nanos_matches_round(bits in 0u64..0x7ff0_0000_0000_0000) {
             rounds_like_f64_round(f64::from_bits(bits));

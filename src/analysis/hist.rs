@@ -152,7 +152,7 @@ fn grow_and_bump(counts: &mut Vec<u64>, i: usize, full: usize) {
 }
 
 /// A duration placed once in the layout every `Hist::new(3)` histogram shares, so a sample
-/// counted in several of them (overall, per provider, per kind) costs one index computation.
+/// counted in several of them (its group, its fault phase, embeddings) costs one index computation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Placed {
     n: Nanos,

@@ -147,6 +147,35 @@ impl Group {
         }
     }
 
+    /// Adds another group's requests (counts, histograms, failures by outcome).
+    fn merge(&mut self, o: &Group) {
+        self.ok += o.ok;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+        self.output_tokens += o.output_tokens;
+        self.good += o.good;
+        self.latency.merge(&o.latency);
+        self.latency_uncorrected.merge(&o.latency_uncorrected);
+        self.ttft.merge(&o.ttft);
+        self.itl.merge(&o.itl);
+        self.tpot.merge(&o.tpot);
+        for (k, key, n) in &o.keys {
+            match self.keys.iter_mut().find(|(x, _, _)| x == k) {
+                Some((_, _, m)) => *m += n,
+                None => self.keys.push((*k, key.clone(), *n)),
+            }
+        }
+    }
+
+    /// The sum of `groups`.
+    fn sum<'a>(groups: impl IntoIterator<Item = &'a Group>) -> Group {
+        let mut g = Group::default();
+        for x in groups {
+            g.merge(x);
+        }
+        g
+    }
+
     /// Counts a failure with outcome `o`, formatting each outcome's key once.
     fn count_failure(&mut self, o: Outcome) {
         match self.keys.iter_mut().find(|(k, _, _)| *k == o) {
@@ -201,15 +230,18 @@ pub struct Bucket {
 pub struct Aggregator {
     bucket: Nanos,
     slo: SloThresholds,
-    /// Everything.
-    pub overall: Group,
     /// Providers met so far (from the response's provider header; `unknown` otherwise),
     /// in first-seen order: the `provider_*` tables are indexed alike, so folding a record
     /// costs one name comparison (against the last provider) instead of a map lookup per
     /// table. [`Aggregator::providers`] and [`Aggregator::usage`] read them by name.
     provider_names: Vec<String>,
-    /// By provider.
-    provider_groups: Vec<Group>,
+    /// The groups records are folded into: `cells[provider][kind group]` (a row grows as
+    /// its kinds are met). A record is counted once, in its cell; the overall, per-provider
+    /// and per-kind statistics are sums of cells, added up when read — a third of the
+    /// histogram updates of counting every record in all three.
+    cells: Vec<Vec<Group>>,
+    /// Dropped records (they name no provider) per kind group.
+    dropped: Vec<u64>,
     /// Billed usage of ok requests by provider, then by request kind index: (requests,
     /// input tokens, output tokens) — what the cost report prices.
     provider_usage: Vec<Vec<(u64, u64, u64)>>,
@@ -219,8 +251,6 @@ pub struct Aggregator {
     last_provider: usize,
     /// Names of the kind groups (the mix's kind names, each once, then `other` when met).
     kind_names: Vec<String>,
-    /// By request kind (see [`Aggregator::per_kind`]), indexed like `kind_names`.
-    kind_groups: Vec<Group>,
     /// The kind group of each kind index of the mix.
     kind_group: Vec<usize>,
     /// By fault phase, for the windows given.
@@ -270,13 +300,12 @@ impl Aggregator {
         Aggregator {
             bucket: bucket.max(1),
             slo,
-            overall: Group::default(),
             provider_names: Vec::new(),
-            provider_groups: Vec::new(),
+            cells: Vec::new(),
+            dropped: Vec::new(),
             provider_usage: Vec::new(),
             provider_starts: Vec::new(),
             last_provider: 0,
-            kind_groups: kind_names.iter().map(|_| Group::default()).collect(),
             kind_names,
             kind_group,
             per_phase: BTreeMap::new(),
@@ -293,13 +322,32 @@ impl Aggregator {
         }
     }
 
-    /// By provider (from the response's provider header; `unknown` otherwise), by name.
-    pub fn providers(&self) -> BTreeMap<&str, &Group> {
+    /// Everything (the sum of the cells).
+    pub fn overall(&self) -> Group {
+        let mut g = Group::sum(self.cells.iter().flatten());
+        g.dropped += self.dropped.iter().sum::<u64>();
+        g
+    }
+
+    /// Quantile `q` of the end-to-end latency of everything, in ms (what a live progress
+    /// line shows; adds up the latency histograms only).
+    pub fn latency_quantile_ms(&self, q: f64) -> f64 {
+        let mut h = Hist::new(3);
+        for g in self.cells.iter().flatten() {
+            h.merge(&g.latency);
+        }
+        h.quantile_ms(q)
+    }
+
+    /// By provider (from the response's provider header; `unknown` otherwise), by name
+    /// (providers with at least one sent request).
+    pub fn providers(&self) -> BTreeMap<&str, Group> {
         self.provider_names
             .iter()
             .map(String::as_str)
-            .zip(&self.provider_groups)
-            .filter(|(_, g)| g.sent() > 0)
+            .zip(&self.cells)
+            .filter(|(_, row)| row.iter().any(|g| g.sent() > 0))
+            .map(|(p, row)| (p, Group::sum(row)))
             .collect()
     }
 
@@ -317,11 +365,15 @@ impl Aggregator {
 
     /// By request kind name (kinds with at least one record; `other` for records of a kind
     /// the mix does not name).
-    pub fn per_kind(&self) -> BTreeMap<&str, &Group> {
+    pub fn per_kind(&self) -> BTreeMap<&str, Group> {
         self.kind_names
             .iter()
-            .map(String::as_str)
-            .zip(&self.kind_groups)
+            .enumerate()
+            .map(|(k, name)| {
+                let mut g = Group::sum(self.cells.iter().filter_map(|row| row.get(k)));
+                g.dropped += self.dropped.get(k).copied().unwrap_or(0);
+                (name.as_str(), g)
+            })
             .filter(|(_, g)| g.ok + g.failed + g.dropped > 0)
             .collect()
     }
@@ -332,9 +384,9 @@ impl Aggregator {
         self.provider_names
             .iter()
             .map(String::as_str)
-            .zip(&self.provider_groups)
+            .zip(&self.cells)
             .zip(&self.provider_starts)
-            .filter(|((_, g), _)| g.sent() > 0)
+            .filter(|((_, row), _)| row.iter().any(|g| g.sent() > 0))
             .map(|((p, _), s)| (p, s.as_slice()))
     }
 
@@ -359,7 +411,7 @@ impl Aggregator {
             Some(i) => i,
             None => {
                 self.provider_names.push(provider.to_string());
-                self.provider_groups.push(Group::default());
+                self.cells.push(Vec::new());
                 self.provider_usage.push(Vec::new());
                 self.provider_starts.push(Vec::new());
                 self.provider_names.len() - 1
@@ -378,7 +430,6 @@ impl Aggregator {
             Some(i) => i,
             None => {
                 self.kind_names.push("other".to_string());
-                self.kind_groups.push(Group::default());
                 self.kind_names.len() - 1
             }
         }
@@ -456,9 +507,13 @@ impl Aggregator {
         let good = r.outcome.is_ok() && self.meets_slo(r);
         let placer = self.placer;
         let pl = Placements::of(r, &placer);
-        self.overall.add(r, itl, good, &pl, &placer);
+        let kg = self.kind_index(r.kind as usize);
         if let Some(pi) = pi {
-            self.provider_groups[pi].add(r, itl, good, &pl, &placer);
+            let row = &mut self.cells[pi];
+            if row.len() <= kg {
+                row.resize_with(kg + 1, Group::default);
+            }
+            row[kg].add(r, itl, good, &pl, &placer);
             if r.outcome.is_ok() {
                 let per_kind = &mut self.provider_usage[pi];
                 let k = r.kind as usize;
@@ -470,9 +525,13 @@ impl Aggregator {
                 u.1 += u64::from(r.input_tokens);
                 u.2 += u64::from(r.output_tokens);
             }
+        } else {
+            debug_assert_eq!(r.outcome, Outcome::Dropped, "only dropped records name no provider");
+            if self.dropped.len() <= kg {
+                self.dropped.resize(kg + 1, 0);
+            }
+            self.dropped[kg] += 1;
         }
-        let kg = self.kind_index(r.kind as usize);
-        self.kind_groups[kg].add(r, itl, good, &pl, &placer);
         for (name, s, e) in &self.phases {
             if r.intended >= *s && r.intended < *e {
                 self.per_phase
@@ -566,7 +625,7 @@ impl Aggregator {
     /// Builds the report (`duration` = the run's scheduled length).
     pub fn report(&self, scheduled: u64, in_flight_at_end: u64, duration: Nanos) -> LoadReport {
         let d = nanos_to_secs_f64(duration.max(1));
-        let g = &self.overall;
+        let g = &self.overall();
         LoadReport {
             requests: RequestCounts {
                 scheduled,
@@ -598,12 +657,12 @@ impl Aggregator {
             providers: self
                 .providers()
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), GroupReport::of(v, d)))
+                .map(|(k, v)| (k.to_string(), GroupReport::of(&v, d)))
                 .collect(),
             kinds: self
                 .per_kind()
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), GroupReport::of(v, d)))
+                .map(|(k, v)| (k.to_string(), GroupReport::of(&v, d)))
                 .collect(),
             phases: self
                 .per_phase

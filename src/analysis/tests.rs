@@ -115,3 +115,54 @@ fn per_phase_and_timeline() {
     assert_eq!(r.timeline.failed, vec![0, 10, 0]);
     assert_eq!(r.timeline.ok, vec![10, 0, 10]);
 }
+
+/// Records are counted once, in their (provider, kind) cell; the overall, per-provider
+/// and per-kind views add the cells up. Hand-computed: 2 providers × 2 kinds, a kind the
+/// mix does not name (`other`) and a dropped record (no provider).
+#[test]
+fn overall_providers_and_kinds_are_sums_of_cells() {
+    let mut a = Aggregator::new(NS_PER_S, vec!["chat".into(), "embed".into()], SloThresholds::default());
+    // (provider, kind, latency ms, outcome)
+    let rows: [(&str, u32, u64, Outcome); 7] = [
+        ("a", 0, 100, Outcome::Ok),
+        ("a", 0, 300, Outcome::Http(502)),
+        ("a", 1, 50, Outcome::Ok),
+        ("b", 0, 200, Outcome::Ok),
+        ("b", 1, 400, Outcome::Timeout),
+        ("b", 7, 700, Outcome::Http(502)),
+        ("a", 1, 0, Outcome::Dropped),
+    ];
+    for (id, &(p, kind, ms, outcome)) in rows.iter().enumerate() {
+        let mut r = rec(id as u64, 0, ms * NS_PER_MS, outcome, 3, None);
+        r.kind = kind;
+        r.provider = (outcome != Outcome::Dropped).then(|| p.to_string());
+        a.add(&r, &[], false);
+    }
+    let all = a.overall();
+    assert_eq!((all.ok, all.failed, all.dropped), (3, 3, 1));
+    assert_eq!(all.latency.len(), 6, "a dropped record has no latency");
+    assert!((all.latency.quantile_ms(1.0) - 700.0).abs() < 0.5);
+    assert!((all.latency.mean_ms() - 1750.0 / 6.0).abs() < 0.5);
+    assert_eq!(all.failures().get("http_502"), Some(&2));
+    assert_eq!(all.failures().get("timeout"), Some(&1));
+    assert!((a.latency_quantile_ms(0.5) - all.latency.quantile_ms(0.5)).abs() < 1e-9);
+
+    let p = a.providers();
+    assert_eq!(p.keys().copied().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!((p["a"].ok, p["a"].failed, p["a"].dropped), (2, 1, 0));
+    assert_eq!((p["b"].ok, p["b"].failed), (1, 2));
+    assert!((p["a"].latency.quantile_ms(1.0) - 300.0).abs() < 0.5);
+    assert_eq!(p["b"].failures().get("http_502"), Some(&1));
+
+    let k = a.per_kind();
+    assert_eq!(k.keys().copied().collect::<Vec<_>>(), ["chat", "embed", "other"]);
+    assert_eq!((k["chat"].ok, k["chat"].failed), (2, 1));
+    assert_eq!((k["embed"].ok, k["embed"].failed, k["embed"].dropped), (1, 1, 1));
+    assert_eq!((k["other"].ok, k["other"].failed), (0, 1));
+    assert!((k["chat"].latency.mean_ms() - 200.0).abs() < 0.5);
+    assert_eq!(k["other"].failures().get("http_502"), Some(&1));
+
+    let r = a.report(7, 0, NS_PER_S);
+    assert_eq!((r.requests.ok, r.requests.failed, r.requests.dropped), (3, 3, 1));
+    assert_eq!(r.kinds["embed"].failed, 1);
+}

@@ -265,7 +265,7 @@ fn lerp(base: Nanos, over: Nanos, k: f64) -> Nanos {
     if k >= 1.0 {
         over
     } else {
-        (base as f64 + k * (over as f64 - base as f64)).round().max(0.0) as Nanos
+        crate::time::round_to_nanos(base as f64 + k * (over as f64 - base as f64))
     }
 }
 
@@ -639,7 +639,7 @@ impl Plan {
             None => base_rate,
         };
         let interval = match phase_rate {
-            Some(r) if r > 0.0 && r.is_finite() => (NS_PER_S as f64 / r).round() as Nanos,
+            Some(r) if r > 0.0 && r.is_finite() => crate::time::round_to_nanos(NS_PER_S as f64 / r),
             _ => 0,
         };
         let interval = scale(interval, mult);

@@ -361,7 +361,7 @@ impl Curve {
         if r <= 0.0 || !r.is_finite() {
             return 0;
         }
-        (NS_PER_S as f64 / r).round() as Nanos
+        crate::time::round_to_nanos(NS_PER_S as f64 / r)
     }
 }
 

@@ -613,7 +613,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                 agg.add(&rec, &itl, emb);
                 n += 1;
                 if n % 256 == 0 {
-                    *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.overall.latency.quantile_ms(0.99);
+                    *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
                 }
             }
             agg

@@ -346,7 +346,7 @@ pub fn profile_stats(p: &Profile, seed: u64, w: &Workload) -> ProfileStats {
     } else {
         ("embeddings", embeddings.expect("a profile without chat has embeddings"))
     };
-    let g = &main.overall;
+    let g = &main.overall();
     ProfileStats {
         profile: name,
         seed,

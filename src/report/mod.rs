@@ -178,9 +178,9 @@ pub fn write_locust_csv(
     let mut f = open("_stats.csv")?;
     writeln!(f, "{LOCUST_STATS_HEADER}")?;
     for (name, g) in agg.per_kind() {
-        writeln!(f, "{}", stats_row("POST", name, g, d))?;
+        writeln!(f, "{}", stats_row("POST", name, &g, d))?;
     }
-    writeln!(f, "{}", stats_row("", "Aggregated", &agg.overall, d))?;
+    writeln!(f, "{}", stats_row("", "Aggregated", &agg.overall(), d))?;
     let mut f = open("_stats_history.csv")?;
     writeln!(f, "{LOCUST_HISTORY_HEADER}")?;
     let bucket_s = agg.bucket_len() as f64 / 1e9;

@@ -367,6 +367,9 @@ pub fn run(input: SimInput) -> SimOutput {
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
+    let bucket = bucket.max(1);
+    // the analysis bucket of the current time, and where it ends
+    let (mut slot, mut slot_end) = (0usize, 0);
     let mut events = Vec::new();
     let mut scheduled = 0u64;
     let mut steps = 0u64;
@@ -456,7 +459,13 @@ pub fn run(input: SimInput) -> SimOutput {
                         let prev = req.order[k - 1];
                         policy.on_fallback(t, prev, i);
                     }
-                    let slot = (t / bucket.max(1)) as usize;
+                    // events run in time order, so the bucket changes once per bucket
+                    // length: one division per bucket, not per attempt
+                    if t >= slot_end {
+                        let k = t / bucket;
+                        slot = k as usize;
+                        slot_end = (k + 1).saturating_mul(bucket);
+                    }
                     let series = &mut arrivals[i];
                     if series.len() <= slot {
                         series.resize(slot + 1, 0);

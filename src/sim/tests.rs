@@ -112,7 +112,7 @@ fn fast_fail_detection_matches_the_closed_form_over_1000_onset_phases() {
 fn the_articles_failed_request_counts() {
     let failed = |primary: String, i: u64, t: u64, secs: u64, seed: u64| {
         let out = run(input(&primary, i, t, 155.0, secs, seed));
-        out.aggregator.overall.failed as f64
+        out.aggregator.overall().failed as f64
     };
     let phases = 24u64;
     let hung: Vec<f64> = (0..phases)
