@@ -98,6 +98,7 @@ impl Buckets {
     /// Applies `limits` (from the baseline or the active phase). A change of limits keeps
     /// the current levels, clamped to the new capacities, so a rate-limit storm that
     /// lowers limits bites at once.
+    #[inline]
     pub fn configure(&mut self, limits: Option<RateLimit>, now: Nanos) {
         if self.config == limits {
             return;
@@ -150,6 +151,7 @@ impl Buckets {
     }
 
     /// Takes one request and `tokens` tokens, or refuses.
+    #[inline]
     pub fn take(&mut self, now: Nanos, tokens: u64) -> Option<Admit> {
         if !self.active() {
             return None;

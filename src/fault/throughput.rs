@@ -294,6 +294,7 @@ impl Curve {
     /// Tokens per second at `now`: the walk, clamped to `[min, max]`; during a dip `min`,
     /// during a burst `max`. Bursts are placed clear of the dips (redrawn when they would
     /// overlap one); should one not fit, the dip wins.
+    #[inline]
     pub fn rate_at(&mut self, now: Nanos) -> f64 {
         let core = self.walk_at(now);
         let s = &self.spec;
@@ -316,6 +317,7 @@ impl Curve {
     }
 
     /// The unbounded walk at `now`.
+    #[inline]
     fn walk_at(&mut self, now: Nanos) -> f64 {
         let s = &self.spec;
         if s.cv == 0.0 || s.process == Process::Constant {

@@ -167,6 +167,7 @@ impl Timeline {
     }
 
     /// Intensity at `t` in [0, 1].
+    #[inline]
     pub fn intensity(&mut self, t: Nanos) -> f64 {
         let w = &self.window;
         if t < w.start || t >= w.end() {

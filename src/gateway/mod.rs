@@ -355,6 +355,7 @@ impl Policy {
     }
 
     /// [`Policy::plan`] into `order` (cleared first), so a driver can reuse one buffer.
+    #[inline]
     pub fn plan_into(&mut self, now: Nanos, order: &mut Vec<usize>) {
         self.budget.on_request(now);
         let Policy {
@@ -374,6 +375,7 @@ impl Policy {
     }
 
     /// Asks target i's breaker to admit an attempt now.
+    #[inline]
     pub fn admit(&mut self, now: Nanos, i: usize) -> bool {
         match &mut self.breakers[i] {
             Some(b) => b.allow(now, &self.cfg.targets[i].name, &mut self.events),
@@ -392,6 +394,7 @@ impl Policy {
     /// An attempt on target i ended at `now` after `duration`, already classified
     /// (prefer [`Policy::on_outcome`]). Successes feed the latency EWMA; the breaker
     /// records both.
+    #[inline]
     pub fn on_result(&mut self, now: Nanos, i: usize, failed: bool, duration: Nanos) {
         if !failed {
             router::observe_at(&mut self.route[i], now, duration);
@@ -402,6 +405,7 @@ impl Policy {
     }
 
     /// Whether a status counts as a failure (see also [`FailureRules::is_failure`]).
+    #[inline]
     pub fn is_failure_status(&self, status: u16) -> bool {
         self.cfg.failure.statuses.contains(&status)
     }

@@ -119,6 +119,7 @@ impl RetryBudget {
         &self.cfg
     }
 
+    #[inline]
     fn refill(&mut self, now: Nanos) {
         if now > self.last {
             let dt = (now - self.last) as f64 / NS_PER_S as f64;
@@ -132,6 +133,7 @@ impl RetryBudget {
     }
 
     /// A request arrived: deposit.
+    #[inline]
     pub fn on_request(&mut self, now: Nanos) {
         self.refill(now);
         self.tokens = (self.tokens + self.cfg.budget_ratio).min(self.cap());

@@ -101,6 +101,7 @@ pub fn order(
 }
 
 /// [`order`] into `idx` (cleared first), so a driver can reuse one buffer per request.
+#[inline]
 pub fn order_into(
     strategy: Strategy,
     all_down: AllDown,

@@ -111,6 +111,7 @@ impl RateCurve {
 
     /// Λ⁻¹(s), searching forward from `cursor` (which it moves): O(1) amortised for the
     /// non-decreasing `s` of a schedule, however many stages.
+    #[inline]
     fn inverse_from(&self, cursor: &mut Cursor, s: f64) -> Option<f64> {
         while cursor.seg + 1 < self.knots.len() {
             let ((t0, r0), (t1, r1)) = (self.knots[cursor.seg], self.knots[cursor.seg + 1]);
@@ -178,6 +179,7 @@ impl Arrivals {
         }
     }
 
+    #[inline]
     fn gap(&mut self) -> f64 {
         match self.kind {
             ArrivalKind::Constant => 1.0,
@@ -189,6 +191,7 @@ impl Arrivals {
 
 impl Iterator for Arrivals {
     type Item = Nanos;
+    #[inline]
     fn next(&mut self) -> Option<Nanos> {
         // A constant schedule's first arrival is at t = 0 when the rate there is positive
         // (k6's constant-arrival-rate), otherwise where Λ reaches 1; random schedules start

@@ -54,6 +54,7 @@ pub enum Tokens {
 
 impl Tokens {
     /// Draws a count.
+    #[inline]
     pub fn sample(&self, rng: &mut Stream) -> u32 {
         match *self {
             Tokens::Fixed(n) => n.max(1),
@@ -271,6 +272,7 @@ impl Mix {
     }
 
     /// Draws the shape of the next request.
+    #[inline]
     pub fn draw(&self, rng: &mut Stream) -> RequestShape {
         let u: f64 = rng.random();
         let i = self
@@ -282,6 +284,7 @@ impl Mix {
     }
 
     /// The shape of a request of kind `i`.
+    #[inline]
     pub fn shape(&self, i: usize, rng: &mut Stream) -> RequestShape {
         let k = &self.kinds[i];
         RequestShape {

@@ -341,6 +341,7 @@ impl Schedule {
 
 impl Iterator for Schedule {
     type Item = Planned;
+    #[inline]
     fn next(&mut self) -> Option<Planned> {
         let (at, shape) = match &mut self.inner {
             ScheduleInner::Open(a) => {
