@@ -20,14 +20,10 @@ pub const NS_PER_S: Nanos = 1_000_000_000;
 /// 2^52: from here on, f64 values are integers.
 const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
 
-/// Converts seconds (may be fractional) to nanoseconds, saturating and clamping at 0.
+/// Converts seconds (may be fractional) to nanoseconds, rounded half away from zero,
+/// saturating (+∞ and beyond `Nanos::MAX` give `Nanos::MAX`) and clamping at 0 (negative
+/// values and NaN give 0).
 pub fn secs_f64_to_nanos(s: f64) -> Nanos {
-    if !s.is_finite() || s <= 0.0 {
-        if s.is_infinite() && s > 0.0 {
-            return Nanos::MAX;
-        }
-        return 0;
-    }
     round_to_nanos(s * NS_PER_S as f64)
 }
 

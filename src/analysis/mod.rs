@@ -130,7 +130,7 @@ impl Group {
             }
         } else {
             self.failed += 1;
-            self.count_failure(r.outcome);
+            self.count_failures(r.outcome, 1);
         }
         self.latency.record_placed(p.latency, placer);
         if let Some(u) = p.uncorrected {
@@ -159,11 +159,8 @@ impl Group {
         self.ttft.merge(&o.ttft);
         self.itl.merge(&o.itl);
         self.tpot.merge(&o.tpot);
-        for (k, key, n) in &o.keys {
-            match self.keys.iter_mut().find(|(x, _, _)| x == k) {
-                Some((_, _, m)) => *m += n,
-                None => self.keys.push((*k, key.clone(), *n)),
-            }
+        for &(outcome, _, n) in &o.keys {
+            self.count_failures(outcome, n);
         }
     }
 
@@ -176,11 +173,11 @@ impl Group {
         g
     }
 
-    /// Counts a failure with outcome `o`, formatting each outcome's key once.
-    fn count_failure(&mut self, o: Outcome) {
+    /// Counts `n` failures with outcome `o`, formatting each outcome's key once.
+    fn count_failures(&mut self, o: Outcome, n: u64) {
         match self.keys.iter_mut().find(|(k, _, _)| *k == o) {
-            Some((_, _, n)) => *n += 1,
-            None => self.keys.push((o, o.key(), 1)),
+            Some((_, _, m)) => *m += n,
+            None => self.keys.push((o, o.key(), n)),
         }
     }
 
