@@ -112,6 +112,9 @@ struct Queue {
     /// One event kept beside the wheel (the next arrival: there is always exactly one
     /// pending), with its key: it never goes through a slot.
     side: Option<(Key, Ev)>,
+    /// The first non-empty wheel slot after `cur` (`Some(None)`: none), when known:
+    /// arrivals pass beside the wheel, so a bitmap scan is worth keeping between pops.
+    wheel_next: Option<Option<u64>>,
     seq: u64,
 }
 
@@ -152,6 +155,7 @@ impl Queue {
             bits: vec![0; SLOTS / 64],
             far: BinaryHeap::new(),
             side: None,
+            wheel_next: Some(None),
             seq: 0,
         }
     }
@@ -184,6 +188,9 @@ impl Queue {
             let w = (s % SLOTS as u64) as usize;
             self.wheel[w].push((key, ev));
             self.bits[w / 64] |= 1 << (w % 64);
+            if let Some(n) = self.wheel_next {
+                self.wheel_next = Some(Some(n.map_or(s, |n| n.min(s))));
+            }
         } else {
             self.far.push(Reverse((key, FarEv(ev))));
         }
@@ -222,7 +229,14 @@ impl Queue {
     /// The earliest event and its time.
     fn pop(&mut self) -> Option<(Nanos, Ev)> {
         if self.current.is_empty() {
-            let wheel = self.next_on_wheel();
+            let wheel = match self.wheel_next {
+                Some(w) => w,
+                None => {
+                    let w = self.next_on_wheel();
+                    self.wheel_next = Some(w);
+                    w
+                }
+            };
             let far = self.far.peek().map(|Reverse((k, _))| slot_of(*k));
             let next = match (wheel, far) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -243,6 +257,7 @@ impl Queue {
                 let w = (next % SLOTS as u64) as usize;
                 self.bits[w / 64] &= !(1 << (w % 64));
                 std::mem::swap(&mut self.current, &mut self.wheel[w]);
+                self.wheel_next = None;
             }
             while let Some(Reverse((k, _))) = self.far.peek() {
                 if slot_of(*k) != next {
@@ -251,7 +266,9 @@ impl Queue {
                 let Reverse((k, FarEv(ev))) = self.far.pop()?;
                 self.current.push((k, ev));
             }
-            self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            if self.current.len() > 1 {
+                self.current.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            }
         }
         // the side event may come before the current slot's first (or in it)
         if let (Some((k, _)), Some(e)) = (self.side, self.current.last()) {
@@ -281,6 +298,25 @@ struct Req {
     code: u16,
     started: Nanos,
     out: u8,
+}
+
+impl Req {
+    /// A slot holding `planned`, with room for `targets` in its order.
+    fn new(planned: Planned, targets: usize) -> Req {
+        Req {
+            planned,
+            order: Vec::with_capacity(targets),
+            first_token: None,
+            tokens: 0,
+            k: 0,
+            a: 0,
+            i: 0,
+            ok: false,
+            code: 0,
+            started: 0,
+            out: OUT_STATUS,
+        }
+    }
 }
 
 const OUT_STATUS: u8 = 0;
@@ -361,9 +397,13 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut q = Queue::new();
     let mut reqs: Vec<Req> = Vec::new();
     let mut free: Vec<u32> = Vec::new();
-    let mut next = schedule.next();
-    if let Some(p) = &next {
-        q.push_side(p.at, Ev::Arrival);
+    // The slot holding the next arrival, planned ahead into the slot itself (the schedule
+    // writes straight into it: no planned request is moved around per arrival).
+    let mut pending: Option<u32> = None;
+    if let Some(first) = schedule.next() {
+        q.push_side(first.at, Ev::Arrival);
+        reqs.push(Req::new(first, names.len()));
+        pending = Some(0);
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
@@ -398,39 +438,29 @@ pub fn run(input: SimInput) -> SimOutput {
             last = last.max(t);
             match ev {
                 Ev::Arrival => {
-                    let Some(p) = next.take() else { continue };
-                    next = schedule.next();
-                    if let Some(n) = &next {
-                        q.push_side(n.at, Ev::Arrival);
-                    }
-                    scheduled += 1;
-                    let r = match free.pop() {
-                        Some(r) => {
-                            let slot = &mut reqs[r as usize];
-                            slot.planned = p;
-                            slot.first_token = None;
-                            slot.tokens = 0;
-                            slot.k = 0;
-                            slot.a = 0;
-                            r as usize
-                        }
+                    let Some(r) = pending.take() else { continue };
+                    // plan the arrival after this one into a free slot
+                    let n = match free.pop() {
+                        Some(n) => n,
                         None => {
-                            reqs.push(Req {
-                                planned: p,
-                                order: Vec::with_capacity(names.len()),
-                                first_token: None,
-                                tokens: 0,
-                                k: 0,
-                                a: 0,
-                                i: 0,
-                                ok: false,
-                                code: 0,
-                                started: 0,
-                                out: OUT_STATUS,
-                            });
-                            reqs.len() - 1
+                            reqs.push(Req::new(reqs[r as usize].planned.clone(), names.len()));
+                            (reqs.len() - 1) as u32
                         }
                     };
+                    let slot = &mut reqs[n as usize];
+                    if schedule.next_into(&mut slot.planned) {
+                        q.push_side(slot.planned.at, Ev::Arrival);
+                        pending = Some(n);
+                    } else {
+                        free.push(n);
+                    }
+                    scheduled += 1;
+                    let r = r as usize;
+                    let slot = &mut reqs[r];
+                    slot.first_token = None;
+                    slot.tokens = 0;
+                    slot.k = 0;
+                    slot.a = 0;
                     policy.plan_into(t, &mut reqs[r].order);
                     if reqs[r].order.is_empty() {
                         finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));

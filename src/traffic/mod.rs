@@ -339,11 +339,25 @@ impl Schedule {
     }
 }
 
-impl Iterator for Schedule {
-    type Item = Planned;
+impl Schedule {
+    /// The next planned request written into `out` (a driver's reused slot), without
+    /// moving a whole [`Planned`] through a return value; `false` (and `out` untouched)
+    /// when the schedule is over. The same requests as [`Iterator::next`].
     #[inline]
-    fn next(&mut self) -> Option<Planned> {
-        let (at, shape) = match &mut self.inner {
+    pub fn next_into(&mut self, out: &mut Planned) -> bool {
+        let Some((at, shape)) = self.next_parts() else {
+            return false;
+        };
+        out.id = self.next_id;
+        out.at = at;
+        out.shape = shape;
+        self.next_id += 1;
+        true
+    }
+
+    #[inline]
+    fn next_parts(&mut self) -> Option<(Nanos, RequestShape)> {
+        Some(match &mut self.inner {
             ScheduleInner::Open(a) => {
                 let at = a.next()?;
                 (at, self.mix.draw(&mut self.shapes))
@@ -356,7 +370,15 @@ impl Iterator for Schedule {
                 *i += 1;
                 x
             }
-        };
+        })
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Planned;
+    #[inline]
+    fn next(&mut self) -> Option<Planned> {
+        let (at, shape) = self.next_parts()?;
         let id = self.next_id;
         self.next_id += 1;
         Some(Planned { id, at, shape })
