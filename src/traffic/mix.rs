@@ -274,29 +274,57 @@ impl Mix {
     /// Draws the shape of the next request.
     #[inline]
     pub fn draw(&self, rng: &mut Stream) -> RequestShape {
+        let i = self.pick(rng);
+        self.shape(i, rng)
+    }
+
+    /// The kind of the next request, by weight.
+    #[inline]
+    fn pick(&self, rng: &mut Stream) -> usize {
         let u: f64 = rng.random();
-        let i = self
-            .cumulative
+        self.cumulative
             .iter()
             .position(|&c| u < c)
-            .unwrap_or(self.kinds.len() - 1);
-        self.shape(i, rng)
+            .unwrap_or(self.kinds.len() - 1)
     }
 
     /// The shape of a request of kind `i`.
     #[inline]
     pub fn shape(&self, i: usize, rng: &mut Stream) -> RequestShape {
-        let k = &self.kinds[i];
-        RequestShape {
-            kind: i as u32,
+        let mut out = RequestShape {
+            kind: 0,
             api: self.apis[i],
-            endpoint: k.endpoint,
-            stream: k.stream && k.endpoint == EndpointKind::Chat,
+            endpoint: EndpointKind::Chat,
+            stream: false,
             model: None,
-            prompt_tokens: k.prompt_tokens.sample(rng),
-            max_tokens: k.max_tokens.sample(rng),
-            inputs: k.inputs.max(1),
-        }
+            prompt_tokens: 0,
+            max_tokens: 0,
+            inputs: 0,
+        };
+        self.shape_into(i, rng, &mut out);
+        out
+    }
+
+    /// [`Mix::draw`] written field by field into `out` (a driver's reused slot): the same
+    /// draws, and no whole shape copied through memory just after it was written.
+    #[inline]
+    pub fn draw_into(&self, rng: &mut Stream, out: &mut RequestShape) {
+        let i = self.pick(rng);
+        self.shape_into(i, rng, out);
+    }
+
+    /// [`Mix::shape`] written field by field into `out`.
+    #[inline]
+    pub fn shape_into(&self, i: usize, rng: &mut Stream, out: &mut RequestShape) {
+        let k = &self.kinds[i];
+        out.kind = i as u32;
+        out.api = self.apis[i];
+        out.endpoint = k.endpoint;
+        out.stream = k.stream && k.endpoint == EndpointKind::Chat;
+        out.model = None;
+        out.prompt_tokens = k.prompt_tokens.sample(rng);
+        out.max_tokens = k.max_tokens.sample(rng);
+        out.inputs = k.inputs.max(1);
     }
 
     /// Index of the kind called `name`.

@@ -345,12 +345,23 @@ impl Schedule {
     /// when the schedule is over. The same requests as [`Iterator::next`].
     #[inline]
     pub fn next_into(&mut self, out: &mut Planned) -> bool {
-        let Some((at, shape)) = self.next_parts() else {
-            return false;
-        };
+        match &mut self.inner {
+            ScheduleInner::Open(a) => {
+                let Some(at) = a.next() else {
+                    return false;
+                };
+                out.at = at;
+                self.mix.draw_into(&mut self.shapes, &mut out.shape);
+            }
+            ScheduleInner::Trace(..) => {
+                let Some((at, shape)) = self.next_parts() else {
+                    return false;
+                };
+                out.at = at;
+                out.shape = shape;
+            }
+        }
         out.id = self.next_id;
-        out.at = at;
-        out.shape = shape;
         self.next_id += 1;
         true
     }
@@ -413,6 +424,37 @@ mod tests {
         let b: Vec<Planned> = Schedule::new(&src, mix, 9).unwrap().take(1000).collect();
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[0].at <= w[1].at && w[1].id == w[0].id + 1));
+    }
+
+    /// `next_into` (the simulator's, into a reused slot) plans exactly what `next` does:
+    /// open loop with a weighted mix of kinds, and a trace whose rows override fields.
+    #[test]
+    fn next_into_plans_what_next_plans() {
+        let c: TrafficConfig = toml::from_str(
+            "rate = 50.0\nduration = \"60s\"\n\
+             [[kind]]\nname = \"chat\"\nweight = 3.0\nstream = true\nmax_tokens = { min = 10, max = 90 }\n\
+             [[kind]]\nname = \"emb\"\nendpoint = \"embeddings\"\nprompt_tokens = { mean = 40.0, sd = 9.0 }\n",
+        )
+        .unwrap();
+        let mix = Mix::new(c.load_kinds(std::path::Path::new(".")).unwrap(), Api::OpenAi).unwrap();
+        let trace = Trace::parse(
+            "{\"offset_ms\": 5, \"kind\": \"emb\"}\n{\"offset_ms\": 9, \"model\": \"m\", \"max_tokens\": 7}\n{\"offset_ms\": 12}\n",
+            "t.jsonl",
+        )
+        .unwrap();
+        let open = c.source(std::path::Path::new(".")).unwrap();
+        for src in [open, Source::Trace(trace, 2.0)] {
+            let want: Vec<Planned> = Schedule::new(&src, mix.clone(), 5).unwrap().collect();
+            let mut s = Schedule::new(&src, mix.clone(), 5).unwrap();
+            let mut slot = want[0].clone();
+            let mut got = Vec::new();
+            while s.next_into(&mut slot) {
+                got.push(slot.clone());
+            }
+            assert!(want.len() >= 3, "{}", want.len());
+            assert!(want.iter().any(|p| p.shape.kind == 1) && want.iter().any(|p| p.shape.kind == 0));
+            assert_eq!(got, want);
+        }
     }
 
     fn problems_of(toml_text: &str) -> Vec<(String, String)> {
