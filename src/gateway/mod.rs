@@ -281,8 +281,6 @@ pub struct Policy {
     rng_route: Stream,
     rng_health: Stream,
     events: Vec<GatewayEvent>,
-    /// Scratch for [`Policy::plan_into`]: availability per target.
-    avail: Vec<bool>,
 }
 
 impl Policy {
@@ -328,7 +326,6 @@ impl Policy {
             rng_route: stream(seed, "gateway/route"),
             rng_health: stream(seed, "gateway/health"),
             events: Vec::new(),
-            avail: Vec::new(),
         }
     }
 
@@ -364,14 +361,16 @@ impl Policy {
             breakers,
             route,
             rng_route,
-            avail,
             ..
         } = self;
-        avail.clear();
-        for (h, b) in health.iter().zip(breakers.iter()) {
-            avail.push(available(h, b, now));
+        // the available targets straight into `order` (what router::order_into filters)
+        order.clear();
+        for (i, (h, b)) in health.iter().zip(breakers.iter()).enumerate() {
+            if available(h, b, now) {
+                order.push(i);
+            }
         }
-        router::order_into(cfg.strategy, cfg.when_all_down, route, avail, rng_route, now, order);
+        router::arrange(cfg.strategy, cfg.when_all_down, route, rng_route, now, order);
     }
 
     /// Asks target i's breaker to admit an attempt now.

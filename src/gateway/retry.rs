@@ -105,13 +105,21 @@ pub struct RetryBudget {
     cfg: RetryConfig,
     tokens: f64,
     last: Nanos,
+    /// The most the bucket holds (from `cfg`, computed once: every request deposits).
+    cap: f64,
 }
 
 impl RetryBudget {
     /// A full-at-minimum budget.
     pub fn new(cfg: RetryConfig) -> RetryBudget {
         let tokens = cfg.min_per_s;
-        RetryBudget { cfg, tokens, last: 0 }
+        let cap = cfg.min_per_s.max(1.0) + 1000.0 * cfg.budget_ratio;
+        RetryBudget {
+            cfg,
+            tokens,
+            last: 0,
+            cap,
+        }
     }
 
     /// The config.
@@ -129,7 +137,7 @@ impl RetryBudget {
     }
 
     fn cap(&self) -> f64 {
-        self.cfg.min_per_s.max(1.0) + 1000.0 * self.cfg.budget_ratio
+        self.cap
     }
 
     /// A request arrived: deposit.

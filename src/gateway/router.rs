@@ -113,12 +113,34 @@ pub fn order_into(
 ) {
     idx.clear();
     idx.extend((0..targets.len()).filter(|&i| available[i]));
+    arrange(strategy, all_down, targets, rng, now, idx);
+}
+
+/// Orders `idx`, the available targets in index order (all of them, or none, when none
+/// is available and `all_down` says so), by `strategy`: the second half of [`order_into`],
+/// for a driver that collects the available targets itself.
+#[inline]
+pub fn arrange(
+    strategy: Strategy,
+    all_down: AllDown,
+    targets: &[RouteTarget],
+    rng: &mut Stream,
+    now: u64,
+    idx: &mut Vec<usize>,
+) {
     if idx.is_empty() {
         if all_down == AllDown::Panic {
             idx.extend(0..targets.len());
         }
         return;
     }
+    if strategy != Strategy::Fallback {
+        reorder(strategy, targets, rng, now, idx);
+    }
+}
+
+/// The strategies that move targets around (not `fallback`, which keeps index order).
+fn reorder(strategy: Strategy, targets: &[RouteTarget], rng: &mut Stream, now: u64, idx: &mut Vec<usize>) {
     match strategy {
         Strategy::Fallback => {}
         Strategy::Weighted => {
