@@ -352,6 +352,7 @@ fn sample_opt(l: &Option<Latency>, rng: &mut Stream) -> Option<Nanos> {
     l.as_ref().map(|l| l.sample(rng))
 }
 
+#[inline]
 fn sample_s(l: &Option<Sampler>, rng: &mut Stream) -> Option<Nanos> {
     l.as_ref().map(|l| l.sample(rng))
 }
@@ -701,7 +702,7 @@ impl Plan {
 
     /// Latency, TTFT, pacing and length of a success, from the baseline and the active
     /// phases (`self.set`, resolved for `now`).
-    #[inline]
+    #[inline(always)]
     fn timing(&mut self, now: Nanos, facts: &RequestFacts) -> Timing {
         let mult = self.set.mult;
         let rng = &mut self.rng_requests;
