@@ -87,27 +87,34 @@ fn lognormal_sigma(p50: Dur, p99: Dur) -> f64 {
 }
 
 /// One lognormal draw with median `p50_s` seconds and log-spread `sigma`.
+#[inline]
 fn lognormal<R: Rng + ?Sized>(p50_s: f64, sigma: f64, rng: &mut R) -> Nanos {
     let z: f64 = StandardNormal.sample(rng);
     secs_f64_to_nanos(p50_s * (sigma * z).exp())
 }
 
-/// A [`Latency`] ready to sample many times: the lognormal's log-spread is computed once
-/// instead of per draw. Draws are identical to [`Latency::sample`]'s.
+/// A [`Latency`] ready to sample many times: the lognormal's median in seconds, its
+/// log-spread and the cap are worked out once instead of per draw (the same values
+/// [`Latency::sample`] computes each time, so the draws are identical).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampler {
     latency: Latency,
+    /// Lognormal: `p50` in seconds.
+    p50_s: f64,
+    /// Lognormal: the log-spread.
     sigma: f64,
+    cap: Option<Nanos>,
 }
 
 impl Sampler {
     /// Draws one latency.
+    #[inline]
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Nanos {
         match &self.latency {
-            Latency::Lognormal { p50, .. } => {
-                let v = lognormal(p50.secs_f64(), self.sigma, rng);
-                match self.latency.cap() {
-                    Some(c) => v.min(c.0),
+            Latency::Lognormal { .. } => {
+                let v = lognormal(self.p50_s, self.sigma, rng);
+                match self.cap {
+                    Some(c) => v.min(c),
                     None => v,
                 }
             }
@@ -211,13 +218,15 @@ impl Latency {
 
     /// This distribution with its per-sample constants worked out once.
     pub fn sampler(&self) -> Sampler {
-        let sigma = match self {
-            Latency::Lognormal { p50, p99, .. } => lognormal_sigma(*p50, *p99),
-            _ => 0.0,
+        let (p50_s, sigma) = match self {
+            Latency::Lognormal { p50, p99, .. } => (p50.secs_f64(), lognormal_sigma(*p50, *p99)),
+            _ => (0.0, 0.0),
         };
         Sampler {
             latency: self.clone(),
+            p50_s,
             sigma,
+            cap: self.cap().map(Dur::nanos),
         }
     }
 

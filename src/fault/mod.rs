@@ -26,8 +26,9 @@ pub use throughput::Throughput;
 use crate::provider::{ErrorKind, RateLimitSnapshot};
 use crate::rng::{stream, Stream};
 use crate::time::{Nanos, NS_PER_S};
+use profile::TokenRange;
 use rand::Rng;
-use ratelimit::{Admit, Buckets};
+use ratelimit::{Admit, Buckets, RateLimit};
 use throughput::Curve;
 use timeline::Timeline;
 
@@ -249,14 +250,109 @@ pub struct Plan {
     rng_requests: Stream,
     rng_health: Stream,
     buckets: Buckets,
-    /// Scratch: active phases `(index, intensity)`, reused to avoid allocation.
+    /// The phases active for completions and what they select, over a stretch of time.
+    set: ActiveSet,
+    /// The token interval last worked out, over a stretch of time.
+    pacing: Pacing,
+    /// Scratch: the phases active for health probes `(index, intensity)`.
+    health_active: Vec<(usize, f64)>,
+}
+
+/// The phases active for completions over a stretch of time `[from, until)`, and what they
+/// select. Phase timelines are piecewise constant (ramps aside), so between two edges
+/// every request sees the same phases at the same intensities and the "last active phase
+/// that sets X" lookups have the same answers: they are worked out once per stretch
+/// ([`Plan::resolve`]) instead of once per request.
+#[derive(Clone, Debug, Default)]
+struct ActiveSet {
+    /// First instant the set was worked out for.
+    from: Nanos,
+    /// The set may change from here on (0 = not worked out).
+    until: Nanos,
+    /// Active phases `(index, intensity)`, in phase order.
     active: Vec<(usize, f64)>,
+    /// Product of the active phases' latency multipliers, taken in phase order.
+    mult: f64,
+    /// Rate limits: the last active phase's that sets them, else the baseline's.
+    rate_limit: Option<RateLimit>,
+    /// Output length: the last active phase's that sets it, else the baseline's.
+    output_tokens: Option<TokenRange>,
+    /// The last active phase `(index, intensity)` with a TTFT of its own.
+    ttft: Option<(usize, f64)>,
+    /// … with a latency of its own.
+    latency: Option<(usize, f64)>,
+    /// … with an embeddings latency of its own.
+    embedding_latency: Option<(usize, f64)>,
+    /// … with a throughput curve of its own.
+    curve: Option<(usize, f64)>,
+}
+
+impl ActiveSet {
+    fn covers(&self, now: Nanos) -> bool {
+        self.from <= now && now < self.until
+    }
+}
+
+/// A token interval (already scaled by the latency multiplier) and the stretch of time
+/// `[from, until)` it holds for: inside one step of every curve in play and inside the
+/// active set's stretch.
+#[derive(Clone, Copy, Debug)]
+struct Pacing {
+    from: Nanos,
+    until: Nanos,
+    interval: Nanos,
+}
+
+impl Pacing {
+    /// Holds nowhere.
+    const NONE: Pacing = Pacing {
+        from: 0,
+        until: 0,
+        interval: 0,
+    };
+}
+
+/// What [`Plan::timing`] decides: the timing fields of a [`Success`].
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    first: Nanos,
+    token_interval: Nanos,
+    output_tokens: u32,
+}
+
+/// The first rule that fires: the baseline's rules, then each active phase's (its
+/// probability scaled by the phase's intensity), one draw per rule tried until one fires
+/// — which draws are made, and in what order, is part of the determinism contract.
+#[inline]
+fn first_firing<'a, R>(
+    rng: &mut Stream,
+    baseline: &'a Section,
+    phases: &'a [PhaseState],
+    active: &[(usize, f64)],
+    rules: fn(&Section) -> &[R],
+    probability: fn(&R) -> f64,
+) -> Option<(&'a R, Cause)> {
+    let mut fires = |section: &'a Section, k: f64| {
+        rules(section)
+            .iter()
+            .find(|&r| rng.random::<f64>() < probability(r) * k)
+    };
+    if let Some(r) = fires(baseline, 1.0) {
+        return Some((r, Cause::Baseline));
+    }
+    for &(i, k) in active {
+        if let Some(r) = fires(&phases[i].spec, k) {
+            return Some((r, Cause::Phase(i)));
+        }
+    }
+    None
 }
 
 fn sample_opt(l: &Option<Latency>, rng: &mut Stream) -> Option<Nanos> {
     l.as_ref().map(|l| l.sample(rng))
 }
 
+#[inline]
 fn sample_s(l: &Option<Sampler>, rng: &mut Stream) -> Option<Nanos> {
     l.as_ref().map(|l| l.sample(rng))
 }
@@ -295,7 +391,9 @@ impl Plan {
             rng_requests: stream(seed, &format!("{label}/requests")),
             rng_health: stream(seed, &format!("{label}/health")),
             buckets: Buckets::default(),
-            active: Vec::new(),
+            set: ActiveSet::default(),
+            pacing: Pacing::NONE,
+            health_active: Vec::new(),
         };
         for (i, p) in profile.phases.iter().enumerate() {
             plan.phases.push(plan.phase_state(p.clone(), i, 0));
@@ -336,6 +434,7 @@ impl Plan {
             Some(i) => self.phases[i] = st,
             None => self.phases.push(st),
         }
+        self.invalidate();
         index
     }
 
@@ -343,6 +442,7 @@ impl Plan {
     pub fn remove_phase(&mut self, name: &str) -> bool {
         let before = self.phases.len();
         self.phases.retain(|p| p.spec.name.as_deref() != Some(name));
+        self.invalidate();
         before != self.phases.len()
     }
 
@@ -398,18 +498,67 @@ impl Plan {
         v
     }
 
-    fn collect_active(&mut self, now: Nanos, health: bool) {
-        self.active.clear();
+    /// Makes `self.set` describe `now`. The set is worked out again only when `now` falls
+    /// outside the stretch it was worked out for; between phase edges every request sees
+    /// the same phases at the same intensities, so most requests skip this.
+    #[inline]
+    fn resolve(&mut self, now: Nanos) {
+        if !self.set.covers(now) {
+            self.rebuild_set(now);
+        }
+    }
+
+    /// Works out the active set at `now` from scratch (what every request used to do).
+    fn rebuild_set(&mut self, now: Nanos) {
+        let set = &mut self.set;
+        set.active.clear();
+        let mut until = Nanos::MAX;
         for (i, p) in self.phases.iter_mut().enumerate() {
-            let scope = p.spec.scope();
-            if (health && !scope.health()) || (!health && !scope.completions()) {
+            if !p.spec.scope().completions() {
                 continue;
             }
-            let k = p.timeline.intensity(now);
+            let (k, steady_until) = p.timeline.intensity_span(now);
+            until = until.min(steady_until);
             if k > 0.0 {
-                self.active.push((i, k));
+                set.active.push((i, k));
             }
         }
+        set.from = now;
+        set.until = until;
+        let phases = &self.phases;
+        let active = &set.active;
+        // in phase order, as the product was always taken
+        set.mult = 1.0;
+        for &(i, k) in active {
+            if let Some(m) = phases[i].spec.latency_multiplier {
+                set.mult *= 1.0 + k * (m - 1.0);
+            }
+        }
+        // the last active phase that sets a thing wins
+        let last = |sets: fn(&PhaseState) -> bool| active.iter().rev().copied().find(|&(i, _)| sets(&phases[i]));
+        set.ttft = last(|p| p.spec.ttft.is_some());
+        set.latency = last(|p| p.spec.latency.is_some());
+        set.embedding_latency = last(|p| p.spec.embedding_latency.is_some());
+        set.curve = last(|p| p.curve.is_some());
+        set.rate_limit = active
+            .iter()
+            .rev()
+            .find_map(|&(i, _)| phases[i].spec.rate_limit)
+            .or(self.baseline.rate_limit);
+        set.output_tokens = active
+            .iter()
+            .rev()
+            .find_map(|&(i, _)| phases[i].spec.output_tokens)
+            .or(self.baseline.output_tokens);
+        // the interval depends on the set (intensity, multiplier, which curve)
+        self.pacing = Pacing::NONE;
+    }
+
+    /// Forgets the active set and the token interval, so the next request works them out
+    /// afresh. Needed when the phases change; harmless otherwise.
+    fn invalidate(&mut self) {
+        self.set.until = 0;
+        self.pacing = Pacing::NONE;
     }
 
     /// Decides what happens to one request arriving at `now`.
@@ -424,61 +573,38 @@ impl Plan {
             Endpoint::Health if forced.is_none() => return self.decide_health(now),
             _ => {}
         }
-        self.collect_active(now, false);
+        self.resolve(now);
         if let Some(f) = forced {
             return self.decide_forced(now, facts, f);
         }
         let mut slow_body = None;
-        // 1. connection faults
-        let mut conn: Option<(ConnectionKind, Option<u32>, Nanos, Cause)> = None;
-        'conn: for (src, k) in std::iter::once((None, 1.0)).chain(self.active.iter().map(|&(i, k)| (Some(i), k))) {
-            let rules = match src {
-                None => &self.baseline.connection,
-                Some(i) => &self.phases[i].spec.connection,
-            };
-            for r in rules {
-                if self.rng_requests.random::<f64>() < r.probability * k {
-                    let cause = src.map_or(Cause::Baseline, Cause::Phase);
-                    conn = Some((r.kind, r.bytes_per_s, r.after.unwrap_or_default().0, cause));
-                    break 'conn;
-                }
-            }
-        }
         let mut cause = Cause::None;
-        if let Some((kind, bps, after, c)) = conn {
-            match kind {
-                ConnectionKind::Reset => {
-                    return Decision {
-                        verdict: Verdict::Reset { after },
-                        cause: c,
-                    }
-                }
-                ConnectionKind::Hang => {
-                    return Decision {
-                        verdict: Verdict::Hang,
-                        cause: c,
-                    }
-                }
-                ConnectionKind::HeadersThenSilence => {
-                    return Decision {
-                        verdict: Verdict::HeadersThenSilence { after },
-                        cause: c,
-                    }
-                }
-                ConnectionKind::SlowBody => {
-                    slow_body = Some(bps.unwrap_or(100));
+        // 1. connection faults
+        if let Some((r, c)) = first_firing(
+            &mut self.rng_requests,
+            &self.baseline,
+            &self.phases,
+            &self.set.active,
+            |s| &s.connection,
+            |r| r.probability,
+        ) {
+            let after = r.after.unwrap_or_default().0;
+            let verdict = match r.kind {
+                ConnectionKind::Reset => Some(Verdict::Reset { after }),
+                ConnectionKind::Hang => Some(Verdict::Hang),
+                ConnectionKind::HeadersThenSilence => Some(Verdict::HeadersThenSilence { after }),
+                ConnectionKind::SlowBody => None,
+            };
+            match verdict {
+                Some(verdict) => return Decision { verdict, cause: c },
+                None => {
+                    slow_body = Some(r.bytes_per_s.unwrap_or(100));
                     cause = c;
                 }
             }
         }
         // 2. rate limits (last active phase that sets them, else the baseline)
-        let limits = self
-            .active
-            .iter()
-            .rev()
-            .find_map(|&(i, _)| self.phases[i].spec.rate_limit)
-            .or(self.baseline.rate_limit);
-        self.buckets.configure(limits, now);
+        self.buckets.configure(self.set.rate_limit, now);
         let out_guess = facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
         let mut snapshot = None;
         match self
@@ -502,60 +628,63 @@ impl Plan {
             None => {}
         }
         // 3. error rules
-        for (src, k) in std::iter::once((None, 1.0)).chain(self.active.iter().map(|&(i, k)| (Some(i), k))) {
-            let rules = match src {
-                None => &self.baseline.errors,
-                Some(i) => &self.phases[i].spec.errors,
+        if let Some((r, c)) = first_firing(
+            &mut self.rng_requests,
+            &self.baseline,
+            &self.phases,
+            &self.set.active,
+            |s| &s.errors,
+            |r| r.probability,
+        ) {
+            let kind = r.kind.unwrap_or_else(|| ErrorKind::from_status(r.status));
+            let retry_after = r.retry_after.map(|d| d.0).or(if kind == ErrorKind::RateLimit {
+                Some(NS_PER_S)
+            } else {
+                None
+            });
+            return Decision {
+                verdict: Verdict::Error(ErrorVerdict {
+                    after: r.after.unwrap_or_default().0,
+                    status: r.status,
+                    kind,
+                    retry_after,
+                    message: r.message.clone(),
+                    rate_limit: snapshot,
+                }),
+                cause: c,
             };
-            for r in rules {
-                if self.rng_requests.random::<f64>() < r.probability * k {
-                    let kind = r.kind.unwrap_or_else(|| ErrorKind::from_status(r.status));
-                    let retry_after = r.retry_after.map(|d| d.0).or(if kind == ErrorKind::RateLimit {
-                        Some(NS_PER_S)
-                    } else {
-                        None
-                    });
-                    return Decision {
-                        verdict: Verdict::Error(ErrorVerdict {
-                            after: r.after.unwrap_or_default().0,
-                            status: r.status,
-                            kind,
-                            retry_after,
-                            message: r.message.clone(),
-                            rate_limit: snapshot,
-                        }),
-                        cause: src.map_or(Cause::Baseline, Cause::Phase),
-                    };
-                }
-            }
         }
         // 4. success, maybe with a stream fault
-        let mut s = self.timing(now, facts);
-        s.rate_limit = snapshot;
-        s.slow_body_bytes_per_s = slow_body;
+        let t = self.timing(now, facts);
+        let mut stream_fault = None;
         if facts.stream && facts.endpoint == Endpoint::Chat {
-            'stream: for (src, k) in std::iter::once((None, 1.0)).chain(self.active.iter().map(|&(i, k)| (Some(i), k)))
-            {
-                let rules = match src {
-                    None => &self.baseline.stream,
-                    Some(i) => &self.phases[i].spec.stream,
-                };
-                for r in rules {
-                    if self.rng_requests.random::<f64>() < r.probability * k {
-                        s.stream_fault = Some(StreamFault {
-                            kind: r.kind,
-                            after_tokens: r.after_tokens,
-                            error: r.error.unwrap_or(ErrorKind::Overloaded),
-                            ping_every: r.ping_every.map_or(NS_PER_S, |d| d.0),
-                        });
-                        cause = src.map_or(Cause::Baseline, Cause::Phase);
-                        break 'stream;
-                    }
-                }
+            if let Some((r, c)) = first_firing(
+                &mut self.rng_requests,
+                &self.baseline,
+                &self.phases,
+                &self.set.active,
+                |s| &s.stream,
+                |r| r.probability,
+            ) {
+                stream_fault = Some(StreamFault {
+                    kind: r.kind,
+                    after_tokens: r.after_tokens,
+                    error: r.error.unwrap_or(ErrorKind::Overloaded),
+                    ping_every: r.ping_every.map_or(NS_PER_S, |d| d.0),
+                });
+                cause = c;
             }
         }
+        // built in place: `Success` and `Decision` are large enough for copies to show
         Decision {
-            verdict: Verdict::Ok(s),
+            verdict: Verdict::Ok(Success {
+                first: t.first,
+                token_interval: t.token_interval,
+                output_tokens: t.output_tokens,
+                stream_fault,
+                slow_body_bytes_per_s: slow_body,
+                rate_limit: snapshot,
+            }),
             cause,
         }
     }
@@ -571,37 +700,27 @@ impl Plan {
         }
     }
 
-    /// Latency, TTFT, pacing and length of a success, from the baseline and active phases.
-    fn timing(&mut self, now: Nanos, facts: &RequestFacts) -> Success {
+    /// Latency, TTFT, pacing and length of a success, from the baseline and the active
+    /// phases (`self.set`, resolved for `now`).
+    #[inline(always)]
+    fn timing(&mut self, now: Nanos, facts: &RequestFacts) -> Timing {
+        let mult = self.set.mult;
         let rng = &mut self.rng_requests;
-        let mut mult = 1.0;
-        for &(i, k) in &self.active {
-            if let Some(m) = self.phases[i].spec.latency_multiplier {
-                mult *= 1.0 + k * (m - 1.0);
-            }
-        }
         if facts.endpoint == Endpoint::Embeddings {
             let mut first = sample_s(&self.base_samplers.embedding_latency, rng).unwrap_or(0);
-            if let Some((i, k)) = self
-                .active
-                .iter()
-                .rev()
-                .find(|&&(i, _)| self.phases[i].spec.embedding_latency.is_some())
-            {
-                let over = sample_s(&self.phases[*i].samplers.embedding_latency, rng).unwrap_or(0);
-                first = lerp(first, over, *k);
+            if let Some((i, k)) = self.set.embedding_latency {
+                let over = sample_s(&self.phases[i].samplers.embedding_latency, rng).unwrap_or(0);
+                first = lerp(first, over, k);
             }
-            return self.plain_success(scale(first, mult), 0);
+            return Timing {
+                first: scale(first, mult),
+                token_interval: 0,
+                output_tokens: 0,
+            };
         }
         // output length
-        let range = self
-            .active
-            .iter()
-            .rev()
-            .find_map(|&(i, _)| self.phases[i].spec.output_tokens)
-            .or(self.baseline.output_tokens);
         let cap = facts.max_tokens.unwrap_or(u32::MAX);
-        let n = match range {
+        let n = match self.set.output_tokens {
             Some(r) => rng.random_range(r.min..=r.max).min(cap),
             None => facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS),
         }
@@ -610,13 +729,8 @@ impl Plan {
         macro_rules! setting {
             ($field:ident) => {{
                 let base = sample_s(&self.base_samplers.$field, rng);
-                match self
-                    .active
-                    .iter()
-                    .rev()
-                    .find(|&&(i, _)| self.phases[i].spec.$field.is_some())
-                {
-                    Some(&(i, k)) => {
+                match self.set.$field {
+                    Some((i, k)) => {
                         let over = sample_s(&self.phases[i].samplers.$field, rng).unwrap_or(0);
                         Some(lerp(base.unwrap_or(0), over, k))
                     }
@@ -626,11 +740,48 @@ impl Plan {
         }
         let ttft = setting!(ttft).unwrap_or(0);
         let latency = setting!(latency);
-        // pacing
-        let base_rate = self.base_curve.as_mut().map(|c| c.rate_at(now));
-        let phase_rate = match self.active.iter().rev().find(|&&(i, _)| self.phases[i].curve.is_some()) {
-            Some(&(i, k)) => {
-                let r = self.phases[i].curve.as_mut().map(|c| c.rate_at(now)).unwrap_or(0.0);
+        let interval = self.token_interval(now);
+        let ttft = scale(ttft, mult);
+        let first = if facts.stream {
+            ttft
+        } else {
+            match latency {
+                Some(l) => scale(l, mult),
+                None => ttft.saturating_add(interval.saturating_mul(u64::from(n))),
+            }
+        };
+        Timing {
+            first,
+            token_interval: interval,
+            output_tokens: n,
+        }
+    }
+
+    /// The gap between streamed tokens at `now`, scaled by the latency multiplier. The
+    /// curves are step functions of time, so the last interval holds until a curve in play
+    /// leaves its step or the active set changes; only then is it worked out again.
+    #[inline]
+    fn token_interval(&mut self, now: Nanos) -> Nanos {
+        let p = self.pacing;
+        if p.from <= now && now < p.until {
+            return p.interval;
+        }
+        self.repace(now)
+    }
+
+    /// Works out the token interval at `now` (the rates blended by the phase's intensity,
+    /// as every request used to) and how long it holds.
+    fn repace(&mut self, now: Nanos) -> Nanos {
+        let mut until = self.set.until;
+        let mut rate = |c: &mut Curve| {
+            let (r, steady_until) = c.rate_span(now);
+            until = until.min(steady_until);
+            r
+        };
+        let base_rate = self.base_curve.as_mut().map(&mut rate);
+        let phase_rate = match self.set.curve {
+            Some((i, k)) => {
+                let r = self.phases[i].curve.as_mut().map(&mut rate).unwrap_or(0.0);
                 Some(match base_rate {
                     Some(b) if k < 1.0 => b + k * (r - b),
                     _ => r,
@@ -642,32 +793,30 @@ impl Plan {
             Some(r) if r > 0.0 && r.is_finite() => crate::time::round_to_nanos(NS_PER_S as f64 / r),
             _ => 0,
         };
-        let interval = scale(interval, mult);
-        let ttft = scale(ttft, mult);
-        let first = if facts.stream {
-            ttft
-        } else {
-            match latency {
-                Some(l) => scale(l, mult),
-                None => ttft.saturating_add(interval.saturating_mul(u64::from(n))),
-            }
+        let interval = scale(interval, self.set.mult);
+        self.pacing = Pacing {
+            from: now,
+            until,
+            interval,
         };
-        Success {
-            first,
-            token_interval: interval,
-            output_tokens: n,
-            stream_fault: None,
-            slow_body_bytes_per_s: None,
-            rate_limit: None,
-        }
+        interval
     }
 
     fn decide_health(&mut self, now: Nanos) -> Decision {
-        self.collect_active(now, true);
+        // probes are rare: their active phases are not cached
+        self.health_active.clear();
+        for (i, p) in self.phases.iter_mut().enumerate() {
+            if p.spec.scope().health() {
+                let k = p.timeline.intensity(now);
+                if k > 0.0 {
+                    self.health_active.push((i, k));
+                }
+            }
+        }
         let rng = &mut self.rng_health;
         let mut rule = self.baseline.health.clone().unwrap_or_default();
         let mut cause = Cause::None;
-        for &(i, k) in &self.active {
+        for &(i, k) in &self.health_active {
             let spec = &self.phases[i].spec;
             if let Some(h) = &spec.health {
                 if rng.random::<f64>() < h.probability * k {
@@ -765,7 +914,11 @@ impl Plan {
         let mut s = if facts.endpoint == Endpoint::Health {
             self.plain_success(0, 0)
         } else {
-            self.timing(now, facts)
+            let t = self.timing(now, facts);
+            Success {
+                token_interval: t.token_interval,
+                ..self.plain_success(t.first, t.output_tokens)
+            }
         };
         s.first = s.first.saturating_add(after);
         s.slow_body_bytes_per_s = f.bytes_per_s;

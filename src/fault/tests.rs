@@ -296,3 +296,115 @@ fn fault_windows_say_whether_a_phase_touches_user_requests() {
         ]
     );
 }
+
+/// A profile where every cached thing moves: ramps (intensity changes every nanosecond),
+/// flapping and random outages (edges inside the run), latency multipliers, phase TTFTs,
+/// latencies and curves of every process, rate limits, output lengths and a health-only
+/// phase.
+const MOVING_PARTS: &str = r#"
+[baseline]
+ttft = { kind = "lognormal", p50 = "400ms", p99 = "1500ms" }
+tokens_per_s = { mean = 70, cv = 0.08, process = "random_walk" }
+output_tokens = { min = 50, max = 400 }
+embedding_latency = { kind = "lognormal", p50 = "50ms", p99 = "200ms" }
+errors = [{ status = 500, probability = 0.02 }]
+stream = [{ kind = "cut", probability = 0.05, after_tokens = 3 }]
+
+[[phase]]
+name = "brownout"
+start = "20s"
+duration = "60s"
+ramp_in = "15s"
+ramp_out = "10s"
+latency_multiplier = 3.0
+ttft = { kind = "quantiles", p50 = "1s", p95 = "3s", p99 = "5s" }
+tokens_per_s = { mean = 20, cv = 0.3, process = "regime", hold = "4s" }
+
+[[phase]]
+name = "flap"
+start = "50s"
+duration = "90s"
+flapping = { period = "7s", duty = 0.35 }
+errors = [{ status = 503, probability = 0.4 }]
+connection = [{ kind = "slow_body", probability = 0.2, bytes_per_s = 50 }]
+output_tokens = { min = 1, max = 20 }
+latency = { kind = "uniform", min = "100ms", max = "900ms" }
+
+[[phase]]
+name = "storm"
+start = "100s"
+random = { mtbf = "6s", mttr = "3s" }
+rate_limit = { requests_per_min = 300 }
+embedding_latency = { kind = "fixed", value = "2s" }
+tokens_per_s = { mean = 40, cv = 0.2, process = "periodic", period = "30s", step = "500ms" }
+stream = [{ kind = "ping_stall", probability = 0.3, after_tokens = 2 }]
+latency_multiplier = 0.5
+
+[[phase]]
+name = "probes"
+start = "30s"
+duration = "30s"
+applies_to = "health"
+health = { status = 503 }
+"#;
+
+/// The cached active set and token interval give exactly the decisions of a plan that
+/// works both out afresh for every request (what `decide` did before the caches): same
+/// verdicts, causes and draws, across every kind of phase edge, with requests at
+/// irregular times, repeated instants, now and then a step back in time, health probes in
+/// between and a phase added at runtime.
+#[test]
+fn cached_decisions_equal_fresh_ones_across_phase_edges() {
+    let prof = profile(MOVING_PARTS);
+    let mut cached = Plan::new(&prof, 11, "p");
+    let mut fresh = Plan::new(&prof, 11, "p");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d; // xorshift: the request mix and the gaps
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut now: Nanos = 0;
+    let (mut reused, mut n) = (0, 0);
+    while now < 200 * NS_PER_S {
+        let r = next();
+        now = match r % 50 {
+            0 => now.saturating_sub(r % (2 * NS_PER_S)), // a step back
+            1..=5 => now,                                // the same instant
+            _ => now + r % (150 * NS_PER_MS),
+        };
+        let facts = match (r >> 8) % 10 {
+            0 => RequestFacts::health(),
+            1 => RequestFacts {
+                endpoint: Endpoint::Embeddings,
+                stream: false,
+                input_tokens: 5,
+                max_tokens: None,
+            },
+            k => chat(k % 2 == 0, 10 + (r >> 16) as u32 % 500),
+        };
+        if n == 2_000 {
+            let extra = profile(
+                r#"
+[[phase]]
+name = "late"
+start = "3s"
+duration = "20s"
+ramp_in = "2s"
+latency_multiplier = 1.5
+"#,
+            );
+            let spec = extra.phases[0].clone();
+            assert_eq!(cached.upsert_phase(spec.clone(), now), fresh.upsert_phase(spec, now));
+        }
+        reused += usize::from(cached.set.covers(now));
+        fresh.invalidate();
+        let (a, b) = (cached.decide(now, &facts, None), fresh.decide(now, &facts, None));
+        assert_eq!(a, b, "request {n} at {now}");
+        n += 1;
+    }
+    assert!(n > 2_500, "{n} requests");
+    // the caches were in use for most requests (else this shows nothing)
+    assert!(reused * 10 > n * 8, "{reused} of {n} reused the active set");
+}

@@ -316,6 +316,31 @@ impl Curve {
         }
     }
 
+    /// [`Curve::rate_at`], and a time up to which (exclusive) the rate is certain not to
+    /// change: the end of the current step (the values are a step function of time), or
+    /// never for a steady curve or past the last bucket. With dips or bursts scheduled an
+    /// excursion may start inside a step, so the answer is then just `now + 1`.
+    ///
+    /// Lets the plan reuse a token interval for every request of the same step.
+    pub fn rate_span(&mut self, now: Nanos) -> (f64, Nanos) {
+        let rate = self.rate_at(now);
+        let s = &self.spec;
+        let until = if self.dips.is_some() || self.bursts.is_some() {
+            now.saturating_add(1)
+        } else if s.cv == 0.0 || s.process == Process::Constant {
+            Nanos::MAX
+        } else {
+            let step = self.step_len();
+            let k = now / step;
+            if s.process != Process::Periodic && k >= MAX_BUCKETS {
+                Nanos::MAX // `walk_at` reuses the last bucket from here on
+            } else {
+                (k + 1).saturating_mul(step)
+            }
+        };
+        (rate, until)
+    }
+
     /// The unbounded walk at `now`.
     #[inline]
     fn walk_at(&mut self, now: Nanos) -> f64 {
@@ -428,6 +453,70 @@ mod tests {
         }
         assert_eq!(late, b.rate_at(30 * NS_PER_S));
         assert_eq!(a.rate_at(3 * NS_PER_S), b.rate_at(3 * NS_PER_S + 5));
+    }
+
+    /// Every `t` in `[now, until)` of `rate_span(now)` has the same rate, for each process,
+    /// with and without excursions, checked against a second curve queried in time order.
+    #[test]
+    fn rate_span_is_constant_up_to_its_bound() {
+        let ms = Dur::from_millis;
+        let specs = [
+            Throughput::constant(42.0),
+            Throughput {
+                mean: 70.0,
+                cv: 0.08,
+                process: Process::RandomWalk,
+                step: ms(30),
+                ..Throughput::constant(1.0)
+            },
+            Throughput {
+                mean: 70.0,
+                cv: 0.3,
+                process: Process::Regime,
+                hold: ms(70),
+                ..Throughput::constant(1.0)
+            },
+            Throughput {
+                mean: 100.0,
+                cv: 0.2,
+                process: Process::Periodic,
+                step: ms(20),
+                period: ms(500),
+                ..Throughput::constant(1.0)
+            },
+            Throughput {
+                step: ms(30),
+                dips: Some(Excursions {
+                    every: ms(200),
+                    hold: ms(20),
+                }),
+                bursts: Some(Excursions {
+                    every: ms(300),
+                    hold: ms(15),
+                }),
+                ..bounded(false)
+            },
+        ];
+        for spec in specs {
+            let mut spans = Curve::new(spec.clone(), stream(4, "span"));
+            let mut truth = Curve::new(spec.clone(), stream(4, "span"));
+            let tick = 1_000_000 / 4; // a quarter millisecond
+            for j in 0..8_000u64 {
+                let now = j * tick + j % 7;
+                let (r, until) = spans.rate_span(now);
+                assert!(until > now);
+                assert_eq!(r.to_bits(), truth.rate_at(now).to_bits(), "{spec:?} at {now}");
+                if until != Nanos::MAX {
+                    for t in [now + (until - now) / 2, until - 1] {
+                        assert_eq!(
+                            r.to_bits(),
+                            truth.rate_at(t).to_bits(),
+                            "{spec:?}: span of {now} at {t}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn bounded(excursions: bool) -> Throughput {

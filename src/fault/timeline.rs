@@ -94,6 +94,9 @@ impl Window {
 /// Most random outages generated for one phase (bounds memory for absurd settings).
 const MAX_OUTAGES: usize = 1_000_000;
 
+/// 2^53: integers up to here are exact in `f64`.
+const TWO_POW_53: f64 = 9_007_199_254_740_992.0;
+
 /// A window plus the lazily drawn random outages, if any.
 #[derive(Clone, Debug)]
 pub struct Timeline {
@@ -184,6 +187,73 @@ impl Timeline {
             return 0.0;
         }
         k.min(1.0)
+    }
+
+    /// Intensity at `t`, and a time up to which (exclusive) it is certain to stay exactly
+    /// that: the next window, ramp, flapping or outage edge after `t`. Inside a ramp the
+    /// intensity moves with every nanosecond, so the answer there is `t + 1`.
+    ///
+    /// Lets the plan work out the active phases once per stretch of constant intensity
+    /// instead of once per request. The bound may be early (never late): outages not yet
+    /// drawn are assumed to start right after the ones drawn so far.
+    pub fn intensity_span(&mut self, t: Nanos) -> (f64, Nanos) {
+        let k = self.intensity(t);
+        (k, self.steady_until(t))
+    }
+
+    /// See [`Timeline::intensity_span`]. Each ramp test is the one `intensity` makes: past
+    /// the ramp-in, `(t − start) / ramp_in` is ≥ 1 for every later `t` too, since
+    /// converting to `f64` and dividing are monotone; likewise before the ramp-out.
+    fn steady_until(&mut self, t: Nanos) -> Nanos {
+        let w = &self.window;
+        let end = w.end();
+        if t < w.start {
+            return w.start;
+        }
+        if t >= end {
+            return Nanos::MAX;
+        }
+        let moving = t + 1; // t < end ≤ Nanos::MAX
+        if w.ramp_in > 0 && t - w.start < w.ramp_in {
+            return moving;
+        }
+        let mut until = end;
+        if w.ramp_out > 0 && w.duration.is_some() {
+            // full intensity while end − t ≥ ramp_out, i.e. up to and including `last_full`
+            match end.checked_sub(w.ramp_out) {
+                Some(last_full) if t <= last_full => until = last_full + 1,
+                _ => return moving,
+            }
+        }
+        if let Some(f) = &w.flapping {
+            let period = f.period.0;
+            let local = (t - w.start) % period;
+            let cycle_start = t - local;
+            let threshold = f.duty * period as f64;
+            let edge = if (local as f64) < threshold {
+                // on while `x as f64 < threshold`: for integers below 2^53 (exact in
+                // f64) that is x < ceil(threshold); `threshold` is no NaN, being above
+                // `local`
+                if threshold > TWO_POW_53 {
+                    return moving;
+                }
+                (threshold.ceil() as Nanos).min(period)
+            } else {
+                period
+            };
+            until = until.min(cycle_start.saturating_add(edge));
+        } else if w.random.is_some() {
+            self.draw_until(t);
+            let i = self.outages.partition_point(|&(s, _)| s <= t);
+            let edge = match i.checked_sub(1).map(|j| self.outages[j]) {
+                Some((_, e)) if t < e => e,
+                // off: the next outage drawn, else one not drawn yet, which starts after
+                // `drawn_until` (never, once that is `Nanos::MAX`)
+                _ => self.outages.get(i).map_or(self.drawn_until, |&(s, _)| s),
+            };
+            until = until.min(edge);
+        }
+        until
     }
 
     /// The intervals `[start, end)` during which the phase is on, up to `horizon` — the
@@ -287,6 +357,90 @@ mod tests {
         assert_eq!(t.intensity(s), 1.0);
         assert_eq!(t.intensity(e), 0.0);
         assert_eq!(t.intensity(s - 1), 0.0);
+    }
+
+    /// Every `t` in `[now, until)` of `intensity_span(now)` has the same intensity,
+    /// checked exhaustively on small windows (in nanoseconds) with ramps, odd flapping
+    /// duties and dense random outages; and `until` is reached at real edges often enough
+    /// that the span is useful.
+    #[test]
+    fn intensity_span_is_constant_up_to_its_bound() {
+        let flap = |period: u64, duty: f64| Flapping {
+            period: Dur(period),
+            duty,
+        };
+        let windows = [
+            Window {
+                start: 10,
+                duration: Some(1000),
+                ramp_in: 7,
+                ramp_out: 5,
+                ..Window::default()
+            },
+            Window {
+                start: 3,
+                duration: Some(900),
+                ramp_in: 4,
+                ramp_out: 9,
+                flapping: Some(flap(37, 0.3)),
+                ..Window::default()
+            },
+            Window {
+                start: 0,
+                duration: None,
+                flapping: Some(flap(10, 0.35)),
+                ..Window::default()
+            },
+            Window {
+                start: 5,
+                duration: Some(700),
+                flapping: Some(flap(7, 1.0)),
+                ..Window::default()
+            },
+            Window {
+                start: 20,
+                duration: Some(1000),
+                ramp_out: 30,
+                random: Some(RandomOutages {
+                    mtbf: Dur(40),
+                    mttr: Dur(15),
+                }),
+                ..Window::default()
+            },
+            Window {
+                start: 0,
+                duration: None,
+                random: Some(RandomOutages {
+                    mtbf: Dur(25),
+                    mttr: Dur(25),
+                }),
+                ..Window::default()
+            },
+        ];
+        for w in windows {
+            let mut spans = tl(w.clone());
+            let mut truth = tl(w.clone());
+            let horizon = 1200;
+            let mut now = 0;
+            let mut queries = 0;
+            while now < horizon {
+                let (k, until) = spans.intensity_span(now);
+                assert!(until > now, "{w:?} at {now}");
+                for t in now..until.min(horizon + 50) {
+                    assert_eq!(truth.intensity(t).to_bits(), k.to_bits(), "{w:?}: span of {now} at {t}");
+                }
+                queries += 1;
+                now = until;
+            }
+            // the bound is not trivially `now + 1` outside the ramps
+            assert!(queries < horizon / 3, "{w:?}: {queries} spans");
+            // and spans queried at every instant agree too
+            for t in 0..horizon {
+                let (k, until) = spans.intensity_span(t);
+                assert_eq!(truth.intensity(t).to_bits(), k.to_bits());
+                assert_eq!(truth.intensity(until - 1).to_bits(), k.to_bits());
+            }
+        }
     }
 
     #[test]
