@@ -97,19 +97,11 @@ pub fn analyze(
         pt[i + 1] = pt[i] + totals[i];
         pb[i + 1] = pb[i] + bad[i];
     }
-    // a window of `w` seconds: `w` and its length in buckets (worked out once per window,
-    // not once per bucket the window ends at)
-    let window = |w: f64| (w, (w / bucket_s).round().max(1.0) as usize);
-    // burn over the window `(w, k)` ending at the end of bucket i
-    let burn = |i: usize, (w, k): (f64, usize)| -> f64 {
+    // burn over the window of `w` seconds ending at the end of bucket i
+    let burn = |i: usize, w: f64| -> f64 {
+        let k = (w / bucket_s).round().max(1.0) as usize;
         let end = i + 1;
         let start = end.saturating_sub(k);
-        if pb[end] == pb[start] {
-            // nothing bad in the window: a burn of 0, as the division below gives (and
-            // where it would give NaN, from a NaN rate, the peaks skip NaN and no alert
-            // fires on it, as on 0), without the divisions
-            return 0.0;
-        }
         let inside = (end - start) as f64 * bucket_s;
         let before = (w - inside).max(0.0);
         let total = (pt[end] - pt[start]) as f64 + rate * before;
@@ -118,16 +110,12 @@ pub fn analyze(
         }
         (pb[end] - pb[start]) as f64 / total / eps
     };
-    let peak = |w: f64| {
-        let w = window(w);
-        (0..n).map(|i| burn(i, w)).fold(0.0, f64::max)
-    };
+    let peak = |w: f64| (0..n).map(|i| burn(i, w)).fold(0.0, f64::max);
     let alerts = RULES
         .iter()
         .map(|r| {
-            let (long, short) = (window(r.long_s as f64), window(r.short_s as f64));
             let t = (0..n)
-                .find(|&i| burn(i, long) >= r.burn && burn(i, short) >= r.burn)
+                .find(|&i| burn(i, r.long_s as f64) >= r.burn && burn(i, r.short_s as f64) >= r.burn)
                 .map(|i| (i + 1) as f64 * bucket_s);
             (r.name.to_string(), t)
         })
