@@ -4,9 +4,11 @@
 //! [`Hist::new`] histogram counts into its own array laid out exactly as `hdrhistogram`
 //! lays out its counts (same index for every value), which is a shift and an add per
 //! sample instead of the crate's general `record` (range checks, resizing, min/max
-//! upkeep). Every read goes through a real [`hdrhistogram::Histogram`] rebuilt from those
-//! counts — once per batch of records, on the first read — so quantiles, mean, min and
-//! max are the crate's own, bit for bit (tested against direct recording).
+//! upkeep). Quantiles, mean and max are read straight from those counts, computed as the
+//! crate computes them from the same counts (same values, same floating-point operations
+//! in the same order), so they are the crate's own, bit for bit (tested against direct
+//! recording); [`Hist::inner`] (interval logs, min) rebuilds a real
+//! [`hdrhistogram::Histogram`] from the counts, once per batch of records.
 //! [`Hist::coarse`] histograms (per-bucket series: many small ones, read once) record into
 //! the crate directly.
 
@@ -104,21 +106,132 @@ impl Layout {
         u64::from(sub_bucket) << (bucket as u32 + u32::from(self.unit_magnitude))
     }
 
+    /// `Histogram::bucket_for`: the bucket (power of two) `value` falls in.
+    fn bucket_for(&self, value: u64) -> u32 {
+        u32::from(self.leading_zero_count_base) - (value | self.sub_bucket_mask).leading_zeros()
+    }
+
+    /// `Histogram::lowest_equivalent`.
+    fn lowest_equivalent(&self, value: u64) -> u64 {
+        let bucket = self.bucket_for(value);
+        let sub_bucket = value >> (bucket + u32::from(self.unit_magnitude));
+        sub_bucket << (bucket + u32::from(self.unit_magnitude))
+    }
+
+    /// `Histogram::equivalent_range`: how many values share `value`'s count.
+    fn equivalent_range(&self, value: u64) -> u64 {
+        1_u64 << (u32::from(self.unit_magnitude) + self.bucket_for(value))
+    }
+
+    /// `Histogram::highest_equivalent`.
+    fn highest_equivalent(&self, value: u64) -> u64 {
+        if value == u64::MAX {
+            u64::MAX
+        } else {
+            self.lowest_equivalent(value)
+                .saturating_add(self.equivalent_range(value))
+                - 1
+        }
+    }
+
+    /// `Histogram::median_equivalent` of the value the crate's iterators report for
+    /// `index` (the highest value counted there): the value `Histogram::mean` weighs the
+    /// index's count with.
+    /// That is the index's lowest value plus half its range (2^(bucket + unit magnitude)
+    /// values), worked out from the index alone (tested against the crate for every index).
+    fn mean_value_at(&self, index: usize) -> u64 {
+        let bucket = ((index >> self.sub_bucket_half_count_magnitude) as u32).saturating_sub(1);
+        self.value_for(index) + ((1_u64 << (bucket + u32::from(self.unit_magnitude))) >> 1)
+    }
+
+    /// What `Histogram::value_at_quantile(q)` answers: the value reported for index `i`
+    /// once the running count reaches the target.
+    fn quantile_value_at(&self, index: usize, q: f64) -> u64 {
+        let v = self.value_for(index);
+        if q == 0.0 {
+            self.lowest_equivalent(v)
+        } else {
+            self.highest_equivalent(v)
+        }
+    }
+
+    /// `Histogram::value_at_quantile`'s target: how many samples lie at or below the
+    /// quantile's value (at least one).
+    fn quantile_target(q: f64, total: u64) -> u64 {
+        let q = if q > 1.0 { 1.0 } else { q };
+        ((q * total as f64).ceil() as u64).max(1)
+    }
+
+    /// `value_at_quantile(q)` of the crate's histogram holding `counts` (`total` of them).
+    fn value_at_quantile(&self, counts: &[u64], total: u64, q: f64) -> u64 {
+        let target = Layout::quantile_target(q, total);
+        let mut seen = 0_u64;
+        for (i, &c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return self.quantile_value_at(i, q);
+            }
+        }
+        0
+    }
+
+    /// `mean()` of the crate's histogram holding `counts` (`total` > 0 of them): the same
+    /// sum, term by term in index order, so the same bits.
+    fn mean(&self, counts: &[u64], total: u64) -> f64 {
+        let t = total as f64;
+        nonzero(counts).fold(0.0, |m, (i, c)| m + as_f64(self.mean_value_at(i)) * as_f64(c) / t)
+    }
+
+    /// `max()` of the crate's histogram holding `counts`: the highest value equivalent to
+    /// the largest recorded one (0 when only zeros, or nothing, were recorded).
+    fn max(&self, counts: &[u64]) -> u64 {
+        let unit_mask = (1_u64 << self.unit_magnitude) - 1;
+        match counts.iter().rposition(|&c| c > 0) {
+            Some(i) if self.value_for(i) | unit_mask > 0 => self.highest_equivalent(self.value_for(i) | unit_mask),
+            _ => 0,
+        }
+    }
+
+    /// The summary of the crate's histogram holding `counts` (`total` > 0 of them), read in
+    /// one pass over the counts instead of rebuilding that histogram and walking it once
+    /// per quantile and once more for the mean. Every figure is the crate's, bit for bit
+    /// (see [`Layout::value_at_quantile`], [`Layout::mean`], [`Layout::max`]; tested
+    /// against the crate).
+    fn summary(&self, counts: &[u64], total: u64) -> Summary {
+        const QS: [f64; 4] = [0.50, 0.95, 0.99, 0.999];
+        let targets = QS.map(|q| Layout::quantile_target(q, total));
+        let mut values = [0_u64; 4];
+        let mut next = 0;
+        let mut seen = 0_u64;
+        let mut mean = 0.0;
+        let t = total as f64;
+        for (i, c) in nonzero(counts) {
+            seen += c;
+            // the targets ascend with the quantiles: each is reached at or after the last
+            while next < QS.len() && seen >= targets[next] {
+                values[next] = self.quantile_value_at(i, QS[next]);
+                next += 1;
+            }
+            mean += as_f64(self.mean_value_at(i)) * as_f64(c) / t;
+        }
+        Summary {
+            count: total,
+            p50: values[0] as f64 / 1000.0,
+            p95: values[1] as f64 / 1000.0,
+            p99: values[2] as f64 / 1000.0,
+            p999: values[3] as f64 / 1000.0,
+            max: self.max(counts) as f64 / 1000.0,
+            mean: mean / 1000.0,
+        }
+    }
+
     fn empty(&self) -> Histogram<u64> {
         Histogram::new_with_bounds(self.low, MAX_US, self.sigfig).expect("valid bounds")
     }
 
-    /// The crate's histogram holding `counts` (this layout's first entries). `compact`:
-    /// with the highest trackable value lowered to just cover them — the same index for
-    /// every value (the layout depends on `low` and `sigfig` only), so the same
-    /// quantiles, min, max and mean, from fewer counts.
-    fn histogram(&self, counts: &[u64], compact: bool) -> Histogram<u64> {
-        let mut h = if compact && counts.len() < self.len {
-            let high = self.value_for(counts.len()).max(2 * self.low);
-            Histogram::new_with_bounds(self.low, high, self.sigfig).expect("valid bounds")
-        } else {
-            self.empty()
-        };
+    /// The crate's histogram holding `counts` (this layout's first entries).
+    fn histogram(&self, counts: &[u64]) -> Histogram<u64> {
+        let mut h = self.empty();
         for (i, &c) in counts.iter().enumerate() {
             if c > 0 {
                 h.record_n(self.value_for(i), c).expect("the layout holds every index");
@@ -126,6 +239,32 @@ impl Layout {
         }
         h
     }
+}
+
+/// `x as f64` (the same value), in fewer instructions for the values below 2^63 (all
+/// counts and microsecond values met in practice): x86-64 converts signed integers in one.
+#[inline]
+fn as_f64(x: u64) -> f64 {
+    match i64::try_from(x) {
+        Ok(i) => i as f64,
+        Err(_) => x as f64,
+    }
+}
+
+/// The non-zero entries of `counts` with their indices, in index order; runs of zeros (most
+/// of a latency histogram's layout) are skipped eight at a time.
+fn nonzero(counts: &[u64]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    counts
+        .chunks(8)
+        .enumerate()
+        .filter(|(_, chunk)| chunk.iter().fold(0, |a, &c| a | c) != 0)
+        .flat_map(|(k, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c > 0)
+                .map(move |(j, &c)| (8 * k + j, c))
+        })
 }
 
 /// `counts[i] += 1` (saturating), growing `counts` to reach index `i` (always within the
@@ -176,6 +315,36 @@ impl Placer {
             n,
             index: self.0.index_for((n / 1_000).clamp(self.0.low, MAX_US)),
         }
+    }
+}
+
+/// Bare counts in the [`Placer::fine`] layout, for the aggregator's cells: folding a record
+/// in is a bounds check and an add (no layout check, no sample total, no view to clear);
+/// [`Hist::add_counts`] turns them into a histogram when a report reads them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counts(Vec<u64>);
+
+impl Counts {
+    /// Counts one duration placed by `placer` (the same as [`Hist::record_placed`]).
+    #[inline]
+    pub(crate) fn bump(&mut self, p: Placed, placer: &Placer) {
+        bump(&mut self.0, p.index, placer.0.len);
+    }
+
+    /// Nothing counted.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `self` − `minus` + `plus`, entry by entry (`minus` must be counted in `self`).
+    pub(crate) fn swap_part(&self, minus: &Counts, plus: &Counts) -> Counts {
+        let len = self.0.len().max(plus.0.len());
+        let at = |c: &Counts, i: usize| c.0.get(i).copied().unwrap_or(0);
+        Counts(
+            (0..len)
+                .map(|i| at(self, i).saturating_sub(at(minus, i)).saturating_add(at(plus, i)))
+                .collect(),
+        )
     }
 }
 
@@ -264,6 +433,47 @@ impl Hist {
         }
     }
 
+    /// Records `n` durations placed by `placer` (as many [`Hist::record_placed`]).
+    pub(crate) fn record_placed_n(&mut self, p: Placed, placer: &Placer, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut c = Counts::default();
+        c.bump(p, placer);
+        c.0[p.index] = n;
+        self.add_counts(&c, placer);
+    }
+
+    /// Adds the samples of `c` (counted in `placer`'s layout).
+    pub(crate) fn add_counts(&mut self, c: &Counts, placer: &Placer) {
+        if c.is_empty() {
+            return;
+        }
+        match &mut self.repr {
+            Repr::Counts {
+                layout,
+                counts,
+                total,
+                view,
+            } if *layout == placer.0 => {
+                view.take();
+                if counts.len() < c.0.len() {
+                    counts.resize(c.0.len(), 0);
+                }
+                for (a, &x) in counts.iter_mut().zip(&c.0) {
+                    *a = a.saturating_add(x);
+                }
+                *total = c.0.iter().fold(*total, |t, &x| t.saturating_add(x));
+            }
+            // another layout: as a merge of a histogram in the placer's
+            _ => {
+                let mut h = Hist::new(placer.0.sigfig);
+                h.add_counts(c, placer);
+                self.merge(&h);
+            }
+        }
+    }
+
     /// Samples.
     pub fn len(&self) -> u64 {
         match &self.repr {
@@ -277,41 +487,47 @@ impl Hist {
         self.len() == 0
     }
 
-    /// Quantile in ms (0 when empty).
+    /// Quantile in ms (0 when empty): the crate's `value_at_quantile`.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.is_empty() {
-            0.0
-        } else {
-            self.inner().value_at_quantile(q) as f64 / 1000.0
+            return 0.0;
         }
+        let us = match &self.repr {
+            Repr::Counts {
+                layout, counts, total, ..
+            } => layout.value_at_quantile(counts, *total, q),
+            Repr::Direct(h) => h.value_at_quantile(q),
+        };
+        us as f64 / 1000.0
     }
 
-    /// Mean in ms.
+    /// Mean in ms: the crate's `mean`.
     pub fn mean_ms(&self) -> f64 {
         if self.is_empty() {
-            0.0
-        } else {
-            self.inner().mean() / 1000.0
+            return 0.0;
+        }
+        match &self.repr {
+            Repr::Counts {
+                layout, counts, total, ..
+            } => layout.mean(counts, *total) / 1000.0,
+            Repr::Direct(h) => h.mean() / 1000.0,
         }
     }
 
-    /// The summary.
+    /// The summary (the crate's quantiles, max and mean; read straight from the counts).
     pub fn summary(&self) -> Summary {
         if self.is_empty() {
             return Summary::default();
         }
         match &self.repr {
-            // not read yet: read a histogram only as long as the counts (the crate's
-            // quantiles, max and mean do not depend on the empty tail), not kept
             Repr::Counts {
-                layout, counts, view, ..
-            } if view.get().is_none() => Hist::summary_of(&layout.histogram(counts, true)),
-            _ => Hist::summary_of(self.inner()),
+                layout, counts, total, ..
+            } => layout.summary(counts, *total),
+            Repr::Direct(h) => Hist::summary_of(h),
         }
     }
 
-    /// What [`Hist::summary`] reads from a non-empty histogram (as [`Hist::quantile_ms`]
-    /// and [`Hist::mean_ms`] do).
+    /// What [`Hist::summary`] reads from a non-empty crate histogram (a coarse one).
     fn summary_of(h: &Histogram<u64>) -> Summary {
         let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         Summary {
@@ -331,7 +547,7 @@ impl Hist {
             Repr::Direct(h) => h,
             Repr::Counts {
                 layout, counts, view, ..
-            } => view.get_or_init(|| layout.histogram(counts, false)),
+            } => view.get_or_init(|| layout.histogram(counts)),
         }
     }
 
@@ -418,7 +634,77 @@ mod tests {
         }
     }
 
+    #[test]
+    fn as_f64_is_as() {
+        for x in [
+            0,
+            1,
+            12345,
+            (1 << 53) + 1,
+            i64::MAX as u64,
+            1 << 63,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(as_f64(x).to_bits(), (x as f64).to_bits(), "{x}");
+        }
+    }
+
+    #[test]
+    fn per_index_values_are_the_crates() {
+        for sigfig in [1, 2, 3, 4] {
+            let l = Layout::new(1, MAX_US, sigfig);
+            let h = l.empty();
+            for i in 0..l.len {
+                let v = l.value_for(i);
+                assert_eq!(l.lowest_equivalent(v), h.lowest_equivalent(v), "index {i}");
+                assert_eq!(l.highest_equivalent(v), h.highest_equivalent(v), "index {i}");
+                assert_eq!(l.equivalent_range(v), h.equivalent_range(v), "index {i}");
+                assert_eq!(
+                    l.mean_value_at(i),
+                    h.median_equivalent(h.highest_equivalent(v)),
+                    "index {i}"
+                );
+            }
+        }
+    }
+
     proptest! {
+        /// Quantiles (any q, also outside [0, 1]), mean and max read from the counts are
+        /// the crate's, bit for bit, also with large counts per value.
+        #[test]
+        fn reads_from_counts_are_the_crates(
+            v in proptest::collection::vec(
+                (prop_oneof![0u64..5_000, 0u64..5_000_000, 0u64..MAX_US + 10], 1u64..1_000_000),
+                1..200,
+            ),
+            qs in proptest::collection::vec(prop_oneof![0.0..=1.0f64, -0.5..1.5f64, Just(0.0), Just(1.0)], 1..20),
+            sigfig in 2u8..=3,
+        ) {
+            let l = Layout::new(1, MAX_US, sigfig);
+            let mut counts = vec![0u64; l.len];
+            let mut d = l.empty();
+            let mut total = 0;
+            for &(us, n) in &v {
+                let us = us.clamp(1, MAX_US);
+                counts[l.index_for(us)] += n;
+                total += n;
+                d.record_n(us, n).unwrap();
+            }
+            // trailing zeros trimmed, as a Hist keeps them
+            let end = counts.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+            let counts = &counts[..end];
+            prop_assert_eq!(total, d.len());
+            for &q in &qs {
+                prop_assert_eq!(l.value_at_quantile(counts, total, q), d.value_at_quantile(q), "q {}", q);
+            }
+            prop_assert_eq!(l.mean(counts, total).to_bits(), d.mean().to_bits());
+            prop_assert_eq!(l.max(counts), d.max());
+            let s = l.summary(counts, total);
+            prop_assert_eq!(s, Hist::summary_of(&d));
+            prop_assert_eq!(s.mean.to_bits(), (d.mean() / 1000.0).to_bits());
+        }
+
         /// The counted histogram reads exactly like one recorded directly by the crate.
         #[test]
         fn counts_read_like_the_crates_own_recording(
@@ -440,11 +726,17 @@ mod tests {
             prop_assert_eq!(h.inner().mean(), d.mean());
             for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
                 prop_assert_eq!(h.inner().value_at_quantile(q), d.value_at_quantile(q));
+                if !v.is_empty() {
+                    prop_assert_eq!(h.quantile_ms(q), d.value_at_quantile(q) as f64 / 1000.0);
+                }
+            }
+            if !v.is_empty() {
+                prop_assert_eq!(h.mean_ms().to_bits(), (d.mean() / 1000.0).to_bits());
             }
         }
 
-        /// The summary (read through a compact histogram before any other read) is the
-        /// one of the crate's own histogram.
+        /// The summary (read from the counts, before and after any other read) is the one
+        /// of the crate's own histogram.
         #[test]
         fn summary_is_the_crates(
             v in proptest::collection::vec(

@@ -25,7 +25,7 @@ pub mod resilience;
 
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};
-use hist::{Hist, Placed, Placer};
+use hist::{Counts, Hist, Placed, Placer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -89,6 +89,8 @@ impl Default for Group {
 /// A record's durations, placed once for all the groups it is counted in.
 struct Placements {
     latency: Placed,
+    /// Sent exactly at the intended time: the uncorrected latency is the latency.
+    on_time: bool,
     uncorrected: Option<Placed>,
     ttft: Option<Placed>,
     tpot: Option<Placed>,
@@ -100,6 +102,7 @@ impl Placements {
         let latency = p.place(r.end.saturating_sub(r.intended));
         Placements {
             latency,
+            on_time: r.sent == Some(r.intended),
             // sent as intended (no schedule lag): the same duration, placed once
             uncorrected: r.sent.map(|s| {
                 if s == r.intended {
@@ -130,7 +133,7 @@ impl Group {
             }
         } else {
             self.failed += 1;
-            self.count_failures(r.outcome, 1);
+            count_failures(&mut self.keys, r.outcome, 1);
         }
         self.latency.record_placed(p.latency, placer);
         if let Some(u) = p.uncorrected {
@@ -147,38 +150,38 @@ impl Group {
         }
     }
 
-    /// Adds another group's requests (counts, histograms, failures by outcome).
-    fn merge(&mut self, o: &Group) {
-        self.ok += o.ok;
-        self.failed += o.failed;
-        self.dropped += o.dropped;
-        self.output_tokens += o.output_tokens;
-        self.good += o.good;
-        self.latency.merge(&o.latency);
-        self.latency_uncorrected.merge(&o.latency_uncorrected);
-        self.ttft.merge(&o.ttft);
-        self.itl.merge(&o.itl);
-        self.tpot.merge(&o.tpot);
-        for &(outcome, _, n) in &o.keys {
-            self.count_failures(outcome, n);
+    /// Adds a cell's requests.
+    fn merge_cell(&mut self, c: &Cell, placer: &Placer, parts: Parts) {
+        self.ok += c.ok;
+        self.failed += c.failed;
+        self.output_tokens += c.output_tokens;
+        self.good += c.good;
+        self.latency.add_counts(&c.latency, placer);
+        self.ttft.add_counts(&c.ttft, placer);
+        if parts.uncorrected {
+            if c.off_schedule.is_empty() {
+                self.latency_uncorrected.add_counts(&c.latency, placer);
+            } else {
+                let uncorrected = c.latency.swap_part(&c.off_schedule, &c.off_schedule_uncorrected);
+                self.latency_uncorrected.add_counts(&uncorrected, placer);
+            }
+        }
+        if parts.itl_tpot {
+            self.tpot.add_counts(&c.tpot, placer);
+            self.itl.merge(&c.itl);
+        }
+        for &(outcome, _, n) in &c.keys {
+            count_failures(&mut self.keys, outcome, n);
         }
     }
 
-    /// The sum of `groups`.
-    fn sum<'a>(groups: impl IntoIterator<Item = &'a Group>) -> Group {
+    /// The sum of `cells`.
+    fn sum<'a>(cells: impl IntoIterator<Item = &'a Cell>, placer: &Placer, parts: Parts) -> Group {
         let mut g = Group::default();
-        for x in groups {
-            g.merge(x);
+        for c in cells {
+            g.merge_cell(c, placer, parts);
         }
         g
-    }
-
-    /// Counts `n` failures with outcome `o`, formatting each outcome's key once.
-    fn count_failures(&mut self, o: Outcome, n: u64) {
-        match self.keys.iter_mut().find(|(k, _, _)| *k == o) {
-            Some((_, _, m)) => *m += n,
-            None => self.keys.push((o, o.key(), n)),
-        }
     }
 
     /// Failures by outcome key (`http_502`, `timeout`, …; distinct outcomes have distinct
@@ -199,6 +202,117 @@ impl Group {
         } else {
             self.failed as f64 / self.sent() as f64
         }
+    }
+}
+
+/// Which histograms a sum of cells fills besides the latency and TTFT (the others stay
+/// empty): a report reads only those two of each provider and kind, so adding up the rest
+/// would be wasted.
+#[derive(Clone, Copy, Debug)]
+struct Parts {
+    /// `latency_uncorrected`.
+    uncorrected: bool,
+    /// `itl` and `tpot`.
+    itl_tpot: bool,
+}
+
+impl Parts {
+    /// Every histogram.
+    const ALL: Parts = Parts {
+        uncorrected: true,
+        itl_tpot: true,
+    };
+    /// What [`GroupReport::of`] reads.
+    const REPORT: Parts = Parts {
+        uncorrected: false,
+        itl_tpot: false,
+    };
+}
+
+/// Counts `n` failures with outcome `o` in `keys` (a group's failures by outcome),
+/// formatting each outcome's key once.
+fn count_failures(keys: &mut Vec<(Outcome, String, u64)>, o: Outcome, n: u64) {
+    match keys.iter_mut().find(|(k, _, _)| *k == o) {
+        Some((_, _, m)) => *m += n,
+        None => keys.push((o, o.key(), n)),
+    }
+}
+
+/// The sent requests of one (provider, kind group) as they are folded in: what a [`Group`]
+/// holds, kept for cheap folding — bare histogram counts, and the uncorrected latency
+/// implied by the latency for the requests sent exactly on time (every simulated one):
+/// uncorrected latencies are the latencies, less those of the `off_schedule` requests,
+/// plus the uncorrected latencies of those that were sent. [`Group::merge_cell`] turns it
+/// into a group's statistics.
+#[derive(Clone, Debug)]
+struct Cell {
+    ok: u64,
+    failed: u64,
+    output_tokens: u64,
+    good: u64,
+    /// Failures by outcome, as in [`Group`].
+    keys: Vec<(Outcome, String, u64)>,
+    latency: Counts,
+    /// Latencies of the requests not sent exactly at their intended time.
+    off_schedule: Counts,
+    /// Uncorrected latencies of those of them that were sent.
+    off_schedule_uncorrected: Counts,
+    ttft: Counts,
+    tpot: Counts,
+    itl: Hist,
+}
+
+impl Default for Cell {
+    fn default() -> Cell {
+        Cell {
+            ok: 0,
+            failed: 0,
+            output_tokens: 0,
+            good: 0,
+            keys: Vec::new(),
+            latency: Counts::default(),
+            off_schedule: Counts::default(),
+            off_schedule_uncorrected: Counts::default(),
+            ttft: Counts::default(),
+            tpot: Counts::default(),
+            itl: Hist::new(3),
+        }
+    }
+}
+
+impl Cell {
+    /// [`Group::add`] of a sent record.
+    #[inline]
+    fn add(&mut self, r: &RequestRecord, itl: &[Nanos], good: bool, p: &Placements, placer: &Placer) {
+        if r.outcome.is_ok() {
+            self.ok += 1;
+            self.output_tokens += u64::from(r.output_tokens);
+            self.good += u64::from(good);
+        } else {
+            self.failed += 1;
+            count_failures(&mut self.keys, r.outcome, 1);
+        }
+        self.latency.bump(p.latency, placer);
+        if !p.on_time {
+            self.off_schedule.bump(p.latency, placer);
+            if let Some(u) = p.uncorrected {
+                self.off_schedule_uncorrected.bump(u, placer);
+            }
+        }
+        if let Some(t) = p.ttft {
+            self.ttft.bump(t, placer);
+        }
+        if let Some(t) = p.tpot {
+            self.tpot.bump(t, placer);
+        }
+        for &g in itl {
+            self.itl.record(g);
+        }
+    }
+
+    /// Sent requests.
+    fn sent(&self) -> u64 {
+        self.ok + self.failed
     }
 }
 
@@ -236,7 +350,7 @@ pub struct Aggregator {
     /// its kinds are met). A record is counted once, in its cell; the overall, per-provider
     /// and per-kind statistics are sums of cells, added up when read — a third of the
     /// histogram updates of counting every record in all three.
-    cells: Vec<Vec<Group>>,
+    cells: Vec<Vec<Cell>>,
     /// Dropped records (they name no provider) per kind group.
     dropped: Vec<u64>,
     /// Billed usage of ok requests by provider, then by request kind index: (requests,
@@ -255,8 +369,11 @@ pub struct Aggregator {
     phases: Vec<(String, Nanos, Nanos)>,
     /// Time buckets by request end.
     pub buckets: Vec<Bucket>,
-    /// Schedule lag (actual − intended send).
-    pub lag: Hist,
+    /// Schedule lag (actual − intended send) of the requests sent late
+    /// ([`Aggregator::schedule_lag`] adds those sent on time).
+    lag: Hist,
+    /// Requests sent on time or early (a schedule lag of zero): counted, not placed.
+    lag_zero: u64,
     /// Embeddings: count and latency sum.
     pub embeddings: (u64, Hist),
     /// Requests seen.
@@ -309,6 +426,7 @@ impl Aggregator {
             phases: Vec::new(),
             buckets: Vec::new(),
             lag: Hist::new(3),
+            lag_zero: 0,
             embeddings: (0, Hist::new(3)),
             records: 0,
             last_end: 0,
@@ -319,9 +437,21 @@ impl Aggregator {
         }
     }
 
+    /// Schedule lag (actual − intended send) of every sent request.
+    pub fn schedule_lag(&self) -> Hist {
+        let mut h = self.lag.clone();
+        h.record_placed_n(self.placed_zero, &self.placer, self.lag_zero);
+        h
+    }
+
     /// Everything (the sum of the cells).
     pub fn overall(&self) -> Group {
-        let mut g = Group::sum(self.cells.iter().flatten());
+        self.overall_parts(Parts::ALL)
+    }
+
+    /// [`Aggregator::overall`] with the histograms `parts` names.
+    fn overall_parts(&self, parts: Parts) -> Group {
+        let mut g = Group::sum(self.cells.iter().flatten(), &self.placer, parts);
         g.dropped += self.dropped.iter().sum::<u64>();
         g
     }
@@ -331,7 +461,7 @@ impl Aggregator {
     pub fn latency_quantile_ms(&self, q: f64) -> f64 {
         let mut h = Hist::new(3);
         for g in self.cells.iter().flatten() {
-            h.merge(&g.latency);
+            h.add_counts(&g.latency, &self.placer);
         }
         h.quantile_ms(q)
     }
@@ -339,12 +469,17 @@ impl Aggregator {
     /// By provider (from the response's provider header; `unknown` otherwise), by name
     /// (providers with at least one sent request).
     pub fn providers(&self) -> BTreeMap<&str, Group> {
+        self.providers_parts(Parts::ALL)
+    }
+
+    /// [`Aggregator::providers`] with the histograms `parts` names.
+    fn providers_parts(&self, parts: Parts) -> BTreeMap<&str, Group> {
         self.provider_names
             .iter()
             .map(String::as_str)
             .zip(&self.cells)
             .filter(|(_, row)| row.iter().any(|g| g.sent() > 0))
-            .map(|(p, row)| (p, Group::sum(row)))
+            .map(|(p, row)| (p, Group::sum(row, &self.placer, parts)))
             .collect()
     }
 
@@ -363,11 +498,16 @@ impl Aggregator {
     /// By request kind name (kinds with at least one record; `other` for records of a kind
     /// the mix does not name).
     pub fn per_kind(&self) -> BTreeMap<&str, Group> {
+        self.per_kind_parts(Parts::ALL)
+    }
+
+    /// [`Aggregator::per_kind`] with the histograms `parts` names.
+    fn per_kind_parts(&self, parts: Parts) -> BTreeMap<&str, Group> {
         self.kind_names
             .iter()
             .enumerate()
             .map(|(k, name)| {
-                let mut g = Group::sum(self.cells.iter().filter_map(|row| row.get(k)));
+                let mut g = Group::sum(self.cells.iter().filter_map(|row| row.get(k)), &self.placer, parts);
                 g.dropped += self.dropped.get(k).copied().unwrap_or(0);
                 (name.as_str(), g)
             })
@@ -508,7 +648,7 @@ impl Aggregator {
         if let Some(pi) = pi {
             let row = &mut self.cells[pi];
             if row.len() <= kg {
-                row.resize_with(kg + 1, Group::default);
+                row.resize_with(kg + 1, Cell::default);
             }
             row[kg].add(r, itl, good, &pl, &placer);
             if r.outcome.is_ok() {
@@ -538,12 +678,11 @@ impl Aggregator {
             }
         }
         if let Some(s) = r.sent {
-            let lag = if s <= r.intended {
-                self.placed_zero
+            if s <= r.intended {
+                self.lag_zero += 1;
             } else {
-                placer.place(s - r.intended)
-            };
-            self.lag.record_placed(lag, &placer);
+                self.lag.record_placed(placer.place(s - r.intended), &placer);
+            }
         }
         if embeddings && r.outcome.is_ok() {
             self.embeddings.0 += 1;
@@ -622,7 +761,14 @@ impl Aggregator {
     /// Builds the report (`duration` = the run's scheduled length).
     pub fn report(&self, scheduled: u64, in_flight_at_end: u64, duration: Nanos) -> LoadReport {
         let d = nanos_to_secs_f64(duration.max(1));
-        let g = &self.overall();
+        // every request sent on time (every simulated one): the uncorrected latencies are
+        // the latencies, and so is their summary
+        let on_time = self.cells.iter().flatten().all(|c| c.off_schedule.is_empty());
+        let g = &self.overall_parts(Parts {
+            uncorrected: !on_time,
+            itl_tpot: true,
+        });
+        let latency_ms = g.latency.summary();
         LoadReport {
             requests: RequestCounts {
                 scheduled,
@@ -634,9 +780,13 @@ impl Aggregator {
             },
             error_rate: g.error_rate(),
             failures_by_kind: g.failures(),
-            latency_ms: g.latency.summary(),
-            latency_uncorrected_ms: g.latency_uncorrected.summary(),
-            schedule_lag_ms: self.lag.summary(),
+            latency_ms,
+            latency_uncorrected_ms: if on_time {
+                latency_ms
+            } else {
+                g.latency_uncorrected.summary()
+            },
+            schedule_lag_ms: self.schedule_lag().summary(),
             ttft_ms: g.ttft.summary(),
             itl_ms: g.itl.summary(),
             tpot_ms: g.tpot.summary(),
@@ -652,12 +802,12 @@ impl Aggregator {
                 avg_latency_ms: self.embeddings.1.mean_ms(),
             },
             providers: self
-                .providers()
+                .providers_parts(Parts::REPORT)
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), GroupReport::of(&v, d)))
                 .collect(),
             kinds: self
-                .per_kind()
+                .per_kind_parts(Parts::REPORT)
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), GroupReport::of(&v, d)))
                 .collect(),
@@ -673,21 +823,24 @@ impl Aggregator {
 
     /// Per-bucket series.
     pub fn timeline(&self) -> Timeline {
-        let mut t = Timeline {
-            bucket_s: nanos_to_secs_f64(self.bucket),
-            ..Timeline::default()
-        };
-        for (i, b) in self.buckets.iter().enumerate() {
-            t.t_s.push(i as f64 * nanos_to_secs_f64(self.bucket));
-            t.ok.push(b.ok);
-            t.failed.push(b.failed);
-            t.dropped.push(b.dropped);
-            t.output_tokens.push(b.output_tokens);
-            if self.bucket_latency {
-                t.p99_ms.push(b.latency.as_ref().map_or(0.0, |h| h.quantile_ms(0.99)));
-            }
+        let bucket_s = nanos_to_secs_f64(self.bucket);
+        let series = |f: fn(&Bucket) -> u64| self.buckets.iter().map(f).collect();
+        Timeline {
+            bucket_s,
+            t_s: (0..self.buckets.len()).map(|i| i as f64 * bucket_s).collect(),
+            ok: series(|b| b.ok),
+            failed: series(|b| b.failed),
+            dropped: series(|b| b.dropped),
+            output_tokens: series(|b| b.output_tokens),
+            p99_ms: if self.bucket_latency {
+                self.buckets
+                    .iter()
+                    .map(|b| b.latency.as_ref().map_or(0.0, |h| h.quantile_ms(0.99)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
-        t
     }
 }
 

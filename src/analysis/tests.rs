@@ -166,3 +166,53 @@ fn overall_providers_and_kinds_are_sums_of_cells() {
     assert_eq!((r.requests.ok, r.requests.failed, r.requests.dropped), (3, 3, 1));
     assert_eq!(r.kinds["embed"].failed, 1);
 }
+
+/// Cells keep the uncorrected latency implied for requests sent on time; late, early and
+/// unsent requests still give exactly the histograms of recording every sample (and the
+/// schedule lag counts the on-time ones as zeros), in the overall, per-provider and
+/// per-kind views and in the report.
+#[test]
+fn off_schedule_requests_read_as_recorded() {
+    let mut a = Aggregator::new(NS_PER_S, vec!["chat".into(), "embed".into()], SloThresholds::default());
+    let (mut latency, mut uncorrected, mut lag) = (Hist::new(3), Hist::new(3), Hist::new(3));
+    for k in 0..400u64 {
+        let intended = k * 7 * NS_PER_MS;
+        let end = intended + (k % 37 + 1) * 13 * NS_PER_MS;
+        let sent = match k % 5 {
+            0 => None,                                  // never sent (e.g. connect error)
+            1 => Some(intended + (k % 11) * NS_PER_MS), // late
+            2 if intended > 0 => Some(intended - 1),    // early
+            _ => Some(intended),                        // on time
+        };
+        let outcome = if sent.is_none() {
+            Outcome::ConnectError
+        } else {
+            Outcome::Ok
+        };
+        let mut r = rec(k, intended, end, outcome, 3, None);
+        r.sent = sent;
+        r.kind = (k % 2) as u32;
+        r.provider = Some(if k % 3 == 0 { "a" } else { "b" }.into());
+        a.add(&r, &[], false);
+        latency.record(end - intended);
+        if let Some(s) = sent {
+            uncorrected.record(end - s);
+            lag.record(s.saturating_sub(intended));
+        }
+    }
+    let g = a.overall();
+    assert_eq!(g.latency.inner(), latency.inner());
+    assert_eq!(g.latency_uncorrected.inner(), uncorrected.inner());
+    assert_eq!(a.schedule_lag().inner(), lag.inner());
+    let r = a.report(400, 0, 3 * NS_PER_S);
+    assert_eq!(r.latency_ms, latency.summary());
+    assert_eq!(r.latency_uncorrected_ms, uncorrected.summary());
+    assert_eq!(r.schedule_lag_ms, lag.summary());
+    // the report's per-provider and per-kind figures are those of the full groups
+    for (name, full) in a.providers() {
+        assert_eq!(r.providers[name], GroupReport::of(&full, r.duration_s), "{name}");
+    }
+    for (name, full) in a.per_kind() {
+        assert_eq!(r.kinds[name], GroupReport::of(&full, r.duration_s), "{name}");
+    }
+}
