@@ -31,12 +31,13 @@ pub fn secs_f64_to_nanos(s: f64) -> Nanos {
 /// `Nanos::MAX`), without the libm call `round` is on baseline x86-64 for the usual
 /// non-negative values below 2^52: `t` is `x` truncated and `x - t` is exact (Sterbenz),
 /// so `t + (x - t ≥ 0.5)` is the same integer (branch-free: the fraction is as good as
-/// random).
+/// random). Converted through `i64`, exact in that range: one instruction each way on
+/// x86-64, where `u64` ⇄ `f64` conversions take several.
 #[inline]
 pub fn round_to_nanos(x: f64) -> Nanos {
     if (0.0..TWO_POW_52).contains(&x) {
-        let t = x as Nanos;
-        t + Nanos::from(x - t as f64 >= 0.5)
+        let t = x as i64;
+        (t + i64::from(x - t as f64 >= 0.5)) as Nanos
     } else {
         x.round() as Nanos
     }
