@@ -175,6 +175,9 @@ fn overall_providers_and_kinds_are_sums_of_cells() {
 fn off_schedule_requests_read_as_recorded() {
     let mut a = Aggregator::new(NS_PER_S, vec!["chat".into(), "embed".into()], SloThresholds::default());
     let (mut latency, mut uncorrected, mut lag) = (Hist::new(3), Hist::new(3), Hist::new(3));
+    // recorded directly per provider and per kind, to check the views built from cells
+    let mut by_provider: BTreeMap<&str, (Hist, Hist)> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, (Hist, Hist)> = BTreeMap::new();
     for k in 0..400u64 {
         let intended = k * 7 * NS_PER_MS;
         let end = intended + (k % 37 + 1) * 13 * NS_PER_MS;
@@ -192,9 +195,22 @@ fn off_schedule_requests_read_as_recorded() {
         let mut r = rec(k, intended, end, outcome, 3, None);
         r.sent = sent;
         r.kind = (k % 2) as u32;
-        r.provider = Some(if k % 3 == 0 { "a" } else { "b" }.into());
+        let provider = if k % 3 == 0 { "a" } else { "b" };
+        r.provider = Some(provider.into());
         a.add(&r, &[], false);
         latency.record(end - intended);
+        let kind = ["chat", "embed"][r.kind as usize];
+        for (lat, unc) in [
+            by_provider
+                .entry(provider)
+                .or_insert_with(|| (Hist::new(3), Hist::new(3))),
+            by_kind.entry(kind).or_insert_with(|| (Hist::new(3), Hist::new(3))),
+        ] {
+            lat.record(end - intended);
+            if let Some(s) = sent {
+                unc.record(end - s);
+            }
+        }
         if let Some(s) = sent {
             uncorrected.record(end - s);
             lag.record(s.saturating_sub(intended));
@@ -208,7 +224,16 @@ fn off_schedule_requests_read_as_recorded() {
     assert_eq!(r.latency_ms, latency.summary());
     assert_eq!(r.latency_uncorrected_ms, uncorrected.summary());
     assert_eq!(r.schedule_lag_ms, lag.summary());
-    // the report's per-provider and per-kind figures are those of the full groups
+    // the per-provider and per-kind views are those of recording every sample, and the
+    // report's figures are those of the full groups
+    for (views, direct) in [(a.providers(), &by_provider), (a.per_kind(), &by_kind)] {
+        assert_eq!(views.len(), direct.len());
+        for (name, full) in &views {
+            let (lat, unc) = &direct[name];
+            assert_eq!(full.latency.inner(), lat.inner(), "{name}");
+            assert_eq!(full.latency_uncorrected.inner(), unc.inner(), "{name}");
+        }
+    }
     for (name, full) in a.providers() {
         assert_eq!(r.providers[name], GroupReport::of(&full, r.duration_s), "{name}");
     }

@@ -131,20 +131,16 @@ impl RetryBudget {
     fn refill(&mut self, now: Nanos) {
         if now > self.last {
             let dt = (now - self.last) as f64 / NS_PER_S as f64;
-            self.tokens = (self.tokens + dt * self.cfg.min_per_s).min(self.cap());
+            self.tokens = (self.tokens + dt * self.cfg.min_per_s).min(self.cap);
             self.last = now;
         }
-    }
-
-    fn cap(&self) -> f64 {
-        self.cap
     }
 
     /// A request arrived: deposit.
     #[inline]
     pub fn on_request(&mut self, now: Nanos) {
         self.refill(now);
-        self.tokens = (self.tokens + self.cfg.budget_ratio).min(self.cap());
+        self.tokens = (self.tokens + self.cfg.budget_ratio).min(self.cap);
     }
 
     /// Should attempt `attempt` (1 = first retry) follow this failure? `Some(wait)` if yes.

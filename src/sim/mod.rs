@@ -102,8 +102,9 @@ const SLOTS: usize = 1 << 12;
 struct Queue {
     /// Absolute slot number being drained (`time >> SLOT_BITS`).
     cur: u64,
-    /// The current slot's events, sorted by key, largest first (pop from the end), and
-    /// any pushed for an earlier slot (the side event can come before the current slot's).
+    /// The current slot's events, sorted by key, largest first (pop from the end). `cur`
+    /// never passes the slot of the last event popped (a slot is advanced into only when
+    /// the side event does not come first), so everything queued in it is here.
     current: Vec<(Key, Ev)>,
     /// Slot `s` (with `cur < s < cur + SLOTS`) lives at `wheel[s % SLOTS]`.
     wheel: Vec<Vec<(Key, Ev)>>,
@@ -210,15 +211,15 @@ impl Queue {
     fn push_side(&mut self, t: Nanos, ev: Ev) {
         debug_assert!(self.side.is_none(), "one side event at a time");
         let key = self.key(t);
+        debug_assert!(slot_of(key) >= self.cur, "events are scheduled at or after now");
         self.side = Some((key, ev));
     }
 
     fn push(&mut self, t: Nanos, ev: Ev) {
         let key = self.key(t);
         let s = slot_of(key);
+        debug_assert!(s >= self.cur, "events are scheduled at or after now");
         if s <= self.cur {
-            // `current` holds every queued event up to its slot (an event of an earlier
-            // slot is pushed while the side event, which may come before `cur`, runs);
             // keys only grow, so this usually lands at the front (the largest end is 0)
             let at = self.current.partition_point(|e| e.0 > key);
             self.current.insert(at, (key, ev));
@@ -308,7 +309,7 @@ impl Queue {
         if let Some((k, _)) = self.side {
             if next.is_none_or(|n| slot_of(k) < n) {
                 // the side event comes first, alone in its slot: that slot is current
-                // (so events it schedules before `next` go on the wheel, not here)
+                // (`max` only for clarity: `cur` never passes the time popped last)
                 self.cur = self.cur.max(slot_of(k));
                 return;
             }

@@ -446,7 +446,21 @@ mod tests {
         for src in [open, Source::Trace(trace, 2.0)] {
             let want: Vec<Planned> = Schedule::new(&src, mix.clone(), 5).unwrap().collect();
             let mut s = Schedule::new(&src, mix.clone(), 5).unwrap();
-            let mut slot = want[0].clone();
+            // a slot left by some other request: every field must be overwritten
+            let mut slot = Planned {
+                id: 999,
+                at: 7,
+                shape: RequestShape {
+                    kind: 99,
+                    api: Api::Anthropic,
+                    endpoint: EndpointKind::Embeddings,
+                    stream: true,
+                    model: Some("left over".into()),
+                    prompt_tokens: 0,
+                    max_tokens: 0,
+                    inputs: 0,
+                },
+            };
             let mut got = Vec::new();
             while s.next_into(&mut slot) {
                 got.push(slot.clone());
