@@ -400,7 +400,18 @@ latency_multiplier = 1.5
         }
         reused += usize::from(cached.set.covers(now));
         fresh.invalidate();
-        let (a, b) = (cached.decide(now, &facts, None), fresh.decide(now, &facts, None));
+        // now and then a request with a forced fault header (the mock's path), including
+        // a forced delay, which goes through the same timing
+        let forced: Option<Forced> = match (r >> 24) % 13 {
+            0 => Some("delay=300ms".parse().unwrap()),
+            1 => Some("status=503".parse().unwrap()),
+            2 => Some("cut_after=3".parse().unwrap()),
+            _ => None,
+        };
+        let (a, b) = (
+            cached.decide(now, &facts, forced.as_ref()),
+            fresh.decide(now, &facts, forced.as_ref()),
+        );
         assert_eq!(a, b, "request {n} at {now}");
         n += 1;
     }
