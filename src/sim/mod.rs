@@ -336,7 +336,10 @@ impl Queue {
     }
 }
 
-/// One request in flight, in a reused slot.
+/// One request in flight, in a reused slot, aligned to a cache line: the slots of
+/// requests in flight are touched at random as they complete, so each takes whole lines
+/// (128 bytes today: two).
+#[repr(align(64))]
 struct Req {
     planned: Planned,
     /// The gateway's order of targets (the buffer is reused by the slot's next request).
@@ -344,10 +347,10 @@ struct Req {
     first_token: Option<Nanos>,
     tokens: u32,
     /// Position in `order` and attempt number of the next or current attempt.
-    k: usize,
+    k: u32,
     a: u32,
     /// The attempt in flight: target, success, status, start, `OUT_*`.
-    i: usize,
+    i: u32,
     ok: bool,
     code: u16,
     started: Nanos,
@@ -526,11 +529,11 @@ pub fn run(input: SimInput) -> SimOutput {
                 Ev::Attempt { r } => {
                     let ru = r as usize;
                     let req = &mut reqs[ru];
-                    let (k, a) = (req.k, req.a);
+                    let (k, a) = (req.k as usize, req.a);
                     let i = req.order[k];
                     if !policy.admit(t, i) {
                         if k + 1 < req.order.len() {
-                            req.k = k + 1;
+                            req.k += 1;
                             req.a = 0;
                             sched(&mut q, &mut now, t, t, Ev::Attempt { r });
                         } else {
@@ -628,7 +631,7 @@ pub fn run(input: SimInput) -> SimOutput {
                         }
                         Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
                     };
-                    req.i = i;
+                    req.i = i as u32;
                     req.ok = ok;
                     req.code = code;
                     req.started = t;
@@ -637,7 +640,7 @@ pub fn run(input: SimInput) -> SimOutput {
                 }
                 Ev::Done { r } => {
                     let req = &mut reqs[r as usize];
-                    let (k, a, i, ok, code, out) = (req.k, req.a, req.i, req.ok, req.code, req.out);
+                    let (k, a, i, ok, code, out) = (req.k as usize, req.a, req.i as usize, req.ok, req.code, req.out);
                     let duration = t - req.started;
                     let counts = match out {
                         OUT_TIMEOUT | OUT_RESET | OUT_STALL => policy.config().failure.timeout,
@@ -682,7 +685,7 @@ pub fn run(input: SimInput) -> SimOutput {
                             continue;
                         }
                         if fallback && k + 1 < req.order.len() {
-                            req.k = k + 1;
+                            req.k += 1;
                             req.a = 0;
                             sched(&mut q, &mut now, t, t, Ev::Attempt { r });
                             continue;
