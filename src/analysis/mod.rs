@@ -641,7 +641,8 @@ impl Aggregator {
     fn fold(&mut self, r: &RequestRecord, itl: &[Nanos], embeddings: bool, pi: Option<usize>) {
         self.records += 1;
         self.last_end = self.last_end.max(r.end);
-        let good = r.outcome.is_ok() && self.meets_slo(r);
+        let ok = r.outcome.is_ok();
+        let good = ok && self.meets_slo(r);
         let placer = self.placer;
         let pl = Placements::of(r, &placer);
         let kg = self.kind_index(r.kind as usize);
@@ -651,7 +652,7 @@ impl Aggregator {
                 row.resize_with(kg + 1, Cell::default);
             }
             row[kg].add(r, itl, good, &pl, &placer);
-            if r.outcome.is_ok() {
+            if ok {
                 let per_kind = &mut self.provider_usage[pi];
                 let k = r.kind as usize;
                 if per_kind.len() <= k {
@@ -684,11 +685,11 @@ impl Aggregator {
                 self.lag.record_placed(placer.place(s - r.intended), &placer);
             }
         }
-        if embeddings && r.outcome.is_ok() {
+        if embeddings && ok {
             self.embeddings.0 += 1;
             self.embeddings.1.record_placed(pl.latency, &placer);
         }
-        let decode = match (r.first_token, r.outcome.is_ok() && r.stream && r.output_tokens >= 2) {
+        let decode = match (r.first_token, ok && r.stream && r.output_tokens >= 2) {
             (Some(ft), true) if r.end > ft => {
                 Some(f64::from(r.output_tokens - 1) * NS_PER_S as f64 / (r.end - ft) as f64)
             }
@@ -720,7 +721,7 @@ impl Aggregator {
                 starts.resize(si + 1, (0, 0));
             }
             let e = &mut starts[si];
-            if r.outcome.is_ok() {
+            if ok {
                 e.0 += 1;
             } else {
                 e.1 += 1;
