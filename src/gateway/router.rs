@@ -116,9 +116,9 @@ pub fn order_into(
     arrange(strategy, all_down, targets, rng, now, idx);
 }
 
-/// Orders `idx`, the available targets in index order (all of them, or none, when none
-/// is available and `all_down` says so), by `strategy`: the second half of [`order_into`],
-/// for a driver that collects the available targets itself.
+/// Orders `idx` — the available targets, in index order — by `strategy`; when none is
+/// available, `all_down` says whether to try all of them (panic) or none. The second half
+/// of [`order_into`], for a driver that collects the available targets itself.
 #[inline]
 pub fn arrange(
     strategy: Strategy,
