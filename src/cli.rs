@@ -70,6 +70,13 @@ pub struct ScenarioArgs {
     /// Only the summary table and failed assertions.
     #[arg(long)]
     pub quiet: bool,
+    /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
+    #[arg(long)]
+    pub allow_in_flight: bool,
+    /// Run even when the planned requests, rate or memory are past chaosgate's limits
+    /// (see docs/accounting-and-limits.md).
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// `chaosgate run`.
@@ -245,6 +252,13 @@ pub struct LoadArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
+    #[arg(long)]
+    pub allow_in_flight: bool,
+    /// Run even when the planned requests, rate or memory are past chaosgate's limits
+    /// (see docs/accounting-and-limits.md).
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// `--arrival`.

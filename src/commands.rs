@@ -28,6 +28,34 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A flag raised on Ctrl-C / SIGTERM, with the task that raises it (abort it when done).
+/// The handlers are installed before this returns (on unix), so a signal that comes right
+/// after is not lost. Must be called inside the async runtime.
+pub fn stop_on_signal() -> (tokio::sync::watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    let task = tokio::spawn(async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => shutdown_signal().await,
+        }
+        #[cfg(not(unix))]
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    (rx, task)
+}
+
 /// `chaosgate mock`: serves one provider or every provider of a scenario until stopped.
 pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
     let mut configs: Vec<(MockConfig, String)> = Vec::new();
@@ -159,6 +187,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         )?;
     }
     live::base_url(&a.target).map_err(anyhow::Error::msg)?;
+    let work = crate::limits::Work::of(
+        &source,
+        crate::limits::Mode::Live {
+            concurrency: a.concurrency.max(1),
+        },
+        a.bucket.0.max(1_000_000),
+        1,
+    );
+    if let Some(note) = crate::limits::check("chaosgate load", &work, a.allow_large)? {
+        eprintln!("chaosgate: {note}");
+    }
     let seed = a.seed.unwrap_or_else(random_seed);
     let mut opts = LoadOptions::new(&a.target, a.api, seed);
     opts.concurrency = a.concurrency.max(1);
@@ -179,12 +218,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
         a.target
     );
+    let (stop_rx, signals) = stop_on_signal();
+    opts.stop = Some(stop_rx);
     let start_wall = std::time::SystemTime::now();
-    let result = live::run(source, mix, opts).await?;
-    let report = result
-        .aggregator
-        .report(result.scheduled, result.in_flight_at_end, result.duration);
+    let result = live::run(source, mix, opts).await;
+    signals.abort();
+    let result = result?;
+    let report = result.report();
     print!("{}", crate::report::text(&report));
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
     if let Some(p) = &a.json {
         let mut v = serde_json::to_value(&report)?;
         v["seed"] = serde_json::json!(seed);
@@ -209,6 +253,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     if let Some(p) = &a.hlog {
         crate::report::write_hlog(p, &result.aggregator, start_wall)?;
         eprintln!("wrote {}", p.display());
+    }
+    if result.interrupted {
+        eprintln!("chaosgate load: interrupted; the report above is partial");
+        return Ok(130);
+    }
+    if result.in_flight_at_end > 0 && !a.allow_in_flight {
+        eprintln!(
+            "chaosgate load: {} request(s) in flight at the end were never accounted for (--allow-in-flight accepts this)",
+            result.in_flight_at_end
+        );
+        return Ok(1);
     }
     Ok(0)
 }
@@ -437,6 +492,8 @@ fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> any
     o.repeat = a.repeat as usize;
     o.seed = a.seed;
     o.asserts = parse_asserts(&a.asserts)?;
+    o.allow_in_flight = a.allow_in_flight;
+    o.allow_large = a.allow_large;
     Ok(o)
 }
 
@@ -447,8 +504,13 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     if let Some(j) = a.jobs {
         o.jobs = j.max(1);
     }
+    // Ctrl-C / SIGTERM raise the stop flag: the runs stop within STOP_CHECK_EVERY events
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    o.stop = Some(stop.clone());
+    spawn_stop_on_signal(stop);
     let started = std::time::Instant::now();
-    let sw = crate::run::simulate(&set, &o)?;
+    let out = crate::run::simulate_interruptible(&set, &o)?;
+    let sw = out.report;
     let wall = started.elapsed().as_secs_f64();
     let simulated: f64 = sw
         .points
@@ -464,7 +526,44 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
         o.repeat,
         if o.repeat == 1 { "" } else { "s" },
     );
-    finish(&sw, &a.common, "sim")
+    let code = finish(&sw, &a.common, "sim")?;
+    if out.interrupted {
+        eprintln!("chaosgate sim: interrupted; the report above is partial");
+        return Ok(130);
+    }
+    Ok(code)
+}
+
+/// Raises `stop` on Ctrl-C / SIGTERM, from a thread of its own (for commands that run
+/// outside the async runtime). The handlers are installed before this returns, so a
+/// signal that comes at once is not lost.
+fn spawn_stop_on_signal(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return;
+    };
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in = rt.enter();
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    let _ = std::thread::Builder::new().name("chaosgate-signals".into()).spawn(move || {
+        #[cfg(unix)]
+        rt.block_on(async move {
+            match signals {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                _ => shutdown_signal().await,
+            }
+        });
+        #[cfg(not(unix))]
+        rt.block_on(shutdown_signal());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 }
 
 fn default_run_dir(name: &str) -> std::path::PathBuf {

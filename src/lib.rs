@@ -18,6 +18,7 @@ pub mod diag;
 pub mod external;
 pub mod fault;
 pub mod gateway;
+pub mod limits;
 pub mod load;
 pub mod mock;
 pub mod net;

@@ -819,6 +819,12 @@ impl Aggregator {
                 .collect(),
             timeline: self.timeline(),
             duration_s: d,
+            partial: false,
+            warnings: if in_flight_at_end > 0 {
+                vec![in_flight_warning(in_flight_at_end, scheduled)]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -843,6 +849,14 @@ impl Aggregator {
             },
         }
     }
+}
+
+/// The warning of a report with requests still unaccounted for at its end.
+pub fn in_flight_warning(in_flight_at_end: u64, scheduled: u64) -> String {
+    format!(
+        "{in_flight_at_end} of {scheduled} scheduled requests were still in flight when the run ended \
+         (in_flight_at_end): they are neither ok nor failed, so every figure here undercounts"
+    )
 }
 
 /// Throughput stability (the article's tokens/s columns).
@@ -1008,8 +1022,16 @@ pub struct LoadReport {
     pub phases: BTreeMap<String, GroupReport>,
     /// Per-bucket series.
     pub timeline: Timeline,
-    /// Scheduled length of the run.
+    /// Length of the run: the scheduled length, or for a partial (interrupted) run the
+    /// measured time until the stop.
     pub duration_s: f64,
+    /// The run was interrupted: the figures cover `duration_s` only (absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// What makes these figures unreliable (requests in flight at the end, requests closed
+    /// by the grace period, an interruption); absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]

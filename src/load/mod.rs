@@ -63,8 +63,8 @@ pub struct LoadOptions {
     /// The run's time zero (default: 20 ms after `run` is called). Scenario runs start the
     /// mocks' fault timelines at the same instant.
     pub t0: Option<Instant>,
-    /// Set to `true` to stop scheduling (Ctrl-C in a scenario run); in-flight requests get
-    /// at most 2 s more and the result is partial.
+    /// Set to `true` to stop scheduling (Ctrl-C); in-flight requests get at most
+    /// [`INTERRUPT_GRACE`] more, then count as in flight at the end, and the result is partial.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
@@ -92,6 +92,14 @@ impl LoadOptions {
     }
 }
 
+/// How long requests still open get after a Ctrl-C / SIGTERM before the partial report
+/// (so the whole stop takes well under a second).
+pub const INTERRUPT_GRACE: Nanos = 500 * NS_PER_MS;
+
+/// Most finished records queued for the aggregator: when it falls behind, senders wait
+/// (the scheduler too), so memory never grows with the rate asked for.
+const RECORD_QUEUE: usize = 16_384;
+
 /// A plain pooled HTTP/1.1 client with TCP_NODELAY (readiness polls, admin calls).
 pub fn plain_client() -> Http {
     let mut conn = HttpConnector::new();
@@ -106,12 +114,45 @@ pub struct LoadResult {
     pub aggregator: Aggregator,
     /// Requests the schedule planned (closed loop: started).
     pub scheduled: u64,
-    /// Sent but unanswered when the run ended.
+    /// Sent but unaccounted for when the run ended (interrupted runs: still open after
+    /// [`INTERRUPT_GRACE`]).
     pub in_flight_at_end: u64,
-    /// Scheduled length of the run.
+    /// Requests still open when the grace period after the schedule ran out, counted as
+    /// timeouts (already in the aggregator as such).
+    pub closed_by_grace: u64,
+    /// The run's length: the scheduled length, or when interrupted the measured time from
+    /// the start to the stop.
     pub duration: Nanos,
+    /// The scheduled length.
+    pub planned_duration: Nanos,
+    /// The grace period after the schedule's end.
+    pub grace: Nanos,
     /// Stopped early through [`LoadOptions::stop`].
     pub interrupted: bool,
+}
+
+impl LoadResult {
+    /// The report, with its accounting warnings and, when interrupted, marked partial with
+    /// the measured duration.
+    pub fn report(&self) -> crate::analysis::LoadReport {
+        let mut r = self.aggregator.report(self.scheduled, self.in_flight_at_end, self.duration);
+        if self.closed_by_grace > 0 {
+            r.warnings.push(format!(
+                "{} request(s) were still open {:.3} s after the schedule ended (the grace period) and were counted as timeouts",
+                self.closed_by_grace,
+                crate::time::nanos_to_secs_f64(self.grace)
+            ));
+        }
+        if self.interrupted {
+            r.partial = true;
+            r.warnings.push(format!(
+                "interrupted (Ctrl-C / SIGTERM) after {:.1} s of a planned {:.1} s: this report is partial",
+                crate::time::nanos_to_secs_f64(self.duration),
+                crate::time::nanos_to_secs_f64(self.planned_duration)
+            ));
+        }
+        r
+    }
 }
 
 fn stopped(opts: &LoadOptions) -> bool {
@@ -156,7 +197,9 @@ struct Shared {
     extra_raw: String,
     opts: LoadOptions,
     t0: Instant,
-    tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool)>,
+    tx: mpsc::Sender<(RequestRecord, Vec<Nanos>, bool)>,
+    /// Records of requests whose task was cancelled while still open (see [`Open`]).
+    abandoned: Mutex<Vec<(RequestRecord, bool)>>,
     sem: Arc<Semaphore>,
     ok: AtomicU64,
     failed: AtomicU64,
@@ -530,16 +573,77 @@ async fn execute(
     (rec, itl)
 }
 
-fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool) {
+async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool) {
     match rec.outcome {
         Outcome::Ok => sh.ok.fetch_add(1, Ordering::Relaxed),
         Outcome::Dropped => sh.dropped.fetch_add(1, Ordering::Relaxed),
         _ => sh.failed.fetch_add(1, Ordering::Relaxed),
     };
-    let _ = sh.tx.send((rec, itl, embeddings));
+    let _ = sh.tx.send((rec, itl, embeddings)).await;
 }
 
-fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
+/// A request that is open until [`Open::close`]: when its task is cancelled first (the
+/// grace period ran out, or Ctrl-C), dropping it files the request under
+/// [`Shared::abandoned`] as a timeout ending now, so no request leaves the accounting.
+struct Open<'a> {
+    sh: &'a Shared,
+    rec: Option<(RequestRecord, bool)>,
+}
+
+impl<'a> Open<'a> {
+    fn new(sh: &'a Shared, id: u64, intended: Instant, shape: &RequestShape) -> Open<'a> {
+        let rec = RequestRecord {
+            id,
+            kind: shape.kind,
+            intended: since(sh.t0, intended),
+            sent: Some(since(sh.t0, Instant::now())),
+            first_byte: None,
+            first_token: None,
+            end: 0,
+            outcome: Outcome::Timeout,
+            output_tokens: 0,
+            input_tokens: shape.prompt_tokens,
+            provider: None,
+            stream: shape.stream,
+        };
+        Open {
+            sh,
+            rec: Some((rec, shape.endpoint == EndpointKind::Embeddings)),
+        }
+    }
+
+    /// The request was counted.
+    fn close(mut self) {
+        self.rec = None;
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if let Some((mut rec, emb)) = self.rec.take() {
+            rec.end = since(self.sh.t0, Instant::now()).max(rec.sent.unwrap_or(0));
+            self.sh
+                .abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((rec, emb));
+        }
+    }
+}
+
+/// Sends one request and counts it, accounted for even if cancelled midway.
+async fn request(sh: &Shared, own: Option<&mut OwnConn>, id: u64, intended: Instant, shape: &RequestShape) -> Nanos {
+    let open = Open::new(sh, id, intended, shape);
+    let (rec, itl) = execute(sh, own, id, intended, shape).await;
+    let ended = rec.end;
+    // from here the record is on its way (cancelled while the aggregator's queue is full,
+    // it is lost and shows as in flight at the end: unaccounted, never miscounted)
+    open.close();
+    record_and_send(sh, rec, itl, shape.endpoint == EndpointKind::Embeddings).await;
+    ended
+}
+
+async fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
     let t = since(sh.t0, intended);
     let rec = RequestRecord {
         id,
@@ -555,7 +659,7 @@ fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
         provider: None,
         stream: shape.stream,
     };
-    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings);
+    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings).await;
 }
 
 /// Runs the load to the end and returns the statistics.
@@ -583,7 +687,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         .pool_idle_timeout(Duration::from_secs(90))
         .build(conn);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(RECORD_QUEUE);
     let t0 = opts.t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
     let sh = Arc::new(Shared {
         client,
@@ -596,6 +700,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         opts: opts.clone(),
         t0,
         tx,
+        abandoned: Mutex::new(Vec::new()),
         sem: Arc::new(Semaphore::new(opts.concurrency.max(1))),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -662,9 +767,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                         let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         scheduled.fetch_add(1, Ordering::Relaxed);
-                        let (rec, itl) = execute(&sh, Some(&mut conn), id, intended, &shape).await;
-                        let ended = rec.end;
-                        record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings);
+                        let ended = request(&sh, Some(&mut conn), id, intended, &shape).await;
                         let next = cl.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                         match next {
                             Some(n) => at = n,
@@ -684,10 +787,15 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                     .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
                 Source::Closed { .. } => 0,
             };
-            for p in schedule {
+            for (n, p) in schedule.enumerate() {
                 let intended = t0 + Duration::from_nanos(p.at);
                 if !wait_or_stop(&opts, intended).await {
                     break;
+                }
+                // behind schedule, `wait_or_stop` returns at once: let the other tasks
+                // (the signal handler, the aggregator) run now and then
+                if n % 256 == 255 {
+                    tokio::task::yield_now().await;
                 }
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 while tasks.try_join_next().is_some() {}
@@ -695,28 +803,46 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                     Ok(permit) => {
                         let sh = sh.clone();
                         tasks.spawn(async move {
-                            let (rec, itl) = execute(&sh, None, p.id, intended, &p.shape).await;
+                            request(&sh, None, p.id, intended, &p.shape).await;
                             drop(permit);
-                            record_and_send(&sh, rec, itl, p.shape.endpoint == EndpointKind::Embeddings);
                         });
                     }
-                    Err(_) => dropped(&sh, p.id, intended, &p.shape),
+                    Err(_) => dropped(&sh, p.id, intended, &p.shape).await,
                 }
             }
         }
     }
     // let in-flight requests finish, up to the grace period after the schedule's end
-    let interrupted = stopped(&opts);
-    let end = if interrupted {
-        Instant::now() + Duration::from_nanos(opts.grace.min(2_000 * NS_PER_MS))
+    // (after a stop: up to INTERRUPT_GRACE)
+    let mut interrupted = stopped(&opts);
+    let planned_duration = duration;
+    let mut duration = duration;
+    let mut end = if interrupted {
+        duration = since(t0, Instant::now()).min(planned_duration);
+        Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE))
     } else {
         t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace)
     };
+    let mut stop_rx = opts.stop.clone();
     while !tasks.is_empty() {
-        match tokio::time::timeout_at(end, tasks.join_next()).await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => break,
+        let stop = async {
+            match stop_rx.as_mut() {
+                Some(rx) if !interrupted => {
+                    let _ = rx.wait_for(|v| *v).await;
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout_at(end, tasks.join_next()) => match r {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            },
+            // Ctrl-C while waiting for the last answers: stop soon, the report is partial
+            _ = stop => {
+                interrupted = true;
+                end = end.min(Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE)));
+            }
         }
     }
     tasks.abort_all();
@@ -725,15 +851,28 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         pb.abort();
     }
     let scheduled = scheduled.load(Ordering::Relaxed);
-    let counted =
-        sh.ok.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed) + sh.dropped.load(Ordering::Relaxed);
+    let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
     drop(sh);
-    let aggregator = agg_task.await?;
+    let mut aggregator = agg_task.await?;
+    // still open when the waiting ended: a normal end gave them the grace period, so they
+    // count as timeouts; after a stop they were not given their timeout and stay in flight
+    let mut closed_by_grace = 0;
+    if !interrupted {
+        debug_assert!(abandoned.iter().all(|(r, _)| r.outcome == Outcome::Timeout));
+        for (rec, emb) in &abandoned {
+            aggregator.add(rec, &[], *emb);
+        }
+        closed_by_grace = abandoned.len() as u64;
+    }
+    let in_flight_at_end = scheduled.saturating_sub(aggregator.records);
     Ok(LoadResult {
         aggregator,
         scheduled,
-        in_flight_at_end: scheduled.saturating_sub(counted),
+        in_flight_at_end,
+        closed_by_grace,
         duration,
+        planned_duration,
+        grace: opts.grace,
         interrupted,
     })
 }

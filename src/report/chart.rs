@@ -7,7 +7,12 @@
 //! spaced, in the order given). With `--repeat` each point carries min–max whiskers. Axis
 //! ticks are round numbers (1, 2 or 5 × 10ⁿ apart) and the y axes start at 0 and cover
 //! every value and whisker. A detection that never happened is drawn as a hollow marker on
-//! the panel's top edge, titled "not detected". Empty or missing data never produces NaN.
+//! the panel's top edge, titled "not detected". A point whose figures cannot be trusted
+//! (`unreliable`: its run had warnings, requests in flight at the end, an interruption) is
+//! never drawn as a value — its numbers would look like a good setting (a point where
+//! nothing completed shows 0 failed) — but as a grey cross on the top edge of both panels,
+//! titled with the reason, left out of the line and the axis ranges. Empty or missing data
+//! never produces NaN.
 
 use std::fmt::Write as _;
 
@@ -30,6 +35,8 @@ pub struct ChartPoint {
     pub detection_min: Option<f64>,
     /// Largest detection time over the repeats.
     pub detection_max: Option<f64>,
+    /// Why the point's figures cannot be trusted (`None`: they can).
+    pub unreliable: Option<String>,
 }
 
 const WIDTH: f64 = 760.0;
@@ -180,13 +187,20 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
         c(WIDTH / 2.0),
         esc(title)
     );
+    // an unreliable point has no value to draw
     let failed: Series = points
         .iter()
-        .map(|p| (finite(Some(p.failed)), finite(p.failed_min), finite(p.failed_max)))
+        .map(|p| match p.unreliable {
+            Some(_) => (None, None, None),
+            None => (finite(Some(p.failed)), finite(p.failed_min), finite(p.failed_max)),
+        })
         .collect();
     let detection: Series = points
         .iter()
-        .map(|p| (finite(p.detection_s), finite(p.detection_min), finite(p.detection_max)))
+        .map(|p| match p.unreliable {
+            Some(_) => (None, None, None),
+            None => (finite(p.detection_s), finite(p.detection_min), finite(p.detection_max)),
+        })
         .collect();
     let panels = [
         ("failed", "failed requests", &failed, "#c0392b"),
@@ -287,6 +301,16 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
                 );
             }
             let unit = if id == "failed" { "" } else { " s" };
+            if let Some(why) = &p.unreliable {
+                let (l, r, u, d) = (c(x - 5.0), c(x + 5.0), c(top - 5.0), c(top + 5.0));
+                let _ = writeln!(
+                    s,
+                    "<path class=\"marker unreliable\" d=\"M{l},{u}L{r},{d}M{l},{d}L{r},{u}\" stroke=\"#888888\" stroke-width=\"2\" fill=\"none\"><title>{}: UNRELIABLE, not drawn — {}</title></path>",
+                    esc(&p.label),
+                    esc(why)
+                );
+                continue;
+            }
             match v {
                 Some(v) => {
                     let range = match (a, b) {
@@ -314,7 +338,19 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
                 }
             }
         }
-        if series.iter().any(|&(v, _, _)| v.is_none()) {
+        if points.iter().any(|p| p.unreliable.is_some()) {
+            let _ = writeln!(
+                s,
+                "<text class=\"legend unreliable\" x=\"{}\" y=\"{}\" text-anchor=\"start\" fill=\"#555555\">× on the top edge: unreliable (warnings), not drawn</text>",
+                c(LEFT),
+                c(top - 8.0)
+            );
+        }
+        if points
+            .iter()
+            .zip(series.iter())
+            .any(|(p, &(v, _, _))| v.is_none() && p.unreliable.is_none())
+        {
             let _ = writeln!(
                 s,
                 "<text class=\"legend\" x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555555\">○ on the top edge: not detected</text>",

@@ -215,9 +215,7 @@ async fn drive(
         }
         Gw::External(_) => Vec::new(),
     };
-    let report = result
-        .aggregator
-        .report(result.scheduled, result.in_flight_at_end, result.duration);
+    let report = result.report();
     let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
     let shift = 0; // the shift is already in the mocks' profiles
     let mut run = analyse(

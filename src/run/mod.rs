@@ -29,6 +29,14 @@ pub struct RunOptions {
     pub run_dir: std::path::PathBuf,
     /// Live runs: a progress line on the terminal.
     pub progress: bool,
+    /// Let points with requests in flight at the end pass (`--allow-in-flight`); by
+    /// default such a point fails a built-in check.
+    pub allow_in_flight: bool,
+    /// Run work past the limits of [`crate::limits`] (`--allow-large`).
+    pub allow_large: bool,
+    /// Set to stop a simulation early (Ctrl-C): the runs stop at their next check and the
+    /// report is partial.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RunOptions {
@@ -41,6 +49,9 @@ impl RunOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             run_dir,
             progress: false,
+            allow_in_flight: false,
+            allow_large: false,
+            stop: None,
         }
     }
 }
@@ -68,12 +79,34 @@ pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
     (spread as u128 * k as u128 / n as u128) as Nanos
 }
 
-fn checks(s: &Scenario, o: &RunOptions, r: &RunReport) -> (Vec<crate::assert::Check>, bool) {
+/// The point's assertions, then the built-in accounting check when requests were still
+/// in flight at the end of a run (unless `--allow-in-flight`).
+fn checks(s: &Scenario, o: &RunOptions, r: &RunReport, in_flight: (u64, u64)) -> (Vec<crate::assert::Check>, bool) {
     let v = serde_json::to_value(r).unwrap_or_default();
-    let c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
+    let mut c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
+    if let Some(check) = in_flight_check(in_flight, o.allow_in_flight) {
+        c.push(check);
+    }
     let ok = c.iter().all(|c| c.passed);
     (c, ok)
 }
+
+/// The built-in check of `(in flight at the end, scheduled)` over a point's runs: failed
+/// when any request is unaccounted for, unless allowed.
+pub fn in_flight_check((in_flight, scheduled): (u64, u64), allow: bool) -> Option<crate::assert::Check> {
+    (in_flight > 0 && !allow).then(|| crate::assert::Check {
+        assertion: IN_FLIGHT_CHECK.into(),
+        passed: false,
+        actual: serde_json::json!(in_flight),
+        message: format!(
+            "{in_flight} of {scheduled} scheduled requests were never accounted for (neither ok nor failed): \
+             the figures of this point undercount; --allow-in-flight accepts such runs"
+        ),
+    })
+}
+
+/// The text of the built-in accounting check.
+pub const IN_FLIGHT_CHECK: &str = "requests.in_flight_at_end == 0 (built in)";
 
 fn point_report(
     set: &ScenarioSet,
@@ -86,8 +119,11 @@ fn point_report(
 ) -> PointReport {
     let p = &set.points[i];
     let s = &p.scenario;
+    let in_flight = runs.iter().fold((0, 0), |(f, n), r| {
+        (f + r.traffic.requests.in_flight_at_end, n + r.traffic.requests.scheduled)
+    });
     let report = RunReport::fold(&s.name, mode, s.time_scale, gateway, runs, warnings);
-    let (checks, passed) = checks(s, o, &report);
+    let (checks, passed) = checks(s, o, &report, in_flight);
     PointReport {
         params: p
             .params
@@ -111,12 +147,62 @@ fn sweep(set: &ScenarioSet, mode: &str, points: Vec<PointReport>) -> SweepReport
     }
 }
 
+/// The planned work of every point × repeat of `set`, checked against
+/// [`crate::limits`] before anything runs: an error past a limit (unless
+/// `o.allow_large`), else a note to print when over a limit but allowed.
+pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Result<Option<String>> {
+    use crate::limits::{Mode, Work};
+    let n = o.repeat.max(1);
+    let mut total: Option<Work> = None;
+    for p in &set.points {
+        let s = &p.scenario;
+        let source = s.traffic.source(&s.dir)?;
+        let mode = if live {
+            Mode::Live {
+                concurrency: crate::load::LoadOptions::new("", crate::provider::Api::OpenAi, 0).concurrency,
+            }
+        } else {
+            let g = s.builtin_gateway()?;
+            let attempts = u64::from(g.retries.attempts).saturating_add(1);
+            Mode::Sim {
+                max_open: g
+                    .request_timeout
+                    .0
+                    .saturating_mul(attempts)
+                    .saturating_mul(g.targets.len().max(1) as u64),
+            }
+        };
+        let parallel = if live { 1 } else { o.jobs };
+        let w = Work::of(&source, mode, crate::sim::report::BUCKET, s.providers.len()).times(n, parallel);
+        total = Some(match total {
+            Some(t) => t.and(w),
+            None => w,
+        });
+    }
+    let what = if live { "chaosgate run" } else { "chaosgate sim" };
+    crate::limits::check(what, &total.unwrap_or_default(), o.allow_large)
+}
+
 /// Simulates every point × repeat, in parallel over `o.jobs` threads; results in matrix
 /// order, byte-identical whatever the number of threads.
 pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport> {
+    simulate_interruptible(set, o).map(|out| out.report)
+}
+
+/// [`simulate`], stopped early when `o.stop` is raised: the runs in progress stop at their
+/// next check, no new run starts, and the report holds what ran (partial).
+pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveOutcome> {
     for p in &set.points {
         p.scenario.builtin_gateway()?;
     }
+    if let Some(note) = check_limits(set, o, false)? {
+        eprintln!("chaosgate: {note}");
+    }
+    let stopped = || {
+        o.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+    };
     let n = o.repeat.max(1);
     let jobs: Vec<(usize, usize)> = (0..set.points.len())
         .flat_map(|i| (0..n).map(move |k| (i, k)))
@@ -129,34 +215,54 @@ pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport
             sc.spawn(|| loop {
                 let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(i, k)) = jobs.get(j) else { break };
+                if stopped() {
+                    break;
+                }
                 let s = &set.points[i].scenario;
                 let seed = base_seed(s, o).wrapping_add(k as u64);
-                let r = crate::sim::report::simulate_once(s, seed, onset_shift(s, k, n)).map(|(one, _)| one);
+                let r = crate::sim::report::simulate_once_until(s, seed, onset_shift(s, k, n), o.stop.clone())
+                    .map(|(one, _)| one);
                 *results[j].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
-    let mut flat = results.into_iter().map(|m| {
-        m.into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .expect("every job ran")
-    });
+    let interrupted = stopped();
+    // without a stop every job ran; after one, the jobs not started are left out
+    let mut flat = results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
     let mut points = Vec::new();
     for i in 0..set.points.len() {
         let runs = (0..n)
-            .map(|_| flat.next().expect("n per point"))
+            .filter_map(|_| flat.next().flatten())
             .collect::<anyhow::Result<Vec<_>>>()?;
+        debug_assert!(interrupted || runs.len() == n, "every job ran");
+        if runs.is_empty() {
+            break;
+        }
         let s = &set.points[i].scenario;
         let info = GatewayInfo {
             kind: "builtin".into(),
             ..GatewayInfo::default()
         };
-        points.push(point_report(set, i, o, "sim", runs, info, s.warnings.clone()));
+        let mut warnings = s.warnings.clone();
+        if interrupted {
+            warnings.push(format!(
+                "interrupted (Ctrl-C / SIGTERM): this report is partial ({} of {n} runs of this point ran)",
+                runs.len()
+            ));
+        }
+        points.push(point_report(set, i, o, "sim", runs, info, warnings));
     }
-    Ok(sweep(set, "sim", points))
+    let mut part = set.clone();
+    part.points.truncate(points.len());
+    Ok(LiveOutcome {
+        report: sweep(&part, "sim", points),
+        interrupted,
+    })
 }
 
-/// The outcome of live runs.
+/// The outcome of runs that can be interrupted (live, or simulated with a stop flag).
 #[derive(Debug)]
 pub struct LiveOutcome {
     /// The report (partial when interrupted).
@@ -168,11 +274,10 @@ pub struct LiveOutcome {
 /// Runs every point × repeat live, one after another. Ctrl-C / SIGTERM stop the traffic;
 /// everything started is stopped and the report of what ran is still returned.
 pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveOutcome> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        crate::commands::shutdown_signal().await;
-        let _ = tx.send(true);
-    });
+    if let Some(note) = check_limits(set, o, true)? {
+        eprintln!("chaosgate: {note}");
+    }
+    let (rx, signals) = crate::commands::stop_on_signal();
     let n = o.repeat.max(1);
     let mut points = Vec::new();
     let mut interrupted = false;
@@ -213,7 +318,10 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
         }
         if !runs.is_empty() {
             if interrupted {
-                warnings.push("interrupted (Ctrl-C / SIGTERM): this report is partial".into());
+                warnings.push(format!(
+                    "interrupted (Ctrl-C / SIGTERM): this report is partial ({} of {n} runs of this point ran)",
+                    runs.len()
+                ));
             }
             points.push(point_report(set, i, o, "live", runs, info, warnings));
         }

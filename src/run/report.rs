@@ -177,7 +177,12 @@ pub struct RunReport {
     /// Cost of each run (USD).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<Dist>,
-    /// What could not be done exactly as asked (time scaling, rounding, …).
+    /// The point was interrupted: its figures cover what ran (absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// What could not be done exactly as asked (time scaling, rounding, …) and what makes
+    /// the figures unreliable (requests in flight at the end, an interruption). A point
+    /// with warnings is never ranked best or drawn as a good setting.
     pub warnings: Vec<String>,
 }
 
@@ -218,6 +223,20 @@ impl RunReport {
         };
         let mut gateway = gateway;
         gateway.events = first.map_or(0, |r| r.gateway_events);
+        // the runs' own accounting warnings, each once, naming the run when there are several
+        let mut warnings = warnings;
+        for r in &runs {
+            for w in &r.traffic.warnings {
+                let w = if runs.len() > 1 {
+                    format!("run with seed {}: {w}", r.seed)
+                } else {
+                    w.clone()
+                };
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+        }
         RunReport {
             scenario: scenario.to_string(),
             mode: mode.to_string(),
@@ -233,6 +252,7 @@ impl RunReport {
             cost_usd: first
                 .and_then(|r| r.cost.as_ref())
                 .map(|_| per_run(&|r| r.cost.as_ref().map_or(0.0, |c| c.total_usd))),
+            partial: runs.iter().any(|r| r.traffic.partial),
             warnings,
         }
     }
@@ -391,6 +411,48 @@ pub fn text(r: &RunReport) -> String {
     s
 }
 
+/// The point of a sweep with the fewest failed requests (mean over its runs) among the
+/// points that can be ranked: no warnings, every run accounted for, every assertion held,
+/// and a measured failure count. `None` when no point qualifies.
+pub fn best_point(sw: &SweepReport) -> Option<usize> {
+    sw.points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| rankable(p))
+        .filter_map(|(i, p)| p.report.resilience.failed_requests.mean.map(|f| (i, f)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// Whether a point may be ranked or drawn as a setting: no warnings, nothing in flight at
+/// the end, not partial, and its assertions held.
+pub fn rankable(p: &PointReport) -> bool {
+    unreliable_reason(p).is_none() && p.passed
+}
+
+/// Why a point's figures cannot be trusted (its warnings, requests in flight at the end, an
+/// interruption), or `None`.
+pub fn unreliable_reason(p: &PointReport) -> Option<String> {
+    let r = &p.report;
+    let q = &r.traffic.requests;
+    if let Some(w) = r.warnings.first() {
+        Some(format!(
+            "{w}{}",
+            if r.warnings.len() > 1 {
+                format!(" (+{} more)", r.warnings.len() - 1)
+            } else {
+                String::new()
+            }
+        ))
+    } else if q.in_flight_at_end > 0 {
+        Some(crate::analysis::in_flight_warning(q.in_flight_at_end, q.scheduled))
+    } else if r.partial {
+        Some("partial (interrupted)".into())
+    } else {
+        None
+    }
+}
+
 /// The comparison table of a sweep: one row per point.
 pub fn sweep_table(sw: &SweepReport) -> String {
     let mut head: Vec<String> = sw
@@ -415,8 +477,8 @@ pub fn sweep_table(sw: &SweepReport) -> String {
         row.push(r.resilience.failed_requests.short("", 0));
         row.push(r.resilience.failback_s.short("", 2));
         row.push(r.budget.consumed_pct.short("", 3));
-        row.push(if p.checks.is_empty() {
-            "–".into()
+        let mut verdict = if p.checks.is_empty() {
+            "–".to_string()
         } else if p.passed {
             "pass".into()
         } else {
@@ -425,7 +487,16 @@ pub fn sweep_table(sw: &SweepReport) -> String {
                 p.checks.iter().filter(|c| !c.passed).count(),
                 p.checks.len()
             )
-        });
+        };
+        if !r.warnings.is_empty() {
+            // a point whose figures cannot be trusted says so in its row
+            verdict.push_str(&format!(
+                "  UNRELIABLE ({} warning{})",
+                r.warnings.len(),
+                if r.warnings.len() == 1 { "" } else { "s" }
+            ));
+        }
+        row.push(verdict);
         rows.push(row);
     }
     let cols = rows[0].len();
@@ -443,6 +514,23 @@ pub fn sweep_table(sw: &SweepReport) -> String {
         if i == 0 {
             let _ = writeln!(s, "{}", w.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("  "));
         }
+    }
+    let unreliable = sw.points.iter().filter(|p| !p.report.warnings.is_empty()).count();
+    if sw.points.len() > 1 && unreliable > 0 {
+        let _ = writeln!(
+            s,
+            "{unreliable} point{} UNRELIABLE (warnings: see each point's report): never ranked, drawn hollow in --chart",
+            if unreliable == 1 { "" } else { "s" }
+        );
+        let best = best_point(sw).map_or("none (no point can be ranked)".to_string(), |i| {
+            sw.points[i]
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let _ = writeln!(s, "fewest failed requests among the reliable points: {best}");
     }
     s
 }
@@ -599,6 +687,7 @@ pub fn chart_points(sw: &SweepReport) -> (String, Vec<crate::report::chart::Char
                 detection_s: r.detection_s.mean,
                 detection_min: r.detection_s.min,
                 detection_max: r.detection_s.max,
+                unreliable: unreliable_reason(p),
             }
         })
         .collect();

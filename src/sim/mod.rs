@@ -47,7 +47,13 @@ pub struct SimInput {
     pub bucket: Nanos,
     /// Latency targets for goodput (`[slo] ttft / tpot / e2e`).
     pub slo: SloThresholds,
+    /// Raised to stop early (Ctrl-C): looked at every [`STOP_CHECK_EVERY`] events; the
+    /// output then covers the simulated time reached and is marked interrupted.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// Events between two looks at [`SimInput::stop`] (a power of two: a mask test per event).
+pub const STOP_CHECK_EVERY: u64 = 1 << 16;
 
 /// What a simulated run produced: the same streams as a live run.
 #[derive(Debug)]
@@ -60,7 +66,12 @@ pub struct SimOutput {
     pub faults: Vec<FaultEvent>,
     /// Requests scheduled.
     pub scheduled: u64,
-    /// Simulated length (last event).
+    /// Requests scheduled but not finished when the run stopped (only when interrupted).
+    pub in_flight_at_end: u64,
+    /// Stopped early through [`SimInput::stop`].
+    pub interrupted: bool,
+    /// Simulated length: the traffic's planned length, or when interrupted the simulated
+    /// time reached.
     pub duration: Nanos,
     /// Events processed.
     pub steps: u64,
@@ -398,7 +409,9 @@ pub fn run(input: SimInput) -> SimOutput {
         seed,
         bucket,
         slo,
+        stop,
     } = input;
+    let mut interrupted = false;
     let timeout = gateway.request_timeout.0;
     // streams: the first chunk must come within ttft_timeout (failover stays possible until
     // then); after it, a silence longer than stall_timeout ends the stream (as the live
@@ -484,6 +497,14 @@ pub fn run(input: SimInput) -> SimOutput {
         }
     }
     while let Some((t, first)) = q.pop() {
+        if steps & (STOP_CHECK_EVERY - 1) == 0
+            && stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            interrupted = true;
+            break;
+        }
         // probes keep the queue alive forever: stop once traffic is over and nothing else is
         if t > traffic_end.saturating_add(timeout) && matches!(first, Ev::ProbeStart { .. }) {
             continue;
@@ -743,12 +764,17 @@ pub fn run(input: SimInput) -> SimOutput {
         })
         .collect();
     let faults = crate::record::merge_fault_windows(faults);
+    // every scheduled request ends in a record unless the run was stopped
+    let in_flight_at_end = scheduled.saturating_sub(agg.records);
+    debug_assert!(interrupted || in_flight_at_end == 0, "a finished simulation accounts for every request");
     SimOutput {
         aggregator: agg,
         events,
         faults,
         scheduled,
-        duration: traffic_end,
+        in_flight_at_end,
+        interrupted,
+        duration: if interrupted { last.min(traffic_end) } else { traffic_end },
         steps,
         arrivals: names.into_iter().zip(arrivals).collect(),
     }

@@ -12,6 +12,16 @@ pub const BUCKET: crate::time::Nanos = 100 * NS_PER_MS;
 
 /// Simulates `s` once with `seed`, every fault onset moved `shift` later.
 pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyhow::Result<(OneRun, SimOutput)> {
+    simulate_once_until(s, seed, shift, None)
+}
+
+/// [`simulate_once`], stopping early when `stop` is raised (the report is then partial).
+pub fn simulate_once_until(
+    s: &Scenario,
+    seed: u64,
+    shift: crate::time::Nanos,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> anyhow::Result<(OneRun, SimOutput)> {
     let gateway = s.builtin_gateway()?.clone();
     let kinds = s.traffic.load_kinds(&s.dir)?;
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
@@ -40,9 +50,23 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
         seed,
         bucket: BUCKET,
         slo: s.slo.thresholds(),
+        stop,
+    };
+    let planned = match &input.source {
+        crate::traffic::Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
+        crate::traffic::Source::Trace(t, sp) => t.duration(*sp),
+        crate::traffic::Source::Closed { duration, .. } => *duration,
     };
     let out = run(input);
-    let traffic = out.aggregator.report(out.scheduled, 0, out.duration);
+    let mut traffic = out.aggregator.report(out.scheduled, out.in_flight_at_end, out.duration);
+    if out.interrupted {
+        traffic.partial = true;
+        traffic.warnings.push(format!(
+            "interrupted (Ctrl-C / SIGTERM) after {:.1} s of a planned {:.1} s of simulated time: this report is partial",
+            crate::time::nanos_to_secs_f64(out.duration),
+            crate::time::nanos_to_secs_f64(planned)
+        ));
+    }
     let series = Series::from_aggregator(&out.aggregator).with_arrivals(out.arrivals.clone());
     let mut one = analyse(
         s,

@@ -37,6 +37,7 @@ fallback_on_failure = false
         seed,
         bucket: 100 * crate::time::NS_PER_MS,
         slo: crate::analysis::SloThresholds::default(),
+        stop: None,
     }
 }
 
