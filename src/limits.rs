@@ -251,7 +251,7 @@ mod tests {
     fn sim_traffic_rate_1e9_is_refused_for_its_memory() {
         let w = Work::of(&open(1e9, 1800.0), Mode::Sim { max_open: 30 * NS_PER_S }, NS_PER_S / 10, 2);
         let p = w.problems();
-        assert!(p.iter().any(|m| m.starts_with("planned requests 1800.0 G")), "{p:?}");
+        assert!(p.iter().any(|m| m.starts_with("planned requests 1.8 T")), "{p:?}");
         assert!(
             p.iter()
                 .any(|m| m.contains("estimated memory 7.0 TiB (30.0 G requests in flight")),

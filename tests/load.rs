@@ -374,3 +374,161 @@ fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
     assert_eq!(p, vec![("outage".to_string(), 60 * NS_PER_S, 300 * NS_PER_S)]);
     assert!(chaosgate::commands::parse_phases(&["x=5s..1s".into()]).is_err());
 }
+
+/// The reported defect: requests that never completed (the host stalled) were left out of
+/// `failed` (`failed 0` with 919 of 1,155 unanswered). Requests still open when the grace
+/// period after the schedule runs out now count as timeouts, with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_never_complete_count_as_failed_timeouts_not_zero() {
+    let (h, _) = common::start(Api::OpenAi, "[baseline]\nconnection = [{ kind = \"hang\" }]\n", 1).await;
+    let mut opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 1);
+    opts.timeout = 60 * NS_PER_S; // far longer than the wait: only the grace ends them
+    opts.grace = 300 * NS_PER_MS;
+    let r = run(
+        open_loop(20.0, 1, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 3),
+        opts,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.closed_by_grace, 20);
+    let rep = r.report();
+    let q = rep.requests;
+    assert_eq!((q.scheduled, q.failed, q.ok, q.in_flight_at_end), (20, 20, 0, 0), "{q:?}");
+    assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end);
+    assert_eq!(rep.failures_by_kind.get("timeout"), Some(&20), "{:?}", rep.failures_by_kind);
+    assert!(
+        rep.warnings.iter().any(|w| w.contains("20 request(s) were still open 0.300 s after the schedule ended")),
+        "{:?}",
+        rep.warnings
+    );
+    assert!(!rep.partial);
+    h.shutdown().await;
+}
+
+/// The reported defect: interrupted runs reported `duration_s` as the planned length (36 s
+/// for runs stopped at 10–18 s). A stopped run states the measured duration, is marked
+/// partial, and reports the requests it could not wait for as in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_run_reports_its_measured_duration_not_the_planned_36s() {
+    let (h, _) = common::start(Api::OpenAi, "[baseline]\nconnection = [{ kind = \"hang\" }]\n", 1).await;
+    let mut opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 1);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    opts.stop = Some(rx);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = tx.send(true);
+    });
+    let r = run(
+        open_loop(20.0, 36, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 3),
+        opts,
+    )
+    .await
+    .unwrap();
+    assert!(r.interrupted);
+    let rep = r.report();
+    assert!(rep.partial);
+    assert!(rep.duration_s < 30.0, "measured, not the planned 36 s: {}", rep.duration_s);
+    let q = rep.requests;
+    assert!(q.scheduled > 0 && q.in_flight_at_end == q.scheduled, "{q:?}");
+    assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end);
+    let w = rep.warnings.join("\n");
+    assert!(w.contains("still in flight when the run ended"), "{w}");
+    assert!(w.contains("of a planned 36.0 s: this report is partial"), "{w}");
+    h.shutdown().await;
+}
+
+/// Memory must not grow with an unchecked rate: far past what the target can take, every
+/// request beyond the concurrency cap is dropped through a bounded queue, and each is
+/// still counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_far_past_the_cap_drops_and_counts_every_request() {
+    let (h, _) = common::start(Api::OpenAi, "[baseline]\nconnection = [{ kind = \"hang\" }]\n", 1).await;
+    let mut opts = LoadOptions::new(&format!("http://{}", h.addr), Api::OpenAi, 1);
+    opts.concurrency = 4;
+    opts.timeout = 200 * NS_PER_MS;
+    opts.grace = 200 * NS_PER_MS;
+    let r = run(
+        open_loop(50_000.0, 1, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 3),
+        opts,
+    )
+    .await
+    .unwrap();
+    let q = r.report().requests;
+    assert_eq!(q.scheduled, 50_000);
+    assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{q:?}");
+    assert_eq!(q.in_flight_at_end, 0, "{q:?}");
+    assert!(q.dropped > 40_000, "{q:?}");
+    h.shutdown().await;
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chaosgate")
+}
+
+/// The reported defect: `load --rate 1e12 --duration 1s` grew to 2.5 GB in 10 s. Its
+/// planned work is now checked before it starts.
+#[test]
+fn load_rate_1e12_is_refused_before_it_starts() {
+    let out = std::process::Command::new(bin())
+        .args(["load", "--target", "http://127.0.0.1:9", "--rate", "1e12", "--duration", "1s", "--quiet"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("planned requests 1.0 T exceed the limit of 1.0 G"), "{e}");
+    assert!(e.contains("--allow-large"), "{e}");
+}
+
+/// The reported defect: `load` ignored Ctrl-C and needed SIGKILL. SIGINT to the built
+/// binary stops it and prints the partial report (exit 130).
+#[test]
+fn ctrl_c_stops_load_and_prints_the_partial_report() {
+    use std::io::BufRead;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (h, _) = rt.block_on(common::start(Api::OpenAi, "[baseline]\nconnection = [{ kind = \"hang\" }]\n", 1));
+    let mut child = std::process::Command::new(bin())
+        .args(["load", "--target", &format!("http://{}", h.addr), "--rate", "50", "--duration", "60s", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the first stderr line comes once the run is set up (signal handlers installed next)
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("load started");
+    assert!(first.contains("seed="), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("chaosgate load did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("this report is partial"), "{stdout}");
+    assert!(stdout.contains("still in flight when the run ended"), "{stdout}");
+    rt.block_on(h.shutdown());
+}

@@ -435,6 +435,7 @@ mod tests {
                 detection_s: Some(30.0 + i / 2.0),
                 detection_min: Some(30.0),
                 detection_max: Some(30.0 + i),
+                unreliable: None,
             })
             .collect()
     }

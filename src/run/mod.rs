@@ -338,3 +338,161 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
         interrupted,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Aggregator;
+    use crate::record::{Outcome, RequestRecord};
+    use crate::time::NS_PER_S;
+
+    const SWEEP: &str = r#"
+seed = 3
+[providers.primary]
+api = "openai"
+[[providers.primary.phase]]
+name = "outage"
+start = "20s"
+duration = "20s"
+errors = [{ status = 502 }]
+[providers.fallback]
+api = "openai"
+[gateway]
+targets = ["primary", "fallback"]
+health_check = { interval = "5s", timeout = "1s", unhealthy_threshold = 1, healthy_threshold = 1 }
+fallback_on_failure = false
+[traffic]
+rate = 20.0
+arrival = "constant"
+duration = "60s"
+[sweep]
+"gateway.health_check.interval" = ["5s", "60s"]
+"#;
+
+    /// What a stalled host left of a run: 236 of 1,155 requests answered, 919 never.
+    fn stalled(mut run: OneRun) -> OneRun {
+        let mut agg = Aggregator::new(crate::sim::report::BUCKET, vec!["chat".into()], Default::default());
+        for i in 0..236u64 {
+            let t = i * NS_PER_S / 20;
+            agg.add(
+                &RequestRecord {
+                    id: i,
+                    kind: 0,
+                    intended: t,
+                    sent: Some(t),
+                    first_byte: Some(t + 1),
+                    first_token: None,
+                    end: t + 2,
+                    outcome: Outcome::Ok,
+                    output_tokens: 8,
+                    input_tokens: 8,
+                    provider: Some("primary".into()),
+                    stream: false,
+                },
+                &[],
+                false,
+            );
+        }
+        run.traffic = agg.report(1155, 919, 60 * NS_PER_S);
+        for f in &mut run.faults {
+            (f.failed_during, f.failed_before_detection, f.failed_after_detection) = (0, 0, 0);
+            f.detection_traffic_s = None;
+        }
+        run
+    }
+
+    /// The reported defect: a live sweep point where 919 of 1,155 requests never completed
+    /// was reported as `failed 0, pass` with `warnings: []`, passed
+    /// `resilience.failed_requests.max <= 300`, and was drawn as the best setting.
+    #[test]
+    fn sweep_point_with_919_of_1155_never_completed_cannot_pass_or_rank_best() {
+        let set = crate::scenario::load_str("s.toml", SWEEP, std::path::Path::new("."), &[]).unwrap();
+        let mut o = RunOptions::new(std::env::temp_dir());
+        o.asserts = vec!["resilience.failed_requests.max <= 300".parse().unwrap()];
+        let sweep_of = |o: &RunOptions| {
+            let runs: Vec<OneRun> = set
+                .points
+                .iter()
+                .map(|p| crate::sim::report::simulate_once(&p.scenario, 3, 0).unwrap().0)
+                .collect();
+            let mut runs = runs.into_iter();
+            let good = runs.next().unwrap();
+            let bad = stalled(runs.next().unwrap());
+            let points = vec![
+                point_report(&set, 0, o, "live", vec![good], GatewayInfo::default(), Vec::new()),
+                point_report(&set, 1, o, "live", vec![bad], GatewayInfo::default(), Vec::new()),
+            ];
+            sweep(&set, "live", points)
+        };
+        let sw = sweep_of(&o);
+        let (good, bad) = (&sw.points[0], &sw.points[1]);
+        assert!(good.passed, "{:?}", good.checks);
+        // the user's assertion alone still holds on the stalled point (0 failed) …
+        assert!(bad.checks[0].passed);
+        // … but the point fails, says why, and cannot be ranked
+        assert!(!bad.passed && !sw.passed);
+        let builtin = bad.checks.iter().find(|c| c.assertion == IN_FLIGHT_CHECK).expect("built-in check");
+        assert!(builtin.message.contains("919 of 1155"), "{}", builtin.message);
+        assert!(
+            bad.report.warnings.iter().any(|w| w.contains("919 of 1155 scheduled requests were still in flight")),
+            "{:?}",
+            bad.report.warnings
+        );
+        let json = sw.to_json().to_string();
+        assert!(json.contains("919 of 1155 scheduled requests were still in flight"));
+        let table = report::sweep_table(&sw);
+        assert!(table.contains("UNRELIABLE (1 warning)"), "{table}");
+        assert!(table.contains("reliable points: gateway.health_check.interval=5s"), "{table}");
+        assert_eq!(report::best_point(&sw), Some(0));
+        // the chart: the stalled point is a cross, not a zero
+        let (label, pts) = report::chart_points(&sw);
+        assert!(pts[1].unreliable.is_some() && pts[0].unreliable.is_none());
+        let svg = crate::report::chart::sweep_svg("t", &label, &pts);
+        assert_eq!(svg.matches("class=\"marker unreliable\"").count(), 2, "one per panel");
+        assert_eq!(svg.matches("<circle class=\"marker\"").count(), 2, "only the good point has values");
+        // JUnit: the failure and the warning
+        let xml = report::junit(&sw, "run");
+        assert!(xml.contains(&format!("name=\"{IN_FLIGHT_CHECK}\">")), "{xml}");
+        assert!(xml.contains("<property name=\"warning\" value=\"919 of 1155"), "{xml}");
+        // --allow-in-flight lets it pass its checks, but it is still not a good setting
+        o.allow_in_flight = true;
+        let sw = sweep_of(&o);
+        assert!(sw.points[1].passed);
+        assert_eq!(report::best_point(&sw), Some(0));
+        assert!(report::sweep_table(&sw).contains("UNRELIABLE"));
+    }
+
+    #[test]
+    fn every_request_of_a_simulated_run_is_accounted_for() {
+        let set = crate::scenario::load_str("s.toml", SWEEP, std::path::Path::new("."), &[]).unwrap();
+        let sw = simulate(&set, &RunOptions::new(std::env::temp_dir())).unwrap();
+        for p in &sw.points {
+            let q = p.report.traffic.requests;
+            assert_eq!(q.scheduled, 1200);
+            assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{q:?}");
+            assert_eq!(q.in_flight_at_end, 0);
+            assert!(p.report.warnings.is_empty() && !p.report.partial);
+        }
+    }
+
+    #[test]
+    fn a_stopped_simulation_is_partial_with_its_simulated_duration() {
+        let set = crate::scenario::load_str("s.toml", SWEEP, std::path::Path::new("."), &[]).unwrap();
+        let mut o = RunOptions::new(std::env::temp_dir());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        o.stop = Some(stop);
+        let out = simulate_interruptible(&set, &o).unwrap();
+        assert!(out.interrupted);
+        // raised before anything ran: nothing ran, nothing is reported as if it had
+        assert!(out.report.points.is_empty());
+        // raised during a run: it stops at its next look, partial, with the time reached
+        let s = &set.points[0].scenario;
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (one, out) = crate::sim::report::simulate_once_until(s, 3, 0, Some(flag)).unwrap();
+        assert!(out.interrupted && one.traffic.partial);
+        assert!(one.duration_s < 60.0, "{}", one.duration_s);
+        let q = one.traffic.requests;
+        assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{q:?}");
+        assert!(one.traffic.warnings.iter().any(|w| w.contains("partial")), "{:?}", one.traffic.warnings);
+    }
+}

@@ -608,6 +608,14 @@ pub fn junit(sw: &SweepReport, command: &str) -> String {
             p.checks.len(),
             p.report.duration_s * p.report.runs as f64
         );
+        // the point's warnings (requests in flight at the end, an interruption, …)
+        if !p.report.warnings.is_empty() {
+            s.push_str("    <properties>\n");
+            for w in &p.report.warnings {
+                let _ = writeln!(s, "      <property name=\"warning\" value=\"{}\"/>", xml_escape(w));
+            }
+            s.push_str("    </properties>\n");
+        }
         for c in &p.checks {
             let _ = write!(
                 s,
