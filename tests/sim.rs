@@ -247,6 +247,12 @@ fn shipped_scenarios_load_validate_and_simulate() {
                 "{}",
                 f.display()
             );
+            // every request ends in the report
+            for p in &sw.points {
+                let q = p.report.traffic.requests;
+                assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{}: {q:?}", f.display());
+                assert_eq!(q.in_flight_at_end, 0, "{}", f.display());
+            }
             simulated += 1;
         }
     }
@@ -328,4 +334,89 @@ fn cost_routing_reproduces_the_articles_story() {
     assert!((c.saving_pct.unwrap() / 100.0 - by_hand).abs() < 1e-9, "{c:?}");
     assert!((c.per_provider["gpt-4o"].total.markup_pct.unwrap() - 10.0).abs() < 1e-9);
     assert!(sw.passed);
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chaosgate")
+}
+
+/// The reported defect: `sim --set traffic.rate=1e9` grew by ≈ 170 MB/s. Its planned work
+/// and memory are now checked before it starts.
+#[test]
+fn sim_traffic_rate_1e9_is_refused_before_it_starts() {
+    let out = std::process::Command::new(bin())
+        .args(["sim", "examples/incidents/3am-fast-fail.toml", "--set", "traffic.rate=1e9"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("chaosgate sim: planned requests 480.0 G exceed the limit of 1.0 G"), "{e}");
+    assert!(e.contains("estimated memory"), "{e}");
+    assert!(e.contains("--allow-large"), "{e}");
+}
+
+/// Ctrl-C stops a simulation that would run for hours (allowed past the limits), and the
+/// partial report is printed and written (exit 130).
+#[test]
+fn ctrl_c_stops_a_sim_and_writes_the_partial_report() {
+    use std::io::BufRead;
+    let json = std::env::temp_dir().join(format!("chaosgate-sim-ctrlc-{}.json", std::process::id()));
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "sim",
+            "examples/incidents/3am-fast-fail.toml",
+            "--set",
+            "traffic.rate=20000",
+            "--set",
+            "traffic.duration=1000h",
+            "--repeat",
+            "3",
+            "--jobs",
+            "1",
+            "--allow-large",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the over-the-limits note comes after the signal handlers are installed
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let note = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("sim started");
+    assert!(note.contains("going ahead: --allow-large"), "{note}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("chaosgate sim did not stop after SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("partial report")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["partial"], true, "{}", v["warnings"]);
+    assert!(v["duration_s"].as_f64().unwrap() < 3_600_000.0, "{}", v["duration_s"]);
+    assert!(v["warnings"].to_string().contains("this report is partial"), "{}", v["warnings"]);
+    let q = &v["traffic"]["requests"];
+    let n = |k: &str| q[k].as_u64().unwrap();
+    assert_eq!(n("scheduled"), n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"), "{q}");
 }
