@@ -195,7 +195,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         a.bucket.0.max(1_000_000),
         1,
     );
-    if let Some(note) = crate::limits::check("chaosgate load", &work, a.allow_large)? {
+    if let Some(note) = crate::limits::check("this load run", &work, a.allow_large)? {
         eprintln!("chaosgate: {note}");
     }
     let seed = a.seed.unwrap_or_else(random_seed);

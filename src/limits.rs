@@ -190,7 +190,7 @@ pub fn check(what: &str, work: &Work, allow_large: bool) -> anyhow::Result<Optio
     if p.is_empty() {
         return Ok(None);
     }
-    let text = format!("{what}: {}", p.join("; "));
+    let text = format!("{what} is too large: {}", p.join("; "));
     if allow_large {
         Ok(Some(format!("{text} (going ahead: --allow-large)")))
     } else {

@@ -279,6 +279,13 @@ fn ctrl_c_stops_everything_and_writes_a_partial_report() {
     assert!(left.is_empty(), "left behind: {left:?}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("partial report")).unwrap();
     assert!(v["warnings"].to_string().contains("partial"), "{}", v["warnings"]);
+    // the reported defect: partial runs said `duration_s` = the planned length
+    assert_eq!(v["partial"], true);
+    let d = v["duration_s"].as_f64().unwrap();
+    assert!(d < 60.0, "the measured duration, not the planned 180 s: {d}");
+    let q = &v["traffic"]["requests"];
+    let n = |k: &str| q[k].as_u64().unwrap();
+    assert_eq!(n("scheduled"), n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"), "{q}");
     let sent = v["traffic"]["requests"]["sent"].as_u64().unwrap();
     assert!(
         sent > 50 && sent < 100 * 60,

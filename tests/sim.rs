@@ -351,7 +351,7 @@ fn sim_traffic_rate_1e9_is_refused_before_it_starts() {
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{e}");
-    assert!(e.contains("chaosgate sim: planned requests 480.0 G exceed the limit of 1.0 G"), "{e}");
+    assert!(e.contains("this simulation is too large: planned requests 480.0 G exceed the limit of 1.0 G"), "{e}");
     assert!(e.contains("estimated memory"), "{e}");
     assert!(e.contains("--allow-large"), "{e}");
 }

@@ -179,7 +179,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
             None => w,
         });
     }
-    let what = if live { "chaosgate run" } else { "chaosgate sim" };
+    let what = if live { "this live run" } else { "this simulation" };
     crate::limits::check(what, &total.unwrap_or_default(), o.allow_large)
 }
 
