@@ -541,29 +541,18 @@ fn spawn_stop_on_signal(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return;
     };
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{signal, SignalKind};
+    let (mut rx, _task) = {
         let _in = rt.enter();
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        stop_on_signal()
     };
-    let _ = std::thread::Builder::new().name("chaosgate-signals".into()).spawn(move || {
-        #[cfg(unix)]
-        rt.block_on(async move {
-            match signals {
-                (Ok(mut int), Ok(mut term)) => {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                _ => shutdown_signal().await,
+    let _ = std::thread::Builder::new()
+        .name("chaosgate-signals".into())
+        .spawn(move || {
+            // the runtime drives the handler task while it waits
+            if rt.block_on(rx.wait_for(|v| *v)).is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        #[cfg(not(unix))]
-        rt.block_on(shutdown_signal());
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
 }
 
 fn default_run_dir(name: &str) -> std::path::PathBuf {

@@ -84,10 +84,7 @@ fn shape(source: &Source) -> (f64, f64, f64) {
             (n, if d > 0.0 { n / d } else { n }, d)
         }
         Source::Closed {
-            users,
-            think,
-            duration,
-            ..
+            users, think, duration, ..
         } => {
             let d = crate::time::nanos_to_secs_f64(*duration);
             // a user's cycle is at least its think time and a millisecond of answer
@@ -156,21 +153,21 @@ impl Work {
     pub fn problems(&self) -> Vec<String> {
         let mut v = Vec::new();
         let finite = |x: f64| if x.is_finite() { x } else { f64::MAX };
-        if !(finite(self.requests) <= MAX_REQUESTS) {
+        if finite(self.requests) > MAX_REQUESTS {
             v.push(format!(
                 "planned requests {} exceed the limit of {} per invocation (rate × duration × sweep points × repeats)",
                 human(self.requests),
                 human(MAX_REQUESTS)
             ));
         }
-        if self.live && !(finite(self.peak_rate) <= MAX_LIVE_RATE) {
+        if self.live && finite(self.peak_rate) > MAX_LIVE_RATE {
             v.push(format!(
                 "planned peak rate {} req/s exceeds the live limit of {} req/s",
                 human(self.peak_rate),
                 human(MAX_LIVE_RATE)
             ));
         }
-        if !(finite(self.memory_bytes) <= MAX_MEMORY_BYTES) {
+        if finite(self.memory_bytes) > MAX_MEMORY_BYTES {
             v.push(format!(
                 "estimated memory {} ({} requests in flight at the peak) exceeds the limit of {}",
                 bytes(self.memory_bytes),
@@ -242,14 +239,24 @@ mod tests {
         let w = Work::of(&open(1e12, 1.0), Mode::Live { concurrency: 1000 }, NS_PER_S, 1);
         let e = check("chaosgate load", &w, false).unwrap_err().to_string();
         assert!(e.contains("planned requests 1.0 T exceed the limit of 1.0 G"), "{e}");
-        assert!(e.contains("peak rate 1.0 T req/s exceeds the live limit of 100000 req/s"), "{e}");
+        assert!(
+            e.contains("peak rate 1.0 T req/s exceeds the live limit of 100000 req/s"),
+            "{e}"
+        );
         assert!(e.contains("--allow-large"), "{e}");
         assert!(check("x", &w, true).unwrap().unwrap().contains("going ahead"));
     }
 
     #[test]
     fn sim_traffic_rate_1e9_is_refused_for_its_memory() {
-        let w = Work::of(&open(1e9, 1800.0), Mode::Sim { max_open: 30 * NS_PER_S }, NS_PER_S / 10, 2);
+        let w = Work::of(
+            &open(1e9, 1800.0),
+            Mode::Sim {
+                max_open: 30 * NS_PER_S,
+            },
+            NS_PER_S / 10,
+            2,
+        );
         let p = w.problems();
         assert!(p.iter().any(|m| m.starts_with("planned requests 1.8 T")), "{p:?}");
         assert!(
@@ -262,7 +269,15 @@ mod tests {
     #[test]
     fn the_article_scenario_with_200_repeats_is_within_the_limits() {
         // 155 req/s for 30 min, 200 runs on 2 threads
-        let w = Work::of(&open(155.0, 1800.0), Mode::Sim { max_open: 30 * NS_PER_S }, NS_PER_S / 10, 2).times(200, 2);
+        let w = Work::of(
+            &open(155.0, 1800.0),
+            Mode::Sim {
+                max_open: 30 * NS_PER_S,
+            },
+            NS_PER_S / 10,
+            2,
+        )
+        .times(200, 2);
         assert!(w.problems().is_empty(), "{:?}", w.problems());
         assert!((w.requests - 155.0 * 1800.0 * 200.0).abs() < 1.0);
     }
@@ -289,6 +304,10 @@ mod tests {
         };
         let w = Work::of(&s, Mode::Live { concurrency: 10 }, NS_PER_S, 1);
         assert_eq!(w.in_flight, 1e6);
-        assert!(w.problems().iter().any(|m| m.contains("estimated memory 61.0 GiB")), "{:?}", w.problems());
+        assert!(
+            w.problems().iter().any(|m| m.contains("estimated memory 61.0 GiB")),
+            "{:?}",
+            w.problems()
+        );
     }
 }

@@ -394,11 +394,22 @@ async fn requests_that_never_complete_count_as_failed_timeouts_not_zero() {
     assert_eq!(r.closed_by_grace, 20);
     let rep = r.report();
     let q = rep.requests;
-    assert_eq!((q.scheduled, q.failed, q.ok, q.in_flight_at_end), (20, 20, 0, 0), "{q:?}");
+    assert_eq!(
+        (q.scheduled, q.failed, q.ok, q.in_flight_at_end),
+        (20, 20, 0, 0),
+        "{q:?}"
+    );
     assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end);
-    assert_eq!(rep.failures_by_kind.get("timeout"), Some(&20), "{:?}", rep.failures_by_kind);
+    assert_eq!(
+        rep.failures_by_kind.get("timeout"),
+        Some(&20),
+        "{:?}",
+        rep.failures_by_kind
+    );
     assert!(
-        rep.warnings.iter().any(|w| w.contains("20 request(s) were still open 0.300 s after the schedule ended")),
+        rep.warnings
+            .iter()
+            .any(|w| w.contains("20 request(s) were still open 0.300 s after the schedule ended")),
         "{:?}",
         rep.warnings
     );
@@ -429,7 +440,11 @@ async fn interrupted_run_reports_its_measured_duration_not_the_planned_36s() {
     assert!(r.interrupted);
     let rep = r.report();
     assert!(rep.partial);
-    assert!(rep.duration_s < 30.0, "measured, not the planned 36 s: {}", rep.duration_s);
+    assert!(
+        rep.duration_s < 30.0,
+        "measured, not the planned 36 s: {}",
+        rep.duration_s
+    );
     let q = rep.requests;
     assert!(q.scheduled > 0 && q.in_flight_at_end == q.scheduled, "{q:?}");
     assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end);
@@ -473,7 +488,16 @@ fn bin() -> &'static str {
 #[test]
 fn load_rate_1e12_is_refused_before_it_starts() {
     let out = std::process::Command::new(bin())
-        .args(["load", "--target", "http://127.0.0.1:9", "--rate", "1e12", "--duration", "1s", "--quiet"])
+        .args([
+            "load",
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            "1e12",
+            "--duration",
+            "1s",
+            "--quiet",
+        ])
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
@@ -492,9 +516,22 @@ fn ctrl_c_stops_load_and_prints_the_partial_report() {
         .enable_all()
         .build()
         .unwrap();
-    let (h, _) = rt.block_on(common::start(Api::OpenAi, "[baseline]\nconnection = [{ kind = \"hang\" }]\n", 1));
+    let (h, _) = rt.block_on(common::start(
+        Api::OpenAi,
+        "[baseline]\nconnection = [{ kind = \"hang\" }]\n",
+        1,
+    ));
     let mut child = std::process::Command::new(bin())
-        .args(["load", "--target", &format!("http://{}", h.addr), "--rate", "50", "--duration", "60s", "--quiet"])
+        .args([
+            "load",
+            "--target",
+            &format!("http://{}", h.addr),
+            "--rate",
+            "50",
+            "--duration",
+            "60s",
+            "--quiet",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -285,7 +285,11 @@ fn ctrl_c_stops_everything_and_writes_a_partial_report() {
     assert!(d < 60.0, "the measured duration, not the planned 180 s: {d}");
     let q = &v["traffic"]["requests"];
     let n = |k: &str| q[k].as_u64().unwrap();
-    assert_eq!(n("scheduled"), n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"), "{q}");
+    assert_eq!(
+        n("scheduled"),
+        n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"),
+        "{q}"
+    );
     let sent = v["traffic"]["requests"]["sent"].as_u64().unwrap();
     assert!(
         sent > 50 && sent < 100 * 60,

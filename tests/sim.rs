@@ -250,7 +250,12 @@ fn shipped_scenarios_load_validate_and_simulate() {
             // every request ends in the report
             for p in &sw.points {
                 let q = p.report.traffic.requests;
-                assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{}: {q:?}", f.display());
+                assert_eq!(
+                    q.scheduled,
+                    q.ok + q.failed + q.dropped + q.in_flight_at_end,
+                    "{}: {q:?}",
+                    f.display()
+                );
                 assert_eq!(q.in_flight_at_end, 0, "{}", f.display());
             }
             simulated += 1;
@@ -345,13 +350,21 @@ fn bin() -> &'static str {
 #[test]
 fn sim_traffic_rate_1e9_is_refused_before_it_starts() {
     let out = std::process::Command::new(bin())
-        .args(["sim", "examples/incidents/3am-fast-fail.toml", "--set", "traffic.rate=1e9"])
+        .args([
+            "sim",
+            "examples/incidents/3am-fast-fail.toml",
+            "--set",
+            "traffic.rate=1e9",
+        ])
         .current_dir(root())
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{e}");
-    assert!(e.contains("this simulation is too large: planned requests 480.0 G exceed the limit of 1.0 G"), "{e}");
+    assert!(
+        e.contains("this simulation is too large: planned requests 480.0 G exceed the limit of 1.0 G"),
+        "{e}"
+    );
     assert!(e.contains("estimated memory"), "{e}");
     assert!(e.contains("--allow-large"), "{e}");
 }
@@ -392,7 +405,9 @@ fn ctrl_c_stops_a_sim_and_writes_the_partial_report() {
             let _ = tx.send(line);
         }
     });
-    let note = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("sim started");
+    let note = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("sim started");
     assert!(note.contains("going ahead: --allow-large"), "{note}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: signalling our own child.
@@ -415,8 +430,16 @@ fn ctrl_c_stops_a_sim_and_writes_the_partial_report() {
     let _ = std::fs::remove_file(&json);
     assert_eq!(v["partial"], true, "{}", v["warnings"]);
     assert!(v["duration_s"].as_f64().unwrap() < 3_600_000.0, "{}", v["duration_s"]);
-    assert!(v["warnings"].to_string().contains("this report is partial"), "{}", v["warnings"]);
+    assert!(
+        v["warnings"].to_string().contains("this report is partial"),
+        "{}",
+        v["warnings"]
+    );
     let q = &v["traffic"]["requests"];
     let n = |k: &str| q[k].as_u64().unwrap();
-    assert_eq!(n("scheduled"), n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"), "{q}");
+    assert_eq!(
+        n("scheduled"),
+        n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"),
+        "{q}"
+    );
 }

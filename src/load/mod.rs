@@ -135,7 +135,9 @@ impl LoadResult {
     /// The report, with its accounting warnings and, when interrupted, marked partial with
     /// the measured duration.
     pub fn report(&self) -> crate::analysis::LoadReport {
-        let mut r = self.aggregator.report(self.scheduled, self.in_flight_at_end, self.duration);
+        let mut r = self
+            .aggregator
+            .report(self.scheduled, self.in_flight_at_end, self.duration);
         if self.closed_by_grace > 0 {
             r.warnings.push(format!(
                 "{} request(s) were still open {:.3} s after the schedule ended (the grace period) and were counted as timeouts",

@@ -120,7 +120,10 @@ fn point_report(
     let p = &set.points[i];
     let s = &p.scenario;
     let in_flight = runs.iter().fold((0, 0), |(f, n), r| {
-        (f + r.traffic.requests.in_flight_at_end, n + r.traffic.requests.scheduled)
+        (
+            f + r.traffic.requests.in_flight_at_end,
+            n + r.traffic.requests.scheduled,
+        )
     });
     let report = RunReport::fold(&s.name, mode, s.time_scale, gateway, runs, warnings);
     let (checks, passed) = checks(s, o, &report, in_flight);
@@ -431,10 +434,17 @@ duration = "60s"
         assert!(bad.checks[0].passed);
         // … but the point fails, says why, and cannot be ranked
         assert!(!bad.passed && !sw.passed);
-        let builtin = bad.checks.iter().find(|c| c.assertion == IN_FLIGHT_CHECK).expect("built-in check");
+        let builtin = bad
+            .checks
+            .iter()
+            .find(|c| c.assertion == IN_FLIGHT_CHECK)
+            .expect("built-in check");
         assert!(builtin.message.contains("919 of 1155"), "{}", builtin.message);
         assert!(
-            bad.report.warnings.iter().any(|w| w.contains("919 of 1155 scheduled requests were still in flight")),
+            bad.report
+                .warnings
+                .iter()
+                .any(|w| w.contains("919 of 1155 scheduled requests were still in flight")),
             "{:?}",
             bad.report.warnings
         );
@@ -442,14 +452,21 @@ duration = "60s"
         assert!(json.contains("919 of 1155 scheduled requests were still in flight"));
         let table = report::sweep_table(&sw);
         assert!(table.contains("UNRELIABLE (1 warning)"), "{table}");
-        assert!(table.contains("reliable points: gateway.health_check.interval=5s"), "{table}");
+        assert!(
+            table.contains("reliable points: gateway.health_check.interval=5s"),
+            "{table}"
+        );
         assert_eq!(report::best_point(&sw), Some(0));
         // the chart: the stalled point is a cross, not a zero
         let (label, pts) = report::chart_points(&sw);
         assert!(pts[1].unreliable.is_some() && pts[0].unreliable.is_none());
         let svg = crate::report::chart::sweep_svg("t", &label, &pts);
         assert_eq!(svg.matches("class=\"marker unreliable\"").count(), 2, "one per panel");
-        assert_eq!(svg.matches("<circle class=\"marker\"").count(), 2, "only the good point has values");
+        assert_eq!(
+            svg.matches("<circle class=\"marker\"").count(),
+            2,
+            "only the good point has values"
+        );
         // JUnit: the failure and the warning
         let xml = report::junit(&sw, "run");
         assert!(xml.contains(&format!("name=\"{IN_FLIGHT_CHECK}\">")), "{xml}");
@@ -493,6 +510,10 @@ duration = "60s"
         assert!(one.duration_s < 60.0, "{}", one.duration_s);
         let q = one.traffic.requests;
         assert_eq!(q.scheduled, q.ok + q.failed + q.dropped + q.in_flight_at_end, "{q:?}");
-        assert!(one.traffic.warnings.iter().any(|w| w.contains("partial")), "{:?}", one.traffic.warnings);
+        assert!(
+            one.traffic.warnings.iter().any(|w| w.contains("partial")),
+            "{:?}",
+            one.traffic.warnings
+        );
     }
 }

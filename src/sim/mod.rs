@@ -766,7 +766,10 @@ pub fn run(input: SimInput) -> SimOutput {
     let faults = crate::record::merge_fault_windows(faults);
     // every scheduled request ends in a record unless the run was stopped
     let in_flight_at_end = scheduled.saturating_sub(agg.records);
-    debug_assert!(interrupted || in_flight_at_end == 0, "a finished simulation accounts for every request");
+    debug_assert!(
+        interrupted || in_flight_at_end == 0,
+        "a finished simulation accounts for every request"
+    );
     SimOutput {
         aggregator: agg,
         events,
@@ -774,7 +777,11 @@ pub fn run(input: SimInput) -> SimOutput {
         scheduled,
         in_flight_at_end,
         interrupted,
-        duration: if interrupted { last.min(traffic_end) } else { traffic_end },
+        duration: if interrupted {
+            last.min(traffic_end)
+        } else {
+            traffic_end
+        },
         steps,
         arrivals: names.into_iter().zip(arrivals).collect(),
     }
