@@ -31,6 +31,8 @@ pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0;
 pub const SIM_REQUEST_BYTES: f64 = 256.0;
 /// Bytes per time bucket and provider (counts, histograms), estimated high.
 pub const BUCKET_BYTES: f64 = 4.0 * 1024.0;
+/// Bytes per bucket and provider of the arrival series, which are not capped.
+pub const SERIES_BYTES: f64 = 16.0;
 /// Buckets kept at most (as the analysis does).
 const MAX_BUCKETS: f64 = 86_400.0;
 
@@ -120,12 +122,18 @@ impl Work {
                 false,
             ),
         };
-        let buckets = (d / crate::time::nanos_to_secs_f64(bucket.max(1))).min(MAX_BUCKETS);
+        let all_buckets = d / crate::time::nanos_to_secs_f64(bucket.max(1));
+        let series = (providers.max(1) + 1) as f64;
+        // the analysis keeps at most MAX_BUCKETS buckets; the per-provider arrival counts
+        // (8 bytes a bucket, 16 with the live mocks' and the simulator's copies) are not capped
+        let memory_bytes = in_flight * per_request
+            + all_buckets.min(MAX_BUCKETS) * BUCKET_BYTES * series
+            + all_buckets * SERIES_BYTES * series;
         Work {
             requests,
             peak_rate,
             in_flight,
-            memory_bytes: in_flight * per_request + buckets * BUCKET_BYTES * (providers.max(1) + 1) as f64,
+            memory_bytes,
             live,
         }
     }
@@ -280,6 +288,18 @@ mod tests {
         .times(200, 2);
         assert!(w.problems().is_empty(), "{:?}", w.problems());
         assert!((w.requests - 155.0 * 1800.0 * 200.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_very_long_simulation_is_refused_for_its_series() {
+        // 1 req/s for ten years: few requests, but 3.2 G buckets of 100 ms per provider
+        let w = Work::of(&open(1.0, 3.2e8), Mode::Sim { max_open: NS_PER_S }, NS_PER_S / 10, 2);
+        assert!(w.requests <= MAX_REQUESTS);
+        assert!(
+            w.problems().iter().any(|m| m.starts_with("estimated memory 144.0 GiB")),
+            "{:?}",
+            w.problems()
+        );
     }
 
     #[test]
