@@ -296,3 +296,68 @@ fn ctrl_c_stops_everything_and_writes_a_partial_report() {
         "about 1.5 s of 100 req/s, not the full run: {sent}"
     );
 }
+
+/// Ctrl-C stops `chaosgate demo` too: exit 130 and a partial report with the measured
+/// duration.
+#[test]
+fn ctrl_c_stops_the_demo_with_a_partial_report() {
+    use std::io::BufRead;
+    let dir = tmp("demo-ctrlc");
+    let json = dir.join("demo.json");
+    let mut child = Command::new(bin())
+        .arg("demo")
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("the demo started");
+    assert!(first.starts_with("chaosgate demo:"), "{first}");
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("chaosgate demo did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("partial report")).unwrap();
+    // a sweep of two intervals: the partial sweep never passes
+    assert_eq!(
+        (&v["partial"], &v["passed"]),
+        (&serde_json::json!(true), &serde_json::json!(false)),
+        "{v}"
+    );
+    let v = &v["points"][0]["report"];
+    assert_eq!(v["partial"], true, "{v}");
+    assert!(v["duration_s"].as_f64().unwrap() < 20.0, "{}", v["duration_s"]);
+    assert!(
+        v["warnings"].to_string().contains("this report is partial"),
+        "{}",
+        v["warnings"]
+    );
+    let q = &v["traffic"]["requests"];
+    let n = |k: &str| q[k].as_u64().unwrap();
+    assert_eq!(
+        n("scheduled"),
+        n("ok") + n("failed") + n("dropped") + n("in_flight_at_end"),
+        "{q}"
+    );
+}

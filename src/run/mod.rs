@@ -147,7 +147,21 @@ fn sweep(set: &ScenarioSet, mode: &str, points: Vec<PointReport>) -> SweepReport
         axes: set.axes.clone(),
         points,
         passed,
+        partial: false,
     }
+}
+
+/// The report of an interrupted set: the points that ran, marked partial; it never passes.
+fn partial_sweep(set: &ScenarioSet, mode: &str, mut points: Vec<PointReport>) -> SweepReport {
+    if let Some(last) = points.last_mut() {
+        last.report.partial = true;
+    }
+    let mut part = set.clone();
+    part.points.truncate(points.len());
+    let mut sw = sweep(&part, mode, points);
+    sw.partial = true;
+    sw.passed = false;
+    sw
 }
 
 /// The planned work of every point × repeat of `set`, checked against
@@ -257,10 +271,12 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
         }
         points.push(point_report(set, i, o, "sim", runs, info, warnings));
     }
-    let mut part = set.clone();
-    part.points.truncate(points.len());
     Ok(LiveOutcome {
-        report: sweep(&part, "sim", points),
+        report: if interrupted {
+            partial_sweep(set, "sim", points)
+        } else {
+            sweep(set, "sim", points)
+        },
         interrupted,
     })
 }
@@ -334,10 +350,12 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     }
     signals.abort();
     // a partial report still carries the matrix it was cut from
-    let mut part = set.clone();
-    part.points.truncate(points.len());
     Ok(LiveOutcome {
-        report: sweep(&part, "live", points),
+        report: if interrupted {
+            partial_sweep(set, "live", points)
+        } else {
+            sweep(set, "live", points)
+        },
         interrupted,
     })
 }

@@ -282,8 +282,11 @@ pub struct SweepReport {
     pub axes: Vec<String>,
     /// The points, in matrix order (first axis slowest).
     pub points: Vec<PointReport>,
-    /// Whether every assertion of every point held.
+    /// Whether every assertion of every point held (never for a partial report).
     pub passed: bool,
+    /// Interrupted: the points and runs that ran (absent when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl SweepReport {
@@ -294,7 +297,7 @@ impl SweepReport {
             let p = &self.points[0];
             let mut v = serde_json::to_value(&p.report).unwrap_or_default();
             v["checks"] = serde_json::to_value(&p.checks).unwrap_or_default();
-            v["passed"] = serde_json::Value::Bool(p.passed);
+            v["passed"] = serde_json::Value::Bool(self.passed);
             v
         } else {
             serde_json::to_value(self).unwrap_or_default()
