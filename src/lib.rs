@@ -22,6 +22,7 @@ pub mod load;
 pub mod mock;
 pub mod net;
 pub mod platform;
+pub mod promtext;
 pub mod provider;
 pub mod record;
 pub mod report;
