@@ -263,14 +263,12 @@ async fn header_limit(State(state): State<Arc<MockState>>, req: Request, next: a
 /// A body declared (by `content-type`) as something other than JSON; an absent
 /// content-type is read as JSON, as the APIs do.
 fn not_json(headers: &HeaderMap) -> Option<String> {
-    let ct = headers.get(axum::http::header::CONTENT_TYPE)?;
-    let s = ct.to_str().unwrap_or("(not ASCII)");
-    let mime = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if mime == "application/json" || mime.ends_with("+json") || mime.is_empty() {
-        None
-    } else {
-        Some(s.to_string())
-    }
+    headers.get_all(axum::http::header::CONTENT_TYPE).iter().find_map(|ct| {
+        let s = ct.to_str().unwrap_or("(not ASCII)");
+        let mime = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let json = mime == "application/json" || mime.ends_with("+json") || mime.is_empty();
+        (!json).then(|| s.to_string())
+    })
 }
 
 /// Binds and serves one mock provider.

@@ -135,7 +135,7 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
         None | Some(Value::Null) if !need_max_tokens => 1,
         None | Some(Value::Null) => return Err(required("max_tokens")),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
-            Some(v) if v >= 1 => u32::try_from(v).unwrap_or(u32::MAX),
+            Some(v) if v >= 1 => v,
             _ => {
                 return Err(bad(
                     "max_tokens",
@@ -145,7 +145,7 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
         },
         Some(_) => return Err(bad("max_tokens", "max_tokens: Input should be a valid integer")),
     };
-    if max_tokens > MAX_OUTPUT_TOKENS {
+    if max_tokens > u64::from(MAX_OUTPUT_TOKENS) {
         return Err(bad(
             "max_tokens",
             format!(
@@ -231,7 +231,7 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
         model,
         stream,
         include_usage: true,
-        max_tokens: Some(max_tokens),
+        max_tokens: Some(max_tokens as u32), // ≤ MAX_OUTPUT_TOKENS
         input_tokens: estimate_tokens(total).max(1),
         n: 1,
     })

@@ -114,12 +114,13 @@ fn opt_bool(m: &Obj, key: &str) -> Result<Option<bool>, Rejection> {
     }
 }
 
-/// An optional integer ≥ 1 (`null` reads as absent); saturates at `u32::MAX`.
-fn opt_positive(m: &Obj, key: &str) -> Result<Option<u32>, Rejection> {
+/// An optional integer ≥ 1 (`null` reads as absent), as given: the caller checks its
+/// upper bound before narrowing it.
+fn opt_positive(m: &Obj, key: &str) -> Result<Option<u64>, Rejection> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
-            Some(v) if v >= 1 => Ok(Some(u32::try_from(v).unwrap_or(u32::MAX))),
+            Some(v) if v >= 1 => Ok(Some(v)),
             _ => Err(bad(
                 key,
                 format!("Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {n} instead."),
@@ -221,7 +222,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
     let max_completion = opt_positive(&m, "max_completion_tokens")?;
     let max_legacy = opt_positive(&m, "max_tokens")?;
     for (key, v) in [("max_completion_tokens", max_completion), ("max_tokens", max_legacy)] {
-        if let Some(v) = v.filter(|&v| v > MAX_OUTPUT_TOKENS) {
+        if let Some(v) = v.filter(|&v| v > u64::from(MAX_OUTPUT_TOKENS)) {
             return Err(bad(
                 key,
                 format!(
@@ -232,7 +233,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
         }
     }
     let n = opt_positive(&m, "n")?.unwrap_or(1);
-    if n > MAX_CHOICES {
+    if n > u64::from(MAX_CHOICES) {
         return Err(bad(
             "n",
             format!(
@@ -260,9 +261,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
         model,
         stream,
         include_usage,
-        max_tokens: max_completion.or(max_legacy),
+        // both bounded above: the narrowing is exact
+        max_tokens: max_completion.or(max_legacy).map(|v| v as u32),
         input_tokens: estimate_tokens(total).max(1),
-        n,
+        n: n as u32,
     })
 }
 
@@ -322,8 +324,8 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
         ));
     }
     let native = native_dimensions(&model);
-    let dimensions = opt_positive(&m, "dimensions")?.unwrap_or(native);
-    if dimensions > native {
+    let dimensions = opt_positive(&m, "dimensions")?.unwrap_or(u64::from(native));
+    if dimensions > u64::from(native) {
         return Err(bad(
             "dimensions",
             format!("Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but got {dimensions} instead."),
@@ -347,7 +349,7 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
         model,
         inputs: inputs as u32,
         input_tokens: u32::try_from(tokens).unwrap_or(u32::MAX).max(1),
-        dimensions,
+        dimensions: dimensions as u32, // ≤ native
         encoding,
     })
 }
