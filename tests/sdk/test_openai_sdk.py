@@ -6,7 +6,11 @@ forced fault reaches the test as the SDK surfaces it.
 import base64
 import json
 import math
+import os
+import pathlib
+import shutil
 import struct
+import subprocess
 import time
 
 import httpx2
@@ -124,6 +128,23 @@ def test_embeddings_default_request_is_base64_and_decodes_to_the_vector(client):
     e = raw.parse()
     _unit_nonzero(e.data[0].embedding, 64)
     assert list(struct.unpack("<64f", base64.b64decode(wire))) == e.data[0].embedding
+
+
+NODE_SDK = pathlib.Path(__file__).resolve().parents[2] / ".cache" / "sdk-node" / "node_modules"
+
+
+@pytest.mark.skipif(not (NODE_SDK / "openai").is_dir() or not shutil.which("node"),
+                    reason="the openai npm package is not installed (scripts/sdk-setup installs it when npm is present)")
+def test_typescript_sdk_decodes_embeddings_to_nonzero_values(openai_url):
+    out = subprocess.run(
+        ["node", str(pathlib.Path(__file__).with_name("embeddings_node.mjs")), openai_url],
+        env={**os.environ, "NODE_PATH": str(NODE_SDK)}, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dims"] == [384, 384]
+    assert all(n > 350 for n in r["nonzero"]), r
+    assert all(abs(n - 1.0) < 1e-4 for n in r["norms"]), r
 
 
 def test_embeddings_float_and_base64_explicit(client):
