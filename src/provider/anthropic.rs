@@ -780,6 +780,49 @@ mod tests {
     }
 
     #[test]
+    fn message_template_matches_message_body_and_models_page() {
+        let t: Value = serde_json::from_str(&message_template("msg_1", "c\"l", 4, 6, "max_tokens").render()).unwrap();
+        let b: Value = serde_json::from_str(&message_body(
+            "msg_1",
+            "c\"l",
+            &crate::provider::filler_text(6),
+            4,
+            6,
+            "max_tokens",
+        ))
+        .unwrap();
+        assert_eq!(t, b);
+        let page = |l: Option<&str>, a: Option<&str>, b: Option<&str>| -> Value {
+            serde_json::from_str(&models_page(MODELS, l, a, b).unwrap()).unwrap()
+        };
+        let all = page(None, None, None);
+        assert_eq!(all["data"].as_array().unwrap().len(), MODELS.len());
+        let p1 = page(Some("1"), None, None);
+        assert_eq!(
+            (p1["has_more"].clone(), p1["first_id"].clone()),
+            (json!(true), json!(MODELS[0].0))
+        );
+        let p2 = page(Some("1"), Some(MODELS[0].0), None);
+        assert_eq!(p2["first_id"], MODELS[1].0);
+        let before = page(Some("1"), None, Some(MODELS[2].0));
+        assert_eq!(before["first_id"], MODELS[1].0);
+        for bad in ["0", "1001", "x"] {
+            assert_eq!(
+                models_page(MODELS, Some(bad), None, None).unwrap_err().param.as_deref(),
+                Some("limit")
+            );
+        }
+        assert!(models_page(MODELS, None, Some("nope"), None).is_err());
+        assert_eq!(model_body(MODELS, "gpt-4o").unwrap_err().status, 404);
+        assert_eq!(
+            parse_count_tokens(br#"{"model":"m","messages":[{"role":"user","content":"abcdefgh"}]}"#)
+                .unwrap()
+                .input_tokens,
+            2
+        );
+    }
+
+    #[test]
     fn stream_events_have_the_real_shape() {
         let seq = [
             event_message_start("msg_01", "claude-sonnet-4-20250514", 25),

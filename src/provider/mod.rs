@@ -746,6 +746,27 @@ mod tests {
     }
 
     #[test]
+    fn templates_generate_bounded_chunks_that_join_to_the_text() {
+        for (first, n) in [(0u32, 0u32), (0, 1), (3, 64), (0, 10_000), (u32::MAX - 2, 5)] {
+            let chunks: Vec<bytes::Bytes> = filler_chunks(first, n, 1000).collect();
+            assert!(chunks.iter().all(|c| c.len() <= 1000 && !c.is_empty()));
+            let joined: String = chunks.iter().map(|c| std::str::from_utf8(c).unwrap()).collect();
+            let want: String = (0..n).map(|j| filler_token(first.wrapping_add(j))).collect();
+            assert_eq!(joined, want, "{first} {n}");
+        }
+        assert_eq!(filler_chunks(0, 7, 1).count(), 7, "at least one token per chunk");
+        let mut t = Template::default();
+        t.lit("[\"");
+        t.filler(0, 3);
+        t.lit("\"]");
+        assert_eq!(t.render(), format!("[\"{}\"]", filler_text(3)));
+        // the largest allowed body is never built whole
+        let mut big = Template::default();
+        big.filler(0, MAX_OUTPUT_TOKENS);
+        assert!(big.into_chunks().all(|c| c.len() <= CHUNK_BYTES));
+    }
+
+    #[test]
     fn token_estimate() {
         assert_eq!(estimate_tokens(0), 0);
         assert_eq!(estimate_tokens(1), 1);

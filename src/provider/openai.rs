@@ -1151,6 +1151,53 @@ mod tests {
     }
 
     #[test]
+    fn completion_template_matches_completion_body() {
+        let t = completion_template("chatcmpl-1", "g\"pt", 7, 1, 3, 5, "length");
+        let a: Value = serde_json::from_str(&t.render()).unwrap();
+        let b: Value = serde_json::from_str(&completion_body(
+            "chatcmpl-1",
+            "g\"pt",
+            7,
+            &crate::provider::filler_text(5),
+            3,
+            5,
+            "length",
+        ))
+        .unwrap();
+        assert_eq!(a, b);
+        let t: Value = serde_json::from_str(&completion_template("c", "m", 7, 3, 1, 2, "stop").render()).unwrap();
+        assert_eq!(t["choices"].as_array().unwrap().len(), 3);
+        assert_eq!(t["choices"][2]["index"], 2);
+        assert_eq!(t["usage"]["completion_tokens"], 6);
+    }
+
+    #[test]
+    fn base64_embeddings_are_the_float_vectors_little_endian() {
+        use base64::Engine as _;
+        let f: Value = serde_json::from_str(&embeddings_body("e", 2, 8, 1, 9, EmbeddingEncoding::Float)).unwrap();
+        let b: Value = serde_json::from_str(&embeddings_body("e", 2, 8, 1, 9, EmbeddingEncoding::Base64)).unwrap();
+        for i in 0..2 {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b["data"][i]["embedding"].as_str().unwrap())
+                .unwrap();
+            let decoded: Vec<f64> = raw
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            let floats: Vec<f64> = f["data"][i]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(decoded.len(), 8);
+            for (x, y) in decoded.iter().zip(&floats) {
+                assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
     fn embeddings_and_models_bodies() {
         let b = embeddings_body("text-embedding-3-small", 3, 16, 8, 42, EmbeddingEncoding::Float);
         let v: Value = serde_json::from_str(&b).unwrap();
