@@ -605,3 +605,25 @@ fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     };
     build_script(wire, s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repiece_cuts_exact_pieces_across_chunk_boundaries() {
+        let src: Vec<Bytes> = ["abc", "", "defgh", "i", "jklmnopq"]
+            .into_iter()
+            .map(Bytes::from_static)
+            .collect();
+        for piece in 1..=20 {
+            let out: Vec<Bytes> = repiece(Box::new(src.clone().into_iter()), piece).collect();
+            let joined: Vec<u8> = out.iter().flat_map(|b| b.to_vec()).collect();
+            assert_eq!(joined, b"abcdefghijklmnopq", "piece {piece}");
+            let (last, full) = out.split_last().unwrap();
+            assert!(full.iter().all(|b| b.len() == piece), "piece {piece}");
+            assert!(!last.is_empty() && last.len() <= piece);
+        }
+        assert_eq!(repiece(Box::new(std::iter::empty()), 4).count(), 0);
+    }
+}
