@@ -1078,6 +1078,11 @@ async fn admin_errors_are_json_and_an_unnamed_phase_can_be_deleted() {
     let r = request(h.addr, "POST", "/_chaosgate/phases", &[], "{not").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    for (method, path, want) in [("GET", "/_chaosgate/phases", 405), ("GET", "/_chaosgate/nope", 404)] {
+        let r = request(h.addr, method, path, &[], "").await;
+        assert_eq!(r.status, want, "{method} {path}");
+        assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    }
 
     let r = request(
         h.addr,

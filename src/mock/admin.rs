@@ -12,8 +12,8 @@
 //!   health probes marked (`probe: true`).
 //!
 //! Every error is JSON, `{"error":{"type":"chaosgate_admin_error","message":…}}`: a bad
-//! phase or query 400, a body over the limit 413, an unknown phase 404, a non-loopback
-//! peer 403.
+//! phase or query 400, a body over the limit 413, an unknown phase or admin route 404, a
+//! wrong method 405, a non-loopback peer 403.
 
 use super::MockState;
 use crate::fault::profile::Section;
@@ -45,7 +45,8 @@ pub fn router(state: Arc<MockState>) -> Router<Arc<MockState>> {
 /// Largest phase body `POST /_chaosgate/phases` accepts.
 pub const MAX_PHASE_BYTES: usize = 64 * 1024;
 
-fn admin_error(status: StatusCode, msg: impl Into<String>) -> Response {
+/// An admin error: `{"error":{"type":"chaosgate_admin_error","message":…}}`.
+pub(crate) fn admin_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         Json(json!({ "error": { "type": "chaosgate_admin_error", "message": msg.into() } })),

@@ -537,6 +537,9 @@ async fn count_tokens(State(state): State<Arc<MockState>>, req: Request) -> Resp
 }
 
 async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/_chaosgate/") {
+        return admin::admin_error(StatusCode::NOT_FOUND, format!("no admin route {method} {}", uri.path()));
+    }
     let msg = match state.config.api {
         Api::OpenAi => format!("Invalid URL ({method} {})", uri.path()),
         Api::Anthropic => format!("Not found: {method} {}", uri.path()),
@@ -556,6 +559,12 @@ async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axu
 }
 
 async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/_chaosgate/") {
+        return admin::admin_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed on {}", uri.path()),
+        );
+    }
     let msg = format!("method {method} is not allowed on {}", uri.path());
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let mut r = reject(

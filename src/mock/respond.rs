@@ -614,7 +614,7 @@ mod tests {
     fn repiece_cuts_exact_pieces_across_chunk_boundaries() {
         let src: Vec<Bytes> = ["abc", "", "defgh", "i", "jklmnopq"]
             .into_iter()
-            .map(Bytes::from_static)
+            .map(|s: &'static str| Bytes::from_static(s.as_bytes()))
             .collect();
         for piece in 1..=20 {
             let out: Vec<Bytes> = repiece(Box::new(src.clone().into_iter()), piece).collect();
