@@ -6,6 +6,7 @@
 //! - [`fault`] — the provider fault model (pure: `now` and a seeded stream in, a verdict out);
 //! - [`provider`] — OpenAI and Anthropic wire formats (bodies, SSE events, error envelopes);
 //! - [`mock`] — the mock provider server that executes fault verdicts over HTTP;
+//! - [`promtext`] — Prometheus text exposition, shared by every `/metrics` endpoint;
 //! - [`time`], [`rng`], [`diag`] — integer-nanosecond time, labelled seeded streams,
 //!   configuration diagnostics with file and line.
 
@@ -23,6 +24,7 @@ pub mod load;
 pub mod mock;
 pub mod net;
 pub mod platform;
+pub mod promtext;
 pub mod provider;
 pub mod record;
 pub mod report;

@@ -667,3 +667,459 @@ async fn probe_rules_are_configurable() {
     assert_eq!(probe, [true, true, false, false, true]);
     h.shutdown().await;
 }
+
+/// Resident memory of this test process, in KiB (`VmRSS` of /proc/self/status).
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends a request and reads at most `want` body bytes (headers included), then drops
+/// the connection. Returns the status line and what was read.
+async fn read_prefix(addr: std::net::SocketAddr, path: &str, body: &str, want: usize) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < want {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = String::from_utf8_lossy(&got[..got.len().min(15)]).into_owned();
+    (status, got)
+}
+
+#[tokio::test]
+async fn max_tokens_4294967296_is_refused_without_reserving_memory() {
+    // The report's request: one of these took a mock to gigabytes. Now a provider 400.
+    let (h, st) = start(Api::OpenAi, "", 1).await;
+    for key in ["max_tokens", "max_completion_tokens"] {
+        for stream in [false, true] {
+            let body = format!(
+                r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"hi"}}],"{key}":4294967296,"stream":{stream}}}"#
+            );
+            let r = request(h.addr, "POST", OPENAI, &[], &body).await;
+            assert_eq!(r.status, 400, "{key} stream={stream}: {}", r.text());
+            let e = &r.json()["error"];
+            assert_eq!(e["type"], "invalid_request_error");
+            assert_eq!(e["param"], key);
+            assert_eq!(e["code"], "invalid_value");
+            let m = e["message"].as_str().unwrap();
+            assert!(m.contains("4294967296") && m.contains("128000"), "{m}");
+        }
+    }
+    // n is bounded too (OpenAI: at most 128)
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":129}"#;
+    let r = request(h.addr, "POST", OPENAI, &[], body).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "n");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("<= 128, but got 129"));
+    // The largest allowed request: 128 choices × 128,000 tokens ≈ 115 MB of body. It is
+    // generated as it is sent, so reading its first 2 MiB costs the mock no more than a
+    // few buffers, not the whole body up front.
+    let before = rss_kib();
+    for stream in [false, true] {
+        let body = format!(
+            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"hi"}}],"max_tokens":128000,"n":128,"stream":{stream}}}"#
+        );
+        let (status, got) = read_prefix(h.addr, OPENAI, &body, 2 << 20).await;
+        assert!(status.contains(" 200"), "{status}");
+        assert!(got.len() >= 2 << 20, "stream={stream}: only {} bytes", got.len());
+    }
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "the mock grew by {grown_mib} MiB serving two 2 MiB prefixes"
+    );
+    h.shutdown().await;
+    // the arrivals were decided (and counted) as ok, the refusals as errors
+    assert!(st.metrics.rejected.load(std::sync::atomic::Ordering::Relaxed) >= 5);
+
+    let (h, _) = start(Api::Anthropic, "", 1).await;
+    for stream in [false, true] {
+        let body = format!(
+            r#"{{"model":"claude-haiku-4-5","max_tokens":4294967296,"messages":[{{"role":"user","content":"hi"}}],"stream":{stream}}}"#
+        );
+        let r = request(h.addr, "POST", ANTHROPIC, &[], &body).await;
+        assert_eq!(r.status, 400);
+        let j = r.json();
+        assert_eq!(j["type"], "error");
+        assert_eq!(j["error"]["type"], "invalid_request_error");
+        let m = j["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("max_tokens: 4294967296 > 128000"), "{m}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn n_2_returns_two_choices_plain_and_streamed() {
+    let (h, _) = start(Api::OpenAi, "", 1).await;
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2}"#;
+    let r = request(h.addr, "POST", OPENAI, &[], body).await;
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    let choices = j["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 2);
+    let texts: Vec<String> = choices
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            assert_eq!(c["index"], k);
+            assert_eq!(c["finish_reason"], "length");
+            c["message"]["content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_ne!(texts[0], texts[1], "choices differ");
+    assert_eq!(texts[0], chaosgate::provider::filler_text(5));
+    assert_eq!(j["usage"]["completion_tokens"], 10);
+
+    let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"n":2,"stream":true,"stream_options":{"include_usage":true}}"#;
+    let s = request(h.addr, "POST", OPENAI, &[], body).await;
+    assert!(s.complete);
+    let mut streamed = [String::new(), String::new()];
+    let mut finishes = [0, 0];
+    let mut usage = None;
+    for d in s.sse_data() {
+        if d == "[DONE]" {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+        for c in v["choices"].as_array().unwrap() {
+            let k = c["index"].as_u64().unwrap() as usize;
+            if let Some(t) = c["delta"]["content"].as_str() {
+                streamed[k].push_str(t);
+            }
+            if c["finish_reason"].is_string() {
+                finishes[k] += 1;
+            }
+        }
+        if v["usage"].is_object() {
+            usage = v["usage"]["completion_tokens"].as_u64();
+        }
+    }
+    assert_eq!(streamed[0], texts[0]);
+    assert_eq!(streamed[1], texts[1]);
+    assert_eq!(finishes, [1, 1]);
+    assert_eq!(usage, Some(10));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn embeddings_honour_base64_and_dimensions() {
+    use base64::Engine as _;
+    let (h, _) = start(Api::OpenAi, "", 1).await;
+    let body = r#"{"model":"text-embedding-3-small","input":["a","b"],"encoding_format":"base64","dimensions":384}"#;
+    let r = request(h.addr, "POST", "/v1/embeddings", &[], body).await;
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    for (i, d) in j["data"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(d["index"], i);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(d["embedding"].as_str().expect("a base64 string"))
+            .unwrap();
+        assert_eq!(raw.len(), 384 * 4);
+        let v: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert!(v.iter().filter(|x| **x != 0.0).count() > 300, "non-zero values");
+        let norm: f64 = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+    }
+    // default width is the model's; wider than the model is refused
+    let r = request(
+        h.addr,
+        "POST",
+        "/v1/embeddings",
+        &[],
+        r#"{"model":"text-embedding-3-small","input":"a"}"#,
+    )
+    .await;
+    assert_eq!(r.json()["data"][0]["embedding"].as_array().unwrap().len(), 1536);
+    let r = request(
+        h.addr,
+        "POST",
+        "/v1/embeddings",
+        &[],
+        r#"{"model":"text-embedding-3-small","input":"a","dimensions":4096}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "dimensions");
+    let r = request(
+        h.addr,
+        "POST",
+        "/v1/embeddings",
+        &[],
+        r#"{"model":"text-embedding-3-small","input":"a","encoding_format":"hex"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "encoding_format");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn models_list_and_retrieve_on_both_apis() {
+    let (h, _) = start(Api::OpenAi, "", 1).await;
+    let list = request(h.addr, "GET", "/v1/models", &[], "").await.json();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| !id.starts_with("claude")), "{ids:?}");
+    let one = request(h.addr, "GET", "/v1/models/gpt-4o-mini", &[], "").await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["id"], "gpt-4o-mini");
+    assert_eq!(one.json()["object"], "model");
+    let none = request(h.addr, "GET", "/v1/models/gpt-0", &[], "").await;
+    assert_eq!(none.status, 404);
+    assert_eq!(none.json()["error"]["code"], "model_not_found");
+    h.shutdown().await;
+
+    let (h, _) = start(Api::Anthropic, "", 1).await;
+    let list = request(h.addr, "GET", "/v1/models", &[], "").await.json();
+    for m in list["data"].as_array().unwrap() {
+        assert!(m["id"].as_str().unwrap().starts_with("claude-"), "{m}");
+        assert_eq!(m["type"], "model");
+        assert_eq!(m["lifecycle"], "active");
+        assert!(m["created_at"].as_str().unwrap().ends_with('Z'));
+        assert!(m["display_name"].is_string());
+    }
+    assert_eq!(list["has_more"], false);
+    let page = request(h.addr, "GET", "/v1/models?limit=1", &[], "").await.json();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["has_more"], true);
+    let next = format!("/v1/models?limit=1&after_id={}", page["last_id"].as_str().unwrap());
+    let page2 = request(h.addr, "GET", &next, &[], "").await.json();
+    assert_ne!(page2["first_id"], page["first_id"]);
+    let bad = request(h.addr, "GET", "/v1/models?limit=0", &[], "").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["type"], "invalid_request_error");
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let one = request(h.addr, "GET", &format!("/v1/models/{id}"), &[], "").await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["id"], id);
+    let none = request(h.addr, "GET", "/v1/models/gpt-4o", &[], "").await;
+    assert_eq!(none.status, 404);
+    assert_eq!(none.json()["error"]["type"], "not_found_error");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_count_tokens_and_rate_limit_headers_on_every_response() {
+    let (h, _) = start(Api::Anthropic, "", 1).await;
+    let body = r#"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"abcdefgh"}],"system":"abcd"}"#;
+    let r = request(h.addr, "POST", "/v1/messages/count_tokens", &[], body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({ "input_tokens": 3 }));
+    let bad = request(h.addr, "POST", "/v1/messages/count_tokens", &[], r#"{"model":"m"}"#).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["type"], "invalid_request_error");
+
+    let replies = [
+        r,
+        bad,
+        request(h.addr, "POST", ANTHROPIC, &[], &anthropic_msg(false, 3)).await,
+        request(h.addr, "POST", ANTHROPIC, &[], &anthropic_msg(true, 3)).await,
+        request(
+            h.addr,
+            "POST",
+            ANTHROPIC,
+            &[("x-chaosgate-fault", "status=529")],
+            &anthropic_msg(false, 3),
+        )
+        .await,
+        request(h.addr, "GET", "/v1/models", &[], "").await,
+        request(h.addr, "GET", "/v1/nope", &[], "").await,
+    ];
+    for r in &replies {
+        for dim in ["requests", "tokens", "input-tokens", "output-tokens"] {
+            for part in ["limit", "remaining", "reset"] {
+                let name = format!("anthropic-ratelimit-{dim}-{part}");
+                assert!(r.header(&name).is_some(), "{} lacks {name}", r.status);
+            }
+        }
+        assert!(r.header("request-id").is_some(), "{} lacks request-id", r.status);
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_client_error_has_the_api_envelope() {
+    for api in [Api::OpenAi, Api::Anthropic] {
+        let (h, _) = start(api, "", 1).await;
+        let chat = if api == Api::OpenAi { OPENAI } else { ANTHROPIC };
+        let big = "x".repeat(40 * 1024);
+        let long = [("x-padding", big.as_str())];
+        let cases: Vec<(u16, Reply)> = vec![
+            (404, request(h.addr, "GET", "/v1/nope", &[], "").await),
+            (404, request(h.addr, "POST", "/v2/chat", &[], "{}").await),
+            (405, request(h.addr, "GET", chat, &[], "").await),
+            (400, request(h.addr, "POST", chat, &[], "{not json").await),
+            (
+                415,
+                request(h.addr, "POST", chat, &[("content-type", "text/plain")], "{}").await,
+            ),
+            (431, request(h.addr, "POST", chat, &long, "{}").await),
+            (431, request(h.addr, "GET", "/v1/models", &long, "").await),
+        ];
+        for (want, r) in cases {
+            assert_eq!(r.status, want, "{api:?}: {}", r.text());
+            let j = r.json();
+            match api {
+                Api::OpenAi => {
+                    let e = &j["error"];
+                    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
+                    assert_eq!(e["type"], "invalid_request_error", "{j}");
+                    assert!(e.get("param").is_some() && e.get("code").is_some(), "{j}");
+                    // an unknown URL is not an unknown model
+                    assert!(e["code"].is_null(), "{want}: {j}");
+                }
+                Api::Anthropic => {
+                    assert_eq!(j["type"], "error", "{j}");
+                    assert!(
+                        j["error"]["type"].is_string() && j["error"]["message"].is_string(),
+                        "{j}"
+                    );
+                    assert!(j["request_id"].is_string(), "{j}");
+                }
+            }
+            if want == 404 && api == Api::Anthropic {
+                assert_eq!(j["error"]["type"], "not_found_error");
+            }
+        }
+        // a body over the limit: 413 in the envelope, and the size is named
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = chaosgate::mock::MockConfig::new("small", api, Default::default(), 1);
+        cfg.max_body_bytes = 100;
+        let (h2, _) = chaosgate::mock::spawn(cfg, listener).await.unwrap();
+        let r = request(h2.addr, "POST", chat, &[], &"x".repeat(500)).await;
+        assert_eq!(r.status, 413);
+        assert!(r.text().contains("100 bytes"), "{}", r.text());
+        h2.shutdown().await;
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn forced_stream_fault_on_a_plain_request_is_refused_not_counted_as_a_stream_fault() {
+    let (h, st) = start(Api::OpenAi, "", 1).await;
+    let r = request(
+        h.addr,
+        "POST",
+        OPENAI,
+        &[("x-chaosgate-fault", "cut_after=3")],
+        &openai_chat(false, 8),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(m.contains("cut_after") && m.contains("not streamed"), "{m}");
+    let r = request(
+        h.addr,
+        "POST",
+        "/v1/embeddings",
+        &[("x-chaosgate-fault", "no_terminal")],
+        r#"{"model":"e","input":"a"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // the same fault on a streamed request still cuts
+    let s = request(
+        h.addr,
+        "POST",
+        OPENAI,
+        &[("x-chaosgate-fault", "cut_after=3")],
+        &openai_chat(true, 8),
+    )
+    .await;
+    assert!(!s.complete);
+    let log = arrivals(h.addr).await;
+    let verdicts: Vec<&str> = log.iter().map(|a| a["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["error:400", "error:400", "stream:cut"]);
+    let m = &st.metrics;
+    assert_eq!(
+        m.requests[5].load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one stream fault, the streamed one"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_errors_are_json_and_an_unnamed_phase_can_be_deleted() {
+    let (h, st) = start(Api::OpenAi, "", 1).await;
+    let big = format!(
+        "{{\"errors\":[{{\"status\":503}}],\"description\":\"{}\"}}",
+        "x".repeat(100 * 1024)
+    );
+    let r = request(h.addr, "POST", "/_chaosgate/phases", &[], &big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    let r = request(h.addr, "DELETE", "/_chaosgate/phases/%FF", &[], "").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    let r = request(h.addr, "POST", "/_chaosgate/phases", &[], "{not").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    for (method, path, want) in [("GET", "/_chaosgate/phases", 405), ("GET", "/_chaosgate/nope", 404)] {
+        let r = request(h.addr, method, path, &[], "").await;
+        assert_eq!(r.status, want, "{method} {path}");
+        assert_eq!(r.json()["error"]["type"], "chaosgate_admin_error");
+    }
+
+    let r = request(
+        h.addr,
+        "POST",
+        "/_chaosgate/phases",
+        &[],
+        r#"{"errors":[{"status":503}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let name = r.json()["name"].as_str().expect("a generated name").to_string();
+    let r2 = request(
+        h.addr,
+        "POST",
+        "/_chaosgate/phases",
+        &[],
+        r#"{"errors":[{"status":500}]}"#,
+    )
+    .await;
+    let name2 = r2.json()["name"].as_str().unwrap().to_string();
+    assert_ne!(name, name2);
+    assert_eq!(
+        request(h.addr, "POST", OPENAI, &[], &openai_chat(false, 2))
+            .await
+            .status,
+        503
+    );
+    for n in [&name, &name2] {
+        let d = request(h.addr, "DELETE", &format!("/_chaosgate/phases/{n}"), &[], "").await;
+        assert_eq!(d.status, 200, "{}", d.text());
+    }
+    assert_eq!(
+        request(h.addr, "POST", OPENAI, &[], &openai_chat(false, 2))
+            .await
+            .status,
+        200
+    );
+    assert!(st.plan.lock().unwrap().status(0).is_empty());
+    h.shutdown().await;
+}

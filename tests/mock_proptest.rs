@@ -72,6 +72,57 @@ proptest! {
         }
     }
 
+    /// Output limits: `max_tokens`/`n` beyond the providers' bounds get a 400 naming the
+    /// field and the value; within them the body holds exactly n × max_tokens tokens.
+    #[test]
+    fn output_limits_are_enforced_and_honoured(
+        max in prop_oneof![1u64..40, 128_001u64..u64::MAX],
+        n in prop_oneof![1u64..4, 129u64..100_000],
+        stream in any::<bool>(),
+        anthropic in any::<bool>(),
+    ) {
+        let api = if anthropic { Api::Anthropic } else { Api::OpenAi };
+        let (path, body) = match api {
+            Api::OpenAi => ("/v1/chat/completions", format!(
+                r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"hi"}}],"max_tokens":{max},"n":{n},"stream":{stream}}}"#
+            )),
+            Api::Anthropic => ("/v1/messages", format!(
+                r#"{{"model":"claude","max_tokens":{max},"messages":[{{"role":"user","content":"hi"}}],"stream":{stream}}}"#
+            )),
+        };
+        let rt = rt();
+        let (status, bytes) = rt.block_on(async {
+            let app = router(MockState::new(MockConfig::new("p", api, Profile::default(), 1)));
+            let req = Request::post(path).header("content-type", "application/json").body(Body::from(body)).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            (status, axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap())
+        });
+        let too_many_tokens = max > 128_000;
+        let too_many_choices = api == Api::OpenAi && n > 128;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if too_many_tokens || too_many_choices {
+            prop_assert_eq!(status, 400, "{}", text);
+            let shown = if too_many_tokens { max } else { n };
+            prop_assert!(text.contains(&shown.to_string()), "names the value: {}", text);
+        } else {
+            prop_assert_eq!(status, 200, "{}", text);
+            let choices = if api == Api::OpenAi { n } else { 1 };
+            let words = if stream {
+                let key = if api == Api::OpenAi { "\"content\":\" " } else { "\"text_delta\",\"text\":\" " };
+                text.matches(key).count() as u64
+            } else {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                match api {
+                    Api::OpenAi => v["choices"].as_array().unwrap().iter()
+                        .map(|c| c["message"]["content"].as_str().unwrap().split_whitespace().count() as u64).sum(),
+                    Api::Anthropic => v["content"][0]["text"].as_str().unwrap().split_whitespace().count() as u64,
+                }
+            };
+            prop_assert_eq!(words, max * choices);
+        }
+    }
+
     #[test]
     fn same_seed_same_verdicts(seed in any::<u64>(), p in 0.0f64..1.0, cut in 0u32..10, gap_ms in 1u64..500) {
         let src = format!(

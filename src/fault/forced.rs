@@ -4,6 +4,11 @@
 //! `cut_after=5`, `error_after=3`, `malformed_after=2`, `no_terminal`,
 //! `ping_stall_after=2`, `stall_after=2`, `retry_after=2s`. Items are comma-separated and
 //! combine (`delay=1s,status=503`).
+//!
+//! The stream faults (`cut_after`, `error_after`, `malformed_after`, `ping_stall_after`,
+//! `stall_after`, `no_terminal`) only exist on a streamed request: the mock refuses them
+//! on a plain one with a 400 naming the item ([`stream_item_name`]) rather than serve a
+//! complete answer counted as a stream fault; `GET /health` ignores them.
 
 use crate::provider::ErrorKind;
 use crate::time::{Dur, Nanos};
@@ -28,6 +33,19 @@ pub struct Forced {
     pub bytes_per_s: Option<u32>,
     /// A stream fault.
     pub stream: Option<(super::profile::StreamKind, u32)>,
+}
+
+/// The header item that forces a stream fault of `kind` (`cut_after`, `no_terminal`, …).
+pub fn stream_item_name(kind: super::profile::StreamKind) -> &'static str {
+    use super::profile::StreamKind as S;
+    match kind {
+        S::Cut => "cut_after",
+        S::Error => "error_after",
+        S::Malformed => "malformed_after",
+        S::PingStall => "ping_stall_after",
+        S::SilentStall => "stall_after",
+        S::NoTerminal => "no_terminal",
+    }
 }
 
 fn kind_from_str(s: &str) -> Result<ErrorKind, String> {
@@ -134,5 +152,26 @@ mod tests {
             .parse::<Forced>()
             .unwrap_err()
             .contains("needs a `status`"));
+    }
+
+    #[test]
+    fn stream_item_names_parse_back_to_their_kind() {
+        use StreamKind as S;
+        for k in [
+            S::Cut,
+            S::Error,
+            S::Malformed,
+            S::PingStall,
+            S::SilentStall,
+            S::NoTerminal,
+        ] {
+            let name = stream_item_name(k);
+            let item = if k == S::NoTerminal {
+                name.to_string()
+            } else {
+                format!("{name}=2")
+            };
+            assert_eq!(item.parse::<Forced>().unwrap().stream.map(|s| s.0), Some(k), "{item}");
+        }
     }
 }

@@ -637,40 +637,61 @@ async fn events(
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for (name, counter) in [
-        ("requests_total", &state.requests),
-        ("failed_total", &state.failed),
-        ("fallbacks_total", &state.fallbacks),
-        ("retries_total", &state.retries),
-        ("all_down_total", &state.rejected_all_down),
+    use crate::promtext::{Exposition, Kind, CONTENT_TYPE};
+    let mut e = Exposition::new();
+    for (name, counter, help) in [
+        (
+            "chaosgate_gateway_requests_total",
+            &state.requests,
+            "Client requests received by the gateway.",
+        ),
+        (
+            "chaosgate_gateway_failed_total",
+            &state.failed,
+            "Client requests that ended in an error the gateway returned or passed on.",
+        ),
+        (
+            "chaosgate_gateway_fallbacks_total",
+            &state.fallbacks,
+            "Moves from one target to the next within a request.",
+        ),
+        (
+            "chaosgate_gateway_retries_total",
+            &state.retries,
+            "Retries of the same target within a request.",
+        ),
+        (
+            "chaosgate_gateway_all_down_total",
+            &state.rejected_all_down,
+            "Client requests refused because no target was available.",
+        ),
     ] {
-        let _ = writeln!(
-            out,
-            "# TYPE chaosgate_gateway_{name} counter\nchaosgate_gateway_{name} {}",
-            counter.load(Ordering::Relaxed)
-        );
+        e.family(name, Kind::Counter, help);
+        e.sample(name, &[], counter.load(Ordering::Relaxed));
     }
     let p = state.policy();
-    let _ = writeln!(out, "# TYPE chaosgate_gateway_target_healthy gauge");
-    for i in 0..state.bases.len() {
-        let _ = writeln!(
-            out,
-            "chaosgate_gateway_target_healthy{{target=\"{}\"}} {}",
-            p.target_name(i),
-            u8::from(p.healthy(i))
+    let names: Vec<String> = (0..state.bases.len()).map(|i| p.target_name(i).to_string()).collect();
+    e.family(
+        "chaosgate_gateway_target_healthy",
+        Kind::Gauge,
+        "1 while the gateway counts the target healthy, else 0.",
+    );
+    for (i, name) in names.iter().enumerate() {
+        e.sample(
+            "chaosgate_gateway_target_healthy",
+            &[("target", name)],
+            u8::from(p.healthy(i)),
         );
     }
-    let _ = writeln!(out, "# TYPE chaosgate_gateway_breaker_open gauge");
-    for i in 0..state.bases.len() {
+    e.family(
+        "chaosgate_gateway_breaker_open",
+        Kind::Gauge,
+        "1 while the target's circuit breaker is open (rejecting), else 0.",
+    );
+    for (i, name) in names.iter().enumerate() {
         let open = matches!(p.breaker_state(i), Some(super::BreakerState::Open { .. }));
-        let _ = writeln!(
-            out,
-            "chaosgate_gateway_breaker_open{{target=\"{}\"}} {}",
-            p.target_name(i),
-            u8::from(open)
-        );
+        e.sample("chaosgate_gateway_breaker_open", &[("target", name)], u8::from(open));
     }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    drop(p);
+    ([("content-type", CONTENT_TYPE)], e.finish()).into_response()
 }

@@ -3,11 +3,17 @@
 //! - `GET  /_chaosgate/state` — provider, seed, uptime, phases with their intensity now,
 //!   rate-limit state, request counts.
 //! - `POST /_chaosgate/phases` — add or replace (by `name`) a phase; body is one phase in
-//!   TOML or JSON (same keys as a `[[phase]]`); its `start` counts from now, so it takes
-//!   effect from the next request.
+//!   TOML or JSON (same keys as a `[[phase]]`, at most [`MAX_PHASE_BYTES`]); its `start`
+//!   counts from now, so it takes effect from the next request. A phase posted without a
+//!   `name` gets one (`admin-1`, `admin-2`, … skipping names in use), returned in the
+//!   answer, so it can be deleted.
 //! - `DELETE /_chaosgate/phases/{name}` — remove a phase.
 //! - `GET  /_chaosgate/arrivals?since=SEQ&limit=N` — the arrival log with timestamps,
 //!   health probes marked (`probe: true`).
+//!
+//! Every error is JSON, `{"error":{"type":"chaosgate_admin_error","message":…}}`: a bad
+//! phase or query 400, a body over the limit 413, an unknown phase or admin route 404, a
+//! wrong method 405, a non-loopback peer 403.
 
 use super::MockState;
 use crate::fault::profile::Section;
@@ -27,13 +33,20 @@ use std::sync::Arc;
 pub fn router(state: Arc<MockState>) -> Router<Arc<MockState>> {
     Router::new()
         .route("/state", get(state_handler))
-        .route("/phases", post(upsert))
+        .route(
+            "/phases",
+            post(upsert).layer(axum::extract::DefaultBodyLimit::max(MAX_PHASE_BYTES)),
+        )
         .route("/phases/{name}", delete(remove))
         .route("/arrivals", get(arrivals))
         .route_layer(axum::middleware::from_fn_with_state(state, loopback_only))
 }
 
-fn admin_error(status: StatusCode, msg: impl Into<String>) -> Response {
+/// Largest phase body `POST /_chaosgate/phases` accepts.
+pub const MAX_PHASE_BYTES: usize = 64 * 1024;
+
+/// An admin error: `{"error":{"type":"chaosgate_admin_error","message":…}}`.
+pub(crate) fn admin_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         Json(json!({ "error": { "type": "chaosgate_admin_error", "message": msg.into() } })),
@@ -114,23 +127,59 @@ pub fn parse_phase(body: &[u8]) -> Result<Section, String> {
     Ok(profile.phases.into_iter().next().expect("one phase"))
 }
 
-async fn upsert(State(state): State<Arc<MockState>>, body: axum::body::Bytes) -> Response {
+async fn upsert(
+    State(state): State<Arc<MockState>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return admin_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("phase body is larger than {MAX_PHASE_BYTES} bytes"),
+            )
+        }
+        Err(e) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {}", e.body_text()),
+            )
+        }
+    };
     match parse_phase(&body) {
         Err(m) => admin_error(StatusCode::BAD_REQUEST, m),
-        Ok(section) => {
+        Ok(mut section) => {
             let now = state.now();
+            let mut plan = state.plan.lock().unwrap_or_else(|e| e.into_inner());
+            if section.name.is_none() {
+                let taken: std::collections::HashSet<String> = plan.status(now).into_iter().map(|p| p.name).collect();
+                let name = (1u64..)
+                    .map(|k| format!("admin-{k}"))
+                    .find(|n| !taken.contains(n))
+                    .expect("a free name");
+                section.name = Some(name);
+            }
             let name = section.name.clone();
-            let index = state
-                .plan
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .upsert_phase(section, now);
+            let index = plan.upsert_phase(section, now);
+            drop(plan);
             Json(json!({ "index": index, "name": name, "effective_from_s": nanos_to_secs_f64(now) })).into_response()
         }
     }
 }
 
-async fn remove(State(state): State<Arc<MockState>>, Path(name): Path<String>) -> Response {
+async fn remove(
+    State(state): State<Arc<MockState>>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let name = match name {
+        Ok(Path(n)) => n,
+        Err(e) => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                format!("bad phase name in the path: {}", e.body_text()),
+            )
+        }
+    };
     if state.plan.lock().unwrap_or_else(|e| e.into_inner()).remove_phase(&name) {
         Json(json!({ "removed": name })).into_response()
     } else {

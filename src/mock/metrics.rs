@@ -1,10 +1,10 @@
-//! `GET /metrics` in Prometheus text format.
+//! `GET /metrics` in Prometheus text format, written with [`crate::promtext`].
 
 use super::{Arrival, MockState};
+use crate::promtext::{self, Exposition, Kind};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -29,8 +29,10 @@ pub struct Metrics {
     pub probes: [AtomicU64; 8],
     /// Requests refused as malformed.
     pub rejected: AtomicU64,
-    /// `GET /v1/models`.
+    /// `GET /v1/models` and `GET /v1/models/{id}`.
     pub models: AtomicU64,
+    /// Anthropic `POST /v1/messages/count_tokens`.
+    pub count_tokens: AtomicU64,
 }
 
 fn outcome_index(verdict: &str) -> usize {
@@ -57,14 +59,24 @@ impl Metrics {
 
 /// The handler.
 pub async fn handler(State(state): State<Arc<MockState>>) -> Response {
+    let mut r = Response::new(axum::body::Body::from(render(&state)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(promtext::CONTENT_TYPE));
+    r
+}
+
+/// The exposition of one mock: every family with `# HELP` and `# TYPE`, label values
+/// escaped ([`promtext`]).
+pub fn render(state: &MockState) -> String {
     let m = &state.metrics;
-    let name = &state.config.name;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP chaosgate_mock_requests_total Completion and embedding requests by decided outcome."
+    let name = state.config.name.as_str();
+    let mut e = Exposition::new();
+    let f = "chaosgate_mock_requests_total";
+    e.family(
+        f,
+        Kind::Counter,
+        "Completion and embedding requests by decided outcome (rejected = refused as invalid, including metadata endpoints).",
     );
-    let _ = writeln!(out, "# TYPE chaosgate_mock_requests_total counter");
     for (i, o) in OUTCOMES.iter().enumerate() {
         let v = m.requests[i].load(Ordering::Relaxed)
             + if *o == "rejected" {
@@ -72,52 +84,42 @@ pub async fn handler(State(state): State<Arc<MockState>>) -> Response {
             } else {
                 0
             };
-        let _ = writeln!(
-            out,
-            "chaosgate_mock_requests_total{{provider=\"{name}\",outcome=\"{o}\"}} {v}"
-        );
+        e.sample(f, &[("provider", name), ("outcome", o)], v);
     }
-    let _ = writeln!(
-        out,
-        "# HELP chaosgate_mock_probes_total Health probes by decided outcome."
-    );
-    let _ = writeln!(out, "# TYPE chaosgate_mock_probes_total counter");
+    let f = "chaosgate_mock_probes_total";
+    e.family(f, Kind::Counter, "Health probes by decided outcome.");
     for (i, o) in OUTCOMES.iter().enumerate() {
-        let v = m.probes[i].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "chaosgate_mock_probes_total{{provider=\"{name}\",outcome=\"{o}\"}} {v}"
+        e.sample(
+            f,
+            &[("provider", name), ("outcome", o)],
+            m.probes[i].load(Ordering::Relaxed),
         );
     }
+    let f = "chaosgate_mock_metadata_requests_total";
+    e.family(
+        f,
+        Kind::Counter,
+        "Requests to endpoints outside the fault plan, by endpoint.",
+    );
+    e.sample(
+        f,
+        &[("provider", name), ("endpoint", "models")],
+        m.models.load(Ordering::Relaxed),
+    );
+    e.sample(
+        f,
+        &[("provider", name), ("endpoint", "count_tokens")],
+        m.count_tokens.load(Ordering::Relaxed),
+    );
     let now = state.now();
     let phases = state.plan.lock().unwrap_or_else(|e| e.into_inner()).status(now);
-    let _ = writeln!(
-        out,
-        "# HELP chaosgate_mock_phase_intensity Intensity of each fault phase now (0 = inactive)."
-    );
-    let _ = writeln!(out, "# TYPE chaosgate_mock_phase_intensity gauge");
+    let f = "chaosgate_mock_phase_intensity";
+    e.family(f, Kind::Gauge, "Intensity of each fault phase now (0 = inactive).");
     for p in phases {
-        let _ = writeln!(
-            out,
-            "chaosgate_mock_phase_intensity{{provider=\"{name}\",phase=\"{}\"}} {}",
-            p.name.replace('"', "'"),
-            p.intensity
-        );
+        e.sample(f, &[("provider", name), ("phase", &p.name)], p.intensity);
     }
-    let _ = writeln!(
-        out,
-        "# HELP chaosgate_mock_uptime_seconds Seconds since the mock started."
-    );
-    let _ = writeln!(out, "# TYPE chaosgate_mock_uptime_seconds gauge");
-    let _ = writeln!(
-        out,
-        "chaosgate_mock_uptime_seconds{{provider=\"{name}\"}} {}",
-        crate::time::nanos_to_secs_f64(now)
-    );
-    let mut r = Response::new(axum::body::Body::from(out));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    r
+    let f = "chaosgate_mock_uptime_seconds";
+    e.family(f, Kind::Gauge, "Seconds since the mock's run clock started.");
+    e.sample(f, &[("provider", name)], crate::time::nanos_to_secs_f64(now));
+    e.finish()
 }

@@ -6,9 +6,15 @@
 //! decides a [`Verdict`], and [`respond`] plays the verdict out on the wire in the
 //! provider's own format.
 //!
-//! Routes: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`;
-//! Anthropic `POST /v1/messages`, `GET /v1/models`; both `GET /health` and `GET /metrics`;
-//! the admin API under `/_chaosgate/` (see [`admin`]).
+//! Routes: OpenAI `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`,
+//! `GET /v1/models/{id}`; Anthropic `POST /v1/messages`, `POST /v1/messages/count_tokens`,
+//! `GET /v1/models`, `GET /v1/models/{id}`; both `GET /health` and `GET /metrics`; the
+//! admin API under `/_chaosgate/` (see [`admin`]).
+//!
+//! Every client error is answered in the API's own envelope ([`respond::rejection_response`]):
+//! unknown route 404, 405, 413 (body over [`MockConfig::max_body_bytes`]), 415 (a body
+//! declared as something other than JSON), 400 (bad JSON, bad fields, limits) and 431
+//! (request headers over [`MAX_HEADER_BYTES`]).
 
 pub mod admin;
 pub mod metrics;
@@ -31,8 +37,14 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-/// Largest request body accepted (bigger gets the provider's 413).
+/// Largest request body accepted (bigger gets the provider's 413). Anthropic's own limit
+/// is 32 MB (Messages and Token Counting); OpenAI publishes none. The mock defaults to
+/// 4 MiB for both (`--max-body-bytes` raises it), as bodies are held while parsed.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest total size of a request's header names and values (bigger gets a 431 in the
+/// provider's envelope): 32 KiB, the request-header budget of the proxies in front of
+/// both APIs; hyper's own limits (about 400 KiB, 100 headers) stay behind it.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Bucket of the arrival series ([`MockState::arrival_series`]): 100 ms.
 pub const SERIES_BUCKET: Nanos = 100_000_000;
 /// Most series buckets (a day); later arrivals fold into the last one.
@@ -207,17 +219,56 @@ pub fn router(state: Arc<MockState>) -> Router {
             .route("/chat/completions", post(completion))
             .route("/v1/embeddings", post(completion))
             .route("/embeddings", post(completion)),
-        Api::Anthropic => Router::new().route("/v1/messages", post(completion)),
+        Api::Anthropic => Router::new()
+            .route("/v1/messages", post(completion))
+            .route("/v1/messages/count_tokens", post(count_tokens)),
     };
     api_routes
         .route("/v1/models", get(models))
         .route("/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/models/{id}", get(model))
         .route("/health", get(health))
         .route("/metrics", get(metrics::handler))
         .nest("/_chaosgate", admin::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), header_limit))
         .with_state(state)
+}
+
+/// Refuses requests whose headers exceed [`MAX_HEADER_BYTES`] with a 431 in the
+/// provider's envelope (before any handler reads them).
+async fn header_limit(State(state): State<Arc<MockState>>, req: Request, next: axum::middleware::Next) -> Response {
+    let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_BYTES {
+        let seq = state.seq.fetch_add(1, Ordering::Relaxed);
+        return reject(
+            &state,
+            Rejection {
+                status: 431,
+                kind: ErrorKind::BadRequest,
+                message: format!(
+                    "Request header fields too large: {size} bytes of headers, the limit is {MAX_HEADER_BYTES} bytes."
+                ),
+                param: None,
+                code: None,
+            },
+            seq,
+        );
+    }
+    next.run(req).await
+}
+
+/// A body declared (by `content-type`) as something other than JSON; an absent
+/// content-type is read as JSON, as the APIs do.
+fn not_json(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(axum::http::header::CONTENT_TYPE).iter().find_map(|ct| {
+        let s = ct.to_str().unwrap_or("(not ASCII)");
+        let mime = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let json = mime == "application/json" || mime.ends_with("+json") || mime.is_empty();
+        (!json).then(|| s.to_string())
+    })
 }
 
 /// Binds and serves one mock provider.
@@ -250,7 +301,7 @@ fn forced_fault(state: &MockState, headers: &HeaderMap) -> Result<Option<Forced>
 /// Renders a rejection (bad input) with the provider's envelope.
 fn reject(state: &MockState, r: Rejection, seq: u64) -> Response {
     state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-    respond::error_response(state, r.status, r.kind, &r.message, r.param.as_deref(), None, None, seq)
+    respond::rejection_response(state, &r, seq)
 }
 
 async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Response {
@@ -287,7 +338,10 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         Err(_) => {
             arrival.verdict = Cow::Borrowed("error:413");
             state.record(arrival);
-            let msg = format!("request body is larger than {} bytes", state.config.max_body_bytes);
+            let msg = format!(
+                "Request exceeds the maximum size: this mock accepts request bodies up to {} bytes (--max-body-bytes).",
+                state.config.max_body_bytes
+            );
             return reject(
                 &state,
                 Rejection {
@@ -295,11 +349,17 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
                     kind: ErrorKind::RequestTooLarge,
                     message: msg,
                     param: None,
+                    code: None,
                 },
                 seq,
             );
         }
     };
+    if let Some(ct) = not_json(&parts.headers) {
+        arrival.verdict = Cow::Borrowed("error:415");
+        state.record(arrival);
+        return reject(&state, unsupported_media(ct), seq);
+    }
     arrival.probe = arrival.probe || state.config.probe.by_body(&bytes);
     let parsed = match (state.config.api, endpoint) {
         (Api::OpenAi, Endpoint::Embeddings) => openai::parse_embeddings(&bytes).map(respond::Parsed::Embeddings),
@@ -319,19 +379,24 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         Err(msg) => {
             arrival.verdict = Cow::Borrowed("error:400");
             state.record(arrival);
-            return reject(
-                &state,
-                Rejection {
-                    status: 400,
-                    kind: ErrorKind::BadRequest,
-                    message: msg,
-                    param: None,
-                },
-                seq,
-            );
+            return reject(&state, Rejection::bad(None, msg), seq);
         }
     };
     let facts = parsed.facts();
+    // A stream fault cannot happen to a plain request: refuse it rather than serve a
+    // complete answer labelled as a stream fault.
+    if let Some((kind, _)) = forced.as_ref().and_then(|f| f.stream) {
+        if !facts.stream {
+            arrival.verdict = Cow::Borrowed("error:400");
+            state.record(arrival);
+            let msg = format!(
+                "{}: `{}` is a stream fault, but this request is not streamed (no \"stream\": true); force a stream fault on a streamed request, or use status=, delay=, hang, reset, headers_then_silence or slow_body= on a plain one",
+                forced::HEADER,
+                forced::stream_item_name(kind)
+            );
+            return reject(&state, Rejection::bad(None, msg), seq);
+        }
+    }
     arrival.stream = facts.stream;
     arrival.model = Some(parsed.model().to_string());
     let decision = state.plan().decide(now, &facts, forced.as_ref());
@@ -365,7 +430,11 @@ async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let t0 = Instant::now();
     let ctx = req.extensions().get::<ConnCtx>().cloned();
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
-    let forced = forced_fault(&state, req.headers()).ok().flatten();
+    // `/health` is a plain GET: a stream fault in the header does not apply to it.
+    let forced = forced_fault(&state, req.headers()).ok().flatten().map(|mut f| {
+        f.stream = None;
+        f
+    });
     let arrival = Arrival {
         seq,
         t_ns: now,
@@ -381,16 +450,96 @@ async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
     respond::play(state, respond::Parsed::Health, decision, t0, ctx, seq).await
 }
 
-async fn models(State(state): State<Arc<MockState>>) -> Response {
+fn unsupported_media(ct: String) -> Rejection {
+    Rejection {
+        status: 415,
+        kind: ErrorKind::BadRequest,
+        message: format!(
+            "Unsupported content type {ct:?}: the request body must be JSON (content-type: application/json)."
+        ),
+        param: None,
+        code: None,
+    }
+}
+
+/// Query of Anthropic's model list (OpenAI's takes none and ignores any).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ModelsQuery {
+    limit: Option<String>,
+    after_id: Option<String>,
+    before_id: Option<String>,
+}
+
+/// Answers a metadata endpoint (models, count_tokens): no fault plan, the API's headers.
+fn metadata(state: &MockState, body: Result<String, Rejection>) -> Response {
+    let seq = state.seq.fetch_add(1, Ordering::Relaxed);
+    match body {
+        Ok(b) => {
+            let mut r = respond::json(StatusCode::OK, b);
+            respond::add_headers(state, &mut r, None, Some(seq));
+            r
+        }
+        Err(e) => reject(state, e, seq),
+    }
+}
+
+async fn models(
+    State(state): State<Arc<MockState>>,
+    q: Result<axum::extract::Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     state.metrics.models.fetch_add(1, Ordering::Relaxed);
+    let q = q.map(|q| q.0).unwrap_or_default();
     let body = match state.config.api {
-        Api::OpenAi => openai::models_body(respond::MODELS, 1_700_000_000),
-        Api::Anthropic => anthropic::models_body(respond::MODELS),
+        Api::OpenAi => Ok(openai::models_body(openai::MODELS, 1_700_000_000)),
+        Api::Anthropic => anthropic::models_page(
+            anthropic::MODELS,
+            q.limit.as_deref(),
+            q.after_id.as_deref(),
+            q.before_id.as_deref(),
+        ),
     };
-    respond::json(StatusCode::OK, body)
+    metadata(&state, body)
+}
+
+async fn model(
+    State(state): State<Arc<MockState>>,
+    id: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    state.metrics.models.fetch_add(1, Ordering::Relaxed);
+    let id = id.map(|p| p.0).unwrap_or_default();
+    let body = match state.config.api {
+        Api::OpenAi => openai::model_body(openai::MODELS, &id, 1_700_000_000),
+        Api::Anthropic => anthropic::model_body(anthropic::MODELS, &id),
+    };
+    metadata(&state, body)
+}
+
+async fn count_tokens(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    state.metrics.count_tokens.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Err(_) => Err(Rejection {
+            status: 413,
+            kind: ErrorKind::RequestTooLarge,
+            message: format!(
+                "Request exceeds the maximum size: this mock accepts request bodies up to {} bytes (--max-body-bytes).",
+                state.config.max_body_bytes
+            ),
+            param: None,
+            code: None,
+        }),
+        Ok(_) if not_json(&parts.headers).is_some() => {
+            Err(unsupported_media(not_json(&parts.headers).unwrap_or_default()))
+        }
+        Ok(b) => anthropic::parse_count_tokens(&b).map(|c| anthropic::count_tokens_body(c.input_tokens)),
+    };
+    metadata(&state, body)
 }
 
 async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/_chaosgate/") {
+        return admin::admin_error(StatusCode::NOT_FOUND, format!("no admin route {method} {}", uri.path()));
+    }
     let msg = match state.config.api {
         Api::OpenAi => format!("Invalid URL ({method} {})", uri.path()),
         Api::Anthropic => format!("Not found: {method} {}", uri.path()),
@@ -403,12 +552,19 @@ async fn not_found(State(state): State<Arc<MockState>>, method: Method, uri: axu
             kind: ErrorKind::NotFound,
             message: msg,
             param: None,
+            code: None,
         },
         seq,
     )
 }
 
 async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/_chaosgate/") {
+        return admin::admin_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed on {}", uri.path()),
+        );
+    }
     let msg = format!("method {method} is not allowed on {}", uri.path());
     let seq = state.seq.fetch_add(1, Ordering::Relaxed);
     let mut r = reject(
@@ -418,6 +574,7 @@ async fn method_not_allowed(State(state): State<Arc<MockState>>, method: Method,
             kind: ErrorKind::BadRequest,
             message: msg,
             param: None,
+            code: None,
         },
         seq,
     );

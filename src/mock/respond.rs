@@ -11,7 +11,7 @@ use super::MockState;
 use crate::fault::{Decision, Endpoint, RequestFacts, StreamFault, StreamKind, Success, Verdict};
 use crate::net::ConnCtx;
 use crate::provider::{
-    anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot,
+    anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
 };
 use crate::time::{Nanos, NS_PER_S};
 use axum::body::Body;
@@ -23,17 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Models listed by `GET /v1/models`.
-pub const MODELS: &[&str] = &[
-    "gpt-4o",
-    "gpt-4o-mini",
-    "text-embedding-3-small",
-    "claude-3-5-sonnet-20241022",
-    "claude-3-5-haiku-20241022",
-];
-
-/// Default embedding width (text-embedding-3-small).
-pub const DEFAULT_EMBEDDING_DIMENSIONS: u32 = 1536;
+/// A body generated piece by piece (never held whole: its size comes from the request).
+pub type Chunks = Box<dyn Iterator<Item = Bytes> + Send>;
 
 /// A request after parsing.
 #[derive(Clone, Debug)]
@@ -122,7 +113,9 @@ fn request_id(seq: u64) -> String {
     format!("req_cg{seq:012x}")
 }
 
-fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapshot>, seq: Option<u64>) {
+/// The mock's own headers: `x-chaosgate-provider`, the request id (when `seq` is given)
+/// and the rate-limit headers.
+pub fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapshot>, seq: Option<u64>) {
     let h = r.headers_mut();
     if let Some(v) = &state.provider_header {
         h.insert(PROVIDER_HEADER.clone(), v.clone());
@@ -134,6 +127,12 @@ fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapsho
             Api::Anthropic => h.insert(REQUEST_ID.clone(), id),
         };
     }
+    // Anthropic sends its rate-limit headers on every response; OpenAI's come with
+    // the profile's `rate_limit` only.
+    let rl = match state.config.api {
+        Api::Anthropic => Some(rl.unwrap_or(&anthropic::NOMINAL_RATE_LIMIT)),
+        Api::OpenAi => rl,
+    };
     if let Some(s) = rl {
         let pairs = match state.config.api {
             Api::OpenAi => openai::ratelimit_headers(s),
@@ -145,6 +144,21 @@ fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSnapsho
             }
         }
     }
+}
+
+/// A [`Rejection`] (bad input) in the provider's envelope, with its own `param` and
+/// `code`.
+pub fn rejection_response(state: &MockState, r: &Rejection, seq: u64) -> Response {
+    let body = match state.config.api {
+        Api::OpenAi => openai::rejection_body(r),
+        Api::Anthropic => anthropic::error_body(r.kind, &r.message, &request_id(seq)),
+    };
+    let code = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = json(code, body);
+    add_headers(state, &mut resp, None, Some(seq));
+    resp.headers_mut()
+        .insert("x-should-retry", HeaderValue::from_static("false"));
+    resp
 }
 
 /// A provider-shaped error response.
@@ -209,16 +223,16 @@ enum End {
     Silent,
 }
 
-/// A body as timed chunks.
+/// A body as timed chunks, generated as it is sent.
 struct Script {
-    items: Vec<(Nanos, Bytes)>,
+    items: Box<dyn Iterator<Item = (Nanos, Bytes)> + Send>,
     end: End,
     ping: Bytes,
 }
 
 fn script_body(t0: Instant, s: Script) -> Body {
     let Script { items, end, ping } = s;
-    let stream = futures_util::stream::unfold((items.into_iter(), Some(end), 0u64), move |(mut it, end, k)| {
+    let stream = futures_util::stream::unfold((items, Some(end), 0u64), move |(mut it, end, k)| {
         let ping = ping.clone();
         async move {
             if let Some((off, b)) = it.next() {
@@ -271,7 +285,7 @@ pub async fn play(
             let body = script_body(
                 t0,
                 Script {
-                    items: Vec::new(),
+                    items: Box::new(std::iter::empty()),
                     end: End::Silent,
                     ping: Bytes::new(),
                 },
@@ -316,34 +330,38 @@ pub async fn play(
             }
             Parsed::Embeddings(e) => {
                 sleep_until(at(t0, s.first)).await;
-                let dims = e.dimensions.unwrap_or(DEFAULT_EMBEDDING_DIMENSIONS);
-                let body = openai::embeddings_body(&e.model, e.inputs, dims, e.input_tokens, state.config.seed ^ seq);
-                finish_plain(&state, body, &s, t0, seq)
+                let body = openai::embeddings_chunks(
+                    &e.model,
+                    e.inputs,
+                    e.dimensions,
+                    e.input_tokens,
+                    state.config.seed ^ seq,
+                    e.encoding,
+                );
+                finish_plain(&state, Box::new(body), &s, t0, seq)
             }
             Parsed::Chat(c) if !c.stream => {
                 sleep_until(at(t0, s.first)).await;
-                let text = crate::provider::filler_text(s.output_tokens);
                 let stop = stop_reason(state.config.api, &c, &s);
                 let body = match state.config.api {
-                    Api::OpenAi => openai::completion_body(
+                    Api::OpenAi => openai::completion_template(
                         &format!("chatcmpl-cg{seq:012x}"),
                         &c.model,
                         unix_ms() / 1000,
-                        &text,
+                        c.n,
                         c.input_tokens,
                         s.output_tokens,
                         stop,
                     ),
-                    Api::Anthropic => anthropic::message_body(
+                    Api::Anthropic => anthropic::message_template(
                         &format!("msg_cg{seq:012x}"),
                         &c.model,
-                        &text,
                         c.input_tokens,
                         s.output_tokens,
                         stop,
                     ),
                 };
-                finish_plain(&state, body, &s, t0, seq)
+                finish_plain(&state, Box::new(body.into_chunks()), &s, t0, seq)
             }
             Parsed::Chat(c) => {
                 let script = match state.config.api {
@@ -374,32 +392,60 @@ fn stop_reason(api: Api, c: &ChatRequest, s: &Success) -> &'static str {
     }
 }
 
-/// A non-streamed body, trickled when `slow_body` fired.
-fn finish_plain(state: &MockState, body: String, s: &Success, t0: Instant, seq: u64) -> Response {
-    let mut r = match s.slow_body_bytes_per_s {
-        None => json(StatusCode::OK, body),
+/// Largest piece of a `slow_body` trickle.
+const SLOW_PIECE_MAX: usize = 64 * 1024;
+
+/// Re-cuts `chunks` into pieces of exactly `piece` bytes (the last may be shorter),
+/// holding at most one piece and one source chunk at a time.
+fn repiece(mut chunks: Chunks, piece: usize) -> impl Iterator<Item = Bytes> + Send {
+    let mut pending = Bytes::new();
+    std::iter::from_fn(move || {
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            if pending.is_empty() {
+                match chunks.next() {
+                    Some(c) => pending = c,
+                    None => return (!out.is_empty()).then(|| Bytes::from(out)),
+                }
+            }
+            let take = (piece - out.len()).min(pending.len());
+            out.extend_from_slice(&pending.split_to(take));
+            if out.len() == piece {
+                return Some(Bytes::from(out));
+            }
+        }
+    })
+}
+
+/// A non-streamed body, sent as it is generated (chunked); trickled at the fault's rate
+/// when `slow_body` fired.
+fn finish_plain(state: &MockState, body: Chunks, s: &Success, t0: Instant, seq: u64) -> Response {
+    let items: Box<dyn Iterator<Item = (Nanos, Bytes)> + Send> = match s.slow_body_bytes_per_s {
+        None => {
+            let first = s.first;
+            Box::new(body.map(move |b| (first, b)))
+        }
         Some(bps) => {
-            let bytes = Bytes::from(body);
-            let piece = (bps as usize / 10).max(1);
+            let piece = (bps as usize / 10).clamp(1, SLOW_PIECE_MAX);
             let gap = NS_PER_S * piece as u64 / u64::from(bps);
-            let items = bytes
-                .chunks(piece)
-                .enumerate()
-                .map(|(i, c)| (s.first + gap * i as u64, Bytes::copy_from_slice(c)))
-                .collect();
-            let mut r = Response::new(script_body(
-                t0,
-                Script {
-                    items,
-                    end: End::Clean,
-                    ping: Bytes::new(),
-                },
-            ));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
+            let first = s.first;
+            Box::new(
+                repiece(body, piece)
+                    .enumerate()
+                    .map(move |(i, c)| (first.saturating_add(gap.saturating_mul(i as u64)), c)),
+            )
         }
     };
+    let mut r = Response::new(script_body(
+        t0,
+        Script {
+            items,
+            end: End::Clean,
+            ping: Bytes::new(),
+        },
+    ));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     add_headers(state, &mut r, s.rate_limit.as_ref(), Some(seq));
     r
 }
@@ -417,12 +463,17 @@ fn token_time(s: &Success, i: u32) -> Nanos {
     s.first.saturating_add(s.token_interval.saturating_mul(u64::from(i)))
 }
 
+/// A stream frame builder: content token `i` of choice `k`.
+type TokenFn = Box<dyn Fn(u32, u32) -> Bytes + Send>;
+
 /// One API's stream vocabulary, so both APIs share one script builder.
 struct Wire<'a> {
     /// Sent at once with the headers.
     preamble: Vec<Bytes>,
-    /// Content token `i`.
-    token: &'a dyn Fn(u32) -> Bytes,
+    /// Choices (OpenAI `n`; 1 for Anthropic): each token time sends one frame per choice.
+    choices: u32,
+    /// Content token `i` of choice `k`; called lazily, as the stream is sent.
+    token: TokenFn,
     /// Sent after the last token on a normal end, before the terminator.
     finish: &'a dyn Fn(u32) -> Vec<Bytes>,
     /// `[DONE]` / `message_stop`.
@@ -435,40 +486,50 @@ struct Wire<'a> {
     ping: Bytes,
 }
 
+/// The stream as a lazy sequence of timed frames: memory stays at a few frames however
+/// many tokens the request allows (the tail after the tokens is at most one frame per
+/// choice plus three).
 fn build_script(w: Wire<'_>, s: &Success) -> Script {
     let (n, fault) = plan_tokens(s);
-    let mut items: Vec<(Nanos, Bytes)> = Vec::with_capacity(n as usize + w.preamble.len() + 4);
-    items.extend(w.preamble.into_iter().map(|b| (0, b)));
-    for i in 0..n {
-        items.push((token_time(s, i), (w.token)(i)));
-    }
     let last = if n == 0 { s.first } else { token_time(s, n - 1) };
+    let mut tail: Vec<(Nanos, Bytes)> = Vec::new();
     let end = match fault {
         None => {
-            items.extend((w.finish)(n).into_iter().map(|b| (last, b)));
-            items.push((last, w.terminator));
+            tail.extend((w.finish)(n).into_iter().map(|b| (last, b)));
+            tail.push((last, w.terminator));
             End::Clean
         }
         Some(f) => match f.kind {
             StreamKind::NoTerminal => {
-                items.extend((w.finish)(n).into_iter().map(|b| (last, b)));
+                tail.extend((w.finish)(n).into_iter().map(|b| (last, b)));
                 End::Clean
             }
             StreamKind::Cut => End::Cut,
             StreamKind::Error => {
-                items.push((last, (w.error)(f.error)));
+                tail.push((last, (w.error)(f.error)));
                 End::Clean
             }
             StreamKind::Malformed => {
-                items.push((last, w.malformed));
+                tail.push((last, w.malformed));
                 End::Clean
             }
             StreamKind::PingStall => End::Pings(f.ping_every),
             StreamKind::SilentStall => End::Silent,
         },
     };
+    let (first, interval, choices, token) = (s.first, s.token_interval, w.choices.max(1), w.token);
+    let tokens = (0..n).flat_map(move |i| {
+        let t = first.saturating_add(interval.saturating_mul(u64::from(i)));
+        (0..choices).map(move |k| (t, i, k))
+    });
+    let items = w
+        .preamble
+        .into_iter()
+        .map(|b| (0, b))
+        .chain(tokens.map(move |(t, i, k)| (t, token(i, k))))
+        .chain(tail);
     Script {
-        items,
+        items: Box::new(items),
         end,
         ping: w.ping,
     }
@@ -478,23 +539,36 @@ fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     let id = format!("chatcmpl-cg{seq:012x}");
     let created = unix_ms() / 1000;
     let m = c.model.as_str();
-    let token = |i: u32| Bytes::from(openai::chunk_content(&id, m, created, filler_token(i)));
-    let finish = |n: u32| {
-        let mut v = vec![Bytes::from(openai::chunk_finish(
-            &id,
-            m,
+    let choices = c.n.max(1);
+    let (tid, tm) = (id.clone(), c.model.clone());
+    // Choice k's token i is filler token k + i, as in the plain body.
+    let token: TokenFn = Box::new(move |i: u32, k: u32| {
+        Bytes::from(openai::chunk_content_at(
+            &tid,
+            &tm,
             created,
-            stop_reason(Api::OpenAi, c, s),
-        ))];
+            k,
+            filler_token(k.wrapping_add(i)),
+        ))
+    });
+    let finish = |n: u32| {
+        let stop = stop_reason(Api::OpenAi, c, s);
+        let mut v: Vec<Bytes> = (0..choices)
+            .map(|k| Bytes::from(openai::chunk_finish_at(&id, m, created, k, stop)))
+            .collect();
         if c.include_usage {
-            v.push(Bytes::from(openai::chunk_usage(&id, m, created, c.input_tokens, n)));
+            let total = u32::try_from(u64::from(n) * u64::from(choices)).unwrap_or(u32::MAX);
+            v.push(Bytes::from(openai::chunk_usage(&id, m, created, c.input_tokens, total)));
         }
         v
     };
     let error = |k: ErrorKind| Bytes::from(openai::stream_error(k, &k.default_message(Api::OpenAi)));
     let wire = Wire {
-        preamble: vec![Bytes::from(openai::chunk_role(&id, m, created))],
-        token: &token,
+        preamble: (0..choices)
+            .map(|k| Bytes::from(openai::chunk_role_at(&id, m, created, k)))
+            .collect(),
+        choices,
+        token,
         finish: &finish,
         terminator: Bytes::from_static(openai::DONE.as_bytes()),
         error: &error,
@@ -506,7 +580,7 @@ fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
 
 fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     let id = format!("msg_cg{seq:012x}");
-    let token = |i: u32| Bytes::from(anthropic::event_text_delta(filler_token(i)));
+    let token: TokenFn = Box::new(|i: u32, _k: u32| Bytes::from(anthropic::event_text_delta(filler_token(i))));
     let finish = |n: u32| {
         vec![
             Bytes::from(anthropic::event_content_block_stop()),
@@ -521,7 +595,8 @@ fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
             Bytes::from(anthropic::event_content_block_start()),
             ping.clone(),
         ],
-        token: &token,
+        choices: 1,
+        token,
         finish: &finish,
         terminator: Bytes::from(anthropic::event_message_stop()),
         error: &error,
@@ -529,4 +604,26 @@ fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
         ping,
     };
     build_script(wire, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repiece_cuts_exact_pieces_across_chunk_boundaries() {
+        let src: Vec<Bytes> = ["abc", "", "defgh", "i", "jklmnopq"]
+            .into_iter()
+            .map(|s: &'static str| Bytes::from_static(s.as_bytes()))
+            .collect();
+        for piece in 1..=20 {
+            let out: Vec<Bytes> = repiece(Box::new(src.clone().into_iter()), piece).collect();
+            let joined: Vec<u8> = out.iter().flat_map(|b| b.to_vec()).collect();
+            assert_eq!(joined, b"abcdefghijklmnopq", "piece {piece}");
+            let (last, full) = out.split_last().unwrap();
+            assert!(full.iter().all(|b| b.len() == piece), "piece {piece}");
+            assert!(!last.is_empty() && last.len() <= piece);
+        }
+        assert_eq!(repiece(Box::new(std::iter::empty()), 4).count(), 0);
+    }
 }

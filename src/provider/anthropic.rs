@@ -15,7 +15,8 @@
 //! (`messages.0.content`), although Anthropic's envelope has no `param` field.
 
 use super::{
-    chars, estimate_tokens, parse_json, rfc3339_from_unix_ms, ChatRequest, ErrorKind, Obj, RateLimitSnapshot, Rejection,
+    chars, estimate_tokens, parse_json, rfc3339_from_unix_ms, ChatRequest, ErrorKind, Obj, RateLimitSnapshot,
+    Rejection, Template, MAX_OUTPUT_TOKENS,
 };
 use serde_json::{json, Value};
 
@@ -87,7 +88,9 @@ fn blocks_chars(path: &str, blocks: &[Value]) -> Result<usize, Rejection> {
 ///
 /// Rejections (all 400 `invalid_request_error`): invalid JSON ("The request body is not
 /// valid JSON: …"); a body that is not an object; `model` missing or not a non-empty
-/// string; `max_tokens` missing ("max_tokens: Field required"), not an integer, or < 1;
+/// string; `max_tokens` missing ("max_tokens: Field required"), not an integer, < 1, or
+/// above [`MAX_OUTPUT_TOKENS`] ("max_tokens: N > 128000, which is the maximum allowed
+/// number of output tokens for MODEL");
 /// `messages` missing, not an array, or empty; a message that is not an object, lacks
 /// `role`, or has a role other than `user`/`assistant` (`system` gets Anthropic's "use
 /// the top-level `system` parameter" message); `content` missing, not a string or an
@@ -96,6 +99,22 @@ fn blocks_chars(path: &str, blocks: &[Value]) -> Result<usize, Rejection> {
 /// accepted unchecked); `system` not a string or an array of text blocks; `stream` not
 /// a boolean. `include_usage` is always true; `max_tokens` is always `Some`.
 pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, Rejection> {
+    parse(body, true)
+}
+
+/// Parses and validates `POST /v1/messages/count_tokens`: the same body as
+/// [`parse_messages`] without `max_tokens` (accepted and checked if present). The
+/// count is [`ChatRequest::input_tokens`].
+pub fn parse_count_tokens(body: &[u8]) -> Result<ChatRequest, Rejection> {
+    parse(body, false)
+}
+
+/// `POST /v1/messages/count_tokens`'s answer, `{"input_tokens": N}`.
+pub fn count_tokens_body(input_tokens: u32) -> String {
+    json!({ "input_tokens": input_tokens }).to_string()
+}
+
+fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
     let m = match parse_json(body) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
@@ -113,9 +132,10 @@ pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, Rejection> {
         Some(_) => return Err(bad("model", "model: Input should be a valid string")),
     };
     let max_tokens = match m.get("max_tokens") {
+        None | Some(Value::Null) if !need_max_tokens => 1,
         None | Some(Value::Null) => return Err(required("max_tokens")),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
-            Some(v) if v >= 1 => u32::try_from(v).unwrap_or(u32::MAX),
+            Some(v) if v >= 1 => v,
             _ => {
                 return Err(bad(
                     "max_tokens",
@@ -125,6 +145,14 @@ pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, Rejection> {
         },
         Some(_) => return Err(bad("max_tokens", "max_tokens: Input should be a valid integer")),
     };
+    if max_tokens > u64::from(MAX_OUTPUT_TOKENS) {
+        return Err(bad(
+            "max_tokens",
+            format!(
+                "max_tokens: {max_tokens} > {MAX_OUTPUT_TOKENS}, which is the maximum allowed number of output tokens for {model}"
+            ),
+        ));
+    }
     let messages = match m.get("messages") {
         None | Some(Value::Null) => return Err(required("messages")),
         Some(Value::Array(a)) if a.is_empty() => {
@@ -203,8 +231,9 @@ pub fn parse_messages(body: &[u8]) -> Result<ChatRequest, Rejection> {
         model,
         stream,
         include_usage: true,
-        max_tokens: Some(max_tokens),
+        max_tokens: Some(max_tokens as u32), // ≤ MAX_OUTPUT_TOKENS
         input_tokens: estimate_tokens(total).max(1),
+        n: 1,
     })
 }
 
@@ -274,21 +303,121 @@ pub fn message_body(
     .to_string()
 }
 
-/// `GET /v1/models` (`SEMANTICS.md` §5): `{"data":[{"type":"model","id","display_name",
-/// "created_at"}],"has_more":false,"first_id","last_id"}`. `display_name` is the id;
-/// `created_at` a fixed RFC 3339 date; `first_id`/`last_id` are null for an empty list.
-pub fn models_body(models: &[&str]) -> String {
-    let data: Vec<Value> = models
-        .iter()
-        .map(|m| json!({ "type": "model", "id": m, "display_name": m, "created_at": "2025-02-19T00:00:00Z" }))
-        .collect();
+/// The same `message` as [`message_body`] with `output_tokens` filler tokens, as a
+/// lazily generated [`Template`].
+pub fn message_template(id: &str, model: &str, input_tokens: u32, output_tokens: u32, stop_reason: &str) -> Template {
+    let mut t = Template::default();
+    t.lit(format!(
+        "{{\"id\":{},\"type\":\"message\",\"role\":\"assistant\",\"model\":{},\"content\":[{{\"type\":\"text\",\"text\":\"",
+        Value::from(id),
+        Value::from(model)
+    ));
+    t.filler(0, output_tokens);
+    t.lit(format!(
+        "\"}}],\"stop_reason\":{},\"stop_sequence\":null,\"usage\":{}}}",
+        Value::from(stop_reason),
+        usage(input_tokens, output_tokens)
+    ));
+    t
+}
+
+/// The models `GET /v1/models` lists and `GET /v1/models/{id}` finds, with their
+/// display names: Anthropic ids only.
+pub const MODELS: &[(&str, &str)] = &[
+    ("claude-opus-4-1-20250805", "Claude Opus 4.1"),
+    ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5"),
+    ("claude-haiku-4-5-20251001", "Claude Haiku 4.5"),
+];
+
+fn model_value(id: &str, display_name: &str) -> Value {
+    let line = ["opus", "sonnet", "haiku"].into_iter().find(|l| id.contains(l));
     json!({
-        "data": data,
-        "has_more": false,
-        "first_id": models.first(),
-        "last_id": models.last(),
+        "type": "model",
+        "id": id,
+        "display_name": display_name,
+        "created_at": "2025-08-05T00:00:00Z",
+        "lifecycle": "active",
+        "deprecated_at": null,
+        "retires_at": null,
+        "line": line,
+        "max_input_tokens": 200_000,
+        "max_tokens": MAX_OUTPUT_TOKENS,
+        "capabilities": null,
     })
-    .to_string()
+}
+
+/// `GET /v1/models?limit=N&after_id=X&before_id=Y` (`SEMANTICS.md` §5):
+/// `{"data":[ModelInfo…],"has_more","first_id","last_id"}`, every entry valid under the
+/// SDK's strict `ModelInfo` (`type`, `id`, `display_name`, `created_at`, `lifecycle`
+/// plus the optional `deprecated_at`, `retires_at`, `line`, `max_input_tokens`,
+/// `max_tokens`, `capabilities`). `limit` is 1..=1000 (default 20); `after_id` /
+/// `before_id` page as the API does; `first_id`/`last_id` are null for an empty page.
+pub fn models_page(
+    models: &[(&str, &str)],
+    limit: Option<&str>,
+    after_id: Option<&str>,
+    before_id: Option<&str>,
+) -> Result<String, Rejection> {
+    let limit = match limit {
+        None => 20,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(bad(
+                    "limit",
+                    format!("limit: Input should be between 1 and 1000, got {l:?}"),
+                ))
+            }
+        },
+    };
+    let (lo, hi) = {
+        let pos = |id: &str| models.iter().position(|(m, _)| *m == id);
+        let lo = match after_id {
+            Some(a) => pos(a)
+                .map(|i| i + 1)
+                .ok_or_else(|| bad("after_id", format!("after_id: unknown model id {a:?}")))?,
+            None => 0,
+        };
+        let hi = match before_id {
+            Some(b) => pos(b).ok_or_else(|| bad("before_id", format!("before_id: unknown model id {b:?}")))?,
+            None => models.len(),
+        };
+        (lo, hi.max(lo))
+    };
+    let window = &models[lo..hi];
+    let page = if before_id.is_some() && after_id.is_none() {
+        &window[window.len().saturating_sub(limit)..]
+    } else {
+        &window[..window.len().min(limit)]
+    };
+    let data: Vec<Value> = page.iter().map(|(id, name)| model_value(id, name)).collect();
+    Ok(json!({
+        "data": data,
+        "has_more": page.len() < window.len(),
+        "first_id": page.first().map(|m| m.0),
+        "last_id": page.last().map(|m| m.0),
+    })
+    .to_string())
+}
+
+/// [`models_page`] with the defaults: every model up to 20.
+pub fn models_body(models: &[(&str, &str)]) -> String {
+    models_page(models, None, None, None).unwrap_or_default()
+}
+
+/// `GET /v1/models/{id}`: one `ModelInfo`, or Anthropic's 404 `not_found_error`
+/// ("model: X") for an id not in `models`.
+pub fn model_body(models: &[(&str, &str)], id: &str) -> Result<String, Rejection> {
+    match models.iter().find(|(m, _)| *m == id) {
+        Some((m, name)) => Ok(model_value(m, name).to_string()),
+        None => Err(Rejection {
+            status: 404,
+            kind: ErrorKind::NotFound,
+            message: format!("model: {id}"),
+            param: Some("model".into()),
+            code: None,
+        }),
+    }
 }
 
 fn event(name: &str, data: &Value) -> String {
@@ -381,16 +510,30 @@ pub fn malformed_event() -> String {
     "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n".into()
 }
 
-/// `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` headers
-/// (`SEMANTICS.md` §5). A reset is the RFC 3339 instant `now_unix_ms + reset`, rounded
-/// *up* to the whole second, so a client that waits until then is never early. A
-/// dimension whose limit is 0 (not limited) is left out.
+/// What the rate-limit headers advertise when the profile sets no `rate_limit`: the
+/// real API sends them on every response, so the mock does too, with a nominal budget
+/// that never runs down (4,000 requests and 2,000,000 tokens per minute, full).
+pub const NOMINAL_RATE_LIMIT: RateLimitSnapshot = RateLimitSnapshot {
+    limit_requests: 4_000,
+    remaining_requests: 4_000,
+    reset_requests: 0,
+    limit_tokens: 2_000_000,
+    remaining_tokens: 2_000_000,
+    reset_tokens: 0,
+};
+
+/// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`
+/// headers (`SEMANTICS.md` §5). The mock has one token bucket (prompt + `max_tokens`),
+/// so the `input-tokens` and `output-tokens` headers repeat the `tokens` values. A
+/// reset is the RFC 3339 instant `now_unix_ms + reset`, rounded *up* to the whole
+/// second, so a client that waits until then is never early. A dimension whose limit
+/// is 0 (not limited) is left out.
 pub fn ratelimit_headers(s: &RateLimitSnapshot, now_unix_ms: u64) -> Vec<(&'static str, String)> {
     let at = |reset: u64| {
         let ms = now_unix_ms.saturating_add(reset.div_ceil(1_000_000));
         rfc3339_from_unix_ms(ms.div_ceil(1000).saturating_mul(1000))
     };
-    let mut v = Vec::with_capacity(6);
+    let mut v = Vec::with_capacity(12);
     if s.limit_requests > 0 {
         v.push(("anthropic-ratelimit-requests-limit", s.limit_requests.to_string()));
         v.push((
@@ -403,6 +546,18 @@ pub fn ratelimit_headers(s: &RateLimitSnapshot, now_unix_ms: u64) -> Vec<(&'stat
         v.push(("anthropic-ratelimit-tokens-limit", s.limit_tokens.to_string()));
         v.push(("anthropic-ratelimit-tokens-remaining", s.remaining_tokens.to_string()));
         v.push(("anthropic-ratelimit-tokens-reset", at(s.reset_tokens)));
+        v.push(("anthropic-ratelimit-input-tokens-limit", s.limit_tokens.to_string()));
+        v.push((
+            "anthropic-ratelimit-input-tokens-remaining",
+            s.remaining_tokens.to_string(),
+        ));
+        v.push(("anthropic-ratelimit-input-tokens-reset", at(s.reset_tokens)));
+        v.push(("anthropic-ratelimit-output-tokens-limit", s.limit_tokens.to_string()));
+        v.push((
+            "anthropic-ratelimit-output-tokens-remaining",
+            s.remaining_tokens.to_string(),
+        ));
+        v.push(("anthropic-ratelimit-output-tokens-reset", at(s.reset_tokens)));
     }
     v
 }
@@ -444,6 +599,7 @@ mod tests {
                 include_usage: true,
                 max_tokens: Some(1024),
                 input_tokens: 3,
+                n: 1,
             }
         );
         // System blocks, multi-turn, image + tool blocks, prefilled final assistant turn.
@@ -591,16 +747,79 @@ mod tests {
             (Some(25), Some(15))
         );
 
-        let m: Value =
-            serde_json::from_str(&models_body(&["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"])).unwrap();
+        let m: Value = serde_json::from_str(&models_body(&[
+            ("claude-sonnet-4-20250514", "Claude Sonnet 4"),
+            ("claude-3-5-haiku-20241022", "Claude Haiku 3.5"),
+        ]))
+        .unwrap();
         assert_eq!(keys(&m), ["data", "first_id", "has_more", "last_id"]);
-        assert_eq!(keys(&m["data"][0]), ["created_at", "display_name", "id", "type"]);
+        assert_eq!(
+            keys(&m["data"][0]),
+            [
+                "capabilities",
+                "created_at",
+                "deprecated_at",
+                "display_name",
+                "id",
+                "lifecycle",
+                "line",
+                "max_input_tokens",
+                "max_tokens",
+                "retires_at",
+                "type"
+            ]
+        );
+        assert_eq!(m["data"][0]["lifecycle"], "active");
+        assert_eq!(m["data"][0]["line"], "sonnet");
         assert_eq!(m["data"][0]["type"], "model");
         assert_eq!(m["first_id"], "claude-sonnet-4-20250514");
         assert_eq!(m["last_id"], "claude-3-5-haiku-20241022");
         assert_eq!(m["has_more"], false);
         let empty: Value = serde_json::from_str(&models_body(&[])).unwrap();
         assert!(empty["first_id"].is_null() && empty["data"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn message_template_matches_message_body_and_models_page() {
+        let t: Value = serde_json::from_str(&message_template("msg_1", "c\"l", 4, 6, "max_tokens").render()).unwrap();
+        let b: Value = serde_json::from_str(&message_body(
+            "msg_1",
+            "c\"l",
+            &crate::provider::filler_text(6),
+            4,
+            6,
+            "max_tokens",
+        ))
+        .unwrap();
+        assert_eq!(t, b);
+        let page = |l: Option<&str>, a: Option<&str>, b: Option<&str>| -> Value {
+            serde_json::from_str(&models_page(MODELS, l, a, b).unwrap()).unwrap()
+        };
+        let all = page(None, None, None);
+        assert_eq!(all["data"].as_array().unwrap().len(), MODELS.len());
+        let p1 = page(Some("1"), None, None);
+        assert_eq!(
+            (p1["has_more"].clone(), p1["first_id"].clone()),
+            (json!(true), json!(MODELS[0].0))
+        );
+        let p2 = page(Some("1"), Some(MODELS[0].0), None);
+        assert_eq!(p2["first_id"], MODELS[1].0);
+        let before = page(Some("1"), None, Some(MODELS[2].0));
+        assert_eq!(before["first_id"], MODELS[1].0);
+        for bad in ["0", "1001", "x"] {
+            assert_eq!(
+                models_page(MODELS, Some(bad), None, None).unwrap_err().param.as_deref(),
+                Some("limit")
+            );
+        }
+        assert!(models_page(MODELS, None, Some("nope"), None).is_err());
+        assert_eq!(model_body(MODELS, "gpt-4o").unwrap_err().status, 404);
+        assert_eq!(
+            parse_count_tokens(br#"{"model":"m","messages":[{"role":"user","content":"abcdefgh"}]}"#)
+                .unwrap()
+                .input_tokens,
+            2
+        );
     }
 
     #[test]
@@ -692,11 +911,23 @@ mod tests {
                 ("anthropic-ratelimit-tokens-limit", "40000".to_string()),
                 ("anthropic-ratelimit-tokens-remaining", "39000".to_string()),
                 ("anthropic-ratelimit-tokens-reset", "2023-11-14T22:13:20Z".to_string()),
+                ("anthropic-ratelimit-input-tokens-limit", "40000".to_string()),
+                ("anthropic-ratelimit-input-tokens-remaining", "39000".to_string()),
+                (
+                    "anthropic-ratelimit-input-tokens-reset",
+                    "2023-11-14T22:13:20Z".to_string()
+                ),
+                ("anthropic-ratelimit-output-tokens-limit", "40000".to_string()),
+                ("anthropic-ratelimit-output-tokens-remaining", "39000".to_string()),
+                (
+                    "anthropic-ratelimit-output-tokens-reset",
+                    "2023-11-14T22:13:20Z".to_string()
+                ),
             ]
         );
         // now itself mid-second: reset 0 still rounds up to the next whole second
         let h = ratelimit_headers(&RateLimitSnapshot { limit_requests: 0, ..s }, 1_700_000_000_001);
-        assert_eq!(h.len(), 3);
+        assert_eq!(h.len(), 9);
         assert_eq!(h[2].1, "2023-11-14T22:13:21Z");
         let _ = ratelimit_headers(
             &RateLimitSnapshot {

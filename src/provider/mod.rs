@@ -265,7 +265,30 @@ pub struct ChatRequest {
     /// Prompt-token estimate: characters of all text content (system + messages) / 4,
     /// rounded up, at least 1 ([`estimate_tokens`]).
     pub input_tokens: u32,
+    /// OpenAI `n`: how many choices to generate (1..=[`MAX_CHOICES`]); always 1 for
+    /// Anthropic, which has no such parameter.
+    pub n: u32,
 }
+
+/// How an embeddings response encodes its vectors (OpenAI `encoding_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbeddingEncoding {
+    /// A JSON array of numbers (the API's default).
+    Float,
+    /// A base64 string of the vector's little-endian `f32` bytes (what the official
+    /// TypeScript SDK asks for by default and decodes).
+    Base64,
+}
+
+/// Largest `max_tokens` / `max_completion_tokens` either API accepts here: 128,000, the
+/// largest output any current OpenAI or Anthropic model allows (OpenAI answers a bigger
+/// value with 400 "max_tokens is too large: N. This model supports at most M completion
+/// tokens, whereas you provided N."; Anthropic with 400 "max_tokens: N > M, which is the
+/// maximum allowed number of output tokens for MODEL").
+pub const MAX_OUTPUT_TOKENS: u32 = 128_000;
+
+/// Largest OpenAI `n` (the API's own bound: "Expected a value <= 128").
+pub const MAX_CHOICES: u32 = 128;
 
 /// A parsed OpenAI `POST /v1/embeddings` request ([`openai::parse_embeddings`];
 /// `SEMANTICS.md` §5).
@@ -279,8 +302,11 @@ pub struct EmbeddingsRequest {
     /// Prompt-token estimate: characters / 4 rounded up per string, one per token id;
     /// at least 1.
     pub input_tokens: u32,
-    /// The requested `dimensions`, if any.
-    pub dimensions: Option<u32>,
+    /// The vector width: the requested `dimensions`, else the model's native width
+    /// ([`openai::native_dimensions`]).
+    pub dimensions: u32,
+    /// `encoding_format`: floats (default) or base64.
+    pub encoding: EmbeddingEncoding,
 }
 
 /// A request the provider itself would reject, to be rendered with that provider's
@@ -298,6 +324,9 @@ pub struct Rejection {
     /// `messages[1].content`, Anthropic `messages.1.content`). OpenAI puts it in the
     /// envelope's `param`; Anthropic's envelope has no such field.
     pub param: Option<String>,
+    /// OpenAI's machine-readable `code` (`invalid_value`, `integer_above_max_value`, …),
+    /// if the provider names one for this case; `None` renders as `"code": null`.
+    pub code: Option<&'static str>,
 }
 
 impl Rejection {
@@ -308,7 +337,14 @@ impl Rejection {
             kind: ErrorKind::BadRequest,
             message: message.into(),
             param: param.map(str::to_string),
+            code: None,
         }
+    }
+
+    /// The same rejection with OpenAI's `code`.
+    pub fn with_code(mut self, code: &'static str) -> Rejection {
+        self.code = Some(code);
+        self
     }
 }
 
@@ -388,12 +424,94 @@ pub fn filler_token(i: u32) -> &'static str {
 }
 
 /// The text of `n` tokens: `filler_token(0) + … + filler_token(n - 1)` (`SEMANTICS.md` §5).
+///
+/// Builds the whole string: for bodies whose size comes from a request, use a
+/// [`Template`], which generates the text piece by piece.
 pub fn filler_text(n: u32) -> String {
-    let mut s = String::with_capacity(n as usize * 7);
+    let mut s = String::new();
     for i in 0..n {
         s.push_str(filler_token(i));
     }
     s
+}
+
+/// Largest piece a [`Template`] yields for its filler text.
+pub const CHUNK_BYTES: usize = 16 * 1024;
+
+/// One part of a [`Template`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    /// Literal JSON, sent as it is.
+    Lit(String),
+    /// Filler tokens `first .. first + n` ([`filler_token`]), inside a JSON string.
+    Filler {
+        /// Index of the first token.
+        first: u32,
+        /// How many tokens.
+        n: u32,
+    },
+}
+
+/// A response body as literal JSON around filler text, generated lazily: a body of
+/// `max_tokens = 128000` tokens and 128 choices costs [`CHUNK_BYTES`] of memory at a
+/// time, not its full size (≈ 7 bytes per token) up front.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Template(pub Vec<Piece>);
+
+impl Template {
+    /// Appends literal JSON.
+    pub fn lit(&mut self, s: impl Into<String>) {
+        self.0.push(Piece::Lit(s.into()));
+    }
+
+    /// Appends filler tokens `first .. first + n`.
+    pub fn filler(&mut self, first: u32, n: u32) {
+        self.0.push(Piece::Filler { first, n });
+    }
+
+    /// The body in pieces of at most [`CHUNK_BYTES`] of filler (literals whole), each
+    /// generated when the iterator reaches it.
+    pub fn into_chunks(self) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
+        self.0
+            .into_iter()
+            .flat_map(|p| -> Box<dyn Iterator<Item = bytes::Bytes> + Send> {
+                match p {
+                    Piece::Lit(s) => Box::new(std::iter::once(bytes::Bytes::from(s))),
+                    Piece::Filler { first, n } => Box::new(filler_chunks(first, n, CHUNK_BYTES)),
+                }
+            })
+    }
+
+    /// The whole body as one string (tests and small bodies).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for c in self.clone().into_chunks() {
+            out.push_str(std::str::from_utf8(&c).expect("templates are UTF-8"));
+        }
+        out
+    }
+}
+
+/// Filler tokens `first .. first + n` in pieces of at most `max_bytes` (at least one
+/// token each), generated one piece at a time.
+pub fn filler_chunks(first: u32, n: u32, max_bytes: usize) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
+    let end = u64::from(first) + u64::from(n);
+    let mut i = u64::from(first);
+    std::iter::from_fn(move || {
+        if i >= end {
+            return None;
+        }
+        let mut s = String::with_capacity(max_bytes.min(((end - i) as usize).saturating_mul(16)));
+        while i < end {
+            let w = WORDS[(i % WORDS.len() as u64) as usize];
+            if !s.is_empty() && s.len() + w.len() > max_bytes {
+                break;
+            }
+            s.push_str(w);
+            i += 1;
+        }
+        Some(bytes::Bytes::from(s))
+    })
 }
 
 /// Token estimate for `chars` characters of text: `chars / 4`, rounded up (0 for 0); the
@@ -625,6 +743,27 @@ mod tests {
             serde_json::from_str::<ErrorKind>("\"rate_limit\"").unwrap(),
             ErrorKind::RateLimit
         );
+    }
+
+    #[test]
+    fn templates_generate_bounded_chunks_that_join_to_the_text() {
+        for (first, n) in [(0u32, 0u32), (0, 1), (3, 64), (0, 10_000), (u32::MAX - 2, 5)] {
+            let chunks: Vec<bytes::Bytes> = filler_chunks(first, n, 1000).collect();
+            assert!(chunks.iter().all(|c| c.len() <= 1000 && !c.is_empty()));
+            let joined: String = chunks.iter().map(|c| std::str::from_utf8(c).unwrap()).collect();
+            let want: String = (0..n).map(|j| filler_token(first.wrapping_add(j))).collect();
+            assert_eq!(joined, want, "{first} {n}");
+        }
+        assert_eq!(filler_chunks(0, 7, 1).count(), 7, "at least one token per chunk");
+        let mut t = Template::default();
+        t.lit("[\"");
+        t.filler(0, 3);
+        t.lit("\"]");
+        assert_eq!(t.render(), format!("[\"{}\"]", filler_text(3)));
+        // the largest allowed body is never built whole
+        let mut big = Template::default();
+        big.filler(0, MAX_OUTPUT_TOKENS);
+        assert!(big.into_chunks().all(|c| c.len() <= CHUNK_BYTES));
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! `invalid_type`); [`Rejection`] has no field for that.
 
 use super::{
-    chars, estimate_tokens, go_duration, parse_json, type_phrase, ChatRequest, EmbeddingsRequest, ErrorKind, Obj,
-    RateLimitSnapshot, Rejection,
+    chars, estimate_tokens, go_duration, parse_json, type_phrase, ChatRequest, EmbeddingEncoding, EmbeddingsRequest,
+    ErrorKind, Obj, RateLimitSnapshot, Rejection, Template, MAX_CHOICES, MAX_OUTPUT_TOKENS,
 };
 use crate::time::Nanos;
 use serde_json::{json, Value};
@@ -39,8 +39,28 @@ const PART_TYPES: [&str; 5] = ["text", "image_url", "input_audio", "file", "refu
 /// Most inputs one embeddings request may carry.
 const MAX_EMBEDDING_INPUTS: usize = 2048;
 
-/// Widest embedding this mock returns (bounds the response size).
-const MAX_DIMENSIONS: u32 = 8192;
+/// Widest embedding any OpenAI model returns (text-embedding-3-large): the bound for
+/// `dimensions` on a model this mock does not know.
+pub const MAX_DIMENSIONS: u32 = 3072;
+
+/// The models `GET /v1/models` lists and `GET /v1/models/{id}` finds.
+pub const MODELS: &[&str] = &[
+    "gpt-4o",
+    "gpt-4o-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+];
+
+/// An embedding model's native width, which is also the most `dimensions` it accepts:
+/// 3072 for `text-embedding-3-large`, 1536 for every other model (`-3-small`,
+/// `ada-002`, and names this mock does not know).
+pub fn native_dimensions(model: &str) -> u32 {
+    if model.starts_with("text-embedding-3-large") {
+        MAX_DIMENSIONS
+    } else {
+        1536
+    }
+}
 
 fn bad(param: &str, message: impl Into<String>) -> Rejection {
     Rejection::bad(Some(param), message)
@@ -94,12 +114,13 @@ fn opt_bool(m: &Obj, key: &str) -> Result<Option<bool>, Rejection> {
     }
 }
 
-/// An optional integer ≥ 1 (`null` reads as absent); saturates at `u32::MAX`.
-fn opt_positive(m: &Obj, key: &str) -> Result<Option<u32>, Rejection> {
+/// An optional integer ≥ 1 (`null` reads as absent), as given: the caller checks its
+/// upper bound before narrowing it.
+fn opt_positive(m: &Obj, key: &str) -> Result<Option<u64>, Rejection> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
-            Some(v) if v >= 1 => Ok(Some(u32::try_from(v).unwrap_or(u32::MAX))),
+            Some(v) if v >= 1 => Ok(Some(v)),
             _ => Err(bad(
                 key,
                 format!("Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {n} instead."),
@@ -176,7 +197,9 @@ fn message_chars(i: usize, msg: &Value) -> Result<usize, Rejection> {
 /// system/user/assistant/tool/developer; `content` that is not a string or an array of
 /// parts (`null`/absent only for assistant), a part without `type`, a `text` part
 /// without a string `text`; `stream` not a boolean; `max_tokens` /
-/// `max_completion_tokens` not an integer ≥ 1; `stream_options` without
+/// `max_completion_tokens` not an integer ≥ 1 or above [`MAX_OUTPUT_TOKENS`] (OpenAI's
+/// "max_tokens is too large" wording, `code` `invalid_value`); `n` not an integer in
+/// 1..=[`MAX_CHOICES`] (`code` `integer_above_max_value`); `stream_options` without
 /// `"stream": true`, or not an object, or with a non-boolean `include_usage`.
 /// `null` optional fields read as absent, as OpenAI's nullable parameters do.
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
@@ -198,6 +221,27 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
     let stream = opt_bool(&m, "stream")?.unwrap_or(false);
     let max_completion = opt_positive(&m, "max_completion_tokens")?;
     let max_legacy = opt_positive(&m, "max_tokens")?;
+    for (key, v) in [("max_completion_tokens", max_completion), ("max_tokens", max_legacy)] {
+        if let Some(v) = v.filter(|&v| v > u64::from(MAX_OUTPUT_TOKENS)) {
+            return Err(bad(
+                key,
+                format!(
+                    "{key} is too large: {v}. This model supports at most {MAX_OUTPUT_TOKENS} completion tokens, whereas you provided {v}."
+                ),
+            )
+            .with_code("invalid_value"));
+        }
+    }
+    let n = opt_positive(&m, "n")?.unwrap_or(1);
+    if n > u64::from(MAX_CHOICES) {
+        return Err(bad(
+            "n",
+            format!(
+                "Invalid 'n': integer above maximum value. Expected a value <= {MAX_CHOICES}, but got {n} instead."
+            ),
+        )
+        .with_code("integer_above_max_value"));
+    }
     let include_usage = match m.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(_) if !stream => {
@@ -217,8 +261,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
         model,
         stream,
         include_usage,
-        max_tokens: max_completion.or(max_legacy),
+        // both bounded above: the narrowing is exact
+        max_tokens: max_completion.or(max_legacy).map(|v| v as u32),
         input_tokens: estimate_tokens(total).max(1),
+        n: n as u32,
     })
 }
 
@@ -227,8 +273,9 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
 /// `input` must be a non-empty string, a non-empty array of non-empty strings, a
 /// non-empty array of token ids (integers ≥ 0), or a non-empty array of non-empty token
 /// id arrays; at most 2048 entries. `model` is required; `dimensions`, if given, is an
-/// integer in 1..=8192. Rejections are 400s with `param` `"model"`, `"input"` or
-/// `"dimensions"`.
+/// integer in 1..=[`native_dimensions`] of the model; `encoding_format`, if given, is
+/// `"float"` or `"base64"`. Rejections are 400s with `param` `"model"`, `"input"`,
+/// `"dimensions"` or `"encoding_format"`.
 pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
     let m = object(body)?;
     let model = model(&m)?;
@@ -276,18 +323,34 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
             ),
         ));
     }
-    let dimensions = opt_positive(&m, "dimensions")?;
-    if let Some(d) = dimensions.filter(|&d| d > MAX_DIMENSIONS) {
+    let native = native_dimensions(&model);
+    let dimensions = opt_positive(&m, "dimensions")?.unwrap_or(u64::from(native));
+    if dimensions > u64::from(native) {
         return Err(bad(
             "dimensions",
-            format!("Invalid 'dimensions': integer above maximum value. Expected a value <= {MAX_DIMENSIONS}, but got {d} instead."),
-        ));
+            format!("Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but got {dimensions} instead."),
+        )
+        .with_code("integer_above_max_value"));
     }
+    let encoding = match m.get("encoding_format") {
+        None | Some(Value::Null) => EmbeddingEncoding::Float,
+        Some(Value::String(s)) if s == "float" => EmbeddingEncoding::Float,
+        Some(Value::String(s)) if s == "base64" => EmbeddingEncoding::Base64,
+        Some(Value::String(s)) => {
+            return Err(bad(
+                "encoding_format",
+                format!("Invalid value: '{s}'. Supported values are: 'float' and 'base64'."),
+            )
+            .with_code("invalid_value"))
+        }
+        Some(v) => return Err(wrong_type("encoding_format", "a string", v)),
+    };
     Ok(EmbeddingsRequest {
         model,
         inputs: inputs as u32,
         input_tokens: u32::try_from(tokens).unwrap_or(u32::MAX).max(1),
-        dimensions,
+        dimensions: dimensions as u32, // ≤ native
+        encoding,
     })
 }
 
@@ -312,6 +375,13 @@ fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
 fn error_value(kind: ErrorKind, message: &str, param: Option<&str>) -> Value {
     let (ty, code) = type_and_code(kind);
     json!({ "error": { "message": message, "type": ty, "param": param, "code": code } })
+}
+
+/// The envelope of a [`Rejection`]: `type` from its kind, `param` and `code` its own
+/// (an unknown URL is `invalid_request_error` with `code: null`, not `model_not_found`).
+pub fn rejection_body(r: &Rejection) -> String {
+    let (ty, _) = type_and_code(r.kind);
+    json!({ "error": { "message": r.message, "type": ty, "param": r.param, "code": r.code } }).to_string()
 }
 
 /// The OpenAI error envelope `{"error":{"message","type","param","code"}}`
@@ -390,6 +460,45 @@ pub fn completion_body(
     .to_string()
 }
 
+/// The same `chat.completion` as [`completion_body`] with `n` choices of
+/// `completion_tokens` filler tokens each, as a lazily generated [`Template`]. Choice
+/// `k` starts at filler token `k`, so choices differ; `usage.completion_tokens` counts
+/// all choices, as OpenAI's does.
+#[allow(clippy::too_many_arguments)]
+pub fn completion_template(
+    id: &str,
+    model: &str,
+    created: u64,
+    n: u32,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    finish_reason: &str,
+) -> Template {
+    let mut t = Template::default();
+    t.lit(format!(
+        "{{\"id\":{},\"object\":\"chat.completion\",\"created\":{created},\"model\":{},\"choices\":[",
+        Value::from(id),
+        Value::from(model)
+    ));
+    for k in 0..n.max(1) {
+        let sep = if k == 0 { "" } else { "," };
+        t.lit(format!(
+            "{sep}{{\"index\":{k},\"message\":{{\"role\":\"assistant\",\"content\":\""
+        ));
+        t.filler(k, completion_tokens);
+        t.lit(format!(
+            "\",\"refusal\":null,\"annotations\":[]}},\"logprobs\":null,\"finish_reason\":{}}}",
+            Value::from(finish_reason)
+        ));
+    }
+    let total = u32::try_from(u64::from(completion_tokens) * u64::from(n.max(1))).unwrap_or(u32::MAX);
+    t.lit(format!(
+        "],\"usage\":{},\"service_tier\":\"default\",\"system_fingerprint\":\"fp_chaosgate\"}}",
+        usage(prompt_tokens, total)
+    ));
+    t
+}
+
 /// SplitMix64: a well-mixed 64-bit step for the embedding values.
 fn splitmix64(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -399,57 +508,119 @@ fn splitmix64(x: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// An embeddings `list` (`SEMANTICS.md` §5): `inputs` objects `{"object":"embedding",
-/// "index":i,"embedding":[…]}` of `dimensions` floats, plus `model` and `usage`
-/// (`prompt_tokens` = `total_tokens`). Vector `i` is a deterministic function of
-/// `(seed, i)`: uniform draws normalized to unit length, printed as `f32` like OpenAI's
-/// float32 values. Written directly into the string (no `Value` tree) because bodies of
-/// thousands of floats are common.
-pub fn embeddings_body(model: &str, inputs: u32, dimensions: u32, prompt_tokens: u32, seed: u64) -> String {
-    let mut out = String::with_capacity(64 + inputs as usize * (48 + dimensions as usize * 12));
-    out.push_str("{\"object\":\"list\",\"data\":[");
-    let mut v = Vec::with_capacity(dimensions as usize);
-    for i in 0..inputs {
-        let mut x = seed ^ u64::from(i).wrapping_mul(0xd6e8_feb8_6659_fd93);
-        v.clear();
-        v.extend((0..dimensions).map(|_| (splitmix64(&mut x) >> 11) as f64 / (1u64 << 52) as f64 - 1.0));
-        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let norm = if norm > 0.0 { norm } else { 1.0 };
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{{\"object\":\"embedding\",\"index\":{i},\"embedding\":[");
-        for (j, a) in v.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{}", (a / norm) as f32);
-        }
-        out.push_str("]}");
-    }
-    let _ = write!(
-        out,
+/// Vector `i` of an embeddings response: `dimensions` uniform draws from `(seed, i)`,
+/// normalized to unit length, as `f32`.
+fn embedding_vector(seed: u64, i: u32, dimensions: u32) -> Vec<f32> {
+    let mut x = seed ^ u64::from(i).wrapping_mul(0xd6e8_feb8_6659_fd93);
+    let v: Vec<f64> = (0..dimensions)
+        .map(|_| (splitmix64(&mut x) >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+        .collect();
+    let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let norm = if norm > 0.0 { norm } else { 1.0 };
+    v.iter().map(|a| (a / norm) as f32).collect()
+}
+
+/// An embeddings `list` (`SEMANTICS.md` §5), generated one vector at a time:
+/// `inputs` objects `{"object":"embedding","index":i,"embedding":…}` plus `model` and
+/// `usage` (`prompt_tokens` = `total_tokens`). Vector `i` is a deterministic function
+/// of `(seed, i)`: uniform draws normalized to unit length, as `f32` like OpenAI's
+/// float32 values. With [`EmbeddingEncoding::Float`] the embedding is a JSON array of
+/// numbers; with [`EmbeddingEncoding::Base64`] a string, the standard base64 of the
+/// vector's little-endian `f32` bytes (what OpenAI sends and the SDKs decode).
+pub fn embeddings_chunks(
+    model: &str,
+    inputs: u32,
+    dimensions: u32,
+    prompt_tokens: u32,
+    seed: u64,
+    encoding: EmbeddingEncoding,
+) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
+    use base64::Engine as _;
+    let tail = format!(
         "],\"model\":{},\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"total_tokens\":{prompt_tokens}}}}}",
         Value::from(model)
     );
+    let vectors = (0..inputs).map(move |i| {
+        let v = embedding_vector(seed, i, dimensions);
+        let mut out = String::with_capacity(48 + v.len() * 12);
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"object\":\"embedding\",\"index\":{i},\"embedding\":");
+        match encoding {
+            EmbeddingEncoding::Float => {
+                out.push('[');
+                for (j, a) in v.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{a}");
+                }
+                out.push(']');
+            }
+            EmbeddingEncoding::Base64 => {
+                let bytes: Vec<u8> = v.iter().flat_map(|a| a.to_le_bytes()).collect();
+                out.push('"');
+                out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+                out.push('"');
+            }
+        }
+        out.push('}');
+        bytes::Bytes::from(out)
+    });
+    std::iter::once(bytes::Bytes::from_static(b"{\"object\":\"list\",\"data\":["))
+        .chain(vectors)
+        .chain(std::iter::once(bytes::Bytes::from(tail)))
+}
+
+/// [`embeddings_chunks`] as one string (tests and small bodies).
+pub fn embeddings_body(
+    model: &str,
+    inputs: u32,
+    dimensions: u32,
+    prompt_tokens: u32,
+    seed: u64,
+    encoding: EmbeddingEncoding,
+) -> String {
+    let mut out = String::new();
+    for c in embeddings_chunks(model, inputs, dimensions, prompt_tokens, seed, encoding) {
+        out.push_str(std::str::from_utf8(&c).expect("UTF-8"));
+    }
     out
+}
+
+fn model_value(id: &str, created: u64) -> Value {
+    json!({ "id": id, "object": "model", "created": created, "owned_by": "system" })
 }
 
 /// `GET /v1/models`: `{"object":"list","data":[{"id","object":"model","created",
 /// "owned_by":"system"}]}` (`SEMANTICS.md` §5).
 pub fn models_body(models: &[&str], created: u64) -> String {
-    let data: Vec<Value> = models
-        .iter()
-        .map(|m| json!({ "id": m, "object": "model", "created": created, "owned_by": "system" }))
-        .collect();
+    let data: Vec<Value> = models.iter().map(|m| model_value(m, created)).collect();
     json!({ "object": "list", "data": data }).to_string()
+}
+
+/// `GET /v1/models/{id}`: one `model` object, or OpenAI's 404 (`invalid_request_error`,
+/// `code` `model_not_found`, "The model 'X' does not exist or you do not have access to
+/// it.") for an id not in `models`.
+pub fn model_body(models: &[&str], id: &str, created: u64) -> Result<String, Rejection> {
+    if models.contains(&id) {
+        return Ok(model_value(id, created).to_string());
+    }
+    Err(Rejection {
+        status: 404,
+        kind: ErrorKind::NotFound,
+        message: format!("The model '{id}' does not exist or you do not have access to it."),
+        param: Some("model".into()),
+        code: Some("model_not_found"),
+    })
 }
 
 fn frame(v: &Value) -> String {
     format!("data: {v}\n\n")
 }
 
-fn chunk(id: &str, model: &str, created: u64, delta: Value, finish: Option<&str>) -> String {
+fn chunk(id: &str, model: &str, created: u64, index: u32, delta: Value, finish: Option<&str>) -> String {
     frame(&json!({
         "id": id,
         "object": "chat.completion.chunk",
@@ -457,17 +628,23 @@ fn chunk(id: &str, model: &str, created: u64, delta: Value, finish: Option<&str>
         "model": model,
         "service_tier": "default",
         "system_fingerprint": "fp_chaosgate",
-        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+        "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
     }))
 }
 
 /// First SSE frame of a stream: delta `{"role":"assistant","content":"","refusal":null}`,
 /// `finish_reason: null` (`SEMANTICS.md` §5). `usage` is omitted (see the module doc).
 pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
+    chunk_role_at(id, model, created, 0)
+}
+
+/// [`chunk_role`] of choice `index` (a request with `n` > 1 gets one per choice).
+pub fn chunk_role_at(id: &str, model: &str, created: u64, index: u32) -> String {
     chunk(
         id,
         model,
         created,
+        index,
         json!({ "role": "assistant", "content": "", "refusal": null }),
         None,
     )
@@ -475,13 +652,23 @@ pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
 
 /// A content frame: delta `{"content": text}`, `finish_reason: null` (`SEMANTICS.md` §5).
 pub fn chunk_content(id: &str, model: &str, created: u64, text: &str) -> String {
-    chunk(id, model, created, json!({ "content": text }), None)
+    chunk_content_at(id, model, created, 0, text)
+}
+
+/// [`chunk_content`] of choice `index`.
+pub fn chunk_content_at(id: &str, model: &str, created: u64, index: u32, text: &str) -> String {
+    chunk(id, model, created, index, json!({ "content": text }), None)
 }
 
 /// The finishing frame: empty delta `{}` and `finish_reason` (`"stop"`, `"length"`, …)
 /// (`SEMANTICS.md` §5).
 pub fn chunk_finish(id: &str, model: &str, created: u64, finish_reason: &str) -> String {
-    chunk(id, model, created, json!({}), Some(finish_reason))
+    chunk_finish_at(id, model, created, 0, finish_reason)
+}
+
+/// [`chunk_finish`] of choice `index`.
+pub fn chunk_finish_at(id: &str, model: &str, created: u64, index: u32, finish_reason: &str) -> String {
+    chunk(id, model, created, index, json!({}), Some(finish_reason))
 }
 
 /// The usage frame, sent after [`chunk_finish`] only with
@@ -754,14 +941,21 @@ mod tests {
         );
         assert_eq!(
             (r.model.as_str(), r.inputs, r.input_tokens, r.dimensions),
-            ("text-embedding-ada-002", 1, 10, None)
+            ("text-embedding-ada-002", 1, 10, 1536)
+        );
+        assert_eq!(r.encoding, EmbeddingEncoding::Float);
+        let r = ok(r#"{"model":"text-embedding-3-large","input":"a","encoding_format":"base64"}"#);
+        assert_eq!((r.dimensions, r.encoding), (3072, EmbeddingEncoding::Base64));
+        assert_eq!(
+            ok(r#"{"model":"text-embedding-3-large","input":"a","dimensions":3072}"#).dimensions,
+            3072
         );
         assert_eq!(ok(r#"{"model":"e","input":["a","bb","ccccc"]}"#).inputs, 3);
         assert_eq!(ok(r#"{"model":"e","input":["a","bb","ccccc"]}"#).input_tokens, 4);
         let r = ok(r#"{"model":"e","input":[1,2,3,4,5]}"#);
         assert_eq!((r.inputs, r.input_tokens), (1, 5));
         let r = ok(r#"{"model":"e","input":[[1,2],[3]],"dimensions":256}"#);
-        assert_eq!((r.inputs, r.input_tokens, r.dimensions), (2, 3, Some(256)));
+        assert_eq!((r.inputs, r.input_tokens, r.dimensions), (2, 3, 256));
         for (body, param) in [
             (r#"{"input":"x"}"#, "model"),
             (r#"{"model":"e"}"#, "input"),
@@ -776,6 +970,19 @@ mod tests {
             (r#"{"model":"e","input":7}"#, "input"),
             (r#"{"model":"e","input":"a","dimensions":0}"#, "dimensions"),
             (r#"{"model":"e","input":"a","dimensions":100000}"#, "dimensions"),
+            (
+                r#"{"model":"text-embedding-3-small","input":"a","dimensions":1537}"#,
+                "dimensions",
+            ),
+            (
+                r#"{"model":"text-embedding-3-large","input":"a","dimensions":3073}"#,
+                "dimensions",
+            ),
+            (
+                r#"{"model":"e","input":"a","encoding_format":"int8"}"#,
+                "encoding_format",
+            ),
+            (r#"{"model":"e","input":"a","encoding_format":1}"#, "encoding_format"),
         ] {
             let e = parse_embeddings(body.as_bytes()).expect_err(body);
             assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{body}");
@@ -944,8 +1151,55 @@ mod tests {
     }
 
     #[test]
+    fn completion_template_matches_completion_body() {
+        let t = completion_template("chatcmpl-1", "g\"pt", 7, 1, 3, 5, "length");
+        let a: Value = serde_json::from_str(&t.render()).unwrap();
+        let b: Value = serde_json::from_str(&completion_body(
+            "chatcmpl-1",
+            "g\"pt",
+            7,
+            &crate::provider::filler_text(5),
+            3,
+            5,
+            "length",
+        ))
+        .unwrap();
+        assert_eq!(a, b);
+        let t: Value = serde_json::from_str(&completion_template("c", "m", 7, 3, 1, 2, "stop").render()).unwrap();
+        assert_eq!(t["choices"].as_array().unwrap().len(), 3);
+        assert_eq!(t["choices"][2]["index"], 2);
+        assert_eq!(t["usage"]["completion_tokens"], 6);
+    }
+
+    #[test]
+    fn base64_embeddings_are_the_float_vectors_little_endian() {
+        use base64::Engine as _;
+        let f: Value = serde_json::from_str(&embeddings_body("e", 2, 8, 1, 9, EmbeddingEncoding::Float)).unwrap();
+        let b: Value = serde_json::from_str(&embeddings_body("e", 2, 8, 1, 9, EmbeddingEncoding::Base64)).unwrap();
+        for i in 0..2 {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b["data"][i]["embedding"].as_str().unwrap())
+                .unwrap();
+            let decoded: Vec<f64> = raw
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            let floats: Vec<f64> = f["data"][i]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(decoded.len(), 8);
+            for (x, y) in decoded.iter().zip(&floats) {
+                assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
     fn embeddings_and_models_bodies() {
-        let b = embeddings_body("text-embedding-3-small", 3, 16, 8, 42);
+        let b = embeddings_body("text-embedding-3-small", 3, 16, 8, 42, EmbeddingEncoding::Float);
         let v: Value = serde_json::from_str(&b).unwrap();
         assert_eq!(keys(&v), ["data", "model", "object", "usage"]);
         assert_eq!(v["object"], "list");
@@ -972,16 +1226,20 @@ mod tests {
         assert_ne!(data[0]["embedding"], data[1]["embedding"]);
         assert_eq!(
             b,
-            embeddings_body("text-embedding-3-small", 3, 16, 8, 42),
+            embeddings_body("text-embedding-3-small", 3, 16, 8, 42, EmbeddingEncoding::Float),
             "deterministic"
         );
-        assert_ne!(b, embeddings_body("text-embedding-3-small", 3, 16, 8, 43), "seeded");
-        let odd: Value = serde_json::from_str(&embeddings_body("a\"b", 0, 0, 0, 0)).unwrap();
+        assert_ne!(
+            b,
+            embeddings_body("text-embedding-3-small", 3, 16, 8, 43, EmbeddingEncoding::Float),
+            "seeded"
+        );
+        let odd: Value = serde_json::from_str(&embeddings_body("a\"b", 0, 0, 0, 0, EmbeddingEncoding::Float)).unwrap();
         assert_eq!(
             (odd["model"].as_str(), odd["data"].as_array().map(Vec::len)),
             (Some("a\"b"), Some(0))
         );
-        let one: Value = serde_json::from_str(&embeddings_body("e", 1, 1, 1, 7)).unwrap();
+        let one: Value = serde_json::from_str(&embeddings_body("e", 1, 1, 1, 7, EmbeddingEncoding::Float)).unwrap();
         assert_eq!(one["data"][0]["embedding"][0].as_f64().map(f64::abs), Some(1.0));
 
         let m: Value = serde_json::from_str(&models_body(&["gpt-4o", "gpt-4o-mini"], 1_686_935_002)).unwrap();

@@ -122,6 +122,61 @@ def test_raw_wire_has_ping_the_sdk_hides(client):
     ]
 
 
+# --- models, count_tokens, rate-limit headers -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict(anthropic_url):
+    """A client that validates every response against the SDK's types (ModelInfo needs
+    `lifecycle`, `created_at` as a datetime, `type: "model"`, …)."""
+    return anthropic.Anthropic(base_url=anthropic_url, api_key="sk-ant-chaosgate-test", max_retries=0, timeout=5.0,
+                               _strict_response_validation=True)
+
+
+def test_models_list_is_strictly_valid_and_anthropic_only(strict):
+    models = list(strict.models.list())
+    assert models
+    for m in models:
+        assert m.type == "model" and m.id.startswith("claude-")
+        assert m.lifecycle == "active"
+        assert m.created_at.year >= 2024
+    # paging: one at a time walks the same list
+    assert [m.id for m in strict.models.list(limit=1)] == [m.id for m in models]
+
+
+def test_models_retrieve(strict):
+    first = next(iter(strict.models.list()))
+    m = strict.models.retrieve(first.id)
+    assert m.id == first.id and m.display_name == first.display_name
+    with pytest.raises(anthropic.NotFoundError) as info:
+        strict.models.retrieve("gpt-4o")
+    assert info.value.body["error"]["type"] == "not_found_error"
+
+
+def test_count_tokens(strict):
+    r = strict.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "abcdefgh"}], system="abcd")
+    assert r.input_tokens == 3
+
+
+def test_rate_limit_headers_on_every_response(client):
+    names = [f"anthropic-ratelimit-{d}-{p}" for d in ("requests", "tokens", "input-tokens", "output-tokens")
+             for p in ("limit", "remaining", "reset")]
+    raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=2, messages=MSGS)
+    assert all(raw.headers.get(n) for n in names), dict(raw.headers)
+    raw = client.models.with_raw_response.list()
+    assert all(raw.headers.get(n) for n in names)
+    with pytest.raises(anthropic.RateLimitError) as info:
+        create(client, 2, extra_headers=fault("status=429"))
+    assert all(info.value.response.headers.get(n) for n in names)
+
+
+def test_max_tokens_too_large_is_a_bad_request(client):
+    with pytest.raises(anthropic.BadRequestError) as info:
+        create(client, 4294967296)
+    assert info.value.body["error"]["type"] == "invalid_request_error"
+    assert "4294967296 > 128000" in info.value.body["error"]["message"]
+
+
 # --- forced HTTP errors ----------------------------------------------------------------
 
 # value, SDK class (exact), status, error.type

@@ -3,7 +3,14 @@
 Clients never retry (max_retries=0), so each call is exactly one request and every
 forced fault reaches the test as the SDK surfaces it.
 """
+import base64
 import json
+import math
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
 import time
 
 import httpx2
@@ -102,11 +109,103 @@ def test_embeddings_one_vector_per_input(client):
     assert e.usage.prompt_tokens >= 1
 
 
-def test_models_list(client):
-    models = list(client.models.list())
+def _unit_nonzero(vec, dims):
+    assert len(vec) == dims
+    assert all(isinstance(x, float) for x in vec)
+    assert sum(1 for x in vec if x != 0.0) > dims * 0.9  # not decoded into zeros
+    assert abs(math.sqrt(sum(x * x for x in vec)) - 1.0) < 1e-4
+
+
+def test_embeddings_default_request_is_base64_and_decodes_to_the_vector(client):
+    """Without encoding_format the SDK asks for base64 and decodes it: the floats must
+    survive (a mock answering floats to a base64 request is read as garbage by the
+    TypeScript SDK)."""
+    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi", dimensions=64)
+    sent = json.loads(raw.http_request.content)
+    assert sent.get("encoding_format") == "base64"
+    wire = raw.http_response.json()["data"][0]["embedding"]
+    assert isinstance(wire, str)  # the mock answered in the format asked for
+    e = raw.parse()
+    _unit_nonzero(e.data[0].embedding, 64)
+    assert list(struct.unpack("<64f", base64.b64decode(wire))) == e.data[0].embedding
+
+
+NODE_SDK = pathlib.Path(__file__).resolve().parents[2] / ".cache" / "sdk-node" / "node_modules"
+
+
+@pytest.mark.skipif(not (NODE_SDK / "openai").is_dir() or not shutil.which("node"),
+                    reason="the openai npm package is not installed (scripts/sdk-setup installs it when npm is present)")
+def test_typescript_sdk_decodes_embeddings_to_nonzero_values(openai_url):
+    out = subprocess.run(
+        ["node", str(pathlib.Path(__file__).with_name("embeddings_node.mjs")), openai_url],
+        env={**os.environ, "NODE_PATH": str(NODE_SDK)}, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dims"] == [384, 384]
+    assert all(n > 350 for n in r["nonzero"]), r
+    assert all(abs(n - 1.0) < 1e-4 for n in r["norms"]), r
+
+
+def test_embeddings_float_and_base64_explicit(client):
+    f = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"], encoding_format="float")
+    for d in f.data:
+        _unit_nonzero(d.embedding, 1536)
+    b = client.embeddings.create(model="text-embedding-3-large", input="a", encoding_format="base64", dimensions=256)
+    raw = b.data[0].embedding
+    assert isinstance(raw, str)  # asked for explicitly: handed over undecoded
+    _unit_nonzero(list(struct.unpack("<256f", base64.b64decode(raw))), 256)
+
+
+def test_embeddings_dimensions_above_the_model_width_is_a_bad_request(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="text-embedding-3-small", input="a", dimensions=4096)
+    assert info.value.param == "dimensions"
+
+
+@pytest.fixture(scope="module")
+def strict(openai_url):
+    """A client that validates every response against the SDK's types."""
+    return openai.OpenAI(base_url=openai_url + "/v1", api_key="sk-chaosgate-test", max_retries=0, timeout=5.0,
+                         _strict_response_validation=True)
+
+
+def test_models_list(strict):
+    models = list(strict.models.list())
     assert models
     assert all(isinstance(m.id, str) and m.id for m in models)
     assert all(m.object == "model" for m in models)
+    assert not any(m.id.startswith("claude") for m in models)
+
+
+def test_models_retrieve(strict):
+    ids = [m.id for m in strict.models.list()]
+    m = strict.models.retrieve(ids[0])
+    assert m.id == ids[0] and m.object == "model"
+    with pytest.raises(openai.NotFoundError) as info:
+        strict.models.retrieve("gpt-0-nonexistent")
+    assert info.value.code == "model_not_found"
+
+
+def test_n_2_plain_and_streamed(strict):
+    r = strict.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=4, n=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    texts = [c.message.content for c in r.choices]
+    assert texts[0] != texts[1] and all(len(t.split()) == 4 for t in texts)
+    assert r.usage.completion_tokens == 8
+    streamed = {0: "", 1: ""}
+    for chunk in strict.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=4, n=2, stream=True):
+        for c in chunk.choices:
+            streamed[c.index] += c.delta.content or ""
+    assert [streamed[0], streamed[1]] == texts
+
+
+def test_max_tokens_too_large_is_a_bad_request(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(client, 4294967296)
+    assert info.value.code == "invalid_value"
+    assert info.value.param == "max_tokens"
+    assert "4294967296" in info.value.message
 
 
 # --- forced HTTP errors ----------------------------------------------------------------

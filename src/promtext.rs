@@ -1,0 +1,188 @@
+//! Prometheus text exposition (format 0.0.4), shared by every `/metrics` endpoint (the
+//! mock's and the gateway's) so that each family gets its `# HELP` and `# TYPE` lines
+//! and every label value is escaped the same way.
+//!
+//! Escaping follows the format's rules: in a label value `\` → `\\`, `"` → `\"` and a
+//! newline → `\n`; in help text `\` → `\\` and a newline → `\n`. A provider or target
+//! named `a"b\c` therefore cannot break the exposition. Metric and label *names* are
+//! fixed by the callers and must match `[a-zA-Z_:][a-zA-Z0-9_:]*` (checked in debug
+//! builds).
+//!
+//! ```
+//! use chaosgate::promtext::{Exposition, Kind};
+//! let mut e = Exposition::new();
+//! e.family("demo_requests_total", Kind::Counter, "Requests seen.");
+//! e.sample("demo_requests_total", &[("target", "a\"b")], 3u64);
+//! assert_eq!(
+//!     e.finish(),
+//!     "# HELP demo_requests_total Requests seen.\n# TYPE demo_requests_total counter\ndemo_requests_total{target=\"a\\\"b\"} 3\n"
+//! );
+//! ```
+
+use std::fmt::Write as _;
+
+/// The `content-type` of a text exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A metric family's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only ever goes up (names end in `_total`).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// A sample value: a whole number or a float (`NaN`, `+Inf`, `-Inf` written as the
+/// format spells them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// A count.
+    Int(u64),
+    /// A measurement.
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<u8> for Value {
+    fn from(v: u8) -> Value {
+        Value::Int(u64::from(v))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Float(v)
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) if v.is_nan() => f.write_str("NaN"),
+            Value::Float(v) if v == f64::INFINITY => f.write_str("+Inf"),
+            Value::Float(v) if v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            Value::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A label value escaped for the exposition: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Help text escaped for a `# HELP` line: `\` → `\\`, newline → `\n`.
+pub fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut cs = n.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// A text exposition being written: families in order, each with its samples.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    /// An empty exposition.
+    pub fn new() -> Exposition {
+        Exposition::default()
+    }
+
+    /// Starts a family: its `# HELP` and `# TYPE` lines. Write its samples next.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        debug_assert!(valid_name(name), "bad metric name {name:?}");
+        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
+    }
+
+    /// One sample of the current family, its label values escaped.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
+        debug_assert!(valid_name(name), "bad metric name {name:?}");
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                debug_assert!(valid_name(k) && !k.contains(':'), "bad label name {k:?}");
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label_value(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", value.into());
+    }
+
+    /// The exposition text.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_with_quotes_backslashes_and_newlines_are_escaped() {
+        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label_value("x\ny"), "x\\ny");
+        assert_eq!(escape_label_value("plain é"), "plain é");
+        assert_eq!(escape_help("a\\b\nc \"q\""), "a\\\\b\\nc \"q\"");
+    }
+
+    #[test]
+    fn families_have_help_and_type_and_values_their_spelling() {
+        let mut e = Exposition::new();
+        e.family("x_total", Kind::Counter, "Things.\nMore.");
+        e.sample("x_total", &[], 7u64);
+        e.family("y", Kind::Gauge, "Level.");
+        e.sample("y", &[("a", "1"), ("b", "\\")], 0.5);
+        e.sample("y", &[("a", "2"), ("b", "")], f64::INFINITY);
+        e.sample("y", &[("a", "3"), ("b", "")], f64::NAN);
+        assert_eq!(
+            e.finish(),
+            "# HELP x_total Things.\\nMore.\n# TYPE x_total counter\nx_total 7\n\
+             # HELP y Level.\n# TYPE y gauge\ny{a=\"1\",b=\"\\\\\"} 0.5\ny{a=\"2\",b=\"\"} +Inf\ny{a=\"3\",b=\"\"} NaN\n"
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("chaosgate_mock_requests_total"));
+        assert!(valid_name("a:b_c9"));
+        assert!(!valid_name("9a") && !valid_name("") && !valid_name("a-b"));
+    }
+}
