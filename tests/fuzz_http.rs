@@ -104,11 +104,14 @@ const KNOWN_DEFECTS: &[KnownDefect] = &[
         },
     },
     // An admin phase posted without a name (an empty body is a valid phase with every
-    // default) is listed as "phase[N]" and can never be deleted (src/mock/admin.rs upsert
-    // and remove; issue 14, Deliver 4; not in the list of fixes in progress I was given).
+    // default) is listed as "phase[N]" and can never be deleted; one named "" neither
+    // (DELETE /_chaosgate/phases/ is no route). src/mock/admin.rs upsert and remove;
+    // issue 14, Deliver 4; not in the list of fixes in progress this suite was told of.
     KnownDefect {
         name: "mock admin: an unnamed phase cannot be deleted",
-        matches: |f| f.symptom == Symptom::AdminCleanup && f.detail.contains("\"phase["),
+        matches: |f| {
+            f.symptom == Symptom::AdminCleanup && (f.detail.contains("\"phase[") || f.detail.contains("phase \"\""))
+        },
     },
     // The mock reserves memory and builds the whole answer up front in proportion to
     // max_tokens (src/mock/respond.rs build_script's Vec::with_capacity, filler_text),
@@ -120,9 +123,35 @@ const KNOWN_DEFECTS: &[KnownDefect] = &[
         matches: |f| {
             matches!(
                 f.symptom,
-                Symptom::Crash | Symptom::Memory | Symptom::Oversized | Symptom::Hang | Symptom::Unresponsive | Symptom::NoResponse
+                Symptom::Crash
+                    | Symptom::Memory
+                    | Symptom::Oversized
+                    | Symptom::Hang
+                    | Symptom::Unresponsive
+                    | Symptom::NoResponse
+                    | Symptom::ServerError
             ) && f.case.big_token_count()
         },
+    },
+    // Found by this suite, NOT in the issue: a request body that cannot be read (chunked
+    // framing that is not chunked, a body cut by the client) is answered 413 "request body
+    // is larger than 4194304 bytes" / "request body too large" — every error of
+    // axum::body::to_bytes is taken for the length limit (src/mock/mod.rs completion,
+    // src/gateway/server.rs proxy). Should be a 400 naming the framing error.
+    KnownDefect {
+        name: "mock+gateway: unreadable body answered 413 too large (NOT in the issue's list)",
+        matches: |f| f.symptom == Symptom::Spurious413,
+    },
+    // Found by this suite, NOT in the issue: the gateway takes a request for a stream when
+    // the client's body says "stream": true, whatever the upstream answers; a plain JSON
+    // 200 (embeddings ignore `stream`) then "ends without its terminal event": the client
+    // gets the JSON with an SSE error event appended (invalid JSON under
+    // content-type application/json), and the attempt counts as a stream cut for the
+    // breaker (src/gateway/server.rs proxy/attempt_once: `stream` from the request body,
+    // not the response's content-type).
+    KnownDefect {
+        name: "gateway: JSON reply to a stream:true request gets an SSE error appended (NOT in the issue's list)",
+        matches: |f| f.target.is_gateway() && f.symptom == Symptom::BadSuccessBody,
     },
     // The gateway passes x-chaosgate-* headers from its clients to the providers
     // (src/gateway/server.rs forward_headers): a client can force 5xx, resets and cut
@@ -276,7 +305,11 @@ fn path_of(uri: &[u8]) -> Vec<u8> {
 fn expected_shape(t: Target, path: &[u8]) -> Shape {
     let admin = path.starts_with(b"/_chaosgate");
     if !t.is_gateway() {
-        return if admin { Shape::AdminOr(Some(t.api())) } else { Shape::Api(t.api()) };
+        return if admin {
+            Shape::AdminOr(Some(t.api()))
+        } else {
+            Shape::Api(t.api())
+        };
     }
     if admin {
         return Shape::AdminOr(None);
@@ -389,9 +422,9 @@ impl Case {
         }
         match &self.framing {
             Framing::Length => w.extend_from_slice(format!("content-length: {}\r\n", self.body.len()).as_bytes()),
-            Framing::LongerThanSent(extra) => w.extend_from_slice(
-                format!("content-length: {}\r\n", self.body.len() + extra).as_bytes(),
-            ),
+            Framing::LongerThanSent(extra) => {
+                w.extend_from_slice(format!("content-length: {}\r\n", self.body.len() + extra).as_bytes())
+            }
             Framing::Chunked(_) | Framing::BadChunk => w.extend_from_slice(b"transfer-encoding: chunked\r\n"),
             Framing::None => {}
         }
@@ -421,8 +454,15 @@ impl Case {
     }
 
     /// The write half is closed after sending (the request is cut short on purpose).
+    /// So is a request whose framing a mutation made ambiguous (an extra
+    /// `transfer-encoding` or `content-length`): the server may wait for body bytes that
+    /// will never come, so the client closes its write half to say so.
     fn half_close(&self) -> bool {
         matches!(self.framing, Framing::LongerThanSent(_) | Framing::BadChunk)
+            || self
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(b"transfer-encoding") || k.eq_ignore_ascii_case(b"content-length"))
     }
 
     fn is_head(&self) -> bool {
@@ -430,9 +470,9 @@ impl Case {
     }
 
     fn has_chaosgate_header(&self) -> bool {
-        self.headers.iter().any(|(k, _)| {
-            k.len() >= 12 && k[..12].eq_ignore_ascii_case(b"x-chaosgate-")
-        })
+        self.headers
+            .iter()
+            .any(|(k, _)| k.len() >= 12 && k[..12].eq_ignore_ascii_case(b"x-chaosgate-"))
     }
 
     /// The body asks for a large output (`max_tokens`, `max_completion_tokens`) — the
@@ -572,11 +612,23 @@ fn phase_template(rng: &mut ChaCha8Rng, name: &str) -> Value {
     let o = v.as_object_mut().unwrap();
     let pool: [(&str, Value); 14] = [
         ("errors", json!([{"status": 503, "probability": 0.5}])),
-        ("connection", json!([{"kind": "reset", "probability": 0.1, "after": "10ms"}])),
-        ("stream", json!([{"kind": "cut", "probability": 0.5, "after_tokens": 3}])),
+        (
+            "connection",
+            json!([{"kind": "reset", "probability": 0.1, "after": "10ms"}]),
+        ),
+        (
+            "stream",
+            json!([{"kind": "cut", "probability": 0.5, "after_tokens": 3}]),
+        ),
         ("ttft", json!({"kind": "lognormal", "p50": "200ms", "p99": "2s"})),
-        ("latency", json!({"kind": "quantiles", "p50": "1s", "p95": "2s", "p99": "3s", "cap": "10s"})),
-        ("tokens_per_s", json!({"mean": 60, "cv": 0.2, "process": "random_walk", "step": "1s", "correlation": 0.8})),
+        (
+            "latency",
+            json!({"kind": "quantiles", "p50": "1s", "p95": "2s", "p99": "3s", "cap": "10s"}),
+        ),
+        (
+            "tokens_per_s",
+            json!({"mean": 60, "cv": 0.2, "process": "random_walk", "step": "1s", "correlation": 0.8}),
+        ),
         ("rate_limit", json!({"requests_per_min": 60, "tokens_per_min": 10000})),
         ("flapping", json!({"period": "10s", "duty": 0.5})),
         ("random", json!({"mtbf": "2s", "mttr": "1s"})),
@@ -589,6 +641,10 @@ fn phase_template(rng: &mut ChaCha8Rng, name: &str) -> Value {
     let k = rng.random_range(1..=3);
     for _ in 0..k {
         let (key, val) = &pool[rng.random_range(0..pool.len())];
+        // a phase takes `flapping` or `random`, not both
+        if (*key == "flapping" && o.contains_key("random")) || (*key == "random" && o.contains_key("flapping")) {
+            continue;
+        }
         o.insert((*key).to_string(), val.clone());
     }
     v
@@ -621,22 +677,86 @@ fn toml_value(v: &Value) -> String {
 
 /// Numbers as raw JSON text (some beyond what a parser holds).
 const RAW_NUMBERS: &[&str] = &[
-    "0", "-0", "1", "-1", "2", "255", "256", "65535", "65536", "2147483647", "2147483648", "-2147483649",
-    "4294967295", "4294967296", "9007199254740993", "9223372036854775807", "9223372036854775808",
-    "18446744073709551615", "18446744073709551616", "1e308", "-1e308", "1e309", "1e-400", "1.5", "0.0000001",
-    "1E2", "1e3", "1.0", "-0.0", "100000", "1000000", "16384", "128000", "123456789012345678901234567890",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "2",
+    "255",
+    "256",
+    "65535",
+    "65536",
+    "2147483647",
+    "2147483648",
+    "-2147483649",
+    "4294967295",
+    "4294967296",
+    "9007199254740993",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1e308",
+    "-1e308",
+    "1e309",
+    "1e-400",
+    "1.5",
+    "0.0000001",
+    "1E2",
+    "1e3",
+    "1.0",
+    "-0.0",
+    "100000",
+    "1000000",
+    "16384",
+    "128000",
+    "123456789012345678901234567890",
 ];
 
 /// Raw texts that are not valid JSON values where they are put.
 const RAW_INVALID: &[&str] = &[
-    "NaN", "Infinity", "-Infinity", "01", "+1", ".5", "1.", "0x10", "True", "None", "undefined", "'single'",
-    "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\u00\"", "\"\\x41\"", "\"tab\there\"", "\"\\u0000\"", "[1,]", "{\"a\":1,}",
-    "{\"a\"}", "\"unterminated",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "01",
+    "+1",
+    ".5",
+    "1.",
+    "0x10",
+    "True",
+    "None",
+    "undefined",
+    "'single'",
+    "\"\\ud800\"",
+    "\"\\udc00\\ud800\"",
+    "\"\\u00\"",
+    "\"\\x41\"",
+    "\"tab\there\"",
+    "\"\\u0000\"",
+    "[1,]",
+    "{\"a\":1,}",
+    "{\"a\"}",
+    "\"unterminated",
 ];
 
 const DURATIONS: &[&str] = &[
-    "0s", "-1s", "1ns", "0ns", "18446744073709551615ns", "18446744073709551616ns", "99999999999h", "584942y",
-    "1e3s", "", "1.5s", "1s 2ms", "NaNs", "inf", "10", "1 fortnight", "0.000000001ns",
+    "0s",
+    "-1s",
+    "1ns",
+    "0ns",
+    "18446744073709551615ns",
+    "18446744073709551616ns",
+    "99999999999h",
+    "584942y",
+    "1e3s",
+    "",
+    "1.5s",
+    "1s 2ms",
+    "NaNs",
+    "inf",
+    "10",
+    "1 fortnight",
+    "0.000000001ns",
 ];
 
 fn special_string(rng: &mut ChaCha8Rng) -> String {
@@ -688,9 +808,16 @@ fn special_value(rng: &mut ChaCha8Rng, raws: &mut Vec<String>) -> (Value, String
         12 => {
             let depth = [64, 127, 129, 1_000, 100_000][rng.random_range(0..5)];
             let open = rng.random_bool(0.1);
-            let (o, c) = if rng.random_bool(0.5) { ("[", "]") } else { ("{\"a\":", "}") };
+            let (o, c) = if rng.random_bool(0.5) {
+                ("[", "]")
+            } else {
+                ("{\"a\":", "}")
+            };
             let close = if open { String::new() } else { c.repeat(depth) };
-            (raw(format!("{}1{}", o.repeat(depth), close), raws), format!("nesting {depth}{}", if open { " unclosed" } else { "" }))
+            (
+                raw(format!("{}1{}", o.repeat(depth), close), raws),
+                format!("nesting {depth}{}", if open { " unclosed" } else { "" }),
+            )
         }
         13 => {
             let n = [1_000, 100_000][rng.random_range(0..2)];
@@ -803,7 +930,11 @@ fn mutate_json(rng: &mut ChaCha8Rng, v: &mut Value, raws: &mut Vec<String>, dup:
         6 => {
             if let Some(slot) = at_mut(v, &p) {
                 let old = slot.take();
-                *slot = if rng.random_bool(0.5) { json!([old]) } else { json!({ "value": old }) };
+                *slot = if rng.random_bool(0.5) {
+                    json!([old])
+                } else {
+                    json!({ "value": old })
+                };
             }
             format!("wrap {ps}")
         }
@@ -823,8 +954,15 @@ fn mutate_json(rng: &mut ChaCha8Rng, v: &mut Value, raws: &mut Vec<String>, dup:
         _ => {
             // a number field becomes each interesting number in turn (by draw)
             let n = RAW_NUMBERS[rng.random_range(0..RAW_NUMBERS.len())];
-            let key = ["max_tokens", "max_completion_tokens", "n", "temperature", "dimensions", "duration", "probability"]
-                [rng.random_range(0..7)];
+            let key = [
+                "max_tokens",
+                "max_completion_tokens",
+                "n",
+                "temperature",
+                "dimensions",
+                "duration",
+                "probability",
+            ][rng.random_range(0..7)];
             if let Value::Object(m) = v {
                 let m_ = format!("\u{1}R{}\u{1}", raws.len());
                 raws.push(n.to_string());
@@ -850,9 +988,20 @@ fn mutate_bytes(rng: &mut ChaCha8Rng, body: &mut Vec<u8>) -> String {
             format!("byte {at} := {b:#04x}")
         }
         2 => {
-            let seqs: [&[u8]; 6] = [b"\xff", b"\xc3\x28", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x00"];
+            let seqs: [&[u8]; 6] = [
+                b"\xff",
+                b"\xc3\x28",
+                b"\xc0\xaf",
+                b"\xed\xa0\x80",
+                b"\xf4\x90\x80\x80",
+                b"\x00",
+            ];
             let s = seqs[rng.random_range(0..seqs.len())];
-            let at = if body.is_empty() { 0 } else { rng.random_range(0..body.len()) };
+            let at = if body.is_empty() {
+                0
+            } else {
+                rng.random_range(0..body.len())
+            };
             body.splice(at..at, s.iter().copied());
             format!("insert invalid UTF-8 {} at {at}", escape(s, 8))
         }
@@ -878,7 +1027,15 @@ fn mutate_bytes(rng: &mut ChaCha8Rng, body: &mut Vec<u8>) -> String {
         }
         7 => {
             let whole: [&[u8]; 9] = [
-                b"", b"null", b"[]", b"\"str\"", b"123", b"model=gpt-4o&max_tokens=5", b"<xml/>", b"{", b"{}",
+                b"",
+                b"null",
+                b"[]",
+                b"\"str\"",
+                b"123",
+                b"model=gpt-4o&max_tokens=5",
+                b"<xml/>",
+                b"{",
+                b"{}",
             ];
             let w = whole[rng.random_range(0..whole.len())];
             *body = w.to_vec();
@@ -893,7 +1050,11 @@ fn mutate_bytes(rng: &mut ChaCha8Rng, body: &mut Vec<u8>) -> String {
             // a random ASCII punctuation byte somewhere
             let p = b"{}[]\":,\\";
             let c = p[rng.random_range(0..p.len())];
-            let at = if body.is_empty() { 0 } else { rng.random_range(0..body.len()) };
+            let at = if body.is_empty() {
+                0
+            } else {
+                rng.random_range(0..body.len())
+            };
             body.insert(at, c);
             format!("insert {:?} at {at}", c as char)
         }
@@ -902,15 +1063,42 @@ fn mutate_bytes(rng: &mut ChaCha8Rng, body: &mut Vec<u8>) -> String {
 
 /// Valid `x-chaosgate-fault` values that end in bounded time.
 const FAULTS_VALID: &[&str] = &[
-    "status=503", "status=500", "status=429,retry_after=1s", "status=429,kind=insufficient_quota", "status=529",
-    "status=599", "status=400", "status=404,kind=not_found", "delay=10ms", "delay=50ms,status=502", "reset",
-    "cut_after=2", "cut_after=0", "error_after=1", "malformed_after=1", "no_terminal", "slow_body=100000000",
-    "status=503,retry_after=99999999h", "status=429,retry_after=0s",
+    "status=503",
+    "status=500",
+    "status=429,retry_after=1s",
+    "status=429,kind=insufficient_quota",
+    "status=529",
+    "status=599",
+    "status=400",
+    "status=404,kind=not_found",
+    "delay=10ms",
+    "delay=50ms,status=502",
+    "reset",
+    "cut_after=2",
+    "cut_after=0",
+    "error_after=1",
+    "malformed_after=1",
+    "no_terminal",
+    "slow_body=100000000",
+    "status=503,retry_after=99999999h",
+    "status=429,retry_after=0s",
 ];
 /// Invalid ones: each must get a 400.
 const FAULTS_INVALID: &[&str] = &[
-    "status=200", "status=99999", "status=-1", "status=", "kind=server", "explode", "delay=-1s", "delay=abc",
-    "slow_body=0", "cut_after=-1", "cut_after=4294967296", "status=503,kind=nope", "status=4e2", "delay",
+    "status=200",
+    "status=99999",
+    "status=-1",
+    "status=",
+    "kind=server",
+    "explode",
+    "delay=-1s",
+    "delay=abc",
+    "slow_body=0",
+    "cut_after=-1",
+    "cut_after=4294967296",
+    "status=503,kind=nope",
+    "status=4e2",
+    "delay",
 ];
 
 fn mutate_headers(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
@@ -922,8 +1110,14 @@ fn mutate_headers(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
         }
         1 | 2 => {
             let v: &[u8] = [
-                &b"text/plain"[..], b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
-                b"application/json; charset=latin1", b"application/jsonx", b"*/*", b"", b"\xff\xfe",
+                &b"text/plain"[..],
+                b"application/x-www-form-urlencoded",
+                b"multipart/form-data; boundary=x",
+                b"application/json; charset=latin1",
+                b"application/jsonx",
+                b"*/*",
+                b"",
+                b"\xff\xfe",
                 b"application/json, application/json",
             ][rng.random_range(0..9)];
             h.retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-type"));
@@ -1030,9 +1224,19 @@ fn mutate_headers(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
         }
         _ => {
             let (v, kind) = if rng.random_bool(0.6) {
-                (FAULTS_VALID[rng.random_range(0..FAULTS_VALID.len())].as_bytes().to_vec(), Forced::Valid)
+                (
+                    FAULTS_VALID[rng.random_range(0..FAULTS_VALID.len())]
+                        .as_bytes()
+                        .to_vec(),
+                    Forced::Valid,
+                )
             } else if rng.random_bool(0.85) {
-                (FAULTS_INVALID[rng.random_range(0..FAULTS_INVALID.len())].as_bytes().to_vec(), Forced::Invalid)
+                (
+                    FAULTS_INVALID[rng.random_range(0..FAULTS_INVALID.len())]
+                        .as_bytes()
+                        .to_vec(),
+                    Forced::Invalid,
+                )
             } else {
                 (b"status=\xff503".to_vec(), Forced::Invalid)
             };
@@ -1046,8 +1250,22 @@ fn mutate_headers(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
 }
 
 const METHODS: &[&[u8]] = &[
-    b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS", b"TRACE", b"CONNECT", b"post", b"FOO",
-    b"M-SEARCH", b"PO ST", b"", b"P\xc3\x96ST", b"\x00",
+    b"GET",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"PATCH",
+    b"HEAD",
+    b"OPTIONS",
+    b"TRACE",
+    b"CONNECT",
+    b"post",
+    b"FOO",
+    b"M-SEARCH",
+    b"PO ST",
+    b"",
+    b"P\xc3\x96ST",
+    b"\x00",
 ];
 
 fn mutate_method(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
@@ -1060,9 +1278,22 @@ fn mutate_method(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
 }
 
 const QUERIES: &[&str] = &[
-    "?", "?a=b", "?stream=true", "?since=-1", "?since=18446744073709551616", "?limit=0",
-    "?limit=99999999999999999999999", "?since=1&since=2", "?since=%FF", "?a=%", "?since=0x10", "?limit=1e3",
-    "?since=1&limit=1&extra=1", "?since=&limit=", "?%00=%00", "?since=99999999999",
+    "?",
+    "?a=b",
+    "?stream=true",
+    "?since=-1",
+    "?since=18446744073709551616",
+    "?limit=0",
+    "?limit=99999999999999999999999",
+    "?since=1&since=2",
+    "?since=%FF",
+    "?a=%",
+    "?since=0x10",
+    "?limit=1e3",
+    "?since=1&limit=1&extra=1",
+    "?since=&limit=",
+    "?%00=%00",
+    "?since=99999999999",
 ];
 
 fn mutate_uri(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
@@ -1098,7 +1329,7 @@ fn mutate_uri(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
         6 => {
             let ins: [&[u8]; 7] = [b"%00", b"%FF", b"%", b"%2F", b"/../", b"/./", b"%E2%98%83"];
             let s = ins[rng.random_range(0..ins.len())];
-            let at = rng.random_range(1..=u.len().max(1));
+            let at = rng.random_range(0..=u.len());
             u.splice(at..at, s.iter().copied());
             format!("insert {} into the path", escape(s, 10))
         }
@@ -1109,8 +1340,16 @@ fn mutate_uri(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
             "absolute-form target".into()
         }
         8 => {
-            *u = [&b"*"[..], b"", b"v1/chat/completions", b"//", b"/\xc3\xa9", b"/a b", b"/#frag"][rng.random_range(0..7)]
-                .to_vec();
+            *u = [
+                &b"*"[..],
+                b"",
+                b"v1/chat/completions",
+                b"//",
+                b"/\xc3\xa9",
+                b"/a b",
+                b"/#frag",
+            ][rng.random_range(0..7)]
+            .to_vec();
             format!("target {}", escape(u, 30))
         }
         9 => {
@@ -1119,9 +1358,21 @@ fn mutate_uri(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
         }
         10 => {
             let other = [
-                "/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/models/gpt-4o", "/v1/messages/count_tokens",
-                "/v1/completions", "/v2/chat/completions", "/_chaosgate", "/_chaosgate/", "/_chaosgate/phases",
-                "/_chaosgate/events", "/_chaosgate/nope", "/metrics/", "/health?x=1", "/",
+                "/v1/chat/completions",
+                "/v1/messages",
+                "/v1/embeddings",
+                "/v1/models/gpt-4o",
+                "/v1/messages/count_tokens",
+                "/v1/completions",
+                "/v2/chat/completions",
+                "/_chaosgate",
+                "/_chaosgate/",
+                "/_chaosgate/phases",
+                "/_chaosgate/events",
+                "/_chaosgate/nope",
+                "/metrics/",
+                "/health?x=1",
+                "/",
             ][rng.random_range(0..15)];
             *u = other.as_bytes().to_vec();
             format!("path {other}")
@@ -1145,8 +1396,16 @@ fn mutate_framing(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
 }
 
 fn mutate_version(rng: &mut ChaCha8Rng, c: &mut Case) -> String {
-    let v: &[u8] = [&b"HTTP/1.0"[..], b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.2", b"HTTP/9.9", b"http/1.1", b"HTTP/1.1 x", b""]
-        [rng.random_range(0..8)];
+    let v: &[u8] = [
+        &b"HTTP/1.0"[..],
+        b"HTTP/2.0",
+        b"HTTP/0.9",
+        b"HTTP/1.2",
+        b"HTTP/9.9",
+        b"http/1.1",
+        b"HTTP/1.1 x",
+        b"",
+    ][rng.random_range(0..8)];
     c.version = v.to_vec();
     format!("version {}", escape(v, 20))
 }
@@ -1195,7 +1454,11 @@ fn generate(seed: u64, index: u64) -> Case {
         Route::Health => ("GET", "/health".into(), None),
         Route::Metrics => ("GET", "/metrics".into(), None),
         Route::AdminState => ("GET", "/_chaosgate/state".into(), None),
-        Route::AdminPhasePost => ("POST", "/_chaosgate/phases".into(), Some(phase_template(&mut rng, &phase_name))),
+        Route::AdminPhasePost => (
+            "POST",
+            "/_chaosgate/phases".into(),
+            Some(phase_template(&mut rng, &phase_name)),
+        ),
         Route::AdminPhaseDelete => ("DELETE", format!("/_chaosgate/phases/{phase_name}"), None),
         Route::AdminArrivals => ("GET", "/_chaosgate/arrivals?since=0&limit=5".into(), None),
         Route::GatewayEvents => ("GET", "/_chaosgate/events?since=0".into(), None),
@@ -1227,7 +1490,11 @@ fn generate(seed: u64, index: u64) -> Case {
         c.headers.push((b"authorization".to_vec(), b"Bearer sk-fuzz".to_vec()));
     }
     // one case in twelve is the valid template itself: it must succeed
-    let n_mut = if rng.random_bool(1.0 / 12.0) { 0 } else { pick(&mut rng, &[(1usize, 55), (2, 30), (3, 15)]) };
+    let n_mut = if rng.random_bool(1.0 / 12.0) {
+        0
+    } else {
+        pick(&mut rng, &[(1usize, 55), (2, 30), (3, 15)])
+    };
     let mut value = body;
     let mut raws = Vec::new();
     let mut dup = Vec::new();
@@ -1466,10 +1733,20 @@ impl Drop for TempDir {
 }
 
 fn mock_args(api: &str, name: &str) -> Vec<String> {
-    ["mock", "--api", api, "--listen", "127.0.0.1:0", "--seed", "1", "--name", name]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "mock",
+        "--api",
+        api,
+        "--listen",
+        "127.0.0.1:0",
+        "--seed",
+        "1",
+        "--name",
+        name,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// A gateway config file with one target and a bounded upstream timeout, so an upstream
@@ -1501,7 +1778,10 @@ impl Fleet {
         let up_openai = start_process("upstream mock(openai)", &mock_args("openai", "up-openai"));
         let up_anthropic = start_process("upstream mock(anthropic)", &mock_args("anthropic", "up-anthropic"));
         let gw_openai = start_process("gateway(openai)", &gateway_args(&dir, "gateway-openai", up_openai.addr));
-        let gw_anthropic = start_process("gateway(anthropic)", &gateway_args(&dir, "gateway-anthropic", up_anthropic.addr));
+        let gw_anthropic = start_process(
+            "gateway(anthropic)",
+            &gateway_args(&dir, "gateway-anthropic", up_anthropic.addr),
+        );
         Fleet {
             mock_openai,
             mock_anthropic,
@@ -1524,10 +1804,17 @@ impl Fleet {
     }
 
     fn restarts(&self) -> u32 {
-        [&self.mock_openai, &self.mock_anthropic, &self.up_openai, &self.up_anthropic, &self.gw_openai, &self.gw_anthropic]
-            .iter()
-            .map(|s| s.restarts)
-            .sum()
+        [
+            &self.mock_openai,
+            &self.mock_anthropic,
+            &self.up_openai,
+            &self.up_anthropic,
+            &self.gw_openai,
+            &self.gw_anthropic,
+        ]
+        .iter()
+        .map(|s| s.restarts)
+        .sum()
     }
 }
 
@@ -1629,8 +1916,11 @@ fn exchange(addr: SocketAddr, raw: &[u8], half_close: bool, head: bool, limit: D
         match resp.parse(&buf) {
             Ok(httparse::Status::Complete(n)) => {
                 let code = resp.code.unwrap_or(0);
-                let headers: Vec<(String, Vec<u8>)> =
-                    resp.headers.iter().map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec())).collect();
+                let headers: Vec<(String, Vec<u8>)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                    .collect();
                 if (100..200).contains(&code) && code != 101 {
                     buf.drain(..n);
                     continue;
@@ -1799,8 +2089,15 @@ impl Finding {
             "mock"
         };
         let status = self.status.map_or("-".to_string(), |s| s.to_string());
-        let route = if self.hyper_level() { "(any: HTTP parse error)".to_string() } else { route_family(&self.sent_path) };
-        format!("{server} | {:?} | status {status} | body {:?} | {route}", self.symptom, self.body_kind)
+        let route = if self.hyper_level() {
+            "(any: HTTP parse error)".to_string()
+        } else {
+            route_family(&self.sent_path)
+        };
+        format!(
+            "{server} | {:?} | status {status} | body {:?} | {route}",
+            self.symptom, self.body_kind
+        )
     }
 
     /// An empty-bodied 400/414/431/505: hyper's own answer to a request it cannot parse.
@@ -1816,8 +2113,18 @@ impl Finding {
 /// A path as a route family (unknown paths grouped).
 fn route_family(p: &[u8]) -> String {
     const KNOWN: &[&str] = &[
-        "/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings", "/v1/messages", "/v1/models",
-        "/models", "/health", "/metrics", "/_chaosgate/state", "/_chaosgate/phases", "/_chaosgate/arrivals",
+        "/v1/chat/completions",
+        "/chat/completions",
+        "/v1/embeddings",
+        "/embeddings",
+        "/v1/messages",
+        "/v1/models",
+        "/models",
+        "/health",
+        "/metrics",
+        "/_chaosgate/state",
+        "/_chaosgate/phases",
+        "/_chaosgate/arrivals",
         "/_chaosgate/events",
     ];
     let s = String::from_utf8_lossy(p);
@@ -1884,7 +2191,10 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         return out;
     };
     if r.timed_out && !r.complete {
-        out.push((Symptom::Hang, format!("status {status}, body not finished within the limit")));
+        out.push((
+            Symptom::Hang,
+            format!("status {status}, body not finished within the limit"),
+        ));
         return out;
     }
     if !r.complete && !forced_valid {
@@ -1893,9 +2203,12 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
     let path = path_of(&c.uri);
     if status >= 400 {
         let shape = expected_shape(c.target, &path);
-        let ct = r.header("content-type").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+        let ct = r
+            .header("content-type")
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
         let v = serde_json::from_slice::<Value>(&r.body).ok();
-        let ok = ct.as_deref().is_some_and(|t| t.starts_with("application/json")) && v.as_ref().is_some_and(|v| shaped(shape, v));
+        let ok = ct.as_deref().is_some_and(|t| t.starts_with("application/json"))
+            && v.as_ref().is_some_and(|v| shaped(shape, v));
         if !ok && !c.is_head() {
             out.push((
                 Symptom::NotShaped,
@@ -1909,7 +2222,9 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
             out.push((Symptom::Spurious413, format!("body of {} bytes", c.body.len())));
         }
     } else if (200..300).contains(&status) && !c.is_head() {
-        let ct = r.header("content-type").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+        let ct = r
+            .header("content-type")
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
         if ct.as_deref().is_some_and(|t| t.starts_with("application/json"))
             && serde_json::from_slice::<Value>(&r.body).is_err()
         {
@@ -1917,7 +2232,10 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         }
     }
     if c.mutations.is_empty() && should_succeed(c.target, c.route) && !(200..300).contains(&status) {
-        out.push((Symptom::ValidRefused, format!("status {status}: {}", escape(&r.body, 300))));
+        out.push((
+            Symptom::ValidRefused,
+            format!("status {status}: {}", escape(&r.body, 300)),
+        ));
     }
     out
 }
@@ -1926,9 +2244,49 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
 // The run
 // ---------------------------------------------------------------------------------------
 
+/// The findings of one class: how many, and the first (kept whole, to reproduce).
+struct Class {
+    count: u64,
+    first: Finding,
+    known: Option<&'static str>,
+}
+
+/// Findings grouped as they come (only each class's first is kept: a long run has tens
+/// of thousands, some with megabyte requests).
+#[derive(Default)]
+struct Findings {
+    total: u64,
+    unknown: u64,
+    by_known: BTreeMap<&'static str, u64>,
+    classes: BTreeMap<String, Class>,
+}
+
+impl Findings {
+    fn add(&mut self, f: Finding) {
+        let known = f.known();
+        self.total += 1;
+        if known.is_none() {
+            self.unknown += 1;
+        }
+        *self
+            .by_known
+            .entry(known.unwrap_or("NEW (not a known defect)"))
+            .or_default() += 1;
+        let key = format!("{} :: {}", known.unwrap_or("NEW"), f.class());
+        self.classes
+            .entry(key)
+            .or_insert(Class {
+                count: 0,
+                first: f,
+                known,
+            })
+            .count += 1;
+    }
+}
+
 struct Outcome {
     cases: u64,
-    findings: Vec<Finding>,
+    findings: Findings,
     wall: Duration,
     restarts: u32,
     statuses: BTreeMap<String, u64>,
@@ -1949,15 +2307,29 @@ fn percent_encode(s: &str) -> String {
 /// Deletes every phase the case may have added (the mocks run without a profile, so any
 /// phase is the fuzzer's). Err: a phase stayed.
 fn clean_phases(s: &Server, limit: Duration) -> Result<(), String> {
-    let st = exchange(s.addr, b"GET /_chaosgate/state HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n", false, false, limit);
-    let v: Value = serde_json::from_slice(&st.body).map_err(|e| format!("GET /_chaosgate/state: {e} ({:?})", st.status))?;
+    let st = exchange(
+        s.addr,
+        b"GET /_chaosgate/state HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+        false,
+        false,
+        limit,
+    );
+    let v: Value =
+        serde_json::from_slice(&st.body).map_err(|e| format!("GET /_chaosgate/state: {e} ({:?})", st.status))?;
     let phases = v["phases"].as_array().cloned().unwrap_or_default();
     for p in &phases {
         let name = p["name"].as_str().unwrap_or("");
-        let req = format!("DELETE /_chaosgate/phases/{} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n", percent_encode(name));
+        let req = format!(
+            "DELETE /_chaosgate/phases/{} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n",
+            percent_encode(name)
+        );
         let r = exchange(s.addr, req.as_bytes(), false, false, limit);
         if r.status != Some(200) {
-            return Err(format!("phase {name:?} could not be deleted: {:?} {}", r.status, escape(&r.body, 200)));
+            return Err(format!(
+                "phase {name:?} could not be deleted: {:?} {}",
+                r.status,
+                escape(&r.body, 200)
+            ));
         }
     }
     Ok(())
@@ -1966,7 +2338,7 @@ fn clean_phases(s: &Server, limit: Duration) -> Result<(), String> {
 fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: bool) -> Outcome {
     let t0 = Instant::now();
     let mut fleet = Fleet::start();
-    let mut findings = Vec::new();
+    let mut findings = Findings::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut n = 0u64;
     for index in cases {
@@ -1976,9 +2348,15 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
         let (srv, up) = fleet.servers(case.target);
         let panics_before = srv.panic_count();
         let up_panics_before = up.as_ref().map_or(0, |u| u.panic_count());
-        let reply = exchange(srv.addr, &wire, case.half_close(), case.is_head(), limit);
+        // a server cannot answer before it has read the request: 1 s more per MiB sent
+        let case_limit = limit + Duration::from_secs((wire.len() >> 20) as u64);
+        let reply = exchange(srv.addr, &wire, case.half_close(), case.is_head(), case_limit);
         *statuses
-            .entry(format!("{} {}", case.target.label(), reply.status.map_or("none".into(), |s| s.to_string())))
+            .entry(format!(
+                "{} {}",
+                case.target.label(),
+                reply.status.map_or("none".into(), |s| s.to_string())
+            ))
             .or_default() += 1;
         let sent_path = path_of(&case.uri);
         let bk = body_kind(&reply);
@@ -1989,7 +2367,11 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
             let mut bad = false;
             if let Some(st) = s.exited() {
                 std::thread::sleep(Duration::from_millis(50));
-                found.push((s.label.clone(), Symptom::Crash, format!("{st}; stderr: {:?}", s.tail.lock().unwrap())));
+                found.push((
+                    s.label.clone(),
+                    Symptom::Crash,
+                    format!("{st}; stderr: {:?}", s.tail.lock().unwrap()),
+                ));
                 bad = true;
             }
             if !bad && s.panic_count() == before && (reply.status.is_none() || reply.status.is_some_and(|x| x >= 500)) {
@@ -2035,7 +2417,11 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
             let (srv, up) = fleet.servers(case.target);
             let mut dead: Vec<&mut Server> = Vec::new();
             if !srv.alive() {
-                found.push((srv.label.clone(), Symptom::Unresponsive, "GET /health unanswered".into()));
+                found.push((
+                    srv.label.clone(),
+                    Symptom::Unresponsive,
+                    "GET /health unanswered".into(),
+                ));
                 dead.push(srv);
             }
             if let Some(u) = up {
@@ -2050,16 +2436,18 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
         }
         for (server, symptom, detail) in found {
             let status = match symptom {
-                Symptom::NotShaped | Symptom::ServerError | Symptom::ValidRefused | Symptom::Spurious413 | Symptom::NoResponse => {
-                    reply.status
-                }
+                Symptom::NotShaped
+                | Symptom::ServerError
+                | Symptom::ValidRefused
+                | Symptom::Spurious413
+                | Symptom::NoResponse => reply.status,
                 _ => None,
             };
             let body_kind = match symptom {
                 Symptom::NotShaped => bk,
                 _ => BodyKind::None,
             };
-            findings.push(Finding {
+            findings.add(Finding {
                 case: case.clone(),
                 target: case.target,
                 server,
@@ -2073,7 +2461,7 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
         if progress && n % 10_000 == 0 {
             eprintln!(
                 "fuzz_http: {n} cases, {} findings, {:.0} s",
-                findings.len(),
+                findings.total,
                 t0.elapsed().as_secs_f64()
             );
         }
@@ -2097,29 +2485,19 @@ fn out_dir() -> std::path::PathBuf {
 
 /// Prints the summary: every class with its count and first request. Returns the number
 /// of findings outside [`KNOWN_DEFECTS`].
-fn report(seed: u64, o: &Outcome, timeout: Duration) -> usize {
-    let mut classes: BTreeMap<String, (u64, &Finding, Option<&'static str>)> = BTreeMap::new();
-    for f in &o.findings {
-        let key = format!("{} :: {}", f.known().unwrap_or("NEW"), f.class());
-        let e = classes.entry(key).or_insert((0, f, f.known()));
-        e.0 += 1;
-    }
-    let unknown: usize = o.findings.iter().filter(|f| f.known().is_none()).count();
+fn report(seed: u64, o: &Outcome, timeout: Duration) -> u64 {
+    let f = &o.findings;
     eprintln!(
         "\nfuzz_http: seed {seed}, {} cases in {:.1} s (limit {} ms per request), {} findings in {} classes ({} outside KNOWN_DEFECTS), {} server restarts",
         o.cases,
         o.wall.as_secs_f64(),
         timeout.as_millis(),
-        o.findings.len(),
-        classes.len(),
-        unknown,
+        f.total,
+        f.classes.len(),
+        f.unknown,
         o.restarts
     );
-    let mut by_known: BTreeMap<&str, u64> = BTreeMap::new();
-    for f in &o.findings {
-        *by_known.entry(f.known().unwrap_or("NEW (not a known defect)")).or_default() += 1;
-    }
-    for (k, n) in &by_known {
+    for (k, n) in &f.by_known {
         eprintln!("  {n:>7}  {k}");
     }
     let dir = out_dir();
@@ -2127,7 +2505,7 @@ fn report(seed: u64, o: &Outcome, timeout: Duration) -> usize {
     eprintln!(
         "reproduce a case: FUZZ_HTTP_SEED={seed} FUZZ_HTTP_CASE=<case> cargo test --test fuzz_http -- --ignored replay --nocapture"
     );
-    for (i, (class, (count, f, known))) in classes.iter().enumerate() {
+    for (i, (class, Class { count, first: f, known })) in o.findings.classes.iter().enumerate() {
         let file = dir.join(format!("seed{seed}-class{i:03}.http"));
         let _ = std::fs::write(&file, f.case.wire());
         eprintln!(
@@ -2144,7 +2522,7 @@ fn report(seed: u64, o: &Outcome, timeout: Duration) -> usize {
             eprintln!("  {v:>7}  {k}");
         }
     }
-    unknown
+    o.findings.unknown
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -2164,7 +2542,10 @@ fn fuzz_http_short() {
     let o = run(seed, 0..cases, t, false);
     let unknown = report(seed, &o, t);
     assert_eq!(o.cases, cases);
-    assert_eq!(unknown, 0, "fuzz_http: {unknown} findings outside KNOWN_DEFECTS (seed {seed}); see above");
+    assert_eq!(
+        unknown, 0,
+        "fuzz_http: {unknown} findings outside KNOWN_DEFECTS (seed {seed}); see above"
+    );
 }
 
 /// ≥ 100,000 cases, random seed unless given.
@@ -2182,7 +2563,10 @@ fn fuzz_http_long() {
     let t = timeout();
     let o = run(seed, 0..cases, t, true);
     let unknown = report(seed, &o, t);
-    assert_eq!(unknown, 0, "fuzz_http: {unknown} findings outside KNOWN_DEFECTS (seed {seed}); see above");
+    assert_eq!(
+        unknown, 0,
+        "fuzz_http: {unknown} findings outside KNOWN_DEFECTS (seed {seed}); see above"
+    );
 }
 
 /// Replays one case (FUZZ_HTTP_SEED, FUZZ_HTTP_CASE) against fresh servers, printing the
@@ -2237,8 +2621,102 @@ fn oracle_accepts_the_envelopes_and_refuses_the_rest() {
     assert!(shaped(Shape::AdminOr(Some(Api::Anthropic)), &ad) && !shaped(Shape::Api(Api::OpenAi), &ad));
     assert!(!shaped(Shape::AnyApi, &json!({"error": "text"})));
     assert_eq!(path_of(b"http://h:1/v1/messages?x=1"), b"/v1/messages");
-    assert_eq!(expected_shape(Target::GatewayAnthropic, b"/v1/messages"), Shape::Api(Api::Anthropic));
+    assert_eq!(
+        expected_shape(Target::GatewayAnthropic, b"/v1/messages"),
+        Shape::Api(Api::Anthropic)
+    );
     assert_eq!(expected_shape(Target::GatewayOpenAi, b"/v1/messages"), Shape::AnyApi);
     assert_eq!(expected_shape(Target::MockOpenAi, b"/nope"), Shape::Api(Api::OpenAi));
 }
 
+/// The oracle flags what it must: a hang, a closed connection, an empty 404, a 5xx for a
+/// client's mistake, a refused valid request; and lets a forced fault on a mock through.
+#[test]
+fn judge_flags_each_symptom() {
+    let valid = |t: Target| {
+        (0..10_000)
+            .map(|i| generate(3, i))
+            .find(|c| c.target == t && c.route == Route::Chat && c.mutations.is_empty())
+            .expect("a valid chat case")
+    };
+    let c = valid(Target::MockOpenAi);
+    let symptoms = |c: &Case, r: Reply| judge(c, &r).into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    let json_ct = || vec![("content-type".to_string(), b"application/json".to_vec())];
+    let oa = br#"{"error":{"message":"m","type":"server_error","param":null,"code":null}}"#.to_vec();
+    assert_eq!(
+        symptoms(
+            &c,
+            Reply {
+                timed_out: true,
+                ..Reply::default()
+            }
+        ),
+        [Symptom::Hang]
+    );
+    assert_eq!(symptoms(&c, Reply::default()), [Symptom::NoResponse]);
+    assert_eq!(
+        symptoms(
+            &c,
+            Reply {
+                status: Some(503),
+                headers: json_ct(),
+                body: oa.clone(),
+                complete: true,
+                ..Reply::default()
+            }
+        ),
+        [Symptom::ServerError, Symptom::ValidRefused]
+    );
+    assert_eq!(
+        symptoms(
+            &c,
+            Reply {
+                status: Some(200),
+                headers: json_ct(),
+                body: b"{}".to_vec(),
+                complete: true,
+                ..Reply::default()
+            }
+        ),
+        []
+    );
+    let mut bad = c.clone();
+    bad.mutations.push("x".into());
+    assert_eq!(
+        symptoms(
+            &bad,
+            Reply {
+                status: Some(404),
+                complete: true,
+                ..Reply::default()
+            }
+        ),
+        [Symptom::NotShaped]
+    );
+    assert_eq!(
+        symptoms(
+            &bad,
+            Reply {
+                status: Some(413),
+                headers: json_ct(),
+                body: oa.clone(),
+                complete: true,
+                ..Reply::default()
+            }
+        ),
+        [Symptom::Spurious413]
+    );
+    // a valid x-chaosgate-fault: the mock may fail as asked, the gateway may not
+    let mut forced = bad.clone();
+    forced.forced = Forced::Valid;
+    let r503 = || Reply {
+        status: Some(503),
+        headers: json_ct(),
+        body: oa.clone(),
+        complete: true,
+        ..Reply::default()
+    };
+    assert_eq!(symptoms(&forced, r503()), []);
+    forced.target = Target::GatewayOpenAi;
+    assert_eq!(symptoms(&forced, r503()), [Symptom::ServerError]);
+}
