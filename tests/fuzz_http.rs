@@ -2231,7 +2231,9 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         if ct.as_deref().is_some_and(|t| t.starts_with("application/json"))
             && serde_json::from_slice::<Value>(&r.body).is_err()
         {
-            out.push((Symptom::BadSuccessBody, escape(&r.body, 200)));
+            // the tail shows what broke the JSON
+            let tail = &r.body[r.body.len().saturating_sub(300)..];
+            out.push((Symptom::BadSuccessBody, format!("…{}", escape(tail, 300))));
         }
     }
     if c.mutations.is_empty() && should_succeed(c.target, c.route) && !(200..300).contains(&status) {
