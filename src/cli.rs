@@ -146,6 +146,10 @@ pub struct GatewayArgs {
     /// Seed of the gateway's own randomness (jitter, weighted routing).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// TEST ONLY: pass clients' x-chaosgate-* headers (forced faults) on to the upstreams;
+    /// by default they are stripped, so no client can force faults on shared providers.
+    #[arg(long)]
+    pub pass_chaosgate_headers: bool,
 }
 
 /// `chaosgate load`.

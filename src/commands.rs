@@ -347,6 +347,9 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
     if let Some(r) = a.retries {
         cfg.retries.attempts = r;
     }
+    if a.pass_chaosgate_headers {
+        cfg.pass_chaosgate_headers = true;
+    }
     let problems = cfg.problems();
     if !problems.is_empty() {
         let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
@@ -361,6 +364,9 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     let seed = a.seed.unwrap_or_else(random_seed);
     let listener = net::bind(&cfg.listen).await?;
     let targets: Vec<String> = cfg.targets.iter().map(|t| format!("{}={}", t.name, t.url)).collect();
+    if cfg.pass_chaosgate_headers {
+        eprintln!("chaosgate gateway: TEST ONLY: clients' x-chaosgate-* headers are passed to the upstreams");
+    }
     let h = crate::gateway::server::spawn(cfg, listener, seed, a.events.as_deref()).await?;
     println!(
         "chaosgate gateway: listening on http://{}  targets {}  seed={seed}",
