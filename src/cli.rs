@@ -237,7 +237,7 @@ pub struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
+    /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
     #[arg(long)]
     pub csv: Option<String>,
     /// Write an HdrHistogram interval log (V2, DEFLATE) of latency per bucket.

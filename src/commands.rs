@@ -193,18 +193,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         eprintln!("wrote {}", p.display());
     }
     if let Some(prefix) = &a.csv {
-        let start_unix = start_wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         crate::report::write_locust_csv(
             prefix,
             &result.aggregator,
+            &result.csv,
             report.duration_s,
-            start_unix,
+            start_wall,
             a.users.unwrap_or(0),
         )?;
-        eprintln!("wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv");
+        eprintln!(
+            "wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv, {prefix}_exceptions.csv"
+        );
     }
     if let Some(p) = &a.hlog {
         crate::report::write_hlog(p, &result.aggregator, start_wall)?;

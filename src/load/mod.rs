@@ -112,6 +112,8 @@ pub struct LoadResult {
     pub duration: Nanos,
     /// Stopped early through [`LoadOptions::stop`].
     pub interrupted: bool,
+    /// Response sizes and failure times, for the Locust CSV files.
+    pub csv: crate::report::CsvLog,
 }
 
 fn stopped(opts: &LoadOptions) -> bool {
@@ -156,7 +158,7 @@ struct Shared {
     extra_raw: String,
     opts: LoadOptions,
     t0: Instant,
-    tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool)>,
+    tx: mpsc::UnboundedSender<(RequestRecord, Vec<Nanos>, bool, u64)>,
     sem: Arc<Semaphore>,
     ok: AtomicU64,
     failed: AtomicU64,
@@ -389,7 +391,9 @@ async fn execute(
     id: u64,
     intended: Instant,
     shape: &RequestShape,
-) -> (RequestRecord, Vec<Nanos>) {
+) -> (RequestRecord, Vec<Nanos>, u64) {
+    // response body bytes received (Locust's content size)
+    let mut content = 0u64;
     let t0 = sh.t0;
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
@@ -426,7 +430,7 @@ async fn execute(
                         *slot = None; // the answer may still come: never reuse this connection
                     }
                     fail(&mut rec, o);
-                    return (rec, itl);
+                    return (rec, itl, content);
                 }
                 Ok(head) => {
                     rec.provider = head.provider;
@@ -434,7 +438,7 @@ async fn execute(
                         Some(c) => (head.status, BodyReader::Raw(c)),
                         None => {
                             fail(&mut rec, Outcome::Reset);
-                            return (rec, itl);
+                            return (rec, itl, content);
                         }
                     }
                 }
@@ -443,7 +447,7 @@ async fn execute(
         None => match outcome_of(tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await) {
             Err(o) => {
                 fail(&mut rec, o);
-                return (rec, itl);
+                return (rec, itl, content);
             }
             Ok(resp) => {
                 rec.provider = resp
@@ -457,24 +461,29 @@ async fn execute(
     };
     rec.first_byte = Some(since(t0, Instant::now()));
     if !(200..300).contains(&status) {
-        let _ = tokio::time::timeout_at(deadline, reader.collect()).await;
+        if let Ok(Ok(b)) = tokio::time::timeout_at(deadline, reader.collect()).await {
+            content = b.len() as u64;
+        }
         fail(&mut rec, Outcome::Http(status));
-        return (rec, itl);
+        return (rec, itl, content);
     }
     if !shape.stream {
         match tokio::time::timeout_at(deadline, reader.collect()).await {
             Err(_) => rec.outcome = Outcome::Timeout,
             Ok(Err(_)) => rec.outcome = Outcome::Reset,
-            Ok(Ok(bytes)) => match serde_json::from_slice::<UsageOnly>(&bytes) {
-                Ok(v) => {
-                    let u = v.usage.unwrap_or_default();
-                    rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+            Ok(Ok(bytes)) => {
+                content = bytes.len() as u64;
+                match serde_json::from_slice::<UsageOnly>(&bytes) {
+                    Ok(v) => {
+                        let u = v.usage.unwrap_or_default();
+                        rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+                    }
+                    Err(_) => rec.outcome = Outcome::MalformedStream,
                 }
-                Err(_) => rec.outcome = Outcome::MalformedStream,
-            },
+            }
         }
         rec.end = since(t0, Instant::now());
-        return (rec, itl);
+        return (rec, itl, content);
     }
     // a stream
     let mut parser = sse::Parser::new(shape.api);
@@ -502,6 +511,7 @@ async fn execute(
             }
             Ok(Ok(Some(d))) => d,
         };
+        content += data.len() as u64;
         let now = Instant::now();
         for ev in parser.push(&data) {
             match ev {
@@ -527,16 +537,16 @@ async fn execute(
         rec.output_tokens = counted;
     }
     rec.end = since(t0, Instant::now());
-    (rec, itl)
+    (rec, itl, content)
 }
 
-fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool) {
+fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool, content: u64) {
     match rec.outcome {
         Outcome::Ok => sh.ok.fetch_add(1, Ordering::Relaxed),
         Outcome::Dropped => sh.dropped.fetch_add(1, Ordering::Relaxed),
         _ => sh.failed.fetch_add(1, Ordering::Relaxed),
     };
-    let _ = sh.tx.send((rec, itl, embeddings));
+    let _ = sh.tx.send((rec, itl, embeddings, content));
 }
 
 fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
@@ -555,7 +565,7 @@ fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) {
         provider: None,
         stream: shape.stream,
     };
-    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings);
+    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings, 0);
 }
 
 /// Runs the load to the end and returns the statistics.
@@ -605,18 +615,20 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let live_p99 = Arc::new(Mutex::new(0.0f64));
     let agg_task = {
         let live_p99 = live_p99.clone();
+        let mut csv = crate::report::CsvLog::new(kinds.clone());
         let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
         tokio::spawn(async move {
             let mut agg = agg;
             let mut n = 0u64;
-            while let Some((rec, itl, emb)) = rx.recv().await {
+            while let Some((rec, itl, emb, content)) = rx.recv().await {
                 agg.add(&rec, &itl, emb);
+                csv.add(&rec, content);
                 n += 1;
                 if n % 256 == 0 {
                     *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
                 }
             }
-            agg
+            (agg, csv)
         })
     };
     let progress = progress_bar(&opts, sh.clone(), live_p99);
@@ -662,9 +674,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                         let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         scheduled.fetch_add(1, Ordering::Relaxed);
-                        let (rec, itl) = execute(&sh, Some(&mut conn), id, intended, &shape).await;
+                        let (rec, itl, content) = execute(&sh, Some(&mut conn), id, intended, &shape).await;
                         let ended = rec.end;
-                        record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings);
+                        record_and_send(&sh, rec, itl, shape.endpoint == EndpointKind::Embeddings, content);
                         let next = cl.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                         match next {
                             Some(n) => at = n,
@@ -695,9 +707,10 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                     Ok(permit) => {
                         let sh = sh.clone();
                         tasks.spawn(async move {
-                            let (rec, itl) = execute(&sh, None, p.id, intended, &p.shape).await;
+                            let (rec, itl, content) = execute(&sh, None, p.id, intended, &p.shape).await;
                             drop(permit);
-                            record_and_send(&sh, rec, itl, p.shape.endpoint == EndpointKind::Embeddings);
+                            let emb = p.shape.endpoint == EndpointKind::Embeddings;
+                            record_and_send(&sh, rec, itl, emb, content);
                         });
                     }
                     Err(_) => dropped(&sh, p.id, intended, &p.shape),
@@ -728,9 +741,10 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let counted =
         sh.ok.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed) + sh.dropped.load(Ordering::Relaxed);
     drop(sh);
-    let aggregator = agg_task.await?;
+    let (aggregator, csv) = agg_task.await?;
     Ok(LoadResult {
         aggregator,
+        csv,
         scheduled,
         in_flight_at_end: scheduled.saturating_sub(counted),
         duration,
