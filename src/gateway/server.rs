@@ -644,6 +644,7 @@ async fn attempt_once(
                 state: state.clone(),
                 target: i,
                 started,
+                done: false,
             };
             let body = relay_rest(bytes, upstream, deadline, Some(rec));
             return Attempt::Respond(build(status, &headers, body));
@@ -753,15 +754,21 @@ async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: I
     Ok((Bytes::from(buf), hyper::body::Body::is_end_stream(body)))
 }
 
-/// Where a relayed plain body records its attempt's result when it ends.
+/// Where a relayed plain body records its attempt's result when it ends. Recorded once:
+/// by [`Record::finish`], or on drop (the client went away before the end: not the
+/// upstream's failure) so that no admitted attempt is left unreported to the breaker.
 struct Record {
     state: Arc<GatewayState>,
     target: usize,
     started: Nanos,
+    done: bool,
 }
 
 impl Record {
-    fn finish(self, ok: bool) {
+    fn finish(&mut self, ok: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         let st = &self.state;
         let now = st.now();
         let mut p = st.policy();
@@ -772,6 +779,12 @@ impl Record {
         if !ok {
             st.failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        self.finish(true);
     }
 }
 
@@ -794,13 +807,13 @@ fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, recor
                         }
                     }
                     Ok(None) => {
-                        if let Some(r) = record.take() {
+                        if let Some(mut r) = record.take() {
                             r.finish(true);
                         }
                         return None;
                     }
                     Ok(Some(Err(_))) | Err(_) => {
-                        if let Some(r) = record.take() {
+                        if let Some(mut r) = record.take() {
                             r.finish(false);
                         }
                         let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
