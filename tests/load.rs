@@ -383,7 +383,7 @@ fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
 }
 
 /// An upstream whose every chat answer is exactly `size` bytes of JSON (with usage), after
-/// `delay_ms` plus 1 ms per request counted so far (so latencies spread).
+/// 5–44 ms (so latencies spread); every `fail_every`-th answer is a 500 (0: none).
 async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::net::ServerHandle {
     let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let app = Router::new().route(
@@ -438,10 +438,8 @@ async fn locust_average_content_size_is_never_0_and_100pct_is_locusts_rounding_o
     chaosgate::report::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
     let read = |s: &str| std::fs::read_to_string(format!("{prefix}_{s}.csv")).unwrap();
     let stats = read("stats");
-    assert!(
-        stats.ends_with("\r\n") && stats.lines().all(|l| !l.contains('\n')),
-        "CRLF rows as Locust's csv.writer"
-    );
+    let crlf = |t: &str| t.ends_with("\r\n") && t.split('\n').filter(|l| !l.is_empty()).all(|l| l.ends_with('\r'));
+    assert!(crlf(&stats), "CRLF rows as Locust's csv.writer: {stats:?}");
     let head: Vec<&str> = cells(stats.lines().next().unwrap());
     let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
     for line in stats.lines().skip(1) {
@@ -468,6 +466,7 @@ async fn locust_average_content_size_is_never_0_and_100pct_is_locusts_rounding_o
     assert_eq!(last[17], "40", "Total Request Count: {history}");
     assert_eq!(last[23].parse::<f64>().unwrap(), 1234.0, "Total Average Content Size");
     let failures = read("failures");
+    assert!(crlf(&history) && crlf(&failures));
     let rows: Vec<&str> = failures.lines().skip(1).collect();
     assert_eq!(rows.len(), 1, "{failures}");
     let c = cells(rows[0]);
