@@ -153,6 +153,10 @@ pub struct GatewayArgs {
     /// Seed of the gateway's own randomness (jitter, weighted routing).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// TEST ONLY: pass clients' x-chaosgate-* headers (forced faults) on to the upstreams;
+    /// by default they are stripped, so no client can force faults on shared providers.
+    #[arg(long)]
+    pub pass_chaosgate_headers: bool,
 }
 
 /// `chaosgate load`.
@@ -240,7 +244,7 @@ pub struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
+    /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
     #[arg(long)]
     pub csv: Option<String>,
     /// Write an HdrHistogram interval log (V2, DEFLATE) of latency per bucket.

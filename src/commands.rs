@@ -237,18 +237,17 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         eprintln!("wrote {}", p.display());
     }
     if let Some(prefix) = &a.csv {
-        let start_unix = start_wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         crate::report::write_locust_csv(
             prefix,
             &result.aggregator,
+            &result.csv,
             report.duration_s,
-            start_unix,
+            start_wall,
             a.users.unwrap_or(0),
         )?;
-        eprintln!("wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv");
+        eprintln!(
+            "wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv, {prefix}_exceptions.csv"
+        );
     }
     if let Some(p) = &a.hlog {
         crate::report::write_hlog(p, &result.aggregator, start_wall)?;
@@ -402,6 +401,9 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
     if let Some(r) = a.retries {
         cfg.retries.attempts = r;
     }
+    if a.pass_chaosgate_headers {
+        cfg.pass_chaosgate_headers = true;
+    }
     let problems = cfg.problems();
     if !problems.is_empty() {
         let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
@@ -416,6 +418,9 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     let seed = a.seed.unwrap_or_else(random_seed);
     let listener = net::bind(&cfg.listen).await?;
     let targets: Vec<String> = cfg.targets.iter().map(|t| format!("{}={}", t.name, t.url)).collect();
+    if cfg.pass_chaosgate_headers {
+        eprintln!("chaosgate gateway: TEST ONLY: clients' x-chaosgate-* headers are passed to the upstreams");
+    }
     let h = crate::gateway::server::spawn(cfg, listener, seed, a.events.as_deref()).await?;
     println!(
         "chaosgate gateway: listening on http://{}  targets {}  seed={seed}",

@@ -56,8 +56,22 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
+/// HTTP/1 parser limits of a server. A request over these never reaches the router: hyper
+/// answers it with a bare 431/400 and closes, so a server that wants provider-shaped errors
+/// checks its own, lower limits in the router and sets these higher.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParserLimits {
+    /// Most header lines hyper parses (hyper's default: 100).
+    pub max_headers: Option<usize>,
+}
+
 /// Serves `router` on `listener` until the handle is shut down.
 pub fn spawn(listener: TcpListener, router: Router) -> anyhow::Result<ServerHandle> {
+    spawn_with(listener, router, ParserLimits::default())
+}
+
+/// [`spawn`] with other parser limits.
+pub fn spawn_with(listener: TcpListener, router: Router, limits: ParserLimits) -> anyhow::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -75,7 +89,7 @@ pub fn spawn(listener: TcpListener, router: Router) -> anyhow::Result<ServerHand
             };
             let router = router.clone();
             let stopped = stopped.clone();
-            tokio::spawn(serve_connection(stream, peer, router, stopped));
+            tokio::spawn(serve_connection(stream, peer, router, stopped, limits));
         }
     });
     Ok(ServerHandle { addr, stop, task })
@@ -86,6 +100,7 @@ async fn serve_connection(
     peer: SocketAddr,
     router: Router,
     mut stopped: watch::Receiver<bool>,
+    limits: ParserLimits,
 ) {
     let _ = stream.set_nodelay(true);
     // A duplicate of the socket's descriptor, kept to set SO_LINGER 0 on a reset.
@@ -104,10 +119,12 @@ async fn serve_connection(
         let r = router.clone();
         async move { Ok::<_, Infallible>(r.oneshot(req).await.unwrap_or_else(|e: Infallible| match e {})) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), svc);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    if let Some(n) = limits.max_headers {
+        builder.max_headers(n);
+    }
+    let conn = builder.serve_connection(TokioIo::new(stream), svc);
     let mut conn = std::pin::pin!(conn);
     {
         tokio::select! {

@@ -302,3 +302,220 @@ async fn what_counts_as_a_failure_is_configurable() {
         f.shutdown().await;
     }
 }
+
+/// A gateway in front of one plain mock, with or without the test-only pass-through.
+async fn one_target(
+    pass: bool,
+) -> (
+    server::GatewayHandle,
+    chaosgate::net::ServerHandle,
+    std::sync::Arc<chaosgate::mock::MockState>,
+) {
+    let (m, st) = named("p", "", 1).await;
+    let cfg = format!(
+        "targets = [{{ name = \"p\", url = \"http://PRIMARY\" }}]\nbreaker = {{ kind = \"consecutive\", failures = 2, base_ejection = \"30s\" }}\npass_chaosgate_headers = {pass}\n"
+    );
+    let g = gateway(&cfg, &m.addr.to_string(), "unused").await;
+    (g, m, st)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_x_chaosgate_fault_header_cannot_force_faults_through_the_gateway() {
+    // the defect: any client could send x-chaosgate-fault: status=503 through the gateway,
+    // open the breaker and take the target away from every other client
+    let (g, m, st) = one_target(false).await;
+    let body = common::openai_chat(false, 3);
+    let forced = [("x-chaosgate-fault", "status=503"), ("x-chaosgate-probe", "1")];
+    for _ in 0..5 {
+        let r = common::request(g.server.addr, "POST", "/v1/chat/completions", &forced, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(
+        !g.state
+            .events()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BreakerOpened { .. })),
+        "a client opened the breaker"
+    );
+    // nor may a client mark its requests as the gateway's health probes
+    assert!(st.arrivals.lock().unwrap().iter().all(|a| !a.probe));
+    g.shutdown().await;
+    m.shutdown().await;
+
+    // the explicit test-only option passes them: the forced 503s reach the mock and trip it
+    let (g, m, _) = one_target(true).await;
+    let r = common::request(g.server.addr, "POST", "/v1/chat/completions", &forced, &body).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let _ = common::request(g.server.addr, "POST", "/v1/chat/completions", &forced, &body).await;
+    assert!(g
+        .state
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::BreakerOpened { .. })));
+    g.shutdown().await;
+    m.shutdown().await;
+}
+
+#[test]
+fn pass_chaosgate_headers_flag_sets_the_config_key() {
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut v = vec!["chaosgate", "gateway", "--target", "a=http://127.0.0.1:9001"];
+        v.extend_from_slice(extra);
+        let chaosgate::cli::Command::Gateway(a) = chaosgate::cli::Cli::parse_from(v).command else {
+            panic!()
+        };
+        chaosgate::commands::gateway_config(&a).unwrap()
+    };
+    assert!(!parse(&[]).pass_chaosgate_headers, "stripping is the default");
+    assert!(parse(&["--pass-chaosgate-headers"]).pass_chaosgate_headers);
+}
+
+/// The OpenAI envelope with a message (type and code as OpenAI's own client errors).
+fn assert_openai_error(r: &common::Reply, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{v}");
+    assert!(
+        v["error"].get("param").is_some() && v["error"].get("code").is_some(),
+        "{v}"
+    );
+}
+
+fn assert_anthropic_error(r: &common::Reply, status: u16, ty: &str, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], ty, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{v}");
+    assert!(v["request_id"].is_string(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_404_405_413_431_and_400_have_provider_shaped_json_bodies() {
+    // the defect: the gateway's own 404/405/431 (and the admin 400) had empty or plain bodies
+    let (g, m, st) = one_target(false).await;
+    let a = g.server.addr;
+    let r = common::request(a, "POST", "/v1/nothing", &[], "{}").await;
+    assert_openai_error(&r, 404, "Invalid URL (POST /v1/nothing)");
+    let r = common::request(a, "GET", "/v1/chat/completions", &[], "").await;
+    assert_openai_error(&r, 405, "Invalid method for URL (GET /v1/chat/completions)");
+    let r = common::request(a, "GET", "/v1/messages", &[], "").await;
+    assert_anthropic_error(&r, 405, "invalid_request_error", "Invalid method");
+    assert_eq!(r.header("request-id"), Some("req_gateway"));
+    let r = common::request(a, "POST", "/v1/messages/nothing", &[], "{}").await;
+    assert_anthropic_error(&r, 404, "not_found_error", "Invalid URL");
+    let r = common::request(a, "GET", "/_chaosgate/events?since=x", &[], "").await;
+    assert_openai_error(&r, 400, "since=SEQ");
+    let r = common::request(a, "DELETE", "/metrics", &[], "").await;
+    assert_openai_error(&r, 405, "DELETE /metrics");
+
+    // too many header lines, a too large head: 431 in the route's envelope
+    let names: Vec<String> = (0..150).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let body = common::openai_chat(false, 3);
+    let r = common::request(a, "POST", "/v1/chat/completions", &many, &body).await;
+    assert_openai_error(&r, 431, "at most 100");
+    let big = "v".repeat(40 * 1024);
+    let r = common::request(
+        a,
+        "POST",
+        "/v1/messages",
+        &[("x-big", &big)],
+        &common::anthropic_msg(false, 3),
+    )
+    .await;
+    assert_anthropic_error(&r, 431, "invalid_request_error", "at most 32768");
+
+    // a declared body over the limit is refused before it is read
+    let mut c = common::Conn::open(a).await;
+    let n = (chaosgate::gateway::server::MAX_REQUEST_BODY_BYTES + 1).to_string();
+    let head = format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: {n}\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut c.s, head.as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let k = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut c.s, &mut buf),
+    )
+    .await
+    .expect("an answer without the body")
+    .unwrap();
+    let text = String::from_utf8_lossy(&buf[..k]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let limit = format!("limit of {} bytes", chaosgate::gateway::server::MAX_REQUEST_BODY_BYTES);
+    assert!(
+        text.contains("\"request_too_large\"") && text.contains(&limit),
+        "{text}"
+    );
+    // none of these reached the provider
+    assert!(st.arrivals.lock().unwrap().iter().all(|a| a.probe));
+    g.shutdown().await;
+    m.shutdown().await;
+}
+
+/// An upstream that answers every POST with `chunks` × 64 KiB of JSON-ish bytes, and then
+/// either ends (`broken = false`) or breaks the body.
+async fn big_upstream(chunks: usize, broken: bool) -> chaosgate::net::ServerHandle {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move {
+            let s = futures_util::stream::iter((0..=chunks).map(move |k| {
+                if k < chunks {
+                    Ok(bytes::Bytes::from(vec![b'x'; 64 * 1024]))
+                } else if broken {
+                    Err(std::io::Error::other("upstream breaks"))
+                } else {
+                    Ok(bytes::Bytes::new())
+                }
+            }));
+            axum::response::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from_stream(s))
+                .unwrap()
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    chaosgate::net::spawn(l, app).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_reply_larger_than_the_gateway_holds_is_relayed_whole_or_visibly_broken() {
+    // the defect: the gateway held every non-streamed upstream reply whole in memory; now it
+    // holds at most PLAIN_PREFIX_BYTES and relays the rest as it arrives
+    let chunks = 3 * 1024 * 1024 / (64 * 1024); // 3 MiB, 12× the held prefix
+    for broken in [false, true] {
+        let up = big_upstream(chunks, broken).await;
+        let cfg = "targets = [{ name = \"p\", url = \"http://PRIMARY\" }]\n";
+        let g = gateway(cfg, &up.addr.to_string(), "unused").await;
+        let r = common::request(
+            g.server.addr,
+            "POST",
+            "/v1/chat/completions",
+            &[],
+            &common::openai_chat(false, 3),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        if broken {
+            assert!(
+                !r.complete,
+                "a broken upstream body must not reach the client as a complete reply"
+            );
+            assert!(r.body.len() < chunks * 64 * 1024);
+            let m = common::request(g.server.addr, "GET", "/metrics", &[], "").await.text();
+            assert!(m.contains("chaosgate_gateway_failed_total 1"), "{m}");
+        } else {
+            assert!(r.complete);
+            assert_eq!(r.body.len(), chunks * 64 * 1024);
+            assert!(r.chunks.len() > 1, "relayed in pieces, not one held body");
+        }
+        g.shutdown().await;
+        up.shutdown().await;
+    }
+}

@@ -226,9 +226,14 @@ fn locust_csv_headers_are_exactly_locusts() {
         chaosgate::report::LOCUST_HISTORY_HEADER,
         "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size"
     );
+    // Locust's stats.py (StatsCSV.failures_columns, exceptions_columns)
     assert_eq!(
         chaosgate::report::LOCUST_FAILURES_HEADER,
-        "Method,Name,Error,Occurrences"
+        "Method,Name,Error,Occurrences,First Seen,Last Seen"
+    );
+    assert_eq!(
+        chaosgate::report::LOCUST_EXCEPTIONS_HEADER,
+        "Count,Message,Traceback,Nodes"
     );
 }
 
@@ -295,6 +300,8 @@ async fn outputs_json_valid_against_the_schema_csv_and_hlog() {
     assert!(hist.lines().count() >= 2);
     let failures = std::fs::read_to_string(format!("{prefix}_failures.csv")).unwrap();
     assert!(failures.contains(",http_500,"), "{failures}");
+    let exceptions = std::fs::read_to_string(format!("{prefix}_exceptions.csv")).unwrap();
+    assert_eq!(exceptions, "Count,Message,Traceback,Nodes\r\n");
     // the interval log reads back with hdrhistogram's own reader
     let log = std::fs::read(&hlog).unwrap();
     assert!(log.starts_with(b"#[Histogram log format version 1.3]\n"));
@@ -373,6 +380,175 @@ fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
     let p = chaosgate::commands::parse_phases(&["outage=60s..300s".into()]).unwrap();
     assert_eq!(p, vec![("outage".to_string(), 60 * NS_PER_S, 300 * NS_PER_S)]);
     assert!(chaosgate::commands::parse_phases(&["x=5s..1s".into()]).is_err());
+}
+
+/// An upstream whose every chat answer is exactly `size` bytes of JSON (with usage), after
+/// 5–44 ms (so latencies spread); every `fail_every`-th answer is a 500 (0: none).
+async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::net::ServerHandle {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let n = n.clone();
+            async move {
+                let k = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5 + k % 40)).await;
+                let head = r#"{"usage":{"completion_tokens":1,"prompt_tokens":1},"pad":""#;
+                let body = format!("{head}{}\"}}", "x".repeat(size - head.len() - 2));
+                assert_eq!(body.len(), size);
+                let status = if fail_every > 0 && k % fail_every == fail_every - 1 {
+                    500
+                } else {
+                    200
+                };
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body))
+                    .unwrap()
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    chaosgate::net::spawn(l, app).unwrap()
+}
+
+/// The cells of a CSV line (no quoted commas in these files).
+fn cells(line: &str) -> Vec<&str> {
+    line.trim_end_matches("\r").split(',').collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locust_average_content_size_is_never_0_and_100pct_is_locusts_rounding_of_max() {
+    // the defects: Average Content Size was always 0; Min/Max were truncated to whole ms
+    // so a row's 100% could exceed its Max; no First/Last Seen, no _exceptions.csv
+    let up = sized_upstream(1234, 4).await;
+    let opts = LoadOptions::new(&format!("http://{}", up.addr), Api::OpenAi, 1);
+    let start = std::time::SystemTime::now();
+    let r = run(
+        open_loop(40.0, 1, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 3),
+        opts,
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("chaosgate-locust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("x").display().to_string();
+    chaosgate::report::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
+    let read = |s: &str| std::fs::read_to_string(format!("{prefix}_{s}.csv")).unwrap();
+    let stats = read("stats");
+    let crlf = |t: &str| t.ends_with("\r\n") && t.split('\n').filter(|l| !l.is_empty()).all(|l| l.ends_with('\r'));
+    assert!(crlf(&stats), "CRLF rows as Locust's csv.writer: {stats:?}");
+    let head: Vec<&str> = cells(stats.lines().next().unwrap());
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    for line in stats.lines().skip(1) {
+        let c = cells(line);
+        let num = |name: &str| c[col(name)].parse::<f64>().unwrap();
+        assert_eq!(num("Request Count"), 40.0, "{line}");
+        assert_eq!(num("Failure Count"), 10.0, "{line}");
+        // every response (failures too, as Locust counts them) was exactly 1234 bytes
+        assert_eq!(num("Average Content Size"), 1234.0, "{line}");
+        let (min, max) = (num("Min Response Time"), num("Max Response Time"));
+        let median = num("Median Response Time");
+        assert!(min >= 5.0 && min <= median && median <= max, "{line}");
+        assert_eq!(num("100%"), chaosgate::report::locust_bucket_ms(max) as f64, "{line}");
+        let p: Vec<f64> = [
+            "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
+        ]
+        .iter()
+        .map(|n| num(n))
+        .collect();
+        assert!(p.windows(2).all(|w| w[0] <= w[1]), "{line}");
+    }
+    let history = read("stats_history");
+    let last = cells(history.lines().last().unwrap());
+    assert_eq!(last[17], "40", "Total Request Count: {history}");
+    assert_eq!(last[23].parse::<f64>().unwrap(), 1234.0, "Total Average Content Size");
+    let failures = read("failures");
+    assert!(crlf(&history) && crlf(&failures));
+    let rows: Vec<&str> = failures.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{failures}");
+    let c = cells(rows[0]);
+    assert_eq!(&c[..4], &["POST", "chat", "http_500", "10"]);
+    let utc = |s: &str| s.len() == 20 && s.ends_with('Z') && &s[10..11] == "T" && humantime::parse_rfc3339(s).is_ok();
+    assert!(utc(c[4]) && utc(c[5]) && c[4] <= c[5], "{failures}");
+    assert_eq!(read("exceptions"), "Count,Message,Traceback,Nodes\r\n");
+    if std::env::var_os("CHAOSGATE_KEEP_CSV").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    up.shutdown().await;
+}
+
+#[test]
+fn locust_percentiles_and_median_follow_locusts_own_rounding() {
+    // bucket_response_time: 147 → 150, 3432 → 3400, 58760 → 59000; ties to even as Python
+    for (ms, want) in [
+        (0.4, 0),
+        (99.5, 100),
+        (147.0, 150),
+        (145.0, 140),
+        (3432.0, 3400),
+        (58760.0, 59000),
+        (1250.0, 1200),
+    ] {
+        assert_eq!(chaosgate::report::locust_bucket_ms(ms), want, "{ms}");
+    }
+}
+
+#[test]
+fn hlog_keeps_100_distinct_latencies_at_3_significant_digits() {
+    // the defect: the interval log had 2 digits and a 1 ms floor — 93 of 100 values of a
+    // test run fell in one 8 ms bucket. 100 latencies 70 µs apart within 8 ms must each
+    // keep their own value to 3 significant digits.
+    use chaosgate::analysis::{Aggregator, SloThresholds};
+    use chaosgate::record::{Outcome, RequestRecord};
+    let mut agg = Aggregator::new(NS_PER_S, vec!["chat".into()], SloThresholds::default());
+    let values_us: Vec<u64> = (0..100).map(|k| 60_000 + 70 * k + 3).collect();
+    for (i, &us) in values_us.iter().enumerate() {
+        let intended = 100 * NS_PER_MS + i as u64 * NS_PER_MS;
+        let rec = RequestRecord {
+            id: i as u64,
+            kind: 0,
+            intended,
+            sent: Some(intended),
+            first_byte: None,
+            first_token: None,
+            end: intended + us * 1000,
+            outcome: Outcome::Ok,
+            output_tokens: 1,
+            input_tokens: 1,
+            provider: None,
+            stream: false,
+        };
+        agg.add(&rec, &[], false);
+    }
+    let path = std::env::temp_dir().join(format!("chaosgate-hlog-{}.hlog", std::process::id()));
+    chaosgate::report::write_hlog(&path, &agg, std::time::SystemTime::now()).unwrap();
+    let log = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let mut all = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(ih)) = item {
+            let bytes = base64_decode(ih.encoded_histogram());
+            let h: hdrhistogram::Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                .deserialize(&mut &bytes[..])
+                .unwrap();
+            assert_eq!(h.sigfig(), 3, "3 significant digits");
+            assert_eq!(h.low(), 1, "1 µs floor");
+            all.add(&h).unwrap();
+        }
+    }
+    assert_eq!(all.len(), 100);
+    let distinct: Vec<u64> = all.iter_recorded().map(|v| v.value_iterated_to()).collect();
+    assert_eq!(distinct.len(), 100, "every value keeps its own bucket");
+    for (&us, &got) in values_us.iter().zip(&distinct) {
+        assert!(all.equivalent(us, got), "{us} µs read back as {got}");
+        assert!(
+            got.abs_diff(us) * 1000 <= us,
+            "{us} µs read back as {got}: more than 0.1 % off"
+        );
+    }
 }
 
 /// The reported defect: requests that never completed (the host stalled) were left out of

@@ -9,12 +9,15 @@
 //! in the same order), so they are the crate's own, bit for bit (tested against direct
 //! recording); [`Hist::inner`] (interval logs, min) rebuilds a real
 //! [`hdrhistogram::Histogram`] from the counts, once per batch of records.
-//! [`Hist::coarse`] histograms (per-bucket series: many small ones, read once) record into
-//! the crate directly.
+//! [`Hist::coarse`] histograms (per-bucket series and interval logs: many small ones, read
+//! once) keep the same fine layout (3 significant digits, 1 µs floor) sparsely: only the
+//! indices a sample fell in, so a bucket costs memory in proportion to its distinct values,
+//! never the whole layout.
 
 use crate::time::Nanos;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// Highest trackable value: one hour in µs (larger values are clamped).
@@ -28,8 +31,13 @@ pub struct Hist {
 
 #[derive(Clone, Debug)]
 enum Repr {
-    /// Recorded straight into the crate's histogram.
-    Direct(Histogram<u64>),
+    /// Counts by index of the fine layout (`Layout::new(1, MAX_US, 3)`), only for the indices
+    /// recorded; `view` as for `Counts`.
+    Sparse {
+        counts: BTreeMap<u32, u64>,
+        total: u64,
+        view: OnceLock<Histogram<u64>>,
+    },
     /// Own counts in the crate's layout, and the crate's histogram built from them on
     /// demand (`view` is cleared by every record). `counts` holds the layout's first
     /// entries only, up to the largest index recorded (the rest are zero): a histogram
@@ -398,11 +406,91 @@ impl Hist {
         }
     }
 
-    /// A compact histogram for per-bucket series: 1 ms resolution, 2 significant digits
-    /// (≈ 17 KB, so an hour of 1-s buckets stays near 60 MB).
+    /// A compact histogram for per-bucket series and interval logs: the precision of
+    /// [`Hist::new`]`(3)` (3 significant digits, 1 µs floor), stored sparsely — about 20
+    /// bytes per distinct value held (at most the layout's ≈ 23,600 indices), so a bucket of
+    /// a thousand requests costs ≈ 20 KB and an empty one almost nothing.
     pub fn coarse() -> Hist {
         Hist {
-            repr: Repr::Direct(Histogram::new_with_bounds(1000, MAX_US, 2).expect("valid bounds")),
+            repr: Repr::Sparse {
+                counts: BTreeMap::new(),
+                total: 0,
+                view: OnceLock::new(),
+            },
+        }
+    }
+
+    /// The layout every sparse histogram counts in.
+    fn fine_layout() -> &'static Layout {
+        static FINE: OnceLock<Layout> = OnceLock::new();
+        FINE.get_or_init(|| Layout::new(1, MAX_US, 3))
+    }
+
+    /// A sparse histogram's counts as a dense prefix of the fine layout (for reads).
+    fn dense(counts: &BTreeMap<u32, u64>) -> Vec<u64> {
+        let len = counts.last_key_value().map_or(0, |(&i, _)| i as usize + 1);
+        let mut v = vec![0; len];
+        for (&i, &c) in counts {
+            v[i as usize] = c;
+        }
+        v
+    }
+
+    /// Adds `c` samples at fine index `i` of a sparse histogram.
+    fn sparse_add(counts: &mut BTreeMap<u32, u64>, total: &mut u64, i: usize, c: u64) {
+        let Ok(i) = u32::try_from(i) else { return };
+        let e = counts.entry(i).or_insert(0);
+        *e = e.saturating_add(c);
+        *total = total.saturating_add(c);
+    }
+
+    /// Each recorded index's value as the crate's iterators report it (the highest value
+    /// counted there, µs) with its count, in ascending order.
+    pub fn recorded_us(&self) -> Vec<(u64, u64)> {
+        match &self.repr {
+            Repr::Sparse { counts, .. } => {
+                let l = Hist::fine_layout();
+                counts
+                    .iter()
+                    .map(|(&i, &c)| (l.highest_equivalent(l.value_for(i as usize)), c))
+                    .collect()
+            }
+            Repr::Counts { layout, counts, .. } => nonzero(counts)
+                .map(|(i, c)| (layout.highest_equivalent(layout.value_for(i)), c))
+                .collect(),
+        }
+    }
+
+    /// The crate's `min()` and `max()` in µs (lowest equivalent of the smallest sample,
+    /// highest equivalent of the largest); `None` when empty.
+    pub fn min_max_us(&self) -> Option<(u64, u64)> {
+        if self.is_empty() {
+            return None;
+        }
+        let (l, lo, hi) = match &self.repr {
+            Repr::Sparse { counts, .. } => (
+                Hist::fine_layout(),
+                *counts.first_key_value()?.0 as usize,
+                *counts.last_key_value()?.0 as usize,
+            ),
+            Repr::Counts { layout, counts, .. } => (
+                layout,
+                counts.iter().position(|&c| c > 0)?,
+                counts.iter().rposition(|&c| c > 0)?,
+            ),
+        };
+        Some((
+            l.lowest_equivalent(l.value_for(lo)),
+            l.highest_equivalent(l.value_for(hi)),
+        ))
+    }
+
+    /// The crate's histogram of these samples, built afresh (not kept: for writing a
+    /// sparse histogram out without holding a full layout per bucket).
+    pub fn to_histogram(&self) -> Histogram<u64> {
+        match &self.repr {
+            Repr::Sparse { counts, .. } => Hist::fine_layout().histogram(&Hist::dense(counts)),
+            Repr::Counts { .. } => self.inner().clone(),
         }
     }
 
@@ -410,9 +498,12 @@ impl Hist {
     #[inline]
     pub fn record(&mut self, n: Nanos) {
         match &mut self.repr {
-            Repr::Direct(h) => {
-                let us = (n / 1_000).clamp(h.low(), MAX_US);
-                h.saturating_record(us);
+            Repr::Sparse { counts, total, view } => {
+                let us = (n / 1_000).clamp(1, MAX_US);
+                Hist::sparse_add(counts, total, fine_index(us), 1);
+                if view.get().is_some() {
+                    view.take();
+                }
             }
             Repr::Counts {
                 layout,
@@ -442,6 +533,13 @@ impl Hist {
             } if layout.low == placer.0.low && layout.sigfig == placer.0.sigfig => {
                 bump(counts, p.index, layout.len);
                 *total = total.saturating_add(1);
+                if view.get().is_some() {
+                    view.take();
+                }
+            }
+            // the only placer is the fine one: its index is a sparse histogram's
+            Repr::Sparse { counts, total, view } => {
+                Hist::sparse_add(counts, total, p.index, 1);
                 if view.get().is_some() {
                     view.take();
                 }
@@ -494,8 +592,7 @@ impl Hist {
     /// Samples.
     pub fn len(&self) -> u64 {
         match &self.repr {
-            Repr::Direct(h) => h.len(),
-            Repr::Counts { total, .. } => *total,
+            Repr::Counts { total, .. } | Repr::Sparse { total, .. } => *total,
         }
     }
 
@@ -513,7 +610,15 @@ impl Hist {
             Repr::Counts {
                 layout, counts, total, ..
             } => layout.value_at_quantile(counts, *total, q),
-            Repr::Direct(h) => h.value_at_quantile(q),
+            Repr::Sparse { counts, total, .. } => {
+                let target = Layout::quantile_target(q, *total);
+                let mut seen = 0_u64;
+                let at = counts.iter().find(|(_, &c)| {
+                    seen += c;
+                    seen >= target
+                });
+                at.map_or(0, |(&i, _)| Hist::fine_layout().quantile_value_at(i as usize, q))
+            }
         };
         us as f64 / 1000.0
     }
@@ -527,7 +632,12 @@ impl Hist {
             Repr::Counts {
                 layout, counts, total, ..
             } => layout.mean(counts, *total) / 1000.0,
-            Repr::Direct(h) => h.mean() / 1000.0,
+            Repr::Sparse { counts, total, .. } => {
+                let (l, t) = (Hist::fine_layout(), *total as f64);
+                counts.iter().fold(0.0, |m, (&i, &c)| {
+                    m + as_f64(l.mean_value_at(i as usize)) * as_f64(c) / t
+                }) / 1000.0
+            }
         }
     }
 
@@ -540,11 +650,12 @@ impl Hist {
             Repr::Counts {
                 layout, counts, total, ..
             } => layout.summary(counts, *total),
-            Repr::Direct(h) => Hist::summary_of(h),
+            Repr::Sparse { counts, total, .. } => Hist::fine_layout().summary(&Hist::dense(counts), *total),
         }
     }
 
-    /// What [`Hist::summary`] reads from a non-empty crate histogram (a coarse one).
+    /// What [`Hist::summary`] reads from a non-empty crate histogram (tests compare).
+    #[cfg(test)]
     fn summary_of(h: &Histogram<u64>) -> Summary {
         let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         Summary {
@@ -558,10 +669,13 @@ impl Hist {
         }
     }
 
-    /// The underlying histogram (for interval logs).
+    /// The underlying histogram, built once and kept until the next record (for a sparse
+    /// histogram that is a full layout: prefer [`Hist::to_histogram`] there).
     pub fn inner(&self) -> &Histogram<u64> {
         match &self.repr {
-            Repr::Direct(h) => h,
+            Repr::Sparse { counts, view, .. } => {
+                view.get_or_init(|| Hist::fine_layout().histogram(&Hist::dense(counts)))
+            }
             Repr::Counts {
                 layout, counts, view, ..
             } => view.get_or_init(|| layout.histogram(counts)),
@@ -571,8 +685,28 @@ impl Hist {
     /// Adds another histogram's samples.
     pub fn merge(&mut self, o: &Hist) {
         match (&mut self.repr, &o.repr) {
-            (Repr::Direct(h), _) => {
-                let _ = h.add(o.inner());
+            (Repr::Sparse { counts, total, view }, src) => {
+                view.take();
+                match src {
+                    Repr::Sparse { counts: oc, .. } => {
+                        for (&i, &c) in oc {
+                            Hist::sparse_add(counts, total, i as usize, c);
+                        }
+                    }
+                    Repr::Counts { layout, counts: oc, .. } if layout == Hist::fine_layout() => {
+                        for (i, c) in nonzero(oc) {
+                            Hist::sparse_add(counts, total, i, c);
+                        }
+                    }
+                    // another layout: each of its buckets at its lowest value, as
+                    // `Histogram::add` does
+                    Repr::Counts { layout, counts: oc, .. } => {
+                        for (i, c) in nonzero(oc) {
+                            let v = layout.value_for(i).clamp(1, MAX_US);
+                            Hist::sparse_add(counts, total, fine_index(v), c);
+                        }
+                    }
+                }
             }
             (
                 Repr::Counts {
@@ -599,6 +733,19 @@ impl Hist {
                             *c = c.saturating_add(x);
                         }
                         *total = total.saturating_add(*ot);
+                        return;
+                    }
+                }
+                if let Repr::Sparse { counts: oc, .. } = src {
+                    if layout == Hist::fine_layout() {
+                        for (&i, &c) in oc {
+                            let i = i as usize;
+                            if counts.len() <= i {
+                                counts.resize(i + 1, 0);
+                            }
+                            counts[i] = counts[i].saturating_add(c);
+                            *total = total.saturating_add(c);
+                        }
                         return;
                     }
                 }
@@ -837,12 +984,28 @@ mod tests {
             h.merge(&other);
             let all: Vec<u64> = a.iter().chain(&b).copied().collect();
             prop_assert_eq!(h.inner(), &direct(3, &all));
-            // a coarse histogram merges the same samples, as the crate's add does
+            // a coarse (sparse) histogram holds the same samples at the same precision, and
+            // reads the same figures
             let mut c = Hist::coarse();
             c.merge(&h);
-            let mut want = Histogram::<u64>::new_with_bounds(1000, MAX_US, 2).unwrap();
-            want.add(direct(3, &all)).unwrap();
-            prop_assert_eq!(c.inner(), &want);
+            prop_assert_eq!(c.inner(), &direct(3, &all));
+            prop_assert_eq!(&c.to_histogram(), &direct(3, &all));
+            prop_assert_eq!(c.summary(), h.summary());
+            prop_assert_eq!(c.mean_ms(), h.mean_ms());
+            let mut sparse = Hist::coarse();
+            for &n in &all {
+                sparse.record(n);
+            }
+            prop_assert_eq!(sparse.to_histogram(), direct(3, &all));
+            for q in [0.0, 0.5, 0.66, 0.99, 0.9999, 1.0] {
+                prop_assert_eq!(sparse.quantile_ms(q), h.quantile_ms(q));
+            }
+            prop_assert_eq!(sparse.min_max_us(), h.min_max_us());
+            let d = direct(3, &all);
+            prop_assert_eq!(sparse.min_max_us(), Some((d.min(), d.max())));
+            let mut back = Hist::new(3);
+            back.merge(&sparse);
+            prop_assert_eq!(back.inner(), &d);
         }
     }
 

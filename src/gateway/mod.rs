@@ -194,6 +194,11 @@ pub struct GatewayConfig {
     /// Longest silence inside an upstream stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout: Option<Dur>,
+    /// Test only: pass the clients' `x-chaosgate-*` request headers (forced faults, probe
+    /// marks) on to the upstreams. Off by default: the live proxy strips them, so no client
+    /// can force faults on a provider that every other client shares.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_chaosgate_headers: bool,
 }
 
 impl GatewayConfig {

@@ -9,7 +9,13 @@
 //! - active health probes on their own task, fixed-delay, per the policy;
 //! - TCP_NODELAY on both sides, pooled upstream connections;
 //! - `GET /metrics` (Prometheus), `GET /_chaosgate/events?since=N` and an optional JSON-lines
-//!   event log: the harness's ground truth of ejections, restorations and breaker moves.
+//!   event log: the harness's ground truth of ejections, restorations and breaker moves;
+//! - clients' `x-chaosgate-*` request headers are stripped (a client must not force faults
+//!   on providers every client shares) unless the test-only `pass_chaosgate_headers` is on;
+//! - limits on what a client sends ([`MAX_REQUEST_BODY_BYTES`], [`MAX_REQUEST_HEADERS`],
+//!   [`MAX_REQUEST_HEAD_BYTES`]) and on what the gateway holds of an upstream reply
+//!   ([`PLAIN_PREFIX_BYTES`]); every error the gateway itself returns is JSON in the
+//!   client's API envelope (OpenAI's, or Anthropic's on `/v1/messages`).
 
 use super::{Failure, GatewayConfig, GatewayEvent, Policy, ProbeKind};
 use crate::load::sse;
@@ -40,6 +46,23 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 /// Events kept in memory for `/_chaosgate/events`.
 const EVENT_LOG_CAPACITY: usize = 100_000;
 
+/// Largest request body a client may send (413 over it).
+pub const MAX_REQUEST_BODY_BYTES: usize = crate::mock::DEFAULT_MAX_BODY_BYTES;
+/// Most header lines in a client's request (431 over it).
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// Largest request head (target URI plus every header name and value), in bytes (431 over it).
+pub const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
+/// Hyper's own header-line limit, above [`MAX_REQUEST_HEADERS`] so that the router (which
+/// answers in JSON) sees the excess first. Past this hyper answers a bare 431 by itself.
+const PARSER_MAX_HEADERS: usize = 4 * MAX_REQUEST_HEADERS;
+/// How much of a non-streamed upstream reply the gateway holds before it commits to it: a
+/// reply that ends within this can still fail over when its body breaks; the rest of a
+/// longer one is relayed as it arrives, never held whole.
+pub const PLAIN_PREFIX_BYTES: usize = 256 * 1024;
+/// How much of a failure status's body the gateway reads (to tell a quota error, which is
+/// passed on, from a transient one, which is retried or failed over).
+const ERROR_PREFIX_BYTES: usize = 64 * 1024;
+
 /// Shared state of a running gateway.
 pub struct GatewayState {
     policy: Mutex<Policy>,
@@ -50,6 +73,7 @@ pub struct GatewayState {
     event_seq: AtomicU64,
     event_file: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
     probe_wake: Notify,
+    pass_chaosgate_headers: bool,
     requests: AtomicU64,
     failed: AtomicU64,
     fallbacks: AtomicU64,
@@ -166,6 +190,7 @@ pub async fn spawn(
         ))),
         None => None,
     };
+    let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
     let state = Arc::new(GatewayState {
         policy: Mutex::new(Policy::new(cfg, seed)),
         start: Instant::now(),
@@ -175,6 +200,7 @@ pub async fn spawn(
         event_seq: AtomicU64::new(0),
         event_file,
         probe_wake: Notify::new(),
+        pass_chaosgate_headers,
         requests: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         fallbacks: AtomicU64::new(0),
@@ -182,7 +208,10 @@ pub async fn spawn(
         rejected_all_down: AtomicU64::new(0),
     });
     let probes = tokio::spawn(probe_loop(state.clone()));
-    let server = net::spawn(listener, router(state.clone()))?;
+    let limits = net::ParserLimits {
+        max_headers: Some(PARSER_MAX_HEADERS),
+    };
+    let server = net::spawn_with(listener, router(state.clone()), limits)?;
     Ok(GatewayHandle { server, state, probes })
 }
 
@@ -198,7 +227,54 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/_chaosgate/events", get(events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(bound_head))
         .with_state(state)
+}
+
+/// 404 for a path the gateway does not serve, worded as the providers word it.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    client_error(
+        error_api(uri.path()),
+        StatusCode::NOT_FOUND,
+        &format!("Invalid URL ({method} {})", uri.path()),
+    )
+}
+
+/// 405 for a known path with another method.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    client_error(
+        error_api(uri.path()),
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("Invalid method for URL ({method} {})", uri.path()),
+    )
+}
+
+/// Refuses a request head over [`MAX_REQUEST_HEADERS`] lines or [`MAX_REQUEST_HEAD_BYTES`]
+/// bytes with a 431 in the client's envelope, before anything else reads it.
+async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
+    let lines = req.headers().len();
+    let bytes = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum::<usize>();
+    let too_many = lines > MAX_REQUEST_HEADERS;
+    if too_many || bytes > MAX_REQUEST_HEAD_BYTES {
+        let message = if too_many {
+            format!("request has {lines} header lines; the gateway accepts at most {MAX_REQUEST_HEADERS}")
+        } else {
+            format!("request head is {bytes} bytes; the gateway accepts at most {MAX_REQUEST_HEAD_BYTES}")
+        };
+        return client_error(
+            error_api(req.uri().path()),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &message,
+        );
+    }
+    next.run(req).await
 }
 
 async fn probe_loop(state: Arc<GatewayState>) {
@@ -254,7 +330,9 @@ async fn probe(state: &GatewayState, i: usize, kind: ProbeKind) -> bool {
     match state.client.request(req).await {
         Ok(r) => {
             let ok = r.status().is_success();
-            let _ = r.into_body().collect().await;
+            // drained, not held: a probe reply may be any size (the caller's timeout bounds it)
+            let mut body = r.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
             ok
         }
         Err(_) => false,
@@ -269,15 +347,47 @@ fn client_api(path: &str) -> Api {
     }
 }
 
+/// The API whose error envelope a gateway-made error uses: Anthropic's on `/v1/messages`
+/// and below, OpenAI's everywhere else (including `/metrics` and `/_chaosgate/…`).
+fn error_api(path: &str) -> Api {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    }
+}
+
+/// An error the gateway itself answers, as JSON in the client's API envelope.
 fn gateway_error(api: Api, status: StatusCode, message: &str) -> Response {
     let kind = ErrorKind::from_status(status.as_u16());
     let body = match api {
         Api::OpenAi => openai::error_body(kind, message, None),
         Api::Anthropic => anthropic::error_body(kind, message, "req_gateway"),
     };
+    json_error(api, status, body)
+}
+
+/// A client error (4xx) the gateway itself answers: OpenAI's `invalid_request_error` with no
+/// code (as OpenAI answers an unknown URL or a bad method), or Anthropic's envelope.
+fn client_error(api: Api, status: StatusCode, message: &str) -> Response {
+    let body = match api {
+        Api::OpenAi => serde_json::json!({
+            "error": { "message": message, "type": "invalid_request_error", "param": null, "code": null }
+        })
+        .to_string(),
+        Api::Anthropic => anthropic::error_body(ErrorKind::from_status(status.as_u16()), message, "req_gateway"),
+    };
+    json_error(api, status, body)
+}
+
+fn json_error(api: Api, status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
+    if api == Api::Anthropic {
+        r.headers_mut()
+            .insert("request-id", HeaderValue::from_static("req_gateway"));
+    }
     r
 }
 
@@ -289,14 +399,15 @@ fn inband_error(api: Api, message: &str) -> Bytes {
     })
 }
 
-/// Headers forwarded upstream.
-fn forward_headers(h: &HeaderMap) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
+/// Headers forwarded upstream: not the hop-by-hop ones, and not the client's
+/// `x-chaosgate-*` (forced faults, probe marks) unless `pass_chaosgate` (test only).
+fn forward_headers(h: &HeaderMap, pass_chaosgate: bool) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
     h.iter()
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
                 "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "upgrade"
-            )
+            ) && (pass_chaosgate || !k.as_str().starts_with("x-chaosgate-"))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
@@ -319,14 +430,40 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let api = client_api(&path);
-    let Ok(body) = axum::body::to_bytes(body, crate::mock::DEFAULT_MAX_BODY_BYTES).await else {
-        return gateway_error(api, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    let too_large = |what: String| {
+        client_error(
+            api,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("{what} exceeds the gateway's limit of {MAX_REQUEST_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > MAX_REQUEST_BODY_BYTES as u64) {
+        return too_large(format!("request body of {n} bytes"));
+    }
+    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large("request body".into()),
+        Err(e) => {
+            return client_error(
+                api,
+                StatusCode::BAD_REQUEST,
+                &format!("could not read the request body: {e}"),
+            )
+        }
     };
     let stream = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["stream"].as_bool())
         .unwrap_or(false);
-    let fwd = forward_headers(&parts.headers);
+    let fwd = forward_headers(&parts.headers, state.pass_chaosgate_headers);
     state.requests.fetch_add(1, Ordering::Relaxed);
     let now = state.now();
     let order = {
@@ -464,10 +601,14 @@ async fn attempt_once(
     }
     let failure_status = state.policy().is_failure_status(status.as_u16());
     if failure_status || !status.is_success() || !stream {
-        // not a stream: read it all (bounded by the deadline), then decide
-        let bytes = match tokio::time::timeout_at(deadline, (&mut upstream).collect()).await {
-            Ok(Ok(c)) => c.to_bytes(),
-            _ => return fail(Failure::Connect),
+        // not a stream: read a bounded prefix (within the deadline), then decide
+        let limit = if failure_status {
+            ERROR_PREFIX_BYTES
+        } else {
+            PLAIN_PREFIX_BYTES
+        };
+        let Ok((bytes, whole)) = read_prefix(&mut upstream, limit, deadline).await else {
+            return fail(Failure::Connect);
         };
         if failure_status {
             let retry_after = headers
@@ -487,9 +628,26 @@ async fn attempt_once(
             drop(p);
             if !retryable {
                 // a quota error is the provider's final word: pass it on as it is
-                return Attempt::Respond(build(status, &headers, Body::from(bytes)));
+                let body = if whole {
+                    Body::from(bytes)
+                } else {
+                    relay_rest(bytes, upstream, deadline, None)
+                };
+                return Attempt::Respond(build(status, &headers, body));
             }
             return Attempt::Failed(f);
+        }
+        if !whole {
+            // longer than the gateway holds: committed now, the rest relayed as it comes;
+            // the attempt's result is recorded when the body ends
+            let rec = Record {
+                state: state.clone(),
+                target: i,
+                started,
+                done: false,
+            };
+            let body = relay_rest(bytes, upstream, deadline, Some(rec));
+            return Attempt::Respond(build(status, &headers, body));
         }
         let mut p = state.policy();
         p.on_result(state.now(), i, false, state.now().saturating_sub(started));
@@ -577,6 +735,97 @@ async fn attempt_once(
     Attempt::Respond(build(status, &headers, Body::from_stream(body_stream)))
 }
 
+/// Reads `body` until it ends or at least `limit` bytes are held (one frame more at most),
+/// within `deadline`: the bytes, and whether they are the whole body. `Err` when the body
+/// breaks or the deadline passes first.
+async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: Instant) -> Result<(Bytes, bool), ()> {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < limit {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => {
+                if let Ok(d) = f.into_data() {
+                    buf.extend_from_slice(&d);
+                }
+            }
+            Ok(None) => return Ok((Bytes::from(buf), true)),
+            Ok(Some(Err(_))) | Err(_) => return Err(()),
+        }
+    }
+    Ok((Bytes::from(buf), hyper::body::Body::is_end_stream(body)))
+}
+
+/// Where a relayed plain body records its attempt's result when it ends. Recorded once:
+/// by [`Record::finish`], or on drop (the client went away before the end: not the
+/// upstream's failure) so that no admitted attempt is left unreported to the breaker.
+struct Record {
+    state: Arc<GatewayState>,
+    target: usize,
+    started: Nanos,
+    done: bool,
+}
+
+impl Record {
+    fn finish(&mut self, ok: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let st = &self.state;
+        let now = st.now();
+        let mut p = st.policy();
+        let counts = !ok && p.config().failure.timeout;
+        p.on_result(now, self.target, counts, now.saturating_sub(self.started));
+        st.flush_events(&mut p);
+        drop(p);
+        if !ok {
+            st.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        self.finish(true);
+    }
+}
+
+/// `prefix`, then the rest of `up` as it arrives (until `deadline`). If the upstream breaks
+/// or the deadline passes, the client's body ends with an error (hyper aborts the
+/// response, so the client sees a truncated body, never a clean short one).
+fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, record: Option<Record>) -> Body {
+    let s = futures_util::stream::unfold(
+        (Some(prefix), Some(up), record),
+        move |(pending, up, mut record)| async move {
+            if let Some(b) = pending {
+                return Some((Ok(b), (None, up, record)));
+            }
+            let mut up = up?;
+            loop {
+                match tokio::time::timeout_at(deadline, up.frame()).await {
+                    Ok(Some(Ok(f))) => {
+                        if let Ok(d) = f.into_data() {
+                            return Some((Ok(d), (None, Some(up), record)));
+                        }
+                    }
+                    Ok(None) => {
+                        if let Some(mut r) = record.take() {
+                            r.finish(true);
+                        }
+                        return None;
+                    }
+                    Ok(Some(Err(_))) | Err(_) => {
+                        if let Some(mut r) = record.take() {
+                            r.finish(false);
+                        }
+                        let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
+                        return Some((Err(e), (None, None, None)));
+                    }
+                }
+            }
+        },
+    );
+    Body::from_stream(s)
+}
+
 /// Appends the frames that are already available, without waiting for more: fewer writes
 /// to the client, no added latency.
 fn coalesce_ready(up: &mut hyper::body::Incoming, first: Bytes) -> Bytes {
@@ -621,7 +870,11 @@ async fn events(
     q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = q else {
-        return (StatusCode::BAD_REQUEST, "query takes since=SEQ (a whole number)").into_response();
+        return client_error(
+            Api::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "query takes since=SEQ (a whole number)",
+        );
     };
     let log = state.events.lock().unwrap_or_else(|e| e.into_inner());
     let items: Vec<serde_json::Value> = log

@@ -129,6 +129,8 @@ pub struct LoadResult {
     pub grace: Nanos,
     /// Stopped early through [`LoadOptions::stop`].
     pub interrupted: bool,
+    /// Response sizes and failure times, for the Locust CSV files.
+    pub csv: crate::report::CsvLog,
 }
 
 impl LoadResult {
@@ -199,7 +201,7 @@ struct Shared {
     extra_raw: String,
     opts: LoadOptions,
     t0: Instant,
-    tx: mpsc::Sender<(RequestRecord, Vec<Nanos>, bool)>,
+    tx: mpsc::Sender<(RequestRecord, Vec<Nanos>, bool, u64)>,
     /// Records of requests whose task was cancelled while still open (see [`Open`]).
     abandoned: Mutex<Vec<(RequestRecord, bool)>>,
     sem: Arc<Semaphore>,
@@ -434,7 +436,9 @@ async fn execute(
     id: u64,
     intended: Instant,
     shape: &RequestShape,
-) -> (RequestRecord, Vec<Nanos>) {
+) -> (RequestRecord, Vec<Nanos>, u64) {
+    // response body bytes received (Locust's content size)
+    let mut content = 0u64;
     let t0 = sh.t0;
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
@@ -471,7 +475,7 @@ async fn execute(
                         *slot = None; // the answer may still come: never reuse this connection
                     }
                     fail(&mut rec, o);
-                    return (rec, itl);
+                    return (rec, itl, content);
                 }
                 Ok(head) => {
                     rec.provider = head.provider;
@@ -479,7 +483,7 @@ async fn execute(
                         Some(c) => (head.status, BodyReader::Raw(c)),
                         None => {
                             fail(&mut rec, Outcome::Reset);
-                            return (rec, itl);
+                            return (rec, itl, content);
                         }
                     }
                 }
@@ -488,7 +492,7 @@ async fn execute(
         None => match outcome_of(tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await) {
             Err(o) => {
                 fail(&mut rec, o);
-                return (rec, itl);
+                return (rec, itl, content);
             }
             Ok(resp) => {
                 rec.provider = resp
@@ -502,24 +506,29 @@ async fn execute(
     };
     rec.first_byte = Some(since(t0, Instant::now()));
     if !(200..300).contains(&status) {
-        let _ = tokio::time::timeout_at(deadline, reader.collect()).await;
+        if let Ok(Ok(b)) = tokio::time::timeout_at(deadline, reader.collect()).await {
+            content = b.len() as u64;
+        }
         fail(&mut rec, Outcome::Http(status));
-        return (rec, itl);
+        return (rec, itl, content);
     }
     if !shape.stream {
         match tokio::time::timeout_at(deadline, reader.collect()).await {
             Err(_) => rec.outcome = Outcome::Timeout,
             Ok(Err(_)) => rec.outcome = Outcome::Reset,
-            Ok(Ok(bytes)) => match serde_json::from_slice::<UsageOnly>(&bytes) {
-                Ok(v) => {
-                    let u = v.usage.unwrap_or_default();
-                    rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+            Ok(Ok(bytes)) => {
+                content = bytes.len() as u64;
+                match serde_json::from_slice::<UsageOnly>(&bytes) {
+                    Ok(v) => {
+                        let u = v.usage.unwrap_or_default();
+                        rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+                    }
+                    Err(_) => rec.outcome = Outcome::MalformedStream,
                 }
-                Err(_) => rec.outcome = Outcome::MalformedStream,
-            },
+            }
         }
         rec.end = since(t0, Instant::now());
-        return (rec, itl);
+        return (rec, itl, content);
     }
     // a stream
     let mut parser = sse::Parser::new(shape.api);
@@ -547,6 +556,7 @@ async fn execute(
             }
             Ok(Ok(Some(d))) => d,
         };
+        content += data.len() as u64;
         let now = Instant::now();
         for ev in parser.push(&data) {
             match ev {
@@ -572,16 +582,16 @@ async fn execute(
         rec.output_tokens = counted;
     }
     rec.end = since(t0, Instant::now());
-    (rec, itl)
+    (rec, itl, content)
 }
 
-async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool) {
+async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool, content: u64) {
     match rec.outcome {
         Outcome::Ok => sh.ok.fetch_add(1, Ordering::Relaxed),
         Outcome::Dropped => sh.dropped.fetch_add(1, Ordering::Relaxed),
         _ => sh.failed.fetch_add(1, Ordering::Relaxed),
     };
-    let _ = sh.tx.send((rec, itl, embeddings)).await;
+    let _ = sh.tx.send((rec, itl, embeddings, content)).await;
 }
 
 /// A request that is open until [`Open::close`]: when its task is cancelled first (the
@@ -636,12 +646,12 @@ impl Drop for Open<'_> {
 /// Sends one request and counts it, accounted for even if cancelled midway.
 async fn request(sh: &Shared, own: Option<&mut OwnConn>, id: u64, intended: Instant, shape: &RequestShape) -> Nanos {
     let open = Open::new(sh, id, intended, shape);
-    let (rec, itl) = execute(sh, own, id, intended, shape).await;
+    let (rec, itl, content) = execute(sh, own, id, intended, shape).await;
     let ended = rec.end;
     // from here the record is on its way (cancelled while the aggregator's queue is full,
     // it is lost and shows as in flight at the end: unaccounted, never miscounted)
     open.close();
-    record_and_send(sh, rec, itl, shape.endpoint == EndpointKind::Embeddings).await;
+    record_and_send(sh, rec, itl, shape.endpoint == EndpointKind::Embeddings, content).await;
     ended
 }
 
@@ -661,7 +671,7 @@ async fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) 
         provider: None,
         stream: shape.stream,
     };
-    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings).await;
+    record_and_send(sh, rec, Vec::new(), shape.endpoint == EndpointKind::Embeddings, 0).await;
 }
 
 /// Runs the load to the end and returns the statistics.
@@ -712,18 +722,20 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let live_p99 = Arc::new(Mutex::new(0.0f64));
     let agg_task = {
         let live_p99 = live_p99.clone();
+        let mut csv = crate::report::CsvLog::new(kinds.clone());
         let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
         tokio::spawn(async move {
             let mut agg = agg;
             let mut n = 0u64;
-            while let Some((rec, itl, emb)) = rx.recv().await {
+            while let Some((rec, itl, emb, content)) = rx.recv().await {
                 agg.add(&rec, &itl, emb);
+                csv.add(&rec, content);
                 n += 1;
                 if n % 256 == 0 {
                     *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
                 }
             }
-            agg
+            (agg, csv)
         })
     };
     let progress = progress_bar(&opts, sh.clone(), live_p99);
@@ -855,7 +867,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let scheduled = scheduled.load(Ordering::Relaxed);
     let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
     drop(sh);
-    let mut aggregator = agg_task.await?;
+    let (mut aggregator, mut csv) = agg_task.await?;
     // still open when the waiting ended: a normal end gave them the grace period, so they
     // count as timeouts; after a stop they were not given their timeout and stay in flight
     let mut closed_by_grace = 0;
@@ -863,12 +875,14 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         debug_assert!(abandoned.iter().all(|(r, _)| r.outcome == Outcome::Timeout));
         for (rec, emb) in &abandoned {
             aggregator.add(rec, &[], *emb);
+            csv.add(rec, 0);
         }
         closed_by_grace = abandoned.len() as u64;
     }
     let in_flight_at_end = scheduled.saturating_sub(aggregator.records);
     Ok(LoadResult {
         aggregator,
+        csv,
         scheduled,
         in_flight_at_end,
         closed_by_grace,
