@@ -441,9 +441,19 @@ impl Profile {
 
     /// Parses and validates TOML text; `file` names it in messages.
     pub fn from_toml(src: &str, file: &str) -> Result<Profile, ConfigErrors> {
-        let profile: Profile = toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_diagnostic(src, file, &e)]))?;
-        ConfigErrors::check(src, file, profile.problems())?;
-        Ok(profile)
+        let doc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, file, &e))?;
+        let (profile, mut problems) = crate::diag::deserialize_all::<Profile>(&doc);
+        if let Some(p) = &profile {
+            problems.extend(p.problems());
+            if doc.iter().next().is_none() {
+                problems.push((
+                    Path::root(),
+                    "the profile is empty: give a [baseline] or a [[phase]] (a provider without faults needs no profile)".into(),
+                ));
+            }
+        }
+        ConfigErrors::check(src, file, problems)?;
+        Ok(profile.expect("no problems means it parsed"))
     }
 
     /// Reads, parses and validates a profile file. A missing `name` becomes the file stem.
