@@ -348,6 +348,36 @@ pub fn remove_path(doc: &mut toml_edit::DocumentMut, path: &Path) -> bool {
     }
 }
 
+/// `deserialize_with` for a struct that must be written as a table: serde's derive also
+/// reads a struct from an array of its fields in order, so `tokens_per_s = [1, 2]` would
+/// quietly mean `{ mean = 1, cv = 2 }`. Spans inside the table are kept.
+pub fn table_only<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
+}
+
+/// [`table_only`] for an optional key (use with `#[serde(default)]`).
+pub fn table_only_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    table_only(d).map(Some)
+}
+
 /// Reads a configuration file, or a one-diagnostic error naming it.
 pub fn read_config(path: &std::path::Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| {

@@ -87,6 +87,20 @@ impl Window {
                 e.push("random.mtbf and random.mttr must be > 0".into());
             }
         }
+        let max = crate::diag::limits::MAX_DURATION;
+        for (k, d) in [
+            ("start", Some(self.start)),
+            ("duration", self.duration),
+            ("ramp_in", Some(self.ramp_in)),
+            ("ramp_out", Some(self.ramp_out)),
+            ("flapping.period", self.flapping.as_ref().map(|f| f.period.0)),
+            ("random.mtbf", self.random.as_ref().map(|r| r.mtbf.0)),
+            ("random.mttr", self.random.as_ref().map(|r| r.mttr.0)),
+        ] {
+            if let Some(m) = d.and_then(|d| crate::diag::limits::dur_at_most(crate::time::Dur(d), max)) {
+                e.push(format!("{k} {m}"));
+            }
+        }
         e
     }
 }

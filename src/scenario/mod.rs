@@ -484,6 +484,24 @@ pub fn load_str_with(
         doc.to_string()
     };
     let mut points = Vec::with_capacity(matrix.len());
+    if !axes.is_empty() {
+        // A swept key's value in the file (or from --set) is replaced in every point, so
+        // no point would see it: check it here like any other value.
+        let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
+        if let Err(ConfigErrors(es)) = parse_one(file, file, &base_text, dir) {
+            for e in es {
+                let at = Path::root().join(&e.path);
+                let is_set = sets.iter().any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
+                if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
+                    let mut e = e;
+                    if is_set {
+                        e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
+                    }
+                    errors.push(e);
+                }
+            }
+        }
+    }
     for point in &matrix {
         let (text, label) = if point.is_empty() {
             (base_text.clone(), file.to_string())
