@@ -53,7 +53,9 @@ duration = "4s"
 fn has(stderr: &str, file: &Path, line: usize, path: &str, what: &str) {
     let head = format!("{}:{line}: {path}: ", file.display());
     assert!(
-        stderr.lines().any(|l| l.trim_start().starts_with(&head) && l.contains(what)),
+        stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with(&head) && l.contains(what)),
         "want `{head}…{what}` in:\n{stderr}"
     );
 }
@@ -122,7 +124,13 @@ period = "0s"
     assert_eq!(code, 2, "{err}");
     has(&err, &f, 2, "providers.a.api", "unknown variant");
     has(&err, &f, 3, "providers.a.prot", "unknown field");
-    has(&err, &f, 6, "providers.b.baseline.errors[0].probability", "between 0 and 1");
+    has(
+        &err,
+        &f,
+        6,
+        "providers.b.baseline.errors[0].probability",
+        "between 0 and 1",
+    );
     has(&err, &f, 8, "gateway.targets[1]", "not a provider");
     has(&err, &f, 9, "gateway.request_timeout", "> 0");
     has(&err, &f, 12, "gateway.health_check.unhealthy_threshold", "≥ 1");
@@ -154,7 +162,10 @@ fn gateway_targets_empty_list_is_refused() {
     let f = write(&d, "s.toml", OK);
     let (code, err) = sim(&f, &["--set", "gateway.targets=[]"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("gateway.targets: at least one target is required"), "{err}");
+    assert!(
+        err.contains("gateway.targets: at least one target is required"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,7 +183,10 @@ fn swept_key_set_to_minus_inf_in_the_base_file_is_refused() {
     let f = write(
         &d,
         "t.toml",
-        &format!("{}[sweep]\n\"gateway.health_check.interval\" = [\"5s\", \"10s\"]\n", OK.replace("\"5s\", timeout", "\"0s\", timeout")),
+        &format!(
+            "{}[sweep]\n\"gateway.health_check.interval\" = [\"5s\", \"10s\"]\n",
+            OK.replace("\"5s\", timeout", "\"0s\", timeout")
+        ),
     );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
@@ -182,7 +196,11 @@ fn swept_key_set_to_minus_inf_in_the_base_file_is_refused() {
 #[test]
 fn swept_values_are_validated_like_any_other() {
     let d = dir("swept-points");
-    let f = write(&d, "s.toml", &format!("{OK}[sweep]\n\"slo.period\" = [\"30d\", \"0s\"]\n"));
+    let f = write(
+        &d,
+        "s.toml",
+        &format!("{OK}[sweep]\n\"slo.period\" = [\"30d\", \"0s\"]\n"),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("slo.period=0s") && err.contains("longer than 0s"), "{err}");
@@ -192,10 +210,17 @@ fn swept_values_are_validated_like_any_other() {
 fn an_empty_profile_is_refused() {
     let d = dir("empty-profile");
     write(&d, "empty.toml", "# nothing\n");
-    let f = write(&d, "s.toml", &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"empty.toml\"\n"));
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"empty.toml\"\n"),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("empty.toml:1:") && err.contains("the profile is empty"), "{err}");
+    assert!(
+        err.contains("empty.toml:1:") && err.contains("the profile is empty"),
+        "{err}"
+    );
     has(&err, &f, 5, "providers.b.profile", "invalid");
 }
 
@@ -203,7 +228,11 @@ fn an_empty_profile_is_refused() {
 fn tokens_per_s_as_a_list_is_refused() {
     let d = dir("tps-list");
     write(&d, "p.toml", "[baseline]\ntokens_per_s = [1, 2]\n");
-    let f = write(&d, "s.toml", &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"));
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("p.toml:2:") && err.contains("expected a table"), "{err}");
@@ -212,11 +241,22 @@ fn tokens_per_s_as_a_list_is_refused() {
 #[test]
 fn cv_1e12_is_refused() {
     let d = dir("cv");
-    write(&d, "p.toml", "[baseline]\ntokens_per_s = { mean = 50, cv = 1e12, process = \"random_walk\" }\n");
-    let f = write(&d, "s.toml", &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"));
+    write(
+        &d,
+        "p.toml",
+        "[baseline]\ntokens_per_s = { mean = 50, cv = 1e12, process = \"random_walk\" }\n",
+    );
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("p.toml:2:") && err.contains("cv must be in [0, 10]"), "{err}");
+    assert!(
+        err.contains("p.toml:2:") && err.contains("cv must be in [0, 10]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -224,12 +264,21 @@ fn non_finite_negative_and_absurd_numbers_name_key_and_value() {
     let d = dir("numbers");
     let f = write(&d, "s.toml", OK);
     for (set, want) in [
-        ("traffic.rate=nan", "traffic.rate: must be a number in (0, 1000000], got NaN"),
+        (
+            "traffic.rate=nan",
+            "traffic.rate: must be a number in (0, 1000000], got NaN",
+        ),
         ("traffic.rate=inf", "got inf"),
         ("traffic.rate=1e9", "got 1000000000"),
         ("traffic.duration=\"10000d\"", "traffic.duration: must be at most 7days"),
-        ("gateway.request_timeout=\"1000d\"", "gateway.request_timeout: must be at most 30days"),
-        ("gateway.health_check.unhealthy_threshold=4000000000", "must be in [1, 10000]"),
+        (
+            "gateway.request_timeout=\"1000d\"",
+            "gateway.request_timeout: must be at most 30days",
+        ),
+        (
+            "gateway.health_check.unhealthy_threshold=4000000000",
+            "must be in [1, 10000]",
+        ),
         ("time_scale=1e-300", "time_scale: must be a number in"),
         ("slo.rate=-1", "slo.rate"),
         ("detection.hold=\"0s\"", "detection.hold: must be longer than 0s"),
@@ -248,7 +297,14 @@ fn mix_file_errors_come_with_the_scenario_errors() {
         "mix.toml",
         "[[kind]]\nname = \"a\"\nweight = -1\nmax_tokens = 0\nprompt_tokens = 2000000\n[[kind]]\nname = \"b\"\nstreem = true\n",
     );
-    let f = write(&d, "s.toml", &OK.replace("duration = \"4s\"", "duration = \"4s\"\nmix = \"mix.toml\"\nspeed = 2.0"));
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace(
+            "duration = \"4s\"",
+            "duration = \"4s\"\nmix = \"mix.toml\"\nspeed = 2.0",
+        ),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("traffic.speed"), "{err}");
@@ -262,8 +318,110 @@ fn mix_file_errors_come_with_the_scenario_errors() {
 fn trace_file_errors_are_found_before_the_run() {
     let d = dir("trace");
     write(&d, "t.csv", "timestamp,prompt_tokens\nnope,12\n");
-    let f = write(&d, "s.toml", &OK.replace("rate = 5.0\nduration = \"4s\"", "trace = \"t.csv\""));
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("rate = 5.0\nduration = \"4s\"", "trace = \"t.csv\""),
+    );
     let (code, err) = sim(&f, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("traffic.trace") && err.contains("t.csv"), "{err}");
+}
+
+#[test]
+fn rate_minus_5_names_the_flag() {
+    let (code, err) = chaosgate(&[
+        "load",
+        "--target",
+        "http://127.0.0.1:1",
+        "--rate",
+        "-5",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'--rate <RATE>'") && err.contains("got -5"), "{err}");
+}
+
+#[test]
+fn load_timeout_0s_and_concurrency_0_are_refused_naming_the_flag() {
+    for (flag, v) in [
+        ("--timeout", "0s"),
+        ("--concurrency", "0"),
+        ("--users", "0"),
+        ("--bucket", "0s"),
+        ("--burstiness", "inf"),
+    ] {
+        let (code, err) = chaosgate(&[
+            "load",
+            "--target",
+            "http://127.0.0.1:1",
+            "--rate",
+            "5",
+            "--duration",
+            "1s",
+            flag,
+            v,
+        ]);
+        assert_eq!(code, 2, "{flag} {v}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{v}' for '{flag}")),
+            "{flag} {v}: {err}"
+        );
+    }
+    let (code, err) = chaosgate(&[
+        "load",
+        "--target",
+        "http://127.0.0.1:1",
+        "--rate",
+        "5",
+        "--duration",
+        "0s",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid value '0s' for '--duration"), "{err}");
+    let (code, err) = chaosgate(&["sim", "x.toml", "--jobs", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'--jobs <JOBS>'"), "{err}");
+}
+
+#[test]
+fn json_to_a_missing_directory_fails_before_the_run() {
+    let d = dir("outputs");
+    let f = write(&d, "s.toml", OK);
+    for flag in ["--json", "--junit", "--chart"] {
+        let (code, err) = sim(&f, &[flag, "/nonexistent/x.out"]);
+        assert_eq!(code, 2, "{flag}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{flag} /nonexistent/x.out: directory /nonexistent does not exist"
+            )),
+            "{flag}: {err}"
+        );
+        // refused before anything ran: no "simulated … s" line
+        assert!(!err.contains("simulated"), "{flag}: {err}");
+    }
+    let (code, err) = sim(&f, &["--json", d.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    // load: checked before a single request is sent (the target is unreachable anyway)
+    for flag in ["--json", "--csv", "--hlog"] {
+        let (code, err) = chaosgate(&[
+            "load",
+            "--target",
+            "http://127.0.0.1:1",
+            "--rate",
+            "5",
+            "--duration",
+            "1s",
+            flag,
+            "/nonexistent/x",
+        ]);
+        assert_eq!(code, 2, "{flag}: {err}");
+        assert!(
+            err.contains(&format!("{flag} /nonexistent/x")) && err.contains("does not exist"),
+            "{flag}: {err}"
+        );
+        assert!(!err.contains("chaosgate load: http"), "{flag}: {err}");
+    }
 }

@@ -170,7 +170,9 @@ impl Throughput {
         for (k, b) in [("min", self.min), ("max", self.max)] {
             if let Some(v) = b {
                 if !(v.is_finite() && v > 0.0 && v <= MAX_TOKENS) {
-                    e.push(format!("{k} must be a number of tokens/s in (0, {MAX_TOKENS}], got {v}"));
+                    e.push(format!(
+                        "{k} must be a number of tokens/s in (0, {MAX_TOKENS}], got {v}"
+                    ));
                 }
             }
         }

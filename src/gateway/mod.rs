@@ -361,17 +361,26 @@ impl GatewayConfig {
         }
         for (i, s) in self.retries.on_status.iter().enumerate() {
             if !(100..=599).contains(s) {
-                v.push((format!("retries.on_status[{i}]"), format!("must be an HTTP status (100–599), got {s}")));
+                v.push((
+                    format!("retries.on_status[{i}]"),
+                    format!("must be an HTTP status (100–599), got {s}"),
+                ));
             }
         }
         for (i, s) in self.failure.statuses.iter().enumerate() {
             if !(100..=599).contains(s) {
-                v.push((format!("failure.statuses[{i}]"), format!("must be an HTTP status (100–599), got {s}")));
+                v.push((
+                    format!("failure.statuses[{i}]"),
+                    format!("must be an HTTP status (100–599), got {s}"),
+                ));
             }
         }
         for (i, t) in self.targets.iter().enumerate() {
             if t.weight.is_finite() && t.weight > MAX_WEIGHT {
-                v.push((format!("targets[{i}].weight"), format!("must be at most {MAX_WEIGHT}, got {}", t.weight)));
+                v.push((
+                    format!("targets[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}, got {}", t.weight),
+                ));
             }
         }
         v

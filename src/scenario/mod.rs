@@ -491,7 +491,9 @@ pub fn load_str_with(
         if let Err(ConfigErrors(es)) = parse_one(file, file, &base_text, dir) {
             for e in es {
                 let at = Path::root().join(&e.path);
-                let is_set = sets.iter().any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
+                let is_set = sets
+                    .iter()
+                    .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
                 if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
                     let mut e = e;
                     if is_set {
@@ -651,9 +653,9 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     };
     if !problems.is_empty() || !errors.is_empty() {
         // this file's problems first, in file order, then those of the files it names
-        problems.sort_by_key(|(p, _)| line_of(src, p).unwrap_or(0));
         let mut all = ConfigErrors::located(src, label, problems);
         all.append(&mut errors);
+        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
         return Err(ConfigErrors(all));
     }
     let Some(mut gateway) = gateway else {
