@@ -435,14 +435,6 @@ pub fn load_str_with(
     sets: &[String],
     sweeps: &[String],
 ) -> Result<ScenarioSet, ConfigErrors> {
-    let top = |m: String| {
-        ConfigErrors(vec![Diagnostic {
-            file: file.to_string(),
-            line: None,
-            path: String::new(),
-            message: m,
-        }])
-    };
     let mut doc: toml_edit::DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -476,7 +468,14 @@ pub fn load_str_with(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let axes = overrides::sweep_axes(&doc).map_err(top)?;
+    let axes = overrides::sweep_axes(&doc).map_err(|(p, m)| {
+        ConfigErrors(vec![Diagnostic {
+            file: file.to_string(),
+            line: line_of(src, &p).or(Some(1)),
+            path: String::new(),
+            message: m,
+        }])
+    })?;
     let matrix = overrides::matrix(&axes);
     let base_text = if sets.is_empty() {
         src.to_string()
@@ -513,7 +512,7 @@ pub fn load_str_with(
                 if let Err(m) = overrides::apply(&mut d, o) {
                     errors.push(Diagnostic {
                         file: file.to_string(),
-                        line: None,
+                        line: line_of(src, &Path::root().key("sweep").key(&o.path)).or(Some(1)),
                         path: "sweep".into(),
                         message: m,
                     });

@@ -292,9 +292,13 @@ impl TrafficConfig {
 
     /// Reads and checks the trace file (relative to `base`), if there is one.
     pub fn check_trace(&self, base: &std::path::Path) -> Result<(), crate::diag::ConfigErrors> {
-        match &self.trace {
-            Some(p) => Trace::load(&base.join(p)).map(|_| ()),
-            None => Ok(()),
+        let Some(p) = &self.trace else { return Ok(()) };
+        let path = base.join(p);
+        let t = Trace::load(&path)?;
+        let kinds = self.load_kinds(base)?;
+        match Mix::new(kinds, Api::OpenAi) {
+            Ok(mix) => t.check_kinds(&mix, &path.display().to_string()),
+            Err(_) => Ok(()), // the mix's own problem, reported with the mix
         }
     }
 
