@@ -583,6 +583,10 @@ pub mod limits {
     /// Longest duration any key accepts unless it says otherwise (timeouts, intervals,
     /// phase lengths, latencies): 30 days.
     pub const MAX_DURATION: Dur = Dur(30 * 86_400 * NS_PER_S);
+    /// Shortest period of anything that repeats through a run (health-check intervals,
+    /// throughput steps, flapping periods): 1 ms. Shorter would make the simulator step
+    /// through billions of probes or levels per simulated minute.
+    pub const MIN_PERIOD: Dur = Dur(1_000_000);
     /// Longest run (`traffic.duration`, a load run's `--duration`): 7 days.
     pub const MAX_RUN: Dur = Dur(7 * 86_400 * NS_PER_S);
     /// Longest SLO compliance period: 400 days.

@@ -425,3 +425,74 @@ fn json_to_a_missing_directory_fails_before_the_run() {
         assert!(!err.contains("chaosgate load: http"), "{flag}: {err}");
     }
 }
+
+// Found probing valid-but-extreme values (each hung `sim` past 20 s before the fix).
+
+#[test]
+fn health_check_interval_1ns_is_refused_not_a_hang() {
+    let d = dir("interval-1ns");
+    let f = write(&d, "s.toml", OK);
+    let (code, err) = sim(&f, &["--set", "gateway.health_check.interval=1ns"]);
+    assert_eq!(code, 2, "{err}");
+    has(
+        &err,
+        &f,
+        8,
+        "gateway.health_check.interval",
+        "must be at least 1ms, got 1ns",
+    );
+}
+
+#[test]
+fn time_scale_1e6_is_refused_not_a_hang() {
+    let d = dir("time-scale-1e6");
+    let f = write(&d, "s.toml", &format!("time_scale = 1e6\n{OK}"));
+    let (code, err) = sim(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 1, "time_scale", "makes the run");
+    assert!(err.contains("at most 7days"), "{err}");
+}
+
+#[test]
+fn tokens_per_s_step_1ns_and_mean_1e_300_are_refused() {
+    let d = dir("tps-step");
+    write(
+        &d,
+        "p.toml",
+        "[baseline]\ntokens_per_s = { mean = 60, cv = 0.5, process = \"random_walk\", step = \"1ns\" }\n[[phase]]\nstart = \"1s\"\ntokens_per_s = { mean = 1e-300 }\n",
+    );
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"),
+    );
+    let (code, err) = sim(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("p.toml:2:") && err.contains("step must be at least 1ms"),
+        "{err}"
+    );
+    assert!(
+        err.contains("p.toml:5:") && err.contains("mean must be at least 0.01"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flapping_period_1ns_is_refused() {
+    let d = dir("flap-1ns");
+    write(
+        &d,
+        "p.toml",
+        "[[phase]]\nstart = \"1s\"\nerrors = [{ status = 503 }]\nflapping = { period = \"1ns\", duty = 0.5 }\n",
+    );
+    let f = write(
+        &d,
+        "s.toml",
+        &OK.replace("[providers.b]\n", "[providers.b]\nprofile = \"p.toml\"\n"),
+    );
+    let (code, err) = sim(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("p.toml:1:") || err.contains("p.toml:4:"), "{err}");
+    assert!(err.contains("flapping.period must be at least 1ms"), "{err}");
+}

@@ -463,12 +463,6 @@ impl Profile {
         let (profile, mut problems) = crate::diag::deserialize_all::<Profile>(&doc);
         if let Some(p) = &profile {
             problems.extend(p.problems());
-            if doc.iter().next().is_none() {
-                problems.push((
-                    Path::root(),
-                    "the profile is empty: give a [baseline] or a [[phase]] (a provider without faults needs no profile)".into(),
-                ));
-            }
         }
         ConfigErrors::check(src, file, problems)?;
         Ok(profile.expect("no problems means it parsed"))
@@ -479,6 +473,19 @@ impl Profile {
         let file = path.display().to_string();
         let src = crate::diag::read_config(path)?;
         let mut p = Profile::from_toml(&src, &file)?;
+        let empty = src
+            .parse::<toml_edit::DocumentMut>()
+            .is_ok_and(|d| d.iter().next().is_none());
+        if empty {
+            // a profile file names a behaviour; an empty one is a mistake (a wrong file,
+            // a lost edit), not a way to say "healthy": fault-profiles/healthy.toml is
+            return Err(ConfigErrors(vec![Diagnostic {
+                file,
+                line: Some(1),
+                path: String::new(),
+                message: "the profile is empty: give a [baseline] or a [[phase]] (a provider without faults needs no profile)".into(),
+            }]));
+        }
         if p.name.is_none() {
             p.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }

@@ -134,6 +134,16 @@ impl Throughput {
         if !(self.cv.is_finite() && (0.0..=MAX_CV).contains(&self.cv)) {
             e.push(format!("cv must be in [0, {MAX_CV}], got {}", self.cv));
         }
+        let min = crate::diag::limits::MIN_PERIOD;
+        if self.step.0 > 0 && self.step.0 < min.0 {
+            e.push(format!("step must be at least {min}, got {}", self.step));
+        }
+        if self.mean.is_finite() && self.mean > 0.0 && self.mean < MIN_TOKENS_PER_S {
+            e.push(format!(
+                "mean must be at least {MIN_TOKENS_PER_S} tokens/s, got {}",
+                self.mean
+            ));
+        }
         for (k, d) in [("step", self.step), ("hold", self.hold), ("period", self.period)] {
             if let Some(m) = crate::diag::limits::dur_at_most(d, MAX_DURATION) {
                 e.push(format!("{k} {m}"));
@@ -197,6 +207,9 @@ impl Throughput {
         e
     }
 }
+
+/// Slowest token rate: one token per 100 s (slower would turn one stream into years).
+pub const MIN_TOKENS_PER_S: f64 = 0.01;
 
 /// Most buckets a curve keeps (≈ 115 days at 1 s steps); later times reuse the last value.
 const MAX_BUCKETS: u64 = 10_000_000;

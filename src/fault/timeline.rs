@@ -75,8 +75,9 @@ impl Window {
             e.push("a phase takes `flapping` or `random`, not both".into());
         }
         if let Some(f) = &self.flapping {
-            if f.period.0 == 0 {
-                e.push("flapping.period must be > 0".into());
+            let min = crate::diag::limits::MIN_PERIOD;
+            if f.period.0 < min.0 {
+                e.push(format!("flapping.period must be at least {min}, got {}", f.period));
             }
             if !(f.duty > 0.0 && f.duty <= 1.0) {
                 e.push(format!("flapping.duty must be in (0, 1], got {}", f.duty));

@@ -270,6 +270,23 @@ impl GatewayConfig {
     fn limit_problems(&self) -> Vec<(String, String)> {
         use crate::diag::limits::{count, dur_at_most, number, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WEIGHT};
         let mut v = Vec::new();
+        if let Some(h) = &self.health_check {
+            for (k, d) in [
+                ("health_check.interval", Some(h.interval)),
+                ("health_check.edge_interval", h.edge_interval),
+                ("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval),
+                ("health_check.healthy_edge_interval", h.healthy_edge_interval),
+                ("health_check.unhealthy_interval", h.unhealthy_interval),
+            ] {
+                let min = crate::diag::limits::MIN_PERIOD;
+                if d.is_some_and(|d| d.0 > 0 && d.0 < min.0) {
+                    v.push((
+                        k.into(),
+                        format!("must be at least {min}, got {}", d.unwrap_or_default()),
+                    ));
+                }
+            }
+        }
         let mut dur = |k: &str, d: Option<Dur>| {
             if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
                 v.push((k.to_string(), m));
@@ -353,11 +370,16 @@ impl GatewayConfig {
                 format!("must be at most 100, got {}", self.retries.attempts),
             ));
         }
-        if let Some(m) = number(self.retries.budget_ratio, true, 1_000.0) {
-            v.push(("retries.budget_ratio".into(), m));
-        }
-        if let Some(m) = number(self.retries.min_per_s, true, MAX_RATE) {
-            v.push(("retries.min_per_s".into(), m));
+        // below 0 and non-finite are the retry config's own check; here the maximum
+        for (k, x, max) in [
+            ("retries.budget_ratio", self.retries.budget_ratio, 1_000.0),
+            ("retries.min_per_s", self.retries.min_per_s, MAX_RATE),
+        ] {
+            if x.is_finite() && x > max {
+                if let Some(m) = number(x, true, max) {
+                    v.push((k.into(), m));
+                }
+            }
         }
         for (i, s) in self.retries.on_status.iter().enumerate() {
             if !(100..=599).contains(s) {

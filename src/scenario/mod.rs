@@ -685,6 +685,24 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             GatewaySpec::External(x) => warnings.extend(scale::external(x, time_scale)),
         }
     }
+    // time_scale stretches or shrinks the whole run: its scaled length is bounded too
+    let run_ns = match (traffic.duration, traffic.stages.is_empty()) {
+        (Some(d), _) => d.0,
+        (None, false) => traffic.stages.iter().fold(0u64, |a, s| a.saturating_add(s.duration.0)),
+        (None, true) => 0,
+    };
+    let max_run = crate::diag::limits::MAX_RUN;
+    if run_ns > max_run.0 {
+        return Err(ConfigErrors(vec![Diagnostic {
+            file: label.to_string(),
+            line: line_of(src, &key("time_scale")).or(Some(1)),
+            path: "time_scale".into(),
+            message: format!(
+                "time_scale {time_scale} makes the run {} long; at most {max_run}",
+                crate::time::Dur(run_ns)
+            ),
+        }]));
+    }
     Ok(Scenario {
         name,
         file: label.to_string(),

@@ -270,6 +270,7 @@ mod tests {
         assert_eq!(m[5][1].value_text(), "30s");
         assert!(sweep_axes(&doc("[sweep]\nx = 3\n"))
             .unwrap_err()
+            .1
             .contains("expected a list"));
         assert!(sweep_axes(&doc("[sweep]\nx = []\n")).unwrap_err().1.contains("empty"));
         assert_eq!(matrix(&[]).len(), 1);
