@@ -16,7 +16,8 @@
 //!
 //! `cargo test --test fuzz_files` runs a short deterministic pass; the long one is
 //! `cargo test --release --test fuzz_files -- --ignored --nocapture` (`FUZZ_CASES`,
-//! `FUZZ_SEED`, `FUZZ_JOBS` change it; `FUZZ_CASE=N` replays one case and keeps its files).
+//! `FUZZ_SEED`, `FUZZ_JOBS` change it; `FUZZ_CASE=N` replays one case and keeps its files;
+//! `FUZZ_BIN=path` fuzzes another build).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -487,7 +488,9 @@ fn planned_work(scenario: &Path) -> Option<f64> {
 
 /// Runs one case's `sim` in a child under the limits.
 fn run_case(scenario: &Path, time_limit: Duration) -> Verdict {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaosgate"));
+    // FUZZ_BIN: fuzz another build (e.g. an older one, to compare)
+    let bin = std::env::var_os("FUZZ_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_chaosgate").into());
+    let mut cmd = Command::new(bin);
     cmd.arg("sim")
         .arg(scenario)
         .arg("--quiet")

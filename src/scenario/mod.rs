@@ -565,6 +565,9 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         .and_then(|p| p.as_table_like())
         .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
         .unwrap_or_default();
+    // as before: without `targets`, the providers in name order
+    let mut provider_keys = provider_keys;
+    provider_keys.sort();
     let gateway = parse_gateway(&tdoc, &provider_keys, &mut problems);
     let Some(doc) = parsed else {
         errors.extend(ConfigErrors::located(src, label, problems));

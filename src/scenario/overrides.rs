@@ -134,10 +134,13 @@ pub fn add_sweep_axis(doc: &mut DocumentMut, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One sweep axis: the dotted path and its values.
+pub type Axis = (String, Vec<Value>);
+
 /// The `[sweep]` table flattened to `(dotted path, values)` in file order. Keys may be
 /// quoted dotted paths (`"gateway.health_check.interval" = [...]`) or nested tables.
 /// An error names the sweep key's place in the document, for its line.
-pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<(String, Vec<Value>)>, (crate::diag::Path, String)> {
+pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<Axis>, (crate::diag::Path, String)> {
     let mut out = Vec::new();
     let at = crate::diag::Path::root().key("sweep");
     if let Some(item) = doc.get("sweep") {
@@ -169,7 +172,7 @@ fn flatten(
     prefix: &str,
     at: &crate::diag::Path,
     t: &dyn TableLike,
-    out: &mut Vec<(String, Vec<Value>)>,
+    out: &mut Vec<Axis>,
 ) -> Result<(), (crate::diag::Path, String)> {
     for (k, v) in t.iter() {
         let path = if prefix.is_empty() {
