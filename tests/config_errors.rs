@@ -496,3 +496,25 @@ fn flapping_period_1ns_is_refused() {
     assert!(err.contains("p.toml:1:") || err.contains("p.toml:4:"), "{err}");
     assert!(err.contains("flapping.period must be at least 1ms"), "{err}");
 }
+
+/// Each of these hung `sim` on the previous build (killed after 15 s); now a diagnostic.
+#[test]
+fn traffic_rate_1e308_and_time_scale_1e300_and_1e_minus_300_are_refused_not_hangs() {
+    let d = dir("old-hangs");
+    let f = write(&d, "s.toml", OK);
+    for (set, want) in [
+        ("traffic.rate=1e308", "traffic.rate: must be a number in (0, 1000000]"),
+        (
+            "time_scale=1e300",
+            "time_scale: must be a number in [0.000001, 1000000]",
+        ),
+        (
+            "time_scale=1e-300",
+            "time_scale: must be a number in [0.000001, 1000000]",
+        ),
+    ] {
+        let (code, err) = sim(&f, &["--set", set]);
+        assert_eq!(code, 2, "{set}: {err}");
+        assert!(err.contains(want), "{set}: want {want:?} in {err}");
+    }
+}

@@ -211,7 +211,12 @@ fn mutate(s: &str, rng: &mut Rng) -> (String, String) {
                 return mutate_bytes(s, rng);
             }
             let sp = *rng.pick(&spans);
-            let v = *rng.pick(VALUES);
+            // half the time an extreme number in a key's real place (rate = 1e308 …)
+            let v = if rng.below(2) == 0 {
+                *rng.pick(NUMBERS)
+            } else {
+                *rng.pick(VALUES)
+            };
             (splice(s, sp, v), format!("value {:?} -> {v}", &s[sp.0..sp.1]))
         }
         3 if !lines.is_empty() => {
