@@ -98,7 +98,7 @@ pub struct SimArgs {
     #[command(flatten)]
     pub common: ScenarioArgs,
     /// Worker threads for sweep points and repeats (default: every core).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -130,22 +130,22 @@ pub struct GatewayArgs {
     #[arg(long, value_enum)]
     pub strategy: Option<crate::gateway::Strategy>,
     /// Active health checks every D (turns them on).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub health_interval: Option<Dur>,
     /// Health probe timeout.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub health_timeout: Option<Dur>,
     /// Consecutive failed probes that eject.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_count)]
     pub unhealthy_threshold: Option<u32>,
     /// Consecutive good probes that restore.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_count)]
     pub healthy_threshold: Option<u32>,
     /// Passive breaker: consecutive:N,EJECT | article:N,RECOVERY,HALF_OPEN | rate:RATIO,MIN_CALLS,WAIT | none.
     #[arg(long)]
     pub breaker: Option<String>,
     /// Retries per request on the same target.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: Option<u32>,
     /// Write gateway events as JSON lines here.
     #[arg(long)]
@@ -170,73 +170,73 @@ pub struct LoadArgs {
     #[arg(long, value_parser = parse_api, default_value = "openai")]
     pub api: Api,
     /// Open loop: requests per second.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// Open loop: gap distribution.
     #[arg(long, value_enum, default_value = "poisson")]
     pub arrival: ArrivalArg,
     /// Gamma shape for --arrival gamma (1 = Poisson-like, smaller = burstier).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_shape)]
     pub burstiness: Option<f64>,
     /// Open loop in stages: ramp to TARGET req/s over DURATION, e.g. --stage 5m:200 --stage 30m:200.
     #[arg(long, value_name = "DURATION:TARGET")]
     pub stage: Vec<String>,
     /// Rate at t = 0 for --stage (default 0).
-    #[arg(long, requires = "stage")]
+    #[arg(long, requires = "stage", allow_negative_numbers = true, value_parser = parse_rate0)]
     pub start_rate: Option<f64>,
     /// Report a time window separately, e.g. --phase outage=60s..300s (repeatable).
     #[arg(long, value_name = "NAME=START..END")]
     pub phase: Vec<String>,
     /// Closed loop: number of users (Locust's model).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_users)]
     pub users: Option<u32>,
     /// Closed loop: users started per second (default: all at once).
-    #[arg(long, requires = "users")]
+    #[arg(long, requires = "users", allow_negative_numbers = true, value_parser = parse_rate)]
     pub spawn_rate: Option<f64>,
     /// Closed loop: think time after each answer, e.g. 1s (or a range: 1s..3s).
     #[arg(long, requires = "users", conflicts_with = "pacing")]
     pub think: Option<String>,
     /// Closed loop: constant pacing, start-to-start interval per user.
-    #[arg(long, requires = "users")]
+    #[arg(long, requires = "users", value_parser = parse_positive_dur)]
     pub pacing: Option<Dur>,
     /// Replay a trace (JSONL or CSV of offsets and request attributes).
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// Trace replay speed factor.
-    #[arg(long, requires = "trace")]
+    #[arg(long, requires = "trace", allow_negative_numbers = true, value_parser = parse_shape)]
     pub speed: Option<f64>,
     /// Run length (open and closed loop).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_run_dur)]
     pub duration: Option<Dur>,
     /// Request mix file ([[kind]] tables); default: one plain chat kind.
     #[arg(long)]
     pub mix: Option<PathBuf>,
     /// Most requests in flight; a request that cannot start is counted as dropped.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = parse_concurrency)]
     pub concurrency: usize,
     /// Whole-request timeout.
-    #[arg(long, default_value = "60s")]
+    #[arg(long, default_value = "60s", value_parser = parse_positive_dur)]
     pub timeout: Dur,
     /// Time-to-first-token timeout.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub ttft_timeout: Option<Dur>,
     /// Longest silence between stream events.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub stall_timeout: Option<Dur>,
     /// How long to wait for in-flight requests after the schedule ends (default: --timeout).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_dur)]
     pub grace: Option<Dur>,
     /// Time bucket of the per-second series.
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value = "1s", value_parser = parse_positive_dur)]
     pub bucket: Dur,
     /// Goodput SLO: TTFT at most this.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub slo_ttft: Option<Dur>,
     /// Goodput SLO: time per output token at most this.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub slo_tpot: Option<Dur>,
     /// Goodput SLO: end-to-end latency at most this.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive_dur)]
     pub slo_e2e: Option<Dur>,
     /// Run seed (default random; printed).
     #[arg(long)]
@@ -327,6 +327,94 @@ fn parse_probe_header(s: &str) -> Result<String, String> {
 
 fn parse_api(s: &str) -> Result<Api, String> {
     s.parse()
+}
+
+// Value parsers: clap puts "invalid value 'X' for '--flag <FLAG>': " before each message,
+// so every bad value names its flag. The limits are the configuration files' (see
+// `diag::limits` and docs/configuration.md).
+
+fn parse_number(s: &str, zero_ok: bool, max: f64) -> Result<f64, String> {
+    let x: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    match crate::diag::limits::number(x, zero_ok, max) {
+        Some(m) => Err(m),
+        None => Ok(x),
+    }
+}
+
+/// A request rate in (0, MAX_RATE] req/s.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    parse_number(s, false, crate::diag::limits::MAX_RATE)
+}
+
+/// A request rate in [0, MAX_RATE] req/s.
+fn parse_rate0(s: &str) -> Result<f64, String> {
+    parse_number(s, true, crate::diag::limits::MAX_RATE)
+}
+
+/// A shape parameter or speed factor in (0, MAX_SHAPE].
+fn parse_shape(s: &str) -> Result<f64, String> {
+    parse_number(s, false, crate::diag::limits::MAX_SHAPE)
+}
+
+fn parse_dur(s: &str) -> Result<Dur, String> {
+    let d: Dur = s.parse()?;
+    match crate::diag::limits::dur_at_most(d, crate::diag::limits::MAX_DURATION) {
+        Some(m) => Err(m),
+        None => Ok(d),
+    }
+}
+
+/// A duration in (0, MAX_DURATION].
+fn parse_positive_dur(s: &str) -> Result<Dur, String> {
+    let d: Dur = s.parse()?;
+    match crate::diag::limits::positive_dur(d, crate::diag::limits::MAX_DURATION) {
+        Some(m) => Err(m),
+        None => Ok(d),
+    }
+}
+
+/// A run length in (0, MAX_RUN].
+fn parse_run_dur(s: &str) -> Result<Dur, String> {
+    let d: Dur = s.parse()?;
+    match crate::diag::limits::positive_dur(d, crate::diag::limits::MAX_RUN) {
+        Some(m) => Err(m),
+        None => Ok(d),
+    }
+}
+
+fn parse_bounded(s: &str, max: u64) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number ≥ 1"))?;
+    match crate::diag::limits::count(n, max) {
+        Some(m) => Err(m),
+        None => Ok(n),
+    }
+}
+
+/// A threshold count in [1, MAX_COUNT].
+fn parse_count(s: &str) -> Result<u32, String> {
+    parse_bounded(s, crate::diag::limits::MAX_COUNT.into()).map(|n| n as u32)
+}
+
+/// Closed-loop users in [1, MAX_USERS].
+fn parse_users(s: &str) -> Result<u32, String> {
+    parse_bounded(s, crate::diag::limits::MAX_USERS.into()).map(|n| n as u32)
+}
+
+/// Most requests `load` keeps in flight.
+pub const MAX_CONCURRENCY: u64 = 100_000;
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_CONCURRENCY).map(|n| n as usize)
+}
+
+/// Most worker threads of `sim --jobs`.
+pub const MAX_JOBS: u64 = 1_024;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_bounded(s, MAX_JOBS).map(|n| n as usize)
 }
 
 /// A fresh seed from the OS (printed so the run can be reproduced).

@@ -175,6 +175,15 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
 pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     use crate::analysis::SloThresholds;
     use crate::load::{self as live, LoadOptions};
+    let csv = a
+        .csv
+        .as_ref()
+        .map(|p| std::path::PathBuf::from(format!("{p}_stats.csv")));
+    check_output_paths(&[
+        ("--json", a.json.as_deref()),
+        ("--csv", csv.as_deref()),
+        ("--hlog", a.hlog.as_deref()),
+    ])?;
     let cfg = traffic_from_args(&a)?;
     let base = std::path::Path::new(".");
     let kinds = cfg.load_kinds(base)?;
@@ -342,9 +351,12 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
         Some(p) => {
             let text = crate::diag::read_config(p)?;
             let file = p.display().to_string();
-            toml::from_str(&text).map_err(|e| {
-                crate::diag::ConfigErrors(vec![crate::fault::profile::toml_diagnostic(&text, &file, &e)])
-            })?
+            let doc: toml_edit::DocumentMut = text
+                .parse()
+                .map_err(|e| crate::diag::ConfigErrors::syntax(&text, &file, &e))?;
+            let (cfg, problems) = crate::diag::deserialize_all::<GatewayConfig>(&doc);
+            crate::diag::ConfigErrors::check(&text, &file, problems)?;
+            cfg.expect("no problems means it parsed")
         }
         None => toml::from_str("targets = []").expect("empty config"),
     };
@@ -502,8 +514,72 @@ fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> any
     Ok(o)
 }
 
+/// `--json`, `--junit` and `--chart` of `sim` and `run`, checked before the run.
+fn check_report_paths(a: &crate::cli::ScenarioArgs) -> anyhow::Result<()> {
+    check_output_paths(&[
+        ("--json", a.json.as_deref()),
+        ("--junit", a.junit.as_deref()),
+        ("--chart", a.chart.as_deref()),
+    ])
+}
+
+/// Checks, before any work, that each output file can be written: its directory exists,
+/// is a directory and is writable, and the file is not a directory. Nothing is created.
+pub fn check_output_paths(paths: &[(&str, Option<&std::path::Path>)]) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (flag, p) in paths {
+        let Some(p) = p else { continue };
+        if let Err(m) = output_path_problem(p) {
+            problems.push(format!("{flag} {}: {m}", p.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "cannot write the output{}:\n  {}",
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        )
+    }
+}
+
+fn output_path_problem(p: &std::path::Path) -> Result<(), String> {
+    if p.as_os_str().is_empty() {
+        return Err("an empty path".into());
+    }
+    if p.is_dir() {
+        return Err("is a directory (give a file name)".into());
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.exists() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let writable = |q: &std::path::Path| {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::CString::new(q.as_os_str().as_bytes())
+            // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+            .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
+    };
+    if p.exists() {
+        if !writable(p) {
+            return Err("the file is not writable".into());
+        }
+    } else if !writable(&dir) {
+        return Err(format!("directory {} is not writable", dir.display()));
+    }
+    Ok(())
+}
+
 /// `chaosgate sim`: a scenario (every sweep point, every repeat) in virtual time.
 pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
+    check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
     if let Some(j) = a.jobs {
@@ -569,6 +645,7 @@ fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
+    check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
@@ -604,6 +681,7 @@ pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
         print!("{DEMO_SCENARIO}");
         return Ok(0);
     }
+    check_output_paths(&[("--json", a.json.as_deref())])?;
     let set = crate::scenario::load_str("<demo>", DEMO_SCENARIO, std::path::Path::new("."), &[])?;
     let dir = default_run_dir("demo");
     let o = crate::run::RunOptions::new(dir.clone());

@@ -132,6 +132,20 @@ impl Latency {
         }
     }
 
+    /// Every duration parameter, by name.
+    fn durations(&self) -> Vec<(&'static str, Dur)> {
+        let mut v = match *self {
+            Latency::Fixed { value, .. } => vec![("value", value)],
+            Latency::Uniform { min, max, .. } => vec![("min", min), ("max", max)],
+            Latency::Normal { mean, stddev, .. } => vec![("mean", mean), ("stddev", stddev)],
+            Latency::Lognormal { p50, p99, .. } => vec![("p50", p50), ("p99", p99)],
+            Latency::Pareto { min, .. } => vec![("min", min)],
+            Latency::Quantiles { p50, p95, p99, .. } => vec![("p50", p50), ("p95", p95), ("p99", p99)],
+        };
+        v.extend(self.cap().map(|c| ("cap", c)));
+        v
+    }
+
     fn cap(&self) -> Option<Dur> {
         match self {
             Latency::Fixed { cap, .. }
@@ -146,6 +160,20 @@ impl Latency {
     /// Checks parameters; returns one message per problem (relative to this value's path).
     pub fn validate(&self) -> Vec<String> {
         let mut e = Vec::new();
+        let max = crate::diag::limits::MAX_DURATION;
+        for (k, d) in self.durations() {
+            if let Some(m) = crate::diag::limits::dur_at_most(d, max) {
+                e.push(format!("{k} {m}"));
+            }
+        }
+        if let Latency::Pareto { alpha, .. } = self {
+            if *alpha > crate::diag::limits::MAX_SHAPE {
+                e.push(format!(
+                    "alpha must be at most {}, got {alpha}",
+                    crate::diag::limits::MAX_SHAPE
+                ));
+            }
+        }
         match self {
             Latency::Fixed { .. } => {}
             Latency::Uniform { min, max, .. } => {

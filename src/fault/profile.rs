@@ -116,8 +116,13 @@ pub struct Section {
     /// Time to first token of a stream (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft: Option<Latency>,
-    /// Token pacing of streams (default unpaced).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Token pacing of streams (default unpaced). A table only: serde would read
+    /// `[1, 2]` as `{ mean = 1, cv = 2 }`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::diag::table_only_opt"
+    )]
     pub tokens_per_s: Option<Throughput>,
     /// Latency of an embeddings call (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,20 +357,33 @@ impl Section {
                 out.push((path.key("tokens_per_s"), m));
             }
         }
+        use crate::diag::limits::{dur_at_most, MAX_DURATION, MAX_SHAPE, MAX_TOKENS};
         if let Some(m) = self.latency_multiplier {
-            if !(m.is_finite() && m > 0.0) {
+            if !(m.is_finite() && m > 0.0 && m <= MAX_SHAPE) {
                 out.push((
                     path.key("latency_multiplier"),
-                    format!("must be a positive number, got {m}"),
+                    format!("must be a number in (0, {MAX_SHAPE}], got {m}"),
                 ));
             }
         }
         if let Some(r) = &self.output_tokens {
-            if r.min == 0 || r.min > r.max {
+            if r.min == 0 || r.min > r.max || f64::from(r.max) > MAX_TOKENS {
                 out.push((
                     path.key("output_tokens"),
-                    format!("need 1 ≤ min ≤ max, got {}..{}", r.min, r.max),
+                    format!("need 1 ≤ min ≤ max ≤ {MAX_TOKENS}, got {}..{}", r.min, r.max),
                 ));
+            }
+        }
+        for (i, e) in self.errors.iter().enumerate() {
+            for (k, d) in [("retry_after", e.retry_after), ("after", e.after)] {
+                if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
+                    out.push((path.key("errors").index(i).key(k), m));
+                }
+            }
+        }
+        for (i, s) in self.stream.iter().enumerate() {
+            if let Some(m) = s.ping_every.and_then(|d| dur_at_most(d, MAX_DURATION)) {
+                out.push((path.key("stream").index(i).key("ping_every"), m));
             }
         }
         for (i, e) in self.errors.iter().enumerate() {
@@ -441,9 +459,13 @@ impl Profile {
 
     /// Parses and validates TOML text; `file` names it in messages.
     pub fn from_toml(src: &str, file: &str) -> Result<Profile, ConfigErrors> {
-        let profile: Profile = toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_diagnostic(src, file, &e)]))?;
-        ConfigErrors::check(src, file, profile.problems())?;
-        Ok(profile)
+        let doc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, file, &e))?;
+        let (profile, mut problems) = crate::diag::deserialize_all::<Profile>(&doc);
+        if let Some(p) = &profile {
+            problems.extend(p.problems());
+        }
+        ConfigErrors::check(src, file, problems)?;
+        Ok(profile.expect("no problems means it parsed"))
     }
 
     /// Reads, parses and validates a profile file. A missing `name` becomes the file stem.
@@ -451,6 +473,19 @@ impl Profile {
         let file = path.display().to_string();
         let src = crate::diag::read_config(path)?;
         let mut p = Profile::from_toml(&src, &file)?;
+        let empty = src
+            .parse::<toml_edit::DocumentMut>()
+            .is_ok_and(|d| d.iter().next().is_none());
+        if empty {
+            // a profile file names a behaviour; an empty one is a mistake (a wrong file,
+            // a lost edit), not a way to say "healthy": fault-profiles/healthy.toml is
+            return Err(ConfigErrors(vec![Diagnostic {
+                file,
+                line: Some(1),
+                path: String::new(),
+                message: "the profile is empty: give a [baseline] or a [[phase]] (a provider without faults needs no profile)".into(),
+            }]));
+        }
         if p.name.is_none() {
             p.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }

@@ -121,11 +121,40 @@ impl Throughput {
     /// Checks parameters; one message per problem.
     pub fn validate(&self) -> Vec<String> {
         let mut e = Vec::new();
-        if !(self.mean.is_finite() && self.mean > 0.0) {
-            e.push(format!("mean must be a positive number of tokens/s, got {}", self.mean));
+        use crate::diag::limits::{MAX_DURATION, MAX_TOKENS};
+        /// Highest coefficient of variation: 10 already swings the rate over five orders of
+        /// magnitude.
+        const MAX_CV: f64 = 10.0;
+        if !(self.mean.is_finite() && self.mean > 0.0 && self.mean <= MAX_TOKENS) {
+            e.push(format!(
+                "mean must be a number of tokens/s in (0, {MAX_TOKENS}], got {}",
+                self.mean
+            ));
         }
-        if !(self.cv.is_finite() && self.cv >= 0.0) {
-            e.push(format!("cv must be ≥ 0, got {}", self.cv));
+        if !(self.cv.is_finite() && (0.0..=MAX_CV).contains(&self.cv)) {
+            e.push(format!("cv must be in [0, {MAX_CV}], got {}", self.cv));
+        }
+        let min = crate::diag::limits::MIN_PERIOD;
+        if self.step.0 > 0 && self.step.0 < min.0 {
+            e.push(format!("step must be at least {min}, got {}", self.step));
+        }
+        if self.mean.is_finite() && self.mean > 0.0 && self.mean < MIN_TOKENS_PER_S {
+            e.push(format!(
+                "mean must be at least {MIN_TOKENS_PER_S} tokens/s, got {}",
+                self.mean
+            ));
+        }
+        for (k, d) in [("step", self.step), ("hold", self.hold), ("period", self.period)] {
+            if let Some(m) = crate::diag::limits::dur_at_most(d, MAX_DURATION) {
+                e.push(format!("{k} {m}"));
+            }
+        }
+        for (k, x) in [("dips", self.dips), ("bursts", self.bursts)] {
+            if let Some(x) = x {
+                if x.every.0 > MAX_DURATION.0 {
+                    e.push(format!("{k}.every must be at most {MAX_DURATION}, got {}", x.every));
+                }
+            }
         }
         if self.step.0 == 0 {
             e.push("step must be > 0".into());
@@ -150,8 +179,10 @@ impl Throughput {
         }
         for (k, b) in [("min", self.min), ("max", self.max)] {
             if let Some(v) = b {
-                if !(v.is_finite() && v > 0.0) {
-                    e.push(format!("{k} must be a positive number of tokens/s, got {v}"));
+                if !(v.is_finite() && v > 0.0 && v <= MAX_TOKENS) {
+                    e.push(format!(
+                        "{k} must be a number of tokens/s in (0, {MAX_TOKENS}], got {v}"
+                    ));
                 }
             }
         }
@@ -176,6 +207,9 @@ impl Throughput {
         e
     }
 }
+
+/// Slowest token rate: one token per 100 s (slower would turn one stream into years).
+pub const MIN_TOKENS_PER_S: f64 = 0.01;
 
 /// Most buckets a curve keeps (≈ 115 days at 1 s steps); later times reuse the last value.
 const MAX_BUCKETS: u64 = 10_000_000;

@@ -75,8 +75,9 @@ impl Window {
             e.push("a phase takes `flapping` or `random`, not both".into());
         }
         if let Some(f) = &self.flapping {
-            if f.period.0 == 0 {
-                e.push("flapping.period must be > 0".into());
+            let min = crate::diag::limits::MIN_PERIOD;
+            if f.period.0 < min.0 {
+                e.push(format!("flapping.period must be at least {min}, got {}", f.period));
             }
             if !(f.duty > 0.0 && f.duty <= 1.0) {
                 e.push(format!("flapping.duty must be in (0, 1], got {}", f.duty));
@@ -85,6 +86,20 @@ impl Window {
         if let Some(r) = &self.random {
             if r.mtbf.0 == 0 || r.mttr.0 == 0 {
                 e.push("random.mtbf and random.mttr must be > 0".into());
+            }
+        }
+        let max = crate::diag::limits::MAX_DURATION;
+        for (k, d) in [
+            ("start", Some(self.start)),
+            ("duration", self.duration),
+            ("ramp_in", Some(self.ramp_in)),
+            ("ramp_out", Some(self.ramp_out)),
+            ("flapping.period", self.flapping.as_ref().map(|f| f.period.0)),
+            ("random.mtbf", self.random.as_ref().map(|r| r.mtbf.0)),
+            ("random.mttr", self.random.as_ref().map(|r| r.mttr.0)),
+        ] {
+            if let Some(m) = d.and_then(|d| crate::diag::limits::dur_at_most(crate::time::Dur(d), max)) {
+                e.push(format!("{k} {m}"));
             }
         }
         e

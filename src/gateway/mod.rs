@@ -266,6 +266,150 @@ impl GatewayConfig {
         if let Some(b) = &self.breaker {
             v.extend(b.problems().into_iter().map(|(k, m)| (format!("breaker.{k}"), m)));
         }
+        v.extend(self.limit_problems());
+        v
+    }
+
+    /// Every number under its sane maximum (see `diag::limits`), so no value can make the
+    /// policy allocate, loop or overflow in proportion to it.
+    fn limit_problems(&self) -> Vec<(String, String)> {
+        use crate::diag::limits::{count, dur_at_most, number, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WEIGHT};
+        let mut v = Vec::new();
+        if let Some(h) = &self.health_check {
+            for (k, d) in [
+                ("health_check.interval", Some(h.interval)),
+                ("health_check.edge_interval", h.edge_interval),
+                ("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval),
+                ("health_check.healthy_edge_interval", h.healthy_edge_interval),
+                ("health_check.unhealthy_interval", h.unhealthy_interval),
+            ] {
+                let min = crate::diag::limits::MIN_PERIOD;
+                if d.is_some_and(|d| d.0 > 0 && d.0 < min.0) {
+                    v.push((
+                        k.into(),
+                        format!("must be at least {min}, got {}", d.unwrap_or_default()),
+                    ));
+                }
+            }
+        }
+        let mut dur = |k: &str, d: Option<Dur>| {
+            if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
+                v.push((k.to_string(), m));
+            }
+        };
+        dur("request_timeout", Some(self.request_timeout));
+        dur("ttft_timeout", self.ttft_timeout);
+        dur("stall_timeout", self.stall_timeout);
+        dur("retries.retry_after_cap", Some(self.retries.retry_after_cap));
+        if let Some(h) = &self.health_check {
+            dur("health_check.interval", Some(h.interval));
+            dur("health_check.timeout", Some(h.timeout));
+            dur("health_check.jitter", Some(h.jitter));
+            dur("health_check.edge_interval", h.edge_interval);
+            dur("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval);
+            dur("health_check.healthy_edge_interval", h.healthy_edge_interval);
+            dur("health_check.unhealthy_interval", h.unhealthy_interval);
+        }
+        match &self.breaker {
+            Some(BreakerConfig::Consecutive {
+                base_ejection,
+                max_ejection,
+                ..
+            }) => {
+                dur("breaker.base_ejection", Some(*base_ejection));
+                dur("breaker.max_ejection", Some(*max_ejection));
+            }
+            Some(BreakerConfig::FailureRate {
+                slow_call_duration,
+                window,
+                wait_open,
+                ..
+            }) => {
+                dur("breaker.slow_call_duration", Some(*slow_call_duration));
+                dur("breaker.window", *window);
+                dur("breaker.wait_open", Some(*wait_open));
+            }
+            Some(BreakerConfig::Article { recovery_timeout, .. }) => {
+                dur("breaker.recovery_timeout", Some(*recovery_timeout));
+            }
+            None => {}
+        }
+        let mut counts: Vec<(&str, u32)> = Vec::new();
+        if let Some(h) = &self.health_check {
+            counts.push(("health_check.unhealthy_threshold", h.unhealthy_threshold));
+            counts.push(("health_check.healthy_threshold", h.healthy_threshold));
+        }
+        match &self.breaker {
+            Some(BreakerConfig::Consecutive { failures, .. }) => counts.push(("breaker.failures", *failures)),
+            Some(BreakerConfig::FailureRate {
+                window_size,
+                minimum_calls,
+                half_open_calls,
+                ..
+            }) => {
+                counts.push(("breaker.window_size", *window_size));
+                counts.push(("breaker.minimum_calls", *minimum_calls));
+                counts.push(("breaker.half_open_calls", *half_open_calls));
+            }
+            Some(BreakerConfig::Article {
+                failure_threshold,
+                half_open_max_requests,
+                ..
+            }) => {
+                counts.push(("breaker.failure_threshold", *failure_threshold));
+                counts.push(("breaker.half_open_max_requests", *half_open_max_requests));
+            }
+            None => {}
+        }
+        for (k, n) in counts {
+            // zero is each sub-config's own check
+            if n > MAX_COUNT {
+                if let Some(m) = count(n.into(), MAX_COUNT.into()) {
+                    v.push((k.into(), m));
+                }
+            }
+        }
+        if self.retries.attempts > 100 {
+            v.push((
+                "retries.attempts".into(),
+                format!("must be at most 100, got {}", self.retries.attempts),
+            ));
+        }
+        // below 0 and non-finite are the retry config's own check; here the maximum
+        for (k, x, max) in [
+            ("retries.budget_ratio", self.retries.budget_ratio, 1_000.0),
+            ("retries.min_per_s", self.retries.min_per_s, MAX_RATE),
+        ] {
+            if x.is_finite() && x > max {
+                if let Some(m) = number(x, true, max) {
+                    v.push((k.into(), m));
+                }
+            }
+        }
+        for (i, s) in self.retries.on_status.iter().enumerate() {
+            if !(100..=599).contains(s) {
+                v.push((
+                    format!("retries.on_status[{i}]"),
+                    format!("must be an HTTP status (100–599), got {s}"),
+                ));
+            }
+        }
+        for (i, s) in self.failure.statuses.iter().enumerate() {
+            if !(100..=599).contains(s) {
+                v.push((
+                    format!("failure.statuses[{i}]"),
+                    format!("must be an HTTP status (100–599), got {s}"),
+                ));
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            if t.weight.is_finite() && t.weight > MAX_WEIGHT {
+                v.push((
+                    format!("targets[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}, got {}", t.weight),
+                ));
+            }
+        }
         v
     }
 }

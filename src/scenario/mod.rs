@@ -32,7 +32,7 @@ pub mod overrides;
 pub mod scale;
 
 use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};
-use crate::fault::profile::{toml_diagnostic, Section};
+use crate::fault::profile::Section;
 use crate::fault::Profile;
 use crate::provider::Api;
 use serde::Deserialize;
@@ -62,14 +62,13 @@ pub struct ProviderSpec {
     pub phases: Vec<Section>,
 }
 
+/// The keys `mock --scenario` reads (other keys are the whole file's business).
 #[derive(Debug, Deserialize)]
 struct ProvidersOnly {
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     providers: BTreeMap<String, ProviderSpec>,
-    #[serde(flatten)]
-    _rest: toml::Table,
 }
 
 /// A provider ready to serve.
@@ -98,20 +97,43 @@ fn providers_from_str(
     src: &str,
     dir: &std::path::Path,
 ) -> Result<(Option<u64>, Vec<ResolvedProvider>), ConfigErrors> {
-    let file = file.to_string();
-    let src = src.to_string();
-    let doc: ProvidersOnly = toml::from_str(&src).map_err(|e| ConfigErrors(vec![toml_diagnostic(&src, &file, &e)]))?;
-    let mut errors = Vec::new();
+    let doc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, file, &e))?;
+    let (seed, out, errors) = providers_from_doc(file, src, &doc, dir);
+    if errors.is_empty() {
+        Ok((seed, out))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// The providers of a parsed scenario, with their profiles read and checked: the seed,
+/// the providers that are fine, and every problem (in this file and in profile files).
+fn providers_from_doc(
+    file: &str,
+    src: &str,
+    doc: &toml_edit::DocumentMut,
+    dir: &std::path::Path,
+) -> (Option<u64>, Vec<ResolvedProvider>, Vec<Diagnostic>) {
+    let (parsed, problems) = crate::diag::deserialize_all::<ProvidersOnly>(doc);
+    let mut errors = ConfigErrors::located(src, file, problems);
     let mut out = Vec::new();
-    if doc.providers.is_empty() {
+    let Some(parsed) = parsed else {
+        return (None, out, errors);
+    };
+    let has_providers = doc
+        .get("providers")
+        .and_then(|p| p.as_table_like())
+        .is_some_and(|t| !t.is_empty());
+    if !has_providers {
         errors.push(Diagnostic {
-            file: file.clone(),
+            file: file.to_string(),
             line: None,
             path: "providers".into(),
             message: "no [providers.<name>] table: nothing to serve".into(),
         });
     }
-    for (name, spec) in doc.providers {
+    let mut local = Vec::new();
+    for (name, spec) in parsed.providers {
         let base = Path::root().key("providers").key(&name);
         let mut profile = match &spec.profile {
             Some(p) => {
@@ -120,8 +142,8 @@ fn providers_from_str(
                     Ok(p) => p,
                     Err(ConfigErrors(mut es)) => {
                         errors.push(Diagnostic {
-                            file: file.clone(),
-                            line: line_of(&src, &base.key("profile")),
+                            file: file.to_string(),
+                            line: line_of(src, &base.key("profile")),
                             path: base.key("profile").to_string(),
                             message: format!("profile {} is invalid (below)", full.display()),
                         });
@@ -132,20 +154,27 @@ fn providers_from_str(
             }
             None => Profile::default(),
         };
+        let from_file = profile.phases.len();
+        let inline_baseline = spec.baseline.is_some();
         if let Some(b) = spec.baseline.clone() {
             profile.baseline = b;
         }
         profile.phases.extend(spec.phases.iter().cloned());
         for (p, m) in profile.problems() {
-            // problems in inline parts point into the scenario; profile-file ones were caught above
+            // the profile file was checked on its own: what is left is in this file's
+            // inline parts, whose phases come after the file's
+            let rel = match p.0.as_slice() {
+                [crate::diag::Seg::Key(k), crate::diag::Seg::Index(i), rest @ ..] if k == "phase" => {
+                    let mut q = Path::root().key("phase").index(i.saturating_sub(from_file));
+                    q.0.extend(rest.iter().cloned());
+                    q
+                }
+                [crate::diag::Seg::Key(k), ..] if k == "baseline" && !inline_baseline => Path::root().key("profile"),
+                _ => p.clone(),
+            };
             let mut sp = base.clone();
-            sp.0.extend(p.0.iter().cloned());
-            errors.push(Diagnostic {
-                file: file.clone(),
-                line: line_of(&src, &sp),
-                path: sp.to_string(),
-                message: m,
-            });
+            sp.0.extend(rel.0);
+            local.push((sp, m));
         }
         if profile.name.is_none() {
             profile.name = Some(name.clone());
@@ -162,11 +191,8 @@ fn providers_from_str(
             profile,
         });
     }
-    if errors.is_empty() {
-        Ok((doc.seed, out))
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    errors.extend(ConfigErrors::located(src, file, local));
+    (parsed.seed, out, errors)
 }
 
 /// `[slo]`.
@@ -194,6 +220,30 @@ pub struct SloConfig {
 }
 
 impl SloConfig {
+    /// Problems, `(key, message)`: a zero period would make any failure count as 0 % of
+    /// an infinite budget.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        use crate::diag::limits::*;
+        let mut v = Vec::new();
+        if !(self.target > 0.0 && self.target < 1.0) {
+            v.push(("target".into(), format!("must be in (0, 1), got {}", self.target)));
+        }
+        if let Some(m) = positive_dur(self.period, MAX_SLO_PERIOD) {
+            v.push(("period".into(), format!("{m} (the error budget is sized over it)")));
+        }
+        if let Some(r) = self.rate {
+            if let Some(m) = number(r, false, MAX_RATE) {
+                v.push(("rate".into(), format!("{m} req/s")));
+            }
+        }
+        for (k, d) in [("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)] {
+            if let Some(m) = d.and_then(|d| positive_dur(d, MAX_DURATION)) {
+                v.push((k.into(), m));
+            }
+        }
+        v
+    }
+
     /// The latency targets as goodput thresholds.
     pub fn thresholds(&self) -> crate::analysis::SloThresholds {
         crate::analysis::SloThresholds {
@@ -385,14 +435,6 @@ pub fn load_str_with(
     sets: &[String],
     sweeps: &[String],
 ) -> Result<ScenarioSet, ConfigErrors> {
-    let top = |m: String| {
-        ConfigErrors(vec![Diagnostic {
-            file: file.to_string(),
-            line: None,
-            path: String::new(),
-            message: m,
-        }])
-    };
     let mut doc: toml_edit::DocumentMut = src.parse().map_err(|e: toml_edit::TomlError| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -426,7 +468,14 @@ pub fn load_str_with(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let axes = overrides::sweep_axes(&doc).map_err(top)?;
+    let axes = overrides::sweep_axes(&doc).map_err(|(p, m)| {
+        ConfigErrors(vec![Diagnostic {
+            file: file.to_string(),
+            line: line_of(src, &p).or(Some(1)),
+            path: String::new(),
+            message: m,
+        }])
+    })?;
     let matrix = overrides::matrix(&axes);
     let base_text = if sets.is_empty() {
         src.to_string()
@@ -434,6 +483,26 @@ pub fn load_str_with(
         doc.to_string()
     };
     let mut points = Vec::with_capacity(matrix.len());
+    if !axes.is_empty() {
+        // A swept key's value in the file (or from --set) is replaced in every point, so
+        // no point would see it: check it here like any other value.
+        let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
+        if let Err(ConfigErrors(es)) = parse_one(file, file, &base_text, dir) {
+            for e in es {
+                let at = Path::root().join(&e.path);
+                let is_set = sets
+                    .iter()
+                    .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
+                if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
+                    let mut e = e;
+                    if is_set {
+                        e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
+                    }
+                    errors.push(e);
+                }
+            }
+        }
+    }
     for point in &matrix {
         let (text, label) = if point.is_empty() {
             (base_text.clone(), file.to_string())
@@ -443,7 +512,7 @@ pub fn load_str_with(
                 if let Err(m) = overrides::apply(&mut d, o) {
                     errors.push(Diagnostic {
                         file: file.to_string(),
-                        line: None,
+                        line: line_of(src, &Path::root().key("sweep").key(&o.path)).or(Some(1)),
                         path: "sweep".into(),
                         message: m,
                     });
@@ -473,178 +542,101 @@ pub fn load_str_with(
     })
 }
 
+/// `[gateway]` alone, for parsing it (other keys are ignored here).
+#[derive(Deserialize)]
+struct GatewayOnly<G> {
+    gateway: G,
+}
+
+/// A target name no provider can have (stands in for a target entry that is wrong).
+fn placeholder_target(i: usize) -> String {
+    format!("\u{0}invalid target {i}")
+}
+
 fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Result<Scenario, ConfigErrors> {
-    let doc: ScenarioFile = toml::from_str(src).map_err(|e| ConfigErrors(vec![toml_diagnostic(src, label, &e)]))?;
-    let _ = (&doc.description, &doc.sweep);
-    let (_, mut providers) = providers_from_str(label, src, dir)?;
-    let mut errors = Vec::new();
-    let at = |p: &Path| line_of(src, p);
-    let diag = |p: Path, m: String| Diagnostic {
-        file: label.to_string(),
-        line: at(&p),
-        path: p.to_string(),
-        message: m,
+    let tdoc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, label, &e))?;
+    // problems located in this file, by path
+    let mut problems: Vec<(Path, String)> = Vec::new();
+    let (parsed, ps) = crate::diag::deserialize_all::<ScenarioFile>(&tdoc);
+    problems.extend(ps);
+    let (_, mut providers, mut errors) = providers_from_doc(label, src, &tdoc, dir);
+    let provider_keys: Vec<String> = tdoc
+        .get("providers")
+        .and_then(|p| p.as_table_like())
+        .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+        .unwrap_or_default();
+    // as before: without `targets`, the providers in name order
+    let mut provider_keys = provider_keys;
+    provider_keys.sort();
+    let gateway = parse_gateway(&tdoc, &provider_keys, &mut problems);
+    let Some(doc) = parsed else {
+        errors.extend(ConfigErrors::located(src, label, problems));
+        return Err(ConfigErrors(errors));
     };
-    let provider_names = || doc.providers.keys().cloned().collect::<Vec<_>>().join(", ");
-    let mut gw = doc.gateway.clone();
-    let kind = gw.remove("kind");
-    let gateway = match kind.as_ref().map(|k| k.as_str()) {
-        None | Some(Some("builtin")) => {
-            // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … }
-            let mut extra: Vec<toml::Table> = Vec::new();
-            let names: Vec<String> = match gw.remove("targets") {
-                Some(toml::Value::Array(a)) => a
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| match v {
-                        toml::Value::String(n) => {
-                            extra.push(toml::Table::new());
-                            Some(n.clone())
-                        }
-                        toml::Value::Table(t) => match t.get("name").and_then(|n| n.as_str()) {
-                            Some(n) if !t.contains_key("url") => {
-                                let mut t = t.clone();
-                                t.remove("name");
-                                extra.push(t);
-                                Some(n.to_string())
-                            }
-                            _ => {
-                                errors.push(diag(
-                                    Path::root().key("gateway").key("targets").index(i),
-                                    "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)"
-                                        .into(),
-                                ));
-                                None
-                            }
-                        },
-                        _ => {
-                            errors.push(diag(
-                                Path::root().key("gateway").key("targets").index(i),
-                                "expected a provider name or a table { name = \"…\", … }".into(),
-                            ));
-                            None
-                        }
-                    })
-                    .collect(),
-                Some(_) => {
-                    errors.push(diag(
-                        Path::root().key("gateway").key("targets"),
-                        "must be a list of provider names in priority order".into(),
-                    ));
-                    Vec::new()
-                }
-                None => doc.providers.keys().cloned().collect(),
-            };
-            extra.resize(names.len(), toml::Table::new());
-            for (i, n) in names.iter().enumerate() {
-                if !doc.providers.contains_key(n) {
-                    errors.push(diag(
-                        Path::root().key("gateway").key("targets").index(i),
-                        format!("target {n:?} is not a provider (providers: {})", provider_names()),
-                    ));
-                }
-            }
-            let targets: Vec<toml::Value> = names
-                .iter()
-                .zip(extra)
-                .map(|(n, mut t)| {
-                    t.insert("name".into(), toml::Value::String(n.clone()));
-                    t.insert("url".into(), toml::Value::String("http://127.0.0.1:1".into()));
-                    toml::Value::Table(t)
-                })
-                .collect();
-            gw.insert("targets".into(), toml::Value::Array(targets));
-            match toml::Value::Table(gw).try_into::<crate::gateway::GatewayConfig>() {
-                Ok(g) => {
-                    for (k, m) in g.problems() {
-                        if !k.starts_with("targets") {
-                            errors.push(diag(
-                                Path::root().key("gateway").key(k.split('.').next().unwrap_or("")),
-                                format!("{k}: {m}"),
-                            ));
-                        }
-                    }
-                    Some(GatewaySpec::Builtin(Box::new(g)))
-                }
-                Err(e) => {
-                    errors.push(diag(Path::root().key("gateway"), e.to_string().trim().to_string()));
-                    None
-                }
-            }
-        }
-        Some(Some("external")) => match toml::Value::Table(gw).try_into::<crate::external::ExternalSpec>() {
-            Ok(x) => {
-                for (k, m) in x.problems() {
-                    errors.push(diag(Path::root().key("gateway").key(&k), m));
-                }
-                Some(GatewaySpec::External(Box::new(x)))
-            }
-            Err(e) => {
-                errors.push(diag(Path::root().key("gateway"), e.to_string().trim().to_string()));
-                None
-            }
-        },
-        Some(other) => {
-            errors.push(diag(
-                Path::root().key("gateway").key("kind"),
-                format!(
-                    "unknown gateway kind {}: expected \"builtin\" or \"external\"",
-                    other.map_or_else(
-                        || kind.as_ref().map(|k| k.to_string()).unwrap_or_default(),
-                        |s| format!("{s:?}")
-                    )
-                ),
-            ));
-            None
-        }
-    };
+    let _ = (&doc.description, &doc.sweep, &doc.providers, &doc.gateway);
+    let key = |k: &str| Path::root().join(k);
     for (k, m) in doc.traffic.problems() {
-        errors.push(diag(
-            Path::root()
-                .key("traffic")
-                .key(k.split(['.', '[']).next().unwrap_or("")),
-            format!("{k}: {m}"),
-        ));
+        problems.push((Path::root().key("traffic").join(&k), m));
     }
-    if !(doc.slo.target > 0.0 && doc.slo.target < 1.0) {
-        errors.push(diag(
-            Path::root().key("slo").key("target"),
-            format!("must be in (0, 1), got {}", doc.slo.target),
-        ));
-    }
-    if let Some(r) = doc.slo.rate {
-        if !(r.is_finite() && r > 0.0) {
-            errors.push(diag(
-                Path::root().key("slo").key("rate"),
-                format!("must be > 0 req/s, got {r}"),
-            ));
+    // referenced mix and trace files: read and checked now, with their own lines
+    if doc.traffic.mix.is_some() {
+        if let Err(ConfigErrors(mut es)) = doc.traffic.load_kinds(dir) {
+            problems.push((key("traffic.mix"), "mix file is invalid (below)".into()));
+            errors.append(&mut es);
         }
+    }
+    if doc.traffic.trace.is_some() {
+        if let Err(ConfigErrors(mut es)) = doc.traffic.check_trace(dir) {
+            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            errors.append(&mut es);
+        }
+    }
+    for (k, m) in doc.slo.problems() {
+        problems.push((Path::root().key("slo").join(&k), m));
     }
     let d = &doc.detection;
     if !(d.share_threshold > 0.0 && d.share_threshold < 1.0) {
-        errors.push(diag(
-            Path::root().key("detection").key("share_threshold"),
+        problems.push((
+            key("detection.share_threshold"),
             format!("must be in (0, 1), got {}", d.share_threshold),
         ));
     }
-    if d.hold.0 == 0 || d.baseline.0 == 0 {
-        errors.push(diag(
-            Path::root().key("detection"),
-            "hold and baseline must be longer than 0s".into(),
-        ));
+    for (k, v) in [("hold", d.hold), ("baseline", d.baseline)] {
+        if v.0 == 0 {
+            problems.push((Path::root().key("detection").key(k), "must be longer than 0s".into()));
+        } else if v.0 > crate::diag::limits::MAX_DURATION.0 {
+            problems.push((
+                Path::root().key("detection").key(k),
+                format!("must be at most {}, got {v}", crate::diag::limits::MAX_DURATION),
+            ));
+        }
+    }
+    if let Some(o) = doc.onset_spread {
+        if o.0 > crate::diag::limits::MAX_DURATION.0 {
+            problems.push((
+                key("onset_spread"),
+                format!("must be at most {}, got {o}", crate::diag::limits::MAX_DURATION),
+            ));
+        }
     }
     let time_scale = doc.time_scale.unwrap_or(1.0);
-    if !(time_scale.is_finite() && time_scale > 0.0) {
-        errors.push(diag(
-            Path::root().key("time_scale"),
-            format!("must be a number > 0 (0.1 = ten times faster), got {time_scale}"),
+    if !(time_scale.is_finite()
+        && (crate::diag::limits::MIN_TIME_SCALE..=crate::diag::limits::MAX_TIME_SCALE).contains(&time_scale))
+    {
+        problems.push((
+            key("time_scale"),
+            format!(
+                "must be a number in [{}, {}] (0.1 = ten times faster), got {time_scale}",
+                crate::diag::limits::MIN_TIME_SCALE,
+                crate::diag::limits::MAX_TIME_SCALE
+            ),
         ));
     }
     let mut asserts = Vec::new();
     for (i, a) in doc.asserts.iter().enumerate() {
         match a.resolve() {
             Ok(a) => asserts.push(a),
-            Err(m) => errors.push(diag(Path::root().key("assert").index(i), m)),
+            Err(m) => problems.push((Path::root().key("assert").index(i), m)),
         }
     }
     let prices = match &doc.cost {
@@ -652,8 +644,8 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         Some(c) => match crate::cost::PriceTable::load(&dir.join(&c.prices)) {
             Ok(t) => Some(t),
             Err(ConfigErrors(mut es)) => {
-                errors.push(diag(
-                    Path::root().key("cost").key("prices"),
+                problems.push((
+                    key("cost.prices"),
                     format!("price table {} is invalid (below)", dir.join(&c.prices).display()),
                 ));
                 errors.append(&mut es);
@@ -661,10 +653,21 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             }
         },
     };
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+    if !problems.is_empty() || !errors.is_empty() {
+        // this file's problems first, in file order, then those of the files it names
+        let mut all = ConfigErrors::located(src, label, problems);
+        all.append(&mut errors);
+        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
+        return Err(ConfigErrors(all));
     }
-    let mut gateway = gateway.expect("checked");
+    let Some(mut gateway) = gateway else {
+        return Err(ConfigErrors(vec![Diagnostic {
+            file: label.to_string(),
+            line: line_of(src, &key("gateway")),
+            path: "gateway".into(),
+            message: "no usable [gateway] table".into(),
+        }]));
+    };
     let name = doc.name.clone().unwrap_or_else(|| {
         std::path::Path::new(file)
             .file_stem()
@@ -685,6 +688,24 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             GatewaySpec::External(x) => warnings.extend(scale::external(x, time_scale)),
         }
     }
+    // time_scale stretches or shrinks the whole run: its scaled length is bounded too
+    let run_ns = match (traffic.duration, traffic.stages.is_empty()) {
+        (Some(d), _) => d.0,
+        (None, false) => traffic.stages.iter().fold(0u64, |a, s| a.saturating_add(s.duration.0)),
+        (None, true) => 0,
+    };
+    let max_run = crate::diag::limits::MAX_RUN;
+    if run_ns > max_run.0 {
+        return Err(ConfigErrors(vec![Diagnostic {
+            file: label.to_string(),
+            line: line_of(src, &key("time_scale")).or(Some(1)),
+            path: "time_scale".into(),
+            message: format!(
+                "time_scale {time_scale} makes the run {} long; at most {max_run}",
+                crate::time::Dur(run_ns)
+            ),
+        }]));
+    }
     Ok(Scenario {
         name,
         file: label.to_string(),
@@ -701,4 +722,152 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         prices,
         dir: dir.to_path_buf(),
     })
+}
+
+/// `[gateway]`: builtin (targets named by provider) or external; problems go to `problems`.
+fn parse_gateway(
+    tdoc: &toml_edit::DocumentMut,
+    provider_keys: &[String],
+    problems: &mut Vec<(Path, String)>,
+) -> Option<GatewaySpec> {
+    use toml_edit::{Item, Value};
+    let gpath = Path::root().key("gateway");
+    let mut g = tdoc.clone();
+    let table = g.get_mut("gateway")?.as_table_like_mut()?;
+    let kind = table.remove("kind");
+    let kind_str = kind.as_ref().map(|k| k.as_str());
+    match kind_str {
+        None | Some(Some("builtin")) => {
+            // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … };
+            // a wrong entry is reported and stands in as a placeholder so indices stay put
+            let fake_url = "http://127.0.0.1:1";
+            let mut bad: Vec<usize> = Vec::new();
+            let mut names: Vec<String> = Vec::new();
+            let fix = |i: usize,
+                       t: &mut dyn toml_edit::TableLike,
+                       bad: &mut Vec<usize>,
+                       problems: &mut Vec<(Path, String)>|
+             -> String {
+                let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
+                match name {
+                    Some(n) if !t.contains_key("url") => {
+                        t.insert("url", toml_edit::value(fake_url));
+                        n
+                    }
+                    _ => {
+                        problems.push((
+                            gpath.key("targets").index(i),
+                            "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)".into(),
+                        ));
+                        bad.push(i);
+                        t.insert("name", toml_edit::value(placeholder_target(i)));
+                        t.insert("url", toml_edit::value(fake_url));
+                        placeholder_target(i)
+                    }
+                }
+            };
+            match table.get_mut("targets") {
+                None => {
+                    let mut a = toml_edit::Array::new();
+                    for n in provider_keys {
+                        let mut t = toml_edit::InlineTable::new();
+                        t.insert("name", n.as_str().into());
+                        t.insert("url", fake_url.into());
+                        a.push(t);
+                        names.push(n.clone());
+                    }
+                    table.insert("targets", toml_edit::value(a));
+                }
+                Some(Item::Value(Value::Array(a))) => {
+                    for i in 0..a.len() {
+                        let x = a.get_mut(i).expect("in range");
+                        match x {
+                            Value::String(n) => {
+                                let n = n.value().clone();
+                                let mut t = toml_edit::InlineTable::new();
+                                t.insert("name", n.as_str().into());
+                                t.insert("url", fake_url.into());
+                                *x = Value::InlineTable(t);
+                                names.push(n);
+                            }
+                            Value::InlineTable(t) => names.push(fix(i, t, &mut bad, problems)),
+                            _ => {
+                                problems.push((
+                                    gpath.key("targets").index(i),
+                                    "expected a provider name or a table { name = \"…\", … }".into(),
+                                ));
+                                bad.push(i);
+                                let mut t = toml_edit::InlineTable::new();
+                                t.insert("name", placeholder_target(i).into());
+                                t.insert("url", fake_url.into());
+                                *x = Value::InlineTable(t);
+                                names.push(placeholder_target(i));
+                            }
+                        }
+                    }
+                }
+                Some(Item::ArrayOfTables(a)) => {
+                    for (i, t) in a.iter_mut().enumerate() {
+                        names.push(fix(i, t, &mut bad, problems));
+                    }
+                }
+                Some(other) => {
+                    problems.push((
+                        gpath.key("targets"),
+                        "must be a list of provider names in priority order".into(),
+                    ));
+                    *other = toml_edit::value(toml_edit::Array::new());
+                    bad.push(usize::MAX);
+                }
+            }
+            for (i, n) in names.iter().enumerate() {
+                if !bad.contains(&i) && !provider_keys.contains(n) {
+                    problems.push((
+                        gpath.key("targets").index(i),
+                        format!(
+                            "target {n:?} is not a provider (providers: {})",
+                            provider_keys.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
+            problems.extend(ps);
+            let g = g?.gateway;
+            for (k, m) in g.problems() {
+                let p = gpath.join(&k);
+                let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
+                    || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
+                if !at_bad && !k.ends_with(".url") {
+                    problems.push((p, m));
+                }
+            }
+            Some(GatewaySpec::Builtin(Box::new(g)))
+        }
+        Some(Some("external")) => {
+            let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::external::ExternalSpec>>(&g);
+            problems.extend(ps);
+            let x = x?.gateway;
+            for (k, m) in x.problems() {
+                problems.push((gpath.join(&k), m));
+            }
+            Some(GatewaySpec::External(Box::new(x)))
+        }
+        Some(other) => {
+            problems.push((
+                gpath.key("kind"),
+                format!(
+                    "unknown gateway kind {}: expected \"builtin\" or \"external\"",
+                    other.map_or_else(
+                        || kind
+                            .as_ref()
+                            .map(|k| k.to_string().trim().to_string())
+                            .unwrap_or_default(),
+                        |s| format!("{s:?}")
+                    )
+                ),
+            ));
+            None
+        }
+    }
 }

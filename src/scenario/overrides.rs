@@ -134,36 +134,64 @@ pub fn add_sweep_axis(doc: &mut DocumentMut, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One sweep axis: the dotted path and its values.
+pub type Axis = (String, Vec<Value>);
+
 /// The `[sweep]` table flattened to `(dotted path, values)` in file order. Keys may be
 /// quoted dotted paths (`"gateway.health_check.interval" = [...]`) or nested tables.
-pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<(String, Vec<Value>)>, String> {
+/// An error names the sweep key's place in the document, for its line.
+pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<Axis>, (crate::diag::Path, String)> {
     let mut out = Vec::new();
+    let at = crate::diag::Path::root().key("sweep");
     if let Some(item) = doc.get("sweep") {
-        let t = item
-            .as_table_like()
-            .ok_or_else(|| "sweep: must be a table of dotted paths to lists of values".to_string())?;
-        flatten("", t, &mut out)?;
+        let t = item.as_table_like().ok_or_else(|| {
+            (
+                at.clone(),
+                "sweep: must be a table of dotted paths to lists of values".to_string(),
+            )
+        })?;
+        flatten("", &at, t, &mut out)?;
+    }
+    let mut points: u64 = 1;
+    for (_, v) in &out {
+        points = points.saturating_mul(v.len() as u64);
+    }
+    if points > MAX_SWEEP_POINTS {
+        return Err((
+            at,
+            format!("the sweep has {points} points (the product of its axes' lengths); at most {MAX_SWEEP_POINTS}"),
+        ));
     }
     Ok(out)
 }
 
-fn flatten(prefix: &str, t: &dyn TableLike, out: &mut Vec<(String, Vec<Value>)>) -> Result<(), String> {
+/// Most points of a sweep matrix (each is a whole scenario, parsed and run).
+pub const MAX_SWEEP_POINTS: u64 = 10_000;
+
+fn flatten(
+    prefix: &str,
+    at: &crate::diag::Path,
+    t: &dyn TableLike,
+    out: &mut Vec<Axis>,
+) -> Result<(), (crate::diag::Path, String)> {
     for (k, v) in t.iter() {
         let path = if prefix.is_empty() {
             k.to_string()
         } else {
             format!("{prefix}.{k}")
         };
+        let here = at.key(k);
         if let Some(arr) = v.as_array() {
             if arr.is_empty() {
-                return Err(format!("sweep.{path}: the list of values is empty"));
+                return Err((here, format!("sweep.{path}: the list of values is empty")));
             }
             out.push((path, arr.iter().cloned().collect()));
         } else if let Some(sub) = v.as_table_like() {
-            flatten(&path, sub, out)?;
+            flatten(&path, &here, sub, out)?;
         } else {
-            return Err(format!(
-                "sweep.{path}: expected a list of values, e.g. \"{path}\" = [\"5s\", \"60s\"]"
+            return Err((
+                here,
+                format!("sweep.{path}: expected a list of values, e.g. \"{path}\" = [\"5s\", \"60s\"]"),
             ));
         }
     }
@@ -245,8 +273,9 @@ mod tests {
         assert_eq!(m[5][1].value_text(), "30s");
         assert!(sweep_axes(&doc("[sweep]\nx = 3\n"))
             .unwrap_err()
+            .1
             .contains("expected a list"));
-        assert!(sweep_axes(&doc("[sweep]\nx = []\n")).unwrap_err().contains("empty"));
+        assert!(sweep_axes(&doc("[sweep]\nx = []\n")).unwrap_err().1.contains("empty"));
         assert_eq!(matrix(&[]).len(), 1);
         let mut d = doc("[gateway]\n");
         add_sweep_axis(&mut d, "gateway.health_check.interval=5s, 60s").unwrap();

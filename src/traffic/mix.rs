@@ -67,13 +67,14 @@ impl Tokens {
     }
 
     fn validate(&self) -> Option<String> {
+        let max = crate::diag::limits::MAX_TOKENS;
         match *self {
-            Tokens::Fixed(0) => Some("must be ≥ 1".into()),
-            Tokens::Range { min, max } if min == 0 || min > max => {
-                Some(format!("need 1 ≤ min ≤ max, got {min}..{max}"))
+            Tokens::Fixed(n) if n == 0 || f64::from(n) > max => Some(format!("must be in [1, {max}], got {n}")),
+            Tokens::Range { min, max: hi } if min == 0 || min > hi || f64::from(hi) > max => {
+                Some(format!("need 1 ≤ min ≤ max ≤ {max}, got {min}..{hi}"))
             }
-            Tokens::Normal { mean, sd } if !(mean >= 1.0 && sd >= 0.0) => {
-                Some(format!("need mean ≥ 1 and sd ≥ 0, got {mean}, {sd}"))
+            Tokens::Normal { mean, sd } if !((1.0..=max).contains(&mean) && (0.0..=max).contains(&sd)) => {
+                Some(format!("need 1 ≤ mean ≤ {max} and 0 ≤ sd ≤ {max}, got {mean}, {sd}"))
             }
             _ => None,
         }
@@ -144,8 +145,8 @@ impl KindSpec {
     /// Problems, one message per line.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
-        if !(self.weight.is_finite() && self.weight >= 0.0) {
-            v.push(("weight".into(), format!("must be ≥ 0, got {}", self.weight)));
+        if let Some(m) = crate::diag::limits::number(self.weight, true, crate::diag::limits::MAX_WEIGHT) {
+            v.push(("weight".into(), m));
         }
         if let Some(m) = self.prompt_tokens.validate() {
             v.push(("prompt_tokens".into(), m));
@@ -163,8 +164,8 @@ impl KindSpec {
                     "Anthropic has no embeddings endpoint; use api = \"openai\"".into(),
                 ));
             }
-            if self.inputs == 0 {
-                v.push(("inputs".into(), "must be ≥ 1".into()));
+            if let Some(m) = crate::diag::limits::count(self.inputs.into(), crate::diag::limits::MAX_INPUTS.into()) {
+                v.push(("inputs".into(), m));
             }
         }
         v

@@ -89,6 +89,21 @@ pub struct MixFile {
     pub kinds: Vec<KindSpec>,
 }
 
+/// Problems of a list of kinds at `base` (`kind` in a mix file, `traffic.kind` inline):
+/// each kind's own, and a mix whose weights are all 0.
+pub fn mix_problems(kinds: &[KindSpec], base: &crate::diag::Path) -> Vec<(crate::diag::Path, String)> {
+    let mut v = Vec::new();
+    for (i, k) in kinds.iter().enumerate() {
+        for (key, m) in k.problems() {
+            v.push((base.index(i).join(&key), m));
+        }
+    }
+    if !kinds.is_empty() && kinds.iter().all(|k| k.weight.is_finite() && k.weight <= 0.0) {
+        v.push((base.clone(), "every weight is 0: the mix can draw nothing".into()));
+    }
+    v
+}
+
 /// Which loop drives the traffic.
 #[derive(Clone, Debug)]
 pub enum Source {
@@ -127,10 +142,39 @@ impl TrafficConfig {
             1 => {}
             _ => v.push(("rate".into(), "give only one of rate, stages, users or trace".into())),
         }
+        use crate::diag::limits::{self, MAX_DURATION, MAX_RATE, MAX_RUN, MAX_SHAPE, MAX_USERS};
         if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                v.push(("rate".into(), format!("must be > 0 req/s, got {r}")));
+            if let Some(m) = limits::number(r, false, MAX_RATE) {
+                v.push(("rate".into(), format!("{m} req/s")));
             }
+        }
+        if let Some(m) = self.duration.and_then(|d| limits::dur_at_most(d, MAX_RUN)) {
+            v.push(("duration".into(), m));
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            if let Some(m) = limits::dur_at_most(s.duration, MAX_RUN) {
+                v.push((format!("stages[{i}].duration"), m));
+            }
+        }
+        if let Some(u) = self.users {
+            if u > MAX_USERS {
+                v.push(("users".into(), format!("must be in [1, {MAX_USERS}], got {u}")));
+            }
+        }
+        match self.think_time {
+            Some(ThinkTime::Constant { value: d }) | Some(ThinkTime::Pacing { interval: d }) => {
+                if let Some(m) = limits::dur_at_most(d, MAX_DURATION) {
+                    v.push(("think_time".into(), m));
+                }
+            }
+            Some(ThinkTime::Uniform { min, max }) => {
+                for d in [min, max] {
+                    if let Some(m) = limits::dur_at_most(d, MAX_DURATION) {
+                        v.push(("think_time".into(), m));
+                    }
+                }
+            }
+            None => {}
         }
         if (self.rate.is_some() || self.users.is_some()) && self.duration.is_none_or(|d| d.0 == 0) {
             v.push((
@@ -139,8 +183,8 @@ impl TrafficConfig {
             ));
         }
         if let Some(k) = self.burstiness {
-            if !(k.is_finite() && k > 0.0) {
-                v.push(("burstiness".into(), format!("must be > 0, got {k}")));
+            if let Some(m) = limits::number(k, false, MAX_SHAPE) {
+                v.push(("burstiness".into(), m));
             }
             if self.arrival == ArrivalKind::Constant {
                 v.push((
@@ -150,11 +194,8 @@ impl TrafficConfig {
             }
         }
         for (i, s) in self.stages.iter().enumerate() {
-            if !(s.target.is_finite() && s.target >= 0.0) {
-                v.push((
-                    format!("stages[{i}].target"),
-                    format!("must be ≥ 0 req/s, got {}", s.target),
-                ));
+            if let Some(m) = limits::number(s.target, true, MAX_RATE) {
+                v.push((format!("stages[{i}].target"), format!("{m} req/s")));
             }
         }
         if !self.stages.is_empty() {
@@ -172,8 +213,8 @@ impl TrafficConfig {
             }
         }
         if let Some(r) = self.start_rate {
-            if !(r.is_finite() && r >= 0.0) {
-                v.push(("start_rate".into(), format!("must be ≥ 0 req/s, got {r}")));
+            if let Some(m) = limits::number(r, true, MAX_RATE) {
+                v.push(("start_rate".into(), format!("{m} req/s")));
             }
             if self.stages.is_empty() {
                 v.push(("start_rate".into(), "applies to stages only".into()));
@@ -200,13 +241,13 @@ impl TrafficConfig {
             v.push(("users".into(), "must be ≥ 1".into()));
         }
         if let Some(s) = self.spawn_rate {
-            if !(s.is_finite() && s > 0.0) {
-                v.push(("spawn_rate".into(), format!("must be > 0, got {s}")));
+            if let Some(m) = limits::number(s, false, MAX_RATE) {
+                v.push(("spawn_rate".into(), format!("{m} users/s")));
             }
         }
         if let Some(s) = self.speed {
-            if !(s.is_finite() && s > 0.0) {
-                v.push(("speed".into(), format!("must be > 0, got {s}")));
+            if let Some(m) = limits::number(s, false, crate::diag::limits::MAX_SHAPE) {
+                v.push(("speed".into(), m));
             }
         }
         if self.mix.is_some() && !self.kinds.is_empty() {
@@ -215,10 +256,8 @@ impl TrafficConfig {
                 "give a mix file or inline [[traffic.kind]] tables, not both".into(),
             ));
         }
-        for (i, k) in self.kinds.iter().enumerate() {
-            for (key, m) in k.problems() {
-                v.push((format!("kind[{i}].{key}"), m));
-            }
+        for (p, m) in mix_problems(&self.kinds, &crate::diag::Path::root().key("kind")) {
+            v.push((p.to_string(), m));
         }
         v
     }
@@ -229,35 +268,38 @@ impl TrafficConfig {
             let path = base.join(p);
             let text = crate::diag::read_config(&path)?;
             let file = path.display().to_string();
-            let mf: MixFile = toml::from_str(&text).map_err(|e| {
-                crate::diag::ConfigErrors(vec![crate::fault::profile::toml_diagnostic(&text, &file, &e)])
-            })?;
-            let problems: Vec<crate::diag::Diagnostic> = mf
-                .kinds
-                .iter()
-                .enumerate()
-                .flat_map(|(i, k)| {
-                    let text = &text;
-                    let file = &file;
-                    k.problems()
-                        .into_iter()
-                        .map(move |(key, message)| crate::diag::Diagnostic {
-                            file: file.clone(),
-                            line: crate::diag::line_of(text, &crate::diag::Path::root().key("kind").index(i).key(&key)),
-                            path: format!("kind[{i}].{key}"),
-                            message,
-                        })
-                })
-                .collect();
-            if !problems.is_empty() {
-                return Err(crate::diag::ConfigErrors(problems));
+            let doc: toml_edit::DocumentMut = text
+                .parse()
+                .map_err(|e| crate::diag::ConfigErrors::syntax(&text, &file, &e))?;
+            let (mf, mut problems) = crate::diag::deserialize_all::<MixFile>(&doc);
+            if let Some(mf) = &mf {
+                if mf.kinds.is_empty() {
+                    problems.push((
+                        crate::diag::Path::root().key("kind"),
+                        "a mix needs at least one [[kind]]".into(),
+                    ));
+                }
+                problems.extend(mix_problems(&mf.kinds, &crate::diag::Path::root().key("kind")));
             }
-            return Ok(mf.kinds);
+            crate::diag::ConfigErrors::check(&text, &file, problems)?;
+            return Ok(mf.expect("no problems means it parsed").kinds);
         }
         if !self.kinds.is_empty() {
             return Ok(self.kinds.clone());
         }
         Ok(vec![KindSpec::chat("chat", false)])
+    }
+
+    /// Reads and checks the trace file (relative to `base`), if there is one.
+    pub fn check_trace(&self, base: &std::path::Path) -> Result<(), crate::diag::ConfigErrors> {
+        let Some(p) = &self.trace else { return Ok(()) };
+        let path = base.join(p);
+        let t = Trace::load(&path)?;
+        let kinds = self.load_kinds(base)?;
+        match Mix::new(kinds, Api::OpenAi) {
+            Ok(mix) => t.check_kinds(&mix, &path.display().to_string()),
+            Err(_) => Ok(()), // the mix's own problem, reported with the mix
+        }
     }
 
     /// The source (call after `problems()` came back empty).

@@ -59,6 +59,21 @@ pub struct Trace {
 }
 
 fn row_offset(r: &TraceRow) -> Result<Nanos, String> {
+    let max_tokens = crate::diag::limits::MAX_TOKENS;
+    for (k, n) in [("prompt_tokens", r.prompt_tokens), ("max_tokens", r.max_tokens)] {
+        if n.is_some_and(|n| f64::from(n) > max_tokens) {
+            return Err(format!("{k} must be at most {max_tokens}, got {}", n.unwrap_or(0)));
+        }
+    }
+    let o = row_offset_unbounded(r)?;
+    let max = crate::diag::limits::MAX_RUN;
+    if o > max.0 {
+        return Err(format!("the offset must be at most {max}, got {}", Dur(o)));
+    }
+    Ok(o)
+}
+
+fn row_offset_unbounded(r: &TraceRow) -> Result<Nanos, String> {
     match (r.offset_ms, &r.offset) {
         (Some(ms), None) if ms.is_finite() && ms >= 0.0 => Ok(secs_f64_to_nanos(ms / 1000.0)),
         (Some(ms), None) => Err(format!("offset_ms must be ≥ 0, got {ms}")),
@@ -210,7 +225,7 @@ impl Trace {
         if rows.is_empty() && errors.is_empty() {
             errors.push(Diagnostic {
                 file: file.into(),
-                line: None,
+                line: Some(1),
                 path: String::new(),
                 message: "the trace has no rows".into(),
             });
