@@ -678,7 +678,26 @@ fn load_rate_1e12_is_refused_before_it_starts() {
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{e}");
-    assert!(e.contains("planned requests 1.0 T exceed the limit of 1.0 G"), "{e}");
+    // past the flag's own domain: refused by the flag parser, naming the flag
+    assert!(e.contains("'--rate <RATE>'") && e.contains("(0, 1000000]"), "{e}");
+    // within the flag's domain but past the planned-work limit: refused before it starts,
+    // saying what it would need and how to override
+    let out = std::process::Command::new(bin())
+        .args([
+            "load",
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            "1000000",
+            "--duration",
+            "2000s",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("planned requests 2.0 G exceed the limit of 1.0 G"), "{e}");
     assert!(e.contains("--allow-large"), "{e}");
 }
 
