@@ -361,8 +361,25 @@ fn sim_traffic_rate_1e9_is_refused_before_it_starts() {
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{e}");
+    // past the key's own domain: a configuration error at the key's line
+    assert!(e.contains("traffic.rate: must be a number in (0, 1000000]"), "{e}");
+    // within the key's domain but past the planned-work limit: refused before it starts
+    let out = std::process::Command::new(bin())
+        .args([
+            "sim",
+            "examples/incidents/3am-fast-fail.toml",
+            "--set",
+            "traffic.rate=1e6",
+            "--set",
+            "traffic.duration=2000s",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(
-        e.contains("this simulation is too large: planned requests 480.0 G exceed the limit of 1.0 G"),
+        e.contains("this simulation is too large: planned requests 2.0 G exceed the limit of 1.0 G"),
         "{e}"
     );
     assert!(e.contains("estimated memory"), "{e}");
@@ -382,7 +399,7 @@ fn ctrl_c_stops_a_sim_and_writes_the_partial_report() {
             "--set",
             "traffic.rate=20000",
             "--set",
-            "traffic.duration=1000h",
+            "traffic.duration=160h",
             "--repeat",
             "3",
             "--jobs",
