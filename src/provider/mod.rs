@@ -469,6 +469,18 @@ impl Template {
         self.0.push(Piece::Filler { first, n });
     }
 
+    /// The exact length in bytes of the body [`Template::into_chunks`] generates, computed
+    /// without building it (literal lengths plus the filler tokens' lengths).
+    pub fn len_bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(s) => s.len() as u64,
+                Piece::Filler { first, n } => filler_len(*first, *n),
+            })
+            .sum()
+    }
+
     /// The body in pieces of at most [`CHUNK_BYTES`] of filler (literals whole), each
     /// generated when the iterator reaches it.
     pub fn into_chunks(self) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
@@ -490,6 +502,17 @@ impl Template {
         }
         out
     }
+}
+
+/// Bytes of filler tokens `first .. first + n` (as [`filler_chunks`] generates them),
+/// in time proportional to the word list, not to `n`.
+pub fn filler_len(first: u32, n: u32) -> u64 {
+    let words = WORDS.len() as u64;
+    let cycle: u64 = WORDS.iter().map(|w| w.len() as u64).sum();
+    // bytes of tokens 0 .. x
+    let upto = |x: u64| (x / words) * cycle + WORDS[..(x % words) as usize].iter().map(|w| w.len() as u64).sum::<u64>();
+    let start = u64::from(first);
+    upto(start + u64::from(n)) - upto(start)
 }
 
 /// Filler tokens `first .. first + n` in pieces of at most `max_bytes` (at least one
