@@ -192,23 +192,32 @@ mod tests {
     #[tokio::test]
     async fn request_body_that_never_arrives_times_out() {
         // a body that never yields a chunk: the read ends at the time limit
-        let body = axum::body::Body::from_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>());
+        let body =
+            axum::body::Body::from_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>());
         let r = read_body(body, 1024, Duration::from_millis(50)).await;
         assert_eq!(r, Err(BodyError::TimedOut(Duration::from_millis(50))));
     }
 
     #[tokio::test]
     async fn unreadable_body_is_not_taken_for_too_large() {
-        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
-            vec![Ok(bytes::Bytes::from_static(b"{")), Err(std::io::Error::other("bad chunk size"))];
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(b"{")),
+            Err(std::io::Error::other("bad chunk size")),
+        ];
         let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
         match read_body(body, 1024, Duration::from_secs(5)).await {
             Err(BodyError::Unreadable(m)) => assert!(m.contains("bad chunk size"), "{m}"),
             other => panic!("expected Unreadable, got {other:?}"),
         }
         let body = axum::body::Body::from(vec![b'x'; 2000]);
-        assert_eq!(read_body(body, 1024, Duration::from_secs(5)).await, Err(BodyError::TooLarge(1024)));
+        assert_eq!(
+            read_body(body, 1024, Duration::from_secs(5)).await,
+            Err(BodyError::TooLarge(1024))
+        );
         let body = axum::body::Body::from("{}");
-        assert_eq!(read_body(body, 1024, Duration::from_secs(5)).await.unwrap().as_ref(), b"{}");
+        assert_eq!(
+            read_body(body, 1024, Duration::from_secs(5)).await.unwrap().as_ref(),
+            b"{}"
+        );
     }
 }

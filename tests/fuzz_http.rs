@@ -2249,6 +2249,8 @@ struct Outcome {
     wall: Duration,
     restarts: u32,
     statuses: BTreeMap<String, u64>,
+    /// Answers that were hyper's bare status to a request below HTTP (allowed), by reason.
+    below_http: BTreeMap<&'static str, u64>,
 }
 
 fn percent_encode(s: &str) -> String {
@@ -2299,6 +2301,7 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
     let mut fleet = Fleet::start();
     let mut findings = Findings::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut below_http: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut n = 0u64;
     for index in cases {
         n += 1;
@@ -2317,6 +2320,11 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
                 reply.status.map_or("none".into(), |s| s.to_string())
             ))
             .or_default() += 1;
+        if reply.body.is_empty() && matches!(reply.status, Some(400 | 414 | 431 | 505)) {
+            if let Some(why) = case.below_http() {
+                *below_http.entry(why).or_default() += 1;
+            }
+        }
         let sent_path = path_of(&case.uri);
         let bk = body_kind(&reply);
         let mut found: Vec<(String, Symptom, String)> = Vec::new();
@@ -2432,6 +2440,7 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
         wall: t0.elapsed(),
         restarts,
         statuses,
+        below_http,
     }
 }
 
@@ -2457,6 +2466,11 @@ fn report(seed: u64, o: &Outcome, timeout: Duration) -> u64 {
     );
     for (k, n) in &f.by_known {
         eprintln!("  {n:>7}  {k}");
+    }
+    let bare: u64 = o.below_http.values().sum();
+    eprintln!("{bare} answers were hyper's bare status to a request below HTTP (allowed by the oracle):");
+    for (why, n) in &o.below_http {
+        eprintln!("  {n:>7}  {why}");
     }
     let dir = out_dir();
     let _ = std::fs::create_dir_all(&dir);
@@ -2589,6 +2603,73 @@ fn oracle_accepts_the_envelopes_and_refuses_the_rest() {
 
 /// The oracle flags what it must: a hang, a closed connection, an empty 404, a 5xx for a
 /// client's mistake, a refused valid request; and lets a forced fault on a mock through.
+#[test]
+fn hypers_bare_status_is_allowed_only_below_http() {
+    // The oracle's one exception to "every error is provider-shaped": hyper's bare answer
+    // to a request it cannot parse. A bare status to a request that *is* HTTP (101 header
+    // lines, a 70,000-byte query, a folded line inside hyper's limits is not) is a finding.
+    let c = (0..10_000)
+        .map(|i| generate(3, i))
+        .find(|c| c.target == Target::MockOpenAi && c.route == Route::Chat && c.mutations.is_empty())
+        .expect("a valid chat case");
+    assert_eq!(c.below_http(), None);
+    let bare = |status| Reply {
+        status: Some(status),
+        complete: true,
+        ..Reply::default()
+    };
+    let not_shaped = |c: &Case, status| judge(c, &bare(status)).iter().any(|(s, _)| *s == Symptom::NotShaped);
+    let with = |f: &dyn Fn(&mut Case)| {
+        let mut m = c.clone();
+        m.mutations.push("test".into());
+        f(&mut m);
+        m
+    };
+    // HTTP, inside the parser's limits: the router must answer, in JSON
+    let many = with(&|m| {
+        m.headers
+            .extend((0..101).map(|i| (format!("x-h{i}").into_bytes(), b"1".to_vec())))
+    });
+    assert_eq!(many.below_http(), None);
+    assert!(not_shaped(&many, 431));
+    let query = with(&|m| m.uri.extend(format!("?q={}", "a".repeat(64_000)).into_bytes()));
+    assert_eq!(query.below_http(), None);
+    assert!(not_shaped(&query, 414));
+    // below HTTP: hyper answers before any route exists
+    let cases: [(Case, &str); 6] = [
+        (with(&|m| m.version = b"HTTP/0.9".to_vec()), "not HTTP/1.x syntax"),
+        (
+            with(&|m| m.headers.push((b"x-fuzz".to_vec(), b"a\r\n folded".to_vec()))),
+            "not HTTP/1.x syntax",
+        ),
+        (
+            with(&|m| m.uri.extend(format!("?q={}", "a".repeat(70_000)).into_bytes())),
+            "request target over hyper's URI limit",
+        ),
+        (
+            with(&|m| {
+                m.headers
+                    .extend((0..401).map(|i| (format!("x-h{i}").into_bytes(), b"1".to_vec())))
+            }),
+            "more header lines than the parser takes",
+        ),
+        (
+            with(&|m| m.headers.push((b"x-big".to_vec(), vec![b'a'; 500_000]))),
+            "request head over the parser's buffer",
+        ),
+        (
+            with(&|m| m.headers.push((b"content-length".to_vec(), b"-1".to_vec()))),
+            "content-length is not a number",
+        ),
+    ];
+    for (m, why) in &cases {
+        assert_eq!(m.below_http(), Some(*why), "{:?}", m.mutations);
+        assert!(!not_shaped(m, 400) && !not_shaped(m, 431) && !not_shaped(m, 414));
+    }
+    // a body is still expected of a bare answer's *status* class only: a 404 is never hyper's
+    assert!(not_shaped(&cases[0].0, 404));
+}
+
 #[test]
 fn judge_flags_each_symptom() {
     let valid = |t: Target| {

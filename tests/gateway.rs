@@ -574,7 +574,10 @@ async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413_
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     let j: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
     assert_eq!(j["error"]["type"], "invalid_request_error", "{got}");
-    assert!(j["error"]["message"].as_str().unwrap().contains("could not read the request body"));
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not read the request body"));
     g.shutdown().await;
     m.shutdown().await;
 }

@@ -1167,7 +1167,10 @@ async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413(
         assert!(got.starts_with("HTTP/1.1 400"), "{api:?}: {got}");
         let json: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
         assert_eq!(json["error"]["type"], "invalid_request_error", "{got}");
-        assert!(json["error"]["message"].as_str().unwrap().contains("Could not read the request body"));
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not read the request body"));
         h.shutdown().await;
     }
 }
@@ -1186,7 +1189,13 @@ async fn request_body_that_never_arrives_gets_a_408() {
     let got = raw_exchange(h.addr, raw.as_bytes()).await;
     assert!(got.starts_with("HTTP/1.1 408"), "{got}");
     let json: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
-    assert!(json["error"]["message"].as_str().unwrap().contains("did not arrive within 0.2 s"), "{got}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive within 0.2 s"),
+        "{got}"
+    );
     h.shutdown().await;
 }
 
@@ -1232,14 +1241,24 @@ async fn header_lines_over_100_get_a_json_431_not_hypers_empty_one() {
     let r = request(h.addr, "POST", OPENAI, &headers, &openai_chat(false, 2)).await;
     assert_eq!(r.status, 431, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("the limit is 100 lines"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the limit is 100 lines"));
     h.shutdown().await;
 }
 
 #[tokio::test]
 async fn admin_phase_named_empty_string_gets_a_name_that_can_be_deleted() {
     let (h, st) = start(Api::OpenAi, "", 1).await;
-    let r = request(h.addr, "POST", "/_chaosgate/phases", &[], r#"{"name":"","errors":[{"status":503}]}"#).await;
+    let r = request(
+        h.addr,
+        "POST",
+        "/_chaosgate/phases",
+        &[],
+        r#"{"name":"","errors":[{"status":503}]}"#,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let name = r.json()["name"].as_str().unwrap().to_string();
     assert!(!name.is_empty());

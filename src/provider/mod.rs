@@ -510,7 +510,13 @@ pub fn filler_len(first: u32, n: u32) -> u64 {
     let words = WORDS.len() as u64;
     let cycle: u64 = WORDS.iter().map(|w| w.len() as u64).sum();
     // bytes of tokens 0 .. x
-    let upto = |x: u64| (x / words) * cycle + WORDS[..(x % words) as usize].iter().map(|w| w.len() as u64).sum::<u64>();
+    let upto = |x: u64| {
+        (x / words) * cycle
+            + WORDS[..(x % words) as usize]
+                .iter()
+                .map(|w| w.len() as u64)
+                .sum::<u64>()
+    };
     let start = u64::from(first);
     upto(start + u64::from(n)) - upto(start)
 }
