@@ -659,6 +659,20 @@ pub(crate) fn chars(s: &str) -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn template_length_is_computed_without_building_the_body() {
+        for (first, n) in [(0, 0), (0, 1), (3, 70), (63, 2), (u32::MAX - 5, 5), (1_000, 12_345)] {
+            let built: usize = filler_chunks(first, n, CHUNK_BYTES).map(|c| c.len()).sum();
+            assert_eq!(filler_len(first, n), built as u64, "first={first} n={n}");
+        }
+        let mut t = Template::default();
+        t.lit("{\"a\":\"");
+        t.filler(7, 300);
+        t.lit("\"}");
+        let built: usize = t.clone().into_chunks().map(|c| c.len()).sum();
+        assert_eq!(t.len_bytes(), built as u64);
+    }
+
     const MS: Nanos = 1_000_000;
     const S: Nanos = 1_000_000_000;
 
