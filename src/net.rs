@@ -56,6 +56,39 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
+/// How long a request's body may take to arrive once its head has (the mock's and the
+/// gateway's default): a client that sends its headers and then trickles or never sends
+/// the body gets a 408 instead of holding a task forever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why a request body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Longer than the limit (the limit, in bytes).
+    TooLarge(usize),
+    /// Not read whole within the time limit.
+    TimedOut(std::time::Duration),
+    /// Broken framing, a connection cut mid-body and the like (what went wrong).
+    Unreadable(String),
+}
+
+/// Reads a whole request body of at most `limit` bytes within `timeout`, telling the
+/// length limit from a body that cannot be read (bad chunked framing, a cut connection)
+/// and from one that does not arrive in time.
+pub async fn read_body<B>(body: B, limit: usize, timeout: std::time::Duration) -> Result<bytes::Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await {
+        Err(_) => Err(BodyError::TimedOut(timeout)),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Ok(Err(e)) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
 /// HTTP/1 parser limits of a server. A request over these never reaches the router: hyper
 /// answers it with a bare 431/400 and closes, so a server that wants provider-shaped errors
 /// checks its own, lower limits in the router and sets these higher.
@@ -63,6 +96,8 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 pub struct ParserLimits {
     /// Most header lines hyper parses (hyper's default: 100).
     pub max_headers: Option<usize>,
+    /// Largest buffer hyper reads a request head into (hyper's default: about 400 KiB).
+    pub max_buf_size: Option<usize>,
 }
 
 /// Serves `router` on `listener` until the handle is shut down.
@@ -124,6 +159,9 @@ async fn serve_connection(
     if let Some(n) = limits.max_headers {
         builder.max_headers(n);
     }
+    if let Some(n) = limits.max_buf_size {
+        builder.max_buf_size(n);
+    }
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
     let mut conn = std::pin::pin!(conn);
     {
@@ -143,5 +181,43 @@ async fn serve_connection(
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.as_mut()).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn request_body_that_never_arrives_times_out() {
+        // a body that never yields a chunk: the read ends at the time limit
+        let body =
+            axum::body::Body::from_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>());
+        let r = read_body(body, 1024, Duration::from_millis(50)).await;
+        assert_eq!(r, Err(BodyError::TimedOut(Duration::from_millis(50))));
+    }
+
+    #[tokio::test]
+    async fn unreadable_body_is_not_taken_for_too_large() {
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(b"{")),
+            Err(std::io::Error::other("bad chunk size")),
+        ];
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        match read_body(body, 1024, Duration::from_secs(5)).await {
+            Err(BodyError::Unreadable(m)) => assert!(m.contains("bad chunk size"), "{m}"),
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
+        let body = axum::body::Body::from(vec![b'x'; 2000]);
+        assert_eq!(
+            read_body(body, 1024, Duration::from_secs(5)).await,
+            Err(BodyError::TooLarge(1024))
+        );
+        let body = axum::body::Body::from("{}");
+        assert_eq!(
+            read_body(body, 1024, Duration::from_secs(5)).await.unwrap().as_ref(),
+            b"{}"
+        );
     }
 }

@@ -38,19 +38,30 @@ use std::time::{Duration, Instant};
 const SERVER_ADDRESS_SPACE_BYTES: u64 = 2 << 30;
 /// Peak resident memory above which a server counts as blown up.
 const SERVER_RSS_MAX_BYTES: u64 = 512 << 20;
+/// Header lines hyper parses in the mock and the gateway (their `PARSER_MAX_HEADERS`, 4×
+/// the 100 lines they accept): more is refused by hyper itself (bare 431).
+const PARSER_MAX_HEADERS: usize = 400;
+/// Hyper's default read buffer for a request head (8 KiB + 100 × 4 KiB); a longer head is
+/// refused by hyper itself (bare 431).
+const HYPER_MAX_BUF_BYTES: usize = 8192 + 4096 * 100;
+/// Hyper's fixed limit on a request target (bare 414 over it).
+const HYPER_MAX_URI_BYTES: usize = 65_534;
 /// Largest response body read; more is a finding (`oversized`).
 const RESPONSE_BODY_MAX_BYTES: usize = 64 << 20;
 /// Body limit of the mock and the gateway (their default, 4 MiB).
 const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// Body limit of the mock's `POST /_chaosgate/phases` (its `MAX_PHASE_BYTES`, 64 KiB).
+const ADMIN_PHASE_LIMIT_BYTES: usize = 64 * 1024;
 /// Liveness check (GET /health) every this many cases, and after every suspicious one.
 const HEALTH_EVERY_CASES: u64 = 25;
 /// Limit of a liveness request.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------------------
-// Known defects: findings that other work on issue 14 is fixing. Each entry names the
-// defect, the code responsible, and matches the findings it explains. Empty this list
-// once those fixes are merged; the short run must then stay green without it.
+// Known defects: findings whose fix is still in progress elsewhere. Each entry names the
+// defect, the code responsible, and matches the findings it explains. Empty since every
+// finding of issue 14 was fixed; a new entry needs a named fix in progress, never a
+// shrug (hyper's bare answers below HTTP are a rule of the oracle, `Case::below_http`).
 // ---------------------------------------------------------------------------------------
 
 /// A known defect class.
@@ -61,106 +72,7 @@ struct KnownDefect {
     matches: fn(&Finding) -> bool,
 }
 
-const KNOWN_DEFECTS: &[KnownDefect] = &[
-    // hyper's own answers to requests it cannot parse (400: bad request line, header name
-    // or value, framing; 431: header section over hyper's limit or more than 100
-    // headers) have an empty body, on the mock and the gateway alike: src/net.rs
-    // serve_connection serves with hyper's defaults and nothing rewrites them.
-    KnownDefect {
-        name: "mock+gateway: hyper-level 400/431 with an empty body",
-        matches: |f| f.symptom == Symptom::NotShaped && f.hyper_level() && matches!(f.status, Some(400 | 431)),
-    },
-    // Same place, a status the issue does not list: a request target over hyper's URI
-    // limit (≈ 64 KiB) gets hyper's 414 with an empty body (src/net.rs). Found by this
-    // suite; whoever fixes the 400/431 bodies in src/net.rs should cover it too.
-    KnownDefect {
-        name: "mock+gateway: hyper-level 414 with an empty body (NOT in the issue's list)",
-        matches: |f| f.symptom == Symptom::NotShaped && f.hyper_level() && f.status == Some(414),
-    },
-    // The gateway's router has no fallback: unknown paths (404) and wrong methods (405)
-    // answer with an empty body (src/gateway/server.rs, fn router).
-    KnownDefect {
-        name: "gateway: 404/405 with an empty body",
-        matches: |f| {
-            f.target.is_gateway()
-                && f.symptom == Symptom::NotShaped
-                && matches!(f.status, Some(404 | 405))
-                && f.body_kind == BodyKind::Empty
-        },
-    },
-    // Plain-text errors of the admin APIs: the mock's POST /_chaosgate/phases takes
-    // `Bytes` (a body that cannot be read → axum's 400 text "Failed to buffer the request
-    // body", over axum's 2 MB default → 413 text), DELETE /_chaosgate/phases/{name} takes
-    // `Path<String>` (bad percent-encoding → 400 text); the gateway's
-    // /_chaosgate/events answers a bad query with 400 text (src/mock/admin.rs upsert and
-    // remove, src/gateway/server.rs events).
-    KnownDefect {
-        name: "mock+gateway admin: plain-text 400/405/413",
-        matches: |f| {
-            f.symptom == Symptom::NotShaped
-                && f.sent_path.starts_with(b"/_chaosgate")
-                && matches!(f.status, Some(400 | 405 | 413))
-                && matches!(f.body_kind, BodyKind::Text | BodyKind::Empty)
-        },
-    },
-    // An admin phase posted without a name (an empty body is a valid phase with every
-    // default) is listed as "phase[N]" and can never be deleted; one named "" neither
-    // (DELETE /_chaosgate/phases/ is no route). src/mock/admin.rs upsert and remove;
-    // issue 14, Deliver 4; not in the list of fixes in progress this suite was told of.
-    KnownDefect {
-        name: "mock admin: an unnamed phase cannot be deleted",
-        matches: |f| {
-            f.symptom == Symptom::AdminCleanup && (f.detail.contains("\"phase[") || f.detail.contains("phase \"\""))
-        },
-    },
-    // The mock reserves memory and builds the whole answer up front in proportion to
-    // max_tokens (src/mock/respond.rs build_script's Vec::with_capacity, filler_text),
-    // with no upper bound in src/provider/{openai,anthropic}.rs: a large max_tokens aborts
-    // the mock (allocation failure under the limit), blows its memory, or makes an answer
-    // too large or too slow to read. Seen directly and through the gateway.
-    KnownDefect {
-        name: "mock: max_tokens unbounded (memory reserved per token)",
-        matches: |f| {
-            matches!(
-                f.symptom,
-                Symptom::Crash
-                    | Symptom::Memory
-                    | Symptom::Oversized
-                    | Symptom::Hang
-                    | Symptom::Unresponsive
-                    | Symptom::NoResponse
-                    | Symptom::ServerError
-            ) && f.case.big_token_count()
-        },
-    },
-    // Found by this suite, NOT in the issue: a request body that cannot be read (chunked
-    // framing that is not chunked, a body cut by the client) is answered 413 "request body
-    // is larger than 4194304 bytes" / "request body too large" — every error of
-    // axum::body::to_bytes is taken for the length limit (src/mock/mod.rs completion,
-    // src/gateway/server.rs proxy). Should be a 400 naming the framing error.
-    KnownDefect {
-        name: "mock+gateway: unreadable body answered 413 too large (NOT in the issue's list)",
-        matches: |f| f.symptom == Symptom::Spurious413,
-    },
-    // Found by this suite, NOT in the issue: the gateway takes a request for a stream when
-    // the client's body says "stream": true, whatever the upstream answers; a plain JSON
-    // 200 (embeddings ignore `stream`) then "ends without its terminal event": the client
-    // gets the JSON with an SSE error event appended (invalid JSON under
-    // content-type application/json), and the attempt counts as a stream cut for the
-    // breaker (src/gateway/server.rs proxy/attempt_once: `stream` from the request body,
-    // not the response's content-type).
-    KnownDefect {
-        name: "gateway: JSON reply to a stream:true request gets an SSE error appended (NOT in the issue's list)",
-        matches: |f| f.target.is_gateway() && f.symptom == Symptom::BadSuccessBody,
-    },
-    // The gateway passes x-chaosgate-* headers from its clients to the providers
-    // (src/gateway/server.rs forward_headers): a client can force 5xx, resets and cut
-    // streams through the gateway.
-    KnownDefect {
-        name: "gateway: forwards x-chaosgate-* client headers",
-        matches: |f| f.target.is_gateway() && f.case.has_chaosgate_header(),
-    },
-];
+const KNOWN_DEFECTS: &[KnownDefect] = &[];
 
 // ---------------------------------------------------------------------------------------
 // Targets, routes and expected envelopes
@@ -466,34 +378,69 @@ impl Case {
             .any(|(k, _)| k.eq_ignore_ascii_case(b"transfer-encoding") || k.eq_ignore_ascii_case(b"content-length"))
     }
 
+    /// Why hyper answers this request by itself, below HTTP semantics, before any route
+    /// exists (`None`: the request reaches the router). The oracle parses the head as
+    /// hyper does: with `httparse`, the parser hyper uses, under the servers' parser limits
+    /// ([`PARSER_MAX_HEADERS`] lines, a [`HYPER_MAX_BUF_BYTES`] buffer), then hyper's own
+    /// checks of the request target ([`HYPER_MAX_URI_BYTES`]) and of the framing headers
+    /// (RFC 9112 §6: a bad `content-length`, a `transfer-encoding` that does not end in
+    /// `chunked` or comes with HTTP/1.0). Hyper's answer to those is a bare status with no
+    /// hook for a body, so they are the one class of errors allowed to be unshaped.
+    fn below_http(&self) -> Option<&'static str> {
+        let wire = self.wire();
+        let mut headers = vec![httparse::EMPTY_HEADER; PARSER_MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let head_len = match req.parse(&wire) {
+            Err(httparse::Error::TooManyHeaders) => return Some("more header lines than the parser takes"),
+            Err(_) => return Some("not HTTP/1.x syntax"),
+            Ok(httparse::Status::Partial) => {
+                return (wire.len() > HYPER_MAX_BUF_BYTES).then_some("request head over the parser's buffer")
+            }
+            Ok(httparse::Status::Complete(n)) => n,
+        };
+        if head_len > HYPER_MAX_BUF_BYTES {
+            return Some("request head over the parser's buffer");
+        }
+        let path = req.path.unwrap_or("");
+        if path.len() > HYPER_MAX_URI_BYTES {
+            return Some("request target over hyper's URI limit");
+        }
+        if path.parse::<axum::http::Uri>().is_err() {
+            return Some("request target is not a URI");
+        }
+        if axum::http::Method::from_bytes(req.method.unwrap_or("").as_bytes()).is_err() {
+            return Some("method is not a token");
+        }
+        let http10 = req.version == Some(0);
+        let (mut te, mut te_chunked, mut length) = (false, false, None::<u64>);
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if http10 {
+                    return Some("transfer-encoding in HTTP/1.0");
+                }
+                te = true;
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
+                te_chunked = String::from_utf8_lossy(last).trim().eq_ignore_ascii_case("chunked");
+            } else if h.name.eq_ignore_ascii_case("content-length") && !te {
+                let v = h.value;
+                let n = (!v.is_empty() && v.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                    .flatten();
+                match (n, length) {
+                    (None, _) => return Some("content-length is not a number"),
+                    (Some(n), Some(prev)) if n != prev => return Some("two different content-lengths"),
+                    (Some(n), _) => length = Some(n),
+                }
+            }
+        }
+        if te && !te_chunked {
+            return Some("transfer-encoding does not end in chunked");
+        }
+        None
+    }
+
     fn is_head(&self) -> bool {
         self.method.eq_ignore_ascii_case(b"HEAD")
-    }
-
-    fn has_chaosgate_header(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(k, _)| k.len() >= 12 && k[..12].eq_ignore_ascii_case(b"x-chaosgate-"))
-    }
-
-    /// The body asks for a large output (`max_tokens`, `max_completion_tokens`) — the
-    /// known unbounded-output defect — at any nesting the parsers read.
-    fn big_token_count(&self) -> bool {
-        let Ok(v) = serde_json::from_slice::<Value>(&self.body) else {
-            // raw numbers the JSON parser cannot hold still parse in the mock as
-            // saturated u32: look for the keys followed by many digits
-            let text = String::from_utf8_lossy(&self.body);
-            return ["max_tokens", "max_completion_tokens"].iter().any(|k| {
-                text.match_indices(k).any(|(i, _)| {
-                    let rest = &text[i + k.len()..];
-                    let rest = rest.trim_start_matches(['"', ':', ' ']);
-                    rest.chars().take_while(char::is_ascii_digit).count() >= 6
-                })
-            });
-        };
-        ["max_tokens", "max_completion_tokens"]
-            .iter()
-            .any(|k| v[*k].as_u64().is_some_and(|n| n >= 100_000))
     }
 
     fn describe(&self) -> String {
@@ -2067,7 +2014,6 @@ enum BodyKind {
 #[derive(Clone, Debug)]
 struct Finding {
     case: Arc<Case>,
-    target: Target,
     /// Which process misbehaved ("gateway(openai)", "upstream mock(openai)", …).
     server: String,
     symptom: Symptom,
@@ -2212,7 +2158,9 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         let v = serde_json::from_slice::<Value>(&r.body).ok();
         let ok = ct.as_deref().is_some_and(|t| t.starts_with("application/json"))
             && v.as_ref().is_some_and(|v| shaped(shape, v));
-        if !ok && !c.is_head() {
+        // hyper's bare status to a request below HTTP is the one allowed unshaped error
+        let bare_below_http = r.body.is_empty() && matches!(status, 400 | 414 | 431 | 505) && c.below_http().is_some();
+        if !ok && !c.is_head() && !bare_below_http {
             out.push((
                 Symptom::NotShaped,
                 format!("expected {shape:?}; content-type {ct:?}; body {}", escape(&r.body, 300)),
@@ -2221,7 +2169,13 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         if status >= 500 && !forced_valid {
             out.push((Symptom::ServerError, escape(&r.body, 300)));
         }
-        if status == 413 && c.body.len() <= BODY_LIMIT_BYTES && !c.half_close() && c.framing != Framing::None {
+        // the mock's admin phases take at most 64 KiB (src/mock/admin.rs MAX_PHASE_BYTES)
+        let limit = if path.starts_with(b"/_chaosgate/phases") && !c.target.is_gateway() {
+            ADMIN_PHASE_LIMIT_BYTES
+        } else {
+            BODY_LIMIT_BYTES
+        };
+        if status == 413 && c.body.len() <= limit && !c.half_close() && c.framing != Framing::None {
             out.push((Symptom::Spurious413, format!("body of {} bytes", c.body.len())));
         }
     } else if (200..300).contains(&status) && !c.is_head() {
@@ -2295,6 +2249,8 @@ struct Outcome {
     wall: Duration,
     restarts: u32,
     statuses: BTreeMap<String, u64>,
+    /// Answers that were hyper's bare status to a request below HTTP (allowed), by reason.
+    below_http: BTreeMap<&'static str, u64>,
 }
 
 fn percent_encode(s: &str) -> String {
@@ -2345,6 +2301,7 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
     let mut fleet = Fleet::start();
     let mut findings = Findings::default();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut below_http: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut n = 0u64;
     for index in cases {
         n += 1;
@@ -2363,6 +2320,11 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
                 reply.status.map_or("none".into(), |s| s.to_string())
             ))
             .or_default() += 1;
+        if reply.body.is_empty() && matches!(reply.status, Some(400 | 414 | 431 | 505)) {
+            if let Some(why) = case.below_http() {
+                *below_http.entry(why).or_default() += 1;
+            }
+        }
         let sent_path = path_of(&case.uri);
         let bk = body_kind(&reply);
         let mut found: Vec<(String, Symptom, String)> = Vec::new();
@@ -2454,7 +2416,6 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
             };
             findings.add(Finding {
                 case: case.clone(),
-                target: case.target,
                 server,
                 symptom,
                 status,
@@ -2479,6 +2440,7 @@ fn run(seed: u64, cases: impl Iterator<Item = u64>, limit: Duration, progress: b
         wall: t0.elapsed(),
         restarts,
         statuses,
+        below_http,
     }
 }
 
@@ -2504,6 +2466,11 @@ fn report(seed: u64, o: &Outcome, timeout: Duration) -> u64 {
     );
     for (k, n) in &f.by_known {
         eprintln!("  {n:>7}  {k}");
+    }
+    let bare: u64 = o.below_http.values().sum();
+    eprintln!("{bare} answers were hyper's bare status to a request below HTTP (allowed by the oracle):");
+    for (why, n) in &o.below_http {
+        eprintln!("  {n:>7}  {why}");
     }
     let dir = out_dir();
     let _ = std::fs::create_dir_all(&dir);
@@ -2636,6 +2603,73 @@ fn oracle_accepts_the_envelopes_and_refuses_the_rest() {
 
 /// The oracle flags what it must: a hang, a closed connection, an empty 404, a 5xx for a
 /// client's mistake, a refused valid request; and lets a forced fault on a mock through.
+#[test]
+fn hypers_bare_status_is_allowed_only_below_http() {
+    // The oracle's one exception to "every error is provider-shaped": hyper's bare answer
+    // to a request it cannot parse. A bare status to a request that *is* HTTP (101 header
+    // lines, a 70,000-byte query, a folded line inside hyper's limits is not) is a finding.
+    let c = (0..10_000)
+        .map(|i| generate(3, i))
+        .find(|c| c.target == Target::MockOpenAi && c.route == Route::Chat && c.mutations.is_empty())
+        .expect("a valid chat case");
+    assert_eq!(c.below_http(), None);
+    let bare = |status| Reply {
+        status: Some(status),
+        complete: true,
+        ..Reply::default()
+    };
+    let not_shaped = |c: &Case, status| judge(c, &bare(status)).iter().any(|(s, _)| *s == Symptom::NotShaped);
+    let with = |f: &dyn Fn(&mut Case)| {
+        let mut m = c.clone();
+        m.mutations.push("test".into());
+        f(&mut m);
+        m
+    };
+    // HTTP, inside the parser's limits: the router must answer, in JSON
+    let many = with(&|m| {
+        m.headers
+            .extend((0..101).map(|i| (format!("x-h{i}").into_bytes(), b"1".to_vec())))
+    });
+    assert_eq!(many.below_http(), None);
+    assert!(not_shaped(&many, 431));
+    let query = with(&|m| m.uri.extend(format!("?q={}", "a".repeat(64_000)).into_bytes()));
+    assert_eq!(query.below_http(), None);
+    assert!(not_shaped(&query, 414));
+    // below HTTP: hyper answers before any route exists
+    let cases: [(Case, &str); 6] = [
+        (with(&|m| m.version = b"HTTP/0.9".to_vec()), "not HTTP/1.x syntax"),
+        (
+            with(&|m| m.headers.push((b"x-fuzz".to_vec(), b"a\r\n folded".to_vec()))),
+            "not HTTP/1.x syntax",
+        ),
+        (
+            with(&|m| m.uri.extend(format!("?q={}", "a".repeat(70_000)).into_bytes())),
+            "request target over hyper's URI limit",
+        ),
+        (
+            with(&|m| {
+                m.headers
+                    .extend((0..401).map(|i| (format!("x-h{i}").into_bytes(), b"1".to_vec())))
+            }),
+            "more header lines than the parser takes",
+        ),
+        (
+            with(&|m| m.headers.push((b"x-big".to_vec(), vec![b'a'; 500_000]))),
+            "request head over the parser's buffer",
+        ),
+        (
+            with(&|m| m.headers.push((b"content-length".to_vec(), b"-1".to_vec()))),
+            "content-length is not a number",
+        ),
+    ];
+    for (m, why) in &cases {
+        assert_eq!(m.below_http(), Some(*why), "{:?}", m.mutations);
+        assert!(!not_shaped(m, 400) && !not_shaped(m, 431) && !not_shaped(m, 414));
+    }
+    // a body is still expected of a bare answer's *status* class only: a 404 is never hyper's
+    assert!(not_shaped(&cases[0].0, 404));
+}
+
 #[test]
 fn judge_flags_each_symptom() {
     let valid = |t: Target| {

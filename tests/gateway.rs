@@ -519,3 +519,65 @@ async fn plain_reply_larger_than_the_gateway_holds_is_relayed_whole_or_visibly_b
         up.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_reply_to_a_stream_true_request_is_relayed_as_json_not_cut_as_a_stream() {
+    // The defect: the gateway took "stream": true in the request for a stream; embeddings
+    // ignore it and answer plain JSON, which the gateway then "cut" (an SSE error event
+    // appended to the JSON, a stream cut counted for the breaker). Streaming is now decided
+    // by the upstream's content-type.
+    let (g, m, _) = one_target(false).await;
+    let body = r#"{"stream":true,"model":"text-embedding-3-small","input":"hi"}"#;
+    for _ in 0..4 {
+        let r = common::request(g.server.addr, "POST", "/v1/embeddings", &[], body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.complete);
+        assert!(!r.text().contains("data:"), "{}", r.text());
+        let j: serde_json::Value = serde_json::from_slice(&r.body).expect("the reply is one JSON document");
+        assert_eq!(j["object"], "list");
+    }
+    // four "cuts" would have opened the breaker (2 consecutive failures)
+    assert!(!g
+        .state
+        .events()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::BreakerOpened { .. })));
+    g.shutdown().await;
+    m.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413_at_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (g, m, _) = one_target(false).await;
+    let body = common::openai_chat(false, 2);
+    let raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\ntransfer-encoding: chunked, chunked\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(g.server.addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&got).trim_end().ends_with('}') {
+                    break;
+                }
+            }
+        }
+    }
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    let j: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
+    assert_eq!(j["error"]["type"], "invalid_request_error", "{got}");
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not read the request body"));
+    g.shutdown().await;
+    m.shutdown().await;
+}

@@ -1123,3 +1123,147 @@ async fn admin_errors_are_json_and_an_unnamed_phase_can_be_deleted() {
     assert!(st.plan.lock().unwrap().status(0).is_empty());
     h.shutdown().await;
 }
+
+/// Sends `raw` on a fresh connection and reads until the peer closes or 10 s pass.
+async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                // one response is enough: stop once its JSON body has closed
+                let text = String::from_utf8_lossy(&got);
+                if let Some(i) = text.find("\r\n\r\n") {
+                    if text[i..].trim_end().ends_with('}') {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413() {
+    // A valid ~150-byte body sent with both content-length and `transfer-encoding:
+    // chunked, chunked`: the body is read as chunked and its framing is broken. It used
+    // to be answered 413 "too large"; it is a 400 in the provider's envelope.
+    for (api, path, body) in [
+        (Api::OpenAi, OPENAI, openai_chat(false, 2)),
+        (Api::Anthropic, ANTHROPIC, anthropic_msg(false, 2)),
+    ] {
+        let (h, _) = start(api, "", 1).await;
+        let raw = format!(
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nanthropic-version: 2023-06-01\r\ncontent-length: {}\r\ntransfer-encoding: chunked, chunked\r\n\r\n{body}",
+            body.len()
+        );
+        let got = raw_exchange(h.addr, raw.as_bytes()).await;
+        assert!(got.starts_with("HTTP/1.1 400"), "{api:?}: {got}");
+        let json: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
+        assert_eq!(json["error"]["type"], "invalid_request_error", "{got}");
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Could not read the request body"));
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn request_body_that_never_arrives_gets_a_408() {
+    // Headers, then no body: the read is bounded by `body_timeout` and answered 408.
+    let profile = chaosgate::fault::Profile::from_toml("", "test.toml").unwrap();
+    let mut config = chaosgate::mock::MockConfig::new("test", Api::OpenAi, profile, 1);
+    config.body_timeout = Duration::from_millis(200);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (h, _) = chaosgate::mock::spawn(config, listener).await.unwrap();
+    let raw = format!(
+        "POST {OPENAI} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\""
+    );
+    let got = raw_exchange(h.addr, raw.as_bytes()).await;
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    let json: serde_json::Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap_or("")).expect(&got);
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive within 0.2 s"),
+        "{got}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_reply_has_content_length_equal_to_the_bytes_received() {
+    // Plain JSON replies go out with content-length (as the providers send them), computed
+    // from the template without building the body, not chunked.
+    let (h, _) = start(Api::OpenAi, "", 1).await;
+    for (n, max_tokens) in [(1, 5), (3, 7), (1, 128_000), (4, 50_000)] {
+        let body = format!(
+            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"hi"}}],"max_tokens":{max_tokens},"n":{n}}}"#
+        );
+        let r = request(h.addr, "POST", OPENAI, &[], &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.complete);
+        assert_eq!(r.header("transfer-encoding"), None, "n={n}");
+        let declared: usize = r.header("content-length").expect("content-length").parse().unwrap();
+        assert_eq!(declared, r.body.len(), "n={n} max_tokens={max_tokens}");
+        assert_eq!(r.json()["choices"].as_array().unwrap().len(), n);
+    }
+    h.shutdown().await;
+    let (h, _) = start(Api::Anthropic, "", 1).await;
+    for max_tokens in [1, 9, 128_000] {
+        let body = format!(
+            r#"{{"model":"claude-haiku-4-5","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        let r = request(h.addr, "POST", ANTHROPIC, &[], &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let declared: usize = r.header("content-length").expect("content-length").parse().unwrap();
+        assert_eq!(declared, r.body.len(), "max_tokens={max_tokens}");
+        assert_eq!(r.json()["type"], "message");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_lines_over_100_get_a_json_431_not_hypers_empty_one() {
+    // hyper refuses more than 100 header lines by default with an empty 431; the mock
+    // raises hyper's limit and answers 101 lines itself, in the provider's envelope.
+    let (h, _) = start(Api::OpenAi, "", 1).await;
+    let extra: Vec<(String, String)> = (0..101).map(|i| (format!("x-fuzz-{i}"), "1".to_string())).collect();
+    let headers: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = request(h.addr, "POST", OPENAI, &headers, &openai_chat(false, 2)).await;
+    assert_eq!(r.status, 431, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the limit is 100 lines"));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_phase_named_empty_string_gets_a_name_that_can_be_deleted() {
+    let (h, st) = start(Api::OpenAi, "", 1).await;
+    let r = request(
+        h.addr,
+        "POST",
+        "/_chaosgate/phases",
+        &[],
+        r#"{"name":"","errors":[{"status":503}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let name = r.json()["name"].as_str().unwrap().to_string();
+    assert!(!name.is_empty());
+    let d = request(h.addr, "DELETE", &format!("/_chaosgate/phases/{name}"), &[], "").await;
+    assert_eq!(d.status, 200, "{}", d.text());
+    assert!(st.plan.lock().unwrap().status(0).is_empty());
+    h.shutdown().await;
+}

@@ -210,6 +210,7 @@ pub async fn spawn(
     let probes = tokio::spawn(probe_loop(state.clone()));
     let limits = net::ParserLimits {
         max_headers: Some(PARSER_MAX_HEADERS),
+        max_buf_size: None,
     };
     let server = net::spawn_with(listener, router(state.clone()), limits)?;
     Ok(GatewayHandle { server, state, probes })
@@ -445,13 +446,17 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
     if let Some(n) = declared.filter(|&n| n > MAX_REQUEST_BODY_BYTES as u64) {
         return too_large(format!("request body of {n} bytes"));
     }
-    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large("request body".into()),
-        Err(e) => {
+    let body = match net::read_body(body, MAX_REQUEST_BODY_BYTES, net::BODY_READ_TIMEOUT).await {
+        Ok(b) => b,
+        Err(net::BodyError::TooLarge(_)) => return too_large("request body".into()),
+        Err(net::BodyError::TimedOut(t)) => {
+            return client_error(
+                api,
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("the request body did not arrive within {} s", t.as_secs_f64()),
+            )
+        }
+        Err(net::BodyError::Unreadable(e)) => {
             return client_error(
                 api,
                 StatusCode::BAD_REQUEST,
@@ -600,7 +605,13 @@ async fn attempt_once(
         }
     }
     let failure_status = state.policy().is_failure_status(status.as_u16());
-    if failure_status || !status.is_success() || !stream {
+    // A stream is what the upstream sends as one, whatever the request asked for: an
+    // endpoint that ignores `stream: true` (embeddings) answers plain JSON, relayed as such.
+    let event_stream = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    if failure_status || !status.is_success() || !event_stream {
         // not a stream: read a bounded prefix (within the deadline), then decide
         let limit = if failure_status {
             ERROR_PREFIX_BYTES

@@ -350,6 +350,18 @@ impl BodyReader<'_> {
         }
     }
 
+    /// The rest of the body, keeping at most `cap` bytes of it (the rest is read and
+    /// dropped); returns what was kept and the body's whole length.
+    async fn collect_capped(&mut self, cap: usize) -> Result<(Vec<u8>, u64), ()> {
+        let mut kept = Vec::new();
+        let mut total = 0u64;
+        while let Some(p) = self.next().await? {
+            total += p.len() as u64;
+            keep_capped(&mut kept, &p, cap);
+        }
+        Ok((kept, total))
+    }
+
     /// The rest of the body.
     async fn collect(&mut self) -> Result<Vec<u8>, ()> {
         let mut out = Vec::new();
@@ -358,6 +370,17 @@ impl BodyReader<'_> {
         }
         Ok(out)
     }
+}
+
+/// Most of a non-2xx response body the load client keeps: its length is counted whole
+/// (Locust's content size), its bytes past this are read and dropped, so an error reply
+/// of any size costs bounded memory.
+pub const ERROR_BODY_KEEP_BYTES: usize = 64 * 1024;
+
+/// Appends to `kept` what of `piece` fits under `cap` bytes.
+fn keep_capped(kept: &mut Vec<u8>, piece: &[u8], cap: usize) {
+    let room = cap.saturating_sub(kept.len());
+    kept.extend_from_slice(&piece[..piece.len().min(room)]);
 }
 
 /// Why a send failed.
@@ -506,8 +529,10 @@ async fn execute(
     };
     rec.first_byte = Some(since(t0, Instant::now()));
     if !(200..300).contains(&status) {
-        if let Ok(Ok(b)) = tokio::time::timeout_at(deadline, reader.collect()).await {
-            content = b.len() as u64;
+        if let Ok(Ok((_, total))) =
+            tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES)).await
+        {
+            content = total;
         }
         fail(&mut rec, Outcome::Http(status));
         return (rec, itl, content);
@@ -927,6 +952,20 @@ fn progress_bar(opts: &LoadOptions, sh: Arc<Shared>, p99: Arc<Mutex<f64>>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_2xx_body_of_any_size_is_kept_to_64_kib() {
+        // the defect: an error reply's body was collected whole, however large
+        let mut kept = Vec::new();
+        let piece = vec![b'x'; 10_000];
+        for _ in 0..1_000 {
+            keep_capped(&mut kept, &piece, ERROR_BODY_KEEP_BYTES);
+        }
+        assert_eq!(kept.len(), ERROR_BODY_KEEP_BYTES);
+        let mut small = Vec::new();
+        keep_capped(&mut small, b"{\"error\":1}", ERROR_BODY_KEEP_BYTES);
+        assert_eq!(small, b"{\"error\":1}");
+    }
     use crate::traffic::{KindSpec, Mix};
 
     #[test]

@@ -151,7 +151,8 @@ async fn upsert(
         Ok(mut section) => {
             let now = state.now();
             let mut plan = state.plan.lock().unwrap_or_else(|e| e.into_inner());
-            if section.name.is_none() {
+            // no name, or one that no DELETE path can spell (empty, all blanks): a generated one
+            if section.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
                 let taken: std::collections::HashSet<String> = plan.status(now).into_iter().map(|p| p.name).collect();
                 let name = (1u64..)
                     .map(|k| format!("admin-{k}"))

@@ -45,6 +45,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// provider's envelope): 32 KiB, the request-header budget of the proxies in front of
 /// both APIs; hyper's own limits (about 400 KiB, 100 headers) stay behind it.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header lines in a request (more gets a 431 in the provider's envelope). Hyper
+/// parses up to [`PARSER_MAX_HEADERS`], so the excess reaches the router and is answered
+/// in JSON rather than by hyper's bare 431.
+pub const MAX_HEADER_LINES: usize = 100;
+/// Hyper's own header-line limit, above [`MAX_HEADER_LINES`].
+const PARSER_MAX_HEADERS: usize = 4 * MAX_HEADER_LINES;
 /// Bucket of the arrival series ([`MockState::arrival_series`]): 100 ms.
 pub const SERIES_BUCKET: Nanos = 100_000_000;
 /// Most series buckets (a day); later arrivals fold into the last one.
@@ -71,6 +77,8 @@ pub struct MockConfig {
     pub max_body_bytes: usize,
     /// Which requests are health probes besides `GET /health` ([`probe`]).
     pub probe: probe::ProbeMatcher,
+    /// How long a request body may take to arrive after its head (408 past it).
+    pub body_timeout: std::time::Duration,
 }
 
 impl MockConfig {
@@ -85,6 +93,7 @@ impl MockConfig {
             admin_any_peer: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             probe: probe::ProbeMatcher::default(),
+            body_timeout: net::BODY_READ_TIMEOUT,
         }
     }
 }
@@ -241,6 +250,23 @@ pub fn router(state: Arc<MockState>) -> Router {
 /// provider's envelope (before any handler reads them).
 async fn header_limit(State(state): State<Arc<MockState>>, req: Request, next: axum::middleware::Next) -> Response {
     let size: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let lines = req.headers().len();
+    if lines > MAX_HEADER_LINES {
+        let seq = state.seq.fetch_add(1, Ordering::Relaxed);
+        return reject(
+            &state,
+            Rejection {
+                status: 431,
+                kind: ErrorKind::BadRequest,
+                message: format!(
+                    "Request header fields too large: {lines} header lines, the limit is {MAX_HEADER_LINES} lines."
+                ),
+                param: None,
+                code: None,
+            },
+            seq,
+        );
+    }
     if size > MAX_HEADER_BYTES {
         let seq = state.seq.fetch_add(1, Ordering::Relaxed);
         return reject(
@@ -258,6 +284,35 @@ async fn header_limit(State(state): State<Arc<MockState>>, req: Request, next: a
         );
     }
     next.run(req).await
+}
+
+/// The provider-shaped answer to a request body that could not be read: 413 over the
+/// length limit, 408 when it did not arrive in time, 400 when its framing is broken.
+fn body_rejection(config: &MockConfig, e: net::BodyError) -> Rejection {
+    let (status, kind, message) = match e {
+        net::BodyError::TooLarge(limit) => (
+            413,
+            ErrorKind::RequestTooLarge,
+            format!("Request exceeds the maximum size: this mock accepts request bodies up to {limit} bytes (--max-body-bytes)."),
+        ),
+        net::BodyError::TimedOut(t) => (
+            408,
+            ErrorKind::BadRequest,
+            format!("The request body did not arrive within {} s.", t.as_secs_f64()),
+        ),
+        net::BodyError::Unreadable(why) => (
+            400,
+            ErrorKind::BadRequest,
+            format!("Could not read the request body ({why}); the mock accepts bodies up to {} bytes.", config.max_body_bytes),
+        ),
+    };
+    Rejection {
+        status,
+        kind,
+        message,
+        param: None,
+        code: None,
+    }
 }
 
 /// A body declared (by `content-type`) as something other than JSON; an absent
@@ -281,7 +336,11 @@ pub async fn spawn(config: MockConfig, listener: TcpListener) -> anyhow::Result<
 /// Serves one mock provider with its clock held at 0 until [`MockState::start_clock`].
 pub async fn spawn_held(config: MockConfig, listener: TcpListener) -> anyhow::Result<(ServerHandle, Arc<MockState>)> {
     let state = MockState::new_held(config);
-    let handle = net::spawn(listener, router(state.clone()))?;
+    let limits = net::ParserLimits {
+        max_headers: Some(PARSER_MAX_HEADERS),
+        max_buf_size: None,
+    };
+    let handle = net::spawn_with(listener, router(state.clone()), limits)?;
     Ok((handle, state))
 }
 
@@ -333,26 +392,13 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         verdict: Cow::Borrowed(""),
         cause: Cow::Borrowed("rejected"),
     };
-    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+    let bytes = match net::read_body(body, state.config.max_body_bytes, state.config.body_timeout).await {
         Ok(b) => b,
-        Err(_) => {
-            arrival.verdict = Cow::Borrowed("error:413");
+        Err(e) => {
+            let rejection = body_rejection(&state.config, e);
+            arrival.verdict = Cow::Owned(format!("error:{}", rejection.status));
             state.record(arrival);
-            let msg = format!(
-                "Request exceeds the maximum size: this mock accepts request bodies up to {} bytes (--max-body-bytes).",
-                state.config.max_body_bytes
-            );
-            return reject(
-                &state,
-                Rejection {
-                    status: 413,
-                    kind: ErrorKind::RequestTooLarge,
-                    message: msg,
-                    param: None,
-                    code: None,
-                },
-                seq,
-            );
+            return reject(&state, rejection, seq);
         }
     };
     if let Some(ct) = not_json(&parts.headers) {
@@ -517,17 +563,8 @@ async fn model(
 async fn count_tokens(State(state): State<Arc<MockState>>, req: Request) -> Response {
     state.metrics.count_tokens.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
-        Err(_) => Err(Rejection {
-            status: 413,
-            kind: ErrorKind::RequestTooLarge,
-            message: format!(
-                "Request exceeds the maximum size: this mock accepts request bodies up to {} bytes (--max-body-bytes).",
-                state.config.max_body_bytes
-            ),
-            param: None,
-            code: None,
-        }),
+    let body = match net::read_body(body, state.config.max_body_bytes, state.config.body_timeout).await {
+        Err(e) => Err(body_rejection(&state.config, e)),
         Ok(_) if not_json(&parts.headers).is_some() => {
             Err(unsupported_media(not_json(&parts.headers).unwrap_or_default()))
         }

@@ -338,7 +338,7 @@ pub async fn play(
                     state.config.seed ^ seq,
                     e.encoding,
                 );
-                finish_plain(&state, Box::new(body), &s, t0, seq)
+                finish_plain(&state, Box::new(body), None, &s, t0, seq)
             }
             Parsed::Chat(c) if !c.stream => {
                 sleep_until(at(t0, s.first)).await;
@@ -361,7 +361,8 @@ pub async fn play(
                         stop,
                     ),
                 };
-                finish_plain(&state, Box::new(body.into_chunks()), &s, t0, seq)
+                let len = body.len_bytes();
+                finish_plain(&state, Box::new(body.into_chunks()), Some(len), &s, t0, seq)
             }
             Parsed::Chat(c) => {
                 let script = match state.config.api {
@@ -417,9 +418,10 @@ fn repiece(mut chunks: Chunks, piece: usize) -> impl Iterator<Item = Bytes> + Se
     })
 }
 
-/// A non-streamed body, sent as it is generated (chunked); trickled at the fault's rate
-/// when `slow_body` fired.
-fn finish_plain(state: &MockState, body: Chunks, s: &Success, t0: Instant, seq: u64) -> Response {
+/// A non-streamed body, sent as it is generated; trickled at the fault's rate when
+/// `slow_body` fired. With its exact length `len` known up front (a `Template`'s) it
+/// goes out with `content-length`, as the providers send plain JSON; without, chunked.
+fn finish_plain(state: &MockState, body: Chunks, len: Option<u64>, s: &Success, t0: Instant, seq: u64) -> Response {
     let items: Box<dyn Iterator<Item = (Nanos, Bytes)> + Send> = match s.slow_body_bytes_per_s {
         None => {
             let first = s.first;
@@ -446,6 +448,9 @@ fn finish_plain(state: &MockState, body: Chunks, s: &Success, t0: Instant, seq: 
     ));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(n) = len {
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
     add_headers(state, &mut r, s.rate_limit.as_ref(), Some(seq));
     r
 }

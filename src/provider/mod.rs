@@ -469,6 +469,18 @@ impl Template {
         self.0.push(Piece::Filler { first, n });
     }
 
+    /// The exact length in bytes of the body [`Template::into_chunks`] generates, computed
+    /// without building it (literal lengths plus the filler tokens' lengths).
+    pub fn len_bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(s) => s.len() as u64,
+                Piece::Filler { first, n } => filler_len(*first, *n),
+            })
+            .sum()
+    }
+
     /// The body in pieces of at most [`CHUNK_BYTES`] of filler (literals whole), each
     /// generated when the iterator reaches it.
     pub fn into_chunks(self) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
@@ -490,6 +502,23 @@ impl Template {
         }
         out
     }
+}
+
+/// Bytes of filler tokens `first .. first + n` (as [`filler_chunks`] generates them),
+/// in time proportional to the word list, not to `n`.
+pub fn filler_len(first: u32, n: u32) -> u64 {
+    let words = WORDS.len() as u64;
+    let cycle: u64 = WORDS.iter().map(|w| w.len() as u64).sum();
+    // bytes of tokens 0 .. x
+    let upto = |x: u64| {
+        (x / words) * cycle
+            + WORDS[..(x % words) as usize]
+                .iter()
+                .map(|w| w.len() as u64)
+                .sum::<u64>()
+    };
+    let start = u64::from(first);
+    upto(start + u64::from(n)) - upto(start)
 }
 
 /// Filler tokens `first .. first + n` in pieces of at most `max_bytes` (at least one
@@ -629,6 +658,20 @@ pub(crate) fn chars(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_length_is_computed_without_building_the_body() {
+        for (first, n) in [(0, 0), (0, 1), (3, 70), (63, 2), (u32::MAX - 5, 5), (1_000, 12_345)] {
+            let built: usize = filler_chunks(first, n, CHUNK_BYTES).map(|c| c.len()).sum();
+            assert_eq!(filler_len(first, n), built as u64, "first={first} n={n}");
+        }
+        let mut t = Template::default();
+        t.lit("{\"a\":\"");
+        t.filler(7, 300);
+        t.lit("\"}");
+        let built: usize = t.clone().into_chunks().map(|c| c.len()).sum();
+        assert_eq!(t.len_bytes(), built as u64);
+    }
 
     const MS: Nanos = 1_000_000;
     const S: Nanos = 1_000_000_000;

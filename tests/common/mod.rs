@@ -140,12 +140,21 @@ impl Conn {
         let chunked = r.header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
         let len: Option<usize> = r.header("content-length").and_then(|v| v.parse().ok());
         if !chunked {
+            // each read of a content-length body is one chunk (a trickle shows as many)
             let n = len.unwrap_or(0);
+            let mut seen = self.buf.len().min(n);
+            if seen > 0 {
+                r.chunks.push((t0.elapsed(), self.buf[..seen].to_vec()));
+            }
             while self.buf.len() < n {
-                fill_or_return!(self, deadline, r)
+                fill_or_return!(self, deadline, r);
+                let now = self.buf.len().min(n);
+                if now > seen {
+                    r.chunks.push((t0.elapsed(), self.buf[seen..now].to_vec()));
+                    seen = now;
+                }
             }
             r.body = self.buf.drain(..n).collect();
-            r.chunks.push((t0.elapsed(), r.body.clone()));
             r.complete = true;
             return r;
         }
