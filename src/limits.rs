@@ -25,8 +25,11 @@ pub const MAX_REQUESTS: f64 = 1e9;
 pub const MAX_LIVE_RATE: f64 = 100_000.0;
 /// Most memory a run's open requests and buckets may be estimated to take.
 pub const MAX_MEMORY_BYTES: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
-/// Bytes one open live request takes (task, buffers, connection state), estimated high.
-pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0;
+/// Bytes one open live request takes, estimated high: 64 KiB of task, buffers and
+/// connection state, plus the most of a response body the client keeps
+/// ([`crate::load::PLAIN_BODY_KEEP_BYTES`]; an error body keeps 64 KiB, a plain body past
+/// the head at most twice its 64 KiB tail, a stream only the piece at hand).
+pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0 + crate::load::PLAIN_BODY_KEEP_BYTES as f64;
 /// Bytes one open simulated request takes (its slot and queued events).
 pub const SIM_REQUEST_BYTES: f64 = 256.0;
 /// Bytes per time bucket and provider (counts, histograms), estimated high.
@@ -325,7 +328,7 @@ mod tests {
         let w = Work::of(&s, Mode::Live { concurrency: 10 }, NS_PER_S, 1);
         assert_eq!(w.in_flight, 1e6);
         assert!(
-            w.problems().iter().any(|m| m.contains("estimated memory 61.0 GiB")),
+            w.problems().iter().any(|m| m.contains("estimated memory 305.2 GiB")),
             "{:?}",
             w.problems()
         );
