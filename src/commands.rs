@@ -354,7 +354,10 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
             let doc: toml_edit::DocumentMut = text
                 .parse()
                 .map_err(|e| crate::diag::ConfigErrors::syntax(&text, &file, &e))?;
-            let (cfg, problems) = crate::diag::deserialize_all::<GatewayConfig>(&doc);
+            let mut doc = doc;
+            let mut problems = crate::gateway::breaker::breaker_key_problems(&mut doc, &crate::diag::Path::root());
+            let (cfg, more) = crate::diag::deserialize_all::<GatewayConfig>(&doc);
+            problems.extend(more);
             crate::diag::ConfigErrors::check(&text, &file, problems)?;
             cfg.expect("no problems means it parsed")
         }

@@ -5,6 +5,9 @@
 //! - **requests**: the expected number of arrivals of the schedule (rate curve integral,
 //!   trace rows; closed loop: users × duration ÷ the shortest cycle), times the runs
 //!   (sweep points × repeats);
+//! - **health-check probes**: per target of the built-in gateway, the planned length ÷ the
+//!   shortest probe interval set, times the targets and the runs (the simulator plans every
+//!   probe as an event, like a request);
 //! - **requests in flight** at the peak: open loop live — the concurrency cap (more are
 //!   dropped, not queued); closed loop — the users; simulated — the peak arrival rate × the
 //!   longest a request can stay open (request timeout × attempts × targets);
@@ -20,13 +23,18 @@ use crate::traffic::{Source, ThinkTime};
 
 /// Most requests one invocation may plan (all points × repeats).
 pub const MAX_REQUESTS: f64 = 1e9;
+/// Most active health-check probes one invocation may plan (all targets, points × repeats).
+pub const MAX_PROBES: f64 = 1e9;
 /// Highest planned arrival rate of a live run (req/s): past it a loopback client only
 /// drops requests and falls behind its schedule.
 pub const MAX_LIVE_RATE: f64 = 100_000.0;
 /// Most memory a run's open requests and buckets may be estimated to take.
 pub const MAX_MEMORY_BYTES: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
-/// Bytes one open live request takes (task, buffers, connection state), estimated high.
-pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0;
+/// Bytes one open live request takes, estimated high: 64 KiB of task, buffers and
+/// connection state, plus the most of a response body the client keeps
+/// ([`crate::load::PLAIN_BODY_KEEP_BYTES`]; an error body keeps 64 KiB, a plain body past
+/// the head at most twice its 64 KiB tail, a stream only the piece at hand).
+pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0 + crate::load::PLAIN_BODY_KEEP_BYTES as f64;
 /// Bytes one open simulated request takes (its slot and queued events).
 pub const SIM_REQUEST_BYTES: f64 = 256.0;
 /// Bytes per time bucket and provider (counts, histograms), estimated high.
@@ -56,6 +64,10 @@ pub enum Mode {
 pub struct Work {
     /// Requests over every run.
     pub requests: f64,
+    /// Active health-check probes over every run.
+    pub probes: f64,
+    /// Planned length of one run (s; the longest, over points).
+    pub duration_s: f64,
     /// Highest arrival rate of one run (req/s; closed loop: 0).
     pub peak_rate: f64,
     /// Requests in flight at the peak, in one run.
@@ -131,6 +143,8 @@ impl Work {
             + all_buckets * SERIES_BYTES * series;
         Work {
             requests,
+            probes: 0.0,
+            duration_s: d,
             peak_rate,
             in_flight,
             memory_bytes,
@@ -138,9 +152,18 @@ impl Work {
         }
     }
 
+    /// This run with active health checks of `targets` targets, each probed at most every
+    /// `interval` (the shortest interval the health check sets): planned length ÷ interval
+    /// probes per target.
+    pub fn with_probes(mut self, targets: usize, interval: Nanos) -> Work {
+        self.probes = targets as f64 * self.duration_s / crate::time::nanos_to_secs_f64(interval.max(1));
+        self
+    }
+
     /// `runs` runs of this work, `parallel` of them held in memory at once.
     pub fn times(mut self, runs: usize, parallel: usize) -> Work {
         self.requests *= runs.max(1) as f64;
+        self.probes *= runs.max(1) as f64;
         self.memory_bytes *= parallel.clamp(1, runs.max(1)) as f64;
         self
     }
@@ -150,6 +173,8 @@ impl Work {
     pub fn and(self, o: Work) -> Work {
         Work {
             requests: self.requests + o.requests,
+            probes: self.probes + o.probes,
+            duration_s: self.duration_s.max(o.duration_s),
             peak_rate: self.peak_rate.max(o.peak_rate),
             in_flight: self.in_flight.max(o.in_flight),
             memory_bytes: self.memory_bytes.max(o.memory_bytes),
@@ -166,6 +191,13 @@ impl Work {
                 "planned requests {} exceed the limit of {} per invocation (rate × duration × sweep points × repeats)",
                 human(self.requests),
                 human(MAX_REQUESTS)
+            ));
+        }
+        if finite(self.probes) > MAX_PROBES {
+            v.push(format!(
+                "planned health-check probes {} exceed the limit of {} per invocation (duration ÷ health_check.interval × targets × sweep points × repeats)",
+                human(self.probes),
+                human(MAX_PROBES)
             ));
         }
         if self.live && finite(self.peak_rate) > MAX_LIVE_RATE {
@@ -199,10 +231,20 @@ pub fn check(what: &str, work: &Work, allow_large: bool) -> anyhow::Result<Optio
     if allow_large {
         Ok(Some(format!("{text} (going ahead: --allow-large)")))
     } else {
+        let probes = if finite_over(work.probes, MAX_PROBES) {
+            " or the health-check probes (a longer gateway.health_check interval)"
+        } else {
+            ""
+        };
         anyhow::bail!(
-            "{text}. Lower the rate, duration, users, sweep points or repeats, or pass --allow-large to run it anyway"
+            "{text}. Lower the rate, duration, users, sweep points or repeats{probes}, or pass --allow-large to run it anyway"
         )
     }
+}
+
+/// Whether `x` (NaN and infinities counting as past any limit) exceeds `limit`.
+fn finite_over(x: f64, limit: f64) -> bool {
+    !x.is_finite() || x > limit
 }
 
 /// `1.2e9`-style counts: plain up to a million, then with an SI suffix.
@@ -303,6 +345,42 @@ mod tests {
     }
 
     #[test]
+    fn health_check_probes_every_1ms_for_days_are_refused_naming_probes() {
+        // the defect: probes were not planned work; 1 ms × 2 targets × 7 days is 1.2 G
+        // probe events in the simulator
+        let w = Work::of(
+            &open(1.0, 7.0 * 86_400.0),
+            Mode::Sim { max_open: NS_PER_S },
+            NS_PER_S,
+            2,
+        )
+        .with_probes(2, 1_000_000);
+        assert!(w.requests < MAX_REQUESTS);
+        assert!((w.probes - 2.0 * 7.0 * 86_400.0 * 1000.0).abs() < 1.0);
+        let e = check("this simulation", &w, false).unwrap_err().to_string();
+        assert!(
+            e.contains("planned health-check probes 1.2 G exceed the limit of 1.0 G per invocation"),
+            "{e}"
+        );
+        assert!(
+            e.contains("health_check interval") && e.contains("--allow-large"),
+            "{e}"
+        );
+        assert!(check("x", &w, true).unwrap().unwrap().contains("going ahead"));
+        // the runs multiply them; the default 5 s interval over the same week is far within
+        let five_s = Work::of(
+            &open(1.0, 7.0 * 86_400.0),
+            Mode::Sim { max_open: NS_PER_S },
+            NS_PER_S,
+            2,
+        )
+        .with_probes(2, 5 * NS_PER_S)
+        .times(10, 1);
+        assert!((five_s.probes - 2.0 * 7.0 * 86_400.0 / 5.0 * 10.0).abs() < 1.0);
+        assert!(five_s.problems().is_empty(), "{:?}", five_s.problems());
+    }
+
+    #[test]
     fn nan_and_infinite_estimates_are_refused() {
         let w = Work {
             requests: f64::NAN,
@@ -325,7 +403,7 @@ mod tests {
         let w = Work::of(&s, Mode::Live { concurrency: 10 }, NS_PER_S, 1);
         assert_eq!(w.in_flight, 1e6);
         assert!(
-            w.problems().iter().any(|m| m.contains("estimated memory 61.0 GiB")),
+            w.problems().iter().any(|m| m.contains("estimated memory 305.2 GiB")),
             "{:?}",
             w.problems()
         );

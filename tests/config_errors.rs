@@ -148,6 +148,91 @@ fn gateway_health_check_interval_is_reported_at_its_own_line() {
 }
 
 #[test]
+fn breaker_inner_key_errors_are_reported_at_their_own_line() {
+    // the defect: serde reads a tagged enum's table whole, so every error inside
+    // [gateway.breaker] was reported once, at the `breaker` key's line
+    let d = dir("breaker_lines");
+    let f = write(
+        &d,
+        "s.toml",
+        r#"[providers.a]
+api = "openai"
+[providers.b]
+api = "openai"
+[gateway]
+targets = ["a", "b"]
+[gateway.breaker]
+kind = "consecutive"
+failures = -3
+bogus = 1
+base_ejection = "soon"
+[traffic]
+rate = 5.0
+duration = "4s"
+retries = 1
+"#,
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    has(
+        &e,
+        &f,
+        9,
+        "gateway.breaker.failures",
+        "invalid value: integer `-3`, expected u32",
+    );
+    has(&e, &f, 10, "gateway.breaker.bogus", "unknown field `bogus`");
+    has(&e, &f, 11, "gateway.breaker.base_ejection", "soon");
+    has(&e, &f, 15, "traffic.retries", "unknown field");
+    assert!(
+        !e.contains(":7: gateway.breaker:"),
+        "nothing at the breaker key itself:\n{e}"
+    );
+    // the other kinds, an inline table, and a wrong kind (still at `kind`)
+    let f = write(
+        &d,
+        "t.toml",
+        &OK.replace(
+            "[traffic]",
+            "breaker = { kind = \"failure_rate\", window_size = 1.5 }\n[traffic]",
+        ),
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    has(&e, &f, 9, "gateway.breaker.window_size", "expected u32");
+    let f = write(
+        &d,
+        "u.toml",
+        &OK.replace(
+            "[traffic]",
+            "[gateway.breaker]\nkind = \"article\"\nrecovery_timeout = \"10s\"\nhalf_open_max_requests = \"five\"\n[traffic]",
+        ),
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    has(&e, &f, 12, "gateway.breaker.half_open_max_requests", "expected u32");
+    let f = write(
+        &d,
+        "v.toml",
+        &OK.replace("[traffic]", "breaker = { kind = \"sometimes\" }\n[traffic]"),
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    assert!(e.contains("gateway.breaker") && e.contains("sometimes"), "{e}");
+    // a valid breaker still runs
+    let f = write(
+        &d,
+        "w.toml",
+        &OK.replace(
+            "[traffic]",
+            "[gateway.breaker]\nkind = \"consecutive\"\nfailures = 3\n[traffic]",
+        ),
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 0, "{e}");
+}
+
+#[test]
 fn slo_period_0s_is_refused_not_zero_percent_of_budget() {
     let d = dir("slo-period");
     let f = write(&d, "s.toml", OK);

@@ -413,6 +413,56 @@ async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::net::ServerH
     chaosgate::net::spawn(l, app).unwrap()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_2xx_body_of_10_mb_is_not_held_whole_and_its_usage_is_read_from_its_end() {
+    // the defect: the load client collected a plain 2xx body whole (unbounded) to read usage
+    const SIZE: usize = 10_000_000;
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            let head = r#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":""#;
+            let tail = r#""},"finish_reason":"length"}],"usage":{"prompt_tokens":9,"completion_tokens":4321,"total_tokens":4330}}"#;
+            let body = format!("{head}{}{tail}", "y".repeat(SIZE - head.len() - tail.len()));
+            assert_eq!(body.len(), SIZE);
+            axum::response::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = chaosgate::net::spawn(l, app).unwrap();
+    let mut opts = LoadOptions::new(&format!("http://{}", up.addr), Api::OpenAi, 1);
+    opts.timeout = 60 * NS_PER_S;
+    let start = std::time::SystemTime::now();
+    let r = run(
+        open_loop(3.0, 1, chaosgate::traffic::ArrivalKind::Constant),
+        mix(false, 3),
+        opts,
+    )
+    .await
+    .unwrap();
+    let all = r.aggregator.overall();
+    assert_eq!((all.ok, all.failed), (3, 0));
+    assert_eq!(all.output_tokens, 3 * 4321, "usage read from the kept end of each body");
+    let dir = std::env::temp_dir().join(format!("chaosgate-bigbody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("x").display().to_string();
+    chaosgate::report::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
+    let stats = std::fs::read_to_string(format!("{prefix}_stats.csv")).unwrap();
+    let head: Vec<&str> = cells(stats.lines().next().unwrap());
+    let col = head.iter().position(|h| *h == "Average Content Size").unwrap();
+    for line in stats.lines().skip(1) {
+        assert_eq!(
+            cells(line)[col].parse::<f64>().unwrap(),
+            SIZE as f64,
+            "whole length: {line}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    up.shutdown().await;
+}
+
 /// The cells of a CSV line (no quoted commas in these files).
 fn cells(line: &str) -> Vec<&str> {
     line.trim_end_matches("\r").split(',').collect()

@@ -386,6 +386,39 @@ fn sim_traffic_rate_1e9_is_refused_before_it_starts() {
     assert!(e.contains("--allow-large"), "{e}");
 }
 
+#[test]
+fn health_check_every_1ms_for_a_week_is_refused_naming_probes() {
+    // the defect: the planned-work check counted requests only, so 1 ms probes of 2
+    // targets over a week (1.2 G probe events) went ahead at 1 req/s
+    let out = std::process::Command::new(bin())
+        .args([
+            "sim",
+            "examples/incidents/3am-fast-fail.toml",
+            "--set",
+            "gateway.health_check.interval=1ms",
+            "--set",
+            "traffic.duration=7days",
+            "--set",
+            "traffic.rate=1",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains(
+            "this simulation is too large: planned health-check probes 1.2 G exceed the limit of 1.0 G per invocation"
+        ),
+        "{e}"
+    );
+    assert!(
+        !e.contains("planned requests") && !e.contains("estimated memory"),
+        "{e}"
+    );
+    assert!(e.contains("--allow-large"), "{e}");
+}
+
 /// Ctrl-C stops a simulation that would run for hours (allowed past the limits), and the
 /// partial report is printed and written (exit 130).
 #[test]

@@ -119,6 +119,138 @@ pub enum BreakerConfig {
     },
 }
 
+/// [`BreakerConfig`] read externally tagged (`{ consecutive = { failures = 5, … } }`), for
+/// [`breaker_key_problems`]: serde reads the inner table of an externally tagged enum
+/// straight from the TOML (an internally tagged one is buffered first, which loses where
+/// each inner key is). The variants mirror [`BreakerConfig`]'s; serde's `remote` builds a
+/// `BreakerConfig` from them, so a field that differs does not compile.
+#[derive(Deserialize)]
+#[serde(remote = "BreakerConfig", rename_all = "snake_case", deny_unknown_fields)]
+enum BreakerByKind {
+    Consecutive {
+        #[serde(default = "d5")]
+        failures: u32,
+        #[serde(default = "d30s")]
+        base_ejection: Dur,
+        #[serde(default = "d300s")]
+        max_ejection: Dur,
+    },
+    FailureRate {
+        #[serde(default = "d_half")]
+        failure_rate_threshold: f64,
+        #[serde(default = "d_one")]
+        slow_call_rate_threshold: f64,
+        #[serde(default = "d60s")]
+        slow_call_duration: Dur,
+        #[serde(default = "d100")]
+        window_size: u32,
+        #[serde(default)]
+        window: Option<Dur>,
+        #[serde(default = "d100")]
+        minimum_calls: u32,
+        #[serde(default = "d60s")]
+        wait_open: Dur,
+        #[serde(default = "d10")]
+        half_open_calls: u32,
+    },
+    Article {
+        #[serde(default = "d3")]
+        failure_threshold: u32,
+        #[serde(default = "d10s")]
+        recovery_timeout: Dur,
+        #[serde(default = "d5")]
+        half_open_max_requests: u32,
+    },
+}
+
+/// A document holding one breaker, externally tagged (read only for its problems).
+#[derive(Deserialize)]
+struct BreakerByKindDoc(
+    #[serde(with = "BreakerByKind")]
+    #[allow(dead_code)]
+    BreakerConfig,
+);
+
+/// The problems inside the breaker table of the gateway at `gateway` in `doc`, each at its
+/// own key (`gateway.breaker.failures`, not `gateway.breaker`): the table's `kind` is read
+/// first, then the rest is read as that kind's fields (unknown keys refused). When there
+/// are any, the breaker is removed from `doc`, so that the gateway's own parse does not
+/// report them again at the `breaker` key. A missing, unknown or non-string `kind` (or a
+/// breaker that is not a table) is left to that parse, which reports it.
+pub fn breaker_key_problems(
+    doc: &mut toml_edit::DocumentMut,
+    gateway: &crate::diag::Path,
+) -> Vec<(crate::diag::Path, String)> {
+    use crate::diag::{Path, Seg};
+    let path = gateway.key("breaker");
+    let mut cur = doc.as_item();
+    for seg in &path.0 {
+        let next = match seg {
+            Seg::Key(k) => cur.get(k.as_str()),
+            Seg::Index(i) => cur.get(*i),
+        };
+        match next {
+            Some(x) => cur = x,
+            None => return Vec::new(),
+        }
+    }
+    let Some(table) = cur.as_table_like() else {
+        return Vec::new();
+    };
+    let Some(kind) = table.get("kind").and_then(|k| k.as_str()) else {
+        return Vec::new();
+    };
+    if !["consecutive", "failure_rate", "article"].contains(&kind) {
+        return Vec::new();
+    }
+    let mut fields = toml_edit::Table::new();
+    for (k, v) in table.iter() {
+        if k != "kind" {
+            fields.insert(k, v.clone());
+        }
+    }
+    let mut one = toml_edit::DocumentMut::new();
+    one.insert(kind, toml_edit::Item::Table(fields));
+    let (_, problems) = crate::diag::deserialize_all::<BreakerByKindDoc>(&one);
+    if problems.is_empty() {
+        return problems;
+    }
+    crate::diag::remove_path(doc, &path);
+    problems
+        .into_iter()
+        .map(|(p, m)| {
+            let m = match (p.0.last(), unknown_keys_message(&m)) {
+                (Some(Seg::Key(k)), Some(available)) => unknown_field_message(k, &available),
+                _ => m,
+            };
+            // `kind.key…` in the one-breaker document: `…breaker.key…` in `doc`
+            let mut at: Path = path.clone();
+            at.0.extend(p.0.into_iter().skip(1));
+            (at, m)
+        })
+        .collect()
+}
+
+/// The available keys of toml's own unknown-key message for an enum's struct variant
+/// (`unexpected keys in table: x, available keys: a, b`), which serde reports otherwise.
+fn unknown_keys_message(m: &str) -> Option<Vec<&str>> {
+    let rest = m.strip_prefix("unexpected keys in table: ")?;
+    let (_, available) = rest.split_once(", available keys: ")?;
+    Some(available.split(", ").collect())
+}
+
+/// serde's message for an unknown field (`serde::de::Error::unknown_field`), as the
+/// internally tagged [`BreakerConfig`] reports it.
+fn unknown_field_message(field: &str, expected: &[&str]) -> String {
+    let q: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+    match q.as_slice() {
+        [] => format!("unknown field `{field}`, there are no fields"),
+        [a] => format!("unknown field `{field}`, expected {a}"),
+        [a, b] => format!("unknown field `{field}`, expected {a} or {b}"),
+        all => format!("unknown field `{field}`, expected one of {}", all.join(", ")),
+    }
+}
+
 impl BreakerConfig {
     /// Problems, `(key, message)`.
     pub fn problems(&self) -> Vec<(String, String)> {
@@ -450,6 +582,40 @@ mod tests {
     use super::*;
     use crate::time::NS_PER_S;
     use proptest::prelude::*;
+
+    #[test]
+    fn breaker_inner_key_errors_keep_serdes_messages_at_their_own_keys() {
+        // what the internally tagged enum says (at the `breaker` key) is what the two-step
+        // read says at the inner key
+        #[derive(Debug, Deserialize)]
+        struct G {
+            #[allow(dead_code)]
+            breaker: BreakerConfig,
+        }
+        for (kind, line, key) in [
+            ("consecutive", "failures = -3", "failures"),
+            ("consecutive", "bogus = 1", "bogus"),
+            ("consecutive", "max_ejection = \"soon\"", "max_ejection"),
+            ("failure_rate", "window_size = 1.5", "window_size"),
+            ("failure_rate", "window = 3", "window"),
+            ("failure_rate", "x = 3", "x"),
+            ("article", "half_open_max_requests = \"five\"", "half_open_max_requests"),
+            ("article", "failures = 3", "failures"),
+        ] {
+            let text = format!("[breaker]\nkind = \"{kind}\"\n{line}\n");
+            let old = toml::from_str::<G>(&text).unwrap_err().message().trim().to_string();
+            let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+            let p = breaker_key_problems(&mut doc, &crate::diag::Path::root());
+            assert_eq!(p.len(), 1, "{text}: {p:?}");
+            assert_eq!(p[0].0, crate::diag::Path::root().key("breaker").key(key), "{text}");
+            assert_eq!(p[0].1, old, "{text}");
+            assert!(doc.get("breaker").is_none(), "removed, not reported twice");
+        }
+        // a good breaker: no problems, left in place
+        let mut doc: toml_edit::DocumentMut = "[breaker]\nkind = \"article\"\n".parse().unwrap();
+        assert!(breaker_key_problems(&mut doc, &crate::diag::Path::root()).is_empty());
+        assert!(doc.get("breaker").is_some());
+    }
 
     fn article() -> BreakerConfig {
         BreakerConfig::Article {

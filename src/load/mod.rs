@@ -350,32 +350,101 @@ impl BodyReader<'_> {
         }
     }
 
-    /// The rest of the body, keeping at most `cap` bytes of it (the rest is read and
-    /// dropped); returns what was kept and the body's whole length.
-    async fn collect_capped(&mut self, cap: usize) -> Result<(Vec<u8>, u64), ()> {
-        let mut kept = Vec::new();
+    /// The rest of the body and its whole length, in bounded memory: its first `head` bytes
+    /// are kept; past them, with `tail` > 0, only its last `tail` bytes are (the head is
+    /// dropped), with `tail` = 0 the head stays. The rest is read and dropped.
+    async fn collect_capped(&mut self, head: usize, tail: usize) -> Result<(Kept, u64), ()> {
+        let mut kept = Kept {
+            bytes: Vec::new(),
+            whole: true,
+        };
         let mut total = 0u64;
         while let Some(p) = self.next().await? {
             total += p.len() as u64;
-            keep_capped(&mut kept, &p, cap);
+            if kept.whole && kept.bytes.len() + p.len() <= head {
+                kept.bytes.extend_from_slice(&p);
+                continue;
+            }
+            if tail == 0 {
+                kept.whole = false;
+                keep_capped(&mut kept.bytes, &p, head);
+                continue;
+            }
+            if kept.whole {
+                // the head did not hold it: from here on only its end is kept
+                kept.whole = false;
+                let n = kept.bytes.len();
+                kept.bytes.drain(..n.saturating_sub(tail));
+                kept.bytes.shrink_to(2 * tail);
+            }
+            keep_tail(&mut kept.bytes, &p, tail);
+        }
+        if !kept.whole && tail > 0 {
+            let n = kept.bytes.len();
+            kept.bytes.drain(..n.saturating_sub(tail));
         }
         Ok((kept, total))
     }
+}
 
-    /// The rest of the body.
-    async fn collect(&mut self) -> Result<Vec<u8>, ()> {
-        let mut out = Vec::new();
-        while let Some(p) = self.next().await? {
-            out.extend_from_slice(&p);
-        }
-        Ok(out)
-    }
+/// What [`BodyReader::collect_capped`] kept of a body.
+struct Kept {
+    /// The whole body, or (when `whole` is false) its head or its tail.
+    bytes: Vec<u8>,
+    /// Whether `bytes` is the whole body.
+    whole: bool,
 }
 
 /// Most of a non-2xx response body the load client keeps: its length is counted whole
 /// (Locust's content size), its bytes past this are read and dropped, so an error reply
 /// of any size costs bounded memory.
 pub const ERROR_BODY_KEEP_BYTES: usize = 64 * 1024;
+
+/// Most of a plain (non-streamed) 2xx response body the load client keeps whole, to read
+/// its `usage` from: a body past it is read to its end and counted whole (Locust's content
+/// size), but only its last [`PLAIN_BODY_TAIL_BYTES`] are kept and `usage` is read from
+/// them (where OpenAI and Anthropic put it). So an open request's body never takes more
+/// than this, whatever size the target answers (the mock alone can send ≈ 107 MB: 128,000
+/// tokens × 128 choices); [`crate::limits::LIVE_REQUEST_BYTES`] counts it.
+pub const PLAIN_BODY_KEEP_BYTES: usize = 256 * 1024;
+
+/// The end of a plain 2xx body past [`PLAIN_BODY_KEEP_BYTES`] that is kept to read `usage`.
+pub const PLAIN_BODY_TAIL_BYTES: usize = 64 * 1024;
+
+/// Keeps in `kept` the last bytes of what it held followed by `piece`: at most `2 × cap`
+/// between calls (trimmed to `cap` when it grows past that).
+fn keep_tail(kept: &mut Vec<u8>, piece: &[u8], cap: usize) {
+    if piece.len() >= cap {
+        kept.clear();
+        kept.extend_from_slice(&piece[piece.len() - cap..]);
+        return;
+    }
+    kept.extend_from_slice(piece);
+    if kept.len() > 2 * cap {
+        let n = kept.len();
+        kept.drain(..n - cap);
+    }
+}
+
+/// The `usage` object of a body of which only the end is at hand: the value after the last
+/// `"usage"` key that deserializes as usage (an earlier one is tried when a later is not
+/// one, e.g. the word inside a string), read typed by serde_json's streaming deserializer
+/// (which stops at the value's end).
+fn usage_in_tail(tail: &[u8]) -> Option<UsageCounts> {
+    const KEY: &[u8] = b"\"usage\"";
+    let mut end = tail.len();
+    while let Some(i) = tail[..end].windows(KEY.len()).rposition(|w| w == KEY) {
+        end = i;
+        let Some(rest) = tail[i + KEY.len()..].trim_ascii_start().strip_prefix(b":") else {
+            continue;
+        };
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<UsageCounts>();
+        if let Some(Ok(u)) = values.next() {
+            return Some(u);
+        }
+    }
+    None
+}
 
 /// Appends to `kept` what of `piece` fits under `cap` bytes.
 fn keep_capped(kept: &mut Vec<u8>, piece: &[u8], cap: usize) {
@@ -530,7 +599,7 @@ async fn execute(
     rec.first_byte = Some(since(t0, Instant::now()));
     if !(200..300).contains(&status) {
         if let Ok(Ok((_, total))) =
-            tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES)).await
+            tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES, 0)).await
         {
             content = total;
         }
@@ -538,17 +607,29 @@ async fn execute(
         return (rec, itl, content);
     }
     if !shape.stream {
-        match tokio::time::timeout_at(deadline, reader.collect()).await {
+        match tokio::time::timeout_at(
+            deadline,
+            reader.collect_capped(PLAIN_BODY_KEEP_BYTES, PLAIN_BODY_TAIL_BYTES),
+        )
+        .await
+        {
             Err(_) => rec.outcome = Outcome::Timeout,
             Ok(Err(_)) => rec.outcome = Outcome::Reset,
-            Ok(Ok(bytes)) => {
-                content = bytes.len() as u64;
-                match serde_json::from_slice::<UsageOnly>(&bytes) {
-                    Ok(v) => {
-                        let u = v.usage.unwrap_or_default();
-                        rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0);
+            Ok(Ok((kept, total))) => {
+                content = total;
+                let usage = if kept.whole {
+                    match serde_json::from_slice::<UsageOnly>(&kept.bytes) {
+                        Ok(v) => Some(v.usage.unwrap_or_default()),
+                        Err(_) => None,
                     }
-                    Err(_) => rec.outcome = Outcome::MalformedStream,
+                } else {
+                    // too large to keep whole: its usage from its end, else none (as a body
+                    // without usage)
+                    Some(usage_in_tail(&kept.bytes).unwrap_or_default())
+                };
+                match usage {
+                    Some(u) => rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0),
+                    None => rec.outcome = Outcome::MalformedStream,
                 }
             }
         }
@@ -965,6 +1046,41 @@ mod tests {
         let mut small = Vec::new();
         keep_capped(&mut small, b"{\"error\":1}", ERROR_BODY_KEEP_BYTES);
         assert_eq!(small, b"{\"error\":1}");
+    }
+
+    #[test]
+    fn plain_2xx_body_of_any_size_is_kept_to_its_head_or_tail() {
+        // the defect: a plain 2xx body was collected whole, however large
+        let mut kept = Vec::new();
+        let mut all = Vec::new();
+        for i in 0..1_000u32 {
+            let piece: Vec<u8> = (0..(7_000 + i % 13)).map(|k| (k % 251) as u8).collect();
+            keep_tail(&mut kept, &piece, PLAIN_BODY_TAIL_BYTES);
+            all.extend_from_slice(&piece);
+            assert!(kept.len() <= 2 * PLAIN_BODY_TAIL_BYTES);
+            assert!(all.ends_with(&kept));
+        }
+        keep_tail(&mut kept, &vec![7u8; 3 * PLAIN_BODY_TAIL_BYTES], PLAIN_BODY_TAIL_BYTES);
+        assert_eq!(kept, vec![7u8; PLAIN_BODY_TAIL_BYTES]);
+    }
+
+    #[test]
+    fn usage_is_read_typed_from_the_tail_of_a_large_body() {
+        let u = |t: &[u8]| usage_in_tail(t).map(|u| (u.completion_tokens, u.output_tokens));
+        // OpenAI: usage at the end, the head (and the opening brace) cut away
+        let t = br#"xxxx"}}],"usage":{"prompt_tokens":5,"completion_tokens":123,"total_tokens":128}}"#;
+        assert_eq!(u(t), Some((Some(123), None)));
+        // Anthropic, with whitespace; the word inside a string after the real key is skipped
+        let t = br#"x"}],"usage" : {"input_tokens":3,"output_tokens":77},"note":"say \"usage\": 9"}"#;
+        assert_eq!(u(t), Some((None, Some(77))));
+        // a later "usage" key that is not usage falls back to the earlier real one
+        let t = br#""usage":{"completion_tokens":4},"meta":{"usage":"text"}}"#;
+        assert_eq!(u(t), Some((Some(4), None)));
+        // cut inside the usage object, or none at all: no usage
+        assert_eq!(u(br#"xx","usage":{"completion_tokens":4"#), None);
+        assert_eq!(u(b"xxxxxxxx"), None);
+        // a count past u32 is not taken as a number of tokens
+        assert_eq!(u(br#""usage":{"completion_tokens":99999999999}}"#), None);
     }
     use crate::traffic::{KindSpec, Mix};
 

@@ -190,7 +190,32 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
             }
         };
         let parallel = if live { 1 } else { o.jobs };
-        let w = Work::of(&source, mode, crate::sim::report::BUCKET, s.providers.len()).times(n, parallel);
+        let mut w = Work::of(&source, mode, crate::sim::report::BUCKET, s.providers.len());
+        // the built-in gateway's active health checks: every target probed at the shortest
+        // interval it sets (an external gateway's probes are not ours to plan)
+        if let Some(g) = s.gateway.builtin() {
+            if let Some(h) = &g.health_check {
+                let interval = [
+                    Some(h.interval),
+                    h.edge_interval,
+                    h.unhealthy_edge_interval,
+                    h.healthy_edge_interval,
+                    h.unhealthy_interval,
+                ]
+                .into_iter()
+                .flatten()
+                .map(|d| d.0)
+                .min()
+                .unwrap_or(h.interval.0);
+                let targets = if g.targets.is_empty() {
+                    s.providers.len()
+                } else {
+                    g.targets.len()
+                };
+                w = w.with_probes(targets, interval);
+            }
+        }
+        let w = w.times(n, parallel);
         total = Some(match total {
             Some(t) => t.and(w),
             None => w,

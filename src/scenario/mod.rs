@@ -831,6 +831,7 @@ fn parse_gateway(
                     ));
                 }
             }
+            problems.extend(crate::gateway::breaker::breaker_key_problems(&mut g, &gpath));
             let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
             problems.extend(ps);
             let g = g?.gateway;
