@@ -12,6 +12,7 @@
 //! one means "not soon", so the request does not retry on that target (it may still fall
 //! back to another) — the OpenAI SDKs likewise honour `retry-after` only when ≤ 60 s.
 
+use crate::provider::classify::Answer;
 use crate::time::{Dur, Nanos, NS_PER_S};
 use serde::{Deserialize, Serialize};
 
@@ -85,15 +86,9 @@ impl Default for RetryConfig {
 /// What a failed attempt looked like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// An HTTP status; `retryable = false` for quota 429s and `x-should-retry: false`.
-    Status {
-        /// Status.
-        status: u16,
-        /// The provider said retrying may help.
-        retryable: bool,
-        /// Retry-After, if sent.
-        retry_after: Option<Nanos>,
-    },
+    /// An HTTP error answer, classified by [`crate::provider::classify`]: its status, the
+    /// wait it asked for, and whether it is final (a quota, `x-should-retry: false`).
+    Status(Answer),
     /// Timeout, refused or reset before any byte reached the client.
     Connect,
 }
@@ -149,15 +144,11 @@ impl RetryBudget {
             return None;
         }
         let wait = match f {
-            Failure::Status {
-                status,
-                retryable,
-                retry_after,
-            } => {
-                if !retryable || !self.cfg.on_status.contains(&status) {
+            Failure::Status(a) => {
+                if !a.retryable() || !self.cfg.on_status.contains(&a.status) {
                     return None;
                 }
-                match retry_after {
+                match a.retry_after {
                     Some(ra) if ra > self.cfg.retry_after_cap.0 => return None,
                     Some(ra) => ra,
                     None => 0,
@@ -191,10 +182,16 @@ mod tests {
             budget_ratio: 0.5,
             ..RetryConfig::default()
         });
-        let s = |status, retryable| Failure::Status {
-            status,
-            retryable,
-            retry_after: None,
+        let s = |status, retryable| {
+            Failure::Status(Answer {
+                status,
+                retry_after: None,
+                final_: if retryable {
+                    None
+                } else {
+                    Some(crate::provider::classify::Final::Quota)
+                },
+            })
         };
         // empty bucket: no retry until requests deposit
         assert_eq!(b.retry(0, 1, s(503, true)), None);
@@ -206,17 +203,17 @@ mod tests {
         b.on_request(0);
         assert_eq!(b.retry(0, 1, s(429, false)), None, "quota 429 is never retried");
         assert_eq!(b.retry(0, 1, s(400, true)), None, "400 is not in on_status");
-        let ra = Failure::Status {
+        let ra = Failure::Status(Answer {
             status: 429,
-            retryable: true,
             retry_after: Some(2 * NS_PER_S),
-        };
+            final_: None,
+        });
         assert_eq!(b.retry(0, 1, ra), Some(2 * NS_PER_S));
-        let long = Failure::Status {
+        let long = Failure::Status(Answer {
             status: 429,
-            retryable: true,
             retry_after: Some(60 * NS_PER_S),
-        };
+            final_: None,
+        });
         assert_eq!(b.retry(0, 1, long), None, "Retry-After over the cap");
     }
 
@@ -244,11 +241,11 @@ mod tests {
             min_per_s: 0.0,
             ..RetryConfig::default()
         });
-        let s503 = Failure::Status {
+        let s503 = Failure::Status(Answer {
             status: 503,
-            retryable: true,
             retry_after: None,
-        };
+            final_: None,
+        });
         let mut granted = 0;
         for k in 0..1000u64 {
             b.on_request(k * 1_000_000);

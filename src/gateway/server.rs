@@ -20,6 +20,7 @@
 use super::{Failure, GatewayConfig, GatewayEvent, Policy, ProbeKind};
 use crate::load::sse;
 use crate::net::{self, ServerHandle};
+use crate::provider::classify::{classify, Answer};
 use crate::provider::{anthropic, openai, Api, ErrorKind};
 use crate::time::Nanos;
 use axum::body::Body;
@@ -422,11 +423,6 @@ enum Attempt {
     Failed(Failure),
 }
 
-fn quota_like(body: &[u8], headers: &hyper::HeaderMap) -> bool {
-    headers.get("x-should-retry").is_some_and(|v| v.as_bytes() == b"false")
-        || body.windows(18).any(|w| w == b"insufficient_quota")
-}
-
 async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -520,7 +516,7 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
                         }
                         None => {
                             last = Some(match f {
-                                Failure::Status { status, .. } => gateway_error(
+                                Failure::Status(Answer { status, .. }) => gateway_error(
                                     api,
                                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                                     &format!("upstream {} answered {status}", state.policy().target_name(i)),
@@ -622,17 +618,11 @@ async fn attempt_once(
             return fail(Failure::Connect);
         };
         if failure_status {
-            let retry_after = headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|s| s * 1_000_000_000);
-            let retryable = !quota_like(&bytes, &headers);
-            let f = Failure::Status {
-                status: status.as_u16(),
-                retryable,
-                retry_after,
-            };
+            // the one classification of a provider's answer (shared with the simulator);
+            // the wall clock is read here, at the edge, for an HTTP-date Retry-After
+            let answer = classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now());
+            let retryable = answer.retryable();
+            let f = Failure::Status(answer);
             let mut p = state.policy();
             p.on_result(state.now(), i, true, state.now().saturating_sub(started));
             state.flush_events(&mut p);

@@ -185,13 +185,13 @@ pub fn error_response(
     add_headers(state, &mut r, rl, Some(seq));
     let h = r.headers_mut();
     if let Some(ra) = retry_after {
-        let secs = ra.div_ceil(NS_PER_S);
+        let (secs, ms) = crate::provider::classify::wire_retry_after(state.config.api, ra);
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        if state.config.api == Api::OpenAi {
-            h.insert("retry-after-ms", HeaderValue::from(ra.div_ceil(1_000_000)));
+        if let Some(ms) = ms {
+            h.insert("retry-after-ms", HeaderValue::from(ms));
         }
     }
-    if !kind.retryable() {
+    if crate::provider::classify::sends_should_retry_false(kind) {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     r

@@ -238,7 +238,7 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
 }
 
 /// The error `type` for a kind (`SEMANTICS.md` §5).
-fn error_type(kind: ErrorKind) -> &'static str {
+pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",

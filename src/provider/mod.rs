@@ -16,6 +16,7 @@
 //!   [`rfc3339_from_unix_ms`]).
 
 pub mod anthropic;
+pub mod classify;
 pub mod openai;
 
 use crate::time::Nanos;

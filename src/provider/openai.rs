@@ -355,7 +355,7 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
 }
 
 /// The envelope's `type` and `code` for a kind.
-fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
+pub(crate) fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
     match kind {
         ErrorKind::BadRequest | ErrorKind::RequestTooLarge => ("invalid_request_error", None),
         ErrorKind::NotFound => ("invalid_request_error", Some("model_not_found")),

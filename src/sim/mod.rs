@@ -15,6 +15,8 @@ pub mod report;
 use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
 use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
+use crate::provider::classify::{self, Answer};
+use crate::provider::Api;
 use crate::record::{FaultEvent, Outcome, RequestRecord};
 use crate::time::Nanos;
 use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source};
@@ -28,6 +30,8 @@ pub struct SimProvider {
     pub name: String,
     /// Fault profile.
     pub profile: Profile,
+    /// Wire format (what its error answers look like, for [`classify::from_verdict`]).
+    pub api: Api,
 }
 
 /// Everything a simulated run needs.
@@ -364,6 +368,8 @@ struct Req {
     i: u32,
     ok: bool,
     code: u16,
+    /// The attempt's error answer as the live gateway would classify it (`OUT_STATUS`).
+    answer: Answer,
     started: Nanos,
     out: u8,
 }
@@ -381,6 +387,7 @@ impl Req {
             i: 0,
             ok: false,
             code: 0,
+            answer: Answer::status(0),
             started: 0,
             out: OUT_STATUS,
         }
@@ -433,6 +440,7 @@ pub fn run(input: SimInput) -> SimOutput {
         .iter()
         .map(|&p| Plan::new(&providers[p].profile, seed, &format!("provider/{}", providers[p].name)))
         .collect();
+    let apis: Vec<Api> = targets.iter().map(|&p| providers[p].api).collect();
     let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
@@ -591,6 +599,7 @@ pub fn run(input: SimInput) -> SimOutput {
                         max_tokens: Some(shape.max_tokens),
                     };
                     let d = plans[i].decide(t, &facts, None);
+                    req.answer = Answer::status(0);
                     let (dt, ok, code, out) = match d.verdict {
                         // no first chunk in time: a timeout before the first byte
                         Verdict::Ok(s)
@@ -635,12 +644,17 @@ pub fn run(input: SimInput) -> SimOutput {
                                 (dt, false, 200, out)
                             }
                         },
-                        Verdict::Error(e) => (
-                            e.after.min(timeout),
-                            false,
-                            e.status,
-                            if e.after > timeout { OUT_TIMEOUT } else { OUT_STATUS },
-                        ),
+                        Verdict::Error(e) => {
+                            // the same types the live gateway builds from the mock's headers
+                            // and envelope for this verdict
+                            req.answer = classify::from_verdict(apis[i], &e);
+                            (
+                                e.after.min(timeout),
+                                false,
+                                e.status,
+                                if e.after > timeout { OUT_TIMEOUT } else { OUT_STATUS },
+                            )
+                        }
                         Verdict::Reset { after } => (
                             after.min(timeout),
                             false,
@@ -652,6 +666,9 @@ pub fn run(input: SimInput) -> SimOutput {
                         }
                         Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
                     };
+                    if req.answer.status == 0 {
+                        req.answer.status = code;
+                    }
                     req.i = i as u32;
                     req.ok = ok;
                     req.code = code;
@@ -690,16 +707,15 @@ pub fn run(input: SimInput) -> SimOutput {
                         continue;
                     }
                     let failure = if out == OUT_STATUS {
-                        Failure::Status {
-                            status: code,
-                            retryable: true,
-                            retry_after: None,
-                        }
+                        Failure::Status(req.answer)
                     } else {
                         Failure::Connect
                     };
                     let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
-                    if is_failure {
+                    // a final answer (quota, spend cap, `x-should-retry: false`) is passed on
+                    // as it is: no retry, no failover (as the live gateway does)
+                    let final_answer = out == OUT_STATUS && !req.answer.retryable();
+                    if is_failure && !final_answer {
                         if let Some(w) = policy.retry(t, i, a + 1, failure) {
                             req.a = a + 1;
                             sched(&mut q, &mut now, t, t + w, Ev::Attempt { r });

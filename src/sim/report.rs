@@ -41,6 +41,7 @@ pub fn simulate_once_until(
                 SimProvider {
                     name: p.name.clone(),
                     profile,
+                    api: p.api,
                 }
             })
             .collect(),

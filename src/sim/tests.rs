@@ -1,4 +1,5 @@
 use super::*;
+use crate::provider::Api;
 use crate::time::{Dur, NS_PER_S};
 use crate::traffic::{ArrivalKind, KindSpec, TrafficConfig};
 use std::path::Path;
@@ -25,10 +26,12 @@ fallback_on_failure = false
             SimProvider {
                 name: "primary".into(),
                 profile: Profile::from_toml(primary, "p.toml").unwrap(),
+                api: Api::OpenAi,
             },
             SimProvider {
                 name: "fallback".into(),
                 profile: Profile::default(),
+                api: Api::OpenAi,
             },
         ],
         gateway: gw,
