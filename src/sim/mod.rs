@@ -599,7 +599,6 @@ pub fn run(input: SimInput) -> SimOutput {
                         max_tokens: Some(shape.max_tokens),
                     };
                     let d = plans[i].decide(t, &facts, None);
-                    req.answer = Answer::status(0);
                     let (dt, ok, code, out) = match d.verdict {
                         // no first chunk in time: a timeout before the first byte
                         Verdict::Ok(s)
@@ -666,9 +665,6 @@ pub fn run(input: SimInput) -> SimOutput {
                         }
                         Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
                     };
-                    if req.answer.status == 0 {
-                        req.answer.status = code;
-                    }
                     req.i = i as u32;
                     req.ok = ok;
                     req.code = code;
@@ -706,15 +702,22 @@ pub fn run(input: SimInput) -> SimOutput {
                         free.push(r);
                         continue;
                     }
+                    // only an error verdict sets `answer` (its status is 400–599, never the 0 or
+                    // 200 of the other verdicts)
+                    let answer = if req.answer.status == code {
+                        req.answer
+                    } else {
+                        Answer::status(code)
+                    };
                     let failure = if out == OUT_STATUS {
-                        Failure::Status(req.answer)
+                        Failure::Status(answer)
                     } else {
                         Failure::Connect
                     };
                     let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
                     // a final answer (quota, spend cap, `x-should-retry: false`) is passed on
                     // as it is: no retry, no failover (as the live gateway does)
-                    let final_answer = out == OUT_STATUS && !req.answer.retryable();
+                    let final_answer = out == OUT_STATUS && !answer.retryable();
                     if is_failure && !final_answer {
                         if let Some(w) = policy.retry(t, i, a + 1, failure) {
                             req.a = a + 1;
