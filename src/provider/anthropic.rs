@@ -346,7 +346,7 @@ fn model_value(id: &str, display_name: &str) -> Value {
     })
 }
 
-/// `GET /v1/models?limit=N&after_id=X&before_id=Y` (`SEMANTICS.md` §5):
+/// `GET /v1/models?limit=N&after_id=X&before_id=Y` (docs/mock.md, "Endpoints"):
 /// `{"data":[ModelInfo…],"has_more","first_id","last_id"}`, every entry valid under the
 /// SDK's strict `ModelInfo` (`type`, `id`, `display_name`, `created_at`, `lifecycle`
 /// plus the optional `deprecated_at`, `retires_at`, `line`, `max_input_tokens`,
@@ -523,7 +523,7 @@ pub const NOMINAL_RATE_LIMIT: RateLimitSnapshot = RateLimitSnapshot {
 };
 
 /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`
-/// headers (`SEMANTICS.md` §5). The mock has one token bucket (prompt + `max_tokens`),
+/// headers (docs/mock.md, "Endpoints"). The mock has one token bucket (prompt + `max_tokens`),
 /// so the `input-tokens` and `output-tokens` headers repeat the `tokens` values. A
 /// reset is the RFC 3339 instant `now_unix_ms + reset`, rounded *up* to the whole
 /// second, so a client that waits until then is never early. A dimension whose limit

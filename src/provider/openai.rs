@@ -520,7 +520,7 @@ fn embedding_vector(seed: u64, i: u32, dimensions: u32) -> Vec<f32> {
     v.iter().map(|a| (a / norm) as f32).collect()
 }
 
-/// An embeddings `list` (`SEMANTICS.md` §5), generated one vector at a time:
+/// An embeddings `list` (docs/mock.md, "Endpoints"), generated one vector at a time:
 /// `inputs` objects `{"object":"embedding","index":i,"embedding":…}` plus `model` and
 /// `usage` (`prompt_tokens` = `total_tokens`). Vector `i` is a deterministic function
 /// of `(seed, i)`: uniform draws normalized to unit length, as `f32` like OpenAI's
