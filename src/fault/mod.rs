@@ -17,6 +17,7 @@ pub mod profile;
 pub mod ratelimit;
 pub mod throughput;
 pub mod timeline;
+pub mod wire;
 
 pub use forced::Forced;
 pub use latency::{Latency, Sampler};

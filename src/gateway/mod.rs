@@ -18,6 +18,7 @@
 //! [`ProbeOutcome::Timeout`] at the deadline. [`Policy::drain_events`] hands out the
 //! timestamped [`GatewayEvent`]s.
 
+pub mod attempt;
 pub mod breaker;
 pub mod events;
 pub mod health;
@@ -28,7 +29,8 @@ pub mod server;
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use events::{EventKind, GatewayEvent};
 pub use health::{HealthChecker, HealthConfig, HealthRules, ProbeKind, ProbeOutcome};
-pub use retry::{Failure, RetryBudget, RetryConfig};
+pub use attempt::{Limits, Outcome, Settled, Step, Walk};
+pub use retry::{RetryBudget, RetryConfig};
 pub use router::{AllDown, RouteTarget, Strategy};
 
 use crate::provider::Api;
@@ -78,29 +80,6 @@ fn t() -> bool {
     true
 }
 
-/// How one upstream attempt ended, as the driver saw it. Provider answers such as 503 are
-/// data here, not errors; [`FailureRules`] decides which of them count as failures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// A complete answer with this status (a stream that ended with its terminal event).
-    Status {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// No (complete) answer within `request_timeout`, or the stream stalled longer than
-    /// `stall_timeout`.
-    Timeout,
-    /// Refused, reset or another connection error before an answer.
-    Connect,
-    /// A stream ended without its terminal event (`[DONE]` / `message_stop`).
-    StreamCut,
-    /// An in-band error event inside a 200 stream.
-    StreamError,
-    /// No first byte/token within `ttft_timeout`.
-    TtftTimeout,
-}
-
 /// What counts as a failure — for breakers, health of passive traffic and fallback. Every
 /// kind of [`Outcome`] can be switched off; statuses are an explicit set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,16 +88,16 @@ pub struct FailureRules {
     /// Statuses that are failures (default 408, 429, 5xx).
     #[serde(default = "d_fail_statuses")]
     pub statuses: Vec<u16>,
-    /// Timeouts (request and stall) and connection errors (default true).
+    /// Timeouts (request and stall), connection errors and resets (default true).
     #[serde(default = "t")]
     pub timeout: bool,
-    /// A stream that ends without its terminal event (default true).
+    /// A stream passed on that ends without its terminal event (default true).
     #[serde(default = "t")]
     pub stream_cut: bool,
     /// An in-band error event (default true).
     #[serde(default = "t")]
     pub stream_error: bool,
-    /// A TTFT timeout (default true).
+    /// A stream's head or first chunk later than `ttft_timeout` (default true).
     #[serde(default = "t")]
     pub ttft_timeout: bool,
 }
@@ -139,8 +118,8 @@ impl FailureRules {
     /// Whether this outcome counts as a failure.
     pub fn is_failure(&self, o: Outcome) -> bool {
         match o {
-            Outcome::Status { status } => self.statuses.contains(&status),
-            Outcome::Timeout | Outcome::Connect => self.timeout,
+            Outcome::Answer(a) => self.statuses.contains(&a.status),
+            Outcome::Timeout | Outcome::Connect | Outcome::Stall => self.timeout,
             Outcome::StreamCut => self.stream_cut,
             Outcome::StreamError => self.stream_error,
             Outcome::TtftTimeout => self.ttft_timeout,
@@ -532,18 +511,17 @@ impl Policy {
     }
 
     /// An attempt on target i ended at `now` after `duration` with `outcome`; the
-    /// failure rules decide whether it counts as a failure (returned).
+    /// failure rules decide whether it counts as a failure (returned). Successes feed the
+    /// latency EWMA; the breaker records both. The only way a driver reports an attempt.
+    #[inline]
     pub fn on_outcome(&mut self, now: Nanos, i: usize, outcome: Outcome, duration: Nanos) -> bool {
         let failed = self.cfg.failure.is_failure(outcome);
         self.on_result(now, i, failed, duration);
         failed
     }
 
-    /// An attempt on target i ended at `now` after `duration`, already classified
-    /// (prefer [`Policy::on_outcome`]). Successes feed the latency EWMA; the breaker
-    /// records both.
     #[inline]
-    pub fn on_result(&mut self, now: Nanos, i: usize, failed: bool, duration: Nanos) {
+    fn on_result(&mut self, now: Nanos, i: usize, failed: bool, duration: Nanos) {
         if !failed {
             router::observe_at(&mut self.route[i], now, duration);
         }
@@ -559,7 +537,7 @@ impl Policy {
     }
 
     /// Should the attempt that failed be retried on the same target? `Some(wait)` if so.
-    pub fn retry(&mut self, now: Nanos, i: usize, attempt: u32, f: Failure) -> Option<Nanos> {
+    pub fn retry(&mut self, now: Nanos, i: usize, attempt: u32, f: &Outcome) -> Option<Nanos> {
         let r = self.budget.retry(now, attempt, f);
         if r.is_some() {
             self.events.push(GatewayEvent {
@@ -635,6 +613,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::classify::Answer;
     use crate::time::NS_PER_S;
 
     fn cfg() -> GatewayConfig {
@@ -674,7 +653,7 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         let mut p = Policy::new(cfg(), 1);
         for k in 0..3 {
             assert!(p.admit(k, 0));
-            p.on_result(k, 0, true, 1000);
+            p.on_outcome(k, 0, Outcome::Timeout, 1000);
         }
         assert_eq!(p.plan(10), vec![1]);
         assert!(matches!(p.breaker_state(0), Some(BreakerState::Open { .. })));
@@ -711,16 +690,17 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
             "ttft timeouts switched off"
         );
         assert!(
-            !p.on_outcome(1, 0, Outcome::Status { status: 500 }, 10),
+            !p.on_outcome(1, 0, Outcome::Answer(Answer::status(500)), 10),
             "500 not in the set"
         );
         for k in 2..5 {
-            assert!(p.on_outcome(k, 0, Outcome::Status { status: 503 }, 10));
+            assert!(p.on_outcome(k, 0, Outcome::Answer(Answer::status(503)), 10));
         }
         assert!(matches!(p.breaker_state(0), Some(BreakerState::Open { .. })));
         let r = FailureRules::default();
         assert!(r.is_failure(Outcome::StreamCut) && r.is_failure(Outcome::StreamError));
-        assert!(r.is_failure(Outcome::Connect) && !r.is_failure(Outcome::Status { status: 200 }));
+        assert!(r.is_failure(Outcome::Connect) && !r.is_failure(Outcome::Answer(Answer::status(200))));
+        assert!(r.is_failure(Outcome::Stall) && r.is_failure(Outcome::TtftTimeout));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! one means "not soon", so the request does not retry on that target (it may still fall
 //! back to another) — the OpenAI SDKs likewise honour `retry-after` only when ≤ 60 s.
 
-use crate::provider::classify::Answer;
+use super::Outcome;
 use crate::time::{Dur, Nanos, NS_PER_S};
 use serde::{Deserialize, Serialize};
 
@@ -83,16 +83,6 @@ impl Default for RetryConfig {
     }
 }
 
-/// What a failed attempt looked like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// An HTTP error answer, classified by [`crate::provider::classify`]: its status, the
-    /// wait it asked for, and whether it is final (a quota, `x-should-retry: false`).
-    Status(Answer),
-    /// Timeout, refused or reset before any byte reached the client.
-    Connect,
-}
-
 /// A token bucket of retries: requests deposit `budget_ratio`, a retry withdraws 1; the
 /// bucket also refills at `min_per_s` and holds at most one second's worth.
 #[derive(Clone, Debug)]
@@ -139,12 +129,12 @@ impl RetryBudget {
     }
 
     /// Should attempt `attempt` (1 = first retry) follow this failure? `Some(wait)` if yes.
-    pub fn retry(&mut self, now: Nanos, attempt: u32, f: Failure) -> Option<Nanos> {
+    pub fn retry(&mut self, now: Nanos, attempt: u32, f: &Outcome) -> Option<Nanos> {
         if attempt > self.cfg.attempts {
             return None;
         }
         let wait = match f {
-            Failure::Status(a) => {
+            Outcome::Answer(a) => {
                 if !a.retryable() || !self.cfg.on_status.contains(&a.status) {
                     return None;
                 }
@@ -154,7 +144,8 @@ impl RetryBudget {
                     None => 0,
                 }
             }
-            Failure::Connect => {
+            // timeouts, resets (stream failures are never retried: they reached the client)
+            _ => {
                 if !self.cfg.on_connect_error {
                     return None;
                 }
@@ -173,6 +164,7 @@ impl RetryBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::classify::Answer;
 
     #[test]
     fn rules_and_budget() {
@@ -183,7 +175,7 @@ mod tests {
             ..RetryConfig::default()
         });
         let s = |status, retryable| {
-            Failure::Status(Answer {
+            Outcome::Answer(Answer {
                 status,
                 retry_after: None,
                 final_: if retryable {
@@ -194,42 +186,42 @@ mod tests {
             })
         };
         // empty bucket: no retry until requests deposit
-        assert_eq!(b.retry(0, 1, s(503, true)), None);
+        assert_eq!(b.retry(0, 1, &s(503, true)), None);
         b.on_request(0);
         b.on_request(0);
-        assert_eq!(b.retry(0, 1, s(503, true)), Some(0));
-        assert_eq!(b.retry(0, 3, s(503, true)), None, "over attempts");
+        assert_eq!(b.retry(0, 1, &s(503, true)), Some(0));
+        assert_eq!(b.retry(0, 3, &s(503, true)), None, "over attempts");
         b.on_request(0);
         b.on_request(0);
-        assert_eq!(b.retry(0, 1, s(429, false)), None, "quota 429 is never retried");
-        assert_eq!(b.retry(0, 1, s(400, true)), None, "400 is not in on_status");
-        let ra = Failure::Status(Answer {
+        assert_eq!(b.retry(0, 1, &s(429, false)), None, "quota 429 is never retried");
+        assert_eq!(b.retry(0, 1, &s(400, true)), None, "400 is not in on_status");
+        let ra = Outcome::Answer(Answer {
             status: 429,
             retry_after: Some(2 * NS_PER_S),
             final_: None,
         });
-        assert_eq!(b.retry(0, 1, ra), Some(2 * NS_PER_S));
-        let long = Failure::Status(Answer {
+        assert_eq!(b.retry(0, 1, &ra), Some(2 * NS_PER_S));
+        let long = Outcome::Answer(Answer {
             status: 429,
             retry_after: Some(60 * NS_PER_S),
             final_: None,
         });
-        assert_eq!(b.retry(0, 1, long), None, "Retry-After over the cap");
+        assert_eq!(b.retry(0, 1, &long), None, "Retry-After over the cap");
     }
 
     #[test]
     fn connect_errors_and_the_default_of_no_retries() {
         let mut none = RetryBudget::new(RetryConfig::default());
         none.on_request(0);
-        assert_eq!(none.retry(0, 1, Failure::Connect), None, "attempts default to 0");
+        assert_eq!(none.retry(0, 1, &Outcome::Connect), None, "attempts default to 0");
         let mut b = RetryBudget::new(RetryConfig {
             attempts: 1,
             on_connect_error: false,
             ..RetryConfig::default()
         });
-        assert_eq!(b.retry(0, 1, Failure::Connect), None);
+        assert_eq!(b.retry(0, 1, &Outcome::Connect), None);
         b.cfg.on_connect_error = true;
-        assert_eq!(b.retry(0, 1, Failure::Connect), Some(0));
+        assert_eq!(b.retry(0, 1, &Outcome::Connect), Some(0));
     }
 
     #[test]
@@ -241,7 +233,7 @@ mod tests {
             min_per_s: 0.0,
             ..RetryConfig::default()
         });
-        let s503 = Failure::Status(Answer {
+        let s503 = Outcome::Answer(Answer {
             status: 503,
             retry_after: None,
             final_: None,
@@ -250,7 +242,7 @@ mod tests {
         for k in 0..1000u64 {
             b.on_request(k * 1_000_000);
             for a in 1..=3 {
-                if b.retry(k * 1_000_000, a, s503).is_some() {
+                if b.retry(k * 1_000_000, a, &s503).is_some() {
                     granted += 1;
                 }
             }

@@ -17,7 +17,8 @@
 //!   ([`PLAIN_PREFIX_BYTES`]); every error the gateway itself returns is JSON in the
 //!   client's API envelope (OpenAI's, or Anthropic's on `/v1/messages`).
 
-use super::{Failure, GatewayConfig, GatewayEvent, Policy, ProbeKind};
+use super::attempt::{self, Chunk, Limits, Outcome, Settled, Step, Walk, Watch};
+use super::{GatewayConfig, GatewayEvent, Policy, ProbeKind};
 use crate::load::sse;
 use crate::net::{self, ServerHandle};
 use crate::provider::classify::{classify, Answer};
@@ -415,12 +416,14 @@ fn forward_headers(h: &HeaderMap, pass_chaosgate: bool) -> Vec<(hyper::header::H
         .collect()
 }
 
-/// How an upstream attempt went before anything reached the client.
+/// How an upstream attempt went.
 enum Attempt {
-    /// Got a response the client should see (success, or a failure with nowhere else to go).
-    Respond(Response),
-    /// Failed; try the next target (or retry).
-    Failed(Failure),
+    /// Passed on to the client as it arrives (a stream, or a plain body longer than the
+    /// gateway holds): it reports its own outcome to the policy when it ends.
+    Passed(Response),
+    /// Ended before anything was passed on: the outcome, and the answer to pass on should
+    /// the walk stop here (a held body).
+    Ended(Outcome, Option<Response>),
 }
 
 async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response {
@@ -482,115 +485,116 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
             "chaosgate gateway: every target is unavailable",
         );
     }
-    let fallback = state.policy().config().fallback_on_failure;
-    let mut last: Option<Response> = None;
-    let mut tried: Option<usize> = None;
-    for (k, &i) in order.iter().enumerate() {
-        if !state.policy().admit(state.now(), i) {
-            continue;
-        }
-        if let Some(prev) = tried {
+    // the walk through the targets, shared with the simulator (gateway/attempt.rs)
+    let mut walk = Walk::new();
+    loop {
+        let step = {
             let mut p = state.policy();
-            p.on_fallback(state.now(), prev, i);
+            let s = walk.next(&mut p, state.now(), &order);
             state.flush_events(&mut p);
-        }
-        tried = Some(i);
-        let mut attempt = 0u32;
-        loop {
-            match attempt_once(&state, i, &path, &fwd, body.clone(), stream, api).await {
-                Attempt::Respond(r) => return r,
-                Attempt::Failed(f) => {
-                    attempt += 1;
-                    let wait = {
-                        let mut p = state.policy();
-                        let w = p.retry(state.now(), i, attempt, f);
-                        state.flush_events(&mut p);
-                        w
-                    };
-                    match wait {
-                        Some(w) => {
-                            tokio::time::sleep(Duration::from_nanos(w)).await;
-                            if !state.policy().admit(state.now(), i) {
-                                break;
-                            }
-                        }
-                        None => {
-                            last = Some(match f {
-                                Failure::Status(Answer { status, .. }) => gateway_error(
-                                    api,
-                                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                                    &format!("upstream {} answered {status}", state.policy().target_name(i)),
-                                ),
-                                Failure::Connect => gateway_error(
-                                    api,
-                                    StatusCode::BAD_GATEWAY,
-                                    &format!("upstream {} did not answer in time", state.policy().target_name(i)),
-                                ),
-                            });
-                            break;
-                        }
-                    }
+            s
+        };
+        let Step::Try(i) = step else { break };
+        let started = state.now();
+        let (outcome, held) = match attempt_once(&state, i, started, &path, &fwd, body.clone(), stream, api).await {
+            Attempt::Passed(r) => return r,
+            Attempt::Ended(o, held) => (o, held),
+        };
+        let settled = Settled {
+            at: 0,
+            outcome,
+            committed: false,
+            first_token: None,
+            tokens: 0,
+        };
+        let step = {
+            let mut p = state.policy();
+            let now = state.now();
+            let s = walk.after(&mut p, now, i, &settled, now.saturating_sub(started));
+            state.flush_events(&mut p);
+            s
+        };
+        match step {
+            Step::Done => {
+                if !outcome.is_ok() {
+                    state.failed.fetch_add(1, Ordering::Relaxed);
                 }
+                return held.unwrap_or_else(|| attempt_error(&state, api, i, &outcome));
             }
-        }
-        if !fallback || k + 1 == order.len() {
-            break;
+            Step::Wait(w) => tokio::time::sleep(Duration::from_nanos(w)).await,
+            Step::GiveUp => {
+                state.failed.fetch_add(1, Ordering::Relaxed);
+                return attempt_error(&state, api, i, &outcome);
+            }
+            Step::Next | Step::Try(_) => {}
         }
     }
     state.failed.fetch_add(1, Ordering::Relaxed);
-    last.unwrap_or_else(|| {
-        gateway_error(
+    match walk.last() {
+        Some(_) => gateway_error(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chaosgate gateway: no target is left to try",
+        ),
+        None => gateway_error(
             api,
             StatusCode::SERVICE_UNAVAILABLE,
             "chaosgate gateway: every target is unavailable",
-        )
-    })
+        ),
+    }
 }
 
+/// The gateway's own answer for a request whose last attempt, on target `i`, ended with
+/// `o` and left nothing to pass on: its status from [`attempt::reply_status`].
+fn attempt_error(state: &GatewayState, api: Api, i: usize, o: &Outcome) -> Response {
+    let status = attempt::reply_status(Some(o));
+    let name = state.policy().target_name(i).to_string();
+    let message = match o {
+        Outcome::Answer(_) => format!("upstream {name} answered {status}"),
+        Outcome::Timeout | Outcome::TtftTimeout => format!("upstream {name} did not answer in time"),
+        _ => format!("upstream {name} closed the connection"),
+    };
+    gateway_error(
+        api,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        &message,
+    )
+}
+
+/// One attempt on target `i`, begun at `started` (the policy's clock), watched against the
+/// gateway's limits by [`Watch`] (the same rules the simulator settles its timelines by).
+/// Only a stream passed on reports its outcome to the policy itself (when it ends); every
+/// other outcome goes back to the walk.
+#[allow(clippy::too_many_arguments)]
 async fn attempt_once(
     state: &Arc<GatewayState>,
     i: usize,
+    started: Nanos,
     path: &str,
     fwd: &[(hyper::header::HeaderName, HeaderValue)],
     body: Bytes,
     stream: bool,
     api: Api,
 ) -> Attempt {
-    let (timeout, ttft, stall, name) = {
+    let (lim, name) = {
         let p = state.policy();
-        let c = p.config();
-        (
-            c.request_timeout.0,
-            c.ttft_timeout.map(|d| d.0),
-            c.stall_timeout.map(|d| d.0),
-            p.target_name(i).to_string(),
-        )
+        (Limits::of(p.config()), p.target_name(i).to_string())
     };
-    let started = state.now();
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_nanos(timeout);
+    let off = move |t: Instant| u64::try_from(t.saturating_duration_since(t0).as_nanos()).unwrap_or(Nanos::MAX);
+    let due = move |w: &Watch| t0 + Duration::from_nanos(w.deadline());
+    let mut watch = Watch::new(lim, stream);
     let mut rb = hyper::Request::post(format!("{}{}", state.bases[i], path));
     for (k, v) in fwd {
         rb = rb.header(k, v);
     }
     let Ok(req) = rb.body(Full::new(body)) else {
-        return Attempt::Failed(Failure::Connect);
+        return Attempt::Ended(Outcome::Connect, None);
     };
-    let head_deadline = match (stream, ttft) {
-        (true, Some(t)) => deadline.min(t0 + Duration::from_nanos(t)),
-        _ => deadline,
-    };
-    let fail = |f: Failure| {
-        let mut p = state.policy();
-        // timeouts and connection errors count toward the breaker only if configured so
-        let counts = p.config().failure.timeout;
-        p.on_result(state.now(), i, counts, state.now().saturating_sub(started));
-        state.flush_events(&mut p);
-        Attempt::Failed(f)
-    };
-    let resp = match tokio::time::timeout_at(head_deadline, state.client.request(req)).await {
+    let resp = match tokio::time::timeout_at(due(&watch), state.client.request(req)).await {
         Ok(Ok(r)) => r,
-        _ => return fail(Failure::Connect),
+        Ok(Err(_)) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
+        Err(_) => return Attempt::Ended(watch.expired(), None),
     };
     let status = resp.status();
     let mut headers = resp.headers().clone();
@@ -600,146 +604,156 @@ async fn attempt_once(
             headers.insert("x-chaosgate-provider", v);
         }
     }
-    let failure_status = state.policy().is_failure_status(status.as_u16());
     // A stream is what the upstream sends as one, whatever the request asked for: an
     // endpoint that ignores `stream: true` (embeddings) answers plain JSON, relayed as such.
     let event_stream = headers
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-    if failure_status || !status.is_success() || !event_stream {
-        // not a stream: read a bounded prefix (within the deadline), then decide
-        let limit = if failure_status {
-            ERROR_PREFIX_BYTES
-        } else {
+    let ok_stream = status.is_success() && event_stream;
+    watch.head(off(Instant::now()), ok_stream);
+    if !ok_stream {
+        // a held body: read a bounded prefix (within the deadline), then decide
+        let limit = if status.is_success() {
             PLAIN_PREFIX_BYTES
+        } else {
+            ERROR_PREFIX_BYTES
         };
-        let Ok((bytes, whole)) = read_prefix(&mut upstream, limit, deadline).await else {
-            return fail(Failure::Connect);
+        let deadline = due(&watch);
+        let (bytes, whole) = match read_prefix(&mut upstream, limit, deadline).await {
+            Ok(b) => b,
+            Err(Broke::TimedOut) => return Attempt::Ended(watch.expired(), None),
+            Err(Broke::Broken) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
         };
-        if failure_status {
-            // the one classification of a provider's answer (shared with the simulator);
-            // the wall clock is read here, at the edge, for an HTTP-date Retry-After
-            let answer = classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now());
-            let retryable = answer.retryable();
-            let f = Failure::Status(answer);
-            let mut p = state.policy();
-            p.on_result(state.now(), i, true, state.now().saturating_sub(started));
-            state.flush_events(&mut p);
-            drop(p);
-            if !retryable {
-                // a quota error is the provider's final word: pass it on as it is
-                let body = if whole {
-                    Body::from(bytes)
-                } else {
-                    relay_rest(bytes, upstream, deadline, None)
-                };
-                return Attempt::Respond(build(status, &headers, body));
-            }
-            return Attempt::Failed(f);
+        // the one classification of a provider's answer (shared with the simulator); the
+        // wall clock is read here, at the edge, for an HTTP-date Retry-After
+        let answer = if status.is_success() {
+            Answer::status(status.as_u16())
+        } else {
+            classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now())
+        };
+        if whole {
+            let r = build(status, &headers, Body::from(bytes));
+            return Attempt::Ended(watch.end(true, answer), Some(r));
         }
-        if !whole {
-            // longer than the gateway holds: committed now, the rest relayed as it comes;
-            // the attempt's result is recorded when the body ends
+        if status.is_success() {
+            // longer than the gateway holds: passed on now, the rest relayed as it comes;
+            // the attempt's outcome is reported when the body ends
             let rec = Record {
                 state: state.clone(),
                 target: i,
                 started,
                 done: false,
             };
-            let body = relay_rest(bytes, upstream, deadline, Some(rec));
-            return Attempt::Respond(build(status, &headers, body));
+            return Attempt::Passed(build(status, &headers, relay_rest(bytes, upstream, deadline, Some(rec))));
         }
-        let mut p = state.policy();
-        p.on_result(state.now(), i, false, state.now().saturating_sub(started));
-        state.flush_events(&mut p);
-        return Attempt::Respond(build(status, &headers, Body::from(bytes)));
+        // an error answer longer than its classified prefix: passed on whole if it stands
+        let r = build(status, &headers, relay_rest(bytes, upstream, deadline, None));
+        return Attempt::Ended(Outcome::Answer(answer), Some(r));
     }
-    // a stream: wait for the first chunk before committing (failover stays possible)
-    let first_deadline = match ttft {
-        Some(t) => deadline.min(t0 + Duration::from_nanos(t)),
-        None => deadline,
-    };
+    // a stream: wait for the first chunk before passing it on (failover stays possible)
     let first = loop {
-        match tokio::time::timeout_at(first_deadline, upstream.frame()).await {
+        match tokio::time::timeout_at(due(&watch), upstream.frame()).await {
             Ok(Some(Ok(f))) => match f.into_data() {
                 Ok(d) if !d.is_empty() => break d,
                 _ => continue,
             },
-            _ => return fail(Failure::Connect),
+            Ok(None) => return Attempt::Ended(watch.end(true, Answer::status(0)), None),
+            Ok(Some(Err(_))) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
+            Err(_) => return Attempt::Ended(watch.expired(), None),
         }
     };
     let mut parser = sse::Parser::light(api);
-    let _ = parser.push(&first);
+    let kind = chunk_kind(&parser.push(&first));
+    let ended = watch.chunk(off(Instant::now()), kind);
     let st = state.clone();
+    let ok = Answer::status(status.as_u16());
     let body_stream = futures_util::stream::unfold(
-        (Some(first), upstream, parser, false),
-        move |(pending, mut up, mut parser, done)| {
+        (Some(first), upstream, parser, watch, ended, false),
+        move |(pending, mut up, mut parser, mut watch, mut ended, done)| {
             let st = st.clone();
             async move {
                 if done {
                     return None;
                 }
-                if let Some(b) = pending {
-                    return Some((Ok::<Bytes, std::io::Error>(b), (None, up, parser, false)));
-                }
-                let wait = stall.map_or(deadline, |s| deadline.min(Instant::now() + Duration::from_nanos(s)));
-                let outcome = loop {
-                    match tokio::time::timeout_at(wait, up.frame()).await {
-                        Ok(Some(Ok(f))) => match f.into_data() {
-                            Ok(d) => {
+                let mut pass: Option<Bytes> = pending;
+                if ended.is_none() && pass.is_none() {
+                    match tokio::time::timeout_at(due(&watch), up.frame()).await {
+                        Ok(Some(Ok(f))) => {
+                            if let Ok(d) = f.into_data() {
                                 // pass on, with whatever else has already arrived (no waiting)
                                 let d = coalesce_ready(&mut up, d);
-                                let ev = parser.push(&d);
-                                if ev.contains(&sse::Event::Error) {
-                                    break Err((d, "upstream sent an error event"));
-                                }
-                                return Some((Ok(d), (None, up, parser, false)));
+                                let kind = chunk_kind(&parser.push(&d));
+                                ended = watch.chunk(off(Instant::now()), kind);
+                                pass = Some(d);
                             }
-                            Err(_) => continue,
-                        },
-                        Ok(None) if parser.terminal => break Ok(()),
-                        Ok(None) | Ok(Some(Err(_))) => {
-                            break Err((Bytes::new(), "upstream stream ended without its terminal event"))
                         }
-                        Err(_) => break Err((Bytes::new(), "upstream stream stalled")),
-                    }
-                };
-                let now = st.now();
-                let mut p = st.policy();
-                let rules = &p.config().failure;
-                let counts = match &outcome {
-                    Ok(()) => false,
-                    Err((_, why)) if why.contains("error event") => rules.stream_error,
-                    Err((_, why)) if why.contains("stalled") => rules.timeout,
-                    Err(_) => rules.stream_cut,
-                };
-                p.on_result(now, i, counts, now.saturating_sub(started));
-                st.flush_events(&mut p);
-                drop(p);
-                match outcome {
-                    Ok(()) => None,
-                    Err((last, why)) => {
-                        st.failed.fetch_add(1, Ordering::Relaxed);
-                        let mut b = last.to_vec();
-                        if !b.is_empty() {
-                            // the upstream's own error event is passed on as it is
-                            return Some((Ok(Bytes::from(b)), (None, up, parser, true)));
-                        }
-                        b.extend_from_slice(&inband_error(api, &format!("chaosgate gateway: {why}")));
-                        Some((Ok(Bytes::from(b)), (None, up, parser, true)))
+                        Ok(None) => ended = Some(watch.end(true, ok)),
+                        Ok(Some(Err(_))) => ended = Some(watch.end(false, ok)),
+                        Err(_) => ended = Some(watch.expired()),
                     }
                 }
+                let Some(outcome) = ended else {
+                    let d = pass.unwrap_or_default();
+                    return Some((Ok::<Bytes, std::io::Error>(d), (None, up, parser, watch, None, false)));
+                };
+                if pass.as_ref().is_some_and(|d| !d.is_empty()) && outcome == Outcome::StreamError {
+                    // the upstream's own error event is passed on as it is; the attempt is
+                    // reported with the next poll
+                    return Some((Ok(pass.unwrap_or_default()), (None, up, parser, watch, Some(outcome), false)));
+                }
+                if let Some(d) = pass.filter(|d| !d.is_empty()) {
+                    return Some((Ok(d), (None, up, parser, watch, Some(outcome), false)));
+                }
+                let now = st.now();
+                let mut p = st.policy();
+                p.on_outcome(now, i, outcome, now.saturating_sub(started));
+                st.flush_events(&mut p);
+                drop(p);
+                if outcome.is_ok() {
+                    return None;
+                }
+                st.failed.fetch_add(1, Ordering::Relaxed);
+                if outcome == Outcome::StreamError {
+                    // the upstream's error event already went out
+                    return None;
+                }
+                let why = match outcome {
+                    Outcome::Stall | Outcome::Timeout => "upstream stream stalled",
+                    _ => "upstream stream ended without its terminal event",
+                };
+                let b = inband_error(api, &format!("chaosgate gateway: {why}"));
+                Some((Ok(b), (None, up, parser, watch, Some(outcome), true)))
             }
         },
     );
-    Attempt::Respond(build(status, &headers, Body::from_stream(body_stream)))
+    Attempt::Passed(build(status, &headers, Body::from_stream(body_stream)))
+}
+
+/// What the gateway makes of a chunk's events: an error event ends the stream, the
+/// terminal event marks a clean end; anything else (tokens, preamble, pings) is data.
+fn chunk_kind(events: &[sse::Event]) -> Chunk {
+    if events.contains(&sse::Event::Error) {
+        Chunk::Error
+    } else if events.contains(&sse::Event::Terminal) {
+        Chunk::Terminal
+    } else {
+        Chunk::Data
+    }
+}
+
+/// Why a body read stopped short.
+enum Broke {
+    /// The deadline passed.
+    TimedOut,
+    /// The body broke.
+    Broken,
 }
 
 /// Reads `body` until it ends or at least `limit` bytes are held (one frame more at most),
 /// within `deadline`: the bytes, and whether they are the whole body. `Err` when the body
 /// breaks or the deadline passes first.
-async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: Instant) -> Result<(Bytes, bool), ()> {
+async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: Instant) -> Result<(Bytes, bool), Broke> {
     let mut buf: Vec<u8> = Vec::new();
     while buf.len() < limit {
         match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -749,7 +763,8 @@ async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: I
                 }
             }
             Ok(None) => return Ok((Bytes::from(buf), true)),
-            Ok(Some(Err(_))) | Err(_) => return Err(()),
+            Ok(Some(Err(_))) => return Err(Broke::Broken),
+            Err(_) => return Err(Broke::TimedOut),
         }
     }
     Ok((Bytes::from(buf), hyper::body::Body::is_end_stream(body)))
@@ -766,18 +781,17 @@ struct Record {
 }
 
 impl Record {
-    fn finish(&mut self, ok: bool) {
+    fn finish(&mut self, outcome: Outcome) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         let st = &self.state;
         let now = st.now();
         let mut p = st.policy();
-        let counts = !ok && p.config().failure.timeout;
-        p.on_result(now, self.target, counts, now.saturating_sub(self.started));
+        p.on_outcome(now, self.target, outcome, now.saturating_sub(self.started));
         st.flush_events(&mut p);
         drop(p);
-        if !ok {
+        if !outcome.is_ok() {
             st.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -785,7 +799,7 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        self.finish(true);
+        self.finish(Outcome::Answer(Answer::status(200)));
     }
 }
 
@@ -809,13 +823,15 @@ fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, recor
                     }
                     Ok(None) => {
                         if let Some(mut r) = record.take() {
-                            r.finish(true);
+                            r.finish(Outcome::Answer(Answer::status(200)));
                         }
                         return None;
                     }
                     Ok(Some(Err(_))) | Err(_) => {
                         if let Some(mut r) = record.take() {
-                            r.finish(false);
+                            // a body relayed past the gateway's hold: broken or late, it
+                            // counts like a timeout
+                            r.finish(Outcome::Timeout);
                         }
                         let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
                         return Some((Err(e), (None, None, None)));

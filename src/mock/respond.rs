@@ -8,12 +8,13 @@
 //! token* differ.
 
 use super::MockState;
-use crate::fault::{Decision, Endpoint, RequestFacts, StreamFault, StreamKind, Success, Verdict};
+use crate::fault::wire::{End as WireEnd, Wire as WireTimeline};
+use crate::fault::{Decision, Endpoint, RequestFacts, StreamKind, Success, Verdict};
 use crate::net::ConnCtx;
 use crate::provider::{
     anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
 };
-use crate::time::{Nanos, NS_PER_S};
+use crate::time::Nanos;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -207,16 +208,13 @@ fn at(t0: Instant, n: Nanos) -> Instant {
     t0 + Duration::from_nanos(n)
 }
 
-/// Pause between the last bytes before a cut and the cut itself, so they are flushed.
-pub const CUT_FLUSH: Duration = Duration::from_millis(5);
-
 /// How a scripted body ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum End {
     /// Normal end of the HTTP body.
     Clean,
-    /// Abort: the connection closes without the chunked terminator.
-    Cut,
+    /// Abort at this offset: the connection closes without the chunked terminator.
+    Cut(Nanos),
     /// Keep-alive pings forever at this interval.
     Pings(Nanos),
     /// Silence with the connection open.
@@ -241,10 +239,11 @@ fn script_body(t0: Instant, s: Script) -> Body {
             }
             match end? {
                 End::Clean => None,
-                End::Cut => {
-                    // Let the tokens before the cut reach the wire first: the connection
-                    // then closes (FIN) without the chunked terminator.
-                    tokio::time::sleep(CUT_FLUSH).await;
+                End::Cut(when) => {
+                    // the timeline leaves `wire::CUT_FLUSH` after the last tokens so that
+                    // they reach the wire first: the connection then closes (FIN) without
+                    // the chunked terminator
+                    sleep_until(at(t0, when)).await;
                     Some((Err(std::io::Error::other("chaosgate: stream cut")), (it, None, k)))
                 }
                 End::Silent => {
@@ -342,25 +341,16 @@ pub async fn play(
             }
             Parsed::Chat(c) if !c.stream => {
                 sleep_until(at(t0, s.first)).await;
-                let stop = stop_reason(state.config.api, &c, &s);
-                let body = match state.config.api {
-                    Api::OpenAi => openai::completion_template(
-                        &format!("chatcmpl-cg{seq:012x}"),
-                        &c.model,
-                        unix_ms() / 1000,
-                        c.n,
-                        c.input_tokens,
-                        s.output_tokens,
-                        stop,
-                    ),
-                    Api::Anthropic => anthropic::message_template(
-                        &format!("msg_cg{seq:012x}"),
-                        &c.model,
-                        c.input_tokens,
-                        s.output_tokens,
-                        stop,
-                    ),
-                };
+                let body = crate::provider::chat_reply(
+                    state.config.api,
+                    seq,
+                    &c.model,
+                    unix_ms() / 1000,
+                    c.n,
+                    c.input_tokens,
+                    s.output_tokens,
+                    hit_max(&c, &s),
+                );
                 let len = body.len_bytes();
                 finish_plain(&state, Box::new(body.into_chunks()), Some(len), &s, t0, seq)
             }
@@ -383,18 +373,14 @@ pub async fn play(
     }
 }
 
-fn stop_reason(api: Api, c: &ChatRequest, s: &Success) -> &'static str {
-    let hit_max = c.max_tokens == Some(s.output_tokens);
-    match (api, hit_max) {
-        (Api::OpenAi, true) => "length",
-        (Api::OpenAi, false) => "stop",
-        (Api::Anthropic, true) => "max_tokens",
-        (Api::Anthropic, false) => "end_turn",
-    }
+/// The answer stops at the request's `max_tokens`.
+fn hit_max(c: &ChatRequest, s: &Success) -> bool {
+    c.max_tokens == Some(s.output_tokens)
 }
 
-/// Largest piece of a `slow_body` trickle.
-const SLOW_PIECE_MAX: usize = 64 * 1024;
+fn stop_reason(api: Api, c: &ChatRequest, s: &Success) -> &'static str {
+    crate::provider::stop_reason(api, hit_max(c, s))
+}
 
 /// Re-cuts `chunks` into pieces of exactly `piece` bytes (the last may be shorter),
 /// holding at most one piece and one source chunk at a time.
@@ -428,8 +414,7 @@ fn finish_plain(state: &MockState, body: Chunks, len: Option<u64>, s: &Success, 
             Box::new(body.map(move |b| (first, b)))
         }
         Some(bps) => {
-            let piece = (bps as usize / 10).clamp(1, SLOW_PIECE_MAX);
-            let gap = NS_PER_S * piece as u64 / u64::from(bps);
+            let (piece, gap) = crate::fault::wire::slow_pieces(bps);
             let first = s.first;
             Box::new(
                 repiece(body, piece)
@@ -455,24 +440,11 @@ fn finish_plain(state: &MockState, body: Chunks, len: Option<u64>, s: &Success, 
     r
 }
 
-/// Content tokens to send and the fault that follows them.
-fn plan_tokens(s: &Success) -> (u32, Option<StreamFault>) {
-    match s.stream_fault {
-        None => (s.output_tokens, None),
-        Some(f) if f.kind == StreamKind::NoTerminal => (s.output_tokens, Some(f)),
-        Some(f) => (f.after_tokens.min(s.output_tokens), Some(f)),
-    }
-}
-
-fn token_time(s: &Success, i: u32) -> Nanos {
-    s.first.saturating_add(s.token_interval.saturating_mul(u64::from(i)))
-}
-
 /// A stream frame builder: content token `i` of choice `k`.
 type TokenFn = Box<dyn Fn(u32, u32) -> Bytes + Send>;
 
 /// One API's stream vocabulary, so both APIs share one script builder.
-struct Wire<'a> {
+struct Vocab<'a> {
     /// Sent at once with the headers.
     preamble: Vec<Bytes>,
     /// Choices (OpenAI `n`; 1 for Anthropic): each token time sends one frame per choice.
@@ -491,40 +463,40 @@ struct Wire<'a> {
     ping: Bytes,
 }
 
-/// The stream as a lazy sequence of timed frames: memory stays at a few frames however
-/// many tokens the request allows (the tail after the tokens is at most one frame per
-/// choice plus three).
-fn build_script(w: Wire<'_>, s: &Success) -> Script {
-    let (n, fault) = plan_tokens(s);
-    let last = if n == 0 { s.first } else { token_time(s, n - 1) };
+/// The stream as a lazy sequence of timed frames, played from the verdict's wire timeline
+/// ([`WireTimeline`]: how many tokens, when, and how it ends): memory stays at a few frames
+/// however many tokens the request allows (the tail after the tokens is at most one frame
+/// per choice plus three).
+fn build_script(w: Vocab<'_>, s: &Success) -> Script {
+    let tl = WireTimeline::of(&Verdict::Ok(s.clone()), true, 0);
+    let n = tl.tokens;
+    let last = tl.last_token_at();
     let mut tail: Vec<(Nanos, Bytes)> = Vec::new();
-    let end = match fault {
-        None => {
+    let end = match tl.end {
+        WireEnd::Complete { .. } => {
             tail.extend((w.finish)(n).into_iter().map(|b| (last, b)));
             tail.push((last, w.terminator));
             End::Clean
         }
-        Some(f) => match f.kind {
-            StreamKind::NoTerminal => {
-                tail.extend((w.finish)(n).into_iter().map(|b| (last, b)));
-                End::Clean
-            }
-            StreamKind::Cut => End::Cut,
-            StreamKind::Error => {
-                tail.push((last, (w.error)(f.error)));
-                End::Clean
-            }
-            StreamKind::Malformed => {
-                tail.push((last, w.malformed));
-                End::Clean
-            }
-            StreamKind::PingStall => End::Pings(f.ping_every),
-            StreamKind::SilentStall => End::Silent,
-        },
+        WireEnd::NoTerminal { .. } => {
+            tail.extend((w.finish)(n).into_iter().map(|b| (last, b)));
+            End::Clean
+        }
+        WireEnd::Abort { at } => End::Cut(at),
+        WireEnd::InBandError { kind, .. } => {
+            tail.push((last, (w.error)(kind)));
+            End::Clean
+        }
+        WireEnd::Malformed { .. } => {
+            tail.push((last, w.malformed));
+            End::Clean
+        }
+        WireEnd::Silence { pings: Some(every) } => End::Pings(every),
+        WireEnd::Silence { pings: None } => End::Silent,
     };
-    let (first, interval, choices, token) = (s.first, s.token_interval, w.choices.max(1), w.token);
+    let (choices, token) = (w.choices.max(1), w.token);
     let tokens = (0..n).flat_map(move |i| {
-        let t = first.saturating_add(interval.saturating_mul(u64::from(i)));
+        let t = tl.token_at(i);
         (0..choices).map(move |k| (t, i, k))
     });
     let items = w
@@ -568,7 +540,7 @@ fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
         v
     };
     let error = |k: ErrorKind| Bytes::from(openai::stream_error(k, &k.default_message(Api::OpenAi)));
-    let wire = Wire {
+    let wire = Vocab {
         preamble: (0..choices)
             .map(|k| Bytes::from(openai::chunk_role_at(&id, m, created, k)))
             .collect(),
@@ -594,7 +566,7 @@ fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     };
     let error = |k: ErrorKind| Bytes::from(anthropic::event_error(k, &k.default_message(Api::Anthropic)));
     let ping = Bytes::from(anthropic::event_ping());
-    let wire = Wire {
+    let wire = Vocab {
         preamble: vec![
             Bytes::from(anthropic::event_message_start(&id, &c.model, c.input_tokens)),
             Bytes::from(anthropic::event_content_block_start()),

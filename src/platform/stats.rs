@@ -21,7 +21,8 @@
 
 use crate::analysis::hist::Summary;
 use crate::analysis::{Aggregator, SloThresholds, Tps};
-use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Section, StreamKind, Verdict};
+use crate::fault::wire::{End, Wire};
+use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Section, Verdict};
 use crate::record::{Outcome, RequestRecord};
 use crate::rng::stream;
 use crate::time::{nanos_to_secs_f64, Dur, Nanos, NS_PER_S};
@@ -147,65 +148,35 @@ pub struct Observed {
     pub output_tokens: u32,
 }
 
-/// A verdict as the client sees it, with a whole-request `timeout`: an ok answer ends
-/// at [`Success::service_time`](crate::fault::Success::service_time); errors and resets
-/// after their delay; hangs, silent headers and stalls at the timeout; a cut, errored or
-/// malformed stream after its last good token.
+/// A verdict as a client talking to the provider directly sees it, with a whole-request
+/// `timeout`: the verdict's wire timeline (`fault/wire.rs`, what the mock plays) settled
+/// against that timeout (`gateway/attempt.rs`, with no TTFT or stall limit), as the load
+/// generator classifies it.
 pub fn observe(v: &Verdict, at: Nanos, stream: bool, timeout: Nanos) -> Observed {
-    let timed_out = Observed {
-        end: at.saturating_add(timeout),
-        first_token: None,
-        outcome: Outcome::Timeout,
-        output_tokens: 0,
+    use crate::gateway::attempt::{direct_outcome, settle, Limits};
+    // a plain body's length only matters under `slow_body`, which `profile-stats` does not
+    // model (it reports latency, not transfer)
+    let stream = stream && matches!(v, Verdict::Ok(_) | Verdict::HeadersThenSilence { .. });
+    let w = Wire::of(v, stream, 0);
+    let answer = match v {
+        Verdict::Error(e) => crate::provider::classify::Answer::status(e.status),
+        _ => crate::provider::classify::Answer::status(200),
     };
-    let failed = |after: Nanos, outcome: Outcome| {
-        if after > timeout {
-            timed_out
-        } else {
-            Observed {
-                end: at + after,
-                first_token: None,
-                outcome,
-                output_tokens: 0,
-            }
-        }
+    let lim = Limits {
+        request: timeout,
+        ttft: None,
+        stall: None,
     };
-    match v {
-        Verdict::Ok(s) => match s.stream_fault.filter(|_| stream) {
-            None => {
-                let t = s.service_time(stream);
-                if t > timeout {
-                    return timed_out;
-                }
-                Observed {
-                    end: at + t,
-                    first_token: stream.then_some(at + s.first),
-                    outcome: Outcome::Ok,
-                    output_tokens: s.output_tokens,
-                }
-            }
-            Some(f) => {
-                let outcome = match f.kind {
-                    StreamKind::Cut | StreamKind::NoTerminal => Outcome::StreamCut,
-                    StreamKind::Error => Outcome::StreamError,
-                    StreamKind::Malformed => Outcome::MalformedStream,
-                    StreamKind::PingStall | StreamKind::SilentStall => return timed_out,
-                };
-                let last = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
-                if last > timeout {
-                    return timed_out;
-                }
-                Observed {
-                    end: at + last,
-                    first_token: (f.after_tokens > 0).then_some(at + s.first),
-                    outcome,
-                    output_tokens: 0,
-                }
-            }
+    let s = settle(&w, &lim, stream, answer);
+    let outcome = direct_outcome(&s, matches!(w.end, End::Malformed { .. }));
+    Observed {
+        end: at.saturating_add(s.at),
+        first_token: s.first_token.map(|f| at + f),
+        outcome,
+        output_tokens: match v {
+            Verdict::Ok(ok) if outcome.is_ok() => ok.output_tokens,
+            _ => 0,
         },
-        Verdict::Error(e) => failed(e.after, Outcome::Http(e.status)),
-        Verdict::Reset { after } => failed(*after, Outcome::Reset),
-        Verdict::Hang | Verdict::HeadersThenSilence { .. } => timed_out,
     }
 }
 

@@ -857,3 +857,65 @@ pub(crate) mod testing {
         }
     }
 }
+
+/// Why a completion stopped, as `api` words it: it hit the request's `max_tokens`
+/// (`hit_max`) or ended by itself.
+pub fn stop_reason(api: Api, hit_max: bool) -> &'static str {
+    match (api, hit_max) {
+        (Api::OpenAi, true) => "length",
+        (Api::OpenAi, false) => "stop",
+        (Api::Anthropic, true) => "max_tokens",
+        (Api::Anthropic, false) => "end_turn",
+    }
+}
+
+/// A non-streamed chat answer's body: request `seq`'s id, `created` (unix seconds), `n`
+/// choices of `output_tokens` tokens each. The mock sends it; the simulator takes its
+/// length (a `slow_body` trickle's length decides when it ends).
+#[allow(clippy::too_many_arguments)]
+pub fn chat_reply(
+    api: Api,
+    seq: u64,
+    model: &str,
+    created: u64,
+    n: u32,
+    input_tokens: u32,
+    output_tokens: u32,
+    hit_max: bool,
+) -> Template {
+    let stop = stop_reason(api, hit_max);
+    match api {
+        Api::OpenAi => openai::completion_template(
+            &format!("chatcmpl-cg{seq:012x}"),
+            model,
+            created,
+            n,
+            input_tokens,
+            output_tokens,
+            stop,
+        ),
+        Api::Anthropic => anthropic::message_template(&format!("msg_cg{seq:012x}"), model, input_tokens, output_tokens, stop),
+    }
+}
+
+/// The byte length of [`chat_reply`] for one choice, as the simulator needs it (ids and
+/// unix times have a fixed width until 2286).
+pub fn chat_reply_len(api: Api, model: &str, input_tokens: u32, output_tokens: u32, hit_max: bool) -> u64 {
+    chat_reply(api, 0, model, 1_700_000_000, 1, input_tokens, output_tokens, hit_max).len_bytes()
+}
+
+/// The byte length of an embeddings answer of `inputs` vectors at `model`'s native width,
+/// as the simulator needs it under `slow_body`. The vectors' digits vary with the mock's
+/// seed, so this is the length for seed 0: within a few percent of any other.
+pub fn embeddings_reply_len(model: &str, inputs: u32, input_tokens: u32) -> u64 {
+    openai::embeddings_chunks(
+        model,
+        inputs,
+        openai::native_dimensions(model),
+        input_tokens,
+        0,
+        EmbeddingEncoding::Float,
+    )
+    .map(|b| b.len() as u64)
+    .sum()
+}

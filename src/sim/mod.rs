@@ -13,8 +13,10 @@
 pub mod report;
 
 use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
+use crate::fault::wire::{End, Wire};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
-use crate::gateway::{Failure, GatewayConfig, GatewayEvent, Policy};
+use crate::gateway::attempt::{self, Limits, Settled, Step, Walk};
+use crate::gateway::{GatewayConfig, GatewayEvent, Outcome as Ended, Policy};
 use crate::provider::classify::{self, Answer};
 use crate::provider::Api;
 use crate::record::{FaultEvent, Outcome, RequestRecord};
@@ -352,26 +354,21 @@ impl Queue {
 }
 
 /// One request in flight, in a reused slot, aligned to a cache line: the slots of
-/// requests in flight are touched at random as they complete, so each takes whole lines
-/// (128 bytes today: two).
+/// requests in flight are touched at random as they complete, so each takes whole lines.
 #[repr(align(64))]
 struct Req {
     planned: Planned,
     /// The gateway's order of targets (the buffer is reused by the slot's next request).
     order: Vec<usize>,
-    first_token: Option<Nanos>,
-    tokens: u32,
-    /// Position in `order` and attempt number of the next or current attempt.
-    k: u32,
-    a: u32,
-    /// The attempt in flight: target, success, status, start, `OUT_*`.
+    /// Its way through `order` (retries, fallback).
+    walk: Walk,
+    /// The attempt in flight: its target, start, how it settled, the output tokens of its
+    /// answer, and whether its timeline ends in a malformed chunk.
     i: u32,
-    ok: bool,
-    code: u16,
-    /// The attempt's error answer as the live gateway would classify it (`OUT_STATUS`).
-    answer: Answer,
     started: Nanos,
-    out: u8,
+    settled: Settled,
+    tokens: u32,
+    malformed: bool,
 }
 
 impl Req {
@@ -380,28 +377,21 @@ impl Req {
         Req {
             planned,
             order: Vec::with_capacity(targets),
-            first_token: None,
-            tokens: 0,
-            k: 0,
-            a: 0,
+            walk: Walk::new(),
             i: 0,
-            ok: false,
-            code: 0,
-            answer: Answer::status(0),
             started: 0,
-            out: OUT_STATUS,
+            settled: Settled {
+                at: 0,
+                outcome: Ended::Connect,
+                committed: false,
+                first_token: None,
+                tokens: 0,
+            },
+            tokens: 0,
+            malformed: false,
         }
     }
 }
-
-const OUT_STATUS: u8 = 0;
-const OUT_TIMEOUT: u8 = 1;
-const OUT_RESET: u8 = 2;
-const OUT_CUT: u8 = 3;
-const OUT_STREAM_ERROR: u8 = 4;
-const OUT_MALFORMED: u8 = 5;
-/// A stream that stalled after its first byte: the gateway ends it with an in-band error.
-const OUT_STALL: u8 = 6;
 
 /// Runs the simulation to the end of the traffic (plus in-flight work).
 ///
@@ -419,13 +409,9 @@ pub fn run(input: SimInput) -> SimOutput {
         stop,
     } = input;
     let mut interrupted = false;
-    let timeout = gateway.request_timeout.0;
-    // streams: the first chunk must come within ttft_timeout (failover stays possible until
-    // then); after it, a silence longer than stall_timeout ends the stream (as the live
-    // gateway does, gateway/server.rs)
-    let ttft_limit = gateway.ttft_timeout.map_or(timeout, |d| d.0.min(timeout));
-    let stall_limit = gateway.stall_timeout.map(|d| d.0);
-    let fallback = gateway.fallback_on_failure;
+    let limits = Limits::of(&gateway);
+    let timeout = limits.request;
+    let client_timeout = limits.client_timeout();
     let targets: Vec<usize> = gateway
         .targets
         .iter()
@@ -445,6 +431,8 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
+    // the mix's models name the requests (the length of a trickled body depends on it)
+    let models = mix.clone();
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
     // One reusable record per provider (and one without), with its provider's slot in the
     // aggregator: finishing a request allocates nothing and compares no names.
@@ -543,38 +531,22 @@ pub fn run(input: SimInput) -> SimOutput {
                     scheduled += 1;
                     let r = r as usize;
                     let slot = &mut reqs[r];
-                    slot.first_token = None;
-                    slot.tokens = 0;
-                    slot.k = 0;
-                    slot.a = 0;
+                    slot.walk = Walk::new();
                     policy.plan_into(t, &mut reqs[r].order);
-                    if reqs[r].order.is_empty() {
-                        finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
-                        free.push(r as u32);
-                    } else {
-                        sched(&mut q, &mut now, t, t, Ev::Attempt { r: r as u32 });
-                    }
+                    sched(&mut q, &mut now, t, t, Ev::Attempt { r: r as u32 });
                 }
                 Ev::Attempt { r } => {
-                    let ru = r as usize;
-                    let req = &mut reqs[ru];
-                    let (k, a) = (req.k as usize, req.a);
-                    let i = req.order[k];
-                    if !policy.admit(t, i) {
-                        if k + 1 < req.order.len() {
-                            req.k += 1;
-                            req.a = 0;
-                            sched(&mut q, &mut now, t, t, Ev::Attempt { r });
-                        } else {
-                            finish(&mut agg, &mut records[no_provider], req, t, Outcome::Http(503));
+                    let req = &mut reqs[r as usize];
+                    let i = match req.walk.next(&mut policy, t, &req.order) {
+                        Step::Try(i) => i,
+                        _ => {
+                            let status = attempt::reply_status(req.walk.last());
+                            let o = Outcome::Http(status);
+                            finish(&mut agg, &mut records[no_provider], req, t, o, None, client_timeout);
                             free.push(r);
+                            continue;
                         }
-                        continue;
-                    }
-                    if k > 0 && a == 0 {
-                        let prev = req.order[k - 1];
-                        policy.on_fallback(t, prev, i);
-                    }
+                    };
                     // events run in time order, so the bucket changes once per bucket
                     // length: one division per bucket, not per attempt
                     if t >= slot_end {
@@ -599,145 +571,60 @@ pub fn run(input: SimInput) -> SimOutput {
                         max_tokens: Some(shape.max_tokens),
                     };
                     let d = plans[i].decide(t, &facts, None);
-                    let (dt, ok, code, out) = match d.verdict {
-                        // no first chunk in time: a timeout before the first byte
-                        Verdict::Ok(s)
-                            if facts.stream
-                                && s.first > ttft_limit
-                                && s.stream_fault.as_ref().is_none_or(|f| f.after_tokens > 0) =>
-                        {
-                            (ttft_limit, false, 0, OUT_TIMEOUT)
-                        }
-                        Verdict::Ok(s) => match s.stream_fault {
-                            None => {
-                                if facts.stream {
-                                    req.first_token = Some(t + s.first);
+                    // the wire timeline the mock would play, settled as the live gateway
+                    // settles what it reads (gateway/attempt.rs)
+                    let (answer, tokens, plain_len) = match &d.verdict {
+                        // the same types the live gateway builds from the mock's headers
+                        // and envelope for this verdict
+                        Verdict::Error(e) => (classify::from_verdict(apis[i], e), 0, 0),
+                        Verdict::Ok(s) => (
+                            Answer::status(200),
+                            s.output_tokens,
+                            match s.slow_body_bytes_per_s {
+                                // a trickled body ends when its last byte goes out
+                                Some(_) if shape.endpoint == EndpointKind::Embeddings => {
+                                    crate::provider::embeddings_reply_len(models.model_of(shape), shape.inputs.max(1), shape.prompt_tokens)
                                 }
-                                req.tokens = s.output_tokens;
-                                (
-                                    s.service_time(facts.stream).min(timeout),
-                                    s.service_time(facts.stream) <= timeout,
-                                    200,
-                                    OUT_STATUS,
-                                )
-                            }
-                            Some(f) => {
-                                let at = s.first + s.token_interval * u64::from(f.after_tokens.saturating_sub(1));
-                                req.first_token = (f.after_tokens > 0).then_some(t + s.first);
-                                req.tokens = f.after_tokens;
-                                use crate::fault::StreamKind as K;
-                                let stall_end = |ping_every: Option<Nanos>| match stall_limit {
-                                    // pings reset the gateway's silence timer
-                                    Some(st) if ping_every.is_none_or(|p| p > st) => at.saturating_add(st).min(timeout),
-                                    _ => timeout,
-                                };
-                                let (dt, out) = match f.kind {
-                                    K::Error => (at.min(timeout), OUT_STREAM_ERROR),
-                                    K::Malformed => (at.min(timeout), OUT_MALFORMED),
-                                    K::NoTerminal | K::Cut => (at.min(timeout), OUT_CUT),
-                                    // stalled before the first chunk: a timeout, failover possible
-                                    K::PingStall | K::SilentStall if f.after_tokens == 0 => (ttft_limit, OUT_TIMEOUT),
-                                    K::PingStall => (stall_end(Some(f.ping_every)), OUT_STALL),
-                                    K::SilentStall => (stall_end(None), OUT_STALL),
-                                };
-                                (dt, false, 200, out)
-                            }
-                        },
-                        Verdict::Error(e) => {
-                            // the same types the live gateway builds from the mock's headers
-                            // and envelope for this verdict
-                            req.answer = classify::from_verdict(apis[i], &e);
-                            (
-                                e.after.min(timeout),
-                                false,
-                                e.status,
-                                if e.after > timeout { OUT_TIMEOUT } else { OUT_STATUS },
-                            )
-                        }
-                        Verdict::Reset { after } => (
-                            after.min(timeout),
-                            false,
-                            0,
-                            if after > timeout { OUT_TIMEOUT } else { OUT_RESET },
+                                Some(_) if !facts.stream => crate::provider::chat_reply_len(
+                                    apis[i],
+                                    models.model_of(shape),
+                                    shape.prompt_tokens,
+                                    s.output_tokens,
+                                    s.output_tokens == shape.max_tokens,
+                                ),
+                                _ => 0,
+                            },
                         ),
-                        Verdict::Hang | Verdict::HeadersThenSilence { .. } if facts.stream => {
-                            (ttft_limit, false, 0, OUT_TIMEOUT)
-                        }
-                        Verdict::Hang | Verdict::HeadersThenSilence { .. } => (timeout, false, 0, OUT_TIMEOUT),
+                        _ => (Answer::status(200), 0, 0),
                     };
+                    let wire = Wire::of(&d.verdict, facts.stream, plain_len);
+                    req.settled = attempt::settle(&wire, &limits, facts.stream, answer);
+                    req.tokens = tokens;
+                    req.malformed = matches!(wire.end, End::Malformed { .. });
                     req.i = i as u32;
-                    req.ok = ok;
-                    req.code = code;
                     req.started = t;
-                    req.out = out;
-                    sched(&mut q, &mut now, t, t + dt, Ev::Done { r });
+                    sched(&mut q, &mut now, t, t + req.settled.at, Ev::Done { r });
                 }
                 Ev::Done { r } => {
                     let req = &mut reqs[r as usize];
-                    let (k, a, i, ok, code, out) = (req.k as usize, req.a, req.i as usize, req.ok, req.code, req.out);
-                    let duration = t - req.started;
-                    let counts = match out {
-                        OUT_TIMEOUT | OUT_RESET | OUT_STALL => policy.config().failure.timeout,
-                        OUT_CUT => policy.config().failure.stream_cut,
-                        OUT_STREAM_ERROR | OUT_MALFORMED => policy.config().failure.stream_error,
-                        _ => !ok && policy.is_failure_status(code),
-                    };
-                    policy.on_result(t, i, counts, duration);
-                    let rec = &mut records[i];
-                    if ok {
-                        finish(&mut agg, rec, req, t, Outcome::Ok);
-                        free.push(r);
-                        continue;
-                    }
-                    let stream_failure = matches!(out, OUT_CUT | OUT_STREAM_ERROR | OUT_MALFORMED | OUT_STALL);
-                    if stream_failure {
-                        // the first byte already reached the client: no failover
-                        let o = match out {
-                            // the reference gateway ends a cut or stalled stream with an
-                            // in-band error event, never a clean-looking end
-                            OUT_CUT | OUT_STREAM_ERROR | OUT_STALL => Outcome::StreamError,
-                            _ => Outcome::MalformedStream,
-                        };
-                        finish(&mut agg, rec, req, t, o);
-                        free.push(r);
-                        continue;
-                    }
-                    // only an error verdict sets `answer` (its status is 400–599, never the 0 or
-                    // 200 of the other verdicts)
-                    let answer = if req.answer.status == code {
-                        req.answer
-                    } else {
-                        Answer::status(code)
-                    };
-                    let failure = if out == OUT_STATUS {
-                        Failure::Status(answer)
-                    } else {
-                        Failure::Connect
-                    };
-                    let is_failure = out != OUT_STATUS || policy.is_failure_status(code);
-                    // a final answer (quota, spend cap, `x-should-retry: false`) is passed on
-                    // as it is: no retry, no failover (as the live gateway does)
-                    let final_answer = out == OUT_STATUS && !answer.retryable();
-                    if is_failure && !final_answer {
-                        if let Some(w) = policy.retry(t, i, a + 1, failure) {
-                            req.a = a + 1;
-                            sched(&mut q, &mut now, t, t + w, Ev::Attempt { r });
-                            continue;
+                    let i = req.i as usize;
+                    let s = req.settled;
+                    match req.walk.after(&mut policy, t, i, &s, t - req.started) {
+                        Step::Wait(w) => sched(&mut q, &mut now, t, t + w, Ev::Attempt { r }),
+                        Step::Next | Step::Try(_) => sched(&mut q, &mut now, t, t, Ev::Attempt { r }),
+                        Step::GiveUp => {
+                            let status = attempt::reply_status(req.walk.last());
+                            let o = Outcome::Http(status);
+                            finish(&mut agg, &mut records[no_provider], req, t, o, None, client_timeout);
+                            free.push(r);
                         }
-                        if fallback && k + 1 < req.order.len() {
-                            req.k += 1;
-                            req.a = 0;
-                            sched(&mut q, &mut now, t, t, Ev::Attempt { r });
-                            continue;
+                        Step::Done => {
+                            let o = attempt::client_outcome(&s, req.malformed);
+                            let first = s.first_token.filter(|_| s.committed).map(|f| req.started + f);
+                            finish(&mut agg, &mut records[i], req, t, o, first, client_timeout);
+                            free.push(r);
                         }
                     }
-                    let o = match out {
-                        OUT_TIMEOUT => Outcome::Timeout,
-                        OUT_RESET => Outcome::Reset,
-                        _ => Outcome::Http(code),
-                    };
-                    finish(&mut agg, rec, req, t, o);
-                    free.push(r);
                 }
                 Ev::ProbeStart { i } => {
                     let iu = i as usize;
@@ -818,26 +705,38 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
     }
 }
 
-/// Folds request `r`, ended at `end`, into `agg` through `rec` (a reused record whose
-/// `provider` is already set, and that provider's slot).
+/// Folds request `r`, ended at `end` as its client saw it (`outcome`; the first token at
+/// `first_token` when one reached it), into `agg` through `rec` (a reused record whose
+/// `provider` is already set, and that provider's slot). Past the client's own timeout
+/// (`client_timeout` after the intended start) the client has given up: a timeout then.
 fn finish(
     agg: &mut Aggregator,
     (rec, slot): &mut (RequestRecord, ProviderSlot),
     r: &Req,
     end: Nanos,
     outcome: Outcome,
+    first_token: Option<Nanos>,
+    client_timeout: Nanos,
 ) {
     let p = &r.planned;
+    let give_up = p.at.saturating_add(client_timeout);
+    let (end, outcome) = if end > give_up {
+        (give_up, Outcome::Timeout)
+    } else {
+        (end, outcome)
+    };
+    let first_token = first_token.filter(|&f| f <= end);
     rec.id = p.id;
     rec.kind = p.shape.kind;
     rec.intended = p.at;
     rec.sent = Some(p.at);
-    rec.first_byte = Some(end.min(r.first_token.unwrap_or(end)));
-    rec.first_token = if outcome.is_ok() || matches!(outcome, Outcome::StreamCut | Outcome::StreamError) {
-        r.first_token
+    // a stream's head reaches the client with its first chunk; anything else whole at the end
+    rec.first_byte = Some(if r.settled.committed && first_token.is_some() {
+        r.started.min(end)
     } else {
-        None
-    };
+        end
+    });
+    rec.first_token = first_token;
     rec.end = end;
     rec.outcome = outcome;
     rec.output_tokens = if outcome.is_ok() { r.tokens } else { 0 };
