@@ -158,7 +158,10 @@ fn stream_wire(s: &Success) -> Wire {
             StreamKind::Cut => End::Abort {
                 at: last.saturating_add(CUT_FLUSH),
             },
-            StreamKind::Error => End::InBandError { at: last, kind: f.error },
+            StreamKind::Error => End::InBandError {
+                at: last,
+                kind: f.error,
+            },
             StreamKind::Malformed => End::Malformed { at: last },
             StreamKind::PingStall => End::Silence {
                 pings: Some(f.ping_every.max(1)),
@@ -291,6 +294,11 @@ mod tests {
         };
         assert_eq!(slow_pieces(100), (10, NS_PER_S / 10));
         let w = Wire::of(&v, false, 1_000);
-        assert_eq!(w.end, End::Complete { at: 50 + 99 * NS_PER_S / 10 });
+        assert_eq!(
+            w.end,
+            End::Complete {
+                at: 50 + 99 * NS_PER_S / 10
+            }
+        );
     }
 }

@@ -170,11 +170,7 @@ impl Watch {
     /// answer (passed on chunk by chunk), else the body is held until it ends.
     pub fn head(&mut self, at: Nanos, event_stream: bool) {
         self.last = at;
-        self.phase = if event_stream {
-            Phase::FirstChunk
-        } else {
-            Phase::Plain
-        };
+        self.phase = if event_stream { Phase::FirstChunk } else { Phase::Plain };
     }
 
     /// Whether the stream has been passed on to the client (no failover after this).
@@ -235,8 +231,8 @@ impl Watch {
     /// After the last chunk, nothing but keep-alive chunks every `pings` (or nothing):
     /// when and how the attempt ends. The same as feeding each ping in turn.
     pub fn silence(&self, pings: Option<Nanos>) -> (Nanos, Outcome) {
-        let keeps_alive = self.phase == Phase::Committed
-            && pings.is_some_and(|p| self.lim.stall.is_none_or(|s| p <= s));
+        let keeps_alive =
+            self.phase == Phase::Committed && pings.is_some_and(|p| self.lim.stall.is_none_or(|s| p <= s));
         if keeps_alive {
             // every ping comes before the stall deadline it renews: only the request's holds
             (self.lim.request, self.expired())
@@ -414,6 +410,11 @@ impl Walk {
     /// The last attempt's outcome (`None`: no attempt was made).
     pub fn last(&self) -> Option<&Outcome> {
         self.last.as_ref()
+    }
+
+    /// The last target tried (`None`: none was): the one a gateway error names.
+    pub fn tried(&self) -> Option<usize> {
+        self.tried.checked_sub(1).map(|t| t as usize)
     }
 
     /// Retries made on the current target.

@@ -26,10 +26,10 @@ pub mod retry;
 pub mod router;
 pub mod server;
 
+pub use attempt::{Limits, Outcome, Settled, Step, Walk};
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use events::{EventKind, GatewayEvent};
 pub use health::{HealthChecker, HealthConfig, HealthRules, ProbeKind, ProbeOutcome};
-pub use attempt::{Limits, Outcome, Settled, Step, Walk};
 pub use retry::{RetryBudget, RetryConfig};
 pub use router::{AllDown, RouteTarget, Strategy};
 

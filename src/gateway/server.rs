@@ -530,13 +530,9 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
         }
     }
     state.failed.fetch_add(1, Ordering::Relaxed);
-    match walk.last() {
-        Some(_) => gateway_error(
-            api,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "chaosgate gateway: no target is left to try",
-        ),
-        None => gateway_error(
+    match (walk.last(), walk.tried()) {
+        (Some(o), Some(i)) => attempt_error(&state, api, i, o),
+        _ => gateway_error(
             api,
             StatusCode::SERVICE_UNAVAILABLE,
             "chaosgate gateway: every target is unavailable",
@@ -554,11 +550,16 @@ fn attempt_error(state: &GatewayState, api: Api, i: usize, o: &Outcome) -> Respo
         Outcome::Timeout | Outcome::TtftTimeout => format!("upstream {name} did not answer in time"),
         _ => format!("upstream {name} closed the connection"),
     };
-    gateway_error(
+    let mut r = gateway_error(
         api,
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         &message,
-    )
+    );
+    // the target whose failure this is (the client's report attributes it)
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        r.headers_mut().insert("x-chaosgate-provider", v);
+    }
+    r
 }
 
 /// One attempt on target `i`, begun at `started` (the policy's clock), watched against the
@@ -645,7 +646,11 @@ async fn attempt_once(
                 started,
                 done: false,
             };
-            return Attempt::Passed(build(status, &headers, relay_rest(bytes, upstream, deadline, Some(rec))));
+            return Attempt::Passed(build(
+                status,
+                &headers,
+                relay_rest(bytes, upstream, deadline, Some(rec)),
+            ));
         }
         // an error answer longer than its classified prefix: passed on whole if it stands
         let r = build(status, &headers, relay_rest(bytes, upstream, deadline, None));
@@ -700,7 +705,10 @@ async fn attempt_once(
                 if pass.as_ref().is_some_and(|d| !d.is_empty()) && outcome == Outcome::StreamError {
                     // the upstream's own error event is passed on as it is; the attempt is
                     // reported with the next poll
-                    return Some((Ok(pass.unwrap_or_default()), (None, up, parser, watch, Some(outcome), false)));
+                    return Some((
+                        Ok(pass.unwrap_or_default()),
+                        (None, up, parser, watch, Some(outcome), false),
+                    ));
                 }
                 if let Some(d) = pass.filter(|d| !d.is_empty()) {
                     return Some((Ok(d), (None, up, parser, watch, Some(outcome), false)));
@@ -753,7 +761,11 @@ enum Broke {
 /// Reads `body` until it ends or at least `limit` bytes are held (one frame more at most),
 /// within `deadline`: the bytes, and whether they are the whole body. `Err` when the body
 /// breaks or the deadline passes first.
-async fn read_prefix(body: &mut hyper::body::Incoming, limit: usize, deadline: Instant) -> Result<(Bytes, bool), Broke> {
+async fn read_prefix(
+    body: &mut hyper::body::Incoming,
+    limit: usize,
+    deadline: Instant,
+) -> Result<(Bytes, bool), Broke> {
     let mut buf: Vec<u8> = Vec::new();
     while buf.len() < limit {
         match tokio::time::timeout_at(deadline, body.frame()).await {

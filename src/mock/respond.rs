@@ -243,7 +243,13 @@ fn script_body(t0: Instant, s: Script) -> Body {
                     // the timeline leaves `wire::CUT_FLUSH` after the last tokens so that
                     // they reach the wire first: the connection then closes (FIN) without
                     // the chunked terminator
-                    sleep_until(at(t0, when)).await;
+                    let due = at(t0, when);
+                    if due > Instant::now() {
+                        tokio::time::sleep_until(due).await;
+                    } else {
+                        // behind schedule (a loaded host): still give the bytes their time
+                        tokio::time::sleep(Duration::from_nanos(crate::fault::wire::CUT_FLUSH)).await;
+                    }
                     Some((Err(std::io::Error::other("chaosgate: stream cut")), (it, None, k)))
                 }
                 End::Silent => {

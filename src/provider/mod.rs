@@ -894,7 +894,9 @@ pub fn chat_reply(
             output_tokens,
             stop,
         ),
-        Api::Anthropic => anthropic::message_template(&format!("msg_cg{seq:012x}"), model, input_tokens, output_tokens, stop),
+        Api::Anthropic => {
+            anthropic::message_template(&format!("msg_cg{seq:012x}"), model, input_tokens, output_tokens, stop)
+        }
     }
 }
 

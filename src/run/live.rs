@@ -131,7 +131,8 @@ async fn drive(
                     .map(|v| v.url.clone())
                     .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))?;
             }
-            let timeout = cfg.request_timeout.0.saturating_add(5 * crate::time::NS_PER_S);
+            // the simulator's client gives up at the same time (gateway/attempt.rs)
+            let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
             let listener = net::bind("127.0.0.1:0").await?;
             let events = run_dir.join("gateway-events.jsonl");
             let h = crate::gateway::server::spawn(cfg, listener, seed, Some(&events)).await?;

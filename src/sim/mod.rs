@@ -540,9 +540,11 @@ pub fn run(input: SimInput) -> SimOutput {
                     let i = match req.walk.next(&mut policy, t, &req.order) {
                         Step::Try(i) => i,
                         _ => {
+                            // the gateway's answer names the last target tried
                             let status = attempt::reply_status(req.walk.last());
                             let o = Outcome::Http(status);
-                            finish(&mut agg, &mut records[no_provider], req, t, o, None, client_timeout);
+                            let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
+                            finish(&mut agg, rec, req, t, o, None, client_timeout);
                             free.push(r);
                             continue;
                         }
@@ -583,7 +585,11 @@ pub fn run(input: SimInput) -> SimOutput {
                             match s.slow_body_bytes_per_s {
                                 // a trickled body ends when its last byte goes out
                                 Some(_) if shape.endpoint == EndpointKind::Embeddings => {
-                                    crate::provider::embeddings_reply_len(models.model_of(shape), shape.inputs.max(1), shape.prompt_tokens)
+                                    crate::provider::embeddings_reply_len(
+                                        models.model_of(shape),
+                                        shape.inputs.max(1),
+                                        shape.prompt_tokens,
+                                    )
                                 }
                                 Some(_) if !facts.stream => crate::provider::chat_reply_len(
                                     apis[i],
@@ -613,9 +619,11 @@ pub fn run(input: SimInput) -> SimOutput {
                         Step::Wait(w) => sched(&mut q, &mut now, t, t + w, Ev::Attempt { r }),
                         Step::Next | Step::Try(_) => sched(&mut q, &mut now, t, t, Ev::Attempt { r }),
                         Step::GiveUp => {
+                            // the gateway's answer names the last target tried
                             let status = attempt::reply_status(req.walk.last());
                             let o = Outcome::Http(status);
-                            finish(&mut agg, &mut records[no_provider], req, t, o, None, client_timeout);
+                            let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
+                            finish(&mut agg, rec, req, t, o, None, client_timeout);
                             free.push(r);
                         }
                         Step::Done => {

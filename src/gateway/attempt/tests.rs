@@ -148,13 +148,25 @@ fn ttft_timeout_bounds_the_first_byte_and_stall_the_gaps() {
     let hang = Wire::of(&crate::fault::Verdict::Hang, true, 0);
     assert_eq!(settle(&hang, &l, true, ok200()).outcome, Outcome::TtftTimeout);
     assert_eq!(settle(&hang, &l, true, ok200()).at, 1_000);
-    assert_eq!(settle(&hang, &l, false, ok200()), Settled { at: 10_000, outcome: Outcome::Timeout, committed: false, first_token: None, tokens: 0 });
+    assert_eq!(
+        settle(&hang, &l, false, ok200()),
+        Settled {
+            at: 10_000,
+            outcome: Outcome::Timeout,
+            committed: false,
+            first_token: None,
+            tokens: 0
+        }
+    );
     let silent_head = Wire::of(&crate::fault::Verdict::HeadersThenSilence { after: 10 }, true, 0);
     assert_eq!(settle(&silent_head, &l, true, ok200()).outcome, Outcome::TtftTimeout);
     assert!(!settle(&silent_head, &l, true, ok200()).committed);
     let slow_first = stream(2_000, 10, 5, End::Complete { at: 2_040 });
     let s = settle(&slow_first, &l, true, ok200());
-    assert_eq!((s.at, s.outcome, s.committed, s.first_token), (300, Outcome::Stall, true, None));
+    assert_eq!(
+        (s.at, s.outcome, s.committed, s.first_token),
+        (300, Outcome::Stall, true, None)
+    );
 }
 
 /// Pings at most `stall_timeout` apart keep a stalled stream open until the request
@@ -181,7 +193,10 @@ fn resets_before_the_head_and_cuts_after_it() {
     assert_eq!(client_outcome(&s, false), Seen::StreamError);
     let bad = stream(10, 10, 3, End::Malformed { at: 30 });
     let s = settle(&bad, &l, true, ok200());
-    assert_eq!((s.outcome, client_outcome(&s, true)), (Outcome::StreamCut, Seen::MalformedStream));
+    assert_eq!(
+        (s.outcome, client_outcome(&s, true)),
+        (Outcome::StreamCut, Seen::MalformedStream)
+    );
 }
 
 #[test]
@@ -202,7 +217,13 @@ fn policy(extra: &str) -> Policy {
 }
 
 fn failed(o: Outcome) -> Settled {
-    Settled { at: 10, outcome: o, committed: false, first_token: None, tokens: 0 }
+    Settled {
+        at: 10,
+        outcome: o,
+        committed: false,
+        first_token: None,
+        tokens: 0,
+    }
 }
 
 /// Drift: after a retry the breaker refused, the simulator moved to the next target even
@@ -219,7 +240,11 @@ fn no_fallback_after_refused_retry() {
     assert_eq!(w.after(&mut p, 1, 0, &failed(Outcome::Timeout), 1), Step::Wait(0));
     assert_eq!(w.next(&mut p, 1, &order), Step::GiveUp);
     assert_eq!(reply_status(w.last()), 504);
-    let fallbacks = p.drain_events().into_iter().filter(|e| matches!(e.kind, EventKind::Fallback { .. })).count();
+    let fallbacks = p
+        .drain_events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Fallback { .. }))
+        .count();
     assert_eq!(fallbacks, 0);
     // with fallback on, the refused retry moves on to b
     let mut p = policy(
@@ -244,12 +269,20 @@ fn fallback_event_names_last_tried_target() {
     assert!(p.on_outcome(0, 1, Outcome::Connect, 1));
     assert_eq!(w.after(&mut p, 2, 0, &failed(Outcome::Connect), 2), Step::Next);
     assert_eq!(w.next(&mut p, 2, &order), Step::Try(2));
-    let ev: Vec<_> = p.drain_events().into_iter().filter_map(|e| match e.kind {
-        EventKind::Fallback { to } => Some((e.target, to)),
-        _ => None,
-    }).collect();
+    let ev: Vec<_> = p
+        .drain_events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Fallback { to } => Some((e.target, to)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(ev, vec![("a".to_string(), "c".to_string())]);
-    let _ = BreakerConfig::Consecutive { failures: 1, base_ejection: crate::time::Dur(1), max_ejection: crate::time::Dur(1) };
+    let _ = BreakerConfig::Consecutive {
+        failures: 1,
+        base_ejection: crate::time::Dur(1),
+        max_ejection: crate::time::Dur(1),
+    };
 }
 
 /// A final answer (quota) and an answer outside the failure statuses stand; a committed
@@ -260,9 +293,19 @@ fn final_answers_and_committed_streams_are_done() {
     let order = p.plan(0);
     let mut w = Walk::new();
     w.next(&mut p, 0, &order);
-    let quota = Answer { status: 429, retry_after: None, final_: Some(crate::provider::classify::Final::Quota) };
+    let quota = Answer {
+        status: 429,
+        retry_after: None,
+        final_: Some(crate::provider::classify::Final::Quota),
+    };
     assert_eq!(w.after(&mut p, 1, 0, &failed(Outcome::Answer(quota)), 1), Step::Done);
-    assert_eq!(w.after(&mut p, 1, 0, &failed(Outcome::Answer(Answer::status(400))), 1), Step::Done);
-    let cut = Settled { committed: true, ..failed(Outcome::StreamCut) };
+    assert_eq!(
+        w.after(&mut p, 1, 0, &failed(Outcome::Answer(Answer::status(400))), 1),
+        Step::Done
+    );
+    let cut = Settled {
+        committed: true,
+        ..failed(Outcome::StreamCut)
+    };
     assert_eq!(w.after(&mut p, 1, 0, &cut, 1), Step::Done);
 }
