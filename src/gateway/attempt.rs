@@ -132,6 +132,7 @@ pub struct Watch {
     phase: Phase,
     last: Nanos,
     terminal: bool,
+    status: u16,
 }
 
 impl Watch {
@@ -143,6 +144,7 @@ impl Watch {
             phase: Phase::Head,
             last: 0,
             terminal: false,
+            status: 0,
         }
     }
 
@@ -166,10 +168,12 @@ impl Watch {
         }
     }
 
-    /// The head came at `at`; `event_stream` when the body is an event stream of a 2xx
-    /// answer (passed on chunk by chunk), else the body is held until it ends.
-    pub fn head(&mut self, at: Nanos, event_stream: bool) {
+    /// The head came at `at` with `status`; `event_stream` when the body is an event
+    /// stream of a 2xx answer (passed on chunk by chunk), else the body is held until it
+    /// ends.
+    pub fn head(&mut self, at: Nanos, status: u16, event_stream: bool) {
         self.last = at;
+        self.status = status;
         self.phase = if event_stream { Phase::FirstChunk } else { Phase::Plain };
     }
 
@@ -195,8 +199,14 @@ impl Watch {
     }
 
     /// The body (or, before the head, the connection) ended: cleanly or not. A held body
-    /// that ended cleanly is the `answer`.
+    /// that ended cleanly is the `answer` (its classification; when its status is not the
+    /// head's, the head's bare status).
     pub fn end(&self, clean: bool, answer: Answer) -> Outcome {
+        let answer = if answer.status == self.status {
+            answer
+        } else {
+            Answer::status(self.status)
+        };
         match self.phase {
             Phase::Head | Phase::FirstChunk => Outcome::Connect,
             Phase::Plain if clean => Outcome::Answer(answer),
@@ -269,8 +279,8 @@ pub struct Settled {
 }
 
 /// Settles a verdict's timeline against the gateway's limits, for a request that asked to
-/// stream (`stream`) or not; `answer` is the classified answer its head carries (for a
-/// 2xx, `Answer::status(200)`).
+/// stream (`stream`) or not; `answer` is the classification of the answer its head carries
+/// (used when its status is the head's: otherwise the head's bare status stands).
 pub fn settle(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settled {
     let mut watch = Watch::new(*lim, stream);
     let done = |watch: &Watch, (at, outcome): (Nanos, Outcome)| {
@@ -294,7 +304,7 @@ pub fn settle(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settled {
     }
     // a 2xx answer to a streamed request comes as an event stream; anything else is held
     // whole. A stream's preamble comes with its head: it is passed on at once.
-    watch.head(h, stream && (200..300).contains(&status));
+    watch.head(h, status, stream && (200..300).contains(&status));
     if w.preamble {
         watch.chunk(h, Chunk::Data);
     }

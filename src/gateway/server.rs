@@ -612,7 +612,7 @@ async fn attempt_once(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
     let ok_stream = status.is_success() && event_stream;
-    watch.head(off(Instant::now()), ok_stream);
+    watch.head(off(Instant::now()), status.as_u16(), ok_stream);
     if !ok_stream {
         // a held body: read a bounded prefix (within the deadline), then decide
         let limit = if status.is_success() {
@@ -624,7 +624,7 @@ async fn attempt_once(
         let (bytes, whole) = match read_prefix(&mut upstream, limit, deadline).await {
             Ok(b) => b,
             Err(Broke::TimedOut) => return Attempt::Ended(watch.expired(), None),
-            Err(Broke::Broken) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
+            Err(Broke::Broken) => return Attempt::Ended(watch.end(false, Answer::status(status.as_u16())), None),
         };
         // the one classification of a provider's answer (shared with the simulator); the
         // wall clock is read here, at the edge, for an HTTP-date Retry-After
@@ -663,8 +663,8 @@ async fn attempt_once(
                 Ok(d) if !d.is_empty() => break d,
                 _ => continue,
             },
-            Ok(None) => return Attempt::Ended(watch.end(true, Answer::status(0)), None),
-            Ok(Some(Err(_))) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
+            Ok(None) => return Attempt::Ended(watch.end(true, Answer::status(status.as_u16())), None),
+            Ok(Some(Err(_))) => return Attempt::Ended(watch.end(false, Answer::status(status.as_u16())), None),
             Err(_) => return Attempt::Ended(watch.expired(), None),
         }
     };

@@ -641,13 +641,14 @@ pub fn run(input: SimInput) -> SimOutput {
                         continue;
                     };
                     let d = plans[iu].decide(t, &RequestFacts::health(), None);
-                    let (end, ok) = match d.verdict {
-                        Verdict::Ok(s) => (t + s.first, true),
-                        Verdict::Error(e) => (t + e.after, false),
-                        Verdict::Reset { after } => (t + after, false),
-                        Verdict::Hang | Verdict::HeadersThenSilence { .. } => (deadline, false),
+                    // a probe is a plain attempt whose only limit is the check's timeout
+                    let probe = Limits {
+                        request: deadline - t,
+                        ttft: None,
+                        stall: None,
                     };
-                    let (end, ok) = if end > deadline { (deadline, false) } else { (end, ok) };
+                    let s = attempt::settle(&Wire::of(&d.verdict, false, 0), &probe, false, Answer::status(200));
+                    let (end, ok) = (t + s.at, s.outcome.is_ok());
                     q.push(end, Ev::ProbeEnd { i, ok });
                 }
                 Ev::ProbeEnd { i, ok } => {

@@ -46,7 +46,7 @@ fn replay(w: &Wire, l: &Limits, stream_req: bool, answer: Answer) -> (Nanos, Out
         return (watch.deadline(), watch.expired(), watch.committed());
     };
     let h = at!(h);
-    watch.head(h, stream_req && (200..300).contains(&status));
+    watch.head(h, status, stream_req && (200..300).contains(&status));
     if w.preamble {
         watch.chunk(h, Chunk::Data);
     }
