@@ -78,6 +78,7 @@ pub struct Wire {
 impl Wire {
     /// The timeline of `v` for a request that asked to stream (`stream`) or not. `plain_len`
     /// is the byte length of a plain success's body (it only matters under `slow_body`).
+    #[inline]
     pub fn of(v: &Verdict, stream: bool, plain_len: u64) -> Wire {
         let none = |end| Wire {
             head: None,
@@ -109,6 +110,7 @@ impl Wire {
     }
 
     /// When content token `i` (from 0) goes out.
+    #[inline]
     pub fn token_at(&self, i: u32) -> Nanos {
         self.first_token
             .saturating_add(self.interval.saturating_mul(u64::from(i)))
@@ -116,6 +118,7 @@ impl Wire {
 
     /// When the last content token goes out (the first token's time when none is sent:
     /// what follows the tokens is timed from there).
+    #[inline]
     pub fn last_token_at(&self) -> Nanos {
         self.token_at(self.tokens.saturating_sub(1))
     }
@@ -135,6 +138,7 @@ impl Wire {
 
 /// A stream's timeline: how many tokens go out before the fault, and when the fault and
 /// the end come.
+#[inline]
 fn stream_wire(s: &Success) -> Wire {
     let tokens = match s.stream_fault {
         None => s.output_tokens,

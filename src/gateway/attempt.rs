@@ -46,6 +46,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// A 2xx answer.
+    #[inline]
     pub fn is_ok(&self) -> bool {
         matches!(self, Outcome::Answer(a) if (200..300).contains(&a.status))
     }
@@ -78,6 +79,7 @@ impl Limits {
     }
 
     /// By when the head, and for a streamed request the first body chunk, must come.
+    #[inline]
     pub fn first_byte(&self, stream: bool) -> Nanos {
         match self.ttft {
             Some(t) if stream => t.min(self.request),
@@ -87,6 +89,7 @@ impl Limits {
 
     /// By when the next chunk of a stream already passed on must come, its last chunk
     /// having come at `last`.
+    #[inline]
     pub fn next_chunk(&self, last: Nanos) -> Nanos {
         self.stall
             .map_or(self.request, |s| last.saturating_add(s).min(self.request))
@@ -149,6 +152,7 @@ impl Watch {
     }
 
     /// The next deadline.
+    #[inline]
     pub fn deadline(&self) -> Nanos {
         match self.phase {
             Phase::Head | Phase::FirstChunk => self.lim.first_byte(self.stream),
@@ -158,6 +162,7 @@ impl Watch {
     }
 
     /// What a passed [`Watch::deadline`] means.
+    #[inline]
     pub fn expired(&self) -> Outcome {
         match self.phase {
             Phase::Committed => Outcome::Stall,
@@ -171,6 +176,7 @@ impl Watch {
     /// The head came at `at` with `status`; `event_stream` when the body is an event
     /// stream of a 2xx answer (passed on chunk by chunk), else the body is held until it
     /// ends.
+    #[inline]
     pub fn head(&mut self, at: Nanos, status: u16, event_stream: bool) {
         self.last = at;
         self.status = status;
@@ -178,11 +184,13 @@ impl Watch {
     }
 
     /// Whether the stream has been passed on to the client (no failover after this).
+    #[inline]
     pub fn committed(&self) -> bool {
         self.phase == Phase::Committed
     }
 
     /// A stream's chunk came at `at`. `Some` when it ends the attempt (an error event).
+    #[inline]
     pub fn chunk(&mut self, at: Nanos, c: Chunk) -> Option<Outcome> {
         if matches!(self.phase, Phase::FirstChunk | Phase::Committed) {
             self.phase = Phase::Committed;
@@ -201,6 +209,7 @@ impl Watch {
     /// The body (or, before the head, the connection) ended: cleanly or not. A held body
     /// that ended cleanly is the `answer` (its classification; when its status is not the
     /// head's, the head's bare status).
+    #[inline]
     pub fn end(&self, clean: bool, answer: Answer) -> Outcome {
         let answer = if answer.status == self.status {
             answer
@@ -218,6 +227,7 @@ impl Watch {
 
     /// Fast-forward over `n` data chunks at `first + k · interval`: `Err((when, outcome))`
     /// if a deadline passes first. The same as feeding each chunk in turn.
+    #[inline]
     pub fn train(&mut self, first: Nanos, interval: Nanos, n: u32) -> Result<(), (Nanos, Outcome)> {
         if n == 0 {
             return Ok(());
@@ -252,6 +262,7 @@ impl Watch {
     }
 
     /// `Err` at the deadline when `at` comes after it.
+    #[inline]
     fn step(&self, at: Nanos) -> Result<(), (Nanos, Outcome)> {
         let d = self.deadline();
         if at > d {
@@ -281,7 +292,72 @@ pub struct Settled {
 /// Settles a verdict's timeline against the gateway's limits, for a request that asked to
 /// stream (`stream`) or not; `answer` is the classification of the answer its head carries
 /// (used when its status is the head's: otherwise the head's bare status stands).
+#[inline]
 pub fn settle(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settled {
+    settle_complete(w, lim, stream, answer).unwrap_or_else(|| settle_watched(w, lim, stream, answer))
+}
+
+/// The common case in a few comparisons: an answer that completes within every limit (a
+/// held body, or a 2xx stream with its preamble). `None` for anything else. Exactly what
+/// [`settle_watched`] gives for these timelines (`settle_matches_feeding_every_chunk`
+/// checks `settle`, this path included, against feeding every chunk).
+#[inline]
+fn settle_complete(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Option<Settled> {
+    let (Some((h, status)), End::Complete { at }) = (w.head, w.end) else {
+        return None;
+    };
+    if h > lim.first_byte(stream) {
+        return None;
+    }
+    if !(stream && (200..300).contains(&status)) {
+        // a held body
+        if at > lim.request {
+            return None;
+        }
+        let answer = if answer.status == status {
+            answer
+        } else {
+            Answer::status(status)
+        };
+        return Some(Settled {
+            at,
+            outcome: Outcome::Answer(answer),
+            committed: false,
+            first_token: None,
+            tokens: 0,
+        });
+    }
+    if !w.preamble {
+        return None;
+    }
+    let mut last = h;
+    if w.tokens > 0 {
+        let spaced = w.tokens == 1 || lim.stall.is_none_or(|s| w.interval <= s);
+        let end_of_train = w.last_token_at();
+        if w.first_token > lim.next_chunk(h) || !spaced || end_of_train > lim.request {
+            return None;
+        }
+        last = end_of_train;
+    }
+    if at > lim.next_chunk(last) {
+        return None;
+    }
+    let answer = if answer.status == status {
+        answer
+    } else {
+        Answer::status(status)
+    };
+    Some(Settled {
+        at,
+        outcome: Outcome::Answer(answer),
+        committed: true,
+        first_token: (w.tokens > 0).then_some(w.first_token),
+        tokens: w.tokens,
+    })
+}
+
+/// [`settle`] by feeding a [`Watch`] the timeline's head, preamble, token train and end.
+fn settle_watched(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settled {
     let mut watch = Watch::new(*lim, stream);
     let done = |watch: &Watch, (at, outcome): (Nanos, Outcome)| {
         let first_token = (watch.committed() && w.tokens > 0 && w.first_token <= at).then_some(w.first_token);
@@ -344,15 +420,15 @@ pub fn reply_status(last: Option<&Outcome>) -> u16 {
 }
 
 /// What the client of the reference gateway records when a request's walk ended with the
-/// attempt `s` passed on ([`Step::Done`]): a success; a provider's answer with its status;
+/// attempt that ended with `outcome` passed on ([`Step::Done`]): a success; a provider's answer with its status;
 /// or a stream that broke after it was passed on — the gateway ends it with an in-band
 /// error event, unless a malformed chunk (`malformed`: the upstream's timeline ends in one)
 /// reached the client first.
-pub fn client_outcome(s: &Settled, malformed: bool) -> Seen {
-    match s.outcome {
+pub fn client_outcome(outcome: Outcome, committed: bool, malformed: bool) -> Seen {
+    match outcome {
         o if o.is_ok() => Seen::Ok,
-        Outcome::StreamCut if s.committed && malformed => Seen::MalformedStream,
-        _ if s.committed => Seen::StreamError,
+        Outcome::StreamCut if committed && malformed => Seen::MalformedStream,
+        _ if committed => Seen::StreamError,
         o => Seen::Http(reply_status(Some(&o))),
     }
 }
@@ -385,7 +461,8 @@ pub enum Step {
     Done,
     /// Move on: ask [`Walk::next`] now (the next target).
     Next,
-    /// No attempt is left: answer the client with [`reply_status`] of [`Walk::last`].
+    /// No attempt is left: answer the client with [`reply_status`] of the last attempt's
+    /// outcome (none when [`Walk::tried`] is `None`).
     GiveUp,
 }
 
@@ -397,19 +474,22 @@ pub enum Step {
 ///   the next target when `fallback_on_failure`, else gives up;
 /// - a retry the breaker refuses after its wait ends the target like an exhausted retry;
 /// - a `fallback` event names the last target actually tried and the next one tried.
+///
+/// Eight bytes: the simulator keeps one per request in flight.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Walk {
     /// Position in the order.
-    k: u32,
+    k: u16,
     /// Retries made on the current target.
-    attempt: u32,
+    attempt: u16,
     /// The last target tried, plus one (0: none yet).
-    tried: u32,
+    tried: u16,
     /// A retry of the current target is due.
     retrying: bool,
-    /// The last attempt's outcome.
-    last: Option<Outcome>,
 }
+
+/// Most targets a walk can hold (the gateway config refuses more).
+pub const MAX_TARGETS: usize = 1_000;
 
 impl Walk {
     /// A new request's walk.
@@ -417,26 +497,22 @@ impl Walk {
         Walk::default()
     }
 
-    /// The last attempt's outcome (`None`: no attempt was made).
-    pub fn last(&self) -> Option<&Outcome> {
-        self.last.as_ref()
-    }
-
     /// The last target tried (`None`: none was): the one a gateway error names.
     pub fn tried(&self) -> Option<usize> {
-        self.tried.checked_sub(1).map(|t| t as usize)
+        self.tried.checked_sub(1).map(usize::from)
     }
 
     /// Retries made on the current target.
     pub fn retries(&self) -> u32 {
-        self.attempt
+        u32::from(self.attempt)
     }
 
     /// The next attempt at `now`: [`Step::Try`] or [`Step::GiveUp`].
+    #[inline]
     pub fn next(&mut self, policy: &mut Policy, now: Nanos, order: &[usize]) -> Step {
         if self.retrying {
             self.retrying = false;
-            let i = order[self.k as usize];
+            let i = order[usize::from(self.k)];
             if policy.admit(now, i) {
                 return Step::Try(i);
             }
@@ -445,12 +521,13 @@ impl Walk {
             }
             self.k += 1;
         }
-        while let Some(&i) = order.get(self.k as usize) {
+        while let Some(&i) = order.get(usize::from(self.k)) {
             if policy.admit(now, i) {
                 if let Some(prev) = self.tried.checked_sub(1) {
-                    policy.on_fallback(now, prev as usize, i);
+                    policy.on_fallback(now, usize::from(prev), i);
                 }
-                self.tried = i as u32 + 1;
+                // `i` < MAX_TARGETS (the config's limit), so it fits
+                self.tried = u16::try_from(i + 1).unwrap_or(u16::MAX);
                 self.attempt = 0;
                 return Step::Try(i);
             }
@@ -459,22 +536,31 @@ impl Walk {
         Step::GiveUp
     }
 
-    /// The attempt on target `i` that began `duration` ago ended at `now` with `s`: the
-    /// policy learns of it; then [`Step::Done`], [`Step::Wait`] (retry), [`Step::Next`]
-    /// (the next target) or [`Step::GiveUp`].
-    pub fn after(&mut self, policy: &mut Policy, now: Nanos, i: usize, s: &Settled, duration: Nanos) -> Step {
-        policy.on_outcome(now, i, s.outcome, duration);
-        self.last = Some(s.outcome);
-        let moves_on = !s.committed
-            && match s.outcome {
+    /// The attempt on target `i` that began `duration` ago ended at `now` with `outcome`
+    /// (`committed`: a stream already passed on to the client): the policy learns of it;
+    /// then [`Step::Done`], [`Step::Wait`] (retry), [`Step::Next`] (the next target) or
+    /// [`Step::GiveUp`].
+    #[inline]
+    pub fn after(
+        &mut self,
+        policy: &mut Policy,
+        now: Nanos,
+        i: usize,
+        outcome: Outcome,
+        committed: bool,
+        duration: Nanos,
+    ) -> Step {
+        policy.on_outcome(now, i, outcome, duration);
+        let moves_on = !committed
+            && match outcome {
                 Outcome::Answer(a) => policy.is_failure_status(a.status) && a.retryable(),
                 _ => true,
             };
         if !moves_on {
             return Step::Done;
         }
-        self.attempt += 1;
-        if let Some(w) = policy.retry(now, i, self.attempt, &s.outcome) {
+        self.attempt = self.attempt.saturating_add(1);
+        if let Some(w) = policy.retry(now, i, u32::from(self.attempt), &outcome) {
             self.retrying = true;
             return Step::Wait(w);
         }

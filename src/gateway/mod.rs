@@ -117,13 +117,46 @@ impl Default for FailureRules {
 impl FailureRules {
     /// Whether this outcome counts as a failure.
     pub fn is_failure(&self, o: Outcome) -> bool {
+        self.counts(o, |s| self.statuses.contains(&s))
+    }
+
+    /// [`FailureRules::is_failure`] with the membership of a status in `statuses` answered
+    /// by `status_fails` (the policy keeps them as a [`StatusSet`]).
+    #[inline]
+    fn counts(&self, o: Outcome, status_fails: impl Fn(u16) -> bool) -> bool {
         match o {
-            Outcome::Answer(a) => self.statuses.contains(&a.status),
+            Outcome::Answer(a) => status_fails(a.status),
             Outcome::Timeout | Outcome::Connect | Outcome::Stall => self.timeout,
             Outcome::StreamCut => self.stream_cut,
             Outcome::StreamError => self.stream_error,
             Outcome::TtftTimeout => self.ttft_timeout,
         }
+    }
+}
+
+/// A set of HTTP statuses (100–599) as a bitmap: one lookup per attempt instead of a scan
+/// of a list that holds every 5xx.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusSet([u64; 10]);
+
+impl StatusSet {
+    /// The set of `statuses` (those outside 0–639 are left out: never an HTTP status).
+    pub fn of(statuses: &[u16]) -> StatusSet {
+        let mut b = [0u64; 10];
+        for &s in statuses {
+            if let Some(w) = b.get_mut(usize::from(s / 64)) {
+                *w |= 1 << (s % 64);
+            }
+        }
+        StatusSet(b)
+    }
+
+    /// Whether `s` is in the set.
+    #[inline]
+    pub fn contains(&self, s: u16) -> bool {
+        self.0
+            .get(usize::from(s / 64))
+            .is_some_and(|w| w & (1 << (s % 64)) != 0)
     }
 }
 
@@ -186,6 +219,12 @@ impl GatewayConfig {
         let mut v = Vec::new();
         if self.targets.is_empty() {
             v.push(("targets".into(), "at least one target is required".into()));
+        }
+        if self.targets.len() > attempt::MAX_TARGETS {
+            v.push((
+                "targets".into(),
+                format!("at most {} targets, got {}", attempt::MAX_TARGETS, self.targets.len()),
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, t) in self.targets.iter().enumerate() {
@@ -402,6 +441,8 @@ fn available(health: &Option<HealthChecker>, breaker: &Option<Breaker>, now: Nan
 #[derive(Debug)]
 pub struct Policy {
     cfg: GatewayConfig,
+    /// `cfg.failure.statuses` as a set.
+    fail_statuses: StatusSet,
     health: Vec<Option<HealthChecker>>,
     breakers: Vec<Option<Breaker>>,
     route: Vec<RouteTarget>,
@@ -447,6 +488,7 @@ impl Policy {
             .collect();
         Policy {
             budget: RetryBudget::new(cfg.retries.clone()),
+            fail_statuses: StatusSet::of(&cfg.failure.statuses),
             cfg,
             health,
             breakers,
@@ -515,7 +557,8 @@ impl Policy {
     /// latency EWMA; the breaker records both. The only way a driver reports an attempt.
     #[inline]
     pub fn on_outcome(&mut self, now: Nanos, i: usize, outcome: Outcome, duration: Nanos) -> bool {
-        let failed = self.cfg.failure.is_failure(outcome);
+        let set = &self.fail_statuses;
+        let failed = self.cfg.failure.counts(outcome, |s| set.contains(s));
         self.on_result(now, i, failed, duration);
         failed
     }
@@ -533,7 +576,7 @@ impl Policy {
     /// Whether a status counts as a failure (see also [`FailureRules::is_failure`]).
     #[inline]
     pub fn is_failure_status(&self, status: u16) -> bool {
-        self.cfg.failure.statuses.contains(&status)
+        self.fail_statuses.contains(status)
     }
 
     /// Should the attempt that failed be retried on the same target? `Some(wait)` if so.
@@ -727,6 +770,16 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
             json,
             format!(r#"{{"t_ns":{},"target":"primary","event":"ejected"}}"#, t + 5)
         );
+    }
+
+    #[test]
+    fn status_sets_hold_exactly_their_statuses() {
+        let list: Vec<u16> = vec![100, 408, 429, 500, 511, 599];
+        let set = StatusSet::of(&list);
+        for s in 0..700u16 {
+            assert_eq!(set.contains(s), list.contains(&s), "{s}");
+        }
+        assert!(!StatusSet::of(&[65535]).contains(65535));
     }
 
     #[test]

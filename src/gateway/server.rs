@@ -17,7 +17,7 @@
 //!   ([`PLAIN_PREFIX_BYTES`]); every error the gateway itself returns is JSON in the
 //!   client's API envelope (OpenAI's, or Anthropic's on `/v1/messages`).
 
-use super::attempt::{self, Chunk, Limits, Outcome, Settled, Step, Walk, Watch};
+use super::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
 use super::{GatewayConfig, GatewayEvent, Policy, ProbeKind};
 use crate::load::sse;
 use crate::net::{self, ServerHandle};
@@ -487,6 +487,7 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
     }
     // the walk through the targets, shared with the simulator (gateway/attempt.rs)
     let mut walk = Walk::new();
+    let mut last: Option<Outcome> = None;
     loop {
         let step = {
             let mut p = state.policy();
@@ -500,17 +501,11 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
             Attempt::Passed(r) => return r,
             Attempt::Ended(o, held) => (o, held),
         };
-        let settled = Settled {
-            at: 0,
-            outcome,
-            committed: false,
-            first_token: None,
-            tokens: 0,
-        };
+        last = Some(outcome);
         let step = {
             let mut p = state.policy();
             let now = state.now();
-            let s = walk.after(&mut p, now, i, &settled, now.saturating_sub(started));
+            let s = walk.after(&mut p, now, i, outcome, false, now.saturating_sub(started));
             state.flush_events(&mut p);
             s
         };
@@ -530,8 +525,8 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
         }
     }
     state.failed.fetch_add(1, Ordering::Relaxed);
-    match (walk.last(), walk.tried()) {
-        (Some(o), Some(i)) => attempt_error(&state, api, i, o),
+    match (last, walk.tried()) {
+        (Some(o), Some(i)) => attempt_error(&state, api, i, &o),
         _ => gateway_error(
             api,
             StatusCode::SERVICE_UNAVAILABLE,

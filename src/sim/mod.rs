@@ -15,7 +15,7 @@ pub mod report;
 use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
 use crate::fault::wire::{End, Wire};
 use crate::fault::{Endpoint, Plan, Profile, RequestFacts, Verdict};
-use crate::gateway::attempt::{self, Limits, Settled, Step, Walk};
+use crate::gateway::attempt::{self, Limits, Step, Walk};
 use crate::gateway::{GatewayConfig, GatewayEvent, Outcome as Ended, Policy};
 use crate::provider::classify::{self, Answer};
 use crate::provider::Api;
@@ -354,42 +354,49 @@ impl Queue {
 }
 
 /// One request in flight, in a reused slot, aligned to a cache line: the slots of
-/// requests in flight are touched at random as they complete, so each takes whole lines.
+/// requests in flight are touched at random as they complete, so each takes whole lines
+/// (128 bytes today: two). Its order of targets lives beside it, in the loop's `orders`.
 #[repr(align(64))]
 struct Req {
     planned: Planned,
-    /// The gateway's order of targets (the buffer is reused by the slot's next request).
-    order: Vec<usize>,
-    /// Its way through `order` (retries, fallback).
+    /// Its way through its order of targets (retries, fallback).
     walk: Walk,
-    /// The attempt in flight: its target, start, how it settled, the output tokens of its
-    /// answer, and whether its timeline ends in a malformed chunk.
-    i: u32,
-    started: Nanos,
-    settled: Settled,
+    /// The attempt in flight, settled (`gateway/attempt.rs`): its outcome, how long it
+    /// takes, when its first token goes out (valid when `committed` and `tokens > 0`).
+    outcome: Ended,
+    took: Nanos,
+    first_token: Nanos,
+    /// Output tokens of its answer (what an ok answer reports).
     tokens: u32,
+    /// Its target, and the length of the request's order.
+    i: u16,
+    targets: u16,
+    /// A stream already passed on to the client.
+    committed: bool,
+    /// Its timeline ends in a malformed chunk.
     malformed: bool,
 }
 
 impl Req {
-    /// A slot holding `planned`, with room for `targets` in its order.
-    fn new(planned: Planned, targets: usize) -> Req {
+    /// A slot holding `planned`.
+    fn new(planned: Planned) -> Req {
         Req {
             planned,
-            order: Vec::with_capacity(targets),
             walk: Walk::new(),
-            i: 0,
-            started: 0,
-            settled: Settled {
-                at: 0,
-                outcome: Ended::Connect,
-                committed: false,
-                first_token: None,
-                tokens: 0,
-            },
+            outcome: Ended::Connect,
+            took: 0,
+            first_token: 0,
             tokens: 0,
+            i: 0,
+            targets: 0,
+            committed: false,
             malformed: false,
         }
+    }
+
+    /// The outcome of its last attempt (`None`: it made none).
+    fn last(&self) -> Option<&Ended> {
+        self.walk.tried().map(|_| &self.outcome)
     }
 }
 
@@ -462,13 +469,18 @@ pub fn run(input: SimInput) -> SimOutput {
     let no_provider = names.len();
     let mut q = Queue::new();
     let mut reqs: Vec<Req> = Vec::new();
+    // request slot r's order of targets: `orders[r * n .. r * n + reqs[r].targets]`
+    let n_targets = names.len();
+    let mut orders: Vec<usize> = Vec::new();
+    let mut plan: Vec<usize> = Vec::with_capacity(n_targets);
     let mut free: Vec<u32> = Vec::new();
     // The slot holding the next arrival, planned ahead into the slot itself (the schedule
     // writes straight into it: no planned request is moved around per arrival).
     let mut pending: Option<u32> = None;
     if let Some(first) = schedule.next() {
         q.push_side(first.at, Ev::Arrival);
-        reqs.push(Req::new(first, names.len()));
+        reqs.push(Req::new(first));
+        orders.resize(n_targets, 0);
         pending = Some(0);
     }
     let mut probe_armed = vec![false; names.len()];
@@ -517,7 +529,8 @@ pub fn run(input: SimInput) -> SimOutput {
                     let n = match free.pop() {
                         Some(n) => n,
                         None => {
-                            reqs.push(Req::new(reqs[r as usize].planned.clone(), names.len()));
+                            reqs.push(Req::new(reqs[r as usize].planned.clone()));
+                            orders.resize(reqs.len() * n_targets, 0);
                             (reqs.len() - 1) as u32
                         }
                     };
@@ -530,18 +543,22 @@ pub fn run(input: SimInput) -> SimOutput {
                     }
                     scheduled += 1;
                     let r = r as usize;
+                    policy.plan_into(t, &mut plan);
+                    orders[r * n_targets..r * n_targets + plan.len()].copy_from_slice(&plan);
                     let slot = &mut reqs[r];
                     slot.walk = Walk::new();
-                    policy.plan_into(t, &mut reqs[r].order);
+                    slot.targets = plan.len() as u16;
                     sched(&mut q, &mut now, t, t, Ev::Attempt { r: r as u32 });
                 }
                 Ev::Attempt { r } => {
                     let req = &mut reqs[r as usize];
-                    let i = match req.walk.next(&mut policy, t, &req.order) {
+                    let at = r as usize * n_targets;
+                    let order = &orders[at..at + usize::from(req.targets)];
+                    let i = match req.walk.next(&mut policy, t, order) {
                         Step::Try(i) => i,
                         _ => {
                             // the gateway's answer names the last target tried
-                            let status = attempt::reply_status(req.walk.last());
+                            let status = attempt::reply_status(req.last());
                             let o = Outcome::Http(status);
                             let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
                             finish(&mut agg, rec, req, t, o, None, client_timeout);
@@ -604,31 +621,36 @@ pub fn run(input: SimInput) -> SimOutput {
                         _ => (Answer::status(200), 0, 0),
                     };
                     let wire = Wire::of(&d.verdict, facts.stream, plain_len);
-                    req.settled = attempt::settle(&wire, &limits, facts.stream, answer);
+                    let s = attempt::settle(&wire, &limits, facts.stream, answer);
+                    req.outcome = s.outcome;
+                    req.took = s.at;
+                    req.committed = s.committed;
+                    req.first_token = s.first_token.unwrap_or(Nanos::MAX);
                     req.tokens = tokens;
                     req.malformed = matches!(wire.end, End::Malformed { .. });
-                    req.i = i as u32;
-                    req.started = t;
-                    sched(&mut q, &mut now, t, t + req.settled.at, Ev::Done { r });
+                    // `i` < MAX_TARGETS (the gateway config's limit)
+                    req.i = i as u16;
+                    sched(&mut q, &mut now, t, t + s.at, Ev::Done { r });
                 }
                 Ev::Done { r } => {
                     let req = &mut reqs[r as usize];
-                    let i = req.i as usize;
-                    let s = req.settled;
-                    match req.walk.after(&mut policy, t, i, &s, t - req.started) {
+                    let i = usize::from(req.i);
+                    match req.walk.after(&mut policy, t, i, req.outcome, req.committed, req.took) {
                         Step::Wait(w) => sched(&mut q, &mut now, t, t + w, Ev::Attempt { r }),
                         Step::Next | Step::Try(_) => sched(&mut q, &mut now, t, t, Ev::Attempt { r }),
                         Step::GiveUp => {
                             // the gateway's answer names the last target tried
-                            let status = attempt::reply_status(req.walk.last());
+                            let status = attempt::reply_status(req.last());
                             let o = Outcome::Http(status);
                             let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
                             finish(&mut agg, rec, req, t, o, None, client_timeout);
                             free.push(r);
                         }
                         Step::Done => {
-                            let o = attempt::client_outcome(&s, req.malformed);
-                            let first = s.first_token.filter(|_| s.committed).map(|f| req.started + f);
+                            let o = attempt::client_outcome(req.outcome, req.committed, req.malformed);
+                            let started = t - req.took;
+                            let first =
+                                (req.committed && req.first_token != Nanos::MAX).then(|| started + req.first_token);
                             finish(&mut agg, &mut records[i], req, t, o, first, client_timeout);
                             free.push(r);
                         }
@@ -740,8 +762,8 @@ fn finish(
     rec.intended = p.at;
     rec.sent = Some(p.at);
     // a stream's head reaches the client with its first chunk; anything else whole at the end
-    rec.first_byte = Some(if r.settled.committed && first_token.is_some() {
-        r.started.min(end)
+    rec.first_byte = Some(if r.committed && first_token.is_some() {
+        end.saturating_sub(r.took)
     } else {
         end
     });
