@@ -52,13 +52,19 @@ pub fn simulate_once_until(
         bucket: BUCKET,
         slo: s.slo.thresholds(),
         stop,
+        // debug builds (every test) check the run's invariants, which need the end trace
+        trace_ends: cfg!(debug_assertions),
     };
     let planned = match &input.source {
         crate::traffic::Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
         crate::traffic::Source::Trace(t, sp) => t.duration(*sp),
         crate::traffic::Source::Closed { duration, .. } => *duration,
     };
+    #[cfg(debug_assertions)]
+    let checked = input.clone();
     let out = run(input);
+    #[cfg(debug_assertions)]
+    super::invariants::assert_holds(&checked, &out);
     let mut traffic = out.aggregator.report(out.scheduled, out.in_flight_at_end, out.duration);
     if out.interrupted {
         traffic.partial = true;

@@ -41,6 +41,7 @@ fallback_on_failure = false
         bucket: 100 * crate::time::NS_PER_MS,
         slo: crate::analysis::SloThresholds::default(),
         stop: None,
+        trace_ends: true,
     }
 }
 
