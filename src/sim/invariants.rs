@@ -261,8 +261,7 @@ impl Horizon {
 
     /// The last moment anything may happen.
     pub fn end(&self) -> Nanos {
-        self.traffic_end
-            .saturating_add(self.request_work.max(self.probe_tail))
+        self.traffic_end.saturating_add(self.request_work.max(self.probe_tail))
     }
 }
 
@@ -447,7 +446,11 @@ pub fn breaker_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> 
             _ => continue,
         };
         let t = e.t_ns;
-        let bad = |detail: String| Violation::new(Invariant::BreakerTransitions, detail).at(t).target(&e.target);
+        let bad = |detail: String| {
+            Violation::new(Invariant::BreakerTransitions, detail)
+                .at(t)
+                .target(&e.target)
+        };
         let Some(cfg) = &gateway.breaker else {
             f.push(bad(format!("breaker {what} but the gateway has no breaker")));
             continue;
@@ -497,6 +500,20 @@ pub fn breaker_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> 
     f.done()
 }
 
+/// A gateway event's name in the JSON event stream.
+pub fn event_name(k: &EventKind) -> &'static str {
+    match k {
+        EventKind::ProbeResult { .. } => "probe_result",
+        EventKind::Ejected => "ejected",
+        EventKind::Restored => "restored",
+        EventKind::BreakerOpened { .. } => "breaker_opened",
+        EventKind::BreakerHalfOpened => "breaker_half_opened",
+        EventKind::BreakerClosed => "breaker_closed",
+        EventKind::Retry { .. } => "retry",
+        EventKind::Fallback { .. } => "fallback",
+    }
+}
+
 fn kind_name(cfg: &BreakerConfig) -> &'static str {
     match cfg {
         BreakerConfig::Consecutive { .. } => "consecutive",
@@ -533,7 +550,12 @@ fn open_wait_problem(cfg: &BreakerConfig, t: Nanos, until: Nanos) -> Option<Stri
             wait == m || (wait >= b && wait < m && b > 0 && wait % b == 0)
         }
     };
-    (!ok).then(|| format!("opened for {wait} ns, which the `{}` breaker's config does not give", kind_name(cfg)))
+    (!ok).then(|| {
+        format!(
+            "opened for {wait} ns, which the `{}` breaker's config does not give",
+            kind_name(cfg)
+        )
+    })
 }
 
 /// Health changes only along the checker's rules (`gateway/health.rs`), per target, from
@@ -579,7 +601,11 @@ pub fn health_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> V
             prev = Some(e);
             continue;
         }
-        let bad = |detail: String| Violation::new(Invariant::HealthTransitions, detail).at(t).target(&e.target);
+        let bad = |detail: String| {
+            Violation::new(Invariant::HealthTransitions, detail)
+                .at(t)
+                .target(&e.target)
+        };
         let Some(cfg) = &gateway.health_check else {
             f.push(bad(format!("{:?} but the gateway has no health checks", e.kind)));
             prev = Some(e);
@@ -772,9 +798,12 @@ pub fn horizon(h: &Horizon, out: &SimOutput) -> Vec<Violation> {
             }
             if e.intended > h.traffic_end {
                 f.push(
-                    f.v(format!("request arrived after the traffic's end ({} ns)", h.traffic_end))
-                        .at(e.intended)
-                        .request(e.id),
+                    f.v(format!(
+                        "request arrived after the traffic's end ({} ns)",
+                        h.traffic_end
+                    ))
+                    .at(e.intended)
+                    .request(e.id),
                 );
             }
         }
@@ -849,4 +878,82 @@ pub fn rerun_identical(first: &str, rerun: &str) -> Vec<Violation> {
             around(rerun)
         ),
     )]
+}
+
+/// Largest `--swarm N`.
+pub const MAX_SWARM: u32 = 100_000;
+
+/// One scenario of a swarm, checked.
+#[derive(Clone, Debug)]
+pub struct SwarmCase {
+    /// Its seed: the generator's and the simulation's (`chaosgate sim --swarm 1 --seed
+    /// <seed>` runs it again).
+    pub seed: u64,
+    /// The generated scenario file.
+    pub toml: String,
+    /// The scenario could not be simulated (the generator made a bad scenario).
+    pub error: Option<String>,
+    /// What broke; empty when every invariant held.
+    pub violations: Vec<Violation>,
+    /// Requests scheduled in the checked run.
+    pub requests: u64,
+    /// Simulator events of the checked run.
+    pub events: u64,
+    /// The kinds of gateway event the checked run made (`retry`, `ejected`, …).
+    pub event_kinds: std::collections::BTreeSet<&'static str>,
+}
+
+impl SwarmCase {
+    /// Whether everything held.
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.violations.is_empty()
+    }
+}
+
+/// Generates the scenario of `seed` ([`crate::scenario::generate::scenario`]), simulates
+/// it with the end trace and checks every invariant ([`check`]); if they hold, simulates
+/// it twice more as `chaosgate sim --seed <seed> --json` would and checks that the two JSON
+/// reports are byte-identical ([`rerun_identical`]).
+pub fn swarm_case(seed: u64, opts: &crate::scenario::generate::GenOptions) -> SwarmCase {
+    let g = crate::scenario::generate::scenario(seed, opts);
+    let mut case = SwarmCase {
+        seed,
+        toml: g.toml,
+        error: None,
+        violations: Vec::new(),
+        requests: 0,
+        events: 0,
+        event_kinds: Default::default(),
+    };
+    let checked = || -> anyhow::Result<(Vec<Violation>, SimOutput)> {
+        let file = format!("swarm-{seed}.toml");
+        let set = crate::scenario::load_str(&file, &case.toml, std::path::Path::new("."), &[])?;
+        let s = &set.points[0].scenario;
+        let mut input = super::report::sim_input(s, seed, 0, None)?;
+        input.trace_ends = true;
+        let out = super::run(input.clone());
+        let mut v = check(&input, &out);
+        if v.is_empty() {
+            let mut o = crate::run::RunOptions::new(std::path::PathBuf::new());
+            o.seed = Some(seed);
+            o.jobs = 1;
+            let report = || -> anyhow::Result<String> {
+                Ok(serde_json::to_string_pretty(
+                    &crate::run::simulate(&set, &o)?.to_json(),
+                )?)
+            };
+            v.extend(rerun_identical(&report()?, &report()?));
+        }
+        Ok((v, out))
+    };
+    match checked() {
+        Ok((v, out)) => {
+            case.violations = v;
+            case.requests = out.scheduled;
+            case.events = out.steps;
+            case.event_kinds = out.events.iter().map(|e| event_name(&e.kind)).collect();
+        }
+        Err(e) => case.error = Some(format!("{e:#}")),
+    }
+    case
 }
