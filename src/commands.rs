@@ -702,17 +702,10 @@ fn plural(n: usize) -> &'static str {
 fn report_swarm_failure(case: &crate::sim::invariants::SwarmCase) {
     let path = std::env::temp_dir().join(format!("chaosgate-swarm-{}.toml", case.seed));
     let written = std::fs::write(&path, &case.toml);
-    let mut msg = format!("swarm: scenario seed {} FAILED\n", case.seed);
-    if let Some(e) = &case.error {
-        msg += &format!("  could not simulate it: {e}\n");
-    }
-    for v in &case.violations {
-        msg += &format!("  {v}\n");
-    }
-    msg += &format!("  reproduce: chaosgate sim --swarm 1 --seed {}\n", case.seed);
+    let mut msg = case.failure_report();
     match written {
-        Ok(()) => msg += &format!("  scenario written to {}", path.display()),
-        Err(e) => msg += &format!("  (could not write the scenario to {}: {e})", path.display()),
+        Ok(()) => msg += &format!("\n  scenario written to {}", path.display()),
+        Err(e) => msg += &format!("\n  (could not write the scenario to {}: {e})", path.display()),
     }
     eprintln!("{msg}");
 }

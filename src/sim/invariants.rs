@@ -908,6 +908,19 @@ impl SwarmCase {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.violations.is_empty()
     }
+
+    /// What a failed case prints: its seed, what broke, and the command that reproduces it.
+    pub fn failure_report(&self) -> String {
+        let mut msg = format!("swarm: scenario seed {} FAILED\n", self.seed);
+        if let Some(e) = &self.error {
+            msg += &format!("  could not simulate it: {e}\n");
+        }
+        for v in &self.violations {
+            msg += &format!("  {v}\n");
+        }
+        msg += &format!("  reproduce: chaosgate sim --swarm 1 --seed {}", self.seed);
+        msg
+    }
 }
 
 /// Generates the scenario of `seed` ([`crate::scenario::generate::scenario`]), simulates

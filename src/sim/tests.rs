@@ -537,6 +537,24 @@ request_timeout = "2s"
         invariants::assert_holds(&i, &out);
     }
 
+    #[test]
+    fn a_failed_swarm_case_prints_its_seed_violation_and_reproduction() {
+        let opts = crate::scenario::generate::GenOptions::default();
+        let mut case = invariants::swarm_case(42, &opts);
+        assert!(case.passed());
+        case.violations = invariants::rerun_identical("a", "b");
+        let m = case.failure_report();
+        assert!(
+            m.starts_with("swarm: scenario seed 42 FAILED\n  [rerun_identical]"),
+            "{m}"
+        );
+        assert!(m.ends_with("reproduce: chaosgate sim --swarm 1 --seed 42"), "{m}");
+        case.violations.clear();
+        case.error = Some("bad scenario".into());
+        assert!(!case.passed());
+        assert!(case.failure_report().contains("could not simulate it: bad scenario"));
+    }
+
     /// A small swarm: 50 generated scenarios, each checked under every invariant including
     /// the byte-identical rerun; together they go through every kind of gateway event.
     #[test]
