@@ -86,7 +86,7 @@ pub struct SimOutput {
     /// Per provider, the user-traffic attempts it received in each analysis bucket (what a
     /// live mock's arrival series counts; probes excluded).
     pub arrivals: std::collections::BTreeMap<String, Vec<u64>>,
-    /// With [`SimInput::trace_ends`]: every request's end, in the order they ended.
+    /// With [`SimInput::trace_ends`]: every finished request's end, sorted by end time then id.
     pub ends: Option<Vec<invariants::RequestEnd>>,
 }
 
