@@ -41,8 +41,8 @@ pub enum Command {
 /// What `run` and `sim` share.
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
-    /// Scenario file (TOML).
-    pub scenario: PathBuf,
+    /// Scenario file (TOML). Required, except by `sim --swarm`.
+    pub scenario: Option<PathBuf>,
     /// Override any key: --set gateway.health_check.interval=5s (repeatable).
     #[arg(long, value_name = "PATH=VALUE")]
     pub set: Vec<String>,
@@ -81,6 +81,7 @@ pub struct ScenarioArgs {
 
 /// `chaosgate run`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("scenario", |a| a.required(true)))]
 pub struct RunArgs {
     /// Scenario and report flags.
     #[command(flatten)]
@@ -93,10 +94,17 @@ pub struct RunArgs {
 
 /// `chaosgate sim`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("scenario", |a| a.required_unless_present("swarm")))]
 pub struct SimArgs {
     /// Scenario and report flags.
     #[command(flatten)]
     pub common: ScenarioArgs,
+    /// Instead of a scenario: generate N random scenarios (seeds --seed, --seed+1, …) and
+    /// check every simulation invariant on each (docs/invariants.md); exit 1 on a failure.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sim::invariants::MAX_SWARM)),
+          conflicts_with_all = ["scenario", "set", "sweep", "repeat", "asserts", "json", "junit", "chart", "allow_in_flight", "allow_large"])]
+    pub swarm: Option<u32>,
     /// Worker threads for sweep points and repeats (default: every core).
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,

@@ -582,8 +582,11 @@ fn output_path_problem(p: &std::path::Path) -> Result<(), String> {
 
 /// `chaosgate sim`: a scenario (every sweep point, every repeat) in virtual time.
 pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
+    if let Some(n) = a.swarm {
+        return Ok(swarm(n, a.common.seed.unwrap_or(1), a.jobs));
+    }
     check_report_paths(&a.common)?;
-    let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
+    let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
     if let Some(j) = a.jobs {
         o.jobs = j.max(1);
@@ -618,6 +621,95 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// The scenario file of `run` / `sim` (clap requires it, but for `sim --swarm`).
+fn scenario_path(a: &crate::cli::ScenarioArgs) -> anyhow::Result<&std::path::Path> {
+    a.scenario
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("no scenario file given (chaosgate sim SCENARIO.toml, or sim --swarm N)"))
+}
+
+/// `chaosgate sim --swarm N --seed S`: generates the scenarios of seeds S, S+1, …, S+N−1
+/// and checks every simulation invariant on each (`sim::invariants::swarm_case`), over
+/// `jobs` threads. Prints progress and, per failure, the seed, what broke and how to
+/// reproduce it (the scenario is also written to a file). Exit code 1 on any failure.
+fn swarm(n: u32, seed: u64, jobs: Option<usize>) -> u8 {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+    let started = std::time::Instant::now();
+    let opts = crate::scenario::generate::GenOptions::default();
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
+        .clamp(1, n as usize);
+    let next = AtomicUsize::new(0);
+    let (done, requests, events) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let failures = std::sync::Mutex::new(Vec::new());
+    let every = (u64::from(n) / 10).max(1);
+    eprintln!(
+        "swarm: {n} scenario{} from seed {seed}, {jobs} thread{}",
+        plural(n as usize),
+        plural(jobs)
+    );
+    std::thread::scope(|sc| {
+        for _ in 0..jobs {
+            sc.spawn(|| loop {
+                let k = next.fetch_add(1, Relaxed);
+                if k >= n as usize {
+                    break;
+                }
+                let case = crate::sim::invariants::swarm_case(seed.wrapping_add(k as u64), &opts);
+                requests.fetch_add(case.requests, Relaxed);
+                events.fetch_add(case.events, Relaxed);
+                if !case.passed() {
+                    report_swarm_failure(&case);
+                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(case.seed);
+                }
+                let d = done.fetch_add(1, Relaxed) + 1;
+                if d % every == 0 || d == u64::from(n) {
+                    eprintln!("swarm: {d}/{n} scenarios checked");
+                }
+            });
+        }
+    });
+    let mut failed = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    failed.sort_unstable();
+    let wall = started.elapsed().as_secs_f64();
+    let (requests, events) = (requests.into_inner(), events.into_inner());
+    if failed.is_empty() {
+        println!(
+            "swarm: {n} scenario{} passed every invariant (seeds {seed}..={}); {requests} requests, {events} simulator events; {wall:.2} s wall",
+            plural(n as usize),
+            seed.wrapping_add(u64::from(n) - 1)
+        );
+        0
+    } else {
+        println!(
+            "swarm: {} of {n} scenarios FAILED (seeds {failed:?}); {requests} requests, {events} simulator events; {wall:.2} s wall",
+            failed.len()
+        );
+        1
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Prints one failed swarm case: seed, violations, and how to reproduce it; writes its
+/// scenario to `chaosgate-swarm-<seed>.toml` in the system's temp dir.
+fn report_swarm_failure(case: &crate::sim::invariants::SwarmCase) {
+    let path = std::env::temp_dir().join(format!("chaosgate-swarm-{}.toml", case.seed));
+    let written = std::fs::write(&path, &case.toml);
+    let mut msg = case.failure_report();
+    match written {
+        Ok(()) => msg += &format!("\n  scenario written to {}", path.display()),
+        Err(e) => msg += &format!("\n  (could not write the scenario to {}: {e})", path.display()),
+    }
+    eprintln!("{msg}");
+}
+
 /// Raises `stop` on Ctrl-C / SIGTERM, from a thread of its own (for commands that run
 /// outside the async runtime). The handlers are installed before this returns, so a
 /// signal that comes at once is not lost.
@@ -649,7 +741,7 @@ fn default_run_dir(name: &str) -> std::path::PathBuf {
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
     check_report_paths(&a.common)?;
-    let set = crate::scenario::load_with(&a.common.scenario, &a.common.set, &a.common.sweep)?;
+    let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
     // absolute: an external gateway starts inside it and is handed paths under it

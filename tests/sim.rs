@@ -493,3 +493,41 @@ fn ctrl_c_stops_a_sim_and_writes_the_partial_report() {
         "{q}"
     );
 }
+
+/// `sim --swarm N --seed S`: N generated scenarios under every invariant, a one-line
+/// summary and exit 0; N out of range and a scenario file with --swarm are clear errors.
+#[test]
+fn sim_swarm_checks_generated_scenarios_and_limits_n() {
+    let out = std::process::Command::new(bin())
+        .args(["sim", "--swarm", "5", "--seed", "77", "--jobs", "1"])
+        .output()
+        .unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{o}{e}");
+    assert!(
+        o.starts_with("swarm: 5 scenarios passed every invariant (seeds 77..=81); "),
+        "{o}"
+    );
+    assert!(e.contains("swarm: 5/5 scenarios checked"), "{e}");
+    for (args, expect) in [
+        (&["sim", "--swarm", "0"][..], "0 is not in 1..=100000"),
+        (&["sim", "--swarm", "100001"][..], "100001 is not in 1..=100000"),
+        (
+            &["sim", "--swarm", "3", "examples/incidents/demo.toml"][..],
+            "the argument '--swarm <N>' cannot be used with '[SCENARIO]'",
+        ),
+        (&["sim"][..], "the following required arguments were not provided"),
+    ] {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(expect), "{args:?}: {e}");
+    }
+}

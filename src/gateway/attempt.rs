@@ -502,6 +502,11 @@ impl Walk {
         self.tried.checked_sub(1).map(usize::from)
     }
 
+    /// The position in the order of the target being tried (or next to try).
+    pub fn position(&self) -> usize {
+        usize::from(self.k)
+    }
+
     /// Retries made on the current target.
     pub fn retries(&self) -> u32 {
         u32::from(self.attempt)
@@ -559,8 +564,9 @@ impl Walk {
         if !moves_on {
             return Step::Done;
         }
-        self.attempt = self.attempt.saturating_add(1);
-        if let Some(w) = policy.retry(now, i, u32::from(self.attempt), &outcome) {
+        let next = self.attempt.saturating_add(1);
+        if let Some(w) = policy.retry(now, i, u32::from(next), &outcome) {
+            self.attempt = next;
             self.retrying = true;
             return Step::Wait(w);
         }

@@ -28,6 +28,7 @@
 //! applied to it ([`overrides`]), then parsing and validation — every problem at once,
 //! each with file and line — then time scaling ([`scale`]).
 
+pub mod generate;
 pub mod overrides;
 pub mod scale;
 

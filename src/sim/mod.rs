@@ -10,6 +10,7 @@
 //! a stream that fails after its first byte is a client-visible failure. Health probes run
 //! fixed-delay per the policy; a hung probe ends at its timeout.
 
+pub mod invariants;
 pub mod report;
 
 use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
@@ -56,6 +57,9 @@ pub struct SimInput {
     /// Raised to stop early (Ctrl-C): looked at every [`STOP_CHECK_EVERY`] events; the
     /// output then covers the simulated time reached and is marked interrupted.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Keep one [`invariants::RequestEnd`] per finished request in [`SimOutput::ends`]
+    /// (for the invariant checks; off, it costs one untaken branch per request).
+    pub trace_ends: bool,
 }
 
 /// Events between two looks at [`SimInput::stop`] (a power of two: a mask test per event).
@@ -84,6 +88,8 @@ pub struct SimOutput {
     /// Per provider, the user-traffic attempts it received in each analysis bucket (what a
     /// live mock's arrival series counts; probes excluded).
     pub arrivals: std::collections::BTreeMap<String, Vec<u64>>,
+    /// With [`SimInput::trace_ends`]: every finished request's end, sorted by end time then id.
+    pub ends: Option<Vec<invariants::RequestEnd>>,
 }
 
 /// A queued event. Requests and probes keep their state in the loop's tables, so an event
@@ -414,6 +420,7 @@ pub fn run(input: SimInput) -> SimOutput {
         bucket,
         slo,
         stop,
+        trace_ends,
     } = input;
     let mut interrupted = false;
     let limits = Limits::of(&gateway);
@@ -443,7 +450,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
     // One reusable record per provider (and one without), with its provider's slot in the
     // aggregator: finishing a request allocates nothing and compares no names.
-    let mut records: Vec<(RequestRecord, ProviderSlot)> = names
+    let mut records: Vec<(RequestRecord, ProviderSlot, Trace)> = names
         .iter()
         .map(|n| Some(n.clone()))
         .chain(std::iter::once(None))
@@ -463,7 +470,8 @@ pub fn run(input: SimInput) -> SimOutput {
         })
         .map(|r| {
             let slot = agg.provider_slot(r.provider.as_deref());
-            (r, slot)
+            let trace = trace_ends.then(Vec::new);
+            (r, slot, trace)
         })
         .collect();
     let no_provider = names.len();
@@ -707,6 +715,7 @@ pub fn run(input: SimInput) -> SimOutput {
         interrupted || in_flight_at_end == 0,
         "a finished simulation accounts for every request"
     );
+    let ends = trace_ends.then(|| invariants::merge_traces(records.into_iter().map(|r| r.2)));
     SimOutput {
         aggregator: agg,
         events,
@@ -721,6 +730,7 @@ pub fn run(input: SimInput) -> SimOutput {
         },
         steps,
         arrivals: names.into_iter().zip(arrivals).collect(),
+        ends,
     }
 }
 
@@ -742,7 +752,7 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
 /// (`client_timeout` after the intended start) the client has given up: a timeout then.
 fn finish(
     agg: &mut Aggregator,
-    (rec, slot): &mut (RequestRecord, ProviderSlot),
+    (rec, slot, trace): &mut (RequestRecord, ProviderSlot, Trace),
     r: &Req,
     end: Nanos,
     outcome: Outcome,
@@ -774,7 +784,18 @@ fn finish(
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
     agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
+    if let Some(ends) = trace {
+        ends.push(invariants::RequestEnd::of(
+            rec,
+            r.walk.retries(),
+            r.walk.position() as u32,
+            usize::from(r.targets),
+        ));
+    }
 }
+
+/// The ends of one target's requests (the last: of requests no target took), when traced.
+type Trace = Option<Vec<invariants::RequestEnd>>;
 
 #[cfg(test)]
 mod tests;

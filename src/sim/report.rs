@@ -15,23 +15,24 @@ pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyh
     simulate_once_until(s, seed, shift, None)
 }
 
-/// [`simulate_once`], stopping early when `stop` is raised (the report is then partial).
-pub fn simulate_once_until(
+/// The simulator's input for `s` with `seed`, every fault onset moved `shift` later,
+/// stopping early when `stop` is raised. Debug builds keep the end trace (the invariants
+/// need it).
+pub fn sim_input(
     s: &Scenario,
     seed: u64,
     shift: crate::time::Nanos,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-) -> anyhow::Result<(OneRun, SimOutput)> {
+) -> anyhow::Result<SimInput> {
     let gateway = s.builtin_gateway()?.clone();
     let kinds = s.traffic.load_kinds(&s.dir)?;
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
-    let models = mix.models();
     let source = s.traffic.source(&s.dir)?;
     if matches!(source, crate::traffic::Source::Closed { .. }) {
         anyhow::bail!("the simulator runs open-loop and trace traffic; closed-loop users need `chaosgate run`");
     }
-    let input = SimInput {
+    Ok(SimInput {
         providers: s
             .providers
             .iter()
@@ -52,13 +53,28 @@ pub fn simulate_once_until(
         bucket: BUCKET,
         slo: s.slo.thresholds(),
         stop,
-    };
-    let planned = match &input.source {
-        crate::traffic::Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
-        crate::traffic::Source::Trace(t, sp) => t.duration(*sp),
-        crate::traffic::Source::Closed { duration, .. } => *duration,
-    };
+        // debug builds (every test) check the run's invariants, which need the end trace
+        trace_ends: cfg!(debug_assertions),
+    })
+}
+
+/// [`simulate_once`], stopping early when `stop` is raised (the report is then partial).
+/// Debug builds check every invariant of [`super::invariants::check`] on the run and
+/// panic on a violation.
+pub fn simulate_once_until(
+    s: &Scenario,
+    seed: u64,
+    shift: crate::time::Nanos,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> anyhow::Result<(OneRun, SimOutput)> {
+    let input = sim_input(s, seed, shift, stop)?;
+    let models = input.mix.models();
+    let planned = super::invariants::traffic_end(&input.source);
+    #[cfg(debug_assertions)]
+    let checked = input.clone();
     let out = run(input);
+    #[cfg(debug_assertions)]
+    super::invariants::assert_holds(&checked, &out);
     let mut traffic = out.aggregator.report(out.scheduled, out.in_flight_at_end, out.duration);
     if out.interrupted {
         traffic.partial = true;

@@ -4,6 +4,15 @@ use crate::time::{Dur, NS_PER_S};
 use crate::traffic::{ArrivalKind, KindSpec, TrafficConfig};
 use std::path::Path;
 
+/// Every simulation of these tests is checked under every invariant (as
+/// `report::simulate_once_until` does in debug builds).
+fn run(input: SimInput) -> SimOutput {
+    let checked = input.clone();
+    let out = super::run(input);
+    invariants::assert_holds(&checked, &out);
+    out
+}
+
 fn input(primary: &str, interval_s: u64, timeout_s: u64, rate: f64, secs: u64, seed: u64) -> SimInput {
     let gw: GatewayConfig = toml::from_str(&format!(
         r#"
@@ -41,6 +50,7 @@ fallback_on_failure = false
         bucket: 100 * crate::time::NS_PER_MS,
         slo: crate::analysis::SloThresholds::default(),
         stop: None,
+        trace_ends: true,
     }
 }
 
@@ -240,4 +250,347 @@ proptest::proptest! {
 #[test]
 fn a_request_slot_is_two_cache_lines() {
     assert_eq!(std::mem::size_of::<super::Req>(), 128);
+}
+
+mod invariant_checks {
+    use super::super::invariants::{self, Horizon, Invariant, Violation};
+    use super::*;
+    use crate::gateway::{EventKind, GatewayEvent};
+
+    /// A run that exercises every state change the invariants look at: a primary that
+    /// answers 502 from 5 s to 15 s (probes too), health checks, an `article` breaker and
+    /// retries with a small budget.
+    fn featured(breaker: &str) -> (SimInput, SimOutput) {
+        let mut i = input(
+            "[[phase]]\nname = \"outage\"\nstart = \"5s\"\nduration = \"10s\"\nerrors = [{ status = 502 }]\n",
+            1,
+            1,
+            50.0,
+            30,
+            7,
+        );
+        let extra: toml::Table = toml::from_str(&format!(
+            r#"
+health_check = {{ interval = "1s", timeout = "500ms", unhealthy_threshold = 3, healthy_threshold = 2 }}
+breaker = {breaker}
+retries = {{ attempts = 2, on_status = [502], min_per_s = 1, budget_ratio = 0.05 }}
+fallback_on_failure = true
+request_timeout = "2s"
+"#
+        ))
+        .unwrap();
+        let mut gw = toml::Table::try_from(&i.gateway).unwrap();
+        gw.extend(extra);
+        i.gateway = toml::Value::Table(gw).try_into().unwrap();
+        let out = run(i.clone());
+        (i, out)
+    }
+
+    const ARTICLE: &str =
+        r#"{ kind = "article", failure_threshold = 3, recovery_timeout = "500ms", half_open_max_requests = 2 }"#;
+
+    fn of(v: &[Violation], which: Invariant) -> Vec<&Violation> {
+        v.iter().filter(|x| x.invariant == which).collect()
+    }
+
+    fn ev(t_ns: u64, target: &str, kind: EventKind) -> GatewayEvent {
+        GatewayEvent {
+            t_ns,
+            target: target.into(),
+            kind,
+        }
+    }
+
+    /// The invariants hold on a run that goes through every state change they check (so
+    /// none of them holds vacuously there).
+    #[test]
+    fn a_featured_run_passes_every_invariant_and_exercises_them() {
+        let (i, out) = featured(ARTICLE);
+        assert_eq!(invariants::check(&i, &out), vec![]);
+        for kind in [
+            "retry",
+            "ejected",
+            "restored",
+            "breaker_opened",
+            "breaker_half_opened",
+            "breaker_closed",
+        ] {
+            assert!(
+                out.events
+                    .iter()
+                    .any(|e| serde_json::to_value(e).unwrap()["event"] == kind),
+                "no {kind} event"
+            );
+        }
+        let ends = out.ends.as_ref().unwrap();
+        assert_eq!(ends.len() as u64, out.scheduled);
+        assert!(ends.windows(2).all(|w| (w[0].end, w[0].id) < (w[1].end, w[1].id)));
+    }
+
+    #[test]
+    fn ends_exactly_once_fails_on_a_request_ended_twice_or_never() {
+        let (i, mut out) = featured(ARTICLE);
+        let ends = out.ends.as_mut().unwrap();
+        let twice = ends[10];
+        ends.push(twice);
+        let v = invariants::check(&i, &out);
+        let e = of(&v, Invariant::EndsExactlyOnce);
+        assert!(
+            e.iter()
+                .any(|x| x.request == Some(twice.id) && x.detail.contains("ended twice")),
+            "{v:?}"
+        );
+        let ends = out.ends.as_mut().unwrap();
+        ends.pop();
+        let gone = ends.remove(3);
+        let v = invariants::check(&i, &out);
+        let e = of(&v, Invariant::EndsExactlyOnce);
+        assert!(
+            e.iter()
+                .any(|x| x.detail.contains(&format!("first never ended: [{}]", gone.id))),
+            "{v:?}"
+        );
+        out.ends = None;
+        assert!(!of(&invariants::check(&i, &out), Invariant::EndsExactlyOnce).is_empty());
+    }
+
+    #[test]
+    fn conservation_fails_when_a_scheduled_request_is_unaccounted_for() {
+        let (i, mut out) = featured(ARTICLE);
+        out.scheduled += 1;
+        let v = invariants::check(&i, &out);
+        assert!(
+            of(&v, Invariant::Conservation)[0]
+                .detail
+                .starts_with("scheduled 1501 ≠ ok"),
+            "{v:?}"
+        );
+        out.scheduled -= 1;
+        out.in_flight_at_end = 1;
+        let v = invariants::check(&i, &out);
+        assert!(of(&v, Invariant::Conservation)
+            .iter()
+            .any(|x| x.detail.contains("in flight at the end of a run that was not stopped")));
+    }
+
+    #[test]
+    fn breaker_transitions_fail_on_illegal_moves() {
+        let (i, out) = featured(ARTICLE);
+        // half-open straight from closed (the fallback's breaker never opened)
+        let mut bad = out.events.clone();
+        bad.push(ev(29 * NS_PER_S, "fallback", EventKind::BreakerHalfOpened));
+        let v = invariants::breaker_transitions(&i.gateway, &bad);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].target.as_deref(), Some("fallback"));
+        assert!(v[0].detail.contains("closed → half_opened"), "{}", v[0]);
+        // opened for a wait the config does not give
+        let bad = vec![ev(
+            NS_PER_S,
+            "primary",
+            EventKind::BreakerOpened { until_ns: 3 * NS_PER_S },
+        )];
+        let v = invariants::breaker_transitions(&i.gateway, &bad);
+        assert!(v[0].detail.contains("opened for 2000000000 ns"), "{v:?}");
+        // half-open before the open period ends
+        let bad = vec![
+            ev(
+                NS_PER_S,
+                "primary",
+                EventKind::BreakerOpened {
+                    until_ns: NS_PER_S + NS_PER_S / 2,
+                },
+            ),
+            ev(NS_PER_S + 1, "primary", EventKind::BreakerHalfOpened),
+        ];
+        assert!(invariants::breaker_transitions(&i.gateway, &bad)[0]
+            .detail
+            .contains("before the open period ended"));
+        // a consecutive breaker never half-opens, and closes only from open
+        let (c, _) = featured(r#"{ kind = "consecutive", failures = 3, base_ejection = "1s", max_ejection = "4s" }"#);
+        let bad = vec![
+            ev(NS_PER_S, "primary", EventKind::BreakerOpened { until_ns: 3 * NS_PER_S }),
+            ev(3 * NS_PER_S, "primary", EventKind::BreakerHalfOpened),
+        ];
+        let v = invariants::breaker_transitions(&c.gateway, &bad);
+        assert!(v[0].detail.contains("`consecutive`: open → half_opened"), "{v:?}");
+        let v = invariants::breaker_transitions(&c.gateway, &[ev(1, "primary", EventKind::BreakerClosed)]);
+        assert!(v[0].detail.contains("closed → closed"), "{v:?}");
+        // no breaker configured: no breaker event at all
+        let mut none = i.gateway.clone();
+        none.breaker = None;
+        assert!(!invariants::breaker_transitions(&none, &out.events).is_empty());
+    }
+
+    #[test]
+    fn health_transitions_fail_on_a_restore_without_an_ejection() {
+        let (i, out) = featured(ARTICLE);
+        let t = 29 * NS_PER_S;
+        let bad = vec![
+            ev(t, "fallback", EventKind::ProbeResult { ok: true }),
+            ev(t, "fallback", EventKind::Restored),
+        ];
+        let v = invariants::health_transitions(&i.gateway, &bad);
+        assert!(
+            v.iter().any(|x| x.detail == "restored without a prior ejection"),
+            "{v:?}"
+        );
+        // ejected after one failure under `consecutive` rules with a threshold of 3, and
+        // not right after a probe
+        let bad = vec![
+            ev(t, "primary", EventKind::ProbeResult { ok: false }),
+            ev(t, "primary", EventKind::Ejected),
+            ev(t + 1, "fallback", EventKind::Ejected),
+        ];
+        let v = invariants::health_transitions(&i.gateway, &bad);
+        assert!(
+            v[0].detail
+                .contains("after 1 failed probes in a row; unhealthy_threshold is 3"),
+            "{v:?}"
+        );
+        assert!(v
+            .iter()
+            .any(|x| x.target.as_deref() == Some("fallback") && x.detail.contains("not right after")));
+        // two probes of one target closer than the interval: two in flight
+        let bad = vec![
+            ev(t, "primary", EventKind::ProbeResult { ok: true }),
+            ev(t + 1, "primary", EventKind::ProbeResult { ok: true }),
+        ];
+        assert!(invariants::health_transitions(&i.gateway, &bad)[0]
+            .detail
+            .contains("shortest wait"));
+        // the real run passes
+        assert_eq!(invariants::health_transitions(&i.gateway, &out.events), vec![]);
+    }
+
+    #[test]
+    fn retry_bounds_fail_past_the_attempts_or_the_budget() {
+        let (i, mut out) = featured(ARTICLE);
+        let mut bad = out.events.clone();
+        bad.push(ev(29 * NS_PER_S, "primary", EventKind::Retry { attempt: 3 }));
+        std::mem::swap(&mut out.events, &mut bad);
+        let v = invariants::retry_bounds(&i.gateway, &out);
+        assert!(v[0].detail.contains("retry attempt 3; retries.attempts is 2"), "{v:?}");
+        // the budget: 1 token + 1/s + 0.05 per arrival; 10 retries in the first 100 ms
+        // (5 arrivals at 50/s) are more than it holds
+        out.events = (0..10)
+            .map(|k| ev(k * 10_000_000, "primary", EventKind::Retry { attempt: 1 }))
+            .collect();
+        let v = invariants::retry_bounds(&i.gateway, &out);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.starts_with("retry #2 by 0.010000000 s"), "{}", v[0]);
+        std::mem::swap(&mut out.events, &mut bad);
+        // a request that ended after more retries on its target than configured
+        out.ends.as_mut().unwrap()[0].retries_on_last = 3;
+        let v = invariants::retry_bounds(&i.gateway, &out);
+        assert!(v[0].detail.contains("3 retries on its last target"), "{v:?}");
+    }
+
+    #[test]
+    fn horizon_fails_on_anything_after_it() {
+        let (i, mut out) = featured(ARTICLE);
+        let h = Horizon::of(&i);
+        // 30 s of traffic; 2 targets × (3 attempts × 2 s timeout + 2 waits × 5 s cap); a
+        // probe may start 2 s after the traffic and take 0.5 s
+        assert_eq!(h.traffic_end, 30 * NS_PER_S);
+        assert_eq!(h.request_work, 2 * (3 * 2 + 2 * 5) * NS_PER_S);
+        assert_eq!(h.probe_tail, 2 * NS_PER_S + NS_PER_S / 2);
+        assert_eq!(h.end(), 62 * NS_PER_S);
+        out.events
+            .push(ev(h.end() + 1, "primary", EventKind::ProbeResult { ok: true }));
+        out.faults[0].end = h.end() + 1;
+        let e = &mut out.ends.as_mut().unwrap()[0];
+        e.end = e.intended + h.request_work + 1;
+        let v = invariants::horizon(&h, &out);
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert!(v[0].detail.starts_with("gateway event ProbeResult"));
+        assert!(v[1].detail.contains("more than the gateway's work bound"));
+        assert!(v[2].detail.contains("reaches past the horizon"));
+    }
+
+    #[test]
+    fn time_order_fails_on_an_event_out_of_order() {
+        let (_, out) = featured(ARTICLE);
+        let mut bad = out.events.clone();
+        let n = bad.len();
+        bad.swap(0, n - 1);
+        assert!(!invariants::time_order(&bad).is_empty());
+        assert_eq!(invariants::time_order(&out.events), vec![]);
+    }
+
+    #[test]
+    fn rerun_identical_fails_on_a_differing_report() {
+        assert_eq!(invariants::rerun_identical("{\"ok\": 1}", "{\"ok\": 1}"), vec![]);
+        let v = invariants::rerun_identical("{\"ok\": 1}", "{\"ok\": 2}");
+        assert_eq!(v[0].invariant, Invariant::RerunIdentical);
+        assert!(v[0].detail.contains("differs at byte 7"), "{}", v[0]);
+    }
+
+    #[test]
+    fn violations_are_capped_per_invariant() {
+        let (i, _) = featured(ARTICLE);
+        let bad: Vec<GatewayEvent> = (0..50).map(|k| ev(k, "primary", EventKind::BreakerClosed)).collect();
+        let v = invariants::breaker_transitions(&i.gateway, &bad);
+        assert_eq!(v.len(), invariants::MAX_VIOLATIONS_PER_INVARIANT + 1);
+        assert_eq!(v.last().unwrap().detail, "…and 40 more violations of this invariant");
+    }
+
+    /// `assert_holds` (what debug builds run after each simulation) panics with the seed
+    /// and each violation.
+    #[test]
+    #[should_panic(expected = "simulation invariants violated (seed 7")]
+    fn assert_holds_panics_on_a_violation() {
+        let (i, mut out) = featured(ARTICLE);
+        out.scheduled += 1;
+        invariants::assert_holds(&i, &out);
+    }
+
+    #[test]
+    fn a_failed_swarm_case_prints_its_seed_violation_and_reproduction() {
+        let opts = crate::scenario::generate::GenOptions::default();
+        let mut case = invariants::swarm_case(42, &opts);
+        assert!(case.passed());
+        case.violations = invariants::rerun_identical("a", "b");
+        let m = case.failure_report();
+        assert!(
+            m.starts_with("swarm: scenario seed 42 FAILED\n  [rerun_identical]"),
+            "{m}"
+        );
+        assert!(m.ends_with("reproduce: chaosgate sim --swarm 1 --seed 42"), "{m}");
+        case.violations.clear();
+        case.error = Some("bad scenario".into());
+        assert!(!case.passed());
+        assert!(case.failure_report().contains("could not simulate it: bad scenario"));
+    }
+
+    /// A small swarm: 50 generated scenarios, each checked under every invariant including
+    /// the byte-identical rerun; together they go through every kind of gateway event.
+    #[test]
+    fn a_swarm_of_50_generated_scenarios_passes_every_invariant() {
+        let opts = crate::scenario::generate::GenOptions::default();
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 1000..1050 {
+            let case = invariants::swarm_case(seed, &opts);
+            assert!(
+                case.passed(),
+                "seed {seed}: {:?} {:#?}\nreproduce: chaosgate sim --swarm 1 --seed {seed}\n{}",
+                case.error,
+                case.violations,
+                case.toml
+            );
+            assert!(case.requests > 0);
+            kinds.extend(case.event_kinds);
+        }
+        for k in [
+            "probe_result",
+            "ejected",
+            "restored",
+            "breaker_opened",
+            "breaker_half_opened",
+            "breaker_closed",
+            "retry",
+            "fallback",
+        ] {
+            assert!(kinds.contains(k), "no {k} event in the swarm: {kinds:?}");
+        }
+    }
 }
