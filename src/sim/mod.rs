@@ -19,7 +19,8 @@ use crate::provider::classify::{self, Answer};
 use crate::provider::Api;
 use crate::record::{FaultEvent, Outcome, RequestRecord};
 use crate::time::Nanos;
-use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source};
+use crate::traffic::users::SIM_MIN_CYCLE;
+use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source, Users};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -41,7 +42,7 @@ pub struct SimInput {
     pub providers: Vec<SimProvider>,
     /// The reference gateway's policy (targets named like providers).
     pub gateway: GatewayConfig,
-    /// Traffic (open loop or trace).
+    /// Traffic: open loop, trace, or closed-loop users.
     pub source: Source,
     /// Request mix.
     pub mix: Mix,
@@ -90,6 +91,8 @@ pub struct SimOutput {
 enum Ev {
     /// The next scheduled arrival (kept in `next`).
     Arrival,
+    /// Closed loop: user `u` starts a request.
+    User { u: u32 },
     /// Request slot `r` tries position `k` of its plan, attempt `a` (both kept in the slot).
     Attempt { r: u32 },
     /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
@@ -372,6 +375,8 @@ struct Req {
     answer: Answer,
     started: Nanos,
     out: u8,
+    /// Closed loop: the user that sent it.
+    user: u32,
 }
 
 impl Req {
@@ -390,6 +395,7 @@ impl Req {
             answer: Answer::status(0),
             started: 0,
             out: OUT_STATUS,
+            user: 0,
         }
     }
 }
@@ -445,7 +451,9 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
-    let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
+    // closed loop: the users (the live load client's code), else the open-loop or trace schedule
+    let mut users = Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE));
+    let mut schedule = Schedule::new(&source, mix, seed);
     // One reusable record per provider (and one without), with its provider's slot in the
     // aggregator: finishing a request allocates nothing and compares no names.
     let mut records: Vec<(RequestRecord, ProviderSlot)> = names
@@ -478,10 +486,14 @@ pub fn run(input: SimInput) -> SimOutput {
     // The slot holding the next arrival, planned ahead into the slot itself (the schedule
     // writes straight into it: no planned request is moved around per arrival).
     let mut pending: Option<u32> = None;
-    if let Some(first) = schedule.next() {
+    if let Some(first) = schedule.as_mut().and_then(Iterator::next) {
         q.push_side(first.at, Ev::Arrival);
         reqs.push(Req::new(first, names.len()));
         pending = Some(0);
+    }
+    // closed loop: every user's first start (the next ones follow each answer, `user_done`)
+    for (u, at) in users.as_mut().map(Users::spawns).unwrap_or_default() {
+        q.push(at, Ev::User { u });
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
@@ -523,23 +535,43 @@ pub fn run(input: SimInput) -> SimOutput {
             steps += 1;
             last = last.max(t);
             match ev {
-                Ev::Arrival => {
-                    let Some(r) = pending.take() else { continue };
-                    // plan the arrival after this one into a free slot
-                    let n = match free.pop() {
-                        Some(n) => n,
-                        None => {
-                            reqs.push(Req::new(reqs[r as usize].planned.clone(), names.len()));
-                            (reqs.len() - 1) as u32
-                        }
-                    };
-                    let slot = &mut reqs[n as usize];
-                    if schedule.next_into(&mut slot.planned) {
-                        q.push_side(slot.planned.at, Ev::Arrival);
-                        pending = Some(n);
+                Ev::Arrival | Ev::User { .. } => {
+                    let r = if let Ev::User { u } = ev {
+                        // closed loop: user `u` starts its next request, into a free slot
+                        let Some(users) = users.as_mut() else { continue };
+                        let r = match free.pop() {
+                            Some(n) => {
+                                users.start_into(t, &mut reqs[n as usize].planned);
+                                n
+                            }
+                            None => {
+                                reqs.push(Req::new(users.start(t), names.len()));
+                                (reqs.len() - 1) as u32
+                            }
+                        };
+                        reqs[r as usize].user = u;
+                        r
                     } else {
-                        free.push(n);
-                    }
+                        let (Some(r), Some(schedule)) = (pending.take(), schedule.as_mut()) else {
+                            continue;
+                        };
+                        // plan the arrival after this one into a free slot
+                        let n = match free.pop() {
+                            Some(n) => n,
+                            None => {
+                                reqs.push(Req::new(reqs[r as usize].planned.clone(), names.len()));
+                                (reqs.len() - 1) as u32
+                            }
+                        };
+                        let slot = &mut reqs[n as usize];
+                        if schedule.next_into(&mut slot.planned) {
+                            q.push_side(slot.planned.at, Ev::Arrival);
+                            pending = Some(n);
+                        } else {
+                            free.push(n);
+                        }
+                        r
+                    };
                     scheduled += 1;
                     let r = r as usize;
                     let slot = &mut reqs[r];
@@ -550,6 +582,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     policy.plan_into(t, &mut reqs[r].order);
                     if reqs[r].order.is_empty() {
                         finish(&mut agg, &mut records[no_provider], &reqs[r], t, Outcome::Http(503));
+                        user_done(&mut users, &mut q, &reqs[r], t);
                         free.push(r as u32);
                     } else {
                         sched(&mut q, &mut now, t, t, Ev::Attempt { r: r as u32 });
@@ -567,6 +600,7 @@ pub fn run(input: SimInput) -> SimOutput {
                             sched(&mut q, &mut now, t, t, Ev::Attempt { r });
                         } else {
                             finish(&mut agg, &mut records[no_provider], req, t, Outcome::Http(503));
+                            user_done(&mut users, &mut q, req, t);
                             free.push(r);
                         }
                         continue;
@@ -686,6 +720,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     let rec = &mut records[i];
                     if ok {
                         finish(&mut agg, rec, req, t, Outcome::Ok);
+                        user_done(&mut users, &mut q, req, t);
                         free.push(r);
                         continue;
                     }
@@ -699,6 +734,7 @@ pub fn run(input: SimInput) -> SimOutput {
                             _ => Outcome::MalformedStream,
                         };
                         finish(&mut agg, rec, req, t, o);
+                        user_done(&mut users, &mut q, req, t);
                         free.push(r);
                         continue;
                     }
@@ -737,6 +773,7 @@ pub fn run(input: SimInput) -> SimOutput {
                         _ => Outcome::Http(code),
                     };
                     finish(&mut agg, rec, req, t, o);
+                    user_done(&mut users, &mut q, req, t);
                     free.push(r);
                 }
                 Ev::ProbeStart { i } => {
@@ -815,6 +852,18 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
         *now = Some(ev);
     } else {
         q.push(at, ev);
+    }
+}
+
+/// Closed loop: request `r`, of user `r.user`, ended at `t` — queue that user's next start
+/// (`Users::on_complete`: think time, pacing; none once the run's length is reached). Open
+/// loop and trace: nothing. Called once wherever a request is finished.
+#[inline]
+fn user_done(users: &mut Option<Users>, q: &mut Queue, r: &Req, t: Nanos) {
+    if let Some(us) = users {
+        if let Some(next) = us.on_complete(t, r.user) {
+            q.push(next, Ev::User { u: r.user });
+        }
     }
 }
 

@@ -28,9 +28,6 @@ pub fn simulate_once_until(
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
     let models = mix.models();
     let source = s.traffic.source(&s.dir)?;
-    if matches!(source, crate::traffic::Source::Closed { .. }) {
-        anyhow::bail!("the simulator runs open-loop and trace traffic; closed-loop users need `chaosgate run`");
-    }
     let input = SimInput {
         providers: s
             .providers
