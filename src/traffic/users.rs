@@ -444,6 +444,53 @@ mod tests {
         assert_ne!(plan(&[0, 1, 2])[0], plan(&[0, 1, 2])[1]);
     }
 
+    /// A user's next start is at least `min_cycle` after its previous one: answers that
+    /// take no time and no think time would otherwise restart it at the same instant.
+    #[test]
+    fn min_cycle_floors_start_to_start() {
+        let none = ThinkTime::Constant { value: Dur(0) };
+        let mut c = ClosedLoop::new(1, 1.0, none, 10 * NS_PER_MS, stream(1, "u")).with_min_cycle(NS_PER_MS);
+        c.spawns();
+        let mut starts = vec![0];
+        while let Some(n) = c.on_complete(*starts.last().unwrap(), 0) {
+            starts.push(n);
+        }
+        assert_eq!(starts, (0..10).map(|k| k * NS_PER_MS).collect::<Vec<_>>());
+        // a think time past the floor is untouched
+        let think = ThinkTime::Constant {
+            value: Dur::from_millis(2),
+        };
+        let mut c = ClosedLoop::new(1, 1.0, think, NS_PER_S, stream(1, "u")).with_min_cycle(NS_PER_MS);
+        c.spawns();
+        assert_eq!(c.on_complete(0, 0), Some(2 * NS_PER_MS));
+    }
+
+    /// `Users` numbers requests in start order and draws each one's shape from the run's
+    /// shape stream at its start, as the live client and the simulator both rely on.
+    #[test]
+    fn users_number_and_shape_requests_in_start_order() {
+        use crate::provider::Api;
+        use crate::traffic::KindSpec;
+        let mix = Mix::new(vec![KindSpec::chat("a", true), KindSpec::chat("b", false)], Api::OpenAi).unwrap();
+        let src = Source::Closed {
+            users: 3,
+            spawn_rate: 1.0,
+            think: ThinkTime::default(),
+            duration: NS_PER_S,
+        };
+        let mut u = Users::new(&src, mix.clone(), 7).unwrap();
+        let mut shapes = shape_stream(7);
+        let mut slot = u.start(5);
+        assert_eq!((slot.id, slot.at, &slot.shape), (0, 5, &mix.draw(&mut shapes)));
+        for id in 1..50 {
+            u.start_into(id * 10, &mut slot);
+            assert_eq!((slot.id, slot.at, &slot.shape), (id, id * 10, &mix.draw(&mut shapes)));
+        }
+        assert_eq!(u.started(), 50);
+        let rate = Source::Open(crate::traffic::RateCurve::constant(1.0, 1.0), Default::default(), 1.0);
+        assert!(Users::new(&rate, mix, 7).is_none());
+    }
+
     proptest::proptest! {
         #[test]
         fn next_start_respects_think_and_pacing(
