@@ -584,3 +584,56 @@ fn closed_loop_same_seed_same_bytes() {
     assert_eq!(a, json(2));
     assert!(a.contains("\"http_502\""), "the errors reach the report");
 }
+
+/// Sim against live (`chaosgate run`: mocks, the builtin gateway and the load client's
+/// closed loop on 127.0.0.1) on the same small closed loop: 10 users spawned at 10/s, 200 ms
+/// of think time, 300 ms answers, 5 s. By hand, user u starts at u/10 + k/2 s while that is
+/// before 5 s: 10 requests for users 0–4, 9 for 5–9, 95 in all, every one 300 ms.
+///
+/// Live, each cycle also carries loopback, proxy and scheduling time δ ≥ 0 (the mock
+/// answers 300 ms after the request reaches it, which is after its intended start), so a
+/// user's k-th start comes k·δ later than simulated: live can only send fewer, and with
+/// δ < 50 ms (a tenth of a cycle; a loopback round trip on an idle machine is well under
+/// 1 ms) each user loses at most its last start — at most 10 requests. Latency p50: live
+/// is 300 ms + δ; 60 ms of slack covers a loaded CI core.
+#[test]
+fn closed_loop_sim_matches_live() {
+    const S: &str = r#"
+seed = 3
+[providers.primary]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "300ms" } }
+[providers.fallback]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "300ms" } }
+[gateway]
+targets = ["primary", "fallback"]
+fallback_on_failure = true
+[traffic]
+users = 10
+spawn_rate = 10.0
+think_time = { kind = "constant", value = "200ms" }
+duration = "5s"
+"#;
+    let set = load_str("users-live.toml", S, root(), &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("chaosgate-test-users-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = RunOptions::new(dir.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let live = rt.block_on(run::run_live(&set, &o)).unwrap();
+    assert!(!live.interrupted);
+    let live = live.report.points[0].report.traffic.clone();
+    let sim = run::simulate(&set, &o).unwrap().points[0].report.traffic.clone();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!((sim.requests.scheduled, sim.requests.ok), (95, 95), "{:?}", sim.requests);
+    assert!((sim.latency_ms.p50 - 300.0).abs() < 1.0, "{}", sim.latency_ms.p50);
+    let (l, s) = (live.requests, sim.requests);
+    assert!(
+        l.scheduled <= s.scheduled && l.scheduled + 10 >= s.scheduled,
+        "live {l:?} vs sim {s:?}"
+    );
+    assert_eq!((l.ok, l.failed, l.in_flight_at_end), (l.scheduled, 0, 0), "{live:?}");
+    let p50 = live.latency_ms.p50;
+    eprintln!("closed loop live: {} requests, p50 {p50} ms (sim: 95, 300 ms)", l.scheduled);
+    assert!((300.0..=360.0).contains(&p50), "live p50 {p50} ms vs sim 300 ms");
+}
