@@ -619,13 +619,21 @@ duration = "5s"
     let dir = std::env::temp_dir().join(format!("chaosgate-test-users-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let o = RunOptions::new(dir.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let live = rt.block_on(run::run_live(&set, &o)).unwrap();
     assert!(!live.interrupted);
     let live = live.report.points[0].report.traffic.clone();
     let sim = run::simulate(&set, &o).unwrap().points[0].report.traffic.clone();
     std::fs::remove_dir_all(&dir).ok();
-    assert_eq!((sim.requests.scheduled, sim.requests.ok), (95, 95), "{:?}", sim.requests);
+    assert_eq!(
+        (sim.requests.scheduled, sim.requests.ok),
+        (95, 95),
+        "{:?}",
+        sim.requests
+    );
     assert!((sim.latency_ms.p50 - 300.0).abs() < 1.0, "{}", sim.latency_ms.p50);
     let (l, s) = (live.requests, sim.requests);
     assert!(
@@ -634,6 +642,9 @@ duration = "5s"
     );
     assert_eq!((l.ok, l.failed, l.in_flight_at_end), (l.scheduled, 0, 0), "{live:?}");
     let p50 = live.latency_ms.p50;
-    eprintln!("closed loop live: {} requests, p50 {p50} ms (sim: 95, 300 ms)", l.scheduled);
+    eprintln!(
+        "closed loop live: {} requests, p50 {p50} ms (sim: 95, 300 ms)",
+        l.scheduled
+    );
     assert!((300.0..=360.0).contains(&p50), "live p50 {p50} ms vs sim 300 ms");
 }

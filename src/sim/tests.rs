@@ -328,6 +328,12 @@ fn closed_loop_instant_answers_do_not_spin_at_one_instant() {
     assert_eq!((out.scheduled, out.aggregator.records), (4_000, 4_000));
     let r = out.aggregator.report(out.scheduled, 0, out.duration);
     assert_eq!(r.failures_by_kind.get("http_502"), Some(&4_000), "{r:?}");
+    // the planned-work check's estimate (users × duration ÷ 1 ms) is met exactly: it bounds
+    // what a simulated closed loop can send
+    let input = closed_input(2, 2e9, think, "", 2);
+    let max_open = 30 * NS_PER_S;
+    let w = crate::limits::Work::of(&input.source, crate::limits::Mode::Sim { max_open }, NS_PER_S, 2);
+    assert_eq!((w.requests, w.in_flight), (4_000.0, 2.0));
 }
 
 /// Same seed ⇒ the same records, events and report, byte for byte, with uniform think
