@@ -317,13 +317,20 @@ fn closed_loop_pacing_by_hand() {
 #[test]
 fn closed_loop_instant_answers_do_not_spin_at_one_instant() {
     let think = ThinkTime::Constant { value: Dur(0) };
-    let out = run(closed_input(
-        2,
-        2e9,
-        think,
-        "[baseline]\nerrors = [{ status = 502 }]\n",
-        2,
-    ));
+    let mut input = closed_input(2, 2e9, think, "[baseline]\nerrors = [{ status = 502 }]\n", 2);
+    // a time limit, not a speed check: without the floor the run would never end
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        watchdog.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    input.stop = Some(stop);
+    let out = run(input);
+    assert!(
+        !out.interrupted,
+        "still running after 120 s: a user loops at one instant"
+    );
     assert_eq!(crate::traffic::users::SIM_MIN_CYCLE, crate::time::NS_PER_MS);
     assert_eq!((out.scheduled, out.aggregator.records), (4_000, 4_000));
     let r = out.aggregator.report(out.scheduled, 0, out.duration);
