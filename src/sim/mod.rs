@@ -826,6 +826,10 @@ pub fn run(input: SimInput) -> SimOutput {
         interrupted || in_flight_at_end == 0,
         "a finished simulation accounts for every request"
     );
+    debug_assert!(
+        interrupted || users.as_ref().is_none_or(|u| u.schedule().active() == 0),
+        "every closed-loop request ended for its user (a `finish` without `user_done`)"
+    );
     SimOutput {
         aggregator: agg,
         events,

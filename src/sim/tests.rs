@@ -373,3 +373,36 @@ fn closed_loop_same_seed_same_output() {
     assert!(a.0.contains("\"fallback\""), "some requests fell back");
     assert_ne!(a.0, mk(6).0);
 }
+
+/// A request the gateway refuses at once (its only target's breaker is open: a 503 that
+/// takes no time) ends for its user like any other, so users go on sending — one request
+/// per 100 ms of think plus the 1 ms floor while refused — and are served again once the
+/// breaker lets requests through. 4 users, 100 ms answers + 100 ms think; the primary
+/// answers 502 in [2 s, 5 s); the breaker opens after 3 failures, for 1 s at a time. After
+/// the outage every user completes one request per 200 ms: 70 per user in [6 s, 20 s).
+#[test]
+fn closed_loop_users_go_on_after_the_gateway_refuses() {
+    let think = ThinkTime::Constant {
+        value: Dur::from_millis(100),
+    };
+    let primary = "[baseline]\nlatency = { kind = \"fixed\", value = \"100ms\" }\n[[phase]]\nname = \"outage\"\nstart = \"2s\"\nduration = \"3s\"\nerrors = [{ status = 502 }]\n";
+    let mut i = closed_input(4, 4.0, think, primary, 20);
+    i.gateway = toml::from_str(
+        "targets = [{ name = \"primary\", url = \"http://127.0.0.1:1\" }]\nbreaker = { kind = \"consecutive\", failures = 3, base_ejection = \"1s\" }\n",
+    )
+    .unwrap();
+    let out = run(i);
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    let refused = r.failures_by_kind.get("http_503").copied().unwrap_or(0);
+    assert!(refused >= 10, "the gateway refused requests: {r:?}");
+    assert_eq!(out.scheduled, out.aggregator.records);
+    let after: u64 = ends_per_second(&out)[6..20].iter().sum();
+    assert!(
+        (4 * 69..=4 * 70).contains(&after),
+        "{after} requests ended in [6 s, 20 s)"
+    );
+    assert_eq!(
+        r.requests.failed,
+        refused + r.failures_by_kind.get("http_502").copied().unwrap_or(0)
+    );
+}
