@@ -8,7 +8,10 @@
 //! targets; each attempt asks the target's fault [`Plan`] for a verdict; an error, reset or
 //! timeout before the first byte moves on (fallback, retries) as the live gateway does;
 //! a stream that fails after its first byte is a client-visible failure. Health probes run
-//! fixed-delay per the policy; a hung probe ends at its timeout.
+//! fixed-delay per the policy; a hung probe ends at its timeout. Closed-loop users run
+//! through [`Users`], the live load client's code: a user's next start is queued when its
+//! request finishes (`user_done`), never before 1 ms after its previous start
+//! ([`SIM_MIN_CYCLE`]; docs/closed-loop.md).
 
 pub mod report;
 
@@ -452,7 +455,10 @@ pub fn run(input: SimInput) -> SimOutput {
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     // closed loop: the users (the live load client's code), else the open-loop or trace schedule
-    let mut users = Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE));
+    let mut users = match source {
+        Source::Closed { .. } => Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE)),
+        _ => None,
+    };
     let mut schedule = Schedule::new(&source, mix, seed);
     // One reusable record per provider (and one without), with its provider's slot in the
     // aggregator: finishing a request allocates nothing and compares no names.
