@@ -101,13 +101,15 @@ fn shape(source: &Source) -> (f64, f64, f64) {
             users, think, duration, ..
         } => {
             let d = crate::time::nanos_to_secs_f64(*duration);
-            // a user's cycle is at least its think time and a millisecond of answer
+            // a user's cycle is at least its think time and a millisecond: in the simulator
+            // exactly (`SIM_MIN_CYCLE` floors every user's start-to-start interval), so the
+            // estimate bounds a simulated run; live, as long as answers take a millisecond
             let cycle = match think {
                 ThinkTime::Constant { value } => value.secs_f64(),
                 ThinkTime::Uniform { min, .. } => min.secs_f64(),
                 ThinkTime::Pacing { interval } => interval.secs_f64(),
             }
-            .max(1e-3);
+            .max(crate::time::nanos_to_secs_f64(crate::traffic::users::SIM_MIN_CYCLE));
             (f64::from(*users) * d / cycle, 0.0, d)
         }
     }

@@ -531,3 +531,159 @@ fn sim_swarm_checks_generated_scenarios_and_limits_n() {
         assert!(e.contains(expect), "{args:?}: {e}");
     }
 }
+
+/// The article's closed-loop workload — 200 users spawned at 20/s, 1 s of think time,
+/// 500 ms answers — and a primary that hangs from 61 s for 2 min (user requests and
+/// `/health`). Request timeout 30 s, no failover on failure, probes every 60 s with a 30 s
+/// timeout: the probe at 120 s hangs, the gateway ejects the primary at 150 s (detection
+/// 89 s).
+const ARTICLE_USERS: &str = r#"
+seed = 1
+[providers.primary]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "500ms" } }
+[[providers.primary.phase]]
+name = "outage"
+start = "61s"
+duration = "2m"
+connection = [{ kind = "hang" }]
+[providers.fallback]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "500ms" } }
+[gateway]
+targets = ["primary", "fallback"]
+health_check = { interval = "60s", timeout = "30s", unhealthy_threshold = 1, healthy_threshold = 1 }
+request_timeout = "30s"
+fallback_on_failure = false
+retries = { attempts = 0 }
+[traffic]
+users = 200
+spawn_rate = 20.0
+think_time = { kind = "constant", value = "1s" }
+duration = "5m"
+"#;
+
+fn sim_report(toml: &str, sets: &[String]) -> chaosgate::run::report::RunReport {
+    let set = load_str("users.toml", toml, root(), sets).unwrap_or_else(|e| panic!("{e}"));
+    run::simulate(&set, &opts(1, 1)).unwrap().points[0].report.clone()
+}
+
+/// The closed-loop effect: a user stuck on a hung request sends nothing else. Each user's
+/// cycle is 1.5 s; its first request after 61 s hangs 30 s, then 1 s of think, and so on
+/// (31 s cycles): starts at ≈ 61–62.5 s, 92–93.5 s and 123–124.5 s hang, the next one
+/// (≈ 154 s) comes after the ejection at 150 s and goes to the fallback. So exactly 3 ×
+/// 200 = 600 failed requests — where an open loop at the same 133.3 req/s (200 / 1.5 s)
+/// keeps sending into the hang: ≈ 133.3 × 89 s ≈ 11,900 failed. The users also send
+/// ≈ 200 × 3 × (31 − 1.5) / 1.5 ≈ 11,800 fewer requests than without the outage.
+#[test]
+fn closed_loop_users_stuck_on_a_hang_send_fewer_requests() {
+    let closed = sim_report(ARTICLE_USERS, &[]);
+    let d = &closed.resilience.detection_gateway_s;
+    assert!((d.max.unwrap() - 89.0).abs() < 1e-6, "{d:?}");
+    let q = closed.traffic.requests;
+    assert_eq!(q.failed, 600, "{q:?}");
+    // the gateway answers each attempt that timed out with a 504 (gateway/attempt.rs)
+    assert_eq!(closed.traffic.failures_by_kind.get("http_504"), Some(&600));
+    assert_eq!(q.scheduled, q.ok + q.failed);
+    // the same users without the outage
+    let calm = sim_report(&ARTICLE_USERS.replace("start = \"61s\"", "start = \"10m\""), &[]);
+    let fewer = calm.traffic.requests.scheduled as f64 - q.scheduled as f64;
+    assert_eq!(calm.traffic.requests.failed, 0);
+    assert!((fewer - 11_800.0).abs() / 11_800.0 < 0.02, "{fewer}");
+    // the same rate open loop
+    let open = ARTICLE_USERS.replace(
+        "users = 200\nspawn_rate = 20.0\nthink_time = { kind = \"constant\", value = \"1s\" }",
+        "rate = 133.3333\narrival = \"constant\"",
+    );
+    let open = sim_report(&open, &[]);
+    assert!((open.resilience.detection_gateway_s.max.unwrap() - 89.0).abs() < 1e-6);
+    let f = open.traffic.requests.failed as f64;
+    assert!((f - 133.3333 * 89.0).abs() / (133.3333 * 89.0) < 0.01, "{f}");
+}
+
+/// Same closed-loop scenario and seed ⇒ the same JSON report, byte for byte, whatever the
+/// number of worker threads (uniform think times, random errors and a repeat).
+#[test]
+fn closed_loop_same_seed_same_bytes() {
+    let sc = ARTICLE_USERS
+        .replace(
+            "think_time = { kind = \"constant\", value = \"1s\" }",
+            "think_time = { kind = \"uniform\", min = \"500ms\", max = \"2s\" }",
+        )
+        .replace(
+            "connection = [{ kind = \"hang\" }]",
+            "errors = [{ status = 502, probability = 0.3 }]",
+        );
+    let json = |jobs: usize| {
+        let set = load_str("users.toml", &sc, root(), &[]).unwrap();
+        let sw = run::simulate(&set, &opts(2, jobs)).unwrap();
+        serde_json::to_string_pretty(&sw.to_json()).unwrap()
+    };
+    let a = json(1);
+    assert_eq!(a, json(2));
+    assert!(a.contains("\"http_502\""), "the errors reach the report");
+}
+
+/// Sim against live (`chaosgate run`: mocks, the builtin gateway and the load client's
+/// closed loop on 127.0.0.1) on the same small closed loop: 10 users spawned at 10/s, 200 ms
+/// of think time, 300 ms answers, 5 s. By hand, user u starts at u/10 + k/2 s while that is
+/// before 5 s: 10 requests for users 0–4, 9 for 5–9, 95 in all, every one 300 ms.
+///
+/// Live, each cycle also carries loopback, proxy and scheduling time δ ≥ 0 (the mock
+/// answers 300 ms after the request reaches it, which is after its intended start), so a
+/// user's k-th start comes k·δ later than simulated: live can only send fewer, and with
+/// δ < 50 ms (a tenth of a cycle; a loopback round trip on an idle machine is well under
+/// 1 ms) each user loses at most its last start — at most 10 requests. Latency p50: live
+/// is 300 ms + δ; 60 ms of slack covers a loaded CI core.
+#[test]
+fn closed_loop_sim_matches_live() {
+    const S: &str = r#"
+seed = 3
+[providers.primary]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "300ms" } }
+[providers.fallback]
+api = "openai"
+baseline = { latency = { kind = "fixed", value = "300ms" } }
+[gateway]
+targets = ["primary", "fallback"]
+fallback_on_failure = true
+[traffic]
+users = 10
+spawn_rate = 10.0
+think_time = { kind = "constant", value = "200ms" }
+duration = "5s"
+"#;
+    let set = load_str("users-live.toml", S, root(), &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("chaosgate-test-users-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = RunOptions::new(dir.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let live = rt.block_on(run::run_live(&set, &o)).unwrap();
+    assert!(!live.interrupted);
+    let live = live.report.points[0].report.traffic.clone();
+    let sim = run::simulate(&set, &o).unwrap().points[0].report.traffic.clone();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(
+        (sim.requests.scheduled, sim.requests.ok),
+        (95, 95),
+        "{:?}",
+        sim.requests
+    );
+    assert!((sim.latency_ms.p50 - 300.0).abs() < 1.0, "{}", sim.latency_ms.p50);
+    let (l, s) = (live.requests, sim.requests);
+    assert!(
+        l.scheduled <= s.scheduled && l.scheduled + 10 >= s.scheduled,
+        "live {l:?} vs sim {s:?}"
+    );
+    assert_eq!((l.ok, l.failed, l.in_flight_at_end), (l.scheduled, 0, 0), "{live:?}");
+    let p50 = live.latency_ms.p50;
+    eprintln!(
+        "closed loop live: {} requests, p50 {p50} ms (sim: 95, 300 ms)",
+        l.scheduled
+    );
+    assert!((300.0..=360.0).contains(&p50), "live p50 {p50} ms vs sim 300 ms");
+}

@@ -16,7 +16,7 @@ use crate::analysis::{Aggregator, SloThresholds};
 use crate::provider::Api;
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{Nanos, NS_PER_MS};
-use crate::traffic::{shape_stream, ClosedLoop, EndpointKind, Mix, RequestShape, Schedule, Source};
+use crate::traffic::{EndpointKind, Mix, RequestShape, Schedule, Source, Users};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -849,33 +849,14 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let scheduled = Arc::new(AtomicU64::new(0));
     let duration;
     match &source {
-        Source::Closed {
-            users,
-            spawn_rate,
-            think,
-            duration: d,
-        } => {
+        Source::Closed { duration: d, .. } => {
             duration = *d;
-            let cl = Arc::new(Mutex::new(ClosedLoop::new(
-                *users,
-                *spawn_rate,
-                *think,
-                *d,
-                crate::rng::stream(opts.seed, "traffic/think"),
-            )));
-            let shapes = Arc::new(Mutex::new(shape_stream(opts.seed)));
-            let mix = Arc::new(mix);
-            let next_id = Arc::new(AtomicU64::new(0));
-            let spawns = cl.lock().unwrap_or_else(|e| e.into_inner()).spawns();
+            // the same users, ids and shapes the simulator plans (`traffic::Users`)
+            let users = Users::new(&source, mix, opts.seed).ok_or_else(|| anyhow::anyhow!("no users"))?;
+            let users = Arc::new(Mutex::new(users));
+            let spawns = users.lock().unwrap_or_else(|e| e.into_inner()).spawns();
             for (u, start) in spawns {
-                let (sh, cl, shapes, mix, next_id, scheduled) = (
-                    sh.clone(),
-                    cl.clone(),
-                    shapes.clone(),
-                    mix.clone(),
-                    next_id.clone(),
-                    scheduled.clone(),
-                );
+                let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
                 tasks.spawn(async move {
                     let mut at = start;
                     let mut conn: OwnConn = None;
@@ -884,11 +865,10 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
                         if !wait_or_stop(&sh.opts, intended).await {
                             break;
                         }
-                        let shape = mix.draw(&mut shapes.lock().unwrap_or_else(|e| e.into_inner()));
-                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
                         scheduled.fetch_add(1, Ordering::Relaxed);
-                        let ended = request(&sh, Some(&mut conn), id, intended, &shape).await;
-                        let next = cl.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
+                        let ended = request(&sh, Some(&mut conn), p.id, intended, &p.shape).await;
+                        let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                         match next {
                             Some(n) => at = n,
                             None => break,

@@ -8,7 +8,10 @@
 //! targets; each attempt asks the target's fault [`Plan`] for a verdict; an error, reset or
 //! timeout before the first byte moves on (fallback, retries) as the live gateway does;
 //! a stream that fails after its first byte is a client-visible failure. Health probes run
-//! fixed-delay per the policy; a hung probe ends at its timeout.
+//! fixed-delay per the policy; a hung probe ends at its timeout. Closed-loop users run
+//! through [`Users`], the live load client's code: a user's next start is queued when its
+//! request finishes (`user_done`), never before 1 ms after its previous start
+//! ([`SIM_MIN_CYCLE`]; docs/closed-loop.md).
 
 pub mod invariants;
 pub mod report;
@@ -22,7 +25,8 @@ use crate::provider::classify::{self, Answer};
 use crate::provider::Api;
 use crate::record::{FaultEvent, Outcome, RequestRecord};
 use crate::time::Nanos;
-use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source};
+use crate::traffic::users::SIM_MIN_CYCLE;
+use crate::traffic::{EndpointKind, Mix, Planned, Schedule, Source, Users};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -44,7 +48,7 @@ pub struct SimInput {
     pub providers: Vec<SimProvider>,
     /// The reference gateway's policy (targets named like providers).
     pub gateway: GatewayConfig,
-    /// Traffic (open loop or trace).
+    /// Traffic: open loop, trace, or closed-loop users.
     pub source: Source,
     /// Request mix.
     pub mix: Mix,
@@ -98,6 +102,8 @@ pub struct SimOutput {
 enum Ev {
     /// The next scheduled arrival (kept in `next`).
     Arrival,
+    /// Closed loop: user `u` starts a request.
+    User { u: u32 },
     /// Request slot `r` tries position `k` of its plan, attempt `a` (both kept in the slot).
     Attempt { r: u32 },
     /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
@@ -381,6 +387,8 @@ struct Req {
     committed: bool,
     /// Its timeline ends in a malformed chunk.
     malformed: bool,
+    /// Closed loop: the user that sent it.
+    user: u32,
 }
 
 impl Req {
@@ -397,6 +405,7 @@ impl Req {
             targets: 0,
             committed: false,
             malformed: false,
+            user: 0,
         }
     }
 
@@ -447,7 +456,12 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
     // the mix's models name the requests (the length of a trickled body depends on it)
     let models = mix.clone();
-    let mut schedule = Schedule::new(&source, mix, seed).expect("open loop or trace");
+    // closed loop: the users (the live load client's code), else the open-loop or trace schedule
+    let mut users = match source {
+        Source::Closed { .. } => Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE)),
+        _ => None,
+    };
+    let mut schedule = Schedule::new(&source, mix, seed);
     // One reusable record per provider (and one without), with its provider's slot in the
     // aggregator: finishing a request allocates nothing and compares no names.
     let mut records: Vec<(RequestRecord, ProviderSlot, Trace)> = names
@@ -485,11 +499,15 @@ pub fn run(input: SimInput) -> SimOutput {
     // The slot holding the next arrival, planned ahead into the slot itself (the schedule
     // writes straight into it: no planned request is moved around per arrival).
     let mut pending: Option<u32> = None;
-    if let Some(first) = schedule.next() {
+    if let Some(first) = schedule.as_mut().and_then(Iterator::next) {
         q.push_side(first.at, Ev::Arrival);
         reqs.push(Req::new(first));
         orders.resize(n_targets, 0);
         pending = Some(0);
+    }
+    // closed loop: every user's first start (the next ones follow each answer, `user_done`)
+    for (u, at) in users.as_mut().map(Users::spawns).unwrap_or_default() {
+        q.push(at, Ev::User { u });
     }
     let mut probe_armed = vec![false; names.len()];
     let mut arrivals: Vec<Vec<u64>> = vec![Vec::new(); names.len()];
@@ -531,24 +549,45 @@ pub fn run(input: SimInput) -> SimOutput {
             steps += 1;
             last = last.max(t);
             match ev {
-                Ev::Arrival => {
-                    let Some(r) = pending.take() else { continue };
-                    // plan the arrival after this one into a free slot
-                    let n = match free.pop() {
-                        Some(n) => n,
-                        None => {
-                            reqs.push(Req::new(reqs[r as usize].planned.clone()));
-                            orders.resize(reqs.len() * n_targets, 0);
-                            (reqs.len() - 1) as u32
-                        }
-                    };
-                    let slot = &mut reqs[n as usize];
-                    if schedule.next_into(&mut slot.planned) {
-                        q.push_side(slot.planned.at, Ev::Arrival);
-                        pending = Some(n);
+                Ev::Arrival | Ev::User { .. } => {
+                    let r = if let Ev::User { u } = ev {
+                        // closed loop: user `u` starts its next request, into a free slot
+                        let Some(users) = users.as_mut() else { continue };
+                        let r = match free.pop() {
+                            Some(n) => {
+                                users.start_into(t, &mut reqs[n as usize].planned);
+                                n
+                            }
+                            None => {
+                                reqs.push(Req::new(users.start(t)));
+                                orders.resize(reqs.len() * n_targets, 0);
+                                (reqs.len() - 1) as u32
+                            }
+                        };
+                        reqs[r as usize].user = u;
+                        r
                     } else {
-                        free.push(n);
-                    }
+                        let (Some(r), Some(schedule)) = (pending.take(), schedule.as_mut()) else {
+                            continue;
+                        };
+                        // plan the arrival after this one into a free slot
+                        let n = match free.pop() {
+                            Some(n) => n,
+                            None => {
+                                reqs.push(Req::new(reqs[r as usize].planned.clone()));
+                                orders.resize(reqs.len() * n_targets, 0);
+                                (reqs.len() - 1) as u32
+                            }
+                        };
+                        let slot = &mut reqs[n as usize];
+                        if schedule.next_into(&mut slot.planned) {
+                            q.push_side(slot.planned.at, Ev::Arrival);
+                            pending = Some(n);
+                        } else {
+                            free.push(n);
+                        }
+                        r
+                    };
                     scheduled += 1;
                     let r = r as usize;
                     policy.plan_into(t, &mut plan);
@@ -569,7 +608,8 @@ pub fn run(input: SimInput) -> SimOutput {
                             let status = attempt::reply_status(req.last());
                             let o = Outcome::Http(status);
                             let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
-                            finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            let ended = finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            user_done(&mut users, &mut q, req, ended, t);
                             free.push(r);
                             continue;
                         }
@@ -651,7 +691,8 @@ pub fn run(input: SimInput) -> SimOutput {
                             let status = attempt::reply_status(req.last());
                             let o = Outcome::Http(status);
                             let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
-                            finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            let ended = finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            user_done(&mut users, &mut q, req, ended, t);
                             free.push(r);
                         }
                         Step::Done => {
@@ -659,7 +700,8 @@ pub fn run(input: SimInput) -> SimOutput {
                             let started = t - req.took;
                             let first =
                                 (req.committed && req.first_token != Nanos::MAX).then(|| started + req.first_token);
-                            finish(&mut agg, &mut records[i], req, t, o, first, client_timeout);
+                            let ended = finish(&mut agg, &mut records[i], req, t, o, first, client_timeout);
+                            user_done(&mut users, &mut q, req, ended, t);
                             free.push(r);
                         }
                     }
@@ -715,6 +757,10 @@ pub fn run(input: SimInput) -> SimOutput {
         interrupted || in_flight_at_end == 0,
         "a finished simulation accounts for every request"
     );
+    debug_assert!(
+        interrupted || users.as_ref().is_none_or(|u| u.schedule().active() == 0),
+        "every closed-loop request ended for its user (a `finish` without `user_done`)"
+    );
     let ends = trace_ends.then(|| invariants::merge_traces(records.into_iter().map(|r| r.2)));
     SimOutput {
         aggregator: agg,
@@ -746,6 +792,20 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
     }
 }
 
+/// Closed loop: request `r`, of user `r.user`, ended for its client at `ended` (found
+/// out at `now`, the same unless the client gave up first) — queue that user's next start
+/// (`Users::on_complete`: think time, pacing; none once the run's length is reached), no
+/// earlier than now. Open loop and trace: nothing. Called once wherever a request is
+/// finished.
+#[inline]
+fn user_done(users: &mut Option<Users>, q: &mut Queue, r: &Req, ended: Nanos, now: Nanos) {
+    if let Some(us) = users {
+        if let Some(next) = us.on_complete(ended, r.user) {
+            q.push(next.max(now), Ev::User { u: r.user });
+        }
+    }
+}
+
 /// Folds request `r`, ended at `end` as its client saw it (`outcome`; the first token at
 /// `first_token` when one reached it), into `agg` through `rec` (a reused record whose
 /// `provider` is already set, and that provider's slot). Past the client's own timeout
@@ -758,7 +818,7 @@ fn finish(
     outcome: Outcome,
     first_token: Option<Nanos>,
     client_timeout: Nanos,
-) {
+) -> Nanos {
     let p = &r.planned;
     let give_up = p.at.saturating_add(client_timeout);
     let (end, outcome) = if end > give_up {
@@ -792,6 +852,7 @@ fn finish(
             usize::from(r.targets),
         ));
     }
+    end
 }
 
 /// The ends of one target's requests (the last: of requests no target took), when traced.

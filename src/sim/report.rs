@@ -29,9 +29,6 @@ pub fn sim_input(
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
     let source = s.traffic.source(&s.dir)?;
-    if matches!(source, crate::traffic::Source::Closed { .. }) {
-        anyhow::bail!("the simulator runs open-loop and trace traffic; closed-loop users need `chaosgate run`");
-    }
     Ok(SimInput {
         providers: s
             .providers

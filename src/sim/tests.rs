@@ -1,7 +1,7 @@
 use super::*;
 use crate::provider::Api;
 use crate::time::{Dur, NS_PER_S};
-use crate::traffic::{ArrivalKind, KindSpec, TrafficConfig};
+use crate::traffic::{ArrivalKind, KindSpec, ThinkTime, TrafficConfig};
 use std::path::Path;
 
 /// Every simulation of these tests is checked under every invariant (as
@@ -593,4 +593,176 @@ request_timeout = "2s"
             assert!(kinds.contains(k), "no {k} event in the swarm: {kinds:?}");
         }
     }
+}
+
+/// Closed loop: `users` users spawned at `spawn_rate`/s with `think`, for `secs`, against a
+/// primary that answers every request in exactly `latency` (a fixed non-streamed latency,
+/// no faults) unless `primary` gives its own profile.
+fn closed_input(users: u32, spawn_rate: f64, think: ThinkTime, primary: &str, secs: u64) -> SimInput {
+    let mut i = input(primary, 60, 30, 1.0, secs, 1);
+    i.source = Source::Closed {
+        users,
+        spawn_rate,
+        think,
+        duration: secs * NS_PER_S,
+    };
+    i
+}
+
+fn fixed_latency(latency: &str) -> String {
+    format!("[baseline]\nlatency = {{ kind = \"fixed\", value = \"{latency}\" }}\n")
+}
+
+/// Requests that ended in each whole second (from the 100 ms analysis buckets).
+fn ends_per_second(out: &SimOutput) -> Vec<u64> {
+    let per = (NS_PER_S / out.aggregator.bucket_len()) as usize;
+    out.aggregator
+        .buckets
+        .chunks(per)
+        .map(|c| c.iter().map(|b| b.ok + b.failed).sum())
+        .collect()
+}
+
+/// 5 users spawned at 2/s (user u at u/2 s), each answer exactly 300 ms, 700 ms of think
+/// time, 20 s: user u starts at u/2 + k s for every k with that before 20 s, so it sends
+/// ⌈(20 − u/2) / 1⌉ requests — 20, 20, 19, 19, 18 = 96 — and each ends 300 ms after it
+/// starts. Ends per second: 2 in [0, 1) (users 0 and 1), 4 in [1, 2), then all 5.
+#[test]
+fn closed_loop_constant_think_by_hand() {
+    let think = ThinkTime::Constant {
+        value: Dur::from_millis(700),
+    };
+    let out = run(closed_input(5, 2.0, think, &fixed_latency("300ms"), 20));
+    let per_user = |u: u64| (20_000 - u * 500).div_ceil(1_000);
+    let want: u64 = (0..5).map(per_user).sum();
+    assert_eq!(want, 96);
+    assert_eq!(
+        (out.scheduled, out.aggregator.records, out.in_flight_at_end),
+        (96, 96, 0)
+    );
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    assert_eq!((r.requests.ok, r.requests.failed), (96, 0), "{r:?}");
+    assert!(
+        (r.latency_ms.p50 - 300.0).abs() < 1.0 && (r.latency_ms.max - 300.0).abs() < 1.0,
+        "{:?}",
+        r.latency_ms
+    );
+    let mut ends = vec![2, 4];
+    ends.resize(20, 5);
+    assert_eq!(ends_per_second(&out), ends);
+}
+
+/// Constant pacing of 1 s (Locust's `constant_pacing`): with 300 ms answers each user
+/// starts once a second whatever the answer took — 3 users spawned at 10/s over 10 s: 30;
+/// with 1.5 s answers (slower than the interval) back to back: starts at s, s + 1.5, …,
+/// s + 9.0 — 7 per user.
+#[test]
+fn closed_loop_pacing_by_hand() {
+    let pacing = ThinkTime::Pacing {
+        interval: Dur::from_secs(1),
+    };
+    let out = run(closed_input(3, 10.0, pacing, &fixed_latency("300ms"), 10));
+    assert_eq!((out.scheduled, out.aggregator.records), (30, 30));
+    let mut ends = vec![3; 10];
+    ends.push(0);
+    assert_eq!(ends_per_second(&out)[..10], ends[..10]);
+    let out = run(closed_input(3, 10.0, pacing, &fixed_latency("1500ms"), 10));
+    assert_eq!((out.scheduled, out.aggregator.records), (21, 21));
+}
+
+/// Answers that take no simulated time (an error after 0 s) and no think time: without a
+/// floor a user would start requests forever at one instant and the run would never end.
+/// The simulator's floor (`SIM_MIN_CYCLE`, 1 ms start to start) gives each of 2 users
+/// 2,000 requests in 2 s.
+#[test]
+fn closed_loop_instant_answers_do_not_spin_at_one_instant() {
+    let think = ThinkTime::Constant { value: Dur(0) };
+    let mut input = closed_input(2, 2e9, think, "[baseline]\nerrors = [{ status = 502 }]\n", 2);
+    // a time limit, not a speed check: without the floor the run would never end
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        watchdog.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    input.stop = Some(stop);
+    let out = run(input);
+    assert!(
+        !out.interrupted,
+        "still running after 120 s: a user loops at one instant"
+    );
+    assert_eq!(crate::traffic::users::SIM_MIN_CYCLE, crate::time::NS_PER_MS);
+    assert_eq!((out.scheduled, out.aggregator.records), (4_000, 4_000));
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    assert_eq!(r.failures_by_kind.get("http_502"), Some(&4_000), "{r:?}");
+    // the planned-work check's estimate (users × duration ÷ 1 ms) is met exactly: it bounds
+    // what a simulated closed loop can send
+    let input = closed_input(2, 2e9, think, "", 2);
+    let max_open = 30 * NS_PER_S;
+    let w = crate::limits::Work::of(&input.source, crate::limits::Mode::Sim { max_open }, NS_PER_S, 2);
+    assert_eq!((w.requests, w.in_flight), (4_000.0, 2.0));
+}
+
+/// Same seed ⇒ the same records, events and report, byte for byte, with uniform think
+/// times, a two-kind mix and random errors (every draw seeded); another seed differs.
+#[test]
+fn closed_loop_same_seed_same_output() {
+    let mk = |seed: u64| {
+        let think = ThinkTime::Uniform {
+            min: Dur::from_millis(100),
+            max: Dur::from_secs(2),
+        };
+        let primary = "[baseline]\nttft = { kind = \"lognormal\", p50 = \"200ms\", p99 = \"900ms\" }\nerrors = [{ status = 502, probability = 0.2 }]\n";
+        let mut i = closed_input(40, 8.0, think, primary, 30);
+        i.seed = seed;
+        let mut gw = toml::Table::try_from(&i.gateway).unwrap();
+        gw.insert("fallback_on_failure".into(), true.into());
+        i.gateway = toml::Value::Table(gw).try_into().unwrap();
+        i.mix = Mix::new(vec![KindSpec::chat("a", true), KindSpec::chat("b", false)], Api::OpenAi).unwrap();
+        let o = run(i);
+        let r = o.aggregator.report(o.scheduled, o.in_flight_at_end, o.duration);
+        (
+            serde_json::to_string(&r).unwrap(),
+            serde_json::to_string(&o.events).unwrap(),
+            o.scheduled,
+        )
+    };
+    let a = mk(5);
+    assert_eq!(a, mk(5));
+    assert!(a.2 > 300, "{}", a.2);
+    assert!(a.0.contains("\"fallback\""), "some requests fell back");
+    assert_ne!(a.0, mk(6).0);
+}
+
+/// A request the gateway refuses at once (its only target's breaker is open: a 503 that
+/// takes no time) ends for its user like any other, so users go on sending — one request
+/// per 100 ms of think plus the 1 ms floor while refused — and are served again once the
+/// breaker lets requests through. 4 users, 100 ms answers + 100 ms think; the primary
+/// answers 502 in [2 s, 5 s); the breaker opens after 3 failures, for 1 s at a time. After
+/// the outage every user completes one request per 200 ms: 70 per user in [6 s, 20 s).
+#[test]
+fn closed_loop_users_go_on_after_the_gateway_refuses() {
+    let think = ThinkTime::Constant {
+        value: Dur::from_millis(100),
+    };
+    let primary = "[baseline]\nlatency = { kind = \"fixed\", value = \"100ms\" }\n[[phase]]\nname = \"outage\"\nstart = \"2s\"\nduration = \"3s\"\nerrors = [{ status = 502 }]\n";
+    let mut i = closed_input(4, 4.0, think, primary, 20);
+    i.gateway = toml::from_str(
+        "targets = [{ name = \"primary\", url = \"http://127.0.0.1:1\" }]\nbreaker = { kind = \"consecutive\", failures = 3, base_ejection = \"1s\" }\n",
+    )
+    .unwrap();
+    let out = run(i);
+    let r = out.aggregator.report(out.scheduled, 0, out.duration);
+    let refused = r.failures_by_kind.get("http_503").copied().unwrap_or(0);
+    assert!(refused >= 10, "the gateway refused requests: {r:?}");
+    assert_eq!(out.scheduled, out.aggregator.records);
+    let after: u64 = ends_per_second(&out)[6..20].iter().sum();
+    assert!(
+        (4 * 69..=4 * 70).contains(&after),
+        "{after} requests ended in [6 s, 20 s)"
+    );
+    assert_eq!(
+        r.requests.failed,
+        refused + r.failures_by_kind.get("http_502").copied().unwrap_or(0)
+    );
 }

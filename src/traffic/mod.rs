@@ -8,7 +8,8 @@
 //!
 //! Drivers: open loop and trace, iterate a [`Schedule`] ([`Planned`]: id, intended time,
 //! [`RequestShape`]); closed loop, take [`ClosedLoop::spawns`] and feed every answer to
-//! [`ClosedLoop::on_complete`]. Arrival times come from `(seed, "traffic/arrivals")` and
+//! [`ClosedLoop::on_complete`] — through [`Users`], which also numbers and shapes each
+//! request a user starts. Arrival times come from `(seed, "traffic/arrivals")` and
 //! shapes from `(seed, "traffic/shapes")`, so changing the mix never moves an arrival.
 
 pub mod arrivals;
@@ -19,7 +20,7 @@ pub mod users;
 pub use arrivals::{ArrivalKind, Arrivals, RateCurve, Stage};
 pub use mix::{EndpointKind, KindSpec, Mix, RequestShape, Tokens};
 pub use trace::Trace;
-pub use users::{ClosedLoop, ThinkTime};
+pub use users::{ClosedLoop, ThinkTime, Users};
 
 use crate::provider::Api;
 use crate::rng::{stream, Stream};

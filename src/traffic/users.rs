@@ -9,7 +9,12 @@
 //! [`ClosedLoop::on_complete`] for every answer. Each user draws its think times from its
 //! own stream, so a user's k-th wait is the same whatever order the answers of different
 //! users come back in — live and simulated runs plan alike.
+//!
+//! Drivers (the live load client and the simulator) run [`Users`]: the [`ClosedLoop`]
+//! plus what each started request is — ids in start order, shapes drawn from the run's
+//! shape stream at each start — so both plan the same requests from the same seed.
 
+use super::{shape_stream, Mix, Planned, RequestShape, Source};
 use crate::rng::{stream, Stream};
 use crate::time::{secs_f64_to_nanos, Dur, Nanos};
 use rand::Rng;
@@ -58,6 +63,8 @@ pub struct ClosedLoop {
     /// Per user: the intended start of its request in flight, and its think-time stream
     /// (created on first use).
     state: Vec<UserState>,
+    /// Shortest start-to-start interval of one user ([`ClosedLoop::with_min_cycle`]).
+    min_cycle: Nanos,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -82,7 +89,19 @@ impl ClosedLoop {
             rng,
             user_seed,
             state: Vec::new(),
+            min_cycle: 0,
         }
+    }
+
+    /// No user starts two requests less than `min_cycle` apart: its next start is at least
+    /// `min_cycle` after its previous one, whatever the think time and the answer took.
+    /// Default 0 (live, time always moves on between a request's start and its answer).
+    /// The simulator sets [`SIM_MIN_CYCLE`]: an answer there can take no time at all (a
+    /// gateway with no target left answers 503 at once), and a user with no think time
+    /// would then start requests forever at one instant.
+    pub fn with_min_cycle(mut self, min_cycle: Nanos) -> ClosedLoop {
+        self.min_cycle = min_cycle;
+        self
     }
 
     /// The run's length: no request starts at or after it.
@@ -123,6 +142,7 @@ impl ClosedLoop {
         let seed = self.user_seed;
         let think = self.think;
         let duration = self.duration;
+        let min_cycle = self.min_cycle;
         let st = self.user(user);
         let started = st
             .started
@@ -138,6 +158,7 @@ impl ClosedLoop {
             }
             ThinkTime::Pacing { interval } => started.saturating_add(interval.0).max(now),
         };
+        let next = next.max(started.saturating_add(min_cycle));
         let next = (next < duration).then_some(next);
         st.started = next;
         next
@@ -177,6 +198,101 @@ impl ClosedLoop {
             ThinkTime::Pacing { interval } => started.saturating_add(interval.0).max(ended),
         };
         (next < self.duration).then_some(next)
+    }
+}
+
+/// The simulator's [`ClosedLoop::with_min_cycle`]: 1 ms, the shortest user cycle the
+/// planned-work estimate assumes (`limits`), so the estimate bounds a simulated run. Live
+/// over loopback a cycle takes 0.1–0.3 ms at the least; the two differ only when think
+/// time and answer together take under 1 ms.
+pub const SIM_MIN_CYCLE: Nanos = crate::time::NS_PER_MS;
+
+/// Closed-loop traffic as a driver runs it: the users' [`ClosedLoop`], plus what each
+/// request a user starts is. Ids count starts from 0 in start order; each start draws its
+/// shape from `(seed, "traffic/shapes")` (the stream open-loop shapes come from), think
+/// times from `(seed, "traffic/think")`. The live load client and the simulator both run
+/// this, so one seed plans the same requests in both (live, users that start at the same
+/// instant take ids and shapes in whatever order their tasks run).
+#[derive(Clone, Debug)]
+pub struct Users {
+    schedule: ClosedLoop,
+    mix: Mix,
+    shapes: Stream,
+    next_id: u64,
+}
+
+impl Users {
+    /// The users of a closed-loop `source` (`None` for open loop and trace), seeded from
+    /// `seed`.
+    pub fn new(source: &Source, mix: Mix, seed: u64) -> Option<Users> {
+        let Source::Closed {
+            users,
+            spawn_rate,
+            think,
+            duration,
+        } = source
+        else {
+            return None;
+        };
+        Some(Users {
+            schedule: ClosedLoop::new(*users, *spawn_rate, *think, *duration, stream(seed, "traffic/think")),
+            mix,
+            shapes: shape_stream(seed),
+            next_id: 0,
+        })
+    }
+
+    /// See [`ClosedLoop::with_min_cycle`].
+    pub fn with_min_cycle(mut self, min_cycle: Nanos) -> Users {
+        self.schedule = self.schedule.with_min_cycle(min_cycle);
+        self
+    }
+
+    /// Every user's first start, in time order ([`ClosedLoop::spawns`]).
+    pub fn spawns(&mut self) -> Vec<(u32, Nanos)> {
+        self.schedule.spawns()
+    }
+
+    /// A user starts a request at `at`: the request, written into `out` (a driver's reused
+    /// slot; every field is overwritten). The next id, and a shape drawn from the mix.
+    #[inline]
+    pub fn start_into(&mut self, at: Nanos, out: &mut Planned) {
+        out.id = self.next_id;
+        self.next_id += 1;
+        out.at = at;
+        self.mix.draw_into(&mut self.shapes, &mut out.shape);
+    }
+
+    /// [`Users::start_into`] into a new [`Planned`].
+    pub fn start(&mut self, at: Nanos) -> Planned {
+        let id = self.next_id;
+        self.next_id += 1;
+        let shape: RequestShape = self.mix.draw(&mut self.shapes);
+        Planned { id, at, shape }
+    }
+
+    /// User `user`'s request ended at `ended`: its next start ([`ClosedLoop::on_complete`]).
+    ///
+    /// # Panics
+    /// If `user` has no request in flight.
+    #[inline]
+    pub fn on_complete(&mut self, ended: Nanos, user: u32) -> Option<Nanos> {
+        self.schedule.on_complete(ended, user)
+    }
+
+    /// Requests started so far.
+    pub fn started(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The users' schedule.
+    pub fn schedule(&self) -> &ClosedLoop {
+        &self.schedule
+    }
+
+    /// The mix.
+    pub fn mix(&self) -> &Mix {
+        &self.mix
     }
 }
 
@@ -326,6 +442,53 @@ mod tests {
         };
         assert_eq!(plan(&[0, 1, 2]), plan(&[2, 0, 1]));
         assert_ne!(plan(&[0, 1, 2])[0], plan(&[0, 1, 2])[1]);
+    }
+
+    /// A user's next start is at least `min_cycle` after its previous one: answers that
+    /// take no time and no think time would otherwise restart it at the same instant.
+    #[test]
+    fn min_cycle_floors_start_to_start() {
+        let none = ThinkTime::Constant { value: Dur(0) };
+        let mut c = ClosedLoop::new(1, 1.0, none, 10 * NS_PER_MS, stream(1, "u")).with_min_cycle(NS_PER_MS);
+        c.spawns();
+        let mut starts = vec![0];
+        while let Some(n) = c.on_complete(*starts.last().unwrap(), 0) {
+            starts.push(n);
+        }
+        assert_eq!(starts, (0..10).map(|k| k * NS_PER_MS).collect::<Vec<_>>());
+        // a think time past the floor is untouched
+        let think = ThinkTime::Constant {
+            value: Dur::from_millis(2),
+        };
+        let mut c = ClosedLoop::new(1, 1.0, think, NS_PER_S, stream(1, "u")).with_min_cycle(NS_PER_MS);
+        c.spawns();
+        assert_eq!(c.on_complete(0, 0), Some(2 * NS_PER_MS));
+    }
+
+    /// `Users` numbers requests in start order and draws each one's shape from the run's
+    /// shape stream at its start, as the live client and the simulator both rely on.
+    #[test]
+    fn users_number_and_shape_requests_in_start_order() {
+        use crate::provider::Api;
+        use crate::traffic::KindSpec;
+        let mix = Mix::new(vec![KindSpec::chat("a", true), KindSpec::chat("b", false)], Api::OpenAi).unwrap();
+        let src = Source::Closed {
+            users: 3,
+            spawn_rate: 1.0,
+            think: ThinkTime::default(),
+            duration: NS_PER_S,
+        };
+        let mut u = Users::new(&src, mix.clone(), 7).unwrap();
+        let mut shapes = shape_stream(7);
+        let mut slot = u.start(5);
+        assert_eq!((slot.id, slot.at, &slot.shape), (0, 5, &mix.draw(&mut shapes)));
+        for id in 1..50 {
+            u.start_into(id * 10, &mut slot);
+            assert_eq!((slot.id, slot.at, &slot.shape), (id, id * 10, &mix.draw(&mut shapes)));
+        }
+        assert_eq!(u.started(), 50);
+        let rate = Source::Open(crate::traffic::RateCurve::constant(1.0, 1.0), Default::default(), 1.0);
+        assert!(Users::new(&rate, mix, 7).is_none());
     }
 
     proptest::proptest! {
