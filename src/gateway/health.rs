@@ -171,6 +171,23 @@ impl Default for HealthConfig {
 
 impl HealthConfig {
     /// Problems, `(key, message)`.
+    /// The shortest wait between two probes of one target that these settings allow
+    /// (the fixed interval or any of the edge / unhealthy intervals), in ns.
+    pub fn shortest_interval(&self) -> Nanos {
+        [
+            Some(self.interval),
+            self.edge_interval,
+            self.unhealthy_edge_interval,
+            self.healthy_edge_interval,
+            self.unhealthy_interval,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|d| d.0)
+        .min()
+        .unwrap_or(self.interval.0)
+    }
+
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
         let positive = [

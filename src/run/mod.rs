@@ -195,18 +195,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
         // interval it sets (an external gateway's probes are not ours to plan)
         if let Some(g) = s.gateway.builtin() {
             if let Some(h) = &g.health_check {
-                let interval = [
-                    Some(h.interval),
-                    h.edge_interval,
-                    h.unhealthy_edge_interval,
-                    h.healthy_edge_interval,
-                    h.unhealthy_interval,
-                ]
-                .into_iter()
-                .flatten()
-                .map(|d| d.0)
-                .min()
-                .unwrap_or(h.interval.0);
+                let interval = h.shortest_interval();
                 let targets = if g.targets.is_empty() {
                     s.providers.len()
                 } else {

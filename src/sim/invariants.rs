@@ -576,20 +576,7 @@ pub fn health_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> V
         last_probe: Option<Nanos>,
     }
     let mut by: std::collections::HashMap<&str, T> = std::collections::HashMap::new();
-    let min_wait = gateway.health_check.as_ref().map(|h| {
-        [
-            Some(h.interval),
-            h.edge_interval,
-            h.unhealthy_edge_interval,
-            h.healthy_edge_interval,
-            h.unhealthy_interval,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|d| d.0)
-        .min()
-        .unwrap_or(0)
-    });
+    let min_wait = gateway.health_check.as_ref().map(|h| h.shortest_interval());
     let mut prev: Option<&GatewayEvent> = None;
     for e in events {
         let t = e.t_ns;

@@ -604,11 +604,8 @@ pub fn run(input: SimInput) -> SimOutput {
                     let i = match req.walk.next(&mut policy, t, order) {
                         Step::Try(i) => i,
                         _ => {
-                            // the gateway's answer names the last target tried
-                            let status = attempt::reply_status(req.last());
-                            let o = Outcome::Http(status);
-                            let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
-                            let ended = finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            let (k, o) = gave_up(req, no_provider);
+                            let ended = finish(&mut agg, &mut records[k], req, t, o, None, client_timeout);
                             user_done(&mut users, &mut q, req, ended, t);
                             free.push(r);
                             continue;
@@ -687,11 +684,8 @@ pub fn run(input: SimInput) -> SimOutput {
                         Step::Wait(w) => sched(&mut q, &mut now, t, t + w, Ev::Attempt { r }),
                         Step::Next | Step::Try(_) => sched(&mut q, &mut now, t, t, Ev::Attempt { r }),
                         Step::GiveUp => {
-                            // the gateway's answer names the last target tried
-                            let status = attempt::reply_status(req.last());
-                            let o = Outcome::Http(status);
-                            let rec = &mut records[req.walk.tried().unwrap_or(no_provider)];
-                            let ended = finish(&mut agg, rec, req, t, o, None, client_timeout);
+                            let (k, o) = gave_up(req, no_provider);
+                            let ended = finish(&mut agg, &mut records[k], req, t, o, None, client_timeout);
                             user_done(&mut users, &mut q, req, ended, t);
                             free.push(r);
                         }
@@ -790,6 +784,14 @@ fn sched(q: &mut Queue, now: &mut Option<Ev>, t: Nanos, at: Nanos, ev: Ev) {
     } else {
         q.push(at, ev);
     }
+}
+
+/// When `req`'s walk gave up, the gateway answers itself: the record to file it under
+/// (the last target tried, whom the answer names, else none) and the status the client
+/// sees (`attempt::reply_status` of the last attempt).
+fn gave_up(req: &Req, no_provider: usize) -> (usize, Outcome) {
+    let k = req.walk.tried().unwrap_or(no_provider);
+    (k, Outcome::Http(attempt::reply_status(req.last())))
 }
 
 /// Closed loop: request `r`, of user `r.user`, ended for its client at `ended` (found
