@@ -458,6 +458,7 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
 
     // gateway shape first: the timeouts bound the latencies drawn below
     let mut g = stream(seed, "generate/gateway");
+    let strategy = pick(&mut g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
     let attempts: u32 = if g.random_bool(0.5) { g.random_range(1..=2) } else { 0 };
     let cap_ms: u64 = g.random_range(100..=1_000);
     let per_request_attempts = n_providers as u64 * u64::from(attempts + 1);
@@ -485,9 +486,21 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
         // latencies mostly well inside the request timeout
         let hi = (request_timeout_ms * 2 / 3).clamp(20, 1_000);
         let lo = 10.min(hi);
-        o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
-        o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
-        o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
+        if strategy == "least_latency" {
+            // latencies 3× apart from one provider to the next: which one is fastest must
+            // not hang on a few milliseconds of live noise
+            let k = 3u64.pow(i as u32);
+            let top = 3u64.pow(n_providers as u32 - 1);
+            let bl = (hi / 2 / top).max(4);
+            let bt = (hi / 3 / top).max(4);
+            o.line(&format!("latency = {}", latency(&mut p, bl * k, bl * k * 6 / 5)));
+            o.line(&format!("ttft = {}", latency(&mut p, bt * k, bt * k * 6 / 5)));
+            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(300u32..=500)));
+        } else {
+            o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
+            o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
+            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
+        }
         let min_tok = p.random_range(3u32..=10);
         o.line(&format!(
             "output_tokens = {{ min = {min_tok}, max = {} }}",
@@ -518,7 +531,6 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
     // gateway
     o.line("[gateway]");
     o.line("kind = \"builtin\"");
-    let strategy = pick(&mut g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
     o.f(match strategy {
         "fallback" => "strategy/fallback",
         "weighted" => "strategy/weighted",
