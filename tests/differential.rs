@@ -36,7 +36,8 @@
 //! `chaosgate run` on it, or rerun one seed with `DIFF_SEED=<seed> DIFF_N=1 cargo test
 //! --test differential -- --ignored --nocapture`). The test fails listing every mismatch.
 //!
-//! `DIFF_JOBS` (default 4) live runs go at once, each on its own thread and runtime with
+//! `DIFF_CLOSED=1` adds closed-loop traffic to the generated scenarios (for when the
+//! simulator runs it). `DIFF_JOBS` (default 4) live runs go at once, each on its own thread and runtime with
 //! its own ports. The `--ignored` test runs `DIFF_N` (default 400) scenarios from seed
 //! `DIFF_SEED` (default 1000) and prints a per-field agreement table.
 
@@ -165,7 +166,6 @@ fn slack(c: Class, x: f64, scheduled: f64, extra: f64) -> f64 {
 #[derive(Clone, Debug)]
 struct Cmp {
     field: String,
-    class: Class,
     live: Option<f64>,
     /// The second live run's value, when the first disagreed.
     rerun: Option<Option<f64>>,
@@ -259,7 +259,6 @@ fn compare(live: &Fields, sims: &[Fields]) -> Vec<Cmp> {
         };
         out.push(Cmp {
             field: k.clone(),
-            class,
             live: l,
             rerun: None,
             sim: vs[0],
@@ -418,6 +417,15 @@ fn run_seed(seed: u64, opts: &GenOptions) -> Outcome {
     out
 }
 
+/// The generator's options: closed-loop users too when `DIFF_CLOSED=1` (once the
+/// simulator runs them).
+fn gen_options() -> GenOptions {
+    GenOptions {
+        closed_loop: std::env::var("DIFF_CLOSED").is_ok_and(|v| v == "1"),
+        ..GenOptions::default()
+    }
+}
+
 fn env_num(k: &str, default: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -538,7 +546,7 @@ fn summary(outs: &[Outcome]) -> String {
 #[test]
 fn sim_agrees_with_live_on_40_generated_scenarios() {
     let t = std::time::Instant::now();
-    let outs = run_many(0, 40, &GenOptions::default());
+    let outs = run_many(0, 40, &gen_options());
     eprintln!("40 scenarios in {:.1} s", t.elapsed().as_secs_f64());
     if let Some(r) = fail_report(&outs) {
         panic!("{r}");
@@ -553,7 +561,7 @@ fn sim_agrees_with_live_many() {
     let n = env_num("DIFF_N", 400);
     let base = env_num("DIFF_SEED", 1000);
     let t = std::time::Instant::now();
-    let outs = run_many(base, n, &GenOptions::default());
+    let outs = run_many(base, n, &gen_options());
     let secs = t.elapsed().as_secs_f64();
     println!(
         "differential: seeds {base}..{} in {secs:.0} s\n\n{}",
