@@ -135,6 +135,8 @@ const WORST_REQUEST_MS: u64 = 4_500;
 struct Out {
     toml: String,
     features: Vec<&'static str>,
+    /// The longest `retry-after` an error rule asks for (ms).
+    max_retry_after_ms: u64,
 }
 
 impl Out {
@@ -278,11 +280,14 @@ fn error_rule(r: &mut Stream, sh: &Shape, o: &mut Out) -> String {
         }
         3 => {
             o.f("error/429_retry_after_default");
+            o.max_retry_after_ms = o.max_retry_after_ms.max(1_000);
             "status = 429".to_string()
         }
         4 => {
             o.f("error/429_retry_after_set");
-            format!("status = 429, retry_after = {}", ms(r.random_range(50..=2_000)))
+            let wait = r.random_range(50..=2_000);
+            o.max_retry_after_ms = o.max_retry_after_ms.max(wait);
+            format!("status = 429, retry_after = {}", ms(wait))
         }
         5 => {
             o.f("error/429_retry_after_zero");
@@ -432,6 +437,7 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
     let mut o = Out {
         toml: String::new(),
         features: Vec::new(),
+        max_retry_after_ms: 0,
     };
     let max_s = if opts.max_traffic_s.is_finite() {
         opts.max_traffic_s.clamp(1.0, MAX_TRAFFIC_S)
@@ -458,6 +464,7 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
 
     // gateway shape first: the timeouts bound the latencies drawn below
     let mut g = stream(seed, "generate/gateway");
+    let strategy = pick(&mut g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
     let attempts: u32 = if g.random_bool(0.5) { g.random_range(1..=2) } else { 0 };
     let cap_ms: u64 = g.random_range(100..=1_000);
     let per_request_attempts = n_providers as u64 * u64::from(attempts + 1);
@@ -485,9 +492,21 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
         // latencies mostly well inside the request timeout
         let hi = (request_timeout_ms * 2 / 3).clamp(20, 1_000);
         let lo = 10.min(hi);
-        o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
-        o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
-        o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
+        if strategy == "least_latency" {
+            // latencies 3× apart from one provider to the next: which one is fastest must
+            // not hang on a few milliseconds of live noise
+            let k = 3u64.pow(i as u32);
+            let top = 3u64.pow(n_providers as u32 - 1);
+            let bl = (hi / 2 / top).max(4);
+            let bt = (hi / 3 / top).max(4);
+            o.line(&format!("latency = {}", latency(&mut p, bl * k, bl * k * 6 / 5)));
+            o.line(&format!("ttft = {}", latency(&mut p, bt * k, bt * k * 6 / 5)));
+            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(300u32..=500)));
+        } else {
+            o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
+            o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
+            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
+        }
         let min_tok = p.random_range(3u32..=10);
         o.line(&format!(
             "output_tokens = {{ min = {min_tok}, max = {} }}",
@@ -518,7 +537,6 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
     // gateway
     o.line("[gateway]");
     o.line("kind = \"builtin\"");
-    let strategy = pick(&mut g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
     o.f(match strategy {
         "fallback" => "strategy/fallback",
         "weighted" => "strategy/weighted",
@@ -608,10 +626,6 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
         } else {
             (0.2, 10.0)
         };
-        if cap_ms < 1_000 {
-            // a default 429 asks for 1 s: over this cap
-            o.f("retries/retry_after_over_cap");
-        }
         let on_status = pick(
             &mut g,
             &[
@@ -621,6 +635,10 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
                 "[429, 503, 529]",
             ],
         );
+        if on_status.contains("429") && cap_ms < o.max_retry_after_ms {
+            // a 429 asks for a longer wait than the gateway honours
+            o.f("retries/retry_after_over_cap");
+        }
         o.line(&format!(
             "retries = {{ attempts = {attempts}, on_status = {on_status}, on_connect_error = {}, budget_ratio = {ratio}, min_per_s = {min_per_s}, retry_after_cap = {} }}",
             g.random_bool(0.7),
@@ -737,6 +755,32 @@ mod tests {
                 errors.len(),
                 errors.join("\n")
             );
+        }
+    }
+
+    #[test]
+    fn scenarios_stay_small() {
+        for max in [6.0, 20.0, 1e9] {
+            let opts = GenOptions {
+                closed_loop: true,
+                max_traffic_s: max,
+            };
+            for seed in 0..200 {
+                let g = scenario(seed, &opts);
+                let set = crate::scenario::load_str("g.toml", &g.toml, std::path::Path::new("."), &[]).unwrap();
+                let s = &set.points[0].scenario;
+                let d = s.traffic.duration.unwrap().secs_f64();
+                assert!(d <= max.min(MAX_TRAFFIC_S), "seed {seed}: {d} s of traffic");
+                assert!(s.traffic.rate.is_none_or(|r| r <= 30.0), "seed {seed}");
+                assert!((2..=3).contains(&s.providers.len()), "seed {seed}");
+                let gw = s.builtin_gateway().unwrap();
+                for t in [Some(gw.request_timeout), gw.ttft_timeout, gw.stall_timeout]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!((0.01..=2.0).contains(&t.secs_f64()), "seed {seed}: timeout {t}");
+                }
+            }
         }
     }
 

@@ -1,0 +1,574 @@
+//! The simulator against live runs over the fault space: each seed's scenario from
+//! `chaosgate::scenario::generate` runs in virtual time (`run::simulate`) and live on
+//! 127.0.0.1 with the builtin gateway (`run::run_live`), and the two reports must agree.
+//!
+//! Compared fields (first run of the point): `requests.scheduled`, `.ok`, `.failed`,
+//! `.in_flight_at_end`; every key of `failures_by_kind` (absent = 0); latency and TTFT
+//! p50 and p95 (p95 only when at least 20 requests have the figure: below that it is one
+//! of the few slowest requests); and per fault window the traffic-view and gateway-view
+//! detection times, the failback time and the failed requests during the fault.
+//!
+//! # Tolerances
+//!
+//! The simulator has no noise; a live run has three kinds, and each is bounded here:
+//!
+//! 1. **Edges in time.** A live attempt reaches the mock a little after its intended
+//!    instant (client scheduling, the proxy hop, a busy core), and a live attempt's
+//!    timeout starts a little before the provider's latency does. A request within a few
+//!    milliseconds of a phase edge or of a timeout can therefore land on the other side
+//!    of it. Instead of guessing how many requests are that close, the test *counts*
+//!    them: besides the exact simulation it simulates four perturbed copies — every
+//!    fault phase moved [`EPS_MS`] earlier, and later; every gateway timeout (request,
+//!    TTFT, stall, health probe) [`EPS_MS`] shorter, and longer — and takes the range of
+//!    each field over the five runs (the *envelope*). A request that flips under these
+//!    perturbations is exactly one within ε of an edge. Live must fall inside the
+//!    envelope widened by the slack below.
+//! 2. **Counts.** Slack `1 + 2 %` of the scheduled requests: timers the perturbations do
+//!    not move (breaker ejection and recovery, Retry-After waits, probe intervals) fire
+//!    a few milliseconds late live, which can move one request across them.
+//! 3. **Times.** Latency and TTFT quantiles: 15 ms + 10 % (the live path is client →
+//!    proxy → mock over loopback in a debug build on a shared 2-core machine; the HDR
+//!    histograms add ≤ 1 % quantisation). Detection and failback times: 0.25 s, i.e.
+//!    two 100 ms analysis buckets plus ε.
+//!
+//! A mismatch prints the seed, the field, the live value, the exact simulated value,
+//! the envelope and the whole scenario TOML (save it as a file and run `chaosgate sim` /
+//! `chaosgate run` on it, or rerun one seed with `DIFF_SEED=<seed> DIFF_N=1 cargo test
+//! --test differential -- --ignored --nocapture`). The test fails listing every mismatch.
+//!
+//! `DIFF_CLOSED=1` adds closed-loop traffic to the generated scenarios (for when the
+//! simulator runs it). `DIFF_JOBS` (default 4) live runs go at once, each on its own thread and runtime with
+//! its own ports. The `--ignored` test runs `DIFF_N` (default 400) scenarios from seed
+//! `DIFF_SEED` (default 1000) and prints a per-field agreement table.
+
+use chaosgate::run::report::RunReport;
+use chaosgate::run::{self, RunOptions};
+use chaosgate::scenario::generate::{self, GenOptions};
+use chaosgate::scenario::{load_str, ScenarioSet};
+use chaosgate::time::Dur;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How far the perturbed simulations move edges (ms).
+const EPS_MS: u64 = 25;
+/// Count slack: absolute part.
+const COUNT_ABS: f64 = 1.0;
+/// Count slack: share of the scheduled requests.
+const COUNT_REL: f64 = 0.02;
+/// Latency slack: absolute part (ms).
+const LAT_ABS_MS: f64 = 15.0;
+/// Latency slack: relative part.
+const LAT_REL: f64 = 0.10;
+/// Detection / failback slack (s).
+const TIME_ABS_S: f64 = 0.25;
+/// Fewest samples for a p95 to be compared.
+const MIN_P95_COUNT: u64 = 20;
+/// Longest a live run may take before it counts as hung.
+const LIVE_LIMIT: Duration = Duration::from_secs(90);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Class {
+    Count,
+    LatencyMs,
+    TimeS,
+    /// Not compared: what the tolerances are derived from.
+    Info,
+}
+
+/// One report flattened to `field → (class, value, extra slack)` (`None`: no value, e.g.
+/// never detected).
+type Fields = BTreeMap<String, (Class, Option<f64>, f64)>;
+
+fn fields(r: &RunReport) -> Fields {
+    let mut f = Fields::new();
+    let t = &r.traffic;
+    let q = &t.requests;
+    for (k, v) in [
+        ("requests.scheduled", q.scheduled),
+        ("requests.ok", q.ok),
+        ("requests.failed", q.failed),
+        ("requests.in_flight_at_end", q.in_flight_at_end),
+    ] {
+        f.insert(k.into(), (Class::Count, Some(v as f64), 0.0));
+    }
+    for (k, v) in &t.failures_by_kind {
+        f.insert(format!("failures_by_kind.{k}"), (Class::Count, Some(*v as f64), 0.0));
+    }
+    for (name, s) in [("latency_ms", &t.latency_ms), ("ttft_ms", &t.ttft_ms)] {
+        if s.count > 0 {
+            f.insert(format!("{name}.p50"), (Class::LatencyMs, Some(s.p50), 0.0));
+        }
+        if s.count >= MIN_P95_COUNT {
+            f.insert(format!("{name}.p95"), (Class::LatencyMs, Some(s.p95), 0.0));
+        }
+    }
+    f.insert(
+        "schedule_lag_ms.p99".into(),
+        (Class::Info, Some(t.schedule_lag_ms.p99), 0.0),
+    );
+    // requests per second the scenario sends
+    let rate = q.scheduled as f64 / t.duration_s.max(1e-9);
+    for (i, w) in r.resilience.faults.iter().enumerate() {
+        let key = format!("fault[{i}]({}/{})", w.provider, w.phase);
+        // a share measured from discrete requests moves in steps of one request to this
+        // provider: the mean gap between them before the fault (at most 1 s)
+        let gap = if w.pre_fault_share > 0.0 {
+            (1.0 / (rate * w.pre_fault_share)).min(1.0)
+        } else {
+            0.0
+        };
+        f.insert(
+            format!("{key}.detection_traffic_s"),
+            (Class::TimeS, w.detection_traffic_s, gap),
+        );
+        f.insert(
+            format!("{key}.detection_gateway_s"),
+            (Class::TimeS, w.detection_gateway_s, 0.0),
+        );
+        f.insert(format!("{key}.failback_s"), (Class::TimeS, w.failback_s, gap));
+        f.insert(
+            format!("{key}.failed_during"),
+            (Class::Count, Some(w.failed_during as f64), 0.0),
+        );
+    }
+    f.insert(
+        "faults".into(),
+        (Class::Count, Some(r.resilience.faults.len() as f64), 0.0),
+    );
+    f
+}
+
+/// A field's value in a report that lacks it: counts of absent failure kinds are 0.
+fn value(f: &Fields, k: &str) -> Option<f64> {
+    match f.get(k) {
+        Some((_, v, _)) => *v,
+        None if k.starts_with("failures_by_kind.") => Some(0.0),
+        None => None,
+    }
+}
+
+/// The slack of a field whose value is `x`: its class's, plus `extra` (the field's own:
+/// the request gap of a traffic-view time; the live run's schedule lag for latencies).
+fn slack(c: Class, x: f64, scheduled: f64, extra: f64) -> f64 {
+    match c {
+        Class::Count => COUNT_ABS + COUNT_REL * scheduled,
+        Class::LatencyMs => LAT_ABS_MS + LAT_REL * x.abs() + extra,
+        Class::TimeS => TIME_ABS_S + extra,
+        Class::Info => f64::INFINITY,
+    }
+}
+
+/// One compared field of one scenario.
+#[derive(Clone, Debug)]
+struct Cmp {
+    field: String,
+    live: Option<f64>,
+    /// The second live run's value, when the first disagreed.
+    rerun: Option<Option<f64>>,
+    sim: Option<f64>,
+    lo: Option<f64>,
+    hi: Option<f64>,
+    sim_none: bool,
+    /// The slack above the envelope.
+    tol: f64,
+    ok: bool,
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map_or("none".into(), |x| {
+        if x.fract() == 0.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.3}")
+        }
+    })
+}
+
+impl Cmp {
+    /// How far live is outside the exact simulation's value, in the field's unit.
+    fn deviation(&self) -> f64 {
+        match (self.live, self.sim) {
+            (Some(l), Some(s)) => (l - s).abs(),
+            (None, None) => 0.0,
+            _ => f64::INFINITY,
+        }
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}: live {}{} vs sim {} (envelope {}..{}{}, slack ±{:.3})",
+            self.field,
+            fmt(self.live),
+            self.rerun.map_or(String::new(), |r| format!(" (rerun {})", fmt(r))),
+            fmt(self.sim),
+            fmt(self.lo),
+            fmt(self.hi),
+            if self.sim_none { ", or none" } else { "" },
+            self.tol,
+        )
+    }
+}
+
+/// Compares live against the simulations (`sims[0]` exact, the rest perturbed).
+fn compare(live: &Fields, sims: &[Fields]) -> Vec<Cmp> {
+    let mut keys: Vec<&String> = live.keys().collect();
+    for s in sims {
+        keys.extend(s.keys());
+    }
+    keys.sort();
+    keys.dedup();
+    let scheduled = value(&sims[0], "requests.scheduled").unwrap_or(0.0);
+    // live latencies count from the intended start: the client's own lateness is in them
+    let lag = value(live, "schedule_lag_ms.p99").unwrap_or(0.0);
+    let mut out = Vec::new();
+    for k in keys {
+        let (class, extra) = live
+            .get(k)
+            .or_else(|| sims.iter().find_map(|s| s.get(k)))
+            .map(|(c, _, e)| (*c, *e))
+            .unwrap_or((Class::Count, 0.0));
+        if class == Class::Info {
+            continue;
+        }
+        let extra = match class {
+            Class::LatencyMs => lag,
+            Class::TimeS => sims
+                .iter()
+                .chain([live])
+                .filter_map(|s| s.get(k).map(|x| x.2))
+                .fold(extra, f64::max),
+            _ => extra,
+        };
+        let l = value(live, k);
+        let vs: Vec<Option<f64>> = sims.iter().map(|s| value(s, k)).collect();
+        let somes: Vec<f64> = vs.iter().flatten().copied().collect();
+        let lo = somes.iter().copied().reduce(f64::min);
+        let hi = somes.iter().copied().reduce(f64::max);
+        let sim_none = vs.iter().any(Option::is_none);
+        let ok = match l {
+            None => sim_none,
+            Some(x) => match (lo, hi) {
+                (Some(lo), Some(hi)) => {
+                    x >= lo - slack(class, lo, scheduled, extra) && x <= hi + slack(class, hi, scheduled, extra)
+                }
+                _ => false,
+            },
+        };
+        out.push(Cmp {
+            field: k.clone(),
+            live: l,
+            rerun: None,
+            sim: vs[0],
+            lo,
+            hi,
+            sim_none,
+            tol: slack(class, hi.unwrap_or(0.0), scheduled, extra),
+            ok,
+        });
+    }
+    out
+}
+
+fn eps() -> Dur {
+    Dur(EPS_MS * 1_000_000)
+}
+
+/// The scenario with every fault phase moved by `d` ms (negative: earlier, not before 0).
+fn shift_phases(set: &ScenarioSet, d: i64) -> ScenarioSet {
+    let mut set = set.clone();
+    for p in &mut set.points {
+        for prov in &mut p.scenario.providers {
+            for ph in &mut prov.profile.phases {
+                let s = ph.start.unwrap_or_default().0 as i64 + d * 1_000_000;
+                ph.start = Some(Dur(s.max(0) as u64));
+            }
+        }
+    }
+    set
+}
+
+/// The scenario with every gateway timeout made `d` ms longer (negative: shorter, not
+/// below 1 ms).
+fn shift_timeouts(set: &ScenarioSet, d: i64) -> ScenarioSet {
+    let f = |x: Dur| Dur((x.0 as i64 + d * 1_000_000).max(1_000_000) as u64);
+    let mut set = set.clone();
+    for p in &mut set.points {
+        if let chaosgate::scenario::GatewaySpec::Builtin(g) = &mut p.scenario.gateway {
+            g.request_timeout = f(g.request_timeout);
+            g.ttft_timeout = g.ttft_timeout.map(f);
+            g.stall_timeout = g.stall_timeout.map(f);
+            if let Some(h) = &mut g.health_check {
+                h.timeout = f(h.timeout);
+            }
+        }
+    }
+    set
+}
+
+fn sim_report(set: &ScenarioSet, dir: &Path) -> anyhow::Result<RunReport> {
+    let mut o = RunOptions::new(dir.to_path_buf());
+    o.jobs = 1;
+    Ok(run::simulate(set, &o)?.points.remove(0).report)
+}
+
+fn live_report(set: &ScenarioSet, dir: &Path) -> anyhow::Result<RunReport> {
+    let o = RunOptions::new(dir.to_path_buf());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(async { tokio::time::timeout(LIVE_LIMIT, run::run_live(set, &o)).await });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let out = out.map_err(|_| anyhow::anyhow!("live run took longer than {LIVE_LIMIT:?}"))??;
+    anyhow::ensure!(!out.interrupted, "live run interrupted");
+    Ok(out.report.points.into_iter().next().expect("one point").report)
+}
+
+/// What one seed gave.
+struct Outcome {
+    seed: u64,
+    toml: String,
+    features: Vec<&'static str>,
+    cmps: Vec<Cmp>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn mismatches(&self) -> Vec<&Cmp> {
+        self.cmps.iter().filter(|c| !c.ok).collect()
+    }
+    fn failed(&self) -> bool {
+        self.error.is_some() || self.cmps.iter().any(|c| !c.ok)
+    }
+    fn report(&self) -> String {
+        let mut s = format!("── seed {} ──\n", self.seed);
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        let verbose = std::env::var_os("DIFF_VERBOSE").is_some();
+        for c in self.cmps.iter().filter(|c| verbose || !c.ok) {
+            let _ = writeln!(s, "  {}{}", if c.ok { "(agrees) " } else { "" }, c.describe());
+        }
+        let _ = writeln!(s, "  scenario (features: {}):", self.features.join(" "));
+        for l in self.toml.lines() {
+            let _ = writeln!(s, "    {l}");
+        }
+        s
+    }
+}
+
+fn run_seed(seed: u64, opts: &GenOptions) -> Outcome {
+    let g = generate::scenario(seed, opts);
+    let mut out = Outcome {
+        seed,
+        toml: g.toml.clone(),
+        features: g.features.clone(),
+        cmps: Vec::new(),
+        error: None,
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("chaosgate-diff-{}-{seed}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        out.error = Some(format!("temp dir: {e}"));
+        return out;
+    }
+    let r = (|| -> anyhow::Result<Vec<Cmp>> {
+        let set = load_str(&format!("gen-{seed}.toml"), &g.toml, root, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let e = eps().0 as i64 / 1_000_000;
+        let variants = [
+            set.clone(),
+            shift_phases(&set, -e),
+            shift_phases(&set, e),
+            shift_timeouts(&set, -e),
+            shift_timeouts(&set, e),
+        ];
+        let sims: Vec<Fields> = variants
+            .iter()
+            .map(|v| sim_report(v, &dir).map(|r| fields(&r)))
+            .collect::<anyhow::Result<_>>()?;
+        let live = fields(&live_report(&set, &dir)?);
+        let mut cmps = compare(&live, &sims);
+        if cmps.iter().any(|c| !c.ok) {
+            // a drift of the simulator is deterministic and shows again; a stall of the
+            // live run seldom hits the same field twice
+            let again = compare(&fields(&live_report(&set, &dir)?), &sims);
+            for c in cmps.iter_mut().filter(|c| !c.ok) {
+                let a = again.iter().find(|a| a.field == c.field);
+                c.rerun = Some(a.and_then(|a| a.live).or(if c.field.starts_with("failures_by_kind.") {
+                    Some(0.0)
+                } else {
+                    None
+                }));
+                // absent from the rerun and every simulation: they agree it has no value
+                c.ok = a.is_none_or(|a| a.ok);
+            }
+        }
+        Ok(cmps)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    match r {
+        Ok(c) => out.cmps = c,
+        Err(e) => out.error = Some(format!("{e:#}")),
+    }
+    out
+}
+
+/// The generator's options: closed-loop users too when `DIFF_CLOSED=1` (once the
+/// simulator runs them).
+fn gen_options() -> GenOptions {
+    GenOptions {
+        closed_loop: std::env::var("DIFF_CLOSED").is_ok_and(|v| v == "1"),
+        ..GenOptions::default()
+    }
+}
+
+fn env_num(k: &str, default: u64) -> u64 {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs seeds `base..base + n`, `jobs` at once; outcomes in seed order.
+fn run_many(base: u64, n: u64, opts: &GenOptions) -> Vec<Outcome> {
+    let jobs = env_num("DIFF_JOBS", 4).clamp(1, 16) as usize;
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(n as usize).max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if i >= n {
+                    break;
+                }
+                let o = run_seed(base + i, opts);
+                done.lock().unwrap_or_else(|e| e.into_inner()).push(o);
+            });
+        }
+    });
+    let mut v = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    v.sort_by_key(|o| o.seed);
+    v
+}
+
+fn fail_report(outs: &[Outcome]) -> Option<String> {
+    let bad: Vec<&Outcome> = outs.iter().filter(|o| o.failed()).collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let mut s = format!(
+        "{} of {} scenarios disagree between sim and live ({} mismatched fields):\n",
+        bad.len(),
+        outs.len(),
+        bad.iter().map(|o| o.mismatches().len()).sum::<usize>()
+    );
+    for o in &bad {
+        s.push_str(&o.report());
+    }
+    Some(s)
+}
+
+/// Per-field agreement over many scenarios, as a Markdown table.
+fn summary(outs: &[Outcome]) -> String {
+    #[derive(Default)]
+    struct Row {
+        n: usize,
+        ok: usize,
+        worst: Option<(f64, u64, String)>,
+    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let group = |f: &str| -> String {
+        if let Some(rest) = f.strip_prefix("fault[") {
+            let tail = rest.rsplit('.').next().unwrap_or("");
+            format!("fault windows: {tail}")
+        } else if f.starts_with("failures_by_kind.") {
+            f.to_string()
+        } else {
+            f.to_string()
+        }
+    };
+    for o in outs {
+        for c in &o.cmps {
+            let r = rows.entry(group(&c.field)).or_default();
+            r.n += 1;
+            if c.ok {
+                r.ok += 1;
+            }
+            let d = c.deviation();
+            if d > 0.0 && r.worst.as_ref().is_none_or(|w| d > w.0) {
+                r.worst = Some((d, o.seed, format!("live {} / sim {}", fmt(c.live), fmt(c.sim))));
+            }
+        }
+    }
+    let errors = outs.iter().filter(|o| o.error.is_some()).count();
+    let failed = outs.iter().filter(|o| o.failed()).count();
+    let mut s = format!(
+        "{} scenarios, {} agree on every field, {} with a mismatch, {} could not run\n\n",
+        outs.len(),
+        outs.len() - failed,
+        failed - errors,
+        errors
+    );
+    s.push_str("| field | compared | agree | agreement | largest deviation (seed: live / sim) |\n");
+    s.push_str("| --- | ---: | ---: | ---: | --- |\n");
+    for (k, r) in &rows {
+        let worst = r
+            .worst
+            .as_ref()
+            .map_or("–".into(), |(_, seed, t)| format!("{seed}: {t}"));
+        let _ = writeln!(
+            s,
+            "| {k} | {} | {} | {:.1} % | {worst} |",
+            r.n,
+            r.ok,
+            100.0 * r.ok as f64 / r.n.max(1) as f64
+        );
+    }
+    let mut by_feature: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for o in outs {
+        for f in &o.features {
+            let e = by_feature.entry(f).or_default();
+            e.0 += 1;
+            if !o.failed() {
+                e.1 += 1;
+            }
+        }
+    }
+    s.push_str("\n| feature | scenarios | all fields agree |\n| --- | ---: | ---: |\n");
+    for (f, (n, ok)) in by_feature {
+        let _ = writeln!(s, "| {f} | {n} | {ok} |");
+    }
+    s
+}
+
+/// 40 scenarios (seeds 0..40), sim against live.
+#[test]
+fn sim_agrees_with_live_on_40_generated_scenarios() {
+    let t = std::time::Instant::now();
+    let outs = run_many(0, 40, &gen_options());
+    eprintln!("40 scenarios in {:.1} s", t.elapsed().as_secs_f64());
+    if let Some(r) = fail_report(&outs) {
+        panic!("{r}");
+    }
+}
+
+/// `DIFF_N` (default 400) scenarios from seed `DIFF_SEED` (default 1000), with a summary
+/// table: `cargo test --release --test differential -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn sim_agrees_with_live_many() {
+    let n = env_num("DIFF_N", 400);
+    let base = env_num("DIFF_SEED", 1000);
+    let t = std::time::Instant::now();
+    let outs = run_many(base, n, &gen_options());
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "differential: seeds {base}..{} in {secs:.0} s\n\n{}",
+        base + n,
+        summary(&outs)
+    );
+    if let Some(r) = fail_report(&outs) {
+        panic!("{r}");
+    }
+}
