@@ -60,6 +60,16 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// A chat completion / message as parsed.
+    pub fn chat(c: &crate::provider::ChatRequest) -> RequestFacts {
+        RequestFacts {
+            endpoint: Endpoint::Chat,
+            stream: c.stream,
+            input_tokens: c.input_tokens,
+            max_tokens: c.max_tokens,
+        }
+    }
+
     /// A health probe.
     pub fn health() -> RequestFacts {
         RequestFacts {

@@ -47,6 +47,24 @@ pub enum ProbeKind {
     Completion,
 }
 
+impl ProbeKind {
+    /// The request a completion probe sends to a target speaking `api`: its path and body
+    /// (one token, prompt "ping"). The live gateway sends it; the simulator decides the
+    /// target's verdict for the same request.
+    pub fn completion_request(api: crate::provider::Api) -> (&'static str, &'static [u8]) {
+        match api {
+            crate::provider::Api::OpenAi => (
+                "/v1/chat/completions",
+                br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#,
+            ),
+            crate::provider::Api::Anthropic => (
+                "/v1/messages",
+                br#"{"model":"claude-haiku-4-5-20251001","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#,
+            ),
+        }
+    }
+}
+
 /// How probe results are counted (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -322,12 +322,16 @@ async fn probe(state: &GatewayState, i: usize, kind: ProbeKind) -> bool {
         ProbeKind::Health => hyper::Request::get(format!("{base}/health"))
             .header("x-chaosgate-probe", "1")
             .body(Full::new(Bytes::new())),
-        ProbeKind::Completion => hyper::Request::post(format!("{base}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .header("x-chaosgate-probe", "1")
-            .body(Full::new(Bytes::from_static(
-                br#"{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":"ping"}]}"#,
-            ))),
+        ProbeKind::Completion => {
+            // on the target's own API (OpenAI when the config does not say)
+            let api = state.policy().config().targets[i].api.unwrap_or(Api::OpenAi);
+            let (path, body) = ProbeKind::completion_request(api);
+            hyper::Request::post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .header("anthropic-version", "2023-06-01")
+                .header("x-chaosgate-probe", "1")
+                .body(Full::new(Bytes::from_static(body)))
+        }
     };
     let Ok(req) = req else { return false };
     match state.client.request(req).await {

@@ -42,12 +42,7 @@ impl Parsed {
     /// The facts the fault plan needs.
     pub fn facts(&self) -> RequestFacts {
         match self {
-            Parsed::Chat(c) => RequestFacts {
-                endpoint: Endpoint::Chat,
-                stream: c.stream,
-                input_tokens: c.input_tokens,
-                max_tokens: c.max_tokens,
-            },
+            Parsed::Chat(c) => RequestFacts::chat(c),
             Parsed::Embeddings(e) => RequestFacts {
                 endpoint: Endpoint::Embeddings,
                 stream: false,

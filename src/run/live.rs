@@ -131,6 +131,12 @@ async fn drive(
                     .map(|v| v.url.clone())
                     .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))?;
             }
+            // each target speaks its provider's API (completion probes use it)
+            for t in &mut cfg.targets {
+                if t.api.is_none() {
+                    t.api = s.providers.iter().find(|p| p.name == t.name).map(|p| p.api);
+                }
+            }
             // the simulator's client gives up at the same time (gateway/attempt.rs)
             let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
             let listener = net::bind("127.0.0.1:0").await?;

@@ -450,6 +450,25 @@ pub fn run(input: SimInput) -> SimOutput {
         .map(|&p| Plan::new(&providers[p].profile, seed, &format!("provider/{}", providers[p].name)))
         .collect();
     let apis: Vec<Api> = targets.iter().map(|&p| providers[p].api).collect();
+    // what each target's health probe asks of it: `GET /health`, or the one-token
+    // completion the live gateway sends on the target's API (decided as user traffic is),
+    // with the model it names
+    let probe_kind = gateway.health_check.as_ref().map(|h| h.probe).unwrap_or_default();
+    let probes: Vec<(RequestFacts, Option<crate::provider::ChatRequest>)> = apis
+        .iter()
+        .map(|&api| match probe_kind {
+            crate::gateway::ProbeKind::Health => (RequestFacts::health(), None),
+            crate::gateway::ProbeKind::Completion => {
+                let (_, body) = crate::gateway::ProbeKind::completion_request(api);
+                let c = match api {
+                    Api::OpenAi => crate::provider::openai::parse_chat(body),
+                    Api::Anthropic => crate::provider::anthropic::parse_messages(body),
+                }
+                .expect("the completion probe is a valid request");
+                (RequestFacts::chat(&c), Some(c))
+            }
+        })
+        .collect();
     let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
     let mut policy = Policy::new(gateway, seed);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
@@ -706,14 +725,27 @@ pub fn run(input: SimInput) -> SimOutput {
                     let Some(deadline) = policy.start_probe(t, iu) else {
                         continue;
                     };
-                    let d = plans[iu].decide(t, &RequestFacts::health(), None);
+                    let (facts, chat) = &probes[iu];
+                    let d = plans[iu].decide(t, facts, None);
                     // a probe is a plain attempt whose only limit is the check's timeout
                     let probe = Limits {
                         request: deadline - t,
                         ttft: None,
                         stall: None,
                     };
-                    let s = attempt::settle(&Wire::of(&d.verdict, false, 0), &probe, false, Answer::status(200));
+                    let len = match (&d.verdict, chat) {
+                        (Verdict::Ok(s), Some(c)) if s.slow_body_bytes_per_s.is_some() => {
+                            crate::provider::chat_reply_len(
+                                apis[iu],
+                                &c.model,
+                                c.input_tokens,
+                                s.output_tokens,
+                                c.max_tokens == Some(s.output_tokens),
+                            )
+                        }
+                        _ => 0,
+                    };
+                    let s = attempt::settle(&Wire::of(&d.verdict, false, len), &probe, false, Answer::status(200));
                     let (end, ok) = (t + s.at, s.outcome.is_ok());
                     q.push(end, Ev::ProbeEnd { i, ok });
                 }
@@ -733,7 +765,10 @@ pub fn run(input: SimInput) -> SimOutput {
     // events keep their timestamps and emission order, so one drain at the end is the same
     // stream as draining after every step
     policy.drain_events_into(&mut events);
-    let horizon = last.max(traffic_end);
+    // open-ended fault windows end where the live run ends them: at the end of the
+    // traffic or of the last answer, whichever is later (run/live.rs), not at the last
+    // probe
+    let horizon = agg.last_end.max(traffic_end);
     let faults: Vec<FaultEvent> = plans
         .iter_mut()
         .zip(&names)
