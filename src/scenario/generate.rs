@@ -19,8 +19,7 @@ use std::fmt::Write as _;
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenOptions {
-    /// Also generate closed-loop (`users`) traffic; off while the simulator runs open-loop
-    /// traffic only.
+    /// Also generate closed-loop (`users`) traffic (about a third of the scenarios).
     pub closed_loop: bool,
     /// Longest traffic of a scenario, seconds (clamped to [1, 20]).
     pub max_traffic_s: f64,
@@ -29,7 +28,7 @@ pub struct GenOptions {
 impl Default for GenOptions {
     fn default() -> GenOptions {
         GenOptions {
-            closed_loop: false,
+            closed_loop: true,
             max_traffic_s: 6.0,
         }
     }
@@ -830,8 +829,12 @@ mod tests {
 
     #[test]
     fn open_loop_generation_has_no_users() {
+        let open = GenOptions {
+            closed_loop: false,
+            ..GenOptions::default()
+        };
         for s in 0..200 {
-            let g = scenario(s, &GenOptions::default());
+            let g = scenario(s, &open);
             assert!(!g.toml.contains("users"), "seed {s}");
             assert!(!g.features.contains(&"traffic/closed_loop"));
         }
