@@ -105,7 +105,7 @@ impl Wire {
                     at: plain_end(s, plain_len),
                 })
             },
-            Verdict::Ok(s) => stream_wire(s),
+            Verdict::Ok(s) => Wire::stream(s),
         }
     }
 
@@ -136,44 +136,46 @@ impl Wire {
     }
 }
 
-/// A stream's timeline: how many tokens go out before the fault, and when the fault and
-/// the end come.
-#[inline]
-fn stream_wire(s: &Success) -> Wire {
-    let tokens = match s.stream_fault {
-        None => s.output_tokens,
-        // every token and the finish chunks: only the terminal event is missing
-        Some(f) if f.kind == StreamKind::NoTerminal => s.output_tokens,
-        Some(f) => f.after_tokens.min(s.output_tokens),
-    };
-    let mut w = Wire {
-        head: Some((0, 200)),
-        preamble: true,
-        first_token: s.first,
-        interval: s.token_interval,
-        tokens,
-        end: End::Silence { pings: None },
-    };
-    let last = w.last_token_at();
-    w.end = match s.stream_fault {
-        None => End::Complete { at: last },
-        Some(f) => match f.kind {
-            StreamKind::NoTerminal => End::NoTerminal { at: last },
-            StreamKind::Cut => End::Abort {
-                at: last.saturating_add(CUT_FLUSH),
+impl Wire {
+    /// A streamed success's timeline: how many tokens go out before the fault, and when
+    /// the fault and the end come.
+    #[inline]
+    pub fn stream(s: &Success) -> Wire {
+        let tokens = match s.stream_fault {
+            None => s.output_tokens,
+            // every token and the finish chunks: only the terminal event is missing
+            Some(f) if f.kind == StreamKind::NoTerminal => s.output_tokens,
+            Some(f) => f.after_tokens.min(s.output_tokens),
+        };
+        let mut w = Wire {
+            head: Some((0, 200)),
+            preamble: true,
+            first_token: s.first,
+            interval: s.token_interval,
+            tokens,
+            end: End::Silence { pings: None },
+        };
+        let last = w.last_token_at();
+        w.end = match s.stream_fault {
+            None => End::Complete { at: last },
+            Some(f) => match f.kind {
+                StreamKind::NoTerminal => End::NoTerminal { at: last },
+                StreamKind::Cut => End::Abort {
+                    at: last.saturating_add(CUT_FLUSH),
+                },
+                StreamKind::Error => End::InBandError {
+                    at: last,
+                    kind: f.error,
+                },
+                StreamKind::Malformed => End::Malformed { at: last },
+                StreamKind::PingStall => End::Silence {
+                    pings: Some(f.ping_every.max(1)),
+                },
+                StreamKind::SilentStall => End::Silence { pings: None },
             },
-            StreamKind::Error => End::InBandError {
-                at: last,
-                kind: f.error,
-            },
-            StreamKind::Malformed => End::Malformed { at: last },
-            StreamKind::PingStall => End::Silence {
-                pings: Some(f.ping_every.max(1)),
-            },
-            StreamKind::SilentStall => End::Silence { pings: None },
-        },
-    };
-    w
+        };
+        w
+    }
 }
 
 /// A plain body's trickle under `slow_body`: the piece size in bytes and the gap between

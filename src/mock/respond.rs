@@ -469,7 +469,7 @@ struct Vocab<'a> {
 /// however many tokens the request allows (the tail after the tokens is at most one frame
 /// per choice plus three).
 fn build_script(w: Vocab<'_>, s: &Success) -> Script {
-    let tl = WireTimeline::of(&Verdict::Ok(s.clone()), true, 0);
+    let tl = WireTimeline::stream(s);
     let n = tl.tokens;
     let last = tl.last_token_at();
     let mut tail: Vec<(Nanos, Bytes)> = Vec::new();

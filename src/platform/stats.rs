@@ -156,7 +156,6 @@ pub fn observe(v: &Verdict, at: Nanos, stream: bool, timeout: Nanos) -> Observed
     use crate::gateway::attempt::{direct_outcome, settle, Limits};
     // a plain body's length only matters under `slow_body`, which `profile-stats` does not
     // model (it reports latency, not transfer)
-    let stream = stream && matches!(v, Verdict::Ok(_) | Verdict::HeadersThenSilence { .. });
     let w = Wire::of(v, stream, 0);
     let answer = match v {
         Verdict::Error(e) => crate::provider::classify::Answer::status(e.status),
