@@ -581,3 +581,63 @@ async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413_
     g.shutdown().await;
     m.shutdown().await;
 }
+
+/// A client that leaves a stream early (an SDK stops at a malformed chunk; a user closes
+/// the tab) must not hide the upstream's failure from the breaker: the gateway reads the
+/// rest of the upstream's stream in the background and reports how it ended. Before the
+/// fix, a dropped relay reported nothing — the breaker never opened (and a half-open
+/// breaker's trial was never returned); the simulator, which sees every attempt to its
+/// end, opened it (differential seed 1159).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_abandoned_by_its_client_still_reaches_the_breaker() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (p, _) = named(
+        "primary",
+        "[baseline]\nttft = { kind = \"fixed\", value = \"100ms\" }\nstream = [{ kind = \"malformed\", after_tokens = 0 }]\n",
+        1,
+    )
+    .await;
+    let (f, _) = named("fallback", "", 2).await;
+    let cfg = r#"
+targets = [{ name = "primary", url = "http://PRIMARY" }, { name = "fallback", url = "http://FALLBACK" }]
+breaker = { kind = "consecutive", failures = 2, base_ejection = "30s", max_ejection = "30s" }
+"#;
+    let g = gateway(cfg, &p.addr.to_string(), &f.addr.to_string()).await;
+    let body = common::openai_chat(true, 5);
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(g.server.addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        // the head and the preamble, then the client goes away before the malformed chunk
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0 && buf.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        drop(c);
+    }
+    // the upstream's streams end 100 ms after they began: both failures reach the breaker
+    let mut opened = false;
+    for _ in 0..50 {
+        opened = g
+            .state
+            .events()
+            .iter()
+            .any(|e| e.target == "primary" && matches!(e.kind, EventKind::BreakerOpened { .. }));
+        if opened {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(opened, "events: {:?}", g.state.events());
+    g.shutdown().await;
+}

@@ -670,71 +670,179 @@ async fn attempt_once(
     let mut parser = sse::Parser::light(api);
     let kind = chunk_kind(&parser.push(&first));
     let ended = watch.chunk(off(Instant::now()), kind);
-    let st = state.clone();
-    let ok = Answer::status(status.as_u16());
-    let body_stream = futures_util::stream::unfold(
-        (Some(first), upstream, parser, watch, ended, false),
-        move |(pending, mut up, mut parser, mut watch, mut ended, done)| {
-            let st = st.clone();
-            async move {
-                if done {
-                    return None;
+    let relay = Relay {
+        st: state.clone(),
+        i,
+        started,
+        api,
+        t0,
+        ok: Answer::status(status.as_u16()),
+        up: Some(upstream),
+        parser,
+        watch,
+        pending: Some(first),
+        ended,
+        reported: false,
+        done: false,
+    };
+    let body_stream = futures_util::stream::unfold(relay, |mut r| async move {
+        let b = r.next().await?;
+        Some((Ok::<Bytes, std::io::Error>(b), r))
+    });
+    Attempt::Passed(build(status, &headers, Body::from_stream(body_stream)))
+}
+
+/// A stream passed on to the client: its upstream, watched against the limits (the same
+/// [`Watch`] the simulator settles timelines with), relayed chunk by chunk. Its outcome
+/// reaches the policy once, when the upstream's stream ends, breaks or stalls — also when
+/// the client leaves first (a client may stop at a malformed chunk): the rest of the
+/// upstream's stream is then read in the background, within the same deadlines, so the
+/// breaker learns how the attempt really ended and no admitted attempt goes unreported.
+struct Relay {
+    st: Arc<GatewayState>,
+    i: usize,
+    started: Nanos,
+    api: Api,
+    t0: Instant,
+    ok: Answer,
+    up: Option<hyper::body::Incoming>,
+    parser: sse::Parser,
+    watch: Watch,
+    /// A chunk read but not yet passed on.
+    pending: Option<Bytes>,
+    /// How the attempt ended, once it has.
+    ended: Option<Outcome>,
+    /// The outcome went to the policy.
+    reported: bool,
+    /// Nothing more for the client.
+    done: bool,
+}
+
+impl Relay {
+    fn off(&self, t: Instant) -> Nanos {
+        u64::try_from(t.saturating_duration_since(self.t0).as_nanos()).unwrap_or(Nanos::MAX)
+    }
+
+    /// Reads the upstream's next frame within the watch's deadline: the bytes to pass on,
+    /// and `ended` set when the attempt ended.
+    async fn pull(&mut self) -> Option<Bytes> {
+        let Some(up) = self.up.as_mut() else {
+            self.ended.get_or_insert(Outcome::StreamCut);
+            return None;
+        };
+        let due = self.t0 + Duration::from_nanos(self.watch.deadline());
+        match tokio::time::timeout_at(due, up.frame()).await {
+            Ok(Some(Ok(f))) => {
+                let d = f.into_data().ok()?;
+                // pass on, with whatever else has already arrived (no waiting)
+                let d = coalesce_ready(up, d);
+                let kind = chunk_kind(&self.parser.push(&d));
+                let at = self.off(Instant::now());
+                self.ended = self.watch.chunk(at, kind);
+                Some(d)
+            }
+            Ok(None) => {
+                self.ended = Some(self.watch.end(true, self.ok));
+                None
+            }
+            Ok(Some(Err(_))) => {
+                self.ended = Some(self.watch.end(false, self.ok));
+                None
+            }
+            Err(_) => {
+                self.ended = Some(self.watch.expired());
+                None
+            }
+        }
+    }
+
+    /// Tells the policy how the attempt ended (once).
+    fn report(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        self.up = None;
+        let now = self.st.now();
+        let mut p = self.st.policy();
+        p.on_outcome(now, self.i, outcome, now.saturating_sub(self.started));
+        self.st.flush_events(&mut p);
+        drop(p);
+        if !outcome.is_ok() {
+            self.st.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The next bytes for the client (`None`: the body is over).
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        if let Some(d) = self.pending.take() {
+            return Some(d);
+        }
+        while self.ended.is_none() {
+            if let Some(d) = self.pull().await {
+                if !d.is_empty() {
+                    return Some(d);
                 }
-                let mut pass: Option<Bytes> = pending;
-                if ended.is_none() && pass.is_none() {
-                    match tokio::time::timeout_at(due(&watch), up.frame()).await {
-                        Ok(Some(Ok(f))) => {
-                            if let Ok(d) = f.into_data() {
-                                // pass on, with whatever else has already arrived (no waiting)
-                                let d = coalesce_ready(&mut up, d);
-                                let kind = chunk_kind(&parser.push(&d));
-                                ended = watch.chunk(off(Instant::now()), kind);
-                                pass = Some(d);
-                            }
-                        }
-                        Ok(None) => ended = Some(watch.end(true, ok)),
-                        Ok(Some(Err(_))) => ended = Some(watch.end(false, ok)),
-                        Err(_) => ended = Some(watch.expired()),
-                    }
-                }
-                let Some(outcome) = ended else {
-                    let d = pass.unwrap_or_default();
-                    return Some((Ok::<Bytes, std::io::Error>(d), (None, up, parser, watch, None, false)));
-                };
-                if pass.as_ref().is_some_and(|d| !d.is_empty()) && outcome == Outcome::StreamError {
-                    // the upstream's own error event is passed on as it is; the attempt is
-                    // reported with the next poll
-                    return Some((
-                        Ok(pass.unwrap_or_default()),
-                        (None, up, parser, watch, Some(outcome), false),
-                    ));
-                }
-                if let Some(d) = pass.filter(|d| !d.is_empty()) {
-                    return Some((Ok(d), (None, up, parser, watch, Some(outcome), false)));
-                }
-                let now = st.now();
-                let mut p = st.policy();
-                p.on_outcome(now, i, outcome, now.saturating_sub(started));
-                st.flush_events(&mut p);
-                drop(p);
-                if outcome.is_ok() {
-                    return None;
-                }
-                st.failed.fetch_add(1, Ordering::Relaxed);
-                if outcome == Outcome::StreamError {
-                    // the upstream's error event already went out
-                    return None;
-                }
-                let why = match outcome {
+            }
+        }
+        let outcome = self.ended.unwrap_or(Outcome::StreamCut);
+        self.report(outcome);
+        self.done = true;
+        match outcome {
+            // a clean end; or the upstream's own error event, already passed on
+            o if o.is_ok() || o == Outcome::StreamError => None,
+            o => {
+                let why = match o {
                     Outcome::Stall | Outcome::Timeout => "upstream stream stalled",
                     _ => "upstream stream ended without its terminal event",
                 };
-                let b = inband_error(api, &format!("chaosgate gateway: {why}"));
-                Some((Ok(b), (None, up, parser, watch, Some(outcome), true)))
+                Some(inband_error(self.api, &format!("chaosgate gateway: {why}")))
             }
-        },
-    );
-    Attempt::Passed(build(status, &headers, Body::from_stream(body_stream)))
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if self.reported {
+            return;
+        }
+        if let Some(o) = self.ended {
+            self.report(o);
+            return;
+        }
+        // the client left before the upstream's stream ended: settle it in the background
+        // (bounded by the watch's deadlines, so by `request_timeout`)
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.report(Outcome::StreamCut);
+            return;
+        };
+        let mut rest = Relay {
+            st: self.st.clone(),
+            i: self.i,
+            started: self.started,
+            api: self.api,
+            t0: self.t0,
+            ok: self.ok,
+            up: self.up.take(),
+            parser: std::mem::replace(&mut self.parser, sse::Parser::light(self.api)),
+            watch: self.watch,
+            pending: None,
+            ended: None,
+            reported: false,
+            done: false,
+        };
+        self.reported = true;
+        rt.spawn(async move {
+            while rest.ended.is_none() {
+                rest.pull().await;
+            }
+            let o = rest.ended.unwrap_or(Outcome::StreamCut);
+            rest.report(o);
+        });
+    }
 }
 
 /// What the gateway makes of a chunk's events: an error event ends the stream, the

@@ -433,7 +433,6 @@ pub fn run(input: SimInput) -> SimOutput {
     } = input;
     let mut interrupted = false;
     let limits = Limits::of(&gateway);
-    let timeout = limits.request;
     let client_timeout = limits.client_timeout();
     let targets: Vec<usize> = gateway
         .targets
@@ -558,8 +557,10 @@ pub fn run(input: SimInput) -> SimOutput {
             interrupted = true;
             break;
         }
-        // probes keep the queue alive forever: stop once traffic is over and nothing else is
-        if t > traffic_end.saturating_add(timeout) && matches!(first, Ev::ProbeStart { .. }) {
+        // The run ends once the traffic is over and no request is in flight (no request
+        // can start after that): a live run stops its gateway then, so no probe starts or
+        // reports after it (probes would keep the queue alive forever).
+        if t > traffic_end && scheduled == agg.records && matches!(first, Ev::ProbeStart { .. } | Ev::ProbeEnd { .. }) {
             continue;
         }
         // an event scheduled for now that is provably the next one runs at once (`now`)
