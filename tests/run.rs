@@ -80,7 +80,7 @@ fn builtin_gateway_live_matches_the_formula_and_the_simulator() {
     let failed = f.failed_during as f64;
     assert!((failed - 400.0).abs() <= 30.0, "failed {failed}");
     assert!(l.gateway.log.as_deref().is_some_and(|p| Path::new(p).exists()));
-    // the simulator, same scenario and seed: within 5 %
+    // the simulator, same scenario and seed: failed requests within 5 %
     let sim = run::simulate(&set, &o).unwrap();
     let s = &sim.points[0].report.resilience.faults[0];
     let rel = |a: f64, b: f64| (a - b).abs() / b.max(1e-9);
@@ -89,10 +89,13 @@ fn builtin_gateway_live_matches_the_formula_and_the_simulator() {
         "failed live {failed} vs sim {}",
         s.failed_during
     );
+    // the traffic view is read from 100 ms analysis buckets: here the ejection falls exactly
+    // on a bucket edge (7.000 s), which the live gateway, a few ms late, crosses (since
+    // its probes run in step with the traffic's clock, as the simulator's do)
+    let st = s.detection_traffic_s.unwrap();
     assert!(
-        rel(dt, s.detection_traffic_s.unwrap()) <= 0.05,
-        "detection live {dt} vs sim {:?}",
-        s.detection_traffic_s
+        (dt - st).abs() <= 0.1 + 0.05 * st + 1e-9,
+        "detection live {dt} vs sim {st}: more than one bucket + 5 % apart"
     );
 }
 

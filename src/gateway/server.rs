@@ -68,7 +68,9 @@ const ERROR_PREFIX_BYTES: usize = 64 * 1024;
 /// Shared state of a running gateway.
 pub struct GatewayState {
     policy: Mutex<Policy>,
-    start: Instant,
+    /// Time zero of the policy's clock (set at spawn, or by [`GatewayState::start_clock_at`]
+    /// for a gateway spawned held): probes start from it.
+    start: std::sync::OnceLock<Instant>,
     client: Http,
     bases: Vec<String>,
     events: Mutex<VecDeque<(u64, GatewayEvent)>>,
@@ -90,14 +92,25 @@ impl std::fmt::Debug for GatewayState {
 }
 
 impl GatewayState {
-    /// When the gateway started (its events' time zero).
+    /// When the gateway's clock started (its events' time zero; now, if it is held).
     pub fn start(&self) -> Instant {
-        self.start
+        self.start.get().copied().unwrap_or_else(Instant::now)
     }
 
-    /// ns since the gateway started.
+    /// ns since the gateway's clock started (0 before).
     pub fn now(&self) -> Nanos {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX)
+        self.start.get().map_or(0, |s| {
+            u64::try_from(Instant::now().saturating_duration_since(*s).as_nanos()).unwrap_or(Nanos::MAX)
+        })
+    }
+
+    /// Starts a held gateway's clock at `t0` (the traffic's time zero, as the mocks' clocks
+    /// start): its health probes run from then, in step with the simulator's, which probes
+    /// from the traffic's t = 0. No effect on a clock already started.
+    pub fn start_clock_at(&self, t0: Instant) {
+        if self.start.set(t0).is_ok() {
+            self.probe_wake.notify_one();
+        }
     }
 
     fn policy(&self) -> std::sync::MutexGuard<'_, Policy> {
@@ -164,8 +177,22 @@ impl GatewayHandle {
     }
 }
 
-/// Starts the gateway on `listener`. `events_path` also writes events as JSON lines.
+/// Starts the gateway on `listener`, its clock and probes at once. `events_path` also
+/// writes events as JSON lines.
 pub async fn spawn(
+    cfg: GatewayConfig,
+    listener: tokio::net::TcpListener,
+    seed: u64,
+    events_path: Option<&std::path::Path>,
+) -> anyhow::Result<GatewayHandle> {
+    let h = spawn_held(cfg, listener, seed, events_path).await?;
+    h.state.start_clock_at(Instant::now());
+    Ok(h)
+}
+
+/// [`spawn`], with the clock (and the health probes) held until
+/// [`GatewayState::start_clock_at`].
+pub async fn spawn_held(
     cfg: GatewayConfig,
     listener: tokio::net::TcpListener,
     seed: u64,
@@ -195,7 +222,7 @@ pub async fn spawn(
     let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
     let state = Arc::new(GatewayState {
         policy: Mutex::new(Policy::new(cfg, seed)),
-        start: Instant::now(),
+        start: std::sync::OnceLock::new(),
         client,
         bases,
         events: Mutex::new(VecDeque::new()),
@@ -281,13 +308,17 @@ async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
 }
 
 async fn probe_loop(state: Arc<GatewayState>) {
+    // no probe before the clock starts
+    while state.start.get().is_none() {
+        state.probe_wake.notified().await;
+    }
     loop {
         let next = state.policy().next_probe();
         let Some((due, i)) = next else {
             state.probe_wake.notified().await;
             continue;
         };
-        let at = state.start + Duration::from_nanos(due);
+        let at = state.start() + Duration::from_nanos(due);
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = state.probe_wake.notified() => continue,
@@ -302,7 +333,7 @@ async fn probe_loop(state: Arc<GatewayState>) {
         let Some(deadline) = deadline else { continue };
         let st = state.clone();
         tokio::spawn(async move {
-            let ok = tokio::time::timeout_at(st.start + Duration::from_nanos(deadline), probe(&st, i, kind)).await;
+            let ok = tokio::time::timeout_at(st.start() + Duration::from_nanos(deadline), probe(&st, i, kind)).await;
             let (t, ok) = match ok {
                 Ok(ok) => (st.now().min(deadline), ok),
                 Err(_) => (deadline, false),

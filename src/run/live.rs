@@ -141,7 +141,8 @@ async fn drive(
             let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
             let listener = net::bind("127.0.0.1:0").await?;
             let events = run_dir.join("gateway-events.jsonl");
-            let h = crate::gateway::server::spawn(cfg, listener, seed, Some(&events)).await?;
+            // held: its clock and probes start with the traffic, as the simulator's do
+            let h = crate::gateway::server::spawn_held(cfg, listener, seed, Some(&events)).await?;
             info.log = Some(events.display().to_string());
             let base = format!("http://{}", h.server.addr);
             (Gw::Builtin(h), base, Vec::new(), "sk-chaosgate".to_string(), timeout)
@@ -261,7 +262,6 @@ async fn traffic(
     stop: watch::Receiver<bool>,
     progress: bool,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
-    let _ = gw;
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&base, api, seed);
     opts.bucket = BUCKET;
@@ -289,6 +289,9 @@ async fn traffic(
     opts.t0 = Some(t0);
     for (_, st) in mocks {
         st.start_clock_at(t0);
+    }
+    if let Gw::Builtin(h) = gw {
+        h.state.start_clock_at(t0);
     }
     let r = live::run(source, mix, opts).await?;
     Ok((r, t0))
