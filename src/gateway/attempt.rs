@@ -285,8 +285,6 @@ pub struct Settled {
     pub committed: bool,
     /// When the first content token went out, if one did before the end.
     pub first_token: Option<Nanos>,
-    /// Content tokens passed on.
-    pub tokens: u32,
 }
 
 /// Settles a verdict's timeline against the gateway's limits, for a request that asked to
@@ -324,7 +322,6 @@ fn settle_complete(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Opti
             outcome: Outcome::Answer(answer),
             committed: false,
             first_token: None,
-            tokens: 0,
         });
     }
     if !w.preamble {
@@ -352,7 +349,6 @@ fn settle_complete(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Opti
         outcome: Outcome::Answer(answer),
         committed: true,
         first_token: (w.tokens > 0).then_some(w.first_token),
-        tokens: w.tokens,
     })
 }
 
@@ -366,7 +362,6 @@ fn settle_watched(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settl
             outcome,
             committed: watch.committed(),
             first_token,
-            tokens: if first_token.is_some() { w.tokens } else { 0 },
         }
     };
     let Some((h, status)) = w.head else {
