@@ -7,8 +7,9 @@
 
 use bytes::Bytes;
 use chaosgate::fault::Profile;
-use chaosgate::gateway::{server, GatewayConfig};
-use chaosgate::mock::{self, MockConfig};
+use chaosgate::gateway::GatewayConfig;
+use chaosgate::live::mock::{self, MockConfig};
+use chaosgate::live::proxy as server;
 use chaosgate::provider::Api;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};

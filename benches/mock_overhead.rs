@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use chaosgate::fault::Profile;
-use chaosgate::mock::{self, MockConfig};
+use chaosgate::live::mock::{self, MockConfig};
 use chaosgate::provider::{filler_token, openai, Api};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;

@@ -1,14 +1,14 @@
 //! Simulator speed benchmark: `cargo bench --bench sim_speed`
 //!
 //! Loads the article's incident scenarios once (parsing is not timed), then runs each
-//! `ROUNDS` times through `sim::report::simulate_once` — the discrete-event loop plus the whole
+//! `ROUNDS` times through `sim::once::simulate_once` — the discrete-event loop plus the whole
 //! analysis (traffic report, resilience metrics, error budget) — and prints, best and
 //! median over the rounds: simulated seconds per wall second (× real time), simulated
 //! requests per second and events per second. Not a timed test: nothing asserts.
 //! `SIM_SPEED_ROUNDS=N` changes the number of rounds (default 15).
 
 use chaosgate::scenario::load_scenario;
-use chaosgate::sim::report::simulate_once;
+use chaosgate::sim::once::simulate_once;
 use std::path::Path;
 use std::time::Instant;
 

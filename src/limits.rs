@@ -32,9 +32,9 @@ pub const MAX_LIVE_RATE: f64 = 100_000.0;
 pub const MAX_MEMORY_BYTES: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
 /// Bytes one open live request takes, estimated high: 64 KiB of task, buffers and
 /// connection state, plus the most of a response body the client keeps
-/// ([`crate::load::PLAIN_BODY_KEEP_BYTES`]; an error body keeps 64 KiB, a plain body past
+/// ([`crate::live::load::PLAIN_BODY_KEEP_BYTES`]; an error body keeps 64 KiB, a plain body past
 /// the head at most twice its 64 KiB tail, a stream only the piece at hand).
-pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0 + crate::load::PLAIN_BODY_KEEP_BYTES as f64;
+pub const LIVE_REQUEST_BYTES: f64 = 64.0 * 1024.0 + crate::live::load::PLAIN_BODY_KEEP_BYTES as f64;
 /// Bytes one open simulated request takes (its slot and queued events).
 pub const SIM_REQUEST_BYTES: f64 = 256.0;
 /// Bytes per time bucket and provider (counts, histograms), estimated high.

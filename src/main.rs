@@ -14,15 +14,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Mock(args) => rt.block_on(chaosgate::commands::mock(args)),
-        Command::Load(args) => rt.block_on(chaosgate::commands::load(*args)),
-        Command::Gateway(args) => rt.block_on(chaosgate::commands::gateway(args)),
-        Command::Sim(args) => chaosgate::commands::sim(args),
-        Command::Run(args) => rt.block_on(chaosgate::commands::run(args)),
-        Command::Demo(args) => rt.block_on(chaosgate::commands::demo(args)),
-        Command::Schema => chaosgate::commands::schema(),
-        Command::ProfileStats(args) => chaosgate::platform::run_profile_stats(args),
-        Command::Calibrate(args) => chaosgate::platform::run_calibrate(args),
+        Command::Mock(args) => rt.block_on(chaosgate::cli::commands::mock(args)),
+        Command::Load(args) => rt.block_on(chaosgate::cli::commands::load(*args)),
+        Command::Gateway(args) => rt.block_on(chaosgate::cli::commands::gateway(args)),
+        Command::Sim(args) => chaosgate::cli::commands::sim(args),
+        Command::Run(args) => rt.block_on(chaosgate::cli::commands::run(args)),
+        Command::Demo(args) => rt.block_on(chaosgate::cli::commands::demo(args)),
+        Command::Schema => chaosgate::cli::commands::schema(),
+        Command::ProfileStats(args) => chaosgate::profiles::run_profile_stats(args),
+        Command::Calibrate(args) => chaosgate::profiles::run_calibrate(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -51,7 +51,7 @@
 //! 400) scenarios from seed `DIFF_SEED` (default 1000) and prints a per-field agreement
 //! table.
 
-use chaosgate::run::report::RunReport;
+use chaosgate::analysis::results::RunReport;
 use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::generate::{self, GenOptions};
 use chaosgate::scenario::{load_str, ScenarioSet};

@@ -2,8 +2,9 @@
 
 mod common;
 
-use chaosgate::gateway::{server, EventKind, GatewayConfig};
-use chaosgate::load::{run, LoadOptions};
+use chaosgate::gateway::{EventKind, GatewayConfig};
+use chaosgate::live::load::{run, LoadOptions};
+use chaosgate::live::proxy as server;
 use chaosgate::provider::Api;
 use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
 use chaosgate::traffic::{ArrivalKind, KindSpec, Mix, TrafficConfig};
@@ -14,12 +15,18 @@ async fn named(
     name: &str,
     profile: &str,
     seed: u64,
-) -> (chaosgate::net::ServerHandle, std::sync::Arc<chaosgate::mock::MockState>) {
+) -> (
+    chaosgate::live::net::ServerHandle,
+    std::sync::Arc<chaosgate::live::mock::MockState>,
+) {
     let profile = chaosgate::fault::Profile::from_toml(profile, "test.toml").unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    chaosgate::mock::spawn(chaosgate::mock::MockConfig::new(name, Api::OpenAi, profile, seed), l)
-        .await
-        .unwrap()
+    chaosgate::live::mock::spawn(
+        chaosgate::live::mock::MockConfig::new(name, Api::OpenAi, profile, seed),
+        l,
+    )
+    .await
+    .unwrap()
 }
 
 async fn gateway(toml_src: &str, p: &str, f: &str) -> server::GatewayHandle {
@@ -216,22 +223,22 @@ fn quick_flags_build_the_config() {
     let chaosgate::cli::Command::Gateway(a) = cli.command else {
         panic!()
     };
-    let c = chaosgate::commands::gateway_config(&a).unwrap();
+    let c = chaosgate::cli::commands::gateway_config(&a).unwrap();
     assert_eq!(c.targets.len(), 2);
     assert_eq!(c.health_check.unwrap().interval, Dur::from_secs(5));
     assert!(matches!(
         c.breaker,
         Some(chaosgate::gateway::BreakerConfig::Consecutive { failures: 3, .. })
     ));
-    assert!(chaosgate::commands::parse_breaker("article:3,10s")
+    assert!(chaosgate::cli::commands::parse_breaker("article:3,10s")
         .unwrap_err()
         .to_string()
         .contains("wrong number"));
-    assert!(chaosgate::commands::parse_breaker("magic:1")
+    assert!(chaosgate::cli::commands::parse_breaker("magic:1")
         .unwrap_err()
         .to_string()
         .contains("unknown kind"));
-    assert!(chaosgate::commands::parse_breaker("none").unwrap().is_none());
+    assert!(chaosgate::cli::commands::parse_breaker("none").unwrap().is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -308,8 +315,8 @@ async fn one_target(
     pass: bool,
 ) -> (
     server::GatewayHandle,
-    chaosgate::net::ServerHandle,
-    std::sync::Arc<chaosgate::mock::MockState>,
+    chaosgate::live::net::ServerHandle,
+    std::sync::Arc<chaosgate::live::mock::MockState>,
 ) {
     let (m, st) = named("p", "", 1).await;
     let cfg = format!(
@@ -365,7 +372,7 @@ fn pass_chaosgate_headers_flag_sets_the_config_key() {
         let chaosgate::cli::Command::Gateway(a) = chaosgate::cli::Cli::parse_from(v).command else {
             panic!()
         };
-        chaosgate::commands::gateway_config(&a).unwrap()
+        chaosgate::cli::commands::gateway_config(&a).unwrap()
     };
     assert!(!parse(&[]).pass_chaosgate_headers, "stripping is the default");
     assert!(parse(&["--pass-chaosgate-headers"]).pass_chaosgate_headers);
@@ -432,7 +439,7 @@ async fn gateway_404_405_413_431_and_400_have_provider_shaped_json_bodies() {
 
     // a declared body over the limit is refused before it is read
     let mut c = common::Conn::open(a).await;
-    let n = (chaosgate::gateway::server::MAX_REQUEST_BODY_BYTES + 1).to_string();
+    let n = (chaosgate::live::proxy::MAX_REQUEST_BODY_BYTES + 1).to_string();
     let head = format!("POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: {n}\r\n\r\n");
     tokio::io::AsyncWriteExt::write_all(&mut c.s, head.as_bytes())
         .await
@@ -447,7 +454,7 @@ async fn gateway_404_405_413_431_and_400_have_provider_shaped_json_bodies() {
     .unwrap();
     let text = String::from_utf8_lossy(&buf[..k]).into_owned();
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
-    let limit = format!("limit of {} bytes", chaosgate::gateway::server::MAX_REQUEST_BODY_BYTES);
+    let limit = format!("limit of {} bytes", chaosgate::live::proxy::MAX_REQUEST_BODY_BYTES);
     assert!(
         text.contains("\"request_too_large\"") && text.contains(&limit),
         "{text}"
@@ -460,7 +467,7 @@ async fn gateway_404_405_413_431_and_400_have_provider_shaped_json_bodies() {
 
 /// An upstream that answers every POST with `chunks` × 64 KiB of JSON-ish bytes, and then
 /// either ends (`broken = false`) or breaks the body.
-async fn big_upstream(chunks: usize, broken: bool) -> chaosgate::net::ServerHandle {
+async fn big_upstream(chunks: usize, broken: bool) -> chaosgate::live::net::ServerHandle {
     use axum::routing::post;
     let app = axum::Router::new().route(
         "/v1/chat/completions",
@@ -481,7 +488,7 @@ async fn big_upstream(chunks: usize, broken: bool) -> chaosgate::net::ServerHand
         }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    chaosgate::net::spawn(l, app).unwrap()
+    chaosgate::live::net::spawn(l, app).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

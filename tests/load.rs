@@ -5,7 +5,7 @@ mod common;
 use axum::routing::post;
 use axum::Router;
 use chaosgate::analysis::LoadReport;
-use chaosgate::load::{run, LoadOptions};
+use chaosgate::live::load::{run, LoadOptions};
 use chaosgate::provider::Api;
 use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
 use chaosgate::traffic::{KindSpec, Mix, Source, TrafficConfig};
@@ -29,7 +29,7 @@ fn mix(stream: bool, max_tokens: u32) -> Mix {
     Mix::new(vec![k], Api::OpenAi).unwrap()
 }
 
-async fn report(source: Source, mix: Mix, opts: LoadOptions) -> (LoadReport, chaosgate::load::LoadResult) {
+async fn report(source: Source, mix: Mix, opts: LoadOptions) -> (LoadReport, chaosgate::live::load::LoadResult) {
     let r = run(source, mix, opts).await.unwrap();
     (r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration), r)
 }
@@ -85,7 +85,7 @@ async fn no_coordinated_omission_a_one_second_stall_hits_a_hundred_requests() {
     let addr = listener.local_addr().unwrap();
     // the load starts 20 ms after run() is called; align the stall with the schedule
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
-    let h = chaosgate::net::spawn(listener, stalling_server(start)).unwrap();
+    let h = chaosgate::live::net::spawn(listener, stalling_server(start)).unwrap();
     let mut opts = LoadOptions::new(&format!("http://{addr}"), Api::OpenAi, 1);
     opts.phases = vec![("stall".into(), NS_PER_S, 2 * NS_PER_S)];
     let (r, res) = report(
@@ -219,20 +219,20 @@ async fn closed_loop_users_with_pacing() {
 #[test]
 fn locust_csv_headers_are_exactly_locusts() {
     assert_eq!(
-        chaosgate::report::LOCUST_STATS_HEADER,
+        chaosgate::report::locust::LOCUST_STATS_HEADER,
         "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
     );
     assert_eq!(
-        chaosgate::report::LOCUST_HISTORY_HEADER,
+        chaosgate::report::locust::LOCUST_HISTORY_HEADER,
         "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size"
     );
     // Locust's stats.py (StatsCSV.failures_columns, exceptions_columns)
     assert_eq!(
-        chaosgate::report::LOCUST_FAILURES_HEADER,
+        chaosgate::report::locust::LOCUST_FAILURES_HEADER,
         "Method,Name,Error,Occurrences,First Seen,Last Seen"
     );
     assert_eq!(
-        chaosgate::report::LOCUST_EXCEPTIONS_HEADER,
+        chaosgate::report::locust::LOCUST_EXCEPTIONS_HEADER,
         "Count,Message,Traceback,Nodes"
     );
 }
@@ -276,7 +276,7 @@ async fn outputs_json_valid_against_the_schema_csv_and_hlog() {
     let chaosgate::cli::Command::Load(a) = cli.command else {
         panic!()
     };
-    assert_eq!(chaosgate::commands::load(*a).await.unwrap(), 0);
+    assert_eq!(chaosgate::cli::commands::load(*a).await.unwrap(), 0);
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/load-report.schema.json")).unwrap(),
     )
@@ -357,7 +357,7 @@ fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
         v.extend_from_slice(args);
         match chaosgate::cli::Cli::try_parse_from(v).map(|c| c.command) {
             Ok(chaosgate::cli::Command::Load(a)) => {
-                chaosgate::commands::traffic_from_args(&a).map_err(|e| e.to_string())
+                chaosgate::cli::commands::traffic_from_args(&a).map_err(|e| e.to_string())
             }
             Ok(_) => unreachable!(),
             Err(e) => Err(e.to_string()),
@@ -377,14 +377,14 @@ fn cli_flags_become_a_traffic_plan_or_a_clear_error() {
         .contains("'--rate <RATE>': must be a number in (0, 1000000], got 0"));
     assert!(parse(&["--users", "2", "--duration", "1s", "--think", "1s..x"]).is_err());
     assert!(parse(&["--duration", "1s"]).is_err(), "a loop is required");
-    let p = chaosgate::commands::parse_phases(&["outage=60s..300s".into()]).unwrap();
+    let p = chaosgate::cli::commands::parse_phases(&["outage=60s..300s".into()]).unwrap();
     assert_eq!(p, vec![("outage".to_string(), 60 * NS_PER_S, 300 * NS_PER_S)]);
-    assert!(chaosgate::commands::parse_phases(&["x=5s..1s".into()]).is_err());
+    assert!(chaosgate::cli::commands::parse_phases(&["x=5s..1s".into()]).is_err());
 }
 
 /// An upstream whose every chat answer is exactly `size` bytes of JSON (with usage), after
 /// 5–44 ms (so latencies spread); every `fail_every`-th answer is a 500 (0: none).
-async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::net::ServerHandle {
+async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::live::net::ServerHandle {
     let n = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let app = Router::new().route(
         "/v1/chat/completions",
@@ -410,7 +410,7 @@ async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::net::ServerH
         }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    chaosgate::net::spawn(l, app).unwrap()
+    chaosgate::live::net::spawn(l, app).unwrap()
 }
 
 /// A 10 MB plain body, now read past the kept head: its usage (at the end) and its whole
@@ -435,7 +435,7 @@ async fn plain_2xx_body_of_10_mb_keeps_its_usage_and_content_size() {
         }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let up = chaosgate::net::spawn(l, app).unwrap();
+    let up = chaosgate::live::net::spawn(l, app).unwrap();
     let mut opts = LoadOptions::new(&format!("http://{}", up.addr), Api::OpenAi, 1);
     opts.timeout = 60 * NS_PER_S;
     let start = std::time::SystemTime::now();
@@ -452,7 +452,7 @@ async fn plain_2xx_body_of_10_mb_keeps_its_usage_and_content_size() {
     let dir = std::env::temp_dir().join(format!("chaosgate-bigbody-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = dir.join("x").display().to_string();
-    chaosgate::report::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
+    chaosgate::report::locust::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
     let stats = std::fs::read_to_string(format!("{prefix}_stats.csv")).unwrap();
     let head: Vec<&str> = cells(stats.lines().next().unwrap());
     let col = head.iter().position(|h| *h == "Average Content Size").unwrap();
@@ -489,7 +489,7 @@ async fn locust_average_content_size_is_never_0_and_100pct_is_locusts_rounding_o
     let dir = std::env::temp_dir().join(format!("chaosgate-locust-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = dir.join("x").display().to_string();
-    chaosgate::report::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
+    chaosgate::report::locust::write_locust_csv(&prefix, &r.aggregator, &r.csv, 1.0, start, 0).unwrap();
     let read = |s: &str| std::fs::read_to_string(format!("{prefix}_{s}.csv")).unwrap();
     let stats = read("stats");
     let crlf = |t: &str| t.ends_with("\r\n") && t.split('\n').filter(|l| !l.is_empty()).all(|l| l.ends_with('\r'));
@@ -506,7 +506,11 @@ async fn locust_average_content_size_is_never_0_and_100pct_is_locusts_rounding_o
         let (min, max) = (num("Min Response Time"), num("Max Response Time"));
         let median = num("Median Response Time");
         assert!(min >= 5.0 && min <= median && median <= max, "{line}");
-        assert_eq!(num("100%"), chaosgate::report::locust_bucket_ms(max) as f64, "{line}");
+        assert_eq!(
+            num("100%"),
+            chaosgate::report::locust::locust_bucket_ms(max) as f64,
+            "{line}"
+        );
         let p: Vec<f64> = [
             "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
         ]
@@ -546,7 +550,7 @@ fn locust_percentiles_and_median_follow_locusts_own_rounding() {
         (58760.0, 59000),
         (1250.0, 1200),
     ] {
-        assert_eq!(chaosgate::report::locust_bucket_ms(ms), want, "{ms}");
+        assert_eq!(chaosgate::report::locust::locust_bucket_ms(ms), want, "{ms}");
     }
 }
 
@@ -578,7 +582,7 @@ fn hlog_keeps_100_distinct_latencies_at_3_significant_digits() {
         agg.add(&rec, &[], false);
     }
     let path = std::env::temp_dir().join(format!("chaosgate-hlog-{}.hlog", std::process::id()));
-    chaosgate::report::write_hlog(&path, &agg, std::time::SystemTime::now()).unwrap();
+    chaosgate::report::hlog::write_hlog(&path, &agg, std::time::SystemTime::now()).unwrap();
     let log = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).ok();
     let mut all = hdrhistogram::Histogram::<u64>::new(3).unwrap();

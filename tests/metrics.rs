@@ -7,8 +7,9 @@
 //! `cargo test --test metrics -- --ignored`.
 
 use chaosgate::fault::Profile;
-use chaosgate::gateway::{server, GatewayConfig};
-use chaosgate::mock::{self, MockConfig};
+use chaosgate::gateway::GatewayConfig;
+use chaosgate::live::mock::{self, MockConfig};
+use chaosgate::live::proxy as server;
 use chaosgate::provider::Api;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

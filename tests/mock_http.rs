@@ -524,9 +524,9 @@ async fn bad_input_gets_provider_envelopes() {
     h.shutdown().await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut cfg = chaosgate::mock::MockConfig::new("small", Api::Anthropic, Default::default(), 1);
+    let mut cfg = chaosgate::live::mock::MockConfig::new("small", Api::Anthropic, Default::default(), 1);
     cfg.max_body_bytes = 100;
-    let (h, _) = chaosgate::mock::spawn(cfg, listener).await.unwrap();
+    let (h, _) = chaosgate::live::mock::spawn(cfg, listener).await.unwrap();
     let r = request(h.addr, "POST", ANTHROPIC, &[], &"x".repeat(500)).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["type"], "request_too_large");
@@ -624,12 +624,12 @@ async fn gateway_probes_are_marked_and_still_see_the_fault() {
 #[tokio::test]
 async fn probe_rules_are_configurable() {
     let profile = chaosgate::fault::Profile::from_toml("", "t.toml").unwrap();
-    let mut cfg = chaosgate::mock::MockConfig::new("p", Api::OpenAi, profile, 1);
-    cfg.probe = chaosgate::mock::probe::ProbeMatcher::none();
+    let mut cfg = chaosgate::live::mock::MockConfig::new("p", Api::OpenAi, profile, 1);
+    cfg.probe = chaosgate::live::mock::probe::ProbeMatcher::none();
     cfg.probe.add_header_rule("user-agent=my-checker/1").unwrap();
     cfg.probe.add_prompt("ping");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (h, _) = chaosgate::mock::spawn(cfg, listener).await.unwrap();
+    let (h, _) = chaosgate::live::mock::spawn(cfg, listener).await.unwrap();
     let ping = r#"{"model":"m","messages":[{"role":"user","content":"ping"}],"max_tokens":1}"#;
     assert_eq!(request(h.addr, "POST", OPENAI, &[], ping).await.status, 200);
     assert_eq!(
@@ -1006,9 +1006,9 @@ async fn every_client_error_has_the_api_envelope() {
         }
         // a body over the limit: 413 in the envelope, and the size is named
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut cfg = chaosgate::mock::MockConfig::new("small", api, Default::default(), 1);
+        let mut cfg = chaosgate::live::mock::MockConfig::new("small", api, Default::default(), 1);
         cfg.max_body_bytes = 100;
-        let (h2, _) = chaosgate::mock::spawn(cfg, listener).await.unwrap();
+        let (h2, _) = chaosgate::live::mock::spawn(cfg, listener).await.unwrap();
         let r = request(h2.addr, "POST", chat, &[], &"x".repeat(500)).await;
         assert_eq!(r.status, 413);
         assert!(r.text().contains("100 bytes"), "{}", r.text());
@@ -1179,10 +1179,10 @@ async fn unreadable_body_with_content_length_and_chunked_chunked_is_400_not_413(
 async fn request_body_that_never_arrives_gets_a_408() {
     // Headers, then no body: the read is bounded by `body_timeout` and answered 408.
     let profile = chaosgate::fault::Profile::from_toml("", "test.toml").unwrap();
-    let mut config = chaosgate::mock::MockConfig::new("test", Api::OpenAi, profile, 1);
+    let mut config = chaosgate::live::mock::MockConfig::new("test", Api::OpenAi, profile, 1);
     config.body_timeout = Duration::from_millis(200);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (h, _) = chaosgate::mock::spawn(config, listener).await.unwrap();
+    let (h, _) = chaosgate::live::mock::spawn(config, listener).await.unwrap();
     let raw = format!(
         "POST {OPENAI} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\""
     );

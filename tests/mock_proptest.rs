@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::Request;
 use chaosgate::fault::Profile;
-use chaosgate::mock::{router, MockConfig, MockState};
+use chaosgate::live::mock::{router, MockConfig, MockState};
 use chaosgate::provider::Api;
 use proptest::prelude::*;
 use tower::ServiceExt;

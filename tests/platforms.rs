@@ -12,8 +12,8 @@
 //! profile (`cargo test --release --test platforms -- --ignored`, ≈ 40 s on 2 cores).
 
 use chaosgate::fault::Profile;
-use chaosgate::platform::calibrate::{self, Targets, TpsTargets};
-use chaosgate::platform::stats::{profile_stats, ProfileStats, Workload};
+use chaosgate::profiles::calibrate::{self, Targets, TpsTargets};
+use chaosgate::profiles::stats::{profile_stats, ProfileStats, Workload};
 use chaosgate::time::Dur;
 use std::path::PathBuf;
 use std::process::Command;

@@ -223,7 +223,7 @@ fn scenario_files() -> Vec<std::path::PathBuf> {
 /// gateway) simulates; the schema rejects what the loader rejects.
 #[test]
 fn shipped_scenarios_load_validate_and_simulate() {
-    let schema: serde_json::Value = serde_json::from_str(chaosgate::commands::SCENARIO_SCHEMA).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(chaosgate::cli::commands::SCENARIO_SCHEMA).unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
     let files = scenario_files();
     assert!(files.len() >= 8, "{files:?}");
@@ -563,7 +563,7 @@ think_time = { kind = "constant", value = "1s" }
 duration = "5m"
 "#;
 
-fn sim_report(toml: &str, sets: &[String]) -> chaosgate::run::report::RunReport {
+fn sim_report(toml: &str, sets: &[String]) -> chaosgate::analysis::results::RunReport {
     let set = load_str("users.toml", toml, root(), sets).unwrap_or_else(|e| panic!("{e}"));
     run::simulate(&set, &opts(1, 1)).unwrap().points[0].report.clone()
 }

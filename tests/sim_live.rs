@@ -51,7 +51,7 @@ fn both_with_events(
     assert!(!live.interrupted);
     let sim = run::simulate(&set, &o).unwrap();
     let s = &set.points[0].scenario;
-    let (_, out) = chaosgate::sim::report::simulate_once(s, sim.points[0].report.seed, 0).unwrap();
+    let (_, out) = chaosgate::sim::once::simulate_once(s, sim.points[0].report.seed, 0).unwrap();
     let mut sim_ev: Events = out
         .events
         .iter()

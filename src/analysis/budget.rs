@@ -10,7 +10,7 @@
 //! the formula says.
 
 use crate::time::{Nanos, NS_PER_S};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One multi-window alert rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -141,6 +141,85 @@ pub fn analyze(
 pub fn time_to_fire(target: f64, e: f64, rule: &AlertRule) -> Option<f64> {
     let eps = 1.0 - target;
     (e >= rule.burn * eps).then(|| rule.burn * eps * rule.long_s as f64 / e)
+}
+
+/// `[slo]`.
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Availability target τ (default 0.999).
+    #[serde(default = "d_target")]
+    pub target: f64,
+    /// Compliance period (default 30 days).
+    #[serde(default = "d_period")]
+    pub period: crate::time::Dur,
+    /// Requests per second the budget is sized for (default: the run's rate).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Latency target: time to first token (goodput counts requests meeting every target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<crate::time::Dur>,
+    /// Latency target: time per output token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot: Option<crate::time::Dur>,
+    /// Latency target: end to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e: Option<crate::time::Dur>,
+}
+
+impl SloConfig {
+    /// Problems, `(key, message)`: a zero period would make any failure count as 0 % of
+    /// an infinite budget.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        use crate::diag::limits::*;
+        let mut v = Vec::new();
+        if !(self.target > 0.0 && self.target < 1.0) {
+            v.push(("target".into(), format!("must be in (0, 1), got {}", self.target)));
+        }
+        if let Some(m) = positive_dur(self.period, MAX_SLO_PERIOD) {
+            v.push(("period".into(), format!("{m} (the error budget is sized over it)")));
+        }
+        if let Some(r) = self.rate {
+            if let Some(m) = number(r, false, MAX_RATE) {
+                v.push(("rate".into(), format!("{m} req/s")));
+            }
+        }
+        for (k, d) in [("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)] {
+            if let Some(m) = d.and_then(|d| positive_dur(d, MAX_DURATION)) {
+                v.push((k.into(), m));
+            }
+        }
+        v
+    }
+
+    /// The latency targets as goodput thresholds.
+    pub fn thresholds(&self) -> super::SloThresholds {
+        super::SloThresholds {
+            ttft: self.ttft.map(|d| d.0),
+            tpot: self.tpot.map(|d| d.0),
+            e2e: self.e2e.map(|d| d.0),
+        }
+    }
+}
+
+fn d_target() -> f64 {
+    0.999
+}
+fn d_period() -> crate::time::Dur {
+    crate::time::Dur::from_secs(30 * 86_400)
+}
+
+impl Default for SloConfig {
+    fn default() -> SloConfig {
+        SloConfig {
+            target: d_target(),
+            period: d_period(),
+            rate: None,
+            ttft: None,
+            tpot: None,
+            e2e: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,9 +19,13 @@
 //! - **goodput**: ok requests per second that also met every SLO threshold given (TTFT,
 //!   TPOT, end-to-end).
 
+pub mod assert;
 pub mod budget;
+pub mod cost;
 pub mod hist;
 pub mod resilience;
+pub mod results;
+pub mod run;
 
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};

@@ -24,7 +24,6 @@ pub mod events;
 pub mod health;
 pub mod retry;
 pub mod router;
-pub mod server;
 
 pub use attempt::{Limits, Outcome, Settled, Step, Walk};
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
@@ -234,7 +233,7 @@ impl GatewayConfig {
                     format!("duplicate target name {:?}", t.name),
                 ));
             }
-            if let Err(e) = crate::load::base_url(&t.url) {
+            if let Err(e) = crate::live::load::base_url(&t.url) {
                 v.push((format!("targets[{i}].url"), e.replace("--target", "url")));
             }
         }

@@ -18,6 +18,7 @@
 pub mod anthropic;
 pub mod classify;
 pub mod openai;
+pub mod sse;
 
 use crate::time::Nanos;
 use serde_json::{Map, Value};

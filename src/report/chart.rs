@@ -409,6 +409,67 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The sweep chart's points: x numeric when exactly one axis is swept and every value is
+/// a number or a duration (then in seconds), labels otherwise.
+pub fn chart_points(sw: &crate::analysis::results::SweepReport) -> (String, Vec<ChartPoint>) {
+    let numeric = |v: &str| -> Option<f64> {
+        v.parse::<f64>()
+            .ok()
+            .or_else(|| v.parse::<crate::time::Dur>().ok().map(|d| d.secs_f64()))
+    };
+    let one = sw.axes.len() == 1;
+    let xs: Vec<Option<f64>> = sw
+        .points
+        .iter()
+        .map(|p| {
+            if one {
+                p.params.values().next().and_then(|v| v.as_str()).and_then(numeric)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let all_numeric = one && xs.iter().all(Option::is_some);
+    let is_dur = one
+        && sw.points.iter().all(|p| {
+            p.params
+                .values()
+                .next()
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v.parse::<f64>().is_err())
+        });
+    let x_label = match (one, is_dur) {
+        (true, true) => format!("{} (s)", sw.axes[0]),
+        (true, false) => sw.axes[0].clone(),
+        _ => sw.axes.join(", "),
+    };
+    let points = sw
+        .points
+        .iter()
+        .zip(xs)
+        .map(|(p, x)| {
+            let r = &p.report.resilience;
+            ChartPoint {
+                label: p
+                    .params
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                x: if all_numeric { x } else { None },
+                failed: r.failed_requests.mean.unwrap_or(0.0),
+                failed_min: r.failed_requests.min,
+                failed_max: r.failed_requests.max,
+                detection_s: r.detection_s.mean,
+                detection_min: r.detection_s.min,
+                detection_max: r.detection_s.max,
+                unreliable: crate::analysis::results::unreliable_reason(p),
+            }
+        })
+        .collect();
+    (x_label, points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,12 @@
 //! interval), so the runs cover the phases of the probe cycle evenly and min / mean /
 //! max detection match the closed form's (SEMANTICS.md §1).
 
-pub mod live;
-pub mod report;
+pub mod swarm;
 
-use crate::assert::Assertion;
+use crate::analysis::assert::Assertion;
+use crate::analysis::results::{GatewayInfo, OneRun, PointReport, RunReport, SweepReport};
 use crate::scenario::{Scenario, ScenarioSet};
 use crate::time::Nanos;
-use report::{GatewayInfo, OneRun, PointReport, RunReport, SweepReport};
 
 /// How to run a scenario set.
 #[derive(Clone, Debug)]
@@ -81,7 +80,12 @@ pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
 
 /// The point's assertions, then the built-in accounting check when requests were still
 /// in flight at the end of a run (unless `--allow-in-flight`).
-fn checks(s: &Scenario, o: &RunOptions, r: &RunReport, in_flight: (u64, u64)) -> (Vec<crate::assert::Check>, bool) {
+fn checks(
+    s: &Scenario,
+    o: &RunOptions,
+    r: &RunReport,
+    in_flight: (u64, u64),
+) -> (Vec<crate::analysis::assert::Check>, bool) {
     let v = serde_json::to_value(r).unwrap_or_default();
     let mut c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
     if let Some(check) = in_flight_check(in_flight, o.allow_in_flight) {
@@ -93,8 +97,8 @@ fn checks(s: &Scenario, o: &RunOptions, r: &RunReport, in_flight: (u64, u64)) ->
 
 /// The built-in check of `(in flight at the end, scheduled)` over a point's runs: failed
 /// when any request is unaccounted for, unless allowed.
-pub fn in_flight_check((in_flight, scheduled): (u64, u64), allow: bool) -> Option<crate::assert::Check> {
-    (in_flight > 0 && !allow).then(|| crate::assert::Check {
+pub fn in_flight_check((in_flight, scheduled): (u64, u64), allow: bool) -> Option<crate::analysis::assert::Check> {
+    (in_flight > 0 && !allow).then(|| crate::analysis::assert::Check {
         assertion: IN_FLIGHT_CHECK.into(),
         passed: false,
         actual: serde_json::json!(in_flight),
@@ -176,7 +180,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
         let source = s.traffic.source(&s.dir)?;
         let mode = if live {
             Mode::Live {
-                concurrency: crate::load::LoadOptions::new("", crate::provider::Api::OpenAi, 0).concurrency,
+                concurrency: crate::live::load::LoadOptions::new("", crate::provider::Api::OpenAi, 0).concurrency,
             }
         } else {
             let g = s.builtin_gateway()?;
@@ -190,7 +194,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
             }
         };
         let parallel = if live { 1 } else { o.jobs };
-        let mut w = Work::of(&source, mode, crate::sim::report::BUCKET, s.providers.len());
+        let mut w = Work::of(&source, mode, crate::analysis::run::BUCKET, s.providers.len());
         // the built-in gateway's active health checks: every target probed at the shortest
         // interval it sets (an external gateway's probes are not ours to plan)
         if let Some(g) = s.gateway.builtin() {
@@ -251,7 +255,7 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
                 }
                 let s = &set.points[i].scenario;
                 let seed = base_seed(s, o).wrapping_add(k as u64);
-                let r = crate::sim::report::simulate_once_until(s, seed, onset_shift(s, k, n), o.stop.clone())
+                let r = crate::sim::once::simulate_once_until(s, seed, onset_shift(s, k, n), o.stop.clone())
                     .map(|(one, _)| one);
                 *results[j].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
@@ -310,7 +314,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     if let Some(note) = check_limits(set, o, true)? {
         eprintln!("chaosgate: {note}");
     }
-    let (rx, signals) = crate::commands::stop_on_signal();
+    let (rx, signals) = crate::live::signal::stop_on_signal();
     let n = o.repeat.max(1);
     let mut points = Vec::new();
     let mut interrupted = false;
@@ -326,7 +330,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             }
             let seed = base_seed(s, o).wrapping_add(k as u64);
             let dir = o.run_dir.join(format!("point{i}-run{k}"));
-            let r = live::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), o.progress).await;
+            let r = crate::live::once::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), o.progress).await;
             let r = match r {
                 Ok(r) => r,
                 Err(e) if *rx.borrow() => {
@@ -406,7 +410,7 @@ duration = "60s"
 
     /// What a stalled host left of a run: 236 of 1,155 requests answered, 919 never.
     fn stalled(mut run: OneRun) -> OneRun {
-        let mut agg = Aggregator::new(crate::sim::report::BUCKET, vec!["chat".into()], Default::default());
+        let mut agg = Aggregator::new(crate::analysis::run::BUCKET, vec!["chat".into()], Default::default());
         for i in 0..236u64 {
             let t = i * NS_PER_S / 20;
             agg.add(
@@ -448,7 +452,7 @@ duration = "60s"
             let runs: Vec<OneRun> = set
                 .points
                 .iter()
-                .map(|p| crate::sim::report::simulate_once(&p.scenario, 3, 0).unwrap().0)
+                .map(|p| crate::sim::once::simulate_once(&p.scenario, 3, 0).unwrap().0)
                 .collect();
             let mut runs = runs.into_iter();
             let good = runs.next().unwrap();
@@ -482,15 +486,15 @@ duration = "60s"
         );
         let json = sw.to_json().to_string();
         assert!(json.contains("919 of 1155 scheduled requests were still in flight"));
-        let table = report::sweep_table(&sw);
+        let table = crate::report::text::sweep_table(&sw);
         assert!(table.contains("UNRELIABLE (1 warning)"), "{table}");
         assert!(
             table.contains("reliable points: gateway.health_check.interval=5s"),
             "{table}"
         );
-        assert_eq!(report::best_point(&sw), Some(0));
+        assert_eq!(crate::analysis::results::best_point(&sw), Some(0));
         // the chart: the stalled point is a cross, not a zero
-        let (label, pts) = report::chart_points(&sw);
+        let (label, pts) = crate::report::chart::chart_points(&sw);
         assert!(pts[1].unreliable.is_some() && pts[0].unreliable.is_none());
         let svg = crate::report::chart::sweep_svg("t", &label, &pts);
         assert_eq!(svg.matches("class=\"marker unreliable\"").count(), 2, "one per panel");
@@ -500,15 +504,15 @@ duration = "60s"
             "only the good point has values"
         );
         // JUnit: the failure and the warning
-        let xml = report::junit(&sw, "run");
+        let xml = crate::report::junit::junit(&sw, "run");
         assert!(xml.contains(&format!("name=\"{IN_FLIGHT_CHECK}\">")), "{xml}");
         assert!(xml.contains("<property name=\"warning\" value=\"919 of 1155"), "{xml}");
         // --allow-in-flight lets it pass its checks, but it is still not a good setting
         o.allow_in_flight = true;
         let sw = sweep_of(&o);
         assert!(sw.points[1].passed);
-        assert_eq!(report::best_point(&sw), Some(0));
-        assert!(report::sweep_table(&sw).contains("UNRELIABLE"));
+        assert_eq!(crate::analysis::results::best_point(&sw), Some(0));
+        assert!(crate::report::text::sweep_table(&sw).contains("UNRELIABLE"));
     }
 
     #[test]
@@ -537,7 +541,7 @@ duration = "60s"
         // raised during a run: it stops at its next look, partial, with the time reached
         let s = &set.points[0].scenario;
         let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (one, out) = crate::sim::report::simulate_once_until(s, 3, 0, Some(flag)).unwrap();
+        let (one, out) = crate::sim::once::simulate_once_until(s, 3, 0, Some(flag)).unwrap();
         assert!(out.interrupted && one.traffic.partial);
         assert!(one.duration_s < 60.0, "{}", one.duration_s);
         let q = one.traffic.requests;

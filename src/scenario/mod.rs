@@ -28,6 +28,7 @@
 //! applied to it ([`overrides`]), then parsing and validation — every problem at once,
 //! each with file and line — then time scaling ([`scale`]).
 
+pub mod external;
 pub mod generate;
 pub mod overrides;
 pub mod scale;
@@ -196,84 +197,7 @@ fn providers_from_doc(
     (parsed.seed, out, errors)
 }
 
-/// `[slo]`.
-#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SloConfig {
-    /// Availability target τ (default 0.999).
-    #[serde(default = "d_target")]
-    pub target: f64,
-    /// Compliance period (default 30 days).
-    #[serde(default = "d_period")]
-    pub period: crate::time::Dur,
-    /// Requests per second the budget is sized for (default: the run's rate).
-    #[serde(default)]
-    pub rate: Option<f64>,
-    /// Latency target: time to first token (goodput counts requests meeting every target).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft: Option<crate::time::Dur>,
-    /// Latency target: time per output token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpot: Option<crate::time::Dur>,
-    /// Latency target: end to end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e2e: Option<crate::time::Dur>,
-}
-
-impl SloConfig {
-    /// Problems, `(key, message)`: a zero period would make any failure count as 0 % of
-    /// an infinite budget.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        use crate::diag::limits::*;
-        let mut v = Vec::new();
-        if !(self.target > 0.0 && self.target < 1.0) {
-            v.push(("target".into(), format!("must be in (0, 1), got {}", self.target)));
-        }
-        if let Some(m) = positive_dur(self.period, MAX_SLO_PERIOD) {
-            v.push(("period".into(), format!("{m} (the error budget is sized over it)")));
-        }
-        if let Some(r) = self.rate {
-            if let Some(m) = number(r, false, MAX_RATE) {
-                v.push(("rate".into(), format!("{m} req/s")));
-            }
-        }
-        for (k, d) in [("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)] {
-            if let Some(m) = d.and_then(|d| positive_dur(d, MAX_DURATION)) {
-                v.push((k.into(), m));
-            }
-        }
-        v
-    }
-
-    /// The latency targets as goodput thresholds.
-    pub fn thresholds(&self) -> crate::analysis::SloThresholds {
-        crate::analysis::SloThresholds {
-            ttft: self.ttft.map(|d| d.0),
-            tpot: self.tpot.map(|d| d.0),
-            e2e: self.e2e.map(|d| d.0),
-        }
-    }
-}
-
-fn d_target() -> f64 {
-    0.999
-}
-fn d_period() -> crate::time::Dur {
-    crate::time::Dur::from_secs(30 * 86_400)
-}
-
-impl Default for SloConfig {
-    fn default() -> SloConfig {
-        SloConfig {
-            target: d_target(),
-            period: d_period(),
-            rate: None,
-            ttft: None,
-            tpot: None,
-            e2e: None,
-        }
-    }
-}
+pub use crate::analysis::budget::SloConfig;
 
 /// `[gateway]`: the reference gateway in-process, or an external gateway process.
 #[derive(Clone, Debug)]
@@ -282,7 +206,7 @@ pub enum GatewaySpec {
     /// placeholders until the mocks are bound.
     Builtin(Box<crate::gateway::GatewayConfig>),
     /// `kind = "external"`: a process launched with a rendered config.
-    External(Box<crate::external::ExternalSpec>),
+    External(Box<crate::scenario::external::ExternalSpec>),
 }
 
 impl GatewaySpec {
@@ -323,7 +247,7 @@ pub struct Scenario {
     /// Detection settings.
     pub detection: crate::analysis::resilience::DetectionConfig,
     /// `[[assert]]`s of the file.
-    pub asserts: Vec<crate::assert::Assertion>,
+    pub asserts: Vec<crate::analysis::assert::Assertion>,
     /// The factor every scenario time was multiplied by (1 = real time).
     pub time_scale: f64,
     /// `--repeat`: how far fault onsets are spread over the runs (default: the builtin
@@ -332,7 +256,7 @@ pub struct Scenario {
     /// Things worth saying in the report (what time scaling could not reach, …).
     pub warnings: Vec<String>,
     /// `[cost] prices`: the price table, if the scenario prices its traffic.
-    pub prices: Option<crate::cost::PriceTable>,
+    pub prices: Option<crate::analysis::cost::PriceTable>,
     /// Directory of the file (paths in it are relative to it).
     pub dir: std::path::PathBuf,
 }
@@ -370,7 +294,7 @@ struct ScenarioFile {
     #[serde(default)]
     detection: crate::analysis::resilience::DetectionConfig,
     #[serde(default, rename = "assert")]
-    asserts: Vec<crate::assert::AssertSpec>,
+    asserts: Vec<crate::analysis::assert::AssertSpec>,
     #[serde(default)]
     sweep: Option<toml::Table>,
     #[serde(default)]
@@ -381,7 +305,7 @@ struct ScenarioFile {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CostConfig {
-    /// Price table file (relative to the scenario; see `chaosgate::cost`).
+    /// Price table file (relative to the scenario; see `chaosgate::analysis::cost`).
     prices: std::path::PathBuf,
 }
 
@@ -642,7 +566,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     }
     let prices = match &doc.cost {
         None => None,
-        Some(c) => match crate::cost::PriceTable::load(&dir.join(&c.prices)) {
+        Some(c) => match crate::analysis::cost::PriceTable::load(&dir.join(&c.prices)) {
             Ok(t) => Some(t),
             Err(ConfigErrors(mut es)) => {
                 problems.push((
@@ -847,7 +771,7 @@ fn parse_gateway(
             Some(GatewaySpec::Builtin(Box::new(g)))
         }
         Some(Some("external")) => {
-            let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::external::ExternalSpec>>(&g);
+            let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::ExternalSpec>>(&g);
             problems.extend(ps);
             let x = x?.gateway;
             for (k, m) in x.problems() {

@@ -91,7 +91,7 @@ pub fn gateway(g: &mut GatewayConfig, k: f64) {
 
 /// Scales an external gateway's duration-valued `values`; returns warnings for what
 /// cannot be scaled (its `not_scaled` notes).
-pub fn external(x: &mut crate::external::ExternalSpec, k: f64) -> Vec<String> {
+pub fn external(x: &mut crate::scenario::external::ExternalSpec, k: f64) -> Vec<String> {
     for (_, v) in x.values.iter_mut() {
         if let toml::Value::String(s) = v {
             if let Ok(d) = s.parse::<Dur>() {

@@ -14,7 +14,7 @@
 //! ([`SIM_MIN_CYCLE`]; docs/closed-loop.md).
 
 pub mod invariants;
-pub mod report;
+pub mod once;
 
 use crate::analysis::{Aggregator, ProviderSlot, SloThresholds};
 use crate::fault::wire::{End, Wire};

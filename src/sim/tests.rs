@@ -543,56 +543,6 @@ request_timeout = "2s"
         out.scheduled += 1;
         invariants::assert_holds(&i, &out);
     }
-
-    #[test]
-    fn a_failed_swarm_case_prints_its_seed_violation_and_reproduction() {
-        let opts = crate::scenario::generate::GenOptions::default();
-        let mut case = invariants::swarm_case(42, &opts);
-        assert!(case.passed());
-        case.violations = invariants::rerun_identical("a", "b");
-        let m = case.failure_report();
-        assert!(
-            m.starts_with("swarm: scenario seed 42 FAILED\n  [rerun_identical]"),
-            "{m}"
-        );
-        assert!(m.ends_with("reproduce: chaosgate sim --swarm 1 --seed 42"), "{m}");
-        case.violations.clear();
-        case.error = Some("bad scenario".into());
-        assert!(!case.passed());
-        assert!(case.failure_report().contains("could not simulate it: bad scenario"));
-    }
-
-    /// A small swarm: 50 generated scenarios, each checked under every invariant including
-    /// the byte-identical rerun; together they go through every kind of gateway event.
-    #[test]
-    fn a_swarm_of_50_generated_scenarios_passes_every_invariant() {
-        let opts = crate::scenario::generate::GenOptions::default();
-        let mut kinds = std::collections::BTreeSet::new();
-        for seed in 1000..1050 {
-            let case = invariants::swarm_case(seed, &opts);
-            assert!(
-                case.passed(),
-                "seed {seed}: {:?} {:#?}\nreproduce: chaosgate sim --swarm 1 --seed {seed}\n{}",
-                case.error,
-                case.violations,
-                case.toml
-            );
-            assert!(case.requests > 0);
-            kinds.extend(case.event_kinds);
-        }
-        for k in [
-            "probe_result",
-            "ejected",
-            "restored",
-            "breaker_opened",
-            "breaker_half_opened",
-            "breaker_closed",
-            "retry",
-            "fallback",
-        ] {
-            assert!(kinds.contains(k), "no {k} event in the swarm: {kinds:?}");
-        }
-    }
 }
 
 /// Closed loop: `users` users spawned at `spawn_rate`/s with `think`, for `secs`, against a

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use chaosgate::fault::Profile;
-use chaosgate::mock::{self, MockConfig, MockState};
-use chaosgate::net::ServerHandle;
+use chaosgate::live::mock::{self, MockConfig, MockState};
+use chaosgate::live::net::ServerHandle;
 use chaosgate::provider::Api;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

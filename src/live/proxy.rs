@@ -17,11 +17,11 @@
 //!   ([`PLAIN_PREFIX_BYTES`]); every error the gateway itself returns is JSON in the
 //!   client's API envelope (OpenAI's, or Anthropic's on `/v1/messages`).
 
-use super::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
-use super::{GatewayConfig, GatewayEvent, Policy, ProbeKind};
-use crate::load::sse;
-use crate::net::{self, ServerHandle};
+use crate::gateway::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
+use crate::gateway::{GatewayConfig, GatewayEvent, Policy, ProbeKind};
+use crate::live::net::{self, ServerHandle};
 use crate::provider::classify::{classify, Answer};
+use crate::provider::sse;
 use crate::provider::{anthropic, openai, Api, ErrorKind};
 use crate::time::Nanos;
 use axum::body::Body;
@@ -49,7 +49,7 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 const EVENT_LOG_CAPACITY: usize = 100_000;
 
 /// Largest request body a client may send (413 over it).
-pub const MAX_REQUEST_BODY_BYTES: usize = crate::mock::DEFAULT_MAX_BODY_BYTES;
+pub const MAX_REQUEST_BODY_BYTES: usize = crate::live::mock::DEFAULT_MAX_BODY_BYTES;
 /// Most header lines in a client's request (431 over it).
 pub const MAX_REQUEST_HEADERS: usize = 100;
 /// Largest request head (target URI plus every header name and value), in bytes (431 over it).
@@ -125,8 +125,8 @@ impl GatewayState {
         }
         for e in &ev {
             match e.kind {
-                super::EventKind::Fallback { .. } => self.fallbacks.fetch_add(1, Ordering::Relaxed),
-                super::EventKind::Retry { .. } => self.retries.fetch_add(1, Ordering::Relaxed),
+                crate::gateway::EventKind::Fallback { .. } => self.fallbacks.fetch_add(1, Ordering::Relaxed),
+                crate::gateway::EventKind::Retry { .. } => self.retries.fetch_add(1, Ordering::Relaxed),
                 _ => 0,
             };
         }
@@ -206,7 +206,7 @@ pub async fn spawn_held(
     let bases = cfg
         .targets
         .iter()
-        .map(|t| crate::load::base_url(&t.url).unwrap_or_else(|_| t.url.clone()))
+        .map(|t| crate::live::load::base_url(&t.url).unwrap_or_else(|_| t.url.clone()))
         .collect();
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
@@ -1057,7 +1057,7 @@ async fn events(
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
-    use crate::promtext::{Exposition, Kind, CONTENT_TYPE};
+    use crate::live::promtext::{Exposition, Kind, CONTENT_TYPE};
     let mut e = Exposition::new();
     for (name, counter, help) in [
         (
@@ -1109,7 +1109,7 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
         "1 while the target's circuit breaker is open (rejecting), else 0.",
     );
     for (i, name) in names.iter().enumerate() {
-        let open = matches!(p.breaker_state(i), Some(super::BreakerState::Open { .. }));
+        let open = matches!(p.breaker_state(i), Some(crate::gateway::BreakerState::Open { .. }));
         e.sample("chaosgate_gateway_breaker_open", &[("target", name)], u8::from(open));
     }
     drop(p);

@@ -18,7 +18,7 @@
 use super::MockState;
 use crate::fault::profile::Section;
 use crate::fault::Profile;
-use crate::net::ConnCtx;
+use crate::live::net::ConnCtx;
 use crate::time::nanos_to_secs_f64;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;

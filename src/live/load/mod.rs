@@ -10,7 +10,6 @@
 //!   before each send and then yields in a loop, so lag stays well under a millisecond.
 
 pub mod raw;
-pub mod sse;
 
 use crate::analysis::{Aggregator, SloThresholds};
 use crate::provider::Api;
@@ -130,7 +129,7 @@ pub struct LoadResult {
     /// Stopped early through [`LoadOptions::stop`].
     pub interrupted: bool,
     /// Response sizes and failure times, for the Locust CSV files.
-    pub csv: crate::report::CsvLog,
+    pub csv: crate::report::locust::CsvLog,
 }
 
 impl LoadResult {
@@ -637,7 +636,7 @@ async fn execute(
         return (rec, itl, content);
     }
     // a stream
-    let mut parser = sse::Parser::new(shape.api);
+    let mut parser = crate::provider::sse::Parser::new(shape.api);
     let mut last_token: Option<Instant> = None;
     let mut counted = 0u32;
     loop {
@@ -666,7 +665,7 @@ async fn execute(
         let now = Instant::now();
         for ev in parser.push(&data) {
             match ev {
-                sse::Event::Token => {
+                crate::provider::sse::Event::Token => {
                     counted += 1;
                     match last_token {
                         None => rec.first_token = Some(since(t0, now)),
@@ -674,10 +673,10 @@ async fn execute(
                     }
                     last_token = Some(now);
                 }
-                sse::Event::Usage(n) => rec.output_tokens = n,
-                sse::Event::Error => rec.outcome = Outcome::StreamError,
-                sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
-                sse::Event::Terminal | sse::Event::Other => {}
+                crate::provider::sse::Event::Usage(n) => rec.output_tokens = n,
+                crate::provider::sse::Event::Error => rec.outcome = Outcome::StreamError,
+                crate::provider::sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
+                crate::provider::sse::Event::Terminal | crate::provider::sse::Event::Other => {}
             }
         }
         if rec.outcome != Outcome::Ok || parser.terminal {
@@ -828,7 +827,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let live_p99 = Arc::new(Mutex::new(0.0f64));
     let agg_task = {
         let live_p99 = live_p99.clone();
-        let mut csv = crate::report::CsvLog::new(kinds.clone());
+        let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
         let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
         tokio::spawn(async move {
             let mut agg = agg;

@@ -10,12 +10,11 @@
 //! contract: `resilience.detection_s.*`, `resilience.failed_requests.*`,
 //! `resilience.failback_s.*`, `budget.consumed_pct.*`.
 
+use crate::analysis::assert::Check;
 use crate::analysis::budget::BudgetReport;
 use crate::analysis::resilience::FaultReport;
 use crate::analysis::LoadReport;
-use crate::assert::Check;
 use serde::Serialize;
-use std::fmt::Write as _;
 
 /// A distribution over runs (and fault windows).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -90,7 +89,7 @@ pub struct OneRun {
     /// Gateway events (builtin gateway).
     pub gateway_events: usize,
     /// What the traffic cost (`[cost] prices`).
-    pub cost: Option<crate::cost::CostReport>,
+    pub cost: Option<crate::analysis::cost::CostReport>,
 }
 
 /// Resilience over all runs.
@@ -173,7 +172,7 @@ pub struct RunReport {
     pub budget: Budget,
     /// What the first run's traffic cost per provider (`[cost] prices`), if priced.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<crate::cost::CostReport>,
+    pub cost: Option<crate::analysis::cost::CostReport>,
     /// Cost of each run (USD).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<Dist>,
@@ -305,115 +304,6 @@ impl SweepReport {
     }
 }
 
-/// The terminal summary of one report.
-pub fn text(r: &RunReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "scenario {}  ({}, gateway {}, seed {}{}{})",
-        r.scenario,
-        r.mode,
-        r.gateway.kind,
-        r.seed,
-        if r.runs > 1 {
-            format!(", {} runs", r.runs)
-        } else {
-            String::new()
-        },
-        if r.time_scale != 1.0 {
-            format!(", time_scale {}", r.time_scale)
-        } else {
-            String::new()
-        },
-    );
-    s.push_str(&crate::report::text(&r.traffic));
-    let o = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.2} s"));
-    for f in &r.resilience.faults {
-        let _ = writeln!(
-            s,
-            "\nfault {}/{} [{:.1} s, {:.1} s): detection gateway {} / traffic {} / client {}; failed {} ({} before detection, {} after); failback {}",
-            f.provider,
-            f.phase,
-            f.onset_s,
-            f.end_s,
-            o(f.detection_gateway_s),
-            o(f.detection_traffic_s),
-            o(f.detection_client_s),
-            f.failed_during,
-            f.failed_before_detection,
-            f.failed_after_detection,
-            o(f.failback_s)
-        );
-    }
-    if r.runs > 1 {
-        let row = |name: &str, d: &Dist, unit: &str| {
-            let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.2}"));
-            format!(
-                "  {name:<22} min {:>9}  mean {:>9}  p95 {:>9}  max {:>9}{unit}{}\n",
-                f(d.min),
-                f(d.mean),
-                f(d.p95),
-                f(d.max),
-                if d.missing > 0 {
-                    format!("  ({} of {} never)", d.missing, d.n)
-                } else {
-                    String::new()
-                }
-            )
-        };
-        let _ = writeln!(s, "\nover {} runs:", r.runs);
-        s.push_str(&row("detection_s", &r.resilience.detection_s, " s"));
-        s.push_str(&row("failed_requests", &r.resilience.failed_requests, ""));
-        s.push_str(&row("failback_s", &r.resilience.failback_s, " s"));
-        s.push_str(&row("budget.consumed_pct", &r.budget.consumed_pct, " %"));
-    }
-    let b = &r.budget;
-    let _ = writeln!(
-        s,
-        "\nerror budget ({:.3} % over {:.0} days): {:.0} requests; this run used {} ; peak burn 5 min {}, 1 h {}",
-        100.0 * b.target,
-        b.period_s / 86_400.0,
-        b.budget_requests,
-        b.consumed_pct.short(" %", 2),
-        b.peak_burn_5m.short("×", 1),
-        b.peak_burn_1h.short("×", 1),
-    );
-    for (name, t) in &b.alerts {
-        let _ = writeln!(
-            s,
-            "  alert {name:<18} {}",
-            t.map_or("would not fire".into(), |t| format!("fires at {t:.1} s"))
-        );
-    }
-    if let Some(c) = &r.cost {
-        let reference = match (c.reference_usd, c.saving_pct) {
-            (Some(r), Some(p)) => {
-                format!(" — the same tokens at the reference price: {r:.4} USD, a saving of {p:.1} %")
-            }
-            _ => String::new(),
-        };
-        let _ = writeln!(s, "\ncost: {:.4} USD{reference}", c.total_usd);
-        for (name, p) in &c.per_provider {
-            let markup = p
-                .total
-                .markup_pct
-                .map_or(String::new(), |m| format!(", {m:+.1} % vs its base price"));
-            let _ = writeln!(
-                s,
-                "  {name:<18} {:>10.4} USD  {} requests, {} in / {} out tokens{markup}",
-                p.total.usd, p.total.requests, p.total.input_tokens, p.total.output_tokens
-            );
-        }
-        for u in &c.unpriced {
-            let _ = writeln!(s, "  unpriced: {} / {} ({} requests)", u.provider, u.model, u.requests);
-        }
-    }
-    for w in &r.warnings {
-        let _ = writeln!(s, "warning: {w}");
-    }
-    s
-}
-
 /// The point of a sweep with the fewest failed requests (mean over its runs) among the
 /// points that can be ranked: no warnings, every run accounted for, every assertion held,
 /// and a measured failure count. `None` when no point qualifies.
@@ -454,255 +344,6 @@ pub fn unreliable_reason(p: &PointReport) -> Option<String> {
     } else {
         None
     }
-}
-
-/// The comparison table of a sweep: one row per point.
-pub fn sweep_table(sw: &SweepReport) -> String {
-    let mut head: Vec<String> = sw
-        .axes
-        .iter()
-        .map(|a| a.rsplit('.').next().unwrap_or(a).to_string())
-        .collect();
-    head.extend(
-        ["detection s", "failed", "failback s", "budget %", "asserts"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let mut rows = vec![head];
-    for p in &sw.points {
-        let mut row: Vec<String> = sw
-            .axes
-            .iter()
-            .map(|a| p.params.get(a).and_then(|v| v.as_str()).unwrap_or("").to_string())
-            .collect();
-        let r = &p.report;
-        row.push(r.resilience.detection_s.short("", 2));
-        row.push(r.resilience.failed_requests.short("", 0));
-        row.push(r.resilience.failback_s.short("", 2));
-        row.push(r.budget.consumed_pct.short("", 3));
-        let mut verdict = if p.checks.is_empty() {
-            "–".to_string()
-        } else if p.passed {
-            "pass".into()
-        } else {
-            format!(
-                "FAIL {}/{}",
-                p.checks.iter().filter(|c| !c.passed).count(),
-                p.checks.len()
-            )
-        };
-        if !r.warnings.is_empty() {
-            // a point whose figures cannot be trusted says so in its row
-            verdict.push_str(&format!(
-                "  UNRELIABLE ({} warning{})",
-                r.warnings.len(),
-                if r.warnings.len() == 1 { "" } else { "s" }
-            ));
-        }
-        row.push(verdict);
-        rows.push(row);
-    }
-    let cols = rows[0].len();
-    let w: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut s = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, x)| format!("{x:<width$}", width = w[c]))
-            .collect();
-        let _ = writeln!(s, "{}", line.join("  ").trim_end());
-        if i == 0 {
-            let _ = writeln!(s, "{}", w.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("  "));
-        }
-    }
-    let unreliable = sw.points.iter().filter(|p| !p.report.warnings.is_empty()).count();
-    if sw.points.len() > 1 && unreliable > 0 {
-        let _ = writeln!(
-            s,
-            "{unreliable} point{} UNRELIABLE (warnings: see each point's report): never ranked, drawn hollow in --chart",
-            if unreliable == 1 { "" } else { "s" }
-        );
-        let best = best_point(sw).map_or("none (no point can be ranked)".to_string(), |i| {
-            sw.points[i]
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
-        let _ = writeln!(s, "fewest failed requests among the reliable points: {best}");
-    }
-    s
-}
-
-/// Failed assertions, readable.
-pub fn failures_text(sw: &SweepReport) -> String {
-    let mut s = String::new();
-    for p in &sw.points {
-        for c in p.checks.iter().filter(|c| !c.passed) {
-            let at = if p.params.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " [{}]",
-                    p.params
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            let _ = writeln!(s, "  FAILED{at}: {} — {}", c.assertion, c.message);
-        }
-    }
-    s
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// JUnit XML: one `<testsuite>` per sweep point, one `<testcase>` per assertion.
-pub fn junit(sw: &SweepReport, command: &str) -> String {
-    let total: usize = sw.points.iter().map(|p| p.checks.len()).sum();
-    let failed: usize = sw
-        .points
-        .iter()
-        .map(|p| p.checks.iter().filter(|c| !c.passed).count())
-        .sum();
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        s,
-        "<testsuites name=\"{}\" tests=\"{total}\" failures=\"{failed}\">",
-        xml_escape(&format!("chaosgate {command} {}", sw.scenario))
-    );
-    for p in &sw.points {
-        let params = p
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let suite = if params.is_empty() {
-            sw.scenario.clone()
-        } else {
-            format!("{} [{params}]", sw.scenario)
-        };
-        let nf = p.checks.iter().filter(|c| !c.passed).count();
-        let _ = writeln!(
-            s,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{nf}\" time=\"{:.3}\">",
-            xml_escape(&suite),
-            p.checks.len(),
-            p.report.duration_s * p.report.runs as f64
-        );
-        // the point's warnings (requests in flight at the end, an interruption, …)
-        if !p.report.warnings.is_empty() {
-            s.push_str("    <properties>\n");
-            for w in &p.report.warnings {
-                let _ = writeln!(s, "      <property name=\"warning\" value=\"{}\"/>", xml_escape(w));
-            }
-            s.push_str("    </properties>\n");
-        }
-        for c in &p.checks {
-            let _ = write!(
-                s,
-                "    <testcase classname=\"{}\" name=\"{}\"",
-                xml_escape(&suite),
-                xml_escape(&c.assertion)
-            );
-            if c.passed {
-                s.push_str("/>\n");
-            } else {
-                let _ = writeln!(
-                    s,
-                    ">\n      <failure message=\"{}\">{}: {}</failure>\n    </testcase>",
-                    xml_escape(&c.message),
-                    xml_escape(&c.assertion),
-                    xml_escape(&c.message)
-                );
-            }
-        }
-        s.push_str("  </testsuite>\n");
-    }
-    s.push_str("</testsuites>\n");
-    s
-}
-
-/// The sweep chart's points: x numeric when exactly one axis is swept and every value is
-/// a number or a duration (then in seconds), labels otherwise.
-pub fn chart_points(sw: &SweepReport) -> (String, Vec<crate::report::chart::ChartPoint>) {
-    let numeric = |v: &str| -> Option<f64> {
-        v.parse::<f64>()
-            .ok()
-            .or_else(|| v.parse::<crate::time::Dur>().ok().map(|d| d.secs_f64()))
-    };
-    let one = sw.axes.len() == 1;
-    let xs: Vec<Option<f64>> = sw
-        .points
-        .iter()
-        .map(|p| {
-            if one {
-                p.params.values().next().and_then(|v| v.as_str()).and_then(numeric)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let all_numeric = one && xs.iter().all(Option::is_some);
-    let is_dur = one
-        && sw.points.iter().all(|p| {
-            p.params
-                .values()
-                .next()
-                .and_then(|v| v.as_str())
-                .is_some_and(|v| v.parse::<f64>().is_err())
-        });
-    let x_label = match (one, is_dur) {
-        (true, true) => format!("{} (s)", sw.axes[0]),
-        (true, false) => sw.axes[0].clone(),
-        _ => sw.axes.join(", "),
-    };
-    let points = sw
-        .points
-        .iter()
-        .zip(xs)
-        .map(|(p, x)| {
-            let r = &p.report.resilience;
-            crate::report::chart::ChartPoint {
-                label: p
-                    .params
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v.as_str().unwrap_or("")))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                x: if all_numeric { x } else { None },
-                failed: r.failed_requests.mean.unwrap_or(0.0),
-                failed_min: r.failed_requests.min,
-                failed_max: r.failed_requests.max,
-                detection_s: r.detection_s.mean,
-                detection_min: r.detection_s.min,
-                detection_max: r.detection_s.max,
-                unreliable: unreliable_reason(p),
-            }
-        })
-        .collect();
-    (x_label, points)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The mock provider server: executes fault verdicts over real HTTP.
 //!
 //! [`router`] builds the axum `Router` of one provider (so tests can `oneshot` it), and
-//! [`spawn`] serves it with TCP_NODELAY through [`crate::net`]. Each request is turned
+//! [`spawn`] serves it with TCP_NODELAY through [`crate::live::net`]. Each request is turned
 //! into [`RequestFacts`], the provider's [`Plan`] (behind a mutex; it is pure and fast)
 //! decides a [`Verdict`], and [`respond`] plays the verdict out on the wire in the
 //! provider's own format.
@@ -22,7 +22,7 @@ pub mod probe;
 pub mod respond;
 
 use crate::fault::{forced, Decision, Endpoint, Forced, Plan, Profile, RequestFacts};
-use crate::net::{self, ConnCtx, ServerHandle};
+use crate::live::net::{self, ConnCtx, ServerHandle};
 use crate::provider::{anthropic, openai, Api, ErrorKind, Rejection};
 use crate::time::Nanos;
 use axum::extract::{Request, State};

@@ -402,7 +402,7 @@ gpt-4o = { input_usd_per_1m = 2.75, output_usd_per_1m = 11.00 }
 
     #[test]
     fn the_article_markup_table() {
-        let src = include_str!("../examples/prices/article-markup.toml");
+        let src = include_str!("../../examples/prices/article-markup.toml");
         let t = PriceTable::from_toml(src, "article-markup.toml").unwrap();
         // the same 1 M input + 1 M output tokens everywhere: direct costs 2.50 + 10.00
         let u: Vec<Usage> = ["openai-direct", "portkey", "openrouter", "together-ai"]

@@ -33,9 +33,9 @@ pub enum Command {
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// What a client would measure against a fault profile (virtual time).
-    ProfileStats(crate::platform::ProfileStatsArgs),
+    ProfileStats(crate::profiles::ProfileStatsArgs),
     /// Fit a fault profile to dashboard numbers (p50/p95/p99, error rate, tokens/s).
-    Calibrate(crate::platform::CalibrateArgs),
+    Calibrate(crate::profiles::CalibrateArgs),
 }
 
 /// What `run` and `sim` share.
@@ -102,7 +102,7 @@ pub struct SimArgs {
     /// Instead of a scenario: generate N random scenarios (seeds --seed, --seed+1, …) and
     /// check every simulation invariant on each (docs/invariants.md); exit 1 on a failure.
     #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sim::invariants::MAX_SWARM)),
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::run::swarm::MAX_SWARM)),
           conflicts_with_all = ["scenario", "set", "sweep", "repeat", "asserts", "json", "junit", "chart", "allow_in_flight", "allow_large"])]
     pub swarm: Option<u32>,
     /// Worker threads for sweep points and repeats (default: every core).
@@ -313,7 +313,7 @@ pub struct MockArgs {
     #[arg(long)]
     pub admin_any_peer: bool,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = crate::mock::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, default_value_t = crate::live::mock::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Also count requests with this header as health probes (NAME=VALUE, repeatable).
     #[arg(long, value_name = "NAME=VALUE", value_parser = parse_probe_header)]
@@ -328,7 +328,7 @@ pub struct MockArgs {
 }
 
 fn parse_probe_header(s: &str) -> Result<String, String> {
-    crate::mock::probe::ProbeMatcher::none()
+    crate::live::mock::probe::ProbeMatcher::none()
         .add_header_rule(s)
         .map(|()| s.to_string())
 }

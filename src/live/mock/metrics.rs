@@ -1,7 +1,7 @@
-//! `GET /metrics` in Prometheus text format, written with [`crate::promtext`].
+//! `GET /metrics` in Prometheus text format, written with [`crate::live::promtext`].
 
 use super::{Arrival, MockState};
-use crate::promtext::{self, Exposition, Kind};
+use crate::live::promtext::{self, Exposition, Kind};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;

@@ -9,7 +9,7 @@
 //! builds).
 //!
 //! ```
-//! use chaosgate::promtext::{Exposition, Kind};
+//! use chaosgate::live::promtext::{Exposition, Kind};
 //! let mut e = Exposition::new();
 //! e.family("demo_requests_total", Kind::Counter, "Requests seen.");
 //! e.sample("demo_requests_total", &[("target", "a\"b")], 3u64);

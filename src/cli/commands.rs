@@ -2,59 +2,8 @@
 
 use crate::cli::{random_seed, ArrivalArg, GatewayArgs, LoadArgs, MockArgs};
 use crate::fault::Profile;
-use crate::mock::{self, MockConfig};
-use crate::net::{self, ServerHandle};
-
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// A flag raised on Ctrl-C / SIGTERM, with the task that raises it (abort it when done).
-/// The handlers are installed before this returns (on unix), so a signal that comes right
-/// after is not lost. Must be called inside the async runtime.
-pub fn stop_on_signal() -> (tokio::sync::watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    };
-    let task = tokio::spawn(async move {
-        #[cfg(unix)]
-        match signals {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => shutdown_signal().await,
-        }
-        #[cfg(not(unix))]
-        shutdown_signal().await;
-        let _ = tx.send(true);
-    });
-    (rx, task)
-}
+use crate::live::mock::{self, MockConfig};
+use crate::live::net::{self, ServerHandle};
 
 /// `chaosgate mock`: serves one provider or every provider of a scenario until stopped.
 pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
@@ -105,7 +54,7 @@ pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
         handles.push(h);
     }
     println!("chaosgate mock: reproduce with --seed {seed}; admin API at /_chaosgate/state; Ctrl-C to stop");
-    shutdown_signal().await;
+    crate::live::signal::shutdown_signal().await;
     for h in handles {
         h.shutdown().await;
     }
@@ -174,7 +123,7 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
 /// `chaosgate load`: runs the traffic against `--target` and reports.
 pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     use crate::analysis::SloThresholds;
-    use crate::load::{self as live, LoadOptions};
+    use crate::live::load::{self as live, LoadOptions};
     let csv = a
         .csv
         .as_ref()
@@ -227,14 +176,14 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
         a.target
     );
-    let (stop_rx, signals) = stop_on_signal();
+    let (stop_rx, signals) = crate::live::signal::stop_on_signal();
     opts.stop = Some(stop_rx);
     let start_wall = std::time::SystemTime::now();
     let result = live::run(source, mix, opts).await;
     signals.abort();
     let result = result?;
     let report = result.report();
-    print!("{}", crate::report::text(&report));
+    print!("{}", crate::report::text::load(&report));
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -246,7 +195,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         eprintln!("wrote {}", p.display());
     }
     if let Some(prefix) = &a.csv {
-        crate::report::write_locust_csv(
+        crate::report::locust::write_locust_csv(
             prefix,
             &result.aggregator,
             &result.csv,
@@ -259,7 +208,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         );
     }
     if let Some(p) = &a.hlog {
-        crate::report::write_hlog(p, &result.aggregator, start_wall)?;
+        crate::report::hlog::write_hlog(p, &result.aggregator, start_wall)?;
         eprintln!("wrote {}", p.display());
     }
     if result.interrupted {
@@ -436,26 +385,29 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     if cfg.pass_chaosgate_headers {
         eprintln!("chaosgate gateway: TEST ONLY: clients' x-chaosgate-* headers are passed to the upstreams");
     }
-    let h = crate::gateway::server::spawn(cfg, listener, seed, a.events.as_deref()).await?;
+    let h = crate::live::proxy::spawn(cfg, listener, seed, a.events.as_deref()).await?;
     println!(
         "chaosgate gateway: listening on http://{}  targets {}  seed={seed}",
         h.server.addr,
         targets.join(", ")
     );
-    shutdown_signal().await;
+    crate::live::signal::shutdown_signal().await;
     h.shutdown().await;
     Ok(0)
 }
 
-fn parse_asserts(v: &[String]) -> anyhow::Result<Vec<crate::assert::Assertion>> {
+fn parse_asserts(v: &[String]) -> anyhow::Result<Vec<crate::analysis::assert::Assertion>> {
     v.iter()
         .map(|a| a.parse().map_err(|m: String| anyhow::anyhow!("--assert {m}")))
         .collect()
 }
 
 /// Prints, writes `--json` / `--junit`, and turns the assertions into an exit code.
-fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, command: &str) -> anyhow::Result<u8> {
-    use crate::run::report;
+fn finish(
+    sw: &crate::analysis::results::SweepReport,
+    a: &crate::cli::ScenarioArgs,
+    command: &str,
+) -> anyhow::Result<u8> {
     let sweep = !sw.axes.is_empty();
     if !a.quiet {
         for p in &sw.points {
@@ -467,12 +419,12 @@ fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, co
                     .collect();
                 println!("\n=== {} ===", params.join(", "));
             }
-            print!("{}", report::text(&p.report));
+            print!("{}", crate::report::text::run(&p.report));
         }
     }
     if sweep || a.quiet {
         println!();
-        print!("{}", report::sweep_table(sw));
+        print!("{}", crate::report::text::sweep_table(sw));
     }
     let n: usize = sw.points.iter().map(|p| p.checks.len()).sum();
     if n > 0 {
@@ -482,19 +434,19 @@ fn finish(sw: &crate::run::report::SweepReport, a: &crate::cli::ScenarioArgs, co
             .map(|p| p.checks.iter().filter(|c| !c.passed).count())
             .sum();
         println!("\nassertions: {} passed, {failed} failed", n - failed);
-        print!("{}", report::failures_text(sw));
+        print!("{}", crate::report::text::failures(sw));
     }
     if let Some(p) = &a.json {
         crate::report::write_json(p, &sw.to_json())?;
         eprintln!("wrote {}", p.display());
     }
     if let Some(p) = &a.junit {
-        std::fs::write(p, report::junit(sw, command))
+        std::fs::write(p, crate::report::junit::junit(sw, command))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
     if let Some(p) = &a.chart {
-        let (x_label, points) = report::chart_points(sw);
+        let (x_label, points) = crate::report::chart::chart_points(sw);
         let repeats = match sw.points.first() {
             Some(pt) if pt.report.runs > 1 => format!(", {} runs per point: mean, min–max", pt.report.runs),
             _ => String::new(),
@@ -594,7 +546,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM raise the stop flag: the runs stop within STOP_CHECK_EVERY events
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     o.stop = Some(stop.clone());
-    spawn_stop_on_signal(stop);
+    crate::live::signal::spawn_stop_on_signal(stop);
     let started = std::time::Instant::now();
     let out = crate::run::simulate_interruptible(&set, &o)?;
     let sw = out.report;
@@ -655,7 +607,7 @@ fn swarm(n: u32, seed: u64, jobs: Option<usize>) -> u8 {
                 if k >= n as usize {
                     break;
                 }
-                let case = crate::sim::invariants::swarm_case(seed.wrapping_add(k as u64), &opts);
+                let case = crate::run::swarm::swarm_case(seed.wrapping_add(k as u64), &opts);
                 requests.fetch_add(case.requests, Relaxed);
                 events.fetch_add(case.events, Relaxed);
                 if !case.passed() {
@@ -699,7 +651,7 @@ fn plural(n: usize) -> &'static str {
 
 /// Prints one failed swarm case: seed, violations, and how to reproduce it; writes its
 /// scenario to `chaosgate-swarm-<seed>.toml` in the system's temp dir.
-fn report_swarm_failure(case: &crate::sim::invariants::SwarmCase) {
+fn report_swarm_failure(case: &crate::run::swarm::SwarmCase) {
     let path = std::env::temp_dir().join(format!("chaosgate-swarm-{}.toml", case.seed));
     let written = std::fs::write(&path, &case.toml);
     let mut msg = case.failure_report();
@@ -708,27 +660,6 @@ fn report_swarm_failure(case: &crate::sim::invariants::SwarmCase) {
         Err(e) => msg += &format!("\n  (could not write the scenario to {}: {e})", path.display()),
     }
     eprintln!("{msg}");
-}
-
-/// Raises `stop` on Ctrl-C / SIGTERM, from a thread of its own (for commands that run
-/// outside the async runtime). The handlers are installed before this returns, so a
-/// signal that comes at once is not lost.
-fn spawn_stop_on_signal(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return;
-    };
-    let (mut rx, _task) = {
-        let _in = rt.enter();
-        stop_on_signal()
-    };
-    let _ = std::thread::Builder::new()
-        .name("chaosgate-signals".into())
-        .spawn(move || {
-            // the runtime drives the handler task while it waits
-            if rt.block_on(rx.wait_for(|v| *v)).is_ok() {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
 }
 
 fn default_run_dir(name: &str) -> std::path::PathBuf {
@@ -768,7 +699,7 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
 }
 
 /// The built-in scenario of `chaosgate demo`.
-pub const DEMO_SCENARIO: &str = include_str!("../examples/incidents/demo.toml");
+pub const DEMO_SCENARIO: &str = include_str!("../../examples/incidents/demo.toml");
 
 /// `chaosgate demo`: the article's incident, compressed, live, at two intervals.
 pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
@@ -791,7 +722,7 @@ pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
     let out = crate::run::run_live(&set, &o).await?;
     let sw = &out.report;
     println!();
-    print!("{}", crate::run::report::sweep_table(sw));
+    print!("{}", crate::report::text::sweep_table(sw));
     println!(
         "\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):",
         1.0 / k
@@ -821,7 +752,7 @@ pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
 }
 
 /// The JSON Schema of scenario files.
-pub const SCENARIO_SCHEMA: &str = include_str!("../schema/scenario.schema.json");
+pub const SCENARIO_SCHEMA: &str = include_str!("../../schema/scenario.schema.json");
 
 /// `chaosgate schema`: prints the scenario JSON Schema.
 pub fn schema() -> anyhow::Result<u8> {

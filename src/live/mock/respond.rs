@@ -10,7 +10,7 @@
 use super::MockState;
 use crate::fault::wire::{End as WireEnd, Wire as WireTimeline};
 use crate::fault::{Decision, Endpoint, RequestFacts, StreamKind, Success, Verdict};
-use crate::net::ConnCtx;
+use crate::live::net::ConnCtx;
 use crate::provider::{
     anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
 };

@@ -1,14 +1,10 @@
 //! `chaosgate sim`: a scenario in virtual time, analysed like a live run.
 
 use super::{run, SimInput, SimOutput, SimProvider};
-use crate::analysis::budget;
-use crate::analysis::resilience::{self, Series};
-use crate::run::report::OneRun;
+use crate::analysis::resilience::Series;
+use crate::analysis::results::OneRun;
+use crate::analysis::run::{analyse, run_cost, BUCKET};
 use crate::scenario::Scenario;
-use crate::time::NS_PER_MS;
-
-/// The analysis bucket of scenario runs (live and simulated): 100 ms.
-pub const BUCKET: crate::time::Nanos = 100 * NS_PER_MS;
 
 /// Simulates `s` once with `seed`, every fault onset moved `shift` later.
 pub fn simulate_once(s: &Scenario, seed: u64, shift: crate::time::Nanos) -> anyhow::Result<(OneRun, SimOutput)> {
@@ -83,7 +79,8 @@ pub fn simulate_once_until(
     }
     let series = Series::from_aggregator(&out.aggregator).with_arrivals(out.arrivals.clone());
     let mut one = analyse(
-        s,
+        &s.slo,
+        &s.detection,
         seed,
         shift,
         &series,
@@ -93,68 +90,6 @@ pub fn simulate_once_until(
         traffic,
         out.duration,
     );
-    one.cost = run_cost(s, &out.aggregator, &models);
+    one.cost = run_cost(s.prices.as_ref(), &out.aggregator, &models);
     Ok((one, out))
-}
-
-/// The cost of a run's ok requests per provider, when the scenario has `[cost] prices`
-/// (`models[k]`: the model request kind k asks for).
-pub fn run_cost(s: &Scenario, agg: &crate::analysis::Aggregator, models: &[String]) -> Option<crate::cost::CostReport> {
-    let table = s.prices.as_ref()?;
-    let usage: Vec<crate::cost::Usage> = agg
-        .usage()
-        .into_iter()
-        .flat_map(|(provider, kinds)| {
-            kinds.iter().enumerate().filter(|(_, u)| u.0 > 0).map(
-                move |(kind, &(requests, input_tokens, output_tokens))| crate::cost::Usage {
-                    provider: provider.to_string(),
-                    model: models.get(kind).cloned().unwrap_or_default(),
-                    requests,
-                    input_tokens,
-                    output_tokens,
-                },
-            )
-        })
-        .collect();
-    Some(crate::cost::cost(table, &usage))
-}
-
-/// The analysis both drivers share: records → resilience and budget.
-#[allow(clippy::too_many_arguments)]
-pub fn analyse(
-    s: &Scenario,
-    seed: u64,
-    shift: crate::time::Nanos,
-    series: &Series,
-    agg: &crate::analysis::Aggregator,
-    faults: &[crate::record::FaultEvent],
-    events: &[crate::gateway::GatewayEvent],
-    traffic: crate::analysis::LoadReport,
-    duration: crate::time::Nanos,
-) -> OneRun {
-    let eps = 1.0 - s.slo.target;
-    let faults = faults
-        .iter()
-        .map(|f| resilience::analyze(series, f, events, &s.detection, eps))
-        .collect();
-    let totals: Vec<u64> = agg.buckets.iter().map(|b| b.ok + b.failed).collect();
-    let bad: Vec<u64> = agg.buckets.iter().map(|b| b.failed).collect();
-    let budget = budget::analyze(
-        s.slo.target,
-        s.slo.period.secs_f64(),
-        agg.bucket_len(),
-        &totals,
-        &bad,
-        s.slo.rate,
-    );
-    OneRun {
-        seed,
-        onset_shift_s: crate::time::nanos_to_secs_f64(shift),
-        duration_s: crate::time::nanos_to_secs_f64(duration),
-        traffic,
-        faults,
-        budget,
-        gateway_events: events.len(),
-        cost: None,
-    }
 }

@@ -6,14 +6,14 @@
 //! until then (a gateway that takes 40 s to boot does not eat into the scenario), and the
 //! builtin gateway's events are moved onto the same clock.
 
-use super::report::{GatewayInfo, OneRun};
 use crate::analysis::resilience::Series;
-use crate::load::{self as live, LoadOptions};
-use crate::mock::{self, MockConfig, MockState};
-use crate::net::{self, ServerHandle};
+use crate::analysis::results::{GatewayInfo, OneRun};
+use crate::analysis::run::{analyse, BUCKET};
+use crate::live::load::{self as live, LoadOptions};
+use crate::live::mock::{self, MockConfig, MockState};
+use crate::live::net::{self, ServerHandle};
 use crate::record::FaultEvent;
 use crate::scenario::{GatewaySpec, Scenario};
-use crate::sim::report::{analyse, BUCKET};
 use crate::time::Nanos;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,14 +36,14 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
-    fn cost_of(&self, s: &Scenario, models: &[String]) -> Option<crate::cost::CostReport> {
-        crate::sim::report::run_cost(s, self.aggregator.as_ref()?, models)
+    fn cost_of(&self, s: &Scenario, models: &[String]) -> Option<crate::analysis::cost::CostReport> {
+        crate::analysis::run::run_cost(s.prices.as_ref(), self.aggregator.as_ref()?, models)
     }
 }
 
 enum Gw {
-    Builtin(crate::gateway::server::GatewayHandle),
-    External(crate::external::Running),
+    Builtin(crate::live::proxy::GatewayHandle),
+    External(crate::live::process::Running),
 }
 
 /// Runs `s` once, live.
@@ -84,7 +84,7 @@ pub async fn run_once(
         let (h, st) = mock::spawn_held(MockConfig::new(&p.name, p.api, profile, seed), listener).await?;
         vars.insert(
             p.name.clone(),
-            crate::external::ProviderVars {
+            crate::scenario::external::ProviderVars {
                 url: format!("http://{}", h.addr),
                 host: h.addr.ip().to_string(),
                 port: h.addr.port(),
@@ -111,7 +111,7 @@ async fn drive(
     seed: u64,
     run_dir: &Path,
     mocks: &[(ServerHandle, Arc<MockState>)],
-    vars: &BTreeMap<String, crate::external::ProviderVars>,
+    vars: &BTreeMap<String, crate::scenario::external::ProviderVars>,
     mix: crate::traffic::Mix,
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
@@ -142,7 +142,7 @@ async fn drive(
             let listener = net::bind("127.0.0.1:0").await?;
             let events = run_dir.join("gateway-events.jsonl");
             // held: its clock and probes start with the traffic, as the simulator's do
-            let h = crate::gateway::server::spawn_held(cfg, listener, seed, Some(&events)).await?;
+            let h = crate::live::proxy::spawn_held(cfg, listener, seed, Some(&events)).await?;
             info.log = Some(events.display().to_string());
             let base = format!("http://{}", h.server.addr);
             (Gw::Builtin(h), base, Vec::new(), "sk-chaosgate".to_string(), timeout)
@@ -152,10 +152,10 @@ async fn drive(
                 Some(p) if p != 0 => p,
                 _ => free_port()?,
             };
-            let p = crate::external::prepare(x, &s.dir, run_dir, port, vars, seed, s.time_scale)?;
+            let p = crate::live::process::prepare(x, &s.dir, run_dir, port, vars, seed, s.time_scale)?;
             warnings.extend(p.notes.iter().cloned());
             info.log = Some(p.log_path.display().to_string());
-            let mut running = crate::external::start(&p, x)?;
+            let mut running = crate::live::process::start(&p, x)?;
             let mut stop_rx = stop.clone();
             let ready = tokio::select! {
                 r = running.wait_ready(&p.ready_url, x.ready_timeout) => r,
@@ -227,7 +227,8 @@ async fn drive(
     let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
     let shift = 0; // the shift is already in the mocks' profiles
     let mut run = analyse(
-        s,
+        &s.slo,
+        &s.detection,
         seed,
         shift,
         &series,

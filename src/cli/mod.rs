@@ -1,0 +1,6 @@
+//! The command line: arguments ([`args`]) and one function per subcommand ([`commands`]).
+
+pub mod args;
+pub mod commands;
+
+pub use args::*;

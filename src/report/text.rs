@@ -1,0 +1,312 @@
+//! Terminal text: the load report's table, a run's summary, a sweep's table and its
+//! failed assertions.
+
+use crate::analysis::results::{best_point, Dist, RunReport, SweepReport};
+use crate::analysis::LoadReport;
+use std::fmt::Write as _;
+
+/// The terminal table.
+pub fn load(r: &LoadReport) -> String {
+    let mut s = String::new();
+    let q = &r.requests;
+    let _ = writeln!(
+        s,
+        "requests   scheduled {}   sent {}   ok {}   failed {}   dropped {}   in flight at end {}   error rate {:.3} %",
+        q.scheduled,
+        q.sent,
+        q.ok,
+        q.failed,
+        q.dropped,
+        q.in_flight_at_end,
+        100.0 * r.error_rate
+    );
+    let _ = writeln!(
+        s,
+        "throughput {:.1} req/s   {:.1} output tok/s   goodput {:.1} req/s   over {:.1} s",
+        r.throughput.requests_per_s, r.throughput.output_tokens_per_s, r.throughput.goodput_per_s, r.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "", "p50", "p95", "p99", "p99.9", "max", "mean", "count"
+    );
+    for (name, h) in [
+        ("latency ms", &r.latency_ms),
+        ("latency (uncorr.) ms", &r.latency_uncorrected_ms),
+        ("schedule lag ms", &r.schedule_lag_ms),
+        ("TTFT ms", &r.ttft_ms),
+        ("ITL ms", &r.itl_ms),
+        ("TPOT ms", &r.tpot_ms),
+    ] {
+        if h.count > 0 {
+            let _ = writeln!(
+                s,
+                "{name:<22} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
+                h.p50, h.p95, h.p99, h.p999, h.max, h.mean, h.count
+            );
+        }
+    }
+    if r.output_tps.avg > 0.0 {
+        let t = &r.output_tps;
+        let _ = writeln!(
+            s,
+            "\noutput tokens/s per stream: avg {:.1}   peak {:.1}   min {:.1}   stability (CV) ±{:.1} %",
+            t.avg,
+            t.peak,
+            t.min,
+            100.0 * t.cv
+        );
+    }
+    if r.embeddings.requests_per_s > 0.0 {
+        let _ = writeln!(
+            s,
+            "embeddings: {:.1} req/s   avg latency {:.1} ms",
+            r.embeddings.requests_per_s, r.embeddings.avg_latency_ms
+        );
+    }
+    for (title, groups) in [("provider", &r.providers), ("kind", &r.kinds), ("phase", &r.phases)] {
+        if groups.is_empty()
+            || (groups.len() == 1 && title != "phase" && groups.keys().next().is_some_and(|k| k == "unknown"))
+        {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
+            title, "sent", "failed", "err %", "p50 ms", "p99 ms", "req/s"
+        );
+        for (name, g) in groups {
+            let _ = writeln!(
+                s,
+                "{name:<22} {:>8} {:>8} {:>8.2} {:>9.1} {:>9.1} {:>9.1}",
+                g.requests,
+                g.failed,
+                100.0 * g.error_rate,
+                g.latency_ms.p50,
+                g.latency_ms.p99,
+                g.requests_per_s
+            );
+        }
+    }
+    if !r.failures_by_kind.is_empty() {
+        let _ = writeln!(s, "\nfailures by kind");
+        for (k, n) in &r.failures_by_kind {
+            let _ = writeln!(s, "  {k:<20} {n}");
+        }
+    }
+    s
+}
+
+/// The terminal summary of one report.
+pub fn run(r: &RunReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "scenario {}  ({}, gateway {}, seed {}{}{})",
+        r.scenario,
+        r.mode,
+        r.gateway.kind,
+        r.seed,
+        if r.runs > 1 {
+            format!(", {} runs", r.runs)
+        } else {
+            String::new()
+        },
+        if r.time_scale != 1.0 {
+            format!(", time_scale {}", r.time_scale)
+        } else {
+            String::new()
+        },
+    );
+    s.push_str(&load(&r.traffic));
+    let o = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.2} s"));
+    for f in &r.resilience.faults {
+        let _ = writeln!(
+            s,
+            "\nfault {}/{} [{:.1} s, {:.1} s): detection gateway {} / traffic {} / client {}; failed {} ({} before detection, {} after); failback {}",
+            f.provider,
+            f.phase,
+            f.onset_s,
+            f.end_s,
+            o(f.detection_gateway_s),
+            o(f.detection_traffic_s),
+            o(f.detection_client_s),
+            f.failed_during,
+            f.failed_before_detection,
+            f.failed_after_detection,
+            o(f.failback_s)
+        );
+    }
+    if r.runs > 1 {
+        let row = |name: &str, d: &Dist, unit: &str| {
+            let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.2}"));
+            format!(
+                "  {name:<22} min {:>9}  mean {:>9}  p95 {:>9}  max {:>9}{unit}{}\n",
+                f(d.min),
+                f(d.mean),
+                f(d.p95),
+                f(d.max),
+                if d.missing > 0 {
+                    format!("  ({} of {} never)", d.missing, d.n)
+                } else {
+                    String::new()
+                }
+            )
+        };
+        let _ = writeln!(s, "\nover {} runs:", r.runs);
+        s.push_str(&row("detection_s", &r.resilience.detection_s, " s"));
+        s.push_str(&row("failed_requests", &r.resilience.failed_requests, ""));
+        s.push_str(&row("failback_s", &r.resilience.failback_s, " s"));
+        s.push_str(&row("budget.consumed_pct", &r.budget.consumed_pct, " %"));
+    }
+    let b = &r.budget;
+    let _ = writeln!(
+        s,
+        "\nerror budget ({:.3} % over {:.0} days): {:.0} requests; this run used {} ; peak burn 5 min {}, 1 h {}",
+        100.0 * b.target,
+        b.period_s / 86_400.0,
+        b.budget_requests,
+        b.consumed_pct.short(" %", 2),
+        b.peak_burn_5m.short("×", 1),
+        b.peak_burn_1h.short("×", 1),
+    );
+    for (name, t) in &b.alerts {
+        let _ = writeln!(
+            s,
+            "  alert {name:<18} {}",
+            t.map_or("would not fire".into(), |t| format!("fires at {t:.1} s"))
+        );
+    }
+    if let Some(c) = &r.cost {
+        let reference = match (c.reference_usd, c.saving_pct) {
+            (Some(r), Some(p)) => {
+                format!(" — the same tokens at the reference price: {r:.4} USD, a saving of {p:.1} %")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "\ncost: {:.4} USD{reference}", c.total_usd);
+        for (name, p) in &c.per_provider {
+            let markup = p
+                .total
+                .markup_pct
+                .map_or(String::new(), |m| format!(", {m:+.1} % vs its base price"));
+            let _ = writeln!(
+                s,
+                "  {name:<18} {:>10.4} USD  {} requests, {} in / {} out tokens{markup}",
+                p.total.usd, p.total.requests, p.total.input_tokens, p.total.output_tokens
+            );
+        }
+        for u in &c.unpriced {
+            let _ = writeln!(s, "  unpriced: {} / {} ({} requests)", u.provider, u.model, u.requests);
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The comparison table of a sweep: one row per point.
+pub fn sweep_table(sw: &SweepReport) -> String {
+    let mut head: Vec<String> = sw
+        .axes
+        .iter()
+        .map(|a| a.rsplit('.').next().unwrap_or(a).to_string())
+        .collect();
+    head.extend(
+        ["detection s", "failed", "failback s", "budget %", "asserts"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let mut rows = vec![head];
+    for p in &sw.points {
+        let mut row: Vec<String> = sw
+            .axes
+            .iter()
+            .map(|a| p.params.get(a).and_then(|v| v.as_str()).unwrap_or("").to_string())
+            .collect();
+        let r = &p.report;
+        row.push(r.resilience.detection_s.short("", 2));
+        row.push(r.resilience.failed_requests.short("", 0));
+        row.push(r.resilience.failback_s.short("", 2));
+        row.push(r.budget.consumed_pct.short("", 3));
+        let mut verdict = if p.checks.is_empty() {
+            "–".to_string()
+        } else if p.passed {
+            "pass".into()
+        } else {
+            format!(
+                "FAIL {}/{}",
+                p.checks.iter().filter(|c| !c.passed).count(),
+                p.checks.len()
+            )
+        };
+        if !r.warnings.is_empty() {
+            // a point whose figures cannot be trusted says so in its row
+            verdict.push_str(&format!(
+                "  UNRELIABLE ({} warning{})",
+                r.warnings.len(),
+                if r.warnings.len() == 1 { "" } else { "s" }
+            ));
+        }
+        row.push(verdict);
+        rows.push(row);
+    }
+    let cols = rows[0].len();
+    let w: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, x)| format!("{x:<width$}", width = w[c]))
+            .collect();
+        let _ = writeln!(s, "{}", line.join("  ").trim_end());
+        if i == 0 {
+            let _ = writeln!(s, "{}", w.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("  "));
+        }
+    }
+    let unreliable = sw.points.iter().filter(|p| !p.report.warnings.is_empty()).count();
+    if sw.points.len() > 1 && unreliable > 0 {
+        let _ = writeln!(
+            s,
+            "{unreliable} point{} UNRELIABLE (warnings: see each point's report): never ranked, drawn hollow in --chart",
+            if unreliable == 1 { "" } else { "s" }
+        );
+        let best = best_point(sw).map_or("none (no point can be ranked)".to_string(), |i| {
+            sw.points[i]
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let _ = writeln!(s, "fewest failed requests among the reliable points: {best}");
+    }
+    s
+}
+
+/// Failed assertions, readable.
+pub fn failures(sw: &SweepReport) -> String {
+    let mut s = String::new();
+    for p in &sw.points {
+        for c in p.checks.iter().filter(|c| !c.passed) {
+            let at = if p.params.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " [{}]",
+                    p.params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(s, "  FAILED{at}: {} — {}", c.assertion, c.message);
+        }
+    }
+    s
+}
