@@ -7,9 +7,9 @@
 
 use bytes::Bytes;
 use chaosgate::fault::Profile;
-use chaosgate::gateway::GatewayConfig;
 use chaosgate::live::mock::{self, MockConfig};
 use chaosgate::live::proxy as server;
+use chaosgate::live::wiring::ProxyConfig;
 use chaosgate::provider::Api;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
@@ -46,7 +46,7 @@ fn main() {
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (m, _) = mock::spawn(MockConfig::new("mock", Api::OpenAi, Profile::default(), 1), l).await.unwrap();
-        let cfg: GatewayConfig = toml::from_str(&format!("targets = [{{ name = \"mock\", url = \"http://{}\" }}]", m.addr)).unwrap();
+        let cfg = ProxyConfig::from_toml_str(&format!("targets = [{{ name = \"mock\", url = \"http://{}\" }}]", m.addr)).unwrap();
         let gl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let g = server::spawn(cfg, gl, 1, None).await.unwrap();
         let mut conn = HttpConnector::new();

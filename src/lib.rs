@@ -8,7 +8,6 @@ pub mod cli;
 pub mod diag;
 pub mod fault;
 pub mod gateway;
-pub mod limits;
 pub mod live;
 pub mod profiles;
 pub mod provider;

@@ -21,8 +21,8 @@ fn main() -> ExitCode {
         Command::Run(args) => rt.block_on(chaosgate::cli::commands::run(args)),
         Command::Demo(args) => rt.block_on(chaosgate::cli::commands::demo(args)),
         Command::Schema => chaosgate::cli::commands::schema(),
-        Command::ProfileStats(args) => chaosgate::profiles::run_profile_stats(args),
-        Command::Calibrate(args) => chaosgate::profiles::run_calibrate(args),
+        Command::ProfileStats(args) => chaosgate::cli::profiles::run_profile_stats(args),
+        Command::Calibrate(args) => chaosgate::cli::profiles::run_calibrate(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,9 +2,10 @@
 
 mod common;
 
-use chaosgate::gateway::{EventKind, GatewayConfig};
+use chaosgate::gateway::EventKind;
 use chaosgate::live::load::{run, LoadOptions};
 use chaosgate::live::proxy as server;
+use chaosgate::live::wiring::ProxyConfig;
 use chaosgate::provider::Api;
 use chaosgate::time::{Dur, NS_PER_MS, NS_PER_S};
 use chaosgate::traffic::{ArrivalKind, KindSpec, Mix, TrafficConfig};
@@ -31,7 +32,7 @@ async fn named(
 
 async fn gateway(toml_src: &str, p: &str, f: &str) -> server::GatewayHandle {
     let src = toml_src.replace("PRIMARY", p).replace("FALLBACK", f);
-    let cfg: GatewayConfig = toml::from_str(&src).unwrap();
+    let cfg = ProxyConfig::from_toml_str(&src).unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     server::spawn(cfg, l, 1, None).await.unwrap()
 }
@@ -224,10 +225,10 @@ fn quick_flags_build_the_config() {
         panic!()
     };
     let c = chaosgate::cli::commands::gateway_config(&a).unwrap();
-    assert_eq!(c.targets.len(), 2);
-    assert_eq!(c.health_check.unwrap().interval, Dur::from_secs(5));
+    assert_eq!(c.policy.targets.len(), 2);
+    assert_eq!(c.policy.health_check.unwrap().interval, Dur::from_secs(5));
     assert!(matches!(
-        c.breaker,
+        c.policy.breaker,
         Some(chaosgate::gateway::BreakerConfig::Consecutive { failures: 3, .. })
     ));
     assert!(chaosgate::cli::commands::parse_breaker("article:3,10s")

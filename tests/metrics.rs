@@ -7,9 +7,9 @@
 //! `cargo test --test metrics -- --ignored`.
 
 use chaosgate::fault::Profile;
-use chaosgate::gateway::GatewayConfig;
 use chaosgate::live::mock::{self, MockConfig};
 use chaosgate::live::proxy as server;
+use chaosgate::live::wiring::ProxyConfig;
 use chaosgate::provider::Api;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -83,7 +83,7 @@ async fn expositions() -> (String, String) {
         toml_str(TARGETS[1]),
         m2.addr
     );
-    let cfg: GatewayConfig = toml::from_str(&cfg).unwrap();
+    let cfg = ProxyConfig::from_toml_str(&cfg).unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let g = server::spawn(cfg, l, 1, None).await.unwrap();
     let gateway_text = get(g.server.addr, "/metrics").await;

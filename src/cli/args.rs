@@ -33,9 +33,9 @@ pub enum Command {
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// What a client would measure against a fault profile (virtual time).
-    ProfileStats(crate::profiles::ProfileStatsArgs),
+    ProfileStats(super::profiles::ProfileStatsArgs),
     /// Fit a fault profile to dashboard numbers (p50/p95/p99, error rate, tokens/s).
-    Calibrate(crate::profiles::CalibrateArgs),
+    Calibrate(super::profiles::CalibrateArgs),
 }
 
 /// What `run` and `sim` share.

@@ -145,15 +145,15 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         )?;
     }
     live::base_url(&a.target).map_err(anyhow::Error::msg)?;
-    let work = crate::limits::Work::of(
+    let work = crate::run::limits::Work::of(
         &source,
-        crate::limits::Mode::Live {
+        crate::run::limits::Mode::Live {
             concurrency: a.concurrency.max(1),
         },
         a.bucket.0.max(1_000_000),
         1,
     );
-    if let Some(note) = crate::limits::check("this load run", &work, a.allow_large)? {
+    if let Some(note) = crate::run::limits::check("this load run", &work, a.allow_large)? {
         eprintln!("chaosgate: {note}");
     }
     let seed = a.seed.unwrap_or_else(random_seed);
@@ -293,49 +293,65 @@ pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerCo
     }))
 }
 
-/// Builds the gateway config from a file and/or flags.
-pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::GatewayConfig> {
-    use crate::gateway::{GatewayConfig, TargetConfig};
-    let mut cfg: GatewayConfig = match &a.config {
+/// Builds the gateway's policy and wiring from a file and/or flags.
+pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::live::wiring::ProxyConfig> {
+    use crate::gateway::TargetConfig;
+    use crate::live::wiring::ProxyConfig;
+    let mut proxy: ProxyConfig = match &a.config {
         Some(p) => {
             let text = crate::diag::read_config(p)?;
             let file = p.display().to_string();
             let doc: toml_edit::DocumentMut = text
                 .parse()
                 .map_err(|e| crate::diag::ConfigErrors::syntax(&text, &file, &e))?;
-            let mut doc = doc;
-            let mut problems = crate::gateway::breaker::breaker_key_problems(&mut doc, &crate::diag::Path::root());
-            let (cfg, more) = crate::diag::deserialize_all::<GatewayConfig>(&doc);
-            problems.extend(more);
+            let (cfg, problems) = ProxyConfig::from_doc(&doc);
+            // flags may still supply what the file lacks (targets, …): their problems are
+            // checked once all is merged, below
+            let problems: Vec<_> = if a.target.is_empty() {
+                problems
+            } else {
+                problems
+                    .into_iter()
+                    .filter(|(k, _)| !k.starts_with(&crate::diag::Path::root().key("targets")))
+                    .collect()
+            };
             crate::diag::ConfigErrors::check(&text, &file, problems)?;
-            cfg.expect("no problems means it parsed")
+            cfg.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{file}: every target needs a `url` (targets from --target replace the file's, not their URLs)"
+                )
+            })?
         }
-        None => toml::from_str("targets = []").expect("empty config"),
+        None => ProxyConfig::new(toml::from_str("targets = []").expect("empty config"), Vec::new()),
     };
     if !a.target.is_empty() {
-        cfg.targets = a
-            .target
-            .iter()
-            .map(|t| {
-                let (name, url) = t
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--target {t:?}: expected NAME=URL"))?;
-                Ok(TargetConfig {
-                    name: name.trim().into(),
-                    url: url.trim().into(),
-                    weight: 1.0,
-                    cost_per_1k: None,
-                    max_cost_per_1k: None,
-                    max_latency: None,
-                    latency_backoff: None,
-                    api: None,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let mut targets = Vec::new();
+        let mut urls = Vec::new();
+        for t in &a.target {
+            let (name, url) = t
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--target {t:?}: expected NAME=URL"))?;
+            targets.push(TargetConfig {
+                name: name.trim().into(),
+                weight: 1.0,
+                cost_per_1k: None,
+                max_cost_per_1k: None,
+                max_latency: None,
+                latency_backoff: None,
+                api: None,
+            });
+            urls.push(url.trim().to_string());
+        }
+        proxy.policy.targets = targets;
+        proxy.upstreams = urls;
     }
     if let Some(l) = &a.listen {
-        cfg.listen = l.clone();
+        proxy.listen = l.clone();
     }
+    if a.pass_chaosgate_headers {
+        proxy.pass_chaosgate_headers = true;
+    }
+    let cfg = &mut proxy.policy;
     if let Some(s) = a.strategy {
         cfg.strategy = s;
     }
@@ -365,15 +381,12 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::gateway::Gateway
     if let Some(r) = a.retries {
         cfg.retries.attempts = r;
     }
-    if a.pass_chaosgate_headers {
-        cfg.pass_chaosgate_headers = true;
-    }
-    let problems = cfg.problems();
+    let problems = proxy.problems();
     if !problems.is_empty() {
         let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
         anyhow::bail!("invalid gateway config:\n  {}", msgs.join("\n  "));
     }
-    Ok(cfg)
+    Ok(proxy)
 }
 
 /// `chaosgate gateway`: runs the reference gateway until Ctrl-C / SIGTERM.
@@ -381,7 +394,13 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     let cfg = gateway_config(&a)?;
     let seed = a.seed.unwrap_or_else(random_seed);
     let listener = net::bind(&cfg.listen).await?;
-    let targets: Vec<String> = cfg.targets.iter().map(|t| format!("{}={}", t.name, t.url)).collect();
+    let targets: Vec<String> = cfg
+        .policy
+        .targets
+        .iter()
+        .zip(&cfg.upstreams)
+        .map(|(t, u)| format!("{}={u}", t.name))
+        .collect();
     if cfg.pass_chaosgate_headers {
         eprintln!("chaosgate gateway: TEST ONLY: clients' x-chaosgate-* headers are passed to the upstreams");
     }

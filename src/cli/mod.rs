@@ -2,5 +2,6 @@
 
 pub mod args;
 pub mod commands;
+pub mod profiles;
 
 pub use args::*;

@@ -47,8 +47,6 @@ fn one() -> f64 {
 pub struct TargetConfig {
     /// Name (events, metrics, `x-chaosgate-provider` when the upstream does not say).
     pub name: String,
-    /// Base URL, e.g. `http://127.0.0.1:9001`.
-    pub url: String,
     /// Weight for `weighted`.
     #[serde(default = "one")]
     pub weight: f64,
@@ -159,9 +157,6 @@ impl StatusSet {
     }
 }
 
-fn d_listen() -> String {
-    "127.0.0.1:4000".into()
-}
 fn d_req_timeout() -> Dur {
     Dur::from_secs(60)
 }
@@ -170,9 +165,6 @@ fn d_req_timeout() -> Dur {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// Listen address.
-    #[serde(default = "d_listen")]
-    pub listen: String,
     /// Routing strategy.
     #[serde(default)]
     pub strategy: Strategy,
@@ -205,11 +197,6 @@ pub struct GatewayConfig {
     /// Longest silence inside an upstream stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout: Option<Dur>,
-    /// Test only: pass the clients' `x-chaosgate-*` request headers (forced faults, probe
-    /// marks) on to the upstreams. Off by default: the live proxy strips them, so no client
-    /// can force faults on a provider that every other client shares.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pass_chaosgate_headers: bool,
 }
 
 impl GatewayConfig {
@@ -232,9 +219,6 @@ impl GatewayConfig {
                     format!("targets[{i}].name"),
                     format!("duplicate target name {:?}", t.name),
                 ));
-            }
-            if let Err(e) = crate::live::load::base_url(&t.url) {
-                v.push((format!("targets[{i}].url"), e.replace("--target", "url")));
             }
         }
         for (i, t) in self.targets.iter().enumerate() {
@@ -662,7 +646,7 @@ mod tests {
         toml::from_str(
             r#"
 strategy = "fallback"
-targets = [{ name = "primary", url = "http://127.0.0.1:9001" }, { name = "fallback", url = "http://127.0.0.1:9002" }]
+targets = [{ name = "primary" }, { name = "fallback" }]
 health_check = { interval = "5s", timeout = "2s", unhealthy_threshold = 1, healthy_threshold = 1 }
 breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", half_open_max_requests = 5 }
 "#,
@@ -706,10 +690,8 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
     fn config_problems_are_reported() {
         let mut c = cfg();
         c.targets[1].name = "primary".into();
-        c.targets[0].url = "https://x".into();
         let pr = c.problems();
         assert!(pr.iter().any(|(k, _)| k == "targets[1].name"), "{pr:?}");
-        assert!(pr.iter().any(|(k, _)| k == "targets[0].url"), "{pr:?}");
         let e = toml::from_str::<GatewayConfig>("targets = []\nbreaker = { kind = \"consecutive\", failurs = 3 }\n")
             .unwrap_err();
         assert!(e.to_string().contains("unknown field `failurs`"), "{e}");

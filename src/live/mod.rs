@@ -9,3 +9,4 @@ pub mod process;
 pub mod promtext;
 pub mod proxy;
 pub mod signal;
+pub mod wiring;

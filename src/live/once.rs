@@ -125,12 +125,15 @@ async fn drive(
     let (mut gw, base, headers, api_key, timeout) = match &s.gateway {
         GatewaySpec::Builtin(cfg) => {
             let mut cfg = (**cfg).clone();
-            for t in &mut cfg.targets {
-                t.url = vars
-                    .get(&t.name)
-                    .map(|v| v.url.clone())
-                    .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))?;
-            }
+            let upstreams = cfg
+                .targets
+                .iter()
+                .map(|t| {
+                    vars.get(&t.name)
+                        .map(|v| v.url.clone())
+                        .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             // each target speaks its provider's API (completion probes use it)
             for t in &mut cfg.targets {
                 if t.api.is_none() {
@@ -142,7 +145,8 @@ async fn drive(
             let listener = net::bind("127.0.0.1:0").await?;
             let events = run_dir.join("gateway-events.jsonl");
             // held: its clock and probes start with the traffic, as the simulator's do
-            let h = crate::live::proxy::spawn_held(cfg, listener, seed, Some(&events)).await?;
+            let wired = crate::live::wiring::ProxyConfig::new(cfg, upstreams);
+            let h = crate::live::proxy::spawn_held(wired, listener, seed, Some(&events)).await?;
             info.log = Some(events.display().to_string());
             let base = format!("http://{}", h.server.addr);
             (Gw::Builtin(h), base, Vec::new(), "sk-chaosgate".to_string(), timeout)

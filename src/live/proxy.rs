@@ -18,8 +18,9 @@
 //!   client's API envelope (OpenAI's, or Anthropic's on `/v1/messages`).
 
 use crate::gateway::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
-use crate::gateway::{GatewayConfig, GatewayEvent, Policy, ProbeKind};
+use crate::gateway::{GatewayEvent, Policy, ProbeKind};
 use crate::live::net::{self, ServerHandle};
+use crate::live::wiring::ProxyConfig;
 use crate::provider::classify::{classify, Answer};
 use crate::provider::sse;
 use crate::provider::{anthropic, openai, Api, ErrorKind};
@@ -180,7 +181,7 @@ impl GatewayHandle {
 /// Starts the gateway on `listener`, its clock and probes at once. `events_path` also
 /// writes events as JSON lines.
 pub async fn spawn(
-    cfg: GatewayConfig,
+    cfg: ProxyConfig,
     listener: tokio::net::TcpListener,
     seed: u64,
     events_path: Option<&std::path::Path>,
@@ -193,7 +194,7 @@ pub async fn spawn(
 /// [`spawn`], with the clock (and the health probes) held until
 /// [`GatewayState::start_clock_at`].
 pub async fn spawn_held(
-    cfg: GatewayConfig,
+    cfg: ProxyConfig,
     listener: tokio::net::TcpListener,
     seed: u64,
     events_path: Option<&std::path::Path>,
@@ -203,11 +204,7 @@ pub async fn spawn_held(
         let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
         anyhow::bail!("invalid gateway config:\n  {}", msgs.join("\n  "));
     }
-    let bases = cfg
-        .targets
-        .iter()
-        .map(|t| crate::live::load::base_url(&t.url).unwrap_or_else(|_| t.url.clone()))
-        .collect();
+    let bases = cfg.bases();
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
     let client: Http = Client::builder(TokioExecutor::new())
@@ -221,7 +218,7 @@ pub async fn spawn_held(
     };
     let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
     let state = Arc::new(GatewayState {
-        policy: Mutex::new(Policy::new(cfg, seed)),
+        policy: Mutex::new(Policy::new(cfg.policy, seed)),
         start: std::sync::OnceLock::new(),
         client,
         bases,

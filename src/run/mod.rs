@@ -6,6 +6,7 @@
 //! interval), so the runs cover the phases of the probe cycle evenly and min / mean /
 //! max detection match the closed form's (SEMANTICS.md §1).
 
+pub mod limits;
 pub mod swarm;
 
 use crate::analysis::assert::Assertion;
@@ -31,7 +32,7 @@ pub struct RunOptions {
     /// Let points with requests in flight at the end pass (`--allow-in-flight`); by
     /// default such a point fails a built-in check.
     pub allow_in_flight: bool,
-    /// Run work past the limits of [`crate::limits`] (`--allow-large`).
+    /// Run work past the limits of [`crate::run::limits`] (`--allow-large`).
     pub allow_large: bool,
     /// Set to stop a simulation early (Ctrl-C): the runs stop at their next check and the
     /// report is partial.
@@ -169,10 +170,10 @@ fn partial_sweep(set: &ScenarioSet, mode: &str, mut points: Vec<PointReport>) ->
 }
 
 /// The planned work of every point × repeat of `set`, checked against
-/// [`crate::limits`] before anything runs: an error past a limit (unless
+/// [`crate::run::limits`] before anything runs: an error past a limit (unless
 /// `o.allow_large`), else a note to print when over a limit but allowed.
 pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Result<Option<String>> {
-    use crate::limits::{Mode, Work};
+    use crate::run::limits::{Mode, Work};
     let n = o.repeat.max(1);
     let mut total: Option<Work> = None;
     for p in &set.points {
@@ -215,7 +216,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
         });
     }
     let what = if live { "this live run" } else { "this simulation" };
-    crate::limits::check(what, &total.unwrap_or_default(), o.allow_large)
+    crate::run::limits::check(what, &total.unwrap_or_default(), o.allow_large)
 }
 
 /// Simulates every point × repeat, in parallel over `o.jobs` threads; results in matrix

@@ -202,8 +202,8 @@ pub use crate::analysis::budget::SloConfig;
 /// `[gateway]`: the reference gateway in-process, or an external gateway process.
 #[derive(Clone, Debug)]
 pub enum GatewaySpec {
-    /// `kind = "builtin"` (default): the reference gateway's policy; target URLs are
-    /// placeholders until the mocks are bound.
+    /// `kind = "builtin"` (default): the reference gateway's policy; its targets are the
+    /// scenario's providers, wired to the mocks' addresses by the live driver.
     Builtin(Box<crate::gateway::GatewayConfig>),
     /// `kind = "external"`: a process launched with a rendered config.
     External(Box<crate::scenario::external::ExternalSpec>),
@@ -665,7 +665,6 @@ fn parse_gateway(
         None | Some(Some("builtin")) => {
             // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … };
             // a wrong entry is reported and stands in as a placeholder so indices stay put
-            let fake_url = "http://127.0.0.1:1";
             let mut bad: Vec<usize> = Vec::new();
             let mut names: Vec<String> = Vec::new();
             let fix = |i: usize,
@@ -675,10 +674,7 @@ fn parse_gateway(
              -> String {
                 let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
                 match name {
-                    Some(n) if !t.contains_key("url") => {
-                        t.insert("url", toml_edit::value(fake_url));
-                        n
-                    }
+                    Some(n) if !t.contains_key("url") => n,
                     _ => {
                         problems.push((
                             gpath.key("targets").index(i),
@@ -686,7 +682,7 @@ fn parse_gateway(
                         ));
                         bad.push(i);
                         t.insert("name", toml_edit::value(placeholder_target(i)));
-                        t.insert("url", toml_edit::value(fake_url));
+                        t.remove("url");
                         placeholder_target(i)
                     }
                 }
@@ -697,7 +693,6 @@ fn parse_gateway(
                     for n in provider_keys {
                         let mut t = toml_edit::InlineTable::new();
                         t.insert("name", n.as_str().into());
-                        t.insert("url", fake_url.into());
                         a.push(t);
                         names.push(n.clone());
                     }
@@ -711,7 +706,6 @@ fn parse_gateway(
                                 let n = n.value().clone();
                                 let mut t = toml_edit::InlineTable::new();
                                 t.insert("name", n.as_str().into());
-                                t.insert("url", fake_url.into());
                                 *x = Value::InlineTable(t);
                                 names.push(n);
                             }
@@ -724,7 +718,6 @@ fn parse_gateway(
                                 bad.push(i);
                                 let mut t = toml_edit::InlineTable::new();
                                 t.insert("name", placeholder_target(i).into());
-                                t.insert("url", fake_url.into());
                                 *x = Value::InlineTable(t);
                                 names.push(placeholder_target(i));
                             }
@@ -764,7 +757,7 @@ fn parse_gateway(
                 let p = gpath.join(&k);
                 let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
                     || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
-                if !at_bad && !k.ends_with(".url") {
+                if !at_bad {
                     problems.push((p, m));
                 }
             }

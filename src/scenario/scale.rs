@@ -137,7 +137,7 @@ mod tests {
                 .baseline
         );
         let mut g: GatewayConfig = toml::from_str(
-            "targets = [{ name = \"a\", url = \"http://127.0.0.1:1\" }]\nhealth_check = { interval = \"60s\", timeout = \"30s\" }\nbreaker = { kind = \"article\", recovery_timeout = \"10s\" }\n",
+            "targets = [{ name = \"a\" }]\nhealth_check = { interval = \"60s\", timeout = \"30s\" }\nbreaker = { kind = \"article\", recovery_timeout = \"10s\" }\n",
         )
         .unwrap();
         gateway(&mut g, 0.05);

@@ -16,7 +16,7 @@ fn run(input: SimInput) -> SimOutput {
 fn input(primary: &str, interval_s: u64, timeout_s: u64, rate: f64, secs: u64, seed: u64) -> SimInput {
     let gw: GatewayConfig = toml::from_str(&format!(
         r#"
-targets = [{{ name = "primary", url = "http://127.0.0.1:1" }}, {{ name = "fallback", url = "http://127.0.0.1:2" }}]
+targets = [{{ name = "primary" }}, {{ name = "fallback" }}]
 health_check = {{ interval = "{interval_s}s", timeout = "{timeout_s}s", unhealthy_threshold = 1, healthy_threshold = 1 }}
 fallback_on_failure = false
 "#
@@ -649,7 +649,7 @@ fn closed_loop_instant_answers_do_not_spin_at_one_instant() {
     // what a simulated closed loop can send
     let input = closed_input(2, 2e9, think, "", 2);
     let max_open = 30 * NS_PER_S;
-    let w = crate::limits::Work::of(&input.source, crate::limits::Mode::Sim { max_open }, NS_PER_S, 2);
+    let w = crate::run::limits::Work::of(&input.source, crate::run::limits::Mode::Sim { max_open }, NS_PER_S, 2);
     assert_eq!((w.requests, w.in_flight), (4_000.0, 2.0));
 }
 
@@ -698,7 +698,7 @@ fn closed_loop_users_go_on_after_the_gateway_refuses() {
     let primary = "[baseline]\nlatency = { kind = \"fixed\", value = \"100ms\" }\n[[phase]]\nname = \"outage\"\nstart = \"2s\"\nduration = \"3s\"\nerrors = [{ status = 502 }]\n";
     let mut i = closed_input(4, 4.0, think, primary, 20);
     i.gateway = toml::from_str(
-        "targets = [{ name = \"primary\", url = \"http://127.0.0.1:1\" }]\nbreaker = { kind = \"consecutive\", failures = 3, base_ejection = \"1s\" }\n",
+        "targets = [{ name = \"primary\" }]\nbreaker = { kind = \"consecutive\", failures = 3, base_ejection = \"1s\" }\n",
     )
     .unwrap();
     let out = run(i);
