@@ -4,6 +4,7 @@
 //! the same pass-through mock, in one run on loopback, sequential requests on one
 //! keep-alive connection (so queueing does not blur it), plain and streamed. Prints the
 //! added p50 and p99 (targets: p50 ≤ 150 µs, p99 ≤ 1 ms). Not a timed test.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use bytes::Bytes;
 use chaosgate::fault::Profile;

@@ -5,6 +5,7 @@
 //! small JSON completion and for a streamed completion written one SSE event per token.
 //! Prints each rate and the ratio mock / bare (target ≥ 0.85). Rounds alternate bare and
 //! mock so drift on a shared machine hits both alike. Not a timed test: nothing asserts.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use axum::body::Body;
 use axum::routing::post;

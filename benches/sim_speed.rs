@@ -6,6 +6,7 @@
 //! median over the rounds: simulated seconds per wall second (× real time), simulated
 //! requests per second and events per second. Not a timed test: nothing asserts.
 //! `SIM_SPEED_ROUNDS=N` changes the number of rounds (default 15).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::scenario::load_scenario;
 use chaosgate::sim::once::simulate_once;

@@ -2,6 +2,7 @@
 //! synthetic records in end-time order as the live client would:
 //!   cargo run --release --example aggregator_memory
 //! Prints the peak RSS (VmHWM) before and after; the target is < 150 MB.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::analysis::{Aggregator, SloThresholds};
 use chaosgate::record::{Outcome, RequestRecord};

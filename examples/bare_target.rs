@@ -2,6 +2,7 @@
 //! small JSON, nothing else.
 //!   cargo run --release --example bare_target -- 127.0.0.1:9400
 //! Used by scripts/bench-load (chaosgate load vs wrk against the same target).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use axum::routing::post;
 use axum::Router;

@@ -1,4 +1,5 @@
 //! Thin: parse → run → exit code (0 ok, 1 an assertion failed, 2 usage/config/harness error).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::cli::{Cli, Command};
 use clap::Parser;

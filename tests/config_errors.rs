@@ -1,6 +1,7 @@
 //! Configuration errors: every problem of a scenario (and the files it names) at once,
 //! each at the line of the offending key; semantic nonsense refused; flags that name
 //! themselves; output paths checked before a run starts.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -50,6 +50,7 @@
 //! thread and runtime with its own ports. The `--ignored` test runs `DIFF_N` (default
 //! 400) scenarios from seed `DIFF_SEED` (default 1000) and prints a per-field agreement
 //! table.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::analysis::results::RunReport;
 use chaosgate::run::{self, RunOptions};

@@ -18,6 +18,7 @@
 //! `cargo test --release --test fuzz_files -- --ignored --nocapture` (`FUZZ_CASES`,
 //! `FUZZ_SEED`, `FUZZ_JOBS` change it; `FUZZ_CASE=N` replays one case and keeps its files;
 //! `FUZZ_BIN=path` fuzzes another build).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;

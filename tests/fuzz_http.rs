@@ -18,6 +18,7 @@
 //! `/_chaosgate/`); no 5xx for a client's mistake; an unmutated valid request succeeds; a
 //! 413 only for a body over the limit. Findings of a class in [`KNOWN_DEFECTS`] are counted
 //! and shown but do not fail the run.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

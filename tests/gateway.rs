@@ -1,4 +1,5 @@
 //! The reference gateway end to end over mocks on loopback.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 mod common;
 

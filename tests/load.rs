@@ -1,4 +1,5 @@
 //! The live load generator against mocks and test servers on loopback.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 mod common;
 

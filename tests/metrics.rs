@@ -5,6 +5,7 @@
 //! `promtool_accepts_the_mock_and_gateway_expositions` also runs Prometheus's own
 //! checker; it needs `promtool` (`scripts/prometheus-setup`) and runs with
 //! `cargo test --test metrics -- --ignored`.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::fault::Profile;
 use chaosgate::live::mock::{self, MockConfig};

@@ -1,5 +1,6 @@
 //! Each fault kind observed over real HTTP on loopback: status, body shape, headers, cut
 //! position, timing within tolerance — on fresh and reused keep-alive connections.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Property tests: arbitrary bodies to each endpoint never panic and always get a
 //! provider-shaped 4xx; the fault plan is deterministic for any profile knobs.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use axum::body::Body;
 use axum::http::Request;

@@ -10,6 +10,7 @@
 //! so here they are held to a 4.5-σ binomial bound, and to 5 % by
 //! `error_rates_within_five_percent`, an ignored test with ≥ 8,100 expected errors per
 //! profile (`cargo test --release --test platforms -- --ignored`, ≈ 40 s on 2 cores).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::fault::Profile;
 use chaosgate::profiles::calibrate::{self, Targets, TpsTargets};

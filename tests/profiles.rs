@@ -1,6 +1,7 @@
 //! Every shipped fault profile parses, validates, says what it models and how to serve
 //! it, and behaves as its comment claims (checked in virtual time with `Plan::decide`, no
 //! sockets). Together the profiles use every feature of the format at least once.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::fault::latency::Latency;
 use chaosgate::fault::throughput::Process;

@@ -2,6 +2,7 @@
 //! incident (numbers within the formulas' bounds), the same scenario in the simulator
 //! (within 5 %), an external gateway through the template mechanism, exit codes, JUnit,
 //! and Ctrl-C leaving nothing behind.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::load_str;

@@ -1,5 +1,6 @@
 //! The simulator end to end: scenario files in, byte-identical JSON reports out; sweeps,
 //! `--repeat`, `--set` and assertions through the same path as the CLI.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::{load, load_str};

@@ -3,6 +3,7 @@
 //! way of settling it and of walking the targets (`gateway/attempt.rs`). Each test is a
 //! drift that once existed, run with the same scenario and seed in both modes, live on
 //! 127.0.0.1 with the builtin gateway and a few seconds of traffic.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::load_str;

@@ -137,6 +137,7 @@ impl PriceTable {
     }
 
     /// Reads, parses and validates a price file: every problem at once, each with its line.
+    #[allow(clippy::disallowed_methods)] // a loader: the price table a scenario names, read when it loads
     pub fn load(path: &std::path::Path) -> Result<PriceTable, ConfigErrors> {
         let src = crate::diag::read_config(path)?;
         PriceTable::from_toml(&src, &path.display().to_string())

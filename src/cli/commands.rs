@@ -135,15 +135,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     ])?;
     let cfg = traffic_from_args(&a)?;
     let base = std::path::Path::new(".");
-    let kinds = cfg.load_kinds(base)?;
-    let mix = crate::traffic::Mix::new(kinds, a.api).map_err(anyhow::Error::msg)?;
-    let source = cfg.source(base)?;
-    if let crate::traffic::Source::Trace(t, _) = &source {
-        t.check_kinds(
-            &mix,
-            &a.trace.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-        )?;
-    }
+    let crate::traffic::TrafficPlan { mix, source } = cfg.plan(base, a.api)?;
     live::base_url(&a.target).map_err(anyhow::Error::msg)?;
     let work = crate::run::limits::Work::of(
         &source,

@@ -385,7 +385,15 @@ fn scale(n: Nanos, m: f64) -> Nanos {
 }
 
 impl Plan {
-    /// Builds the plan of one provider. `label` names its streams (e.g. `"provider/primary"`).
+    /// The plan of the provider `name`: its streams are labelled `provider/<name>`, so the
+    /// mock, the simulator, the live run's ground truth and `profile-stats` draw the same
+    /// schedule from the same seed. The one place that label is made.
+    pub fn for_provider(profile: &Profile, seed: u64, name: &str) -> Plan {
+        Plan::new(profile, seed, &format!("provider/{name}"))
+    }
+
+    /// Builds a plan whose streams are labelled `label` (tests; providers use
+    /// [`Plan::for_provider`]).
     pub fn new(profile: &Profile, seed: u64, label: &str) -> Plan {
         let base_curve = profile
             .baseline

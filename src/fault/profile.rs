@@ -469,6 +469,7 @@ impl Profile {
     }
 
     /// Reads, parses and validates a profile file. A missing `name` becomes the file stem.
+    #[allow(clippy::disallowed_methods)] // a loader: a fault-profile file, read when a scenario or `mock --profile` loads
     pub fn load(path: &std::path::Path) -> Result<Profile, ConfigErrors> {
         let file = path.display().to_string();
         let src = crate::diag::read_config(path)?;

@@ -56,22 +56,9 @@ pub async fn run_once(
     progress: bool,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
-    // traffic plan first: a bad mix or trace fails before anything starts
-    let kinds = s.traffic.load_kinds(&s.dir)?;
-    let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
-    let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
+    // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
+    let crate::traffic::TrafficPlan { mix, source } = (*s.plan).clone();
     let models = mix.models();
-    let source = s.traffic.source(&s.dir)?;
-    if let crate::traffic::Source::Trace(t, _) = &source {
-        t.check_kinds(
-            &mix,
-            &s.traffic
-                .trace
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        )?;
-    }
     // mocks, clocks held
     let mut mocks: Vec<(ServerHandle, Arc<MockState>)> = Vec::new();
     let mut vars = BTreeMap::new();
@@ -278,13 +265,9 @@ async fn traffic(
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     // per-phase statistics over the ground-truth windows
-    let horizon = match &source {
-        crate::traffic::Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
-        crate::traffic::Source::Trace(t, sp) => t.duration(*sp),
-        crate::traffic::Source::Closed { duration, .. } => *duration,
-    };
+    let horizon = source.end();
     for (_, st) in mocks {
-        let mut plan = crate::fault::Plan::new(&st.config.profile, seed, &format!("provider/{}", st.config.name));
+        let mut plan = crate::fault::Plan::for_provider(&st.config.profile, seed, &st.config.name);
         for w in plan.fault_windows(horizon) {
             opts.phases
                 .push((format!("{}/{}", st.config.name, w.phase), w.start, w.end));

@@ -219,7 +219,7 @@ pub fn has_pacing(p: &Profile) -> bool {
 
 fn plan(p: &Profile, seed: u64) -> Plan {
     let name = p.name.as_deref().unwrap_or("profile");
-    Plan::new(p, seed, &format!("provider/{name}"))
+    Plan::for_provider(p, seed, name)
 }
 
 fn aggregator() -> Aggregator {

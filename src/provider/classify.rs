@@ -18,7 +18,6 @@
 //!   `insufficient_quota`; an Anthropic 429 envelope (`rate_limit_error`) with no
 //!   `retry-after` (a spend cap); any answer with `x-should-retry: false`.
 
-use crate::fault::ErrorVerdict;
 use crate::provider::{anthropic, openai, Api, ErrorKind};
 use crate::time::{Nanos, NS_PER_S};
 use serde::Deserialize;
@@ -217,22 +216,23 @@ pub fn classify(status: u16, headers: &hyper::HeaderMap, body: &[u8], now: Syste
     decide(status, retry_after, parse_body(body), should_retry_false)
 }
 
-/// The [`Answer`] a mock of `api` gives for this error verdict: the same wire values the
-/// mock writes ([`wire_retry_after`], the envelope's type/code, `x-should-retry`), put
-/// through the same decision as [`classify`]. No text is formatted or parsed.
-pub fn from_verdict(api: Api, e: &ErrorVerdict) -> Answer {
-    let retry_after = e.retry_after.map(|ra| {
+/// The [`Answer`] a mock of `api` gives for an error verdict (`status`, `kind`,
+/// `retry_after`): the same wire values the mock writes ([`wire_retry_after`], the
+/// envelope's type/code, `x-should-retry`), put through the same decision as [`classify`].
+/// No text is formatted or parsed.
+pub fn from_error(api: Api, status: u16, kind: ErrorKind, retry_after: Option<Nanos>) -> Answer {
+    let retry_after = retry_after.map(|ra| {
         let (secs, ms) = wire_retry_after(api, ra);
         ms.map_or(secs.saturating_mul(NS_PER_S), |ms| ms.saturating_mul(1_000_000))
     });
     let body = match api {
         Api::OpenAi => {
-            let (ty, code) = openai::type_and_code(e.kind);
+            let (ty, code) = openai::type_and_code(kind);
             body_kind(None, Some(ty), code)
         }
-        Api::Anthropic => body_kind(Some("error"), Some(anthropic::error_type(e.kind)), None),
+        Api::Anthropic => body_kind(Some("error"), Some(anthropic::error_type(kind)), None),
     };
-    decide(e.status, retry_after, body, !e.kind.retryable())
+    decide(status, retry_after, body, !kind.retryable())
 }
 
 /// Whether the mock sends `x-should-retry: false` for this kind.
@@ -350,18 +350,11 @@ mod tests {
     /// Every kind and both APIs: the verdict's answer equals what `classify` makes of
     /// the response the mock writes for it.
     #[test]
-    fn from_verdict_matches_the_mocks_wire() {
+    fn from_error_matches_the_mocks_wire() {
         for api in [Api::OpenAi, Api::Anthropic] {
             for kind in ErrorKind::ALL {
                 for ra in [None, Some(1), Some(999_999), Some(NS_PER_S), Some(1_200_000_000)] {
-                    let e = ErrorVerdict {
-                        after: 0,
-                        status: kind.status_for(api),
-                        kind,
-                        retry_after: ra,
-                        message: None,
-                        rate_limit: None,
-                    };
+                    let status = kind.status_for(api);
                     let body = match api {
                         Api::OpenAi => openai::error_body(kind, "m", None),
                         Api::Anthropic => anthropic::error_body(kind, "m", "req_1"),
@@ -377,8 +370,8 @@ mod tests {
                     if sends_should_retry_false(kind) {
                         h.insert("x-should-retry", hyper::header::HeaderValue::from_static("false"));
                     }
-                    let live = classify(e.status, &h, body.as_bytes(), now());
-                    assert_eq!(from_verdict(api, &e), live, "{api:?} {kind:?} {ra:?}");
+                    let live = classify(status, &h, body.as_bytes(), now());
+                    assert_eq!(from_error(api, status, kind, ra), live, "{api:?} {kind:?} {ra:?}");
                 }
             }
         }

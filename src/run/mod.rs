@@ -6,6 +6,9 @@
 //! interval), so the runs cover the phases of the probe cycle evenly and min / mean /
 //! max detection match the closed form's (SEMANTICS.md §1).
 
+// A driver: orchestration drives the live driver (clocks, files, signals) (clippy.toml denies it in the core).
+#![allow(clippy::disallowed_methods)]
+
 pub mod limits;
 pub mod swarm;
 
@@ -178,7 +181,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
     let mut total: Option<Work> = None;
     for p in &set.points {
         let s = &p.scenario;
-        let source = s.traffic.source(&s.dir)?;
+        let source = &s.plan.source;
         let mode = if live {
             Mode::Live {
                 concurrency: crate::live::load::LoadOptions::new("", crate::provider::Api::OpenAi, 0).concurrency,
@@ -195,7 +198,7 @@ pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Re
             }
         };
         let parallel = if live { 1 } else { o.jobs };
-        let mut w = Work::of(&source, mode, crate::analysis::run::BUCKET, s.providers.len());
+        let mut w = Work::of(source, mode, crate::analysis::run::BUCKET, s.providers.len());
         // the built-in gateway's active health checks: every target probed at the shortest
         // interval it sets (an external gateway's probes are not ours to plan)
         if let Some(g) = s.gateway.builtin() {

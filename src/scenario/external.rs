@@ -1,6 +1,6 @@
 //! The external-gateway spec (`[gateway]` with `kind = "external"`) and its templates: a
 //! real gateway (LiteLLM, Portkey, HAProxy, nginx, your own) launched as a process with a
-//! config rendered from the scenario. The live driver ([`crate::live::process`]) prepares,
+//! config rendered from the scenario. The live driver (`live/process.rs`) prepares,
 //! starts, supervises and stops it.
 //!
 //! - **Config**: `config_template` is rendered with [minijinja] (Jinja syntax) into the run
@@ -219,8 +219,6 @@ pub struct ProviderVars {
     /// `openai` / `anthropic`.
     pub api: String,
 }
-
-/// What an external gateway needs to start.
 
 #[cfg(test)]
 mod tests {

@@ -87,6 +87,7 @@ pub struct ResolvedProvider {
 }
 
 /// Reads the providers of a scenario file, with every problem reported at once.
+#[allow(clippy::disallowed_methods)] // the scenario loader
 pub fn load_providers(path: &std::path::Path) -> Result<(Option<u64>, Vec<ResolvedProvider>), ConfigErrors> {
     let file = path.display().to_string();
     let src = crate::diag::read_config(path)?;
@@ -242,6 +243,8 @@ pub struct Scenario {
     pub gateway: GatewaySpec,
     /// Traffic.
     pub traffic: crate::traffic::TrafficConfig,
+    /// The traffic, resolved once when the scenario loaded (mix and trace files read).
+    pub plan: std::sync::Arc<crate::traffic::TrafficPlan>,
     /// SLO.
     pub slo: SloConfig,
     /// Detection settings.
@@ -340,6 +343,7 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> Result<ScenarioSet, Conf
 }
 
 /// [`load`] with `--sweep PATH=V1,V2,…` axes added to (or replacing those of) `[sweep]`.
+#[allow(clippy::disallowed_methods)] // the scenario loader
 pub fn load_with(path: &std::path::Path, sets: &[String], sweeps: &[String]) -> Result<ScenarioSet, ConfigErrors> {
     let file = path.display().to_string();
     let src = crate::diag::read_config(path)?;
@@ -503,15 +507,33 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     for (k, m) in doc.traffic.problems() {
         problems.push((Path::root().key("traffic").join(&k), m));
     }
-    // referenced mix and trace files: read and checked now, with their own lines
-    if doc.traffic.mix.is_some() {
-        if let Err(ConfigErrors(mut es)) = doc.traffic.load_kinds(dir) {
+    // referenced mix and trace files: read and checked now, once, with their own lines
+    let kinds = match doc.traffic.load_kinds(dir) {
+        Ok(k) => Some(k),
+        Err(ConfigErrors(mut es)) => {
             problems.push((key("traffic.mix"), "mix file is invalid (below)".into()));
             errors.append(&mut es);
+            None
         }
-    }
-    if doc.traffic.trace.is_some() {
-        if let Err(ConfigErrors(mut es)) = doc.traffic.check_trace(dir) {
+    };
+    let api = doc.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
+    let mix = kinds.and_then(|k| match crate::traffic::Mix::new(k, api) {
+        Ok(m) => Some(m),
+        Err(m) => {
+            problems.push((key("traffic"), m));
+            None
+        }
+    });
+    let trace = match doc.traffic.read_trace(dir) {
+        Ok(t) => t,
+        Err(ConfigErrors(mut es)) => {
+            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            errors.append(&mut es);
+            None
+        }
+    };
+    if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &doc.traffic.trace) {
+        if let Err(ConfigErrors(mut es)) = t.check_kinds(m, &dir.join(p).display().to_string()) {
             problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
         }
@@ -631,12 +653,17 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             ),
         }]));
     }
+    let plan = crate::traffic::TrafficPlan {
+        mix: mix.expect("no problems means the mix was built"),
+        source: traffic.source_with(trace),
+    };
     Ok(Scenario {
         name,
         file: label.to_string(),
         seed: doc.seed,
         providers,
         gateway,
+        plan: std::sync::Arc::new(plan),
         traffic,
         slo: doc.slo,
         detection: doc.detection,

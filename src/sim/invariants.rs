@@ -13,7 +13,6 @@ use super::{SimInput, SimOutput};
 use crate::gateway::{BreakerConfig, EventKind, GatewayConfig, GatewayEvent, HealthRules};
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};
-use crate::traffic::Source;
 use std::fmt;
 
 /// Violations kept per invariant (the rest are counted in one last violation).
@@ -256,21 +255,12 @@ impl Horizon {
 
     /// The horizon of `input`.
     pub fn of(input: &SimInput) -> Horizon {
-        Horizon::new(&input.gateway, traffic_end(&input.source))
+        Horizon::new(&input.gateway, input.source.end())
     }
 
     /// The last moment anything may happen.
     pub fn end(&self) -> Nanos {
         self.traffic_end.saturating_add(self.request_work.max(self.probe_tail))
-    }
-}
-
-/// When `source`'s traffic ends (as the simulator computes it).
-pub fn traffic_end(source: &Source) -> Nanos {
-    match source {
-        Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
-        Source::Trace(t, s) => t.duration(*s),
-        Source::Closed { duration, .. } => *duration,
     }
 }
 

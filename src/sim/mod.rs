@@ -37,7 +37,7 @@ pub struct SimProvider {
     pub name: String,
     /// Fault profile.
     pub profile: Profile,
-    /// Wire format (what its error answers look like, for [`classify::from_verdict`]).
+    /// Wire format (what its error answers look like, for [`classify::from_error`]).
     pub api: Api,
 }
 
@@ -446,7 +446,7 @@ pub fn run(input: SimInput) -> SimOutput {
         .collect();
     let mut plans: Vec<Plan> = targets
         .iter()
-        .map(|&p| Plan::new(&providers[p].profile, seed, &format!("provider/{}", providers[p].name)))
+        .map(|&p| Plan::for_provider(&providers[p].profile, seed, &providers[p].name))
         .collect();
     let apis: Vec<Api> = targets.iter().map(|&p| providers[p].api).collect();
     // what each target's health probe asks of it: `GET /health`, or the one-token
@@ -536,11 +536,7 @@ pub fn run(input: SimInput) -> SimOutput {
     let mut scheduled = 0u64;
     let mut steps = 0u64;
     let mut last = 0;
-    let traffic_end = match &source {
-        Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
-        Source::Trace(t, s) => t.duration(*s),
-        Source::Closed { duration, .. } => *duration,
-    };
+    let traffic_end = source.end();
     // arm the first probes
     for (i, armed) in probe_armed.iter_mut().enumerate() {
         if let Some(t) = policy.probe_at(i) {
@@ -660,7 +656,7 @@ pub fn run(input: SimInput) -> SimOutput {
                     let (answer, tokens, plain_len) = match &d.verdict {
                         // the same types the live gateway builds from the mock's headers
                         // and envelope for this verdict
-                        Verdict::Error(e) => (classify::from_verdict(apis[i], e), 0, 0),
+                        Verdict::Error(e) => (classify::from_error(apis[i], e.status, e.kind, e.retry_after), 0, 0),
                         Verdict::Ok(s) => (
                             Answer::status(200),
                             s.output_tokens,

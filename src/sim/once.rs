@@ -21,10 +21,7 @@ pub fn sim_input(
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> anyhow::Result<SimInput> {
     let gateway = s.builtin_gateway()?.clone();
-    let kinds = s.traffic.load_kinds(&s.dir)?;
-    let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
-    let mix = crate::traffic::Mix::new(kinds, api).map_err(anyhow::Error::msg)?;
-    let source = s.traffic.source(&s.dir)?;
+    let crate::traffic::TrafficPlan { mix, source } = (*s.plan).clone();
     Ok(SimInput {
         providers: s
             .providers
@@ -62,7 +59,7 @@ pub fn simulate_once_until(
 ) -> anyhow::Result<(OneRun, SimOutput)> {
     let input = sim_input(s, seed, shift, stop)?;
     let models = input.mix.models();
-    let planned = super::invariants::traffic_end(&input.source);
+    let planned = input.source.end();
     #[cfg(debug_assertions)]
     let checked = input.clone();
     let out = run(input);

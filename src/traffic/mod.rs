@@ -105,6 +105,29 @@ pub fn mix_problems(kinds: &[KindSpec], base: &crate::diag::Path) -> Vec<(crate:
     v
 }
 
+impl Source {
+    /// When the traffic ends: the last planned arrival may come no later (an open loop's
+    /// curve length, a trace's last row at its speed, a closed loop's duration).
+    pub fn end(&self) -> Nanos {
+        match self {
+            Source::Open(c, _, _) => crate::time::secs_f64_to_nanos(c.duration_s()),
+            Source::Trace(t, s) => t.duration(*s),
+            Source::Closed { duration, .. } => *duration,
+        }
+    }
+}
+
+/// A scenario's traffic, resolved once when it loads: the request kinds and their mix,
+/// and where arrivals come from. Every run of the scenario (each `--repeat`, sim or live)
+/// draws from this one plan; no mix or trace file is read again.
+#[derive(Clone, Debug)]
+pub struct TrafficPlan {
+    /// The kinds, ready to draw from.
+    pub mix: Mix,
+    /// Open loop, closed loop or trace.
+    pub source: Source,
+}
+
 /// Which loop drives the traffic.
 #[derive(Clone, Debug)]
 pub enum Source {
@@ -264,6 +287,7 @@ impl TrafficConfig {
     }
 
     /// The kinds: from the mix file (relative to `base`), inline, or one default chat kind.
+    #[allow(clippy::disallowed_methods)] // a loader: the mix file, read once when a scenario or `load --mix` loads
     pub fn load_kinds(&self, base: &std::path::Path) -> Result<Vec<KindSpec>, crate::diag::ConfigErrors> {
         if let Some(p) = &self.mix {
             let path = base.join(p);
@@ -291,31 +315,44 @@ impl TrafficConfig {
         Ok(vec![KindSpec::chat("chat", false)])
     }
 
-    /// Reads and checks the trace file (relative to `base`), if there is one.
-    pub fn check_trace(&self, base: &std::path::Path) -> Result<(), crate::diag::ConfigErrors> {
-        let Some(p) = &self.trace else { return Ok(()) };
-        let path = base.join(p);
-        let t = Trace::load(&path)?;
-        let kinds = self.load_kinds(base)?;
-        match Mix::new(kinds, Api::OpenAi) {
-            Ok(mix) => t.check_kinds(&mix, &path.display().to_string()),
-            Err(_) => Ok(()), // the mix's own problem, reported with the mix
+    /// The whole plan (call after `problems()` came back empty): the mix file and the
+    /// trace read once, the trace's kinds checked against the mix. A scenario resolves the
+    /// same steps one by one, to report each at its key.
+    pub fn plan(&self, base: &std::path::Path, api: Api) -> anyhow::Result<TrafficPlan> {
+        let mix = Mix::new(self.load_kinds(base)?, api).map_err(anyhow::Error::msg)?;
+        let trace = self.read_trace(base)?;
+        if let (Some(t), Some(p)) = (&trace, &self.trace) {
+            t.check_kinds(&mix, &base.join(p).display().to_string())?;
         }
+        Ok(TrafficPlan {
+            mix,
+            source: self.source_with(trace),
+        })
     }
 
-    /// The source (call after `problems()` came back empty).
+    /// The trace file (relative to `base`), read and parsed, if there is one.
+    pub fn read_trace(&self, base: &std::path::Path) -> Result<Option<Trace>, crate::diag::ConfigErrors> {
+        self.trace.as_ref().map(|p| Trace::load(&base.join(p))).transpose()
+    }
+
+    /// The source (call after `problems()` came back empty), reading the trace file.
     pub fn source(&self, base: &std::path::Path) -> Result<Source, crate::diag::ConfigErrors> {
-        if let Some(p) = &self.trace {
-            return Ok(Source::Trace(Trace::load(&base.join(p))?, self.speed.unwrap_or(1.0)));
+        Ok(self.source_with(self.read_trace(base)?))
+    }
+
+    /// The source, with the trace already read ([`Self::read_trace`]).
+    pub fn source_with(&self, trace: Option<Trace>) -> Source {
+        if let Some(t) = trace {
+            return Source::Trace(t, self.speed.unwrap_or(1.0));
         }
         let duration = self.duration.unwrap_or_default().0;
         if let Some(users) = self.users {
-            return Ok(Source::Closed {
+            return Source::Closed {
                 users,
                 spawn_rate: self.spawn_rate.unwrap_or(f64::from(users) * 1e9),
                 think: self.think_time.unwrap_or_default(),
                 duration,
-            });
+            };
         }
         let curve = match self.rate {
             Some(r) => RateCurve::constant(r, duration as f64 / 1e9),
@@ -326,7 +363,7 @@ impl TrafficConfig {
             (ArrivalKind::Poisson, Some(_)) => ArrivalKind::Gamma,
             (a, _) => a,
         };
-        Ok(Source::Open(curve, arrival, self.burstiness.unwrap_or(1.0)))
+        Source::Open(curve, arrival, self.burstiness.unwrap_or(1.0))
     }
 }
 

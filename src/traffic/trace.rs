@@ -239,6 +239,7 @@ impl Trace {
     }
 
     /// Reads a trace file.
+    #[allow(clippy::disallowed_methods)] // a loader: the trace a scenario or `load --trace` names, read once when it loads
     pub fn load(path: &std::path::Path) -> Result<Trace, ConfigErrors> {
         let text = crate::diag::read_config(path)?;
         Trace::parse(&text, &path.display().to_string())

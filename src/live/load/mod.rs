@@ -404,7 +404,7 @@ pub const ERROR_BODY_KEEP_BYTES: usize = 64 * 1024;
 /// size), but only its last [`PLAIN_BODY_TAIL_BYTES`] are kept and `usage` is read from
 /// them (where OpenAI and Anthropic put it). So an open request's body never takes more
 /// than this, whatever size the target answers (the mock alone can send ≈ 107 MB: 128,000
-/// tokens × 128 choices); [`crate::run::limits::LIVE_REQUEST_BYTES`] counts it.
+/// tokens × 128 choices); the run limits (`run/limits.rs`, `LIVE_REQUEST_BYTES`) count it.
 pub const PLAIN_BODY_KEEP_BYTES: usize = 256 * 1024;
 
 /// The end of a plain 2xx body past [`PLAIN_BODY_KEEP_BYTES`] that is kept to read `usage`.

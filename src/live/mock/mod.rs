@@ -156,7 +156,7 @@ impl MockState {
     /// scenario run starts every mock's timeline when its traffic starts, however long
     /// the gateway took to become ready.
     pub fn new_held(config: MockConfig) -> Arc<MockState> {
-        let plan = Plan::new(&config.profile, config.seed, &format!("provider/{}", config.name));
+        let plan = Plan::for_provider(&config.profile, config.seed, &config.name);
         Arc::new(MockState {
             plan: Mutex::new(plan),
             start: Instant::now(),
