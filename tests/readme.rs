@@ -199,11 +199,7 @@ fn readme_commands_run_as_written() {
     copy_dir(&root().join("examples"), &dir.join("examples"));
     copy_dir(&root().join("fault-profiles"), &dir.join("fault-profiles"));
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_chaosgate")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let env = Env { dir: dir.clone(), path };
     let curl = has_curl();
 
