@@ -137,22 +137,48 @@ fn has_curl() -> bool {
         .unwrap_or(false)
 }
 
-/// Stop a process group this test started: SIGTERM, up to 3 s, then SIGKILL.
-fn stop_group(child: &mut Child) {
+/// Whether the child has exited, without reaping it: its pid, and so its process group's
+/// id, stays reserved until [`stop_group`] has signalled the group.
+fn has_exited(child: &Child) -> bool {
+    // SAFETY: waitid writes only into `info`; WNOWAIT leaves the child to be reaped later.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            child.id() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r == 0 && info.si_pid() != 0
+    }
+}
+
+/// Stops a process group this test started (SIGTERM, up to 3 s, then SIGKILL for whatever
+/// is left, e.g. a `cmd &` that outlived the shell) and reaps its leader. The leader is
+/// reaped only after both signals, so the group id cannot have been reused.
+fn stop_group(child: &mut Child) -> std::process::ExitStatus {
     let pgid = child.id() as libc::pid_t;
     // SAFETY: killpg only sends a signal to the group this test created for the child.
     unsafe { libc::killpg(pgid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
+    while Instant::now() < deadline && !has_exited(child) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The group's other members (a `cmd &`) may outlive the shell: kill whatever is left.
-    // SAFETY: as above.
+    // SAFETY: as above; the leader is not reaped yet.
     unsafe { libc::killpg(pgid, libc::SIGKILL) };
-    let _ = child.wait();
+    child.wait().expect("wait for a child this test started")
+}
+
+/// Background servers (section, README line, child); stopped on drop, so a panic in the
+/// test does not leave them running.
+struct Servers(Vec<(usize, usize, Child)>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (_, _, child) in self.0.iter_mut() {
+            stop_group(child);
+        }
+    }
 }
 
 struct Env {
@@ -203,12 +229,12 @@ fn readme_commands_run_as_written() {
     let env = Env { dir: dir.clone(), path };
     let curl = has_curl();
 
-    let mut servers: Vec<(usize, usize, Child)> = Vec::new(); // (section, line, child)
+    let mut servers = Servers(Vec::new());
     let mut failures = Vec::new();
     let mut ran = 0;
     for (i, block) in blocks.iter().enumerate() {
         // Leaving a section stops its servers.
-        servers.retain_mut(|(section, _, child)| {
+        servers.0.retain_mut(|(section, _, child)| {
             if *section != block.section {
                 stop_group(child);
                 false
@@ -248,7 +274,7 @@ fn readme_commands_run_as_written() {
                     {
                         break true;
                     }
-                    if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                    if Instant::now() > deadline || has_exited(&child) {
                         break false;
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -263,21 +289,24 @@ fn readme_commands_run_as_written() {
                     continue;
                 }
                 ran += 1;
-                servers.push((block.section, block.line, child));
+                servers.0.push((block.section, block.line, child));
             }
             Mode::Run { expect } => {
                 let started = Instant::now();
                 let mut child = env.spawn(block, &log);
-                let status = loop {
-                    if let Ok(Some(s)) = child.try_wait() {
-                        break Some(s);
+                let finished = loop {
+                    if has_exited(&child) {
+                        break true;
                     }
                     if started.elapsed() > BLOCK_LIMIT {
-                        break None;
+                        break false;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 };
-                stop_group(&mut child);
+                // The shell's exit status: stopping the group does not change it once the
+                // shell has exited; after a timeout it is discarded.
+                let status = stop_group(&mut child);
+                let status = finished.then_some(status);
                 ran += 1;
                 eprintln!(
                     "README.md:{}: {:.1} s, {status:?}",
@@ -303,9 +332,7 @@ fn readme_commands_run_as_written() {
             Mode::Skip => unreachable!(),
         }
     }
-    for (_, _, child) in servers.iter_mut() {
-        stop_group(child);
-    }
+    drop(servers);
     if failures.is_empty() {
         let _ = std::fs::remove_dir_all(&dir);
     }
