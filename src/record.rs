@@ -1,5 +1,5 @@
 //! The four observation streams, identical in live and simulated runs
-//! (`ARCHITECTURE.md`, "Observations"). All times are ns since run start.
+//! (`docs/architecture.md`, "Observations"). All times are ns since run start.
 
 use crate::time::Nanos;
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //!
 //! Every component draws from its own stream derived from `(run seed, label)`, so adding a
 //! component (or a phase, or a provider) never shifts another component's draws
-//! (`ARCHITECTURE.md`, "Determinism"). The generator is ChaCha8, pinned in `Cargo.toml`.
+//! (`docs/architecture.md`, "Determinism"). The generator is ChaCha8, pinned in `Cargo.toml`.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -1,6 +1,6 @@
 //! Time as the pure core sees it: integer nanoseconds since run start.
 //!
-//! The core never reads a clock (see `ARCHITECTURE.md`, "The one rule"): drivers pass
+//! The core never reads a clock (see `docs/architecture.md`, "What each folder may import"): drivers pass
 //! `now: Nanos` in. [`Dur`] is the serde form used in profiles and scenarios: a
 //! humantime string such as `"250ms"`, `"1m30s"` or `"4m"`.
 

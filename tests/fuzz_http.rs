@@ -2170,7 +2170,7 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         if status >= 500 && !forced_valid {
             out.push((Symptom::ServerError, escape(&r.body, 300)));
         }
-        // the mock's admin phases take at most 64 KiB (src/mock/admin.rs MAX_PHASE_BYTES)
+        // the mock's admin phases take at most 64 KiB (src/live/mock/admin.rs MAX_PHASE_BYTES)
         let limit = if path.starts_with(b"/_chaosgate/phases") && !c.target.is_gateway() {
             ADMIN_PHASE_LIMIT_BYTES
         } else {

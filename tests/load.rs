@@ -417,7 +417,7 @@ async fn sized_upstream(size: usize, fail_every: u64) -> chaosgate::live::net::S
 /// A 10 MB plain body, now read past the kept head: its usage (at the end) and its whole
 /// length still come out right. That the body is not held whole is checked where it can be
 /// seen, by the unit test `plain_2xx_body_of_any_size_is_kept_to_its_head_or_tail` in
-/// src/load/mod.rs; this test alone would also have passed before the bound.
+/// src/live/load/mod.rs; this test alone would also have passed before the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_2xx_body_of_10_mb_keeps_its_usage_and_content_size() {
     // the defect: the load client collected a plain 2xx body whole (unbounded) to read usage

@@ -16,6 +16,7 @@
 //! Every block runs in its own process group, killed when the block ends, so a `cmd &` in
 //! it cannot outlive it. TMPDIR points into the test's directory, so run directories the
 //! commands create are removed with it.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples drive the program: clocks, files, sockets
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;

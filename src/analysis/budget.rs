@@ -1,5 +1,5 @@
 //! Error budgets and burn-rate alerts (Google SRE Workbook, "Alerting on SLOs";
-//! `SEMANTICS.md` §4).
+//! `docs/semantics.md` §4).
 //!
 //! SLO target τ, budget fraction ε = 1 − τ, compliance period P. Budget in requests
 //! B = ε × (requests in P), at the run's request rate unless given. F failed requests

@@ -6,7 +6,7 @@
 //! reads a clock or a global RNG: its randomness comes from streams labelled
 //! `"{label}/requests"`, `"{label}/health"`, `"{label}/phase/{name}"` and
 //! `"{label}/throughput/…"`, so the same seed and the same request order give the same
-//! verdicts (`ARCHITECTURE.md`, "Determinism"), and health probes never shift the draws
+//! verdicts (`docs/architecture.md`, "Determinism"), and health probes never shift the draws
 //! of completions.
 //!
 //! How phases compose is documented on [`profile`].

@@ -15,7 +15,7 @@
 //! errors = [{ status = 502, probability = 1.0 }]
 //! ```
 //!
-//! How phases compose (documented in the README too):
+//! How phases compose (docs/fault-profiles.md too):
 //! 1. A phase is *active* at `t` when its window (and flapping / random pattern) says so;
 //!    its intensity `k` ∈ (0, 1] comes from the ramps.
 //! 2. Failure rules are consulted in order — connection faults, then the rate-limit

@@ -1,4 +1,4 @@
-//! Passive circuit breakers (`SEMANTICS.md` §3). States, named so nobody misreads them:
+//! Passive circuit breakers (`docs/semantics.md` §3). States, named so nobody misreads them:
 //! **closed = traffic flows**, **open = rejecting**, **half-open = probing** with a few
 //! trial requests.
 //!
@@ -332,7 +332,7 @@ pub enum BreakerState {
 }
 
 /// One target's passive circuit breaker: a state machine, pure (`now` in, events out).
-/// **Closed = traffic flows, open = rejecting, half-open = probing** (`SEMANTICS.md` §3).
+/// **Closed = traffic flows, open = rejecting, half-open = probing** (`docs/semantics.md` §3).
 ///
 /// Per attempt: [`Breaker::allow`] (admission; may move open → half-open/closed), then,
 /// if admitted, [`Breaker::on_result`] when the attempt ends.

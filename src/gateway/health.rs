@@ -1,12 +1,12 @@
-//! Active health checks with Envoy/HAProxy semantics (`SEMANTICS.md` §1–2).
+//! Active health checks with Envoy/HAProxy semantics (`docs/semantics.md` §1–2).
 //!
-//! **Fixed-delay scheduling** (Envoy and HAProxy alike, `SEMANTICS.md` §1): the next probe
+//! **Fixed-delay scheduling** (Envoy and HAProxy alike, `docs/semantics.md` §1): the next probe
 //! is armed only after the previous one finished (success, failure or timeout), one wait
 //! later. The driver decides timeouts: it starts a probe with [`HealthChecker::start_probe`],
 //! which returns the deadline `start + timeout`, and reports [`ProbeOutcome::Timeout`] at
 //! that deadline if nothing came back.
 //!
-//! **Waits** (`SEMANTICS.md` §2, Envoy `interval()`; HAProxy `inter`/`fastinter`/`downinter`):
+//! **Waits** (`docs/semantics.md` §2, Envoy `interval()`; HAProxy `inter`/`fastinter`/`downinter`):
 //! - healthy, nothing pending: `interval` (I);
 //! - a change pending (some failures while healthy, or some successes while unhealthy):
 //!   `edge_interval` (I_e; HAProxy `fastinter`), or the side-specific
@@ -28,7 +28,7 @@
 //!
 //! Targets start healthy. For a hung target under `consecutive`/`envoy` rules the
 //! detection delay is D = U + N·T + (N−1)·I_e, U being the wait until the next probe starts
-//! (`SEMANTICS.md` §1): in [N·T + (N−1)·I_e, I + N·T + (N−1)·I_e] without jitter.
+//! (`docs/semantics.md` §1): in [N·T + (N−1)·I_e, I + N·T + (N−1)·I_e] without jitter.
 
 use super::events::{EventKind, GatewayEvent};
 use crate::rng::Stream;

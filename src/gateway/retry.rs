@@ -5,7 +5,7 @@
 //! that turns a partial outage into a full one. A budget (linkerd's design) lets retries
 //! add at most `budget_ratio` of the request rate, plus `min_per_s` so a quiet service can
 //! still retry. Quota-style 429s (`insufficient_quota`, `x-should-retry: false`, an
-//! Anthropic spend-cap 429 without `retry-after`; `SEMANTICS.md` §5) are never retried:
+//! Anthropic spend-cap 429 without `retry-after`; `docs/semantics.md` §5) are never retried:
 //! waiting does not refill a spent quota. The driver marks them `retryable = false`.
 //!
 //! Retry-After is honoured up to `retry_after_cap`: a shorter one is waited for; a longer

@@ -5,7 +5,7 @@
 //! every accepted socket gets TCP_NODELAY, and each request carries a [`ConnCtx`] with the
 //! peer address and a [`ConnCtx::reset`] switch: the connection task then sets SO_LINGER 0
 //! and drops the socket, so the client sees a TCP RST — on a fresh or a reused keep-alive
-//! connection alike (faults are per request, not per connection: SEMANTICS.md §6).
+//! connection alike (faults are per request, not per connection: docs/semantics.md §6).
 
 use axum::Router;
 use hyper::body::Incoming;

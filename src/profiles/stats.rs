@@ -57,7 +57,7 @@ pub struct Workload {
 
 impl Default for Workload {
     /// The article's setup: 30 minutes sustained, `max_tokens` 200, a 30 s client timeout;
-    /// 50 embeddings users thinking 400 ms (fitted to the embeddings table, see the README).
+    /// 50 embeddings users thinking 400 ms (fitted to the embeddings table, docs/profiles.md).
     fn default() -> Workload {
         Workload {
             duration: Dur::from_secs(30 * 60),

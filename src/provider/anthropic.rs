@@ -1,4 +1,4 @@
-//! Anthropic wire format (`SEMANTICS.md` §5): request validation for the Messages API,
+//! Anthropic wire format (`docs/semantics.md` §5): request validation for the Messages API,
 //! `message` and model-list bodies, the SSE event sequence, the
 //! `{"type":"error","error":{"type","message"},"request_id"}` envelope and the
 //! `anthropic-ratelimit-*` headers.
@@ -84,7 +84,7 @@ fn blocks_chars(path: &str, blocks: &[Value]) -> Result<usize, Rejection> {
     Ok(n)
 }
 
-/// Parses and validates `POST /v1/messages` like Anthropic does (`SEMANTICS.md` §5).
+/// Parses and validates `POST /v1/messages` like Anthropic does (`docs/semantics.md` §5).
 ///
 /// Rejections (all 400 `invalid_request_error`): invalid JSON ("The request body is not
 /// valid JSON: …"); a body that is not an object; `model` missing or not a non-empty
@@ -237,7 +237,7 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
     })
 }
 
-/// The error `type` for a kind (`SEMANTICS.md` §5).
+/// The error `type` for a kind (`docs/semantics.md` §5).
 pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "invalid_request_error",
@@ -254,7 +254,7 @@ pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
 }
 
 /// The Anthropic error envelope `{"type":"error","error":{"type","message"},
-/// "request_id"}` (`SEMANTICS.md` §5). Types: `invalid_request_error` 400,
+/// "request_id"}` (`docs/semantics.md` §5). Types: `invalid_request_error` 400,
 /// `authentication_error` 401, `billing_error` 402, `permission_error` 403,
 /// `not_found_error` 404, `request_too_large` 413, `rate_limit_error` 429 (the spend-cap
 /// [`ErrorKind::InsufficientQuota`] too — its default message is about usage limits),
@@ -278,7 +278,7 @@ fn usage(input_tokens: u32, output_tokens: u32) -> Value {
     })
 }
 
-/// A non-streaming `message` object (`SEMANTICS.md` §5): `id`, `type: "message"`,
+/// A non-streaming `message` object (`docs/semantics.md` §5): `id`, `type: "message"`,
 /// `role: "assistant"`, `model`, one `text` content block, `stop_reason`
 /// (`"end_turn"`, `"max_tokens"`, …), `stop_sequence: null`, and `usage` with
 /// `input_tokens`, `output_tokens` and zero cache counters.
@@ -425,7 +425,7 @@ fn event(name: &str, data: &Value) -> String {
 }
 
 /// `message_start`: the message shell with empty `content`, null `stop_reason`, and
-/// usage `{input_tokens, output_tokens: 1}` as Anthropic sends it (`SEMANTICS.md` §5).
+/// usage `{input_tokens, output_tokens: 1}` as Anthropic sends it (`docs/semantics.md` §5).
 pub fn event_message_start(id: &str, model: &str, input_tokens: u32) -> String {
     event(
         "message_start",
@@ -446,7 +446,7 @@ pub fn event_message_start(id: &str, model: &str, input_tokens: u32) -> String {
 }
 
 /// `content_block_start` of text block 0: `{"type":"text","text":""}`
-/// (`SEMANTICS.md` §5).
+/// (`docs/semantics.md` §5).
 pub fn event_content_block_start() -> String {
     event(
         "content_block_start",
@@ -455,12 +455,12 @@ pub fn event_content_block_start() -> String {
 }
 
 /// `ping`, `{"type":"ping"}`: a keep-alive that may appear anywhere in the stream, with
-/// no content (`SEMANTICS.md` §5, §6).
+/// no content (`docs/semantics.md` §5, §6).
 pub fn event_ping() -> String {
     event("ping", &json!({ "type": "ping" }))
 }
 
-/// `content_block_delta` with a `text_delta` on block 0 (`SEMANTICS.md` §5).
+/// `content_block_delta` with a `text_delta` on block 0 (`docs/semantics.md` §5).
 pub fn event_text_delta(text: &str) -> String {
     event(
         "content_block_delta",
@@ -468,7 +468,7 @@ pub fn event_text_delta(text: &str) -> String {
     )
 }
 
-/// `content_block_stop` of block 0 (`SEMANTICS.md` §5).
+/// `content_block_stop` of block 0 (`docs/semantics.md` §5).
 pub fn event_content_block_stop() -> String {
     event(
         "content_block_stop",
@@ -477,7 +477,7 @@ pub fn event_content_block_stop() -> String {
 }
 
 /// `message_delta`: `delta {stop_reason, stop_sequence: null}` and cumulative usage
-/// `{"output_tokens": n}` (`SEMANTICS.md` §5).
+/// `{"output_tokens": n}` (`docs/semantics.md` §5).
 pub fn event_message_delta(stop_reason: &str, output_tokens: u32) -> String {
     event(
         "message_delta",
@@ -489,12 +489,12 @@ pub fn event_message_delta(stop_reason: &str, output_tokens: u32) -> String {
     )
 }
 
-/// `message_stop`, the last event of a complete stream (`SEMANTICS.md` §5).
+/// `message_stop`, the last event of a complete stream (`docs/semantics.md` §5).
 pub fn event_message_stop() -> String {
     event("message_stop", &json!({ "type": "message_stop" }))
 }
 
-/// An in-band error after the 200 (`SEMANTICS.md` §5): `event: error` with
+/// An in-band error after the 200 (`docs/semantics.md` §5): `event: error` with
 /// `{"type":"error","error":{"type":…,"message":…}}` (no `request_id`, as in real
 /// streams), e.g. `overloaded_error` / `"Overloaded"`.
 pub fn event_error(kind: ErrorKind, message: &str) -> String {
@@ -505,7 +505,7 @@ pub fn event_error(kind: ErrorKind, message: &str) -> String {
 }
 
 /// A `content_block_delta` event whose JSON is cut off inside the text string
-/// (`SEMANTICS.md` §6: corrupt data a gateway must not pass on as success).
+/// (`docs/semantics.md` §6: corrupt data a gateway must not pass on as success).
 pub fn malformed_event() -> String {
     "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\n\n".into()
 }

@@ -1,5 +1,5 @@
 //! Provider wire formats: OpenAI and Anthropic requests, responses, SSE frames, error
-//! envelopes and rate-limit headers, as `SEMANTICS.md` §5 lists them.
+//! envelopes and rate-limit headers, as `docs/semantics.md` §5 lists them.
 //!
 //! Everything here is pure: bytes or values in, strings out, no clock and no I/O. The
 //! mock server decides *what* to answer (the fault model); this module decides *how it
@@ -24,7 +24,7 @@ use crate::time::Nanos;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
-/// The provider API a mock speaks (`SEMANTICS.md` §5). Serialized as `"openai"` /
+/// The provider API a mock speaks (`docs/semantics.md` §5). Serialized as `"openai"` /
 /// `"anthropic"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,10 +37,10 @@ pub enum Api {
 }
 
 impl Api {
-    /// Both APIs, in declaration order (`SEMANTICS.md` §5).
+    /// Both APIs, in declaration order (`docs/semantics.md` §5).
     pub const ALL: [Api; 2] = [Api::OpenAi, Api::Anthropic];
 
-    /// The wire/config name: `"openai"` or `"anthropic"` (`SEMANTICS.md` §5).
+    /// The wire/config name: `"openai"` or `"anthropic"` (`docs/semantics.md` §5).
     pub fn as_str(self) -> &'static str {
         match self {
             Api::OpenAi => "openai",
@@ -66,7 +66,7 @@ impl std::str::FromStr for Api {
     }
 }
 
-/// Provider-neutral error kinds; each API renders its own envelope (`SEMANTICS.md` §5).
+/// Provider-neutral error kinds; each API renders its own envelope (`docs/semantics.md` §5).
 ///
 /// Statuses are [`ErrorKind::default_status`]'s; the OpenAI/Anthropic `type` and `code`
 /// strings live in [`openai::error_body`] and [`anthropic::error_body`].
@@ -88,7 +88,7 @@ pub enum ErrorKind {
     /// 429, transient: comes with `retry-after`; clients should back off and retry.
     RateLimit,
     /// 429, *not* transient: OpenAI `insufficient_quota`, Anthropic spend cap. No
-    /// `retry-after`; retrying cannot help (`SEMANTICS.md` §5).
+    /// `retry-after`; retrying cannot help (`docs/semantics.md` §5).
     InsufficientQuota,
     /// 500: provider-internal error.
     Server,
@@ -104,7 +104,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in declaration order (`SEMANTICS.md` §5).
+    /// Every kind, in declaration order (`docs/semantics.md` §5).
     pub const ALL: [ErrorKind; 13] = [
         ErrorKind::BadRequest,
         ErrorKind::Authentication,
@@ -121,7 +121,7 @@ impl ErrorKind {
         ErrorKind::Overloaded,
     ];
 
-    /// The usual kind behind an HTTP status (`SEMANTICS.md` §5). 429 → [`RateLimit`]
+    /// The usual kind behind an HTTP status (`docs/semantics.md` §5). 429 → [`RateLimit`]
     /// (the transient reading), 408 and 504 → [`Timeout`], 529 → [`Overloaded`]; any
     /// other status below 500 → [`BadRequest`], anything else → [`Server`].
     ///
@@ -149,7 +149,7 @@ impl ErrorKind {
         }
     }
 
-    /// The kind's usual status (`SEMANTICS.md` §5); [`ErrorKind::Overloaded`] is 529 (the
+    /// The kind's usual status (`docs/semantics.md` §5); [`ErrorKind::Overloaded`] is 529 (the
     /// Anthropic status; see [`ErrorKind::status_for`] for OpenAI's 503).
     pub fn default_status(self) -> u16 {
         match self {
@@ -169,7 +169,7 @@ impl ErrorKind {
     }
 
     /// The status `api` uses for this kind: [`ErrorKind::default_status`], except that
-    /// OpenAI renders [`ErrorKind::Overloaded`] as 503 (`SEMANTICS.md` §5).
+    /// OpenAI renders [`ErrorKind::Overloaded`] as 503 (`docs/semantics.md` §5).
     pub fn status_for(self, api: Api) -> u16 {
         match (api, self) {
             (Api::OpenAi, ErrorKind::Overloaded) => 503,
@@ -179,7 +179,7 @@ impl ErrorKind {
 
     /// Whether a well-behaved client should retry. False for
     /// [`InsufficientQuota`](ErrorKind::InsufficientQuota) (a quota 429 is not transient,
-    /// `SEMANTICS.md` §5) and for the client errors 400, 401, 402, 403, 404 and 413; true
+    /// `docs/semantics.md` §5) and for the client errors 400, 401, 402, 403, 404 and 413; true
     /// for the transient 429 and every 5xx/529.
     pub fn retryable(self) -> bool {
         !matches!(
@@ -194,7 +194,7 @@ impl ErrorKind {
         )
     }
 
-    /// The provider's usual wording for this kind (`SEMANTICS.md` §5), taken from real
+    /// The provider's usual wording for this kind (`docs/semantics.md` §5), taken from real
     /// responses where one is known (e.g. OpenAI 503 "The engine is currently overloaded,
     /// please try again later", Anthropic 529 "Overloaded").
     pub fn default_message(self, api: Api) -> String {
@@ -251,7 +251,7 @@ impl ErrorKind {
 }
 
 /// A parsed chat request: OpenAI `POST /v1/chat/completions` ([`openai::parse_chat`]) or
-/// Anthropic `POST /v1/messages` ([`anthropic::parse_messages`]); `SEMANTICS.md` §5.
+/// Anthropic `POST /v1/messages` ([`anthropic::parse_messages`]); `docs/semantics.md` §5.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatRequest {
     /// The requested model, echoed back in responses.
@@ -293,7 +293,7 @@ pub const MAX_OUTPUT_TOKENS: u32 = 128_000;
 pub const MAX_CHOICES: u32 = 128;
 
 /// A parsed OpenAI `POST /v1/embeddings` request ([`openai::parse_embeddings`];
-/// `SEMANTICS.md` §5).
+/// `docs/semantics.md` §5).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingsRequest {
     /// The requested model.
@@ -312,7 +312,7 @@ pub struct EmbeddingsRequest {
 }
 
 /// A request the provider itself would reject, to be rendered with that provider's
-/// envelope ([`openai::error_body`] / [`anthropic::error_body`]); `SEMANTICS.md` §5.
+/// envelope ([`openai::error_body`] / [`anthropic::error_body`]); `docs/semantics.md` §5.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct Rejection {
@@ -332,7 +332,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// A 400 [`ErrorKind::BadRequest`] about `param` (`SEMANTICS.md` §5).
+    /// A 400 [`ErrorKind::BadRequest`] about `param` (`docs/semantics.md` §5).
     pub fn bad(param: Option<&str>, message: impl Into<String>) -> Rejection {
         Rejection {
             status: 400,
@@ -420,12 +420,12 @@ const WORDS: [&str; 64] = [
 
 /// Token `i` of every mock response: a word with a leading space (`" lorem"`, `" ipsum"`,
 /// …), cycling through a fixed list of 64 words. Deterministic, so a stream cut after `k`
-/// chunks can be checked against [`filler_text`] (`SEMANTICS.md` §5, §6).
+/// chunks can be checked against [`filler_text`] (`docs/semantics.md` §5, §6).
 pub fn filler_token(i: u32) -> &'static str {
     WORDS[(i as usize) % WORDS.len()]
 }
 
-/// The text of `n` tokens: `filler_token(0) + … + filler_token(n - 1)` (`SEMANTICS.md` §5).
+/// The text of `n` tokens: `filler_token(0) + … + filler_token(n - 1)` (`docs/semantics.md` §5).
 ///
 /// Builds the whole string: for bodies whose size comes from a request, use a
 /// [`Template`], which generates the text piece by piece.
@@ -546,13 +546,13 @@ pub fn filler_chunks(first: u32, n: u32, max_bytes: usize) -> impl Iterator<Item
 }
 
 /// Token estimate for `chars` characters of text: `chars / 4`, rounded up (0 for 0); the
-/// usage the mock reports is built on it (`SEMANTICS.md` §5).
+/// usage the mock reports is built on it (`docs/semantics.md` §5).
 pub fn estimate_tokens(chars: usize) -> u32 {
     u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// The rate-limit state a response advertises, consistent with what remains
-/// (`SEMANTICS.md` §5): OpenAI renders it with [`openai::ratelimit_headers`], Anthropic
+/// (`docs/semantics.md` §5): OpenAI renders it with [`openai::ratelimit_headers`], Anthropic
 /// with [`anthropic::ratelimit_headers`]. A limit of 0 means "not limited": its headers
 /// are left out.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -572,7 +572,7 @@ pub struct RateLimitSnapshot {
 }
 
 /// A duration the way OpenAI prints it in `x-ratelimit-reset-*` and "Please try again
-/// in …" (`SEMANTICS.md` §5): Go's `time.Duration` format at millisecond precision.
+/// in …" (`docs/semantics.md` §5): Go's `time.Duration` format at millisecond precision.
 ///
 /// `0` → `"0s"`, 20 ms → `"20ms"`, 1 s → `"1s"`, 1.5 s → `"1.5s"`, 90 s → `"1m30s"`,
 /// 360 s → `"6m0s"`, 1 h → `"1h0m0s"`. Sub-millisecond remainders round *up* to the
@@ -605,7 +605,7 @@ pub fn go_duration(n: Nanos) -> String {
 
 /// RFC 3339 UTC timestamp (`"2023-11-14T22:13:20Z"`) for unix milliseconds, whole
 /// seconds (the milliseconds are dropped), as Anthropic's `anthropic-ratelimit-*-reset`
-/// headers print it (`SEMANTICS.md` §5). Uses Howard Hinnant's civil-from-days
+/// headers print it (`docs/semantics.md` §5). Uses Howard Hinnant's civil-from-days
 /// algorithm, no date crate.
 pub fn rfc3339_from_unix_ms(ms: u64) -> String {
     let secs = ms / 1000;

@@ -1,4 +1,4 @@
-//! OpenAI wire format (`SEMANTICS.md` §5): request validation for chat completions and
+//! OpenAI wire format (`docs/semantics.md` §5): request validation for chat completions and
 //! embeddings, `chat.completion` / `list` / `model` bodies, `chat.completion.chunk` SSE
 //! frames, the `{"error":{"message","type","param","code"}}` envelope and the
 //! `x-ratelimit-*` headers.
@@ -188,7 +188,7 @@ fn message_chars(i: usize, msg: &Value) -> Result<usize, Rejection> {
     }
 }
 
-/// Parses and validates `POST /v1/chat/completions` like OpenAI does (`SEMANTICS.md` §5).
+/// Parses and validates `POST /v1/chat/completions` like OpenAI does (`docs/semantics.md` §5).
 ///
 /// Rejections (all 400 `invalid_request_error`, `param` naming the exact field): body
 /// not JSON (OpenAI's "We could not parse the JSON body…"); body not an object;
@@ -268,7 +268,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
     })
 }
 
-/// Parses and validates `POST /v1/embeddings` (`SEMANTICS.md` §5).
+/// Parses and validates `POST /v1/embeddings` (`docs/semantics.md` §5).
 ///
 /// `input` must be a non-empty string, a non-empty array of non-empty strings, a
 /// non-empty array of token ids (integers ≥ 0), or a non-empty array of non-empty token
@@ -385,7 +385,7 @@ pub fn rejection_body(r: &Rejection) -> String {
 }
 
 /// The OpenAI error envelope `{"error":{"message","type","param","code"}}`
-/// (`SEMANTICS.md` §5). `type`/`code` by kind:
+/// (`docs/semantics.md` §5). `type`/`code` by kind:
 ///
 /// | kind | type | code |
 /// | --- | --- | --- |
@@ -405,7 +405,7 @@ pub fn error_body(kind: ErrorKind, message: &str, param: Option<&str>) -> String
 
 /// A 429 `requests` / `rate_limit_exceeded` body whose message ends "Please try again
 /// in {d}." with `d` = [`go_duration`]`(retry_after)`, e.g. "84ms", "1.2s"
-/// (`SEMANTICS.md` §5).
+/// (`docs/semantics.md` §5).
 pub fn rate_limit_error_body(retry_after: Nanos) -> String {
     let msg = format!(
         "Rate limit reached in organization org-chaosgate on requests per min (RPM). Please try again in {}.",
@@ -429,7 +429,7 @@ fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
     })
 }
 
-/// A non-streaming `chat.completion` object (`SEMANTICS.md` §5): one choice with an
+/// A non-streaming `chat.completion` object (`docs/semantics.md` §5): one choice with an
 /// assistant `message` (`content`, `refusal: null`, `annotations: []`), `logprobs: null`,
 /// the `finish_reason`; `usage` with `prompt_tokens`, `completion_tokens`, `total_tokens`
 /// and zeroed details; `service_tier: "default"`; `system_fingerprint: "fp_chaosgate"`.
@@ -594,7 +594,7 @@ fn model_value(id: &str, created: u64) -> Value {
 }
 
 /// `GET /v1/models`: `{"object":"list","data":[{"id","object":"model","created",
-/// "owned_by":"system"}]}` (`SEMANTICS.md` §5).
+/// "owned_by":"system"}]}` (`docs/semantics.md` §5).
 pub fn models_body(models: &[&str], created: u64) -> String {
     let data: Vec<Value> = models.iter().map(|m| model_value(m, created)).collect();
     json!({ "object": "list", "data": data }).to_string()
@@ -633,7 +633,7 @@ fn chunk(id: &str, model: &str, created: u64, index: u32, delta: Value, finish: 
 }
 
 /// First SSE frame of a stream: delta `{"role":"assistant","content":"","refusal":null}`,
-/// `finish_reason: null` (`SEMANTICS.md` §5). `usage` is omitted (see the module doc).
+/// `finish_reason: null` (`docs/semantics.md` §5). `usage` is omitted (see the module doc).
 pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
     chunk_role_at(id, model, created, 0)
 }
@@ -650,7 +650,7 @@ pub fn chunk_role_at(id: &str, model: &str, created: u64, index: u32) -> String 
     )
 }
 
-/// A content frame: delta `{"content": text}`, `finish_reason: null` (`SEMANTICS.md` §5).
+/// A content frame: delta `{"content": text}`, `finish_reason: null` (`docs/semantics.md` §5).
 pub fn chunk_content(id: &str, model: &str, created: u64, text: &str) -> String {
     chunk_content_at(id, model, created, 0, text)
 }
@@ -661,7 +661,7 @@ pub fn chunk_content_at(id: &str, model: &str, created: u64, index: u32, text: &
 }
 
 /// The finishing frame: empty delta `{}` and `finish_reason` (`"stop"`, `"length"`, …)
-/// (`SEMANTICS.md` §5).
+/// (`docs/semantics.md` §5).
 pub fn chunk_finish(id: &str, model: &str, created: u64, finish_reason: &str) -> String {
     chunk_finish_at(id, model, created, 0, finish_reason)
 }
@@ -673,7 +673,7 @@ pub fn chunk_finish_at(id: &str, model: &str, created: u64, index: u32, finish_r
 
 /// The usage frame, sent after [`chunk_finish`] only with
 /// `stream_options.include_usage`: `"choices": []` and a full `usage` object
-/// (`SEMANTICS.md` §5).
+/// (`docs/semantics.md` §5).
 pub fn chunk_usage(id: &str, model: &str, created: u64, prompt_tokens: u32, completion_tokens: u32) -> String {
     frame(&json!({
         "id": id,
@@ -687,17 +687,17 @@ pub fn chunk_usage(id: &str, model: &str, created: u64, prompt_tokens: u32, comp
     }))
 }
 
-/// The stream terminator frame, `data: [DONE]` (`SEMANTICS.md` §5).
+/// The stream terminator frame, `data: [DONE]` (`docs/semantics.md` §5).
 pub const DONE: &str = "data: [DONE]\n\n";
 
 /// An in-band error after a 200: `data: {"error":{"message","type","param":null,
 /// "code"}}` — the same envelope as [`error_body`]; the Python SDK raises `APIError` for
-/// any stream event with an `"error"` key (`SEMANTICS.md` §5).
+/// any stream event with an `"error"` key (`docs/semantics.md` §5).
 pub fn stream_error(kind: ErrorKind, message: &str) -> String {
     frame(&error_value(kind, message, None))
 }
 
-/// A `data:` frame whose JSON is cut off inside a string (`SEMANTICS.md` §6: a corrupt
+/// A `data:` frame whose JSON is cut off inside a string (`docs/semantics.md` §6: a corrupt
 /// chunk a gateway must not pass on as success):
 /// `data: {"id":"chatcmpl-x","object":"chat.completion.chunk","choices":[{"delta":{"content":"`.
 pub fn malformed_chunk() -> String {
@@ -705,7 +705,7 @@ pub fn malformed_chunk() -> String {
         .into()
 }
 
-/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers (`SEMANTICS.md` §5),
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers (`docs/semantics.md` §5),
 /// resets as [`go_duration`] strings (`"1s"`, `"6m0s"`, `"20ms"`). A dimension whose
 /// limit is 0 (not limited) is left out.
 pub fn ratelimit_headers(s: &RateLimitSnapshot) -> Vec<(&'static str, String)> {

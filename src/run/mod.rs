@@ -4,7 +4,7 @@
 //! Run k of a point (k = 0 … N−1) uses seed `seed + k` and moves every fault onset
 //! `k/N × onset_spread` later (default spread: the builtin gateway's health-check
 //! interval), so the runs cover the phases of the probe cycle evenly and min / mean /
-//! max detection match the closed form's (SEMANTICS.md §1).
+//! max detection match the closed form's (docs/semantics.md §1).
 
 // A driver: orchestration drives the live driver (clocks, files, signals) (clippy.toml denies it in the core).
 #![allow(clippy::disallowed_methods)]

@@ -1,3 +1,4 @@
+use super::queue::{Ev, Queue, SLOT_BITS};
 use super::*;
 use crate::provider::Api;
 use crate::time::{Dur, NS_PER_S};
@@ -87,7 +88,7 @@ fn same_seed_same_output() {
     assert_eq!(a.scheduled, 1000);
 }
 
-/// SEMANTICS.md §1: hung probes, I = 60 s, T = 30 s, N = 1 → D in [30, 90], mean 60.
+/// docs/semantics.md §1: hung probes, I = 60 s, T = 30 s, N = 1 → D in [30, 90], mean 60.
 #[test]
 fn hung_detection_matches_the_closed_form_over_1000_onset_phases() {
     let i = 60 * NS_PER_S;
@@ -229,7 +230,7 @@ proptest::proptest! {
                     2 => x * 10_000,
                     _ => x * 100_000_000,
                 };
-                if op == 5 && q.side.is_none() {
+                if op == 5 && !q.has_side() {
                     q.push_side(now + dt, Ev::Done { r: id });
                 } else {
                     q.push(now + dt, Ev::Done { r: id });
@@ -249,7 +250,7 @@ proptest::proptest! {
 /// speed (measured when the attempt rework first made it 256 bytes).
 #[test]
 fn a_request_slot_is_two_cache_lines() {
-    assert_eq!(std::mem::size_of::<super::Req>(), 128);
+    assert_eq!(std::mem::size_of::<super::world::Req>(), 128);
 }
 
 mod invariant_checks {
