@@ -3,7 +3,7 @@
 // A driver: the command line reads files and clocks by design (clippy.toml denies it in the core).
 #![allow(clippy::disallowed_methods)]
 
-pub mod args;
+mod args;
 pub mod commands;
 pub mod profiles;
 

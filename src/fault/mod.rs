@@ -14,9 +14,9 @@
 pub mod forced;
 pub mod latency;
 pub mod profile;
-pub mod ratelimit;
+mod ratelimit;
 pub mod throughput;
-pub mod timeline;
+mod timeline;
 pub mod wire;
 
 pub use forced::Forced;

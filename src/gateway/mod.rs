@@ -20,10 +20,10 @@
 
 pub mod attempt;
 pub mod breaker;
-pub mod events;
-pub mod health;
-pub mod retry;
-pub mod router;
+mod events;
+mod health;
+mod retry;
+mod router;
 
 pub use attempt::{Limits, Outcome, Settled, Step, Walk};
 pub use breaker::{Breaker, BreakerConfig, BreakerState};

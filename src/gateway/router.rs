@@ -88,7 +88,10 @@ pub fn observe_at(t: &mut RouteTarget, now: u64, latency_ns: u64) {
 }
 
 /// The order in which to try targets. `available[i]` says whether target i may take traffic.
-pub fn order(
+/// (The policy collects the available targets itself and calls [`arrange`]; this whole
+/// form pins the strategies in tests.)
+#[cfg(test)]
+fn order(
     strategy: Strategy,
     all_down: AllDown,
     targets: &[RouteTarget],
@@ -100,9 +103,9 @@ pub fn order(
     idx
 }
 
-/// [`order`] into `idx` (cleared first), so a driver can reuse one buffer per request.
-#[inline]
-pub fn order_into(
+/// [`order`] into `idx` (cleared first).
+#[cfg(test)]
+fn order_into(
     strategy: Strategy,
     all_down: AllDown,
     targets: &[RouteTarget],
@@ -117,8 +120,7 @@ pub fn order_into(
 }
 
 /// Orders `idx` — the available targets, in index order — by `strategy`; when none is
-/// available, `all_down` says whether to try all of them (panic) or none. The second half
-/// of [`order_into`], for a driver that collects the available targets itself.
+/// available, `all_down` says whether to try all of them (panic) or none. For a driver that collects the available targets itself.
 #[inline]
 pub fn arrange(
     strategy: Strategy,

@@ -24,8 +24,6 @@ pub struct Prepared {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub workdir: PathBuf,
-    /// Rendered config file, if any.
-    pub config_path: Option<PathBuf>,
     /// Readiness URL.
     pub ready_url: String,
     /// Traffic base URL.
@@ -124,7 +122,6 @@ pub fn prepare(
         args,
         env: envs,
         workdir,
-        config_path,
         ready_url,
         base_url,
         headers,
@@ -197,11 +194,6 @@ pub fn tail(path: &Path, n: usize) -> String {
 }
 
 impl Running {
-    /// The process group id (= the gateway's pid).
-    pub fn pgid(&self) -> i32 {
-        self.pgid
-    }
-
     /// Waits until `url` answers below 500, the process exits, or `timeout` passes.
     pub async fn wait_ready(&mut self, url: &str, timeout: Dur) -> anyhow::Result<std::time::Duration> {
         let started = tokio::time::Instant::now();

@@ -30,7 +30,7 @@
 
 pub mod external;
 pub mod generate;
-pub mod overrides;
+mod overrides;
 pub mod scale;
 
 use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};

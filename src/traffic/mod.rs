@@ -13,8 +13,8 @@
 //! shapes from `(seed, "traffic/shapes")`, so changing the mix never moves an arrival.
 
 pub mod arrivals;
-pub mod mix;
-pub mod trace;
+mod mix;
+mod trace;
 pub mod users;
 
 pub use arrivals::{ArrivalKind, Arrivals, RateCurve, Stage};

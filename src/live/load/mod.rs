@@ -9,7 +9,7 @@
 //!   uncorrected figure and the schedule lag are kept too. The scheduler sleeps until 1 ms
 //!   before each send and then yields in a loop, so lag stays well under a millisecond.
 
-pub mod raw;
+mod raw;
 
 use crate::analysis::{Aggregator, SloThresholds};
 use crate::provider::Api;

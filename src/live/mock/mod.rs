@@ -16,10 +16,10 @@
 //! declared as something other than JSON), 400 (bad JSON, bad fields, limits) and 431
 //! (request headers over [`MAX_HEADER_BYTES`]).
 
-pub mod admin;
-pub mod metrics;
+mod admin;
+mod metrics;
 pub mod probe;
-pub mod respond;
+mod respond;
 
 use crate::fault::{forced, Decision, Endpoint, Forced, Plan, Profile, RequestFacts};
 use crate::live::net::{self, ConnCtx, ServerHandle};
