@@ -92,6 +92,18 @@ pub async fn run_once(
     result
 }
 
+/// The gateway under test, started and ready: where to send traffic and how.
+struct Started {
+    gw: Gw,
+    /// Its base URL.
+    base: String,
+    /// Extra headers on every request.
+    headers: Vec<(String, String)>,
+    api_key: String,
+    /// The client's whole-request timeout.
+    timeout: Nanos,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     s: &Scenario,
@@ -109,64 +121,15 @@ async fn drive(
         kind: s.gateway.kind().into(),
         ..GatewayInfo::default()
     };
-    let (mut gw, base, headers, api_key, timeout) = match &s.gateway {
-        GatewaySpec::Builtin(cfg) => {
-            let mut cfg = (**cfg).clone();
-            let upstreams = cfg
-                .targets
-                .iter()
-                .map(|t| {
-                    vars.get(&t.name)
-                        .map(|v| v.url.clone())
-                        .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            // each target speaks its provider's API (completion probes use it)
-            for t in &mut cfg.targets {
-                if t.api.is_none() {
-                    t.api = s.providers.iter().find(|p| p.name == t.name).map(|p| p.api);
-                }
-            }
-            // the simulator's client gives up at the same time (gateway/attempt.rs)
-            let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
-            let listener = net::bind("127.0.0.1:0").await?;
-            let events = run_dir.join("gateway-events.jsonl");
-            // held: its clock and probes start with the traffic, as the simulator's do
-            let wired = crate::live::wiring::ProxyConfig::new(cfg, upstreams);
-            let h = crate::live::proxy::spawn_held(wired, listener, seed, Some(&events)).await?;
-            info.log = Some(events.display().to_string());
-            let base = format!("http://{}", h.server.addr);
-            (Gw::Builtin(h), base, Vec::new(), "sk-chaosgate".to_string(), timeout)
-        }
-        GatewaySpec::External(x) => {
-            let port = match x.port {
-                Some(p) if p != 0 => p,
-                _ => free_port()?,
-            };
-            let p = crate::live::process::prepare(x, &s.dir, run_dir, port, vars, seed, s.time_scale)?;
-            warnings.extend(p.notes.iter().cloned());
-            info.log = Some(p.log_path.display().to_string());
-            let mut running = crate::live::process::start(&p, x)?;
-            let mut stop_rx = stop.clone();
-            let ready = tokio::select! {
-                r = running.wait_ready(&p.ready_url, x.ready_timeout) => r,
-                _ = stop_rx.wait_for(|v| *v) => Err(anyhow::anyhow!("interrupted while waiting for the gateway")),
-            };
-            match ready {
-                Ok(d) => info.ready_s = Some(d.as_secs_f64()),
-                Err(e) => {
-                    running.stop().await;
-                    return Err(e);
-                }
-            }
-            (
-                Gw::External(running),
-                p.base_url.clone(),
-                p.headers.clone(),
-                x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
-                60 * crate::time::NS_PER_S,
-            )
-        }
+    let Started {
+        mut gw,
+        base,
+        headers,
+        api_key,
+        timeout,
+    } = match &s.gateway {
+        GatewaySpec::Builtin(cfg) => start_builtin(s, cfg, seed, run_dir, vars, &mut info).await?,
+        GatewaySpec::External(x) => start_external(s, x, seed, run_dir, vars, &stop, &mut warnings, &mut info).await?,
     };
     let outcome = traffic(
         s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress,
@@ -185,35 +148,9 @@ async fn drive(
             return Err(e);
         }
     };
-    // the four record streams
     let horizon = result.duration.max(result.aggregator.last_end);
-    let mut arrivals = BTreeMap::new();
-    let mut faults: Vec<FaultEvent> = Vec::new();
-    for (_, st) in mocks {
-        let name = st.config.name.clone();
-        arrivals.insert(name.clone(), st.arrival_series());
-        let windows = st.plan.lock().unwrap_or_else(|e| e.into_inner()).fault_windows(horizon);
-        faults.extend(windows.into_iter().map(|w| FaultEvent::of_window(&name, w)));
-    }
-    let faults = crate::record::merge_fault_windows(faults);
-    let events = match gw {
-        Gw::Builtin(h) => {
-            // the gateway's clock started before traffic: move its events onto the run clock
-            let off = u64::try_from(t0.saturating_duration_since(h.state.start()).as_nanos()).unwrap_or(0);
-            let ev: Vec<_> = h
-                .state
-                .events()
-                .into_iter()
-                .map(|mut e| {
-                    e.t_ns = e.t_ns.saturating_sub(off);
-                    e
-                })
-                .collect();
-            h.shutdown().await;
-            ev
-        }
-        Gw::External(_) => Vec::new(),
-    };
+    let (arrivals, faults) = mock_records(mocks, horizon);
+    let events = gateway_events(gw, t0).await;
     let report = result.report();
     let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
     let shift = 0; // the shift is already in the mocks' profiles
@@ -237,6 +174,132 @@ async fn drive(
         interrupted: result.interrupted,
         aggregator: Some(result.aggregator),
     })
+}
+
+/// The reference gateway in-process, its targets pointed at the mocks, held: its clock
+/// and probes start with the traffic, as the simulator's do.
+async fn start_builtin(
+    s: &Scenario,
+    cfg: &crate::gateway::GatewayConfig,
+    seed: u64,
+    run_dir: &Path,
+    vars: &BTreeMap<String, crate::scenario::external::ProviderVars>,
+    info: &mut GatewayInfo,
+) -> anyhow::Result<Started> {
+    let mut cfg = cfg.clone();
+    let upstreams = cfg
+        .targets
+        .iter()
+        .map(|t| {
+            vars.get(&t.name)
+                .map(|v| v.url.clone())
+                .ok_or_else(|| anyhow::anyhow!("gateway target {} is not a provider", t.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // each target speaks its provider's API (completion probes use it)
+    for t in &mut cfg.targets {
+        if t.api.is_none() {
+            t.api = s.providers.iter().find(|p| p.name == t.name).map(|p| p.api);
+        }
+    }
+    // the simulator's client gives up at the same time (gateway/attempt.rs)
+    let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
+    let listener = net::bind("127.0.0.1:0").await?;
+    let events = run_dir.join("gateway-events.jsonl");
+    // held: its clock and probes start with the traffic, as the simulator's do
+    let wired = crate::live::wiring::ProxyConfig::new(cfg, upstreams);
+    let h = crate::live::proxy::spawn_held(wired, listener, seed, Some(&events)).await?;
+    info.log = Some(events.display().to_string());
+    let base = format!("http://{}", h.server.addr);
+    Ok(Started {
+        gw: Gw::Builtin(h),
+        base,
+        headers: Vec::new(),
+        api_key: "sk-chaosgate".to_string(),
+        timeout,
+    })
+}
+
+/// An external gateway process, configured from its templates and waited for until it is
+/// ready (or a stop comes first: then it is stopped again).
+#[allow(clippy::too_many_arguments)]
+async fn start_external(
+    s: &Scenario,
+    x: &crate::scenario::external::ExternalSpec,
+    seed: u64,
+    run_dir: &Path,
+    vars: &BTreeMap<String, crate::scenario::external::ProviderVars>,
+    stop: &watch::Receiver<bool>,
+    warnings: &mut Vec<String>,
+    info: &mut GatewayInfo,
+) -> anyhow::Result<Started> {
+    let port = match x.port {
+        Some(p) if p != 0 => p,
+        _ => free_port()?,
+    };
+    let p = crate::live::process::prepare(x, &s.dir, run_dir, port, vars, seed, s.time_scale)?;
+    warnings.extend(p.notes.iter().cloned());
+    info.log = Some(p.log_path.display().to_string());
+    let mut running = crate::live::process::start(&p, x)?;
+    let mut stop_rx = stop.clone();
+    let ready = tokio::select! {
+        r = running.wait_ready(&p.ready_url, x.ready_timeout) => r,
+        _ = stop_rx.wait_for(|v| *v) => Err(anyhow::anyhow!("interrupted while waiting for the gateway")),
+    };
+    match ready {
+        Ok(d) => info.ready_s = Some(d.as_secs_f64()),
+        Err(e) => {
+            running.stop().await;
+            return Err(e);
+        }
+    }
+    Ok(Started {
+        gw: Gw::External(running),
+        base: p.base_url.clone(),
+        headers: p.headers.clone(),
+        api_key: x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
+        timeout: 60 * crate::time::NS_PER_S,
+    })
+}
+
+/// What the mocks recorded up to `horizon`: each provider's arrivals, and the fault
+/// windows they went through (merged).
+fn mock_records(
+    mocks: &[(ServerHandle, Arc<MockState>)],
+    horizon: Nanos,
+) -> (BTreeMap<String, Vec<u64>>, Vec<FaultEvent>) {
+    let mut arrivals = BTreeMap::new();
+    let mut faults: Vec<FaultEvent> = Vec::new();
+    for (_, st) in mocks {
+        let name = st.config.name.clone();
+        arrivals.insert(name.clone(), st.arrival_series());
+        let windows = st.plan.lock().unwrap_or_else(|e| e.into_inner()).fault_windows(horizon);
+        faults.extend(windows.into_iter().map(|w| FaultEvent::of_window(&name, w)));
+    }
+    (arrivals, crate::record::merge_fault_windows(faults))
+}
+
+/// The builtin gateway's events on the run's clock (which starts at `t0`), after shutting
+/// it down; none from an external gateway.
+async fn gateway_events(gw: Gw, t0: Instant) -> Vec<crate::gateway::GatewayEvent> {
+    match gw {
+        Gw::Builtin(h) => {
+            // the gateway's clock started before traffic: move its events onto the run clock
+            let off = u64::try_from(t0.saturating_duration_since(h.state.start()).as_nanos()).unwrap_or(0);
+            let ev: Vec<_> = h
+                .state
+                .events()
+                .into_iter()
+                .map(|mut e| {
+                    e.t_ns = e.t_ns.saturating_sub(off);
+                    e
+                })
+                .collect();
+            h.shutdown().await;
+            ev
+        }
+        Gw::External(_) => Vec::new(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -608,25 +608,21 @@ async fn attempt_once(
         let p = state.policy();
         (Limits::of(p.config()), p.target_name(i).to_string())
     };
-    let t0 = Instant::now();
-    let off = move |t: Instant| u64::try_from(t.saturating_duration_since(t0).as_nanos()).unwrap_or(Nanos::MAX);
-    let due = move |w: &Watch| t0 + Duration::from_nanos(w.deadline());
-    let mut watch = Watch::new(lim, stream);
-    let mut rb = hyper::Request::post(format!("{}{}", state.bases[i], path));
-    for (k, v) in fwd {
-        rb = rb.header(k, v);
-    }
-    let Ok(req) = rb.body(Full::new(body)) else {
-        return Attempt::Ended(Outcome::Connect, None);
+    let up = Upstream {
+        state,
+        i,
+        started,
+        api,
+        t0: Instant::now(),
     };
-    let resp = match tokio::time::timeout_at(due(&watch), state.client.request(req)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => return Attempt::Ended(watch.end(false, Answer::status(0)), None),
-        Err(_) => return Attempt::Ended(watch.expired(), None),
+    let mut watch = Watch::new(lim, stream);
+    let resp = match up.send(path, fwd, body, &watch).await {
+        Ok(r) => r,
+        Err(o) => return Attempt::Ended(o, None),
     };
     let status = resp.status();
     let mut headers = resp.headers().clone();
-    let mut upstream = resp.into_body();
+    let upstream = resp.into_body();
     if !headers.contains_key("x-chaosgate-provider") {
         if let Ok(v) = HeaderValue::from_str(&name) {
             headers.insert("x-chaosgate-provider", v);
@@ -634,20 +630,88 @@ async fn attempt_once(
     }
     // A stream is what the upstream sends as one, whatever the request asked for: an
     // endpoint that ignores `stream: true` (embeddings) answers plain JSON, relayed as such.
-    let event_stream = headers
+    let ok_stream = status.is_success() && is_event_stream(&headers);
+    watch.head(up.off(Instant::now()), status.as_u16(), ok_stream);
+    if ok_stream {
+        up.pass_stream(status, &headers, upstream, watch).await
+    } else {
+        up.hold(status, &headers, upstream, watch).await
+    }
+}
+
+/// Whether a response's `content-type` is `text/event-stream`.
+fn is_event_stream(headers: &hyper::HeaderMap) -> bool {
+    headers
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-    let ok_stream = status.is_success() && event_stream;
-    watch.head(off(Instant::now()), status.as_u16(), ok_stream);
-    if !ok_stream {
-        // a held body: read a bounded prefix (within the deadline), then decide
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+/// The nanoseconds from `t0` to `t` (0 before it).
+fn since(t0: Instant, t: Instant) -> Nanos {
+    u64::try_from(t.saturating_duration_since(t0).as_nanos()).unwrap_or(Nanos::MAX)
+}
+
+/// An attempt under way on one target: where its outcome goes, and its clock (the
+/// [`Watch`]'s times are offsets from `t0`, when the attempt began).
+struct Upstream<'a> {
+    state: &'a Arc<GatewayState>,
+    i: usize,
+    started: Nanos,
+    api: Api,
+    t0: Instant,
+}
+
+impl Upstream<'_> {
+    fn off(&self, t: Instant) -> Nanos {
+        since(self.t0, t)
+    }
+
+    /// When the watch's current deadline passes.
+    fn due(&self, watch: &Watch) -> Instant {
+        self.t0 + Duration::from_nanos(watch.deadline())
+    }
+
+    /// Sends the request upstream and waits for the response head within the watch's
+    /// deadline; else how the attempt ended.
+    async fn send(
+        &self,
+        path: &str,
+        fwd: &[(hyper::header::HeaderName, HeaderValue)],
+        body: Bytes,
+        watch: &Watch,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Outcome> {
+        let mut rb = hyper::Request::post(format!("{}{}", self.state.bases[self.i], path));
+        for (k, v) in fwd {
+            rb = rb.header(k, v);
+        }
+        let Ok(req) = rb.body(Full::new(body)) else {
+            return Err(Outcome::Connect);
+        };
+        match tokio::time::timeout_at(self.due(watch), self.state.client.request(req)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(watch.end(false, Answer::status(0))),
+            Err(_) => Err(watch.expired()),
+        }
+    }
+
+    /// A held body (plain, or an error answer): reads a bounded prefix within the deadline,
+    /// classifies the answer, then holds it whole, or passes on a long 2xx body as it comes
+    /// (reporting its outcome when it ends), or holds a long error answer's relay should the
+    /// walk stop here.
+    async fn hold(
+        &self,
+        status: hyper::StatusCode,
+        headers: &hyper::HeaderMap,
+        mut upstream: hyper::body::Incoming,
+        watch: Watch,
+    ) -> Attempt {
         let limit = if status.is_success() {
             PLAIN_PREFIX_BYTES
         } else {
             ERROR_PREFIX_BYTES
         };
-        let deadline = due(&watch);
+        let deadline = self.due(&watch);
         let (bytes, whole) = match read_prefix(&mut upstream, limit, deadline).await {
             Ok(b) => b,
             Err(Broke::TimedOut) => return Attempt::Ended(watch.expired(), None),
@@ -658,66 +722,89 @@ async fn attempt_once(
         let answer = if status.is_success() {
             Answer::status(status.as_u16())
         } else {
-            classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now())
+            classify(status.as_u16(), headers, &bytes, std::time::SystemTime::now())
         };
         if whole {
-            let r = build(status, &headers, Body::from(bytes));
+            let r = build(status, headers, Body::from(bytes));
             return Attempt::Ended(watch.end(true, answer), Some(r));
         }
         if status.is_success() {
             // longer than the gateway holds: passed on now, the rest relayed as it comes;
             // the attempt's outcome is reported when the body ends
             let rec = Record {
-                state: state.clone(),
-                target: i,
-                started,
+                state: self.state.clone(),
+                target: self.i,
+                started: self.started,
                 done: false,
             };
-            return Attempt::Passed(build(
-                status,
-                &headers,
-                relay_rest(bytes, upstream, deadline, Some(rec)),
-            ));
+            return Attempt::Passed(build(status, headers, relay_rest(bytes, upstream, deadline, Some(rec))));
         }
         // an error answer longer than its classified prefix: passed on whole if it stands
-        let r = build(status, &headers, relay_rest(bytes, upstream, deadline, None));
-        return Attempt::Ended(Outcome::Answer(answer), Some(r));
+        let r = build(status, headers, relay_rest(bytes, upstream, deadline, None));
+        Attempt::Ended(Outcome::Answer(answer), Some(r))
     }
-    // a stream: wait for the first chunk before passing it on (failover stays possible)
-    let first = loop {
-        match tokio::time::timeout_at(due(&watch), upstream.frame()).await {
-            Ok(Some(Ok(f))) => match f.into_data() {
-                Ok(d) if !d.is_empty() => break d,
-                _ => continue,
-            },
-            Ok(None) => return Attempt::Ended(watch.end(true, Answer::status(status.as_u16())), None),
-            Ok(Some(Err(_))) => return Attempt::Ended(watch.end(false, Answer::status(status.as_u16())), None),
-            Err(_) => return Attempt::Ended(watch.expired(), None),
+
+    /// A 2xx event stream: waits for its first chunk (failover stays possible until then),
+    /// then passes it on through a [`Relay`].
+    async fn pass_stream(
+        &self,
+        status: hyper::StatusCode,
+        headers: &hyper::HeaderMap,
+        mut upstream: hyper::body::Incoming,
+        mut watch: Watch,
+    ) -> Attempt {
+        let first = match self
+            .first_chunk(&mut upstream, &watch, Answer::status(status.as_u16()))
+            .await
+        {
+            Ok(d) => d,
+            Err(o) => return Attempt::Ended(o, None),
+        };
+        let mut parser = sse::Parser::light(self.api);
+        let kind = chunk_kind(&parser.push(&first));
+        let ended = watch.chunk(self.off(Instant::now()), kind);
+        let relay = Relay {
+            st: self.state.clone(),
+            i: self.i,
+            started: self.started,
+            api: self.api,
+            t0: self.t0,
+            ok: Answer::status(status.as_u16()),
+            up: Some(upstream),
+            parser,
+            watch,
+            pending: Some(first),
+            ended,
+            reported: false,
+            done: false,
+        };
+        let body_stream = futures_util::stream::unfold(relay, |mut r| async move {
+            let b = r.next().await?;
+            Some((Ok::<Bytes, std::io::Error>(b), r))
+        });
+        Attempt::Passed(build(status, headers, Body::from_stream(body_stream)))
+    }
+
+    /// The stream's first non-empty chunk within the watch's deadline; else how the attempt
+    /// ended (`ok`: the answer of a stream that ends cleanly before any chunk).
+    async fn first_chunk(
+        &self,
+        upstream: &mut hyper::body::Incoming,
+        watch: &Watch,
+        ok: Answer,
+    ) -> Result<Bytes, Outcome> {
+        loop {
+            match tokio::time::timeout_at(self.due(watch), upstream.frame()).await {
+                Ok(Some(Ok(f))) => match f.into_data() {
+                    Ok(d) if !d.is_empty() => return Ok(d),
+                    _ => continue,
+                },
+                Ok(None) => return Err(watch.end(true, ok)),
+                Ok(Some(Err(_))) => return Err(watch.end(false, ok)),
+                Err(_) => return Err(watch.expired()),
+            }
         }
-    };
-    let mut parser = sse::Parser::light(api);
-    let kind = chunk_kind(&parser.push(&first));
-    let ended = watch.chunk(off(Instant::now()), kind);
-    let relay = Relay {
-        st: state.clone(),
-        i,
-        started,
-        api,
-        t0,
-        ok: Answer::status(status.as_u16()),
-        up: Some(upstream),
-        parser,
-        watch,
-        pending: Some(first),
-        ended,
-        reported: false,
-        done: false,
-    };
-    let body_stream = futures_util::stream::unfold(relay, |mut r| async move {
-        let b = r.next().await?;
-        Some((Ok::<Bytes, std::io::Error>(b), r))
-    });
-    Attempt::Passed(build(status, &headers, Body::from_stream(body_stream)))
+    }
 }
 
 /// A stream passed on to the client: its upstream, watched against the limits (the same
@@ -748,7 +835,7 @@ struct Relay {
 
 impl Relay {
     fn off(&self, t: Instant) -> Nanos {
-        u64::try_from(t.saturating_duration_since(self.t0).as_nanos()).unwrap_or(Nanos::MAX)
+        since(self.t0, t)
     }
 
     /// Reads the upstream's next frame within the watch's deadline: the bytes to pass on,
@@ -1111,4 +1198,22 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
     }
     drop(p);
     ([("content-type", CONTENT_TYPE)], e.finish()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_what_the_content_type_says_whatever_its_case_and_parameters() {
+        let with = |v: &str| {
+            let mut h = hyper::HeaderMap::new();
+            h.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            is_event_stream(&h)
+        };
+        assert!(with("text/event-stream"));
+        assert!(with(" Text/Event-Stream; charset=utf-8"));
+        assert!(!with("application/json"));
+        assert!(!is_event_stream(&hyper::HeaderMap::new()));
+    }
 }

@@ -136,38 +136,49 @@ fn finite(v: Option<f64>) -> Option<f64> {
 /// What one panel plots per point: value, whisker low, whisker high.
 type Series = Vec<(Option<f64>, Option<f64>, Option<f64>)>;
 
+/// The width of a panel's plotting area.
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+
 /// The chart: a title, the x axis label, and the points in sweep order.
 pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
-    let numeric = !points.is_empty() && points.iter().all(|p| finite(p.x).is_some());
-    let plot_w = WIDTH - LEFT - RIGHT;
-    // x positions
-    let (xs, xticks): (Vec<f64>, Vec<(f64, String)>) = if numeric {
-        let lo = points.iter().filter_map(|p| finite(p.x)).fold(f64::INFINITY, f64::min);
-        let hi = points
-            .iter()
-            .filter_map(|p| finite(p.x))
-            .fold(f64::NEG_INFINITY, f64::max);
-        let (ticks, step) = nice_ticks(lo, hi, 6);
-        let (t0, t1) = (ticks[0], ticks[ticks.len() - 1]);
-        let map = |v: f64| LEFT + (v - t0) / (t1 - t0) * plot_w;
-        let xs = points.iter().map(|p| map(p.x.unwrap_or(t0))).collect();
-        let xt = ticks.iter().map(|&t| (map(t), tick_label(t, step))).collect();
-        (xs, xt)
-    } else {
-        let n = points.len().max(1) as f64;
-        let xs: Vec<f64> = (0..points.len())
-            .map(|i| LEFT + (i as f64 + 0.5) / n * plot_w)
-            .collect();
-        let xt = xs.iter().zip(points).map(|(&x, p)| (x, p.label.clone())).collect();
-        (xs, xt)
-    };
-    let rotate = !numeric && points.len() > 6;
-    // rotated labels need room for the longest one (≈ 6.5 px a character at 12 px, at 35°)
-    let longest = xticks.iter().map(|(_, l)| l.chars().count()).max().unwrap_or(0) as f64;
-    let x_axis_room = if rotate { 30.0 + longest * 6.5 * 0.574 } else { 40.0 };
-    let height = TOP + 2.0 * PANEL_H + GAP + x_axis_room + 24.0;
-
+    let x = XAxis::new(points);
     let mut s = String::new();
+    header(&mut s, title, x.height());
+    let panels = [
+        Panel {
+            id: "failed",
+            ylabel: "failed requests",
+            unit: "",
+            color: "#c0392b",
+            top: TOP,
+        },
+        Panel {
+            id: "detection",
+            ylabel: "detection time (s)",
+            unit: " s",
+            color: "#2471a3",
+            top: TOP + PANEL_H + GAP,
+        },
+    ];
+    let series = [failed_series(points), detection_series(points)];
+    for (panel, series) in panels.iter().zip(&series) {
+        panel.draw(&mut s, points, &x, series);
+    }
+    x.draw_labels(&mut s, x_label);
+    if points.is_empty() {
+        let _ = writeln!(
+            s,
+            "<text class=\"empty\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888888\">no points</text>",
+            c(WIDTH / 2.0),
+            c(TOP + PANEL_H / 2.0)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The `<svg>` element, the tooltip title, the white background and the heading.
+fn header(s: &mut String, title: &str, height: f64) {
     let _ = writeln!(
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" {FONT} font-size=\"12\">",
@@ -187,163 +198,325 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
         c(WIDTH / 2.0),
         esc(title)
     );
-    // an unreliable point has no value to draw
-    let failed: Series = points
+}
+
+/// The failed-requests panel's values; an unreliable point has no value to draw.
+fn failed_series(points: &[ChartPoint]) -> Series {
+    points
         .iter()
         .map(|p| match p.unreliable {
             Some(_) => (None, None, None),
             None => (finite(Some(p.failed)), finite(p.failed_min), finite(p.failed_max)),
         })
-        .collect();
-    let detection: Series = points
+        .collect()
+}
+
+/// The detection-time panel's values; an unreliable point has no value to draw.
+fn detection_series(points: &[ChartPoint]) -> Series {
+    points
         .iter()
         .map(|p| match p.unreliable {
             Some(_) => (None, None, None),
             None => (finite(p.detection_s), finite(p.detection_min), finite(p.detection_max)),
         })
-        .collect();
-    let panels = [
-        ("failed", "failed requests", &failed, "#c0392b"),
-        ("detection", "detection time (s)", &detection, "#2471a3"),
-    ];
-    for (k, (id, ylabel, series, color)) in panels.into_iter().enumerate() {
-        let top = TOP + k as f64 * (PANEL_H + GAP);
-        let bottom = top + PANEL_H;
-        let hi = series
+        .collect()
+}
+
+/// The shared x axis: where each point sits, the ticks, and the room the tick labels need.
+#[derive(Debug)]
+struct XAxis {
+    /// Linear in one numeric swept value (points joined in x order); else categorical.
+    numeric: bool,
+    /// Each point's x position, in sweep order.
+    xs: Vec<f64>,
+    /// Tick positions and labels.
+    ticks: Vec<(f64, String)>,
+    /// Tick labels turned 35° (more than 6 categories).
+    rotate: bool,
+    /// Height below the lower panel for the tick labels.
+    room: f64,
+}
+
+impl XAxis {
+    fn new(points: &[ChartPoint]) -> Self {
+        let numeric = !points.is_empty() && points.iter().all(|p| finite(p.x).is_some());
+        let (xs, ticks) = if numeric {
+            Self::linear(points)
+        } else {
+            Self::categorical(points)
+        };
+        let rotate = !numeric && points.len() > 6;
+        // rotated labels need room for the longest one (≈ 6.5 px a character at 12 px, at 35°)
+        let longest = ticks.iter().map(|(_, l)| l.chars().count()).max().unwrap_or(0) as f64;
+        let room = if rotate { 30.0 + longest * 6.5 * 0.574 } else { 40.0 };
+        XAxis {
+            numeric,
+            xs,
+            ticks,
+            rotate,
+            room,
+        }
+    }
+
+    /// Round ticks spanning every x; each point at its value.
+    fn linear(points: &[ChartPoint]) -> (Vec<f64>, Vec<(f64, String)>) {
+        let lo = points.iter().filter_map(|p| finite(p.x)).fold(f64::INFINITY, f64::min);
+        let hi = points
             .iter()
-            .flat_map(|&(v, a, b)| [v, a, b])
-            .flatten()
-            .fold(0.0f64, f64::max);
-        let lo = series
-            .iter()
-            .flat_map(|&(v, a, b)| [v, a, b])
-            .flatten()
-            .fold(0.0f64, f64::min);
-        let (yt, ystep) = nice_ticks(lo, if hi > lo { hi } else { lo + 1.0 }, 5);
-        let (y0, y1) = (yt[0], yt[yt.len() - 1]);
-        let ymap = |v: f64| bottom - (v - y0) / (y1 - y0) * PANEL_H;
-        let _ = writeln!(s, "<g class=\"panel\" id=\"{id}\">");
-        // grid and y ticks
-        for &t in &yt {
-            let y = ymap(t);
+            .filter_map(|p| finite(p.x))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (ticks, step) = nice_ticks(lo, hi, 6);
+        let (t0, t1) = (ticks[0], ticks[ticks.len() - 1]);
+        let map = |v: f64| LEFT + (v - t0) / (t1 - t0) * PLOT_W;
+        let xs = points.iter().map(|p| map(p.x.unwrap_or(t0))).collect();
+        let xt = ticks.iter().map(|&t| (map(t), tick_label(t, step))).collect();
+        (xs, xt)
+    }
+
+    /// One evenly spaced slot per point, labelled with the point's label.
+    fn categorical(points: &[ChartPoint]) -> (Vec<f64>, Vec<(f64, String)>) {
+        let n = points.len().max(1) as f64;
+        let xs: Vec<f64> = (0..points.len())
+            .map(|i| LEFT + (i as f64 + 0.5) / n * PLOT_W)
+            .collect();
+        let xt = xs.iter().zip(points).map(|(&x, p)| (x, p.label.clone())).collect();
+        (xs, xt)
+    }
+
+    /// The top of the x tick labels: the bottom of the lower panel.
+    fn base() -> f64 {
+        TOP + 2.0 * PANEL_H + GAP
+    }
+
+    /// The whole figure's height.
+    fn height(&self) -> f64 {
+        Self::base() + self.room + 24.0
+    }
+
+    /// The tick labels under the lower panel and the axis label.
+    fn draw_labels(&self, s: &mut String, x_label: &str) {
+        let base = Self::base();
+        for (x, label) in &self.ticks {
+            if self.rotate {
+                let _ = writeln!(
+                    s,
+                    "<text class=\"xtick\" transform=\"translate({},{}) rotate(-35)\" text-anchor=\"end\">{}</text>",
+                    c(*x),
+                    c(base + 14.0),
+                    esc(label)
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "<text class=\"xtick\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                    c(*x),
+                    c(base + 18.0),
+                    esc(label)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "<text class=\"xlabel\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            c(LEFT + PLOT_W / 2.0),
+            c(base + self.room + 8.0),
+            esc(x_label)
+        );
+    }
+}
+
+/// A panel's y axis: round ticks from 0 (or below, for negative values) covering every
+/// value and whisker, mapped onto the panel's height.
+#[derive(Debug)]
+struct YScale {
+    ticks: Vec<f64>,
+    step: f64,
+    /// The panel's bottom edge, where the first tick sits.
+    bottom: f64,
+}
+
+impl YScale {
+    fn new(series: &Series, top: f64) -> Self {
+        let values = || series.iter().flat_map(|&(v, a, b)| [v, a, b]).flatten();
+        let hi = values().fold(0.0f64, f64::max);
+        let lo = values().fold(0.0f64, f64::min);
+        let (ticks, step) = nice_ticks(lo, if hi > lo { hi } else { lo + 1.0 }, 5);
+        YScale {
+            ticks,
+            step,
+            bottom: top + PANEL_H,
+        }
+    }
+
+    /// The y coordinate of value `v`.
+    fn y(&self, v: f64) -> f64 {
+        let (y0, y1) = (self.ticks[0], self.ticks[self.ticks.len() - 1]);
+        self.bottom - (v - y0) / (y1 - y0) * PANEL_H
+    }
+}
+
+/// One of the two panels: what it shows and where.
+struct Panel {
+    /// The `<g>` element's id.
+    id: &'static str,
+    ylabel: &'static str,
+    /// Appended to values in tooltips.
+    unit: &'static str,
+    color: &'static str,
+    /// The panel's top edge.
+    top: f64,
+}
+
+impl Panel {
+    fn draw(&self, s: &mut String, points: &[ChartPoint], x: &XAxis, series: &Series) {
+        let y = YScale::new(series, self.top);
+        let _ = writeln!(s, "<g class=\"panel\" id=\"{}\">", self.id);
+        self.draw_axes(s, x, &y);
+        if x.numeric {
+            self.draw_line(s, points, x, series, &y);
+        }
+        for ((p, &px), &vab) in points.iter().zip(&x.xs).zip(series.iter()) {
+            self.draw_point(s, p, px, vab, &y);
+        }
+        self.draw_legend(s, points, series);
+        let _ = writeln!(s, "</g>");
+    }
+
+    /// Grid lines and y ticks, x grid lines at the x ticks, the frame and the y label.
+    fn draw_axes(&self, s: &mut String, x: &XAxis, y: &YScale) {
+        for &t in &y.ticks {
+            let ty = y.y(t);
             let _ = writeln!(
                 s,
                 "<line class=\"grid\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#e5e5e5\"/>",
                 c(LEFT),
-                c(y),
-                c(LEFT + plot_w),
-                c(y)
+                c(ty),
+                c(LEFT + PLOT_W),
+                c(ty)
             );
             let _ = writeln!(
                 s,
                 "<text class=\"ytick\" x=\"{}\" y=\"{}\" text-anchor=\"end\" dominant-baseline=\"middle\">{}</text>",
                 c(LEFT - 6.0),
-                c(y),
-                tick_label(t, ystep)
+                c(ty),
+                tick_label(t, y.step)
             );
         }
-        // x grid lines at the ticks
-        for (x, _) in &xticks {
+        for (tx, _) in &x.ticks {
             let _ = writeln!(
                 s,
                 "<line class=\"xgrid\" x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#f0f0f0\"/>",
-                c(top),
-                c(bottom),
-                x = c(*x)
+                c(self.top),
+                c(y.bottom),
+                x = c(*tx)
             );
         }
-        // frame
         let _ = writeln!(
             s,
             "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#444444\"/>",
             c(LEFT),
-            c(top),
-            c(plot_w),
+            c(self.top),
+            c(PLOT_W),
             c(PANEL_H)
         );
         let _ = writeln!(
             s,
             "<text class=\"ylabel\" transform=\"translate({},{}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
             c(18.0),
-            c(top + PANEL_H / 2.0),
-            esc(ylabel)
+            c(self.top + PANEL_H / 2.0),
+            esc(self.ylabel)
         );
-        // connecting line (numeric x, in x order, over the points that have a value)
-        if numeric {
-            let mut pts: Vec<(f64, f64, f64)> = points
-                .iter()
-                .zip(&xs)
-                .zip(series.iter())
-                .filter_map(|((p, &x), &(v, _, _))| v.map(|v| (p.x.unwrap_or(0.0), x, ymap(v))))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if pts.len() > 1 {
-                let d: Vec<String> = pts.iter().map(|&(_, x, y)| format!("{},{}", c(x), c(y))).collect();
-                let _ = writeln!(
-                    s,
-                    "<polyline class=\"series\" points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" stroke-opacity=\"0.6\"/>",
-                    d.join(" ")
-                );
-            }
+    }
+
+    /// The line joining the points that have a value, in x order (numeric x only).
+    fn draw_line(&self, s: &mut String, points: &[ChartPoint], x: &XAxis, series: &Series, y: &YScale) {
+        let mut pts: Vec<(f64, f64, f64)> = points
+            .iter()
+            .zip(&x.xs)
+            .zip(series.iter())
+            .filter_map(|((p, &px), &(v, _, _))| v.map(|v| (p.x.unwrap_or(0.0), px, y.y(v))))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.len() > 1 {
+            let d: Vec<String> = pts.iter().map(|&(_, px, py)| format!("{},{}", c(px), c(py))).collect();
+            let _ = writeln!(
+                s,
+                "<polyline class=\"series\" points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" stroke-opacity=\"0.6\"/>",
+                d.join(" "),
+                self.color
+            );
         }
-        // whiskers and markers
-        for ((p, &x), &(v, a, b)) in points.iter().zip(&xs).zip(series.iter()) {
-            if let (Some(a), Some(b)) = (a, b) {
-                let (ya, yb) = (ymap(a.min(b)), ymap(a.max(b)));
+    }
+
+    /// One point: its whisker, then a filled marker (a value), a hollow one on the top edge
+    /// (not detected) or a grey cross on the top edge (unreliable).
+    fn draw_point(
+        &self,
+        s: &mut String,
+        p: &ChartPoint,
+        x: f64,
+        (v, a, b): (Option<f64>, Option<f64>, Option<f64>),
+        y: &YScale,
+    ) {
+        let (color, unit, top) = (self.color, self.unit, self.top);
+        if let (Some(a), Some(b)) = (a, b) {
+            let (ya, yb) = (y.y(a.min(b)), y.y(a.max(b)));
+            let _ = writeln!(
+                s,
+                "<path class=\"whisker\" d=\"M{x},{ya}V{yb}M{l},{ya}H{r}M{l},{yb}H{r}\" stroke=\"{color}\" stroke-width=\"1.2\" fill=\"none\"/>",
+                x = c(x),
+                ya = c(ya),
+                yb = c(yb),
+                l = c(x - 5.0),
+                r = c(x + 5.0)
+            );
+        }
+        if let Some(why) = &p.unreliable {
+            let (l, r, u, d) = (c(x - 5.0), c(x + 5.0), c(top - 5.0), c(top + 5.0));
+            let _ = writeln!(
+                s,
+                "<path class=\"marker unreliable\" d=\"M{l},{u}L{r},{d}M{l},{d}L{r},{u}\" stroke=\"#888888\" stroke-width=\"2\" fill=\"none\"><title>{}: UNRELIABLE, not drawn — {}</title></path>",
+                esc(&p.label),
+                esc(why)
+            );
+            return;
+        }
+        match v {
+            Some(v) => {
+                let range = match (a, b) {
+                    (Some(a), Some(b)) => format!(" (min {}{unit}, max {}{unit})", num(a), num(b)),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "<path class=\"whisker\" d=\"M{x},{ya}V{yb}M{l},{ya}H{r}M{l},{yb}H{r}\" stroke=\"{color}\" stroke-width=\"1.2\" fill=\"none\"/>",
-                    x = c(x),
-                    ya = c(ya),
-                    yb = c(yb),
-                    l = c(x - 5.0),
-                    r = c(x + 5.0)
-                );
-            }
-            let unit = if id == "failed" { "" } else { " s" };
-            if let Some(why) = &p.unreliable {
-                let (l, r, u, d) = (c(x - 5.0), c(x + 5.0), c(top - 5.0), c(top + 5.0));
-                let _ = writeln!(
-                    s,
-                    "<path class=\"marker unreliable\" d=\"M{l},{u}L{r},{d}M{l},{d}L{r},{u}\" stroke=\"#888888\" stroke-width=\"2\" fill=\"none\"><title>{}: UNRELIABLE, not drawn — {}</title></path>",
+                    "<circle class=\"marker\" cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{color}\"><title>{}: {}{unit}{}</title></circle>",
+                    c(x),
+                    c(y.y(v)),
                     esc(&p.label),
-                    esc(why)
+                    num(v),
+                    range
                 );
-                continue;
             }
-            match v {
-                Some(v) => {
-                    let range = match (a, b) {
-                        (Some(a), Some(b)) => format!(" (min {}{unit}, max {}{unit})", num(a), num(b)),
-                        _ => String::new(),
-                    };
-                    let _ = writeln!(
-                        s,
-                        "<circle class=\"marker\" cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{color}\"><title>{}: {}{unit}{}</title></circle>",
-                        c(x),
-                        c(ymap(v)),
-                        esc(&p.label),
-                        num(v),
-                        range
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "<circle class=\"marker missing\" cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"#ffffff\" stroke=\"{color}\" stroke-width=\"1.5\"><title>{}: not detected</title></circle>",
-                        c(x),
-                        c(top),
-                        esc(&p.label)
-                    );
-                }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "<circle class=\"marker missing\" cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"#ffffff\" stroke=\"{color}\" stroke-width=\"1.5\"><title>{}: not detected</title></circle>",
+                    c(x),
+                    c(top),
+                    esc(&p.label)
+                );
             }
         }
+    }
+
+    /// Above the panel: what a cross (left) and a hollow marker (right) mean, when drawn.
+    fn draw_legend(&self, s: &mut String, points: &[ChartPoint], series: &Series) {
         if points.iter().any(|p| p.unreliable.is_some()) {
             let _ = writeln!(
                 s,
                 "<text class=\"legend unreliable\" x=\"{}\" y=\"{}\" text-anchor=\"start\" fill=\"#555555\">× on the top edge: unreliable (warnings), not drawn</text>",
                 c(LEFT),
-                c(top - 8.0)
+                c(self.top - 8.0)
             );
         }
         if points
@@ -354,50 +527,11 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
             let _ = writeln!(
                 s,
                 "<text class=\"legend\" x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555555\">○ on the top edge: not detected</text>",
-                c(LEFT + plot_w),
-                c(top - 8.0)
-            );
-        }
-        let _ = writeln!(s, "</g>");
-    }
-    // x tick labels under the lower panel
-    let base = TOP + 2.0 * PANEL_H + GAP;
-    for (x, label) in &xticks {
-        if rotate {
-            let _ = writeln!(
-                s,
-                "<text class=\"xtick\" transform=\"translate({},{}) rotate(-35)\" text-anchor=\"end\">{}</text>",
-                c(*x),
-                c(base + 14.0),
-                esc(label)
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "<text class=\"xtick\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-                c(*x),
-                c(base + 18.0),
-                esc(label)
+                c(LEFT + PLOT_W),
+                c(self.top - 8.0)
             );
         }
     }
-    let _ = writeln!(
-        s,
-        "<text class=\"xlabel\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-        c(LEFT + plot_w / 2.0),
-        c(base + x_axis_room + 8.0),
-        esc(x_label)
-    );
-    if points.is_empty() {
-        let _ = writeln!(
-            s,
-            "<text class=\"empty\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888888\">no points</text>",
-            c(WIDTH / 2.0),
-            c(TOP + PANEL_H / 2.0)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
 }
 
 /// A value for a tooltip: integers plainly, others with up to 2 decimals.
@@ -652,6 +786,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn x_axis_maps_a_numeric_sweep_onto_round_ticks() {
+        // 5..60 s in about 6 ticks: raw step 55/6 ≈ 9.17 → 10, ticks 0, 10, …, 60;
+        // the plot is 760 − 78 − 24 = 658 px wide from x = 78
+        let x = XAxis::new(&article_sweep());
+        assert!(x.numeric && !x.rotate);
+        let labels: Vec<&str> = x.ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["0", "10", "20", "30", "40", "50", "60"]);
+        assert_eq!((x.ticks[0].0, x.ticks[6].0), (78.0, 736.0));
+        let want = [78.0 + 658.0 / 12.0, 78.0 + 658.0 / 6.0, 78.0 + 329.0, 736.0];
+        for (got, want) in x.xs.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{:?}", x.xs);
+        }
+        assert_eq!(x.height(), 48.0 + 420.0 + 64.0 + 40.0 + 24.0);
+    }
+
+    #[test]
+    fn x_axis_spaces_categories_evenly_and_turns_more_than_six() {
+        // 3 slots of 658/3 px, each point in the middle of its slot
+        let pts = vec![
+            point("a", None, 0.0, None),
+            point("b", Some(1.0), 0.0, None),
+            point("c", None, 0.0, None),
+        ];
+        let x = XAxis::new(&pts);
+        assert!(!x.numeric && !x.rotate);
+        let want = [78.0 + 658.0 / 6.0, 78.0 + 329.0, 78.0 + 658.0 * 5.0 / 6.0];
+        for (got, want) in x.xs.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{:?}", x.xs);
+        }
+        let seven: Vec<ChartPoint> = (0..7).map(|i| point(&"x".repeat(i + 1), None, 0.0, None)).collect();
+        let x = XAxis::new(&seven);
+        assert!(x.rotate);
+        // room for the longest label, 7 characters at 6.5 px, at 35° (sin ≈ 0.574)
+        assert!((x.room - (30.0 + 7.0 * 6.5 * 0.574)).abs() < 1e-9, "{}", x.room);
+    }
+
+    #[test]
+    fn y_scale_starts_at_zero_and_covers_the_largest_whisker() {
+        // largest value 13,950 in about 5 ticks: raw step 2,790 → 5,000, ticks 0..15,000;
+        // the upper panel spans y = 48 (top) to 258 (bottom)
+        let series: Series = vec![(Some(4_650.0), Some(4_650.0), Some(13_950.0)), (None, None, None)];
+        let y = YScale::new(&series, TOP);
+        assert_eq!(y.ticks, [0.0, 5_000.0, 10_000.0, 15_000.0]);
+        assert_eq!(y.step, 5_000.0);
+        assert_eq!((y.y(0.0), y.y(7_500.0), y.y(15_000.0)), (258.0, 153.0, 48.0));
+        // nothing to plot: 0..1
+        let empty = YScale::new(&vec![(None, None, None)], TOP);
+        assert_eq!((empty.ticks[0], *empty.ticks.last().unwrap()), (0.0, 1.0));
     }
 
     #[test]

@@ -305,7 +305,6 @@ pub fn base_url(target: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
-/// Sends one request and classifies what came back.
 /// Just the usage of a response body (other fields are skipped, not built).
 #[derive(serde::Deserialize)]
 struct UsageOnly {
@@ -520,7 +519,8 @@ async fn send_pooled(
     })
 }
 
-/// Sends one request and classifies what came back.
+/// Sends one request and classifies what came back: the record, the gaps between tokens
+/// and the response body bytes received (Locust's content size).
 async fn execute(
     sh: &Shared,
     own: Option<&mut OwnConn>,
@@ -528,114 +528,170 @@ async fn execute(
     intended: Instant,
     shape: &RequestShape,
 ) -> (RequestRecord, Vec<Nanos>, u64) {
-    // response body bytes received (Locust's content size)
-    let mut content = 0u64;
-    let t0 = sh.t0;
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
     let (path, body) = body_for(shape, sh.mix.model_of(shape));
-    let mut rec = RequestRecord {
-        id,
-        kind: shape.kind,
-        intended: since(t0, intended),
-        sent: Some(since(t0, sent_at)),
-        first_byte: None,
-        first_token: None,
-        end: 0,
-        outcome: Outcome::Ok,
-        output_tokens: 0,
-        input_tokens: shape.prompt_tokens,
-        provider: None,
-        stream: shape.stream,
-    };
+    let mut rec = sent_record(sh, id, intended, sent_at, shape, Outcome::Ok);
     let mut itl = Vec::new();
     let header_deadline = match sh.opts.ttft_timeout {
         Some(t) => deadline.min(sent_at + Duration::from_nanos(t)),
         None => deadline,
     };
-    let fail = |rec: &mut RequestRecord, o: Outcome| {
-        rec.outcome = o;
-        rec.end = since(t0, Instant::now());
+    let (status, mut reader) = match send_for_head(sh, own, path, body, header_deadline, &mut rec).await {
+        Ok(head) => head,
+        Err(o) => {
+            fail(sh, &mut rec, o);
+            return (rec, itl, 0);
+        }
     };
-    let (status, mut reader) = match own {
+    rec.first_byte = Some(since(sh.t0, Instant::now()));
+    let content = if !(200..300).contains(&status) {
+        let content = read_error_body(&mut reader, deadline).await;
+        fail(sh, &mut rec, Outcome::Http(status));
+        content
+    } else if !shape.stream {
+        read_plain_body(sh, &mut reader, deadline, &mut rec).await
+    } else {
+        read_stream(sh, &mut reader, shape, sent_at, deadline, &mut rec, &mut itl).await
+    };
+    (rec, itl, content)
+}
+
+/// The record of a request sent at `sent_at`, before anything came back.
+fn sent_record(
+    sh: &Shared,
+    id: u64,
+    intended: Instant,
+    sent_at: Instant,
+    shape: &RequestShape,
+    outcome: Outcome,
+) -> RequestRecord {
+    RequestRecord {
+        id,
+        kind: shape.kind,
+        intended: since(sh.t0, intended),
+        sent: Some(since(sh.t0, sent_at)),
+        first_byte: None,
+        first_token: None,
+        end: 0,
+        outcome,
+        output_tokens: 0,
+        input_tokens: shape.prompt_tokens,
+        provider: None,
+        stream: shape.stream,
+    }
+}
+
+/// The request ends now, with outcome `o`.
+fn fail(sh: &Shared, rec: &mut RequestRecord, o: Outcome) {
+    rec.outcome = o;
+    rec.end = since(sh.t0, Instant::now());
+}
+
+/// Sends the request (on the user's own connection, else through the pool) and waits for
+/// the response head until `deadline`: its status and a reader of its body, the provider
+/// that answered in `rec`; else the outcome it failed with.
+async fn send_for_head<'a>(
+    sh: &Shared,
+    own: Option<&'a mut OwnConn>,
+    path: &str,
+    body: String,
+    deadline: Instant,
+    rec: &mut RequestRecord,
+) -> Result<(u16, BodyReader<'a>), Outcome> {
+    match own {
         Some(slot) => {
-            match outcome_of(tokio::time::timeout_at(header_deadline, send_raw(sh, slot, path, body.as_bytes())).await)
-            {
+            match outcome_of(tokio::time::timeout_at(deadline, send_raw(sh, slot, path, body.as_bytes())).await) {
                 Err(o) => {
                     if o == Outcome::Timeout {
                         *slot = None; // the answer may still come: never reuse this connection
                     }
-                    fail(&mut rec, o);
-                    return (rec, itl, content);
+                    Err(o)
                 }
                 Ok(head) => {
                     rec.provider = head.provider;
                     match slot.as_mut() {
-                        Some(c) => (head.status, BodyReader::Raw(c)),
-                        None => {
-                            fail(&mut rec, Outcome::Reset);
-                            return (rec, itl, content);
-                        }
+                        Some(c) => Ok((head.status, BodyReader::Raw(c))),
+                        None => Err(Outcome::Reset),
                     }
                 }
             }
         }
-        None => match outcome_of(tokio::time::timeout_at(header_deadline, send_pooled(sh, path, body)).await) {
-            Err(o) => {
-                fail(&mut rec, o);
-                return (rec, itl, content);
-            }
-            Ok(resp) => {
-                rec.provider = resp
-                    .headers()
-                    .get("x-chaosgate-provider")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                (resp.status().as_u16(), BodyReader::Hyper(resp.into_body()))
-            }
-        },
-    };
-    rec.first_byte = Some(since(t0, Instant::now()));
-    if !(200..300).contains(&status) {
-        if let Ok(Ok((_, total))) =
-            tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES, 0)).await
-        {
+        None => {
+            let resp = outcome_of(tokio::time::timeout_at(deadline, send_pooled(sh, path, body)).await)?;
+            rec.provider = resp
+                .headers()
+                .get("x-chaosgate-provider")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok((resp.status().as_u16(), BodyReader::Hyper(resp.into_body())))
+        }
+    }
+}
+
+/// Reads a non-2xx body to its end (keeping at most [`ERROR_BODY_KEEP_BYTES`]); its size,
+/// or 0 when it could not be read whole by `deadline`.
+async fn read_error_body(reader: &mut BodyReader<'_>, deadline: Instant) -> u64 {
+    match tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES, 0)).await {
+        Ok(Ok((_, total))) => total,
+        _ => 0,
+    }
+}
+
+/// Reads a plain 2xx body by `deadline` and takes its output tokens from its `usage`
+/// (a body that is not JSON: malformed); ends `rec`, returns the body's size.
+async fn read_plain_body(sh: &Shared, reader: &mut BodyReader<'_>, deadline: Instant, rec: &mut RequestRecord) -> u64 {
+    let mut content = 0;
+    match tokio::time::timeout_at(
+        deadline,
+        reader.collect_capped(PLAIN_BODY_KEEP_BYTES, PLAIN_BODY_TAIL_BYTES),
+    )
+    .await
+    {
+        Err(_) => rec.outcome = Outcome::Timeout,
+        Ok(Err(_)) => rec.outcome = Outcome::Reset,
+        Ok(Ok((kept, total))) => {
             content = total;
-        }
-        fail(&mut rec, Outcome::Http(status));
-        return (rec, itl, content);
-    }
-    if !shape.stream {
-        match tokio::time::timeout_at(
-            deadline,
-            reader.collect_capped(PLAIN_BODY_KEEP_BYTES, PLAIN_BODY_TAIL_BYTES),
-        )
-        .await
-        {
-            Err(_) => rec.outcome = Outcome::Timeout,
-            Ok(Err(_)) => rec.outcome = Outcome::Reset,
-            Ok(Ok((kept, total))) => {
-                content = total;
-                let usage = if kept.whole {
-                    match serde_json::from_slice::<UsageOnly>(&kept.bytes) {
-                        Ok(v) => Some(v.usage.unwrap_or_default()),
-                        Err(_) => None,
-                    }
-                } else {
-                    // too large to keep whole: its usage from its end, else none (as a body
-                    // without usage)
-                    Some(usage_in_tail(&kept.bytes).unwrap_or_default())
-                };
-                match usage {
-                    Some(u) => rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0),
-                    None => rec.outcome = Outcome::MalformedStream,
-                }
+            match usage_of(&kept) {
+                Some(u) => rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0),
+                None => rec.outcome = Outcome::MalformedStream,
             }
         }
-        rec.end = since(t0, Instant::now());
-        return (rec, itl, content);
     }
-    // a stream
+    rec.end = since(sh.t0, Instant::now());
+    content
+}
+
+/// The usage of a plain body: from the whole body when it was kept whole (`None`: not
+/// JSON), else from its end (none found: as a body without usage).
+fn usage_of(kept: &Kept) -> Option<UsageCounts> {
+    if kept.whole {
+        match serde_json::from_slice::<UsageOnly>(&kept.bytes) {
+            Ok(v) => Some(v.usage.unwrap_or_default()),
+            Err(_) => None,
+        }
+    } else {
+        // too large to keep whole: its usage from its end, else none (as a body
+        // without usage)
+        Some(usage_in_tail(&kept.bytes).unwrap_or_default())
+    }
+}
+
+/// Reads a stream's events until its terminal event, an error, a cut or a timeout (the
+/// whole `deadline`, the time to first token, the stall between tokens): the times of
+/// the first token and between tokens, the output tokens; ends `rec`, returns the bytes
+/// read.
+async fn read_stream(
+    sh: &Shared,
+    reader: &mut BodyReader<'_>,
+    shape: &RequestShape,
+    sent_at: Instant,
+    deadline: Instant,
+    rec: &mut RequestRecord,
+    itl: &mut Vec<Nanos>,
+) -> u64 {
+    let t0 = sh.t0;
+    let mut content = 0u64;
     let mut parser = crate::provider::sse::Parser::new(shape.api);
     let mut last_token: Option<Instant> = None;
     let mut counted = 0u32;
@@ -687,7 +743,7 @@ async fn execute(
         rec.output_tokens = counted;
     }
     rec.end = since(t0, Instant::now());
-    (rec, itl, content)
+    content
 }
 
 async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool, content: u64) {
@@ -709,20 +765,7 @@ struct Open<'a> {
 
 impl<'a> Open<'a> {
     fn new(sh: &'a Shared, id: u64, intended: Instant, shape: &RequestShape) -> Open<'a> {
-        let rec = RequestRecord {
-            id,
-            kind: shape.kind,
-            intended: since(sh.t0, intended),
-            sent: Some(since(sh.t0, Instant::now())),
-            first_byte: None,
-            first_token: None,
-            end: 0,
-            outcome: Outcome::Timeout,
-            output_tokens: 0,
-            input_tokens: shape.prompt_tokens,
-            provider: None,
-            stream: shape.stream,
-        };
+        let rec = sent_record(sh, id, intended, Instant::now(), shape, Outcome::Timeout);
         Open {
             sh,
             rec: Some((rec, shape.endpoint == EndpointKind::Embeddings)),
@@ -781,171 +824,23 @@ async fn dropped(sh: &Shared, id: u64, intended: Instant, shape: &RequestShape) 
 
 /// Runs the load to the end and returns the statistics.
 pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<LoadResult> {
-    let base = base_url(&opts.target).map_err(anyhow::Error::msg)?;
-    let uri: hyper::Uri = base.parse()?;
-    let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
-    let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {}", opts.api_key))
-        .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
-    let key = hyper::header::HeaderValue::from_str(&opts.api_key)
-        .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
-    let mut extra = Vec::new();
-    let mut extra_raw = String::new();
-    for (k, v) in &opts.headers {
-        let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| anyhow::anyhow!("request header name {k:?} is not a valid HTTP header name"))?;
-        let value = hyper::header::HeaderValue::from_str(v)
-            .map_err(|_| anyhow::anyhow!("request header {k}: value must be printable ASCII on one line"))?;
-        extra_raw.push_str(&format!("{k}: {v}\r\n"));
-        extra.push((name, value));
-    }
-    let mut conn = HttpConnector::new();
-    conn.set_nodelay(true);
-    let client: Http = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(conn);
     let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-    let (tx, mut rx) = mpsc::channel(RECORD_QUEUE);
-    let t0 = opts.t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
-    let sh = Arc::new(Shared {
-        client,
-        base,
-        authority,
-        auth,
-        key,
-        extra,
-        extra_raw,
-        opts: opts.clone(),
-        t0,
-        tx,
-        abandoned: Mutex::new(Vec::new()),
-        sem: Arc::new(Semaphore::new(opts.concurrency.max(1))),
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        mix: mix.clone(),
-    });
+    let (tx, rx) = mpsc::channel(RECORD_QUEUE);
+    let sh = Arc::new(Shared::new(&opts, &mix, tx)?);
+    let t0 = sh.t0;
     let live_p99 = Arc::new(Mutex::new(0.0f64));
-    let agg_task = {
-        let live_p99 = live_p99.clone();
-        let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
-        let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
-        tokio::spawn(async move {
-            let mut agg = agg;
-            let mut n = 0u64;
-            while let Some((rec, itl, emb, content)) = rx.recv().await {
-                agg.add(&rec, &itl, emb);
-                csv.add(&rec, content);
-                n += 1;
-                if n % 256 == 0 {
-                    *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
-                }
-            }
-            (agg, csv)
-        })
-    };
+    let agg_task = spawn_aggregator(&opts, kinds, rx, live_p99.clone());
     let progress = progress_bar(&opts, sh.clone(), live_p99);
     let mut tasks: JoinSet<()> = JoinSet::new();
     let scheduled = Arc::new(AtomicU64::new(0));
-    let duration;
-    match &source {
-        Source::Closed { duration: d, .. } => {
-            duration = *d;
-            // the same users, ids and shapes the simulator plans (`traffic::Users`)
-            let users = Users::new(&source, mix, opts.seed).ok_or_else(|| anyhow::anyhow!("no users"))?;
-            let users = Arc::new(Mutex::new(users));
-            let spawns = users.lock().unwrap_or_else(|e| e.into_inner()).spawns();
-            for (u, start) in spawns {
-                let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
-                tasks.spawn(async move {
-                    let mut at = start;
-                    let mut conn: OwnConn = None;
-                    loop {
-                        let intended = sh.t0 + Duration::from_nanos(at);
-                        if !wait_or_stop(&sh.opts, intended).await {
-                            break;
-                        }
-                        let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
-                        scheduled.fetch_add(1, Ordering::Relaxed);
-                        let ended = request(&sh, Some(&mut conn), p.id, intended, &p.shape).await;
-                        let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
-                        match next {
-                            Some(n) => at = n,
-                            None => break,
-                        }
-                    }
-                });
-            }
+    let planned_duration = match &source {
+        Source::Closed { duration, .. } => {
+            start_users(&source, mix, &sh, &mut tasks, &scheduled)?;
+            *duration
         }
-        src => {
-            let schedule = Schedule::new(src, mix, opts.seed).ok_or_else(|| anyhow::anyhow!("no schedule"))?;
-            duration = match src {
-                Source::Open(curve, _, _) => crate::time::secs_f64_to_nanos(curve.duration_s()),
-                Source::Trace(t, speed) => t
-                    .rows
-                    .last()
-                    .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
-                Source::Closed { .. } => 0,
-            };
-            for (n, p) in schedule.enumerate() {
-                let intended = t0 + Duration::from_nanos(p.at);
-                if !wait_or_stop(&opts, intended).await {
-                    break;
-                }
-                // behind schedule, `wait_or_stop` returns at once: let the other tasks
-                // (the signal handler, the aggregator) run now and then
-                if n % 256 == 255 {
-                    tokio::task::yield_now().await;
-                }
-                scheduled.fetch_add(1, Ordering::Relaxed);
-                while tasks.try_join_next().is_some() {}
-                match sh.sem.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let sh = sh.clone();
-                        tasks.spawn(async move {
-                            request(&sh, None, p.id, intended, &p.shape).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => dropped(&sh, p.id, intended, &p.shape).await,
-                }
-            }
-        }
-    }
-    // let in-flight requests finish, up to the grace period after the schedule's end
-    // (after a stop: up to INTERRUPT_GRACE)
-    let mut interrupted = stopped(&opts);
-    let planned_duration = duration;
-    let mut duration = duration;
-    let mut end = if interrupted {
-        duration = since(t0, Instant::now()).min(planned_duration);
-        Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE))
-    } else {
-        t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace)
+        src => send_schedule(src, mix, &sh, &mut tasks, &scheduled).await?,
     };
-    let mut stop_rx = opts.stop.clone();
-    while !tasks.is_empty() {
-        let stop = async {
-            match stop_rx.as_mut() {
-                Some(rx) if !interrupted => {
-                    let _ = rx.wait_for(|v| *v).await;
-                }
-                _ => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            r = tokio::time::timeout_at(end, tasks.join_next()) => match r {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            },
-            // Ctrl-C while waiting for the last answers: stop soon, the report is partial
-            _ = stop => {
-                interrupted = true;
-                end = end.min(Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE)));
-            }
-        }
-    }
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    let (interrupted, duration) = wait_for_open(&mut tasks, &opts, t0, planned_duration).await;
     if let Some(pb) = progress {
         pb.abort();
     }
@@ -976,6 +871,206 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         grace: opts.grace,
         interrupted,
     })
+}
+
+impl Shared {
+    /// The client, the target and the headers every request carries, validated once; the
+    /// run's time zero.
+    fn new(
+        opts: &LoadOptions,
+        mix: &Mix,
+        tx: mpsc::Sender<(RequestRecord, Vec<Nanos>, bool, u64)>,
+    ) -> anyhow::Result<Shared> {
+        let base = base_url(&opts.target).map_err(anyhow::Error::msg)?;
+        let uri: hyper::Uri = base.parse()?;
+        let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
+        let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {}", opts.api_key))
+            .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
+        let key = hyper::header::HeaderValue::from_str(&opts.api_key)
+            .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
+        let mut extra = Vec::new();
+        let mut extra_raw = String::new();
+        for (k, v) in &opts.headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| anyhow::anyhow!("request header name {k:?} is not a valid HTTP header name"))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|_| anyhow::anyhow!("request header {k}: value must be printable ASCII on one line"))?;
+            extra_raw.push_str(&format!("{k}: {v}\r\n"));
+            extra.push((name, value));
+        }
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        let client: Http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(conn);
+        let t0 = opts.t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
+        Ok(Shared {
+            client,
+            base,
+            authority,
+            auth,
+            key,
+            extra,
+            extra_raw,
+            opts: opts.clone(),
+            t0,
+            tx,
+            abandoned: Mutex::new(Vec::new()),
+            sem: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            mix: mix.clone(),
+        })
+    }
+}
+
+/// The task folding finished records into the statistics and the CSV log, publishing the
+/// p99 latency for the progress bar every 256 records; it ends when every sender is gone.
+fn spawn_aggregator(
+    opts: &LoadOptions,
+    kinds: Vec<String>,
+    mut rx: mpsc::Receiver<(RequestRecord, Vec<Nanos>, bool, u64)>,
+    live_p99: Arc<Mutex<f64>>,
+) -> tokio::task::JoinHandle<(Aggregator, crate::report::locust::CsvLog)> {
+    let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
+    let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    tokio::spawn(async move {
+        let mut agg = agg;
+        let mut n = 0u64;
+        while let Some((rec, itl, emb, content)) = rx.recv().await {
+            agg.add(&rec, &itl, emb);
+            csv.add(&rec, content);
+            n += 1;
+            if n % 256 == 0 {
+                *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
+            }
+        }
+        (agg, csv)
+    })
+}
+
+/// Closed loop: one task per user, each sending its next request when its last one ended
+/// (and its think time passed), on its own keep-alive connection, until the users' plan
+/// or a stop ends it.
+fn start_users(
+    source: &Source,
+    mix: Mix,
+    sh: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    scheduled: &Arc<AtomicU64>,
+) -> anyhow::Result<()> {
+    // the same users, ids and shapes the simulator plans (`traffic::Users`)
+    let users = Users::new(source, mix, sh.opts.seed).ok_or_else(|| anyhow::anyhow!("no users"))?;
+    let users = Arc::new(Mutex::new(users));
+    let spawns = users.lock().unwrap_or_else(|e| e.into_inner()).spawns();
+    for (u, start) in spawns {
+        let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
+        tasks.spawn(async move {
+            let mut at = start;
+            let mut conn: OwnConn = None;
+            loop {
+                let intended = sh.t0 + Duration::from_nanos(at);
+                if !wait_or_stop(&sh.opts, intended).await {
+                    break;
+                }
+                let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
+                scheduled.fetch_add(1, Ordering::Relaxed);
+                let ended = request(&sh, Some(&mut conn), p.id, intended, &p.shape).await;
+                let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
+                match next {
+                    Some(n) => at = n,
+                    None => break,
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Open loop (a rate curve or a trace): sends each request at its intended time in a task
+/// of its own, or counts it dropped when the concurrency cap is full, until the schedule
+/// or a stop ends it. Returns the schedule's length.
+async fn send_schedule(
+    src: &Source,
+    mix: Mix,
+    sh: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    scheduled: &AtomicU64,
+) -> anyhow::Result<Nanos> {
+    let schedule = Schedule::new(src, mix, sh.opts.seed).ok_or_else(|| anyhow::anyhow!("no schedule"))?;
+    let duration = match src {
+        Source::Open(curve, _, _) => crate::time::secs_f64_to_nanos(curve.duration_s()),
+        Source::Trace(t, speed) => t
+            .rows
+            .last()
+            .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
+        Source::Closed { .. } => 0,
+    };
+    for (n, p) in schedule.enumerate() {
+        let intended = sh.t0 + Duration::from_nanos(p.at);
+        if !wait_or_stop(&sh.opts, intended).await {
+            break;
+        }
+        // behind schedule, `wait_or_stop` returns at once: let the other tasks
+        // (the signal handler, the aggregator) run now and then
+        if n % 256 == 255 {
+            tokio::task::yield_now().await;
+        }
+        scheduled.fetch_add(1, Ordering::Relaxed);
+        while tasks.try_join_next().is_some() {}
+        match sh.sem.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let sh = sh.clone();
+                tasks.spawn(async move {
+                    request(&sh, None, p.id, intended, &p.shape).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => dropped(sh, p.id, intended, &p.shape).await,
+        }
+    }
+    Ok(duration)
+}
+
+/// Lets in-flight requests finish, up to the grace period after the schedule's end (after
+/// a stop, before or during the wait: up to [`INTERRUPT_GRACE`]), then cancels the rest.
+/// Returns whether the run was interrupted and its duration (the planned one, or the time
+/// to the stop).
+async fn wait_for_open(tasks: &mut JoinSet<()>, opts: &LoadOptions, t0: Instant, planned: Nanos) -> (bool, Nanos) {
+    let mut interrupted = stopped(opts);
+    let mut duration = planned;
+    let mut end = if interrupted {
+        duration = since(t0, Instant::now()).min(planned);
+        Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE))
+    } else {
+        t0 + Duration::from_nanos(duration) + Duration::from_nanos(opts.grace)
+    };
+    let mut stop_rx = opts.stop.clone();
+    while !tasks.is_empty() {
+        let stop = async {
+            match stop_rx.as_mut() {
+                Some(rx) if !interrupted => {
+                    let _ = rx.wait_for(|v| *v).await;
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout_at(end, tasks.join_next()) => match r {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            },
+            // Ctrl-C while waiting for the last answers: stop soon, the report is partial
+            _ = stop => {
+                interrupted = true;
+                end = end.min(Instant::now() + Duration::from_nanos(opts.grace.min(INTERRUPT_GRACE)));
+            }
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    (interrupted, duration)
 }
 
 fn progress_bar(opts: &LoadOptions, sh: Arc<Shared>, p99: Arc<Mutex<f64>>) -> Option<tokio::task::JoinHandle<()>> {
@@ -1061,6 +1156,28 @@ mod tests {
         // a count past u32 is not taken as a number of tokens
         assert_eq!(u(br#""usage":{"completion_tokens":99999999999}}"#), None);
     }
+
+    #[test]
+    fn usage_of_a_whole_body_or_of_the_tail_of_a_large_one() {
+        let of = |bytes: &[u8], whole: bool| {
+            usage_of(&Kept {
+                bytes: bytes.to_vec(),
+                whole,
+            })
+            .map(|u| (u.completion_tokens, u.output_tokens))
+        };
+        assert_eq!(of(br#"{"usage":{"completion_tokens":9}}"#, true), Some((Some(9), None)));
+        // JSON without usage: no tokens, not malformed; not JSON: malformed
+        assert_eq!(of(br#"{"id":"x"}"#, true), Some((None, None)));
+        assert_eq!(of(b"<html>", true), None);
+        // only the end at hand: its usage, else none (never malformed)
+        assert_eq!(
+            of(br#"x"}],"usage":{"output_tokens":5}}"#, false),
+            Some((None, Some(5)))
+        );
+        assert_eq!(of(b"xxxx", false), Some((None, None)));
+    }
+
     use crate::traffic::{KindSpec, Mix};
 
     #[test]
