@@ -365,3 +365,147 @@ fn ctrl_c_stops_the_demo_with_a_partial_report() {
         "{q}"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `kind = "running"`: a gateway started outside chaosgate (here `chaosgate gateway` as a
+/// process of the test's own, as docker-compose would start one), its upstreams set to
+/// the providers' fixed ports; `chaosgate run` starts only the mocks, prints their URLs,
+/// waits for readiness and measures the outage through it.
+#[test]
+fn a_gateway_that_already_runs() {
+    let dir = tmp("running");
+    let (p1, p2, g) = (free_port(), free_port(), free_port());
+    let cfg = dir.join("gateway.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{g}\"\nfallback_on_failure = false\nretries = {{ attempts = 0 }}\nhealth_check = {{ interval = \"500ms\", timeout = \"200ms\", unhealthy_threshold = 1, healthy_threshold = 1 }}\ntargets = [{{ name = \"primary\", url = \"http://127.0.0.1:{p1}\" }}, {{ name = \"fallback\", url = \"http://127.0.0.1:{p2}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let mut gw = Command::new(bin())
+        .args(["gateway", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sc = dir.join("s.toml");
+    std::fs::write(
+        &sc,
+        format!(
+            r#"
+seed = 3
+[providers.primary]
+api = "openai"
+port = {p1}
+[[providers.primary.phase]]
+name = "outage"
+start = "2s"
+duration = "2s"
+errors = [{{ status = 502 }}]
+health = {{ status = 503 }}
+[providers.fallback]
+api = "openai"
+port = {p2}
+[gateway]
+kind = "running"
+base_url = "http://127.0.0.1:{g}"
+ready_timeout = "10s"
+[traffic]
+rate = 50.0
+arrival = "constant"
+duration = "6s"
+"#
+        ),
+    )
+    .unwrap();
+    let json = dir.join("r.json");
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&sc)
+        .args(["--quiet", "--run-dir"])
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let _ = gw.kill();
+    let _ = gw.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!("primary          http://127.0.0.1:{p1} (openai)")),
+        "the provider URLs are printed for the gateway's config: {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["gateway"]["kind"], "running");
+    assert!(v["gateway"]["ready_s"].as_f64().is_some());
+    // the gateway probes every 0.5 s with N = 1: it ejects the primary within ≈ 0.7 s, so
+    // some requests fail (502 passed through) and then traffic moves to the fallback
+    let failed = v["resilience"]["failed_requests"]["max"].as_f64().unwrap();
+    assert!((1.0..=60.0).contains(&failed), "failed {failed}");
+    let d = v["resilience"]["detection_s"]["max"].as_f64().unwrap();
+    assert!(d <= 1.5, "detection {d}");
+}
+
+/// A running gateway needs the mocks at fixed addresses, and a clear word when it is not
+/// up.
+#[test]
+fn a_running_gateway_needs_fixed_provider_ports_and_says_when_it_is_not_up() {
+    let dir = tmp("running-bad");
+    let sc = dir.join("s.toml");
+    let body = |port: &str, base: &str| {
+        format!(
+            "[providers.a]\napi = \"openai\"\n{port}\n[gateway]\nkind = \"running\"\nbase_url = \"{base}\"\nready_timeout = \"1s\"\n[traffic]\nrate = 1.0\nduration = \"1s\"\n"
+        )
+    };
+    std::fs::write(&sc, body("", "http://127.0.0.1:1")).unwrap();
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&sc)
+        .arg("--run-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("providers.a: a running gateway reaches the mocks at fixed addresses"),
+        "{e}"
+    );
+    std::fs::write(&sc, body("listen = \"127.0.0.1:0\"", "ftp://x")).unwrap();
+    let e = String::from_utf8_lossy(&Command::new(bin()).arg("run").arg(&sc).output().unwrap().stderr).to_string();
+    assert!(e.contains("gateway.base_url: expected an http:// URL"), "{e}");
+    let port = free_port();
+    std::fs::write(
+        &sc,
+        body(&format!("port = {}", free_port()), &format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&sc)
+        .arg("--run-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("not ready at") && e.contains("start your gateway first"),
+        "{e}"
+    );
+}

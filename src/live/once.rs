@@ -44,6 +44,8 @@ impl LiveRun {
 enum Gw {
     Builtin(crate::live::proxy::GatewayHandle),
     External(crate::live::process::Running),
+    /// A gateway chaosgate did not start (and does not stop).
+    Running,
 }
 
 /// Runs `s` once, live.
@@ -130,13 +132,14 @@ async fn drive(
     } = match &s.gateway {
         GatewaySpec::Builtin(cfg) => start_builtin(s, cfg, seed, run_dir, vars, &mut info).await?,
         GatewaySpec::External(x) => start_external(s, x, seed, run_dir, vars, &stop, &mut warnings, &mut info).await?,
+        GatewaySpec::Running(x) => start_running(x, vars, &stop, &mut info).await?,
     };
     let outcome = traffic(
         s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress,
     )
     .await;
     match &mut gw {
-        Gw::Builtin(_) => {}
+        Gw::Builtin(_) | Gw::Running => {}
         Gw::External(r) => r.stop().await,
     }
     let (result, t0) = match outcome {
@@ -174,6 +177,42 @@ async fn drive(
         interrupted: result.interrupted,
         aggregator: Some(result.aggregator),
     })
+}
+
+/// A gateway that already runs: the providers' URLs for its config are printed, then
+/// `ready_url` is polled until it answers below 500.
+async fn start_running(
+    x: &crate::scenario::external::RunningSpec,
+    vars: &BTreeMap<String, crate::scenario::external::ProviderVars>,
+    stop: &watch::Receiver<bool>,
+    info: &mut GatewayInfo,
+) -> anyhow::Result<Started> {
+    eprintln!("{}", provider_urls_note(vars, &x.base_url));
+    let mut stop_rx = stop.clone();
+    let ready = tokio::select! {
+        r = crate::live::process::poll_ready(x.ready_url(), x.ready_timeout, || Ok(())) => r,
+        _ = stop_rx.wait_for(|v| *v) => Err(anyhow::anyhow!("interrupted while waiting for the gateway")),
+    };
+    let d = ready.map_err(|e| {
+        anyhow::anyhow!("{e} (kind = \"running\": start your gateway first, its upstreams pointed at the URLs above)")
+    })?;
+    info.ready_s = Some(d.as_secs_f64());
+    Ok(Started {
+        gw: Gw::Running,
+        base: x.base_url.trim_end_matches('/').to_string(),
+        headers: x.request_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        api_key: x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
+        timeout: 60 * crate::time::NS_PER_S,
+    })
+}
+
+/// What to put in a running gateway's config: one line per provider.
+fn provider_urls_note(vars: &BTreeMap<String, crate::scenario::external::ProviderVars>, base: &str) -> String {
+    let mut s = format!("chaosgate: the mock providers are up; point your gateway ({base}) at them:");
+    for (name, v) in vars {
+        s.push_str(&format!("\n  {name:<16} {} ({})", v.url, v.api));
+    }
+    s
 }
 
 /// The reference gateway in-process, its targets pointed at the mocks, held: its clock
@@ -298,7 +337,7 @@ async fn gateway_events(gw: Gw, t0: Instant) -> Vec<crate::gateway::GatewayEvent
             h.shutdown().await;
             ev
         }
-        Gw::External(_) => Vec::new(),
+        Gw::External(_) | Gw::Running => Vec::new(),
     }
 }
 

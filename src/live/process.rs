@@ -193,40 +193,48 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Polls `url` with GET until it answers below 500 or `timeout` passes; `gone` is asked
+/// before each try and ends the wait with its error (a process that exited). Returns how
+/// long it took.
+pub async fn poll_ready(
+    url: &str,
+    timeout: Dur,
+    mut gone: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<std::time::Duration> {
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout.to_std();
+    let client = crate::live::load::plain_client();
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("gateway.ready_url {url:?} is not a URL: {e}"))?;
+    loop {
+        gone()?;
+        let req = hyper::Request::get(uri.clone())
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("valid request");
+        if let Ok(Ok(resp)) = tokio::time::timeout(std::time::Duration::from_secs(2), client.request(req)).await {
+            if resp.status().as_u16() < 500 {
+                return Ok(started.elapsed());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("the gateway was not ready at {url} after {timeout}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 impl Running {
     /// Waits until `url` answers below 500, the process exits, or `timeout` passes.
     pub async fn wait_ready(&mut self, url: &str, timeout: Dur) -> anyhow::Result<std::time::Duration> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + timeout.to_std();
-        let client = crate::live::load::plain_client();
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("gateway.ready_url {url:?} is not a URL: {e}"))?;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!(
-                    "the gateway exited ({status}) before it was ready; last lines of {}:\n{}",
-                    self.log_path.display(),
-                    tail(&self.log_path, 15)
-                );
-            }
-            let req = hyper::Request::get(uri.clone())
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .expect("valid request");
-            if let Ok(Ok(resp)) = tokio::time::timeout(std::time::Duration::from_secs(2), client.request(req)).await {
-                if resp.status().as_u16() < 500 {
-                    return Ok(started.elapsed());
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!(
-                    "the gateway was not ready at {url} after {timeout}; last lines of {}:\n{}",
-                    self.log_path.display(),
-                    tail(&self.log_path, 15)
-                );
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        let log = self.log_path.clone();
+        let child = &mut self.child;
+        poll_ready(url, timeout, || match child.try_wait()? {
+            Some(status) => Err(anyhow::anyhow!("the gateway exited ({status}) before it was ready")),
+            None => Ok(()),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 15)))
     }
 
     /// Signals the group, waits the grace period, then kills the group.

@@ -80,6 +80,62 @@ pub struct ExternalSpec {
     pub values: toml::Table,
 }
 
+/// `[gateway]` with `kind = "running"`: a gateway chaosgate does not start (docker-compose,
+/// Kubernetes, staging). chaosgate binds the mocks where the providers' `listen` / `port`
+/// say, prints their URLs for the gateway's config, waits until `ready_url` answers and
+/// sends the traffic to `base_url`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunningSpec {
+    /// Where traffic goes, e.g. `http://127.0.0.1:4000`.
+    pub base_url: String,
+    /// Polled with GET until it answers below 500 (default: `base_url`).
+    #[serde(default)]
+    pub ready_url: Option<String>,
+    /// How long to wait for readiness.
+    #[serde(default = "d_ready_timeout")]
+    pub ready_timeout: Dur,
+    /// Headers added to every traffic request.
+    #[serde(default)]
+    pub request_headers: BTreeMap<String, String>,
+    /// API key sent with traffic (`Authorization: Bearer`, `x-api-key`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// What `time_scale` cannot shrink in this gateway (reported as warnings; a running
+    /// gateway's own intervals are never scaled).
+    #[serde(default)]
+    pub not_scaled: Vec<String>,
+}
+
+impl RunningSpec {
+    /// Problems, `(key, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for (k, u) in [
+            ("base_url", Some(&self.base_url)),
+            ("ready_url", self.ready_url.as_ref()),
+        ] {
+            let Some(u) = u else { continue };
+            match u.parse::<hyper::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                _ => v.push((
+                    k.into(),
+                    format!("expected an http:// URL with a host, like \"http://127.0.0.1:4000\", got {u:?}"),
+                )),
+            }
+        }
+        if self.ready_timeout.0 == 0 {
+            v.push(("ready_timeout".into(), "must be longer than 0s".into()));
+        }
+        v
+    }
+
+    /// Where readiness is polled.
+    pub fn ready_url(&self) -> &str {
+        self.ready_url.as_deref().unwrap_or(&self.base_url)
+    }
+}
+
 /// The signal number of a name.
 pub fn signal_number(name: &str) -> Option<i32> {
     Some(match name.trim().trim_start_matches("SIG") {

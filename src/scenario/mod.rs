@@ -208,6 +208,8 @@ pub enum GatewaySpec {
     Builtin(Box<crate::gateway::GatewayConfig>),
     /// `kind = "external"`: a process launched with a rendered config.
     External(Box<crate::scenario::external::ExternalSpec>),
+    /// `kind = "running"`: a gateway that already runs; chaosgate starts only the mocks.
+    Running(Box<crate::scenario::external::RunningSpec>),
 }
 
 impl GatewaySpec {
@@ -215,14 +217,15 @@ impl GatewaySpec {
     pub fn builtin(&self) -> Option<&crate::gateway::GatewayConfig> {
         match self {
             GatewaySpec::Builtin(g) => Some(g),
-            GatewaySpec::External(_) => None,
+            GatewaySpec::External(_) | GatewaySpec::Running(_) => None,
         }
     }
-    /// `builtin` or `external`.
+    /// `builtin`, `external` or `running`.
     pub fn kind(&self) -> &'static str {
         match self {
             GatewaySpec::Builtin(_) => "builtin",
             GatewaySpec::External(_) => "external",
+            GatewaySpec::Running(_) => "running",
         }
     }
 }
@@ -269,8 +272,9 @@ impl Scenario {
     pub fn builtin_gateway(&self) -> anyhow::Result<&crate::gateway::GatewayConfig> {
         self.gateway.builtin().ok_or_else(|| {
             anyhow::anyhow!(
-                "{}: the simulator runs the reference gateway's policy; this scenario's gateway is external (use `chaosgate run`)",
-                self.file
+                "{}: the simulator runs the reference gateway's policy; this scenario's gateway is {} (use `chaosgate run`)",
+                self.file,
+                self.gateway.kind()
             )
         })
     }
@@ -600,6 +604,18 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             }
         },
     };
+    // a running gateway's config names the mocks' addresses: they must not move
+    if let Some(GatewaySpec::Running(_)) = &gateway {
+        for p in providers.iter().filter(|p| p.listen.ends_with(":0")) {
+            problems.push((
+                Path::root().key("providers").key(&p.name),
+                format!(
+                    "a running gateway reaches the mocks at fixed addresses: give provider {:?} a `port` (e.g. port = 9001) and put http://127.0.0.1:9001 in the gateway's config",
+                    p.name
+                ),
+            ));
+        }
+    }
     if !problems.is_empty() || !errors.is_empty() {
         // this file's problems first, in file order, then those of the files it names
         let mut all = ConfigErrors::located(src, label, problems);
@@ -622,7 +638,16 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             .unwrap_or_default()
     });
     let mut traffic = doc.traffic;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = providers
+        .iter()
+        .filter(|p| !is_loopback(&p.listen))
+        .map(|p| {
+            format!(
+                "provider {} listens on {}: reachable from other machines (as a gateway in a container needs); the mock has no authentication",
+                p.name, p.listen
+            )
+        })
+        .collect();
     let mut onset_spread = doc.onset_spread;
     if time_scale != 1.0 {
         for p in &mut providers {
@@ -633,6 +658,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         match &mut gateway {
             GatewaySpec::Builtin(g) => scale::gateway(g, time_scale),
             GatewaySpec::External(x) => warnings.extend(scale::external(x, time_scale)),
+            GatewaySpec::Running(x) => warnings.extend(scale::running(x, time_scale)),
         }
     }
     // time_scale stretches or shrinks the whole run: its scaled length is bounded too
@@ -676,7 +702,15 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     })
 }
 
-/// `[gateway]`: builtin (targets named by provider) or external; problems go to `problems`.
+/// Whether a listen address stays on this machine (`127.x`, `localhost`, `[::1]`).
+fn is_loopback(listen: &str) -> bool {
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `[gateway]`: builtin (targets named by provider), external or running; problems go to
+/// `problems`.
 fn parse_gateway(
     tdoc: &toml_edit::DocumentMut,
     provider_keys: &[String],
@@ -799,11 +833,20 @@ fn parse_gateway(
             }
             Some(GatewaySpec::External(Box::new(x)))
         }
+        Some(Some("running")) => {
+            let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::RunningSpec>>(&g);
+            problems.extend(ps);
+            let x = x?.gateway;
+            for (k, m) in x.problems() {
+                problems.push((gpath.join(&k), m));
+            }
+            Some(GatewaySpec::Running(Box::new(x)))
+        }
         Some(other) => {
             problems.push((
                 gpath.key("kind"),
                 format!(
-                    "unknown gateway kind {}: expected \"builtin\" or \"external\"",
+                    "unknown gateway kind {}: expected \"builtin\", \"external\" or \"running\"",
                     other.map_or_else(
                         || kind
                             .as_ref()

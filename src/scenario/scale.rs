@@ -105,6 +105,15 @@ pub fn external(x: &mut crate::scenario::external::ExternalSpec, k: f64) -> Vec<
         .collect()
 }
 
+/// A running gateway's intervals are its own: warnings saying so, and its `not_scaled` notes.
+pub fn running(x: &crate::scenario::external::RunningSpec, k: f64) -> Vec<String> {
+    std::iter::once(format!(
+        "time_scale {k}: the running gateway's own health-check, breaker and timeout settings are not scaled (chaosgate does not configure it)"
+    ))
+    .chain(x.not_scaled.iter().map(|n| format!("time_scale {k}: not scaled in the running gateway: {n}")))
+    .collect()
+}
+
 /// Moves every phase of `p` `by` later (`--repeat` spreads fault onsets this way).
 pub fn shift(p: &mut Profile, by: crate::time::Nanos) {
     if by == 0 {
