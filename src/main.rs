@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => chaosgate::cli::commands::sim(args),
         Command::Run(args) => rt.block_on(chaosgate::cli::commands::run(args)),
         Command::Demo(args) => rt.block_on(chaosgate::cli::commands::demo(args)),
+        Command::Init(args) => chaosgate::cli::init::init(args),
         Command::Schema => chaosgate::cli::commands::schema(),
         Command::ProfileStats(args) => chaosgate::cli::profiles::run_profile_stats(args),
         Command::Calibrate(args) => chaosgate::cli::profiles::run_calibrate(args),

@@ -509,3 +509,46 @@ fn a_running_gateway_needs_fixed_provider_ports_and_says_when_it_is_not_up() {
         "{e}"
     );
 }
+
+/// `chaosgate init chaosgate DIR` writes a directory that `chaosgate run` runs at once.
+#[test]
+fn init_then_run_works_at_once() {
+    let dir = tmp("init").join("mine");
+    let out = Command::new(bin())
+        .args(["init", "chaosgate"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("run it:   chaosgate run "), "{text}");
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(dir.join("scenario.toml"))
+        .args(["--quiet", "--set", "time_scale=0.05", "--set"])
+        .arg(format!("gateway.command={}", bin()))
+        .arg("--run-dir")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // into a directory that holds something: refused, nothing overwritten
+    let again = Command::new(bin())
+        .args(["init", "chaosgate"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists and is not empty"));
+}

@@ -30,6 +30,9 @@ pub enum Command {
     /// The article's incident, compressed, live through the reference gateway at two
     /// health-check intervals (no files needed, under a minute).
     Demo(DemoArgs),
+    /// Write a ready-to-run directory for testing a gateway (scenario, config template,
+    /// knobs, gotchas, the command to run).
+    Init(super::init::InitArgs),
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// What a client would measure against a fault profile (virtual time).

@@ -5,6 +5,7 @@
 
 mod args;
 pub mod commands;
+pub mod init;
 pub mod profiles;
 
 pub use args::*;
