@@ -120,6 +120,15 @@ pub fn run(r: &RunReport) -> String {
     );
     s.push_str(&load(&r.traffic));
     let o = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.2} s"));
+    // `never` only for what could be measured: an external or running gateway's own
+    // events are not visible to chaosgate, so its gateway view is not applicable
+    let gateway_view = |x: Option<f64>| {
+        if r.gateway.kind == "builtin" {
+            o(x)
+        } else {
+            format!("n/a ({} gateway: its events are not visible)", r.gateway.kind)
+        }
+    };
     for f in &r.resilience.faults {
         let _ = writeln!(
             s,
@@ -128,7 +137,7 @@ pub fn run(r: &RunReport) -> String {
             f.phase,
             f.onset_s,
             f.end_s,
-            o(f.detection_gateway_s),
+            gateway_view(f.detection_gateway_s),
             o(f.detection_traffic_s),
             o(f.detection_client_s),
             f.failed_during,
