@@ -9,7 +9,7 @@ pub mod mock;
 pub mod net;
 pub mod once;
 mod process;
-mod promtext;
+pub mod promtext;
 pub mod proxy;
 pub mod signal;
 pub mod wiring;
