@@ -472,38 +472,32 @@ fn a_running_gateway_needs_fixed_provider_ports_and_says_when_it_is_not_up() {
             "[providers.a]\napi = \"openai\"\n{port}\n[gateway]\nkind = \"running\"\nbase_url = \"{base}\"\nready_timeout = \"1s\"\n[traffic]\nrate = 1.0\nduration = \"1s\"\n"
         )
     };
-    std::fs::write(&sc, body("", "http://127.0.0.1:1")).unwrap();
-    let out = Command::new(bin())
-        .arg("run")
-        .arg(&sc)
-        .arg("--run-dir")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    // the scenario written, run: (exit code, stderr)
+    let run = |text: String| {
+        std::fs::write(&sc, text).unwrap();
+        let out = Command::new(bin())
+            .arg("run")
+            .arg(&sc)
+            .arg("--run-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, e) = run(body("", "http://127.0.0.1:1"));
+    assert_eq!(code, Some(2), "{e}");
     assert!(
         e.contains("providers.a: a running gateway reaches the mocks at fixed addresses"),
         "{e}"
     );
-    std::fs::write(&sc, body("listen = \"127.0.0.1:0\"", "ftp://x")).unwrap();
-    let e = String::from_utf8_lossy(&Command::new(bin()).arg("run").arg(&sc).output().unwrap().stderr).to_string();
+    let (_, e) = run(body("listen = \"127.0.0.1:0\"", "ftp://x"));
     assert!(e.contains("gateway.base_url: expected an http:// URL"), "{e}");
     let port = free_port();
-    std::fs::write(
-        &sc,
-        body(&format!("port = {}", free_port()), &format!("http://127.0.0.1:{port}")),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .arg("run")
-        .arg(&sc)
-        .arg("--run-dir")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{e}");
+    let (code, e) = run(body(
+        &format!("port = {}", free_port()),
+        &format!("http://127.0.0.1:{port}"),
+    ));
+    assert_eq!(code, Some(2), "{e}");
     assert!(
         e.contains("not ready at") && e.contains("start your gateway first"),
         "{e}"
@@ -537,7 +531,12 @@ fn init_then_run_works_at_once() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // `never` only for what could be measured: an external gateway's events are not visible
     assert!(
         text.contains("detection gateway n/a (external gateway: its events are not visible)"),
