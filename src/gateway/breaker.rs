@@ -180,7 +180,7 @@ struct BreakerByKindDoc(
 pub fn breaker_key_problems(
     doc: &mut toml_edit::DocumentMut,
     gateway: &crate::diag::Path,
-) -> Vec<(crate::diag::Path, String)> {
+) -> Vec<crate::diag::Problem> {
     use crate::diag::{Path, Seg};
     let path = gateway.key("breaker");
     let mut cur = doc.as_item();
@@ -252,8 +252,9 @@ fn unknown_field_message(field: &str, expected: &[&str]) -> String {
 }
 
 impl BreakerConfig {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in `[breaker]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         match self {
             BreakerConfig::Consecutive {
@@ -262,10 +263,10 @@ impl BreakerConfig {
                 max_ejection,
             } => {
                 if *failures == 0 {
-                    v.push(("failures".into(), "must be ≥ 1".into()));
+                    v.push((key("failures"), "must be ≥ 1".into()));
                 }
                 if base_ejection.0 == 0 || max_ejection < base_ejection {
-                    v.push(("base_ejection".into(), "need 0 < base_ejection ≤ max_ejection".into()));
+                    v.push((key("base_ejection"), "need 0 < base_ejection ≤ max_ejection".into()));
                 }
             }
             BreakerConfig::FailureRate {
@@ -281,12 +282,12 @@ impl BreakerConfig {
                     ("slow_call_rate_threshold", slow_call_rate_threshold),
                 ] {
                     if !(*x > 0.0 && *x <= 1.0) {
-                        v.push((k.into(), format!("must be in (0, 1], got {x}")));
+                        v.push((key(k), format!("must be in (0, 1], got {x}")));
                     }
                 }
                 if *window_size == 0 || *minimum_calls == 0 || *half_open_calls == 0 {
                     v.push((
-                        "window_size".into(),
+                        key("window_size"),
                         "window_size, minimum_calls and half_open_calls must be ≥ 1".into(),
                     ));
                 }
@@ -298,7 +299,7 @@ impl BreakerConfig {
             } => {
                 if *failure_threshold == 0 || *half_open_max_requests == 0 {
                     v.push((
-                        "failure_threshold".into(),
+                        key("failure_threshold"),
                         "failure_threshold and half_open_max_requests must be ≥ 1".into(),
                     ));
                 }

@@ -188,7 +188,6 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// Problems, `(key, message)`.
     /// The shortest wait between two probes of one target that these settings allow
     /// (the fixed interval or any of the edge / unhealthy intervals), in ns.
     pub fn shortest_interval(&self) -> Nanos {
@@ -206,7 +205,9 @@ impl HealthConfig {
         .unwrap_or(self.interval.0)
     }
 
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in `[health_check]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         let positive = [
             ("interval", Some(self.interval)),
@@ -218,14 +219,14 @@ impl HealthConfig {
         ];
         for (k, d) in positive {
             if d.is_some_and(|d| d.0 == 0) {
-                v.push((k.into(), "must be > 0".into()));
+                v.push((key(k), "must be > 0".into()));
             }
         }
         if self.unhealthy_threshold == 0 {
-            v.push(("unhealthy_threshold".into(), "must be ≥ 1".into()));
+            v.push((key("unhealthy_threshold"), "must be ≥ 1".into()));
         }
         if self.healthy_threshold == 0 {
-            v.push(("healthy_threshold".into(), "must be ≥ 1".into()));
+            v.push((key("healthy_threshold"), "must be ≥ 1".into()));
         }
         v
     }

@@ -32,6 +32,7 @@ pub use health::{HealthChecker, HealthConfig, HealthRules, ProbeKind, ProbeOutco
 pub use retry::{RetryBudget, RetryConfig};
 pub use router::{AllDown, RouteTarget, Strategy};
 
+use crate::diag::{under, Path, Problem};
 use crate::provider::Api;
 use crate::rng::{stream, Stream};
 use crate::time::{Dur, Nanos};
@@ -200,39 +201,36 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key under `[gateway]`.
+    pub fn problems(&self) -> Vec<Problem> {
         let mut v = Vec::new();
         if self.targets.is_empty() {
-            v.push(("targets".into(), "at least one target is required".into()));
+            v.push((key("targets"), "at least one target is required".into()));
         }
         if self.targets.len() > attempt::MAX_TARGETS {
             v.push((
-                "targets".into(),
+                key("targets"),
                 format!("at most {} targets, got {}", attempt::MAX_TARGETS, self.targets.len()),
             ));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             if !names.insert(&t.name) {
-                v.push((
-                    format!("targets[{i}].name"),
-                    format!("duplicate target name {:?}", t.name),
-                ));
+                v.push((target(i, "name"), format!("duplicate target name {:?}", t.name)));
             }
         }
         for (i, t) in self.targets.iter().enumerate() {
             if !(t.weight.is_finite() && t.weight >= 0.0) {
-                v.push((format!("targets[{i}].weight"), format!("must be ≥ 0, got {}", t.weight)));
+                v.push((target(i, "weight"), format!("must be ≥ 0, got {}", t.weight)));
             }
             for (k, x) in [("cost_per_1k", t.cost_per_1k), ("max_cost_per_1k", t.max_cost_per_1k)] {
                 if x.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
-                    v.push((format!("targets[{i}].{k}"), "must be a number ≥ 0".into()));
+                    v.push((target(i, k), "must be a number ≥ 0".into()));
                 }
             }
             if self.strategy == Strategy::Cost && t.cost_per_1k.is_none() {
                 v.push((
-                    format!("targets[{i}].cost_per_1k"),
+                    target(i, "cost_per_1k"),
                     "strategy \"cost\" needs a cost for every target (targets without one go last)".into(),
                 ));
             }
@@ -242,7 +240,7 @@ impl GatewayConfig {
             && self.targets.iter().all(|t| t.weight <= 0.0)
         {
             v.push((
-                "targets".into(),
+                key("targets"),
                 "strategy \"weighted\" needs a target with weight > 0".into(),
             ));
         }
@@ -252,20 +250,15 @@ impl GatewayConfig {
             ("stall_timeout", self.stall_timeout),
         ] {
             if d.is_some_and(|d| d.0 == 0) {
-                v.push((k.into(), "must be > 0".into()));
+                v.push((key(k), "must be > 0".into()));
             }
         }
-        v.extend(
-            self.retries
-                .problems()
-                .into_iter()
-                .map(|(k, m)| (format!("retries.{k}"), m)),
-        );
+        v.extend(under(&key("retries"), self.retries.problems()));
         if let Some(h) = &self.health_check {
-            v.extend(h.problems().into_iter().map(|(k, m)| (format!("health_check.{k}"), m)));
+            v.extend(under(&key("health_check"), h.problems()));
         }
         if let Some(b) = &self.breaker {
-            v.extend(b.problems().into_iter().map(|(k, m)| (format!("breaker.{k}"), m)));
+            v.extend(under(&key("breaker"), b.problems()));
         }
         v.extend(self.limit_problems());
         v
@@ -273,43 +266,46 @@ impl GatewayConfig {
 
     /// Every number under its sane maximum (see `diag::limits`), so no value can make the
     /// policy allocate, loop or overflow in proportion to it.
-    fn limit_problems(&self) -> Vec<(String, String)> {
+    fn limit_problems(&self) -> Vec<Problem> {
         use crate::diag::limits::{count, dur_at_most, number, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WEIGHT};
         let mut v = Vec::new();
         if let Some(h) = &self.health_check {
             for (k, d) in [
-                ("health_check.interval", Some(h.interval)),
-                ("health_check.edge_interval", h.edge_interval),
-                ("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval),
-                ("health_check.healthy_edge_interval", h.healthy_edge_interval),
-                ("health_check.unhealthy_interval", h.unhealthy_interval),
+                (key2("health_check", "interval"), Some(h.interval)),
+                (key2("health_check", "edge_interval"), h.edge_interval),
+                (
+                    key2("health_check", "unhealthy_edge_interval"),
+                    h.unhealthy_edge_interval,
+                ),
+                (key2("health_check", "healthy_edge_interval"), h.healthy_edge_interval),
+                (key2("health_check", "unhealthy_interval"), h.unhealthy_interval),
             ] {
                 let min = crate::diag::limits::MIN_PERIOD;
                 if d.is_some_and(|d| d.0 > 0 && d.0 < min.0) {
-                    v.push((
-                        k.into(),
-                        format!("must be at least {min}, got {}", d.unwrap_or_default()),
-                    ));
+                    v.push((k, format!("must be at least {min}, got {}", d.unwrap_or_default())));
                 }
             }
         }
-        let mut dur = |k: &str, d: Option<Dur>| {
+        let mut dur = |k: Path, d: Option<Dur>| {
             if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
-                v.push((k.to_string(), m));
+                v.push((k, m));
             }
         };
-        dur("request_timeout", Some(self.request_timeout));
-        dur("ttft_timeout", self.ttft_timeout);
-        dur("stall_timeout", self.stall_timeout);
-        dur("retries.retry_after_cap", Some(self.retries.retry_after_cap));
+        dur(key("request_timeout"), Some(self.request_timeout));
+        dur(key("ttft_timeout"), self.ttft_timeout);
+        dur(key("stall_timeout"), self.stall_timeout);
+        dur(key2("retries", "retry_after_cap"), Some(self.retries.retry_after_cap));
         if let Some(h) = &self.health_check {
-            dur("health_check.interval", Some(h.interval));
-            dur("health_check.timeout", Some(h.timeout));
-            dur("health_check.jitter", Some(h.jitter));
-            dur("health_check.edge_interval", h.edge_interval);
-            dur("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval);
-            dur("health_check.healthy_edge_interval", h.healthy_edge_interval);
-            dur("health_check.unhealthy_interval", h.unhealthy_interval);
+            dur(key2("health_check", "interval"), Some(h.interval));
+            dur(key2("health_check", "timeout"), Some(h.timeout));
+            dur(key2("health_check", "jitter"), Some(h.jitter));
+            dur(key2("health_check", "edge_interval"), h.edge_interval);
+            dur(
+                key2("health_check", "unhealthy_edge_interval"),
+                h.unhealthy_edge_interval,
+            );
+            dur(key2("health_check", "healthy_edge_interval"), h.healthy_edge_interval);
+            dur(key2("health_check", "unhealthy_interval"), h.unhealthy_interval);
         }
         match &self.breaker {
             Some(BreakerConfig::Consecutive {
@@ -317,8 +313,8 @@ impl GatewayConfig {
                 max_ejection,
                 ..
             }) => {
-                dur("breaker.base_ejection", Some(*base_ejection));
-                dur("breaker.max_ejection", Some(*max_ejection));
+                dur(key2("breaker", "base_ejection"), Some(*base_ejection));
+                dur(key2("breaker", "max_ejection"), Some(*max_ejection));
             }
             Some(BreakerConfig::FailureRate {
                 slow_call_duration,
@@ -326,39 +322,39 @@ impl GatewayConfig {
                 wait_open,
                 ..
             }) => {
-                dur("breaker.slow_call_duration", Some(*slow_call_duration));
-                dur("breaker.window", *window);
-                dur("breaker.wait_open", Some(*wait_open));
+                dur(key2("breaker", "slow_call_duration"), Some(*slow_call_duration));
+                dur(key2("breaker", "window"), *window);
+                dur(key2("breaker", "wait_open"), Some(*wait_open));
             }
             Some(BreakerConfig::Article { recovery_timeout, .. }) => {
-                dur("breaker.recovery_timeout", Some(*recovery_timeout));
+                dur(key2("breaker", "recovery_timeout"), Some(*recovery_timeout));
             }
             None => {}
         }
-        let mut counts: Vec<(&str, u32)> = Vec::new();
+        let mut counts: Vec<(Path, u32)> = Vec::new();
         if let Some(h) = &self.health_check {
-            counts.push(("health_check.unhealthy_threshold", h.unhealthy_threshold));
-            counts.push(("health_check.healthy_threshold", h.healthy_threshold));
+            counts.push((key2("health_check", "unhealthy_threshold"), h.unhealthy_threshold));
+            counts.push((key2("health_check", "healthy_threshold"), h.healthy_threshold));
         }
         match &self.breaker {
-            Some(BreakerConfig::Consecutive { failures, .. }) => counts.push(("breaker.failures", *failures)),
+            Some(BreakerConfig::Consecutive { failures, .. }) => counts.push((key2("breaker", "failures"), *failures)),
             Some(BreakerConfig::FailureRate {
                 window_size,
                 minimum_calls,
                 half_open_calls,
                 ..
             }) => {
-                counts.push(("breaker.window_size", *window_size));
-                counts.push(("breaker.minimum_calls", *minimum_calls));
-                counts.push(("breaker.half_open_calls", *half_open_calls));
+                counts.push((key2("breaker", "window_size"), *window_size));
+                counts.push((key2("breaker", "minimum_calls"), *minimum_calls));
+                counts.push((key2("breaker", "half_open_calls"), *half_open_calls));
             }
             Some(BreakerConfig::Article {
                 failure_threshold,
                 half_open_max_requests,
                 ..
             }) => {
-                counts.push(("breaker.failure_threshold", *failure_threshold));
-                counts.push(("breaker.half_open_max_requests", *half_open_max_requests));
+                counts.push((key2("breaker", "failure_threshold"), *failure_threshold));
+                counts.push((key2("breaker", "half_open_max_requests"), *half_open_max_requests));
             }
             None => {}
         }
@@ -366,31 +362,31 @@ impl GatewayConfig {
             // zero is each sub-config's own check
             if n > MAX_COUNT {
                 if let Some(m) = count(n.into(), MAX_COUNT.into()) {
-                    v.push((k.into(), m));
+                    v.push((k, m));
                 }
             }
         }
         if self.retries.attempts > 100 {
             v.push((
-                "retries.attempts".into(),
+                key2("retries", "attempts"),
                 format!("must be at most 100, got {}", self.retries.attempts),
             ));
         }
         // below 0 and non-finite are the retry config's own check; here the maximum
         for (k, x, max) in [
-            ("retries.budget_ratio", self.retries.budget_ratio, 1_000.0),
-            ("retries.min_per_s", self.retries.min_per_s, MAX_RATE),
+            (key2("retries", "budget_ratio"), self.retries.budget_ratio, 1_000.0),
+            (key2("retries", "min_per_s"), self.retries.min_per_s, MAX_RATE),
         ] {
             if x.is_finite() && x > max {
                 if let Some(m) = number(x, true, max) {
-                    v.push((k.into(), m));
+                    v.push((k, m));
                 }
             }
         }
         for (i, s) in self.retries.on_status.iter().enumerate() {
             if !(100..=599).contains(s) {
                 v.push((
-                    format!("retries.on_status[{i}]"),
+                    key2("retries", "on_status").index(i),
                     format!("must be an HTTP status (100–599), got {s}"),
                 ));
             }
@@ -398,7 +394,7 @@ impl GatewayConfig {
         for (i, s) in self.failure.statuses.iter().enumerate() {
             if !(100..=599).contains(s) {
                 v.push((
-                    format!("failure.statuses[{i}]"),
+                    key2("failure", "statuses").index(i),
                     format!("must be an HTTP status (100–599), got {s}"),
                 ));
             }
@@ -406,13 +402,28 @@ impl GatewayConfig {
         for (i, t) in self.targets.iter().enumerate() {
             if t.weight.is_finite() && t.weight > MAX_WEIGHT {
                 v.push((
-                    format!("targets[{i}].weight"),
+                    target(i, "weight"),
                     format!("must be at most {MAX_WEIGHT}, got {}", t.weight),
                 ));
             }
         }
         v
     }
+}
+
+/// `k` in `[gateway]`.
+fn key(k: &str) -> Path {
+    Path::root().key(k)
+}
+
+/// `k` in `[gateway.table]`.
+fn key2(table: &str, k: &str) -> Path {
+    Path::root().key(table).key(k)
+}
+
+/// `k` of target `i`.
+fn target(i: usize, k: &str) -> Path {
+    Path::root().key("targets").index(i).key(k)
 }
 
 /// Healthy (or unchecked) and admitted by its breaker (or none) at `now`.
@@ -691,7 +702,7 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         let mut c = cfg();
         c.targets[1].name = "primary".into();
         let pr = c.problems();
-        assert!(pr.iter().any(|(k, _)| k == "targets[1].name"), "{pr:?}");
+        assert!(pr.iter().any(|(k, _)| k.to_string() == "targets[1].name"), "{pr:?}");
         let e = toml::from_str::<GatewayConfig>("targets = []\nbreaker = { kind = \"consecutive\", failurs = 3 }\n")
             .unwrap_err();
         assert!(e.to_string().contains("unknown field `failurs`"), "{e}");
@@ -770,7 +781,7 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         c.targets[0].weight = -1.0;
         c.targets[1].cost_per_1k = Some(1.0);
         c.retries.budget_ratio = f64::NAN;
-        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(
             keys,
             vec!["targets[0].weight", "targets[0].cost_per_1k", "retries.budget_ratio"],

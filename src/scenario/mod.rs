@@ -33,7 +33,7 @@ pub mod generate;
 mod overrides;
 pub mod scale;
 
-use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};
+use crate::diag::{line_of, under, ConfigErrors, Diagnostic, Path, Problem};
 use crate::fault::profile::Section;
 use crate::fault::Profile;
 use crate::provider::Api;
@@ -485,7 +485,7 @@ fn placeholder_target(i: usize) -> String {
 fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Result<Scenario, ConfigErrors> {
     let tdoc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, label, &e))?;
     // problems located in this file, by path
-    let mut problems: Vec<(Path, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let (parsed, ps) = crate::diag::deserialize_all::<ScenarioFile>(&tdoc);
     problems.extend(ps);
     let (_, mut providers, mut errors) = providers_from_doc(label, src, &tdoc, dir);
@@ -503,15 +503,13 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         return Err(ConfigErrors(errors));
     };
     let _ = (&doc.description, &doc.sweep, &doc.providers, &doc.gateway);
-    let key = |k: &str| Path::root().join(k);
-    for (k, m) in doc.traffic.problems() {
-        problems.push((Path::root().key("traffic").join(&k), m));
-    }
+    let key = |k: &str| Path::root().key(k);
+    problems.extend(under(&key("traffic"), doc.traffic.problems()));
     // referenced mix and trace files: read and checked now, once, with their own lines
     let kinds = match doc.traffic.load_kinds(dir) {
         Ok(k) => Some(k),
         Err(ConfigErrors(mut es)) => {
-            problems.push((key("traffic.mix"), "mix file is invalid (below)".into()));
+            problems.push((key("traffic").key("mix"), "mix file is invalid (below)".into()));
             errors.append(&mut es);
             None
         }
@@ -527,33 +525,31 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     let trace = match doc.traffic.read_trace(dir) {
         Ok(t) => t,
         Err(ConfigErrors(mut es)) => {
-            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
             None
         }
     };
     if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &doc.traffic.trace) {
         if let Err(ConfigErrors(mut es)) = t.check_kinds(m, &dir.join(p).display().to_string()) {
-            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
         }
     }
-    for (k, m) in doc.slo.problems() {
-        problems.push((Path::root().key("slo").join(&k), m));
-    }
+    problems.extend(under(&key("slo"), doc.slo.problems()));
     let d = &doc.detection;
     if !(d.share_threshold > 0.0 && d.share_threshold < 1.0) {
         problems.push((
-            key("detection.share_threshold"),
+            key("detection").key("share_threshold"),
             format!("must be in (0, 1), got {}", d.share_threshold),
         ));
     }
     for (k, v) in [("hold", d.hold), ("baseline", d.baseline)] {
         if v.0 == 0 {
-            problems.push((Path::root().key("detection").key(k), "must be longer than 0s".into()));
+            problems.push((key("detection").key(k), "must be longer than 0s".into()));
         } else if v.0 > crate::diag::limits::MAX_DURATION.0 {
             problems.push((
-                Path::root().key("detection").key(k),
+                key("detection").key(k),
                 format!("must be at most {}, got {v}", crate::diag::limits::MAX_DURATION),
             ));
         }
@@ -583,7 +579,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     for (i, a) in doc.asserts.iter().enumerate() {
         match a.resolve() {
             Ok(a) => asserts.push(a),
-            Err(m) => problems.push((Path::root().key("assert").index(i), m)),
+            Err(m) => problems.push((key("assert").index(i), m)),
         }
     }
     let prices = match &doc.cost {
@@ -592,7 +588,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             Ok(t) => Some(t),
             Err(ConfigErrors(mut es)) => {
                 problems.push((
-                    key("cost.prices"),
+                    key("cost").key("prices"),
                     format!("price table {} is invalid (below)", dir.join(&c.prices).display()),
                 ));
                 errors.append(&mut es);
@@ -680,7 +676,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
 fn parse_gateway(
     tdoc: &toml_edit::DocumentMut,
     provider_keys: &[String],
-    problems: &mut Vec<(Path, String)>,
+    problems: &mut Vec<Problem>,
 ) -> Option<GatewaySpec> {
     use toml_edit::{Item, Value};
     let gpath = Path::root().key("gateway");
@@ -697,7 +693,7 @@ fn parse_gateway(
             let fix = |i: usize,
                        t: &mut dyn toml_edit::TableLike,
                        bad: &mut Vec<usize>,
-                       problems: &mut Vec<(Path, String)>|
+                       problems: &mut Vec<Problem>|
              -> String {
                 let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
                 match name {
@@ -780,8 +776,7 @@ fn parse_gateway(
             let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
             problems.extend(ps);
             let g = g?.gateway;
-            for (k, m) in g.problems() {
-                let p = gpath.join(&k);
+            for (p, m) in under(&gpath, g.problems()) {
                 let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
                     || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
                 if !at_bad {
@@ -794,9 +789,7 @@ fn parse_gateway(
             let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::ExternalSpec>>(&g);
             problems.extend(ps);
             let x = x?.gateway;
-            for (k, m) in x.problems() {
-                problems.push((gpath.join(&k), m));
-            }
+            problems.extend(under(&gpath, x.problems()));
             Some(GatewaySpec::External(Box::new(x)))
         }
         Some(other) => {
