@@ -205,6 +205,31 @@ impl HealthConfig {
         .unwrap_or(self.interval.0)
     }
 
+    /// The probe periods, by key: `interval` and the optional edge and unhealthy ones.
+    pub(crate) fn periods(&self) -> [(&'static str, Option<Dur>); 5] {
+        [
+            ("interval", Some(self.interval)),
+            ("edge_interval", self.edge_interval),
+            ("unhealthy_edge_interval", self.unhealthy_edge_interval),
+            ("healthy_edge_interval", self.healthy_edge_interval),
+            ("unhealthy_interval", self.unhealthy_interval),
+        ]
+    }
+
+    /// Every duration it holds, by key (the periods, the probe timeout and the jitter).
+    pub(crate) fn durations(&self) -> [(&'static str, Option<Dur>); 7] {
+        let [interval, edge, unhealthy_edge, healthy_edge, unhealthy] = self.periods();
+        [
+            interval,
+            ("timeout", Some(self.timeout)),
+            ("jitter", Some(self.jitter)),
+            edge,
+            unhealthy_edge,
+            healthy_edge,
+            unhealthy,
+        ]
+    }
+
     /// Problems, each at its key in `[health_check]`.
     pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let key = |k: &str| crate::diag::Path::root().key(k);

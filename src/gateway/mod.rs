@@ -265,140 +265,101 @@ impl GatewayConfig {
     }
 
     /// Every number under its sane maximum (see `diag::limits`), so no value can make the
-    /// policy allocate, loop or overflow in proportion to it.
+    /// policy allocate, loop or overflow in proportion to it. In this order: probe periods
+    /// too short, durations, counts, retries, statuses and weights too large.
     fn limit_problems(&self) -> Vec<Problem> {
-        use crate::diag::limits::{count, dur_at_most, number, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WEIGHT};
+        let mut v = self.probe_period_problems();
+        v.extend(self.duration_limit_problems());
+        v.extend(self.count_limit_problems());
+        v.extend(self.retry_limit_problems());
+        v.extend(self.status_and_weight_limit_problems());
+        v
+    }
+
+    /// Health-check periods shorter than `MIN_PERIOD` (0 is the health config's own check).
+    fn probe_period_problems(&self) -> Vec<Problem> {
+        let min = crate::diag::limits::MIN_PERIOD;
         let mut v = Vec::new();
         if let Some(h) = &self.health_check {
-            for (k, d) in [
-                (key2("health_check", "interval"), Some(h.interval)),
-                (key2("health_check", "edge_interval"), h.edge_interval),
-                (
-                    key2("health_check", "unhealthy_edge_interval"),
-                    h.unhealthy_edge_interval,
-                ),
-                (key2("health_check", "healthy_edge_interval"), h.healthy_edge_interval),
-                (key2("health_check", "unhealthy_interval"), h.unhealthy_interval),
-            ] {
-                let min = crate::diag::limits::MIN_PERIOD;
+            for (k, d) in h.periods() {
                 if d.is_some_and(|d| d.0 > 0 && d.0 < min.0) {
-                    v.push((k, format!("must be at least {min}, got {}", d.unwrap_or_default())));
+                    let got = d.unwrap_or_default();
+                    v.push((key2("health_check", k), format!("must be at least {min}, got {got}")));
                 }
             }
         }
-        let mut dur = |k: Path, d: Option<Dur>| {
-            if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
-                v.push((k, m));
-            }
-        };
-        dur(key("request_timeout"), Some(self.request_timeout));
-        dur(key("ttft_timeout"), self.ttft_timeout);
-        dur(key("stall_timeout"), self.stall_timeout);
-        dur(key2("retries", "retry_after_cap"), Some(self.retries.retry_after_cap));
+        v
+    }
+
+    /// Durations longer than `MAX_DURATION`.
+    fn duration_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{dur_at_most, MAX_DURATION};
+        let mut durations = vec![
+            (key("request_timeout"), Some(self.request_timeout)),
+            (key("ttft_timeout"), self.ttft_timeout),
+            (key("stall_timeout"), self.stall_timeout),
+            (key2("retries", "retry_after_cap"), Some(self.retries.retry_after_cap)),
+        ];
         if let Some(h) = &self.health_check {
-            dur(key2("health_check", "interval"), Some(h.interval));
-            dur(key2("health_check", "timeout"), Some(h.timeout));
-            dur(key2("health_check", "jitter"), Some(h.jitter));
-            dur(key2("health_check", "edge_interval"), h.edge_interval);
-            dur(
-                key2("health_check", "unhealthy_edge_interval"),
-                h.unhealthy_edge_interval,
-            );
-            dur(key2("health_check", "healthy_edge_interval"), h.healthy_edge_interval);
-            dur(key2("health_check", "unhealthy_interval"), h.unhealthy_interval);
+            durations.extend(h.durations().into_iter().map(|(k, d)| (key2("health_check", k), d)));
         }
-        match &self.breaker {
-            Some(BreakerConfig::Consecutive {
-                base_ejection,
-                max_ejection,
-                ..
-            }) => {
-                dur(key2("breaker", "base_ejection"), Some(*base_ejection));
-                dur(key2("breaker", "max_ejection"), Some(*max_ejection));
-            }
-            Some(BreakerConfig::FailureRate {
-                slow_call_duration,
-                window,
-                wait_open,
-                ..
-            }) => {
-                dur(key2("breaker", "slow_call_duration"), Some(*slow_call_duration));
-                dur(key2("breaker", "window"), *window);
-                dur(key2("breaker", "wait_open"), Some(*wait_open));
-            }
-            Some(BreakerConfig::Article { recovery_timeout, .. }) => {
-                dur(key2("breaker", "recovery_timeout"), Some(*recovery_timeout));
-            }
-            None => {}
+        if let Some(b) = &self.breaker {
+            durations.extend(b.durations().into_iter().map(|(k, d)| (key2("breaker", k), d)));
         }
+        durations
+            .into_iter()
+            .filter_map(|(k, d)| Some((k, d.and_then(|d| dur_at_most(d, MAX_DURATION))?)))
+            .collect()
+    }
+
+    /// Thresholds and window sizes over `MAX_COUNT` (zero is each sub-config's own check).
+    fn count_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{count, MAX_COUNT};
         let mut counts: Vec<(Path, u32)> = Vec::new();
         if let Some(h) = &self.health_check {
             counts.push((key2("health_check", "unhealthy_threshold"), h.unhealthy_threshold));
             counts.push((key2("health_check", "healthy_threshold"), h.healthy_threshold));
         }
-        match &self.breaker {
-            Some(BreakerConfig::Consecutive { failures, .. }) => counts.push((key2("breaker", "failures"), *failures)),
-            Some(BreakerConfig::FailureRate {
-                window_size,
-                minimum_calls,
-                half_open_calls,
-                ..
-            }) => {
-                counts.push((key2("breaker", "window_size"), *window_size));
-                counts.push((key2("breaker", "minimum_calls"), *minimum_calls));
-                counts.push((key2("breaker", "half_open_calls"), *half_open_calls));
-            }
-            Some(BreakerConfig::Article {
-                failure_threshold,
-                half_open_max_requests,
-                ..
-            }) => {
-                counts.push((key2("breaker", "failure_threshold"), *failure_threshold));
-                counts.push((key2("breaker", "half_open_max_requests"), *half_open_max_requests));
-            }
-            None => {}
+        if let Some(b) = &self.breaker {
+            counts.extend(b.counts().into_iter().map(|(k, n)| (key2("breaker", k), n)));
         }
-        for (k, n) in counts {
-            // zero is each sub-config's own check
-            if n > MAX_COUNT {
-                if let Some(m) = count(n.into(), MAX_COUNT.into()) {
-                    v.push((k, m));
-                }
-            }
-        }
-        if self.retries.attempts > 100 {
+        counts
+            .into_iter()
+            .filter(|&(_, n)| n > MAX_COUNT)
+            .filter_map(|(k, n)| Some((k, count(n.into(), MAX_COUNT.into())?)))
+            .collect()
+    }
+
+    /// Retries over 100 attempts, budgets over their maximum (below 0 and non-finite are the
+    /// retry config's own check), retry statuses that are not HTTP statuses.
+    fn retry_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{number, MAX_RATE};
+        let r = &self.retries;
+        let mut v = Vec::new();
+        if r.attempts > 100 {
             v.push((
                 key2("retries", "attempts"),
-                format!("must be at most 100, got {}", self.retries.attempts),
+                format!("must be at most 100, got {}", r.attempts),
             ));
         }
-        // below 0 and non-finite are the retry config's own check; here the maximum
         for (k, x, max) in [
-            (key2("retries", "budget_ratio"), self.retries.budget_ratio, 1_000.0),
-            (key2("retries", "min_per_s"), self.retries.min_per_s, MAX_RATE),
+            ("budget_ratio", r.budget_ratio, 1_000.0),
+            ("min_per_s", r.min_per_s, MAX_RATE),
         ] {
             if x.is_finite() && x > max {
                 if let Some(m) = number(x, true, max) {
-                    v.push((k, m));
+                    v.push((key2("retries", k), m));
                 }
             }
         }
-        for (i, s) in self.retries.on_status.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                v.push((
-                    key2("retries", "on_status").index(i),
-                    format!("must be an HTTP status (100–599), got {s}"),
-                ));
-            }
-        }
-        for (i, s) in self.failure.statuses.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                v.push((
-                    key2("failure", "statuses").index(i),
-                    format!("must be an HTTP status (100–599), got {s}"),
-                ));
-            }
-        }
+        v.extend(status_problems(&key2("retries", "on_status"), &r.on_status));
+        v
+    }
+
+    /// Failure statuses that are not HTTP statuses, target weights over `MAX_WEIGHT`.
+    fn status_and_weight_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::MAX_WEIGHT;
+        let mut v = status_problems(&key2("failure", "statuses"), &self.failure.statuses);
         for (i, t) in self.targets.iter().enumerate() {
             if t.weight.is_finite() && t.weight > MAX_WEIGHT {
                 v.push((
@@ -409,6 +370,16 @@ impl GatewayConfig {
         }
         v
     }
+}
+
+/// Each entry of the list at `at` that is not an HTTP status (100–599).
+fn status_problems(at: &Path, statuses: &[u16]) -> Vec<Problem> {
+    statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !(100..=599).contains(*s))
+        .map(|(i, s)| (at.index(i), format!("must be an HTTP status (100–599), got {s}")))
+        .collect()
 }
 
 /// `k` in `[gateway]`.
