@@ -146,11 +146,25 @@ pub enum Source {
     Trace(Trace, f64),
 }
 
+/// `k` in `[traffic]`.
+fn key(k: &str) -> crate::diag::Path {
+    crate::diag::Path::root().key(k)
+}
+
 impl TrafficConfig {
     /// Checks the table: exactly one source, sane numbers. Each problem at its key in `[traffic]`.
     pub fn problems(&self) -> Vec<crate::diag::Problem> {
-        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
+        self.source_problems(&mut v);
+        self.length_problems(&mut v);
+        self.shape_problems(&mut v);
+        self.loop_problems(&mut v);
+        self.kind_problems(&mut v);
+        v
+    }
+
+    /// Not exactly one of rate, stages, users and trace.
+    fn source_problems(&self, v: &mut Vec<crate::diag::Problem>) {
         let sources = [
             self.rate.is_some(),
             !self.stages.is_empty(),
@@ -165,7 +179,12 @@ impl TrafficConfig {
             1 => {}
             _ => v.push((key("rate"), "give only one of rate, stages, users or trace".into())),
         }
-        use crate::diag::limits::{self, MAX_DURATION, MAX_RATE, MAX_RUN, MAX_SHAPE, MAX_USERS};
+    }
+
+    /// Rates, lengths and user counts past their limits; an open or closed loop without a
+    /// positive duration.
+    fn length_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_DURATION, MAX_RATE, MAX_RUN, MAX_USERS};
         if let Some(r) = self.rate {
             if let Some(m) = limits::number(r, false, MAX_RATE) {
                 v.push((key("rate"), format!("{m} req/s")));
@@ -202,6 +221,12 @@ impl TrafficConfig {
         if (self.rate.is_some() || self.users.is_some()) && self.duration.is_none_or(|d| d.0 == 0) {
             v.push((key("duration"), "a positive duration is required (e.g. \"30s\")".into()));
         }
+    }
+
+    /// The rate curve's shape: burstiness, stage targets, stages that send nothing, and
+    /// `start_rate`.
+    fn shape_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_RATE, MAX_SHAPE};
         if let Some(k) = self.burstiness {
             if let Some(m) = limits::number(k, false, MAX_SHAPE) {
                 v.push((key("burstiness"), m));
@@ -240,6 +265,12 @@ impl TrafficConfig {
                 v.push((key("start_rate"), "applies to stages only".into()));
             }
         }
+    }
+
+    /// Settings of another loop (closed-loop and trace-replay ones where they do not
+    /// apply) and the closed loop's and replay's own numbers.
+    fn loop_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_RATE};
         let closed_only = [
             ("spawn_rate", self.spawn_rate.is_some()),
             ("think_time", self.think_time.is_some()),
@@ -270,6 +301,10 @@ impl TrafficConfig {
                 v.push((key("speed"), m));
             }
         }
+    }
+
+    /// A mix file and inline kinds both given; each inline kind's own problems.
+    fn kind_problems(&self, v: &mut Vec<crate::diag::Problem>) {
         if self.mix.is_some() && !self.kinds.is_empty() {
             v.push((
                 key("mix"),
@@ -277,7 +312,6 @@ impl TrafficConfig {
             ));
         }
         v.extend(mix_problems(&self.kinds, &key("kind")));
-        v
     }
 
     /// The kinds: from the mix file (relative to `base`), inline, or one default chat kind.
