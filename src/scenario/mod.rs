@@ -503,10 +503,70 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         return Err(ConfigErrors(errors));
     };
     let _ = (&doc.description, &doc.sweep, &doc.providers, &doc.gateway);
+    let (mix, trace) = read_traffic(&doc.traffic, dir, &mut problems, &mut errors);
+    let time_scale = settings_problems(&doc, &mut problems);
+    let asserts = resolve_asserts(&doc.asserts, &mut problems);
+    let prices = read_prices(doc.cost.as_ref(), dir, &mut problems, &mut errors);
+    if !problems.is_empty() || !errors.is_empty() {
+        // this file's problems first, in file order, then those of the files it names
+        let mut all = ConfigErrors::located(src, label, problems);
+        all.append(&mut errors);
+        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
+        return Err(ConfigErrors(all));
+    }
+    let Some(mut gateway) = gateway else {
+        return Err(ConfigErrors(vec![Diagnostic {
+            file: label.to_string(),
+            line: line_of(src, &Path::root().key("gateway")),
+            path: "gateway".into(),
+            message: "no usable [gateway] table".into(),
+        }]));
+    };
+    let name = doc.name.clone().unwrap_or_else(|| {
+        std::path::Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut traffic = doc.traffic;
+    let mut onset_spread = doc.onset_spread;
+    let warnings = apply_time_scale(time_scale, &mut providers, &mut traffic, &mut onset_spread, &mut gateway);
+    check_run_length(label, src, time_scale, &traffic)?;
+    let plan = crate::traffic::TrafficPlan {
+        mix: mix.expect("no problems means the mix was built"),
+        source: traffic.source_with(trace),
+    };
+    Ok(Scenario {
+        name,
+        file: label.to_string(),
+        seed: doc.seed,
+        providers,
+        gateway,
+        plan: std::sync::Arc::new(plan),
+        traffic,
+        slo: doc.slo,
+        detection: doc.detection,
+        asserts,
+        time_scale,
+        onset_spread,
+        warnings,
+        prices,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The `[traffic]` table's problems, and its mix and trace files read and checked now,
+/// once, with their own lines (a broken file: a problem at its key here, its own
+/// diagnostics in `errors`).
+fn read_traffic(
+    traffic: &crate::traffic::TrafficConfig,
+    dir: &std::path::Path,
+    problems: &mut Vec<Problem>,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<crate::traffic::Mix>, Option<crate::traffic::Trace>) {
     let key = |k: &str| Path::root().key(k);
-    problems.extend(under(&key("traffic"), doc.traffic.problems()));
-    // referenced mix and trace files: read and checked now, once, with their own lines
-    let kinds = match doc.traffic.load_kinds(dir) {
+    problems.extend(under(&key("traffic"), traffic.problems()));
+    let kinds = match traffic.load_kinds(dir) {
         Ok(k) => Some(k),
         Err(ConfigErrors(mut es)) => {
             problems.push((key("traffic").key("mix"), "mix file is invalid (below)".into()));
@@ -514,7 +574,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             None
         }
     };
-    let api = doc.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
+    let api = traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = kinds.and_then(|k| match crate::traffic::Mix::new(k, api) {
         Ok(m) => Some(m),
         Err(m) => {
@@ -522,7 +582,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             None
         }
     });
-    let trace = match doc.traffic.read_trace(dir) {
+    let trace = match traffic.read_trace(dir) {
         Ok(t) => t,
         Err(ConfigErrors(mut es)) => {
             problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
@@ -530,12 +590,19 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             None
         }
     };
-    if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &doc.traffic.trace) {
+    if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &traffic.trace) {
         if let Err(ConfigErrors(mut es)) = t.check_kinds(m, &dir.join(p).display().to_string()) {
             problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
         }
     }
+    (mix, trace)
+}
+
+/// `[slo]`, `[detection]`, `onset_spread` and `time_scale` checked; the time scale (1 when
+/// not given).
+fn settings_problems(doc: &ScenarioFile, problems: &mut Vec<Problem>) -> f64 {
+    let key = |k: &str| Path::root().key(k);
     problems.extend(under(&key("slo"), doc.slo.problems()));
     let d = &doc.detection;
     if !(d.share_threshold > 0.0 && d.share_threshold < 1.0) {
@@ -575,63 +642,78 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             ),
         ));
     }
+    time_scale
+}
+
+/// The `[[assert]]`s resolved; each one that is not an assertion is a problem at its index.
+fn resolve_asserts(
+    specs: &[crate::analysis::assert::AssertSpec],
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::analysis::assert::Assertion> {
     let mut asserts = Vec::new();
-    for (i, a) in doc.asserts.iter().enumerate() {
+    for (i, a) in specs.iter().enumerate() {
         match a.resolve() {
             Ok(a) => asserts.push(a),
-            Err(m) => problems.push((key("assert").index(i), m)),
+            Err(m) => problems.push((Path::root().key("assert").index(i), m)),
         }
     }
-    let prices = match &doc.cost {
+    asserts
+}
+
+/// `[cost] prices`: the price table read and checked, if the scenario prices its traffic.
+fn read_prices(
+    cost: Option<&CostConfig>,
+    dir: &std::path::Path,
+    problems: &mut Vec<Problem>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<crate::analysis::cost::PriceTable> {
+    match cost {
         None => None,
         Some(c) => match crate::analysis::cost::PriceTable::load(&dir.join(&c.prices)) {
             Ok(t) => Some(t),
             Err(ConfigErrors(mut es)) => {
                 problems.push((
-                    key("cost").key("prices"),
+                    Path::root().key("cost").key("prices"),
                     format!("price table {} is invalid (below)", dir.join(&c.prices).display()),
                 ));
                 errors.append(&mut es);
                 None
             }
         },
-    };
-    if !problems.is_empty() || !errors.is_empty() {
-        // this file's problems first, in file order, then those of the files it names
-        let mut all = ConfigErrors::located(src, label, problems);
-        all.append(&mut errors);
-        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
-        return Err(ConfigErrors(all));
     }
-    let Some(mut gateway) = gateway else {
-        return Err(ConfigErrors(vec![Diagnostic {
-            file: label.to_string(),
-            line: line_of(src, &key("gateway")),
-            path: "gateway".into(),
-            message: "no usable [gateway] table".into(),
-        }]));
-    };
-    let name = doc.name.clone().unwrap_or_else(|| {
-        std::path::Path::new(file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let mut traffic = doc.traffic;
+}
+
+/// Every time of the scenario × `time_scale` (nothing when it is 1); warnings for what an
+/// external gateway cannot scale.
+fn apply_time_scale(
+    time_scale: f64,
+    providers: &mut [ResolvedProvider],
+    traffic: &mut crate::traffic::TrafficConfig,
+    onset_spread: &mut Option<crate::time::Dur>,
+    gateway: &mut GatewaySpec,
+) -> Vec<String> {
     let mut warnings = Vec::new();
-    let mut onset_spread = doc.onset_spread;
     if time_scale != 1.0 {
-        for p in &mut providers {
+        for p in providers.iter_mut() {
             scale::profile(&mut p.profile, time_scale);
         }
-        scale::traffic(&mut traffic, time_scale);
-        onset_spread = onset_spread.map(|d| scale::dur(d, time_scale));
-        match &mut gateway {
+        scale::traffic(traffic, time_scale);
+        *onset_spread = onset_spread.map(|d| scale::dur(d, time_scale));
+        match gateway {
             GatewaySpec::Builtin(g) => scale::gateway(g, time_scale),
             GatewaySpec::External(x) => warnings.extend(scale::external(x, time_scale)),
         }
     }
-    // time_scale stretches or shrinks the whole run: its scaled length is bounded too
+    warnings
+}
+
+/// time_scale stretches or shrinks the whole run: its scaled length is bounded too.
+fn check_run_length(
+    label: &str,
+    src: &str,
+    time_scale: f64,
+    traffic: &crate::traffic::TrafficConfig,
+) -> Result<(), ConfigErrors> {
     let run_ns = match (traffic.duration, traffic.stages.is_empty()) {
         (Some(d), _) => d.0,
         (None, false) => traffic.stages.iter().fold(0u64, |a, s| a.saturating_add(s.duration.0)),
@@ -641,7 +723,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     if run_ns > max_run.0 {
         return Err(ConfigErrors(vec![Diagnostic {
             file: label.to_string(),
-            line: line_of(src, &key("time_scale")).or(Some(1)),
+            line: line_of(src, &Path::root().key("time_scale")).or(Some(1)),
             path: "time_scale".into(),
             message: format!(
                 "time_scale {time_scale} makes the run {} long; at most {max_run}",
@@ -649,27 +731,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             ),
         }]));
     }
-    let plan = crate::traffic::TrafficPlan {
-        mix: mix.expect("no problems means the mix was built"),
-        source: traffic.source_with(trace),
-    };
-    Ok(Scenario {
-        name,
-        file: label.to_string(),
-        seed: doc.seed,
-        providers,
-        gateway,
-        plan: std::sync::Arc::new(plan),
-        traffic,
-        slo: doc.slo,
-        detection: doc.detection,
-        asserts,
-        time_scale,
-        onset_spread,
-        warnings,
-        prices,
-        dir: dir.to_path_buf(),
-    })
+    Ok(())
 }
 
 /// `[gateway]`: builtin (targets named by provider) or external; problems go to `problems`.
