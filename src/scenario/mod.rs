@@ -530,7 +530,13 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     });
     let mut traffic = doc.traffic;
     let mut onset_spread = doc.onset_spread;
-    let warnings = apply_time_scale(time_scale, &mut providers, &mut traffic, &mut onset_spread, &mut gateway);
+    let warnings = apply_time_scale(
+        time_scale,
+        &mut providers,
+        &mut traffic,
+        &mut onset_spread,
+        &mut gateway,
+    );
     check_run_length(label, src, time_scale, &traffic)?;
     let plan = crate::traffic::TrafficPlan {
         mix: mix.expect("no problems means the mix was built"),
@@ -740,7 +746,6 @@ fn parse_gateway(
     provider_keys: &[String],
     problems: &mut Vec<Problem>,
 ) -> Option<GatewaySpec> {
-    use toml_edit::{Item, Value};
     let gpath = Path::root().key("gateway");
     let mut g = tdoc.clone();
     let table = g.get_mut("gateway")?.as_table_like_mut()?;
@@ -748,104 +753,8 @@ fn parse_gateway(
     let kind_str = kind.as_ref().map(|k| k.as_str());
     match kind_str {
         None | Some(Some("builtin")) => {
-            // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … };
-            // a wrong entry is reported and stands in as a placeholder so indices stay put
-            let mut bad: Vec<usize> = Vec::new();
-            let mut names: Vec<String> = Vec::new();
-            let fix = |i: usize,
-                       t: &mut dyn toml_edit::TableLike,
-                       bad: &mut Vec<usize>,
-                       problems: &mut Vec<Problem>|
-             -> String {
-                let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
-                match name {
-                    Some(n) if !t.contains_key("url") => n,
-                    _ => {
-                        problems.push((
-                            gpath.key("targets").index(i),
-                            "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)".into(),
-                        ));
-                        bad.push(i);
-                        t.insert("name", toml_edit::value(placeholder_target(i)));
-                        t.remove("url");
-                        placeholder_target(i)
-                    }
-                }
-            };
-            match table.get_mut("targets") {
-                None => {
-                    let mut a = toml_edit::Array::new();
-                    for n in provider_keys {
-                        let mut t = toml_edit::InlineTable::new();
-                        t.insert("name", n.as_str().into());
-                        a.push(t);
-                        names.push(n.clone());
-                    }
-                    table.insert("targets", toml_edit::value(a));
-                }
-                Some(Item::Value(Value::Array(a))) => {
-                    for i in 0..a.len() {
-                        let x = a.get_mut(i).expect("in range");
-                        match x {
-                            Value::String(n) => {
-                                let n = n.value().clone();
-                                let mut t = toml_edit::InlineTable::new();
-                                t.insert("name", n.as_str().into());
-                                *x = Value::InlineTable(t);
-                                names.push(n);
-                            }
-                            Value::InlineTable(t) => names.push(fix(i, t, &mut bad, problems)),
-                            _ => {
-                                problems.push((
-                                    gpath.key("targets").index(i),
-                                    "expected a provider name or a table { name = \"…\", … }".into(),
-                                ));
-                                bad.push(i);
-                                let mut t = toml_edit::InlineTable::new();
-                                t.insert("name", placeholder_target(i).into());
-                                *x = Value::InlineTable(t);
-                                names.push(placeholder_target(i));
-                            }
-                        }
-                    }
-                }
-                Some(Item::ArrayOfTables(a)) => {
-                    for (i, t) in a.iter_mut().enumerate() {
-                        names.push(fix(i, t, &mut bad, problems));
-                    }
-                }
-                Some(other) => {
-                    problems.push((
-                        gpath.key("targets"),
-                        "must be a list of provider names in priority order".into(),
-                    ));
-                    *other = toml_edit::value(toml_edit::Array::new());
-                    bad.push(usize::MAX);
-                }
-            }
-            for (i, n) in names.iter().enumerate() {
-                if !bad.contains(&i) && !provider_keys.contains(n) {
-                    problems.push((
-                        gpath.key("targets").index(i),
-                        format!(
-                            "target {n:?} is not a provider (providers: {})",
-                            provider_keys.join(", ")
-                        ),
-                    ));
-                }
-            }
-            problems.extend(crate::gateway::breaker::breaker_key_problems(&mut g, &gpath));
-            let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
-            problems.extend(ps);
-            let g = g?.gateway;
-            for (p, m) in under(&gpath, g.problems()) {
-                let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
-                    || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
-                if !at_bad {
-                    problems.push((p, m));
-                }
-            }
-            Some(GatewaySpec::Builtin(Box::new(g)))
+            let bad = builtin_targets(table, provider_keys, &gpath, problems);
+            parse_builtin(g, &gpath, &bad, problems)
         }
         Some(Some("external")) => {
             let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::ExternalSpec>>(&g);
@@ -871,4 +780,129 @@ fn parse_gateway(
             None
         }
     }
+}
+
+/// The builtin gateway's `targets` made a list of tables `{ name = "…", … }` in place:
+/// each target a provider name or such a table (absent: every provider, in name order).
+/// A wrong entry is reported and stands in as a placeholder, so indices stay put; the
+/// indices of those entries (`usize::MAX`: the whole list) are returned.
+fn builtin_targets(
+    table: &mut dyn toml_edit::TableLike,
+    provider_keys: &[String],
+    gpath: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<usize> {
+    use toml_edit::{Item, Value};
+    let mut bad: Vec<usize> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    match table.get_mut("targets") {
+        None => {
+            let mut a = toml_edit::Array::new();
+            for n in provider_keys {
+                let mut t = toml_edit::InlineTable::new();
+                t.insert("name", n.as_str().into());
+                a.push(t);
+                names.push(n.clone());
+            }
+            table.insert("targets", toml_edit::value(a));
+        }
+        Some(Item::Value(Value::Array(a))) => {
+            for i in 0..a.len() {
+                let x = a.get_mut(i).expect("in range");
+                match x {
+                    Value::String(n) => {
+                        let n = n.value().clone();
+                        let mut t = toml_edit::InlineTable::new();
+                        t.insert("name", n.as_str().into());
+                        *x = Value::InlineTable(t);
+                        names.push(n);
+                    }
+                    Value::InlineTable(t) => names.push(target_table(i, t, gpath, &mut bad, problems)),
+                    _ => {
+                        problems.push((
+                            gpath.key("targets").index(i),
+                            "expected a provider name or a table { name = \"…\", … }".into(),
+                        ));
+                        bad.push(i);
+                        let mut t = toml_edit::InlineTable::new();
+                        t.insert("name", placeholder_target(i).into());
+                        *x = Value::InlineTable(t);
+                        names.push(placeholder_target(i));
+                    }
+                }
+            }
+        }
+        Some(Item::ArrayOfTables(a)) => {
+            for (i, t) in a.iter_mut().enumerate() {
+                names.push(target_table(i, t, gpath, &mut bad, problems));
+            }
+        }
+        Some(other) => {
+            problems.push((
+                gpath.key("targets"),
+                "must be a list of provider names in priority order".into(),
+            ));
+            *other = toml_edit::value(toml_edit::Array::new());
+            bad.push(usize::MAX);
+        }
+    }
+    for (i, n) in names.iter().enumerate() {
+        if !bad.contains(&i) && !provider_keys.contains(n) {
+            problems.push((
+                gpath.key("targets").index(i),
+                format!(
+                    "target {n:?} is not a provider (providers: {})",
+                    provider_keys.join(", ")
+                ),
+            ));
+        }
+    }
+    bad
+}
+
+/// Target `i` given as a table: its provider name, or (no `name`, or a `url`) a problem
+/// and a placeholder name.
+fn target_table(
+    i: usize,
+    t: &mut dyn toml_edit::TableLike,
+    gpath: &Path,
+    bad: &mut Vec<usize>,
+    problems: &mut Vec<Problem>,
+) -> String {
+    let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    match name {
+        Some(n) if !t.contains_key("url") => n,
+        _ => {
+            problems.push((
+                gpath.key("targets").index(i),
+                "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)".into(),
+            ));
+            bad.push(i);
+            t.insert("name", toml_edit::value(placeholder_target(i)));
+            t.remove("url");
+            placeholder_target(i)
+        }
+    }
+}
+
+/// The builtin gateway's policy from `g` (its targets already tables), with every problem
+/// at its own key; those under a wrong target entry (`bad`) are not reported again.
+fn parse_builtin(
+    mut g: toml_edit::DocumentMut,
+    gpath: &Path,
+    bad: &[usize],
+    problems: &mut Vec<Problem>,
+) -> Option<GatewaySpec> {
+    problems.extend(crate::gateway::breaker::breaker_key_problems(&mut g, gpath));
+    let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
+    problems.extend(ps);
+    let g = g?.gateway;
+    for (p, m) in under(gpath, g.problems()) {
+        let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
+            || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
+        if !at_bad {
+            problems.push((p, m));
+        }
+    }
+    Some(GatewaySpec::Builtin(Box::new(g)))
 }
