@@ -372,31 +372,7 @@ pub fn load_str_with(
             message: e.message().trim().to_string(),
         }])
     })?;
-    let mut errors = Vec::new();
-    for s in sweeps {
-        if let Err(m) = overrides::add_sweep_axis(&mut doc, s) {
-            errors.push(Diagnostic {
-                file: "--sweep".into(),
-                line: None,
-                path: String::new(),
-                message: m,
-            });
-        }
-    }
-    for s in sets {
-        match overrides::Override::parse(s).and_then(|o| overrides::apply(&mut doc, &o)) {
-            Ok(()) => {}
-            Err(m) => errors.push(Diagnostic {
-                file: "--set".into(),
-                line: None,
-                path: String::new(),
-                message: m,
-            }),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
+    apply_overrides(&mut doc, sets, sweeps)?;
     let axes = overrides::sweep_axes(&doc).map_err(|(p, m)| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -411,27 +387,11 @@ pub fn load_str_with(
     } else {
         doc.to_string()
     };
-    let mut points = Vec::with_capacity(matrix.len());
+    let mut errors = Vec::new();
     if !axes.is_empty() {
-        // A swept key's value in the file (or from --set) is replaced in every point, so
-        // no point would see it: check it here like any other value.
-        let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
-        if let Err(ConfigErrors(es)) = parse_one(file, file, &base_text, dir) {
-            for e in es {
-                let at = Path::root().join(&e.path);
-                let is_set = sets
-                    .iter()
-                    .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
-                if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
-                    let mut e = e;
-                    if is_set {
-                        e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
-                    }
-                    errors.push(e);
-                }
-            }
-        }
+        swept_base_problems(file, &base_text, dir, sets, &axes, &mut errors);
     }
+    let mut points = Vec::with_capacity(matrix.len());
     for point in &matrix {
         let (text, label) = if point.is_empty() {
             (base_text.clone(), file.to_string())
@@ -469,6 +429,67 @@ pub fn load_str_with(
         axes: axes.into_iter().map(|(p, _)| p).collect(),
         points,
     })
+}
+
+/// `--sweep` axes added to `doc`, then `--set` overrides applied; every one that fails is
+/// an error naming the flag.
+fn apply_overrides(doc: &mut toml_edit::DocumentMut, sets: &[String], sweeps: &[String]) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    for s in sweeps {
+        if let Err(m) = overrides::add_sweep_axis(doc, s) {
+            errors.push(Diagnostic {
+                file: "--sweep".into(),
+                line: None,
+                path: String::new(),
+                message: m,
+            });
+        }
+    }
+    for s in sets {
+        match overrides::Override::parse(s).and_then(|o| overrides::apply(doc, &o)) {
+            Ok(()) => {}
+            Err(m) => errors.push(Diagnostic {
+                file: "--set".into(),
+                line: None,
+                path: String::new(),
+                message: m,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// A swept key's value in the file (or from `--set`) is replaced in every point, so no
+/// point would see it: the base document is checked like any other, and its problems at
+/// a swept key go to `errors`.
+fn swept_base_problems(
+    file: &str,
+    base_text: &str,
+    dir: &std::path::Path,
+    sets: &[String],
+    axes: &[overrides::Axis],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
+    if let Err(ConfigErrors(es)) = parse_one(file, file, base_text, dir) {
+        for e in es {
+            let at = Path::root().join(&e.path);
+            let is_set = sets
+                .iter()
+                .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
+            if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
+                let mut e = e;
+                if is_set {
+                    e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
+                }
+                errors.push(e);
+            }
+        }
+    }
 }
 
 /// `[gateway]` alone, for parsing it (other keys are ignored here).
