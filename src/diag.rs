@@ -40,8 +40,15 @@ impl Path {
         p.0.push(Seg::Index(i));
         p
     }
-    /// This path followed by `rel`, a dotted relative path such as
-    /// `health_check.interval` or `targets[1].weight` (the form `problems()` methods use).
+    /// This path followed by every segment of `rel`: `gateway` then `health_check.interval`
+    /// is `gateway.health_check.interval`.
+    pub fn then(&self, rel: &Path) -> Path {
+        let mut p = self.clone();
+        p.0.extend(rel.0.iter().cloned());
+        p
+    }
+    /// This path followed by `rel`, a dotted path as a user writes one (`--set` and
+    /// `[sweep]` keys such as `gateway.health_check.interval` or `targets[1].weight`).
     pub fn join(&self, rel: &str) -> Path {
         let mut p = self.clone();
         for part in rel.split('.').filter(|s| !s.is_empty()) {
@@ -88,6 +95,16 @@ impl fmt::Display for Path {
     }
 }
 
+/// One configuration problem: the exact key it is about and what is wrong with it. Every
+/// `problems()` method returns these, paths relative to the table it checked; the caller
+/// nests them under that table's own path with [`under`].
+pub type Problem = (Path, String);
+
+/// `problems`, each moved under `prefix` (a table's problems placed in the document).
+pub fn under(prefix: &Path, problems: Vec<Problem>) -> impl Iterator<Item = Problem> + '_ {
+    problems.into_iter().map(move |(p, m)| (prefix.then(&p), m))
+}
+
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -132,7 +149,7 @@ impl fmt::Display for ConfigErrors {
 impl ConfigErrors {
     /// `Ok(())` when `problems` is empty, else one diagnostic per `(path, message)`, each
     /// placed on the line of `src` that sets that path.
-    pub fn check(src: &str, file: &str, problems: Vec<(Path, String)>) -> Result<(), ConfigErrors> {
+    pub fn check(src: &str, file: &str, problems: Vec<Problem>) -> Result<(), ConfigErrors> {
         if problems.is_empty() {
             return Ok(());
         }
@@ -152,7 +169,7 @@ impl ConfigErrors {
 
 impl ConfigErrors {
     /// One diagnostic per `(path, message)` of `problems`, located in `src`.
-    pub fn located(src: &str, file: &str, problems: Vec<(Path, String)>) -> Vec<Diagnostic> {
+    pub fn located(src: &str, file: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
         problems
             .into_iter()
             .map(|(path, message)| Diagnostic {
@@ -187,11 +204,9 @@ const MAX_TYPE_ERRORS: usize = 100;
 ///
 /// A missing required key that is missing only because a bad value was removed is not
 /// reported twice.
-pub fn deserialize_all<T: serde::de::DeserializeOwned>(
-    doc: &toml_edit::DocumentMut,
-) -> (Option<T>, Vec<(Path, String)>) {
+pub fn deserialize_all<T: serde::de::DeserializeOwned>(doc: &toml_edit::DocumentMut) -> (Option<T>, Vec<Problem>) {
     let mut work = doc.clone();
-    let mut problems: Vec<(Path, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let mut removed: Vec<Path> = Vec::new();
     for _ in 0..=MAX_TYPE_ERRORS {
         let text = work.to_string();
@@ -486,6 +501,20 @@ mod tests {
         let p = Path::root().key("phase").index(0).key("nope");
         assert_eq!(line_of(src, &p), Some(9));
         assert_eq!(p.to_string(), "phase[0].nope");
+    }
+
+    #[test]
+    fn under_nests_a_tables_problems_at_their_exact_keys() {
+        let inner = vec![
+            (Path::root().key("interval"), "must be > 0".to_string()),
+            (Path::root().key("on_status").index(1), "got 700".to_string()),
+        ];
+        let got: Vec<Problem> = under(&Path::root().key("gateway").key("health_check"), inner).collect();
+        assert_eq!(got[0].0.to_string(), "gateway.health_check.interval");
+        assert_eq!(got[0].0, Path::root().join("gateway.health_check.interval"));
+        assert_eq!(got[1].0.to_string(), "gateway.health_check.on_status[1]");
+        let src = "[gateway]\nx = 1\n\n[gateway.health_check]\ntimeout = \"1s\"\ninterval = \"0s\"\n";
+        assert_eq!(line_of(src, &got[0].0), Some(6));
     }
 }
 

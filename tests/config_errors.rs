@@ -149,6 +149,70 @@ fn gateway_health_check_interval_is_reported_at_its_own_line() {
 }
 
 #[test]
+fn problems_two_tables_deep_are_reported_at_the_line_of_their_exact_key() {
+    // the policy's own checks (not serde's) in [gateway.health_check], [gateway.breaker],
+    // [gateway.retries] and [[gateway.targets]]: each at its key's line, never at the
+    // table header's
+    let d = dir("two-deep");
+    let f = write(
+        &d,
+        "s.toml",
+        r#"[providers.a]
+api = "openai"
+[providers.b]
+api = "openai"
+[gateway]
+strategy = "weighted"
+
+[gateway.health_check]
+timeout = "1s"
+unhealthy_threshold = 2
+interval = "0s"
+healthy_threshold = 0
+
+[gateway.breaker]
+kind = "consecutive"
+base_ejection = "30s"
+failures = 0
+
+[gateway.retries]
+attempts = 1
+on_status = [502, 700]
+
+[[gateway.targets]]
+name = "a"
+[[gateway.targets]]
+name = "b"
+weight = 1e12
+
+[traffic]
+rate = 5.0
+duration = "4s"
+"#,
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    has(&e, &f, 11, "gateway.health_check.interval", "must be > 0");
+    has(&e, &f, 12, "gateway.health_check.healthy_threshold", "must be ≥ 1");
+    has(&e, &f, 17, "gateway.breaker.failures", "must be ≥ 1");
+    has(&e, &f, 21, "gateway.retries.on_status[1]", "got 700");
+    has(&e, &f, 27, "gateway.targets[1].weight", "must be at most");
+    for header in [":8: ", ":14: ", ":19: ", ":23: ", ":25: "] {
+        assert!(!e.contains(header), "nothing at a table header ({header}):\n{e}");
+    }
+    // a limit (the policy's maximum, a separate check) two tables deep, and the file's
+    // own value under a swept key
+    let f = write(
+        &d,
+        "t.toml",
+        "[providers.a]\napi = \"openai\"\n[gateway]\ntargets = [\"a\"]\n[gateway.health_check]\ntimeout = \"1s\"\ninterval = \"1us\"\n[traffic]\nrate = 5.0\nduration = \"4s\"\n",
+    );
+    let (code, e) = sim(&f, &[]);
+    assert_eq!(code, 2, "{e}");
+    has(&e, &f, 7, "gateway.health_check.interval", "must be at least");
+}
+
+#[test]
 fn breaker_inner_key_errors_are_reported_at_their_own_line() {
     // the defect: serde reads a tagged enum's table whole, so every error inside
     // [gateway.breaker] was reported once, at the `breaker` key's line

@@ -168,25 +168,26 @@ pub struct SloConfig {
 }
 
 impl SloConfig {
-    /// Problems, `(key, message)`: a zero period would make any failure count as 0 % of
+    /// Problems, each at its key in `[slo]`: a zero period would make any failure count as 0 % of
     /// an infinite budget.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
         use crate::diag::limits::*;
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         if !(self.target > 0.0 && self.target < 1.0) {
-            v.push(("target".into(), format!("must be in (0, 1), got {}", self.target)));
+            v.push((key("target"), format!("must be in (0, 1), got {}", self.target)));
         }
         if let Some(m) = positive_dur(self.period, MAX_SLO_PERIOD) {
-            v.push(("period".into(), format!("{m} (the error budget is sized over it)")));
+            v.push((key("period"), format!("{m} (the error budget is sized over it)")));
         }
         if let Some(r) = self.rate {
             if let Some(m) = number(r, false, MAX_RATE) {
-                v.push(("rate".into(), format!("{m} req/s")));
+                v.push((key("rate"), format!("{m} req/s")));
             }
         }
         for (k, d) in [("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)] {
             if let Some(m) = d.and_then(|d| positive_dur(d, MAX_DURATION)) {
-                v.push((k.into(), m));
+                v.push((key(k), m));
             }
         }
         v

@@ -76,7 +76,7 @@ pub struct Reference {
 
 impl PriceTable {
     /// Semantic checks: `(path, message)` per problem.
-    pub fn problems(&self) -> Vec<(Path, String)> {
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let mut out = Vec::new();
         if self.providers.is_empty() {
             out.push((Path::root(), "no [providers.<name>] tables: nothing is priced".into()));

@@ -113,7 +113,7 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
     if !problems.is_empty() {
         let msgs: Vec<String> = problems
             .into_iter()
-            .map(|(k, m)| format!("--{}: {m}", k.replace('_', "-")))
+            .map(|(k, m)| format!("--{}: {m}", k.to_string().replace('_', "-")))
             .collect();
         anyhow::bail!("{}", msgs.join("\n"));
     }

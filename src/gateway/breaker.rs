@@ -180,7 +180,7 @@ struct BreakerByKindDoc(
 pub fn breaker_key_problems(
     doc: &mut toml_edit::DocumentMut,
     gateway: &crate::diag::Path,
-) -> Vec<(crate::diag::Path, String)> {
+) -> Vec<crate::diag::Problem> {
     use crate::diag::{Path, Seg};
     let path = gateway.key("breaker");
     let mut cur = doc.as_item();
@@ -252,8 +252,59 @@ fn unknown_field_message(field: &str, expected: &[&str]) -> String {
 }
 
 impl BreakerConfig {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Every duration it holds, by key.
+    pub(crate) fn durations(&self) -> Vec<(&'static str, Option<Dur>)> {
+        match self {
+            BreakerConfig::Consecutive {
+                base_ejection,
+                max_ejection,
+                ..
+            } => vec![
+                ("base_ejection", Some(*base_ejection)),
+                ("max_ejection", Some(*max_ejection)),
+            ],
+            BreakerConfig::FailureRate {
+                slow_call_duration,
+                window,
+                wait_open,
+                ..
+            } => vec![
+                ("slow_call_duration", Some(*slow_call_duration)),
+                ("window", *window),
+                ("wait_open", Some(*wait_open)),
+            ],
+            BreakerConfig::Article { recovery_timeout, .. } => vec![("recovery_timeout", Some(*recovery_timeout))],
+        }
+    }
+
+    /// Every count it holds (thresholds, window and trial sizes), by key.
+    pub(crate) fn counts(&self) -> Vec<(&'static str, u32)> {
+        match self {
+            BreakerConfig::Consecutive { failures, .. } => vec![("failures", *failures)],
+            BreakerConfig::FailureRate {
+                window_size,
+                minimum_calls,
+                half_open_calls,
+                ..
+            } => vec![
+                ("window_size", *window_size),
+                ("minimum_calls", *minimum_calls),
+                ("half_open_calls", *half_open_calls),
+            ],
+            BreakerConfig::Article {
+                failure_threshold,
+                half_open_max_requests,
+                ..
+            } => vec![
+                ("failure_threshold", *failure_threshold),
+                ("half_open_max_requests", *half_open_max_requests),
+            ],
+        }
+    }
+
+    /// Problems, each at its key in `[breaker]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         match self {
             BreakerConfig::Consecutive {
@@ -262,10 +313,10 @@ impl BreakerConfig {
                 max_ejection,
             } => {
                 if *failures == 0 {
-                    v.push(("failures".into(), "must be ≥ 1".into()));
+                    v.push((key("failures"), "must be ≥ 1".into()));
                 }
                 if base_ejection.0 == 0 || max_ejection < base_ejection {
-                    v.push(("base_ejection".into(), "need 0 < base_ejection ≤ max_ejection".into()));
+                    v.push((key("base_ejection"), "need 0 < base_ejection ≤ max_ejection".into()));
                 }
             }
             BreakerConfig::FailureRate {
@@ -281,12 +332,12 @@ impl BreakerConfig {
                     ("slow_call_rate_threshold", slow_call_rate_threshold),
                 ] {
                     if !(*x > 0.0 && *x <= 1.0) {
-                        v.push((k.into(), format!("must be in (0, 1], got {x}")));
+                        v.push((key(k), format!("must be in (0, 1], got {x}")));
                     }
                 }
                 if *window_size == 0 || *minimum_calls == 0 || *half_open_calls == 0 {
                     v.push((
-                        "window_size".into(),
+                        key("window_size"),
                         "window_size, minimum_calls and half_open_calls must be ≥ 1".into(),
                     ));
                 }
@@ -298,7 +349,7 @@ impl BreakerConfig {
             } => {
                 if *failure_threshold == 0 || *half_open_max_requests == 0 {
                     v.push((
-                        "failure_threshold".into(),
+                        key("failure_threshold"),
                         "failure_threshold and half_open_max_requests must be ≥ 1".into(),
                     ));
                 }
@@ -444,134 +495,184 @@ impl Breaker {
 
     /// Records an admitted call that ended at `now` after `duration`.
     pub fn on_result(&mut self, now: Nanos, failed: bool, duration: Nanos, target: &str, out: &mut Vec<GatewayEvent>) {
-        let cfg = self.cfg.clone();
-        if let BreakerState::HalfOpen {
-            admitted,
-            ok,
-            failed: f,
-        } = self.state
-        {
-            let (ok, f) = if failed { (ok, f + 1) } else { (ok + 1, f) };
-            let slow_trial =
-                matches!(cfg, BreakerConfig::FailureRate { slow_call_duration, .. } if duration > slow_call_duration.0);
-            self.half_open_slow += u32::from(slow_trial);
-            self.state = BreakerState::HalfOpen {
-                admitted,
-                ok,
-                failed: f,
-            };
-            match cfg {
+        match (self.state, self.cfg.clone()) {
+            (
+                BreakerState::HalfOpen {
+                    admitted,
+                    ok,
+                    failed: f,
+                },
+                cfg,
+            ) => {
+                let (ok, f) = if failed { (ok, f + 1) } else { (ok + 1, f) };
+                self.on_trial_result(now, cfg, duration, (admitted, ok, f), target, out);
+            }
+            // a call admitted before the breaker opened: not recorded
+            (BreakerState::Open { .. }, _) => {}
+            (
+                BreakerState::Closed,
+                BreakerConfig::Consecutive {
+                    failures,
+                    base_ejection,
+                    max_ejection,
+                },
+            ) => self.on_consecutive_result(now, failed, (failures, base_ejection, max_ejection), target, out),
+            (
+                BreakerState::Closed,
                 BreakerConfig::Article {
+                    failure_threshold,
                     recovery_timeout,
-                    half_open_max_requests,
                     ..
-                } => {
-                    if f > 0 {
-                        self.open(now, recovery_timeout.0, target, out);
-                    } else if ok >= half_open_max_requests {
-                        self.state = BreakerState::Closed;
-                        out.push(Self::ev(now, target, EventKind::BreakerClosed));
-                    }
-                }
-                BreakerConfig::FailureRate {
-                    failure_rate_threshold,
-                    slow_call_rate_threshold,
-                    wait_open,
-                    half_open_calls,
-                    ..
-                } => {
-                    if ok + f >= half_open_calls {
-                        let n = f64::from(ok + f);
-                        if f64::from(f) / n >= failure_rate_threshold
-                            || f64::from(self.half_open_slow) / n >= slow_call_rate_threshold
-                        {
-                            self.open(now, wait_open.0, target, out);
-                        } else {
-                            self.state = BreakerState::Closed;
-                            self.window.clear();
-                            out.push(Self::ev(now, target, EventKind::BreakerClosed));
-                        }
-                    }
-                }
-                BreakerConfig::Consecutive { .. } => {}
-            }
-            return;
-        }
-        if let BreakerState::Open { .. } = self.state {
-            return; // a call admitted before the breaker opened: not recorded
-        }
-        match cfg {
-            BreakerConfig::Consecutive {
-                failures,
-                base_ejection,
-                max_ejection,
-            } => {
-                if self.ejections > 0 && now.saturating_sub(self.last_ejection) > max_ejection.0 {
-                    self.ejections = 0;
-                }
-                self.consecutive = if failed { self.consecutive + 1 } else { 0 };
-                if self.consecutive >= failures {
-                    self.ejections += 1;
-                    self.last_ejection = now;
-                    let wait = base_ejection
-                        .0
-                        .saturating_mul(u64::from(self.ejections))
-                        .min(max_ejection.0);
-                    self.open(now, wait, target, out);
-                }
-            }
-            BreakerConfig::Article {
-                failure_threshold,
-                recovery_timeout,
-                ..
-            } => {
+                },
+            ) => {
                 self.consecutive = if failed { self.consecutive + 1 } else { 0 };
                 if self.consecutive >= failure_threshold {
                     self.open(now, recovery_timeout.0, target, out);
                 }
             }
+            (BreakerState::Closed, cfg @ BreakerConfig::FailureRate { .. }) => {
+                self.on_failure_rate_result(now, failed, duration, &cfg, target, out)
+            }
+        }
+    }
+
+    /// A half-open breaker's trial call ended: `(admitted, ok, failed)` counts it already.
+    /// `article` opens again on any failure and closes after `half_open_max_requests`
+    /// successes; `failure_rate` decides on the rates once `half_open_calls` are in.
+    fn on_trial_result(
+        &mut self,
+        now: Nanos,
+        cfg: BreakerConfig,
+        duration: Nanos,
+        (admitted, ok, f): (u32, u32, u32),
+        target: &str,
+        out: &mut Vec<GatewayEvent>,
+    ) {
+        let slow_trial =
+            matches!(cfg, BreakerConfig::FailureRate { slow_call_duration, .. } if duration > slow_call_duration.0);
+        self.half_open_slow += u32::from(slow_trial);
+        self.state = BreakerState::HalfOpen {
+            admitted,
+            ok,
+            failed: f,
+        };
+        match cfg {
+            BreakerConfig::Article {
+                recovery_timeout,
+                half_open_max_requests,
+                ..
+            } => {
+                if f > 0 {
+                    self.open(now, recovery_timeout.0, target, out);
+                } else if ok >= half_open_max_requests {
+                    self.state = BreakerState::Closed;
+                    out.push(Self::ev(now, target, EventKind::BreakerClosed));
+                }
+            }
             BreakerConfig::FailureRate {
                 failure_rate_threshold,
                 slow_call_rate_threshold,
-                slow_call_duration,
-                window_size,
-                window,
-                minimum_calls,
                 wait_open,
+                half_open_calls,
                 ..
             } => {
-                self.window.push_back((now, failed, duration > slow_call_duration.0));
-                match window {
-                    Some(w) => {
-                        while self
-                            .window
-                            .front()
-                            .is_some_and(|&(t, _, _)| now.saturating_sub(t) > w.0)
-                        {
-                            self.window.pop_front();
-                        }
-                    }
-                    None => {
-                        while self.window.len() > window_size as usize {
-                            self.window.pop_front();
-                        }
-                    }
-                }
-                let n = self.window.len() as u32;
-                // resilience4j: with a count window, the minimum is at most the window size.
-                let minimum = if window.is_some() {
-                    minimum_calls
-                } else {
-                    minimum_calls.min(window_size)
-                };
-                if n >= minimum {
-                    let fails = self.window.iter().filter(|c| c.1).count() as f64;
-                    let slow = self.window.iter().filter(|c| c.2).count() as f64;
-                    if fails / f64::from(n) >= failure_rate_threshold || slow / f64::from(n) >= slow_call_rate_threshold
+                if ok + f >= half_open_calls {
+                    let n = f64::from(ok + f);
+                    if f64::from(f) / n >= failure_rate_threshold
+                        || f64::from(self.half_open_slow) / n >= slow_call_rate_threshold
                     {
                         self.open(now, wait_open.0, target, out);
+                    } else {
+                        self.state = BreakerState::Closed;
+                        self.window.clear();
+                        out.push(Self::ev(now, target, EventKind::BreakerClosed));
                     }
                 }
+            }
+            BreakerConfig::Consecutive { .. } => {}
+        }
+    }
+
+    /// A closed `consecutive` breaker's call ended: `failures` in a row eject the target
+    /// for `base_ejection` × the ejections so far, at most `max_ejection`; the count of
+    /// ejections starts over after `max_ejection` without one.
+    fn on_consecutive_result(
+        &mut self,
+        now: Nanos,
+        failed: bool,
+        (failures, base_ejection, max_ejection): (u32, Dur, Dur),
+        target: &str,
+        out: &mut Vec<GatewayEvent>,
+    ) {
+        if self.ejections > 0 && now.saturating_sub(self.last_ejection) > max_ejection.0 {
+            self.ejections = 0;
+        }
+        self.consecutive = if failed { self.consecutive + 1 } else { 0 };
+        if self.consecutive >= failures {
+            self.ejections += 1;
+            self.last_ejection = now;
+            let wait = base_ejection
+                .0
+                .saturating_mul(u64::from(self.ejections))
+                .min(max_ejection.0);
+            self.open(now, wait, target, out);
+        }
+    }
+
+    /// A closed `failure_rate` breaker's call ended: it joins the sliding window (by count
+    /// or by time), and once the window holds the minimum number of calls, a failure or
+    /// slow-call rate at or over its threshold opens the breaker.
+    fn on_failure_rate_result(
+        &mut self,
+        now: Nanos,
+        failed: bool,
+        duration: Nanos,
+        cfg: &BreakerConfig,
+        target: &str,
+        out: &mut Vec<GatewayEvent>,
+    ) {
+        let &BreakerConfig::FailureRate {
+            failure_rate_threshold,
+            slow_call_rate_threshold,
+            slow_call_duration,
+            window_size,
+            window,
+            minimum_calls,
+            wait_open,
+            ..
+        } = cfg
+        else {
+            return;
+        };
+        self.window.push_back((now, failed, duration > slow_call_duration.0));
+        match window {
+            Some(w) => {
+                while self
+                    .window
+                    .front()
+                    .is_some_and(|&(t, _, _)| now.saturating_sub(t) > w.0)
+                {
+                    self.window.pop_front();
+                }
+            }
+            None => {
+                while self.window.len() > window_size as usize {
+                    self.window.pop_front();
+                }
+            }
+        }
+        let n = self.window.len() as u32;
+        // resilience4j: with a count window, the minimum is at most the window size.
+        let minimum = if window.is_some() {
+            minimum_calls
+        } else {
+            minimum_calls.min(window_size)
+        };
+        if n >= minimum {
+            let fails = self.window.iter().filter(|c| c.1).count() as f64;
+            let slow = self.window.iter().filter(|c| c.2).count() as f64;
+            if fails / f64::from(n) >= failure_rate_threshold || slow / f64::from(n) >= slow_call_rate_threshold {
+                self.open(now, wait_open.0, target, out);
             }
         }
     }

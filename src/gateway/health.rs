@@ -188,7 +188,6 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// Problems, `(key, message)`.
     /// The shortest wait between two probes of one target that these settings allow
     /// (the fixed interval or any of the edge / unhealthy intervals), in ns.
     pub fn shortest_interval(&self) -> Nanos {
@@ -206,7 +205,34 @@ impl HealthConfig {
         .unwrap_or(self.interval.0)
     }
 
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// The probe periods, by key: `interval` and the optional edge and unhealthy ones.
+    pub(crate) fn periods(&self) -> [(&'static str, Option<Dur>); 5] {
+        [
+            ("interval", Some(self.interval)),
+            ("edge_interval", self.edge_interval),
+            ("unhealthy_edge_interval", self.unhealthy_edge_interval),
+            ("healthy_edge_interval", self.healthy_edge_interval),
+            ("unhealthy_interval", self.unhealthy_interval),
+        ]
+    }
+
+    /// Every duration it holds, by key (the periods, the probe timeout and the jitter).
+    pub(crate) fn durations(&self) -> [(&'static str, Option<Dur>); 7] {
+        let [interval, edge, unhealthy_edge, healthy_edge, unhealthy] = self.periods();
+        [
+            interval,
+            ("timeout", Some(self.timeout)),
+            ("jitter", Some(self.jitter)),
+            edge,
+            unhealthy_edge,
+            healthy_edge,
+            unhealthy,
+        ]
+    }
+
+    /// Problems, each at its key in `[health_check]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         let positive = [
             ("interval", Some(self.interval)),
@@ -218,14 +244,14 @@ impl HealthConfig {
         ];
         for (k, d) in positive {
             if d.is_some_and(|d| d.0 == 0) {
-                v.push((k.into(), "must be > 0".into()));
+                v.push((key(k), "must be > 0".into()));
             }
         }
         if self.unhealthy_threshold == 0 {
-            v.push(("unhealthy_threshold".into(), "must be ≥ 1".into()));
+            v.push((key("unhealthy_threshold"), "must be ≥ 1".into()));
         }
         if self.healthy_threshold == 0 {
-            v.push(("healthy_threshold".into(), "must be ≥ 1".into()));
+            v.push((key("healthy_threshold"), "must be ≥ 1".into()));
         }
         v
     }

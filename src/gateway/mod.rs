@@ -32,6 +32,7 @@ pub use health::{HealthChecker, HealthConfig, HealthRules, ProbeKind, ProbeOutco
 pub use retry::{RetryBudget, RetryConfig};
 pub use router::{AllDown, RouteTarget, Strategy};
 
+use crate::diag::{under, Path, Problem};
 use crate::provider::Api;
 use crate::rng::{stream, Stream};
 use crate::time::{Dur, Nanos};
@@ -200,39 +201,36 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key under `[gateway]`.
+    pub fn problems(&self) -> Vec<Problem> {
         let mut v = Vec::new();
         if self.targets.is_empty() {
-            v.push(("targets".into(), "at least one target is required".into()));
+            v.push((key("targets"), "at least one target is required".into()));
         }
         if self.targets.len() > attempt::MAX_TARGETS {
             v.push((
-                "targets".into(),
+                key("targets"),
                 format!("at most {} targets, got {}", attempt::MAX_TARGETS, self.targets.len()),
             ));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             if !names.insert(&t.name) {
-                v.push((
-                    format!("targets[{i}].name"),
-                    format!("duplicate target name {:?}", t.name),
-                ));
+                v.push((target(i, "name"), format!("duplicate target name {:?}", t.name)));
             }
         }
         for (i, t) in self.targets.iter().enumerate() {
             if !(t.weight.is_finite() && t.weight >= 0.0) {
-                v.push((format!("targets[{i}].weight"), format!("must be ≥ 0, got {}", t.weight)));
+                v.push((target(i, "weight"), format!("must be ≥ 0, got {}", t.weight)));
             }
             for (k, x) in [("cost_per_1k", t.cost_per_1k), ("max_cost_per_1k", t.max_cost_per_1k)] {
                 if x.is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
-                    v.push((format!("targets[{i}].{k}"), "must be a number ≥ 0".into()));
+                    v.push((target(i, k), "must be a number ≥ 0".into()));
                 }
             }
             if self.strategy == Strategy::Cost && t.cost_per_1k.is_none() {
                 v.push((
-                    format!("targets[{i}].cost_per_1k"),
+                    target(i, "cost_per_1k"),
                     "strategy \"cost\" needs a cost for every target (targets without one go last)".into(),
                 ));
             }
@@ -242,7 +240,7 @@ impl GatewayConfig {
             && self.targets.iter().all(|t| t.weight <= 0.0)
         {
             v.push((
-                "targets".into(),
+                key("targets"),
                 "strategy \"weighted\" needs a target with weight > 0".into(),
             ));
         }
@@ -252,167 +250,151 @@ impl GatewayConfig {
             ("stall_timeout", self.stall_timeout),
         ] {
             if d.is_some_and(|d| d.0 == 0) {
-                v.push((k.into(), "must be > 0".into()));
+                v.push((key(k), "must be > 0".into()));
             }
         }
-        v.extend(
-            self.retries
-                .problems()
-                .into_iter()
-                .map(|(k, m)| (format!("retries.{k}"), m)),
-        );
+        v.extend(under(&key("retries"), self.retries.problems()));
         if let Some(h) = &self.health_check {
-            v.extend(h.problems().into_iter().map(|(k, m)| (format!("health_check.{k}"), m)));
+            v.extend(under(&key("health_check"), h.problems()));
         }
         if let Some(b) = &self.breaker {
-            v.extend(b.problems().into_iter().map(|(k, m)| (format!("breaker.{k}"), m)));
+            v.extend(under(&key("breaker"), b.problems()));
         }
         v.extend(self.limit_problems());
         v
     }
 
     /// Every number under its sane maximum (see `diag::limits`), so no value can make the
-    /// policy allocate, loop or overflow in proportion to it.
-    fn limit_problems(&self) -> Vec<(String, String)> {
-        use crate::diag::limits::{count, dur_at_most, number, MAX_COUNT, MAX_DURATION, MAX_RATE, MAX_WEIGHT};
+    /// policy allocate, loop or overflow in proportion to it. In this order: probe periods
+    /// too short, durations, counts, retries, statuses and weights too large.
+    fn limit_problems(&self) -> Vec<Problem> {
+        let mut v = self.probe_period_problems();
+        v.extend(self.duration_limit_problems());
+        v.extend(self.count_limit_problems());
+        v.extend(self.retry_limit_problems());
+        v.extend(self.status_and_weight_limit_problems());
+        v
+    }
+
+    /// Health-check periods shorter than `MIN_PERIOD` (0 is the health config's own check).
+    fn probe_period_problems(&self) -> Vec<Problem> {
+        let min = crate::diag::limits::MIN_PERIOD;
         let mut v = Vec::new();
         if let Some(h) = &self.health_check {
-            for (k, d) in [
-                ("health_check.interval", Some(h.interval)),
-                ("health_check.edge_interval", h.edge_interval),
-                ("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval),
-                ("health_check.healthy_edge_interval", h.healthy_edge_interval),
-                ("health_check.unhealthy_interval", h.unhealthy_interval),
-            ] {
-                let min = crate::diag::limits::MIN_PERIOD;
+            for (k, d) in h.periods() {
                 if d.is_some_and(|d| d.0 > 0 && d.0 < min.0) {
-                    v.push((
-                        k.into(),
-                        format!("must be at least {min}, got {}", d.unwrap_or_default()),
-                    ));
+                    let got = d.unwrap_or_default();
+                    v.push((key2("health_check", k), format!("must be at least {min}, got {got}")));
                 }
             }
         }
-        let mut dur = |k: &str, d: Option<Dur>| {
-            if let Some(m) = d.and_then(|d| dur_at_most(d, MAX_DURATION)) {
-                v.push((k.to_string(), m));
-            }
-        };
-        dur("request_timeout", Some(self.request_timeout));
-        dur("ttft_timeout", self.ttft_timeout);
-        dur("stall_timeout", self.stall_timeout);
-        dur("retries.retry_after_cap", Some(self.retries.retry_after_cap));
+        v
+    }
+
+    /// Durations longer than `MAX_DURATION`.
+    fn duration_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{dur_at_most, MAX_DURATION};
+        let mut durations = vec![
+            (key("request_timeout"), Some(self.request_timeout)),
+            (key("ttft_timeout"), self.ttft_timeout),
+            (key("stall_timeout"), self.stall_timeout),
+            (key2("retries", "retry_after_cap"), Some(self.retries.retry_after_cap)),
+        ];
         if let Some(h) = &self.health_check {
-            dur("health_check.interval", Some(h.interval));
-            dur("health_check.timeout", Some(h.timeout));
-            dur("health_check.jitter", Some(h.jitter));
-            dur("health_check.edge_interval", h.edge_interval);
-            dur("health_check.unhealthy_edge_interval", h.unhealthy_edge_interval);
-            dur("health_check.healthy_edge_interval", h.healthy_edge_interval);
-            dur("health_check.unhealthy_interval", h.unhealthy_interval);
+            durations.extend(h.durations().into_iter().map(|(k, d)| (key2("health_check", k), d)));
         }
-        match &self.breaker {
-            Some(BreakerConfig::Consecutive {
-                base_ejection,
-                max_ejection,
-                ..
-            }) => {
-                dur("breaker.base_ejection", Some(*base_ejection));
-                dur("breaker.max_ejection", Some(*max_ejection));
-            }
-            Some(BreakerConfig::FailureRate {
-                slow_call_duration,
-                window,
-                wait_open,
-                ..
-            }) => {
-                dur("breaker.slow_call_duration", Some(*slow_call_duration));
-                dur("breaker.window", *window);
-                dur("breaker.wait_open", Some(*wait_open));
-            }
-            Some(BreakerConfig::Article { recovery_timeout, .. }) => {
-                dur("breaker.recovery_timeout", Some(*recovery_timeout));
-            }
-            None => {}
+        if let Some(b) = &self.breaker {
+            durations.extend(b.durations().into_iter().map(|(k, d)| (key2("breaker", k), d)));
         }
-        let mut counts: Vec<(&str, u32)> = Vec::new();
+        durations
+            .into_iter()
+            .filter_map(|(k, d)| Some((k, d.and_then(|d| dur_at_most(d, MAX_DURATION))?)))
+            .collect()
+    }
+
+    /// Thresholds and window sizes over `MAX_COUNT` (zero is each sub-config's own check).
+    fn count_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{count, MAX_COUNT};
+        let mut counts: Vec<(Path, u32)> = Vec::new();
         if let Some(h) = &self.health_check {
-            counts.push(("health_check.unhealthy_threshold", h.unhealthy_threshold));
-            counts.push(("health_check.healthy_threshold", h.healthy_threshold));
+            counts.push((key2("health_check", "unhealthy_threshold"), h.unhealthy_threshold));
+            counts.push((key2("health_check", "healthy_threshold"), h.healthy_threshold));
         }
-        match &self.breaker {
-            Some(BreakerConfig::Consecutive { failures, .. }) => counts.push(("breaker.failures", *failures)),
-            Some(BreakerConfig::FailureRate {
-                window_size,
-                minimum_calls,
-                half_open_calls,
-                ..
-            }) => {
-                counts.push(("breaker.window_size", *window_size));
-                counts.push(("breaker.minimum_calls", *minimum_calls));
-                counts.push(("breaker.half_open_calls", *half_open_calls));
-            }
-            Some(BreakerConfig::Article {
-                failure_threshold,
-                half_open_max_requests,
-                ..
-            }) => {
-                counts.push(("breaker.failure_threshold", *failure_threshold));
-                counts.push(("breaker.half_open_max_requests", *half_open_max_requests));
-            }
-            None => {}
+        if let Some(b) = &self.breaker {
+            counts.extend(b.counts().into_iter().map(|(k, n)| (key2("breaker", k), n)));
         }
-        for (k, n) in counts {
-            // zero is each sub-config's own check
-            if n > MAX_COUNT {
-                if let Some(m) = count(n.into(), MAX_COUNT.into()) {
-                    v.push((k.into(), m));
-                }
-            }
-        }
-        if self.retries.attempts > 100 {
+        counts
+            .into_iter()
+            .filter(|&(_, n)| n > MAX_COUNT)
+            .filter_map(|(k, n)| Some((k, count(n.into(), MAX_COUNT.into())?)))
+            .collect()
+    }
+
+    /// Retries over 100 attempts, budgets over their maximum (below 0 and non-finite are the
+    /// retry config's own check), retry statuses that are not HTTP statuses.
+    fn retry_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::{number, MAX_RATE};
+        let r = &self.retries;
+        let mut v = Vec::new();
+        if r.attempts > 100 {
             v.push((
-                "retries.attempts".into(),
-                format!("must be at most 100, got {}", self.retries.attempts),
+                key2("retries", "attempts"),
+                format!("must be at most 100, got {}", r.attempts),
             ));
         }
-        // below 0 and non-finite are the retry config's own check; here the maximum
         for (k, x, max) in [
-            ("retries.budget_ratio", self.retries.budget_ratio, 1_000.0),
-            ("retries.min_per_s", self.retries.min_per_s, MAX_RATE),
+            ("budget_ratio", r.budget_ratio, 1_000.0),
+            ("min_per_s", r.min_per_s, MAX_RATE),
         ] {
             if x.is_finite() && x > max {
                 if let Some(m) = number(x, true, max) {
-                    v.push((k.into(), m));
+                    v.push((key2("retries", k), m));
                 }
             }
         }
-        for (i, s) in self.retries.on_status.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                v.push((
-                    format!("retries.on_status[{i}]"),
-                    format!("must be an HTTP status (100–599), got {s}"),
-                ));
-            }
-        }
-        for (i, s) in self.failure.statuses.iter().enumerate() {
-            if !(100..=599).contains(s) {
-                v.push((
-                    format!("failure.statuses[{i}]"),
-                    format!("must be an HTTP status (100–599), got {s}"),
-                ));
-            }
-        }
+        v.extend(status_problems(&key2("retries", "on_status"), &r.on_status));
+        v
+    }
+
+    /// Failure statuses that are not HTTP statuses, target weights over `MAX_WEIGHT`.
+    fn status_and_weight_limit_problems(&self) -> Vec<Problem> {
+        use crate::diag::limits::MAX_WEIGHT;
+        let mut v = status_problems(&key2("failure", "statuses"), &self.failure.statuses);
         for (i, t) in self.targets.iter().enumerate() {
             if t.weight.is_finite() && t.weight > MAX_WEIGHT {
                 v.push((
-                    format!("targets[{i}].weight"),
+                    target(i, "weight"),
                     format!("must be at most {MAX_WEIGHT}, got {}", t.weight),
                 ));
             }
         }
         v
     }
+}
+
+/// Each entry of the list at `at` that is not an HTTP status (100–599).
+fn status_problems(at: &Path, statuses: &[u16]) -> Vec<Problem> {
+    statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !(100..=599).contains(*s))
+        .map(|(i, s)| (at.index(i), format!("must be an HTTP status (100–599), got {s}")))
+        .collect()
+}
+
+/// `k` in `[gateway]`.
+fn key(k: &str) -> Path {
+    Path::root().key(k)
+}
+
+/// `k` in `[gateway.table]`.
+fn key2(table: &str, k: &str) -> Path {
+    Path::root().key(table).key(k)
+}
+
+/// `k` of target `i`.
+fn target(i: usize, k: &str) -> Path {
+    Path::root().key("targets").index(i).key(k)
 }
 
 /// Healthy (or unchecked) and admitted by its breaker (or none) at `now`.
@@ -691,7 +673,7 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         let mut c = cfg();
         c.targets[1].name = "primary".into();
         let pr = c.problems();
-        assert!(pr.iter().any(|(k, _)| k == "targets[1].name"), "{pr:?}");
+        assert!(pr.iter().any(|(k, _)| k.to_string() == "targets[1].name"), "{pr:?}");
         let e = toml::from_str::<GatewayConfig>("targets = []\nbreaker = { kind = \"consecutive\", failurs = 3 }\n")
             .unwrap_err();
         assert!(e.to_string().contains("unknown field `failurs`"), "{e}");
@@ -770,7 +752,7 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         c.targets[0].weight = -1.0;
         c.targets[1].cost_per_1k = Some(1.0);
         c.retries.budget_ratio = f64::NAN;
-        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(
             keys,
             vec!["targets[0].weight", "targets[0].cost_per_1k", "retries.budget_ratio"],

@@ -58,12 +58,15 @@ fn d_true() -> bool {
 }
 
 impl RetryConfig {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in `[retries]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let mut v = Vec::new();
         for (k, x) in [("budget_ratio", self.budget_ratio), ("min_per_s", self.min_per_s)] {
             if !(x.is_finite() && x >= 0.0) {
-                v.push((k.into(), format!("must be a number ≥ 0, got {x}")));
+                v.push((
+                    crate::diag::Path::root().key(k),
+                    format!("must be a number ≥ 0, got {x}"),
+                ));
             }
         }
         v

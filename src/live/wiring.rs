@@ -39,12 +39,12 @@ impl ProxyConfig {
         }
     }
 
-    /// Problems, `(key, message)`: the policy's, then each upstream URL's.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in the `gateway.toml`: the policy's, then each upstream URL's.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let mut v = self.policy.problems();
         if self.upstreams.len() != self.policy.targets.len() {
             v.push((
-                "targets".into(),
+                Path::root().key("targets"),
                 format!(
                     "{} targets but {} upstream URLs",
                     self.policy.targets.len(),
@@ -54,7 +54,10 @@ impl ProxyConfig {
         }
         for (i, u) in self.upstreams.iter().enumerate() {
             if let Err(e) = crate::live::load::base_url(u) {
-                v.push((format!("targets[{i}].url"), e.replace("--target", "url")));
+                v.push((
+                    Path::root().key("targets").index(i).key("url"),
+                    e.replace("--target", "url"),
+                ));
             }
         }
         v
@@ -69,7 +72,7 @@ impl ProxyConfig {
     }
 
     /// Reads a `gateway.toml` document: every problem at once, each at its TOML path.
-    pub fn from_doc(doc: &toml_edit::DocumentMut) -> (Option<ProxyConfig>, Vec<(Path, String)>) {
+    pub fn from_doc(doc: &toml_edit::DocumentMut) -> (Option<ProxyConfig>, Vec<crate::diag::Problem>) {
         let mut doc = doc.clone();
         let mut problems = Vec::new();
         let listen = match doc.remove("listen") {
@@ -111,7 +114,7 @@ impl ProxyConfig {
             pass_chaosgate_headers: pass,
             policy,
         };
-        problems.extend(cfg.problems().into_iter().map(|(k, m)| (Path::root().join(&k), m)));
+        problems.extend(cfg.problems());
         (Some(cfg), problems)
     }
 
@@ -128,7 +131,7 @@ impl ProxyConfig {
 
 /// Takes `url` out of each target (inline tables or `[[targets]]`); a target without one
 /// is a problem at `targets[i].url`. `None` when a URL is missing or not a string.
-fn take_urls(doc: &mut toml_edit::DocumentMut, problems: &mut Vec<(Path, String)>) -> Option<Vec<String>> {
+fn take_urls(doc: &mut toml_edit::DocumentMut, problems: &mut Vec<crate::diag::Problem>) -> Option<Vec<String>> {
     let at = |i: usize| Path::root().key("targets").index(i).key("url");
     let mut urls = Vec::new();
     let mut ok = true;

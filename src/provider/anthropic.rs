@@ -131,6 +131,39 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
         Some(Value::String(_)) => return Err(bad("model", "model: String should have at least 1 character")),
         Some(_) => return Err(bad("model", "model: Input should be a valid string")),
     };
+    let max_tokens = parse_max_tokens(&m, need_max_tokens, &model)?;
+    let messages = match m.get("messages") {
+        None | Some(Value::Null) => return Err(required("messages")),
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(bad("messages", "messages: at least one message is required"))
+        }
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(bad("messages", "messages: Input should be a valid list")),
+    };
+    let mut total = 0usize;
+    let last = messages.len() - 1;
+    for (i, msg) in messages.iter().enumerate() {
+        total = total.saturating_add(message_chars(i, msg, i == last)?);
+    }
+    total = total.saturating_add(system_chars(&m)?);
+    let stream = match m.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("stream", "stream: Input should be a valid boolean")),
+    };
+    Ok(ChatRequest {
+        model,
+        stream,
+        include_usage: true,
+        max_tokens: Some(max_tokens as u32), // ≤ MAX_OUTPUT_TOKENS
+        input_tokens: estimate_tokens(total).max(1),
+        n: 1,
+    })
+}
+
+/// `max_tokens`: required by `/v1/messages` (`need`), an integer from 1 to the model's
+/// most output tokens; 1 when `count_tokens` leaves it out.
+fn parse_max_tokens(m: &serde_json::Map<String, Value>, need_max_tokens: bool, model: &str) -> Result<u64, Rejection> {
     let max_tokens = match m.get("max_tokens") {
         None | Some(Value::Null) if !need_max_tokens => 1,
         None | Some(Value::Null) => return Err(required("max_tokens")),
@@ -153,64 +186,60 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
             ),
         ));
     }
-    let messages = match m.get("messages") {
-        None | Some(Value::Null) => return Err(required("messages")),
-        Some(Value::Array(a)) if a.is_empty() => {
-            return Err(bad("messages", "messages: at least one message is required"))
-        }
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(bad("messages", "messages: Input should be a valid list")),
+    Ok(max_tokens)
+}
+
+/// Characters of message `i` (`last`: the final one, which may be an empty assistant
+/// turn), after checking its role and content.
+fn message_chars(i: usize, msg: &Value, last: bool) -> Result<usize, Rejection> {
+    let p = format!("messages.{i}");
+    let Value::Object(o) = msg else {
+        return Err(bad(
+            &p,
+            format!("{p}: Input should be a valid dictionary or object to extract fields from"),
+        ));
     };
-    let mut total = 0usize;
-    let last = messages.len() - 1;
-    for (i, msg) in messages.iter().enumerate() {
-        let p = format!("messages.{i}");
-        let Value::Object(o) = msg else {
+    let role = match o.get("role") {
+        None => return Err(required(&format!("{p}.role"))),
+        Some(Value::String(r)) if r == "user" || r == "assistant" => r.as_str(),
+        Some(Value::String(r)) if r == "system" => {
             return Err(bad(
-                &p,
-                format!("{p}: Input should be a valid dictionary or object to extract fields from"),
-            ));
-        };
-        let role = match o.get("role") {
-            None => return Err(required(&format!("{p}.role"))),
-            Some(Value::String(r)) if r == "user" || r == "assistant" => r.as_str(),
-            Some(Value::String(r)) if r == "system" => {
-                return Err(bad(
-                    &format!("{p}.role"),
-                    "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.",
-                ))
-            }
-            Some(Value::String(r)) => {
-                return Err(bad(
-                    &format!("{p}.role"),
-                    format!("messages: Unexpected role {r:?}. Allowed roles are \"user\" or \"assistant\"."),
-                ))
-            }
-            Some(_) => {
-                let rp = format!("{p}.role");
-                return Err(bad(&rp, format!("{rp}: Input should be 'user' or 'assistant'")));
-            }
-        };
-        let cp = format!("{p}.content");
-        let (n, empty) = match o.get("content") {
-            None => return Err(required(&cp)),
-            Some(Value::String(s)) => (chars(s), s.is_empty()),
-            Some(Value::Array(a)) => (blocks_chars(&cp, a)?, a.is_empty()),
-            Some(_) => return Err(bad(&cp, format!("{cp}: Input should be a valid list"))),
-        };
-        if empty && !(i == last && role == "assistant") {
-            return Err(bad(
-                &cp,
-                format!(
-                    "{p}: all messages must have non-empty content except for the optional final assistant message"
-                ),
-            ));
+                &format!("{p}.role"),
+                "messages: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role.",
+            ))
         }
-        total = total.saturating_add(n);
+        Some(Value::String(r)) => {
+            return Err(bad(
+                &format!("{p}.role"),
+                format!("messages: Unexpected role {r:?}. Allowed roles are \"user\" or \"assistant\"."),
+            ))
+        }
+        Some(_) => {
+            let rp = format!("{p}.role");
+            return Err(bad(&rp, format!("{rp}: Input should be 'user' or 'assistant'")));
+        }
+    };
+    let cp = format!("{p}.content");
+    let (n, empty) = match o.get("content") {
+        None => return Err(required(&cp)),
+        Some(Value::String(s)) => (chars(s), s.is_empty()),
+        Some(Value::Array(a)) => (blocks_chars(&cp, a)?, a.is_empty()),
+        Some(_) => return Err(bad(&cp, format!("{cp}: Input should be a valid list"))),
+    };
+    if empty && !(last && role == "assistant") {
+        return Err(bad(
+            &cp,
+            format!("{p}: all messages must have non-empty content except for the optional final assistant message"),
+        ));
     }
+    Ok(n)
+}
+
+/// Characters of the top-level `system` prompt (a string or a list of text blocks).
+fn system_chars(m: &serde_json::Map<String, Value>) -> Result<usize, Rejection> {
     match m.get("system") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => total = total.saturating_add(chars(s)),
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::String(s)) => Ok(chars(s)),
         Some(Value::Array(a)) => {
             for (j, b) in a.iter().enumerate() {
                 let bp = format!("system.{j}");
@@ -218,23 +247,10 @@ fn parse(body: &[u8], need_max_tokens: bool) -> Result<ChatRequest, Rejection> {
                     return Err(bad(&bp, format!("{bp}.type: Input should be 'text'")));
                 }
             }
-            total = total.saturating_add(blocks_chars("system", a)?);
+            blocks_chars("system", a)
         }
-        Some(_) => return Err(bad("system", "system: Input should be a valid list")),
+        Some(_) => Err(bad("system", "system: Input should be a valid list")),
     }
-    let stream = match m.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(bad("stream", "stream: Input should be a valid boolean")),
-    };
-    Ok(ChatRequest {
-        model,
-        stream,
-        include_usage: true,
-        max_tokens: Some(max_tokens as u32), // ≤ MAX_OUTPUT_TOKENS
-        input_tokens: estimate_tokens(total).max(1),
-        n: 1,
-    })
 }
 
 /// The error `type` for a kind (`docs/semantics.md` §5).

@@ -108,8 +108,9 @@ pub struct RunningSpec {
 }
 
 impl RunningSpec {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, at their keys in the `[gateway]` table.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         for (k, u) in [
             ("base_url", Some(&self.base_url)),
@@ -119,13 +120,13 @@ impl RunningSpec {
             match u.parse::<hyper::Uri>() {
                 Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
                 _ => v.push((
-                    k.into(),
+                    key(k),
                     format!("expected an http:// URL with a host, like \"http://127.0.0.1:4000\", got {u:?}"),
                 )),
             }
         }
         if self.ready_timeout.0 == 0 {
-            v.push(("ready_timeout".into(), "must be longer than 0s".into()));
+            v.push((key("ready_timeout"), "must be longer than 0s".into()));
         }
         v
     }
@@ -151,15 +152,16 @@ pub fn signal_number(name: &str) -> Option<i32> {
 }
 
 impl ExternalSpec {
-    /// Problems, `(key, message)`.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in `[gateway]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         if self.command.trim().is_empty() {
-            v.push(("command".into(), "must name a program".into()));
+            v.push((key("command"), "must name a program".into()));
         }
         if signal_number(&self.stop_signal).is_none() {
             v.push((
-                "stop_signal".into(),
+                key("stop_signal"),
                 format!(
                     "unknown signal {:?} (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL)",
                     self.stop_signal
@@ -167,26 +169,26 @@ impl ExternalSpec {
             ));
         }
         if self.ready_timeout.0 == 0 {
-            v.push(("ready_timeout".into(), "must be longer than 0s".into()));
+            v.push((key("ready_timeout"), "must be longer than 0s".into()));
         }
         let env = template_env(Arc::default());
-        let mut check = |key: String, t: &str| {
+        let mut check = |at: crate::diag::Path, t: &str| {
             if let Err(e) = env.template_from_str(t) {
-                v.push((key, format!("template error: {}", e.detail().unwrap_or("syntax error"))));
+                v.push((at, format!("template error: {}", e.detail().unwrap_or("syntax error"))));
             }
         };
-        check("ready_url".into(), &self.ready_url);
+        check(key("ready_url"), &self.ready_url);
         if let Some(b) = &self.base_url {
-            check("base_url".into(), b);
+            check(key("base_url"), b);
         }
         for (i, a) in self.args.iter().enumerate() {
-            check(format!("args[{i}]"), a);
+            check(key("args").index(i), a);
         }
         for (k, x) in &self.env {
-            check(format!("env.{k}"), x);
+            check(key("env").key(k), x);
         }
         for (k, x) in &self.request_headers {
-            check(format!("request_headers.{k}"), x);
+            check(key("request_headers").key(k), x);
         }
         v
     }
@@ -302,9 +304,10 @@ mod tests {
             toml::from_str("command = \"x\"\nready_url = \"http://{{ gateway.port \"\nstop_signal = \"SIGFOO\"\n")
                 .unwrap();
         let p = s.problems();
-        assert!(p.iter().any(|(k, _)| k == "stop_signal"), "{p:?}");
+        assert!(p.iter().any(|(k, _)| k.to_string() == "stop_signal"), "{p:?}");
         assert!(
-            p.iter().any(|(k, m)| k == "ready_url" && m.contains("template")),
+            p.iter()
+                .any(|(k, m)| k.to_string() == "ready_url" && m.contains("template")),
             "{p:?}"
         );
         assert!(toml::from_str::<ExternalSpec>("command = \"x\"\nready_url = \"u\"\nreadyurl = 1\n").is_err());

@@ -325,98 +325,10 @@ fn fault_body(r: &mut Stream, sh: &Shape, o: &mut Out) -> String {
             let rules: Vec<String> = (0..n).map(|_| error_rule(r, sh, o)).collect();
             format!("errors = [{}]\n", rules.join(", "))
         }
-        1 => {
-            let kind = pick(r, &["reset", "hang", "headers_then_silence", "slow_body"]);
-            let extra = match kind {
-                "reset" => {
-                    o.f("conn/reset");
-                    if r.random_bool(0.5) {
-                        format!(", after = {}", ms(r.random_range(10..=300)))
-                    } else {
-                        String::new()
-                    }
-                }
-                "hang" => {
-                    o.f("conn/hang");
-                    String::new()
-                }
-                "headers_then_silence" => {
-                    o.f("conn/headers_then_silence");
-                    if r.random_bool(0.5) {
-                        format!(", after = {}", ms(r.random_range(10..=200)))
-                    } else {
-                        String::new()
-                    }
-                }
-                _ => {
-                    o.f("conn/slow_body");
-                    format!(", bytes_per_s = {}", pick(r, &[200, 1_000, 5_000, 50_000]))
-                }
-            };
-            let p = probability(r, o, "error/partial");
-            format!("connection = [{{ kind = \"{kind}\"{extra}{p} }}]\n")
-        }
-        2 => {
-            let kind = pick(
-                r,
-                &["cut", "error", "malformed", "no_terminal", "ping_stall", "silent_stall"],
-            );
-            o.f(match kind {
-                "cut" => "stream/cut",
-                "error" => "stream/error",
-                "malformed" => "stream/malformed",
-                "no_terminal" => "stream/no_terminal",
-                "ping_stall" => "stream/ping_stall",
-                _ => "stream/silent_stall",
-            });
-            let mut extra = String::new();
-            if kind != "no_terminal" {
-                let _ = write!(extra, ", after_tokens = {}", r.random_range(0..=6));
-            }
-            if kind == "error" && r.random_bool(0.5) {
-                let _ = write!(
-                    extra,
-                    ", error = \"{}\"",
-                    pick(r, &["server", "overloaded", "rate_limit"])
-                );
-            }
-            if kind == "ping_stall" {
-                let _ = write!(extra, ", ping_every = {}", ms(r.random_range(50..=500)));
-            }
-            let p = probability(r, o, "error/partial");
-            format!("stream = [{{ kind = \"{kind}\"{extra}{p} }}]\n")
-        }
-        3 => {
-            // buckets well below the offered load
-            let per_min = (sh.rate * 60.0 * pick(r, &[0.2, 0.4, 0.6])).round().max(1.0) as u64;
-            if r.random_bool(0.6) {
-                o.f("rate_limit/requests");
-                format!("rate_limit = {{ requests_per_min = {per_min} }}\n")
-            } else {
-                o.f("rate_limit/tokens");
-                // a request takes about 50 prompt + max_tokens of the bucket
-                let tokens = per_min * 80;
-                format!("rate_limit = {{ tokens_per_min = {tokens} }}\n")
-            }
-        }
-        4 => {
-            o.f("scope/health");
-            let h = match r.random_range(0..3) {
-                0 => {
-                    o.f("health/status");
-                    format!("{{ status = {} }}", pick(r, &[500, 503]))
-                }
-                1 => {
-                    o.f("health/hang");
-                    "{ hang = true }".to_string()
-                }
-                _ => {
-                    o.f("health/slow");
-                    format!("{{ latency = {} }}", latency(r, 100, 1_500))
-                }
-            };
-            format!("applies_to = \"health\"\nhealth = {h}\n")
-        }
+        1 => connection_fault(r, o),
+        2 => stream_fault(r, o),
+        3 => rate_limit_fault(r, sh, o),
+        4 => health_fault(r, o),
         5 => {
             o.f("scope/completions");
             format!("applies_to = \"completions\"\nerrors = [{}]\n", error_rule(r, sh, o))
@@ -428,6 +340,106 @@ fn fault_body(r: &mut Stream, sh: &Shape, o: &mut Out) -> String {
             format!("latency_multiplier = {m}\n")
         }
     }
+}
+
+/// A connection fault: reset, hang, headers then silence, or a slow body.
+fn connection_fault(r: &mut Stream, o: &mut Out) -> String {
+    let kind = pick(r, &["reset", "hang", "headers_then_silence", "slow_body"]);
+    let extra = match kind {
+        "reset" => {
+            o.f("conn/reset");
+            if r.random_bool(0.5) {
+                format!(", after = {}", ms(r.random_range(10..=300)))
+            } else {
+                String::new()
+            }
+        }
+        "hang" => {
+            o.f("conn/hang");
+            String::new()
+        }
+        "headers_then_silence" => {
+            o.f("conn/headers_then_silence");
+            if r.random_bool(0.5) {
+                format!(", after = {}", ms(r.random_range(10..=200)))
+            } else {
+                String::new()
+            }
+        }
+        _ => {
+            o.f("conn/slow_body");
+            format!(", bytes_per_s = {}", pick(r, &[200, 1_000, 5_000, 50_000]))
+        }
+    };
+    let p = probability(r, o, "error/partial");
+    format!("connection = [{{ kind = \"{kind}\"{extra}{p} }}]\n")
+}
+
+/// A stream fault: cut, in-band error, malformed, no terminal event, or a stall.
+fn stream_fault(r: &mut Stream, o: &mut Out) -> String {
+    let kind = pick(
+        r,
+        &["cut", "error", "malformed", "no_terminal", "ping_stall", "silent_stall"],
+    );
+    o.f(match kind {
+        "cut" => "stream/cut",
+        "error" => "stream/error",
+        "malformed" => "stream/malformed",
+        "no_terminal" => "stream/no_terminal",
+        "ping_stall" => "stream/ping_stall",
+        _ => "stream/silent_stall",
+    });
+    let mut extra = String::new();
+    if kind != "no_terminal" {
+        let _ = write!(extra, ", after_tokens = {}", r.random_range(0..=6));
+    }
+    if kind == "error" && r.random_bool(0.5) {
+        let _ = write!(
+            extra,
+            ", error = \"{}\"",
+            pick(r, &["server", "overloaded", "rate_limit"])
+        );
+    }
+    if kind == "ping_stall" {
+        let _ = write!(extra, ", ping_every = {}", ms(r.random_range(50..=500)));
+    }
+    let p = probability(r, o, "error/partial");
+    format!("stream = [{{ kind = \"{kind}\"{extra}{p} }}]\n")
+}
+
+/// A rate limit (requests or tokens per minute) well below the offered load.
+fn rate_limit_fault(r: &mut Stream, sh: &Shape, o: &mut Out) -> String {
+    // buckets well below the offered load
+    let per_min = (sh.rate * 60.0 * pick(r, &[0.2, 0.4, 0.6])).round().max(1.0) as u64;
+    if r.random_bool(0.6) {
+        o.f("rate_limit/requests");
+        format!("rate_limit = {{ requests_per_min = {per_min} }}\n")
+    } else {
+        o.f("rate_limit/tokens");
+        // a request takes about 50 prompt + max_tokens of the bucket
+        let tokens = per_min * 80;
+        format!("rate_limit = {{ tokens_per_min = {tokens} }}\n")
+    }
+}
+
+/// A grey failure of the health endpoint only: a status, a hang or a slow answer.
+fn health_fault(r: &mut Stream, o: &mut Out) -> String {
+    o.f("scope/health");
+    let h = match r.random_range(0..3) {
+        0 => {
+            o.f("health/status");
+            format!("{{ status = {} }}", pick(r, &[500, 503]))
+        }
+        1 => {
+            o.f("health/hang");
+            "{ hang = true }".to_string()
+        }
+        _ => {
+            o.f("health/slow");
+            format!("{{ latency = {} }}", latency(r, 100, 1_500))
+        }
+    };
+    format!("applies_to = \"health\"\nhealth = {h}\n")
 }
 
 /// Generates the scenario of `seed`.
@@ -447,7 +459,6 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
     let duration_ms = r.random_range((max_ms / 2).max(1_000)..=max_ms);
     let anthropic = r.random_bool(0.4);
     o.f(if anthropic { "api/anthropic" } else { "api/openai" });
-    let api = if anthropic { "anthropic" } else { "openai" };
     let n_providers = if r.random_bool(0.35) { 3 } else { 2 };
     o.f(if n_providers == 3 { "providers/3" } else { "providers/2" });
     let mix = r.random_range(0..3); // 0 plain, 1 streams, 2 both
@@ -463,12 +474,7 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
 
     // gateway shape first: the timeouts bound the latencies drawn below
     let mut g = stream(seed, "generate/gateway");
-    let strategy = pick(&mut g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
-    let attempts: u32 = if g.random_bool(0.5) { g.random_range(1..=2) } else { 0 };
-    let cap_ms: u64 = g.random_range(100..=1_000);
-    let per_request_attempts = n_providers as u64 * u64::from(attempts + 1);
-    let waits = n_providers as u64 * u64::from(attempts) * cap_ms;
-    let request_timeout_ms = ((WORST_REQUEST_MS.saturating_sub(waits)) / per_request_attempts).clamp(150, 2_000);
+    let gw = GatewayShape::draw(&mut g, n_providers);
     let sh = Shape {
         duration_ms,
         rate,
@@ -480,60 +486,103 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
     o.line(&format!("name = \"gen-{seed}\""));
     o.line(&format!("seed = {seed}"));
     o.line("");
-
-    // providers
     let names: Vec<String> = (0..n_providers).map(|i| format!("p{i}")).collect();
     for (i, name) in names.iter().enumerate() {
-        let mut p = stream(seed, &format!("generate/provider/{i}"));
-        o.line(&format!("[providers.{name}]"));
-        o.line(&format!("api = \"{api}\""));
-        o.line(&format!("[providers.{name}.baseline]"));
-        // latencies mostly well inside the request timeout
-        let hi = (request_timeout_ms * 2 / 3).clamp(20, 1_000);
-        let lo = 10.min(hi);
-        if strategy == "least_latency" {
-            // latencies 3× apart from one provider to the next: which one is fastest must
-            // not hang on a few milliseconds of live noise
-            let k = 3u64.pow(i as u32);
-            let top = 3u64.pow(n_providers as u32 - 1);
-            let bl = (hi / 2 / top).max(4);
-            let bt = (hi / 3 / top).max(4);
-            o.line(&format!("latency = {}", latency(&mut p, bl * k, bl * k * 6 / 5)));
-            o.line(&format!("ttft = {}", latency(&mut p, bt * k, bt * k * 6 / 5)));
-            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(300u32..=500)));
-        } else {
-            o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
-            o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
-            o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
-        }
-        let min_tok = p.random_range(3u32..=10);
-        o.line(&format!(
-            "output_tokens = {{ min = {min_tok}, max = {} }}",
-            min_tok + p.random_range(0u32..=20)
-        ));
-        if p.random_bool(0.15) {
-            o.f("baseline/errors");
-            o.line(&format!(
-                "errors = [{{ status = 500, probability = {} }}]",
-                pick(&mut p, &[0.02, 0.05])
-            ));
-        }
-        // the first provider always has a fault; the others sometimes
-        let phases = match i {
-            0 => p.random_range(1..=2),
-            _ => usize::from(p.random_bool(0.35)),
-        };
-        for k in 0..phases {
-            o.line(&format!("[[providers.{name}.phase]]"));
-            let w = window(&mut p, &sh, &mut o, &format!("fault{k}"));
-            o.toml.push_str(&w);
-            let b = fault_body(&mut p, &sh, &mut o);
-            o.toml.push_str(&b);
-        }
+        provider(seed, i, name, n_providers, &gw, &sh, &mut o);
         o.line("");
     }
+    gateway(&mut g, &gw, &names, streams, &mut o);
+    o.line("");
+    traffic(seed, opts, &sh, plain, &mut o);
 
-    // gateway
+    let mut features = o.features;
+    features.sort_unstable();
+    features.dedup();
+    Generated { toml: o.toml, features }
+}
+
+/// The gateway's shape, drawn before anything else: its timeouts bound the latencies.
+struct GatewayShape {
+    strategy: &'static str,
+    attempts: u32,
+    cap_ms: u64,
+    request_timeout_ms: u64,
+}
+
+impl GatewayShape {
+    fn draw(g: &mut Stream, n_providers: usize) -> GatewayShape {
+        let strategy = pick(g, &["fallback", "fallback", "weighted", "least_latency", "cost"]);
+        let attempts: u32 = if g.random_bool(0.5) { g.random_range(1..=2) } else { 0 };
+        let cap_ms: u64 = g.random_range(100..=1_000);
+        let per_request_attempts = n_providers as u64 * u64::from(attempts + 1);
+        let waits = n_providers as u64 * u64::from(attempts) * cap_ms;
+        let request_timeout_ms = ((WORST_REQUEST_MS.saturating_sub(waits)) / per_request_attempts).clamp(150, 2_000);
+        GatewayShape {
+            strategy,
+            attempts,
+            cap_ms,
+            request_timeout_ms,
+        }
+    }
+}
+
+/// `[providers.NAME]` (provider `i` of `n_providers`): its baseline and fault phases,
+/// from its own stream.
+fn provider(seed: u64, i: usize, name: &str, n_providers: usize, gw: &GatewayShape, sh: &Shape, o: &mut Out) {
+    let api = if sh.anthropic { "anthropic" } else { "openai" };
+    let strategy = gw.strategy;
+    let request_timeout_ms = gw.request_timeout_ms;
+    let mut p = stream(seed, &format!("generate/provider/{i}"));
+    o.line(&format!("[providers.{name}]"));
+    o.line(&format!("api = \"{api}\""));
+    o.line(&format!("[providers.{name}.baseline]"));
+    // latencies mostly well inside the request timeout
+    let hi = (request_timeout_ms * 2 / 3).clamp(20, 1_000);
+    let lo = 10.min(hi);
+    if strategy == "least_latency" {
+        // latencies 3× apart from one provider to the next: which one is fastest must
+        // not hang on a few milliseconds of live noise
+        let k = 3u64.pow(i as u32);
+        let top = 3u64.pow(n_providers as u32 - 1);
+        let bl = (hi / 2 / top).max(4);
+        let bt = (hi / 3 / top).max(4);
+        o.line(&format!("latency = {}", latency(&mut p, bl * k, bl * k * 6 / 5)));
+        o.line(&format!("ttft = {}", latency(&mut p, bt * k, bt * k * 6 / 5)));
+        o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(300u32..=500)));
+    } else {
+        o.line(&format!("latency = {}", latency(&mut p, lo, hi / 2)));
+        o.line(&format!("ttft = {}", latency(&mut p, lo, hi / 3)));
+        o.line(&format!("tokens_per_s = {{ mean = {} }}", p.random_range(100u32..=500)));
+    }
+    let min_tok = p.random_range(3u32..=10);
+    o.line(&format!(
+        "output_tokens = {{ min = {min_tok}, max = {} }}",
+        min_tok + p.random_range(0u32..=20)
+    ));
+    if p.random_bool(0.15) {
+        o.f("baseline/errors");
+        o.line(&format!(
+            "errors = [{{ status = 500, probability = {} }}]",
+            pick(&mut p, &[0.02, 0.05])
+        ));
+    }
+    // the first provider always has a fault; the others sometimes
+    let phases = match i {
+        0 => p.random_range(1..=2),
+        _ => usize::from(p.random_bool(0.35)),
+    };
+    for k in 0..phases {
+        o.line(&format!("[[providers.{name}.phase]]"));
+        let w = window(&mut p, sh, o, &format!("fault{k}"));
+        o.toml.push_str(&w);
+        let b = fault_body(&mut p, sh, o);
+        o.toml.push_str(&b);
+    }
+}
+
+/// `[gateway]`: strategy and targets, health check, breaker, retries, fallback and timeouts.
+fn gateway(g: &mut Stream, gw: &GatewayShape, names: &[String], streams: bool, o: &mut Out) {
+    let strategy = gw.strategy;
     o.line("[gateway]");
     o.line("kind = \"builtin\"");
     o.f(match strategy {
@@ -550,100 +599,16 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
             "weighted" => format!("{{ name = \"{n}\", weight = {} }}", g.random_range(1u32..=5)),
             "cost" => format!(
                 "{{ name = \"{n}\", cost_per_1k = {} }}",
-                pick(&mut g, &[0.001, 0.004, 0.015]) + i as f64 * 0.0001
+                pick(g, &[0.001, 0.004, 0.015]) + i as f64 * 0.0001
             ),
             _ => format!("\"{n}\""),
         })
         .collect();
     o.line(&format!("targets = [{}]", targets.join(", ")));
-    if g.random_bool(0.5) {
-        o.f("gateway/health_check");
-        let interval = g.random_range(200..=1_500);
-        let timeout = g.random_range(50..=interval.min(800));
-        let rules = pick(&mut g, &["consecutive", "envoy", "haproxy"]);
-        o.f(match rules {
-            "consecutive" => "health_rules/consecutive",
-            "envoy" => "health_rules/envoy",
-            _ => "health_rules/haproxy",
-        });
-        let probe = if g.random_bool(0.2) {
-            o.f("health_probe/completion");
-            ", probe = \"completion\""
-        } else {
-            ""
-        };
-        o.line(&format!(
-            "health_check = {{ interval = {}, timeout = {}, unhealthy_threshold = {}, healthy_threshold = {}, rules = \"{rules}\"{probe} }}",
-            ms(interval),
-            ms(timeout),
-            g.random_range(1..=3),
-            g.random_range(1..=2),
-        ));
-    }
-    match g.random_range(0..4) {
-        0 => o.f("breaker/none"),
-        1 => {
-            o.f("breaker/consecutive");
-            let base = g.random_range(300..=2_000);
-            o.line(&format!(
-                "breaker = {{ kind = \"consecutive\", failures = {}, base_ejection = {}, max_ejection = {} }}",
-                g.random_range(1..=5),
-                ms(base),
-                ms(base * 4)
-            ));
-        }
-        2 => {
-            o.f("breaker/failure_rate");
-            let window = g.random_range(5..=20);
-            o.line(&format!(
-                "breaker = {{ kind = \"failure_rate\", failure_rate_threshold = {}, window_size = {window}, minimum_calls = {}, wait_open = {}, half_open_calls = {} }}",
-                pick(&mut g, &[0.3, 0.5, 0.7]),
-                g.random_range(3..=window),
-                ms(g.random_range(300..=2_000)),
-                g.random_range(1..=5)
-            ));
-        }
-        _ => {
-            o.f("breaker/article");
-            o.line(&format!(
-                "breaker = {{ kind = \"article\", failure_threshold = {}, recovery_timeout = {}, half_open_max_requests = {} }}",
-                g.random_range(1..=5),
-                ms(g.random_range(300..=2_000)),
-                g.random_range(1..=5)
-            ));
-        }
-    }
-    if attempts == 0 {
-        o.f("retries/none");
-        o.line("retries = { attempts = 0 }");
-    } else {
-        o.f("retries/on");
-        let tight = g.random_bool(0.3);
-        let (ratio, min_per_s) = if tight {
-            o.f("retries/tight_budget");
-            (0.05, 0.5)
-        } else {
-            (0.2, 10.0)
-        };
-        let on_status = pick(
-            &mut g,
-            &[
-                "[429, 500, 502, 503, 504, 529]",
-                "[429]",
-                "[500, 502, 503]",
-                "[429, 503, 529]",
-            ],
-        );
-        if on_status.contains("429") && cap_ms < o.max_retry_after_ms {
-            // a 429 asks for a longer wait than the gateway honours
-            o.f("retries/retry_after_over_cap");
-        }
-        o.line(&format!(
-            "retries = {{ attempts = {attempts}, on_status = {on_status}, on_connect_error = {}, budget_ratio = {ratio}, min_per_s = {min_per_s}, retry_after_cap = {} }}",
-            g.random_bool(0.7),
-            ms(cap_ms)
-        ));
-    }
+    health_check(g, o);
+    breaker(g, o);
+    retries(g, gw, o);
+    let request_timeout_ms = gw.request_timeout_ms;
     let fallback = g.random_bool(0.5);
     o.f(if fallback {
         "fallback_on_failure/true"
@@ -671,9 +636,113 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
             ms(g.random_range(50..=request_timeout_ms.clamp(60, 600)))
         ));
     }
-    o.line("");
+}
 
-    // traffic
+/// `health_check = { … }`, half the time.
+fn health_check(g: &mut Stream, o: &mut Out) {
+    if g.random_bool(0.5) {
+        o.f("gateway/health_check");
+        let interval = g.random_range(200..=1_500);
+        let timeout = g.random_range(50..=interval.min(800));
+        let rules = pick(g, &["consecutive", "envoy", "haproxy"]);
+        o.f(match rules {
+            "consecutive" => "health_rules/consecutive",
+            "envoy" => "health_rules/envoy",
+            _ => "health_rules/haproxy",
+        });
+        let probe = if g.random_bool(0.2) {
+            o.f("health_probe/completion");
+            ", probe = \"completion\""
+        } else {
+            ""
+        };
+        o.line(&format!(
+            "health_check = {{ interval = {}, timeout = {}, unhealthy_threshold = {}, healthy_threshold = {}, rules = \"{rules}\"{probe} }}",
+            ms(interval),
+            ms(timeout),
+            g.random_range(1..=3),
+            g.random_range(1..=2),
+        ));
+    }
+}
+
+/// `breaker = { … }` of one of the three kinds, or none.
+fn breaker(g: &mut Stream, o: &mut Out) {
+    match g.random_range(0..4) {
+        0 => o.f("breaker/none"),
+        1 => {
+            o.f("breaker/consecutive");
+            let base = g.random_range(300..=2_000);
+            o.line(&format!(
+                "breaker = {{ kind = \"consecutive\", failures = {}, base_ejection = {}, max_ejection = {} }}",
+                g.random_range(1..=5),
+                ms(base),
+                ms(base * 4)
+            ));
+        }
+        2 => {
+            o.f("breaker/failure_rate");
+            let window = g.random_range(5..=20);
+            o.line(&format!(
+                "breaker = {{ kind = \"failure_rate\", failure_rate_threshold = {}, window_size = {window}, minimum_calls = {}, wait_open = {}, half_open_calls = {} }}",
+                pick(g, &[0.3, 0.5, 0.7]),
+                g.random_range(3..=window),
+                ms(g.random_range(300..=2_000)),
+                g.random_range(1..=5)
+            ));
+        }
+        _ => {
+            o.f("breaker/article");
+            o.line(&format!(
+                "breaker = {{ kind = \"article\", failure_threshold = {}, recovery_timeout = {}, half_open_max_requests = {} }}",
+                g.random_range(1..=5),
+                ms(g.random_range(300..=2_000)),
+                g.random_range(1..=5)
+            ));
+        }
+    }
+}
+
+/// `retries = { … }`: none, or up to two with a budget and a Retry-After cap.
+fn retries(g: &mut Stream, gw: &GatewayShape, o: &mut Out) {
+    let (attempts, cap_ms) = (gw.attempts, gw.cap_ms);
+    if attempts == 0 {
+        o.f("retries/none");
+        o.line("retries = { attempts = 0 }");
+    } else {
+        o.f("retries/on");
+        let tight = g.random_bool(0.3);
+        let (ratio, min_per_s) = if tight {
+            o.f("retries/tight_budget");
+            (0.05, 0.5)
+        } else {
+            (0.2, 10.0)
+        };
+        let on_status = pick(
+            g,
+            &[
+                "[429, 500, 502, 503, 504, 529]",
+                "[429]",
+                "[500, 502, 503]",
+                "[429, 503, 529]",
+            ],
+        );
+        if on_status.contains("429") && cap_ms < o.max_retry_after_ms {
+            // a 429 asks for a longer wait than the gateway honours
+            o.f("retries/retry_after_over_cap");
+        }
+        o.line(&format!(
+            "retries = {{ attempts = {attempts}, on_status = {on_status}, on_connect_error = {}, budget_ratio = {ratio}, min_per_s = {min_per_s}, retry_after_cap = {} }}",
+            g.random_bool(0.7),
+            ms(cap_ms)
+        ));
+    }
+}
+
+/// `[traffic]`: open loop (constant or Poisson) or closed loop, and the request kinds.
+fn traffic(seed: u64, opts: &GenOptions, sh: &Shape, plain: bool, o: &mut Out) {
+    let api = if sh.anthropic { "anthropic" } else { "openai" };
+    let (duration_ms, rate, streams) = (sh.duration_ms, sh.rate, sh.streams);
     let mut t = stream(seed, "generate/traffic");
     o.line("[traffic]");
     o.line(&format!("api = \"{api}\""));
@@ -722,11 +791,6 @@ pub fn scenario(seed: u64, opts: &GenOptions) -> Generated {
         o.line("stream = true");
         o.line(&format!("max_tokens = {max_tokens}"));
     }
-
-    let mut features = o.features;
-    features.sort_unstable();
-    features.dedup();
-    Generated { toml: o.toml, features }
 }
 
 #[cfg(test)]

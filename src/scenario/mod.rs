@@ -33,7 +33,7 @@ pub mod generate;
 mod overrides;
 pub mod scale;
 
-use crate::diag::{line_of, ConfigErrors, Diagnostic, Path};
+use crate::diag::{line_of, under, ConfigErrors, Diagnostic, Path, Problem};
 use crate::fault::profile::Section;
 use crate::fault::Profile;
 use crate::provider::Api;
@@ -376,31 +376,7 @@ pub fn load_str_with(
             message: e.message().trim().to_string(),
         }])
     })?;
-    let mut errors = Vec::new();
-    for s in sweeps {
-        if let Err(m) = overrides::add_sweep_axis(&mut doc, s) {
-            errors.push(Diagnostic {
-                file: "--sweep".into(),
-                line: None,
-                path: String::new(),
-                message: m,
-            });
-        }
-    }
-    for s in sets {
-        match overrides::Override::parse(s).and_then(|o| overrides::apply(&mut doc, &o)) {
-            Ok(()) => {}
-            Err(m) => errors.push(Diagnostic {
-                file: "--set".into(),
-                line: None,
-                path: String::new(),
-                message: m,
-            }),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
+    apply_overrides(&mut doc, sets, sweeps)?;
     let axes = overrides::sweep_axes(&doc).map_err(|(p, m)| {
         ConfigErrors(vec![Diagnostic {
             file: file.to_string(),
@@ -415,27 +391,11 @@ pub fn load_str_with(
     } else {
         doc.to_string()
     };
-    let mut points = Vec::with_capacity(matrix.len());
+    let mut errors = Vec::new();
     if !axes.is_empty() {
-        // A swept key's value in the file (or from --set) is replaced in every point, so
-        // no point would see it: check it here like any other value.
-        let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
-        if let Err(ConfigErrors(es)) = parse_one(file, file, &base_text, dir) {
-            for e in es {
-                let at = Path::root().join(&e.path);
-                let is_set = sets
-                    .iter()
-                    .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
-                if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
-                    let mut e = e;
-                    if is_set {
-                        e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
-                    }
-                    errors.push(e);
-                }
-            }
-        }
+        swept_base_problems(file, &base_text, dir, sets, &axes, &mut errors);
     }
+    let mut points = Vec::with_capacity(matrix.len());
     for point in &matrix {
         let (text, label) = if point.is_empty() {
             (base_text.clone(), file.to_string())
@@ -475,6 +435,67 @@ pub fn load_str_with(
     })
 }
 
+/// `--sweep` axes added to `doc`, then `--set` overrides applied; every one that fails is
+/// an error naming the flag.
+fn apply_overrides(doc: &mut toml_edit::DocumentMut, sets: &[String], sweeps: &[String]) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    for s in sweeps {
+        if let Err(m) = overrides::add_sweep_axis(doc, s) {
+            errors.push(Diagnostic {
+                file: "--sweep".into(),
+                line: None,
+                path: String::new(),
+                message: m,
+            });
+        }
+    }
+    for s in sets {
+        match overrides::Override::parse(s).and_then(|o| overrides::apply(doc, &o)) {
+            Ok(()) => {}
+            Err(m) => errors.push(Diagnostic {
+                file: "--set".into(),
+                line: None,
+                path: String::new(),
+                message: m,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// A swept key's value in the file (or from `--set`) is replaced in every point, so no
+/// point would see it: the base document is checked like any other, and its problems at
+/// a swept key go to `errors`.
+fn swept_base_problems(
+    file: &str,
+    base_text: &str,
+    dir: &std::path::Path,
+    sets: &[String],
+    axes: &[overrides::Axis],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let swept: Vec<Path> = axes.iter().map(|(p, _)| Path::root().join(p)).collect();
+    if let Err(ConfigErrors(es)) = parse_one(file, file, base_text, dir) {
+        for e in es {
+            let at = Path::root().join(&e.path);
+            let is_set = sets
+                .iter()
+                .any(|s| s.split('=').next().is_some_and(|k| Path::root().join(k.trim()) == at));
+            if e.file == file && swept.iter().any(|s| at.starts_with(s)) && !errors.contains(&e) {
+                let mut e = e;
+                if is_set {
+                    e.message = format!("{} (a swept key: every value is checked, the --set one too)", e.message);
+                }
+                errors.push(e);
+            }
+        }
+    }
+}
+
 /// `[gateway]` alone, for parsing it (other keys are ignored here).
 #[derive(Deserialize)]
 struct GatewayOnly<G> {
@@ -489,7 +510,7 @@ fn placeholder_target(i: usize) -> String {
 fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Result<Scenario, ConfigErrors> {
     let tdoc: toml_edit::DocumentMut = src.parse().map_err(|e| ConfigErrors::syntax(src, label, &e))?;
     // problems located in this file, by path
-    let mut problems: Vec<(Path, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let (parsed, ps) = crate::diag::deserialize_all::<ScenarioFile>(&tdoc);
     problems.extend(ps);
     let (_, mut providers, mut errors) = providers_from_doc(label, src, &tdoc, dir);
@@ -507,20 +528,120 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
         return Err(ConfigErrors(errors));
     };
     let _ = (&doc.description, &doc.sweep, &doc.providers, &doc.gateway);
-    let key = |k: &str| Path::root().join(k);
-    for (k, m) in doc.traffic.problems() {
-        problems.push((Path::root().key("traffic").join(&k), m));
+    let (mix, trace) = read_traffic(&doc.traffic, dir, &mut problems, &mut errors);
+    let time_scale = settings_problems(&doc, &mut problems);
+    let asserts = resolve_asserts(&doc.asserts, &mut problems);
+    let prices = read_prices(doc.cost.as_ref(), dir, &mut problems, &mut errors);
+    problems.extend(fixed_address_problems(gateway.as_ref(), &providers));
+    if !problems.is_empty() || !errors.is_empty() {
+        // this file's problems first, in file order, then those of the files it names
+        let mut all = ConfigErrors::located(src, label, problems);
+        all.append(&mut errors);
+        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
+        return Err(ConfigErrors(all));
     }
-    // referenced mix and trace files: read and checked now, once, with their own lines
-    let kinds = match doc.traffic.load_kinds(dir) {
+    let Some(mut gateway) = gateway else {
+        return Err(ConfigErrors(vec![Diagnostic {
+            file: label.to_string(),
+            line: line_of(src, &Path::root().key("gateway")),
+            path: "gateway".into(),
+            message: "no usable [gateway] table".into(),
+        }]));
+    };
+    let name = doc.name.clone().unwrap_or_else(|| {
+        std::path::Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut traffic = doc.traffic;
+    let mut onset_spread = doc.onset_spread;
+    let mut warnings = exposed_address_warnings(&providers);
+    warnings.extend(apply_time_scale(
+        time_scale,
+        &mut providers,
+        &mut traffic,
+        &mut onset_spread,
+        &mut gateway,
+    ));
+    check_run_length(label, src, time_scale, &traffic)?;
+    let plan = crate::traffic::TrafficPlan {
+        mix: mix.expect("no problems means the mix was built"),
+        source: traffic.source_with(trace),
+    };
+    Ok(Scenario {
+        name,
+        file: label.to_string(),
+        seed: doc.seed,
+        providers,
+        gateway,
+        plan: std::sync::Arc::new(plan),
+        traffic,
+        slo: doc.slo,
+        detection: doc.detection,
+        asserts,
+        time_scale,
+        onset_spread,
+        warnings,
+        prices,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// A running gateway's config names the mocks' addresses: they must not move.
+fn fixed_address_problems(gateway: Option<&GatewaySpec>, providers: &[ResolvedProvider]) -> Vec<Problem> {
+    let Some(GatewaySpec::Running(_)) = gateway else {
+        return Vec::new();
+    };
+    providers
+        .iter()
+        .filter(|p| p.listen.ends_with(":0"))
+        .map(|p| {
+            (
+                Path::root().key("providers").key(&p.name),
+                format!(
+                    "a running gateway reaches the mocks at fixed addresses: give provider {:?} a `port` (e.g. port = 9001) and put http://127.0.0.1:9001 in the gateway's config",
+                    p.name
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A warning for each provider that listens beyond this machine.
+fn exposed_address_warnings(providers: &[ResolvedProvider]) -> Vec<String> {
+    providers
+        .iter()
+        .filter(|p| !is_loopback(&p.listen))
+        .map(|p| {
+            format!(
+                "provider {} listens on {}: reachable from other machines (as a gateway in a container needs); the mock has no authentication",
+                p.name, p.listen
+            )
+        })
+        .collect()
+}
+
+/// The `[traffic]` table's problems, and its mix and trace files read and checked now,
+/// once, with their own lines (a broken file: a problem at its key here, its own
+/// diagnostics in `errors`).
+fn read_traffic(
+    traffic: &crate::traffic::TrafficConfig,
+    dir: &std::path::Path,
+    problems: &mut Vec<Problem>,
+    errors: &mut Vec<Diagnostic>,
+) -> (Option<crate::traffic::Mix>, Option<crate::traffic::Trace>) {
+    let key = |k: &str| Path::root().key(k);
+    problems.extend(under(&key("traffic"), traffic.problems()));
+    let kinds = match traffic.load_kinds(dir) {
         Ok(k) => Some(k),
         Err(ConfigErrors(mut es)) => {
-            problems.push((key("traffic.mix"), "mix file is invalid (below)".into()));
+            problems.push((key("traffic").key("mix"), "mix file is invalid (below)".into()));
             errors.append(&mut es);
             None
         }
     };
-    let api = doc.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
+    let api = traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mix = kinds.and_then(|k| match crate::traffic::Mix::new(k, api) {
         Ok(m) => Some(m),
         Err(m) => {
@@ -528,36 +649,41 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             None
         }
     });
-    let trace = match doc.traffic.read_trace(dir) {
+    let trace = match traffic.read_trace(dir) {
         Ok(t) => t,
         Err(ConfigErrors(mut es)) => {
-            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
             None
         }
     };
-    if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &doc.traffic.trace) {
+    if let (Some(t), Some(m), Some(p)) = (&trace, &mix, &traffic.trace) {
         if let Err(ConfigErrors(mut es)) = t.check_kinds(m, &dir.join(p).display().to_string()) {
-            problems.push((key("traffic.trace"), "trace file is invalid (below)".into()));
+            problems.push((key("traffic").key("trace"), "trace file is invalid (below)".into()));
             errors.append(&mut es);
         }
     }
-    for (k, m) in doc.slo.problems() {
-        problems.push((Path::root().key("slo").join(&k), m));
-    }
+    (mix, trace)
+}
+
+/// `[slo]`, `[detection]`, `onset_spread` and `time_scale` checked; the time scale (1 when
+/// not given).
+fn settings_problems(doc: &ScenarioFile, problems: &mut Vec<Problem>) -> f64 {
+    let key = |k: &str| Path::root().key(k);
+    problems.extend(under(&key("slo"), doc.slo.problems()));
     let d = &doc.detection;
     if !(d.share_threshold > 0.0 && d.share_threshold < 1.0) {
         problems.push((
-            key("detection.share_threshold"),
+            key("detection").key("share_threshold"),
             format!("must be in (0, 1), got {}", d.share_threshold),
         ));
     }
     for (k, v) in [("hold", d.hold), ("baseline", d.baseline)] {
         if v.0 == 0 {
-            problems.push((Path::root().key("detection").key(k), "must be longer than 0s".into()));
+            problems.push((key("detection").key(k), "must be longer than 0s".into()));
         } else if v.0 > crate::diag::limits::MAX_DURATION.0 {
             problems.push((
-                Path::root().key("detection").key(k),
+                key("detection").key(k),
                 format!("must be at most {}, got {v}", crate::diag::limits::MAX_DURATION),
             ));
         }
@@ -583,85 +709,79 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             ),
         ));
     }
+    time_scale
+}
+
+/// The `[[assert]]`s resolved; each one that is not an assertion is a problem at its index.
+fn resolve_asserts(
+    specs: &[crate::analysis::assert::AssertSpec],
+    problems: &mut Vec<Problem>,
+) -> Vec<crate::analysis::assert::Assertion> {
     let mut asserts = Vec::new();
-    for (i, a) in doc.asserts.iter().enumerate() {
+    for (i, a) in specs.iter().enumerate() {
         match a.resolve() {
             Ok(a) => asserts.push(a),
             Err(m) => problems.push((Path::root().key("assert").index(i), m)),
         }
     }
-    let prices = match &doc.cost {
+    asserts
+}
+
+/// `[cost] prices`: the price table read and checked, if the scenario prices its traffic.
+fn read_prices(
+    cost: Option<&CostConfig>,
+    dir: &std::path::Path,
+    problems: &mut Vec<Problem>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<crate::analysis::cost::PriceTable> {
+    match cost {
         None => None,
         Some(c) => match crate::analysis::cost::PriceTable::load(&dir.join(&c.prices)) {
             Ok(t) => Some(t),
             Err(ConfigErrors(mut es)) => {
                 problems.push((
-                    key("cost.prices"),
+                    Path::root().key("cost").key("prices"),
                     format!("price table {} is invalid (below)", dir.join(&c.prices).display()),
                 ));
                 errors.append(&mut es);
                 None
             }
         },
-    };
-    // a running gateway's config names the mocks' addresses: they must not move
-    if let Some(GatewaySpec::Running(_)) = &gateway {
-        for p in providers.iter().filter(|p| p.listen.ends_with(":0")) {
-            problems.push((
-                Path::root().key("providers").key(&p.name),
-                format!(
-                    "a running gateway reaches the mocks at fixed addresses: give provider {:?} a `port` (e.g. port = 9001) and put http://127.0.0.1:9001 in the gateway's config",
-                    p.name
-                ),
-            ));
-        }
     }
-    if !problems.is_empty() || !errors.is_empty() {
-        // this file's problems first, in file order, then those of the files it names
-        let mut all = ConfigErrors::located(src, label, problems);
-        all.append(&mut errors);
-        all.sort_by_key(|d| (d.file != label, if d.file == label { d.line } else { None }));
-        return Err(ConfigErrors(all));
-    }
-    let Some(mut gateway) = gateway else {
-        return Err(ConfigErrors(vec![Diagnostic {
-            file: label.to_string(),
-            line: line_of(src, &key("gateway")),
-            path: "gateway".into(),
-            message: "no usable [gateway] table".into(),
-        }]));
-    };
-    let name = doc.name.clone().unwrap_or_else(|| {
-        std::path::Path::new(file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let mut traffic = doc.traffic;
-    let mut warnings: Vec<String> = providers
-        .iter()
-        .filter(|p| !is_loopback(&p.listen))
-        .map(|p| {
-            format!(
-                "provider {} listens on {}: reachable from other machines (as a gateway in a container needs); the mock has no authentication",
-                p.name, p.listen
-            )
-        })
-        .collect();
-    let mut onset_spread = doc.onset_spread;
+}
+
+/// Every time of the scenario × `time_scale` (nothing when it is 1); warnings for what an
+/// external gateway cannot scale.
+fn apply_time_scale(
+    time_scale: f64,
+    providers: &mut [ResolvedProvider],
+    traffic: &mut crate::traffic::TrafficConfig,
+    onset_spread: &mut Option<crate::time::Dur>,
+    gateway: &mut GatewaySpec,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     if time_scale != 1.0 {
-        for p in &mut providers {
+        for p in providers.iter_mut() {
             scale::profile(&mut p.profile, time_scale);
         }
-        scale::traffic(&mut traffic, time_scale);
-        onset_spread = onset_spread.map(|d| scale::dur(d, time_scale));
-        match &mut gateway {
+        scale::traffic(traffic, time_scale);
+        *onset_spread = onset_spread.map(|d| scale::dur(d, time_scale));
+        match gateway {
             GatewaySpec::Builtin(g) => scale::gateway(g, time_scale),
             GatewaySpec::External(x) => warnings.extend(scale::external(x, time_scale)),
             GatewaySpec::Running(x) => warnings.extend(scale::running(x, time_scale)),
         }
     }
-    // time_scale stretches or shrinks the whole run: its scaled length is bounded too
+    warnings
+}
+
+/// time_scale stretches or shrinks the whole run: its scaled length is bounded too.
+fn check_run_length(
+    label: &str,
+    src: &str,
+    time_scale: f64,
+    traffic: &crate::traffic::TrafficConfig,
+) -> Result<(), ConfigErrors> {
     let run_ns = match (traffic.duration, traffic.stages.is_empty()) {
         (Some(d), _) => d.0,
         (None, false) => traffic.stages.iter().fold(0u64, |a, s| a.saturating_add(s.duration.0)),
@@ -671,7 +791,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
     if run_ns > max_run.0 {
         return Err(ConfigErrors(vec![Diagnostic {
             file: label.to_string(),
-            line: line_of(src, &key("time_scale")).or(Some(1)),
+            line: line_of(src, &Path::root().key("time_scale")).or(Some(1)),
             path: "time_scale".into(),
             message: format!(
                 "time_scale {time_scale} makes the run {} long; at most {max_run}",
@@ -679,27 +799,7 @@ fn parse_one(label: &str, file: &str, src: &str, dir: &std::path::Path) -> Resul
             ),
         }]));
     }
-    let plan = crate::traffic::TrafficPlan {
-        mix: mix.expect("no problems means the mix was built"),
-        source: traffic.source_with(trace),
-    };
-    Ok(Scenario {
-        name,
-        file: label.to_string(),
-        seed: doc.seed,
-        providers,
-        gateway,
-        plan: std::sync::Arc::new(plan),
-        traffic,
-        slo: doc.slo,
-        detection: doc.detection,
-        asserts,
-        time_scale,
-        onset_spread,
-        warnings,
-        prices,
-        dir: dir.to_path_buf(),
-    })
+    Ok(())
 }
 
 /// Whether a listen address stays on this machine (`127.x`, `localhost`, `[::1]`).
@@ -714,9 +814,8 @@ fn is_loopback(listen: &str) -> bool {
 fn parse_gateway(
     tdoc: &toml_edit::DocumentMut,
     provider_keys: &[String],
-    problems: &mut Vec<(Path, String)>,
+    problems: &mut Vec<Problem>,
 ) -> Option<GatewaySpec> {
-    use toml_edit::{Item, Value};
     let gpath = Path::root().key("gateway");
     let mut g = tdoc.clone();
     let table = g.get_mut("gateway")?.as_table_like_mut()?;
@@ -724,122 +823,21 @@ fn parse_gateway(
     let kind_str = kind.as_ref().map(|k| k.as_str());
     match kind_str {
         None | Some(Some("builtin")) => {
-            // each target: a provider name, or a table { name = "…", weight, cost_per_1k, … };
-            // a wrong entry is reported and stands in as a placeholder so indices stay put
-            let mut bad: Vec<usize> = Vec::new();
-            let mut names: Vec<String> = Vec::new();
-            let fix = |i: usize,
-                       t: &mut dyn toml_edit::TableLike,
-                       bad: &mut Vec<usize>,
-                       problems: &mut Vec<(Path, String)>|
-             -> String {
-                let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
-                match name {
-                    Some(n) if !t.contains_key("url") => n,
-                    _ => {
-                        problems.push((
-                            gpath.key("targets").index(i),
-                            "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)".into(),
-                        ));
-                        bad.push(i);
-                        t.insert("name", toml_edit::value(placeholder_target(i)));
-                        t.remove("url");
-                        placeholder_target(i)
-                    }
-                }
-            };
-            match table.get_mut("targets") {
-                None => {
-                    let mut a = toml_edit::Array::new();
-                    for n in provider_keys {
-                        let mut t = toml_edit::InlineTable::new();
-                        t.insert("name", n.as_str().into());
-                        a.push(t);
-                        names.push(n.clone());
-                    }
-                    table.insert("targets", toml_edit::value(a));
-                }
-                Some(Item::Value(Value::Array(a))) => {
-                    for i in 0..a.len() {
-                        let x = a.get_mut(i).expect("in range");
-                        match x {
-                            Value::String(n) => {
-                                let n = n.value().clone();
-                                let mut t = toml_edit::InlineTable::new();
-                                t.insert("name", n.as_str().into());
-                                *x = Value::InlineTable(t);
-                                names.push(n);
-                            }
-                            Value::InlineTable(t) => names.push(fix(i, t, &mut bad, problems)),
-                            _ => {
-                                problems.push((
-                                    gpath.key("targets").index(i),
-                                    "expected a provider name or a table { name = \"…\", … }".into(),
-                                ));
-                                bad.push(i);
-                                let mut t = toml_edit::InlineTable::new();
-                                t.insert("name", placeholder_target(i).into());
-                                *x = Value::InlineTable(t);
-                                names.push(placeholder_target(i));
-                            }
-                        }
-                    }
-                }
-                Some(Item::ArrayOfTables(a)) => {
-                    for (i, t) in a.iter_mut().enumerate() {
-                        names.push(fix(i, t, &mut bad, problems));
-                    }
-                }
-                Some(other) => {
-                    problems.push((
-                        gpath.key("targets"),
-                        "must be a list of provider names in priority order".into(),
-                    ));
-                    *other = toml_edit::value(toml_edit::Array::new());
-                    bad.push(usize::MAX);
-                }
-            }
-            for (i, n) in names.iter().enumerate() {
-                if !bad.contains(&i) && !provider_keys.contains(n) {
-                    problems.push((
-                        gpath.key("targets").index(i),
-                        format!(
-                            "target {n:?} is not a provider (providers: {})",
-                            provider_keys.join(", ")
-                        ),
-                    ));
-                }
-            }
-            problems.extend(crate::gateway::breaker::breaker_key_problems(&mut g, &gpath));
-            let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
-            problems.extend(ps);
-            let g = g?.gateway;
-            for (k, m) in g.problems() {
-                let p = gpath.join(&k);
-                let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
-                    || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
-                if !at_bad {
-                    problems.push((p, m));
-                }
-            }
-            Some(GatewaySpec::Builtin(Box::new(g)))
+            let bad = builtin_targets(table, provider_keys, &gpath, problems);
+            parse_builtin(g, &gpath, &bad, problems)
         }
         Some(Some("external")) => {
             let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::ExternalSpec>>(&g);
             problems.extend(ps);
             let x = x?.gateway;
-            for (k, m) in x.problems() {
-                problems.push((gpath.join(&k), m));
-            }
+            problems.extend(under(&gpath, x.problems()));
             Some(GatewaySpec::External(Box::new(x)))
         }
         Some(Some("running")) => {
             let (x, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::scenario::external::RunningSpec>>(&g);
             problems.extend(ps);
             let x = x?.gateway;
-            for (k, m) in x.problems() {
-                problems.push((gpath.join(&k), m));
-            }
+            problems.extend(under(&gpath, x.problems()));
             Some(GatewaySpec::Running(Box::new(x)))
         }
         Some(other) => {
@@ -859,4 +857,129 @@ fn parse_gateway(
             None
         }
     }
+}
+
+/// The builtin gateway's `targets` made a list of tables `{ name = "…", … }` in place:
+/// each target a provider name or such a table (absent: every provider, in name order).
+/// A wrong entry is reported and stands in as a placeholder, so indices stay put; the
+/// indices of those entries (`usize::MAX`: the whole list) are returned.
+fn builtin_targets(
+    table: &mut dyn toml_edit::TableLike,
+    provider_keys: &[String],
+    gpath: &Path,
+    problems: &mut Vec<Problem>,
+) -> Vec<usize> {
+    use toml_edit::{Item, Value};
+    let mut bad: Vec<usize> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    match table.get_mut("targets") {
+        None => {
+            let mut a = toml_edit::Array::new();
+            for n in provider_keys {
+                let mut t = toml_edit::InlineTable::new();
+                t.insert("name", n.as_str().into());
+                a.push(t);
+                names.push(n.clone());
+            }
+            table.insert("targets", toml_edit::value(a));
+        }
+        Some(Item::Value(Value::Array(a))) => {
+            for i in 0..a.len() {
+                let x = a.get_mut(i).expect("in range");
+                match x {
+                    Value::String(n) => {
+                        let n = n.value().clone();
+                        let mut t = toml_edit::InlineTable::new();
+                        t.insert("name", n.as_str().into());
+                        *x = Value::InlineTable(t);
+                        names.push(n);
+                    }
+                    Value::InlineTable(t) => names.push(target_table(i, t, gpath, &mut bad, problems)),
+                    _ => {
+                        problems.push((
+                            gpath.key("targets").index(i),
+                            "expected a provider name or a table { name = \"…\", … }".into(),
+                        ));
+                        bad.push(i);
+                        let mut t = toml_edit::InlineTable::new();
+                        t.insert("name", placeholder_target(i).into());
+                        *x = Value::InlineTable(t);
+                        names.push(placeholder_target(i));
+                    }
+                }
+            }
+        }
+        Some(Item::ArrayOfTables(a)) => {
+            for (i, t) in a.iter_mut().enumerate() {
+                names.push(target_table(i, t, gpath, &mut bad, problems));
+            }
+        }
+        Some(other) => {
+            problems.push((
+                gpath.key("targets"),
+                "must be a list of provider names in priority order".into(),
+            ));
+            *other = toml_edit::value(toml_edit::Array::new());
+            bad.push(usize::MAX);
+        }
+    }
+    for (i, n) in names.iter().enumerate() {
+        if !bad.contains(&i) && !provider_keys.contains(n) {
+            problems.push((
+                gpath.key("targets").index(i),
+                format!(
+                    "target {n:?} is not a provider (providers: {})",
+                    provider_keys.join(", ")
+                ),
+            ));
+        }
+    }
+    bad
+}
+
+/// Target `i` given as a table: its provider name, or (no `name`, or a `url`) a problem
+/// and a placeholder name.
+fn target_table(
+    i: usize,
+    t: &mut dyn toml_edit::TableLike,
+    gpath: &Path,
+    bad: &mut Vec<usize>,
+    problems: &mut Vec<Problem>,
+) -> String {
+    let name = t.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    match name {
+        Some(n) if !t.contains_key("url") => n,
+        _ => {
+            problems.push((
+                gpath.key("targets").index(i),
+                "a target table needs `name` (a provider) and no `url` (chaosgate binds the mocks)".into(),
+            ));
+            bad.push(i);
+            t.insert("name", toml_edit::value(placeholder_target(i)));
+            t.remove("url");
+            placeholder_target(i)
+        }
+    }
+}
+
+/// The builtin gateway's policy from `g` (its targets already tables), with every problem
+/// at its own key; those under a wrong target entry (`bad`) are not reported again.
+fn parse_builtin(
+    mut g: toml_edit::DocumentMut,
+    gpath: &Path,
+    bad: &[usize],
+    problems: &mut Vec<Problem>,
+) -> Option<GatewaySpec> {
+    problems.extend(crate::gateway::breaker::breaker_key_problems(&mut g, gpath));
+    let (g, ps) = crate::diag::deserialize_all::<GatewayOnly<crate::gateway::GatewayConfig>>(&g);
+    problems.extend(ps);
+    let g = g?.gateway;
+    for (p, m) in under(gpath, g.problems()) {
+        let at_bad = bad.iter().any(|&i| p.starts_with(&gpath.key("targets").index(i)))
+            || (bad.contains(&usize::MAX) && p.starts_with(&gpath.key("targets")));
+        if !at_bad {
+            problems.push((p, m));
+        }
+    }
+    Some(GatewaySpec::Builtin(Box::new(g)))
 }

@@ -140,7 +140,7 @@ pub type Axis = (String, Vec<Value>);
 /// The `[sweep]` table flattened to `(dotted path, values)` in file order. Keys may be
 /// quoted dotted paths (`"gateway.health_check.interval" = [...]`) or nested tables.
 /// An error names the sweep key's place in the document, for its line.
-pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<Axis>, (crate::diag::Path, String)> {
+pub fn sweep_axes(doc: &DocumentMut) -> Result<Vec<Axis>, crate::diag::Problem> {
     let mut out = Vec::new();
     let at = crate::diag::Path::root().key("sweep");
     if let Some(item) = doc.get("sweep") {
@@ -173,7 +173,7 @@ fn flatten(
     at: &crate::diag::Path,
     t: &dyn TableLike,
     out: &mut Vec<Axis>,
-) -> Result<(), (crate::diag::Path, String)> {
+) -> Result<(), crate::diag::Problem> {
     for (k, v) in t.iter() {
         let path = if prefix.is_empty() {
             k.to_string()

@@ -142,30 +142,31 @@ impl KindSpec {
         }
     }
 
-    /// Problems, one message per line.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each at its key in the kind's table.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
+        let key = |k: &str| crate::diag::Path::root().key(k);
         let mut v = Vec::new();
         if let Some(m) = crate::diag::limits::number(self.weight, true, crate::diag::limits::MAX_WEIGHT) {
-            v.push(("weight".into(), m));
+            v.push((key("weight"), m));
         }
         if let Some(m) = self.prompt_tokens.validate() {
-            v.push(("prompt_tokens".into(), m));
+            v.push((key("prompt_tokens"), m));
         }
         if let Some(m) = self.max_tokens.validate() {
-            v.push(("max_tokens".into(), m));
+            v.push((key("max_tokens"), m));
         }
         if self.endpoint == EndpointKind::Embeddings {
             if self.stream {
-                v.push(("stream".into(), "embeddings cannot be streamed".into()));
+                v.push((key("stream"), "embeddings cannot be streamed".into()));
             }
             if self.api == Some(Api::Anthropic) {
                 v.push((
-                    "api".into(),
+                    key("api"),
                     "Anthropic has no embeddings endpoint; use api = \"openai\"".into(),
                 ));
             }
             if let Some(m) = crate::diag::limits::count(self.inputs.into(), crate::diag::limits::MAX_INPUTS.into()) {
-                v.push(("inputs".into(), m));
+                v.push((key("inputs"), m));
             }
         }
         v
@@ -368,7 +369,7 @@ mod tests {
             max_tokens: Tokens::Range { min: 5, max: 1 },
             ..KindSpec::chat("x", false)
         };
-        assert_eq!(bad.problems()[0].0, "max_tokens");
+        assert_eq!(bad.problems()[0].0.to_string(), "max_tokens");
         let t: KindSpec =
             toml::from_str("name = \"x\"\nprompt_tokens = { min = 1, max = 9 }\nmax_tokens = 7\n").unwrap();
         assert_eq!(t.max_tokens, Tokens::Fixed(7));

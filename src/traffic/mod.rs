@@ -92,12 +92,10 @@ pub struct MixFile {
 
 /// Problems of a list of kinds at `base` (`kind` in a mix file, `traffic.kind` inline):
 /// each kind's own, and a mix whose weights are all 0.
-pub fn mix_problems(kinds: &[KindSpec], base: &crate::diag::Path) -> Vec<(crate::diag::Path, String)> {
+pub fn mix_problems(kinds: &[KindSpec], base: &crate::diag::Path) -> Vec<crate::diag::Problem> {
     let mut v = Vec::new();
     for (i, k) in kinds.iter().enumerate() {
-        for (key, m) in k.problems() {
-            v.push((base.index(i).join(&key), m));
-        }
+        v.extend(crate::diag::under(&base.index(i), k.problems()));
     }
     if !kinds.is_empty() && kinds.iter().all(|k| k.weight.is_finite() && k.weight <= 0.0) {
         v.push((base.clone(), "every weight is 0: the mix can draw nothing".into()));
@@ -148,10 +146,25 @@ pub enum Source {
     Trace(Trace, f64),
 }
 
+/// `k` in `[traffic]`.
+fn key(k: &str) -> crate::diag::Path {
+    crate::diag::Path::root().key(k)
+}
+
 impl TrafficConfig {
-    /// Checks the table: exactly one source, sane numbers. `(key, message)` per problem.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Checks the table: exactly one source, sane numbers. Each problem at its key in `[traffic]`.
+    pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let mut v = Vec::new();
+        self.source_problems(&mut v);
+        self.length_problems(&mut v);
+        self.shape_problems(&mut v);
+        self.loop_problems(&mut v);
+        self.kind_problems(&mut v);
+        v
+    }
+
+    /// Not exactly one of rate, stages, users and trace.
+    fn source_problems(&self, v: &mut Vec<crate::diag::Problem>) {
         let sources = [
             self.rate.is_some(),
             !self.stages.is_empty(),
@@ -160,130 +173,145 @@ impl TrafficConfig {
         ];
         match sources.iter().filter(|&&b| b).count() {
             0 => v.push((
-                "rate".into(),
+                key("rate"),
                 "give one of rate, stages, users (closed loop) or trace".into(),
             )),
             1 => {}
-            _ => v.push(("rate".into(), "give only one of rate, stages, users or trace".into())),
+            _ => v.push((key("rate"), "give only one of rate, stages, users or trace".into())),
         }
-        use crate::diag::limits::{self, MAX_DURATION, MAX_RATE, MAX_RUN, MAX_SHAPE, MAX_USERS};
+    }
+
+    /// Rates, lengths and user counts past their limits; an open or closed loop without a
+    /// positive duration.
+    fn length_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_DURATION, MAX_RATE, MAX_RUN, MAX_USERS};
         if let Some(r) = self.rate {
             if let Some(m) = limits::number(r, false, MAX_RATE) {
-                v.push(("rate".into(), format!("{m} req/s")));
+                v.push((key("rate"), format!("{m} req/s")));
             }
         }
         if let Some(m) = self.duration.and_then(|d| limits::dur_at_most(d, MAX_RUN)) {
-            v.push(("duration".into(), m));
+            v.push((key("duration"), m));
         }
         for (i, s) in self.stages.iter().enumerate() {
             if let Some(m) = limits::dur_at_most(s.duration, MAX_RUN) {
-                v.push((format!("stages[{i}].duration"), m));
+                v.push((key("stages").index(i).key("duration"), m));
             }
         }
         if let Some(u) = self.users {
             if u > MAX_USERS {
-                v.push(("users".into(), format!("must be in [1, {MAX_USERS}], got {u}")));
+                v.push((key("users"), format!("must be in [1, {MAX_USERS}], got {u}")));
             }
         }
         match self.think_time {
             Some(ThinkTime::Constant { value: d }) | Some(ThinkTime::Pacing { interval: d }) => {
                 if let Some(m) = limits::dur_at_most(d, MAX_DURATION) {
-                    v.push(("think_time".into(), m));
+                    v.push((key("think_time"), m));
                 }
             }
             Some(ThinkTime::Uniform { min, max }) => {
                 for d in [min, max] {
                     if let Some(m) = limits::dur_at_most(d, MAX_DURATION) {
-                        v.push(("think_time".into(), m));
+                        v.push((key("think_time"), m));
                     }
                 }
             }
             None => {}
         }
         if (self.rate.is_some() || self.users.is_some()) && self.duration.is_none_or(|d| d.0 == 0) {
-            v.push((
-                "duration".into(),
-                "a positive duration is required (e.g. \"30s\")".into(),
-            ));
+            v.push((key("duration"), "a positive duration is required (e.g. \"30s\")".into()));
         }
+    }
+
+    /// The rate curve's shape: burstiness, stage targets, stages that send nothing, and
+    /// `start_rate`.
+    fn shape_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_RATE, MAX_SHAPE};
         if let Some(k) = self.burstiness {
             if let Some(m) = limits::number(k, false, MAX_SHAPE) {
-                v.push(("burstiness".into(), m));
+                v.push((key("burstiness"), m));
             }
             if self.arrival == ArrivalKind::Constant {
                 v.push((
-                    "burstiness".into(),
+                    key("burstiness"),
                     "a constant schedule has no burstiness; use arrival = \"gamma\"".into(),
                 ));
             }
         }
         for (i, s) in self.stages.iter().enumerate() {
             if let Some(m) = limits::number(s.target, true, MAX_RATE) {
-                v.push((format!("stages[{i}].target"), format!("{m} req/s")));
+                v.push((key("stages").index(i).key("target"), format!("{m} req/s")));
             }
         }
         if !self.stages.is_empty() {
             let curve = RateCurve::stages(self.start_rate.unwrap_or(0.0), &self.stages);
             if curve.duration_s() <= 0.0 {
-                v.push(("stages".into(), "the stages add up to no time".into()));
+                v.push((key("stages"), "the stages add up to no time".into()));
             } else if curve.total() <= 0.0 {
                 v.push((
-                    "stages".into(),
+                    key("stages"),
                     "the stages never send a request (every rate is 0)".into(),
                 ));
             }
             if self.duration.is_some() {
-                v.push(("duration".into(), "the stages set the length; remove duration".into()));
+                v.push((key("duration"), "the stages set the length; remove duration".into()));
             }
         }
         if let Some(r) = self.start_rate {
             if let Some(m) = limits::number(r, true, MAX_RATE) {
-                v.push(("start_rate".into(), format!("{m} req/s")));
+                v.push((key("start_rate"), format!("{m} req/s")));
             }
             if self.stages.is_empty() {
-                v.push(("start_rate".into(), "applies to stages only".into()));
+                v.push((key("start_rate"), "applies to stages only".into()));
             }
         }
+    }
+
+    /// Settings of another loop (closed-loop and trace-replay ones where they do not
+    /// apply) and the closed loop's and replay's own numbers.
+    fn loop_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        use crate::diag::limits::{self, MAX_RATE};
         let closed_only = [
             ("spawn_rate", self.spawn_rate.is_some()),
             ("think_time", self.think_time.is_some()),
         ];
-        for (key, set) in closed_only {
+        for (k, set) in closed_only {
             if set && self.users.is_none() {
-                v.push((key.into(), "applies to the closed loop only (set users)".into()));
+                v.push((key(k), "applies to the closed loop only (set users)".into()));
             }
         }
         if let Some(ThinkTime::Uniform { min, max }) = self.think_time {
             if min.0 > max.0 {
-                v.push(("think_time".into(), format!("min ({min}) is more than max ({max})")));
+                v.push((key("think_time"), format!("min ({min}) is more than max ({max})")));
             }
         }
         if self.speed.is_some() && self.trace.is_none() {
-            v.push(("speed".into(), "applies to trace replay only (set trace)".into()));
+            v.push((key("speed"), "applies to trace replay only (set trace)".into()));
         }
         if self.users == Some(0) {
-            v.push(("users".into(), "must be ≥ 1".into()));
+            v.push((key("users"), "must be ≥ 1".into()));
         }
         if let Some(s) = self.spawn_rate {
             if let Some(m) = limits::number(s, false, MAX_RATE) {
-                v.push(("spawn_rate".into(), format!("{m} users/s")));
+                v.push((key("spawn_rate"), format!("{m} users/s")));
             }
         }
         if let Some(s) = self.speed {
             if let Some(m) = limits::number(s, false, crate::diag::limits::MAX_SHAPE) {
-                v.push(("speed".into(), m));
+                v.push((key("speed"), m));
             }
         }
+    }
+
+    /// A mix file and inline kinds both given; each inline kind's own problems.
+    fn kind_problems(&self, v: &mut Vec<crate::diag::Problem>) {
         if self.mix.is_some() && !self.kinds.is_empty() {
             v.push((
-                "mix".into(),
+                key("mix"),
                 "give a mix file or inline [[traffic.kind]] tables, not both".into(),
             ));
         }
-        for (p, m) in mix_problems(&self.kinds, &crate::diag::Path::root().key("kind")) {
-            v.push((p.to_string(), m));
-        }
-        v
+        v.extend(mix_problems(&self.kinds, &key("kind")));
     }
 
     /// The kinds: from the mix file (relative to `base`), inline, or one default chat kind.
@@ -490,7 +518,7 @@ mod tests {
         let c: TrafficConfig = toml::from_str("rate = 10.0\nusers = 3\nduration = \"10s\"\n").unwrap();
         assert!(c.problems().iter().any(|(_, m)| m.contains("only one")));
         let c: TrafficConfig = toml::from_str("rate = 10.0\n").unwrap();
-        assert!(c.problems().iter().any(|(k, _)| k == "duration"));
+        assert!(c.problems().iter().any(|(k, _)| k.to_string() == "duration"));
         let e = toml::from_str::<TrafficConfig>("rat = 10.0\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rat`"), "{e}");
     }
@@ -552,7 +580,8 @@ mod tests {
     }
 
     fn problems_of(toml_text: &str) -> Vec<(String, String)> {
-        toml::from_str::<TrafficConfig>(toml_text).unwrap().problems()
+        let p = toml::from_str::<TrafficConfig>(toml_text).unwrap().problems();
+        p.into_iter().map(|(k, m)| (k.to_string(), m)).collect()
     }
 
     #[test]
