@@ -4,6 +4,7 @@
 //! no more, so the generator's own CPU cost stays small next to the system under test.
 //! Open-loop runs use hyper's pooled client.
 
+use crate::provider::mark;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,7 +14,7 @@ use tokio::net::TcpStream;
 pub struct Head {
     /// Status code.
     pub status: u16,
-    /// `x-chaosgate-provider`, if present.
+    /// The provider a response header names ([`mark::HEADERS`]), if one does.
     pub provider: Option<String>,
 }
 
@@ -88,6 +89,7 @@ impl RawConn {
                 httparse::Status::Complete(n) => {
                     let status = resp.code.unwrap_or(0);
                     let mut provider = None;
+                    let mut provider_rank = usize::MAX;
                     let mut length = None;
                     let mut chunked = false;
                     self.keep_alive = true;
@@ -100,8 +102,12 @@ impl RawConn {
                             chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             self.keep_alive = !h.value.eq_ignore_ascii_case(b"close");
-                        } else if h.name.eq_ignore_ascii_case("x-chaosgate-provider") {
-                            provider = std::str::from_utf8(h.value).ok().map(str::to_string);
+                        } else if let Some(r) = mark::header_rank(h.name) {
+                            if r < provider_rank {
+                                if let Some(p) = mark::from_header(h.value) {
+                                    (provider, provider_rank) = (Some(p), r);
+                                }
+                            }
                         }
                     }
                     self.buf.drain(..n);
