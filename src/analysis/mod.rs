@@ -26,6 +26,7 @@ pub mod hist;
 pub mod resilience;
 pub mod results;
 pub mod run;
+pub mod share;
 
 use crate::record::{Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos, NS_PER_S};

@@ -279,6 +279,9 @@ mod tests {
         for body in [litellm, nested, repr, openai::error_body(ErrorKind::Server, &msg, None)] {
             assert_eq!(find(body.as_bytes()).as_deref(), Some("prov-err"), "{body}");
         }
+        // prose around it: a full stop after an id is not part of the name
+        let prose = format!("answered by {}. Next", Mark::new("primary").openai_id(1));
+        assert_eq!(find(prose.as_bytes()).as_deref(), Some("primary"));
         // the first mark wins
         let two = format!("{} {}", Mark::new("a").openai_id(1), Mark::new("b").fingerprint());
         assert_eq!(find(two.as_bytes()).as_deref(), Some("a"));
