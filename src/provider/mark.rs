@@ -273,7 +273,8 @@ mod tests {
         let litellm = serde_json::json!({"error": {"message": format!("litellm.BadGatewayError: BadGatewayError: OpenAIException - {msg}\n\nLiteLLM: model group 'bad' failed"), "type": "internal_server_error", "param": null, "code": "502"}}).to_string();
         // LiteLLM (Anthropic upstream): the whole upstream body, escaped inside the message
         let upstream = anthropic::error_body(ErrorKind::BadGateway, &msg, "req_1");
-        let nested = serde_json::json!({"error": {"message": format!("AnthropicException - b'{upstream}'")}}).to_string();
+        let nested =
+            serde_json::json!({"error": {"message": format!("AnthropicException - b'{upstream}'")}}).to_string();
         // Python's repr of the body
         let repr = format!("Error code: 502 - {{'error': {{'message': '{msg}', 'type': 'server_error'}}}}");
         for body in [litellm, nested, repr, openai::error_body(ErrorKind::Server, &msg, None)] {
@@ -299,7 +300,11 @@ mod tests {
                 assert_eq!(find(plain.as_bytes()).as_deref(), Some(name));
                 if api == Api::OpenAi {
                     let fp = v["system_fingerprint"].as_str().unwrap();
-                    assert_eq!(find(fp.as_bytes()).as_deref(), Some(name), "a gateway that rewrote the id");
+                    assert_eq!(
+                        find(fp.as_bytes()).as_deref(),
+                        Some(name),
+                        "a gateway that rewrote the id"
+                    );
                 }
             }
             // the first chunk of each stream, whole and cut anywhere after the mark
@@ -335,7 +340,13 @@ mod tests {
     #[test]
     fn find_never_panics_on_any_bytes() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let leads: [&[u8]; 5] = [b"chatcmpl-cg", b"msg_cg", b"fp_chaosgate-", b"chaosgate-provider=", b".ff"];
+        let leads: [&[u8]; 5] = [
+            b"chatcmpl-cg",
+            b"msg_cg",
+            b"fp_chaosgate-",
+            b"chaosgate-provider=",
+            b".ff",
+        ];
         for _ in 0..2000 {
             let mut b = Vec::new();
             for _ in 0..(crate::provider::testing::xorshift(&mut x) % 12) {

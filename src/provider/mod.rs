@@ -916,7 +916,18 @@ pub fn chat_reply_len(
     output_tokens: u32,
     hit_max: bool,
 ) -> u64 {
-    chat_reply(api, mark, 0, model, 1_700_000_000, 1, input_tokens, output_tokens, hit_max).len_bytes()
+    chat_reply(
+        api,
+        mark,
+        0,
+        model,
+        1_700_000_000,
+        1,
+        input_tokens,
+        output_tokens,
+        hit_max,
+    )
+    .len_bytes()
 }
 
 /// The byte length of an embeddings answer of `inputs` vectors at `model`'s native width,

@@ -347,7 +347,9 @@ fn traffic_share(t: &crate::analysis::share::TrafficShare) -> String {
                 Some(x) => LEVELS[(x * 8.0).round().clamp(0.0, 8.0) as usize],
             })
             .collect();
-        let whole = t.share_over(p, 0, n).map_or("–".to_string(), |x| format!("{:.1} %", 100.0 * x));
+        let whole = t
+            .share_over(p, 0, n)
+            .map_or("–".to_string(), |x| format!("{:.1} %", 100.0 * x));
         let _ = writeln!(s, "  {p:<12} |{line}| {whole}");
     }
     s

@@ -147,10 +147,7 @@ pub fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSna
 pub fn rejection_response(state: &MockState, r: &Rejection, seq: u64) -> Response {
     let message = state.mark.message(&r.message);
     let body = match state.config.api {
-        Api::OpenAi => openai::rejection_body(&Rejection {
-            message,
-            ..r.clone()
-        }),
+        Api::OpenAi => openai::rejection_body(&Rejection { message, ..r.clone() }),
         Api::Anthropic => anthropic::error_body(r.kind, &message, &request_id(seq)),
     };
     let code = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -175,11 +172,9 @@ pub fn error_response(
 ) -> Response {
     let body = match state.config.api {
         Api::OpenAi => match (kind, retry_after) {
-            (ErrorKind::RateLimit, Some(ra)) if message.is_empty() => openai::error_body(
-                kind,
-                &state.mark.message(&openai::rate_limit_message(ra)),
-                None,
-            ),
+            (ErrorKind::RateLimit, Some(ra)) if message.is_empty() => {
+                openai::error_body(kind, &state.mark.message(&openai::rate_limit_message(ra)), None)
+            }
             _ => openai::error_body(kind, &state.mark.message(message), param),
         },
         Api::Anthropic => anthropic::error_body(kind, &state.mark.message(message), &request_id(seq)),
