@@ -187,20 +187,7 @@ fn nginx_without_the_header_attributes_by_the_body_marks() {
     for api in ["openai", "anthropic"] {
         let dir = tmp(&format!("nginx-{api}"));
         std::fs::write(dir.join("nginx.conf.j2"), NGINX).unwrap();
-        let scenario = format!(
-            r#"{}
-[gateway]
-kind = "external"
-command = "nginx"
-args = ["-c", "{{{{ config_path }}}}", "-p", "{{{{ run_dir }}}}", "-e", "stderr"]
-config_template = "nginx.conf.j2"
-ready_url = "http://127.0.0.1:{{{{ gateway.port }}}}/nginx-health"
-ready_timeout = "20s"
-stop_signal = "SIGTERM"
-stop_grace = "5s"
-"#,
-            providers_and_traffic(api)
-        );
+        let scenario = format!("{}{NGINX_GATEWAY}", providers_and_traffic(api));
         let v = run(&dir, &scenario);
         assert_attributed(&v, &format!("nginx {api}"));
         // the header really was hidden: the gateway's log has no say in it, so check the
@@ -209,6 +196,59 @@ stop_grace = "5s"
         assert!(conf.contains("proxy_hide_header x-chaosgate-provider;"), "{conf}");
     }
 }
+
+/// A plain Anthropic answer past the 256 KiB the client keeps whole (100,000 tokens of at least 4 bytes each):
+/// only its end is kept, and its one mark, the message id, is at its start — read before
+/// the head is dropped.
+#[test]
+fn nginx_without_the_header_attributes_a_large_plain_body_by_its_head() {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        eprintln!("nginx is not installed (bash scripts/interop-setup nginx): skipped");
+        return;
+    }
+    let dir = tmp("nginx-large");
+    std::fs::write(dir.join("nginx.conf.j2"), NGINX).unwrap();
+    let scenario = format!(
+        r#"
+seed = 4
+[providers.primary]
+api = "anthropic"
+[providers.fallback]
+api = "anthropic"
+[traffic]
+api = "anthropic"
+rate = 4.0
+arrival = "constant"
+duration = "2s"
+[[traffic.kind]]
+name = "large"
+stream = false
+max_tokens = 100000
+{NGINX_GATEWAY}"#
+    );
+    let v = run(&dir, &scenario);
+    let t = &v["traffic"];
+    let providers = t["providers"].as_object().unwrap();
+    let names: Vec<&str> = providers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["fallback", "primary"], "{t}");
+    assert_eq!(t["requests"]["ok"], t["requests"]["sent"]);
+    // the usage read from each body's end
+    let tokens = t["throughput"]["output_tokens_per_s"].as_f64().unwrap() * t["duration_s"].as_f64().unwrap();
+    let n = t["requests"]["ok"].as_f64().unwrap();
+    assert!((tokens / n - 100_000.0).abs() < 1.0, "{tokens} tokens in {n} answers");
+}
+
+const NGINX_GATEWAY: &str = r#"
+[gateway]
+kind = "external"
+command = "nginx"
+args = ["-c", "{{ config_path }}", "-p", "{{ run_dir }}", "-e", "stderr"]
+config_template = "nginx.conf.j2"
+ready_url = "http://127.0.0.1:{{ gateway.port }}/nginx-health"
+ready_timeout = "20s"
+stop_signal = "SIGTERM"
+stop_grace = "5s"
+"#;
 
 const NGINX: &str = r#"
 daemon off;

@@ -261,4 +261,32 @@ mod tests {
         assert_eq!(body(&mut c).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert!(!c.reusable());
     }
+
+    #[tokio::test]
+    async fn provider_from_our_header_before_litellms_copy() {
+        let heads: [(&[u8], Option<&str>); 4] = [
+            (b"llm_provider-x-chaosgate-provider: q\r\n", Some("q")),
+            (
+                b"llm_provider-x-chaosgate-provider: q\r\nX-Chaosgate-Provider: p\r\n",
+                Some("p"),
+            ),
+            (
+                b"x-chaosgate-provider: p\r\nllm_provider-x-chaosgate-provider: q\r\n",
+                Some("p"),
+            ),
+            (
+                b"x-chaosgate-provider: \r\nllm_provider-x-chaosgate-provider: q\r\n",
+                Some("q"),
+            ),
+        ];
+        for (h, want) in heads {
+            let resp: &'static [u8] = [b"HTTP/1.1 200 OK\r\n" as &[u8], h, b"content-length: 2\r\n\r\nok"]
+                .concat()
+                .leak();
+            let a = serve_once(resp).await;
+            let mut c = RawConn::connect(&a).await.unwrap();
+            let got = c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+            assert_eq!(got.provider.as_deref(), want, "{}", String::from_utf8_lossy(h));
+        }
+    }
 }
