@@ -27,6 +27,7 @@ mod load_report;
 pub mod resilience;
 pub mod results;
 pub mod run;
+pub mod share;
 
 pub use load_report::{
     in_flight_warning, EmbeddingsStats, GroupReport, LoadReport, RequestCounts, Throughput, Timeline, Tps,

@@ -19,6 +19,7 @@
 //!   health-only phase goes on (a broken `/health` in front of a working provider), the
 //!   gateway should use the provider again from then on, and failback says when it did.
 
+use super::share::share;
 use super::Aggregator;
 use crate::gateway::{EventKind, GatewayEvent};
 use crate::record::FaultEvent;
@@ -169,7 +170,7 @@ pub fn analyze(
     };
     let (p0, p1) = (idx(onset.saturating_sub(cfg.baseline.0)), idx(onset));
     let (mine, all) = (p0..p1).map(counts).fold((0, 0), |(m, a), (x, y, _, _)| (m + x, a + y));
-    let pre = if all > 0 { mine as f64 / all as f64 } else { 0.0 };
+    let pre = share(mine, all).unwrap_or(0.0);
     let hold = (cfg.hold.0.div_ceil(b)).max(1) as usize;
     let first_run = |from: usize, pred: &dyn Fn(u64, u64, u64, u64) -> Option<bool>| -> Option<usize> {
         let mut start = None;
@@ -202,13 +203,7 @@ pub fn analyze(
     };
     let from = idx(onset);
     let secs_after = |i: usize| nanos_to_secs_f64((i as u64 * b).saturating_sub(onset));
-    let drained = |m: u64, a: u64, _f: u64, _t: u64| {
-        if a == 0 {
-            None
-        } else {
-            Some((m as f64 / a as f64) < cfg.share_threshold * pre)
-        }
-    };
+    let drained = |m: u64, a: u64, _f: u64, _t: u64| share(m, a).map(|x| x < cfg.share_threshold * pre);
     let traffic = if pre > 0.0 { first_run(from, &drained) } else { None };
     let healthy = |_m: u64, _a: u64, f: u64, t: u64| {
         if t == 0 {
@@ -237,7 +232,7 @@ pub fn analyze(
     let failback = (idx(back_from)..n)
         .find(|&i| {
             let (m, a, _, _) = counts(i);
-            a > 0 && pre > 0.0 && (m as f64 / a as f64) >= 0.5 * pre
+            pre > 0.0 && share(m, a).is_some_and(|x| x >= 0.5 * pre)
         })
         .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(back_from)));
     FaultReport {

@@ -90,6 +90,8 @@ pub struct OneRun {
     pub gateway_events: usize,
     /// What the traffic cost (`[cost] prices`).
     pub cost: Option<crate::analysis::cost::CostReport>,
+    /// Which provider answered the requests started in each bucket.
+    pub traffic_share: crate::analysis::share::TrafficShare,
 }
 
 /// Resilience over all runs.
@@ -166,6 +168,8 @@ pub struct RunReport {
     pub gateway: GatewayInfo,
     /// Client-side measurements of the first run (the `chaosgate load` report).
     pub traffic: LoadReport,
+    /// Per-provider traffic share per bucket, of the first run (as `traffic`).
+    pub traffic_share: crate::analysis::share::TrafficShare,
     /// Resilience.
     pub resilience: Resilience,
     /// Error budget.
@@ -245,6 +249,7 @@ impl RunReport {
             duration_s: first.map_or(0.0, |r| r.duration_s),
             gateway,
             traffic: first.map(|r| r.traffic.clone()).unwrap_or_default(),
+            traffic_share: first.map(|r| r.traffic_share.clone()).unwrap_or_default(),
             resilience,
             budget,
             cost: first.and_then(|r| r.cost.clone()),

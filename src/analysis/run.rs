@@ -71,5 +71,6 @@ pub fn analyse(
         budget,
         gateway_events: events.len(),
         cost: None,
+        traffic_share: super::share::traffic_share(&Series::from_aggregator(agg)),
     }
 }

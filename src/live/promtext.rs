@@ -8,7 +8,8 @@
 //! fixed by the callers and must match `[a-zA-Z_:][a-zA-Z0-9_:]*` (checked in debug
 //! builds).
 //!
-//! ```
+//! ```ignore
+//! // (the module is private to live/: `doc_example_renders_as_documented` runs this)
 //! use chaosgate::live::promtext::{Exposition, Kind};
 //! let mut e = Exposition::new();
 //! e.family("demo_requests_total", Kind::Counter, "Requests seen.");
@@ -154,6 +155,17 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doc_example_renders_as_documented() {
+        let mut e = Exposition::new();
+        e.family("demo_requests_total", Kind::Counter, "Requests seen.");
+        e.sample("demo_requests_total", &[("target", "a\"b")], 3u64);
+        assert_eq!(
+            e.finish(),
+            "# HELP demo_requests_total Requests seen.\n# TYPE demo_requests_total counter\ndemo_requests_total{target=\"a\\\"b\"} 3\n"
+        );
+    }
 
     #[test]
     fn label_values_with_quotes_backslashes_and_newlines_are_escaped() {

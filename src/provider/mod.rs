@@ -14,9 +14,12 @@
 //!   ([`ChatRequest`], [`EmbeddingsRequest`]), [`Rejection`], deterministic filler text,
 //!   [`RateLimitSnapshot`], and the two time formats the headers use ([`go_duration`],
 //!   [`rfc3339_from_unix_ms`]).
+//! - [`mark`]: which provider answered — the mark a mock puts in its headers, ids and
+//!   error messages, and the one function that reads it back.
 
 pub mod anthropic;
 pub mod classify;
+pub mod mark;
 pub mod openai;
 pub mod sse;
 
@@ -870,12 +873,14 @@ pub fn stop_reason(api: Api, hit_max: bool) -> &'static str {
     }
 }
 
-/// A non-streamed chat answer's body: request `seq`'s id, `created` (unix seconds), `n`
-/// choices of `output_tokens` tokens each. The mock sends it; the simulator takes its
-/// length (a `slow_body` trickle's length decides when it ends).
+/// A non-streamed chat answer's body: request `seq`'s id (with the provider's `mark`),
+/// `created` (unix seconds), `n` choices of `output_tokens` tokens each. The mock sends
+/// it; the simulator takes its length (a `slow_body` trickle's length decides when it
+/// ends).
 #[allow(clippy::too_many_arguments)]
 pub fn chat_reply(
     api: Api,
+    mark: &mark::Mark,
     seq: u64,
     model: &str,
     created: u64,
@@ -887,7 +892,7 @@ pub fn chat_reply(
     let stop = stop_reason(api, hit_max);
     match api {
         Api::OpenAi => openai::completion_template(
-            &format!("chatcmpl-cg{seq:012x}"),
+            &mark.openai_id(seq),
             model,
             created,
             n,
@@ -896,15 +901,33 @@ pub fn chat_reply(
             stop,
         ),
         Api::Anthropic => {
-            anthropic::message_template(&format!("msg_cg{seq:012x}"), model, input_tokens, output_tokens, stop)
+            anthropic::message_template(&mark.anthropic_id(seq), model, input_tokens, output_tokens, stop)
         }
     }
 }
 
-/// The byte length of [`chat_reply`] for one choice, as the simulator needs it (ids and
-/// unix times have a fixed width until 2286).
-pub fn chat_reply_len(api: Api, model: &str, input_tokens: u32, output_tokens: u32, hit_max: bool) -> u64 {
-    chat_reply(api, 0, model, 1_700_000_000, 1, input_tokens, output_tokens, hit_max).len_bytes()
+/// The byte length of [`chat_reply`] for one choice from the provider marked `mark`, as
+/// the simulator needs it (ids and unix times have a fixed width until 2286).
+pub fn chat_reply_len(
+    api: Api,
+    mark: &mark::Mark,
+    model: &str,
+    input_tokens: u32,
+    output_tokens: u32,
+    hit_max: bool,
+) -> u64 {
+    chat_reply(
+        api,
+        mark,
+        0,
+        model,
+        1_700_000_000,
+        1,
+        input_tokens,
+        output_tokens,
+        hit_max,
+    )
+    .len_bytes()
 }
 
 /// The byte length of an embeddings answer of `inputs` vectors at `model`'s native width,

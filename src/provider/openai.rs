@@ -407,11 +407,15 @@ pub fn error_body(kind: ErrorKind, message: &str, param: Option<&str>) -> String
 /// in {d}." with `d` = [`go_duration`]`(retry_after)`, e.g. "84ms", "1.2s"
 /// (`docs/semantics.md` §5).
 pub fn rate_limit_error_body(retry_after: Nanos) -> String {
-    let msg = format!(
+    error_body(ErrorKind::RateLimit, &rate_limit_message(retry_after), None)
+}
+
+/// The message of [`rate_limit_error_body`].
+pub fn rate_limit_message(retry_after: Nanos) -> String {
+    format!(
         "Rate limit reached in organization org-chaosgate on requests per min (RPM). Please try again in {}.",
         go_duration(retry_after)
-    );
-    error_body(ErrorKind::RateLimit, &msg, None)
+    )
 }
 
 fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
@@ -432,7 +436,8 @@ fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
 /// A non-streaming `chat.completion` object (`docs/semantics.md` §5): one choice with an
 /// assistant `message` (`content`, `refusal: null`, `annotations: []`), `logprobs: null`,
 /// the `finish_reason`; `usage` with `prompt_tokens`, `completion_tokens`, `total_tokens`
-/// and zeroed details; `service_tier: "default"`; `system_fingerprint: "fp_chaosgate"`.
+/// and zeroed details; `service_tier: "default"`; `system_fingerprint: "fp_chaosgate"`
+/// with the id's provider mark ([`super::mark`]).
 pub fn completion_body(
     id: &str,
     model: &str,
@@ -455,7 +460,7 @@ pub fn completion_body(
         }],
         "usage": usage(prompt_tokens, completion_tokens),
         "service_tier": "default",
-        "system_fingerprint": "fp_chaosgate",
+        "system_fingerprint": super::mark::fingerprint_of_id(id),
     })
     .to_string()
 }
@@ -493,8 +498,9 @@ pub fn completion_template(
     }
     let total = u32::try_from(u64::from(completion_tokens) * u64::from(n.max(1))).unwrap_or(u32::MAX);
     t.lit(format!(
-        "],\"usage\":{},\"service_tier\":\"default\",\"system_fingerprint\":\"fp_chaosgate\"}}",
-        usage(prompt_tokens, total)
+        "],\"usage\":{},\"service_tier\":\"default\",\"system_fingerprint\":{}}}",
+        usage(prompt_tokens, total),
+        Value::from(super::mark::fingerprint_of_id(id))
     ));
     t
 }
@@ -627,7 +633,7 @@ fn chunk(id: &str, model: &str, created: u64, index: u32, delta: Value, finish: 
         "created": created,
         "model": model,
         "service_tier": "default",
-        "system_fingerprint": "fp_chaosgate",
+        "system_fingerprint": super::mark::fingerprint_of_id(id),
         "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
     }))
 }
@@ -681,7 +687,7 @@ pub fn chunk_usage(id: &str, model: &str, created: u64, prompt_tokens: u32, comp
         "created": created,
         "model": model,
         "service_tier": "default",
-        "system_fingerprint": "fp_chaosgate",
+        "system_fingerprint": super::mark::fingerprint_of_id(id),
         "choices": [],
         "usage": usage(prompt_tokens, completion_tokens),
     }))

@@ -146,6 +146,7 @@ pub fn run(r: &RunReport) -> String {
             o(f.failback_s)
         );
     }
+    s.push_str(&traffic_share(&r.traffic_share));
     if r.runs > 1 {
         let row = |name: &str, d: &Dist, unit: &str| {
             let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.2}"));
@@ -318,4 +319,75 @@ pub fn failures(sw: &SweepReport) -> String {
         }
     }
     s
+}
+
+/// Columns of a traffic-share sparkline.
+const SHARE_COLUMNS: usize = 40;
+
+/// The traffic share as one sparkline per provider (each column the share over its
+/// buckets; `·` where no attributed request started), with the whole run's share; empty
+/// when no answer named a provider.
+fn traffic_share(t: &crate::analysis::share::TrafficShare) -> String {
+    const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let n = t.requests.len();
+    let (attributed, unattributed) = t.totals();
+    if t.providers.is_empty() || n == 0 {
+        return String::new();
+    }
+    let per = n.div_ceil(SHARE_COLUMNS);
+    let mut s = format!(
+        "\ntraffic share by provider (requests by start, 0–{:.0} s, {} per column; {} of {} unattributed):\n",
+        n as f64 * t.bucket_s,
+        {
+            let w = per as f64 * t.bucket_s;
+            if w.fract() == 0.0 {
+                format!("{w:.0} s")
+            } else {
+                format!("{w:.1} s")
+            }
+        },
+        unattributed,
+        attributed + unattributed
+    );
+    for p in t.providers.keys() {
+        let line: String = (0..n.div_ceil(per))
+            .map(|c| match t.share_over(p, c * per, (c + 1) * per) {
+                None => '·',
+                Some(x) => LEVELS[(x * 8.0).round().clamp(0.0, 8.0) as usize],
+            })
+            .collect();
+        let whole = t
+            .share_over(p, 0, n)
+            .map_or("–".to_string(), |x| format!("{:.1} %", 100.0 * x));
+        let _ = writeln!(s, "  {p:<12} |{line}| {whole}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::share::TrafficShare;
+
+    #[test]
+    fn traffic_share_sparkline() {
+        // 4 buckets of 1 s, one per column: a 100 %, 100 %, 0 %, none; b the reverse
+        let t = TrafficShare {
+            bucket_s: 1.0,
+            requests: vec![2, 2, 2, 0],
+            unattributed: vec![0, 1, 0, 0],
+            providers: [
+                ("a".to_string(), vec![Some(1.0), Some(1.0), Some(0.0), None]),
+                ("b".to_string(), vec![Some(0.0), Some(0.0), Some(1.0), None]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let out = traffic_share(&t);
+        assert!(out.contains("1 of 7 unattributed"), "{out}");
+        assert!(out.contains("0–4 s, 1 s per column"), "{out}");
+        assert!(out.contains("  a            |██ ·| 66.7 %"), "{out}");
+        assert!(out.contains("  b            |  █·| 33.3 %"), "{out}");
+        assert_eq!(traffic_share(&TrafficShare::default()), "");
+    }
 }

@@ -378,6 +378,7 @@ impl World {
                     ),
                     Some(_) if !facts.stream => crate::provider::chat_reply_len(
                         api,
+                        &crate::provider::mark::Mark::new(&self.names[i]),
                         self.models.model_of(shape),
                         shape.prompt_tokens,
                         s.output_tokens,
@@ -486,6 +487,7 @@ impl World {
         let len = match (&d.verdict, chat) {
             (Verdict::Ok(s), Some(c)) if s.slow_body_bytes_per_s.is_some() => crate::provider::chat_reply_len(
                 self.apis[iu],
+                &crate::provider::mark::Mark::new(&self.names[iu]),
                 &c.model,
                 c.input_tokens,
                 s.output_tokens,

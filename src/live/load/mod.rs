@@ -355,6 +355,7 @@ impl BodyReader<'_> {
         let mut kept = Kept {
             bytes: Vec::new(),
             whole: true,
+            mark: None,
         };
         let mut total = 0u64;
         while let Some(p) = self.next().await? {
@@ -369,8 +370,11 @@ impl BodyReader<'_> {
                 continue;
             }
             if kept.whole {
-                // the head did not hold it: from here on only its end is kept
+                // the head did not hold it: from here on only its end is kept (the mark of
+                // the provider that answered is read from the head first: ids lead a body)
                 kept.whole = false;
+                kept.mark = crate::provider::mark::find(&kept.bytes)
+                    .or_else(|| crate::provider::mark::find(&p[..p.len().min(MARK_SCAN_BYTES)]));
                 let n = kept.bytes.len();
                 kept.bytes.drain(..n.saturating_sub(tail));
                 kept.bytes.shrink_to(2 * tail);
@@ -391,6 +395,8 @@ struct Kept {
     bytes: Vec<u8>,
     /// Whether `bytes` is the whole body.
     whole: bool,
+    /// The provider its head marked, read before the head was dropped (only the tail kept).
+    mark: Option<String>,
 }
 
 /// Most of a non-2xx response body the load client keeps: its length is counted whole
@@ -408,6 +414,10 @@ pub const PLAIN_BODY_KEEP_BYTES: usize = 256 * 1024;
 
 /// The end of a plain 2xx body past [`PLAIN_BODY_KEEP_BYTES`] that is kept to read `usage`.
 pub const PLAIN_BODY_TAIL_BYTES: usize = 64 * 1024;
+
+/// How much of a body's start (a large plain body's first piece; a stream's first bytes)
+/// is searched for the provider's mark when no header named the provider.
+const MARK_SCAN_BYTES: usize = 16 * 1024;
 
 /// Keeps in `kept` the last bytes of what it held followed by `piece`: at most `2 × cap`
 /// between calls (trimmed to `cap` when it grows past that).
@@ -546,7 +556,7 @@ async fn execute(
     };
     rec.first_byte = Some(since(sh.t0, Instant::now()));
     let content = if !(200..300).contains(&status) {
-        let content = read_error_body(&mut reader, deadline).await;
+        let content = read_error_body(&mut reader, deadline, &mut rec).await;
         fail(sh, &mut rec, Outcome::Http(status));
         content
     } else if !shape.stream {
@@ -619,21 +629,26 @@ async fn send_for_head<'a>(
         }
         None => {
             let resp = outcome_of(tokio::time::timeout_at(deadline, send_pooled(sh, path, body)).await)?;
-            rec.provider = resp
-                .headers()
-                .get("x-chaosgate-provider")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            rec.provider = crate::provider::mark::HEADERS
+                .iter()
+                .find_map(|h| crate::provider::mark::from_header(resp.headers().get(*h)?.as_bytes()));
             Ok((resp.status().as_u16(), BodyReader::Hyper(resp.into_body())))
         }
     }
 }
 
 /// Reads a non-2xx body to its end (keeping at most [`ERROR_BODY_KEEP_BYTES`]); its size,
-/// or 0 when it could not be read whole by `deadline`.
-async fn read_error_body(reader: &mut BodyReader<'_>, deadline: Instant) -> u64 {
+/// or 0 when it could not be read whole by `deadline`. A request no header attributed is
+/// attributed to the provider the kept body marks, if any (an error message's mark
+/// survives the gateways that rebuild errors).
+async fn read_error_body(reader: &mut BodyReader<'_>, deadline: Instant, rec: &mut RequestRecord) -> u64 {
     match tokio::time::timeout_at(deadline, reader.collect_capped(ERROR_BODY_KEEP_BYTES, 0)).await {
-        Ok(Ok((_, total))) => total,
+        Ok(Ok((kept, total))) => {
+            if rec.provider.is_none() {
+                rec.provider = crate::provider::mark::find(&kept.bytes);
+            }
+            total
+        }
         _ => 0,
     }
 }
@@ -652,6 +667,9 @@ async fn read_plain_body(sh: &Shared, reader: &mut BodyReader<'_>, deadline: Ins
         Ok(Err(_)) => rec.outcome = Outcome::Reset,
         Ok(Ok((kept, total))) => {
             content = total;
+            if rec.provider.is_none() {
+                rec.provider = kept.mark.clone().or_else(|| crate::provider::mark::find(&kept.bytes));
+            }
             match usage_of(&kept) {
                 Some(u) => rec.output_tokens = u.completion_tokens.or(u.output_tokens).unwrap_or(0),
                 None => rec.outcome = Outcome::MalformedStream,
@@ -695,6 +713,9 @@ async fn read_stream(
     let mut parser = crate::provider::sse::Parser::new(shape.api);
     let mut last_token: Option<Instant> = None;
     let mut counted = 0u32;
+    // without a header naming the provider, its mark is read from the stream's start: the
+    // bytes up to and including the first content token (at most MARK_SCAN_BYTES)
+    let mut head: Option<Vec<u8>> = rec.provider.is_none().then(Vec::new);
     loop {
         let wait = match (last_token, sh.opts.ttft_timeout, sh.opts.stall_timeout) {
             (None, Some(t), _) => deadline.min(sent_at + Duration::from_nanos(t)),
@@ -719,6 +740,13 @@ async fn read_stream(
         };
         content += data.len() as u64;
         let now = Instant::now();
+        if let Some(h) = head.as_mut() {
+            h.extend_from_slice(&data[..data.len().min(MARK_SCAN_BYTES - h.len())]);
+            rec.provider = crate::provider::mark::find(h);
+            if rec.provider.is_some() || h.len() >= MARK_SCAN_BYTES || last_token.is_some() {
+                head = None;
+            }
+        }
         for ev in parser.push(&data) {
             match ev {
                 crate::provider::sse::Event::Token => {
@@ -1163,6 +1191,7 @@ mod tests {
             usage_of(&Kept {
                 bytes: bytes.to_vec(),
                 whole,
+                mark: None,
             })
             .map(|u| (u.completion_tokens, u.output_tokens))
         };

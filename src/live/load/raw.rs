@@ -4,6 +4,7 @@
 //! no more, so the generator's own CPU cost stays small next to the system under test.
 //! Open-loop runs use hyper's pooled client.
 
+use crate::provider::mark;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,7 +14,7 @@ use tokio::net::TcpStream;
 pub struct Head {
     /// Status code.
     pub status: u16,
-    /// `x-chaosgate-provider`, if present.
+    /// The provider a response header names ([`mark::HEADERS`]), if one does.
     pub provider: Option<String>,
 }
 
@@ -88,6 +89,7 @@ impl RawConn {
                 httparse::Status::Complete(n) => {
                     let status = resp.code.unwrap_or(0);
                     let mut provider = None;
+                    let mut provider_rank = usize::MAX;
                     let mut length = None;
                     let mut chunked = false;
                     self.keep_alive = true;
@@ -100,8 +102,12 @@ impl RawConn {
                             chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             self.keep_alive = !h.value.eq_ignore_ascii_case(b"close");
-                        } else if h.name.eq_ignore_ascii_case("x-chaosgate-provider") {
-                            provider = std::str::from_utf8(h.value).ok().map(str::to_string);
+                        } else if let Some(r) = mark::header_rank(h.name) {
+                            if r < provider_rank {
+                                if let Some(p) = mark::from_header(h.value) {
+                                    (provider, provider_rank) = (Some(p), r);
+                                }
+                            }
                         }
                     }
                     self.buf.drain(..n);
@@ -254,5 +260,33 @@ mod tests {
         c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
         assert_eq!(body(&mut c).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert!(!c.reusable());
+    }
+
+    #[tokio::test]
+    async fn provider_from_our_header_before_litellms_copy() {
+        let heads: [(&[u8], Option<&str>); 4] = [
+            (b"llm_provider-x-chaosgate-provider: q\r\n", Some("q")),
+            (
+                b"llm_provider-x-chaosgate-provider: q\r\nX-Chaosgate-Provider: p\r\n",
+                Some("p"),
+            ),
+            (
+                b"x-chaosgate-provider: p\r\nllm_provider-x-chaosgate-provider: q\r\n",
+                Some("p"),
+            ),
+            (
+                b"x-chaosgate-provider: \r\nllm_provider-x-chaosgate-provider: q\r\n",
+                Some("q"),
+            ),
+        ];
+        for (h, want) in heads {
+            let resp: &'static [u8] = [b"HTTP/1.1 200 OK\r\n" as &[u8], h, b"content-length: 2\r\n\r\nok"]
+                .concat()
+                .leak();
+            let a = serve_once(resp).await;
+            let mut c = RawConn::connect(&a).await.unwrap();
+            let got = c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+            assert_eq!(got.provider.as_deref(), want, "{}", String::from_utf8_lossy(h));
+        }
     }
 }

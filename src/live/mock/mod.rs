@@ -142,6 +142,8 @@ pub struct MockState {
     pub metrics: metrics::Metrics,
     /// `x-chaosgate-provider` value, built once.
     pub provider_header: Option<axum::http::HeaderValue>,
+    /// The provider's mark in ids, fingerprints and error messages, built once.
+    pub mark: crate::provider::mark::Mark,
 }
 
 impl MockState {
@@ -166,6 +168,7 @@ impl MockState {
             seq: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
             provider_header: axum::http::HeaderValue::from_str(&config.name).ok(),
+            mark: crate::provider::mark::Mark::new(&config.name),
             config,
         })
     }

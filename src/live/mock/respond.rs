@@ -101,7 +101,7 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-static PROVIDER_HEADER: header::HeaderName = header::HeaderName::from_static("x-chaosgate-provider");
+static PROVIDER_HEADER: header::HeaderName = header::HeaderName::from_static(crate::provider::mark::HEADER);
 static X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 static REQUEST_ID: header::HeaderName = header::HeaderName::from_static("request-id");
 
@@ -143,11 +143,12 @@ pub fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSna
 }
 
 /// A [`Rejection`] (bad input) in the provider's envelope, with its own `param` and
-/// `code`.
+/// `code`, its message marked with the provider.
 pub fn rejection_response(state: &MockState, r: &Rejection, seq: u64) -> Response {
+    let message = state.mark.message(&r.message);
     let body = match state.config.api {
-        Api::OpenAi => openai::rejection_body(r),
-        Api::Anthropic => anthropic::error_body(r.kind, &r.message, &request_id(seq)),
+        Api::OpenAi => openai::rejection_body(&Rejection { message, ..r.clone() }),
+        Api::Anthropic => anthropic::error_body(r.kind, &message, &request_id(seq)),
     };
     let code = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = json(code, body);
@@ -157,7 +158,7 @@ pub fn rejection_response(state: &MockState, r: &Rejection, seq: u64) -> Respons
     resp
 }
 
-/// A provider-shaped error response.
+/// A provider-shaped error response, its message marked with the provider.
 #[allow(clippy::too_many_arguments)]
 pub fn error_response(
     state: &MockState,
@@ -171,10 +172,12 @@ pub fn error_response(
 ) -> Response {
     let body = match state.config.api {
         Api::OpenAi => match (kind, retry_after) {
-            (ErrorKind::RateLimit, Some(ra)) if message.is_empty() => openai::rate_limit_error_body(ra),
-            _ => openai::error_body(kind, message, param),
+            (ErrorKind::RateLimit, Some(ra)) if message.is_empty() => {
+                openai::error_body(kind, &state.mark.message(&openai::rate_limit_message(ra)), None)
+            }
+            _ => openai::error_body(kind, &state.mark.message(message), param),
         },
-        Api::Anthropic => anthropic::error_body(kind, message, &request_id(seq)),
+        Api::Anthropic => anthropic::error_body(kind, &state.mark.message(message), &request_id(seq)),
     };
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json(code, body);
@@ -344,6 +347,7 @@ pub async fn play(
                 sleep_until(at(t0, s.first)).await;
                 let body = crate::provider::chat_reply(
                     state.config.api,
+                    &state.mark,
                     seq,
                     &c.model,
                     unix_ms() / 1000,
@@ -357,8 +361,8 @@ pub async fn play(
             }
             Parsed::Chat(c) => {
                 let script = match state.config.api {
-                    Api::OpenAi => openai_script(&c, &s, seq),
-                    Api::Anthropic => anthropic_script(&c, &s, seq),
+                    Api::OpenAi => openai_script(&c, &s, state.mark.openai_id(seq)),
+                    Api::Anthropic => anthropic_script(&c, &s, state.mark.anthropic_id(seq)),
                 };
                 let mut r = Response::new(script_body(t0, script));
                 let h = r.headers_mut();
@@ -513,8 +517,8 @@ fn build_script(w: Vocab<'_>, s: &Success) -> Script {
     }
 }
 
-fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
-    let id = format!("chatcmpl-cg{seq:012x}");
+/// The stream of completion `id` (which carries the provider's mark).
+fn openai_script(c: &ChatRequest, s: &Success, id: String) -> Script {
     let created = unix_ms() / 1000;
     let m = c.model.as_str();
     let choices = c.n.max(1);
@@ -556,8 +560,8 @@ fn openai_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
     build_script(wire, s)
 }
 
-fn anthropic_script(c: &ChatRequest, s: &Success, seq: u64) -> Script {
-    let id = format!("msg_cg{seq:012x}");
+/// The stream of message `id` (which carries the provider's mark).
+fn anthropic_script(c: &ChatRequest, s: &Success, id: String) -> Script {
     let token: TokenFn = Box::new(|i: u32, _k: u32| Bytes::from(anthropic::event_text_delta(filler_token(i))));
     let finish = |n: u32| {
         vec![
