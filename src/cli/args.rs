@@ -58,8 +58,8 @@ pub struct ScenarioArgs {
     /// Fail (exit 1) unless this holds, e.g. 'resilience.detection_s.max <= 10' (repeatable).
     #[arg(long = "assert", value_name = "PATH OP VALUE")]
     pub asserts: Vec<String>,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
     /// Write JUnit XML here (one test case per assertion per sweep point).
     #[arg(long)]
@@ -67,7 +67,8 @@ pub struct ScenarioArgs {
     /// Write an SVG chart here: failed requests and detection time against the swept value.
     #[arg(long)]
     pub chart: Option<PathBuf>,
-    /// Only the summary table and failed assertions.
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
     #[arg(long)]
     pub quiet: bool,
     /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
@@ -113,9 +114,19 @@ pub struct SimArgs {
 /// `chaosgate demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
+    /// Override a key of the built-in scenario: --set traffic.rate=50 (repeatable).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Seed of the first run (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
+    #[arg(long)]
+    pub quiet: bool,
     /// Print the built-in scenario and exit (to copy and edit).
     #[arg(long)]
     pub print_scenario: bool,
@@ -201,9 +212,10 @@ pub struct LoadArgs {
     /// Closed loop: users started per second (default: all at once).
     #[arg(long, requires = "users", allow_negative_numbers = true, value_parser = parse_rate)]
     pub spawn_rate: Option<f64>,
-    /// Closed loop: think time after each answer, e.g. 1s (or a range: 1s..3s).
-    #[arg(long, requires = "users", conflicts_with = "pacing")]
-    pub think: Option<String>,
+    /// Closed loop: think time after each answer, e.g. 500ms (or a range: 1s..3s); the
+    /// same spellings as `think_time` in a scenario's [traffic].
+    #[arg(long, requires = "users", conflicts_with = "pacing", value_parser = parse_think)]
+    pub think: Option<crate::traffic::ThinkTime>,
     /// Closed loop: constant pacing, start-to-start interval per user.
     #[arg(long, requires = "users", value_parser = parse_positive_dur)]
     pub pacing: Option<Dur>,
@@ -249,8 +261,8 @@ pub struct LoadArgs {
     /// Run seed (default random; printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
     /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
     #[arg(long)]
@@ -261,7 +273,8 @@ pub struct LoadArgs {
     /// Sent as the API key.
     #[arg(long, default_value = "sk-chaosgate")]
     pub api_key: String,
-    /// No progress bar.
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
     #[arg(long)]
     pub quiet: bool,
     /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
@@ -331,6 +344,10 @@ fn parse_probe_header(s: &str) -> Result<String, String> {
     crate::live::mock::probe::ProbeMatcher::none()
         .add_header_rule(s)
         .map(|()| s.to_string())
+}
+
+fn parse_think(s: &str) -> Result<crate::traffic::ThinkTime, String> {
+    s.parse()
 }
 
 fn parse_api(s: &str) -> Result<Api, String> {

@@ -46,14 +46,15 @@ enum Gw {
     External(crate::live::process::Running),
 }
 
-/// Runs `s` once, live.
+/// Runs `s` once, live; `live`, when given, is kept up to date as the traffic runs (for a
+/// progress display).
 pub async fn run_once(
     s: &Scenario,
     seed: u64,
     shift: Nanos,
     run_dir: &Path,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    live: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
@@ -80,7 +81,7 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, progress)
+    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live)
         .await
         .map(|mut r| {
             r.run.cost = r.cost_of(s, &models);
@@ -114,7 +115,7 @@ async fn drive(
     mix: crate::traffic::Mix,
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    counters: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
     let mut info = GatewayInfo {
@@ -132,7 +133,7 @@ async fn drive(
         GatewaySpec::External(x) => start_external(s, x, seed, run_dir, vars, &stop, &mut warnings, &mut info).await?,
     };
     let outcome = traffic(
-        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress,
+        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, counters,
     )
     .await;
     match &mut gw {
@@ -315,7 +316,7 @@ async fn traffic(
     mix: crate::traffic::Mix,
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    counters: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&base, api, seed);
@@ -324,7 +325,7 @@ async fn traffic(
     opts.grace = timeout;
     opts.headers = headers;
     opts.api_key = api_key;
-    opts.progress = progress;
+    opts.live = counters;
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     // per-phase statistics over the ground-truth windows
