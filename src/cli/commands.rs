@@ -261,7 +261,7 @@ pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerCo
             recovery_timeout: dur(a[1])?,
             half_open_max_requests: num(a[2])?,
         },
-        "rate" if a.len() == 3 => {
+        "rate" | "failure_rate" | "failure-rate" if a.len() == 3 => {
             let ratio: f64 = a[0].parse().map_err(|_| bad("RATIO must be a number in (0, 1]"))?;
             let min = num(a[1])?;
             BreakerConfig::FailureRate {
@@ -275,7 +275,9 @@ pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerCo
                 half_open_calls: 10,
             }
         }
-        "consecutive" | "article" | "rate" => return Err(bad("wrong number of values")),
+        "consecutive" | "article" | "rate" | "failure_rate" | "failure-rate" => {
+            return Err(bad("wrong number of values"))
+        }
         _ => return Err(bad("unknown kind")),
     }))
 }

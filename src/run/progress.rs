@@ -264,7 +264,7 @@ impl Plan {
             elapsed,
             done: fraction(self.finished_weight, self.total, in_run),
             figures,
-            note: in_run.is_none().then(|| "starting (mocks, gateway)".to_string()),
+            note: in_run.is_none().then(|| "starting".to_string()),
         }
     }
 }
@@ -302,6 +302,7 @@ impl Reporter {
             return Reporter::off();
         }
         let repeats = repeats.max(1);
+        let n_runs = points.len() * repeats;
         let total = points.iter().map(|(_, w)| u128::from((*w).max(1))).sum::<u128>() * repeats as u128;
         let plan = Arc::new(Mutex::new(Plan {
             command: command.to_string(),
@@ -329,6 +330,11 @@ impl Reporter {
             (Show::Plain, every)
         };
         let plain = matches!(show, Show::Plain);
+        // off a terminal a simulated sweep or repeat says at once what it is doing; a live
+        // run says so as it begins (`begin_run`)
+        if plain && parallel && n_runs > 1 {
+            eprintln!("{}", line(&plan.lock().unwrap_or_else(|e| e.into_inner()).status(Instant::now())));
+        }
         let (tx, rx) = mpsc::channel::<()>();
         let p = plan.clone();
         let thread = std::thread::spawn(move || loop {
@@ -503,10 +509,10 @@ mod tests {
         s.point = Some((1, 1, String::new()));
         s.runs = Some(Runs::Current { k: 1, of: 1 });
         s.figures = None;
-        s.note = Some("starting (mocks, gateway)".into());
+        s.note = Some("starting".into());
         assert_eq!(
             line(&s),
-            "chaosgate load: 0:10 elapsed · 50 % · ETA 0:10 · starting (mocks, gateway)"
+            "chaosgate load: 0:10 elapsed · 50 % · ETA 0:10 · starting"
         );
     }
 
