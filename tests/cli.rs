@@ -149,7 +149,10 @@ fn sim_off_a_terminal_prints_status_lines_and_quiet_prints_none() {
 
 #[test]
 fn load_json_dash_writes_the_report_to_stdout() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (h, _) = rt.block_on(common::start(chaosgate::provider::Api::OpenAi, "", 1));
     let target = format!("http://{}", h.addr);
     let out = chaosgate(&[
@@ -169,7 +172,8 @@ fn load_json_dash_writes_the_report_to_stdout() {
     ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     assert_eq!(v["seed"], 3);
     assert_eq!(v["requests"]["ok"], 20, "{v}");
     // the text report and a status line (at the start) on stderr
@@ -197,7 +201,10 @@ fn demo_takes_seed_set_and_json_dash() {
         assert_eq!(p["report"]["time_scale"], 0.004);
     }
     // the demo says what it does at once, then a labelled line per run
-    assert!(stderr.starts_with("chaosgate demo: the article's 3 AM incident"), "{stderr}");
+    assert!(
+        stderr.starts_with("chaosgate demo: the article's 3 AM incident"),
+        "{stderr}"
+    );
     let lines = status_lines(&stderr, "demo");
     assert!(
         lines
@@ -261,7 +268,8 @@ fn traffic_timeout_grace_concurrency_are_refused_with_the_reason() {
         ("traffic.concurrency", "the simulator has no cap"),
     ] {
         assert!(
-            e.lines().any(|l| l.contains(key) && l.contains("not a [traffic] key") && l.contains(why)),
+            e.lines()
+                .any(|l| l.contains(key) && l.contains("not a [traffic] key") && l.contains(why)),
             "{key}: {e}"
         );
     }

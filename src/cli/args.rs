@@ -465,21 +465,67 @@ mod tests {
         let dash = Some(PathBuf::from("-"));
         for cmd in ["run", "sim"] {
             let Ok(Command::Run(RunArgs { common: c, .. }) | Command::Sim(SimArgs { common: c, .. })) = parse(&[
-                cmd, "s.toml", "--json", "-", "--quiet", "--seed", "7", "--set", "traffic.rate=5",
+                cmd,
+                "s.toml",
+                "--json",
+                "-",
+                "--quiet",
+                "--seed",
+                "7",
+                "--set",
+                "traffic.rate=5",
             ]) else {
                 panic!("{cmd} does not parse")
             };
-            assert_eq!((c.json, c.quiet, c.seed, c.set), (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()]));
+            assert_eq!(
+                (c.json, c.quiet, c.seed, c.set),
+                (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()])
+            );
         }
-        let Ok(Command::Demo(d)) = parse(&["demo", "--json", "-", "--quiet", "--seed", "7", "--set", "traffic.rate=5"]) else {
+        let Ok(Command::Demo(d)) = parse(&[
+            "demo",
+            "--json",
+            "-",
+            "--quiet",
+            "--seed",
+            "7",
+            "--set",
+            "traffic.rate=5",
+        ]) else {
             panic!("demo does not parse")
         };
-        assert_eq!((d.json, d.quiet, d.seed, d.set), (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()]));
-        let Ok(Command::Load(l)) = parse(&["load", "--target", "http://127.0.0.1:1", "--rate", "5", "--json", "-", "--quiet", "--seed", "7"]) else {
+        assert_eq!(
+            (d.json, d.quiet, d.seed, d.set),
+            (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()])
+        );
+        let Ok(Command::Load(l)) = parse(&[
+            "load",
+            "--target",
+            "http://127.0.0.1:1",
+            "--rate",
+            "5",
+            "--json",
+            "-",
+            "--quiet",
+            "--seed",
+            "7",
+        ]) else {
             panic!("load does not parse")
         };
         assert_eq!((l.json, l.quiet, l.seed), (dash.clone(), true, Some(7)));
-        let Ok(Command::Calibrate(c)) = parse(&["calibrate", "--p50", "1s", "--p95", "2s", "--p99", "3s", "--json", "-", "-o", "p.toml"]) else {
+        let Ok(Command::Calibrate(c)) = parse(&[
+            "calibrate",
+            "--p50",
+            "1s",
+            "--p95",
+            "2s",
+            "--p99",
+            "3s",
+            "--json",
+            "-",
+            "-o",
+            "p.toml",
+        ]) else {
             panic!("calibrate does not parse")
         };
         assert_eq!((c.json, c.output), (dash.clone(), Some(PathBuf::from("p.toml"))));
@@ -492,7 +538,9 @@ mod tests {
     #[test]
     fn strategy_least_latency_is_accepted_with_a_dash_or_an_underscore() {
         for spelling in ["least-latency", "least_latency"] {
-            let Ok(Command::Gateway(g)) = parse(&["gateway", "--target", "a=http://127.0.0.1:1", "--strategy", spelling]) else {
+            let Ok(Command::Gateway(g)) =
+                parse(&["gateway", "--target", "a=http://127.0.0.1:1", "--strategy", spelling])
+            else {
                 panic!("--strategy {spelling} does not parse")
             };
             assert_eq!(g.strategy, Some(crate::gateway::Strategy::LeastLatency));
@@ -514,15 +562,33 @@ mod tests {
         };
         let ms = |n: u64| crate::time::Dur(n * crate::time::NS_PER_MS);
         assert_eq!(think("500ms"), Ok(Some(ThinkTime::Constant { value: ms(500) })));
-        assert_eq!(think("1s..3s"), Ok(Some(ThinkTime::Uniform { min: ms(1000), max: ms(3000) })));
+        assert_eq!(
+            think("1s..3s"),
+            Ok(Some(ThinkTime::Uniform {
+                min: ms(1000),
+                max: ms(3000)
+            }))
+        );
         let e = think("soon").unwrap_err();
         assert!(e.contains("--think") && e.contains("\"1s..3s\""), "{e}");
         // the same spellings in a scenario's [traffic]
         for (text, want) in [
             ("\"500ms\"", ThinkTime::Constant { value: ms(500) }),
-            ("\"1s..3s\"", ThinkTime::Uniform { min: ms(1000), max: ms(3000) }),
-            ("{ kind = \"constant\", value = \"500ms\" }", ThinkTime::Constant { value: ms(500) }),
-            ("{ kind = \"pacing\", interval = \"2s\" }", ThinkTime::Pacing { interval: ms(2000) }),
+            (
+                "\"1s..3s\"",
+                ThinkTime::Uniform {
+                    min: ms(1000),
+                    max: ms(3000),
+                },
+            ),
+            (
+                "{ kind = \"constant\", value = \"500ms\" }",
+                ThinkTime::Constant { value: ms(500) },
+            ),
+            (
+                "{ kind = \"pacing\", interval = \"2s\" }",
+                ThinkTime::Pacing { interval: ms(2000) },
+            ),
         ] {
             let t: crate::traffic::TrafficConfig =
                 toml::from_str(&format!("users = 2\nduration = \"1s\"\nthink_time = {text}")).unwrap();
@@ -530,8 +596,10 @@ mod tests {
         }
         let bad = toml::from_str::<crate::traffic::TrafficConfig>("users = 2\nthink_time = \"soon\"").unwrap_err();
         assert!(bad.to_string().contains("a think time is a duration"), "{bad}");
-        let bad = toml::from_str::<crate::traffic::TrafficConfig>("users = 2\nthink_time = { kind = \"constant\", value = \"1s\", extra = 1 }")
-            .unwrap_err();
+        let bad = toml::from_str::<crate::traffic::TrafficConfig>(
+            "users = 2\nthink_time = { kind = \"constant\", value = \"1s\", extra = 1 }",
+        )
+        .unwrap_err();
         assert!(bad.to_string().contains("extra"), "{bad}");
     }
 
@@ -539,7 +607,10 @@ mod tests {
     fn breaker_rate_is_also_spelt_failure_rate() {
         for kind in ["rate", "failure_rate", "failure-rate"] {
             let b = crate::cli::commands::parse_breaker(&format!("{kind}:0.5,10,30s")).unwrap();
-            assert!(matches!(b, Some(crate::gateway::BreakerConfig::FailureRate { .. })), "{kind}");
+            assert!(
+                matches!(b, Some(crate::gateway::BreakerConfig::FailureRate { .. })),
+                "{kind}"
+            );
         }
     }
 }

@@ -84,7 +84,7 @@ pub struct Status {
 /// The time left, from the elapsed time and the share done: `elapsed × (1 − done) / done`.
 /// `None` while nothing is done (it cannot be estimated yet); 0 once all is.
 pub fn eta(elapsed: Nanos, done: f64) -> Option<Nanos> {
-    if !(done > 0.0) {
+    if done.is_nan() || done <= 0.0 {
         return None;
     }
     if done >= 1.0 {
@@ -297,7 +297,13 @@ impl Reporter {
     /// Starts reporting on `command`'s `points` (label, weight of one run) × `repeats`;
     /// `parallel` runs (the simulator) are counted as they finish, live ones shown as
     /// they go. Shows nothing unless `enabled`.
-    pub fn start(command: &str, enabled: bool, points: Vec<(String, Nanos)>, repeats: usize, parallel: bool) -> Reporter {
+    pub fn start(
+        command: &str,
+        enabled: bool,
+        points: Vec<(String, Nanos)>,
+        repeats: usize,
+        parallel: bool,
+    ) -> Reporter {
         if !enabled {
             return Reporter::off();
         }
@@ -333,7 +339,10 @@ impl Reporter {
         // off a terminal a simulated sweep or repeat says at once what it is doing; a live
         // run says so as it begins (`begin_run`)
         if plain && parallel && n_runs > 1 {
-            eprintln!("{}", line(&plan.lock().unwrap_or_else(|e| e.into_inner()).status(Instant::now())));
+            eprintln!(
+                "{}",
+                line(&plan.lock().unwrap_or_else(|e| e.into_inner()).status(Instant::now()))
+            );
         }
         let (tx, rx) = mpsc::channel::<()>();
         let p = plan.clone();
@@ -476,7 +485,10 @@ mod tests {
     #[test]
     fn fraction_weighs_runs_by_their_traffic_length() {
         // 4 runs of 60 s; one over, the second 15 s in: (60 + 15) / 240
-        assert_eq!(fraction(60 * S as u128, 240 * S as u128, Some((15 * S, 60 * S))), 0.3125);
+        assert_eq!(
+            fraction(60 * S as u128, 240 * S as u128, Some((15 * S, 60 * S))),
+            0.3125
+        );
         // the wait for the last answers after the schedule counts as the run's end
         assert_eq!(fraction(0, 120 * S as u128, Some((90 * S, 60 * S))), 0.5);
         assert_eq!(fraction(0, 0, None), 0.0);
@@ -510,10 +522,7 @@ mod tests {
         s.runs = Some(Runs::Current { k: 1, of: 1 });
         s.figures = None;
         s.note = Some("starting".into());
-        assert_eq!(
-            line(&s),
-            "chaosgate load: 0:10 elapsed · 50 % · ETA 0:10 · starting"
-        );
+        assert_eq!(line(&s), "chaosgate load: 0:10 elapsed · 50 % · ETA 0:10 · starting");
     }
 
     #[test]
@@ -567,7 +576,10 @@ mod tests {
         let now = p.started;
         // before traffic: no figures, no ETA, says what it waits for
         let s = p.status(now);
-        assert_eq!((s.done, s.figures, s.point.clone()), (0.0, None, Some((1, 2, "a=1".into()))));
+        assert_eq!(
+            (s.done, s.figures, s.point.clone()),
+            (0.0, None, Some((1, 2, "a=1".into())))
+        );
         assert!(line(&s).contains("ETA ? · starting"), "{}", line(&s));
         // traffic 30 s in (of 60), 10 s after the command started
         let c = p.current.as_ref().unwrap().2.clone();

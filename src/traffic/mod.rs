@@ -185,8 +185,7 @@ impl TrafficConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut v = Vec::new();
         let refused = [&self.refused_timeout, &self.refused_grace, &self.refused_concurrency];
-        for ((key, why), given) in CLIENT_KEYS.iter().zip(refused.map(Option::is_some))
-        {
+        for ((key, why), given) in CLIENT_KEYS.iter().zip(refused.map(Option::is_some)) {
             if given {
                 v.push(((*key).to_string(), (*why).to_string()));
             }
