@@ -276,3 +276,34 @@ fn traffic_timeout_grace_concurrency_are_refused_with_the_reason() {
     assert!(!e.contains("unknown field"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `calibrate` and `profile-stats` take `--json PATH|-` like the rest; `calibrate -o`
+/// stays the profile's (TOML) flag, `-o -` being stdout.
+#[test]
+fn calibrate_and_profile_stats_json_dash_is_stdout() {
+    let fit = ["calibrate", "--p50", "1240ms", "--p95", "2890ms", "--p99", "4120ms"];
+    let out = chaosgate(&[&fit[..], &["--json", "-"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let toml_text = v["profile_toml"].as_str().expect("the profile");
+    assert!(
+        toml_text.starts_with("# Fitted by: chaosgate calibrate --p50 1240ms"),
+        "{toml_text}"
+    );
+    assert!(v["measured"]["latency_ms"]["p50"].as_f64().is_some(), "{v}");
+    // the profile itself then went to stderr, and `-o -` prints it on stdout
+    assert!(text(&out.stderr).contains(toml_text), "{}", text(&out.stderr));
+    let out = chaosgate(&[&fit[..], &["-o", "-"]].concat());
+    assert_eq!(text(&out.stdout), toml_text);
+    let out = chaosgate(&[
+        "profile-stats",
+        "fault-profiles/healthy.toml",
+        "--samples",
+        "1000",
+        "--json",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(v["latency_ms"]["p50"].as_f64().is_some(), "{v}");
+}
