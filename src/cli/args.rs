@@ -61,8 +61,8 @@ pub struct ScenarioArgs {
     /// Fail (exit 1) unless this holds, e.g. 'resilience.detection_s.max <= 10' (repeatable).
     #[arg(long = "assert", value_name = "PATH OP VALUE")]
     pub asserts: Vec<String>,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
     /// Write JUnit XML here (one test case per assertion per sweep point).
     #[arg(long)]
@@ -70,7 +70,8 @@ pub struct ScenarioArgs {
     /// Write an SVG chart here: failed requests and detection time against the swept value.
     #[arg(long)]
     pub chart: Option<PathBuf>,
-    /// Only the summary table and failed assertions.
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
     #[arg(long)]
     pub quiet: bool,
     /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
@@ -116,9 +117,19 @@ pub struct SimArgs {
 /// `chaosgate demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
+    /// Override a key of the built-in scenario: --set traffic.rate=50 (repeatable).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Seed of the first run (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
+    #[arg(long)]
+    pub quiet: bool,
     /// Print the built-in scenario and exit (to copy and edit).
     #[arg(long)]
     pub print_scenario: bool,
@@ -152,7 +163,8 @@ pub struct GatewayArgs {
     /// Consecutive good probes that restore.
     #[arg(long, value_parser = parse_count)]
     pub healthy_threshold: Option<u32>,
-    /// Passive breaker: consecutive:N,EJECT | article:N,RECOVERY,HALF_OPEN | rate:RATIO,MIN_CALLS,WAIT | none.
+    /// Passive breaker: consecutive:N,EJECT | article:N,RECOVERY,HALF_OPEN | rate:RATIO,MIN_CALLS,WAIT | none
+    /// (`rate` may be spelt `failure_rate`, as in TOML).
     #[arg(long)]
     pub breaker: Option<String>,
     /// Retries per request on the same target.
@@ -204,9 +216,10 @@ pub struct LoadArgs {
     /// Closed loop: users started per second (default: all at once).
     #[arg(long, requires = "users", allow_negative_numbers = true, value_parser = parse_rate)]
     pub spawn_rate: Option<f64>,
-    /// Closed loop: think time after each answer, e.g. 1s (or a range: 1s..3s).
-    #[arg(long, requires = "users", conflicts_with = "pacing")]
-    pub think: Option<String>,
+    /// Closed loop: think time after each answer, e.g. 500ms (or a range: 1s..3s); the
+    /// same spellings as `think_time` in a scenario's [traffic].
+    #[arg(long, requires = "users", conflicts_with = "pacing", value_parser = parse_think)]
+    pub think: Option<crate::traffic::ThinkTime>,
     /// Closed loop: constant pacing, start-to-start interval per user.
     #[arg(long, requires = "users", value_parser = parse_positive_dur)]
     pub pacing: Option<Dur>,
@@ -252,8 +265,8 @@ pub struct LoadArgs {
     /// Run seed (default random; printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here; `-` writes it to stdout (the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
     /// Write Locust-compatible CSV: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv.
     #[arg(long)]
@@ -264,7 +277,8 @@ pub struct LoadArgs {
     /// Sent as the API key.
     #[arg(long, default_value = "sk-chaosgate")]
     pub api_key: String,
-    /// No progress bar.
+    /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
+    /// the table, warnings and failed assertions.
     #[arg(long)]
     pub quiet: bool,
     /// Let requests still in flight at the end pass (by default they fail the run: exit 1).
@@ -334,6 +348,10 @@ fn parse_probe_header(s: &str) -> Result<String, String> {
     crate::live::mock::probe::ProbeMatcher::none()
         .add_header_rule(s)
         .map(|()| s.to_string())
+}
+
+fn parse_think(s: &str) -> Result<crate::traffic::ThinkTime, String> {
+    s.parse()
 }
 
 fn parse_api(s: &str) -> Result<Api, String> {
@@ -434,4 +452,168 @@ pub fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
     h.finish() % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("chaosgate").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn json_dash_quiet_seed_and_set_mean_the_same_in_every_scenario_command() {
+        let dash = Some(PathBuf::from("-"));
+        for cmd in ["run", "sim"] {
+            let Ok(Command::Run(RunArgs { common: c, .. }) | Command::Sim(SimArgs { common: c, .. })) = parse(&[
+                cmd,
+                "s.toml",
+                "--json",
+                "-",
+                "--quiet",
+                "--seed",
+                "7",
+                "--set",
+                "traffic.rate=5",
+            ]) else {
+                panic!("{cmd} does not parse")
+            };
+            assert_eq!(
+                (c.json, c.quiet, c.seed, c.set),
+                (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()])
+            );
+        }
+        let Ok(Command::Demo(d)) = parse(&[
+            "demo",
+            "--json",
+            "-",
+            "--quiet",
+            "--seed",
+            "7",
+            "--set",
+            "traffic.rate=5",
+        ]) else {
+            panic!("demo does not parse")
+        };
+        assert_eq!(
+            (d.json, d.quiet, d.seed, d.set),
+            (dash.clone(), true, Some(7), vec!["traffic.rate=5".to_string()])
+        );
+        let Ok(Command::Load(l)) = parse(&[
+            "load",
+            "--target",
+            "http://127.0.0.1:1",
+            "--rate",
+            "5",
+            "--json",
+            "-",
+            "--quiet",
+            "--seed",
+            "7",
+        ]) else {
+            panic!("load does not parse")
+        };
+        assert_eq!((l.json, l.quiet, l.seed), (dash.clone(), true, Some(7)));
+        let Ok(Command::Calibrate(c)) = parse(&[
+            "calibrate",
+            "--p50",
+            "1s",
+            "--p95",
+            "2s",
+            "--p99",
+            "3s",
+            "--json",
+            "-",
+            "-o",
+            "p.toml",
+        ]) else {
+            panic!("calibrate does not parse")
+        };
+        assert_eq!((c.json, c.output), (dash.clone(), Some(PathBuf::from("p.toml"))));
+        let Ok(Command::ProfileStats(p)) = parse(&["profile-stats", "p.toml", "--json", "-"]) else {
+            panic!("profile-stats does not parse")
+        };
+        assert_eq!(p.json, dash);
+    }
+
+    #[test]
+    fn strategy_least_latency_is_accepted_with_a_dash_or_an_underscore() {
+        for spelling in ["least-latency", "least_latency"] {
+            let Ok(Command::Gateway(g)) =
+                parse(&["gateway", "--target", "a=http://127.0.0.1:1", "--strategy", spelling])
+            else {
+                panic!("--strategy {spelling} does not parse")
+            };
+            assert_eq!(g.strategy, Some(crate::gateway::Strategy::LeastLatency));
+        }
+        for spelling in ["least-latency", "least_latency"] {
+            let cfg: crate::gateway::GatewayConfig =
+                toml::from_str(&format!("targets = []\nstrategy = \"{spelling}\"")).unwrap();
+            assert_eq!(cfg.strategy, crate::gateway::Strategy::LeastLatency, "{spelling}");
+        }
+    }
+
+    #[test]
+    fn think_takes_a_duration_or_a_range_as_think_time_does() {
+        use crate::traffic::ThinkTime;
+        let think = |v: &str| match parse(&["load", "--target", "http://127.0.0.1:1", "--users", "2", "--think", v]) {
+            Ok(Command::Load(l)) => Ok(l.think),
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        };
+        let ms = |n: u64| crate::time::Dur(n * crate::time::NS_PER_MS);
+        assert_eq!(think("500ms"), Ok(Some(ThinkTime::Constant { value: ms(500) })));
+        assert_eq!(
+            think("1s..3s"),
+            Ok(Some(ThinkTime::Uniform {
+                min: ms(1000),
+                max: ms(3000)
+            }))
+        );
+        let e = think("soon").unwrap_err();
+        assert!(e.contains("--think") && e.contains("\"1s..3s\""), "{e}");
+        // the same spellings in a scenario's [traffic]
+        for (text, want) in [
+            ("\"500ms\"", ThinkTime::Constant { value: ms(500) }),
+            (
+                "\"1s..3s\"",
+                ThinkTime::Uniform {
+                    min: ms(1000),
+                    max: ms(3000),
+                },
+            ),
+            (
+                "{ kind = \"constant\", value = \"500ms\" }",
+                ThinkTime::Constant { value: ms(500) },
+            ),
+            (
+                "{ kind = \"pacing\", interval = \"2s\" }",
+                ThinkTime::Pacing { interval: ms(2000) },
+            ),
+        ] {
+            let t: crate::traffic::TrafficConfig =
+                toml::from_str(&format!("users = 2\nduration = \"1s\"\nthink_time = {text}")).unwrap();
+            assert_eq!(t.think_time, Some(want), "{text}");
+        }
+        let bad = toml::from_str::<crate::traffic::TrafficConfig>("users = 2\nthink_time = \"soon\"").unwrap_err();
+        assert!(bad.to_string().contains("a think time is a duration"), "{bad}");
+        let bad = toml::from_str::<crate::traffic::TrafficConfig>(
+            "users = 2\nthink_time = { kind = \"constant\", value = \"1s\", extra = 1 }",
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("extra"), "{bad}");
+    }
+
+    #[test]
+    fn breaker_rate_is_also_spelt_failure_rate() {
+        for kind in ["rate", "failure_rate", "failure-rate"] {
+            let b = crate::cli::commands::parse_breaker(&format!("{kind}:0.5,10,30s")).unwrap();
+            assert!(
+                matches!(b, Some(crate::gateway::BreakerConfig::FailureRate { .. })),
+                "{kind}"
+            );
+        }
+    }
 }

@@ -65,15 +65,7 @@ pub async fn mock(args: MockArgs) -> anyhow::Result<u8> {
 pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::TrafficConfig> {
     use crate::traffic::{ArrivalKind, ThinkTime, TrafficConfig};
     let think_time = match (&a.think, a.pacing) {
-        (Some(t), _) => Some(match t.split_once("..") {
-            Some((lo, hi)) => ThinkTime::Uniform {
-                min: lo.parse().map_err(anyhow::Error::msg)?,
-                max: hi.parse().map_err(anyhow::Error::msg)?,
-            },
-            None => ThinkTime::Constant {
-                value: t.parse().map_err(anyhow::Error::msg)?,
-            },
-        }),
+        (Some(t), _) => Some(*t),
         (None, Some(p)) => Some(ThinkTime::Pacing { interval: p }),
         (None, None) => None,
     };
@@ -161,7 +153,6 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         tpot: a.slo_tpot.map(|d| d.0),
         e2e: a.slo_e2e.map(|d| d.0),
     };
-    opts.progress = !a.quiet;
     opts.api_key = a.api_key.clone();
     opts.phases = parse_phases(&a.phase)?;
     eprintln!(
@@ -171,20 +162,24 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     let (stop_rx, signals) = crate::live::signal::stop_on_signal();
     opts.stop = Some(stop_rx);
     let start_wall = std::time::SystemTime::now();
+    let progress =
+        crate::run::progress::Reporter::start("load", !a.quiet, vec![(String::new(), source.end())], 1, false);
+    opts.live = progress.begin_run(0, 0);
     let result = live::run(source, mix, opts).await;
+    progress.finish();
     signals.abort();
     let result = result?;
     let report = result.report();
-    print!("{}", crate::report::text::load(&report));
+    let out = Out::for_json(a.json.as_deref());
+    out.print(&crate::report::text::load(&report));
     for w in &report.warnings {
-        println!("warning: {w}");
+        out.print(&format!("warning: {w}\n"));
     }
     if let Some(p) = &a.json {
         let mut v = serde_json::to_value(&report)?;
         v["seed"] = serde_json::json!(seed);
         v["target"] = serde_json::json!(a.target);
-        crate::report::write_json(p, &v)?;
-        eprintln!("wrote {}", p.display());
+        write_json_out(p, &v)?;
     }
     if let Some(prefix) = &a.csv {
         crate::report::locust::write_locust_csv(
@@ -266,7 +261,7 @@ pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerCo
             recovery_timeout: dur(a[1])?,
             half_open_max_requests: num(a[2])?,
         },
-        "rate" if a.len() == 3 => {
+        "rate" | "failure_rate" | "failure-rate" if a.len() == 3 => {
             let ratio: f64 = a[0].parse().map_err(|_| bad("RATIO must be a number in (0, 1]"))?;
             let min = num(a[1])?;
             BreakerConfig::FailureRate {
@@ -280,7 +275,9 @@ pub fn parse_breaker(s: &str) -> anyhow::Result<Option<crate::gateway::BreakerCo
                 half_open_calls: 10,
             }
         }
-        "consecutive" | "article" | "rate" => return Err(bad("wrong number of values")),
+        "consecutive" | "article" | "rate" | "failure_rate" | "failure-rate" => {
+            return Err(bad("wrong number of values"))
+        }
         _ => return Err(bad("unknown kind")),
     }))
 }
@@ -419,6 +416,7 @@ fn finish(
     a: &crate::cli::ScenarioArgs,
     command: &str,
 ) -> anyhow::Result<u8> {
+    let out = Out::for_json(a.json.as_deref());
     let sweep = !sw.axes.is_empty();
     if !a.quiet {
         for p in &sw.points {
@@ -428,14 +426,14 @@ fn finish(
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
-                println!("\n=== {} ===", params.join(", "));
+                out.print(&format!("\n=== {} ===\n", params.join(", ")));
             }
-            print!("{}", crate::report::text::run(&p.report));
+            out.print(&crate::report::text::run(&p.report));
         }
     }
     if sweep || a.quiet {
-        println!();
-        print!("{}", crate::report::text::sweep_table(sw));
+        out.print("\n");
+        out.print(&crate::report::text::sweep_table(sw));
     }
     let n: usize = sw.points.iter().map(|p| p.checks.len()).sum();
     if n > 0 {
@@ -444,12 +442,11 @@ fn finish(
             .iter()
             .map(|p| p.checks.iter().filter(|c| !c.passed).count())
             .sum();
-        println!("\nassertions: {} passed, {failed} failed", n - failed);
-        print!("{}", crate::report::text::failures(sw));
+        out.print(&format!("\nassertions: {} passed, {failed} failed\n", n - failed));
+        out.print(&crate::report::text::failures(sw));
     }
     if let Some(p) = &a.json {
-        crate::report::write_json(p, &sw.to_json())?;
-        eprintln!("wrote {}", p.display());
+        write_json_out(p, &sw.to_json())?;
     }
     if let Some(p) = &a.junit {
         std::fs::write(p, crate::report::junit::junit(sw, command))
@@ -477,7 +474,53 @@ fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> any
     o.asserts = parse_asserts(&a.asserts)?;
     o.allow_in_flight = a.allow_in_flight;
     o.allow_large = a.allow_large;
+    o.progress = !a.quiet;
     Ok(o)
+}
+
+/// Where the human-readable report goes: stdout, or stderr when `--json -` takes stdout.
+#[derive(Clone, Copy, Debug)]
+struct Out {
+    stderr: bool,
+}
+
+impl Out {
+    fn for_json(json: Option<&std::path::Path>) -> Out {
+        Out {
+            stderr: json.is_some_and(is_stdout),
+        }
+    }
+
+    fn print(self, s: &str) {
+        use std::io::Write;
+        if self.stderr {
+            let _ = std::io::stderr().lock().write_all(s.as_bytes());
+        } else {
+            let _ = std::io::stdout().lock().write_all(s.as_bytes());
+        }
+    }
+}
+
+/// `-`: stdout (`--json -`).
+pub fn is_stdout(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Writes a JSON report to `p` ("wrote …" on stderr), or to stdout when `p` is `-`.
+pub fn write_json_out<T: serde::Serialize>(p: &std::path::Path, v: &T) -> anyhow::Result<()> {
+    if is_stdout(p) {
+        use std::io::Write;
+        let mut s = serde_json::to_string_pretty(v)?;
+        s.push('\n');
+        let mut o = std::io::stdout().lock();
+        o.write_all(s.as_bytes())
+            .and_then(|()| o.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write the JSON report to stdout: {e}"))
+    } else {
+        crate::report::write_json(p, v)?;
+        eprintln!("wrote {}", p.display());
+        Ok(())
+    }
 }
 
 /// `--json`, `--junit` and `--chart` of `sim` and `run`, checked before the run.
@@ -495,6 +538,9 @@ pub fn check_output_paths(paths: &[(&str, Option<&std::path::Path>)]) -> anyhow:
     let mut problems = Vec::new();
     for (flag, p) in paths {
         let Some(p) = p else { continue };
+        if *flag == "--json" && is_stdout(p) {
+            continue;
+        }
         if let Err(m) = output_path_problem(p) {
             problems.push(format!("{flag} {}: {m}", p.display()));
         }
@@ -551,6 +597,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
+    o.command = "sim";
     if let Some(j) = a.jobs {
         o.jobs = j.max(1);
     }
@@ -688,8 +735,7 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
     // absolute: an external gateway starts inside it and is handed paths under it
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    let mut o = run_options(&a.common, dir.clone())?;
-    o.progress = !a.common.quiet;
+    let o = run_options(&a.common, dir.clone())?;
     let seed = set.points.first().map_or(1, |p| crate::run::base_seed(&p.scenario, &o));
     eprintln!(
         "chaosgate run: {} — {} point{} × {} run{}, seed {seed} (reproduce the plans with --seed {seed}); run files in {}",
@@ -719,47 +765,54 @@ pub async fn demo(a: crate::cli::DemoArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     check_output_paths(&[("--json", a.json.as_deref())])?;
-    let set = crate::scenario::load_str("<demo>", DEMO_SCENARIO, std::path::Path::new("."), &[])?;
+    let set = crate::scenario::load_str("<demo>", DEMO_SCENARIO, std::path::Path::new("."), &a.set)?;
     let dir = default_run_dir("demo");
-    let o = crate::run::RunOptions::new(dir.clone());
+    let mut o = crate::run::RunOptions::new(dir.clone());
+    o.seed = a.seed;
+    o.progress = !a.quiet;
+    o.command = "demo";
+    let out = Out::for_json(a.json.as_deref());
     let k = set.points.first().map_or(1.0, |p| p.scenario.time_scale);
-    println!(
-        "chaosgate demo: the article's 3 AM incident — 155 req/s, the primary answering 502 for 4 minutes —\n\
-         live through the reference gateway, health checks every 60 s and then every 5 s (no retries, no\n\
-         per-request fallback), compressed {:.0}× (time_scale {k}). Scenario: chaosgate demo --print-scenario",
-        1.0 / k
-    );
+    if !a.quiet {
+        out.print(&format!(
+            "chaosgate demo: the article's 3 AM incident — 155 req/s, the primary answering 502 for 4 minutes —\n\
+             live through the reference gateway, health checks every 60 s and then every 5 s (no retries, no\n\
+             per-request fallback), compressed {:.0}× (time_scale {k}). Scenario: chaosgate demo --print-scenario\n",
+            1.0 / k
+        ));
+    }
     let started = std::time::Instant::now();
-    let out = crate::run::run_live(&set, &o).await?;
-    let sw = &out.report;
-    println!();
-    print!("{}", crate::report::text::sweep_table(sw));
-    println!(
-        "\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):",
+    let run = crate::run::run_live(&set, &o).await?;
+    let sw = &run.report;
+    out.print("\n");
+    out.print(&crate::report::text::sweep_table(sw));
+    out.print(&format!(
+        "\nAt the incident's own scale (times ÷ {k}; requests ÷ {k}, as the same rate runs {:.0}× longer):\n",
         1.0 / k
-    );
+    ));
     for p in &sw.points {
         let r = &p.report.resilience;
         let iv = p.params.values().next().and_then(|v| v.as_str()).unwrap_or("");
-        println!(
-            "  interval {iv:>4}: detected after {} s, {} failed requests, {:.2} % of a 30-day 99.9 % budget",
+        out.print(&format!(
+            "  interval {iv:>4}: detected after {} s, {} failed requests, {:.2} % of a 30-day 99.9 % budget\n",
             r.detection_s.mean.map_or("never".into(), |d| format!("{:.0}", d / k)),
             r.failed_requests.mean.map_or("?".into(), |f| format!("{:.0}", f / k)),
             p.report.budget.consumed_pct.mean.unwrap_or(0.0) / k,
-        );
+        ));
     }
-    println!(
-        "\n(The article: 60 s polling cost ≈14,000 failed requests; 5 s would have cost ≈780. Each run here\n\
-         sees one fault onset; `chaosgate sim examples/incidents/3am-fast-fail.toml --repeat 200` gives the\n\
-         distribution over onsets in a second.)  {:.0} s wall; run files in {}",
-        started.elapsed().as_secs_f64(),
-        dir.display()
-    );
+    if !a.quiet {
+        out.print(&format!(
+            "\n(The article: 60 s polling cost ≈14,000 failed requests; 5 s would have cost ≈780. Each run here\n\
+             sees one fault onset; `chaosgate sim examples/incidents/3am-fast-fail.toml --repeat 200` gives the\n\
+             distribution over onsets in a second.)  {:.0} s wall; run files in {}\n",
+            started.elapsed().as_secs_f64(),
+            dir.display()
+        ));
+    }
     if let Some(p) = &a.json {
-        crate::report::write_json(p, &sw.to_json())?;
-        eprintln!("wrote {}", p.display());
+        write_json_out(p, &sw.to_json())?;
     }
-    Ok(if out.interrupted { 130 } else { 0 })
+    Ok(if run.interrupted { 130 } else { 0 })
 }
 
 /// The JSON Schema of scenario files.

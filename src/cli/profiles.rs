@@ -18,8 +18,8 @@ pub struct ProfileStatsArgs {
     /// Seed of every test.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write the JSON report here.
-    #[arg(long)]
+    /// Write the JSON report here (`-`: stdout, the text report then goes to stderr).
+    #[arg(long, value_name = "PATH|-")]
     pub json: Option<PathBuf>,
     /// Stream the latency test's requests (latency = last token).
     #[arg(long)]
@@ -97,9 +97,13 @@ pub struct CalibrateArgs {
     /// New streams per second of the workload the throughput is fitted for.
     #[arg(long, default_value_t = 20.0)]
     pub stream_rate: f64,
-    /// Write the profile here instead of stdout.
+    /// Write the fitted profile (TOML) here instead of stdout (`-`: stdout).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Write the JSON report here (`-`: stdout, the profile then goes to stderr): the fitted
+    /// profile's TOML and what `profile-stats` measures of it — the same as `profile-stats --json`.
+    #[arg(long, value_name = "PATH|-")]
+    pub json: Option<PathBuf>,
 }
 
 /// Runs `profile-stats`.
@@ -119,10 +123,14 @@ pub fn run_profile_stats(a: ProfileStatsArgs) -> anyhow::Result<u8> {
     }
     let profile = Profile::load(&a.profile)?;
     let s = measure(&profile, a.seed, &w);
-    print!("{}", stats::text(&s));
+    let text = stats::text(&s);
+    if a.json.as_deref().is_some_and(super::commands::is_stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
     if let Some(p) = &a.json {
-        crate::report::write_json(p, &s)?;
-        eprintln!("wrote {}", p.display());
+        super::commands::write_json_out(p, &s)?;
     }
     Ok(0)
 }
@@ -271,16 +279,23 @@ pub fn run_calibrate(a: CalibrateArgs) -> anyhow::Result<u8> {
             e.requests_per_s, e.avg_latency_ms
         );
     }
-    let file = a.output.as_ref().map_or("FILE".into(), |p| p.display().to_string());
+    let output = a.output.as_deref().filter(|p| !super::commands::is_stdout(p));
+    let file = output.map_or("FILE".into(), |p| p.display().to_string());
     let api = a.api.as_str();
     head += &format!("\n# Serve: chaosgate mock --api {api} --listen 127.0.0.1:9001 --profile {file}\n");
     let out = head + &body;
-    match &a.output {
+    let json_stdout = a.json.as_deref().is_some_and(super::commands::is_stdout);
+    match output {
         Some(p) => {
             std::fs::write(p, &out).with_context(|| format!("cannot write {}", p.display()))?;
             eprintln!("wrote {}", p.display());
         }
+        None if json_stdout => eprint!("{out}"),
         None => print!("{out}"),
+    }
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "profile_toml": out, "measured": s });
+        super::commands::write_json_out(p, &v)?;
     }
     Ok(0)
 }

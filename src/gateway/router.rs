@@ -28,6 +28,8 @@ pub enum Strategy {
     /// Weighted random first choice.
     Weighted,
     /// Lowest latency EWMA first.
+    #[serde(alias = "least-latency")]
+    #[value(alias = "least_latency")]
     LeastLatency,
     /// Cheapest within its cost cap first.
     Cost,

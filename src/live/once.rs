@@ -48,14 +48,15 @@ enum Gw {
     Running,
 }
 
-/// Runs `s` once, live.
+/// Runs `s` once, live; `live`, when given, is kept up to date as the traffic runs (for a
+/// progress display).
 pub async fn run_once(
     s: &Scenario,
     seed: u64,
     shift: Nanos,
     run_dir: &Path,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    live: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
@@ -82,7 +83,7 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, progress)
+    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live)
         .await
         .map(|mut r| {
             r.run.cost = r.cost_of(s, &models);
@@ -116,7 +117,7 @@ async fn drive(
     mix: crate::traffic::Mix,
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    counters: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
     let mut info = GatewayInfo {
@@ -135,7 +136,7 @@ async fn drive(
         GatewaySpec::Running(x) => start_running(x, vars, &stop, &mut info).await?,
     };
     let outcome = traffic(
-        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, progress,
+        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, counters,
     )
     .await;
     match &mut gw {
@@ -354,7 +355,7 @@ async fn traffic(
     mix: crate::traffic::Mix,
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
-    progress: bool,
+    counters: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&base, api, seed);
@@ -363,7 +364,7 @@ async fn traffic(
     opts.grace = timeout;
     opts.headers = headers;
     opts.api_key = api_key;
-    opts.progress = progress;
+    opts.live = counters;
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     // per-phase statistics over the ground-truth windows

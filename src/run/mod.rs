@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod limits;
+pub mod progress;
 pub mod swarm;
 
 use crate::analysis::assert::Assertion;
@@ -30,8 +31,11 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Live runs: where run directories go.
     pub run_dir: std::path::PathBuf,
-    /// Live runs: a progress line on the terminal.
+    /// A progress line on a terminal, a status line every few seconds elsewhere
+    /// ([`progress`]); off with `--quiet`.
     pub progress: bool,
+    /// The command the progress line names (`run`, `sim`, `demo`).
+    pub command: &'static str,
     /// Let points with requests in flight at the end pass (`--allow-in-flight`); by
     /// default such a point fails a built-in check.
     pub allow_in_flight: bool,
@@ -52,6 +56,7 @@ impl RunOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             run_dir,
             progress: false,
+            command: "run",
             allow_in_flight: false,
             allow_large: false,
             stop: None,
@@ -249,6 +254,7 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
     let results: Vec<std::sync::Mutex<Option<anyhow::Result<OneRun>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let progress = reporter(set, o, n, true);
     std::thread::scope(|sc| {
         for _ in 0..o.jobs.clamp(1, jobs.len().max(1)) {
             sc.spawn(|| loop {
@@ -261,10 +267,23 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
                 let seed = base_seed(s, o).wrapping_add(k as u64);
                 let r = crate::sim::once::simulate_once_until(s, seed, onset_shift(s, k, n), o.stop.clone())
                     .map(|(one, _)| one);
+                if let Ok(one) = &r {
+                    let q = &one.traffic.requests;
+                    progress.finished(
+                        i,
+                        progress::Figures {
+                            requests: q.ok + q.failed + q.dropped,
+                            failed: q.failed,
+                            dropped: q.dropped,
+                            ..Default::default()
+                        },
+                    );
+                }
                 *results[j].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
+    progress.finish();
     let interrupted = stopped();
     // without a stop every job ran; after one, the jobs not started are left out
     let mut flat = results
@@ -303,6 +322,16 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
     })
 }
 
+/// The progress reporter of `set`'s points × `n` runs, each weighing its traffic length.
+fn reporter(set: &ScenarioSet, o: &RunOptions, n: usize, parallel: bool) -> progress::Reporter {
+    let points = set
+        .points
+        .iter()
+        .map(|p| (progress::label(&p.params), p.scenario.plan.source.end()))
+        .collect();
+    progress::Reporter::start(o.command, o.progress, points, n, parallel)
+}
+
 /// The outcome of runs that can be interrupted (live, or simulated with a stop flag).
 #[derive(Debug)]
 pub struct LiveOutcome {
@@ -320,6 +349,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     }
     let (rx, signals) = crate::live::signal::stop_on_signal();
     let n = o.repeat.max(1);
+    let progress = reporter(set, o, n, false);
     let mut points = Vec::new();
     let mut interrupted = false;
     'points: for (i, p) in set.points.iter().enumerate() {
@@ -334,7 +364,9 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             }
             let seed = base_seed(s, o).wrapping_add(k as u64);
             let dir = o.run_dir.join(format!("point{i}-run{k}"));
-            let r = crate::live::once::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), o.progress).await;
+            let counters = progress.begin_run(i, k);
+            let r = crate::live::once::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), counters).await;
+            progress.end_run();
             let r = match r {
                 Ok(r) => r,
                 Err(e) if *rx.borrow() => {
@@ -343,6 +375,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                     break;
                 }
                 Err(e) => {
+                    progress.finish();
                     signals.abort();
                     return Err(e);
                 }
@@ -370,6 +403,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             break 'points;
         }
     }
+    progress.finish();
     signals.abort();
     // a partial report still carries the matrix it was cut from
     Ok(LiveOutcome {

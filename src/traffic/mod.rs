@@ -76,7 +76,39 @@ pub struct TrafficConfig {
     /// Inline mix (`[[traffic.kind]]`).
     #[serde(default, rename = "kind", skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<KindSpec>,
+    /// `chaosgate load`'s client settings `timeout`, `grace` and `concurrency`, read only
+    /// to be refused with the reason ([`CLIENT_KEYS`]): in a scenario they follow the
+    /// gateway, the same way live and in the simulator.
+    #[serde(default, rename = "timeout", skip_serializing)]
+    pub refused_timeout: Option<toml::Value>,
+    /// See `refused_timeout`.
+    #[serde(default, rename = "grace", skip_serializing)]
+    pub refused_grace: Option<toml::Value>,
+    /// See `refused_timeout`.
+    #[serde(default, rename = "concurrency", skip_serializing)]
+    pub refused_concurrency: Option<toml::Value>,
 }
+
+/// Why `[traffic]` does not take `chaosgate load`'s client settings.
+pub const CLIENT_KEYS: [(&str, &str); 3] = [
+    (
+        "timeout",
+        "not a [traffic] key: in a scenario the client's whole-request timeout is the gateway's \
+         `request_timeout` plus 5 s (so the client never gives up before the gateway does), the same \
+         live and simulated; set gateway.request_timeout (--timeout is `chaosgate load`'s)",
+    ),
+    (
+        "grace",
+        "not a [traffic] key: in a scenario the wait for in-flight requests after the schedule is the \
+         client's timeout (gateway.request_timeout plus 5 s); --grace is `chaosgate load`'s",
+    ),
+    (
+        "concurrency",
+        "not a [traffic] key: a scenario's client keeps up to 1000 requests in flight, and the simulator \
+         has no cap, so a cap here would make live and simulated runs differ; --concurrency is \
+         `chaosgate load`'s",
+    ),
+];
 
 /// A mix file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -155,12 +187,23 @@ impl TrafficConfig {
     /// Checks the table: exactly one source, sane numbers. Each problem at its key in `[traffic]`.
     pub fn problems(&self) -> Vec<crate::diag::Problem> {
         let mut v = Vec::new();
+        self.refused_problems(&mut v);
         self.source_problems(&mut v);
         self.length_problems(&mut v);
         self.shape_problems(&mut v);
         self.loop_problems(&mut v);
         self.kind_problems(&mut v);
         v
+    }
+
+    /// `load`'s client keys that `[traffic]` refuses, with the reason.
+    fn refused_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        let refused = [&self.refused_timeout, &self.refused_grace, &self.refused_concurrency];
+        for ((k, why), given) in CLIENT_KEYS.iter().zip(refused.map(Option::is_some)) {
+            if given {
+                v.push((key(k), (*why).to_string()));
+            }
+        }
     }
 
     /// Not exactly one of rate, stages, users and trace.

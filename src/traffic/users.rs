@@ -20,8 +20,10 @@ use crate::time::{secs_f64_to_nanos, Dur, Nanos};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// Think time between requests of one user.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// Think time between requests of one user. In a file either a table
+/// (`{ kind = "uniform", min = "1s", max = "3s" }`) or, as on the command line
+/// (`--think`), a string: `"500ms"` (constant) or `"1s..3s"` (uniform).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ThinkTime {
     /// Wait `value` after each answer.
@@ -41,6 +43,51 @@ pub enum ThinkTime {
         /// Start-to-start interval.
         interval: Dur,
     },
+}
+
+/// [`ThinkTime`]'s table form, read by serde's `remote` so the two cannot drift apart.
+#[derive(Deserialize)]
+#[serde(remote = "ThinkTime", tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum ThinkTimeTable {
+    Constant { value: Dur },
+    Uniform { min: Dur, max: Dur },
+    Pacing { interval: Dur },
+}
+
+impl std::str::FromStr for ThinkTime {
+    type Err = String;
+    /// `500ms` (constant) or `1s..3s` (uniform between the two).
+    fn from_str(s: &str) -> Result<ThinkTime, String> {
+        let what = |e: String| format!("{e} (a think time is a duration, e.g. \"500ms\", or a range, e.g. \"1s..3s\")");
+        match s.split_once("..") {
+            Some((lo, hi)) => Ok(ThinkTime::Uniform {
+                min: lo.parse().map_err(what)?,
+                max: hi.parse().map_err(what)?,
+            }),
+            None => Ok(ThinkTime::Constant {
+                value: s.parse().map_err(what)?,
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ThinkTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ThinkTime, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ThinkTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration (\"500ms\"), a range (\"1s..3s\") or a table with `kind`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ThinkTime, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<ThinkTime, A::Error> {
+                ThinkTimeTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Default for ThinkTime {

@@ -51,8 +51,9 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Goodput thresholds.
     pub slo: SloThresholds,
-    /// Draw a progress bar on stderr (only when it is a terminal).
-    pub progress: bool,
+    /// Counters a progress display reads while the run goes (`run::progress`); the load
+    /// client itself draws nothing.
+    pub live: Option<Arc<LiveCounters>>,
     /// Sent as `Authorization: Bearer` and `x-api-key`.
     pub api_key: String,
     /// Fault windows for per-phase statistics.
@@ -81,13 +82,37 @@ impl LoadOptions {
             bucket: 1_000 * NS_PER_MS,
             seed,
             slo: SloThresholds::default(),
-            progress: false,
+            live: None,
             api_key: "sk-chaosgate".into(),
             phases: Vec::new(),
             headers: Vec::new(),
             t0: None,
             stop: None,
         }
+    }
+}
+
+/// What a run has done so far, updated as it goes, for a progress display.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Requests the schedule started (sent or dropped).
+    pub scheduled: AtomicU64,
+    /// Finished ok.
+    pub ok: AtomicU64,
+    /// Finished failed (any class but ok and dropped).
+    pub failed: AtomicU64,
+    /// Dropped at the concurrency cap.
+    pub dropped: AtomicU64,
+    /// p99 end-to-end latency so far in µs (0 until known), refreshed every 256 records.
+    pub p99_us: AtomicU64,
+    /// The run's time zero, once traffic is about to start.
+    pub t0: Mutex<Option<std::time::Instant>>,
+}
+
+impl LiveCounters {
+    /// When traffic started (None before).
+    pub fn started(&self) -> Option<std::time::Instant> {
+        *self.t0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -204,9 +229,8 @@ struct Shared {
     /// Records of requests whose task was cancelled while still open (see [`Open`]).
     abandoned: Mutex<Vec<(RequestRecord, bool)>>,
     sem: Arc<Semaphore>,
-    ok: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
+    /// Ok / failed / dropped so far (the caller's, when it watches).
+    live: Arc<LiveCounters>,
     /// The request mix (the model of each kind).
     mix: Mix,
 }
@@ -776,9 +800,9 @@ async fn read_stream(
 
 async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool, content: u64) {
     match rec.outcome {
-        Outcome::Ok => sh.ok.fetch_add(1, Ordering::Relaxed),
-        Outcome::Dropped => sh.dropped.fetch_add(1, Ordering::Relaxed),
-        _ => sh.failed.fetch_add(1, Ordering::Relaxed),
+        Outcome::Ok => sh.live.ok.fetch_add(1, Ordering::Relaxed),
+        Outcome::Dropped => sh.live.dropped.fetch_add(1, Ordering::Relaxed),
+        _ => sh.live.failed.fetch_add(1, Ordering::Relaxed),
     };
     let _ = sh.tx.send((rec, itl, embeddings, content)).await;
 }
@@ -856,9 +880,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let (tx, rx) = mpsc::channel(RECORD_QUEUE);
     let sh = Arc::new(Shared::new(&opts, &mix, tx)?);
     let t0 = sh.t0;
-    let live_p99 = Arc::new(Mutex::new(0.0f64));
-    let agg_task = spawn_aggregator(&opts, kinds, rx, live_p99.clone());
-    let progress = progress_bar(&opts, sh.clone(), live_p99);
+    let counters = sh.live.clone();
+    *counters.t0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t0.into_std());
+    let agg_task = spawn_aggregator(&opts, kinds, rx, counters.clone());
     let mut tasks: JoinSet<()> = JoinSet::new();
     let scheduled = Arc::new(AtomicU64::new(0));
     let planned_duration = match &source {
@@ -869,9 +893,6 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         src => send_schedule(src, mix, &sh, &mut tasks, &scheduled).await?,
     };
     let (interrupted, duration) = wait_for_open(&mut tasks, &opts, t0, planned_duration).await;
-    if let Some(pb) = progress {
-        pb.abort();
-    }
     let scheduled = scheduled.load(Ordering::Relaxed);
     let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
     drop(sh);
@@ -945,21 +966,19 @@ impl Shared {
             tx,
             abandoned: Mutex::new(Vec::new()),
             sem: Arc::new(Semaphore::new(opts.concurrency.max(1))),
-            ok: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            live: opts.live.clone().unwrap_or_default(),
             mix: mix.clone(),
         })
     }
 }
 
 /// The task folding finished records into the statistics and the CSV log, publishing the
-/// p99 latency for the progress bar every 256 records; it ends when every sender is gone.
+/// p99 latency for a progress display every 256 records; it ends when every sender is gone.
 fn spawn_aggregator(
     opts: &LoadOptions,
     kinds: Vec<String>,
     mut rx: mpsc::Receiver<(RequestRecord, Vec<Nanos>, bool, u64)>,
-    live_p99: Arc<Mutex<f64>>,
+    live: Arc<LiveCounters>,
 ) -> tokio::task::JoinHandle<(Aggregator, crate::report::locust::CsvLog)> {
     let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
     let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
@@ -971,7 +990,8 @@ fn spawn_aggregator(
             csv.add(&rec, content);
             n += 1;
             if n % 256 == 0 {
-                *live_p99.lock().unwrap_or_else(|e| e.into_inner()) = agg.latency_quantile_ms(0.99);
+                let us = (agg.latency_quantile_ms(0.99) * 1e3).max(0.0) as u64;
+                live.p99_us.store(us, Ordering::Relaxed);
             }
         }
         (agg, csv)
@@ -1004,6 +1024,7 @@ fn start_users(
                 }
                 let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
                 scheduled.fetch_add(1, Ordering::Relaxed);
+                sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
                 let ended = request(&sh, Some(&mut conn), p.id, intended, &p.shape).await;
                 let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                 match next {
@@ -1046,6 +1067,7 @@ async fn send_schedule(
             tokio::task::yield_now().await;
         }
         scheduled.fetch_add(1, Ordering::Relaxed);
+        sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
         while tasks.try_join_next().is_some() {}
         match sh.sem.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -1099,37 +1121,6 @@ async fn wait_for_open(tasks: &mut JoinSet<()>, opts: &LoadOptions, t0: Instant,
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     (interrupted, duration)
-}
-
-fn progress_bar(opts: &LoadOptions, sh: Arc<Shared>, p99: Arc<Mutex<f64>>) -> Option<tokio::task::JoinHandle<()>> {
-    use std::io::IsTerminal;
-    if !opts.progress || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("template"));
-    Some(tokio::spawn(async move {
-        let mut last = (Instant::now(), 0u64);
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let ok = sh.ok.load(Ordering::Relaxed);
-            let failed = sh.failed.load(Ordering::Relaxed);
-            let dropped = sh.dropped.load(Ordering::Relaxed);
-            let now = Instant::now();
-            let rate = (ok + failed - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-            last = (now, ok + failed);
-            let err = if ok + failed > 0 {
-                100.0 * failed as f64 / (ok + failed) as f64
-            } else {
-                0.0
-            };
-            let p = *p99.lock().unwrap_or_else(|e| e.into_inner());
-            pb.set_message(format!(
-                "{rate:>7.1} req/s   ok {ok}   failed {failed} ({err:.2} %)   dropped {dropped}   p99 {p:.1} ms"
-            ));
-            pb.tick();
-        }
-    }))
 }
 
 #[cfg(test)]
