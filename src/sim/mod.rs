@@ -727,7 +727,7 @@ pub fn run(input: SimInput) -> SimOutput {
                         continue;
                     };
                     let (facts, chat) = &probes[iu];
-                    let d = plans[iu].decide(t, facts, None);
+                    let d = plans[iu].decide_probe(t, facts, None);
                     // a probe is a plain attempt whose only limit is the check's timeout
                     let probe = Limits {
                         request: deadline - t,
