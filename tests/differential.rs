@@ -21,7 +21,7 @@
 //!    them: besides the exact simulation it simulates four perturbed copies — every
 //!    fault phase moved [`EPS_MS`] earlier, and later; every gateway timeout (request,
 //!    TTFT, stall, health probe) [`EPS_MS`] shorter, and longer — and takes the range of
-//!    each field over the five runs (the *envelope*). A request that flips under these
+//!    each field over the five runs (the *envelope*; closed loop adds the runs of item 5). A request that flips under these
 //!    perturbations is one within ε of an edge. Live must fall inside the envelope
 //!    widened by the slack below.
 //! 2. **Counts.** `1 + 2 %` of the scheduled requests: timers the perturbations do not
@@ -34,7 +34,13 @@
 //! 4. **Detection and failback times.** 0.25 s (two 100 ms analysis buckets plus ε) plus,
 //!    for the traffic-view ones, the mean gap between requests to that provider before
 //!    the fault (at most 1 s): a share of discrete requests moves one request at a time.
-//! 5. **A second live run.** A scenario that disagrees runs live once more; a field is a
+//! 5. **Closed-loop slip.** A live user's cycle (answer, think, next start) is a
+//!    millisecond or two longer than its simulated twin, and the lag adds up over its
+//!    requests, moving later starts across fault edges and breaker timers. The envelope
+//!    also simulates the closed loop with every think time [`CYCLE_SLIP_MS`] longer (1, 2
+//!    and 3 ms: starts slip that much per cycle); a count may moreover be up to one
+//!    request per user lower live ([`CLOSED_LOOP_SLIP`]).
+//! 6. **A second live run.** A scenario that disagrees runs live once more; a field is a
 //!    mismatch only when both live runs disagree. A drift of the simulator is
 //!    deterministic and shows again; a scheduler stall on a loaded machine seldom hits
 //!    the same field twice.
@@ -57,6 +63,7 @@ use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::generate::{self, GenOptions};
 use chaosgate::scenario::{load_str, ScenarioSet};
 use chaosgate::time::Dur;
+use chaosgate::traffic::ThinkTime;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -82,6 +89,14 @@ const TIME_ABS_S: f64 = 0.25;
 /// cycle to cycle; by the end of the run a user's last start can slip past the end. Live can
 /// only lose requests this way, never gain them: the allowance is on the low side only.
 const CLOSED_LOOP_SLIP: f64 = 1.0;
+/// Closed loop: how much longer (ms) a live user's cycle (answer, think, next start) is
+/// than its simulated twin, for the envelope's slipped simulations. The lag adds up over a
+/// user's requests and moves its later starts across fault edges and breaker timers the
+/// other perturbations do not move in step. Measured on seed 1304 (release, alone): live
+/// starts drift 5–10 ms behind the simulation over five cycles; the simulation with every
+/// think time 1–2 ms longer reproduces live's breaker events to within 5 ms, the exact one
+/// misses one by 0.43 s. 3 ms covers a debug build or a busier core.
+const CYCLE_SLIP_MS: [u64; 3] = [1, 2, 3];
 /// Fewest samples for a p95 to be compared.
 const MIN_P95_COUNT: u64 = 20;
 /// Longest a live run may take before it counts as hung.
@@ -331,6 +346,34 @@ fn shift_timeouts(set: &ScenarioSet, d: i64) -> ScenarioSet {
     set
 }
 
+/// The scenario with every closed-loop think time `d` ms longer, so each user's starts slip
+/// `d` ms per cycle (pacing is left alone: it keeps intended starts, which do not slip).
+/// `None` for open-loop or paced traffic.
+fn slip_cycles(set: &ScenarioSet, d: u64) -> Option<ScenarioSet> {
+    let d = d * 1_000_000;
+    let mut set = set.clone();
+    let mut slipped = false;
+    for p in &mut set.points {
+        let t = &mut p.scenario.traffic;
+        if t.users.is_none() {
+            continue;
+        }
+        let before = t.think_time;
+        t.think_time = match t.think_time {
+            Some(ThinkTime::Constant { value }) => Some(ThinkTime::Constant {
+                value: Dur(value.0 + d),
+            }),
+            Some(ThinkTime::Uniform { min, max }) => Some(ThinkTime::Uniform {
+                min: Dur(min.0 + d),
+                max: Dur(max.0 + d),
+            }),
+            other => other,
+        };
+        slipped |= t.think_time != before;
+    }
+    slipped.then_some(set)
+}
+
 fn sim_report(set: &ScenarioSet, dir: &Path) -> anyhow::Result<RunReport> {
     let mut o = RunOptions::new(dir.to_path_buf());
     o.jobs = 1;
@@ -414,13 +457,14 @@ fn run_seed(seed: u64, opts: &GenOptions) -> Outcome {
     let r = (|| -> anyhow::Result<Vec<Cmp>> {
         let set = load_str(&format!("gen-{seed}.toml"), &g.toml, root, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
         let e = eps().0 as i64 / 1_000_000;
-        let variants = [
+        let mut variants = vec![
             set.clone(),
             shift_phases(&set, -e),
             shift_phases(&set, e),
             shift_timeouts(&set, -e),
             shift_timeouts(&set, e),
         ];
+        variants.extend(CYCLE_SLIP_MS.iter().filter_map(|&d| slip_cycles(&set, d)));
         let sims: Vec<Fields> = variants
             .iter()
             .map(|v| sim_report(v, &dir).map(|r| fields(&r)))

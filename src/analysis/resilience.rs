@@ -14,7 +14,8 @@
 //! - **failed requests**: failures intended during the fault, split at the (traffic-view)
 //!   detection time into before and after; plus the run's total;
 //! - **failback**: fault end → the first bucket in which the provider's share is back to at
-//!   least half its pre-fault share. The end is that of the last phase in the window that
+//!   least half its pre-fault share (none for a fault that lasts to the end of the run,
+//!   [`Series::horizon`]). The end is that of the last phase in the window that
 //!   applies to user requests (`FaultEvent::user_end`): when completions recover but a
 //!   health-only phase goes on (a broken `/health` in front of a working provider), the
 //!   gateway should use the provider again from then on, and failback says when it did.
@@ -97,7 +98,7 @@ pub struct FaultReport {
 
 /// The per-bucket counts the resilience metrics read: client requests by intended start,
 /// and what each provider received (user traffic, probes excluded).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Bucket length.
     pub bucket: Nanos,
@@ -105,6 +106,10 @@ pub struct Series {
     pub requests: Vec<(u64, u64)>,
     /// Per provider, user-traffic requests it received in each bucket.
     pub arrivals: BTreeMap<String, Vec<u64>>,
+    /// The end of the run — the end of the traffic or of the last answer, whichever is
+    /// later — where fault windows still open are cut ([`Nanos::MAX`]: not known). A
+    /// window whose user-facing part ends here lasted to the end: it has no failback.
+    pub horizon: Nanos,
 }
 
 impl Series {
@@ -129,7 +134,14 @@ impl Series {
             bucket: agg.bucket_len(),
             requests,
             arrivals,
+            horizon: Nanos::MAX,
         }
+    }
+
+    /// Sets [`Series::horizon`].
+    pub fn with_horizon(mut self, horizon: Nanos) -> Series {
+        self.horizon = horizon;
+        self
     }
 
     /// Replaces the per-provider traffic with what the providers received. `bucket` must
@@ -229,7 +241,10 @@ pub fn analyze(
         }
     }
     let back_from = fault.user_end.unwrap_or(end);
-    let failback = (idx(back_from)..n)
+    // a fault that lasted to the end of the run never ended: no failback, whatever share
+    // the provider has in the last bucket
+    let ended = back_from < series.horizon;
+    let failback = (idx(back_from)..if ended { n } else { 0 })
         .find(|&i| {
             let (m, a, _, _) = counts(i);
             pre > 0.0 && share(m, a).is_some_and(|x| x >= 0.5 * pre)
@@ -404,6 +419,56 @@ mod tests {
             0.001,
         );
         assert!((served.detection_traffic_s.unwrap() - 5.0).abs() < 1e-9);
+    }
+
+    /// A series of 100 ms buckets over `n` buckets: the primary gets 1 request in the
+    /// buckets `primary` says, the fallback one in every other.
+    fn two_providers(n: usize, primary: impl Fn(usize) -> bool) -> Series {
+        let p: Vec<u64> = (0..n).map(|i| u64::from(primary(i))).collect();
+        let f: Vec<u64> = p.iter().map(|&x| 1 - x).collect();
+        Series {
+            bucket: 100 * NS_PER_MS,
+            requests: vec![(1, 0); n],
+            arrivals: [("primary".to_string(), p), ("fallback".to_string(), f)].into(),
+            horizon: Nanos::MAX,
+        }
+    }
+
+    /// An open-ended phase lasts to the end of the run (its window is cut at the run's
+    /// horizon, 7.95 s here, inside the last bucket): it never ended, so there is no
+    /// failback, whatever share the provider has in that last bucket. Found by the
+    /// differential test, seeds 1139 and 1358: live's horizon (its last answer) fell in a
+    /// bucket where a closed-loop user had started a request, and it said 0 s; the
+    /// simulator's in a bucket without one, and it said none.
+    #[test]
+    fn fault_lasting_to_the_end_of_the_run_has_no_failback() {
+        // the primary's share stays at 0.5 and it has the last bucket to itself
+        let s = two_providers(80, |i| i % 2 == 0 || i == 79);
+        let f = FaultEvent {
+            provider: "primary".into(),
+            phase: "rate-limited".into(),
+            start: 2 * NS_PER_S,
+            end: 7_950 * NS_PER_MS,
+            user_end: Some(7_950 * NS_PER_MS),
+        };
+        // the run's end is known: the window lasted to it
+        let r = analyze(
+            &s.clone().with_horizon(7_950 * NS_PER_MS),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
+        assert_eq!(r.failback_s, None, "{r:?}");
+        // a window that ended before the run did (here in its last bucket) has one
+        let r = analyze(
+            &s.with_horizon(8 * NS_PER_S),
+            &f,
+            &[],
+            &DetectionConfig::default(),
+            0.001,
+        );
+        assert_eq!(r.failback_s, Some(0.0), "{r:?}");
     }
 
     #[test]

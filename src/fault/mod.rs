@@ -260,6 +260,8 @@ pub struct Plan {
     phases: Vec<PhaseState>,
     rng_requests: Stream,
     rng_health: Stream,
+    /// Draws of completion probes ([`Plan::decide_probe`]), apart from user traffic's.
+    rng_probes: Stream,
     buckets: Buckets,
     /// The phases active for completions and what they select, over a stretch of time.
     set: ActiveSet,
@@ -409,6 +411,7 @@ impl Plan {
             phases: Vec::new(),
             rng_requests: stream(seed, &format!("{label}/requests")),
             rng_health: stream(seed, &format!("{label}/health")),
+            rng_probes: stream(seed, &format!("{label}/probes")),
             buckets: Buckets::default(),
             set: ActiveSet::default(),
             pacing: Pacing::NONE,
@@ -578,6 +581,17 @@ impl Plan {
     fn invalidate(&mut self) {
         self.set.until = 0;
         self.pacing = Pacing::NONE;
+    }
+
+    /// [`Plan::decide`] for a health probe: `GET /health`, or a completion marked as a
+    /// probe. A completion probe is decided as user traffic is (same phases, latencies and
+    /// faults) but from its own random stream, so which probe draws what does not hang on
+    /// how probes and user requests interleave — live, that order is scheduling noise.
+    pub fn decide_probe(&mut self, now: Nanos, facts: &RequestFacts, forced: Option<&Forced>) -> Decision {
+        std::mem::swap(&mut self.rng_requests, &mut self.rng_probes);
+        let d = self.decide(now, facts, forced);
+        std::mem::swap(&mut self.rng_requests, &mut self.rng_probes);
+        d
     }
 
     /// Decides what happens to one request arriving at `now`.

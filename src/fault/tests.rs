@@ -419,3 +419,37 @@ latency_multiplier = 1.5
     // the caches were in use for most requests (else this shows nothing)
     assert!(reused * 10 > n * 8, "{reused} of {n} reused the active set");
 }
+
+/// A completion probe used to draw from the same stream as user traffic, so which probe
+/// drew a fast answer hung on how probes and user requests interleaved at the mock — a
+/// matter of live scheduling (seed 1077 of the differential test: completion probes with a
+/// 113 ms timeout against 85–253 ms latencies, and closed-loop users; live and the
+/// simulator ejected and restored the target at different probes). Probes now draw from
+/// their own stream: a probe's verdict, and every user request's, is the same whatever
+/// came in between.
+#[test]
+fn completion_probe_draws_do_not_depend_on_user_traffic() {
+    let src = "[baseline]\nlatency = { kind = \"uniform\", min = \"85ms\", max = \"253ms\" }\n\
+               errors = [{ status = 503, probability = 0.3 }]\n";
+    let probe = chat(false, 1);
+    let user = chat(true, 20);
+    // probes alone, users alone
+    let mut a = Plan::new(&profile(src), 7, "p");
+    let probes_alone: Vec<Decision> = (0..20).map(|k| a.decide_probe(k * NS_PER_MS, &probe, None)).collect();
+    let mut b = Plan::new(&profile(src), 7, "p");
+    let users_alone: Vec<Decision> = (0..40).map(|k| b.decide(k * NS_PER_MS, &user, None)).collect();
+    // interleaved: a user request before each probe, and two after every third
+    let mut c = Plan::new(&profile(src), 7, "p");
+    let (mut probes, mut users) = (Vec::new(), Vec::new());
+    for k in 0..20u64 {
+        users.push(c.decide(k * NS_PER_MS, &user, None));
+        probes.push(c.decide_probe(k * NS_PER_MS, &probe, None));
+        if k % 3 == 0 {
+            users.push(c.decide(k * NS_PER_MS, &user, None));
+        }
+    }
+    assert_eq!(probes, probes_alone);
+    assert_eq!(users[..], users_alone[..users.len()]);
+    // the probes did draw: not every probe got the same answer
+    assert!(probes.iter().any(|d| d != &probes[0]));
+}

@@ -156,7 +156,9 @@ async fn drive(
     let (arrivals, faults) = mock_records(mocks, horizon);
     let events = gateway_events(gw, t0).await;
     let report = result.report();
-    let series = Series::from_aggregator(&result.aggregator).with_arrivals(arrivals);
+    let series = Series::from_aggregator(&result.aggregator)
+        .with_arrivals(arrivals)
+        .with_horizon(horizon);
     let shift = 0; // the shift is already in the mocks' profiles
     let mut run = analyse(
         &s.slo,

@@ -74,7 +74,11 @@ pub fn simulate_once_until(
             crate::time::nanos_to_secs_f64(planned)
         ));
     }
-    let series = Series::from_aggregator(&out.aggregator).with_arrivals(out.arrivals.clone());
+    // where the simulator cut the fault windows still open (sim/mod.rs)
+    let horizon = out.aggregator.last_end.max(planned);
+    let series = Series::from_aggregator(&out.aggregator)
+        .with_arrivals(out.arrivals.clone())
+        .with_horizon(horizon);
     let mut one = analyse(
         &s.slo,
         &s.detection,

@@ -477,7 +477,7 @@ impl World {
             return;
         };
         let (facts, chat) = &self.probes[iu];
-        let d = self.plans[iu].decide(t, facts, None);
+        let d = self.plans[iu].decide_probe(t, facts, None);
         // a probe is a plain attempt whose only limit is the check's timeout
         let probe = Limits {
             request: deadline - t,

@@ -448,7 +448,11 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
     }
     arrival.stream = facts.stream;
     arrival.model = Some(parsed.model().to_string());
-    let decision = state.plan().decide(now, &facts, forced.as_ref());
+    let decision = if arrival.probe {
+        state.plan().decide_probe(now, &facts, forced.as_ref())
+    } else {
+        state.plan().decide(now, &facts, forced.as_ref())
+    };
     finish(&state, arrival, &decision);
     respond::play(state, parsed, decision, t0, ctx, seq).await
 }
