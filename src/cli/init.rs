@@ -44,6 +44,9 @@ struct Scaffold {
     /// The scenario's `command`, as the example writes it, and what a user's copy says.
     command: Option<(&'static str, &'static str)>,
     install: &'static str,
+    /// The `time_scale` worth running at: `None` for real time (a gateway whose own
+    /// accounting chaosgate cannot scale; a scaled run of it is marked UNRELIABLE).
+    time_scale: Option<&'static str>,
     sweep: &'static str,
     gotchas: &'static [&'static str],
 }
@@ -63,11 +66,12 @@ fn scaffold(g: InitGateway) -> Scaffold {
                 "\"litellm\"        # on PATH (pip install 'litellm[proxy]'), or a path relative to this file",
             )),
             install: "pip install 'litellm[proxy]'   (or, in the chaosgate repository: bash scripts/interop-setup litellm)",
-            sweep: "--sweep gateway.values.cooldown_time=5s,10s,30s --sweep gateway.values.allowed_fails=1,3",
+            time_scale: None,
+            sweep: "--sweep gateway.values.cooldown_time=5s,10s,30s",
             gotchas: &[
                 "LiteLLM re-sends a failed call to the next `order` unless max_fallbacks = 0, and retries it num_retries times: the scenario then measures its retries, not its routing.",
                 "Start it with --keepalive_timeout 120 (the template does): uvicorn's 5 s default closes pooled connections under the client and shows up as spurious `reset` failures.",
-                "health_check_interval renders as whole seconds (LiteLLM takes integers): time_scale below 1 is rounded, and a note says so.",
+                "Run it in real time (≈ 2.5 min a point): LiteLLM counts allowed_fails per wall-clock minute and takes whole seconds, so under time_scale its accounting is not the scenario's and every point is marked UNRELIABLE.",
             ],
         },
         InitGateway::Portkey => Scaffold {
@@ -77,6 +81,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
                 "\"portkey-gateway\"   # on PATH (a wrapper for `npx @portkey-ai/gateway`), or a path relative to this file",
             )),
             install: "npm install -g @portkey-ai/gateway   (or, in the chaosgate repository: bash scripts/interop-setup portkey)",
+            time_scale: Some("0.1"),
             sweep: "--sweep gateway.values.retry_attempts=0,1,2",
             gotchas: &[
                 "Portkey has no health checks and no breaker: every request tries the failing target first; its routing config travels in the x-portkey-config header (request_headers).",
@@ -87,6 +92,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             files: &[ex!("haproxy", "scenario.toml"), ex!("haproxy", "haproxy.cfg.j2")],
             command: None,
             install: "apt-get install haproxy   (or: bash scripts/interop-setup haproxy)",
+            time_scale: Some("0.1"),
             sweep: "--sweep gateway.values.health_interval=1s,2s,5s --sweep gateway.values.fall=1,3",
             gotchas: &[
                 "Active checks (GET /health) only: a provider answering 502 to completions while /health says 200 (a grey failure) is never taken out unless observe = true.",
@@ -97,6 +103,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             files: &[ex!("nginx", "scenario.toml"), ex!("nginx", "nginx.conf.j2")],
             command: None,
             install: "apt-get install nginx   (or: bash scripts/interop-setup nginx)",
+            time_scale: Some("0.1"),
             sweep: "--sweep gateway.values.max_fails=1,3 --sweep gateway.values.fail_timeout=5s,10s,30s",
             gotchas: &[
                 "Passive only: with next_upstream_tries = 1 (no retry) a 502 is never counted as a failure, so the server is never taken out.",
@@ -107,6 +114,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             files: &[ex!("caddy", "scenario.toml"), ex!("caddy", "Caddyfile.j2")],
             command: None,
             install: "apt-get install caddy   (or: bash scripts/interop-setup caddy)",
+            time_scale: Some("0.1"),
             sweep: "--sweep gateway.values.health_interval=1s,2s,5s",
             gotchas: &[
                 "Passive health is off unless fail_duration > 0; retries (try_duration) are off at 0s.",
@@ -117,6 +125,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             files: &[ex!("chaosgate", "scenario.toml"), ex!("chaosgate", "gateway.toml.j2")],
             command: None,
             install: "nothing: chaosgate itself (cargo install --locked --path . in its repository)",
+            time_scale: Some("0.1"),
             sweep: "--sweep gateway.values.health_interval=2s,5s,30s",
             gotchas: &["fallback_on_failure = false measures the health checks alone; true hides each failure behind a fallback."],
         },
@@ -128,6 +137,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             ],
             command: None,
             install: "your own: start the gateway (e.g. docker compose -f docker-compose.yml up -d) with its upstreams at the URLs chaosgate prints",
+            time_scale: None,
             sweep: "(sweep your gateway's own settings between runs: chaosgate does not configure a running gateway)",
             gotchas: &[
                 "The providers need fixed ports (port = 9001, 9002): your gateway's config names them.",
@@ -159,9 +169,9 @@ pub fn init(a: InitArgs) -> anyhow::Result<u8> {
 
 fn run_command(dir: &Path, g: InitGateway) -> String {
     let sc = dir.join("scenario.toml");
-    match g {
-        InitGateway::Running => format!("chaosgate run {}", sc.display()),
-        _ => format!("chaosgate run {} --set time_scale=0.1", sc.display()),
+    match scaffold(g).time_scale {
+        None => format!("chaosgate run {}", sc.display()),
+        Some(k) => format!("chaosgate run {} --set time_scale={k}", sc.display()),
     }
 }
 
