@@ -354,22 +354,24 @@ fn slip_cycles(set: &ScenarioSet, d: u64) -> Option<ScenarioSet> {
     let mut set = set.clone();
     let mut slipped = false;
     for p in &mut set.points {
-        let t = &mut p.scenario.traffic;
-        if t.users.is_none() {
+        if p.scenario.traffic.users.is_none() {
             continue;
         }
-        let before = t.think_time;
-        t.think_time = match t.think_time {
-            Some(ThinkTime::Constant { value }) => Some(ThinkTime::Constant {
-                value: Dur(value.0 + d),
-            }),
-            Some(ThinkTime::Uniform { min, max }) => Some(ThinkTime::Uniform {
-                min: Dur(min.0 + d),
-                max: Dur(max.0 + d),
-            }),
-            other => other,
-        };
-        slipped |= t.think_time != before;
+        // through `edit_traffic`: the run draws from the plan, rebuilt from the table
+        p.scenario.edit_traffic(|t| {
+            let before = t.think_time;
+            t.think_time = match t.think_time {
+                Some(ThinkTime::Constant { value }) => Some(ThinkTime::Constant {
+                    value: Dur(value.0 + d),
+                }),
+                Some(ThinkTime::Uniform { min, max }) => Some(ThinkTime::Uniform {
+                    min: Dur(min.0 + d),
+                    max: Dur(max.0 + d),
+                }),
+                other => other,
+            };
+            slipped |= t.think_time != before;
+        });
     }
     slipped.then_some(set)
 }
@@ -648,4 +650,40 @@ fn sim_agrees_with_live_many() {
     if let Some(r) = fail_report(&outs) {
         panic!("{r}");
     }
+}
+
+/// Regression: the envelope's slipped simulations edited `[traffic]` while the runs draw
+/// from the scenario's resolved plan, so they simulated the unslipped scenario (seed 1342
+/// disagreed again). `slip_cycles` now goes through `Scenario::edit_traffic`.
+#[test]
+fn slipped_cycles_reach_the_plan() {
+    let src = "[providers.a]\napi = \"openai\"\n[gateway]\ntargets = [\"a\"]\n[traffic]\nusers = 2\nduration = \"5s\"\nthink_time = { kind = \"constant\", value = \"100ms\" }\n";
+    let set = load_str("slip.toml", src, Path::new("."), &[]).unwrap();
+    let slipped = slip_cycles(&set, 3).expect("a closed loop slips");
+    let think = |s: &ScenarioSet| match &s.points[0].scenario.plan.source {
+        chaosgate::traffic::Source::Closed { think, .. } => *think,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        think(&set),
+        ThinkTime::Constant {
+            value: Dur::from_millis(100)
+        }
+    );
+    assert_eq!(
+        think(&slipped),
+        ThinkTime::Constant {
+            value: Dur::from_millis(103)
+        }
+    );
+    let (a, b) = (
+        sim_report(&set, Path::new(".")).unwrap(),
+        sim_report(&slipped, Path::new(".")).unwrap(),
+    );
+    assert!(
+        b.traffic.requests.scheduled < a.traffic.requests.scheduled,
+        "longer cycles send fewer requests: {} vs {}",
+        b.traffic.requests.scheduled,
+        a.traffic.requests.scheduled
+    );
 }

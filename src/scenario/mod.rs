@@ -268,7 +268,23 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The builtin gateway's config, or an error saying this scenario's is external.
+    /// Changes the `[traffic]` table with `f` and rebuilds the plan's source from it (the
+    /// mix and any trace already read are kept): the plan is what runs, so an edit of
+    /// `traffic` alone would change nothing.
+    pub fn edit_traffic(&mut self, f: impl FnOnce(&mut crate::traffic::TrafficConfig)) {
+        f(&mut self.traffic);
+        let trace = match &self.plan.source {
+            crate::traffic::Source::Trace(t, _) => Some(t.clone()),
+            _ => None,
+        };
+        let source = self.traffic.source_with(trace);
+        self.plan = std::sync::Arc::new(crate::traffic::TrafficPlan {
+            mix: self.plan.mix.clone(),
+            source,
+        });
+    }
+
+    /// The builtin gateway's config, or an error saying this scenario's is another kind.
     pub fn builtin_gateway(&self) -> anyhow::Result<&crate::gateway::GatewayConfig> {
         self.gateway.builtin().ok_or_else(|| {
             anyhow::anyhow!(
