@@ -610,101 +610,26 @@ impl Plan {
         if let Some(f) = forced {
             return self.decide_forced(now, facts, f);
         }
-        let mut slow_body = None;
-        let mut cause = Cause::None;
         // 1. connection faults
-        if let Some((r, c)) = first_firing(
-            &mut self.rng_requests,
-            &self.baseline,
-            &self.phases,
-            &self.set.active,
-            |s| &s.connection,
-            |r| r.probability,
-        ) {
-            let after = r.after.unwrap_or_default().0;
-            let verdict = match r.kind {
-                ConnectionKind::Reset => Some(Verdict::Reset { after }),
-                ConnectionKind::Hang => Some(Verdict::Hang),
-                ConnectionKind::HeadersThenSilence => Some(Verdict::HeadersThenSilence { after }),
-                ConnectionKind::SlowBody => None,
-            };
-            match verdict {
-                Some(verdict) => return Decision { verdict, cause: c },
-                None => {
-                    slow_body = Some(r.bytes_per_s.unwrap_or(100));
-                    cause = c;
-                }
-            }
-        }
+        let (slow_body, mut cause) = match self.connection_fault() {
+            Ok(x) => x,
+            Err(d) => return d,
+        };
         // 2. rate limits (last active phase that sets them, else the baseline)
-        self.buckets.configure(self.set.rate_limit, now);
-        let out_guess = facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
-        let mut snapshot = None;
-        match self
-            .buckets
-            .take(now, u64::from(facts.input_tokens) + u64::from(out_guess))
-        {
-            Some(Admit::Limited(s, wait)) => {
-                return Decision {
-                    verdict: Verdict::Error(ErrorVerdict {
-                        after: 0,
-                        status: 429,
-                        kind: ErrorKind::RateLimit,
-                        retry_after: Some(wait),
-                        message: None,
-                        rate_limit: Some(s),
-                    }),
-                    cause: Cause::RateLimit,
-                }
-            }
-            Some(Admit::Allowed(s)) => snapshot = Some(s),
-            None => {}
-        }
+        let snapshot = match self.rate_limit(now, facts) {
+            Ok(s) => s,
+            Err(d) => return d,
+        };
         // 3. error rules
-        if let Some((r, c)) = first_firing(
-            &mut self.rng_requests,
-            &self.baseline,
-            &self.phases,
-            &self.set.active,
-            |s| &s.errors,
-            |r| r.probability,
-        ) {
-            let kind = r.kind.unwrap_or_else(|| ErrorKind::from_status(r.status));
-            let retry_after = r.retry_after.map(|d| d.0).or(if kind == ErrorKind::RateLimit {
-                Some(NS_PER_S)
-            } else {
-                None
-            });
-            return Decision {
-                verdict: Verdict::Error(ErrorVerdict {
-                    after: r.after.unwrap_or_default().0,
-                    status: r.status,
-                    kind,
-                    retry_after,
-                    message: r.message.clone(),
-                    rate_limit: snapshot,
-                }),
-                cause: c,
-            };
+        if let Some(d) = self.error_rule(snapshot) {
+            return d;
         }
         // 4. success, maybe with a stream fault
         let t = self.timing(now, facts);
         let mut stream_fault = None;
         if facts.stream && facts.endpoint == Endpoint::Chat {
-            if let Some((r, c)) = first_firing(
-                &mut self.rng_requests,
-                &self.baseline,
-                &self.phases,
-                &self.set.active,
-                |s| &s.stream,
-                |r| r.probability,
-            ) {
-                stream_fault = Some(StreamFault {
-                    kind: r.kind,
-                    after_tokens: r.after_tokens,
-                    error: r.error.unwrap_or(ErrorKind::Overloaded),
-                    ping_every: r.ping_every.map_or(NS_PER_S, |d| d.0),
-                });
+            if let Some((f, c)) = self.stream_fault() {
+                stream_fault = Some(f);
                 cause = c;
             }
         }
@@ -720,6 +645,109 @@ impl Plan {
             }),
             cause,
         }
+    }
+
+    /// Step 1 of [`Plan::decide`]: the first connection fault that fires ends the request
+    /// (`Err`), except a slow body, which only slows the answer (its bytes per second).
+    #[inline]
+    fn connection_fault(&mut self) -> Result<(Option<u32>, Cause), Decision> {
+        let Some((r, c)) = first_firing(
+            &mut self.rng_requests,
+            &self.baseline,
+            &self.phases,
+            &self.set.active,
+            |s| &s.connection,
+            |r| r.probability,
+        ) else {
+            return Ok((None, Cause::None));
+        };
+        let after = r.after.unwrap_or_default().0;
+        let verdict = match r.kind {
+            ConnectionKind::Reset => Verdict::Reset { after },
+            ConnectionKind::Hang => Verdict::Hang,
+            ConnectionKind::HeadersThenSilence => Verdict::HeadersThenSilence { after },
+            ConnectionKind::SlowBody => return Ok((Some(r.bytes_per_s.unwrap_or(100)), c)),
+        };
+        Err(Decision { verdict, cause: c })
+    }
+
+    /// Step 2: the rate-limit buckets of the last active phase that sets them (else the
+    /// baseline's) take the request's tokens: a 429 with the wait as Retry-After when they
+    /// cannot (`Err`), else their state after it.
+    #[inline]
+    fn rate_limit(&mut self, now: Nanos, facts: &RequestFacts) -> Result<Option<RateLimitSnapshot>, Decision> {
+        self.buckets.configure(self.set.rate_limit, now);
+        let out_guess = facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
+        match self
+            .buckets
+            .take(now, u64::from(facts.input_tokens) + u64::from(out_guess))
+        {
+            Some(Admit::Limited(s, wait)) => Err(Decision {
+                verdict: Verdict::Error(ErrorVerdict {
+                    after: 0,
+                    status: 429,
+                    kind: ErrorKind::RateLimit,
+                    retry_after: Some(wait),
+                    message: None,
+                    rate_limit: Some(s),
+                }),
+                cause: Cause::RateLimit,
+            }),
+            Some(Admit::Allowed(s)) => Ok(Some(s)),
+            None => Ok(None),
+        }
+    }
+
+    /// Step 3: the first error rule that fires, as an error answer.
+    #[inline]
+    fn error_rule(&mut self, snapshot: Option<RateLimitSnapshot>) -> Option<Decision> {
+        let (r, c) = first_firing(
+            &mut self.rng_requests,
+            &self.baseline,
+            &self.phases,
+            &self.set.active,
+            |s| &s.errors,
+            |r| r.probability,
+        )?;
+        let kind = r.kind.unwrap_or_else(|| ErrorKind::from_status(r.status));
+        let retry_after = r.retry_after.map(|d| d.0).or(if kind == ErrorKind::RateLimit {
+            Some(NS_PER_S)
+        } else {
+            None
+        });
+        Some(Decision {
+            verdict: Verdict::Error(ErrorVerdict {
+                after: r.after.unwrap_or_default().0,
+                status: r.status,
+                kind,
+                retry_after,
+                message: r.message.clone(),
+                rate_limit: snapshot,
+            }),
+            cause: c,
+        })
+    }
+
+    /// Step 4 (streamed chat only): the first stream fault that fires.
+    #[inline]
+    fn stream_fault(&mut self) -> Option<(StreamFault, Cause)> {
+        let (r, c) = first_firing(
+            &mut self.rng_requests,
+            &self.baseline,
+            &self.phases,
+            &self.set.active,
+            |s| &s.stream,
+            |r| r.probability,
+        )?;
+        Some((
+            StreamFault {
+                kind: r.kind,
+                after_tokens: r.after_tokens,
+                error: r.error.unwrap_or(ErrorKind::Overloaded),
+                ping_every: r.ping_every.map_or(NS_PER_S, |d| d.0),
+            },
+            c,
+        ))
     }
 
     fn plain_success(&self, first: Nanos, output_tokens: u32) -> Success {
