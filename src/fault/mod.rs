@@ -650,6 +650,7 @@ impl Plan {
     /// Step 1 of [`Plan::decide`]: the first connection fault that fires ends the request
     /// (`Err`), except a slow body, which only slows the answer (its bytes per second).
     #[inline]
+    #[allow(clippy::result_large_err)] // the decision is returned once per request: boxing it would allocate
     fn connection_fault(&mut self) -> Result<(Option<u32>, Cause), Decision> {
         let Some((r, c)) = first_firing(
             &mut self.rng_requests,
@@ -675,6 +676,7 @@ impl Plan {
     /// baseline's) take the request's tokens: a 429 with the wait as Retry-After when they
     /// cannot (`Err`), else their state after it.
     #[inline]
+    #[allow(clippy::result_large_err)] // the decision is returned once per request: boxing it would allocate
     fn rate_limit(&mut self, now: Nanos, facts: &RequestFacts) -> Result<Option<RateLimitSnapshot>, Decision> {
         self.buckets.configure(self.set.rate_limit, now);
         let out_guess = facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
