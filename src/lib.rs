@@ -58,6 +58,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod sim;
+pub mod suite;
 pub mod time;
 pub mod traffic;
 

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Run(args) => rt.block_on(chaosgate::cli::commands::run(args)),
         Command::Demo(args) => rt.block_on(chaosgate::cli::commands::demo(args)),
         Command::Init(args) => chaosgate::cli::init::init(args),
+        Command::Suite(args) => rt.block_on(chaosgate::cli::suite::suite(*args)),
         Command::Schema => chaosgate::cli::commands::schema(),
         Command::ProfileStats(args) => chaosgate::cli::profiles::run_profile_stats(args),
         Command::Calibrate(args) => chaosgate::cli::profiles::run_calibrate(args),

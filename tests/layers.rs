@@ -13,7 +13,7 @@ const CORE: &[&str] = &[
     "time", "rng", "diag", "record", "provider", "fault", "traffic", "gateway", "scenario", "analysis", "profiles",
 ];
 /// The drivers and what sits on them.
-const DRIVERS: &[&str] = &["sim", "live", "run", "report", "cli"];
+const DRIVERS: &[&str] = &["sim", "live", "run", "suite", "report", "cli"];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

@@ -406,6 +406,23 @@ pub struct ProviderSlot(usize);
 /// Most buckets kept (a day at 1 s); later records fold into the last bucket.
 const MAX_BUCKETS: usize = 86_400;
 
+/// The per-phase groups of a scenario run (`traffic.phases`, by intended start): every
+/// fault window of each `(provider, profile)` up to `end` (the end of the traffic), named
+/// `provider/phase`. Both drivers call this, from fresh plans of the run's seed.
+pub fn phase_groups<'a>(
+    providers: impl Iterator<Item = (&'a str, &'a crate::fault::Profile)>,
+    seed: u64,
+    end: Nanos,
+) -> Vec<(String, Nanos, Nanos)> {
+    let mut out = Vec::new();
+    for (name, profile) in providers {
+        for w in crate::fault::Plan::for_provider(profile, seed, name).fault_windows(end) {
+            out.push((format!("{name}/{}", w.phase), w.start, w.end));
+        }
+    }
+    out
+}
+
 impl Aggregator {
     /// An aggregator with `bucket`-long time buckets; `kinds` names the mix's kinds.
     pub fn new(bucket: Nanos, kinds: Vec<String>, slo: SloThresholds) -> Aggregator {
@@ -589,6 +606,7 @@ impl Aggregator {
     }
 
     /// Adds fault windows `(phase, start, end)` for per-phase statistics (by intended start).
+    /// Scenario runs take them from [`phase_groups`].
     pub fn with_phases(mut self, phases: Vec<(String, Nanos, Nanos)>) -> Aggregator {
         self.phases = phases;
         self

@@ -33,6 +33,8 @@ pub enum Command {
     /// Write a ready-to-run directory for testing a gateway (scenario, config template,
     /// knobs, gotchas, the command to run).
     Init(super::init::InitArgs),
+    /// Run the failure-mode catalogue against a gateway and print a scorecard.
+    Suite(Box<super::suite::SuiteArgs>),
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// What a client would measure against a fault profile (virtual time).
@@ -442,7 +444,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 /// Most worker threads of `sim --jobs`.
 pub const MAX_JOBS: u64 = 1_024;
 
-fn parse_jobs(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_jobs(s: &str) -> Result<usize, String> {
     parse_bounded(s, MAX_JOBS).map(|n| n as usize)
 }
 

@@ -720,7 +720,7 @@ fn report_swarm_failure(case: &crate::run::swarm::SwarmCase) {
     eprintln!("{msg}");
 }
 
-fn default_run_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

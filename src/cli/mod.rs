@@ -7,5 +7,6 @@ mod args;
 pub mod commands;
 pub mod init;
 pub mod profiles;
+pub mod suite;
 
 pub use args::*;

@@ -370,14 +370,13 @@ async fn traffic(
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     // per-phase statistics over the ground-truth windows
-    let horizon = source.end();
-    for (_, st) in mocks {
-        let mut plan = crate::fault::Plan::for_provider(&st.config.profile, seed, &st.config.name);
-        for w in plan.fault_windows(horizon) {
-            opts.phases
-                .push((format!("{}/{}", st.config.name, w.phase), w.start, w.end));
-        }
-    }
+    opts.phases = crate::analysis::phase_groups(
+        mocks
+            .iter()
+            .map(|(_, st)| (st.config.name.as_str(), &st.config.profile)),
+        seed,
+        source.end(),
+    );
     let t0 = Instant::now() + std::time::Duration::from_millis(20);
     opts.t0 = Some(t0);
     for (_, st) in mocks {

@@ -3,7 +3,8 @@
 use crate::analysis::results::SweepReport;
 use std::fmt::Write as _;
 
-fn xml_escape(s: &str) -> String {
+/// `s` escaped for XML text and attributes (control characters become spaces).
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

@@ -155,7 +155,14 @@ impl World {
         let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
         let policy = Policy::new(gateway, seed);
         let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
-        let mut agg = Aggregator::new(bucket, kinds, slo).without_bucket_latency();
+        let phases = crate::analysis::phase_groups(
+            providers.iter().map(|p| (p.name.as_str(), &p.profile)),
+            seed,
+            source.end(),
+        );
+        let mut agg = Aggregator::new(bucket, kinds, slo)
+            .without_bucket_latency()
+            .with_phases(phases);
         let models = mix.clone();
         let users = match source {
             Source::Closed { .. } => Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE)),

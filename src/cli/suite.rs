@@ -1,0 +1,298 @@
+//! `chaosgate suite`: the failure-mode catalogue as a scorecard against a gateway
+//! (`docs/suite.md`).
+
+use crate::suite::{self, Entry, Filter, SuiteOptions, SuiteReport, Verdict};
+use std::path::PathBuf;
+
+/// `chaosgate suite`.
+#[derive(Debug, clap::Args)]
+pub struct SuiteArgs {
+    /// The gateway under test: a scenario whose providers are `primary` and `fallback`
+    /// (examples/gateways/*/scenario.toml, or `chaosgate init`'s). Default: the reference
+    /// gateway (examples/gateways/builtin/scenario.toml, built in), simulated.
+    #[arg(long, value_name = "SCENARIO")]
+    pub gateway: Option<PathBuf>,
+    /// Add the entries of every .toml file in DIR to the catalogue (docs/suite.md).
+    #[arg(long, value_name = "DIR")]
+    pub entries: Option<PathBuf>,
+    /// Only these entries (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub only: Vec<String>,
+    /// Leave these entries out.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub skip: Vec<String>,
+    /// Only entries with one of these tags.
+    #[arg(long = "tag", value_delimiter = ',', value_name = "TAG,…")]
+    pub tags: Vec<String>,
+    /// List the entries (name, best verdict, tags, title) and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run a built-in gateway live (mocks, the reference gateway and traffic on loopback, in
+    /// real time) instead of simulated. External gateways always run live.
+    #[arg(long)]
+    pub live: bool,
+    /// Override a key of every entry's scenario: --set gateway.health_check.interval=5s (repeatable).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Runs per entry (seeds seed, seed+1, …): the verdict is the worst, with the spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Seed of each entry's first run (default: the gateway scenario's, else 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Entries run at once (default: every core simulated, 2 live).
+    #[arg(long, value_parser = super::args::parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Exit 1 when an entry's verdict differs from the one pinned in FILE (TOML:
+    /// `entry-name = "pass"` lines; `--write-expect` writes one).
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// Write the verdicts of this run as an --expect file.
+    #[arg(long, value_name = "FILE")]
+    pub write_expect: Option<PathBuf>,
+    /// Exit 1 when an entry's verdict is this or worse (e.g. `fail`).
+    #[arg(long, value_name = "VERDICT", value_parser = ["safe", "degraded", "fail"])]
+    pub fail_on: Option<String>,
+    /// Write the JSON report here (schema/suite-report.schema.json); `-` for stdout.
+    #[arg(long, value_name = "PATH|-")]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML here: one test case per entry, failed when below its best verdict.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the scorecard as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Live runs: where each entry's run directory goes (default: a new temporary one).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// No line per finished entry.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Run entries past chaosgate's limits on planned requests, rate or memory.
+    #[arg(long)]
+    pub allow_large: bool,
+}
+
+fn list(entries: &[Entry]) -> String {
+    let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for e in entries {
+        s += &format!(
+            "{:<w$}  {:<4}  {:<28}  {}\n",
+            e.name,
+            format!("{:?}", e.best).to_lowercase(),
+            e.tags.join(","),
+            e.title
+        );
+    }
+    s += &format!("{} entries\n", entries.len());
+    s
+}
+
+/// Reads an `--expect` file: entry name → verdict.
+fn read_expect(p: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, Verdict>> {
+    let src = crate::diag::read_config(p)?;
+    let t: toml::Table =
+        toml::from_str(&src).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message().trim()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in t {
+        let v = match v.as_str() {
+            Some("pass") => Verdict::Pass,
+            Some("safe") => Verdict::Safe,
+            Some("degraded") => Verdict::Degraded,
+            Some("fail") => Verdict::Fail,
+            Some("error") => Verdict::Error,
+            _ => anyhow::bail!(
+                "{}: {k} = {v}: a verdict is \"pass\", \"safe\", \"degraded\", \"fail\" or \"error\"",
+                p.display()
+            ),
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn expect_text(r: &SuiteReport) -> String {
+    let mut s = format!(
+        "# Verdicts of `chaosgate suite` against {} ({}), chaosgate {}: pin with --expect\n",
+        r.gateway, r.mode, r.chaosgate
+    );
+    for e in &r.entries {
+        s += &format!("{} = \"{}\"\n", e.name, e.verdict.as_str());
+    }
+    s
+}
+
+/// The command that reruns one entry as this suite ran it.
+fn rerun(a: &SuiteArgs, e: &Entry) -> String {
+    let mut c = String::from("chaosgate suite");
+    if let Some(g) = &a.gateway {
+        c += &format!(" --gateway {}", g.display());
+    }
+    if let Some(d) = &a.entries {
+        c += &format!(" --entries {}", d.display());
+    }
+    if a.live {
+        c += " --live";
+    }
+    for s in &a.set {
+        c += &format!(" --set '{s}'");
+    }
+    if let Some(s) = a.seed {
+        c += &format!(" --seed {s}");
+    }
+    c + &format!(" --only {}", e.name)
+}
+
+/// `chaosgate suite`.
+pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
+    use super::commands::{check_output_paths, is_stdout, write_json_out};
+    check_output_paths(&[
+        ("--json", a.json.as_deref()),
+        ("--junit", a.junit.as_deref()),
+        ("--markdown", a.markdown.as_deref()),
+        ("--write-expect", a.write_expect.as_deref()),
+    ])?;
+    let extra = match &a.entries {
+        Some(d) => suite::from_dir(d).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let filter = Filter {
+        only: a.only.clone(),
+        skip: a.skip.clone(),
+        tags: a.tags.clone(),
+    };
+    let entries =
+        suite::select(suite::builtin().map_err(anyhow::Error::msg)?, extra, &filter).map_err(anyhow::Error::msg)?;
+    if a.list {
+        print!("{}", list(&entries));
+        return Ok(0);
+    }
+    let expect = a.expect.as_deref().map(read_expect).transpose()?;
+    let gateway = match &a.gateway {
+        None => suite::merge::GatewayScenario {
+            file: "examples/gateways/builtin/scenario.toml (built in)".into(),
+            text: suite::DEFAULT_GATEWAY.into(),
+            dir: PathBuf::from("."),
+        },
+        Some(p) => {
+            let text = crate::diag::read_config(p)?;
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            suite::merge::GatewayScenario {
+                file: p.display().to_string(),
+                text,
+                dir: abs.parent().map(|d| d.to_path_buf()).unwrap_or_default(),
+            }
+        }
+    };
+    let mut o = SuiteOptions {
+        gateway,
+        sets: a.set.clone(),
+        live: a.live,
+        repeat: a.repeat as usize,
+        seed: a.seed,
+        jobs: 1,
+        run_dir: PathBuf::new(),
+        allow_large: a.allow_large,
+        progress: !a.quiet,
+    };
+    let sim = suite::runner::simulated(&o).map_err(anyhow::Error::msg)?;
+    o.jobs = a.jobs.unwrap_or(if sim {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        2
+    });
+    let dir = a
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| super::commands::default_run_dir("suite"));
+    o.run_dir = std::path::absolute(&dir).unwrap_or(dir);
+    let command = |e: &Entry| rerun(&a, e);
+    if !a.quiet {
+        eprintln!(
+            "chaosgate suite: {} entr{} against {} ({}), {} at a time{}",
+            entries.len(),
+            if entries.len() == 1 { "y" } else { "ies" },
+            o.gateway.file,
+            if sim { "simulated" } else { "live" },
+            o.jobs,
+            if sim {
+                String::new()
+            } else {
+                format!("; run files in {}", o.run_dir.display())
+            }
+        );
+    }
+    let report = if sim {
+        suite::runner::run_simulated(&entries, &o, &command)
+    } else {
+        suite::runner::run_live(&entries, &o, &command).await
+    }
+    .map_err(anyhow::Error::msg)?;
+    let text = crate::report::scorecard::text(&report);
+    if a.json.as_deref().is_some_and(is_stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if let Some(p) = &a.json {
+        write_json_out(p, &report)?;
+    }
+    if let Some(p) = &a.junit {
+        std::fs::write(p, crate::report::scorecard::junit(&report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.markdown {
+        std::fs::write(p, crate::report::scorecard::markdown(&report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.write_expect {
+        std::fs::write(p, expect_text(&report)).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    if report.partial {
+        eprintln!("chaosgate suite: interrupted; the scorecard above is partial");
+        return Ok(130);
+    }
+    let mut code = 0;
+    if report.entries.iter().any(|e| e.error.is_some()) {
+        eprintln!("chaosgate suite: some entries could not run (verdict error): see the scorecard");
+        code = 2;
+    }
+    if let Some(exp) = expect {
+        let mut diffs = Vec::new();
+        for e in &report.entries {
+            match exp.get(&e.name) {
+                Some(v) if *v != e.verdict => {
+                    diffs.push(format!("{}: pinned {}, got {}", e.name, v.as_str(), e.verdict.as_str()))
+                }
+                None => diffs.push(format!("{}: got {}, not pinned", e.name, e.verdict.as_str())),
+                _ => {}
+            }
+        }
+        if !diffs.is_empty() {
+            eprintln!(
+                "chaosgate suite: verdicts differ from --expect:\n  {}",
+                diffs.join("\n  ")
+            );
+            code = code.max(1);
+        }
+    }
+    if let Some(f) = &a.fail_on {
+        let bound = match f.as_str() {
+            "safe" => Verdict::Safe,
+            "degraded" => Verdict::Degraded,
+            _ => Verdict::Fail,
+        };
+        let bad: Vec<&str> = report
+            .entries
+            .iter()
+            .filter(|e| e.verdict >= bound && e.verdict != Verdict::Error)
+            .map(|e| e.name.as_str())
+            .collect();
+        if !bad.is_empty() {
+            eprintln!("chaosgate suite: {} at or below {f}: {}", bad.len(), bad.join(", "));
+            code = code.max(1);
+        }
+    }
+    Ok(code)
+}

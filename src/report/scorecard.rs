@@ -1,0 +1,239 @@
+//! The scorecard of `chaosgate suite`: a terminal table, Markdown and JUnit XML
+//! (`docs/suite.md`, "Outputs"). The JSON is the report itself (`schema/suite-report.schema.json`).
+
+use super::junit::xml_escape;
+use crate::suite::runner::{EntryResult, SuiteReport};
+use crate::suite::Verdict;
+use std::fmt::Write as _;
+
+fn opt(v: Option<f64>, unit: &str, decimals: usize) -> String {
+    v.map_or("–".into(), |x| format!("{x:.decimals$}{unit}"))
+}
+
+/// The figures of an entry's first run, as table cells: failed in window, detection,
+/// failback, attempts per request in the fault, truncated, hangs.
+fn cells(e: &EntryResult) -> [String; 6] {
+    let Some(r) = e.runs.first() else {
+        return std::array::from_fn(|_| "–".to_string());
+    };
+    let f = &r.figures;
+    [
+        format!("{}/{}", f.window_failed, f.window_requests),
+        opt(f.detection_s, " s", 1),
+        opt(f.failback_s, " s", 1),
+        opt(f.amplification_during_fault, "×", 2),
+        f.truncated_successes.map_or("–".into(), |t| t.to_string()),
+        f.hangs.to_string(),
+    ]
+}
+
+/// The verdict column: the worst verdict, and the spread over runs when there are several.
+fn verdict_cell(e: &EntryResult) -> String {
+    let mut s = e.verdict.as_str().to_string();
+    if e.runs.len() > 1 {
+        let spread: Vec<String> = e.verdicts.iter().map(|(v, n)| format!("{} {n}", v.as_str())).collect();
+        s = format!("{s} ({})", spread.join(", "));
+    }
+    s
+}
+
+/// Why, in one line: the error, or the worst run's first reasons.
+fn why(e: &EntryResult) -> String {
+    if let Some(err) = &e.error {
+        return err.lines().next().unwrap_or("").to_string();
+    }
+    e.runs
+        .iter()
+        .max_by_key(|r| r.judgement.verdict)
+        .map(|r| r.judgement.reasons.join("; "))
+        .unwrap_or_default()
+}
+
+fn totals(r: &SuiteReport) -> String {
+    let order = [
+        Verdict::Pass,
+        Verdict::Safe,
+        Verdict::Degraded,
+        Verdict::Fail,
+        Verdict::Error,
+    ];
+    order
+        .iter()
+        .filter_map(|v| r.totals.get(v).map(|n| format!("{n} {}", v.as_str())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const HEAD: [&str; 8] = [
+    "entry",
+    "verdict",
+    "best",
+    "failed in fault",
+    "detection",
+    "failback",
+    "attempts/req",
+    "trunc/hang",
+];
+
+/// The terminal scorecard.
+pub fn text(r: &SuiteReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "chaosgate suite — {} ({} gateway, {}), {} entr{}, {} run{} each, seed {}{}",
+        r.gateway,
+        r.gateway_kind,
+        r.mode,
+        r.entries.len(),
+        if r.entries.len() == 1 { "y" } else { "ies" },
+        r.repeat,
+        if r.repeat == 1 { "" } else { "s" },
+        r.seed,
+        if r.partial { " — PARTIAL (interrupted)" } else { "" }
+    );
+    let rows: Vec<[String; 8]> = r
+        .entries
+        .iter()
+        .map(|e| {
+            let c = cells(e);
+            [
+                e.name.clone(),
+                verdict_cell(e),
+                if e.meets_best {
+                    "✓".into()
+                } else {
+                    format!("{:?}", e.best).to_lowercase()
+                },
+                c[0].clone(),
+                c[1].clone(),
+                c[2].clone(),
+                c[3].clone(),
+                format!("{}/{}", c[4], c[5]),
+            ]
+        })
+        .collect();
+    let mut w = HEAD.map(|h| h.chars().count());
+    for row in &rows {
+        for (i, c) in row.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            let pad = w[i].saturating_sub(c.chars().count());
+            if i >= 3 {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(c);
+            } else {
+                l.push_str(c);
+                l.push_str(&" ".repeat(pad));
+            }
+            l.push_str("  ");
+        }
+        l.trim_end().to_string()
+    };
+    let _ = writeln!(s, "{}", line(&HEAD.map(String::from)));
+    for row in &rows {
+        let _ = writeln!(s, "{}", line(row));
+    }
+    let _ = writeln!(s, "\n{}", totals(r));
+    let below: Vec<&EntryResult> = r.entries.iter().filter(|e| !e.meets_best).collect();
+    if !below.is_empty() {
+        let _ = writeln!(s, "\nbelow their best:");
+        for e in below {
+            let _ = writeln!(s, "  {} ({}): {}", e.name, e.verdict.as_str(), why(e));
+            let _ = writeln!(s, "    models: {}", e.reports.join(" | "));
+            let _ = writeln!(s, "    rerun:  {}", e.command);
+        }
+    }
+    s
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The scorecard as Markdown (a heading, the table, and one line per entry below its best).
+pub fn markdown(r: &SuiteReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## chaosgate suite: `{}`\n\n{} gateway, {}; chaosgate {}; {} run{} per entry from seed {}{}. Totals: {}.\n",
+        md_escape(&r.gateway),
+        r.gateway_kind,
+        r.mode,
+        r.chaosgate,
+        r.repeat,
+        if r.repeat == 1 { "" } else { "s" },
+        r.seed,
+        if r.partial { " (partial: interrupted)" } else { "" },
+        totals(r)
+    );
+    let _ = writeln!(s, "| {} | why |", HEAD.join(" | "));
+    let _ = writeln!(s, "|{}---|", "---|".repeat(HEAD.len()));
+    for e in &r.entries {
+        let c = cells(e);
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
+            e.name,
+            verdict_cell(e),
+            if e.meets_best {
+                "✓".to_string()
+            } else {
+                format!("{:?}", e.best).to_lowercase()
+            },
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            md_escape(&why(e))
+        );
+    }
+    s
+}
+
+/// JUnit XML: one test case per entry; a failure when its verdict is below the entry's
+/// best, an error when it could not run.
+pub fn junit(r: &SuiteReport) -> String {
+    let failures = r.entries.iter().filter(|e| !e.meets_best && e.error.is_none()).count();
+    let errors = r.entries.iter().filter(|e| e.error.is_some()).count();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let suite = xml_escape(&format!("chaosgate suite {}", r.gateway));
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"{suite}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">",
+        r.entries.len()
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">",
+        r.entries.len()
+    );
+    for e in &r.entries {
+        let _ = write!(
+            s,
+            "    <testcase classname=\"{suite}\" name=\"{}: {}\"",
+            xml_escape(&e.name),
+            e.verdict.as_str()
+        );
+        if let Some(err) = &e.error {
+            let _ = writeln!(s, ">\n      <error message=\"{}\"/>\n    </testcase>", xml_escape(err));
+        } else if !e.meets_best {
+            let _ = writeln!(
+                s,
+                ">\n      <failure message=\"{} (best: {:?})\">{}</failure>\n    </testcase>",
+                e.verdict.as_str(),
+                e.best,
+                xml_escape(&why(e))
+            );
+        } else {
+            s.push_str("/>\n");
+        }
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
