@@ -239,7 +239,7 @@ pub fn parse(file: &str, src: &str, dir: Option<&std::path::Path>) -> Result<Ent
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         problems.push(format!("name {:?}: use lowercase letters, digits and '-'", spec.name));
-    } else if stem.is_some_and(|s| s.ends_with("toml") || s != spec.name) && file.ends_with(".toml") {
+    } else if file.ends_with(".toml") && stem != Some(spec.name.as_str()) {
         problems.push(format!(
             "name {:?} differs from the file's name: name an entry after its file",
             spec.name

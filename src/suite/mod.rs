@@ -124,3 +124,6 @@ pub fn select(mut all: Vec<Entry>, extra: Vec<Entry>, f: &Filter) -> Result<Vec<
     }
     Ok(picked)
 }
+
+#[cfg(test)]
+mod tests;
