@@ -254,7 +254,7 @@ fn live_verdicts_agree_with_the_simulator() {
             "--entries",
             "tests/suite",
             "--only",
-            "fixture-400,fixture-502,fixture-hang",
+            "fixture-400,fixture-502,fixture-hang,fixture-ping-stall",
             "--quiet",
             "--set",
             "time_scale=0.25",

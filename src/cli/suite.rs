@@ -229,7 +229,7 @@ pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
         suite::runner::run_live(&entries, &o, &command).await
     }
     .map_err(anyhow::Error::msg)?;
-    let text = crate::report::scorecard::text(&report);
+    let text = crate::suite::scorecard::text(&report);
     if a.json.as_deref().is_some_and(is_stdout) {
         eprint!("{text}");
     } else {
@@ -239,11 +239,11 @@ pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
         write_json_out(p, &report)?;
     }
     if let Some(p) = &a.junit {
-        std::fs::write(p, crate::report::scorecard::junit(&report))
+        std::fs::write(p, crate::suite::scorecard::junit(&report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     if let Some(p) = &a.markdown {
-        std::fs::write(p, crate::report::scorecard::markdown(&report))
+        std::fs::write(p, crate::suite::scorecard::markdown(&report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     if let Some(p) = &a.write_expect {

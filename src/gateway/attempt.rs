@@ -105,8 +105,11 @@ impl Limits {
 /// A body chunk, as far as the gateway looks into it (it does not parse JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chunk {
-    /// Anything that is not an error or the terminal event: content, preamble, a ping.
+    /// Content, the preamble, anything but the kinds below: renews the stall deadline.
     Data,
+    /// A keep-alive and nothing else (an SSE comment `: ping`, Anthropic's `event: ping`):
+    /// passed on, but it renews no deadline — a provider that sends only pings has stalled.
+    KeepAlive,
     /// An in-band error event.
     Error,
     /// The terminal event (`[DONE]` / `message_stop`).
@@ -194,7 +197,9 @@ impl Watch {
     pub fn chunk(&mut self, at: Nanos, c: Chunk) -> Option<Outcome> {
         if matches!(self.phase, Phase::FirstChunk | Phase::Committed) {
             self.phase = Phase::Committed;
-            self.last = at;
+            if c != Chunk::KeepAlive {
+                self.last = at;
+            }
         }
         match c {
             Chunk::Error if self.phase == Phase::Committed => Some(Outcome::StreamError),
@@ -248,17 +253,11 @@ impl Watch {
         Ok(())
     }
 
-    /// After the last chunk, nothing but keep-alive chunks every `pings` (or nothing):
-    /// when and how the attempt ends. The same as feeding each ping in turn.
-    pub fn silence(&self, pings: Option<Nanos>) -> (Nanos, Outcome) {
-        let keeps_alive =
-            self.phase == Phase::Committed && pings.is_some_and(|p| self.lim.stall.is_none_or(|s| p <= s));
-        if keeps_alive {
-            // every ping comes before the stall deadline it renews: only the request's holds
-            (self.lim.request, self.expired())
-        } else {
-            (self.deadline(), self.expired())
-        }
+    /// After the last chunk, nothing but keep-alive pings (or nothing): when and how the
+    /// attempt ends. Pings renew no deadline, so this is the deadline as it stands — the
+    /// same as feeding each ping in turn.
+    pub fn silence(&self) -> (Nanos, Outcome) {
+        (self.deadline(), self.expired())
     }
 
     /// `Err` at the deadline when `at` comes after it.
@@ -383,7 +382,7 @@ fn settle_watched(w: &Wire, lim: &Limits, stream: bool, answer: Answer) -> Settl
         return done(&watch, e);
     }
     let (at, chunk) = match w.end {
-        End::Silence { pings } => return done(&watch, watch.silence(pings)),
+        End::Silence { .. } => return done(&watch, watch.silence()),
         End::Complete { at } => (at, Some(Chunk::Terminal)),
         End::NoTerminal { at } | End::Malformed { at } => (at, Some(Chunk::Data)),
         End::InBandError { at, .. } => (at, Some(Chunk::Error)),

@@ -961,12 +961,15 @@ impl Drop for Relay {
 }
 
 /// What the gateway makes of a chunk's events: an error event ends the stream, the
-/// terminal event marks a clean end; anything else (tokens, preamble, pings) is data.
+/// terminal event marks a clean end, keep-alive pings alone renew nothing; anything else
+/// (tokens, preamble, part of an event) is data.
 fn chunk_kind(events: &[sse::Event]) -> Chunk {
     if events.contains(&sse::Event::Error) {
         Chunk::Error
     } else if events.contains(&sse::Event::Terminal) {
         Chunk::Terminal
+    } else if !events.is_empty() && events.iter().all(|e| *e == sse::Event::Ping) {
+        Chunk::KeepAlive
     } else {
         Chunk::Data
     }

@@ -15,7 +15,9 @@ pub enum Event {
     Error,
     /// An event whose JSON does not parse.
     Malformed,
-    /// Anything else (role chunk, ping, block start/stop…).
+    /// A keep-alive: an SSE comment (`: ping`) or Anthropic's `event: ping`.
+    Ping,
+    /// Anything else (role chunk, block start/stop…).
     Other,
 }
 
@@ -62,7 +64,9 @@ impl Parser {
             let text = String::from_utf8_lossy(&block[..end]);
             let mut name = None;
             let mut payload = String::new();
+            let mut comment = false;
             for line in text.lines() {
+                comment |= line.starts_with(':');
                 if let Some(v) = line.strip_prefix("event:") {
                     name = Some(v.trim().to_string());
                 } else if let Some(v) = line.strip_prefix("data:") {
@@ -73,7 +77,14 @@ impl Parser {
                 }
             }
             if payload.is_empty() && name.is_none() {
-                continue; // a comment (": ping") or blank
+                if comment {
+                    out.push(Event::Ping); // ": ping"
+                }
+                continue;
+            }
+            if name.as_deref() == Some("ping") {
+                out.push(Event::Ping);
+                continue;
             }
             out.push(self.classify(name.as_deref(), &payload));
         }
@@ -164,6 +175,7 @@ mod tests {
                 vec![
                     Event::Other,
                     Event::Token,
+                    Event::Ping,
                     Event::Token,
                     Event::Other,
                     Event::Usage(2),
@@ -191,7 +203,10 @@ mod tests {
         ]
         .concat();
         assert_eq!(p.push(s.as_bytes()), vec![Event::Other, Event::Error, Event::Terminal]);
+        // keep-alives, which the gateway's stall timer must tell from content
+        assert_eq!(p.push(b": ping\n\n"), vec![Event::Ping]);
         let mut p = Parser::light(Api::Anthropic);
+        assert_eq!(p.push(anthropic::event_ping().as_bytes()), vec![Event::Ping]);
         let s = [
             anthropic::event_text_delta(" a"),
             anthropic::event_error(ErrorKind::Overloaded, "o"),
@@ -216,7 +231,7 @@ mod tests {
             p.push(s.as_bytes()),
             vec![
                 Event::Other,
-                Event::Other,
+                Event::Ping,
                 Event::Token,
                 Event::Usage(1),
                 Event::Terminal

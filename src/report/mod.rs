@@ -10,7 +10,6 @@ pub mod chart;
 pub mod hlog;
 pub mod junit;
 pub mod locust;
-pub mod scorecard;
 pub mod text;
 
 use std::path::Path;

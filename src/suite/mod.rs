@@ -1,11 +1,13 @@
 //! `chaosgate suite`: a catalogue of real gateway failure modes run as a scorecard against
 //! any gateway (`docs/suite.md`). An edge, like `run`: it merges each entry into the
 //! gateway's scenario ([`merge`]), runs it through the drivers ([`runner`]) and turns the
-//! run's report into a verdict ([`verdict`], the one owner of that rule).
+//! run's report into a verdict ([`verdict`], the one owner of that rule), rendered by
+//! [`scorecard`].
 
 pub mod entry;
 pub mod merge;
 pub mod runner;
+pub mod scorecard;
 pub mod verdict;
 
 pub use entry::{Best, Entry};

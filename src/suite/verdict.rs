@@ -54,8 +54,8 @@ pub struct Figures {
     pub failed_ratio: Option<f64>,
     /// The window's failures by outcome.
     pub failures_by_kind: BTreeMap<String, u64>,
-    /// Failures in the window that were not a clean HTTP error (timeouts, resets, cut,
-    /// errored or malformed streams, …).
+    /// Failures in the window that were not a clean error (an HTTP status or an in-band
+    /// stream error event): timeouts, resets, streams cut without a word, malformed streams.
     pub unclean_failures: u64,
     /// Detection, traffic view (s after onset), of the first fault window.
     pub detection_s: Option<f64>,
@@ -81,9 +81,11 @@ pub struct Figures {
     pub sent_total: u64,
 }
 
-/// Whether a failure kind (`LoadReport` key) is a clean HTTP error.
+/// Whether a failure kind (`LoadReport` key) is a clean error: an HTTP error status, or an
+/// error event inside a stream — either way the client is told, and can act on it. A
+/// timeout, a reset, a stream that just stops or one that is not valid SSE is not.
 fn clean(kind: &str) -> bool {
-    kind.starts_with("http_")
+    kind.starts_with("http_") || kind == "stream_error"
 }
 
 /// TEMPORARY until the attempt metrics land: the figures they give.
@@ -207,7 +209,10 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
         let foreign: Vec<String> = f
             .failures_by_kind
             .iter()
-            .filter(|(k, _)| clean(k) && !k[5..].parse().is_ok_and(|s: u16| sent.contains(&s)))
+            .filter(|(k, _)| {
+                k.strip_prefix("http_")
+                    .is_some_and(|s| !s.parse().is_ok_and(|s: u16| sent.contains(&s)))
+            })
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         if !foreign.is_empty() {
@@ -245,7 +250,7 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
     }
     let moved = f.detection_s.is_some();
     if why.len() == 1 && ratio > b.failed_ratio && f.unclean_failures == 0 && !moved {
-        why.push("every failure was a clean HTTP error and traffic stayed".into());
+        why.push("every failure was a clean error and traffic stayed".into());
         return Judgement {
             verdict: Verdict::Safe,
             reasons: why,
@@ -253,7 +258,7 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
     }
     if f.unclean_failures > 0 {
         why.push(format!(
-            "{} failure(s) were not clean HTTP errors ({})",
+            "{} failure(s) were not clean errors ({})",
             f.unclean_failures,
             f.failures_by_kind
                 .iter()

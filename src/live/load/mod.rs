@@ -784,7 +784,9 @@ async fn read_stream(
                 crate::provider::sse::Event::Usage(n) => rec.output_tokens = n,
                 crate::provider::sse::Event::Error => rec.outcome = Outcome::StreamError,
                 crate::provider::sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
-                crate::provider::sse::Event::Terminal | crate::provider::sse::Event::Other => {}
+                crate::provider::sse::Event::Terminal
+                | crate::provider::sse::Event::Ping
+                | crate::provider::sse::Event::Other => {}
             }
         }
         if rec.outcome != Outcome::Ok || parser.terminal {

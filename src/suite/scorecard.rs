@@ -1,7 +1,7 @@
 //! The scorecard of `chaosgate suite`: a terminal table, Markdown and JUnit XML
 //! (`docs/suite.md`, "Outputs"). The JSON is the report itself (`schema/suite-report.schema.json`).
 
-use super::junit::xml_escape;
+use crate::report::junit::xml_escape;
 use crate::suite::runner::{EntryResult, SuiteReport};
 use crate::suite::Verdict;
 use std::fmt::Write as _;
@@ -40,7 +40,12 @@ fn verdict_cell(e: &EntryResult) -> String {
 /// Why, in one line: the error, or the worst run's first reasons.
 fn why(e: &EntryResult) -> String {
     if let Some(err) = &e.error {
-        return err.lines().next().unwrap_or("").to_string();
+        return err
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
     }
     e.runs
         .iter()
