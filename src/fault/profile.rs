@@ -186,6 +186,26 @@ pub struct ErrorRule {
     /// Message text (default: the provider's usual text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the answer looks like besides its status (default `provider`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+}
+
+/// What an error answer looks like on the wire besides its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Envelope {
+    /// The provider's JSON envelope and headers: `retry-after` (and OpenAI's
+    /// `retry-after-ms`), the rate-limit headers, `x-should-retry: false` for final answers.
+    #[default]
+    Provider,
+    /// The provider's JSON envelope without those headers: no `retry-after`, no
+    /// `x-ratelimit-*` / `anthropic-ratelimit-*`, no `x-should-retry` (Vertex AI's 429s,
+    /// which agentgateway #1500 could not fail over on).
+    Bare,
+    /// An HTML error page (`text/html`), what nginx or a CDN in front of the provider
+    /// answers when it cannot reach it (Bifrost #4005); no provider headers either.
+    Html,
 }
 
 /// Connection-level fault kinds.
@@ -397,6 +417,12 @@ impl Section {
             }
             if e.kind == Some(ErrorKind::InsufficientQuota) && e.status != 429 {
                 out.push((p.key("kind"), "`insufficient_quota` is a 429".into()));
+            }
+            if e.retry_after.is_some() && e.envelope.is_some_and(|v| v != Envelope::Provider) {
+                out.push((
+                    p.key("retry_after"),
+                    "a `bare` or `html` envelope sends no retry-after: drop one of the two".into(),
+                ));
             }
         }
         for (i, c) in self.connection.iter().enumerate() {
