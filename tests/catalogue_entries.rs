@@ -2,6 +2,7 @@
 //! entry format asks (SUITE_FORMAT: name = file stem, reports, best, failover, traffic
 //! keys), its fault settings load as a fault profile, and its fault windows sit inside the
 //! run after a healthy lead-in. The runner's own tests merge and run them.
+#![allow(clippy::disallowed_methods)] // tests drive the program: clocks, files, sockets
 
 use chaosgate::fault::Profile;
 use chaosgate::time::Dur;
@@ -53,13 +54,20 @@ fn every_entry_has_the_format_and_loads_as_faults() {
         let text = std::fs::read_to_string(f).unwrap();
         let at = f.display().to_string();
         let stem = f.file_stem().unwrap().to_str().unwrap();
-        assert!(text.starts_with(&format!("# catalogue/{stem}.toml — models: ")), "{at}: first line");
+        assert!(
+            text.starts_with(&format!("# catalogue/{stem}.toml — models: ")),
+            "{at}: first line"
+        );
         let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{at}: {e}"));
         for k in doc.keys() {
             assert!(KEYS.contains(&k.as_str()), "{at}: unknown key {k}");
         }
         assert_eq!(doc["name"].as_str(), Some(stem), "{at}");
-        assert!(stem.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'), "{at}");
+        assert!(
+            stem.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+            "{at}"
+        );
         assert!(!doc["title"].as_str().unwrap().is_empty(), "{at}");
         let reports = doc["reports"].as_array().unwrap();
         assert!(!reports.is_empty(), "{at}");
@@ -71,7 +79,12 @@ fn every_entry_has_the_format_and_loads_as_faults() {
         }
         let duration = doc.get("duration").map_or(40.0, secs);
         assert!(duration <= 40.0, "{at}: {duration} s: keep the catalogue fast");
-        let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+        let tags: Vec<&str> = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
         let set: Vec<&str> = doc
             .get("set")
             .and_then(|s| s.as_array())
@@ -91,7 +104,11 @@ fn every_entry_has_the_format_and_loads_as_faults() {
                 let end = ph.duration.map_or(duration, |d| start + d.0 as f64 / 1e9);
                 assert!(start >= LEAD_IN_S, "{at}: [{side}] phase starts at {start} s");
                 assert!(end <= duration, "{at}: [{side}] phase ends at {end} s, after the run");
-                assert_eq!(ph.name.as_deref(), Some("fault"), "{at}: the verdict reads windows named fault");
+                assert_eq!(
+                    ph.name.as_deref(),
+                    Some("fault"),
+                    "{at}: the verdict reads windows named fault"
+                );
                 windows += 1;
             }
         }
