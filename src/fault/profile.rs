@@ -35,6 +35,7 @@ use super::ratelimit::RateLimit;
 use super::throughput::Throughput;
 use super::timeline::{Flapping, RandomOutages, Window};
 use crate::diag::{ConfigErrors, Diagnostic, Path};
+pub use crate::provider::Envelope;
 use crate::provider::ErrorKind;
 use crate::time::Dur;
 use serde::{Deserialize, Serialize};
@@ -189,23 +190,6 @@ pub struct ErrorRule {
     /// What the answer looks like besides its status (default `provider`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,
-}
-
-/// What an error answer looks like on the wire besides its status.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Envelope {
-    /// The provider's JSON envelope and headers: `retry-after` (and OpenAI's
-    /// `retry-after-ms`), the rate-limit headers, `x-should-retry: false` for final answers.
-    #[default]
-    Provider,
-    /// The provider's JSON envelope without those headers: no `retry-after`, no
-    /// `x-ratelimit-*` / `anthropic-ratelimit-*`, no `x-should-retry` (Vertex AI's 429s,
-    /// which agentgateway #1500 could not fail over on).
-    Bare,
-    /// An HTML error page (`text/html`), what nginx or a CDN in front of the provider
-    /// answers when it cannot reach it (Bifrost #4005); no provider headers either.
-    Html,
 }
 
 /// Connection-level fault kinds.

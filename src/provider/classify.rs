@@ -18,8 +18,7 @@
 //!   `insufficient_quota`; an Anthropic 429 envelope (`rate_limit_error`) with no
 //!   `retry-after` (a spend cap); any answer with `x-should-retry: false`.
 
-use crate::fault::Envelope as Shape;
-use crate::provider::{anthropic, openai, Api, ErrorKind};
+use crate::provider::{anthropic, openai, Api, Envelope as Shape, ErrorKind};
 use crate::time::{Nanos, NS_PER_S};
 use serde::Deserialize;
 use std::time::SystemTime;

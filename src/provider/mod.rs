@@ -69,6 +69,23 @@ impl std::str::FromStr for Api {
     }
 }
 
+/// What an error answer looks like on the wire besides its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Envelope {
+    /// The provider's JSON envelope and headers: `retry-after` (and OpenAI's
+    /// `retry-after-ms`), the rate-limit headers, `x-should-retry: false` for final answers.
+    #[default]
+    Provider,
+    /// The provider's JSON envelope without those headers: no `retry-after`, no
+    /// `x-ratelimit-*` / `anthropic-ratelimit-*`, no `x-should-retry` (Vertex AI's 429s,
+    /// which agentgateway #1500 could not fail over on).
+    Bare,
+    /// An HTML error page (`text/html`), what nginx or a CDN in front of the provider
+    /// answers when it cannot reach it (Bifrost #4005); no provider headers either.
+    Html,
+}
+
 /// Provider-neutral error kinds; each API renders its own envelope (`docs/semantics.md` §5).
 ///
 /// Statuses are [`ErrorKind::default_status`]'s; the OpenAI/Anthropic `type` and `code`
