@@ -1268,3 +1268,34 @@ async fn admin_phase_named_empty_string_gets_a_name_that_can_be_deleted() {
     assert!(st.plan.lock().unwrap().status(0).is_empty());
     h.shutdown().await;
 }
+
+/// `envelope = "bare"`: the provider's 429 envelope with none of its headers (no
+/// retry-after, no rate-limit headers: Vertex AI's 429s, agentgateway #1500); `html`: the
+/// page nginx answers in front of a provider it cannot reach (Bifrost #4005), still marked.
+#[tokio::test]
+async fn bare_and_html_envelopes_on_the_wire() {
+    let p = "[baseline]\nrate_limit = { requests_per_min = 6000 }\n[[phase]]\nerrors = [{ status = 429, envelope = \"bare\" }]\n";
+    let (h, _) = start(Api::OpenAi, p, 1).await;
+    let r = request(h.addr, "POST", OPENAI, &[], &openai_chat(false, 2)).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    for k in [
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-remaining-requests",
+        "x-should-retry",
+    ] {
+        assert!(r.header(k).is_none(), "{k}");
+    }
+    h.shutdown().await;
+    let p = "[[phase]]\napplies_to = \"completions\"\nerrors = [{ status = 502, envelope = \"html\" }]\n";
+    let (h, _) = start(Api::Anthropic, p, 1).await;
+    let r = request(h.addr, "POST", ANTHROPIC, &[], &anthropic_msg(false, 3)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.contains("<title>502 Bad Gateway</title>"), "{text}");
+    assert!(r.header("request-id").is_none() && r.header("anthropic-ratelimit-requests-limit").is_none());
+    assert!(chaosgate::provider::mark::find(&r.body).is_some(), "{text}");
+    h.shutdown().await;
+}

@@ -51,7 +51,7 @@ pub fn stream_item_name(kind: super::profile::StreamKind) -> &'static str {
 fn kind_from_str(s: &str) -> Result<ErrorKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         format!(
-            "unknown error kind {s:?} (expected one of bad_request, authentication, billing, permission, not_found, request_too_large, rate_limit, insufficient_quota, server, bad_gateway, unavailable, timeout, overloaded)"
+            "unknown error kind {s:?} (expected one of bad_request, context_length, authentication, billing, permission, not_found, request_too_large, rate_limit, insufficient_quota, server, bad_gateway, unavailable, timeout, overloaded)"
         )
     })
 }

@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use forced::Forced;
 pub use latency::{Latency, Sampler};
-pub use profile::{ConnectionKind, Profile, Scope, Section, StreamKind};
+pub use profile::{ConnectionKind, Envelope, Profile, Scope, Section, StreamKind};
 pub use throughput::Throughput;
 
 use crate::provider::{ErrorKind, RateLimitSnapshot};
@@ -112,6 +112,9 @@ pub struct ErrorVerdict {
     pub message: Option<String>,
     /// Rate-limit headers, if limits are configured.
     pub rate_limit: Option<RateLimitSnapshot>,
+    /// What the answer looks like besides its status (with `bare` and `html`,
+    /// `retry_after` and `rate_limit` are `None`: no such headers are sent).
+    pub envelope: Envelope,
 }
 
 /// A successful answer.
@@ -692,6 +695,7 @@ impl Plan {
                     retry_after: Some(wait),
                     message: None,
                     rate_limit: Some(s),
+                    envelope: Envelope::Provider,
                 }),
                 cause: Cause::RateLimit,
             }),
@@ -712,6 +716,8 @@ impl Plan {
             |r| r.probability,
         )?;
         let kind = r.kind.unwrap_or_else(|| ErrorKind::from_status(r.status));
+        let envelope = r.envelope.unwrap_or_default();
+        let provider = envelope == Envelope::Provider;
         let retry_after = r.retry_after.map(|d| d.0).or(if kind == ErrorKind::RateLimit {
             Some(NS_PER_S)
         } else {
@@ -722,9 +728,10 @@ impl Plan {
                 after: r.after.unwrap_or_default().0,
                 status: r.status,
                 kind,
-                retry_after,
+                retry_after: retry_after.filter(|_| provider),
                 message: r.message.clone(),
-                rate_limit: snapshot,
+                rate_limit: snapshot.filter(|_| provider),
+                envelope,
             }),
             cause: c,
         })
@@ -913,6 +920,7 @@ impl Plan {
                             retry_after: r.retry_after.map(|d| d.0),
                             message: r.message.clone(),
                             rate_limit: None,
+                            envelope: r.envelope.unwrap_or_default(),
                         }),
                         cause: Cause::Phase(i),
                     };
@@ -934,6 +942,7 @@ impl Plan {
                 retry_after: None,
                 message: None,
                 rate_limit: None,
+                envelope: Envelope::Provider,
             })
         } else {
             Verdict::Ok(self.plain_success(after, 0))
@@ -970,6 +979,7 @@ impl Plan {
                     retry_after,
                     message: None,
                     rate_limit: None,
+                    envelope: Envelope::Provider,
                 }),
                 cause,
             };

@@ -35,6 +35,7 @@ use super::ratelimit::RateLimit;
 use super::throughput::Throughput;
 use super::timeline::{Flapping, RandomOutages, Window};
 use crate::diag::{ConfigErrors, Diagnostic, Path};
+pub use crate::provider::Envelope;
 use crate::provider::ErrorKind;
 use crate::time::Dur;
 use serde::{Deserialize, Serialize};
@@ -186,6 +187,9 @@ pub struct ErrorRule {
     /// Message text (default: the provider's usual text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the answer looks like besides its status (default `provider`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
 }
 
 /// Connection-level fault kinds.
@@ -397,6 +401,12 @@ impl Section {
             }
             if e.kind == Some(ErrorKind::InsufficientQuota) && e.status != 429 {
                 out.push((p.key("kind"), "`insufficient_quota` is a 429".into()));
+            }
+            if e.retry_after.is_some() && e.envelope.is_some_and(|v| v != Envelope::Provider) {
+                out.push((
+                    p.key("retry_after"),
+                    "a `bare` or `html` envelope sends no retry-after: drop one of the two".into(),
+                ));
             }
         }
         for (i, c) in self.connection.iter().enumerate() {

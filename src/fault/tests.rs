@@ -453,3 +453,91 @@ fn completion_probe_draws_do_not_depend_on_user_traffic() {
     // the probes did draw: not every probe got the same answer
     assert!(probes.iter().any(|d| d != &probes[0]));
 }
+
+/// `envelope = "bare"` drops the headers a provider's 429 carries (the 1 s default
+/// `retry-after` and the bucket's rate-limit state); `html` likewise; the default keeps both.
+#[test]
+fn bare_and_html_envelopes_send_no_retry_after_or_rate_limit_state() {
+    let src = |envelope: &str| {
+        format!(
+            r#"
+[baseline]
+rate_limit = {{ requests_per_min = 6000 }}
+errors = [{{ status = 429 {envelope} }}]
+"#
+        )
+    };
+    let verdict = |src: String| match Plan::new(&profile(&src), 1, "p")
+        .decide(0, &chat(false, 5), None)
+        .verdict
+    {
+        Verdict::Error(e) => e,
+        v => panic!("{v:?}"),
+    };
+    let e = verdict(src(""));
+    assert_eq!((e.retry_after, e.envelope), (Some(NS_PER_S), Envelope::Provider));
+    assert!(e.rate_limit.is_some());
+    for (key, want) in [("bare", Envelope::Bare), ("html", Envelope::Html)] {
+        let e = verdict(src(&format!(", envelope = \"{key}\"")));
+        assert_eq!((e.status, e.kind, e.envelope), (429, ErrorKind::RateLimit, want));
+        assert_eq!((e.retry_after, e.rate_limit), (None, None), "{key}");
+    }
+}
+
+#[test]
+fn an_envelope_without_headers_refuses_a_retry_after() {
+    let e = Profile::from_toml(
+        "[baseline]\nerrors = [{ status = 429, retry_after = \"2s\", envelope = \"bare\" }]\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("t.toml:2:") && e.to_string().contains("retry_after"),
+        "{e}"
+    );
+    let e = Profile::from_toml(
+        "[baseline]\nerrors = [{ status = 502, envelope = \"xml\" }]\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("html"), "{e}");
+}
+
+/// A context-length 400 is its own kind: final (no retry) and rendered as each API does.
+#[test]
+fn context_length_is_a_final_400() {
+    let mut p = Plan::new(
+        &profile("[baseline]\nerrors = [{ status = 400, kind = \"context_length\" }]\n"),
+        1,
+        "p",
+    );
+    match p.decide(0, &chat(true, 5), None).verdict {
+        Verdict::Error(e) => {
+            assert_eq!((e.status, e.kind, e.retry_after), (400, ErrorKind::ContextLength, None));
+            assert!(!e.kind.retryable());
+        }
+        v => panic!("{v:?}"),
+    }
+    let body = crate::provider::openai::error_body(ErrorKind::ContextLength, "m", None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "context_length_exceeded");
+    assert_eq!(v["error"]["param"], "messages");
+    let body = crate::provider::anthropic::error_body(ErrorKind::ContextLength, "m", "req_1");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(ErrorKind::ContextLength
+        .default_message(crate::provider::Api::Anthropic)
+        .starts_with("prompt is too long"));
+}
+
+/// The page keeps the provider's mark (so a client can still attribute the answer) and
+/// escapes what would end the markup.
+#[test]
+fn html_error_page_is_nginx_shaped_and_marked() {
+    let page = crate::provider::html_error_page(502, "Bad <gateway> & co [chaosgate-provider=primary]");
+    assert!(page.contains("<title>502 Bad Gateway</title>"), "{page}");
+    assert!(page.contains("<center>nginx</center>"), "{page}");
+    assert!(page.contains("&lt;gateway&gt; &amp; co"), "{page}");
+    assert_eq!(crate::provider::mark::find(page.as_bytes()).as_deref(), Some("primary"));
+    assert!(serde_json::from_str::<serde_json::Value>(&page).is_err());
+}

@@ -270,6 +270,7 @@ mod tests {
             retry_after: None,
             message: None,
             rate_limit: None,
+            envelope: crate::fault::Envelope::Provider,
         });
         assert_eq!(Wire::of(&e, true, 0).head, Some((40, 503)));
         assert_eq!(

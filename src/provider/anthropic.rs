@@ -256,7 +256,7 @@ fn system_chars(m: &serde_json::Map<String, Value>) -> Result<usize, Rejection> 
 /// The error `type` for a kind (`docs/semantics.md` §5).
 pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::BadRequest => "invalid_request_error",
+        ErrorKind::BadRequest | ErrorKind::ContextLength => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::Billing => "billing_error",
         ErrorKind::Permission => "permission_error",
@@ -690,6 +690,7 @@ mod tests {
     fn error_envelopes() {
         let want = [
             (ErrorKind::BadRequest, "invalid_request_error"),
+            (ErrorKind::ContextLength, "invalid_request_error"),
             (ErrorKind::Authentication, "authentication_error"),
             (ErrorKind::Billing, "billing_error"),
             (ErrorKind::Permission, "permission_error"),

@@ -18,7 +18,7 @@
 //!   `insufficient_quota`; an Anthropic 429 envelope (`rate_limit_error`) with no
 //!   `retry-after` (a spend cap); any answer with `x-should-retry: false`.
 
-use crate::provider::{anthropic, openai, Api, ErrorKind};
+use crate::provider::{anthropic, openai, Api, Envelope as Shape, ErrorKind};
 use crate::time::{Nanos, NS_PER_S};
 use serde::Deserialize;
 use std::time::SystemTime;
@@ -217,27 +217,29 @@ pub fn classify(status: u16, headers: &hyper::HeaderMap, body: &[u8], now: Syste
 }
 
 /// The [`Answer`] a mock of `api` gives for an error verdict (`status`, `kind`,
-/// `retry_after`): the same wire values the mock writes ([`wire_retry_after`], the
-/// envelope's type/code, `x-should-retry`), put through the same decision as [`classify`].
-/// No text is formatted or parsed.
-pub fn from_error(api: Api, status: u16, kind: ErrorKind, retry_after: Option<Nanos>) -> Answer {
+/// `retry_after`, `envelope`): the same wire values the mock writes ([`wire_retry_after`],
+/// the envelope's type/code, `x-should-retry`; an HTML page has none of them), put through
+/// the same decision as [`classify`]. No text is formatted or parsed.
+pub fn from_error(api: Api, status: u16, kind: ErrorKind, retry_after: Option<Nanos>, envelope: Shape) -> Answer {
     let retry_after = retry_after.map(|ra| {
         let (secs, ms) = wire_retry_after(api, ra);
         ms.map_or(secs.saturating_mul(NS_PER_S), |ms| ms.saturating_mul(1_000_000))
     });
-    let body = match api {
-        Api::OpenAi => {
+    let body = match (envelope, api) {
+        (Shape::Html, _) => BodyKind::Other,
+        (_, Api::OpenAi) => {
             let (ty, code) = openai::type_and_code(kind);
             body_kind(None, Some(ty), code)
         }
-        Api::Anthropic => body_kind(Some("error"), Some(anthropic::error_type(kind)), None),
+        (_, Api::Anthropic) => body_kind(Some("error"), Some(anthropic::error_type(kind)), None),
     };
-    decide(status, retry_after, body, !kind.retryable())
+    decide(status, retry_after, body, sends_should_retry_false(kind, envelope))
 }
 
-/// Whether the mock sends `x-should-retry: false` for this kind.
-pub fn sends_should_retry_false(kind: ErrorKind) -> bool {
-    !kind.retryable()
+/// Whether the mock sends `x-should-retry: false` for this kind in this envelope (only the
+/// provider's own envelope carries provider headers).
+pub fn sends_should_retry_false(kind: ErrorKind, envelope: Shape) -> bool {
+    envelope == Shape::Provider && !kind.retryable()
 }
 
 #[cfg(test)]
@@ -367,13 +369,51 @@ mod tests {
                             h.insert("retry-after-ms", ms.into());
                         }
                     }
-                    if sends_should_retry_false(kind) {
+                    if sends_should_retry_false(kind, Shape::Provider) {
                         h.insert("x-should-retry", hyper::header::HeaderValue::from_static("false"));
                     }
                     let live = classify(status, &h, body.as_bytes(), now());
-                    assert_eq!(from_error(api, status, kind, ra), live, "{api:?} {kind:?} {ra:?}");
+                    assert_eq!(
+                        from_error(api, status, kind, ra, Shape::Provider),
+                        live,
+                        "{api:?} {kind:?} {ra:?}"
+                    );
                 }
+                // `bare`: the same body, no headers (the verdict carries no retry-after)
+                let status = kind.status_for(api);
+                let body = match api {
+                    Api::OpenAi => openai::error_body(kind, "m", None),
+                    Api::Anthropic => anthropic::error_body(kind, "m", "req_1"),
+                };
+                let live = classify(status, &hyper::HeaderMap::new(), body.as_bytes(), now());
+                assert_eq!(
+                    from_error(api, status, kind, None, Shape::Bare),
+                    live,
+                    "{api:?} {kind:?} bare"
+                );
+                // `html`: a page, no headers
+                let page = crate::provider::html_error_page(status, "m");
+                let live = classify(status, &hyper::HeaderMap::new(), page.as_bytes(), now());
+                assert_eq!(
+                    from_error(api, status, kind, None, Shape::Html),
+                    live,
+                    "{api:?} {kind:?} html"
+                );
             }
         }
+    }
+
+    /// A quota 429 stays final in a bare envelope (its body says so) but a bare 429 of
+    /// the transient kind carries no wait: the gateway learns neither "final" nor "when".
+    #[test]
+    fn bare_and_html_envelopes_carry_no_headers() {
+        let a = from_error(Api::OpenAi, 429, ErrorKind::RateLimit, None, Shape::Bare);
+        assert_eq!((a.retry_after, a.final_), (None, None));
+        let a = from_error(Api::OpenAi, 429, ErrorKind::InsufficientQuota, None, Shape::Bare);
+        assert_eq!(a.final_, Some(Final::Quota));
+        let a = from_error(Api::Anthropic, 403, ErrorKind::Permission, None, Shape::Html);
+        assert_eq!(a, Answer::status(403));
+        assert!(!sends_should_retry_false(ErrorKind::Permission, Shape::Bare));
+        assert!(sends_should_retry_false(ErrorKind::ContextLength, Shape::Provider));
     }
 }

@@ -69,6 +69,23 @@ impl std::str::FromStr for Api {
     }
 }
 
+/// What an error answer looks like on the wire besides its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Envelope {
+    /// The provider's JSON envelope and headers: `retry-after` (and OpenAI's
+    /// `retry-after-ms`), the rate-limit headers, `x-should-retry: false` for final answers.
+    #[default]
+    Provider,
+    /// The provider's JSON envelope without those headers: no `retry-after`, no
+    /// `x-ratelimit-*` / `anthropic-ratelimit-*`, no `x-should-retry` (Vertex AI's 429s,
+    /// which agentgateway #1500 could not fail over on).
+    Bare,
+    /// An HTML error page (`text/html`), what nginx or a CDN in front of the provider
+    /// answers when it cannot reach it (Bifrost #4005); no provider headers either.
+    Html,
+}
+
 /// Provider-neutral error kinds; each API renders its own envelope (`docs/semantics.md` §5).
 ///
 /// Statuses are [`ErrorKind::default_status`]'s; the OpenAI/Anthropic `type` and `code`
@@ -78,6 +95,10 @@ impl std::str::FromStr for Api {
 pub enum ErrorKind {
     /// 400: malformed or invalid request.
     BadRequest,
+    /// 400: the prompt does not fit the model's context window (OpenAI
+    /// `context_length_exceeded`, Anthropic "prompt is too long"). The request's fault:
+    /// no retry, and no reason to think less of the provider.
+    ContextLength,
     /// 401: bad or missing API key.
     Authentication,
     /// 402: Anthropic `billing_error` (credit balance too low).
@@ -108,8 +129,9 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (`docs/semantics.md` §5).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::BadRequest,
+        ErrorKind::ContextLength,
         ErrorKind::Authentication,
         ErrorKind::Billing,
         ErrorKind::Permission,
@@ -156,7 +178,7 @@ impl ErrorKind {
     /// Anthropic status; see [`ErrorKind::status_for`] for OpenAI's 503).
     pub fn default_status(self) -> u16 {
         match self {
-            ErrorKind::BadRequest => 400,
+            ErrorKind::BadRequest | ErrorKind::ContextLength => 400,
             ErrorKind::Authentication => 401,
             ErrorKind::Billing => 402,
             ErrorKind::Permission => 403,
@@ -189,6 +211,7 @@ impl ErrorKind {
             self,
             ErrorKind::InsufficientQuota
                 | ErrorKind::BadRequest
+                | ErrorKind::ContextLength
                 | ErrorKind::Authentication
                 | ErrorKind::Billing
                 | ErrorKind::Permission
@@ -203,6 +226,9 @@ impl ErrorKind {
     pub fn default_message(self, api: Api) -> String {
         let s = match (api, self) {
             (Api::OpenAi, ErrorKind::BadRequest) => "Invalid request.",
+            (Api::OpenAi, ErrorKind::ContextLength) => {
+                "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages."
+            }
             (Api::OpenAi, ErrorKind::Authentication) => {
                 "Incorrect API key provided: sk-chaos************gate. You can find your API key at https://platform.openai.com/account/api-keys."
             }
@@ -228,6 +254,7 @@ impl ErrorKind {
             (Api::OpenAi, ErrorKind::Timeout) => "Gateway timeout.",
             (Api::OpenAi, ErrorKind::Overloaded) => "The engine is currently overloaded, please try again later",
             (Api::Anthropic, ErrorKind::BadRequest) => "Invalid request.",
+            (Api::Anthropic, ErrorKind::ContextLength) => "prompt is too long: 213000 tokens > 200000 maximum",
             (Api::Anthropic, ErrorKind::Authentication) => "invalid x-api-key",
             (Api::Anthropic, ErrorKind::Billing) => {
                 "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."
@@ -251,6 +278,29 @@ impl ErrorKind {
         };
         s.to_string()
     }
+}
+
+/// The HTML page nginx (or a CDN) answers with when the upstream behind it is down, in
+/// place of the provider's JSON envelope (what Bifrost #4005 saw: `<html><head><title>502
+/// Bad Gateway</title>…<center>nginx</center>`). `marked` (the provider's marked message)
+/// goes in a comment (`<`, `>`, `&` escaped), so the answer can still be attributed.
+pub fn html_error_page(status: u16, marked: &str) -> String {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut note = String::with_capacity(marked.len());
+    for c in marked.chars() {
+        match c {
+            '<' => note.push_str("&lt;"),
+            '>' => note.push_str("&gt;"),
+            '&' => note.push_str("&amp;"),
+            c => note.push(c),
+        }
+    }
+    format!(
+        "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n<!-- {note} -->\r\n</body>\r\n</html>\r\n"
+    )
 }
 
 /// A parsed chat request: OpenAI `POST /v1/chat/completions` ([`openai::parse_chat`]) or
@@ -743,7 +793,8 @@ mod tests {
     #[test]
     fn kinds_and_statuses() {
         for k in ErrorKind::ALL {
-            if k != ErrorKind::InsufficientQuota {
+            // the two that share a status with a more usual kind: 429 and 400
+            if k != ErrorKind::InsufficientQuota && k != ErrorKind::ContextLength {
                 assert_eq!(ErrorKind::from_status(k.default_status()), k, "{k:?}");
             }
             assert_eq!(k.status_for(Api::Anthropic), k.default_status());

@@ -358,6 +358,7 @@ pub fn parse_embeddings(body: &[u8]) -> Result<EmbeddingsRequest, Rejection> {
 pub(crate) fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static str>) {
     match kind {
         ErrorKind::BadRequest | ErrorKind::RequestTooLarge => ("invalid_request_error", None),
+        ErrorKind::ContextLength => ("invalid_request_error", Some("context_length_exceeded")),
         ErrorKind::NotFound => ("invalid_request_error", Some("model_not_found")),
         ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
         ErrorKind::Billing => ("invalid_request_error", Some("billing_hard_limit_reached")),
@@ -374,6 +375,8 @@ pub(crate) fn type_and_code(kind: ErrorKind) -> (&'static str, Option<&'static s
 
 fn error_value(kind: ErrorKind, message: &str, param: Option<&str>) -> Value {
     let (ty, code) = type_and_code(kind);
+    // OpenAI names the offending parameter of a prompt that does not fit
+    let param = param.or((kind == ErrorKind::ContextLength).then_some("messages"));
     json!({ "error": { "message": message, "type": ty, "param": param, "code": code } })
 }
 
@@ -390,6 +393,7 @@ pub fn rejection_body(r: &Rejection) -> String {
 /// | kind | type | code |
 /// | --- | --- | --- |
 /// | BadRequest, RequestTooLarge | `invalid_request_error` | null |
+/// | ContextLength | `invalid_request_error` (`param`: `messages`) | `context_length_exceeded` |
 /// | NotFound | `invalid_request_error` | `model_not_found` |
 /// | Authentication | `invalid_request_error` | `invalid_api_key` |
 /// | Billing | `invalid_request_error` | `billing_hard_limit_reached` |

@@ -372,7 +372,11 @@ impl World {
         let api = self.apis[i];
         let (answer, tokens, plain_len) = match &d.verdict {
             // the same types the live gateway builds from the mock's headers and envelope
-            Verdict::Error(e) => (classify::from_error(api, e.status, e.kind, e.retry_after), 0, 0),
+            Verdict::Error(e) => (
+                classify::from_error(api, e.status, e.kind, e.retry_after, e.envelope),
+                0,
+                0,
+            ),
             Verdict::Ok(s) => (
                 Answer::status(200),
                 s.output_tokens,

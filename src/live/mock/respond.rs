@@ -9,7 +9,7 @@
 
 use super::MockState;
 use crate::fault::wire::{End as WireEnd, Wire as WireTimeline};
-use crate::fault::{Decision, Endpoint, RequestFacts, StreamKind, Success, Verdict};
+use crate::fault::{Decision, Endpoint, Envelope, RequestFacts, StreamKind, Success, Verdict};
 use crate::live::net::ConnCtx;
 use crate::provider::{
     anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
@@ -142,6 +142,26 @@ pub fn add_headers(state: &MockState, r: &mut Response, rl: Option<&RateLimitSna
     }
 }
 
+/// Only the provider's name (`x-chaosgate-provider`, how a client attributes an answer):
+/// what an answer without the provider's own headers still carries.
+fn add_headers_bare(state: &MockState, r: &mut Response) {
+    if let Some(v) = &state.provider_header {
+        r.headers_mut().insert(PROVIDER_HEADER.clone(), v.clone());
+    }
+}
+
+/// An HTML error page (`envelope = "html"`): what nginx or a CDN answers in front of a
+/// provider it cannot reach; the provider's marked message in a comment.
+pub fn html_error_response(state: &MockState, status: u16, message: &str) -> Response {
+    let page = crate::provider::html_error_page(status, &state.mark.message(message));
+    let mut r = Response::new(Body::from(page));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    add_headers_bare(state, &mut r);
+    r
+}
+
 /// A [`Rejection`] (bad input) in the provider's envelope, with its own `param` and
 /// `code`, its message marked with the provider.
 pub fn rejection_response(state: &MockState, r: &Rejection, seq: u64) -> Response {
@@ -168,6 +188,7 @@ pub fn error_response(
     param: Option<&str>,
     retry_after: Option<Nanos>,
     rl: Option<&RateLimitSnapshot>,
+    envelope: Envelope,
     seq: u64,
 ) -> Response {
     let body = match state.config.api {
@@ -181,16 +202,22 @@ pub fn error_response(
     };
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json(code, body);
-    add_headers(state, &mut r, rl, Some(seq));
+    // a bare envelope: the body alone, none of the provider's headers
+    let bare = envelope != Envelope::Provider;
+    if bare {
+        add_headers_bare(state, &mut r);
+    } else {
+        add_headers(state, &mut r, rl, Some(seq));
+    }
     let h = r.headers_mut();
-    if let Some(ra) = retry_after {
+    if let Some(ra) = retry_after.filter(|_| !bare) {
         let (secs, ms) = crate::provider::classify::wire_retry_after(state.config.api, ra);
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         if let Some(ms) = ms {
             h.insert("retry-after-ms", HeaderValue::from(ms));
         }
     }
-    if crate::provider::classify::sends_should_retry_false(kind) {
+    if crate::provider::classify::sends_should_retry_false(kind, envelope) {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
     }
     r
@@ -313,6 +340,9 @@ pub async fn play(
                     e.kind.default_message(state.config.api)
                 }
             });
+            if e.envelope == Envelope::Html {
+                return html_error_response(&state, e.status, &msg);
+            }
             error_response(
                 &state,
                 e.status,
@@ -321,6 +351,7 @@ pub async fn play(
                 None,
                 e.retry_after,
                 e.rate_limit.as_ref(),
+                e.envelope,
                 seq,
             )
         }
