@@ -1,30 +1,12 @@
-//! The built-in catalogue (`catalogue/*.toml`): every entry has the shape the suite's
-//! entry format asks (SUITE_FORMAT: name = file stem, reports, best, failover, traffic
-//! keys), its fault settings load as a fault profile, and its fault windows sit inside the
-//! run after a healthy lead-in. The runner's own tests merge and run them.
+//! The built-in catalogue (`catalogue/*.toml`): every entry parses with the runner's entry
+//! parser (docs/suite.md, "Writing an entry"), merges into the default gateway's scenario
+//! and loads, its fault settings load as a fault profile, and its fault windows sit inside
+//! the run after a healthy lead-in.
 #![allow(clippy::disallowed_methods)] // tests drive the program: clocks, files, sockets
 
 use chaosgate::fault::Profile;
 use chaosgate::time::Dur;
 use std::path::PathBuf;
-
-const KEYS: [&str; 15] = [
-    "name",
-    "title",
-    "reports",
-    "tags",
-    "best",
-    "failover",
-    "duration",
-    "rate",
-    "stream",
-    "max_tokens",
-    "set",
-    "primary",
-    "fallback",
-    "bounds",
-    "check",
-];
 
 /// Healthy time before the first fault window, so the gateway's pre-fault state is normal.
 const LEAD_IN_S: f64 = 8.0;
@@ -58,42 +40,26 @@ fn every_entry_has_the_format_and_loads_as_faults() {
             text.starts_with(&format!("# catalogue/{stem}.toml — models: ")),
             "{at}: first line"
         );
-        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{at}: {e}"));
-        for k in doc.keys() {
-            assert!(KEYS.contains(&k.as_str()), "{at}: unknown key {k}");
-        }
-        assert_eq!(doc["name"].as_str(), Some(stem), "{at}");
-        assert!(
-            stem.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
-            "{at}"
-        );
-        assert!(!doc["title"].as_str().unwrap().is_empty(), "{at}");
-        let reports = doc["reports"].as_array().unwrap();
-        assert!(!reports.is_empty(), "{at}");
-        assert!(reports.iter().all(|r| r.as_str().is_some_and(|s| s.len() > 10)), "{at}");
-        assert!(matches!(doc["best"].as_str(), Some("pass" | "safe")), "{at}");
-        assert!(doc["failover"].is_bool(), "{at}");
-        if let Some(s) = doc.get("stream") {
-            assert!(matches!(s.as_str(), Some("plain" | "stream" | "mixed")), "{at}");
-        }
-        let duration = doc.get("duration").map_or(40.0, secs);
+        // the entry format is the runner's own parser
+        let e = chaosgate::suite::entry::parse(&format!("{stem}.toml"), &text, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(e.reports.iter().all(|r| r.len() > 10), "{at}: name the report");
+        let duration = secs(&toml::Value::String(e.duration.clone()));
         assert!(duration <= 40.0, "{at}: {duration} s: keep the catalogue fast");
-        let tags: Vec<&str> = doc["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|t| t.as_str())
-            .collect();
-        let set: Vec<&str> = doc
-            .get("set")
-            .and_then(|s| s.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-            .unwrap_or_default();
-        if set.iter().any(|s| s.starts_with("gateway.replicas=")) {
-            assert!(tags.contains(&"replicas"), "{at}");
+        if e.set.iter().any(|s| s.starts_with("gateway.replicas=")) {
+            assert!(e.tags.iter().any(|t| t == "replicas"), "{at}");
             replicas += 1;
         }
+        // and it runs against the default gateway: the merged scenario loads
+        let g = chaosgate::suite::merge::GatewayScenario {
+            file: "default".into(),
+            text: chaosgate::suite::DEFAULT_GATEWAY.into(),
+            dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/gateways/builtin"),
+        };
+        let doc = chaosgate::suite::merge::gateway_document(&g).unwrap();
+        if let Err(m) = chaosgate::suite::merge::scenario(&e, &g, &doc, &[]) {
+            panic!("{at}: {m}");
+        }
+        let doc: toml::Table = toml::from_str(&text).unwrap();
         let mut windows = 0;
         for side in ["primary", "fallback"] {
             let Some(t) = doc.get(side) else { continue };

@@ -181,6 +181,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether the fallback has faults of its own (a baseline or phases): then traffic
+    /// moving to it is no harm done for an entry that must not fail over (both providers
+    /// down), while moving to a healthy fallback off a working primary is.
+    pub fn fallback_faulted(&self) -> bool {
+        self.fallback.contains_key("phase")
+            || self.fallback.get("baseline").is_some_and(|b| {
+                ["errors", "connection", "stream", "rate_limit"]
+                    .iter()
+                    .any(|k| b.get(k).is_some())
+            })
+    }
+
     /// Every HTTP status the entry's faults answer with (`errors[].status` of the baselines
     /// and phases of both providers).
     pub fn fault_statuses(&self) -> std::collections::BTreeSet<u16> {

@@ -16,7 +16,61 @@ pub use verdict::Verdict;
 
 /// The built-in catalogue: `catalogue/*.toml`, compiled in (file stem, text). A test checks
 /// that every file of `catalogue/` is listed here.
-pub const BUILTIN: &[(&str, &str)] = &[];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("auth-401", include_str!("../../catalogue/auth-401.toml")),
+    ("bare-429", include_str!("../../catalogue/bare-429.toml")),
+    ("both-down", include_str!("../../catalogue/both-down.toml")),
+    ("brownout", include_str!("../../catalogue/brownout.toml")),
+    (
+        "connection-reset",
+        include_str!("../../catalogue/connection-reset.toml"),
+    ),
+    (
+        "context-length-400",
+        include_str!("../../catalogue/context-length-400.toml"),
+    ),
+    ("failback", include_str!("../../catalogue/failback.toml")),
+    ("flapping", include_str!("../../catalogue/flapping.toml")),
+    ("forbidden-403", include_str!("../../catalogue/forbidden-403.toml")),
+    ("grey-502", include_str!("../../catalogue/grey-502.toml")),
+    ("headers-never", include_str!("../../catalogue/headers-never.toml")),
+    (
+        "headers-then-silence",
+        include_str!("../../catalogue/headers-then-silence.toml"),
+    ),
+    ("html-502", include_str!("../../catalogue/html-502.toml")),
+    ("hung-probes", include_str!("../../catalogue/hung-probes.toml")),
+    ("malformed-chunk", include_str!("../../catalogue/malformed-chunk.toml")),
+    (
+        "missing-terminal",
+        include_str!("../../catalogue/missing-terminal.toml"),
+    ),
+    ("overloaded-529", include_str!("../../catalogue/overloaded-529.toml")),
+    ("persistent-500", include_str!("../../catalogue/persistent-500.toml")),
+    ("ping-stall", include_str!("../../catalogue/ping-stall.toml")),
+    ("quota-429", include_str!("../../catalogue/quota-429.toml")),
+    ("random-outages", include_str!("../../catalogue/random-outages.toml")),
+    (
+        "ratelimit-headers",
+        include_str!("../../catalogue/ratelimit-headers.toml"),
+    ),
+    ("replica-drift", include_str!("../../catalogue/replica-drift.toml")),
+    ("retry-after-429", include_str!("../../catalogue/retry-after-429.toml")),
+    ("retry-storm", include_str!("../../catalogue/retry-storm.toml")),
+    ("silent-stall", include_str!("../../catalogue/silent-stall.toml")),
+    ("slow-failure", include_str!("../../catalogue/slow-failure.toml")),
+    (
+        "slow-first-token",
+        include_str!("../../catalogue/slow-first-token.toml"),
+    ),
+    (
+        "stall-after-first-token",
+        include_str!("../../catalogue/stall-after-first-token.toml"),
+    ),
+    ("stream-cut", include_str!("../../catalogue/stream-cut.toml")),
+    ("stuck-health", include_str!("../../catalogue/stuck-health.toml")),
+    ("truncated-200", include_str!("../../catalogue/truncated-200.toml")),
+];
 
 /// The gateway the suite runs against by default: the reference gateway, simulated.
 pub const DEFAULT_GATEWAY: &str = include_str!("../../examples/gateways/builtin/scenario.toml");

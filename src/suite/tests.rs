@@ -348,3 +348,52 @@ fn a_window_both_providers_go_through_counts_its_requests_once() {
     assert_eq!((f.window_requests, f.window_failed), (475, 385));
     assert_eq!(f.failures_by_kind["http_400"], 385);
 }
+
+#[test]
+fn every_catalogue_file_is_built_in_and_parses() {
+    #[allow(clippy::disallowed_methods)] // reads the source tree
+    let files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogue"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    let mut files = files;
+    files.sort();
+    let listed: Vec<String> = super::BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(listed, files, "catalogue/ and suite::BUILTIN differ");
+    let entries = super::builtin().unwrap();
+    assert!(entries.len() >= 28, "{} entries", entries.len());
+}
+
+#[test]
+fn traffic_that_should_stay_may_move_only_between_faulty_providers() {
+    // a stuck /health in front of a working primary: the gateway moved everything away
+    let stuck = parse(
+        "stuck.toml",
+        &GREY
+            .replace("name = \"grey-502\"", "name = \"stuck\"")
+            .replace("failover = true", "failover = false")
+            .replace(
+                "applies_to = \"completions\"\nerrors = [{ status = 502 }]",
+                "applies_to = \"health\"\nerrors = [{ status = 503 }]",
+            ),
+        None,
+    )
+    .unwrap();
+    assert!(!stuck.fallback_faulted());
+    let mut f = window(400, 0, "http_502");
+    f.detection_s = Some(4.0);
+    let j = judge(&stuck, &f, &[]);
+    assert_eq!(j.verdict, Verdict::Degraded, "{j:?}");
+    assert!(j.reasons[0].contains("should have stayed"), "{j:?}");
+    f.detection_s = None;
+    assert_eq!(judge(&stuck, &f, &[]).verdict, Verdict::Pass);
+    // both providers down: moving between them changes nothing; clean, fast errors are safe
+    let both = parse("bad-request.toml", BAD_REQUEST, None).unwrap();
+    assert!(both.fallback_faulted());
+    let mut f = window(375, 375, "http_400");
+    f.detection_s = Some(1.0);
+    assert_eq!(judge(&both, &f, &[]).verdict, Verdict::Safe);
+}

@@ -204,6 +204,13 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
             }
         }
     }
+    let moved = f.detection_s.is_some();
+    if !entry.failover && moved && !entry.fallback_faulted() {
+        degraded.push(format!(
+            "traffic moved off the primary after {:.1} s though it should have stayed (its completions worked or no other provider could help)",
+            f.detection_s.unwrap_or(0.0)
+        ));
+    }
     if !entry.failover {
         let sent = entry.fault_statuses();
         let foreign: Vec<String> = f
@@ -248,8 +255,7 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
             pct(b.failed_ratio)
         ));
     }
-    let moved = f.detection_s.is_some();
-    if why.len() == 1 && ratio > b.failed_ratio && f.unclean_failures == 0 && !moved {
+    if why.len() == 1 && ratio > b.failed_ratio && f.unclean_failures == 0 && (!moved || !entry.failover) {
         why.push("every failure was a clean error and traffic stayed".into());
         return Judgement {
             verdict: Verdict::Safe,
@@ -268,15 +274,11 @@ pub fn judge(entry: &Entry, f: &Figures, checks: &[(bool, String, CheckVerdict)]
                 .join(", ")
         ));
     }
-    if moved {
-        why.push(if entry.failover {
-            format!(
-                "traffic moved after {:.1} s, too late to keep the window under its bound",
-                f.detection_s.unwrap_or(0.0)
-            )
-        } else {
-            "traffic moved away from a provider it should have kept".into()
-        });
+    if moved && entry.failover && ratio > b.failed_ratio {
+        why.push(format!(
+            "traffic moved after {:.1} s, too late to keep the window under its bound",
+            f.detection_s.unwrap_or(0.0)
+        ));
     }
     Judgement {
         verdict: Verdict::Degraded,
