@@ -299,6 +299,7 @@ request_timeout = "2s"
             t_ns,
             target: target.into(),
             kind,
+            replica: None,
         }
     }
 
