@@ -45,7 +45,10 @@ enum Gw {
     /// One in-process proxy per replica.
     Builtin(Vec<crate::live::proxy::GatewayHandle>),
     /// One process per replica, and the run's Redis when asked for.
-    External(Vec<crate::live::process::Running>, Option<crate::live::redis::Redis>),
+    External(
+        Vec<crate::live::process::Running>,
+        Option<Box<crate::live::redis::Redis>>,
+    ),
     /// A gateway chaosgate did not start (and does not stop).
     Running,
 }
@@ -310,7 +313,7 @@ async fn start_external(
     info: &mut GatewayInfo,
 ) -> anyhow::Result<Started> {
     let redis = if x.redis {
-        Some(crate::live::redis::start(run_dir).await?)
+        Some(Box::new(crate::live::redis::start(run_dir).await?))
     } else {
         None
     };
