@@ -32,10 +32,12 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A hard 502 outage of the primary from 2 s to the end; constant 20 req/s (each of two
-/// replicas sees a request every 100 ms, long after the mock's immediate 502 came back); a
-/// consecutive breaker of k = 5 that stays open; no probes, retries or fallback on failure.
-/// Each replica needs its own k failures: N · k failed requests.
+/// A hard 502 outage of the primary from 2 s to the end; constant 10 req/s (each of two
+/// replicas sees a request every 200 ms, long after the mock's immediate 502 came back); a
+/// consecutive breaker of k = 5 that stays open; no retries or fallback on failure; health
+/// probes every second that the outage spares (`applies_to = "completions"`), so each
+/// replica's own probes show in its log and never eject. Each replica needs its own k
+/// failures: N · k failed requests.
 const HARD_OUTAGE: &str = r#"
 seed = 3
 [providers.primary]
@@ -43,16 +45,18 @@ api = "openai"
 [[providers.primary.phase]]
 name = "outage"
 start = "2s"
+applies_to = "completions"
 errors = [{ status = 502 }]
 [providers.fallback]
 api = "openai"
 [gateway]
 targets = ["primary", "fallback"]
 breaker = { kind = "consecutive", failures = 5, base_ejection = "300s", max_ejection = "300s" }
+health_check = { interval = "1s", timeout = "500ms" }
 fallback_on_failure = false
 retries = { attempts = 0 }
 [traffic]
-rate = 20.0
+rate = 10.0
 arrival = "constant"
 duration = "5s"
 "#;
@@ -89,6 +93,13 @@ fn two_builtin_replicas_each_open_their_own_breaker_live_as_in_the_simulator() {
         assert_eq!(opened.len(), 1, "replica {k}: {opened:?}");
         assert_eq!(opened[0]["target"], "primary");
         assert_eq!(opened[0]["replica"], k, "{opened:?}");
+        // each replica probes both providers on its own (5 s at one probe a second each)
+        let probes = events_of(&f, "probe_result");
+        assert!(probes.len() >= 2 * 4, "replica {k}: {} probes", probes.len());
+        assert!(
+            probes.iter().all(|p| p["replica"] == k && p["ok"] == true),
+            "{probes:?}"
+        );
     }
     assert!(!dir.join("point0-run0/gateway-events.jsonl").exists());
     // alone (the default), the same scenario fails k and its events carry no replica

@@ -804,3 +804,27 @@ fn replicas_probe_and_eject_on_their_own() {
         "probe load scales with N: {one} alone, {two} with 2"
     );
 }
+
+/// Each replica has its own retry budget (`min_per_s` tokens a second, refilled per
+/// replica): four replicas retry up to four times what one may, and the retry-bounds
+/// invariant (checked by `run`) counts each replica's retries against its own budget.
+#[test]
+fn replicas_each_spend_their_own_retry_budget() {
+    let retries = |n: u32| {
+        let mut i = input(&onset_profile(NS_PER_S + 1, FAST_502), 600, 1, 200.0, 6, 2);
+        i.gateway.health_check = None;
+        i.gateway.retries.attempts = 3;
+        i.gateway.retries.budget_ratio = 0.0;
+        i.gateway.retries.min_per_s = 5.0;
+        i.gateway.replicas = n;
+        let out = run(i);
+        out.events
+            .iter()
+            .filter(|e| matches!(e.kind, crate::gateway::EventKind::Retry { .. }))
+            .count() as f64
+    };
+    let (one, four) = (retries(1), retries(4));
+    // 5 s of outage: at most 5 · (1 + 6) per replica by the end, and the budget is spent
+    assert!(one > 0.0 && one <= 35.0, "one replica: {one} retries");
+    assert!(four > 3.0 * one, "four budgets: {four} retries vs {one} alone");
+}
