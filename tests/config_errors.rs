@@ -668,3 +668,42 @@ fn traffic_rate_1e308_and_time_scale_1e300_and_1e_minus_300_are_refused_not_hang
         assert!(err.contains(want), "{set}: want {want:?} in {err}");
     }
 }
+
+#[test]
+fn gateway_replicas_above_16_and_0_are_refused_and_set_overrides() {
+    let d = dir("replicas");
+    let f = write(&d, "s.toml", &OK.replace("[gateway]\n", "[gateway]\nreplicas = 17\n"));
+    let (code, err) = sim(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 7, "gateway.replicas", "at most 16 replicas, got 17");
+    let f = write(&d, "ok.toml", OK);
+    let (code, err) = sim(&f, &["--set", "gateway.replicas=0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("gateway.replicas: must be at least 1"), "{err}");
+    let (code, err) = sim(&f, &["--set", "gateway.replicas=3"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn replicas_and_redis_on_a_running_gateway_and_redis_on_the_builtin_are_refused() {
+    let d = dir("replicas_running");
+    let running = "[providers.a]\napi = \"openai\"\nport = 9001\n[gateway]\nkind = \"running\"\nbase_url = \"http://127.0.0.1:4000\"\nreplicas = 2\nredis = true\n[traffic]\nrate = 5.0\nduration = \"4s\"\n";
+    let f = write(&d, "r.toml", running);
+    let (code, err) = chaosgate(&["run", f.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 7, "gateway.replicas", "started by you, not by chaosgate");
+    has(&err, &f, 8, "gateway.redis", "start its Redis yourself");
+    let f = write(&d, "b.toml", &OK.replace("[gateway]\n", "[gateway]\nredis = true\n"));
+    let (code, err) = sim(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 7, "gateway.redis", "for external gateways");
+    let x = "[providers.a]\napi = \"openai\"\n[gateway]\nkind = \"external\"\ncommand = \"x\"\nready_url = \"http://127.0.0.1:{{ gateway.port }}/\"\nreplicas = 20\nport = 4000\n[traffic]\nrate = 5.0\nduration = \"4s\"\n";
+    let f = write(&d, "x.toml", &x.replace("replicas = 20", "replicas = 2"));
+    let (code, err) = chaosgate(&["run", f.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 8, "gateway.port", "cannot share one fixed port");
+    let f = write(&d, "x20.toml", &x.replace("port = 4000\n", ""));
+    let (code, err) = chaosgate(&["run", f.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    has(&err, &f, 7, "gateway.replicas", "at most 16 replicas, got 20");
+}

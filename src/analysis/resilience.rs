@@ -320,6 +320,7 @@ mod tests {
             t_ns: 24_900 * NS_PER_MS,
             target: "primary".into(),
             kind: EventKind::Ejected,
+            replica: None,
         }];
         let f = FaultEvent {
             provider: "primary".into(),

@@ -424,6 +424,7 @@ impl Breaker {
             t_ns: now,
             target: target.to_string(),
             kind,
+            replica: None,
         }
     }
 

@@ -48,4 +48,8 @@ pub struct GatewayEvent {
     /// What.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// Which replica of the gateway emitted it (`[gateway] replicas`; `None` and left out
+    /// of the JSON when the gateway runs alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
 }

@@ -429,17 +429,20 @@ impl HealthChecker {
             t_ns: now,
             target: target.to_string(),
             kind: EventKind::ProbeResult { ok: outcome.is_ok() },
+            replica: None,
         }];
         match self.count(outcome) {
             Some(true) => ev.push(GatewayEvent {
                 t_ns: now,
                 target: target.to_string(),
                 kind: EventKind::Restored,
+                replica: None,
             }),
             Some(false) => ev.push(GatewayEvent {
                 t_ns: now,
                 target: target.to_string(),
                 kind: EventKind::Ejected,
+                replica: None,
             }),
             None => {}
         }

@@ -42,6 +42,35 @@ fn one() -> f64 {
     1.0
 }
 
+fn one_replica() -> u32 {
+    1
+}
+fn is_one_replica(n: &u32) -> bool {
+    *n == 1
+}
+
+/// Most replicas of a gateway a scenario may ask for (`[gateway] replicas`).
+pub const MAX_REPLICAS: u32 = 16;
+
+/// The problem with `replicas = n`, if any (1..=[`MAX_REPLICAS`]).
+pub fn replicas_problem(n: u32) -> Option<String> {
+    match n {
+        0 => Some("must be at least 1 (one gateway instance)".into()),
+        n if n > MAX_REPLICAS => Some(format!(
+            "at most {MAX_REPLICAS} replicas, got {n} (each replica is a gateway instance with its own probes on this machine)"
+        )),
+        _ => None,
+    }
+}
+
+/// The client's round robin over `replicas` gateway instances: request `id` (ids run from
+/// 0 in schedule order) goes to replica `id mod replicas`. The simulator and the live load
+/// client both ask this, so the same request meets the same replica in both.
+#[inline]
+pub fn replica_of(id: u64, replicas: u32) -> usize {
+    (id % u64::from(replicas.max(1))) as usize
+}
+
 /// One upstream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +227,11 @@ pub struct GatewayConfig {
     /// Longest silence inside an upstream stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout: Option<Dur>,
+    /// Independent instances of this gateway behind the client's round robin (default 1,
+    /// at most [`MAX_REPLICAS`]): each keeps its own health state, breakers, router and
+    /// retry budget, and probes on its own — no state is shared.
+    #[serde(default = "one_replica", skip_serializing_if = "is_one_replica")]
+    pub replicas: u32,
 }
 
 impl GatewayConfig {
@@ -252,6 +286,9 @@ impl GatewayConfig {
             if d.is_some_and(|d| d.0 == 0) {
                 v.push((key(k), "must be > 0".into()));
             }
+        }
+        if let Some(m) = replicas_problem(self.replicas) {
+            v.push((key("replicas"), m));
         }
         v.extend(under(&key("retries"), self.retries.problems()));
         if let Some(h) = &self.health_check {
@@ -415,20 +452,38 @@ pub struct Policy {
     rng_route: Stream,
     rng_health: Stream,
     events: Vec<GatewayEvent>,
+    /// Which replica this is, when the gateway has more than one (its events say so).
+    replica: Option<u32>,
 }
 
 impl Policy {
     /// The policy; streams from `(seed, "gateway/…")`. Health checks of target i start
-    /// at a spread offset `i · interval / n` so probes do not bunch.
+    /// at a spread offset `i · interval / n` so probes do not bunch. Replica 0 of
+    /// `cfg.replicas` (the only one, by default).
     pub fn new(cfg: GatewayConfig, seed: u64) -> Policy {
+        Policy::replica(cfg, seed, 0)
+    }
+
+    /// Replica `k` of `cfg.replicas`: an independent instance of the policy. Replica 0 is
+    /// [`Policy::new`]; replica k > 0 draws from streams of the child seed
+    /// `(seed, "gateway/replica/k")`, and its probes start a further `k · interval / (n ·
+    /// replicas)` later, so the replicas' probes spread over the interval as independent
+    /// processes' do. With more than one replica its events carry `replica = k`.
+    pub fn replica(cfg: GatewayConfig, seed: u64, k: u32) -> Policy {
         let n = cfg.targets.len().max(1) as u64;
+        let replicas = u64::from(cfg.replicas.max(1));
+        let seed = if k == 0 {
+            seed
+        } else {
+            crate::rng::child_seed(seed, &format!("gateway/replica/{k}"))
+        };
         let health = cfg
             .targets
             .iter()
             .enumerate()
             .map(|(i, _)| {
                 cfg.health_check.clone().map(|h| {
-                    let first = h.interval.0 / n * i as u64;
+                    let first = h.interval.0 / n * i as u64 + h.interval.0 / (n * replicas) * u64::from(k);
                     HealthChecker::new(h, first)
                 })
             })
@@ -461,6 +516,7 @@ impl Policy {
             rng_route: stream(seed, "gateway/route"),
             rng_health: stream(seed, "gateway/health"),
             events: Vec::new(),
+            replica: (replicas > 1).then_some(k),
         }
     }
 
@@ -552,6 +608,7 @@ impl Policy {
                 t_ns: now,
                 target: self.cfg.targets[i].name.clone(),
                 kind: EventKind::Retry { attempt },
+                replica: None,
             });
         }
         r
@@ -564,6 +621,7 @@ impl Policy {
             t_ns: now,
             target: self.cfg.targets[from].name.clone(),
             kind: EventKind::Fallback { to },
+            replica: None,
         });
     }
 
@@ -598,13 +656,29 @@ impl Policy {
 
     /// Takes the events emitted since the last call.
     pub fn drain_events(&mut self) -> Vec<GatewayEvent> {
+        self.tag_events();
         std::mem::take(&mut self.events)
     }
 
     /// Moves the events emitted since the last call to the end of `out` (no allocation
     /// when there are none).
     pub fn drain_events_into(&mut self, out: &mut Vec<GatewayEvent>) {
+        self.tag_events();
         out.append(&mut self.events);
+    }
+
+    /// Names this replica in its pending events (one of several replicas only).
+    fn tag_events(&mut self) {
+        if let Some(k) = self.replica {
+            for e in &mut self.events {
+                e.replica = Some(k);
+            }
+        }
+    }
+
+    /// Which replica this is (`None`: the gateway's only instance).
+    pub fn replica_index(&self) -> Option<u32> {
+        self.replica
     }
 
     /// Target i's health (true without checks).

@@ -11,5 +11,6 @@ pub mod once;
 mod process;
 pub mod promtext;
 pub mod proxy;
+pub mod redis;
 pub mod signal;
 pub mod wiring;

@@ -42,10 +42,29 @@ impl LiveRun {
 }
 
 enum Gw {
-    Builtin(crate::live::proxy::GatewayHandle),
-    External(crate::live::process::Running),
+    /// One in-process proxy per replica.
+    Builtin(Vec<crate::live::proxy::GatewayHandle>),
+    /// One process per replica, and the run's Redis when asked for.
+    External(
+        Vec<crate::live::process::Running>,
+        Option<Box<crate::live::redis::Redis>>,
+    ),
     /// A gateway chaosgate did not start (and does not stop).
     Running,
+}
+
+impl Gw {
+    /// Stops what chaosgate started of an external gateway (its replicas, then its Redis).
+    async fn stop_external(&mut self) {
+        if let Gw::External(rs, redis) = self {
+            for r in rs.iter_mut() {
+                r.stop().await;
+            }
+            if let Some(r) = redis {
+                r.running.stop().await;
+            }
+        }
+    }
 }
 
 /// Runs `s` once, live; `live`, when given, is kept up to date as the traffic runs (for a
@@ -98,8 +117,8 @@ pub async fn run_once(
 /// The gateway under test, started and ready: where to send traffic and how.
 struct Started {
     gw: Gw,
-    /// Its base URL.
-    base: String,
+    /// Each replica's base URL (one: the gateway alone).
+    bases: Vec<String>,
     /// Extra headers on every request.
     headers: Vec<(String, String)>,
     api_key: String,
@@ -126,7 +145,7 @@ async fn drive(
     };
     let Started {
         mut gw,
-        base,
+        bases,
         headers,
         api_key,
         timeout,
@@ -136,18 +155,17 @@ async fn drive(
         GatewaySpec::Running(x) => start_running(x, vars, &stop, &mut info).await?,
     };
     let outcome = traffic(
-        s, seed, mocks, &gw, base, headers, api_key, timeout, mix, source, stop, counters,
+        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters,
     )
     .await;
-    match &mut gw {
-        Gw::Builtin(_) | Gw::Running => {}
-        Gw::External(r) => r.stop().await,
-    }
+    gw.stop_external().await;
     let (result, t0) = match outcome {
         Ok(x) => x,
         Err(e) => {
-            if let Gw::Builtin(h) = gw {
-                h.shutdown().await;
+            if let Gw::Builtin(hs) = gw {
+                for h in hs {
+                    h.shutdown().await;
+                }
             }
             return Err(e);
         }
@@ -202,7 +220,7 @@ async fn start_running(
     info.ready_s = Some(d.as_secs_f64());
     Ok(Started {
         gw: Gw::Running,
-        base: x.base_url.trim_end_matches('/').to_string(),
+        bases: vec![x.base_url.trim_end_matches('/').to_string()],
         headers: x.request_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         api_key: x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
         timeout: 60 * crate::time::NS_PER_S,
@@ -219,7 +237,8 @@ fn provider_urls_note(vars: &BTreeMap<String, crate::scenario::external::Provide
 }
 
 /// The reference gateway in-process, its targets pointed at the mocks, held: its clock
-/// and probes start with the traffic, as the simulator's do.
+/// and probes start with the traffic, as the simulator's do. One proxy per replica, each
+/// with its own policy ([`crate::gateway::Policy::replica`]) and event log.
 async fn start_builtin(
     s: &Scenario,
     cfg: &crate::gateway::GatewayConfig,
@@ -246,16 +265,34 @@ async fn start_builtin(
     }
     // the simulator's client gives up at the same time (gateway/attempt.rs)
     let timeout = crate::gateway::Limits::of(&cfg).client_timeout();
-    let listener = net::bind("127.0.0.1:0").await?;
-    let events = run_dir.join("gateway-events.jsonl");
-    // held: its clock and probes start with the traffic, as the simulator's do
-    let wired = crate::live::wiring::ProxyConfig::new(cfg, upstreams);
-    let h = crate::live::proxy::spawn_held(wired, listener, seed, Some(&events)).await?;
-    info.log = Some(events.display().to_string());
-    let base = format!("http://{}", h.server.addr);
+    let n = cfg.replicas.max(1);
+    let mut handles = Vec::new();
+    let mut logs = Vec::new();
+    for k in 0..n {
+        let listener = net::bind("127.0.0.1:0").await?;
+        let events = if n == 1 {
+            run_dir.join("gateway-events.jsonl")
+        } else {
+            run_dir.join(format!("gateway-events-{k}.jsonl"))
+        };
+        // held: its clock and probes start with the traffic, as the simulator's do
+        let wired = crate::live::wiring::ProxyConfig::new(cfg.clone(), upstreams.clone());
+        match crate::live::proxy::spawn_replica_held(wired, listener, seed, k, Some(&events)).await {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                for h in handles {
+                    h.shutdown().await;
+                }
+                return Err(e);
+            }
+        }
+        logs.push(events.display().to_string());
+    }
+    info.log = Some(logs.join(", "));
+    let bases = handles.iter().map(|h| format!("http://{}", h.server.addr)).collect();
     Ok(Started {
-        gw: Gw::Builtin(h),
-        base,
+        gw: Gw::Builtin(handles),
+        bases,
         headers: Vec::new(),
         api_key: "sk-chaosgate".to_string(),
         timeout,
@@ -275,33 +312,96 @@ async fn start_external(
     warnings: &mut Vec<String>,
     info: &mut GatewayInfo,
 ) -> anyhow::Result<Started> {
-    let port = match x.port {
-        Some(p) if p != 0 => p,
-        _ => free_port()?,
+    let redis = if x.redis {
+        Some(Box::new(crate::live::redis::start(run_dir).await?))
+    } else {
+        None
     };
-    let p = crate::live::process::prepare(x, &s.dir, run_dir, port, vars, seed, s.time_scale)?;
-    warnings.extend(p.notes.iter().cloned());
-    info.log = Some(p.log_path.display().to_string());
-    let mut running = crate::live::process::start(&p, x)?;
-    let mut stop_rx = stop.clone();
-    let ready = tokio::select! {
-        r = running.wait_ready(&p.ready_url, x.ready_timeout) => r,
-        _ = stop_rx.wait_for(|v| *v) => Err(anyhow::anyhow!("interrupted while waiting for the gateway")),
-    };
-    match ready {
-        Ok(d) => info.ready_s = Some(d.as_secs_f64()),
+    let mut gw = Gw::External(Vec::new(), redis);
+    match start_replicas(s, x, seed, run_dir, vars, stop, warnings, info, &mut gw).await {
+        Ok((bases, headers)) => Ok(Started {
+            gw,
+            bases,
+            headers,
+            api_key: x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
+            timeout: 60 * crate::time::NS_PER_S,
+        }),
         Err(e) => {
-            running.stop().await;
-            return Err(e);
+            gw.stop_external().await;
+            Err(e)
         }
     }
-    Ok(Started {
-        gw: Gw::External(running),
-        base: p.base_url.clone(),
-        headers: p.headers.clone(),
-        api_key: x.api_key.clone().unwrap_or_else(|| "sk-chaosgate".into()),
-        timeout: 60 * crate::time::NS_PER_S,
-    })
+}
+
+/// Each replica of an external gateway rendered (its own port, `gateway.replica`, its own
+/// files: `process::replica_dir`), started, and waited for until it is ready (all started
+/// first, then waited for together, so N slow starters take one start's time); each one
+/// into `gw` as it starts. Returns the replicas' base URLs and the first one's headers.
+#[allow(clippy::too_many_arguments)]
+async fn start_replicas(
+    s: &Scenario,
+    x: &crate::scenario::external::ExternalSpec,
+    seed: u64,
+    run_dir: &Path,
+    vars: &BTreeMap<String, crate::scenario::external::ProviderVars>,
+    stop: &watch::Receiver<bool>,
+    warnings: &mut Vec<String>,
+    info: &mut GatewayInfo,
+    gw: &mut Gw,
+) -> anyhow::Result<(Vec<String>, Vec<(String, String)>)> {
+    let Gw::External(running, redis) = gw else {
+        anyhow::bail!("not an external gateway");
+    };
+    let n = x.replicas.max(1);
+    let mut prepared = Vec::new();
+    for k in 0..n {
+        let port = match x.port {
+            Some(p) if p != 0 => p,
+            _ => free_port()?,
+        };
+        let replica = crate::live::process::ReplicaVars {
+            index: k,
+            of: n,
+            redis: redis.as_ref().map(|r| r.vars.clone()),
+        };
+        let dir = crate::live::process::replica_dir(run_dir, k, n);
+        let p = crate::live::process::prepare(x, &s.dir, &dir, port, vars, seed, s.time_scale, &replica)?;
+        if k == 0 {
+            warnings.extend(p.notes.iter().cloned());
+        }
+        running.push(crate::live::process::start(&p, x)?);
+        prepared.push(p);
+    }
+    info.log = Some(
+        prepared
+            .iter()
+            .map(|p| p.log_path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let mut stop_rx = stop.clone();
+    let started = tokio::time::Instant::now();
+    let all_ready = async {
+        for (r, p) in running.iter_mut().zip(&prepared) {
+            r.wait_ready(&p.ready_url, x.ready_timeout).await.map_err(|e| {
+                if n > 1 {
+                    anyhow::anyhow!("replica {}: {e}", p.log_path.display())
+                } else {
+                    e
+                }
+            })?;
+        }
+        anyhow::Ok(())
+    };
+    let ready = tokio::select! {
+        r = all_ready => r,
+        _ = stop_rx.wait_for(|v| *v) => Err(anyhow::anyhow!("interrupted while waiting for the gateway")),
+    };
+    ready?;
+    info.ready_s = Some(started.elapsed().as_secs_f64());
+    let bases = prepared.iter().map(|p| p.base_url.clone()).collect();
+    let headers = prepared.first().map(|p| p.headers.clone()).unwrap_or_default();
+    Ok((bases, headers))
 }
 
 /// What the mocks recorded up to `horizon`: each provider's arrivals, and the fault
@@ -325,22 +425,25 @@ fn mock_records(
 /// it down; none from an external gateway.
 async fn gateway_events(gw: Gw, t0: Instant) -> Vec<crate::gateway::GatewayEvent> {
     match gw {
-        Gw::Builtin(h) => {
-            // the gateway's clock started before traffic: move its events onto the run clock
-            let off = u64::try_from(t0.saturating_duration_since(h.state.start()).as_nanos()).unwrap_or(0);
-            let ev: Vec<_> = h
-                .state
-                .events()
-                .into_iter()
-                .map(|mut e| {
+        Gw::Builtin(hs) => {
+            let several = hs.len() > 1;
+            let mut ev = Vec::new();
+            for h in hs {
+                // the gateway's clock started before traffic: move its events onto the run clock
+                let off = u64::try_from(t0.saturating_duration_since(h.state.start()).as_nanos()).unwrap_or(0);
+                ev.extend(h.state.events().into_iter().map(|mut e| {
                     e.t_ns = e.t_ns.saturating_sub(off);
                     e
-                })
-                .collect();
-            h.shutdown().await;
+                }));
+                h.shutdown().await;
+            }
+            // several replicas: one stream in time order (stable: at equal times, replica order)
+            if several {
+                ev.sort_by_key(|e| e.t_ns);
+            }
             ev
         }
-        Gw::External(_) | Gw::Running => Vec::new(),
+        Gw::External(..) | Gw::Running => Vec::new(),
     }
 }
 
@@ -350,7 +453,7 @@ async fn traffic(
     seed: u64,
     mocks: &[(ServerHandle, Arc<MockState>)],
     gw: &Gw,
-    base: String,
+    bases: Vec<String>,
     headers: Vec<(String, String)>,
     api_key: String,
     timeout: Nanos,
@@ -360,7 +463,9 @@ async fn traffic(
     counters: Option<Arc<live::LiveCounters>>,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
-    let mut opts = LoadOptions::new(&base, api, seed);
+    let mut opts = LoadOptions::new(&bases[0], api, seed);
+    // the client's round robin over the replicas (`gateway::replica_of`)
+    opts.more_targets = bases[1..].to_vec();
     opts.bucket = BUCKET;
     opts.timeout = timeout;
     opts.grace = timeout;
@@ -382,8 +487,10 @@ async fn traffic(
     for (_, st) in mocks {
         st.start_clock_at(t0);
     }
-    if let Gw::Builtin(h) = gw {
-        h.state.start_clock_at(t0);
+    if let Gw::Builtin(hs) = gw {
+        for h in hs {
+            h.state.start_clock_at(t0);
+        }
     }
     let r = live::run(source, mix, opts).await?;
     Ok((r, t0))

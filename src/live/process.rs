@@ -36,7 +36,40 @@ pub struct Prepared {
     pub notes: Vec<String>,
 }
 
-/// Renders the config and every template field.
+/// Which replica of the gateway is being prepared, and the run's shared services.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaVars {
+    /// This replica (0-based).
+    pub index: u32,
+    /// Replicas in all (`[gateway] replicas`).
+    pub of: u32,
+    /// The run's Redis (`[gateway] redis = true`).
+    pub redis: Option<RedisVars>,
+}
+
+/// A Redis server as the templates see it (`redis.host`, `redis.port`, `redis.url`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RedisVars {
+    /// `127.0.0.1`
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `redis://127.0.0.1:PORT`
+    pub url: String,
+}
+
+/// Where replica `k` of `n` keeps its files: the run directory itself when the gateway
+/// runs alone, else its own `replica-k` directory in it (config, log, `run_dir`).
+pub fn replica_dir(run_dir: &Path, k: u32, n: u32) -> PathBuf {
+    if n <= 1 {
+        run_dir.to_path_buf()
+    } else {
+        run_dir.join(format!("replica-{k}"))
+    }
+}
+
+/// Renders the config and every template field, for replica `replica.index` (its files in
+/// `run_dir`: see [`replica_dir`]).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &ExternalSpec,
@@ -46,7 +79,9 @@ pub fn prepare(
     providers: &BTreeMap<String, ProviderVars>,
     seed: u64,
     time_scale: f64,
+    replica: &ReplicaVars,
 ) -> anyhow::Result<Prepared> {
+    std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     let notes = Arc::new(Mutex::new(Vec::new()));
     let env = template_env(notes.clone());
     let values = serde_json::to_value(&spec.values)?;
@@ -60,15 +95,23 @@ pub fn prepare(
         });
         run_dir.join(name)
     });
-    let ctx = serde_json::json!({
+    let mut ctx = serde_json::json!({
         "providers": providers,
-        "gateway": { "port": port },
+        "gateway": {
+            "port": port,
+            "replica": replica.index,
+            "replicas": replica.of.max(1),
+            "redis": replica.redis.is_some(),
+        },
         "values": values,
         "config_path": config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "run_dir": run_dir.display().to_string(),
         "seed": seed,
         "time_scale": time_scale,
     });
+    if let Some(r) = &replica.redis {
+        ctx["redis"] = serde_json::to_value(r)?;
+    }
     if let (Some(t), Some(out)) = (&spec.config_template, &config_path) {
         let tpath = scenario_dir.join(t);
         let src = std::fs::read_to_string(&tpath)
@@ -144,6 +187,24 @@ pub struct Running {
 
 /// Starts the gateway in its own process group, output to its log.
 pub fn start(p: &Prepared, spec: &ExternalSpec) -> anyhow::Result<Running> {
+    start_program(
+        p,
+        "the gateway",
+        signal_number(&spec.stop_signal).unwrap_or(libc::SIGTERM),
+        spec.stop_grace,
+        " (not installed? scripts/interop-setup installs the gateways chaosgate ships configs for)",
+    )
+}
+
+/// Starts `p.program` (`what`, in errors) in its own process group, output to its log;
+/// `missing` is added to the error when the program is not found.
+pub fn start_program(
+    p: &Prepared,
+    what: &str,
+    stop_signal: i32,
+    stop_grace: Dur,
+    missing: &str,
+) -> anyhow::Result<Running> {
     let log = std::fs::File::create(&p.log_path)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.log_path.display()))?;
     let log2 = log.try_clone()?;
@@ -166,10 +227,10 @@ pub fn start(p: &Prepared, spec: &ExternalSpec) -> anyhow::Result<Running> {
     }
     let child = cmd.spawn().map_err(|e| {
         anyhow::anyhow!(
-            "cannot start the gateway `{}`: {e}{}",
+            "cannot start {what} `{}`: {e}{}",
             p.program.display(),
             if e.kind() == std::io::ErrorKind::NotFound {
-                " (not installed? scripts/interop-setup installs the gateways chaosgate ships configs for)"
+                missing
             } else {
                 ""
             }
@@ -179,8 +240,8 @@ pub fn start(p: &Prepared, spec: &ExternalSpec) -> anyhow::Result<Running> {
     Ok(Running {
         child,
         pgid,
-        stop_signal: signal_number(&spec.stop_signal).unwrap_or(libc::SIGTERM),
-        stop_grace: spec.stop_grace,
+        stop_signal,
+        stop_grace,
         log_path: p.log_path.clone(),
         stopped: false,
     })
@@ -225,6 +286,14 @@ pub async fn poll_ready(
 }
 
 impl Running {
+    /// An error if the process has exited.
+    pub fn exited(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => Err(anyhow::anyhow!("it exited ({status})")),
+            None => Ok(()),
+        }
+    }
+
     /// Waits until `url` answers below 500, the process exits, or `timeout` passes.
     pub async fn wait_ready(&mut self, url: &str, timeout: Dur) -> anyhow::Result<std::time::Duration> {
         let log = self.log_path.clone();

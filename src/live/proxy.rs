@@ -199,6 +199,18 @@ pub async fn spawn_held(
     seed: u64,
     events_path: Option<&std::path::Path>,
 ) -> anyhow::Result<GatewayHandle> {
+    spawn_replica_held(cfg, listener, seed, 0, events_path).await
+}
+
+/// [`spawn_held`] as replica `replica` of `cfg.policy.replicas`: its own policy
+/// ([`Policy::replica`]), probes and event log; its events name it.
+pub async fn spawn_replica_held(
+    cfg: ProxyConfig,
+    listener: tokio::net::TcpListener,
+    seed: u64,
+    replica: u32,
+    events_path: Option<&std::path::Path>,
+) -> anyhow::Result<GatewayHandle> {
     let problems = cfg.problems();
     if !problems.is_empty() {
         let msgs: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
@@ -218,7 +230,7 @@ pub async fn spawn_held(
     };
     let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
     let state = Arc::new(GatewayState {
-        policy: Mutex::new(Policy::new(cfg.policy, seed)),
+        policy: Mutex::new(Policy::replica(cfg.policy, seed, replica)),
         start: std::sync::OnceLock::new(),
         client,
         bases,

@@ -108,6 +108,13 @@ impl ProxyConfig {
         let (Some(policy), Some(listen), Some(pass), Some(upstreams)) = (policy, listen, pass, upstreams) else {
             return (None, problems);
         };
+        if policy.replicas != 1 {
+            problems.push((
+                Path::root().key("replicas"),
+                "a gateway.toml is one proxy: `replicas` is a scenario key (`chaosgate run` starts that many proxies)"
+                    .into(),
+            ));
+        }
         let cfg = ProxyConfig {
             listen,
             upstreams,

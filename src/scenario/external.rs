@@ -26,6 +26,9 @@ fn d_stop_signal() -> String {
 fn d_stop_grace() -> Dur {
     Dur::from_secs(10)
 }
+fn d_replicas() -> u32 {
+    1
+}
 
 /// `[gateway]` with `kind = "external"`.
 #[derive(Clone, Debug, Deserialize)]
@@ -78,6 +81,15 @@ pub struct ExternalSpec {
     /// as `gateway.values.<name>`.
     #[serde(default)]
     pub values: toml::Table,
+    /// Instances of the gateway, each rendered with its own port (`gateway.port`,
+    /// `gateway.replica`, `gateway.replicas`) and its own config file, behind the client's
+    /// round robin (default 1, at most 16).
+    #[serde(default = "d_replicas")]
+    pub replicas: u32,
+    /// Start a `redis-server` on a free loopback port for the run (persistence off), for
+    /// the replicas' shared state: templates get `redis.host`, `redis.port`, `redis.url`.
+    #[serde(default)]
+    pub redis: bool,
 }
 
 /// `[gateway]` with `kind = "running"`: a gateway chaosgate does not start (docker-compose,
@@ -170,6 +182,18 @@ impl ExternalSpec {
         }
         if self.ready_timeout.0 == 0 {
             v.push((key("ready_timeout"), "must be longer than 0s".into()));
+        }
+        if let Some(m) = crate::gateway::replicas_problem(self.replicas) {
+            v.push((key("replicas"), m));
+        }
+        if self.replicas > 1 && self.port.is_some_and(|p| p != 0) {
+            v.push((
+                key("port"),
+                format!(
+                    "{} replicas cannot share one fixed port: leave `port` out (each replica gets a free one, `{{{{ gateway.port }}}}`)",
+                    self.replicas
+                ),
+            ));
         }
         let env = template_env(Arc::default());
         let mut check = |at: crate::diag::Path, t: &str| {

@@ -837,6 +837,7 @@ fn parse_gateway(
     let table = g.get_mut("gateway")?.as_table_like_mut()?;
     let kind = table.remove("kind");
     let kind_str = kind.as_ref().map(|k| k.as_str());
+    not_started_here(table, kind_str.flatten().unwrap_or("builtin"), &gpath, problems);
     match kind_str {
         None | Some(Some("builtin")) => {
             let bad = builtin_targets(table, provider_keys, &gpath, problems);
@@ -872,6 +873,41 @@ fn parse_gateway(
             ));
             None
         }
+    }
+}
+
+/// What a gateway kind cannot have, taken out of `table` and reported: `redis` on the
+/// builtin gateway (its replicas share nothing, by design), `replicas` and `redis` on a
+/// running gateway (the user starts it, not chaosgate). A `false` / `1` is let through.
+fn not_started_here(table: &mut dyn toml_edit::TableLike, kind: &str, gpath: &Path, problems: &mut Vec<Problem>) {
+    let redis_on = |i: &toml_edit::Item| i.as_bool() != Some(false);
+    match kind {
+        "builtin" => {
+            if table.get("redis").is_some_and(redis_on) {
+                problems.push((
+                    gpath.key("redis"),
+                    "the builtin gateway's replicas share no state (each has its own health, breakers and router): `redis` is for external gateways (kind = \"external\") that keep shared state in Redis".into(),
+                ));
+            }
+            table.remove("redis");
+        }
+        "running" => {
+            if table.get("replicas").is_some_and(|i| i.as_integer() != Some(1)) {
+                problems.push((
+                    gpath.key("replicas"),
+                    "a running gateway is started by you, not by chaosgate: run its replicas yourself behind base_url (or use kind = \"external\", which starts `replicas` instances)".into(),
+                ));
+            }
+            if table.get("redis").is_some_and(redis_on) {
+                problems.push((
+                    gpath.key("redis"),
+                    "a running gateway is started by you, not by chaosgate: start its Redis yourself (kind = \"external\" can start one with redis = true)".into(),
+                ));
+            }
+            table.remove("replicas");
+            table.remove("redis");
+        }
+        _ => {}
     }
 }
 

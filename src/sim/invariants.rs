@@ -423,7 +423,8 @@ enum Seen {
 /// `base_ejection × k` capped at `max_ejection`.
 pub fn breaker_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> Vec<Violation> {
     let mut f = Found::new(Invariant::BreakerTransitions);
-    let mut state: std::collections::HashMap<&str, Seen> = std::collections::HashMap::new();
+    // per replica and target: each replica has its own breakers
+    let mut state: std::collections::HashMap<(Option<u32>, &str), Seen> = std::collections::HashMap::new();
     let half_open = matches!(
         gateway.breaker,
         Some(BreakerConfig::FailureRate { .. } | BreakerConfig::Article { .. })
@@ -445,7 +446,7 @@ pub fn breaker_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> 
             f.push(bad(format!("breaker {what} but the gateway has no breaker")));
             continue;
         };
-        let s = state.entry(e.target.as_str()).or_insert(Seen::Closed);
+        let s = state.entry((e.replica, e.target.as_str())).or_insert(Seen::Closed);
         match (e.kind.clone(), *s) {
             (EventKind::BreakerOpened { until_ns }, Seen::Closed) => {
                 if let Some(p) = open_wait_problem(cfg, t, until_ns) {
@@ -565,17 +566,19 @@ pub fn health_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> V
         fails: u32,
         last_probe: Option<Nanos>,
     }
-    let mut by: std::collections::HashMap<&str, T> = std::collections::HashMap::new();
+    // per replica and target: each replica probes on its own; `prev` is the replica's
+    // previous event
+    let mut by: std::collections::HashMap<(Option<u32>, &str), T> = std::collections::HashMap::new();
     let min_wait = gateway.health_check.as_ref().map(|h| h.shortest_interval());
-    let mut prev: Option<&GatewayEvent> = None;
+    let mut prevs: std::collections::HashMap<Option<u32>, &GatewayEvent> = std::collections::HashMap::new();
     for e in events {
         let t = e.t_ns;
+        let prev = prevs.insert(e.replica, e);
         let health_event = matches!(
             e.kind,
             EventKind::ProbeResult { .. } | EventKind::Ejected | EventKind::Restored
         );
         if !health_event {
-            prev = Some(e);
             continue;
         }
         let bad = |detail: String| {
@@ -585,10 +588,9 @@ pub fn health_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> V
         };
         let Some(cfg) = &gateway.health_check else {
             f.push(bad(format!("{:?} but the gateway has no health checks", e.kind)));
-            prev = Some(e);
             continue;
         };
-        let s = by.entry(e.target.as_str()).or_insert(T {
+        let s = by.entry((e.replica, e.target.as_str())).or_insert(T {
             healthy: true,
             oks: 0,
             fails: 0,
@@ -648,7 +650,6 @@ pub fn health_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> V
             }
             _ => {}
         }
-        prev = Some(e);
     }
     f.done()
 }
@@ -712,6 +713,39 @@ pub fn retry_bounds(gateway: &GatewayConfig, out: &SimOutput) -> Vec<Violation> 
         arrivals.sort_unstable();
         unknown = out.in_flight_at_end;
     }
+    if gateway.replicas > 1 {
+        // each replica has its own budget, fed by the arrivals the round robin sent it
+        for k in 0..gateway.replicas {
+            let mine: Vec<&GatewayEvent> = retries.iter().copied().filter(|e| e.replica == Some(k)).collect();
+            let arrivals: Vec<Nanos> = match &out.ends {
+                Some(ends) => {
+                    let mut a: Vec<Nanos> = ends
+                        .iter()
+                        .filter(|e| crate::gateway::replica_of(e.id, gateway.replicas) == k as usize)
+                        .map(|e| e.intended)
+                        .collect();
+                    a.sort_unstable();
+                    a
+                }
+                None => Vec::new(),
+            };
+            budget_bound(&mut f, cfg, &mine, &arrivals, unknown);
+        }
+        return f.done();
+    }
+    budget_bound(&mut f, cfg, &retries, &arrivals, unknown);
+    f.done()
+}
+
+/// The retry budget's bound (see [`retry_bounds`]) over `retries` in time order, with the
+/// sorted `arrivals` that fed the budget and `unknown` more counted as arrived at 0.
+fn budget_bound(
+    f: &mut Found,
+    cfg: &crate::gateway::RetryConfig,
+    retries: &[&GatewayEvent],
+    arrivals: &[Nanos],
+    unknown: u64,
+) {
     let mut arrived = 0usize;
     for (k, e) in retries.iter().enumerate() {
         while arrived < arrivals.len() && arrivals[arrived] <= e.t_ns {
@@ -736,7 +770,6 @@ pub fn retry_bounds(gateway: &GatewayConfig, out: &SimOutput) -> Vec<Violation> 
             break; // later retries exceed it too: one report is enough
         }
     }
-    f.done()
 }
 
 /// Nothing after the horizon ([`Horizon::end`]): no gateway event, no request end, no fault

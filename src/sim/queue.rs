@@ -16,9 +16,9 @@ pub(super) enum Ev {
     Attempt { r: u32 },
     /// Request slot `r`'s attempt in flight ended (its result is kept in the slot).
     Done { r: u32 },
-    /// Target `i`'s probe starts.
+    /// Probe slot `i` (target `i mod n` of replica `i / n`) starts its probe.
     ProbeStart { i: u32 },
-    /// Target `i`'s probe ended.
+    /// Probe slot `i`'s probe ended.
     ProbeEnd { i: u32, ok: bool },
 }
 

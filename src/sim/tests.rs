@@ -299,6 +299,7 @@ request_timeout = "2s"
             t_ns,
             target: target.into(),
             kind,
+            replica: None,
         }
     }
 
@@ -716,4 +717,114 @@ fn closed_loop_users_go_on_after_the_gateway_refuses() {
         r.requests.failed,
         refused + r.failures_by_kind.get("http_502").copied().unwrap_or(0)
     );
+}
+
+/// `[gateway] replicas = N` behind the client's round robin, each with its own breaker:
+/// constant 10 req/s, a hard 502 outage of the primary from t = 10 s to the end, a
+/// consecutive breaker of k = 5 that stays open for the rest of the run, no health checks,
+/// no retries, no fallback on failure. Request i goes to replica i mod N, so each replica
+/// needs its own k failures before its breaker opens: N · k failed requests, not k.
+#[test]
+fn replicas_each_detect_on_their_own_so_a_hard_outage_fails_n_times_k() {
+    let gateway = |replicas: u32| -> GatewayConfig {
+        toml::from_str(&format!(
+            r#"
+targets = [{{ name = "primary" }}, {{ name = "fallback" }}]
+breaker = {{ kind = "consecutive", failures = 5, base_ejection = "300s", max_ejection = "300s" }}
+fallback_on_failure = false
+replicas = {replicas}
+"#
+        ))
+        .unwrap()
+    };
+    let onset = 10 * NS_PER_S + 1;
+    let k = 5u64;
+    for n in [1u32, 2, 3] {
+        let mut i = input(&onset_profile(onset, FAST_502), 5, 1, 10.0, 30, 1);
+        i.gateway = gateway(n);
+        let out = run(i);
+        let o = out.aggregator.overall();
+        assert_eq!(o.failed, u64::from(n) * k, "replicas = {n}: N · k failures");
+        let opened: Vec<(Option<u32>, Nanos)> = out
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, crate::gateway::EventKind::BreakerOpened { .. }))
+            .map(|e| (e.replica, e.t_ns))
+            .collect();
+        assert_eq!(opened.len(), n as usize, "one breaker opened per replica: {opened:?}");
+        // request id j arrives at j · 100 ms; the first to fail is id 101 (10.1 s). Replica
+        // r's k-th failure is the k-th id ≥ 101 with id mod N = r: it opens when that
+        // answer comes back (the 502 is immediate at the mock's zero latency).
+        for (r, t) in &opened {
+            let r = r.map_or(0, u64::from);
+            let ids: Vec<u64> = (101..).filter(|id| id % u64::from(n) == r).take(k as usize).collect();
+            let kth = ids[k as usize - 1] * 100 * crate::time::NS_PER_MS;
+            assert!(
+                *t >= kth && *t < kth + 100 * crate::time::NS_PER_MS,
+                "replica {r} opened at {t}, its 5th failure arrived at {kth}"
+            );
+        }
+        if n == 1 {
+            assert!(
+                out.events.iter().all(|e| e.replica.is_none()),
+                "alone: no replica field"
+            );
+        }
+    }
+}
+
+/// Each replica probes on its own (probe load scales with N) and ejects on its own probe
+/// result; the invariants hold per replica.
+#[test]
+fn replicas_probe_and_eject_on_their_own() {
+    let probes_and_ejections = |n: u32| {
+        let mut i = input(&onset_profile(10 * NS_PER_S + 1, FAST_502), 5, 1, 10.0, 30, 3);
+        i.gateway.replicas = n;
+        let out = run(i);
+        let probes = out
+            .events
+            .iter()
+            .filter(|e| e.target == "primary" && matches!(e.kind, crate::gateway::EventKind::ProbeResult { .. }))
+            .count();
+        let mut ejected: Vec<Option<u32>> = out
+            .events
+            .iter()
+            .filter(|e| e.target == "primary" && e.kind == crate::gateway::EventKind::Ejected)
+            .map(|e| e.replica)
+            .collect();
+        ejected.sort();
+        (probes, ejected)
+    };
+    let (one, ej1) = probes_and_ejections(1);
+    assert_eq!(ej1, vec![None]);
+    let (two, ej2) = probes_and_ejections(2);
+    assert_eq!(ej2, vec![Some(0), Some(1)], "each replica ejects the primary itself");
+    assert!(
+        (2 * one).abs_diff(two) <= 1,
+        "probe load scales with N: {one} alone, {two} with 2"
+    );
+}
+
+/// Each replica has its own retry budget (`min_per_s` tokens a second, refilled per
+/// replica): four replicas retry up to four times what one may, and the retry-bounds
+/// invariant (checked by `run`) counts each replica's retries against its own budget.
+#[test]
+fn replicas_each_spend_their_own_retry_budget() {
+    let retries = |n: u32| {
+        let mut i = input(&onset_profile(NS_PER_S + 1, FAST_502), 600, 1, 200.0, 6, 2);
+        i.gateway.health_check = None;
+        i.gateway.retries.attempts = 3;
+        i.gateway.retries.budget_ratio = 0.0;
+        i.gateway.retries.min_per_s = 5.0;
+        i.gateway.replicas = n;
+        let out = run(i);
+        out.events
+            .iter()
+            .filter(|e| matches!(e.kind, crate::gateway::EventKind::Retry { .. }))
+            .count() as f64
+    };
+    let (one, four) = (retries(1), retries(4));
+    // 5 s of outage: at most 5 · (1 + 6) per replica by the end, and the budget is spent
+    assert!(one > 0.0 && one <= 35.0, "one replica: {one} retries");
+    assert!(four > 3.0 * one, "four budgets: {four} retries vs {one} alone");
 }

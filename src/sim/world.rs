@@ -40,6 +40,8 @@ pub(super) struct Req {
     malformed: bool,
     /// Closed loop: the user that sent it.
     user: u32,
+    /// The gateway replica the client sent it to (`gateway::replica_of`).
+    replica: u16,
 }
 
 impl Req {
@@ -57,6 +59,7 @@ impl Req {
             committed: false,
             malformed: false,
             user: 0,
+            replica: 0,
         }
     }
 
@@ -86,7 +89,8 @@ pub(super) struct World {
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     trace_ends: bool,
     // the state
-    policy: Policy,
+    /// One independent policy per gateway replica (`[gateway] replicas`).
+    policies: Vec<Policy>,
     agg: Aggregator,
     /// Closed loop: the users (the live load client's code).
     users: Option<Users>,
@@ -153,7 +157,9 @@ impl World {
         let probe_kind = gateway.health_check.as_ref().map(|h| h.probe).unwrap_or_default();
         let probes = apis.iter().map(|&api| probe_request(probe_kind, api)).collect();
         let names: Vec<String> = gateway.targets.iter().map(|t| t.name.clone()).collect();
-        let policy = Policy::new(gateway, seed);
+        let policies: Vec<Policy> = (0..gateway.replicas.max(1))
+            .map(|k| Policy::replica(gateway.clone(), seed, k))
+            .collect();
         let kinds: Vec<String> = mix.kinds().iter().map(|k| k.name.clone()).collect();
         let phases = crate::analysis::phase_groups(
             providers.iter().map(|p| (p.name.as_str(), &p.profile)),
@@ -206,7 +212,6 @@ impl World {
             traffic_end: source.end(),
             stop,
             trace_ends,
-            policy,
             agg,
             users,
             schedule,
@@ -217,7 +222,7 @@ impl World {
             plan: Vec::with_capacity(n),
             free: Vec::new(),
             pending: None,
-            probe_armed: vec![false; n],
+            probe_armed: vec![false; n * policies.len()],
             arrivals: vec![Vec::new(); n],
             names,
             slot: 0,
@@ -226,6 +231,7 @@ impl World {
             steps: 0,
             last: 0,
             interrupted: false,
+            policies,
         };
         if let Some(first) = w.schedule.as_mut().and_then(Iterator::next) {
             w.q.push_side(first.at, Ev::Arrival);
@@ -237,8 +243,9 @@ impl World {
         for (u, at) in w.users.as_mut().map(Users::spawns).unwrap_or_default() {
             w.q.push(at, Ev::User { u });
         }
-        for i in 0..n {
-            w.arm_probe(i);
+        // probe slot p is target p mod n of replica p / n
+        for p in 0..w.probe_armed.len() {
+            w.arm_probe(p);
         }
         w
     }
@@ -334,10 +341,14 @@ impl World {
     fn start(&mut self, t: Nanos, r: u32, now: &mut Option<Ev>) {
         self.scheduled += 1;
         let ru = r as usize;
-        self.policy.plan_into(t, &mut self.plan);
+        // the client's round robin (`[gateway] replicas`; replica 0 when alone)
+        let k = crate::gateway::replica_of(self.reqs[ru].planned.id, self.policies.len() as u32);
+        self.policies[k].plan_into(t, &mut self.plan);
         let at = ru * self.n_targets;
         self.orders[at..at + self.plan.len()].copy_from_slice(&self.plan);
         let slot = &mut self.reqs[ru];
+        // `k` < MAX_REPLICAS
+        slot.replica = k as u16;
         slot.walk = Walk::new();
         slot.targets = self.plan.len() as u16;
         self.q.sched(now, t, t, Ev::Attempt { r });
@@ -351,7 +362,7 @@ impl World {
         let req = &mut self.reqs[r as usize];
         let at = r as usize * self.n_targets;
         let order = &self.orders[at..at + usize::from(req.targets)];
-        let i = match req.walk.next(&mut self.policy, t, order) {
+        let i = match req.walk.next(&mut self.policies[usize::from(req.replica)], t, order) {
             Step::Try(i) => i,
             _ => return self.end_given_up(t, r),
         };
@@ -436,10 +447,14 @@ impl World {
     fn on_done(&mut self, t: Nanos, r: u32, now: &mut Option<Ev>) {
         let req = &mut self.reqs[r as usize];
         let i = usize::from(req.i);
-        match req
-            .walk
-            .after(&mut self.policy, t, i, req.outcome, req.committed, req.took)
-        {
+        match req.walk.after(
+            &mut self.policies[usize::from(req.replica)],
+            t,
+            i,
+            req.outcome,
+            req.committed,
+            req.took,
+        ) {
             Step::Wait(w) => self.q.sched(now, t, t + w, Ev::Attempt { r }),
             Step::Next | Step::Try(_) => self.q.sched(now, t, t, Ev::Attempt { r }),
             Step::GiveUp => self.end_given_up(t, r),
@@ -479,12 +494,14 @@ impl World {
         self.free.push(r);
     }
 
-    /// Target `i`'s probe starts: its plan decides, the answer is settled against the
-    /// check's timeout, the probe's end is queued.
-    fn on_probe_start(&mut self, t: Nanos, i: u32) {
-        let iu = i as usize;
-        self.probe_armed[iu] = false;
-        let Some(deadline) = self.policy.start_probe(t, iu) else {
+    /// Probe slot `p`'s probe starts (target `p mod n` of replica `p / n`): the target's
+    /// plan decides, the answer is settled against the check's timeout, the probe's end is
+    /// queued.
+    fn on_probe_start(&mut self, t: Nanos, p: u32) {
+        let pu = p as usize;
+        self.probe_armed[pu] = false;
+        let (k, iu) = (pu / self.n_targets, pu % self.n_targets);
+        let Some(deadline) = self.policies[k].start_probe(t, iu) else {
             return;
         };
         let (facts, chat) = &self.probes[iu];
@@ -510,24 +527,26 @@ impl World {
         self.q.push(
             t + s.at,
             Ev::ProbeEnd {
-                i,
+                i: p,
                 ok: s.outcome.is_ok(),
             },
         );
     }
 
-    /// Target `i`'s probe ended: the policy hears it, the next probe is armed.
-    fn on_probe_end(&mut self, t: Nanos, i: u32, ok: bool) {
-        self.policy.on_probe(t, i as usize, ok);
-        self.arm_probe(i as usize);
+    /// Probe slot `p`'s probe ended: its replica's policy hears it, the next probe is armed.
+    fn on_probe_end(&mut self, t: Nanos, p: u32, ok: bool) {
+        let pu = p as usize;
+        self.policies[pu / self.n_targets].on_probe(t, pu % self.n_targets, ok);
+        self.arm_probe(pu);
     }
 
-    /// Queues target `i`'s next probe, unless one is queued or the policy plans none.
-    fn arm_probe(&mut self, i: usize) {
-        if !self.probe_armed[i] {
-            if let Some(n) = self.policy.probe_at(i) {
-                self.q.push(n, Ev::ProbeStart { i: i as u32 });
-                self.probe_armed[i] = true;
+    /// Queues probe slot `p`'s next probe (target `p mod n` of replica `p / n`), unless one
+    /// is queued or the policy plans none.
+    fn arm_probe(&mut self, p: usize) {
+        if !self.probe_armed[p] {
+            if let Some(n) = self.policies[p / self.n_targets].probe_at(p % self.n_targets) {
+                self.q.push(n, Ev::ProbeStart { i: p as u32 });
+                self.probe_armed[p] = true;
             }
         }
     }
@@ -538,7 +557,13 @@ impl World {
         // events keep their timestamps and emission order, so one drain at the end is the
         // same stream as draining after every step
         let mut events: Vec<GatewayEvent> = Vec::new();
-        self.policy.drain_events_into(&mut events);
+        for p in &mut self.policies {
+            p.drain_events_into(&mut events);
+        }
+        // several replicas: one stream in time order (stable: at equal times, replica order)
+        if self.policies.len() > 1 {
+            events.sort_by_key(|e| e.t_ns);
+        }
         // open-ended fault windows end where the live run ends them: at the end of the
         // traffic or of the last answer, whichever is later (live/once.rs), not at the
         // last probe

@@ -66,6 +66,9 @@ pub struct LoadOptions {
     /// Set to `true` to stop scheduling (Ctrl-C); in-flight requests get at most
     /// [`INTERRUPT_GRACE`] more, then count as in flight at the end, and the result is partial.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Base URLs of the gateway's replicas after the first (`target`): with N − 1 of them,
+    /// request i goes to replica i mod N (`gateway::replica_of`, as in the simulator).
+    pub more_targets: Vec<String>,
 }
 
 impl LoadOptions {
@@ -88,6 +91,7 @@ impl LoadOptions {
             headers: Vec::new(),
             t0: None,
             stop: None,
+            more_targets: Vec::new(),
         }
     }
 }
@@ -212,9 +216,9 @@ pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 struct Shared {
     client: Http,
-    base: String,
-    /// `host:port` of the target, for dedicated connections.
-    authority: String,
+    /// Each replica's base URL and `host:port` (for dedicated connections), in replica
+    /// order: `target` first, then `more_targets`.
+    targets: Vec<(String, String)>,
     /// `Bearer …`, built once.
     auth: hyper::header::HeaderValue,
     /// The API key, built once.
@@ -344,7 +348,8 @@ struct UsageCounts {
     output_tokens: Option<u32>,
 }
 
-/// A closed-loop user's own keep-alive connection (reopened after an error).
+/// A closed-loop user's own keep-alive connection (reopened after an error), one per
+/// gateway replica.
 type OwnConn = Option<raw::RawConn>;
 
 /// A response body being read: from hyper's pooled client or a user's raw connection.
@@ -503,18 +508,21 @@ fn outcome_of<T>(r: Result<Result<T, SendError>, tokio::time::error::Elapsed>) -
 }
 
 /// Sends on the user's raw connection (reconnecting when needed); returns status and provider.
-async fn send_raw(sh: &Shared, slot: &mut OwnConn, path: &str, body: &[u8]) -> Result<raw::Head, SendError> {
+async fn send_raw(
+    sh: &Shared,
+    replica: usize,
+    slot: &mut OwnConn,
+    path: &str,
+    body: &[u8],
+) -> Result<raw::Head, SendError> {
+    let authority = &sh.targets[replica].1;
     if slot.as_ref().is_none_or(|c| !c.reusable()) {
-        *slot = Some(
-            raw::RawConn::connect(&sh.authority)
-                .await
-                .map_err(|_| SendError::Connect)?,
-        );
+        *slot = Some(raw::RawConn::connect(authority).await.map_err(|_| SendError::Connect)?);
     }
     let conn = slot.as_mut().ok_or(SendError::Connect)?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\n{}content-length: {}\r\n\r\n",
-        sh.authority,
+        authority,
         sh.auth.to_str().unwrap_or(""),
         sh.key.to_str().unwrap_or(""),
         sh.extra_raw,
@@ -532,10 +540,11 @@ async fn send_raw(sh: &Shared, slot: &mut OwnConn, path: &str, body: &[u8]) -> R
 /// Sends through hyper's pooled client.
 async fn send_pooled(
     sh: &Shared,
+    replica: usize,
     path: &str,
     body: String,
 ) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
-    let mut b = hyper::Request::post(format!("{}{}", sh.base, path))
+    let mut b = hyper::Request::post(format!("{}{}", sh.targets[replica].0, path))
         .header("content-type", "application/json")
         .header("authorization", sh.auth.clone())
         .header("x-api-key", sh.key.clone())
@@ -571,7 +580,9 @@ async fn execute(
         Some(t) => deadline.min(sent_at + Duration::from_nanos(t)),
         None => deadline,
     };
-    let (status, mut reader) = match send_for_head(sh, own, path, body, header_deadline, &mut rec).await {
+    // the client's round robin over the gateway's replicas (the simulator's rule)
+    let replica = crate::gateway::replica_of(id, sh.targets.len() as u32);
+    let (status, mut reader) = match send_for_head(sh, own, replica, path, body, header_deadline, &mut rec).await {
         Ok(head) => head,
         Err(o) => {
             fail(sh, &mut rec, o);
@@ -628,6 +639,7 @@ fn fail(sh: &Shared, rec: &mut RequestRecord, o: Outcome) {
 async fn send_for_head<'a>(
     sh: &Shared,
     own: Option<&'a mut OwnConn>,
+    replica: usize,
     path: &str,
     body: String,
     deadline: Instant,
@@ -635,7 +647,9 @@ async fn send_for_head<'a>(
 ) -> Result<(u16, BodyReader<'a>), Outcome> {
     match own {
         Some(slot) => {
-            match outcome_of(tokio::time::timeout_at(deadline, send_raw(sh, slot, path, body.as_bytes())).await) {
+            match outcome_of(
+                tokio::time::timeout_at(deadline, send_raw(sh, replica, slot, path, body.as_bytes())).await,
+            ) {
                 Err(o) => {
                     if o == Outcome::Timeout {
                         *slot = None; // the answer may still come: never reuse this connection
@@ -652,7 +666,7 @@ async fn send_for_head<'a>(
             }
         }
         None => {
-            let resp = outcome_of(tokio::time::timeout_at(deadline, send_pooled(sh, path, body)).await)?;
+            let resp = outcome_of(tokio::time::timeout_at(deadline, send_pooled(sh, replica, path, body)).await)?;
             rec.provider = crate::provider::mark::HEADERS
                 .iter()
                 .find_map(|h| crate::provider::mark::from_header(resp.headers().get(*h)?.as_bytes()));
@@ -932,9 +946,13 @@ impl Shared {
         mix: &Mix,
         tx: mpsc::Sender<(RequestRecord, Vec<Nanos>, bool, u64)>,
     ) -> anyhow::Result<Shared> {
-        let base = base_url(&opts.target).map_err(anyhow::Error::msg)?;
-        let uri: hyper::Uri = base.parse()?;
-        let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
+        let mut targets = Vec::new();
+        for t in std::iter::once(&opts.target).chain(&opts.more_targets) {
+            let base = base_url(t).map_err(anyhow::Error::msg)?;
+            let uri: hyper::Uri = base.parse()?;
+            let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
+            targets.push((base, authority));
+        }
         let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {}", opts.api_key))
             .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
         let key = hyper::header::HeaderValue::from_str(&opts.api_key)
@@ -957,8 +975,7 @@ impl Shared {
         let t0 = opts.t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
         Ok(Shared {
             client,
-            base,
-            authority,
+            targets,
             auth,
             key,
             extra,
@@ -1018,7 +1035,8 @@ fn start_users(
         let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
         tasks.spawn(async move {
             let mut at = start;
-            let mut conn: OwnConn = None;
+            // one keep-alive connection per gateway replica
+            let mut conns: Vec<OwnConn> = (0..sh.targets.len()).map(|_| None).collect();
             loop {
                 let intended = sh.t0 + Duration::from_nanos(at);
                 if !wait_or_stop(&sh.opts, intended).await {
@@ -1027,7 +1045,8 @@ fn start_users(
                 let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
-                let ended = request(&sh, Some(&mut conn), p.id, intended, &p.shape).await;
+                let conn = &mut conns[crate::gateway::replica_of(p.id, sh.targets.len() as u32)];
+                let ended = request(&sh, Some(conn), p.id, intended, &p.shape).await;
                 let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
                 match next {
                     Some(n) => at = n,
