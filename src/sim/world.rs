@@ -4,6 +4,7 @@
 
 use super::queue::{Ev, Queue};
 use super::{invariants, SimInput, SimOutput, STOP_CHECK_EVERY};
+use crate::analysis::attempts::{Attempt, AttemptsAcc, ClientEnd};
 use crate::analysis::{Aggregator, ProviderSlot};
 use crate::fault::wire::{End, Wire};
 use crate::fault::{Endpoint, Plan, RequestFacts, Verdict};
@@ -88,6 +89,9 @@ pub(super) struct World {
     // the state
     policy: Policy,
     agg: Aggregator,
+    /// The attempt figures (`analysis/attempts.rs`), fed as attempts and requests happen;
+    /// provider `i` there is target `i`.
+    attempts: AttemptsAcc,
     /// Closed loop: the users (the live load client's code).
     users: Option<Users>,
     /// Open loop or trace: the schedule.
@@ -186,6 +190,10 @@ impl World {
             })
             .collect();
         let n = names.len();
+        let mut attempts = AttemptsAcc::new(limits.client_timeout());
+        for name in &names {
+            attempts.provider(name);
+        }
         let mut w = World {
             limits,
             client_timeout: limits.client_timeout(),
@@ -201,6 +209,7 @@ impl World {
             trace_ends,
             policy,
             agg,
+            attempts,
             users,
             schedule,
             records,
@@ -389,6 +398,24 @@ impl World {
             ),
             _ => (Answer::status(200), 0, 0),
         };
+        // what the mock's arrival record says of it (`record::ArrivalRecord`): only a 200
+        // answer can be whole, and its label says whether it is
+        self.attempts.attempt(
+            i,
+            &Attempt {
+                at: t,
+                probe: false,
+                health: false,
+                request: Some(req.planned.id),
+                complete: matches!(d.verdict, Verdict::Ok(_))
+                    && crate::fault::is_complete_answer(&crate::fault::verdict_label(&d.verdict)),
+                retry_after: match &d.verdict {
+                    Verdict::Error(e) if e.status == 429 => answer.retry_after,
+                    _ => None,
+                },
+                tokens: crate::fault::answer_tokens(&d.verdict),
+            },
+        );
         let wire = Wire::of(&d.verdict, facts.stream, plain_len);
         let s = attempt::settle(&wire, &self.limits, facts.stream, answer);
         req.outcome = s.outcome;
@@ -457,6 +484,7 @@ impl World {
         let req = &self.reqs[r as usize];
         let ended = finish(
             &mut self.agg,
+            &mut self.attempts,
             &mut self.records[k],
             req,
             t,
@@ -478,6 +506,20 @@ impl World {
         };
         let (facts, chat) = &self.probes[iu];
         let d = self.plans[iu].decide_probe(t, facts, None);
+        self.attempts.attempt(
+            iu,
+            &Attempt {
+                at: t,
+                probe: true,
+                health: chat.is_none(),
+                tokens: if chat.is_some() {
+                    crate::fault::answer_tokens(&d.verdict)
+                } else {
+                    0
+                },
+                ..Attempt::default()
+            },
+        );
         // a probe is a plain attempt whose only limit is the check's timeout
         let probe = Limits {
             request: deadline - t,
@@ -559,6 +601,7 @@ impl World {
             .then(|| invariants::merge_traces(self.records.into_iter().map(|r| r.2)));
         SimOutput {
             aggregator: self.agg,
+            attempts: self.attempts,
             events,
             faults,
             scheduled: self.scheduled,
@@ -612,8 +655,10 @@ fn user_done(users: &mut Option<Users>, q: &mut Queue, r: &Req, ended: Nanos, no
 /// `first_token` when one reached it), into `agg` through `rec` (a reused record whose
 /// `provider` is already set, and that provider's slot). Past the client's own timeout
 /// (`client_timeout` after the intended start) the client has given up: a timeout then.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     agg: &mut Aggregator,
+    attempts: &mut AttemptsAcc,
     (rec, slot, trace): &mut (RequestRecord, ProviderSlot, Trace),
     r: &Req,
     end: Nanos,
@@ -646,6 +691,7 @@ fn finish(
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
     agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
+    attempts.request(ClientEnd::of(rec));
     if let Some(ends) = trace {
         ends.push(invariants::RequestEnd::of(
             rec,
