@@ -490,11 +490,21 @@ fn complete_answers_and_their_tokens() {
         (ok(Some(StreamKind::Malformed), false), "stream:malformed", false, 3),
         (ok(Some(StreamKind::NoTerminal), false), "stream:no_terminal", false, 10),
         (ok(Some(StreamKind::PingStall), false), "stream:ping_stall", false, 3),
-        (ok(Some(StreamKind::SilentStall), false), "stream:silent_stall", false, 3),
+        (
+            ok(Some(StreamKind::SilentStall), false),
+            "stream:silent_stall",
+            false,
+            3,
+        ),
         (error, "error:429", false, 0),
         (Verdict::Reset { after: 0 }, "reset", false, 0),
         (Verdict::Hang, "hang", false, 0),
-        (Verdict::HeadersThenSilence { after: 0 }, "headers_then_silence", false, 0),
+        (
+            Verdict::HeadersThenSilence { after: 0 },
+            "headers_then_silence",
+            false,
+            0,
+        ),
     ];
     for (v, label, complete, tokens) in cases {
         assert_eq!(verdict_label(&v), label);
