@@ -3,6 +3,8 @@
 //! run live through the reference gateway with mock providers on 127.0.0.1.
 #![allow(clippy::disallowed_methods)] // tests drive the program: clocks, files, sockets
 
+mod common;
+
 use chaosgate::analysis::attempts::AttemptStats;
 use chaosgate::run::{self, RunOptions};
 use chaosgate::scenario::load_str;
@@ -157,4 +159,79 @@ duration = "5s"
         Some(0.0),
         "a retry and a new request at the same instant: {fast:?}"
     );
+}
+
+/// What a mock records for the attempt figures: the request marker's id (none for a
+/// probe), a 429's Retry-After as its headers ask for it, the tokens of the answer, and
+/// whether it came while the run's clock was held (an external gateway's boot-time
+/// checks, which are not part of the run).
+#[test]
+fn mock_arrivals_carry_the_marker_retry_after_tokens_and_the_held_clock() {
+    use chaosgate::fault::Profile;
+    use chaosgate::live::mock::{self, MockConfig};
+    use chaosgate::provider::Api;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let profile = Profile::from_toml(
+            "[[phase]]\nname = \"limited\"\nstart = \"0s\"\napplies_to = \"completions\"\n\
+             errors = [{ status = 429, retry_after = \"1500ms\", probability = 0.5 }]\n",
+            "p.toml",
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (h, st) = mock::spawn_held(MockConfig::new("p", Api::OpenAi, profile, 1), listener)
+            .await
+            .unwrap();
+        // held: a boot-time health check
+        common::request(h.addr, "GET", "/health", &[], "").await;
+        st.start_clock();
+        let marked = |id: u64| {
+            let mut v: serde_json::Value = serde_json::from_str(&common::openai_chat(false, 7)).unwrap();
+            v["messages"][0]["content"] = format!("[cg-req={id}] and the rest of the prompt").into();
+            v.to_string()
+        };
+        for id in 0..20 {
+            common::request(h.addr, "POST", "/v1/chat/completions", &[], &marked(id)).await;
+        }
+        common::request(h.addr, "GET", "/health", &[], "").await;
+        let log: Vec<_> = st.arrivals.lock().unwrap().iter().cloned().collect();
+        assert_eq!(log.len(), 22);
+        assert!(
+            log[0].before_start && log[0].probe && log[0].request.is_none(),
+            "{:?}",
+            log[0]
+        );
+        assert!(!log[21].before_start && log[21].probe && log[21].request.is_none());
+        let users = &log[1..21];
+        assert_eq!(
+            users.iter().map(|a| a.request).collect::<Vec<_>>(),
+            (0..20).map(Some).collect::<Vec<_>>()
+        );
+        let (limited, ok): (Vec<_>, Vec<_>) = users.iter().partition(|a| a.verdict == "error:429");
+        assert!(
+            !limited.is_empty() && !ok.is_empty(),
+            "a coin per request: both answers"
+        );
+        for a in &limited {
+            assert_eq!(
+                (a.retry_after_ns, a.tokens),
+                (Some(1_500_000_000), 0),
+                "retry-after-ms 1500: {a:?}"
+            );
+        }
+        for a in &ok {
+            assert_eq!(
+                (a.verdict.as_ref(), a.retry_after_ns, a.tokens),
+                ("ok", None, 7),
+                "{a:?}"
+            );
+        }
+        let rec = users[0].record("p");
+        assert_eq!((rec.provider.as_str(), rec.request, rec.health), ("p", Some(0), false));
+        assert!(log[21].record("p").health);
+        h.shutdown().await;
+    });
 }

@@ -224,6 +224,19 @@ impl AttemptsAcc {
     /// If `p` was not registered.
     #[inline]
     pub fn attempt(&mut self, p: usize, a: &Attempt) {
+        self.attempt_joined(p, a);
+        if let (false, Some(id)) = (a.probe, a.request) {
+            let e = self.open.entry(id).or_default();
+            e.0 += 1;
+            e.1 |= a.complete;
+        }
+    }
+
+    /// [`AttemptsAcc::attempt`] for a caller that joins attempts to their request itself
+    /// and hands the join to [`AttemptsAcc::request_joined`] (the simulator keeps it in
+    /// the request's slot: no lookup per attempt).
+    #[inline]
+    pub fn attempt_joined(&mut self, p: usize, a: &Attempt) {
         let prov = &mut self.providers[p];
         if a.probe {
             prov.probe.probes += 1;
@@ -253,11 +266,8 @@ impl AttemptsAcc {
         }
         self.user_attempts += 1;
         self.attempt_times.push(a.at);
-        if let Some(id) = a.request {
+        if a.request.is_some() {
             self.marked_attempts += 1;
-            let e = self.open.entry(id).or_default();
-            e.0 += 1;
-            e.1 |= a.complete;
         }
     }
 
@@ -275,6 +285,15 @@ impl AttemptsAcc {
     /// A client request ended (after every attempt of it was fed).
     #[inline]
     pub fn request(&mut self, r: ClientEnd) {
+        let (n, complete) = self.open.remove(&r.id).unwrap_or((0, false));
+        self.request_joined(r, n, complete);
+    }
+
+    /// A client request ended that made `attempts` marked attempts, `complete` when one
+    /// of them got a complete answer (the join [`AttemptsAcc::attempt_joined`]'s caller
+    /// kept).
+    #[inline]
+    pub fn request_joined(&mut self, r: ClientEnd, attempts: u64, complete: bool) {
         if r.dropped {
             return;
         }
@@ -283,9 +302,9 @@ impl AttemptsAcc {
         if r.end.saturating_sub(r.intended) >= self.client_timeout {
             self.hangs += 1;
         }
-        if let Some((n, complete)) = self.open.remove(&r.id) {
+        if attempts > 0 {
             self.matched += 1;
-            self.max_attempts = self.max_attempts.max(n);
+            self.max_attempts = self.max_attempts.max(attempts);
             if r.ok && !complete {
                 self.truncated += 1;
             }
@@ -622,6 +641,16 @@ mod tests {
         acc.request(ClientEnd::of(&reqs[0]));
         acc.attempt(b, &Attempt::of(&arrs[0]));
         acc.request(ClientEnd::of(&reqs[1]));
-        assert_eq!(acc.finish(&[], 2 * S, 0), attempt_stats(&reqs, &arrs, &[], T, 2 * S, 0));
+        let want = attempt_stats(&reqs, &arrs, &[], T, 2 * S, 0);
+        assert_eq!(acc.finish(&[], 2 * S, 0), want);
+        // the simulator's way: it counts each request's attempts itself
+        let mut joined = AttemptsAcc::new(T);
+        let (a, b) = (joined.provider("a"), joined.provider("b"));
+        joined.attempt_joined(a, &Attempt::of(&arrs[1]));
+        joined.attempt_joined(a, &Attempt::of(&arrs[2]));
+        joined.request_joined(ClientEnd::of(&reqs[0]), 2, true);
+        joined.attempt_joined(b, &Attempt::of(&arrs[0]));
+        joined.request_joined(ClientEnd::of(&reqs[1]), 1, true);
+        assert_eq!(joined.finish(&[], 2 * S, 0), want);
     }
 }

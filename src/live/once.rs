@@ -346,7 +346,9 @@ fn attempt_records(
             ));
         }
         let log = st.arrivals.lock().unwrap_or_else(|e| e.into_inner());
-        records.extend(log.iter().map(|a| a.record(name)));
+        // what came before time zero (an external gateway's checks while it booted) is not
+        // part of the run
+        records.extend(log.iter().filter(|a| !a.before_start).map(|a| a.record(name)));
     }
     acc.arrivals(&records);
     for e in ends {

@@ -41,6 +41,10 @@ pub(super) struct Req {
     malformed: bool,
     /// Closed loop: the user that sent it.
     user: u32,
+    /// Attempts it made so far, and whether one got a complete answer (the attempt
+    /// figures' join, `analysis/attempts.rs`).
+    tries: u32,
+    whole: bool,
 }
 
 impl Req {
@@ -58,6 +62,8 @@ impl Req {
             committed: false,
             malformed: false,
             user: 0,
+            tries: 0,
+            whole: false,
         }
     }
 
@@ -342,6 +348,8 @@ impl World {
         let slot = &mut self.reqs[ru];
         slot.walk = Walk::new();
         slot.targets = self.plan.len() as u16;
+        slot.tries = 0;
+        slot.whole = false;
         self.q.sched(now, t, t, Ev::Attempt { r });
     }
 
@@ -399,16 +407,20 @@ impl World {
             _ => (Answer::status(200), 0, 0),
         };
         // what the mock's arrival record says of it (`record::ArrivalRecord`): only a 200
-        // answer can be whole, and its label says whether it is
-        self.attempts.attempt(
+        // answer can be whole, and its label says whether it is; the request's slot keeps
+        // the join
+        let complete = matches!(d.verdict, Verdict::Ok(_))
+            && crate::fault::is_complete_answer(&crate::fault::verdict_label(&d.verdict));
+        req.tries += 1;
+        req.whole |= complete;
+        self.attempts.attempt_joined(
             i,
             &Attempt {
                 at: t,
                 probe: false,
                 health: false,
                 request: Some(req.planned.id),
-                complete: matches!(d.verdict, Verdict::Ok(_))
-                    && crate::fault::is_complete_answer(&crate::fault::verdict_label(&d.verdict)),
+                complete,
                 retry_after: match &d.verdict {
                     Verdict::Error(e) if e.status == 429 => answer.retry_after,
                     _ => None,
@@ -691,7 +703,7 @@ fn finish(
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
     agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
-    attempts.request(ClientEnd::of(rec));
+    attempts.request_joined(ClientEnd::of(rec), u64::from(r.tries), r.whole);
     if let Some(ends) = trace {
         ends.push(invariants::RequestEnd::of(
             rec,

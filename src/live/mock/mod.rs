@@ -125,6 +125,9 @@ pub struct Arrival {
     pub retry_after_ns: Option<Nanos>,
     /// Output tokens the answer carries (`fault::answer_tokens`; 0 for errors and `/health`).
     pub tokens: u32,
+    /// It came while the run's clock was held, before time zero (an external gateway's
+    /// health checks while it boots): not part of the run.
+    pub before_start: bool,
 }
 
 impl Arrival {
@@ -208,6 +211,12 @@ impl MockState {
         u64::try_from(self.start.elapsed().as_nanos())
             .unwrap_or(Nanos::MAX)
             .saturating_sub(e)
+    }
+
+    /// Whether the run's clock has reached time zero (false while it is held).
+    pub fn started(&self) -> bool {
+        let e = self.epoch_ns.load(Ordering::Relaxed);
+        e != u64::MAX && u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX) >= e
     }
 
     /// Starts (or restarts) the run clock: time zero is now. Call once, before traffic.
@@ -424,6 +433,7 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         request: None,
         retry_after_ns: None,
         tokens: 0,
+        before_start: !state.started(),
     };
     let bytes = match net::read_body(body, state.config.max_body_bytes, state.config.body_timeout).await {
         Ok(b) => b,
@@ -543,6 +553,7 @@ async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
         request: None,
         retry_after_ns: None,
         tokens: 0,
+        before_start: !state.started(),
     };
     let decision = state.plan().decide(now, &RequestFacts::health(), forced.as_ref());
     finish(&state, arrival, &decision);
