@@ -9,8 +9,11 @@
 //! the ground-truth fault windows. Both drivers fold them through one [`AttemptsAcc`]:
 //! the simulator as its events run, the live driver from the client's records and the
 //! mocks' arrival logs after the traffic. Attempts must be fed before the record of the
-//! request they belong to, and each provider's attempts in time order; memory is one
-//! timestamp per request and per user-traffic attempt, plus the requests still open.
+//! request they belong to, and each provider's attempts in time order. Memory: one
+//! timestamp per request and per user-traffic attempt, plus the requests still open —
+//! except where the fault windows' edges are known in advance ([`AttemptsAcc::with_edges`],
+//! the simulator): a time before the last known edge is only counted in the stretch
+//! between two edges it falls in, which is all the fault counts need.
 
 use crate::fault::is_complete_answer;
 use crate::record::{ArrivalRecord, FaultEvent, Outcome, RequestRecord};
@@ -182,11 +185,11 @@ pub struct AttemptsAcc {
     providers: Vec<ProviderAcc>,
     user_attempts: u64,
     marked_attempts: u64,
-    attempt_times: Vec<Nanos>,
+    attempt_times: Times,
     /// Requests with attempts and no client record yet: (attempts, any complete).
     open: HashMap<u64, (u64, bool), std::hash::BuildHasherDefault<IdHasher>>,
     requests: u64,
-    intended: Vec<Nanos>,
+    intended: Times,
     matched: u64,
     max_attempts: u64,
     truncated: u64,
@@ -199,6 +202,21 @@ impl AttemptsAcc {
     pub fn new(client_timeout: Nanos) -> AttemptsAcc {
         AttemptsAcc {
             client_timeout,
+            ..AttemptsAcc::default()
+        }
+    }
+
+    /// [`AttemptsAcc::new`] for a run whose fault windows, before `known_until`, start and
+    /// end only at `edges` (any order): the fault windows handed to
+    /// [`AttemptsAcc::finish`] must have no other edge before `known_until` (checked in
+    /// debug builds). Times before it are then counted per stretch between edges, not
+    /// kept.
+    pub fn with_edges(client_timeout: Nanos, edges: &[Nanos], known_until: Nanos) -> AttemptsAcc {
+        let times = Times::with_edges(edges, known_until);
+        AttemptsAcc {
+            client_timeout,
+            attempt_times: times.clone(),
+            intended: times,
             ..AttemptsAcc::default()
         }
     }
@@ -265,7 +283,7 @@ impl AttemptsAcc {
             prov.pending.push((a.at, wait));
         }
         self.user_attempts += 1;
-        self.attempt_times.push(a.at);
+        self.attempt_times.add(a.at);
         if a.request.is_some() {
             self.marked_attempts += 1;
         }
@@ -298,7 +316,7 @@ impl AttemptsAcc {
             return;
         }
         self.requests += 1;
-        self.intended.push(r.intended);
+        self.intended.add(r.intended);
         if r.end.saturating_sub(r.intended) >= self.client_timeout {
             self.hangs += 1;
         }
@@ -320,8 +338,15 @@ impl AttemptsAcc {
             let i = windows.partition_point(|w| w.0 <= t);
             i > 0 && t < windows[i - 1].1
         };
-        let fault_user_requests = self.intended.iter().filter(|&&t| inside(t)).count() as u64;
-        let fault_provider_attempts = self.attempt_times.iter().filter(|&&t| inside(t)).count() as u64;
+        debug_assert!(
+            windows
+                .iter()
+                .flat_map(|w| [w.0, w.1])
+                .all(|e| self.intended.known_edge(e) && self.attempt_times.known_edge(e)),
+            "every fault window edge before the end of the known edges is a known edge"
+        );
+        let fault_user_requests = self.intended.count(&inside);
+        let fault_provider_attempts = self.attempt_times.count(&inside);
         let ratio = |a: u64, r: u64| (r > 0).then(|| a as f64 / r as f64);
         let secs = nanos_to_secs_f64(duration);
         AttemptStats {
@@ -356,6 +381,61 @@ impl AttemptsAcc {
                 .map(|p| (p.name.clone(), p.retry_after.clone()))
                 .collect(),
         }
+    }
+}
+
+/// Timestamps, for counting those inside the fault windows: kept one by one from
+/// `exact_from` on; before it, counted per stretch between two consecutive `edges`.
+#[derive(Clone, Debug, Default)]
+struct Times {
+    /// Sorted, distinct, all below `exact_from`.
+    edges: Vec<Nanos>,
+    /// `counts[k]`: times in `[edges[k - 1], edges[k])` (`edges[-1]` = 0, `edges[len]` =
+    /// `exact_from`).
+    counts: Vec<u64>,
+    exact_from: Nanos,
+    exact: Vec<Nanos>,
+}
+
+impl Times {
+    fn with_edges(edges: &[Nanos], known_until: Nanos) -> Times {
+        let mut e: Vec<Nanos> = edges.iter().copied().filter(|&x| x > 0 && x < known_until).collect();
+        e.sort_unstable();
+        e.dedup();
+        Times {
+            counts: vec![0; e.len() + 1],
+            edges: e,
+            exact_from: known_until,
+            exact: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, t: Nanos) {
+        if t >= self.exact_from {
+            self.exact.push(t);
+        } else {
+            let k = self.edges.partition_point(|&e| e <= t);
+            self.counts[k] += 1;
+        }
+    }
+
+    /// Whether `e` can be a window edge: one of the edges, or at or past `exact_from`.
+    fn known_edge(&self, e: Nanos) -> bool {
+        e == 0 || e >= self.exact_from || self.edges.binary_search(&e).is_ok()
+    }
+
+    /// How many times `inside` holds for: a stretch between edges is inside or outside as
+    /// a whole (no window edge falls within it), so its start decides.
+    fn count(&self, inside: &dyn Fn(Nanos) -> bool) -> u64 {
+        let stretches: u64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|&(k, &n)| n > 0 && inside(if k == 0 { 0 } else { self.edges[k - 1] }))
+            .map(|(_, &n)| n)
+            .sum();
+        stretches + self.exact.iter().filter(|&&t| inside(t)).count() as u64
     }
 }
 
@@ -652,5 +732,36 @@ mod tests {
         joined.attempt_joined(b, &Attempt::of(&arrs[0]));
         joined.request_joined(ClientEnd::of(&reqs[1]), 1, true);
         assert_eq!(joined.finish(&[], 2 * S, 0), want);
+    }
+
+    #[test]
+    fn counting_between_known_edges_equals_keeping_every_time() {
+        // windows with edges at 10, 30, 20, 40 s (and one past the known stretch, 50 s on)
+        let faults = [
+            fault("a", 10 * S, 30 * S, Some(30 * S)),
+            fault("b", 20 * S, 40 * S, Some(40 * S)),
+            fault("b", 50 * S, 70 * S, Some(70 * S)),
+        ];
+        let times: Vec<Nanos> = (0..700)
+            .map(|i| i * S / 10)
+            .chain([10 * S - 1, 40 * S, 55 * S])
+            .collect();
+        let reqs: Vec<_> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| req(i as u64, t, t + 1, Outcome::Ok))
+            .collect();
+        let arrs: Vec<_> = times.iter().map(|&t| arr("a", t, None, "ok")).collect();
+        let want = attempt_stats(&reqs, &arrs, &faults, T, 70 * S, 0);
+        // [10, 40) s: 300 of the 0.1 s steps; [50, 70) s: 200; 55 s once more
+        assert_eq!((want.fault_user_requests, want.fault_provider_attempts), (501, 501));
+        let mut acc = AttemptsAcc::with_edges(T, &[40 * S, 10 * S, 30 * S, 20 * S, 20 * S, 0], 45 * S);
+        let mut sorted = arrs.clone();
+        sorted.sort_by_key(|a| a.at);
+        acc.arrivals(&sorted);
+        for r in &reqs {
+            acc.request(ClientEnd::of(r));
+        }
+        assert_eq!(acc.finish(&faults, 70 * S, 0), want);
     }
 }

@@ -196,7 +196,16 @@ impl World {
             })
             .collect();
         let n = names.len();
-        let mut attempts = AttemptsAcc::new(limits.client_timeout());
+        // every fault window edge before the traffic's end, known now (the windows the run
+        // ends with, `into_output`, are these cut at a later horizon): the attempt figures
+        // count times between edges instead of keeping each
+        let traffic_end = source.end();
+        let edges: Vec<Nanos> = plans
+            .iter()
+            .flat_map(|p| p.clone().fault_windows(traffic_end))
+            .flat_map(|w| [w.start, w.end])
+            .collect();
+        let mut attempts = AttemptsAcc::with_edges(limits.client_timeout(), &edges, traffic_end);
         for name in &names {
             attempts.provider(name);
         }
