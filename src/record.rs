@@ -88,8 +88,25 @@ pub struct ArrivalRecord {
     pub at: Nanos,
     /// A health probe rather than user traffic.
     pub probe: bool,
-    /// What the fault plan decided (`ok`, `error:502`, `hang`, `stream:cut`, …).
+    /// What the fault plan decided (`ok`, `error:502`, `hang`, `stream:cut`, …:
+    /// [`crate::fault::verdict_label`]; a complete answer is what
+    /// [`crate::fault::is_complete_answer`] says).
     pub verdict: String,
+    /// A `GET /health` probe (a probe that is not a completion).
+    #[serde(default)]
+    pub health: bool,
+    /// The client request this attempt belongs to (its `RequestRecord::id`), read from
+    /// the request marker (`docs/semantics.md` §13); `None` for probes and for requests
+    /// that carried no marker.
+    #[serde(default)]
+    pub request: Option<u64>,
+    /// On a 429 that carries it: the wait its headers ask for (ns).
+    #[serde(default)]
+    pub retry_after: Option<Nanos>,
+    /// Output tokens the answer carried ([`crate::fault::answer_tokens`]); 0 for errors
+    /// and `/health`.
+    #[serde(default)]
+    pub tokens: u32,
 }
 
 /// Ground truth: a fault phase of one provider was on during `[start, end)` (`FaultEvent`).

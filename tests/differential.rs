@@ -6,7 +6,12 @@
 //! `.in_flight_at_end`; every key of `failures_by_kind` (absent = 0); latency and TTFT
 //! p50 and p95 (p95 only when at least 20 requests have the figure: below that it is one
 //! of the few slowest requests); and per fault window the traffic-view and gateway-view
-//! detection times, the failback time and the failed requests during the fault.
+//! detection times, the failback time and the failed requests during the fault; the
+//! attempt figures (`attempts.*`: requests, provider attempts overall and during the
+//! faults, matched requests, most attempts per request, truncated successes, hangs; per
+//! provider the probes, completion probes and their tokens; per provider with 429s
+//! carrying Retry-After, their count, how many were followed, the violations and the
+//! shortest gap).
 //!
 //! # Tolerances (docs/differential.md says the same at more length)
 //!
@@ -27,6 +32,8 @@
 //! 2. **Counts.** `1 + 2 %` of the scheduled requests: timers the perturbations do not
 //!    move (breaker ejection and recovery, Retry-After waits, probe intervals, rate-limit
 //!    refills) fire a few milliseconds late live, which can move a request across them.
+//!    Counts of provider attempts: that times the most attempts one request made (a
+//!    request that moves takes all its attempts with it).
 //! 3. **Latency and TTFT quantiles.** 15 ms + 10 % + the live run's own schedule-lag p99:
 //!    the live path is client → proxy → mock over loopback; live latencies count from
 //!    the intended start, so the client's own lateness (measured in the same run) is in
@@ -105,6 +112,8 @@ const LIVE_LIMIT: Duration = Duration::from_secs(90);
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Class {
     Count,
+    /// A count of provider attempts: the count slack times the most attempts per request.
+    Attempts,
     LatencyMs,
     TimeS,
     /// Not compared: what the tolerances are derived from.
@@ -171,14 +180,65 @@ fn fields(r: &RunReport) -> Fields {
         "faults".into(),
         (Class::Count, Some(r.resilience.faults.len() as f64), 0.0),
     );
+    let a = &r.attempts.first;
+    let most = a.max_attempts_per_request.unwrap_or(1) as f64;
+    let count = |v: u64| (Class::Count, Some(v as f64), 0.0);
+    let attempts = |v: u64| (Class::Attempts, Some(v as f64), most);
+    for (k, v) in [
+        ("attempts.user_requests", count(a.user_requests)),
+        ("attempts.provider_attempts", attempts(a.provider_attempts)),
+        ("attempts.fault_user_requests", count(a.fault_user_requests)),
+        ("attempts.fault_provider_attempts", attempts(a.fault_provider_attempts)),
+        ("attempts.matched_requests", count(a.matched_requests)),
+        ("attempts.hangs", count(a.hangs)),
+        (
+            "attempts.max_attempts_per_request",
+            (Class::Count, a.max_attempts_per_request.map(|m| m as f64), 0.0),
+        ),
+        (
+            "attempts.truncated_successes",
+            (Class::Count, a.truncated_successes.map(|m| m as f64), 0.0),
+        ),
+    ] {
+        f.insert(k.into(), v);
+    }
+    for (p, l) in &a.probes {
+        f.insert(format!("attempts.probes.{p}.probes"), count(l.probes));
+        f.insert(
+            format!("attempts.probes.{p}.completion_probes"),
+            count(l.completion_probes),
+        );
+        f.insert(
+            format!("attempts.probes.{p}.probe_output_tokens"),
+            count(l.probe_output_tokens),
+        );
+    }
+    for (p, ra) in &a.retry_after {
+        f.insert(
+            format!("attempts.retry_after.{p}.with_header"),
+            attempts(ra.with_header),
+        );
+        f.insert(format!("attempts.retry_after.{p}.followed"), attempts(ra.followed));
+        f.insert(format!("attempts.retry_after.{p}.violations"), attempts(ra.violations));
+        f.insert(
+            format!("attempts.retry_after.{p}.min_gap_s"),
+            (Class::TimeS, ra.min_gap_s, 0.0),
+        );
+    }
     f
+}
+
+/// A count whose absence means 0: an absent failure kind, the Retry-After counts of a
+/// provider that sent no 429 carrying it.
+fn absent_is_zero(k: &str) -> bool {
+    k.starts_with("failures_by_kind.") || (k.starts_with("attempts.retry_after.") && !k.ends_with(".min_gap_s"))
 }
 
 /// A field's value in a report that lacks it: counts of absent failure kinds are 0.
 fn value(f: &Fields, k: &str) -> Option<f64> {
     match f.get(k) {
         Some((_, v, _)) => *v,
-        None if k.starts_with("failures_by_kind.") => Some(0.0),
+        None if absent_is_zero(k) => Some(0.0),
         None => None,
     }
 }
@@ -188,6 +248,7 @@ fn value(f: &Fields, k: &str) -> Option<f64> {
 fn slack(c: Class, x: f64, scheduled: f64, extra: f64) -> f64 {
     match c {
         Class::Count => COUNT_ABS + COUNT_REL * scheduled,
+        Class::Attempts => (COUNT_ABS + COUNT_REL * scheduled) * extra.max(1.0),
         Class::LatencyMs => LAT_ABS_MS + LAT_REL * x.abs() + extra,
         Class::TimeS => TIME_ABS_S + extra,
         Class::Info => f64::INFINITY,
@@ -268,7 +329,7 @@ fn compare(live: &Fields, sims: &[Fields], users: f64) -> Vec<Cmp> {
         }
         let extra = match class {
             Class::LatencyMs => lag,
-            Class::TimeS => sims
+            Class::TimeS | Class::Attempts => sims
                 .iter()
                 .chain([live])
                 .filter_map(|s| s.get(k).map(|x| x.2))
@@ -285,7 +346,7 @@ fn compare(live: &Fields, sims: &[Fields], users: f64) -> Vec<Cmp> {
             None => sim_none,
             Some(x) => match (lo, hi) {
                 (Some(lo), Some(hi)) => {
-                    let slip = if class == Class::Count {
+                    let slip = if matches!(class, Class::Count | Class::Attempts) {
                         CLOSED_LOOP_SLIP * users
                     } else {
                         0.0
@@ -482,11 +543,10 @@ fn run_seed(seed: u64, opts: &GenOptions) -> Outcome {
             let again = compare(&fields(&live_report(&set, &dir, true)?), &sims, users);
             for c in cmps.iter_mut().filter(|c| !c.ok) {
                 let a = again.iter().find(|a| a.field == c.field);
-                c.rerun = Some(a.and_then(|a| a.live).or(if c.field.starts_with("failures_by_kind.") {
-                    Some(0.0)
-                } else {
-                    None
-                }));
+                c.rerun = Some(
+                    a.and_then(|a| a.live)
+                        .or(if absent_is_zero(&c.field) { Some(0.0) } else { None }),
+                );
                 // absent from the rerun and every simulation: they agree it has no value
                 c.ok = a.is_none_or(|a| a.ok);
             }

@@ -20,6 +20,7 @@
 //!   TPOT, end-to-end).
 
 pub mod assert;
+pub mod attempts;
 pub mod budget;
 pub mod cost;
 pub mod hist;

@@ -11,6 +11,7 @@
 //! `resilience.failback_s.*`, `budget.consumed_pct.*`.
 
 use crate::analysis::assert::Check;
+use crate::analysis::attempts::AttemptStats;
 use crate::analysis::budget::BudgetReport;
 use crate::analysis::resilience::FaultReport;
 use crate::analysis::LoadReport;
@@ -92,6 +93,8 @@ pub struct OneRun {
     pub cost: Option<crate::analysis::cost::CostReport>,
     /// Which provider answered the requests started in each bucket.
     pub traffic_share: crate::analysis::share::TrafficShare,
+    /// Attempts per request, truncated successes, hangs, probe load, Retry-After.
+    pub attempts: AttemptStats,
 }
 
 /// Resilience over all runs.
@@ -115,6 +118,23 @@ pub struct Resilience {
     pub failback_s: Dist,
     /// Per fault window of the first run.
     pub faults: Vec<FaultReport>,
+}
+
+/// Attempt figures over all runs (`docs/semantics.md` §13): one sample per run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Attempts {
+    /// Provider attempts per client request.
+    pub amplification: Dist,
+    /// The same inside the faults' user-facing windows (missing in a run without one).
+    pub amplification_during_fault: Dist,
+    /// Truncated successes (missing when requests could not be matched to attempts).
+    pub truncated_successes: Dist,
+    /// Requests past the client's deadline, or in flight at the end.
+    pub hangs: Dist,
+    /// Attempts sooner than a 429's `Retry-After` asked, over all providers.
+    pub retry_after_violations: Dist,
+    /// The first run's figures in detail.
+    pub first: AttemptStats,
 }
 
 /// Error budget over all runs.
@@ -174,6 +194,8 @@ pub struct RunReport {
     pub resilience: Resilience,
     /// Error budget.
     pub budget: Budget,
+    /// Attempts per request, truncated successes, hangs, probe load, Retry-After.
+    pub attempts: Attempts,
     /// What the first run's traffic cost per provider (`[cost] prices`), if priced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::analysis::cost::CostReport>,
@@ -224,6 +246,19 @@ impl RunReport {
             peak_burn_1h: per_run(&|r| r.budget.peak_burn_1h),
             alerts: first.map(|r| r.budget.alerts.clone()).unwrap_or_default(),
         };
+        let per_run_opt = |f: &dyn Fn(&AttemptStats) -> Option<f64>| {
+            Dist::of(&runs.iter().map(|r| f(&r.attempts)).collect::<Vec<_>>())
+        };
+        let attempts = Attempts {
+            amplification: per_run_opt(&|a| a.amplification),
+            amplification_during_fault: per_run_opt(&|a| a.amplification_during_fault),
+            truncated_successes: per_run_opt(&|a| a.truncated_successes.map(|n| n as f64)),
+            hangs: per_run_opt(&|a| Some(a.hangs as f64)),
+            retry_after_violations: per_run_opt(&|a| {
+                Some(a.retry_after.values().map(|r| r.violations).sum::<u64>() as f64)
+            }),
+            first: first.map(|r| r.attempts.clone()).unwrap_or_default(),
+        };
         let mut gateway = gateway;
         gateway.events = first.map_or(0, |r| r.gateway_events);
         // the runs' own accounting warnings, each once, naming the run when there are several
@@ -252,6 +287,7 @@ impl RunReport {
             traffic_share: first.map(|r| r.traffic_share.clone()).unwrap_or_default(),
             resilience,
             budget,
+            attempts,
             cost: first.and_then(|r| r.cost.clone()),
             cost_usd: first
                 .and_then(|r| r.cost.as_ref())

@@ -1,6 +1,7 @@
 //! One run's analysis, shared by both drivers: its records → resilience per fault window,
-//! the error budget and the cost.
+//! the error budget, the attempt figures and the cost.
 
+use super::attempts::AttemptsAcc;
 use super::budget::{self, SloConfig};
 use super::cost::{cost, CostReport, PriceTable, Usage};
 use super::resilience::{self, DetectionConfig, Series};
@@ -46,8 +47,10 @@ pub fn analyse(
     events: &[crate::gateway::GatewayEvent],
     traffic: crate::analysis::LoadReport,
     duration: crate::time::Nanos,
+    attempts: &AttemptsAcc,
 ) -> OneRun {
     let eps = 1.0 - slo.target;
+    let attempts = attempts.finish(faults, duration, traffic.requests.in_flight_at_end);
     let faults = faults
         .iter()
         .map(|f| resilience::analyze(series, f, events, detection, eps))
@@ -72,5 +75,6 @@ pub fn analyse(
         gateway_events: events.len(),
         cost: None,
         traffic_share: super::share::traffic_share(&Series::from_aggregator(agg)),
+        attempts,
     }
 }

@@ -193,6 +193,56 @@ pub struct Decision {
     pub cause: Cause,
 }
 
+/// A short label of a verdict for logs, metrics and the `ArrivalRecord` stream: `ok`,
+/// `ok:slow_body`, `error:<status>`, `reset`, `hang`, `headers_then_silence`,
+/// `stream:cut`, `stream:error`, `stream:malformed`, `stream:no_terminal`,
+/// `stream:ping_stall`, `stream:silent_stall`. Whether a label is a complete answer:
+/// [`is_complete_answer`].
+pub fn verdict_label(v: &Verdict) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    Cow::Borrowed(match v {
+        Verdict::Reset { .. } => "reset",
+        Verdict::Hang => "hang",
+        Verdict::HeadersThenSilence { .. } => "headers_then_silence",
+        Verdict::Error(e) => return Cow::Owned(format!("error:{}", e.status)),
+        Verdict::Ok(s) => match s.stream_fault {
+            None if s.slow_body_bytes_per_s.is_some() => "ok:slow_body",
+            None => "ok",
+            Some(f) => match f.kind {
+                StreamKind::Cut => "stream:cut",
+                StreamKind::Error => "stream:error",
+                StreamKind::Malformed => "stream:malformed",
+                StreamKind::NoTerminal => "stream:no_terminal",
+                StreamKind::PingStall => "stream:ping_stall",
+                StreamKind::SilentStall => "stream:silent_stall",
+            },
+        },
+    })
+}
+
+/// Whether a verdict label ([`verdict_label`]) is a complete answer: the provider sent
+/// the whole answer, a stream with its terminal event (`ok`, and `ok:slow_body`, which
+/// is whole however slowly it trickles). Errors, resets, hangs, headers without a body
+/// and every stream fault (cut, in-band error, malformed chunk, missing terminal event,
+/// stalls) are not. The one place this is decided (truncated successes,
+/// `analysis/attempts.rs`).
+pub fn is_complete_answer(verdict: &str) -> bool {
+    matches!(verdict, "ok" | "ok:slow_body")
+}
+
+/// Output tokens an answer carries: all of an ok answer's, the tokens sent before a
+/// stream fault, none for an error, reset, hang or headers-only answer.
+pub fn answer_tokens(v: &Verdict) -> u32 {
+    match v {
+        Verdict::Ok(s) => match s.stream_fault {
+            None => s.output_tokens,
+            Some(f) if f.kind == StreamKind::NoTerminal => s.output_tokens,
+            Some(f) => f.after_tokens.min(s.output_tokens),
+        },
+        _ => 0,
+    }
+}
+
 /// A section's latency settings, ready to sample.
 #[derive(Clone, Debug)]
 struct Samplers {

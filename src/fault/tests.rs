@@ -541,3 +541,62 @@ fn html_error_page_is_nginx_shaped_and_marked() {
     assert_eq!(crate::provider::mark::find(page.as_bytes()).as_deref(), Some("primary"));
     assert!(serde_json::from_str::<serde_json::Value>(&page).is_err());
 }
+/// One function decides whether an answer was whole (truncated successes,
+/// docs/semantics.md §13): only a 200 without a stream fault is, however slowly it
+/// trickles; the tokens an answer carries stop at a stream fault.
+#[test]
+fn complete_answers_and_their_tokens() {
+    let ok = |stream_fault: Option<StreamKind>, slow: bool| {
+        Verdict::Ok(Success {
+            first: 0,
+            token_interval: 0,
+            output_tokens: 10,
+            stream_fault: stream_fault.map(|kind| StreamFault {
+                kind,
+                after_tokens: 3,
+                error: crate::provider::ErrorKind::Overloaded,
+                ping_every: NS_PER_S,
+            }),
+            slow_body_bytes_per_s: slow.then_some(100),
+            rate_limit: None,
+        })
+    };
+    let error = Verdict::Error(ErrorVerdict {
+        after: 0,
+        status: 429,
+        kind: crate::provider::ErrorKind::RateLimit,
+        retry_after: Some(NS_PER_S),
+        message: None,
+        rate_limit: None,
+        envelope: Envelope::Provider,
+    });
+    let cases = [
+        (ok(None, false), "ok", true, 10),
+        (ok(None, true), "ok:slow_body", true, 10),
+        (ok(Some(StreamKind::Cut), false), "stream:cut", false, 3),
+        (ok(Some(StreamKind::Error), false), "stream:error", false, 3),
+        (ok(Some(StreamKind::Malformed), false), "stream:malformed", false, 3),
+        (ok(Some(StreamKind::NoTerminal), false), "stream:no_terminal", false, 10),
+        (ok(Some(StreamKind::PingStall), false), "stream:ping_stall", false, 3),
+        (
+            ok(Some(StreamKind::SilentStall), false),
+            "stream:silent_stall",
+            false,
+            3,
+        ),
+        (error, "error:429", false, 0),
+        (Verdict::Reset { after: 0 }, "reset", false, 0),
+        (Verdict::Hang, "hang", false, 0),
+        (
+            Verdict::HeadersThenSilence { after: 0 },
+            "headers_then_silence",
+            false,
+            0,
+        ),
+    ];
+    for (v, label, complete, tokens) in cases {
+        assert_eq!(verdict_label(&v), label);
+        assert_eq!(is_complete_answer(label), complete, "{label}");
+        assert_eq!(answer_tokens(&v), tokens, "{label}");
+    }
+}

@@ -178,6 +178,7 @@ async fn drive(
         .with_arrivals(arrivals)
         .with_horizon(horizon);
     let shift = 0; // the shift is already in the mocks' profiles
+    let attempts = attempt_records(mocks, timeout, &result.ends, &mut warnings);
     let mut run = analyse(
         &s.slo,
         &s.detection,
@@ -189,6 +190,7 @@ async fn drive(
         &events,
         report,
         result.duration,
+        &attempts,
     );
     run.onset_shift_s = 0.0;
     Ok(LiveRun {
@@ -421,6 +423,40 @@ fn mock_records(
     (arrivals, crate::record::merge_fault_windows(faults))
 }
 
+/// The attempt figures' inputs: every arrival the mocks logged (their `ArrivalRecord`s)
+/// and the client's request ends, for a client that gives up after `timeout`. A mock
+/// whose bounded arrival log overflowed makes the figures cover only its latest arrivals:
+/// a warning says so.
+fn attempt_records(
+    mocks: &[(ServerHandle, Arc<MockState>)],
+    timeout: Nanos,
+    ends: &[crate::analysis::attempts::ClientEnd],
+    warnings: &mut Vec<String>,
+) -> crate::analysis::attempts::AttemptsAcc {
+    let mut acc = crate::analysis::attempts::AttemptsAcc::new(timeout);
+    let mut records = Vec::new();
+    for (_, st) in mocks {
+        let name = &st.config.name;
+        acc.provider(name);
+        let dropped = st.arrivals_dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            warnings.push(format!(
+                "provider {name}: its arrival log kept the last {} arrivals and dropped {dropped}: the attempt figures (amplification, truncated successes, probe load, Retry-After) cover only those",
+                crate::live::mock::ARRIVAL_LOG_CAPACITY
+            ));
+        }
+        let log = st.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        // what came before time zero (an external gateway's checks while it booted) is not
+        // part of the run
+        records.extend(log.iter().filter(|a| !a.before_start).map(|a| a.record(name)));
+    }
+    acc.arrivals(&records);
+    for e in ends {
+        acc.request(*e);
+    }
+    acc
+}
+
 /// The builtin gateway's events on the run's clock (which starts at `t0`), after shutting
 /// it down; none from an external gateway.
 async fn gateway_events(gw: Gw, t0: Instant) -> Vec<crate::gateway::GatewayEvent> {
@@ -474,6 +510,7 @@ async fn traffic(
     opts.live = counters;
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
+    opts.keep_ends = true;
     // per-phase statistics over the ground-truth windows
     opts.phases = crate::analysis::phase_groups(
         mocks

@@ -207,12 +207,86 @@ fn from_id_rest(r: &[u8]) -> Option<String> {
     decode(take_enc(&r[SEQ_DIGITS + 1..]))
 }
 
+/// The request marker's lead: the load client starts the first message's content (the
+/// first embeddings input) with `[cg-req=ID]`, `ID` the request's id in decimal, so a mock
+/// behind any gateway that forwards the body can tell which client request an attempt
+/// belongs to (`docs/semantics.md` §13). Only ASCII letters, digits and `[-=]`: no JSON
+/// encoder escapes them.
+pub const REQUEST_KEY: &str = "[cg-req=";
+
+/// The request marker of request `id`.
+pub fn request_marker(id: u64) -> String {
+    format!("{REQUEST_KEY}{id}]")
+}
+
+/// `text` with its start overwritten by the marker of request `id`: the same number of
+/// characters (the mock's token count, `chars / 4` rounded up, does not change). `None`
+/// when `text` is shorter than the marker or the marker would split a character.
+pub fn mark_prompt(text: &str, id: u64) -> Option<String> {
+    let m = request_marker(id);
+    let rest = text.get(m.len()..)?;
+    let replaced = text.get(..m.len())?.chars().count();
+    (replaced == m.len()).then(|| format!("{m}{rest}"))
+}
+
+/// The request a body's marker names: the first `[cg-req=ID]` anywhere in it (however a
+/// gateway re-encoded the JSON around it). `None` when there is none or its id is not a
+/// decimal number that fits in 64 bits.
+pub fn find_request(body: &[u8]) -> Option<u64> {
+    let i = memchr::memmem::find(body, REQUEST_KEY.as_bytes())?;
+    let rest = &body[i + REQUEST_KEY.len()..];
+    let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 20 || rest.get(n) != Some(&b']') {
+        return None;
+    }
+    std::str::from_utf8(&rest[..n]).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::provider::{anthropic, chat_reply, openai, Api, ErrorKind};
 
     const NAMES: [&str; 6] = ["primary", "azure-east_2", "a", "my provider", "été/β", "x.y"];
+
+    #[test]
+    fn request_marker_round_trips_and_keeps_the_prompt_length() {
+        let text = "lorem ipsum dolor sit amet consectetur";
+        let m = mark_prompt(text, 1234).unwrap();
+        assert_eq!(m.chars().count(), text.chars().count());
+        assert!(m.starts_with("[cg-req=1234]"));
+        let body = serde_json::json!({"messages": [{"role": "user", "content": m}]}).to_string();
+        assert_eq!(find_request(body.as_bytes()), Some(1234));
+        assert_eq!(
+            find_request(br#"{"text":"x [cg-req=7] y [cg-req=8]"}"#),
+            Some(7),
+            "the first"
+        );
+        assert_eq!(
+            mark_prompt("short", 1234),
+            None,
+            "a prompt shorter than its marker stays unmarked"
+        );
+        assert_eq!(mark_prompt("[cg-req=99]", 99).as_deref(), Some("[cg-req=99]"));
+        assert_eq!(
+            mark_prompt("ab\u{e9}cdefghijklmn", 1),
+            None,
+            "replacing a multi-byte character would change the character count"
+        );
+        for bad in [
+            &b"[cg-req=]"[..],
+            b"[cg-req=12",
+            b"[cg-req=1x]",
+            b"[cg-req=999999999999999999999]",
+            b"nothing",
+        ] {
+            assert_eq!(find_request(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            find_request(format!("[cg-req={}]", u64::MAX).as_bytes()),
+            Some(u64::MAX)
+        );
+    }
 
     #[test]
     fn names_round_trip_through_every_mark() {

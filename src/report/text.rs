@@ -147,6 +147,7 @@ pub fn run(r: &RunReport) -> String {
         );
     }
     s.push_str(&traffic_share(&r.traffic_share));
+    s.push_str(&attempts(&r.attempts.first));
     if r.runs > 1 {
         let row = |name: &str, d: &Dist, unit: &str| {
             let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.2}"));
@@ -168,6 +169,16 @@ pub fn run(r: &RunReport) -> String {
         s.push_str(&row("failed_requests", &r.resilience.failed_requests, ""));
         s.push_str(&row("failback_s", &r.resilience.failback_s, " s"));
         s.push_str(&row("budget.consumed_pct", &r.budget.consumed_pct, " %"));
+        let a = &r.attempts;
+        for (name, d) in [
+            ("attempts.amplification", &a.amplification),
+            ("attempts.hangs", &a.hangs),
+            ("attempts.truncated", &a.truncated_successes),
+        ] {
+            if d.n > d.missing {
+                s.push_str(&row(name, d, ""));
+            }
+        }
     }
     let b = &r.budget;
     let _ = writeln!(
@@ -212,6 +223,77 @@ pub fn run(r: &RunReport) -> String {
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The "attempts" block of a run (`docs/semantics.md` §13): only the lines with data.
+fn attempts(a: &crate::analysis::attempts::AttemptStats) -> String {
+    let mut s = String::new();
+    if let Some(x) = a.amplification {
+        let _ = write!(
+            s,
+            "\nattempts: {x:.2} per request ({} at the providers for {} requests)",
+            a.provider_attempts, a.user_requests
+        );
+        if let Some(f) = a.amplification_during_fault {
+            let _ = write!(
+                s,
+                "; during the faults {f:.2} ({} for {})",
+                a.fault_provider_attempts, a.fault_user_requests
+            );
+        }
+        if let Some(m) = a.max_attempts_per_request {
+            let _ = write!(s, "; at most {m} for one request");
+        }
+        s.push('\n');
+    }
+    if a.user_requests > 0 {
+        let truncated = a.truncated_successes.map_or(
+            "truncated successes unknown (attempts not matched to requests)".to_string(),
+            |n| format!("{n} truncated successes (ok for the client, no complete answer from a provider)"),
+        );
+        let _ = writeln!(
+            s,
+            "  {truncated}; {} hangs (past the client's {:.1} s deadline, or in flight at the end)",
+            a.hangs, a.hang_deadline_s
+        );
+    }
+    if a.probes.values().any(|p| p.probes > 0) {
+        let each: Vec<String> = a
+            .probes
+            .iter()
+            .filter(|(_, p)| p.probes > 0)
+            .map(|(name, p)| {
+                let tokens = if p.completion_probes > 0 {
+                    format!(
+                        ", {} completions, {} output tokens",
+                        p.completion_probes, p.probe_output_tokens
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{name} {:.2}/s ({}{tokens})", p.per_s, p.probes)
+            })
+            .collect();
+        let _ = writeln!(s, "  health probes: {}", each.join(", "));
+    }
+    for (name, r) in &a.retry_after {
+        let gap = match (r.min_gap_s, r.min_margin_s) {
+            (Some(g), Some(m)) => format!(", shortest gap {g:.2} s (margin {m:+.2} s)"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  Retry-After at {name}: {} 429s carried it, {} followed by an attempt{gap}: {}",
+            r.with_header,
+            r.followed,
+            if r.violations == 0 {
+                "honoured".to_string()
+            } else {
+                format!("{} not honoured", r.violations)
+            }
+        );
     }
     s
 }

@@ -70,6 +70,8 @@ pub const STOP_CHECK_EVERY: u64 = 1 << 16;
 pub struct SimOutput {
     /// Folded client records.
     pub aggregator: Aggregator,
+    /// The attempts and requests folded for the attempt figures (`analysis/attempts.rs`).
+    pub attempts: crate::analysis::attempts::AttemptsAcc,
     /// Gateway events.
     pub events: Vec<GatewayEvent>,
     /// Ground-truth fault windows.

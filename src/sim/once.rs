@@ -90,6 +90,7 @@ pub fn simulate_once_until(
         &out.events,
         traffic,
         out.duration,
+        &out.attempts,
     );
     one.cost = run_cost(s.prices.as_ref(), &out.aggregator, &models);
     Ok((one, out))

@@ -4,6 +4,7 @@
 
 use super::queue::{Ev, Queue};
 use super::{invariants, SimInput, SimOutput, STOP_CHECK_EVERY};
+use crate::analysis::attempts::{Attempt, AttemptsAcc, ClientEnd};
 use crate::analysis::{Aggregator, ProviderSlot};
 use crate::fault::wire::{End, Wire};
 use crate::fault::{Endpoint, Plan, RequestFacts, Verdict};
@@ -42,6 +43,10 @@ pub(super) struct Req {
     user: u32,
     /// The gateway replica the client sent it to (`gateway::replica_of`).
     replica: u16,
+    /// Attempts it made so far, and whether one got a complete answer (the attempt
+    /// figures' join, `analysis/attempts.rs`).
+    tries: u32,
+    whole: bool,
 }
 
 impl Req {
@@ -60,6 +65,8 @@ impl Req {
             malformed: false,
             user: 0,
             replica: 0,
+            tries: 0,
+            whole: false,
         }
     }
 
@@ -92,6 +99,9 @@ pub(super) struct World {
     /// One independent policy per gateway replica (`[gateway] replicas`).
     policies: Vec<Policy>,
     agg: Aggregator,
+    /// The attempt figures (`analysis/attempts.rs`), fed as attempts and requests happen;
+    /// provider `i` there is target `i`.
+    attempts: AttemptsAcc,
     /// Closed loop: the users (the live load client's code).
     users: Option<Users>,
     /// Open loop or trace: the schedule.
@@ -199,6 +209,19 @@ impl World {
             })
             .collect();
         let n = names.len();
+        // every fault window edge before the traffic's end, known now (the windows the run
+        // ends with, `into_output`, are these cut at a later horizon): the attempt figures
+        // count times between edges instead of keeping each
+        let traffic_end = source.end();
+        let edges: Vec<Nanos> = plans
+            .iter()
+            .flat_map(|p| p.clone().fault_windows(traffic_end))
+            .flat_map(|w| [w.start, w.end])
+            .collect();
+        let mut attempts = AttemptsAcc::with_edges(limits.client_timeout(), &edges, traffic_end);
+        for name in &names {
+            attempts.provider(name);
+        }
         let mut w = World {
             limits,
             client_timeout: limits.client_timeout(),
@@ -213,6 +236,7 @@ impl World {
             stop,
             trace_ends,
             agg,
+            attempts,
             users,
             schedule,
             records,
@@ -351,6 +375,8 @@ impl World {
         slot.replica = k as u16;
         slot.walk = Walk::new();
         slot.targets = self.plan.len() as u16;
+        slot.tries = 0;
+        slot.whole = false;
         self.q.sched(now, t, t, Ev::Attempt { r });
     }
 
@@ -411,6 +437,28 @@ impl World {
             ),
             _ => (Answer::status(200), 0, 0),
         };
+        // what the mock's arrival record says of it (`record::ArrivalRecord`): only a 200
+        // answer can be whole, and its label says whether it is; the request's slot keeps
+        // the join
+        let complete = matches!(d.verdict, Verdict::Ok(_))
+            && crate::fault::is_complete_answer(&crate::fault::verdict_label(&d.verdict));
+        req.tries += 1;
+        req.whole |= complete;
+        self.attempts.attempt_joined(
+            i,
+            &Attempt {
+                at: t,
+                probe: false,
+                health: false,
+                request: Some(req.planned.id),
+                complete,
+                retry_after: match &d.verdict {
+                    Verdict::Error(e) if e.status == 429 => answer.retry_after,
+                    _ => None,
+                },
+                tokens: crate::fault::answer_tokens(&d.verdict),
+            },
+        );
         let wire = Wire::of(&d.verdict, facts.stream, plain_len);
         let s = attempt::settle(&wire, &self.limits, facts.stream, answer);
         req.outcome = s.outcome;
@@ -483,6 +531,7 @@ impl World {
         let req = &self.reqs[r as usize];
         let ended = finish(
             &mut self.agg,
+            &mut self.attempts,
             &mut self.records[k],
             req,
             t,
@@ -506,6 +555,20 @@ impl World {
         };
         let (facts, chat) = &self.probes[iu];
         let d = self.plans[iu].decide_probe(t, facts, None);
+        self.attempts.attempt(
+            iu,
+            &Attempt {
+                at: t,
+                probe: true,
+                health: chat.is_none(),
+                tokens: if chat.is_some() {
+                    crate::fault::answer_tokens(&d.verdict)
+                } else {
+                    0
+                },
+                ..Attempt::default()
+            },
+        );
         // a probe is a plain attempt whose only limit is the check's timeout
         let probe = Limits {
             request: deadline - t,
@@ -595,6 +658,7 @@ impl World {
             .then(|| invariants::merge_traces(self.records.into_iter().map(|r| r.2)));
         SimOutput {
             aggregator: self.agg,
+            attempts: self.attempts,
             events,
             faults,
             scheduled: self.scheduled,
@@ -648,8 +712,10 @@ fn user_done(users: &mut Option<Users>, q: &mut Queue, r: &Req, ended: Nanos, no
 /// `first_token` when one reached it), into `agg` through `rec` (a reused record whose
 /// `provider` is already set, and that provider's slot). Past the client's own timeout
 /// (`client_timeout` after the intended start) the client has given up: a timeout then.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     agg: &mut Aggregator,
+    attempts: &mut AttemptsAcc,
     (rec, slot, trace): &mut (RequestRecord, ProviderSlot, Trace),
     r: &Req,
     end: Nanos,
@@ -682,6 +748,7 @@ fn finish(
     rec.input_tokens = p.shape.prompt_tokens;
     rec.stream = p.shape.stream;
     agg.add_at(rec, &[], p.shape.endpoint == EndpointKind::Embeddings, *slot);
+    attempts.request_joined(ClientEnd::of(rec), u64::from(r.tries), r.whole);
     if let Some(ends) = trace {
         ends.push(invariants::RequestEnd::of(
             rec,

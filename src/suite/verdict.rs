@@ -88,14 +88,6 @@ fn clean(kind: &str) -> bool {
     kind.starts_with("http_") || kind == "stream_error"
 }
 
-/// TEMPORARY until the attempt metrics land: the figures they give.
-fn attempt_figures(r: &RunReport) -> Figures {
-    Figures {
-        hangs: r.traffic.requests.in_flight_at_end + r.traffic.failures_by_kind.get("timeout").copied().unwrap_or(0),
-        ..Figures::default()
-    }
-}
-
 /// The figures of one run.
 pub fn figures(r: &RunReport) -> Figures {
     let (mut window_requests, mut window_failed) = (0, 0);
@@ -123,7 +115,7 @@ pub fn figures(r: &RunReport) -> Figures {
     }
     let unclean_failures = failures_by_kind.iter().filter(|(k, _)| !clean(k)).map(|(_, n)| n).sum();
     let first = r.resilience.faults.first();
-    let a = attempt_figures(r);
+    let a = &r.attempts.first;
     Figures {
         window_requests,
         window_failed,
@@ -136,8 +128,8 @@ pub fn figures(r: &RunReport) -> Figures {
         amplification: a.amplification,
         truncated_successes: a.truncated_successes,
         hangs: a.hangs,
-        retry_after_violations: a.retry_after_violations,
-        probes_per_s: a.probes_per_s,
+        retry_after_violations: a.retry_after.values().map(|s| s.violations).sum(),
+        probes_per_s: a.probes.values().map(|p| p.per_s).sum(),
         budget_pct: r.budget.consumed_pct.mean.unwrap_or(0.0),
         failed_total: r.traffic.requests.failed,
         sent_total: r.traffic.requests.sent,

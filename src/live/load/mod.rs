@@ -69,6 +69,10 @@ pub struct LoadOptions {
     /// Base URLs of the gateway's replicas after the first (`target`): with N − 1 of them,
     /// request i goes to replica i mod N (`gateway::replica_of`, as in the simulator).
     pub more_targets: Vec<String>,
+    /// Keep every request's id, intended start, end and outcome in
+    /// [`LoadResult::ends`] (scenario runs: the attempt figures join them with what the
+    /// mocks received; 40 bytes a request).
+    pub keep_ends: bool,
 }
 
 impl LoadOptions {
@@ -92,6 +96,7 @@ impl LoadOptions {
             t0: None,
             stop: None,
             more_targets: Vec::new(),
+            keep_ends: false,
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct LoadResult {
     pub interrupted: bool,
     /// Response sizes and failure times, for the Locust CSV files.
     pub csv: crate::report::locust::CsvLog,
+    /// With [`LoadOptions::keep_ends`]: every request's end as the attempt figures need it.
+    pub ends: Vec<crate::analysis::attempts::ClientEnd>,
 }
 
 impl LoadResult {
@@ -282,10 +289,26 @@ fn prompt_json(tokens: u32) -> std::rc::Rc<str> {
     })
 }
 
-/// The JSON body and path of a request asking for `model` (built as text: this is the
-/// hot path).
-fn body_for(shape: &RequestShape, model: &str) -> (&'static str, String) {
-    let text = prompt_json(shape.prompt_tokens);
+/// The JSON-escaped prompt of request `id`: its first characters overwritten by the
+/// request marker (`provider::mark::request_marker`), the same length, so the tokens a
+/// mock counts do not change; unmarked when the prompt is shorter than its marker.
+fn marked_prompt_json(tokens: u32, id: u64) -> std::rc::Rc<str> {
+    let text = prompt_json(tokens);
+    // the filler is ASCII letters and spaces: its JSON is the text in quotes
+    let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+    if inner.contains('\\') {
+        return text;
+    }
+    match crate::provider::mark::mark_prompt(inner, id) {
+        Some(m) => format!("\"{m}\"").into(),
+        None => text,
+    }
+}
+
+/// The JSON body and path of request `id` asking for `model` (built as text: this is the
+/// hot path); its prompt carries the request marker.
+fn body_for(shape: &RequestShape, model: &str, id: u64) -> (&'static str, String) {
+    let text = marked_prompt_json(shape.prompt_tokens, id);
     let text: &str = &text;
     let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
     match (shape.endpoint, shape.api) {
@@ -573,7 +596,7 @@ async fn execute(
 ) -> (RequestRecord, Vec<Nanos>, u64) {
     let sent_at = Instant::now();
     let deadline = sent_at + Duration::from_nanos(sh.opts.timeout);
-    let (path, body) = body_for(shape, sh.mix.model_of(shape));
+    let (path, body) = body_for(shape, sh.mix.model_of(shape), id);
     let mut rec = sent_record(sh, id, intended, sent_at, shape, Outcome::Ok);
     let mut itl = Vec::new();
     let header_deadline = match sh.opts.ttft_timeout {
@@ -912,7 +935,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let scheduled = scheduled.load(Ordering::Relaxed);
     let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
     drop(sh);
-    let (mut aggregator, mut csv) = agg_task.await?;
+    let (mut aggregator, mut csv, mut ends) = agg_task.await?;
     // still open when the waiting ended: a normal end gave them the grace period, so they
     // count as timeouts; after a stop they were not given their timeout and stay in flight
     let mut closed_by_grace = 0;
@@ -921,6 +944,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         for (rec, emb) in &abandoned {
             aggregator.add(rec, &[], *emb);
             csv.add(rec, 0);
+            if opts.keep_ends {
+                ends.push(crate::analysis::attempts::ClientEnd::of(rec));
+            }
         }
         closed_by_grace = abandoned.len() as u64;
     }
@@ -928,6 +954,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     Ok(LoadResult {
         aggregator,
         csv,
+        ends,
         scheduled,
         in_flight_at_end,
         closed_by_grace,
@@ -998,22 +1025,31 @@ fn spawn_aggregator(
     kinds: Vec<String>,
     mut rx: mpsc::Receiver<(RequestRecord, Vec<Nanos>, bool, u64)>,
     live: Arc<LiveCounters>,
-) -> tokio::task::JoinHandle<(Aggregator, crate::report::locust::CsvLog)> {
+) -> tokio::task::JoinHandle<(
+    Aggregator,
+    crate::report::locust::CsvLog,
+    Vec<crate::analysis::attempts::ClientEnd>,
+)> {
     let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
     let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    let keep_ends = opts.keep_ends;
     tokio::spawn(async move {
         let mut agg = agg;
+        let mut ends = Vec::new();
         let mut n = 0u64;
         while let Some((rec, itl, emb, content)) = rx.recv().await {
             agg.add(&rec, &itl, emb);
             csv.add(&rec, content);
+            if keep_ends {
+                ends.push(crate::analysis::attempts::ClientEnd::of(&rec));
+            }
             n += 1;
             if n % 256 == 0 {
                 let us = (agg.latency_quantile_ms(0.99) * 1e3).max(0.0) as u64;
                 live.p99_us.store(us, Ordering::Relaxed);
             }
         }
-        (agg, csv)
+        (agg, csv, ends)
     })
 }
 
@@ -1222,6 +1258,39 @@ mod tests {
     use crate::traffic::{KindSpec, Mix};
 
     #[test]
+    fn the_request_marker_keeps_the_tokens_the_mock_counts() {
+        let mix = Mix::new(vec![KindSpec::chat("a", true)], Api::OpenAi).unwrap();
+        let mut rng = crate::rng::stream(1, "t");
+        for api in [Api::OpenAi, Api::Anthropic] {
+            for tokens in [1, 2, 3, 4, 5, 50, 1000] {
+                for id in [0, 7, 123_456_789, u64::MAX] {
+                    let mut shape = mix.shape(0, &mut rng);
+                    shape.api = api;
+                    shape.prompt_tokens = tokens;
+                    let (_, body) = body_for(&shape, "m", id);
+                    let counted = match api {
+                        Api::OpenAi => {
+                            crate::provider::openai::parse_chat(body.as_bytes())
+                                .unwrap()
+                                .input_tokens
+                        }
+                        Api::Anthropic => {
+                            crate::provider::anthropic::parse_messages(body.as_bytes())
+                                .unwrap()
+                                .input_tokens
+                        }
+                    };
+                    let unmarked = crate::provider::estimate_tokens(prompt(tokens).chars().count()).max(1);
+                    assert_eq!(counted, unmarked, "{api:?}, {tokens} tokens, request {id}");
+                    let fits = prompt(tokens).len() >= crate::provider::mark::request_marker(id).len();
+                    let found = crate::provider::mark::find_request(body.as_bytes());
+                    assert_eq!(found, fits.then_some(id), "{body}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn bodies_are_valid_json_the_mocks_accept() {
         let mut kinds = vec![KindSpec::chat("a", true), KindSpec::chat("b", false)];
         kinds.push(KindSpec {
@@ -1235,7 +1304,7 @@ mod tests {
             for i in 0..3 {
                 let mut shape = mix.shape(i, &mut rng);
                 shape.model = Some(std::sync::Arc::from("we\"ird\\model"));
-                let (path, body) = body_for(&shape, mix.model_of(&shape));
+                let (path, body) = body_for(&shape, mix.model_of(&shape), i as u64);
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["model"], "we\"ird\\model");
                 match path {

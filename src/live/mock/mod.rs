@@ -118,6 +118,32 @@ pub struct Arrival {
     pub verdict: Cow<'static, str>,
     /// Why: `none`, `baseline`, `phase:<name>`, `rate_limit`, `forced`, `rejected`.
     pub cause: Cow<'static, str>,
+    /// The client request it belongs to, from the request marker in its body
+    /// (`provider::mark::find_request`); `None` for probes and unmarked requests.
+    pub request: Option<u64>,
+    /// A 429 carrying `Retry-After`: the wait its headers ask for (ns).
+    pub retry_after_ns: Option<Nanos>,
+    /// Output tokens the answer carries (`fault::answer_tokens`; 0 for errors and `/health`).
+    pub tokens: u32,
+    /// It came while the run's clock was held, before time zero (an external gateway's
+    /// health checks while it boots): not part of the run.
+    pub before_start: bool,
+}
+
+impl Arrival {
+    /// Its `ArrivalRecord` (`record.rs`) at provider `provider`.
+    pub fn record(&self, provider: &str) -> crate::record::ArrivalRecord {
+        crate::record::ArrivalRecord {
+            provider: provider.to_string(),
+            at: self.t_ns,
+            probe: self.probe,
+            verdict: self.verdict.to_string(),
+            health: self.path == "/health",
+            request: self.request,
+            retry_after: self.retry_after_ns,
+            tokens: self.tokens,
+        }
+    }
 }
 
 /// Shared state of one mock provider.
@@ -136,6 +162,8 @@ pub struct MockState {
     series: Mutex<Vec<u64>>,
     /// Arrival log (bounded).
     pub arrivals: Mutex<VecDeque<Arrival>>,
+    /// Arrivals dropped from the front of the full log.
+    pub arrivals_dropped: AtomicU64,
     /// Next arrival sequence number.
     pub seq: AtomicU64,
     /// Prometheus counters.
@@ -165,6 +193,7 @@ impl MockState {
             epoch_ns: AtomicU64::new(u64::MAX),
             series: Mutex::new(Vec::new()),
             arrivals: Mutex::new(VecDeque::new()),
+            arrivals_dropped: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
             provider_header: axum::http::HeaderValue::from_str(&config.name).ok(),
@@ -182,6 +211,12 @@ impl MockState {
         u64::try_from(self.start.elapsed().as_nanos())
             .unwrap_or(Nanos::MAX)
             .saturating_sub(e)
+    }
+
+    /// Whether the run's clock has reached time zero (false while it is held).
+    pub fn started(&self) -> bool {
+        let e = self.epoch_ns.load(Ordering::Relaxed);
+        e != u64::MAX && u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(Nanos::MAX) >= e
     }
 
     /// Starts (or restarts) the run clock: time zero is now. Call once, before traffic.
@@ -218,6 +253,7 @@ impl MockState {
         let mut log = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
         if log.len() >= ARRIVAL_LOG_CAPACITY {
             log.pop_front();
+            self.arrivals_dropped.fetch_add(1, Ordering::Relaxed);
         }
         log.push_back(a);
     }
@@ -394,6 +430,10 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         model: None,
         verdict: Cow::Borrowed(""),
         cause: Cow::Borrowed("rejected"),
+        request: None,
+        retry_after_ns: None,
+        tokens: 0,
+        before_start: !state.started(),
     };
     let bytes = match net::read_body(body, state.config.max_body_bytes, state.config.body_timeout).await {
         Ok(b) => b,
@@ -410,6 +450,9 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
         return reject(&state, unsupported_media(ct), seq);
     }
     arrival.probe = arrival.probe || state.config.probe.by_body(&bytes);
+    if !arrival.probe {
+        arrival.request = crate::provider::mark::find_request(&bytes);
+    }
     let parsed = match (state.config.api, endpoint) {
         (Api::OpenAi, Endpoint::Embeddings) => openai::parse_embeddings(&bytes).map(respond::Parsed::Embeddings),
         (Api::OpenAi, _) => openai::parse_chat(&bytes).map(respond::Parsed::Chat),
@@ -459,6 +502,17 @@ async fn completion(State(state): State<Arc<MockState>>, req: Request) -> Respon
 
 fn finish(state: &MockState, mut arrival: Arrival, d: &Decision) {
     arrival.verdict = respond::verdict_label(&d.verdict);
+    if arrival.path != "/health" {
+        arrival.tokens = crate::fault::answer_tokens(&d.verdict);
+    }
+    // the wait the headers the mock writes ask for (what the simulator reads)
+    arrival.retry_after_ns = match &d.verdict {
+        crate::fault::Verdict::Error(e) if e.status == 429 => {
+            crate::provider::classify::from_error(state.config.api, e.status, e.kind, e.retry_after, e.envelope)
+                .retry_after
+        }
+        _ => None,
+    };
     arrival.cause = cause_label(state, d.cause);
     state.metrics.count(&arrival);
     state.record(arrival);
@@ -497,6 +551,10 @@ async fn health(State(state): State<Arc<MockState>>, req: Request) -> Response {
         model: None,
         verdict: Cow::Borrowed(""),
         cause: Cow::Borrowed(""),
+        request: None,
+        retry_after_ns: None,
+        tokens: 0,
+        before_start: !state.started(),
     };
     let decision = state.plan().decide(now, &RequestFacts::health(), forced.as_ref());
     finish(&state, arrival, &decision);

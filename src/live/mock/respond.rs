@@ -9,7 +9,7 @@
 
 use super::MockState;
 use crate::fault::wire::{End as WireEnd, Wire as WireTimeline};
-use crate::fault::{Decision, Endpoint, Envelope, RequestFacts, StreamKind, Success, Verdict};
+use crate::fault::{Decision, Endpoint, Envelope, RequestFacts, Success, Verdict};
 use crate::live::net::ConnCtx;
 use crate::provider::{
     anthropic, filler_token, openai, Api, ChatRequest, EmbeddingsRequest, ErrorKind, RateLimitSnapshot, Rejection,
@@ -19,7 +19,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -63,27 +62,7 @@ impl Parsed {
     }
 }
 
-/// A short label of a verdict for logs and metrics.
-pub fn verdict_label(v: &Verdict) -> Cow<'static, str> {
-    Cow::Borrowed(match v {
-        Verdict::Reset { .. } => "reset",
-        Verdict::Hang => "hang",
-        Verdict::HeadersThenSilence { .. } => "headers_then_silence",
-        Verdict::Error(e) => return Cow::Owned(format!("error:{}", e.status)),
-        Verdict::Ok(s) => match s.stream_fault {
-            None if s.slow_body_bytes_per_s.is_some() => "ok:slow_body",
-            None => "ok",
-            Some(f) => match f.kind {
-                StreamKind::Cut => "stream:cut",
-                StreamKind::Error => "stream:error",
-                StreamKind::Malformed => "stream:malformed",
-                StreamKind::NoTerminal => "stream:no_terminal",
-                StreamKind::PingStall => "stream:ping_stall",
-                StreamKind::SilentStall => "stream:silent_stall",
-            },
-        },
-    })
-}
+pub use crate::fault::verdict_label;
 
 /// A JSON response.
 pub fn json(status: StatusCode, body: String) -> Response {
