@@ -274,3 +274,43 @@ fn live_verdicts_agree_with_the_simulator() {
     assert_eq!(live["mode"], "live");
     assert_eq!(verdicts(&sim), verdicts(&live));
 }
+
+/// The whole built-in catalogue against the reference gateway (simulated) keeps the
+/// verdicts pinned in tests/suite/pins/builtin.toml: a change in chaosgate's fault model,
+/// gateway policy or verdict rules that moves one shows here. After an intended change:
+/// `chaosgate suite --write-expect tests/suite/pins/builtin.toml` and say why in the commit.
+#[test]
+fn the_catalogue_against_the_reference_gateway_keeps_its_pinned_verdicts() {
+    let o = suite(&["--quiet", "--expect", "tests/suite/pins/builtin.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// A live subset of the catalogue through the reference gateway gives the simulator's
+/// verdicts (time compressed 4×).
+#[test]
+fn catalogue_entries_live_agree_with_the_simulator() {
+    let d = tmp("catalogue-live");
+    let only = "grey-502,headers-never,stream-cut,both-down,context-length-400,retry-after-429";
+    let run = |live: bool| {
+        let p = d.join(if live { "live.json" } else { "sim.json" });
+        let rd = d.join("runs");
+        let mut args = vec![
+            "--only",
+            only,
+            "--quiet",
+            "--set",
+            "time_scale=0.25",
+            "--json",
+            p.to_str().unwrap(),
+        ];
+        if live {
+            args.extend(["--live", "--run-dir", rd.to_str().unwrap()]);
+        }
+        let o = suite(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        r
+    };
+    let (sim, live) = (run(false), run(true));
+    assert_eq!(verdicts(&sim), verdicts(&live));
+}

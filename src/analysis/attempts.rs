@@ -70,6 +70,10 @@ pub struct ProbeLoad {
     pub probe_output_tokens: u64,
 }
 
+/// An attempt reaching a provider this soon after its 429 was already on its way when the
+/// 429 went out (no gateway can call it back): it is not the attempt that answers the 429.
+pub const IN_FLIGHT_GRACE: Nanos = 100 * crate::time::NS_PER_MS;
+
 /// How a gateway treated one provider's 429s carrying `Retry-After`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RetryAfterStats {
@@ -266,9 +270,13 @@ impl AttemptsAcc {
         }
         debug_assert!(a.at >= prov.last, "a provider's attempts come in time order");
         prov.last = a.at;
-        for (at, wait) in prov.pending.drain(..) {
+        let r = &mut prov.retry_after;
+        prov.pending.retain(|&(at, wait)| {
             let gap = a.at.saturating_sub(at);
-            let r = &mut prov.retry_after;
+            if gap < IN_FLIGHT_GRACE.min(wait) {
+                // sent before the 429 could have reached the gateway: the next one counts
+                return true;
+            }
             r.followed += 1;
             let g = nanos_to_secs_f64(gap);
             let margin = g - nanos_to_secs_f64(wait);
@@ -277,7 +285,8 @@ impl AttemptsAcc {
             if gap < wait {
                 r.violations += 1;
             }
-        }
+            false
+        });
         if let Some(wait) = a.retry_after {
             prov.retry_after.with_header += 1;
             prov.pending.push((a.at, wait));
@@ -658,6 +667,24 @@ mod tests {
         assert_eq!((q.min_gap_s, q.min_margin_s), (Some(1.5), Some(0.5)));
         assert!(!s.retry_after.contains_key("r"));
         assert_eq!(s.provider_attempts, 7);
+    }
+
+    /// An attempt reaching the provider within `IN_FLIGHT_GRACE` of its 429 was already on
+    /// its way (live, a gateway that honours Retry-After across requests was failed for it);
+    /// the next one is the attempt the 429 is judged by.
+    #[test]
+    fn retry_after_in_flight_attempt_counted_as_a_violation() {
+        let mut limited = arr("p", S, Some(0), "error:429");
+        limited.retry_after = Some(2 * S);
+        let arrs = [
+            limited,
+            arr("p", S + 3 * NS_PER_MS, Some(1), "error:429"),
+            arr("p", 3 * S + 10 * NS_PER_MS, Some(2), "ok"),
+        ];
+        let s = attempt_stats(&[], &arrs, &[], T, 10 * S, 0);
+        let p = &s.retry_after["p"];
+        assert_eq!((p.with_header, p.followed, p.violations), (1, 1, 0));
+        assert_eq!(p.min_gap_s, Some(2.01));
     }
 
     #[test]

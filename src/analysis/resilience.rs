@@ -228,7 +228,12 @@ pub fn analyze(
     let gateway = events
         .iter()
         .filter(|e| e.target == provider && e.t_ns >= onset)
-        .find(|e| matches!(e.kind, EventKind::Ejected | EventKind::BreakerOpened { .. }))
+        .find(|e| {
+            matches!(
+                e.kind,
+                EventKind::Ejected | EventKind::BreakerOpened { .. } | EventKind::RateLimited { .. }
+            )
+        })
         .map(|e| nanos_to_secs_f64(e.t_ns - onset));
     let det_idx = traffic.unwrap_or(idx(end));
     let (mut before, mut after) = (0, 0);

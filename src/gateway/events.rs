@@ -26,6 +26,12 @@ pub enum EventKind {
     BreakerHalfOpened,
     /// The breaker closed (closed = traffic flows).
     BreakerClosed,
+    /// A 429 carrying Retry-After took the target out of rotation until then
+    /// (`[gateway] rate_limit_cooldown`).
+    RateLimited {
+        /// Until when (ns since start).
+        until_ns: Nanos,
+    },
     /// A request is retried on the same target.
     Retry {
         /// Attempt number, from 1 for the first retry.

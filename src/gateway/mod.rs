@@ -232,7 +232,15 @@ pub struct GatewayConfig {
     /// retry budget, and probes on its own — no state is shared.
     #[serde(default = "one_replica", skip_serializing_if = "is_one_replica")]
     pub replicas: u32,
+    /// A 429 carrying Retry-After takes its target out of rotation until the wait is over
+    /// (at most [`MAX_RATE_LIMIT_COOLDOWN`]), so no request reaches a provider sooner than
+    /// it asked (default false: a retry alone honours it, as most gateways do).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limit_cooldown: bool,
 }
+
+/// The longest a Retry-After takes a target out of rotation.
+pub const MAX_RATE_LIMIT_COOLDOWN: Nanos = 10 * 60 * crate::time::NS_PER_S;
 
 impl GatewayConfig {
     /// Problems, each at its key under `[gateway]`.
@@ -435,8 +443,10 @@ fn target(i: usize, k: &str) -> Path {
 }
 
 /// Healthy (or unchecked) and admitted by its breaker (or none) at `now`.
-fn available(health: &Option<HealthChecker>, breaker: &Option<Breaker>, now: Nanos) -> bool {
-    health.as_ref().is_none_or(|h| h.is_healthy()) && breaker.as_ref().is_none_or(|b| b.would_allow(now))
+fn available(health: &Option<HealthChecker>, breaker: &Option<Breaker>, cooling: Nanos, now: Nanos) -> bool {
+    now >= cooling
+        && health.as_ref().is_none_or(|h| h.is_healthy())
+        && breaker.as_ref().is_none_or(|b| b.would_allow(now))
 }
 
 /// The policy of the reference gateway over all its targets.
@@ -454,6 +464,8 @@ pub struct Policy {
     events: Vec<GatewayEvent>,
     /// Which replica this is, when the gateway has more than one (its events say so).
     replica: Option<u32>,
+    /// Per target: out of rotation until then (a 429's Retry-After).
+    cooling: Vec<Nanos>,
 }
 
 impl Policy {
@@ -517,6 +529,7 @@ impl Policy {
             rng_health: stream(seed, "gateway/health"),
             events: Vec::new(),
             replica: (replicas > 1).then_some(k),
+            cooling: vec![0; n as usize],
         }
     }
 
@@ -532,7 +545,7 @@ impl Policy {
 
     /// Whether target i may take traffic at `now` (healthy and its breaker would admit).
     pub fn available(&self, now: Nanos, i: usize) -> bool {
-        available(&self.health[i], &self.breakers[i], now)
+        available(&self.health[i], &self.breakers[i], self.cooling[i], now)
     }
 
     /// A request arrived: the targets to try, in order (empty: fail fast).
@@ -552,12 +565,13 @@ impl Policy {
             breakers,
             route,
             rng_route,
+            cooling,
             ..
         } = self;
         // the available targets straight into `order` (what router::order_into filters)
         order.clear();
         for (i, (h, b)) in health.iter().zip(breakers.iter()).enumerate() {
-            if available(h, b, now) {
+            if available(h, b, cooling[i], now) {
                 order.push(i);
             }
         }
@@ -581,6 +595,23 @@ impl Policy {
         let set = &self.fail_statuses;
         let failed = self.cfg.failure.counts(outcome, |s| set.contains(s));
         self.on_result(now, i, failed, duration);
+        if let Outcome::Answer(a) = outcome {
+            match a.retry_after {
+                Some(ra) if a.status == 429 && self.cfg.rate_limit_cooldown => {
+                    let until = now.saturating_add(ra.min(MAX_RATE_LIMIT_COOLDOWN));
+                    if until > self.cooling[i] {
+                        self.cooling[i] = until;
+                        self.events.push(GatewayEvent {
+                            t_ns: now,
+                            target: self.cfg.targets[i].name.clone(),
+                            kind: EventKind::RateLimited { until_ns: until },
+                            replica: None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
         failed
     }
 
@@ -740,6 +771,35 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
         assert_eq!(p.plan(10), vec![1]);
         assert!(matches!(p.breaker_state(0), Some(BreakerState::Open { .. })));
         assert_eq!(p.plan(11 * NS_PER_S), vec![0, 1], "half-open admits trials again");
+    }
+
+    /// A 429 asking to wait 3 s takes its target out of rotation for 3 s: other requests
+    /// went on reaching the provider before (the catalogue's `retry-after-429`).
+    #[test]
+    fn retry_after_429_was_not_honoured_across_requests() {
+        let mut c = cfg();
+        c.rate_limit_cooldown = true;
+        let mut p = Policy::new(c, 1);
+        let limited = Answer {
+            status: 429,
+            retry_after: Some(3 * NS_PER_S),
+            final_: None,
+        };
+        p.on_outcome(NS_PER_S, 0, Outcome::Answer(limited), 1000);
+        assert_eq!(p.plan(NS_PER_S + 1), vec![1]);
+        assert_eq!(p.plan(4 * NS_PER_S - 1), vec![1]);
+        assert_eq!(p.plan(4 * NS_PER_S), vec![0, 1]);
+        let ev = p.drain_events();
+        assert!(ev
+            .iter()
+            .any(|e| e.kind == EventKind::RateLimited { until_ns: 4 * NS_PER_S } && e.target == "primary"));
+        // a 429 without Retry-After, or with the cooldown off, leaves the target in
+        p.on_outcome(5 * NS_PER_S, 0, Outcome::Answer(Answer::status(429)), 1000);
+        assert_eq!(p.plan(5 * NS_PER_S + 1), vec![0, 1]);
+        let mut p = Policy::new(cfg(), 1);
+        p.cfg.rate_limit_cooldown = false;
+        p.on_outcome(NS_PER_S, 0, Outcome::Answer(limited), 1000);
+        assert_eq!(p.plan(NS_PER_S + 1), vec![0, 1]);
     }
 
     #[test]

@@ -500,6 +500,7 @@ pub fn event_name(k: &EventKind) -> &'static str {
         EventKind::BreakerOpened { .. } => "breaker_opened",
         EventKind::BreakerHalfOpened => "breaker_half_opened",
         EventKind::BreakerClosed => "breaker_closed",
+        EventKind::RateLimited { .. } => "rate_limited",
         EventKind::Retry { .. } => "retry",
         EventKind::Fallback { .. } => "fallback",
     }
