@@ -134,7 +134,7 @@ fn scaffold(g: InitGateway) -> Scaffold {
             sweep: "--sweep gateway.values.num_retries=0,1,2",
             gotchas: &[
                 "TensorZero keeps no health state: every request tries the failing provider first, then the next one in `routing`; the primary never stops receiving traffic.",
-                "Its OpenAI-compatible endpoint wants the model named tensorzero::function_name::chat (the scenario's traffic kind); a plain gpt-4o is a 400.",
+                "Its OpenAI-compatible endpoint wants the model named tensorzero::function_name::chat (traffic.model); a plain gpt-4o is a 400.",
                 "It rebuilds every answer (its own ids, no provider headers): only error bodies name the provider, so successful requests stay unattributed.",
             ],
         },
