@@ -19,6 +19,8 @@ pub enum InitGateway {
     Nginx,
     /// Caddy.
     Caddy,
+    /// TensorZero gateway (its Docker image's gateway binary, or scripts/interop-setup tensorzero).
+    Tensorzero,
     /// chaosgate's own reference gateway, as an external process.
     Chaosgate,
     /// A gateway you start yourself (docker-compose, Kubernetes, staging).
@@ -119,6 +121,21 @@ fn scaffold(g: InitGateway) -> Scaffold {
             gotchas: &[
                 "Passive health is off unless fail_duration > 0; retries (try_duration) are off at 0s.",
                 "Active checks are GET /health: a grey failure (502 with /health 200) passes them.",
+            ],
+        },
+        InitGateway::Tensorzero => Scaffold {
+            files: &[ex!("tensorzero", "scenario.toml"), ex!("tensorzero", "tensorzero.toml.j2")],
+            command: Some((
+                "\"../../../.interop/bin/tensorzero-gateway\"   # written by scripts/interop-setup",
+                "\"gateway\"   # TensorZero's gateway binary on PATH (as in its Docker image), or a path relative to this file",
+            )),
+            install: "TensorZero's gateway binary (Docker image tensorzero/gateway)   (or, in the chaosgate repository: bash scripts/interop-setup tensorzero)",
+            time_scale: Some("0.1"),
+            sweep: "--sweep gateway.values.num_retries=0,1,2",
+            gotchas: &[
+                "TensorZero keeps no health state: every request tries the failing provider first, then the next one in `routing`; the primary never stops receiving traffic.",
+                "Its OpenAI-compatible endpoint wants the model named tensorzero::function_name::chat (traffic.model); a plain gpt-4o is a 400.",
+                "It rebuilds every answer (its own ids, no provider headers): only error bodies name the provider, so successful requests stay unattributed.",
             ],
         },
         InitGateway::Chaosgate => Scaffold {
@@ -264,6 +281,7 @@ mod tests {
             InitGateway::Haproxy,
             InitGateway::Nginx,
             InitGateway::Caddy,
+            InitGateway::Tensorzero,
             InitGateway::Chaosgate,
             InitGateway::Running,
         ] {

@@ -35,6 +35,10 @@ pub struct TrafficConfig {
     /// Default API of kinds that do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<Api>,
+    /// Model of the chat kinds that name none (default: the API's; a gateway that routes
+    /// by its own model names, e.g. TensorZero's `tensorzero::function_name::chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Run length (open and closed loop; a trace runs to its last row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Dur>,
@@ -346,8 +350,15 @@ impl TrafficConfig {
         }
     }
 
-    /// A mix file and inline kinds both given; each inline kind's own problems.
+    /// A mix file and inline kinds both given; each inline kind's own problems; an empty
+    /// default model.
     fn kind_problems(&self, v: &mut Vec<crate::diag::Problem>) {
+        if self.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            v.push((
+                key("model"),
+                "must not be empty (leave it out for the API's default)".into(),
+            ));
+        }
         if self.mix.is_some() && !self.kinds.is_empty() {
             v.push((
                 key("mix"),
@@ -357,9 +368,24 @@ impl TrafficConfig {
         v.extend(mix_problems(&self.kinds, &key("kind")));
     }
 
-    /// The kinds: from the mix file (relative to `base`), inline, or one default chat kind.
-    #[allow(clippy::disallowed_methods)] // a loader: the mix file, read once when a scenario or `load --mix` loads
+    /// The kinds: from the mix file (relative to `base`), inline, or one default chat kind;
+    /// chat kinds that name no model get `model` when it is set.
     pub fn load_kinds(&self, base: &std::path::Path) -> Result<Vec<KindSpec>, crate::diag::ConfigErrors> {
+        let mut kinds = self.kinds_as_given(base)?;
+        if let Some(m) = &self.model {
+            for k in kinds
+                .iter_mut()
+                .filter(|k| k.model.is_none() && k.endpoint == EndpointKind::Chat)
+            {
+                k.model = Some(m.clone());
+            }
+        }
+        Ok(kinds)
+    }
+
+    /// The kinds as the mix file or `[[traffic.kind]]` give them (or one default chat kind).
+    #[allow(clippy::disallowed_methods)] // a loader: the mix file, read once when a scenario or `load --mix` loads
+    fn kinds_as_given(&self, base: &std::path::Path) -> Result<Vec<KindSpec>, crate::diag::ConfigErrors> {
         if let Some(p) = &self.mix {
             let path = base.join(p);
             let text = crate::diag::read_config(&path)?;
@@ -564,6 +590,41 @@ mod tests {
         assert!(c.problems().iter().any(|(k, _)| k.to_string() == "duration"));
         let e = toml::from_str::<TrafficConfig>("rat = 10.0\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rat`"), "{e}");
+    }
+
+    /// `traffic.model` names the model of every chat kind that names none (inline, from a
+    /// mix file, or the default kind); embeddings kinds and kinds with their own keep theirs.
+    #[test]
+    fn traffic_model_is_the_default_of_chat_kinds_without_one() {
+        let dot = std::path::Path::new(".");
+        let c: TrafficConfig = toml::from_str("rate = 1.0\nduration = \"1s\"\nmodel = \"tz::chat\"\n").unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let k = c.load_kinds(dot).unwrap();
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].model.as_deref(), Some("tz::chat"));
+        let c: TrafficConfig = toml::from_str(
+            "rate = 1.0\nduration = \"1s\"\nmodel = \"tz::chat\"\n\
+             [[kind]]\nname = \"plain\"\n\
+             [[kind]]\nname = \"own\"\nmodel = \"gpt-x\"\n\
+             [[kind]]\nname = \"emb\"\nendpoint = \"embeddings\"\n",
+        )
+        .unwrap();
+        let models: Vec<Option<String>> = c.load_kinds(dot).unwrap().into_iter().map(|k| k.model).collect();
+        assert_eq!(models, [Some("tz::chat".into()), Some("gpt-x".into()), None]);
+        let mix = Mix::new(c.load_kinds(dot).unwrap(), Api::OpenAi).unwrap();
+        assert_eq!(mix.kinds()[0].model.as_deref(), Some("tz::chat"));
+        // without it nothing changes
+        let c: TrafficConfig = toml::from_str("rate = 1.0\nduration = \"1s\"\n").unwrap();
+        assert_eq!(c.load_kinds(dot).unwrap()[0].model, None);
+        // an empty one is refused at its key
+        let c: TrafficConfig = toml::from_str("rate = 1.0\nduration = \"1s\"\nmodel = \" \"\n").unwrap();
+        assert!(
+            c.problems()
+                .iter()
+                .any(|(k, m)| k.to_string() == "model" && m.contains("empty")),
+            "{:?}",
+            c.problems()
+        );
     }
 
     #[test]
