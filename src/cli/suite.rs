@@ -84,7 +84,7 @@ fn list(entries: &[Entry]) -> String {
         s += &format!(
             "{:<w$}  {:<4}  {:<28}  {}\n",
             e.name,
-            format!("{:?}", e.best).to_lowercase(),
+            e.best.as_str(),
             e.tags.join(","),
             e.title
         );
@@ -100,16 +100,11 @@ fn read_expect(p: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap
         toml::from_str(&src).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message().trim()))?;
     let mut out = std::collections::BTreeMap::new();
     for (k, v) in t {
-        let v = match v.as_str() {
-            Some("pass") => Verdict::Pass,
-            Some("safe") => Verdict::Safe,
-            Some("degraded") => Verdict::Degraded,
-            Some("fail") => Verdict::Fail,
-            Some("error") => Verdict::Error,
-            _ => anyhow::bail!(
+        let Some(v) = v.as_str().and_then(Verdict::parse) else {
+            anyhow::bail!(
                 "{}: {k} = {v}: a verdict is \"pass\", \"safe\", \"degraded\", \"fail\" or \"error\"",
                 p.display()
-            ),
+            )
         };
         out.insert(k, v);
     }
@@ -282,11 +277,7 @@ pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
         }
     }
     if let Some(f) = &a.fail_on {
-        let bound = match f.as_str() {
-            "safe" => Verdict::Safe,
-            "degraded" => Verdict::Degraded,
-            _ => Verdict::Fail,
-        };
+        let bound = Verdict::parse(f).unwrap_or(Verdict::Fail);
         let bad: Vec<&str> = report
             .entries
             .iter()

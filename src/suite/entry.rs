@@ -15,6 +15,16 @@ pub enum Best {
     Safe,
 }
 
+impl Best {
+    /// Its name in tables and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Best::Pass => "pass",
+            Best::Safe => "safe",
+        }
+    }
+}
+
 /// The traffic shape of an entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

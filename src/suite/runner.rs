@@ -105,15 +105,6 @@ impl SuiteReport {
     }
 }
 
-/// The scenario of an entry, or why it cannot run; with the gateway kind.
-fn prepare(
-    entry: &Entry,
-    o: &SuiteOptions,
-    doc: &toml_edit::DocumentMut,
-) -> Result<crate::scenario::ScenarioSet, String> {
-    merge::scenario(entry, &o.gateway, doc, &o.sets)
-}
-
 /// The verdict and figures of one run report.
 pub fn judge_run(entry: &Entry, r: &RunReport, seed: u64) -> RunResult {
     let figures = verdict::figures(r);
@@ -167,13 +158,7 @@ fn fold(entry: &Entry, runs: Vec<RunResult>, error: Option<String>, command: Str
 /// Whether the suite runs simulated (the gateway is built in and `--live` is off).
 pub fn simulated(o: &SuiteOptions) -> Result<bool, String> {
     let doc = merge::gateway_document(&o.gateway)?;
-    let kind = doc
-        .get("gateway")
-        .and_then(|g| g.get("kind"))
-        .and_then(|k| k.as_str())
-        .unwrap_or("builtin")
-        .to_string();
-    Ok(kind == "builtin" && !o.live)
+    Ok(kind_of(&doc) == "builtin" && !o.live)
 }
 
 fn kind_of(doc: &toml_edit::DocumentMut) -> String {
@@ -250,7 +235,7 @@ fn base_seed(o: &SuiteOptions, set: &crate::scenario::ScenarioSet) -> u64 {
 }
 
 fn simulate_entry(e: &Entry, o: &SuiteOptions, doc: &toml_edit::DocumentMut, command: String) -> EntryResult {
-    let set = match prepare(e, o, doc) {
+    let set = match merge::scenario(e, &o.gateway, doc, &o.sets) {
         Ok(s) => s,
         Err(m) => return fold(e, Vec::new(), Some(m), command),
     };
@@ -285,7 +270,7 @@ pub async fn run_live(
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for (i, e) in entries.iter().enumerate() {
-        let set = prepare(e, o, &doc);
+        let set = merge::scenario(e, &o.gateway, &doc, &o.sets);
         let (e, o2, sem, done, stop, cmd) = (
             e.clone(),
             o.clone(),

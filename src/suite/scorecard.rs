@@ -107,7 +107,7 @@ pub fn text(r: &SuiteReport) -> String {
                 if e.meets_best {
                     "✓".into()
                 } else {
-                    format!("{:?}", e.best).to_lowercase()
+                    e.best.as_str().to_string()
                 },
                 c[0].clone(),
                 c[1].clone(),
@@ -187,7 +187,7 @@ pub fn markdown(r: &SuiteReport) -> String {
             if e.meets_best {
                 "✓".to_string()
             } else {
-                format!("{:?}", e.best).to_lowercase()
+                e.best.as_str().to_string()
             },
             c[0],
             c[1],
@@ -230,9 +230,9 @@ pub fn junit(r: &SuiteReport) -> String {
         } else if !e.meets_best {
             let _ = writeln!(
                 s,
-                ">\n      <failure message=\"{} (best: {:?})\">{}</failure>\n    </testcase>",
+                ">\n      <failure message=\"{} (best: {})\">{}</failure>\n    </testcase>",
                 e.verdict.as_str(),
-                e.best,
+                e.best.as_str(),
                 xml_escape(&why(e))
             );
         } else {

@@ -33,6 +33,18 @@ impl Verdict {
             Verdict::Error => "error",
         }
     }
+    /// The verdict named `s` (`pass`, `safe`, `degraded`, `fail`, `error`).
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Pass,
+            Verdict::Safe,
+            Verdict::Degraded,
+            Verdict::Fail,
+            Verdict::Error,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
     /// Whether it is as good as the entry allows.
     pub fn meets(self, best: Best) -> bool {
         match best {
