@@ -329,7 +329,13 @@ fn verdicts_meet_the_best_an_entry_allows() {
     assert!(Verdict::Pass.meets(Best::Pass) && !Verdict::Safe.meets(Best::Pass));
     assert!(Verdict::Pass.meets(Best::Safe) && Verdict::Safe.meets(Best::Safe));
     assert!(!Verdict::Degraded.meets(Best::Safe) && !Verdict::Error.meets(Best::Safe));
-    for v in [Verdict::Pass, Verdict::Safe, Verdict::Degraded, Verdict::Fail, Verdict::Error] {
+    for v in [
+        Verdict::Pass,
+        Verdict::Safe,
+        Verdict::Degraded,
+        Verdict::Fail,
+        Verdict::Error,
+    ] {
         assert_eq!(Verdict::parse(v.as_str()), Some(v));
     }
     assert_eq!(Verdict::parse("Pass"), None);
