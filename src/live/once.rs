@@ -76,6 +76,7 @@ pub async fn run_once(
     run_dir: &Path,
     stop: watch::Receiver<bool>,
     live: Option<Arc<live::LiveCounters>>,
+    view: bool,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
@@ -102,7 +103,7 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live)
+    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live, view)
         .await
         .map(|mut r| {
             r.run.cost = r.cost_of(s, &models);
@@ -137,6 +138,7 @@ async fn drive(
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
+    view: bool,
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
     let mut info = GatewayInfo {
@@ -155,7 +157,7 @@ async fn drive(
         GatewaySpec::Running(x) => start_running(x, vars, &stop, &mut info).await?,
     };
     let outcome = traffic(
-        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters,
+        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, view,
     )
     .await;
     gw.stop_external().await;
@@ -193,6 +195,10 @@ async fn drive(
         &attempts,
     );
     run.onset_shift_s = 0.0;
+    if view {
+        let v = crate::analysis::run::incident_view(&s.slo, &result.aggregator, &run, &faults, &events, result.duration);
+        run.incident = Some(Box::new(v));
+    }
     Ok(LiveRun {
         run,
         gateway: info,
@@ -497,6 +503,7 @@ async fn traffic(
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
+    view: bool,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&bases[0], api, seed);
@@ -511,6 +518,7 @@ async fn traffic(
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     opts.keep_ends = true;
+    opts.start_latency = view;
     // per-phase statistics over the ground-truth windows
     opts.phases = crate::analysis::phase_groups(
         mocks

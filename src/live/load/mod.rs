@@ -73,6 +73,9 @@ pub struct LoadOptions {
     /// [`LoadResult::ends`] (scenario runs: the attempt figures join them with what the
     /// mocks received; 40 bytes a request).
     pub keep_ends: bool,
+    /// Keep, per bucket of intended start, the latency of the requests started in it (the
+    /// HTML report's incident view; [`crate::analysis::Aggregator::with_start_latency`]).
+    pub start_latency: bool,
 }
 
 impl LoadOptions {
@@ -97,6 +100,7 @@ impl LoadOptions {
             stop: None,
             more_targets: Vec::new(),
             keep_ends: false,
+            start_latency: false,
         }
     }
 }
@@ -1031,7 +1035,10 @@ fn spawn_aggregator(
     Vec<crate::analysis::attempts::ClientEnd>,
 )> {
     let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
-    let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    let mut agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    if opts.start_latency {
+        agg = agg.with_start_latency();
+    }
     let keep_ends = opts.keep_ends;
     tokio::spawn(async move {
         let mut agg = agg;
