@@ -176,10 +176,7 @@ pub fn analyze(
     let rate = run_rate(bucket, totals, rate_override);
     let budget = budget_requests(target, rate, period_s);
     let burn = Burn::new(target, bucket, totals, bad, rate);
-    let alerts = RULES
-        .iter()
-        .map(|r| (r.name.to_string(), burn.fires_at(r)))
-        .collect();
+    let alerts = RULES.iter().map(|r| (r.name.to_string(), burn.fires_at(r))).collect();
     BudgetReport {
         target,
         period_s,

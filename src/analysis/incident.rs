@@ -354,7 +354,11 @@ impl IncidentView {
                         let values = (0..drawn)
                             .map(|j| {
                                 let (a, b) = range(j);
-                                s.get(a..b.min(s.len())).unwrap_or(&[]).iter().copied().fold(0.0, f64::max)
+                                s.get(a..b.min(s.len()))
+                                    .unwrap_or(&[])
+                                    .iter()
+                                    .copied()
+                                    .fold(0.0, f64::max)
                             })
                             .collect();
                         BurnSeries { window_s: w, values }
@@ -477,7 +481,11 @@ mod tests {
         // no budget asked: no burn series; no events: no markers
         assert!(v.burn.is_empty() && v.events.is_empty() && v.probes.is_empty());
         // the overall e2e curve: x = 1, 2, 5 (6 samples), q = 0, 0.5, 0.8
-        let all = v.latency.iter().find(|p| p.metric == "e2e" && p.group == "all").unwrap();
+        let all = v
+            .latency
+            .iter()
+            .find(|p| p.metric == "e2e" && p.group == "all")
+            .unwrap();
         assert_eq!(all.count, 6);
         assert_eq!(all.points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0.0, 0.5, 0.8]);
         assert!((all.points[1].1 - agg.overall().latency.quantile_ms(0.5)).abs() < 1e-12);
@@ -499,7 +507,10 @@ mod tests {
         let k = merge_factor(n);
         assert!(n.div_ceil(k) <= MAX_BUCKETS && k == 500, "{k}");
         assert_eq!(percentile_xs(0), vec![1.0]);
-        assert_eq!(percentile_xs(1000), vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]);
+        assert_eq!(
+            percentile_xs(1000),
+            vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+        );
     }
 
     /// The burn series is `Burn::at` of budget.rs, the formula the alerts use: at a given

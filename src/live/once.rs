@@ -196,7 +196,8 @@ async fn drive(
     );
     run.onset_shift_s = 0.0;
     if view {
-        let v = crate::analysis::run::incident_view(&s.slo, &result.aggregator, &run, &faults, &events, result.duration);
+        let v =
+            crate::analysis::run::incident_view(&s.slo, &result.aggregator, &run, &faults, &events, result.duration);
         run.incident = Some(Box::new(v));
     }
     Ok(LiveRun {

@@ -108,7 +108,8 @@ pub fn simulate_once_viewed(
     );
     one.cost = run_cost(s.prices.as_ref(), &out.aggregator, &models);
     if view {
-        let v = crate::analysis::run::incident_view(&s.slo, &out.aggregator, &one, &out.faults, &out.events, out.duration);
+        let v =
+            crate::analysis::run::incident_view(&s.slo, &out.aggregator, &one, &out.faults, &out.events, out.duration);
         one.incident = Some(Box::new(v));
     }
     Ok((one, out))
