@@ -241,9 +241,10 @@ fn point_section(s: &mut String, pt: &PointReport, i: usize, is_sweep: bool) {
     for w in &r.warnings {
         let _ = writeln!(s, "<p class=\"warn\">warning: {}</p>", esc(w));
     }
-    figures_table(s, r);
     let Some(v) = &r.incident else {
-        s.push_str("<p class=\"note\">No incident view was kept for this point.</p>\n</section>\n");
+        s.push_str("<p class=\"note\">No incident view was kept for this point.</p>\n");
+        figures_table(s, r);
+        s.push_str("</section>\n");
         return;
     };
     let which = if r.runs > 1 {
@@ -257,7 +258,10 @@ fn point_section(s: &mut String, pt: &PointReport, i: usize, is_sweep: bool) {
     for n in &v.notes {
         let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(n));
     }
-    s.push_str("<h3>Incident timeline</h3>\n<figure data-chart=\"timeline\">\n");
+    let _ = writeln!(
+        s,
+        "<h3 id=\"timeline-{i}\">Incident timeline</h3>\n<figure data-chart=\"timeline\">"
+    );
     s.push_str(&timeline_svg(v, &r.resilience.faults));
     let _ = writeln!(
         s,
@@ -265,7 +269,10 @@ fn point_section(s: &mut String, pt: &PointReport, i: usize, is_sweep: bool) {
         num(v.bucket_s)
     );
     if !v.burn.is_empty() {
-        s.push_str("<h3>Error budget</h3>\n<figure data-chart=\"budget\">\n");
+        let _ = writeln!(
+            s,
+            "<h3 id=\"budget-{i}\">Error budget</h3>\n<figure data-chart=\"budget\">"
+        );
         s.push_str(&budget_svg(v, &r.budget));
         let b = &r.budget;
         let _ = writeln!(
@@ -277,12 +284,17 @@ fn point_section(s: &mut String, pt: &PointReport, i: usize, is_sweep: bool) {
             num(b.period_s / 86_400.0)
         );
     }
-    s.push_str("<h3>Latency</h3>\n<figure data-chart=\"latency\">\n");
+    let _ = writeln!(
+        s,
+        "<h3 id=\"latency-{i}\">Latency</h3>\n<figure data-chart=\"latency\">"
+    );
     s.push_str(&latency_svg(&v.latency, r.mode == "sim"));
     let _ = writeln!(
         s,
         "<figcaption>Percentile distributions of {which}: value at percentile q against 1 ÷ (1 − q) on a log axis (HDR style: the tail spreads out to the right), overall (black) and per provider. e2e and TTFT from the intended start; ITL the pooled gaps between content events.</figcaption>\n</figure>"
     );
+    let _ = writeln!(s, "<h3 id=\"figures-{i}\">Figures</h3>");
+    figures_table(s, r);
     s.push_str("</section>\n");
 }
 
@@ -878,7 +890,9 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
 const BURN_COLOURS: [&str; 4] = ["#c0392b", "#e67e22", "#2471a3", "#7d3c98"];
 
 fn window_name(w: u64) -> String {
-    if w % 3600 == 0 {
+    if w % 86_400 == 0 {
+        format!("{} d", w / 86_400)
+    } else if w % 3600 == 0 {
         format!("{} h", w / 3600)
     } else {
         format!("{} min", w / 60)
@@ -1018,9 +1032,9 @@ pub fn latency_svg(curves: &[Percentiles], sim: bool) -> String {
     let providers: Vec<&str> = groups.iter().copied().filter(|g| *g != "all").collect();
     let mut s = String::new();
     svg_open(&mut s, w, h, "latency percentiles");
-    let pw = 270.0;
+    let pw = 260.0;
     for (mi, (m, title)) in metrics.iter().enumerate() {
-        let left = 62.0 + mi as f64 * (pw + 66.0);
+        let left = 62.0 + mi as f64 * (pw + 70.0);
         let (top, ph) = (26.0, 200.0);
         text(&mut s, left + pw / 2.0, 16.0, "middle", " font-weight=\"bold\"", title);
         let mine: Vec<&Percentiles> = curves.iter().filter(|p| p.metric == *m).collect();
