@@ -674,8 +674,41 @@ mod tests {
                 detection_min: Some(30.0),
                 detection_max: Some(30.0 + i),
                 unreliable: None,
+                budget_pct: Some(100.0 * 155.0 * (30.0 + i / 2.0) / 401_760.0),
+                budget_min: Some(100.0 * 155.0 * 30.0 / 401_760.0),
+                budget_max: Some(100.0 * 155.0 * (30.0 + i) / 401_760.0),
             })
             .collect()
+    }
+
+    /// The HTML report's sweep chart: the same two panels and a third, the budget consumed,
+    /// with its whiskers; the `--chart` SVG keeps its two.
+    #[test]
+    fn the_budget_panel_is_drawn_only_when_asked() {
+        let pts = article_sweep();
+        let two = sweep_svg("t", "x", &pts);
+        let three = sweep_svg_with_budget("t", "x", &pts);
+        assert!(!two.contains("id=\"budget\""));
+        let doc = roxmltree::Document::parse(&three).unwrap();
+        let budget = panel(&doc, "budget");
+        let markers: Vec<_> = budget
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("marker"))
+            .collect();
+        assert_eq!(markers.len(), 4);
+        // 60 s interval: 155 × 60 = 9,300 failed of a 401,760-request budget = 2.31 %
+        let title = markers[3].first_element_child().unwrap().text().unwrap();
+        assert_eq!(title, "interval=60s: 2.31 % (min 1.16 %, max 3.47 %)");
+        assert_eq!(
+            budget.descendants().filter(|n| n.attribute("class") == Some("whisker")).count(),
+            4
+        );
+        // the x labels moved below the third panel, and the figure grew by a panel and a gap
+        let h = |s: &str| {
+            let d = roxmltree::Document::parse(s).unwrap();
+            d.root_element().attribute("height").unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(h(&three) - h(&two), PANEL_H + GAP);
     }
 
     fn panel<'a>(doc: &'a roxmltree::Document<'a>, id: &str) -> roxmltree::Node<'a, 'a> {

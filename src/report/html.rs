@@ -1214,6 +1214,112 @@ pub fn load_page(report: &LoadReport, v: &IncidentView, target: &str, seed: u64,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::incident::{EventMark, FaultWindow};
+
+    /// A sweep of two points named with every character HTML gives a meaning to.
+    fn nasty() -> SweepReport {
+        let view = IncidentView {
+            bucket_s: 1.0,
+            merged: 10,
+            duration_s: 3.0,
+            requests: vec![10, 10, 10],
+            failed: vec![0, 5, 0],
+            p50_ms: vec![Some(10.0), Some(1.0), None],
+            p99_ms: vec![Some(30.0), Some(900.0), None],
+            share: [("p<1>".to_string(), vec![Some(1.0), Some(0.5), None])].into(),
+            faults: vec![FaultWindow {
+                provider: "p<1>".into(),
+                phase: "out&age".into(),
+                start_s: 1.0,
+                end_s: 2.0,
+                user_end_s: None,
+            }],
+            events: vec![EventMark {
+                t_s: 1.5,
+                bucket: 1,
+                target: "p<1>".into(),
+                kind: "fallback",
+                count: 2,
+                to: Some("q\"2".into()),
+            }],
+            probes: [("p<1>".to_string(), vec![(1, 0), (0, 1), (0, 0)])].into(),
+            burn: Vec::new(),
+            latency: Vec::new(),
+            notes: vec!["a <note> & more".into()],
+        };
+        let report = RunReport {
+            scenario: "x<script>&\"y".into(),
+            mode: "sim".into(),
+            runs: 1,
+            incident: Some(Box::new(view)),
+            warnings: vec!["w<arn>".into()],
+            ..RunReport::default()
+        };
+        let point = |v: &str| PointReport {
+            params: [("gateway.x".to_string(), serde_json::Value::String(v.into()))]
+                .into_iter()
+                .collect(),
+            report: report.clone(),
+            checks: Vec::new(),
+            passed: true,
+        };
+        SweepReport {
+            scenario: report.scenario.clone(),
+            mode: "sim".into(),
+            axes: vec!["gateway.x".into()],
+            points: vec![point("<a>"), point("b&\"")],
+            passed: true,
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn every_name_is_escaped_and_nothing_is_loaded() {
+        let p = Provenance {
+            command: "chaosgate sim 'a<b>.toml'".into(),
+            version: "0.0.0".into(),
+        };
+        let page = sweep_page(&nasty(), &p);
+        for raw in ["x<script>", "<a>", "p<1>", "out&age", "q\"2", "<note>", "w<arn>", "'a<b>"] {
+            assert!(!page.contains(raw), "{raw} unescaped");
+        }
+        for escaped in [
+            "x&lt;script&gt;&amp;&quot;y",
+            "p&lt;1&gt;: out&amp;age",
+            "first to q&quot;2",
+            "a &lt;note&gt; &amp; more",
+            "warning: w&lt;arn&gt;",
+        ] {
+            assert!(page.contains(escaped), "{escaped} missing");
+        }
+        assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
+        assert!(page.contains(CSP));
+        // the same input, the same bytes
+        assert_eq!(page, sweep_page(&nasty(), &p));
+        // a point without an incident view still shows its figures
+        let mut sw = nasty();
+        sw.points[1].report.incident = None;
+        let page = sweep_page(&sw, &p);
+        assert_eq!(page.matches("data-chart=\"timeline\"").count(), 1);
+        assert_eq!(page.matches("data-table=\"figures\"").count(), 2);
+    }
+
+    #[test]
+    fn the_timeline_draws_what_the_view_holds() {
+        let sw = nasty();
+        let v = sw.points[0].report.incident.as_deref().unwrap();
+        let svg = timeline_svg(v, &[]);
+        assert_eq!(svg.matches("<rect class=\"fault\"").count(), 1);
+        assert_eq!(svg.matches("<rect class=\"probe passed\"").count(), 1);
+        assert_eq!(svg.matches("<rect class=\"probe failed\"").count(), 1);
+        assert!(svg.contains("fallback ×2 in this bucket (first to q&quot;2)"));
+        // failure rate 50 % in the second bucket: the step sits halfway up the 80 px panel
+        let fail_top = 46.0 + 140.0 + 16.0;
+        assert!(svg.contains(&format!("H{}L{},{}H", c(TL + (TW - TL - TR) / 3.0), c(TL + (TW - TL - TR) / 3.0), c(fail_top + 40.0))), "{svg}");
+        // the p50 line breaks where a bucket had no request
+        let p50 = svg.lines().find(|l| l.contains("class=\"latency p50\"")).unwrap();
+        assert_eq!(p50.matches('M').count(), 1);
+    }
 
     #[test]
     fn labels() {
