@@ -155,6 +155,7 @@ fn sim_html_is_byte_identical_self_contained_and_says_what_the_json_says() {
     assert!(page.contains("chaosgate sim examples/incidents/3am-fast-fail.toml --quiet --html"));
     assert!(page.contains("--seed 1</code>"));
     assert!(page.len() < 400_000, "{} bytes", page.len());
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -202,6 +203,7 @@ fn sweep_html_draws_the_sweep_with_bands_and_the_table() {
         assert!(figures_match(sec, &p["report"]) >= 17);
     }
     assert!(page.contains("the first of 3 runs (seed 1)"));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A 4-hour run of a provider flapping every minute, with retries and fallbacks on every
@@ -257,6 +259,12 @@ duration = "4h"
     assert!(!page.contains("<flapping>"));
     let markers = page.matches("<path class=\"event ").count();
     assert!(markers > 100 && markers <= 2_000, "{markers}");
+    // hundreds of flaps: every window shaded with a tooltip, none labelled or marked
+    let windows = page.matches("<rect class=\"fault\"").count();
+    assert!(windows > 200, "{windows}");
+    assert!(page.contains(&format!("{windows} fault windows, shaded (hover for each)")));
+    assert!(!page.contains("data-mark=\""));
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A bad `--html` path is refused before the run, naming the flag.

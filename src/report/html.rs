@@ -22,6 +22,11 @@ use std::fmt::Write as _;
 /// are in the table and the sweep chart).
 pub const MAX_DETAILED_POINTS: usize = 8;
 
+/// Most fault windows whose phase is written on the timeline and whose detection and
+/// failback are marked; with more (a flapping provider has hundreds) every window is shaded
+/// with a tooltip, and none is labelled or marked.
+pub const MAX_LABELLED_FAULTS: usize = 10;
+
 /// The Content-Security-Policy every page carries: nothing may load from anywhere.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:";
 
@@ -536,7 +541,7 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
         x.step,
     );
     let bx = |j: usize| x.at(j as f64 * v.bucket_s);
-    let top = 46.0;
+    let top = 58.0;
     let (share_h, fail_h, lat_h, gap) = (140.0, 80.0, 110.0, 16.0);
     let share_top = top;
     let fail_top = share_top + share_h + gap;
@@ -582,13 +587,28 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
                 "stroke=\"#e74c3c\" stroke-dasharray=\"2,3\"",
             );
         }
+        if v.faults.len() <= MAX_LABELLED_FAULTS {
+            text(
+                &mut s,
+                x0 + 2.0,
+                top - 18.0 - 11.0 * (k % 2) as f64,
+                "start",
+                " fill=\"#a93226\"",
+                &format!("{}: {}", f.provider, f.phase),
+            );
+        }
+    }
+    if v.faults.len() > MAX_LABELLED_FAULTS {
         text(
             &mut s,
-            x0 + 2.0,
-            top - 18.0 - 11.0 * (k % 2) as f64,
-            "start",
+            TL + pw,
+            top - 42.0,
+            "end",
             " fill=\"#a93226\"",
-            &format!("{}: {}", f.provider, f.phase),
+            &format!(
+                "{} fault windows, shaded (hover for each); detection and failback of each in the figures and the JSON's resilience.faults",
+                v.faults.len()
+            ),
         );
     }
     // share: stacked step areas
@@ -816,7 +836,8 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
         }
     }
     // detection and failback marks (first run's fault windows)
-    for (k, f) in faults.iter().enumerate() {
+    let marked = if faults.len() <= MAX_LABELLED_FAULTS { faults } else { &[] };
+    for (k, f) in marked.iter().enumerate() {
         let marks = [
             (
                 "detection_gateway",
@@ -1314,7 +1335,7 @@ mod tests {
         assert_eq!(svg.matches("<rect class=\"probe failed\"").count(), 1);
         assert!(svg.contains("fallback ×2 in this bucket (first to q&quot;2)"));
         // failure rate 50 % in the second bucket: the step sits halfway up the 80 px panel
-        let fail_top = 46.0 + 140.0 + 16.0;
+        let fail_top = 58.0 + 140.0 + 16.0;
         assert!(svg.contains(&format!("H{}L{},{}H", c(TL + (TW - TL - TR) / 3.0), c(TL + (TW - TL - TR) / 3.0), c(fail_top + 40.0))), "{svg}");
         // the p50 line breaks where a bucket had no request
         let p50 = svg.lines().find(|l| l.contains("class=\"latency p50\"")).unwrap();
