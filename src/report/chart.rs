@@ -700,7 +700,10 @@ mod tests {
         let title = markers[3].first_element_child().unwrap().text().unwrap();
         assert_eq!(title, "interval=60s: 2.31 % (min 1.16 %, max 3.47 %)");
         assert_eq!(
-            budget.descendants().filter(|n| n.attribute("class") == Some("whisker")).count(),
+            budget
+                .descendants()
+                .filter(|n| n.attribute("class") == Some("whisker"))
+                .count(),
             4
         );
         // the x labels moved below the third panel, and the figure grew by a panel and a gap

@@ -625,26 +625,21 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
     let mut base = vec![0.0f64; v.len()];
     for p in &providers {
         let vals = &v.share[*p];
+        // this provider's band lies on the previous providers' top
+        let prev = base.clone();
         let mut d = String::new();
-        for j in 0..v.len() {
-            let lo = base[j];
-            let hi = lo + vals.get(j).copied().flatten().unwrap_or(0.0) * 100.0;
+        for (j, top) in base.iter_mut().enumerate() {
+            *top += vals.get(j).copied().flatten().unwrap_or(0.0) * 100.0;
             let _ = write!(
                 d,
                 "{}{},{}H{}",
                 if j == 0 { "M" } else { "L" },
                 c(bx(j)),
-                c(sy.at(hi)),
+                c(sy.at(*top)),
                 c(bx(j + 1))
             );
-            base[j] = hi;
         }
         let mut lower = String::new();
-        // back along the previous top
-        let mut prev = vec![0.0f64; v.len()];
-        for j in 0..v.len() {
-            prev[j] = base[j] - vals.get(j).copied().flatten().unwrap_or(0.0) * 100.0;
-        }
         for j in (0..v.len()).rev() {
             let _ = write!(lower, "L{},{}H{}", c(bx(j + 1)), c(sy.at(prev[j])), c(bx(j)));
         }
@@ -836,7 +831,11 @@ pub fn timeline_svg(v: &IncidentView, faults: &[crate::analysis::resilience::Fau
         }
     }
     // detection and failback marks (first run's fault windows)
-    let marked = if faults.len() <= MAX_LABELLED_FAULTS { faults } else { &[] };
+    let marked = if faults.len() <= MAX_LABELLED_FAULTS {
+        faults
+    } else {
+        &[]
+    };
     for (k, f) in marked.iter().enumerate() {
         let marks = [
             (
@@ -1301,7 +1300,16 @@ mod tests {
             version: "0.0.0".into(),
         };
         let page = sweep_page(&nasty(), &p);
-        for raw in ["x<script>", "<a>", "p<1>", "out&age", "q\"2", "<note>", "w<arn>", "'a<b>"] {
+        for raw in [
+            "x<script>",
+            "<a>",
+            "p<1>",
+            "out&age",
+            "q\"2",
+            "<note>",
+            "w<arn>",
+            "'a<b>",
+        ] {
             assert!(!page.contains(raw), "{raw} unescaped");
         }
         for escaped in [
@@ -1336,7 +1344,15 @@ mod tests {
         assert!(svg.contains("fallback ×2 in this bucket (first to q&quot;2)"));
         // failure rate 50 % in the second bucket: the step sits halfway up the 80 px panel
         let fail_top = 58.0 + 140.0 + 16.0;
-        assert!(svg.contains(&format!("H{}L{},{}H", c(TL + (TW - TL - TR) / 3.0), c(TL + (TW - TL - TR) / 3.0), c(fail_top + 40.0))), "{svg}");
+        assert!(
+            svg.contains(&format!(
+                "H{}L{},{}H",
+                c(TL + (TW - TL - TR) / 3.0),
+                c(TL + (TW - TL - TR) / 3.0),
+                c(fail_top + 40.0)
+            )),
+            "{svg}"
+        );
         // the p50 line breaks where a bucket had no request
         let p50 = svg.lines().find(|l| l.contains("class=\"latency p50\"")).unwrap();
         assert_eq!(p50.matches('M').count(), 1);
