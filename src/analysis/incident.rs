@@ -236,7 +236,8 @@ impl IncidentView {
             .len()
             .max(agg.buckets.len())
             .max(share.requests.len())
-            .max(duration.div_ceil(bucket) as usize);
+            .max(duration.div_ceil(bucket) as usize)
+            .max(1);
         let k = merge_factor(n);
         let drawn = n.div_ceil(k);
         let bucket_s = nanos_to_secs_f64(bucket) * k as f64;
@@ -581,5 +582,8 @@ mod tests {
         assert_eq!(kinds, vec![("ejected", 1), ("fallback", 2), ("restored", 1)]);
         assert_eq!(v.events[1].to.as_deref(), Some("q"));
         assert_eq!(v.events[1].t_s, 2.000000005);
+        // nothing ran at all, yet an event: one empty bucket, no panic
+        let v = IncidentView::build(&agg, &share, &[], &events[2..3], None, 0);
+        assert_eq!((v.len(), v.events.len(), v.failure_rate(0)), (1, 1, None));
     }
 }
