@@ -290,13 +290,16 @@ fn html_path_in_a_missing_directory_is_refused_before_the_run() {
 
 // ------------------------------------------------------------------ Chromium
 
-/// Runs `cmd` until it exits or `limit` passes (then kills it); its exit status, stdout
-/// and stderr (read from files, so a chatty child never blocks).
+/// Runs `cmd` in its own process group until it exits or `limit` passes (then kills the
+/// group: Chromium's helper processes too); its exit status, stdout and stderr (read from
+/// files, so a chatty child never blocks).
 fn bounded(mut cmd: Command, limit: Duration, scratch: &Path) -> (bool, String, String) {
+    use std::os::unix::process::CommandExt;
     let (o, e) = (scratch.with_extension("out"), scratch.with_extension("err"));
     cmd.stdout(std::fs::File::create(&o).unwrap())
         .stderr(std::fs::File::create(&e).unwrap())
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .process_group(0);
     let mut child = cmd.spawn().unwrap();
     let t0 = Instant::now();
     let ok = loop {
@@ -304,7 +307,8 @@ fn bounded(mut cmd: Command, limit: Duration, scratch: &Path) -> (bool, String, 
             break s.success();
         }
         if t0.elapsed() > limit {
-            let _ = child.kill();
+            // SAFETY: signals the process group this test started (its id is the child's pid)
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             panic!("{cmd:?} did not finish within {limit:?}");
         }
