@@ -150,7 +150,9 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
     sweep_svg_panels(title, x_label, points, false)
 }
 
-/// [`sweep_svg`] with a third panel below the two: the error budget consumed (%).
+/// [`sweep_svg`] with a third panel below the two, the error budget consumed (%), and in
+/// each panel of a numeric sweep a shaded min–max band joining the whiskers (the HTML
+/// report's sweep chart).
 pub fn sweep_svg_with_budget(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
     sweep_svg_panels(title, x_label, points, true)
 }
@@ -158,6 +160,7 @@ pub fn sweep_svg_with_budget(title: &str, x_label: &str, points: &[ChartPoint]) 
 fn sweep_svg_panels(title: &str, x_label: &str, points: &[ChartPoint], budget: bool) -> String {
     let mut x = XAxis::new(points);
     x.panels = if budget { 3 } else { 2 };
+    x.bands = budget;
     let mut s = String::new();
     header(&mut s, title, x.height());
     let mut panels = vec![
@@ -274,6 +277,8 @@ struct XAxis {
     room: f64,
     /// Panels stacked above the labels.
     panels: usize,
+    /// Shade the min–max band between the whiskers (numeric x only).
+    bands: bool,
 }
 
 impl XAxis {
@@ -295,6 +300,7 @@ impl XAxis {
             rotate,
             room,
             panels: 2,
+            bands: false,
         }
     }
 
@@ -412,6 +418,9 @@ impl Panel {
         let y = YScale::new(series, self.top);
         let _ = writeln!(s, "<g class=\"panel\" id=\"{}\">", self.id);
         self.draw_axes(s, x, &y);
+        if x.numeric && x.bands {
+            self.draw_band(s, points, x, series, &y);
+        }
         if x.numeric {
             self.draw_line(s, points, x, series, &y);
         }
@@ -465,6 +474,31 @@ impl Panel {
             c(18.0),
             c(self.top + PANEL_H / 2.0),
             esc(self.ylabel)
+        );
+    }
+
+    /// The min–max band: a shaded polygon through the whiskers' ends, in x order, over the
+    /// points that have both (numeric x only; nothing with fewer than two).
+    fn draw_band(&self, s: &mut String, points: &[ChartPoint], x: &XAxis, series: &Series, y: &YScale) {
+        let mut pts: Vec<(f64, f64, f64, f64)> = points
+            .iter()
+            .zip(&x.xs)
+            .zip(series.iter())
+            .filter(|((p, _), _)| p.unreliable.is_none())
+            .filter_map(|((p, &px), &(_, a, b))| Some((p.x.unwrap_or(0.0), px, y.y(a?.min(b?)), y.y(a?.max(b?)))))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.len() < 2 {
+            return;
+        }
+        let upper = pts.iter().map(|&(_, px, _, hi)| format!("{},{}", c(px), c(hi)));
+        let lower = pts.iter().rev().map(|&(_, px, lo, _)| format!("{},{}", c(px), c(lo)));
+        let d: Vec<String> = upper.chain(lower).collect();
+        let _ = writeln!(
+            s,
+            "<polygon class=\"band\" points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"><title>min–max over the runs</title></polygon>",
+            d.join(" "),
+            self.color
         );
     }
 
@@ -689,6 +723,8 @@ mod tests {
         let two = sweep_svg("t", "x", &pts);
         let three = sweep_svg_with_budget("t", "x", &pts);
         assert!(!two.contains("id=\"budget\""));
+        assert!(!two.contains("class=\"band\""), "--chart keeps its whiskers only");
+        assert_eq!(three.matches("<polygon class=\"band\"").count(), 3, "a band per panel");
         let doc = roxmltree::Document::parse(&three).unwrap();
         let budget = panel(&doc, "budget");
         let markers: Vec<_> = budget

@@ -335,7 +335,16 @@ fn figures_table(s: &mut String, r: &RunReport) {
         ("budget.peak_burn_5m.mean", &b.peak_burn_5m, "×"),
         ("budget.peak_burn_1h.mean", &b.peak_burn_1h, "×"),
     ] {
-        let _ = writeln!(s, "<tr><th>{}</th>{}</tr>", esc(name), dist_cell(name, d, unit));
+        let cell = if name == "resilience.detection_gateway_s.mean" && r.gateway.kind != "builtin" && d.mean.is_none() {
+            // semantics.md §12: an external gateway's events cannot be seen
+            format!(
+                "<td class=\"n\"><span data-value=\"{name}\" data-exact=\"never\">n/a</span> ({} gateway: its events are not visible)</td>",
+                esc(&r.gateway.kind)
+            )
+        } else {
+            dist_cell(name, d, unit)
+        };
+        let _ = writeln!(s, "<tr><th>{}</th>{cell}</tr>", esc(name));
     }
     for (name, v) in &b.alerts {
         let key = format!("budget.alerts.{name}");
@@ -1271,6 +1280,10 @@ mod tests {
             scenario: "x<script>&\"y".into(),
             mode: "sim".into(),
             runs: 1,
+            gateway: crate::analysis::results::GatewayInfo {
+                kind: "external".into(),
+                ..Default::default()
+            },
             incident: Some(Box::new(view)),
             warnings: vec!["w<arn>".into()],
             ..RunReport::default()
@@ -1323,6 +1336,8 @@ mod tests {
         }
         assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
         assert!(page.contains(CSP));
+        // an external gateway's view is not "never" but unknowable (semantics.md §12)
+        assert!(page.contains("data-exact=\"never\">n/a</span> (external gateway: its events are not visible)"));
         // the same input, the same bytes
         assert_eq!(page, sweep_page(&nasty(), &p));
         // a point without an incident view still shows its figures
