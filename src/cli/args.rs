@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Default: a new directory under the system's temp dir.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Live Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `chaosgate sim`.
@@ -290,6 +293,9 @@ pub struct LoadArgs {
     /// (see docs/accounting-and-limits.md).
     #[arg(long)]
     pub allow_large: bool,
+    /// Live Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `--arrival`.
@@ -454,6 +460,32 @@ pub fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
     h.finish() % 1_000_000_000
+}
+
+/// `--metrics-listen` and `--metrics-linger` of `load` and `run` (docs/metrics.md).
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve live Prometheus metrics while the traffic runs: GET /metrics (the load
+    /// client's), GET /sd (Prometheus HTTP service discovery of it and, in `run`, of the
+    /// mocks and the reference gateway). Port 0 picks a free port; the address is printed.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Keep the metrics endpoint up this long after the traffic, so a scraper gets the
+    /// final values (at most 10m; Ctrl-C ends it early).
+    #[arg(long, value_name = "DURATION", requires = "metrics_listen", value_parser = parse_linger)]
+    pub metrics_linger: Option<Dur>,
+}
+
+/// A linger in [0, 10 min].
+fn parse_linger(s: &str) -> Result<Dur, String> {
+    let d: Dur = s.parse()?;
+    if d.0 > crate::live::exporter::MAX_LINGER_S * crate::time::NS_PER_S {
+        return Err(format!(
+            "{s:?} is longer than {} s, the longest linger",
+            crate::live::exporter::MAX_LINGER_S
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

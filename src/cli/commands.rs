@@ -162,9 +162,11 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     let (stop_rx, signals) = crate::live::signal::stop_on_signal();
     opts.stop = Some(stop_rx);
     let start_wall = std::time::SystemTime::now();
+    let exporter = start_metrics(&a.metrics).await?;
     let progress =
         crate::run::progress::Reporter::start("load", !a.quiet, vec![(String::new(), source.end())], 1, false);
     opts.live = progress.begin_run(0, 0);
+    opts.metrics = exporter.as_ref().map(|x| x.exporter.load.clone());
     let result = live::run(source, mix, opts).await;
     progress.finish();
     signals.abort();
@@ -198,6 +200,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         crate::report::hlog::write_hlog(p, &result.aggregator, start_wall)?;
         eprintln!("wrote {}", p.display());
     }
+    linger_metrics(exporter, &a.metrics, result.interrupted).await;
     if result.interrupted {
         eprintln!("chaosgate load: interrupted; the report above is partial");
         return Ok(130);
@@ -746,8 +749,12 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
         if o.repeat == 1 { "" } else { "s" },
         dir.display()
     );
+    let mut o = o;
+    let exporter = start_metrics(&a.metrics).await?;
+    o.metrics = exporter.as_ref().map(|x| x.exporter.clone());
     let out = crate::run::run_live(&set, &o).await?;
     let code = finish(&out.report, &a.common, "run")?;
+    linger_metrics(exporter, &a.metrics, out.interrupted).await;
     if out.interrupted {
         eprintln!("chaosgate run: interrupted; the report above is partial");
         return Ok(130);
@@ -822,4 +829,38 @@ pub const SCENARIO_SCHEMA: &str = include_str!("../../schema/scenario.schema.jso
 pub fn schema() -> anyhow::Result<u8> {
     print!("{SCENARIO_SCHEMA}");
     Ok(0)
+}
+
+/// The `--metrics-listen` endpoint, started, its address printed (port 0: the port taken).
+async fn start_metrics(a: &crate::cli::MetricsArgs) -> anyhow::Result<Option<crate::live::exporter::MetricsServer>> {
+    let Some(listen) = &a.metrics_listen else {
+        return Ok(None);
+    };
+    let m = crate::live::exporter::serve(listen).await?;
+    let addr = m.exporter.addr;
+    eprintln!("chaosgate: metrics on http://{addr}/metrics (Prometheus service discovery: http://{addr}/sd)");
+    Ok(Some(m))
+}
+
+/// Keeps the endpoint up `--metrics-linger` after the traffic (not after a Ctrl-C; a
+/// Ctrl-C during the linger ends it), then stops it.
+async fn linger_metrics(
+    m: Option<crate::live::exporter::MetricsServer>,
+    a: &crate::cli::MetricsArgs,
+    interrupted: bool,
+) {
+    let Some(m) = m else { return };
+    if let (Some(d), false) = (a.metrics_linger, interrupted) {
+        if d.0 > 0 {
+            eprintln!(
+                "chaosgate: metrics stay up {:.1} s more (--metrics-linger)",
+                crate::time::nanos_to_secs_f64(d.0)
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_nanos(d.0)) => {}
+                _ = crate::live::signal::shutdown_signal() => {}
+            }
+        }
+    }
+    m.shutdown().await;
 }

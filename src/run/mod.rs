@@ -44,6 +44,8 @@ pub struct RunOptions {
     /// Set to stop a simulation early (Ctrl-C): the runs stop at their next check and the
     /// report is partial.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Live runs: the `--metrics-listen` endpoint, fed as the runs go.
+    pub metrics: Option<std::sync::Arc<crate::live::exporter::Exporter>>,
 }
 
 impl RunOptions {
@@ -60,6 +62,7 @@ impl RunOptions {
             allow_in_flight: false,
             allow_large: false,
             stop: None,
+            metrics: None,
         }
     }
 }
@@ -365,7 +368,16 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             let seed = base_seed(s, o).wrapping_add(k as u64);
             let dir = o.run_dir.join(format!("point{i}-run{k}"));
             let counters = progress.begin_run(i, k);
-            let r = crate::live::once::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), counters).await;
+            let r = crate::live::once::run_once(
+                s,
+                seed,
+                onset_shift(s, k, n),
+                &dir,
+                rx.clone(),
+                counters,
+                o.metrics.clone(),
+            )
+            .await;
             progress.end_run();
             let r = match r {
                 Ok(r) => r,
