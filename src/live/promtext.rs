@@ -1,6 +1,8 @@
 //! Prometheus text exposition (format 0.0.4), shared by every `/metrics` endpoint (the
-//! mock's and the gateway's) so that each family gets its `# HELP` and `# TYPE` lines
-//! and every label value is escaped the same way.
+//! mock's, the gateway's and the load client's `--metrics-listen`) so that each family
+//! gets its `# HELP` and `# TYPE` lines and every label value is escaped the same way.
+//! Counters, gauges and histograms ([`Exposition::histogram`]: cumulative `_bucket`
+//! lines with `le`, `_sum`, `_count`).
 //!
 //! Escaping follows the format's rules: in a label value `\` → `\\`, `"` → `\"` and a
 //! newline → `\n`; in help text `\` → `\\` and a newline → `\n`. A provider or target
