@@ -56,7 +56,10 @@ fn the_dashboard_is_grafana_json_with_a_query_in_every_panel() {
     assert!(d["schemaVersion"].as_u64().unwrap() >= 36, "schemaVersion");
     assert!(d["title"].is_string() && d["uid"].is_string());
     let vars = d["templating"]["list"].as_array().unwrap();
-    let ds = vars.iter().find(|v| v["name"] == "datasource").expect("a datasource variable");
+    let ds = vars
+        .iter()
+        .find(|v| v["name"] == "datasource")
+        .expect("a datasource variable");
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
     let want_ds = serde_json::json!({ "type": "prometheus", "uid": "${datasource}" });
@@ -84,7 +87,8 @@ fn the_dashboard_is_grafana_json_with_a_query_in_every_panel() {
         }
         titles.insert(title);
         assert!(
-            ["timeseries", "state-timeline", "stat", "gauge", "table", "piechart"].contains(&p["type"].as_str().unwrap()),
+            ["timeseries", "state-timeline", "stat", "gauge", "table", "piechart"]
+                .contains(&p["type"].as_str().unwrap()),
             "{title}: type {}",
             p["type"]
         );
@@ -237,9 +241,9 @@ fn last_time_with(prom: SocketAddr, expr: &str, want: f64, start: f64, end: f64)
     let points = v["data"]["result"].get(0)?["values"].as_array()?.clone();
     points
         .iter()
+        .rev()
         .filter(|p| p[1].as_str().and_then(|s| s.parse::<f64>().ok()) == Some(want))
-        .filter_map(|p| p[0].as_f64())
-        .last()
+        .find_map(|p| p[0].as_f64())
 }
 
 fn now_s() -> f64 {
@@ -363,7 +367,10 @@ fn every_panel_query_returns_data_from_a_live_run() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let run_stderr = reader.join().unwrap();
-    assert!(status.code().is_some_and(|c| c <= 1), "chaosgate run: {status}\n{run_stderr}");
+    assert!(
+        status.code().is_some_and(|c| c <= 1),
+        "chaosgate run: {status}\n{run_stderr}"
+    );
     let end = now_s();
 
     // the last moment the mocks and the gateway were all up, and the load endpoint's last
@@ -395,9 +402,16 @@ fn every_panel_query_returns_data_from_a_live_run() {
     let total = scalar(prom_addr, "sum(chaosgate_load_requests_total)", load_up);
     let req = &tr["requests"];
     assert_eq!(total, n(&req["ok"]) + n(&req["failed"]) + n(&req["dropped"]), "{req}");
-    assert_eq!(scalar(prom_addr, "sum(chaosgate_load_scheduled_total)", load_up), n(&req["scheduled"]));
     assert_eq!(
-        scalar(prom_addr, r#"sum(chaosgate_load_requests_total{outcome="ok"})"#, load_up),
+        scalar(prom_addr, "sum(chaosgate_load_scheduled_total)", load_up),
+        n(&req["scheduled"])
+    );
+    assert_eq!(
+        scalar(
+            prom_addr,
+            r#"sum(chaosgate_load_requests_total{outcome="ok"})"#,
+            load_up
+        ),
         n(&req["ok"])
     );
     assert_eq!(
@@ -416,7 +430,11 @@ fn every_panel_query_returns_data_from_a_live_run() {
     // the outage showed: the client saw 502s from the primary
     assert!(n(&req["failed"]) > 0.0, "{req}");
     assert_eq!(
-        scalar(prom_addr, r#"sum(chaosgate_load_requests_total{outcome="http_502"})"#, load_up),
+        scalar(
+            prom_addr,
+            r#"sum(chaosgate_load_requests_total{outcome="http_502"})"#,
+            load_up
+        ),
         n(&tr["failures_by_kind"]["http_502"]),
         "{tr}"
     );
@@ -425,12 +443,20 @@ fn every_panel_query_returns_data_from_a_live_run() {
     // what the gateway and mock panels show: the primary ejected, the mock's 502s
     let window = format!("{}s", (all_up - started).ceil() as u64);
     let q = format!(r#"min(min_over_time(chaosgate_gateway_target_healthy{{target="primary"}}[{window}]))"#);
-    assert_eq!(scalar(prom_addr, &q, all_up), 0.0, "the primary was never marked unhealthy");
+    assert_eq!(
+        scalar(prom_addr, &q, all_up),
+        0.0,
+        "the primary was never marked unhealthy"
+    );
     let q = format!(r#"max(max_over_time(chaosgate_gateway_target_healthy{{target="fallback"}}[{window}]))"#);
     assert_eq!(scalar(prom_addr, &q, all_up), 1.0);
     let q = r#"sum(chaosgate_mock_requests_total{provider="primary", outcome="error"})"#;
-    assert!(scalar(prom_addr, q, all_up) > 0.0, "the primary's mock counted no error");
-    let q = format!(r#"max(max_over_time(chaosgate_gateway_breaker_state{{target="primary", state="open"}}[{window}]))"#);
+    assert!(
+        scalar(prom_addr, q, all_up) > 0.0,
+        "the primary's mock counted no error"
+    );
+    let q =
+        format!(r#"max(max_over_time(chaosgate_gateway_breaker_state{{target="primary", state="open"}}[{window}]))"#);
     let breaker_opened = scalar(prom_addr, &q, all_up);
     assert_eq!(breaker_opened, 1.0, "the primary's breaker never opened");
     eprintln!(

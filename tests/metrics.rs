@@ -275,7 +275,11 @@ async fn label_values_with_quotes_and_backslashes_keep_the_exposition_parseable(
             .filter(|s| s.name == "chaosgate_gateway_breaker_state" && s.labels["target"] == t)
             .map(|s| (s.labels["state"].as_str(), s.value))
             .collect();
-        assert_eq!(states, [("closed", 1.0), ("open", 0.0), ("half_open", 0.0)], "{gateway_text}");
+        assert_eq!(
+            states,
+            [("closed", 1.0), ("open", 0.0), ("half_open", 0.0)],
+            "{gateway_text}"
+        );
     }
     for family in [
         "chaosgate_gateway_requests_total",
@@ -327,8 +331,12 @@ async fn the_load_exposition_counts_every_request_under_its_escaped_provider() {
     assert_eq!(sum(&samples, "chaosgate_load_requests_total", all), n);
     assert_eq!(sum(&samples, "chaosgate_load_target_requests_total", all), n);
     assert_eq!(sum(&samples, "chaosgate_load_in_flight", all), 0.0);
-    let ok = sum(&samples, "chaosgate_load_requests_total", |s| s.labels["outcome"] == "ok");
-    let e503 = sum(&samples, "chaosgate_load_requests_total", |s| s.labels["outcome"] == "http_503");
+    let ok = sum(&samples, "chaosgate_load_requests_total", |s| {
+        s.labels["outcome"] == "ok"
+    });
+    let e503 = sum(&samples, "chaosgate_load_requests_total", |s| {
+        s.labels["outcome"] == "http_503"
+    });
     assert_eq!(ok + e503, n, "only ok and 503: {text}");
     assert!(ok > 0.0 && e503 > 0.0, "{text}");
     // every request was sent: each has a latency; each ok stream has a first token

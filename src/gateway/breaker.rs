@@ -701,10 +701,17 @@ mod tests {
         for st in [
             BreakerState::Closed,
             BreakerState::Open { until: 5 },
-            BreakerState::HalfOpen { admitted: 1, ok: 0, failed: 0 },
+            BreakerState::HalfOpen {
+                admitted: 1,
+                ok: 0,
+                failed: 0,
+            },
         ] {
             let v = serde_json::to_value(st).unwrap();
-            let tag = v.as_str().map(str::to_string).unwrap_or_else(|| v.as_object().unwrap().keys().next().unwrap().clone());
+            let tag = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.as_object().unwrap().keys().next().unwrap().clone());
             assert_eq!(st.name(), tag);
         }
     }

@@ -80,7 +80,13 @@ impl Exporter {
             component: "load",
             replica: None,
         }];
-        all.extend(self.run_targets.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+        all.extend(
+            self.run_targets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         let groups: Vec<serde_json::Value> = all
             .iter()
             .map(|t| {

@@ -104,12 +104,23 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live, exporter.as_deref())
-        .await
-        .map(|mut r| {
-            r.run.cost = r.cost_of(s, &models);
-            r
-        });
+    let result = drive(
+        s,
+        seed,
+        run_dir,
+        &mocks,
+        &vars,
+        mix,
+        source,
+        stop,
+        live,
+        exporter.as_deref(),
+    )
+    .await
+    .map(|mut r| {
+        r.run.cost = r.cost_of(s, &models);
+        r
+    });
     if let Some(x) = &exporter {
         x.clear_run_targets();
     }

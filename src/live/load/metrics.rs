@@ -87,7 +87,11 @@ impl Outcomes {
 
     /// Every outcome seen at least once (the fixed ones always), with its count.
     fn seen(&self) -> Vec<(Outcome, u64)> {
-        let mut v: Vec<(Outcome, u64)> = FIXED.iter().zip(&self.fixed).map(|(o, c)| (*o, c.load(Relaxed))).collect();
+        let mut v: Vec<(Outcome, u64)> = FIXED
+            .iter()
+            .zip(&self.fixed)
+            .map(|(o, c)| (*o, c.load(Relaxed)))
+            .collect();
         for (i, c) in self.http.iter().enumerate() {
             let n = c.load(Relaxed);
             if n > 0 {
@@ -265,10 +269,18 @@ impl LoadMetrics {
     pub fn render(&self) -> String {
         let mut e = Exposition::new();
         let f = "chaosgate_load_runs_total";
-        e.family(f, Kind::Counter, "Load runs started by this command (a run's repeats and sweep points each count).");
+        e.family(
+            f,
+            Kind::Counter,
+            "Load runs started by this command (a run's repeats and sweep points each count).",
+        );
         e.sample(f, &[], self.runs.load(Relaxed));
         let f = "chaosgate_load_scheduled_total";
-        e.family(f, Kind::Counter, "Requests the schedule started: sent, or dropped at the concurrency cap.");
+        e.family(
+            f,
+            Kind::Counter,
+            "Requests the schedule started: sent, or dropped at the concurrency cap.",
+        );
         e.sample(f, &[], self.scheduled.load(Relaxed));
         let f = "chaosgate_load_in_flight";
         e.family(f, Kind::Gauge, "Requests sent and not yet ended.");
@@ -286,7 +298,11 @@ impl LoadMetrics {
             }
         }
         let f = "chaosgate_load_target_requests_total";
-        e.family(f, Kind::Counter, "Requests that ended, by the gateway base URL (replica) they went to and the outcome class.");
+        e.family(
+            f,
+            Kind::Counter,
+            "Requests that ended, by the gateway base URL (replica) they went to and the outcome class.",
+        );
         for (name, t) in self.targets.each() {
             for (o, n) in t.seen() {
                 e.sample(f, &[("target", name), ("outcome", &o.key())], n);

@@ -958,7 +958,12 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
             aggregator.add(rec, &[], *emb);
             csv.add(rec, 0);
             if let Some(m) = &opts.metrics {
-                m.ended(rec, sh_targets.get(crate::gateway::replica_of(rec.id, sh_targets.len() as u32)).map_or("", String::as_str));
+                m.ended(
+                    rec,
+                    sh_targets
+                        .get(crate::gateway::replica_of(rec.id, sh_targets.len() as u32))
+                        .map_or("", String::as_str),
+                );
             }
             if opts.keep_ends {
                 ends.push(crate::analysis::attempts::ClientEnd::of(rec));
@@ -1103,9 +1108,9 @@ fn start_users(
                 let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
-        if let Some(m) = &sh.opts.metrics {
-            m.scheduled();
-        }
+                if let Some(m) = &sh.opts.metrics {
+                    m.scheduled();
+                }
                 let conn = &mut conns[crate::gateway::replica_of(p.id, sh.targets.len() as u32)];
                 let ended = request(&sh, Some(conn), p.id, intended, &p.shape).await;
                 let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
