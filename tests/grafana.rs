@@ -384,8 +384,8 @@ fn every_panel_query_returns_data_from_a_live_run() {
     .unwrap_or_else(|| panic!("the mocks and the gateway were never scraped together\n{run_stderr}"));
     let load_up = last_time_with(prom_addr, r#"count(up{component="load"} == 1)"#, 1.0, started, end)
         .expect("the load endpoint was never scraped");
-    // a moment well inside the run: every rate window full of traffic
-    let t = all_up - 2.0;
+    // a moment inside the run, before the traffic's end: every rate window holds traffic
+    let t = all_up - 3.0;
 
     let d = dashboard();
     let qs = queries(&d);
@@ -393,6 +393,11 @@ fn every_panel_query_returns_data_from_a_live_run() {
     for (title, q) in &qs {
         let r = query(prom_addr, &expand(q), t);
         assert!(!r.is_empty(), "panel {title:?}: no data for {}", expand(q));
+        // numbers, not 0/0: the rate windows at `t` are full of traffic
+        for sample in &r {
+            let v: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
+            assert!(v.is_finite(), "panel {title:?}: {v} for {} ({sample})", expand(q));
+        }
     }
 
     // the load's final counters are the run's report
