@@ -849,7 +849,7 @@ async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embed
         _ => sh.live.failed.fetch_add(1, Ordering::Relaxed),
     };
     if let Some(m) = &sh.opts.metrics {
-        m.ended(&rec, sh.target_of(rec.id));
+        m.ended(&rec, target_of(&sh.targets, rec.id));
     }
     let _ = sh.tx.send((rec, itl, embeddings, content)).await;
 }
@@ -946,7 +946,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let (interrupted, duration) = wait_for_open(&mut tasks, &opts, t0, planned_duration).await;
     let scheduled = scheduled.load(Ordering::Relaxed);
     let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
-    let sh_targets: Vec<String> = sh.targets.iter().map(|(b, _)| b.clone()).collect();
+    let targets = sh.targets.clone();
     drop(sh);
     let (mut aggregator, mut csv, mut ends) = agg_task.await?;
     // still open when the waiting ended: a normal end gave them the grace period, so they
@@ -958,12 +958,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
             aggregator.add(rec, &[], *emb);
             csv.add(rec, 0);
             if let Some(m) = &opts.metrics {
-                m.ended(
-                    rec,
-                    sh_targets
-                        .get(crate::gateway::replica_of(rec.id, sh_targets.len() as u32))
-                        .map_or("", String::as_str),
-                );
+                m.ended(rec, target_of(&targets, rec.id));
             }
             if opts.keep_ends {
                 ends.push(crate::analysis::attempts::ClientEnd::of(rec));
@@ -986,13 +981,14 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     })
 }
 
-impl Shared {
-    /// The base URL of the replica request `id` goes to (the client's round robin).
-    fn target_of(&self, id: u64) -> &str {
-        let i = crate::gateway::replica_of(id, self.targets.len() as u32);
-        self.targets.get(i).map_or("", |(b, _)| b.as_str())
-    }
+/// The base URL of the replica request `id` goes to (the client's round robin over
+/// [`Shared::targets`]).
+fn target_of(targets: &[(String, String)], id: u64) -> &str {
+    let i = crate::gateway::replica_of(id, targets.len() as u32);
+    targets.get(i).map_or("", |(b, _)| b.as_str())
+}
 
+impl Shared {
     /// The client, the target and the headers every request carries, validated once; the
     /// run's time zero.
     fn new(
