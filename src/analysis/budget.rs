@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 /// One multi-window alert rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct AlertRule {
-    /// Name (`page-1h`, …).
+    /// Name (`page_14.4x_1h_5m`, …): the key in `budget.alerts` and the Prometheus alert
+    /// name of `chaosgate rules`.
     pub name: &'static str,
+    /// Who is told: `page` (someone now) or `ticket` (someone this week).
+    pub severity: &'static str,
     /// Burn-rate threshold b*.
     pub burn: f64,
     /// Long window.
@@ -29,23 +32,40 @@ pub struct AlertRule {
 pub const RULES: [AlertRule; 3] = [
     AlertRule {
         name: "page_14.4x_1h_5m",
+        severity: "page",
         burn: 14.4,
         long_s: 3600,
         short_s: 300,
     },
     AlertRule {
         name: "page_6x_6h_30m",
+        severity: "page",
         burn: 6.0,
         long_s: 21_600,
         short_s: 1800,
     },
     AlertRule {
         name: "ticket_1x_3d_6h",
+        severity: "ticket",
         burn: 1.0,
         long_s: 259_200,
         short_s: 21_600,
     },
 ];
+
+impl AlertRule {
+    /// The error ratio this rule's burn rate b* stands for at SLO target τ: b*·(1 − τ)
+    /// (14.4 × 0.001 = 0.0144 at 99.9 %). An alert fires when both windows are above it.
+    pub fn error_ratio(&self, target: f64) -> f64 {
+        self.burn * (1.0 - target)
+    }
+
+    /// The share of a compliance period's budget spent by burning at exactly b* for the
+    /// long window: b*·w_long / P (14.4 × 1 h / 30 d = 0.02).
+    pub fn budget_share(&self, period_s: f64) -> f64 {
+        self.burn * self.long_s as f64 / period_s
+    }
+}
 
 /// Budget report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -34,6 +34,14 @@ pub fn run_cost(prices: Option<&PriceTable>, agg: &Aggregator, models: &[String]
     Some(cost(table, &usage))
 }
 
+/// What the error budget counts, per bucket of `agg`: requests that ended (ok or failed;
+/// dropped ones were never sent) and the failed ones.
+pub fn budget_counts(agg: &Aggregator) -> (Vec<u64>, Vec<u64>) {
+    let totals = agg.buckets.iter().map(|b| b.ok + b.failed).collect();
+    let bad = agg.buckets.iter().map(|b| b.failed).collect();
+    (totals, bad)
+}
+
 /// The analysis both drivers share: records → resilience and budget.
 #[allow(clippy::too_many_arguments)]
 pub fn analyse(
@@ -55,8 +63,7 @@ pub fn analyse(
         .iter()
         .map(|f| resilience::analyze(series, f, events, detection, eps))
         .collect();
-    let totals: Vec<u64> = agg.buckets.iter().map(|b| b.ok + b.failed).collect();
-    let bad: Vec<u64> = agg.buckets.iter().map(|b| b.failed).collect();
+    let (totals, bad) = budget_counts(agg);
     let budget = budget::analyze(
         slo.target,
         slo.period.secs_f64(),

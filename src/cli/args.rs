@@ -41,6 +41,8 @@ pub enum Command {
     ProfileStats(super::profiles::ProfileStatsArgs),
     /// Fit a fault profile to dashboard numbers (p50/p95/p99, error rate, tokens/s).
     Calibrate(super::profiles::CalibrateArgs),
+    /// Write Prometheus recording and burn-rate alerting rules for a scenario's SLO.
+    Rules(super::rules::RulesArgs),
 }
 
 /// What `run` and `sim` share.

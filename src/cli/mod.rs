@@ -7,6 +7,7 @@ mod args;
 pub mod commands;
 pub mod init;
 pub mod profiles;
+pub mod rules;
 pub mod suite;
 
 pub use args::*;
