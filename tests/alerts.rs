@@ -196,6 +196,14 @@ struct Grid {
 /// sample is not on its boundary, as in Prometheus 3's left-open ranges.)
 const ERRORS_BEFORE: f64 = 1e6;
 
+/// One alert's check: chaosgate's time and the evaluation Prometheus must fire at
+/// (seconds since the run started; `None`: never).
+struct Expect {
+    name: String,
+    chaosgate: Option<f64>,
+    prometheus: Option<u64>,
+}
+
 /// The promtool test file for one run: input series and, per alert, the evaluation before
 /// and at chaosgate's time (or, when chaosgate says it never fires, every evaluation of
 /// the run). `early` moves the expected firing one evaluation earlier: a file promtool
@@ -211,7 +219,7 @@ fn promtool_test(
     rate: f64,
     fired: &[(String, Option<f64>)],
     early: bool,
-) -> (String, Vec<(String, Option<f64>, Option<u64>)>) {
+) -> (String, Vec<Expect>) {
     let per_step = (grid.step as f64 / bucket_s).round() as usize;
     assert!((per_step as f64 * bucket_s - grid.step as f64).abs() < 1e-9);
     let fill_n = grid.fill / grid.step;
@@ -276,13 +284,21 @@ fn promtool_test(
                 let expect = if early { at - grid.step } else { at };
                 check(&mut y, expect - grid.step, a, false);
                 check(&mut y, expect, a, true);
-                plan.push((name.to_string(), Some(t), Some(at - r)));
+                plan.push(Expect {
+                    name: name.to_string(),
+                    chaosgate: Some(t),
+                    prometheus: Some(at - r),
+                });
             }
             None => {
                 for j in 0..=run_n as u64 {
                     check(&mut y, r + j * grid.step, a, false);
                 }
-                plan.push((name.to_string(), None, None));
+                plan.push(Expect {
+                    name: name.to_string(),
+                    chaosgate: None,
+                    prometheus: None,
+                });
             }
         }
     }
@@ -336,15 +352,19 @@ fn agree(scenario: &str, must_fire: &[&str], grids: &[Grid]) {
         let early = format!("early-{}s.yml", grid.step);
         std::fs::write(dir.join(&early), test(true).0).unwrap();
         let failed = promtool_fails(&["test", "rules", &early], &dir);
-        for (name, t, _) in &plan {
-            if t.is_some() {
-                assert!(
-                    failed.contains(&format!("alertname: {name}, ")),
-                    "{name} not in:\n{failed}"
-                );
-            }
+        for e in plan.iter().filter(|e| e.chaosgate.is_some()) {
+            assert!(
+                failed.contains(&format!("alertname: {}, ", e.name)),
+                "{} not in:\n{failed}",
+                e.name
+            );
         }
-        for (name, t, at) in plan {
+        for Expect {
+            name,
+            chaosgate: t,
+            prometheus: at,
+        } in plan
+        {
             match (t, at) {
                 (Some(t), Some(at)) => eprintln!(
                     "{}: {name}: chaosgate {t:.1} s, Prometheus (every {} s) fires at {at} s, not at {} s",

@@ -275,6 +275,21 @@ mod tests {
     }
 
     #[test]
+    fn each_rules_threshold_and_budget_share() {
+        // docs/semantics.md §4's table: b*·ε at 99.9 %, and b*·w_long / 30 d
+        let th: Vec<f64> = RULES.iter().map(|r| r.error_ratio(0.999)).collect();
+        for (got, want) in th.iter().zip([0.0144, 0.006, 0.001]) {
+            assert!((got - want).abs() < 1e-15, "{th:?}");
+        }
+        let share: Vec<f64> = RULES.iter().map(|r| r.budget_share(30.0 * 86_400.0)).collect();
+        for (got, want) in share.iter().zip([0.02, 0.05, 0.10]) {
+            assert!((got - want).abs() < 1e-15, "{share:?}");
+        }
+        let sev: Vec<&str> = RULES.iter().map(|r| r.severity).collect();
+        assert_eq!(sev, ["page", "page", "ticket"]);
+    }
+
+    #[test]
     fn partial_errors_burn_slower() {
         // 10 % errors: the 6× 6 h rule fires after 6·0.001·21600/0.1 = 1296 s
         assert!((time_to_fire(0.999, 0.1, &RULES[1]).unwrap() - 1296.0).abs() < 1e-9);
