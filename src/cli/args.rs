@@ -43,6 +43,9 @@ pub enum Command {
     Calibrate(super::profiles::CalibrateArgs),
     /// Write Prometheus recording and burn-rate alerting rules for a scenario's SLO.
     Rules(super::rules::RulesArgs),
+    /// Combine shards' result files (`--shard I/N --result PATH`) into the report one
+    /// machine would have written.
+    Merge(super::shard::MergeArgs),
 }
 
 /// What `run` and `sim` share.
@@ -101,6 +104,9 @@ pub struct RunArgs {
     /// Live Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Sharding across machines.
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `chaosgate sim`.
@@ -119,6 +125,9 @@ pub struct SimArgs {
     /// Worker threads for sweep points and repeats (default: every core).
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+    /// Sharding across machines (points × repeats).
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `chaosgate demo`.
@@ -298,6 +307,9 @@ pub struct LoadArgs {
     /// Live Prometheus metrics.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Sharding across machines.
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `--arrival`.

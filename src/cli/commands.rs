@@ -116,6 +116,7 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
 pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     use crate::analysis::SloThresholds;
     use crate::live::load::{self as live, LoadOptions};
+    let _shard = shard_plan(&a.shard, true)?;
     let csv = a
         .csv
         .as_ref()
@@ -597,6 +598,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     if let Some(n) = a.swarm {
         return Ok(swarm(n, a.common.seed.unwrap_or(1), a.jobs));
     }
+    let _shard = shard_plan(&a.shard, false)?;
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
@@ -732,6 +734,7 @@ pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
+    let _shard = shard_plan(&a.shard, true)?;
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
@@ -863,4 +866,13 @@ async fn linger_metrics(
         }
     }
     m.shutdown().await;
+}
+
+/// The shard plan of a command's flags and the environment (Kubernetes' Indexed Job).
+fn shard_plan(a: &crate::cli::shard::ShardArgs, live: bool) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
+    let plan = crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), live)?;
+    if plan.is_some() {
+        anyhow::bail!("--shard and --result are not built yet");
+    }
+    Ok(plan)
 }

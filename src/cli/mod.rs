@@ -8,6 +8,7 @@ pub mod commands;
 pub mod init;
 pub mod profiles;
 pub mod rules;
+pub mod shard;
 pub mod suite;
 
 pub use args::*;

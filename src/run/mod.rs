@@ -11,6 +11,7 @@
 
 pub mod limits;
 pub mod progress;
+pub mod shard;
 pub mod swarm;
 
 use crate::analysis::assert::Assertion;
