@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Schema => chaosgate::cli::commands::schema(),
         Command::ProfileStats(args) => chaosgate::cli::profiles::run_profile_stats(args),
         Command::Calibrate(args) => chaosgate::cli::profiles::run_calibrate(args),
+        Command::Rules(args) => chaosgate::cli::rules::rules(args),
+        Command::Merge(args) => chaosgate::cli::shard::merge(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

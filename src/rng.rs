@@ -12,7 +12,7 @@ pub type Stream = ChaCha8Rng;
 
 /// FNV-1a 64 over the label: stable across platforms, Rust versions and runs
 /// (unlike `std::hash`, whose output is not guaranteed).
-fn fnv1a(label: &str) -> u64 {
+pub fn fnv1a(label: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in label.as_bytes() {
         h ^= u64::from(*b);

@@ -1,4 +1,5 @@
-//! The command line as a user meets it: progress off a terminal (status lines on stderr),
+//! The command line as a user meets it: progress off a terminal (nothing, or status lines on
+//! stderr when `CHAOSGATE_STATUS_EVERY` asks for them),
 //! `--quiet`, `--json -` on stdout, and the spellings the CLI and scenario files share.
 //! Every run here is small (time_scale, a second or two of traffic) and on 127.0.0.1.
 #![allow(clippy::disallowed_methods)] // tests drive the program: clocks, files, sockets
@@ -144,6 +145,25 @@ fn sim_off_a_terminal_prints_status_lines_and_quiet_prints_none() {
     let file_out = chaosgate(&["sim", f, "--repeat", "3", "--json", json.to_str().unwrap(), "--quiet"]);
     assert_eq!(file_out.status.code(), Some(0));
     assert_eq!(std::fs::read(&json).unwrap(), out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn off_a_terminal_without_status_every_no_progress_is_shown() {
+    let dir = tmp("sim-silent");
+    let file = scenario(&dir, TINY);
+    let out = Command::new(bin())
+        .args(["sim", file.to_str().unwrap(), "--repeat", "3"])
+        .current_dir(root())
+        .env_remove("CHAOSGATE_STATUS_EVERY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(status_lines(&stderr, "sim").is_empty(), "{stderr}");
+    // the report itself still comes
+    assert!(text(&out.stdout).contains("runs"), "{}", text(&out.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -707,3 +707,33 @@ fn replicas_and_redis_on_a_running_gateway_and_redis_on_the_builtin_are_refused(
     assert_eq!(code, 2, "{err}");
     has(&err, &f, 7, "gateway.replicas", "at most 16 replicas, got 20");
 }
+
+#[test]
+fn metrics_flags_are_checked_before_any_traffic() {
+    let base = [
+        "load",
+        "--target",
+        "http://127.0.0.1:1",
+        "--rate",
+        "1",
+        "--duration",
+        "1s",
+        "--quiet",
+    ];
+    let with = |extra: &[&str]| chaosgate(&[&base[..], extra].concat());
+    let (code, err) = with(&["--metrics-linger", "5s"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--metrics-listen"), "{err}");
+    let (code, err) = with(&["--metrics-listen", "127.0.0.1:0", "--metrics-linger", "11m"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("\"11m\" is longer than 600 s, the longest linger"),
+        "{err}"
+    );
+    let (code, err) = with(&["--metrics-listen", "nonsense"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--metrics-listen: cannot listen on nonsense"), "{err}");
+    // sim runs in virtual time: no metrics endpoint
+    let (code, err) = chaosgate(&["sim", "examples/incidents/demo.toml", "--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{err}");
+}

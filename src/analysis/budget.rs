@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 /// One multi-window alert rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct AlertRule {
-    /// Name (`page-1h`, …).
+    /// Name (`page_14.4x_1h_5m`, …): the key in `budget.alerts` and the Prometheus alert
+    /// name of `chaosgate rules`.
     pub name: &'static str,
+    /// Who is told: `page` (someone now) or `ticket` (someone this week).
+    pub severity: &'static str,
     /// Burn-rate threshold b*.
     pub burn: f64,
     /// Long window.
@@ -29,23 +32,49 @@ pub struct AlertRule {
 pub const RULES: [AlertRule; 3] = [
     AlertRule {
         name: "page_14.4x_1h_5m",
+        severity: "page",
         burn: 14.4,
         long_s: 3600,
         short_s: 300,
     },
     AlertRule {
         name: "page_6x_6h_30m",
+        severity: "page",
         burn: 6.0,
         long_s: 21_600,
         short_s: 1800,
     },
     AlertRule {
         name: "ticket_1x_3d_6h",
+        severity: "ticket",
         burn: 1.0,
         long_s: 259_200,
         short_s: 21_600,
     },
 ];
+
+impl AlertRule {
+    /// The error ratio this rule's burn rate b* stands for at SLO target τ: b*·(1 − τ)
+    /// (14.4 × 0.001 = 0.0144 at 99.9 %). An alert fires when both windows are above it.
+    pub fn error_ratio(&self, target: f64) -> f64 {
+        self.burn * (1.0 - target)
+    }
+
+    /// The share of a compliance period's budget spent by burning at exactly b* for the
+    /// long window: b*·w_long / P (14.4 × 1 h / 30 d = 0.02).
+    pub fn budget_share(&self, period_s: f64) -> f64 {
+        self.burn * self.long_s as f64 / period_s
+    }
+}
+
+/// Every window the rules of [`RULES`] use, in seconds, shortest first, each once (the
+/// HTML report's burn-rate lines and the Prometheus recording rules).
+pub fn rule_windows() -> Vec<u64> {
+    let mut w: Vec<u64> = RULES.iter().flat_map(|r| [r.short_s, r.long_s]).collect();
+    w.sort_unstable();
+    w.dedup();
+    w
+}
 
 /// Budget report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -309,6 +338,21 @@ mod tests {
         assert!((r.consumed_pct - 100.0 * 12_000.0 / (0.001 * 100.0 * 2_592_000.0)).abs() < 1e-9);
         // 120 s of full outage in a 5-min window filled with good traffic: b = (120/300)/ε = 400
         assert!((r.peak_burn_5m - 400.0).abs() < 1e-6, "{}", r.peak_burn_5m);
+    }
+
+    #[test]
+    fn each_rules_threshold_and_budget_share() {
+        // docs/semantics.md §4's table: b*·ε at 99.9 %, and b*·w_long / 30 d
+        let th: Vec<f64> = RULES.iter().map(|r| r.error_ratio(0.999)).collect();
+        for (got, want) in th.iter().zip([0.0144, 0.006, 0.001]) {
+            assert!((got - want).abs() < 1e-15, "{th:?}");
+        }
+        let share: Vec<f64> = RULES.iter().map(|r| r.budget_share(30.0 * 86_400.0)).collect();
+        for (got, want) in share.iter().zip([0.02, 0.05, 0.10]) {
+            assert!((got - want).abs() < 1e-15, "{share:?}");
+        }
+        let sev: Vec<&str> = RULES.iter().map(|r| r.severity).collect();
+        assert_eq!(sev, ["page", "page", "ticket"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! (events of one kind for one target in one drawn bucket are one marker with a count);
 //! what was merged or left out is said in [`IncidentView::notes`].
 
-use super::budget::{self, Burn, RULES};
+use super::budget::{self, Burn};
 use super::hist::Hist;
 use super::share::TrafficShare;
 use super::Aggregator;
@@ -193,14 +193,7 @@ pub fn percentiles(metric: &'static str, group: &str, h: &Hist) -> Option<Percen
 
 /// The burn windows drawn: the alert rules' distinct windows up to 6 h, shortest first.
 pub fn burn_windows() -> Vec<u64> {
-    let mut w: Vec<u64> = RULES
-        .iter()
-        .flat_map(|r| [r.short_s, r.long_s])
-        .filter(|&w| w <= 6 * 3600)
-        .collect();
-    w.sort_unstable();
-    w.dedup();
-    w
+    budget::rule_windows().into_iter().filter(|&w| w <= 6 * 3600).collect()
 }
 
 fn event_name(k: &EventKind) -> Option<&'static str> {

@@ -34,12 +34,12 @@ pub fn run_cost(prices: Option<&PriceTable>, agg: &Aggregator, models: &[String]
     Some(cost(table, &usage))
 }
 
-/// What the error budget counts per bucket (by request end): (ok + failed, failed).
+/// What the error budget counts, per bucket of `agg`: requests that ended (ok or failed;
+/// dropped ones were never sent) and the failed ones.
 pub fn budget_counts(agg: &Aggregator) -> (Vec<u64>, Vec<u64>) {
-    (
-        agg.buckets.iter().map(|b| b.ok + b.failed).collect(),
-        agg.buckets.iter().map(|b| b.failed).collect(),
-    )
+    let totals = agg.buckets.iter().map(|b| b.ok + b.failed).collect();
+    let bad = agg.buckets.iter().map(|b| b.failed).collect();
+    (totals, bad)
 }
 
 /// The incident view of a run [`analyse`]d from the same records (the HTML report's

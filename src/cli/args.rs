@@ -41,6 +41,11 @@ pub enum Command {
     ProfileStats(super::profiles::ProfileStatsArgs),
     /// Fit a fault profile to dashboard numbers (p50/p95/p99, error rate, tokens/s).
     Calibrate(super::profiles::CalibrateArgs),
+    /// Write Prometheus recording and burn-rate alerting rules for a scenario's SLO.
+    Rules(super::rules::RulesArgs),
+    /// Combine shards' result files (`--shard I/N --result PATH`) into the report one
+    /// machine would have written.
+    Merge(super::shard::MergeArgs),
 }
 
 /// What `run` and `sim` share.
@@ -100,6 +105,12 @@ pub struct RunArgs {
     /// Default: a new directory under the system's temp dir.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Live Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// Sharding across machines.
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `chaosgate sim`.
@@ -118,6 +129,9 @@ pub struct SimArgs {
     /// Worker threads for sweep points and repeats (default: every core).
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+    /// Sharding across machines (points × repeats).
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `chaosgate demo`.
@@ -298,6 +312,12 @@ pub struct LoadArgs {
     /// (see docs/accounting-and-limits.md).
     #[arg(long)]
     pub allow_large: bool,
+    /// Live Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// Sharding across machines.
+    #[command(flatten)]
+    pub shard: super::shard::ShardArgs,
 }
 
 /// `--arrival`.
@@ -462,6 +482,32 @@ pub fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
     h.finish() % 1_000_000_000
+}
+
+/// `--metrics-listen` and `--metrics-linger` of `load` and `run` (docs/metrics.md).
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve live Prometheus metrics while the traffic runs: GET /metrics (the load
+    /// client's), GET /sd (Prometheus HTTP service discovery of it and, in `run`, of the
+    /// mocks and the reference gateway). Port 0 picks a free port; the address is printed.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Keep the metrics endpoint up this long after the traffic, so a scraper gets the
+    /// final values (at most 10m; Ctrl-C ends it early).
+    #[arg(long, value_name = "DURATION", requires = "metrics_listen", value_parser = parse_linger)]
+    pub metrics_linger: Option<Dur>,
+}
+
+/// A linger in [0, 10 min].
+fn parse_linger(s: &str) -> Result<Dur, String> {
+    let d: Dur = s.parse()?;
+    if d.0 > crate::live::exporter::MAX_LINGER_S * crate::time::NS_PER_S {
+        return Err(format!(
+            "{s:?} is longer than {} s, the longest linger",
+            crate::live::exporter::MAX_LINGER_S
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
 pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     use crate::analysis::SloThresholds;
     use crate::live::load::{self as live, LoadOptions};
+    let _shard = shard_plan(&a.shard, true)?;
     let csv = a
         .csv
         .as_ref()
@@ -164,9 +165,11 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     let (stop_rx, signals) = crate::live::signal::stop_on_signal();
     opts.stop = Some(stop_rx);
     let start_wall = std::time::SystemTime::now();
+    let exporter = start_metrics(&a.metrics).await?;
     let progress =
         crate::run::progress::Reporter::start("load", !a.quiet, vec![(String::new(), source.end())], 1, false);
     opts.live = progress.begin_run(0, 0);
+    opts.metrics = exporter.as_ref().map(|x| x.exporter.load.clone());
     let result = live::run(source, mix, opts).await;
     progress.finish();
     signals.abort();
@@ -214,6 +217,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         );
         write_html(p, &page)?;
     }
+    linger_metrics(exporter, &a.metrics, result.interrupted).await;
     if result.interrupted {
         eprintln!("chaosgate load: interrupted; the report above is partial");
         return Ok(130);
@@ -650,6 +654,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     if let Some(n) = a.swarm {
         return Ok(swarm(n, a.common.seed.unwrap_or(1), a.jobs));
     }
+    let _shard = shard_plan(&a.shard, false)?;
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
@@ -785,6 +790,7 @@ pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
+    let _shard = shard_plan(&a.shard, true)?;
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
@@ -802,8 +808,12 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
         if o.repeat == 1 { "" } else { "s" },
         dir.display()
     );
+    let mut o = o;
+    let exporter = start_metrics(&a.metrics).await?;
+    o.metrics = exporter.as_ref().map(|x| x.exporter.clone());
     let out = crate::run::run_live(&set, &o).await?;
     let code = finish(&out.report, &a.common, "run")?;
+    linger_metrics(exporter, &a.metrics, out.interrupted).await;
     if out.interrupted {
         eprintln!("chaosgate run: interrupted; the report above is partial");
         return Ok(130);
@@ -878,4 +888,47 @@ pub const SCENARIO_SCHEMA: &str = include_str!("../../schema/scenario.schema.jso
 pub fn schema() -> anyhow::Result<u8> {
     print!("{SCENARIO_SCHEMA}");
     Ok(0)
+}
+
+/// The `--metrics-listen` endpoint, started, its address printed (port 0: the port taken).
+async fn start_metrics(a: &crate::cli::MetricsArgs) -> anyhow::Result<Option<crate::live::exporter::MetricsServer>> {
+    let Some(listen) = &a.metrics_listen else {
+        return Ok(None);
+    };
+    let m = crate::live::exporter::serve(listen).await?;
+    let addr = m.exporter.addr;
+    eprintln!("chaosgate: metrics on http://{addr}/metrics (Prometheus service discovery: http://{addr}/sd)");
+    Ok(Some(m))
+}
+
+/// Keeps the endpoint up `--metrics-linger` after the traffic (not after a Ctrl-C; a
+/// Ctrl-C during the linger ends it), then stops it.
+async fn linger_metrics(
+    m: Option<crate::live::exporter::MetricsServer>,
+    a: &crate::cli::MetricsArgs,
+    interrupted: bool,
+) {
+    let Some(m) = m else { return };
+    if let (Some(d), false) = (a.metrics_linger, interrupted) {
+        if d.0 > 0 {
+            eprintln!(
+                "chaosgate: metrics stay up {:.1} s more (--metrics-linger)",
+                crate::time::nanos_to_secs_f64(d.0)
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_nanos(d.0)) => {}
+                _ = crate::live::signal::shutdown_signal() => {}
+            }
+        }
+    }
+    m.shutdown().await;
+}
+
+/// The shard plan of a command's flags and the environment (Kubernetes' Indexed Job).
+fn shard_plan(a: &crate::cli::shard::ShardArgs, live: bool) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
+    let plan = crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), live)?;
+    if plan.is_some() {
+        anyhow::bail!("--shard and --result are not built yet");
+    }
+    Ok(plan)
 }

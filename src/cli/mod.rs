@@ -7,6 +7,8 @@ mod args;
 pub mod commands;
 pub mod init;
 pub mod profiles;
+pub mod rules;
+pub mod shard;
 pub mod suite;
 
 pub use args::*;

@@ -382,6 +382,20 @@ pub enum BreakerState {
     },
 }
 
+impl BreakerState {
+    /// Every state's name, as [`BreakerState::name`] spells it.
+    pub const NAMES: [&'static str; 3] = ["closed", "open", "half_open"];
+
+    /// The state's name: `closed`, `open` or `half_open` (its JSON tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BreakerState::Closed => Self::NAMES[0],
+            BreakerState::Open { .. } => Self::NAMES[1],
+            BreakerState::HalfOpen { .. } => Self::NAMES[2],
+        }
+    }
+}
+
 /// One target's passive circuit breaker: a state machine, pure (`now` in, events out).
 /// **Closed = traffic flows, open = rejecting, half-open = probing** (`docs/semantics.md` §3).
 ///
@@ -681,6 +695,27 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn state_names_are_the_json_tags() {
+        for st in [
+            BreakerState::Closed,
+            BreakerState::Open { until: 5 },
+            BreakerState::HalfOpen {
+                admitted: 1,
+                ok: 0,
+                failed: 0,
+            },
+        ] {
+            let v = serde_json::to_value(st).unwrap();
+            let tag = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.as_object().unwrap().keys().next().unwrap().clone());
+            assert_eq!(st.name(), tag);
+        }
+    }
+
     use super::*;
     use crate::time::NS_PER_S;
     use proptest::prelude::*;

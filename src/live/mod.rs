@@ -4,6 +4,7 @@
 // A driver: the live driver reads clocks, sockets and files by design (clippy.toml denies it in the core).
 #![allow(clippy::disallowed_methods)]
 
+pub mod exporter;
 pub mod load;
 pub mod mock;
 pub mod net;

@@ -68,7 +68,10 @@ impl Gw {
 }
 
 /// Runs `s` once, live; `live`, when given, is kept up to date as the traffic runs (for a
-/// progress display).
+/// progress display); `exporter`, when given (`--metrics-listen`), gets the live metrics
+/// and the addresses of the run's mocks and builtin gateway while it runs; with `view`, the
+/// run carries its incident view (`--html`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_once(
     s: &Scenario,
     seed: u64,
@@ -76,6 +79,7 @@ pub async fn run_once(
     run_dir: &Path,
     stop: watch::Receiver<bool>,
     live: Option<Arc<live::LiveCounters>>,
+    exporter: Option<Arc<crate::live::exporter::Exporter>>,
     view: bool,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
@@ -103,12 +107,27 @@ pub async fn run_once(
         );
         mocks.push((h, st));
     }
-    let result = drive(s, seed, run_dir, &mocks, &vars, mix, source, stop, live, view)
-        .await
-        .map(|mut r| {
-            r.run.cost = r.cost_of(s, &models);
-            r
-        });
+    let result = drive(
+        s,
+        seed,
+        run_dir,
+        &mocks,
+        &vars,
+        mix,
+        source,
+        stop,
+        live,
+        exporter.as_deref(),
+        view,
+    )
+    .await
+    .map(|mut r| {
+        r.run.cost = r.cost_of(s, &models);
+        r
+    });
+    if let Some(x) = &exporter {
+        x.clear_run_targets();
+    }
     for (h, _) in mocks {
         h.shutdown().await;
     }
@@ -138,6 +157,7 @@ async fn drive(
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
+    exporter: Option<&crate::live::exporter::Exporter>,
     view: bool,
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
@@ -156,8 +176,18 @@ async fn drive(
         GatewaySpec::External(x) => start_external(s, x, seed, run_dir, vars, &stop, &mut warnings, &mut info).await?,
         GatewaySpec::Running(x) => start_running(x, vars, &stop, &mut info).await?,
     };
+    if let Some(x) = exporter {
+        let named: Vec<(String, std::net::SocketAddr)> =
+            mocks.iter().map(|(h, st)| (st.config.name.clone(), h.addr)).collect();
+        let gateways: Vec<std::net::SocketAddr> = match &gw {
+            Gw::Builtin(hs) => hs.iter().map(|h| h.server.addr).collect(),
+            Gw::External(..) | Gw::Running => Vec::new(),
+        };
+        x.set_run_targets(&named, &gateways);
+    }
+    let metrics = exporter.map(|x| x.load.clone());
     let outcome = traffic(
-        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, view,
+        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, metrics, view,
     )
     .await;
     gw.stop_external().await;
@@ -504,6 +534,7 @@ async fn traffic(
     source: crate::traffic::Source,
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
+    metrics: Option<Arc<crate::live::load::metrics::LoadMetrics>>,
     view: bool,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
@@ -516,6 +547,7 @@ async fn traffic(
     opts.headers = headers;
     opts.api_key = api_key;
     opts.live = counters;
+    opts.metrics = metrics;
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     opts.keep_ends = true;

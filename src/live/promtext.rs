@@ -1,6 +1,8 @@
 //! Prometheus text exposition (format 0.0.4), shared by every `/metrics` endpoint (the
-//! mock's and the gateway's) so that each family gets its `# HELP` and `# TYPE` lines
-//! and every label value is escaped the same way.
+//! mock's, the gateway's and the load client's `--metrics-listen`) so that each family
+//! gets its `# HELP` and `# TYPE` lines and every label value is escaped the same way.
+//! Counters, gauges and histograms ([`Exposition::histogram`]: cumulative `_bucket`
+//! lines with `le`, `_sum`, `_count`).
 //!
 //! Escaping follows the format's rules: in a label value `\` → `\\`, `"` → `\"` and a
 //! newline → `\n`; in help text `\` → `\\` and a newline → `\n`. A provider or target
@@ -32,6 +34,9 @@ pub enum Kind {
     Counter,
     /// Goes up and down.
     Gauge,
+    /// Observations counted into fixed buckets: `NAME_bucket{le="…"}` (cumulative),
+    /// `NAME_sum` and `NAME_count`, written by [`Exposition::histogram`].
+    Histogram,
 }
 
 impl Kind {
@@ -39,6 +44,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -146,6 +152,32 @@ impl Exposition {
         let _ = writeln!(self.out, " {}", value.into());
     }
 
+    /// One labelled histogram of the current family (started with [`Kind::Histogram`]):
+    /// `counts[i]` observations fell in bucket i, that is at most `bounds[i]` and above
+    /// `bounds[i - 1]`; `counts[bounds.len()]`, when present, are those above the last
+    /// bound. Writes the cumulative `NAME_bucket` lines (`le` the bound, then `+Inf`),
+    /// `NAME_sum` and `NAME_count` (the `+Inf` bucket's count, so the two always agree).
+    /// `bounds` must be increasing.
+    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], bounds: &[f64], counts: &[u64], sum: f64) {
+        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bounds not increasing");
+        debug_assert!(counts.len() == bounds.len() || counts.len() == bounds.len() + 1);
+        let bucket = format!("{name}_bucket");
+        let mut cum = 0u64;
+        for (i, b) in bounds.iter().enumerate() {
+            cum += counts.get(i).copied().unwrap_or(0);
+            let le = Value::Float(*b).to_string();
+            let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+            with_le.push(("le", &le));
+            self.sample(&bucket, &with_le, cum);
+        }
+        cum += counts.get(bounds.len()).copied().unwrap_or(0);
+        let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+        with_le.push(("le", "+Inf"));
+        self.sample(&bucket, &with_le, cum);
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, cum);
+    }
+
     /// The exposition text.
     pub fn finish(self) -> String {
         self.out
@@ -188,6 +220,23 @@ mod tests {
             e.finish(),
             "# HELP x_total Things.\\nMore.\n# TYPE x_total counter\nx_total 7\n\
              # HELP y Level.\n# TYPE y gauge\ny{a=\"1\",b=\"\\\\\"} 0.5\ny{a=\"2\",b=\"\"} +Inf\ny{a=\"3\",b=\"\"} NaN\n"
+        );
+    }
+
+    #[test]
+    fn a_histogram_is_cumulative_with_sum_count_and_inf() {
+        let mut e = Exposition::new();
+        e.family("lat_seconds", Kind::Histogram, "Latency.");
+        // 2 at most 0.1, 3 in (0.1, 1], 1 above 1
+        e.histogram("lat_seconds", &[("p", "a\"b")], &[0.1, 1.0], &[2, 3, 1], 4.25);
+        assert_eq!(
+            e.finish(),
+            "# HELP lat_seconds Latency.\n# TYPE lat_seconds histogram\n\
+             lat_seconds_bucket{p=\"a\\\"b\",le=\"0.1\"} 2\n\
+             lat_seconds_bucket{p=\"a\\\"b\",le=\"1\"} 5\n\
+             lat_seconds_bucket{p=\"a\\\"b\",le=\"+Inf\"} 6\n\
+             lat_seconds_sum{p=\"a\\\"b\"} 4.25\n\
+             lat_seconds_count{p=\"a\\\"b\"} 6\n"
         );
     }
 

@@ -1211,6 +1211,22 @@ async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
         let open = matches!(p.breaker_state(i), Some(crate::gateway::BreakerState::Open { .. }));
         e.sample("chaosgate_gateway_breaker_open", &[("target", name)], u8::from(open));
     }
+    e.family(
+        "chaosgate_gateway_breaker_state",
+        Kind::Gauge,
+        "1 for the state the target's circuit breaker is in (closed, open, half_open), 0 for the others; targets without a breaker have none.",
+    );
+    for (i, name) in names.iter().enumerate() {
+        if let Some(st) = p.breaker_state(i) {
+            for s in crate::gateway::BreakerState::NAMES {
+                e.sample(
+                    "chaosgate_gateway_breaker_state",
+                    &[("target", name), ("state", s)],
+                    u8::from(st.name() == s),
+                );
+            }
+        }
+    }
     drop(p);
     ([("content-type", CONTENT_TYPE)], e.finish()).into_response()
 }

@@ -1,7 +1,7 @@
 //! Every renderer of a report: terminal text ([`text`]), JSON ([`write_json`], described by
 //! `schema/load-report.schema.json` for `chaosgate load`), Locust-compatible CSV
-//! ([`locust`]), an HdrHistogram interval log ([`hlog`]), JUnit XML ([`junit`]) and SVG
-//! charts ([`chart`]).
+//! ([`locust`]), an HdrHistogram interval log ([`hlog`]), JUnit XML ([`junit`]), SVG
+//! charts ([`chart`]) and Prometheus burn-rate rules ([`promrules`]).
 
 // A driver: renderers write files and stamp wall-clock times (clippy.toml denies it in the core).
 #![allow(clippy::disallowed_methods)]
@@ -11,6 +11,7 @@ pub mod hlog;
 pub mod html;
 pub mod junit;
 pub mod locust;
+pub mod promrules;
 pub mod text;
 
 use std::path::Path;

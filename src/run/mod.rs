@@ -11,6 +11,7 @@
 
 pub mod limits;
 pub mod progress;
+pub mod shard;
 pub mod swarm;
 
 use crate::analysis::assert::Assertion;
@@ -47,6 +48,8 @@ pub struct RunOptions {
     /// Keep the incident view of the first run of each point (`--html`;
     /// `analysis/incident.rs`).
     pub incident: bool,
+    /// Live runs: the `--metrics-listen` endpoint, fed as the runs go.
+    pub metrics: Option<std::sync::Arc<crate::live::exporter::Exporter>>,
 }
 
 impl RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             allow_large: false,
             stop: None,
             incident: false,
+            metrics: None,
         }
     }
 }
@@ -371,7 +375,17 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             let dir = o.run_dir.join(format!("point{i}-run{k}"));
             let counters = progress.begin_run(i, k);
             let view = o.incident && k == 0;
-            let r = crate::live::once::run_once(s, seed, onset_shift(s, k, n), &dir, rx.clone(), counters, view).await;
+            let r = crate::live::once::run_once(
+                s,
+                seed,
+                onset_shift(s, k, n),
+                &dir,
+                rx.clone(),
+                counters,
+                o.metrics.clone(),
+                view,
+            )
+            .await;
             progress.end_run();
             let r = match r {
                 Ok(r) => r,

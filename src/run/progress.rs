@@ -2,10 +2,11 @@
 //! which point of the sweep (and its swept values), which run of `--repeat`, the time
 //! elapsed, the share done, an ETA and the latest figures.
 //!
-//! On a terminal the line is redrawn in place. Anywhere else (a CI log, a pipe) a plain
-//! status line goes to stderr every few seconds ([`DEFAULT_EVERY`], or
-//! `CHAOSGATE_STATUS_EVERY=10s`), and one as each live run starts, so a log shows where a
-//! long sweep is. `--quiet` turns both off, in every command.
+//! On a terminal a progress bar and the line are redrawn in place. Anywhere else (a CI
+//! log, a pipe) nothing is shown, unless `CHAOSGATE_STATUS_EVERY` asks for a plain status
+//! line on stderr at that interval (`CHAOSGATE_STATUS_EVERY=10s`), and one as each live
+//! run starts, so a log shows where a long sweep is. `--quiet` turns both off, in every
+//! command.
 //!
 //! The ETA is the elapsed time scaled by the share of the work still to do
 //! (`elapsed × (1 − done) / done`), the work being each run's planned traffic length; it
@@ -19,11 +20,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How often a plain status line is printed when stderr is not a terminal.
-pub const DEFAULT_EVERY: Duration = Duration::from_secs(5);
-
-/// The environment variable that changes [`DEFAULT_EVERY`] (a duration: `10s`, `500ms`).
+/// The environment variable that turns plain status lines on when stderr is not a
+/// terminal, and says how often (a duration: `10s`, `500ms`).
 pub const EVERY_ENV: &str = "CHAOSGATE_STATUS_EVERY";
+
+/// The bar's resolution: its position is the share done in thousandths.
+const BAR_STEPS: u64 = 1000;
 
 /// How often the line is redrawn on a terminal.
 const TERMINAL_TICK: Duration = Duration::from_millis(250);
@@ -164,15 +166,23 @@ pub fn line(s: &Status) -> String {
     format!("chaosgate {}: {}", s.command, parts.join(" · "))
 }
 
-/// The plain status interval: [`DEFAULT_EVERY`], or `CHAOSGATE_STATUS_EVERY`'s value
-/// (a duration of at least 100 ms).
-pub fn status_every(env: Option<&str>) -> Result<Duration, String> {
-    let Some(v) = env else { return Ok(DEFAULT_EVERY) };
+/// The plain status interval off a terminal: `None` (no status lines) unless
+/// `CHAOSGATE_STATUS_EVERY` is set, then its value (a duration of at least 100 ms).
+pub fn status_every(env: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(v) = env else { return Ok(None) };
     let d: crate::time::Dur = v.parse().map_err(|e| format!("{EVERY_ENV}={v:?}: {e}"))?;
     if d.0 < 100_000_000 {
         return Err(format!("{EVERY_ENV}={v:?}: at least 100ms"));
     }
-    Ok(Duration::from_nanos(d.0))
+    Ok(Some(Duration::from_nanos(d.0)))
+}
+
+/// The bar's position for a share done in [0, 1] (out of [`BAR_STEPS`]).
+pub fn bar_position(done: f64) -> u64 {
+    if done.is_nan() {
+        return 0;
+    }
+    (done.clamp(0.0, 1.0) * BAR_STEPS as f64).floor() as u64
 }
 
 /// Figures of a live run's counters.
@@ -325,15 +335,18 @@ impl Reporter {
             last_sample: None,
         }));
         let (show, every) = if std::io::stderr().is_terminal() {
-            let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-            pb.set_style(indicatif::ProgressStyle::with_template("{spinner} {wide_msg}").expect("template"));
+            let pb = indicatif::ProgressBar::with_draw_target(Some(BAR_STEPS), indicatif::ProgressDrawTarget::stderr());
+            pb.set_style(indicatif::ProgressStyle::with_template("{bar:24} {wide_msg}").expect("template"));
             (Show::Terminal(pb), TERMINAL_TICK)
         } else {
-            let every = status_every(std::env::var(EVERY_ENV).ok().as_deref()).unwrap_or_else(|m| {
-                eprintln!("chaosgate: {m}; status lines every {} s", DEFAULT_EVERY.as_secs());
-                DEFAULT_EVERY
-            });
-            (Show::Plain, every)
+            match status_every(std::env::var(EVERY_ENV).ok().as_deref()) {
+                Ok(Some(every)) => (Show::Plain, every),
+                Ok(None) => return Reporter::off(),
+                Err(m) => {
+                    eprintln!("chaosgate: {m}; no status lines");
+                    return Reporter::off();
+                }
+            }
         };
         let plain = matches!(show, Show::Plain);
         // off a terminal a simulated sweep or repeat says at once what it is doing; a live
@@ -356,11 +369,12 @@ impl Reporter {
                     break;
                 }
             }
-            let text = line(&p.lock().unwrap_or_else(|e| e.into_inner()).status(Instant::now()));
+            let status = p.lock().unwrap_or_else(|e| e.into_inner()).status(Instant::now());
+            let text = line(&status);
             match &show {
                 Show::Terminal(pb) => {
+                    pb.set_position(bar_position(status.done));
                     pb.set_message(text);
-                    pb.tick();
                 }
                 Show::Plain => eprintln!("{text}"),
             }
@@ -549,10 +563,22 @@ mod tests {
     }
 
     #[test]
+    fn the_bar_is_the_share_done_in_thousandths() {
+        assert_eq!(bar_position(0.0), 0);
+        assert_eq!(bar_position(0.1875), 187);
+        assert_eq!(bar_position(1.0), BAR_STEPS);
+        // out of range or unknown: clamped, never a panic or a bar past its end
+        assert_eq!(bar_position(1.5), BAR_STEPS);
+        assert_eq!(bar_position(-0.2), 0);
+        assert_eq!(bar_position(f64::NAN), 0);
+    }
+
+    #[test]
     fn status_interval_from_the_environment() {
-        assert_eq!(status_every(None), Ok(DEFAULT_EVERY));
-        assert_eq!(status_every(Some("10s")), Ok(Duration::from_secs(10)));
-        assert_eq!(status_every(Some("250ms")), Ok(Duration::from_millis(250)));
+        // off a terminal nothing is shown unless asked for
+        assert_eq!(status_every(None), Ok(None));
+        assert_eq!(status_every(Some("10s")), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(status_every(Some("250ms")), Ok(Some(Duration::from_millis(250))));
         assert!(status_every(Some("1ms")).unwrap_err().contains("at least 100ms"));
         assert!(status_every(Some("soon")).unwrap_err().contains(EVERY_ENV));
     }

@@ -14,6 +14,7 @@
 
 pub mod arrivals;
 mod mix;
+pub mod shard;
 mod trace;
 pub mod users;
 

@@ -9,6 +9,7 @@
 //!   uncorrected figure and the schedule lag are kept too. The scheduler sleeps until 1 ms
 //!   before each send and then yields in a loop, so lag stays well under a millisecond.
 
+pub mod metrics;
 mod raw;
 
 use crate::analysis::{Aggregator, SloThresholds};
@@ -76,6 +77,9 @@ pub struct LoadOptions {
     /// Keep, per bucket of intended start, the latency of the requests started in it (the
     /// HTML report's incident view; [`crate::analysis::Aggregator::with_start_latency`]).
     pub start_latency: bool,
+    /// Live Prometheus metrics (`--metrics-listen`): counted as requests go, served by the
+    /// caller ([`metrics`]).
+    pub metrics: Option<Arc<metrics::LoadMetrics>>,
 }
 
 impl LoadOptions {
@@ -101,6 +105,7 @@ impl LoadOptions {
             more_targets: Vec::new(),
             keep_ends: false,
             start_latency: false,
+            metrics: None,
         }
     }
 }
@@ -847,6 +852,9 @@ async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embed
         Outcome::Dropped => sh.live.dropped.fetch_add(1, Ordering::Relaxed),
         _ => sh.live.failed.fetch_add(1, Ordering::Relaxed),
     };
+    if let Some(m) = &sh.opts.metrics {
+        m.ended(&rec, target_of(&sh.targets, rec.id));
+    }
     let _ = sh.tx.send((rec, itl, embeddings, content)).await;
 }
 
@@ -889,6 +897,7 @@ impl Drop for Open<'_> {
 /// Sends one request and counts it, accounted for even if cancelled midway.
 async fn request(sh: &Shared, own: Option<&mut OwnConn>, id: u64, intended: Instant, shape: &RequestShape) -> Nanos {
     let open = Open::new(sh, id, intended, shape);
+    let _in_flight = sh.opts.metrics.as_deref().map(metrics::LoadMetrics::sent);
     let (rec, itl, content) = execute(sh, own, id, intended, shape).await;
     let ended = rec.end;
     // from here the record is on its way (cancelled while the aggregator's queue is full,
@@ -924,6 +933,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let sh = Arc::new(Shared::new(&opts, &mix, tx)?);
     let t0 = sh.t0;
     let counters = sh.live.clone();
+    if let Some(m) = &opts.metrics {
+        m.run_started();
+    }
     *counters.t0.lock().unwrap_or_else(|e| e.into_inner()) = Some(t0.into_std());
     let agg_task = spawn_aggregator(&opts, kinds, rx, counters.clone());
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -938,6 +950,7 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
     let (interrupted, duration) = wait_for_open(&mut tasks, &opts, t0, planned_duration).await;
     let scheduled = scheduled.load(Ordering::Relaxed);
     let abandoned = std::mem::take(&mut *sh.abandoned.lock().unwrap_or_else(|e| e.into_inner()));
+    let targets = sh.targets.clone();
     drop(sh);
     let (mut aggregator, mut csv, mut ends) = agg_task.await?;
     // still open when the waiting ended: a normal end gave them the grace period, so they
@@ -948,6 +961,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         for (rec, emb) in &abandoned {
             aggregator.add(rec, &[], *emb);
             csv.add(rec, 0);
+            if let Some(m) = &opts.metrics {
+                m.ended(rec, target_of(&targets, rec.id));
+            }
             if opts.keep_ends {
                 ends.push(crate::analysis::attempts::ClientEnd::of(rec));
             }
@@ -967,6 +983,13 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         grace: opts.grace,
         interrupted,
     })
+}
+
+/// The base URL of the replica request `id` goes to (the client's round robin over
+/// [`Shared::targets`]).
+fn target_of(targets: &[(String, String)], id: u64) -> &str {
+    let i = crate::gateway::replica_of(id, targets.len() as u32);
+    targets.get(i).map_or("", |(b, _)| b.as_str())
 }
 
 impl Shared {
@@ -1088,6 +1111,9 @@ fn start_users(
                 let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &sh.opts.metrics {
+                    m.scheduled();
+                }
                 let conn = &mut conns[crate::gateway::replica_of(p.id, sh.targets.len() as u32)];
                 let ended = request(&sh, Some(conn), p.id, intended, &p.shape).await;
                 let next = users.lock().unwrap_or_else(|e| e.into_inner()).on_complete(ended, u);
@@ -1132,6 +1158,9 @@ async fn send_schedule(
         }
         scheduled.fetch_add(1, Ordering::Relaxed);
         sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &sh.opts.metrics {
+            m.scheduled();
+        }
         while tasks.try_join_next().is_some() {}
         match sh.sem.clone().try_acquire_owned() {
             Ok(permit) => {

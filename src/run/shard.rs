@@ -1,0 +1,340 @@
+//! Shard result files and the checks a merge makes before it trusts them
+//! (docs/sharding.md).
+//!
+//! A sharded `load`, `run` or `sim` writes one JSON file (`--result PATH`):
+//! `{"chaosgate_shard": <header>, "body": <what the kind merges>}`. The header says which
+//! shard of which work it is; [`check_set`] refuses a set of files that are not shards of
+//! one work (another scenario, seed, count or kind, a shard given twice) and names the
+//! shards that are missing, so a killed shard is never silently dropped.
+
+use crate::traffic::shard::Shard;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The file format's version; a merge refuses any other.
+pub const FORMAT: u32 = 1;
+
+/// The largest shard file a merge reads.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// What produced a shard file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `chaosgate load`.
+    Load,
+    /// `chaosgate run`.
+    Run,
+    /// `chaosgate sim`.
+    Sim,
+}
+
+impl Kind {
+    /// The command's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Load => "load",
+            Kind::Run => "run",
+            Kind::Sim => "sim",
+        }
+    }
+}
+
+/// Who a shard is and what work it is a part of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The command that wrote it.
+    pub kind: Kind,
+    /// Which shard.
+    pub shard: Shard,
+    /// The shard's name (`shard-0` unless `--shard-name`).
+    pub name: String,
+    /// Where it ran (`--region`), for per-region breakdowns.
+    pub region: Option<String>,
+    /// Everything that must be equal across the shards of one work (the scenario after
+    /// `--set`, the schedule's flags), hashed: two shards with different fingerprints are
+    /// parts of different work.
+    pub fingerprint: String,
+    /// The work's seed.
+    pub seed: u64,
+    /// The chaosgate version that wrote it.
+    pub version: String,
+    /// False when the shard was interrupted (its part is partial).
+    pub complete: bool,
+}
+
+/// How a sharded command runs: its shard and labels, when it starts, where its file goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardPlan {
+    /// Which shard (`0/1` when not sharded).
+    pub shard: Shard,
+    /// `shard-I` unless given.
+    pub name: String,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--start-at`: the wall-clock time every shard starts its schedule at (live only).
+    pub start_at: Option<SystemTime>,
+    /// `--result`: the mergeable result file.
+    pub result: Option<PathBuf>,
+}
+
+impl ShardPlan {
+    /// The header of this plan's file.
+    pub fn header(&self, kind: Kind, fingerprint: String, seed: u64, complete: bool) -> Header {
+        Header {
+            format: FORMAT,
+            kind,
+            shard: self.shard,
+            name: self.name.clone(),
+            region: self.region.clone(),
+            fingerprint,
+            seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            complete,
+        }
+    }
+}
+
+/// The fingerprint of some work: FNV-1a 64 (the project's one stable hash) of its
+/// canonical description, in hex.
+pub fn fingerprint(canonical: &str) -> String {
+    format!("{:016x}", crate::rng::fnv1a(canonical))
+}
+
+/// A shard file: its header and its kind's body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShardFile<T> {
+    /// Who it is.
+    pub chaosgate_shard: Header,
+    /// What its kind merges.
+    pub body: T,
+}
+
+/// Writes `file` to `path` (compact JSON: the histograms make it large).
+pub fn write<T: Serialize>(path: &Path, file: &ShardFile<T>) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string(file)?;
+    std::fs::write(path, text + "\n").map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// Reads a shard file whole (bounded by [`MAX_FILE_BYTES`]).
+pub fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<ShardFile<T>> {
+    let text = read_text(path)?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a chaosgate shard file: {e}", path.display()))
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        anyhow::bail!(
+            "{}: {} bytes, more than a shard file may have ({MAX_FILE_BYTES})",
+            path.display(),
+            meta.len()
+        );
+    }
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+/// Only the header of a shard file.
+#[derive(Deserialize)]
+struct HeaderOnly {
+    chaosgate_shard: Header,
+}
+
+/// Reads the header of the file at `path`.
+pub fn read_header(path: &Path) -> anyhow::Result<Header> {
+    let text = read_text(path)?;
+    let h: HeaderOnly = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a chaosgate shard file (no \"chaosgate_shard\" header): {e}",
+            path.display()
+        )
+    })?;
+    if h.chaosgate_shard.format != FORMAT {
+        anyhow::bail!(
+            "{}: shard file format {}, this chaosgate reads format {FORMAT}",
+            path.display(),
+            h.chaosgate_shard.format
+        );
+    }
+    Ok(h.chaosgate_shard)
+}
+
+/// A set of shard files that [`check_set`] found to be parts of one work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardSet {
+    /// What wrote them.
+    pub kind: Kind,
+    /// How many shards the work was split into.
+    pub count: u32,
+    /// The files present, by shard index.
+    pub files: BTreeMap<u32, (PathBuf, Header)>,
+    /// Indices with no file.
+    pub missing: Vec<u32>,
+    /// Shards whose own run was interrupted.
+    pub incomplete: Vec<u32>,
+}
+
+impl ShardSet {
+    /// Whether every shard is here and complete.
+    pub fn whole(&self) -> bool {
+        self.missing.is_empty() && self.incomplete.is_empty()
+    }
+
+    /// One line on what is missing or partial (`None` when whole).
+    pub fn gaps(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "shard{} {} of {} missing",
+                plural(self.missing.len()),
+                list(&self.missing),
+                self.count
+            ));
+        }
+        if !self.incomplete.is_empty() {
+            parts.push(format!(
+                "shard{} {} interrupted",
+                plural(self.incomplete.len()),
+                list(&self.incomplete)
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn list(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks that `files` (path, header) are shards of one work: the same kind, format,
+/// fingerprint, seed and count, each index once. Names the missing and interrupted ones.
+pub fn check_set(files: Vec<(PathBuf, Header)>) -> anyhow::Result<ShardSet> {
+    let Some((p0, h0)) = files.first().cloned() else {
+        anyhow::bail!("no shard files given");
+    };
+    let mut by_index: BTreeMap<u32, (PathBuf, Header)> = BTreeMap::new();
+    for (p, h) in files {
+        let differ = |what: &str, a: &dyn std::fmt::Display, b: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "{} and {} are not shards of the same work: {what} {a} ≠ {b}",
+                p0.display(),
+                p.display()
+            )
+        };
+        if h.kind != h0.kind {
+            return Err(differ("written by", &h0.kind.as_str(), &h.kind.as_str()));
+        }
+        if h.shard.count != h0.shard.count {
+            return Err(differ("shard count", &h0.shard.count, &h.shard.count));
+        }
+        if h.seed != h0.seed {
+            return Err(differ("seed", &h0.seed, &h.seed));
+        }
+        if h.fingerprint != h0.fingerprint {
+            return Err(differ(
+                "scenario or schedule (fingerprint)",
+                &h0.fingerprint,
+                &h.fingerprint,
+            ));
+        }
+        if let Some((q, _)) = by_index.get(&h.shard.index) {
+            anyhow::bail!(
+                "{} and {} are both shard {}: each shard once",
+                q.display(),
+                p.display(),
+                h.shard
+            );
+        }
+        by_index.insert(h.shard.index, (p, h));
+    }
+    let count = h0.shard.count;
+    let missing = (0..count).filter(|i| !by_index.contains_key(i)).collect();
+    let incomplete = by_index
+        .iter()
+        .filter(|(_, (_, h))| !h.complete)
+        .map(|(i, _)| *i)
+        .collect();
+    Ok(ShardSet {
+        kind: h0.kind,
+        count,
+        files: by_index,
+        missing,
+        incomplete,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(index: u32, count: u32) -> Header {
+        ShardPlan {
+            shard: Shard::new(index, count).unwrap(),
+            name: format!("shard-{index}"),
+            region: None,
+            start_at: None,
+            result: None,
+        }
+        .header(Kind::Load, fingerprint("rate=10"), 7, true)
+    }
+
+    fn files(hs: Vec<Header>) -> Vec<(PathBuf, Header)> {
+        hs.into_iter()
+            .map(|h| (PathBuf::from(format!("s{}.json", h.shard.index)), h))
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_set_checks() {
+        let s = check_set(files(vec![h(1, 3), h(0, 3), h(2, 3)])).unwrap();
+        assert!(s.whole());
+        assert_eq!(s.files.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(s.gaps(), None);
+    }
+
+    #[test]
+    fn a_killed_shard_is_named_missing() {
+        let mut late = h(2, 4);
+        late.complete = false;
+        let s = check_set(files(vec![h(0, 4), late, h(3, 4)])).unwrap();
+        assert_eq!(s.missing, [1]);
+        assert_eq!(s.incomplete, [2]);
+        assert_eq!(s.gaps().unwrap(), "shard 1 of 4 missing; shard 2 interrupted");
+    }
+
+    #[test]
+    fn shards_of_different_work_refuse_to_merge() {
+        let mut other_seed = h(1, 2);
+        other_seed.seed = 8;
+        let e = check_set(files(vec![h(0, 2), other_seed])).unwrap_err().to_string();
+        assert!(e.contains("seed 7 ≠ 8"), "{e}");
+        let mut other = h(1, 2);
+        other.fingerprint = fingerprint("rate=20");
+        let e = check_set(files(vec![h(0, 2), other])).unwrap_err().to_string();
+        assert!(e.contains("fingerprint"), "{e}");
+        let e = check_set(files(vec![h(0, 2), h(1, 3)])).unwrap_err().to_string();
+        assert!(e.contains("shard count 2 ≠ 3"), "{e}");
+        let mut sim = h(1, 2);
+        sim.kind = Kind::Sim;
+        let e = check_set(files(vec![h(0, 2), sim])).unwrap_err().to_string();
+        assert!(e.contains("written by load ≠ sim"), "{e}");
+        let e = check_set(files(vec![h(0, 2), h(0, 2)])).unwrap_err().to_string();
+        assert!(e.contains("both shard 0/2"), "{e}");
+        assert!(check_set(Vec::new()).is_err());
+    }
+}
