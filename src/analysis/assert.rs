@@ -67,7 +67,7 @@ impl std::fmt::Display for Rhs {
 }
 
 /// One assertion.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Assertion {
     /// Dotted path into the report.
     pub path: String,

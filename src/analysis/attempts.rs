@@ -18,11 +18,11 @@
 use crate::fault::is_complete_answer;
 use crate::record::{ArrivalRecord, FaultEvent, Outcome, RequestRecord};
 use crate::time::{nanos_to_secs_f64, Nanos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// One run's attempt figures.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptStats {
     /// Client requests sent (dropped ones excluded).
     pub user_requests: u64,
@@ -58,7 +58,7 @@ pub struct AttemptStats {
 }
 
 /// The health probes one provider received.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProbeLoad {
     /// Probes (`/health` and completion probes).
     pub probes: u64,
@@ -75,7 +75,7 @@ pub struct ProbeLoad {
 pub const IN_FLIGHT_GRACE: Nanos = 100 * crate::time::NS_PER_MS;
 
 /// How a gateway treated one provider's 429s carrying `Retry-After`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RetryAfterStats {
     /// 429s carrying `Retry-After` this provider sent (to user traffic).
     pub with_header: u64,

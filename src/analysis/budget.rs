@@ -77,7 +77,7 @@ pub fn rule_windows() -> Vec<u64> {
 }
 
 /// Budget report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BudgetReport {
     /// SLO target (e.g. 0.999).
     pub target: f64,

@@ -167,7 +167,7 @@ impl PriceTable {
 }
 
 /// Token totals of one (provider, model) pair in a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Provider that served the requests.
     pub provider: String,
@@ -182,7 +182,7 @@ pub struct Usage {
 }
 
 /// Cost of one provider's (or one model's) share of a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostLine {
     /// Requests.
     pub requests: u64,
@@ -219,7 +219,7 @@ impl CostLine {
 }
 
 /// A provider's line plus its split by model.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProviderCost {
     /// Totals of the provider.
     #[serde(flatten)]
@@ -230,14 +230,14 @@ pub struct ProviderCost {
 
 /// The cost of a run; these JSON names are a contract (`cost.total_usd`,
 /// `cost.per_provider.<name>.usd`, …).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostReport {
     /// Sum of every priced provider.
     pub total_usd: f64,
     /// By provider.
     pub per_provider: BTreeMap<String, ProviderCost>,
     /// Usage the table has no price for (not in `total_usd`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unpriced: Vec<Usage>,
     /// Every priced token at the table's `reference` price (e.g. all of it on GPT-4o direct).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@
 
 use crate::time::Nanos;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -374,7 +374,7 @@ impl Counts {
 }
 
 /// p50 / p95 / p99 / p99.9 / max / mean in milliseconds, and the count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Samples.
     pub count: u64,

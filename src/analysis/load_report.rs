@@ -7,7 +7,7 @@
 use super::hist;
 use super::{Aggregator, Bucket, Group, Parts};
 use crate::time::{nanos_to_secs_f64, Nanos};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 impl Aggregator {
@@ -123,7 +123,7 @@ pub fn in_flight_warning(in_flight_at_end: u64, scheduled: u64) -> String {
 }
 
 /// Throughput stability (the article's tokens/s columns).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tps {
     /// Mean of the per-second values.
     pub avg: f64,
@@ -154,7 +154,7 @@ impl Tps {
 }
 
 /// `requests.*`: every scheduled request is exactly one of ok, failed, dropped, in flight.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestCounts {
     /// Planned by the schedule.
     pub scheduled: u64,
@@ -171,7 +171,7 @@ pub struct RequestCounts {
 }
 
 /// Rates over the run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
     /// Sent per second.
     pub requests_per_s: f64,
@@ -184,7 +184,7 @@ pub struct Throughput {
 }
 
 /// The article's embeddings columns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingsStats {
     /// Ok embeddings requests per second.
     pub requests_per_s: f64,
@@ -193,7 +193,7 @@ pub struct EmbeddingsStats {
 }
 
 /// A group's report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupReport {
     /// Sent.
     pub requests: u64,
@@ -233,7 +233,7 @@ impl GroupReport {
 }
 
 /// Per-bucket series (by request end).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     /// Bucket length.
     pub bucket_s: f64,
@@ -252,7 +252,7 @@ pub struct Timeline {
 }
 
 /// The report of a load run; its JSON names are a contract (`schema/load-report.schema.json`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Accounting.
     pub requests: RequestCounts,
@@ -290,10 +290,10 @@ pub struct LoadReport {
     /// measured time until the stop.
     pub duration_s: f64,
     /// The run was interrupted: the figures cover `duration_s` only (absent when false).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
     /// What makes these figures unreliable (requests in flight at the end, requests closed
     /// by the grace period, an interruption); absent when empty.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

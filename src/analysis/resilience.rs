@@ -64,7 +64,7 @@ impl Default for DetectionConfig {
 }
 
 /// The metrics of one fault.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultReport {
     /// Provider.
     pub provider: String,

@@ -15,7 +15,7 @@ use crate::analysis::attempts::AttemptStats;
 use crate::analysis::budget::BudgetReport;
 use crate::analysis::resilience::FaultReport;
 use crate::analysis::LoadReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A distribution over runs (and fault windows).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -72,8 +72,9 @@ impl Dist {
     }
 }
 
-/// What one run (one seed) produced.
-#[derive(Clone, Debug)]
+/// What one run (one seed) produced. (De)serializable so that a sharded `sim` can carry its
+/// runs to `chaosgate merge` (`run::sim_shard`); the incident view travels beside it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OneRun {
     /// Seed.
     pub seed: u64,
@@ -96,6 +97,7 @@ pub struct OneRun {
     /// Attempts per request, truncated successes, hangs, probe load, Retry-After.
     pub attempts: AttemptStats,
     /// What the HTML report draws of this run, when it was asked for (`--html`).
+    #[serde(skip)]
     pub incident: Option<Box<crate::analysis::incident::IncidentView>>,
 }
 

@@ -10,7 +10,7 @@
 //! gateway rewrote) are counted per bucket as `unattributed` and left out of the shares.
 
 use super::resilience::Series;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A provider's share of the traffic: `mine` of `all` requests; `None` when there were
@@ -23,7 +23,7 @@ pub fn share(mine: u64, all: u64) -> Option<f64> {
 pub const UNATTRIBUTED: &str = "unknown";
 
 /// Per-provider traffic share per time bucket (the run JSON's `traffic_share`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrafficShare {
     /// Bucket length (s); bucket `i` starts at `i × bucket_s`.
     pub bucket_s: f64,

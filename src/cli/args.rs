@@ -60,7 +60,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "PATH=V1,V2,…")]
     pub sweep: Vec<String>,
     /// Runs per sweep point (different seeds and fault-onset phases) for distributions.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::run::limits::MAX_REPEAT)))]
     pub repeat: u32,
     /// Seed of the first run (default: the scenario's, else 1).
     #[arg(long)]

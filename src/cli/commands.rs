@@ -424,7 +424,7 @@ pub async fn gateway(a: GatewayArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn parse_asserts(v: &[String]) -> anyhow::Result<Vec<crate::analysis::assert::Assertion>> {
+pub(crate) fn parse_asserts(v: &[String]) -> anyhow::Result<Vec<crate::analysis::assert::Assertion>> {
     v.iter()
         .map(|a| a.parse().map_err(|m: String| anyhow::anyhow!("--assert {m}")))
         .collect()
@@ -436,7 +436,38 @@ fn finish(
     a: &crate::cli::ScenarioArgs,
     command: &str,
 ) -> anyhow::Result<u8> {
-    let out = Out::for_json(a.json.as_deref());
+    render(
+        sw,
+        &Outputs {
+            json: a.json.as_deref(),
+            junit: a.junit.as_deref(),
+            chart: a.chart.as_deref(),
+            html: a.html.as_deref(),
+            quiet: a.quiet,
+        },
+        command,
+    )
+}
+
+/// Where a sweep report goes: the report flags of `sim` / `run`, or of `chaosgate merge`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Outputs<'a> {
+    /// `--json` (`-`: stdout).
+    pub json: Option<&'a std::path::Path>,
+    /// `--junit`.
+    pub junit: Option<&'a std::path::Path>,
+    /// `--chart`.
+    pub chart: Option<&'a std::path::Path>,
+    /// `--html`.
+    pub html: Option<&'a std::path::Path>,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+/// The one rendering of a sweep report (`sim`, `run`, and `merge` of their shards): prints
+/// the text report, writes the files asked for, and turns the assertions into an exit code.
+pub(crate) fn render(sw: &crate::analysis::results::SweepReport, a: &Outputs<'_>, command: &str) -> anyhow::Result<u8> {
+    let out = Out::for_json(a.json);
     let sweep = !sw.axes.is_empty();
     if !a.quiet {
         for p in &sw.points {
@@ -652,9 +683,23 @@ fn output_path_problem(p: &std::path::Path) -> Result<(), String> {
 /// `chaosgate sim`: a scenario (every sweep point, every repeat) in virtual time.
 pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     if let Some(n) = a.swarm {
+        if a.shard.shard.is_some() || a.shard.result.is_some() {
+            anyhow::bail!(
+                "--swarm has no shards or result file: give each worker its own seeds (--swarm N --seed S, S+N, …)"
+            );
+        }
         return Ok(swarm(n, a.common.seed.unwrap_or(1), a.jobs));
     }
-    let _shard = shard_plan(&a.shard, false)?;
+    let shard = shard_plan(&a.shard, false)?;
+    if let Some(plan) = &shard {
+        let c = &a.common;
+        if c.json.is_some() || c.junit.is_some() || c.chart.is_some() || c.html.is_some() {
+            anyhow::bail!(
+                "a sim shard writes only its --result file: give --json, --junit, --chart to `chaosgate merge` of all the shards' files"
+            );
+        }
+        check_output_paths(&[("--result", plan.result.as_deref())])?;
+    }
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let mut o = run_options(&a.common, std::env::temp_dir())?;
@@ -666,6 +711,9 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     o.stop = Some(stop.clone());
     crate::live::signal::spawn_stop_on_signal(stop);
+    if let Some(plan) = &shard {
+        return sim_shard(&set, &o, plan);
+    }
     let started = std::time::Instant::now();
     let out = crate::run::simulate_interruptible(&set, &o)?;
     let sw = out.report;
@@ -690,6 +738,61 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
         return Ok(130);
     }
     Ok(code)
+}
+
+/// `chaosgate sim --shard I/N --result PATH`: this shard's runs, written for `chaosgate merge`.
+fn sim_shard(
+    set: &crate::scenario::ScenarioSet,
+    o: &crate::run::RunOptions,
+    plan: &crate::run::shard::ShardPlan,
+) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let out = crate::run::sim_shard::run_shard(set, o, plan)?;
+    let path = plan
+        .result
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    eprintln!(
+        "chaosgate sim: shard {} ({}): ran {} of its {} runs (of {}: {} point{} × {} run{}) in {:.3} s wall; wrote {path}",
+        plan.shard,
+        plan.name,
+        out.ran,
+        out.owned,
+        set.points.len() * o.repeat.max(1),
+        set.points.len(),
+        plural(set.points.len()),
+        o.repeat.max(1),
+        plural(o.repeat.max(1)),
+        started.elapsed().as_secs_f64(),
+    );
+    if out.interrupted {
+        eprintln!("chaosgate sim: interrupted; {path} is marked incomplete");
+        return Ok(130);
+    }
+    Ok(0)
+}
+
+/// `chaosgate merge` of `sim` shards: the report the unsharded `sim` writes, rendered by
+/// the same function.
+pub(crate) fn merge_sim(set: &crate::run::shard::ShardSet, a: &crate::cli::shard::MergeArgs) -> anyhow::Result<u8> {
+    if a.csv.is_some() || a.hlog.is_some() {
+        anyhow::bail!("--csv and --hlog are for load shards; a sim sweep merges to --json, --junit and --chart");
+    }
+    let outputs = Outputs {
+        json: a.json.as_deref(),
+        junit: a.junit.as_deref(),
+        chart: a.chart.as_deref(),
+        html: None,
+        quiet: a.quiet,
+    };
+    check_output_paths(&[
+        ("--json", outputs.json),
+        ("--junit", outputs.junit),
+        ("--chart", outputs.chart),
+    ])?;
+    let sw = crate::run::sim_shard::merge(set, &parse_asserts(&a.asserts)?)?;
+    render(&sw, &outputs, "sim")
 }
 
 /// The scenario file of `run` / `sim` (clap requires it, but for `sim --swarm`).
@@ -927,7 +1030,7 @@ async fn linger_metrics(
 /// The shard plan of a command's flags and the environment (Kubernetes' Indexed Job).
 fn shard_plan(a: &crate::cli::shard::ShardArgs, live: bool) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
     let plan = crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), live)?;
-    if plan.is_some() {
+    if live && plan.is_some() {
         anyhow::bail!("--shard and --result are not built yet");
     }
     Ok(plan)

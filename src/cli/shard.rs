@@ -189,7 +189,7 @@ pub fn merge(a: MergeArgs) -> anyhow::Result<u8> {
     }
     match set.kind {
         Kind::Load | Kind::Run => bail!("merging {} shards is not built yet", set.kind.as_str()),
-        Kind::Sim => bail!("merging sim shards is not built yet"),
+        Kind::Sim => crate::cli::commands::merge_sim(&set, &a),
     }
 }
 

@@ -21,6 +21,8 @@
 use crate::time::Nanos;
 use crate::traffic::{Source, ThinkTime};
 
+/// Most runs per sweep point (`--repeat`).
+pub const MAX_REPEAT: u32 = 100_000;
 /// Most requests one invocation may plan (all points × repeats).
 pub const MAX_REQUESTS: f64 = 1e9;
 /// Most active health-check probes one invocation may plan (all targets, points × repeats).

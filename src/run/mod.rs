@@ -12,6 +12,7 @@
 pub mod limits;
 pub mod progress;
 pub mod shard;
+pub mod sim_shard;
 pub mod swarm;
 
 use crate::analysis::assert::Assertion;
@@ -98,14 +99,14 @@ pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
 /// The point's assertions, then the built-in accounting check when requests were still
 /// in flight at the end of a run (unless `--allow-in-flight`).
 fn checks(
-    s: &Scenario,
-    o: &RunOptions,
+    asserts: &[Assertion],
+    allow_in_flight: bool,
     r: &RunReport,
     in_flight: (u64, u64),
 ) -> (Vec<crate::analysis::assert::Check>, bool) {
     let v = serde_json::to_value(r).unwrap_or_default();
-    let mut c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
-    if let Some(check) = in_flight_check(in_flight, o.allow_in_flight) {
+    let mut c: Vec<_> = asserts.iter().map(|a| a.check(&v)).collect();
+    if let Some(check) = in_flight_check(in_flight, allow_in_flight) {
         c.push(check);
     }
     let ok = c.iter().all(|c| c.passed);
@@ -129,25 +130,78 @@ pub fn in_flight_check((in_flight, scheduled): (u64, u64), allow: bool) -> Optio
 /// The text of the built-in accounting check.
 pub const IN_FLIGHT_CHECK: &str = "requests.in_flight_at_end == 0 (built in)";
 
+/// What a sweep's report is built from besides its runs: per point its swept values, its
+/// scenario's name and time scale, the assertions checked on it and the scenario's
+/// warnings; the axes; `--repeat`; `--allow-in-flight`. A sharded `sim` carries it in its
+/// result file so that `chaosgate merge` builds the report exactly as `sim` does.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepFrame {
+    /// The first point's scenario name.
+    pub scenario: String,
+    /// The swept paths.
+    pub axes: Vec<String>,
+    /// Runs per point.
+    pub repeat: usize,
+    /// `--allow-in-flight`.
+    pub allow_in_flight: bool,
+    /// The points, in matrix order.
+    pub points: Vec<PointFrame>,
+}
+
+/// One point of a [`SweepFrame`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PointFrame {
+    /// The swept values (`path`, value as text), in axis order.
+    pub params: Vec<(String, String)>,
+    /// Its scenario's name.
+    pub scenario: String,
+    /// Its scenario's time scale.
+    pub time_scale: f64,
+    /// The file's `[[assert]]`s, then `--assert`s.
+    pub asserts: Vec<Assertion>,
+    /// The scenario's warnings.
+    pub warnings: Vec<String>,
+}
+
+impl SweepFrame {
+    /// The frame of `set` run with `o`.
+    pub fn of(set: &ScenarioSet, o: &RunOptions) -> SweepFrame {
+        SweepFrame {
+            scenario: set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default(),
+            axes: set.axes.clone(),
+            repeat: o.repeat.max(1),
+            allow_in_flight: o.allow_in_flight,
+            points: set
+                .points
+                .iter()
+                .map(|p| PointFrame {
+                    params: p.params.clone(),
+                    scenario: p.scenario.name.clone(),
+                    time_scale: p.scenario.time_scale,
+                    asserts: p.scenario.asserts.iter().chain(&o.asserts).cloned().collect(),
+                    warnings: p.scenario.warnings.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 fn point_report(
-    set: &ScenarioSet,
-    i: usize,
-    o: &RunOptions,
+    p: &PointFrame,
+    allow_in_flight: bool,
     mode: &str,
     runs: Vec<OneRun>,
     gateway: GatewayInfo,
     warnings: Vec<String>,
 ) -> PointReport {
-    let p = &set.points[i];
-    let s = &p.scenario;
     let in_flight = runs.iter().fold((0, 0), |(f, n), r| {
         (
             f + r.traffic.requests.in_flight_at_end,
             n + r.traffic.requests.scheduled,
         )
     });
-    let report = RunReport::fold(&s.name, mode, s.time_scale, gateway, runs, warnings);
-    let (checks, passed) = checks(s, o, &report, in_flight);
+    let report = RunReport::fold(&p.scenario, mode, p.time_scale, gateway, runs, warnings);
+    let (checks, passed) = checks(&p.asserts, allow_in_flight, &report, in_flight);
     PointReport {
         params: p
             .params
@@ -160,12 +214,17 @@ fn point_report(
     }
 }
 
-fn sweep(set: &ScenarioSet, mode: &str, points: Vec<PointReport>) -> SweepReport {
+fn sweep(frame: &SweepFrame, mode: &str, points: Vec<PointReport>) -> SweepReport {
     let passed = points.iter().all(|p| p.passed);
     SweepReport {
-        scenario: set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default(),
+        // a report without points (interrupted before any ran) names no scenario
+        scenario: if points.is_empty() {
+            String::new()
+        } else {
+            frame.scenario.clone()
+        },
         mode: mode.into(),
-        axes: set.axes.clone(),
+        axes: frame.axes.clone(),
         points,
         passed,
         partial: false,
@@ -173,13 +232,11 @@ fn sweep(set: &ScenarioSet, mode: &str, points: Vec<PointReport>) -> SweepReport
 }
 
 /// The report of an interrupted set: the points that ran, marked partial; it never passes.
-fn partial_sweep(set: &ScenarioSet, mode: &str, mut points: Vec<PointReport>) -> SweepReport {
+fn partial_sweep(frame: &SweepFrame, mode: &str, mut points: Vec<PointReport>) -> SweepReport {
     if let Some(last) = points.last_mut() {
         last.report.partial = true;
     }
-    let mut part = set.clone();
-    part.points.truncate(points.len());
-    let mut sw = sweep(&part, mode, points);
+    let mut sw = sweep(frame, mode, points);
     sw.partial = true;
     sw.passed = false;
     sw
@@ -189,10 +246,25 @@ fn partial_sweep(set: &ScenarioSet, mode: &str, mut points: Vec<PointReport>) ->
 /// [`crate::run::limits`] before anything runs: an error past a limit (unless
 /// `o.allow_large`), else a note to print when over a limit but allowed.
 pub fn check_limits(set: &ScenarioSet, o: &RunOptions, live: bool) -> anyhow::Result<Option<String>> {
-    use crate::run::limits::{Mode, Work};
     let n = o.repeat.max(1);
+    check_limits_of(set, o, live, &|_| n)
+}
+
+/// [`check_limits`] of `runs_of(i)` runs of point `i` (a shard's share of a sweep; points
+/// it runs nothing of are not counted).
+pub fn check_limits_of(
+    set: &ScenarioSet,
+    o: &RunOptions,
+    live: bool,
+    runs_of: &dyn Fn(usize) -> usize,
+) -> anyhow::Result<Option<String>> {
+    use crate::run::limits::{Mode, Work};
     let mut total: Option<Work> = None;
-    for p in &set.points {
+    for (i, p) in set.points.iter().enumerate() {
+        let n = runs_of(i);
+        if n == 0 {
+            continue;
+        }
         let s = &p.scenario;
         let source = &s.plan.source;
         let mode = if live {
@@ -244,10 +316,45 @@ pub fn simulate(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<SweepReport
 /// [`simulate`], stopped early when `o.stop` is raised: the runs in progress stop at their
 /// next check, no new run starts, and the report holds what ran (partial).
 pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveOutcome> {
+    let n = o.repeat.max(1);
+    let jobs: Vec<(usize, usize)> = (0..set.points.len())
+        .flat_map(|i| (0..n).map(move |k| (i, k)))
+        .collect();
+    let (results, interrupted) = simulate_jobs(set, o, &jobs, &|_| n)?;
+    // without a stop every job ran; after one, the jobs not started are left out
+    let mut flat = results.into_iter();
+    let mut runs_by_point = Vec::new();
+    for _ in 0..set.points.len() {
+        let runs = (0..n)
+            .filter_map(|_| flat.next().flatten())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        debug_assert!(interrupted || runs.len() == n, "every job ran");
+        if runs.is_empty() {
+            break;
+        }
+        runs_by_point.push(runs);
+    }
+    Ok(LiveOutcome {
+        report: sim_report(&SweepFrame::of(set, o), runs_by_point, interrupted),
+        interrupted,
+    })
+}
+
+/// Simulates the `jobs` (point, run) of `set`, in parallel over `o.jobs` threads; `runs_of`:
+/// how many runs of each point are among them (for the limits and the progress line).
+/// Returns each job's result in `jobs`' order (`None`: not started before a stop) and
+/// whether a stop was raised.
+#[allow(clippy::type_complexity)]
+pub(crate) fn simulate_jobs(
+    set: &ScenarioSet,
+    o: &RunOptions,
+    jobs: &[(usize, usize)],
+    runs_of: &dyn Fn(usize) -> usize,
+) -> anyhow::Result<(Vec<Option<anyhow::Result<OneRun>>>, bool)> {
     for p in &set.points {
         p.scenario.builtin_gateway()?;
     }
-    if let Some(note) = check_limits(set, o, false)? {
+    if let Some(note) = check_limits_of(set, o, false, runs_of)? {
         eprintln!("chaosgate: {note}");
     }
     let stopped = || {
@@ -256,9 +363,6 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     };
     let n = o.repeat.max(1);
-    let jobs: Vec<(usize, usize)> = (0..set.points.len())
-        .flat_map(|i| (0..n).map(move |k| (i, k)))
-        .collect();
     let results: Vec<std::sync::Mutex<Option<anyhow::Result<OneRun>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -294,41 +398,71 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
     });
     progress.finish();
     let interrupted = stopped();
-    // without a stop every job ran; after one, the jobs not started are left out
-    let mut flat = results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
+    Ok((
+        results
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect(),
+        interrupted,
+    ))
+}
+
+/// The simulator's report of the runs of each point (`runs_by_point[i]`: point `i`'s runs
+/// in run order; the points that ran, from the first): what `sim` prints and what
+/// `chaosgate merge` rebuilds from the shards of a sweep.
+pub fn sim_report(frame: &SweepFrame, runs_by_point: Vec<Vec<OneRun>>, interrupted: bool) -> SweepReport {
+    let n = frame.repeat.max(1);
     let mut points = Vec::new();
-    for i in 0..set.points.len() {
-        let runs = (0..n)
-            .filter_map(|_| flat.next().flatten())
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        debug_assert!(interrupted || runs.len() == n, "every job ran");
-        if runs.is_empty() {
-            break;
-        }
-        let s = &set.points[i].scenario;
-        let info = GatewayInfo {
-            kind: "builtin".into(),
-            ..GatewayInfo::default()
-        };
-        let mut warnings = s.warnings.clone();
-        if interrupted {
-            warnings.push(format!(
+    for (p, runs) in frame.points.iter().zip(runs_by_point) {
+        let note = interrupted.then(|| {
+            format!(
                 "interrupted (Ctrl-C / SIGTERM): this report is partial ({} of {n} runs of this point ran)",
                 runs.len()
-            ));
-        }
-        points.push(point_report(set, i, o, "sim", runs, info, warnings));
+            )
+        });
+        points.push(sim_point(frame, p, runs, note));
     }
-    Ok(LiveOutcome {
-        report: if interrupted {
-            partial_sweep(set, "sim", points)
-        } else {
-            sweep(set, "sim", points)
-        },
-        interrupted,
-    })
+    if interrupted {
+        partial_sweep(frame, "sim", points)
+    } else {
+        sweep(frame, "sim", points)
+    }
+}
+
+/// [`sim_report`] of every point of `frame`, some of whose runs may be missing (a merge of
+/// shards with some missing): `(runs, gap)` per point, `gap` saying which runs are
+/// missing. A point with a gap is partial and fails; so does the sweep. With no gap it is
+/// `sim_report(frame, runs, false)`.
+pub fn sim_report_with_gaps(frame: &SweepFrame, points: Vec<(Vec<OneRun>, Option<String>)>) -> SweepReport {
+    let mut partial = false;
+    let mut reports = Vec::with_capacity(points.len());
+    for (p, (runs, gap)) in frame.points.iter().zip(points) {
+        let gapped = gap.is_some();
+        let mut r = sim_point(frame, p, runs, gap);
+        if gapped {
+            partial = true;
+            r.report.partial = true;
+            r.passed = false;
+        }
+        reports.push(r);
+    }
+    let mut sw = sweep(frame, "sim", reports);
+    if partial {
+        sw.partial = true;
+        sw.passed = false;
+    }
+    sw
+}
+
+/// One point of the simulator's report, `note` added to its warnings.
+fn sim_point(frame: &SweepFrame, p: &PointFrame, runs: Vec<OneRun>, note: Option<String>) -> PointReport {
+    let info = GatewayInfo {
+        kind: "builtin".into(),
+        ..GatewayInfo::default()
+    };
+    let mut warnings = p.warnings.clone();
+    warnings.extend(note);
+    point_report(p, frame.allow_in_flight, "sim", runs, info, warnings)
 }
 
 /// The progress reporter of `set`'s points × `n` runs, each weighing its traffic length.
@@ -359,6 +493,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     let (rx, signals) = crate::live::signal::stop_on_signal();
     let n = o.repeat.max(1);
     let progress = reporter(set, o, n, false);
+    let frame = SweepFrame::of(set, o);
     let mut points = Vec::new();
     let mut interrupted = false;
     'points: for (i, p) in set.points.iter().enumerate() {
@@ -417,7 +552,14 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                     runs.len()
                 ));
             }
-            points.push(point_report(set, i, o, "live", runs, info, warnings));
+            points.push(point_report(
+                &frame.points[i],
+                o.allow_in_flight,
+                "live",
+                runs,
+                info,
+                warnings,
+            ));
         }
         if interrupted {
             break 'points;
@@ -428,9 +570,9 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     // a partial report still carries the matrix it was cut from
     Ok(LiveOutcome {
         report: if interrupted {
-            partial_sweep(set, "live", points)
+            partial_sweep(&frame, "live", points)
         } else {
-            sweep(set, "live", points)
+            sweep(&frame, "live", points)
         },
         interrupted,
     })
@@ -515,11 +657,19 @@ duration = "60s"
             let mut runs = runs.into_iter();
             let good = runs.next().unwrap();
             let bad = stalled(runs.next().unwrap());
-            let points = vec![
-                point_report(&set, 0, o, "live", vec![good], GatewayInfo::default(), Vec::new()),
-                point_report(&set, 1, o, "live", vec![bad], GatewayInfo::default(), Vec::new()),
-            ];
-            sweep(&set, "live", points)
+            let frame = SweepFrame::of(&set, o);
+            let point = |i: usize, run: OneRun| {
+                point_report(
+                    &frame.points[i],
+                    o.allow_in_flight,
+                    "live",
+                    vec![run],
+                    GatewayInfo::default(),
+                    Vec::new(),
+                )
+            };
+            let points = vec![point(0, good), point(1, bad)];
+            sweep(&frame, "live", points)
         };
         let sw = sweep_of(&o);
         let (good, bad) = (&sw.points[0], &sw.points[1]);

@@ -102,7 +102,13 @@ impl ShardPlan {
 /// The fingerprint of some work: FNV-1a 64 (the project's one stable hash) of its
 /// canonical description, in hex.
 pub fn fingerprint(canonical: &str) -> String {
-    format!("{:016x}", crate::rng::fnv1a(canonical))
+    fingerprint_text(crate::rng::fnv1a(canonical))
+}
+
+/// The fingerprint's text of an FNV-1a 64 hash ([`crate::rng::Fnv1a`] for a description
+/// hashed as it is written).
+pub fn fingerprint_text(hash: u64) -> String {
+    format!("{hash:016x}")
 }
 
 /// A shard file: its header and its kind's body.

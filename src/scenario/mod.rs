@@ -31,6 +31,7 @@
 pub mod external;
 pub mod generate;
 mod overrides;
+pub use overrides::MAX_SWEEP_POINTS;
 pub mod scale;
 
 use crate::diag::{line_of, under, ConfigErrors, Diagnostic, Path, Problem};
