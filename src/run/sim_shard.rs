@@ -272,6 +272,68 @@ mod tests {
         }
     }
 
+    /// Every run of every example the simulator runs survives the shard file's round trip:
+    /// the report rebuilt from the runs as a merge reads them is the unsharded one, byte for
+    /// byte (costs, Retry-After figures, hangs, the floats' last bits included).
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test reads the example files
+    fn every_example_s_runs_round_trip_exactly() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for dir in ["examples/incidents", "examples/scenarios"] {
+            let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for f in files {
+                // (a providers-only file is not a scenario)
+                let Ok(set) = crate::scenario::load(&f, &[]) else {
+                    continue;
+                };
+                if set.points[0].scenario.gateway.builtin().is_none() {
+                    continue;
+                }
+                let mut o = RunOptions::new(std::env::temp_dir());
+                o.repeat = 2;
+                let n = o.repeat;
+                let jobs: Vec<(usize, usize)> = (0..set.points.len())
+                    .flat_map(|i| (0..n).map(move |k| (i, k)))
+                    .collect();
+                let (results, interrupted) = crate::run::simulate_jobs(&set, &o, &jobs, &|_| n).unwrap();
+                assert!(!interrupted);
+                let runs: Vec<OneRun> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+                let file = SimShard {
+                    frame: SweepFrame::of(&set, &o),
+                    runs: runs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, r)| SimItem {
+                            item: k as u64,
+                            run: r.clone(),
+                        })
+                        .collect(),
+                };
+                let text = serde_json::to_string(&file).unwrap();
+                let back: SimShard = serde_json::from_str(&text).unwrap();
+                assert_eq!(serde_json::to_string(&back).unwrap(), text, "{}", f.display());
+                assert_eq!(back.frame, file.frame);
+                let by_point = |runs: Vec<OneRun>| -> Vec<Vec<OneRun>> { runs.chunks(n).map(<[_]>::to_vec).collect() };
+                let want = crate::run::sim_report(&file.frame, by_point(runs), false);
+                let got = crate::run::sim_report(
+                    &back.frame,
+                    by_point(back.runs.into_iter().map(|i| i.run).collect()),
+                    false,
+                );
+                let pretty = |s: &SweepReport| serde_json::to_string_pretty(&s.to_json()).unwrap();
+                assert_eq!(pretty(&got), pretty(&want), "{}", f.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 9, "{checked} examples");
+    }
+
     #[test]
     fn a_gap_names_the_runs_and_their_shards() {
         // point 1 of a sweep with 3 runs a point: items 3, 4, 5; shards of 2: 1, 0, 1
