@@ -244,6 +244,39 @@ fn json_on_stdout_and_the_full_text_report_match_too() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The HTML page of the merge is `sim --html`'s but for the command it names (the merge).
+#[test]
+fn merge_html_is_the_sim_page() {
+    let dir = tmp("html");
+    let (want, got) = (dir.join("sim.html"), dir.join("merge.html"));
+    let out = chaosgate(&sim_args(SCENARIO, &["--html", s(&want)]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = merge(three(), &["--html", s(&got), "--quiet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (want, got) = (
+        std::fs::read_to_string(&want).unwrap(),
+        std::fs::read_to_string(&got).unwrap(),
+    );
+    let command = |page: &str| -> (String, String) {
+        let tag = "<code data-value=\"command\">";
+        let at = page.find(tag).expect("the command") + tag.len();
+        let end = at + page[at..].find("</code>").unwrap();
+        (page[at..end].to_string(), format!("{}{}", &page[..at], &page[end..]))
+    };
+    let (want_cmd, want_rest) = command(&want);
+    let (got_cmd, got_rest) = command(&got);
+    assert!(want_cmd.starts_with("chaosgate sim "), "{want_cmd}");
+    assert!(got_cmd.starts_with("chaosgate merge "), "{got_cmd}");
+    assert!(got_rest == want_rest, "the pages differ beyond the command");
+    // both points' incident timelines are drawn (from the shards' first runs)
+    assert!(!got.contains("No incident view was kept"));
+    assert_eq!(
+        got.matches("incident timeline").count(),
+        want.matches("incident timeline").count()
+    );
+    assert!(got.contains("incident timeline"));
+}
+
 #[test]
 fn a_missing_shard_is_refused_or_named_in_a_partial_report() {
     let files = three();

@@ -22,6 +22,7 @@ use super::Aggregator;
 use crate::gateway::{EventKind, GatewayEvent};
 use crate::record::FaultEvent;
 use crate::time::{nanos_to_secs_f64, Nanos};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// Most time buckets drawn.
@@ -29,8 +30,46 @@ pub const MAX_BUCKETS: usize = 600;
 /// Most event markers drawn.
 pub const MAX_MARKERS: usize = 2_000;
 
+/// The names an [`EventMark::kind`] may have: the gateway events' JSON names.
+pub const EVENT_KINDS: [&str; 8] = [
+    "ejected",
+    "restored",
+    "breaker_opened",
+    "breaker_half_opened",
+    "breaker_closed",
+    "rate_limited",
+    "retry",
+    "fallback",
+];
+
+/// The metrics of the [`Percentiles`] curves.
+pub const METRICS: [&str; 3] = ["e2e", "ttft", "itl"];
+
+/// One of a fixed set of names ([`EVENT_KINDS`], [`METRICS`]). (An alias, so that serde
+/// does not take the field for text borrowed from the input.)
+pub type Name = &'static str;
+
+/// A view read back (a sim shard's file): a name of `names`, as the `'static` text the
+/// view holds.
+fn one_of<'de, D: Deserializer<'de>>(d: D, names: &[&'static str]) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    names
+        .iter()
+        .copied()
+        .find(|n| *n == s)
+        .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is none of {}", names.join(", "))))
+}
+
+fn event_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &EVENT_KINDS)
+}
+
+fn metric<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &METRICS)
+}
+
 /// A fault window (ground truth), in seconds since the run's start.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultWindow {
     /// Provider.
     pub provider: String,
@@ -45,7 +84,7 @@ pub struct FaultWindow {
 }
 
 /// Gateway events of one kind for one target in one drawn bucket.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventMark {
     /// The first such event (s since the run's start).
     pub t_s: f64,
@@ -54,8 +93,9 @@ pub struct EventMark {
     /// Target.
     pub target: String,
     /// `ejected`, `restored`, `breaker_opened`, `breaker_half_opened`, `breaker_closed`,
-    /// `rate_limited`, `retry` or `fallback` (the events' JSON names).
-    pub kind: &'static str,
+    /// `rate_limited`, `retry` or `fallback` (the events' JSON names, [`EVENT_KINDS`]).
+    #[serde(deserialize_with = "event_kind")]
+    pub kind: Name,
     /// Events folded into the mark.
     pub count: u64,
     /// Where the first fallback went (`fallback` only).
@@ -70,7 +110,7 @@ impl EventMark {
 }
 
 /// The burn rate over one window, per drawn bucket.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BurnSeries {
     /// Window length (s).
     pub window_s: u64,
@@ -80,10 +120,11 @@ pub struct BurnSeries {
 }
 
 /// A percentile curve: quantile → value.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
-    /// `e2e`, `ttft` or `itl`.
-    pub metric: &'static str,
+    /// `e2e`, `ttft` or `itl` ([`METRICS`]).
+    #[serde(deserialize_with = "metric")]
+    pub metric: Name,
     /// `all` or a provider.
     pub group: String,
     /// Samples.
@@ -104,7 +145,7 @@ pub struct BudgetInput {
 }
 
 /// What the HTML report draws of one run.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IncidentView {
     /// Drawn bucket length (s).
     pub bucket_s: f64,
@@ -365,7 +406,7 @@ impl IncidentView {
         let overall = agg.overall();
         let providers = agg.providers();
         for (group, g) in std::iter::once(("all", &overall)).chain(providers.iter().map(|(p, g)| (*p, g))) {
-            for (metric, h) in [("e2e", &g.latency), ("ttft", &g.ttft), ("itl", &g.itl)] {
+            for (metric, h) in METRICS.into_iter().zip([&g.latency, &g.ttft, &g.itl]) {
                 latency.extend(percentiles(metric, group, h));
             }
         }
@@ -414,6 +455,33 @@ fn fmt_s(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names a view read back may have are every name a view is built with.
+    #[test]
+    fn every_event_name_is_an_event_kind() {
+        let kinds = [
+            EventKind::ProbeResult { ok: true },
+            EventKind::Ejected,
+            EventKind::Restored,
+            EventKind::BreakerOpened { until_ns: 1 },
+            EventKind::BreakerHalfOpened,
+            EventKind::BreakerClosed,
+            EventKind::RateLimited { until_ns: 1 },
+            EventKind::Retry { attempt: 1 },
+            EventKind::Fallback { to: "b".into() },
+        ];
+        let names: Vec<&str> = kinds.iter().filter_map(event_name).collect();
+        assert_eq!(names, EVENT_KINDS);
+        let mark = EventMark {
+            kind: "breaker_opened",
+            ..EventMark::default()
+        };
+        let text = serde_json::to_string(&mark).unwrap();
+        assert_eq!(serde_json::from_str::<EventMark>(&text).unwrap(), mark);
+        let bad = text.replace("breaker_opened", "exploded");
+        let e = serde_json::from_str::<EventMark>(&bad).unwrap_err().to_string();
+        assert!(e.contains("\"exploded\" is none of ejected, restored"), "{e}");
+    }
     use crate::analysis::budget::analyze;
     use crate::analysis::share::traffic_share;
     use crate::analysis::SloThresholds;

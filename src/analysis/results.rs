@@ -73,7 +73,7 @@ impl Dist {
 }
 
 /// What one run (one seed) produced. (De)serializable so that a sharded `sim` can carry its
-/// runs to `chaosgate merge` (`run::sim_shard`); the incident view travels beside it.
+/// runs, incident view included, to `chaosgate merge` (`run::sim_shard`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OneRun {
     /// Seed.
@@ -96,8 +96,9 @@ pub struct OneRun {
     pub traffic_share: crate::analysis::share::TrafficShare,
     /// Attempts per request, truncated successes, hangs, probe load, Retry-After.
     pub attempts: AttemptStats,
-    /// What the HTML report draws of this run, when it was asked for (`--html`).
-    #[serde(skip)]
+    /// What the HTML report draws of this run, when it was asked for (`--html`, and the
+    /// first run of each point of a sim shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Box<crate::analysis::incident::IncidentView>>,
 }
 

@@ -444,6 +444,7 @@ fn finish(
             chart: a.chart.as_deref(),
             html: a.html.as_deref(),
             quiet: a.quiet,
+            command: None,
         },
         command,
     )
@@ -462,6 +463,8 @@ pub(crate) struct Outputs<'a> {
     pub html: Option<&'a std::path::Path>,
     /// `--quiet`.
     pub quiet: bool,
+    /// The command line the HTML report names (default: this one, with the first seed).
+    pub command: Option<&'a str>,
 }
 
 /// The one rendering of a sweep report (`sim`, `run`, and `merge` of their shards): prints
@@ -517,7 +520,8 @@ pub(crate) fn render(sw: &crate::analysis::results::SweepReport, a: &Outputs<'_>
     }
     if let Some(p) = &a.html {
         let seed = sw.points.first().map(|pt| pt.report.seed);
-        let page = crate::report::html::sweep_page(sw, &crate::report::html::Provenance::new(&reproduce(seed)));
+        let command = a.command.map_or_else(|| reproduce(seed), str::to_string);
+        let page = crate::report::html::sweep_page(sw, &crate::report::html::Provenance::new(&command));
         write_html(p, &page)?;
     }
     Ok(if sw.passed { 0 } else { 1 })
@@ -777,21 +781,28 @@ fn sim_shard(
 /// the same function.
 pub(crate) fn merge_sim(set: &crate::run::shard::ShardSet, a: &crate::cli::shard::MergeArgs) -> anyhow::Result<u8> {
     if a.csv.is_some() || a.hlog.is_some() {
-        anyhow::bail!("--csv and --hlog are for load shards; a sim sweep merges to --json, --junit and --chart");
+        anyhow::bail!(
+            "--csv and --hlog are for load shards; a sim sweep merges to --json, --junit, --chart and --html"
+        );
     }
+    // the page names the merge: it is what rebuilds this report from the files
+    let command = reproduce(None);
     let outputs = Outputs {
         json: a.json.as_deref(),
         junit: a.junit.as_deref(),
         chart: a.chart.as_deref(),
-        html: None,
+        html: a.html.as_deref(),
         quiet: a.quiet,
+        command: Some(&command),
     };
     check_output_paths(&[
         ("--json", outputs.json),
         ("--junit", outputs.junit),
         ("--chart", outputs.chart),
+        ("--html", outputs.html),
     ])?;
-    let sw = crate::run::sim_shard::merge(set, &parse_asserts(&a.asserts)?)?;
+    let asserts = parse_asserts(&a.asserts)?;
+    let sw = crate::run::sim_shard::merge(set, &asserts)?;
     render(&sw, &outputs, "sim")
 }
 

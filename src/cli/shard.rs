@@ -168,6 +168,9 @@ pub struct MergeArgs {
     /// Fail (exit 1) unless this holds, e.g. 'resilience.detection_s.max <= 10' (repeatable).
     #[arg(long = "assert", value_name = "PATH OP VALUE")]
     pub asserts: Vec<String>,
+    /// Write the HTML report here (load and sim shards).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Only the summary.
     #[arg(long)]
     pub quiet: bool,

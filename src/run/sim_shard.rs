@@ -92,7 +92,10 @@ pub fn run_shard(set: &ScenarioSet, o: &RunOptions, plan: &ShardPlan) -> anyhow:
     let items: Vec<(u64, usize, usize)> = owned(set.points.len(), n, shard).collect();
     let jobs: Vec<(usize, usize)> = items.iter().map(|&(_, i, k)| (i, k)).collect();
     let runs_of = |i: usize| (0..n).filter(|k| shard.owns((i * n + k) as u64)).count();
-    let (results, interrupted) = crate::run::simulate_jobs(set, o, &jobs, &runs_of)?;
+    // the first run of each point keeps its incident view, for `merge --html`
+    let mut o = o.clone();
+    o.incident = true;
+    let (results, interrupted) = crate::run::simulate_jobs(set, &o, &jobs, &runs_of)?;
     let mut runs = Vec::with_capacity(items.len());
     for (&(item, _, _), r) in items.iter().zip(results) {
         match r {
@@ -102,11 +105,11 @@ pub fn run_shard(set: &ScenarioSet, o: &RunOptions, plan: &ShardPlan) -> anyhow:
     }
     let ran = runs.len();
     let complete = !interrupted && ran == items.len();
-    let seed = set.points.first().map_or(1, |p| base_seed(&p.scenario, o));
+    let seed = set.points.first().map_or(1, |p| base_seed(&p.scenario, &o));
     let file = ShardFile {
-        chaosgate_shard: plan.header(Kind::Sim, fingerprint(set, o), seed, complete),
+        chaosgate_shard: plan.header(Kind::Sim, fingerprint(set, &o), seed, complete),
         body: SimShard {
-            frame: SweepFrame::of(set, o),
+            frame: SweepFrame::of(set, &o),
             runs,
         },
     };
@@ -274,7 +277,8 @@ mod tests {
 
     /// Every run of every example the simulator runs survives the shard file's round trip:
     /// the report rebuilt from the runs as a merge reads them is the unsharded one, byte for
-    /// byte (costs, Retry-After figures, hangs, the floats' last bits included).
+    /// byte (costs, Retry-After figures, hangs, the floats' last bits included), and so are
+    /// the incident views the HTML report draws.
     #[test]
     #[allow(clippy::disallowed_methods)] // the test reads the example files
     fn every_example_s_runs_round_trip_exactly() {
@@ -297,6 +301,7 @@ mod tests {
                 }
                 let mut o = RunOptions::new(std::env::temp_dir());
                 o.repeat = 2;
+                o.incident = true;
                 let n = o.repeat;
                 let jobs: Vec<(usize, usize)> = (0..set.points.len())
                     .flat_map(|i| (0..n).map(move |k| (i, k)))
@@ -328,6 +333,11 @@ mod tests {
                 );
                 let pretty = |s: &SweepReport| serde_json::to_string_pretty(&s.to_json()).unwrap();
                 assert_eq!(pretty(&got), pretty(&want), "{}", f.display());
+                // the HTML report's views too (not in the JSON)
+                for (g, w) in got.points.iter().zip(&want.points) {
+                    assert!(w.report.incident.is_some());
+                    assert_eq!(g.report.incident, w.report.incident, "{}", f.display());
+                }
                 checked += 1;
             }
         }
