@@ -219,7 +219,13 @@ pub fn merge(set: &ShardSet, asserts: &[Assertion]) -> anyhow::Result<SweepRepor
         let gap = (!missing.is_empty()).then(|| gap_note(&missing, n, first, count));
         points.push((have, gap));
     }
-    Ok(crate::run::sim_report_with_gaps(&frame, points))
+    let mut sw = crate::run::sim_report_with_gaps(&frame, points);
+    if !set.whole() {
+        // an interrupted shard's last run may be cut short though none is missing
+        sw.partial = true;
+        sw.passed = false;
+    }
+    Ok(sw)
 }
 
 /// Which runs of a point are missing and whose they were.
