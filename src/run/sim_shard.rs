@@ -95,6 +95,8 @@ pub fn run_shard(set: &ScenarioSet, o: &RunOptions, plan: &ShardPlan) -> anyhow:
     // the first run of each point keeps its incident view, for `merge --html`
     let mut o = o.clone();
     o.incident = true;
+    // the progress line counts every run of every point; a shard says what it ran at the end
+    o.progress &= shard.is_whole();
     let (results, interrupted) = crate::run::simulate_jobs(set, &o, &jobs, &runs_of)?;
     let mut runs = Vec::with_capacity(items.len());
     for (&(item, _, _), r) in items.iter().zip(results) {
