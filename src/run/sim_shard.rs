@@ -39,23 +39,19 @@ pub struct SimItem {
 }
 
 /// The fingerprint of a sweep: its resolved points (after `--set` and `--sweep`, without
-/// the file's path), each point's first seed, `--seed` and `--repeat`. Assertions are
-/// not in it (the merge compares them itself, to say so).
+/// the file's path), each point's first seed (`--seed`, else the scenario's, else 1) and
+/// `--repeat`. `--assert`s are not in it (the merge compares them itself, to say so).
 pub fn fingerprint(set: &ScenarioSet, o: &RunOptions) -> String {
     let mut h = crate::rng::Fnv1a::new();
     // formatting into the hasher cannot fail
-    let _ = write!(
-        h,
-        "sim\nrepeat={}\nseed={:?}\naxes={:?}\n",
-        o.repeat.max(1),
-        o.seed,
-        set.axes
-    );
+    let _ = write!(h, "sim\nrepeat={}\naxes={:?}\n", o.repeat.max(1), set.axes);
     for p in &set.points {
         let mut s = p.scenario.clone();
-        // where the file was read from is not part of the work
+        // where the file was read from is not part of the work; its seed is, as the
+        // first seed the runs use (below)
         s.file.clear();
         s.dir = std::path::PathBuf::new();
+        s.seed = None;
         let _ = write!(h, "point {:?} seed {}\n{s:?}\n", p.params, base_seed(&p.scenario, o));
     }
     shard::fingerprint_text(h.finish())
