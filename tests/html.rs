@@ -288,6 +288,24 @@ fn html_path_in_a_missing_directory_is_refused_before_the_run() {
     );
 }
 
+/// Regression: `--html -` wrote a file named `-`; only `--json` writes to stdout.
+#[test]
+fn html_dash_is_refused_not_written_to_a_file_named_dash() {
+    let d = std::env::temp_dir().join(format!("chaosgate-html-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let scenario = root().join("examples/incidents/3am-fast-fail.toml");
+    let out = Command::new(bin())
+        .args(["sim", scenario.to_str().unwrap(), "--html", "-", "--quiet"])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--html -: only --json writes to stdout"), "{err}");
+    assert!(!d.join("-").exists(), "no file named -");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 // ------------------------------------------------------------------ Chromium
 
 /// Runs `cmd` in its own process group until it exits or `limit` passes (then kills the

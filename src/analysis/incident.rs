@@ -237,18 +237,9 @@ pub fn burn_windows() -> Vec<u64> {
     budget::rule_windows().into_iter().filter(|&w| w <= 6 * 3600).collect()
 }
 
+/// The events the timeline marks: every kind but probe results (drawn in their own lane).
 fn event_name(k: &EventKind) -> Option<&'static str> {
-    Some(match k {
-        EventKind::ProbeResult { .. } => return None,
-        EventKind::Ejected => "ejected",
-        EventKind::Restored => "restored",
-        EventKind::BreakerOpened { .. } => "breaker_opened",
-        EventKind::BreakerHalfOpened => "breaker_half_opened",
-        EventKind::BreakerClosed => "breaker_closed",
-        EventKind::RateLimited { .. } => "rate_limited",
-        EventKind::Retry { .. } => "retry",
-        EventKind::Fallback { .. } => "fallback",
-    })
+    (!matches!(k, EventKind::ProbeResult { .. })).then(|| k.name())
 }
 
 impl IncidentView {
@@ -379,7 +370,7 @@ impl IncidentView {
         events.sort_by(|a, b| a.t_s.total_cmp(&b.t_s).then_with(|| a.target.cmp(&b.target)));
         let burn = match budget {
             Some(b) => {
-                let (totals, bad) = super::run::budget_counts(agg);
+                let (totals, bad) = agg.budget_counts();
                 let rate = budget::run_rate(bucket, &totals, b.rate);
                 let burn = Burn::new(b.target, bucket, &totals, &bad, rate);
                 burn_windows()
@@ -611,7 +602,7 @@ mod tests {
         assert_eq!(five[9], 0.0);
         // the 1 h window at the end of second 159: 600 bad over 3600 s at λ = 10 → 600/36000/ε
         assert!((v.burn[2].values[159] - 600.0 / 36_000.0 / 0.001).abs() < 1e-9);
-        let (totals, bad) = crate::analysis::run::budget_counts(&agg);
+        let (totals, bad) = agg.budget_counts();
         let r = analyze(0.999, 30.0 * 86_400.0, s, &totals, &bad, None);
         let peak = five.iter().copied().fold(0.0, f64::max);
         assert!((peak - r.peak_burn_5m).abs() < 1e-12, "{peak} vs {}", r.peak_burn_5m);

@@ -430,6 +430,13 @@ pub fn phase_groups<'a>(
 }
 
 impl Aggregator {
+    /// What the error budget counts, per bucket: requests that ended (ok or failed;
+    /// dropped ones were never sent) and the failed ones.
+    pub fn budget_counts(&self) -> (Vec<u64>, Vec<u64>) {
+        let totals = self.buckets.iter().map(|b| b.ok + b.failed).collect();
+        let bad = self.buckets.iter().map(|b| b.failed).collect();
+        (totals, bad)
+    }
     /// An aggregator with `bucket`-long time buckets; `kinds` names the mix's kinds.
     pub fn new(bucket: Nanos, kinds: Vec<String>, slo: SloThresholds) -> Aggregator {
         let mut kind_names: Vec<String> = Vec::new();

@@ -633,7 +633,12 @@ pub fn check_output_paths(paths: &[(&str, Option<&std::path::Path>)]) -> anyhow:
     let mut problems = Vec::new();
     for (flag, p) in paths {
         let Some(p) = p else { continue };
-        if *flag == "--json" && is_stdout(p) {
+        if is_stdout(p) {
+            if *flag != "--json" {
+                problems.push(format!(
+                    "{flag} -: only --json writes to stdout; give {flag} a file path"
+                ));
+            }
             continue;
         }
         if let Err(m) = output_path_problem(p) {

@@ -396,7 +396,7 @@ async fn start_replicas(
     for k in 0..n {
         let port = match x.port {
             Some(p) if p != 0 => p,
-            _ => free_port()?,
+            _ => crate::live::net::free_port()?,
         };
         let replica = crate::live::process::ReplicaVars {
             index: k,
@@ -572,10 +572,4 @@ async fn traffic(
     }
     let r = live::run(source, mix, opts).await?;
     Ok((r, t0))
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the gateway to take).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }

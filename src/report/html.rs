@@ -123,6 +123,16 @@ fn value(name: &str, v: Option<f64>, unit: &str) -> String {
     )
 }
 
+/// A row of a figures table: the figure's JSON name and its value.
+fn figure_row(s: &mut String, name: &str, v: Option<f64>, unit: &str) {
+    let _ = writeln!(
+        s,
+        "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
+        esc(name),
+        value(name, v, unit)
+    );
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
@@ -348,12 +358,7 @@ fn figures_table(s: &mut String, r: &RunReport) {
     }
     for (name, v) in &b.alerts {
         let key = format!("budget.alerts.{name}");
-        let _ = writeln!(
-            s,
-            "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
-            esc(&key),
-            value(&key, *v, if v.is_some() { " s" } else { "" })
-        );
+        figure_row(s, &key, *v, if v.is_some() { " s" } else { "" });
     }
     for (name, v, unit) in [
         ("traffic.requests.sent", Some(t.requests.sent as f64), ""),
@@ -362,12 +367,7 @@ fn figures_table(s: &mut String, r: &RunReport) {
         ("traffic.latency_ms.p50", Some(t.latency_ms.p50), " ms"),
         ("traffic.latency_ms.p99", Some(t.latency_ms.p99), " ms"),
     ] {
-        let _ = writeln!(
-            s,
-            "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
-            esc(name),
-            value(name, v, unit)
-        );
+        figure_row(s, name, v, unit);
     }
     s.push_str("</table>\n");
 }
@@ -1215,12 +1215,7 @@ pub fn load_page(report: &LoadReport, v: &IncidentView, target: &str, seed: u64,
         ("ttft_ms.p50", Some(report.ttft_ms.p50), " ms"),
         ("throughput.requests_per_s", Some(report.throughput.requests_per_s), ""),
     ] {
-        let _ = writeln!(
-            s,
-            "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
-            esc(name),
-            value(name, val, unit)
-        );
+        figure_row(&mut s, name, val, unit);
     }
     s.push_str("</table>\n");
     for n in &v.notes {
