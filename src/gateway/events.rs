@@ -45,6 +45,20 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every name [`EventKind::name`] gives, in declaration order (to read a name back as
+    /// the `'static` text, e.g. an incident view from a shard file).
+    pub const NAMES: [&'static str; 9] = [
+        "probe_result",
+        "ejected",
+        "restored",
+        "breaker_opened",
+        "breaker_half_opened",
+        "breaker_closed",
+        "rate_limited",
+        "retry",
+        "fallback",
+    ];
+
     /// The event's name: its `event` tag in the JSON event stream.
     pub fn name(&self) -> &'static str {
         match self {
@@ -83,6 +97,7 @@ mod tests {
 
     #[test]
     fn each_name_is_the_json_tag() {
+        let mut names = Vec::new();
         for k in [
             EventKind::ProbeResult { ok: true },
             EventKind::Ejected,
@@ -96,6 +111,8 @@ mod tests {
         ] {
             let v = serde_json::to_value(&k).unwrap();
             assert_eq!(v["event"], k.name(), "{k:?}");
+            names.push(k.name());
         }
+        assert_eq!(names, EventKind::NAMES);
     }
 }
