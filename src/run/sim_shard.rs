@@ -348,6 +348,59 @@ mod tests {
         assert!(checked >= 9, "{checked} examples");
     }
 
+    const SRC: &str = r#"
+name = "t"
+seed = 3
+[providers.primary]
+api = "openai"
+[[providers.primary.phase]]
+name = "outage"
+start = "5s"
+duration = "5s"
+errors = [{ status = 502 }]
+[providers.fallback]
+api = "openai"
+[gateway]
+targets = ["primary", "fallback"]
+health_check = { interval = "5s", timeout = "1s", unhealthy_threshold = 1, healthy_threshold = 1 }
+[traffic]
+rate = 20.0
+duration = "20s"
+[sweep]
+"gateway.health_check.interval" = ["2s", "5s"]
+"#;
+
+    #[test]
+    fn the_fingerprint_is_the_work_not_how_it_was_given() {
+        let load = |file: &str, dir: &str, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            crate::scenario::load_str(file, SRC, std::path::Path::new(dir), &sets).unwrap()
+        };
+        let o = |seed: Option<u64>, repeat: usize, assert: bool| {
+            let mut o = RunOptions::new(std::env::temp_dir());
+            (o.seed, o.repeat) = (seed, repeat);
+            if assert {
+                o.asserts = vec!["resilience.detection_s.max <= 10".parse().unwrap()];
+            }
+            o
+        };
+        let base = fingerprint(&load("s.toml", ".", &[]), &o(None, 2, false));
+        // read from elsewhere, the seed given as --seed rather than by the file, --assert
+        // added: the same work
+        let same = fingerprint(&load("/work/cfg/s.toml", "/work/cfg", &[]), &o(Some(3), 2, true));
+        assert_eq!(same, base);
+        // another seed, repeat count, --set or sweep: other work
+        for (set, seed, repeat) in [
+            (vec![], Some(4), 2),
+            (vec![], None, 3),
+            (vec!["traffic.rate=21"], None, 2),
+            (vec!["sweep.gateway.health_check.interval=[\"2s\", \"6s\"]"], None, 2),
+        ] {
+            let other = fingerprint(&load("s.toml", ".", &set), &o(seed, repeat, false));
+            assert_ne!(other, base, "{set:?} {seed:?} {repeat}");
+        }
+    }
+
     #[test]
     fn a_gap_names_the_runs_and_their_shards() {
         // point 1 of a sweep with 3 runs a point: items 3, 4, 5; shards of 2: 1, 0, 1
