@@ -704,7 +704,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
         let c = &a.common;
         if c.json.is_some() || c.junit.is_some() || c.chart.is_some() || c.html.is_some() {
             anyhow::bail!(
-                "a sim shard writes only its --result file: give --json, --junit, --chart to `chaosgate merge` of all the shards' files"
+                "a sim shard writes only its --result file: give --json, --junit, --chart, --html to `chaosgate merge` of all the shards' files"
             );
         }
         check_output_paths(&[("--result", plan.result.as_deref())])?;
