@@ -80,6 +80,10 @@ pub struct LoadOptions {
     /// Live Prometheus metrics (`--metrics-listen`): counted as requests go, served by the
     /// caller ([`metrics`]).
     pub metrics: Option<Arc<metrics::LoadMetrics>>,
+    /// This process's share of the schedule (docs/sharding.md): open loop, the arrivals
+    /// whose id it owns, with their single-machine ids; closed loop, the users it owns,
+    /// each spawned at its single-machine time, request ids interleaved (`id × N + I`).
+    pub shard: crate::traffic::shard::Shard,
 }
 
 impl LoadOptions {
@@ -106,6 +110,7 @@ impl LoadOptions {
             keep_ends: false,
             start_latency: false,
             metrics: None,
+            shard: crate::traffic::shard::Shard::WHOLE,
         }
     }
 }
@@ -1097,7 +1102,8 @@ fn start_users(
     let users = Users::new(source, mix, sh.opts.seed).ok_or_else(|| anyhow::anyhow!("no users"))?;
     let users = Arc::new(Mutex::new(users));
     let spawns = users.lock().unwrap_or_else(|e| e.into_inner()).spawns();
-    for (u, start) in spawns {
+    let shard = sh.opts.shard;
+    for (u, start) in crate::traffic::shard::users(spawns, shard) {
         let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
         tasks.spawn(async move {
             let mut at = start;
@@ -1108,7 +1114,9 @@ fn start_users(
                 if !wait_or_stop(&sh.opts, intended).await {
                     break;
                 }
-                let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
+                let mut p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
+                // distinct ids across shards (each numbers its own starts from 0)
+                p.id = crate::traffic::shard::user_request_id(p.id, shard);
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = &sh.opts.metrics {
@@ -1146,7 +1154,10 @@ async fn send_schedule(
             .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
         Source::Closed { .. } => 0,
     };
-    for (n, p) in schedule.enumerate() {
+    let shard = sh.opts.shard;
+    // every shard draws the whole single-machine schedule and keeps its arrivals, their
+    // ids unchanged (`traffic::shard`)
+    for (n, p) in crate::traffic::shard::arrivals(schedule, shard).enumerate() {
         let intended = sh.t0 + Duration::from_nanos(p.at);
         if !wait_or_stop(&sh.opts, intended).await {
             break;
