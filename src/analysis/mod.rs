@@ -30,6 +30,7 @@ pub mod resilience;
 pub mod results;
 pub mod run;
 pub mod share;
+pub mod shards;
 mod merge;
 
 pub use load_report::{

@@ -7,6 +7,7 @@
 //! one work (another scenario, seed, count or kind, a shard given twice) and names the
 //! shards that are missing, so a killed shard is never silently dropped.
 
+use crate::time::Nanos;
 use crate::traffic::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -276,6 +277,120 @@ pub fn check_set(files: Vec<(PathBuf, Header)>) -> anyhow::Result<ShardSet> {
         missing,
         incomplete,
     })
+}
+
+/// The body of a `chaosgate load` shard file: everything the load report, its CSV, hlog
+/// and HTML outputs read, at full resolution, so that a merge renders the report one
+/// machine would have.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadBody {
+    /// `--target` (a label: shards in different regions may use different URLs).
+    pub target: String,
+    /// The schedule's time zero, wall clock, ns since the Unix epoch (`--start-at`).
+    pub start_unix_ns: u64,
+    /// How late this shard started its schedule after `--start-at` (ns).
+    pub late: Nanos,
+    /// `--users` (the CSV's user count).
+    pub users: u32,
+    /// `--allow-in-flight`: whether requests in flight at the end pass.
+    pub allow_in_flight: bool,
+    /// Requests its schedule started.
+    pub scheduled: u64,
+    /// Sent but unaccounted for at the end.
+    pub in_flight_at_end: u64,
+    /// Still open after the grace period, counted as timeouts.
+    pub closed_by_grace: u64,
+    /// The run's length (planned, or measured to an interruption).
+    pub duration: Nanos,
+    /// The planned length.
+    pub planned_duration: Nanos,
+    /// The grace period.
+    pub grace: Nanos,
+    /// Stopped early.
+    pub interrupted: bool,
+    /// Warnings of this shard's own (a late start).
+    pub warnings: Vec<String>,
+    /// Every count and histogram.
+    pub aggregator: crate::analysis::Aggregator,
+    /// What the Locust CSV adds.
+    pub csv: crate::report::locust::CsvLog,
+}
+
+impl LoadBody {
+    /// A finished run's body.
+    pub fn of(r: crate::live::load::LoadResult, start: SystemTime, late: Nanos, users: u32, allow_in_flight: bool, warnings: Vec<String>) -> LoadBody {
+        LoadBody {
+            target: String::new(),
+            start_unix_ns: unix_ns(start),
+            late,
+            users,
+            allow_in_flight,
+            scheduled: r.scheduled,
+            in_flight_at_end: r.in_flight_at_end,
+            closed_by_grace: r.closed_by_grace,
+            duration: r.duration,
+            planned_duration: r.planned_duration,
+            grace: r.grace,
+            interrupted: r.interrupted,
+            warnings,
+            aggregator: r.aggregator,
+            csv: r.csv,
+        }
+    }
+
+    /// The schedule's wall-clock time zero.
+    pub fn start(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(self.start_unix_ns)
+    }
+}
+
+/// `t` in ns since the Unix epoch (0 before it).
+pub fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl LoadBody {
+    /// Adds another shard's body: counts summed, statistics merged exactly
+    /// ([`crate::analysis::Aggregator::merge`]), the longest durations, the earliest start,
+    /// interrupted when either was.
+    pub fn absorb(&mut self, o: LoadBody) -> anyhow::Result<()> {
+        self.aggregator
+            .merge(&o.aggregator)
+            .map_err(|e| anyhow::anyhow!("cannot merge the shards' statistics: {e}"))?;
+        self.csv
+            .merge(&o.csv)
+            .map_err(|e| anyhow::anyhow!("cannot merge the shards' CSV logs: {e}"))?;
+        self.scheduled += o.scheduled;
+        self.in_flight_at_end += o.in_flight_at_end;
+        self.closed_by_grace += o.closed_by_grace;
+        self.duration = self.duration.max(o.duration);
+        self.planned_duration = self.planned_duration.max(o.planned_duration);
+        self.grace = self.grace.max(o.grace);
+        self.interrupted |= o.interrupted;
+        self.start_unix_ns = self.start_unix_ns.min(o.start_unix_ns);
+        self.late = self.late.max(o.late);
+        self.users = self.users.max(o.users);
+        self.allow_in_flight &= o.allow_in_flight;
+        self.warnings.extend(o.warnings);
+        Ok(())
+    }
+
+    /// The (merged) body as the load client's result.
+    pub fn into_result(self) -> crate::live::load::LoadResult {
+        crate::live::load::LoadResult {
+            aggregator: self.aggregator,
+            scheduled: self.scheduled,
+            in_flight_at_end: self.in_flight_at_end,
+            closed_by_grace: self.closed_by_grace,
+            duration: self.duration,
+            planned_duration: self.planned_duration,
+            grace: self.grace,
+            interrupted: self.interrupted,
+            csv: self.csv,
+            ends: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
