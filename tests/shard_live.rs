@@ -304,6 +304,17 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     assert!(text.contains("shards: 3 of 3 merged"), "{text}");
     assert!(text.contains("eu-west (2)"), "{text}");
     assert_eq!(m["checks"].as_array().unwrap().len(), 2);
+    // the merged JSON is a load report, with its `shards` and `checks` sections
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/load-report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&m).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut bad = m.clone();
+    bad["shards"]["by_shard"][0]["ok"] = serde_json::json!("many");
+    assert!(!v.is_valid(&bad));
 
     // the other outputs, from the merged data
     let stats = std::fs::read_to_string(format!("{}_stats.csv", prefix.display())).unwrap();
