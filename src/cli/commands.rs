@@ -779,7 +779,11 @@ pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
-    let _shard = shard_plan(&a.shard, true)?;
+    if live_shard_plan(&a.shard)?.is_some() {
+        anyhow::bail!(
+            "run --shard / --result are not built yet: shard the traffic with `chaosgate load --shard` against one gateway (docs/sharding.md)"
+        );
+    }
     check_report_paths(&a.common)?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
