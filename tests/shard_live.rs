@@ -233,7 +233,10 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     }
     // each file is one shard's part, labelled
     let h: Value = json(&files[2]);
-    assert_eq!(h["chaosgate_shard"]["shard"], serde_json::json!({"index": 2, "count": 3}));
+    assert_eq!(
+        h["chaosgate_shard"]["shard"],
+        serde_json::json!({"index": 2, "count": 3})
+    );
     assert_eq!(h["chaosgate_shard"]["region"], "us-east");
     assert_eq!(h["chaosgate_shard"]["complete"], true);
 
@@ -258,7 +261,12 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     }
     let out = Command::new(bin()).args(&args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = json(&merged);
 
     // the schedule exactly; the outcomes too (they depend on the request's shape alone)
@@ -277,7 +285,12 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     // answer both medians sit at 30 ms plus loopback overhead (a few ms on a busy host)
     let p50 = |v: &Value| v["latency_ms"]["p50"].as_f64().unwrap();
     assert!(p50(&m) >= 30.0 && p50(&single) >= 30.0, "{} {}", p50(&m), p50(&single));
-    assert!((p50(&m) - p50(&single)).abs() < 25.0, "p50 {} vs {}", p50(&m), p50(&single));
+    assert!(
+        (p50(&m) - p50(&single)).abs() < 25.0,
+        "p50 {} vs {}",
+        p50(&m),
+        p50(&single)
+    );
     // the merged latency histogram holds every shard's samples
     assert_eq!(m["latency_ms"]["count"].as_u64(), Some(ok + failed));
 
@@ -310,7 +323,10 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     )
     .unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = v.iter_errors(&m).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> = v
+        .iter_errors(&m)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let mut bad = m.clone();
     bad["shards"]["by_shard"][0]["ok"] = serde_json::json!("many");
@@ -319,7 +335,10 @@ fn three_load_shards_merge_into_the_single_machine_report() {
     // the other outputs, from the merged data
     let stats = std::fs::read_to_string(format!("{}_stats.csv", prefix.display())).unwrap();
     let aggregated = stats.lines().find(|l| l.contains("Aggregated")).unwrap();
-    assert!(aggregated.starts_with(&format!(",Aggregated,{},{failed},", ok + failed)), "{aggregated}");
+    assert!(
+        aggregated.starts_with(&format!(",Aggregated,{},{failed},", ok + failed)),
+        "{aggregated}"
+    );
     assert!(std::fs::read_to_string(&hlog).unwrap().contains("HISTF"));
     assert!(std::fs::read_to_string(&html).unwrap().contains("<html"));
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -349,7 +368,10 @@ fn three_load_shards_merge_into_the_single_machine_report() {
         ]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_ne!(out.status.code(), Some(0));
-        assert!(err.contains("not shards of the same work") && err.contains(why), "{err}");
+        assert!(
+            err.contains("not shards of the same work") && err.contains(why),
+            "{err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -368,7 +390,14 @@ fn a_killed_shard_is_reported_missing_never_dropped() {
         .map(|i| {
             let shard = format!("{i}/3");
             let mut a = base.clone();
-            a.extend(["--shard", &shard, "--start-at", &at, "--result", files[i].to_str().unwrap()]);
+            a.extend([
+                "--shard",
+                &shard,
+                "--start-at",
+                &at,
+                "--result",
+                files[i].to_str().unwrap(),
+            ]);
             spawn(&a, &d.join(format!("shard{i}.log")))
         })
         .collect();
@@ -390,7 +419,10 @@ fn a_killed_shard_is_reported_missing_never_dropped() {
     let out = run(&["merge", present[0], present[1]]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
-    assert!(err.contains("shard 1 of 3 missing") && err.contains("shard 2 interrupted"), "{err}");
+    assert!(
+        err.contains("shard 1 of 3 missing") && err.contains("shard 2 interrupted"),
+        "{err}"
+    );
 
     let merged = d.join("partial.json");
     let out = run(&[

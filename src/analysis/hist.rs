@@ -810,7 +810,10 @@ impl Hist {
             return Ok(Hist::new(3));
         }
         if text.len() > MAX_WIRE_BYTES {
-            return Err(format!("a histogram of {} bytes (at most {MAX_WIRE_BYTES})", text.len()));
+            return Err(format!(
+                "a histogram of {} bytes (at most {MAX_WIRE_BYTES})",
+                text.len()
+            ));
         }
         let (sparse, b64) = match text.strip_prefix(SPARSE_PREFIX) {
             Some(rest) => (true, rest),

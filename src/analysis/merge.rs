@@ -158,7 +158,11 @@ impl Aggregator {
 
     /// How many kind groups the mix names (those before any `other`).
     fn kind_group_names(&self) -> usize {
-        self.kind_group.iter().max().map_or(0, |m| m + 1).min(self.kind_names.len())
+        self.kind_group
+            .iter()
+            .max()
+            .map_or(0, |m| m + 1)
+            .min(self.kind_names.len())
     }
 
     /// The kind group named `name`, added when new (only `other` can be).
@@ -221,12 +225,18 @@ mod tests {
                     3 => Outcome::Http(429),
                     _ => Outcome::Ok,
                 };
-                let lag = if rng.random_bool(0.3) { rng.random_range(1..5_000_000) } else { 0 };
+                let lag = if rng.random_bool(0.3) {
+                    rng.random_range(1..5_000_000)
+                } else {
+                    0
+                };
                 let latency = 10f64.powf(rng.random_range(5.0..10.0)) as Nanos;
                 let stream = rng.random_bool(0.6);
                 let tokens = if outcome.is_ok() { rng.random_range(0..60) } else { 0 };
                 let first_token = (stream && outcome != Outcome::Dropped).then(|| intended + latency / 3);
-                let itl: Vec<Nanos> = (1..tokens.min(8)).map(|_| rng.random_range(1_000..50_000_000)).collect();
+                let itl: Vec<Nanos> = (1..tokens.min(8))
+                    .map(|_| rng.random_range(1_000..50_000_000))
+                    .collect();
                 let rec = RequestRecord {
                     id,
                     kind: rng.random_range(0..3),
@@ -308,7 +318,10 @@ mod tests {
         }
         assert_eq!(merged.schedule_lag().summary(), whole.schedule_lag().summary());
         for (x, y) in merged.buckets.iter().zip(&whole.buckets) {
-            assert_eq!((x.ok, x.failed, x.dropped, x.decode_n), (y.ok, y.failed, y.dropped, y.decode_n));
+            assert_eq!(
+                (x.ok, x.failed, x.dropped, x.decode_n),
+                (y.ok, y.failed, y.dropped, y.decode_n)
+            );
             assert_eq!(
                 x.latency.as_ref().map(|h| h.recorded_us()),
                 y.latency.as_ref().map(|h| h.recorded_us())
@@ -323,8 +336,12 @@ mod tests {
                 .collect()
         };
         assert_eq!(starts(&merged), starts(&whole));
-        let usage = |a: &Aggregator| -> Vec<(String, Vec<(u64, u64, u64)>)> {
-            a.usage().into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect()
+        type Usage = Vec<(String, Vec<(u64, u64, u64)>)>;
+        let usage = |a: &Aggregator| -> Usage {
+            a.usage()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect()
         };
         assert_eq!(usage(&merged), usage(&whole));
     }
@@ -335,7 +352,10 @@ mod tests {
         let mut dense = Hist::new(3);
         let mut two = Hist::new(2);
         let mut sparse = Hist::coarse();
-        for (i, v) in [1u64, 999, 1_000, 1_001, 123_456_789, 3_600_000_000_000, 5].iter().enumerate() {
+        for (i, v) in [1u64, 999, 1_000, 1_001, 123_456_789, 3_600_000_000_000, 5]
+            .iter()
+            .enumerate()
+        {
             for _ in 0..=i {
                 dense.record(*v * 1_000);
                 two.record(*v * 1_000);
@@ -355,7 +375,11 @@ mod tests {
     #[test]
     fn different_settings_refuse_to_merge() {
         let mut a = aggregator();
-        let b = Aggregator::new(NS_PER_S / 10, vec!["chat".into(), "long".into(), "chat".into()], SloThresholds::default());
+        let b = Aggregator::new(
+            NS_PER_S / 10,
+            vec!["chat".into(), "long".into(), "chat".into()],
+            SloThresholds::default(),
+        );
         assert!(a.merge(&b).unwrap_err().contains("bucket"));
         let c = Aggregator::new(NS_PER_S, vec!["x".into()], SloThresholds::default());
         assert!(a.merge(&c).is_err());

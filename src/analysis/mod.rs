@@ -26,12 +26,12 @@ pub mod cost;
 pub mod hist;
 pub mod incident;
 mod load_report;
+mod merge;
 pub mod resilience;
 pub mod results;
 pub mod run;
-pub mod share;
 pub mod shards;
-mod merge;
+pub mod share;
 
 pub use load_report::{
     in_flight_warning, EmbeddingsStats, GroupReport, LoadReport, RequestCounts, Throughput, Timeline, Tps,

@@ -153,7 +153,11 @@ impl Acc {
             failed: self.failed,
             dropped: self.dropped,
             in_flight_at_end: self.in_flight,
-            error_rate: if sent == 0 { 0.0 } else { self.failed as f64 / sent as f64 },
+            error_rate: if sent == 0 {
+                0.0
+            } else {
+                self.failed as f64 / sent as f64
+            },
             latency_ms: self.latency.map_or_else(Summary::default, |h| h.summary()),
             late_s: crate::time::nanos_to_secs_f64(self.late),
             complete: self.complete,
@@ -169,7 +173,10 @@ pub fn breakdown(count: u32, parts: &[ShardPart], missing: &[u32]) -> Breakdown 
         let mut a = Acc::default();
         a.add(p);
         by_shard.push(a.row(p.name.clone(), Some(p.index), p.region.clone()));
-        regions.entry(p.region.clone().unwrap_or_else(|| "-".into())).or_default().add(p);
+        regions
+            .entry(p.region.clone().unwrap_or_else(|| "-".into()))
+            .or_default()
+            .add(p);
     }
     by_shard.sort_by_key(|r| r.index);
     let incomplete: Vec<u32> = parts.iter().filter(|p| !p.complete).map(|p| p.index).collect();

@@ -203,7 +203,16 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         junit: None,
     };
     let target = a.target.clone();
-    crate::cli::shard::render_load(&result, &target, seed, start_wall, a.users.unwrap_or(0), &out, &shard_warnings, None)?;
+    crate::cli::shard::render_load(
+        &result,
+        &target,
+        seed,
+        start_wall,
+        a.users.unwrap_or(0),
+        &out,
+        &shard_warnings,
+        None,
+    )?;
     linger_metrics(exporter, &a.metrics, result.interrupted).await;
     let (interrupted, in_flight) = (result.interrupted, result.in_flight_at_end);
     if let Some(p) = &shard {
@@ -218,7 +227,12 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         body.target = target;
         crate::cli::shard::write_result(p, crate::run::shard::Kind::Load, fingerprint, seed, !interrupted, body)?;
     }
-    Ok(crate::cli::shard::load_exit("load", interrupted, in_flight, a.allow_in_flight))
+    Ok(crate::cli::shard::load_exit(
+        "load",
+        interrupted,
+        in_flight,
+        a.allow_in_flight,
+    ))
 }
 
 /// `--phase NAME=START..END` windows.

@@ -270,7 +270,16 @@ fn merge_load(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
         asserts: &asserts,
         junit: a.junit.as_deref(),
     };
-    let failed = render_load(&result, &targets.join(", "), seed, start, users, &out, &warnings, Some(&b))?;
+    let failed = render_load(
+        &result,
+        &targets.join(", "),
+        seed,
+        start,
+        users,
+        &out,
+        &warnings,
+        Some(&b),
+    )?;
     let code = load_exit("merge", false, result.in_flight_at_end, allow_in_flight);
     let code = code.max(u8::from(failed > 0)).max(u8::from(b.partial));
     Ok(code)
@@ -340,7 +349,10 @@ pub fn render_load(
     let checks: Vec<crate::analysis::assert::Check> = out.asserts.iter().map(|a| a.check(&v)).collect();
     let failed = checks.iter().filter(|c| !c.passed).count();
     if !checks.is_empty() {
-        o.print(&format!("\nassertions: {} passed, {failed} failed\n", checks.len() - failed));
+        o.print(&format!(
+            "\nassertions: {} passed, {failed} failed\n",
+            checks.len() - failed
+        ));
         for c in checks.iter().filter(|c| !c.passed) {
             o.print(&format!("  FAILED {}: {}\n", c.assertion, c.message));
         }
@@ -361,7 +373,14 @@ pub fn render_load(
         eprintln!("wrote {}", p.display());
     }
     if let Some(prefix) = out.csv {
-        crate::report::locust::write_locust_csv(prefix, &result.aggregator, &result.csv, report.duration_s, start, users)?;
+        crate::report::locust::write_locust_csv(
+            prefix,
+            &result.aggregator,
+            &result.csv,
+            report.duration_s,
+            start,
+            users,
+        )?;
         eprintln!(
             "wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv, {prefix}_exceptions.csv"
         );
@@ -441,7 +460,10 @@ pub fn start_instant(
     match at.duration_since(now) {
         Ok(ahead) => {
             if ahead > Duration::from_millis(100) {
-                eprintln!("{who}: waiting {:.1} s for --start-at (Ctrl-C cancels)", ahead.as_secs_f64());
+                eprintln!(
+                    "{who}: waiting {:.1} s for --start-at (Ctrl-C cancels)",
+                    ahead.as_secs_f64()
+                );
             }
             Ok((inow + ahead, 0))
         }

@@ -453,34 +453,6 @@ fn traffic_share(t: &crate::analysis::share::TrafficShare) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::share::TrafficShare;
-
-    #[test]
-    fn traffic_share_sparkline() {
-        // 4 buckets of 1 s, one per column: a 100 %, 100 %, 0 %, none; b the reverse
-        let t = TrafficShare {
-            bucket_s: 1.0,
-            requests: vec![2, 2, 2, 0],
-            unattributed: vec![0, 1, 0, 0],
-            providers: [
-                ("a".to_string(), vec![Some(1.0), Some(1.0), Some(0.0), None]),
-                ("b".to_string(), vec![Some(0.0), Some(0.0), Some(1.0), None]),
-            ]
-            .into_iter()
-            .collect(),
-        };
-        let out = traffic_share(&t);
-        assert!(out.contains("1 of 7 unattributed"), "{out}");
-        assert!(out.contains("0–4 s, 1 s per column"), "{out}");
-        assert!(out.contains("  a            |██ ·| 66.7 %"), "{out}");
-        assert!(out.contains("  b            |  █·| 33.3 %"), "{out}");
-        assert_eq!(traffic_share(&TrafficShare::default()), "");
-    }
-}
-
 /// The per-shard and per-region table of a merged run (`chaosgate merge`).
 pub fn shards(b: &crate::analysis::shards::Breakdown) -> String {
     let mut s = String::new();
@@ -540,4 +512,32 @@ pub fn shards(b: &crate::analysis::shards::Breakdown) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::share::TrafficShare;
+
+    #[test]
+    fn traffic_share_sparkline() {
+        // 4 buckets of 1 s, one per column: a 100 %, 100 %, 0 %, none; b the reverse
+        let t = TrafficShare {
+            bucket_s: 1.0,
+            requests: vec![2, 2, 2, 0],
+            unattributed: vec![0, 1, 0, 0],
+            providers: [
+                ("a".to_string(), vec![Some(1.0), Some(1.0), Some(0.0), None]),
+                ("b".to_string(), vec![Some(0.0), Some(0.0), Some(1.0), None]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let out = traffic_share(&t);
+        assert!(out.contains("1 of 7 unattributed"), "{out}");
+        assert!(out.contains("0–4 s, 1 s per column"), "{out}");
+        assert!(out.contains("  a            |██ ·| 66.7 %"), "{out}");
+        assert!(out.contains("  b            |  █·| 33.3 %"), "{out}");
+        assert_eq!(traffic_share(&TrafficShare::default()), "");
+    }
 }

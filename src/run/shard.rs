@@ -318,7 +318,14 @@ pub struct LoadBody {
 
 impl LoadBody {
     /// A finished run's body.
-    pub fn of(r: crate::live::load::LoadResult, start: SystemTime, late: Nanos, users: u32, allow_in_flight: bool, warnings: Vec<String>) -> LoadBody {
+    pub fn of(
+        r: crate::live::load::LoadResult,
+        start: SystemTime,
+        late: Nanos,
+        users: u32,
+        allow_in_flight: bool,
+        warnings: Vec<String>,
+    ) -> LoadBody {
         LoadBody {
             target: String::new(),
             start_unix_ns: unix_ns(start),

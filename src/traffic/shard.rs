@@ -63,10 +63,7 @@ impl Shard {
 
 /// The open-loop or trace arrivals shard `s` sends: those of the whole single-machine
 /// `schedule` whose id it owns, with their ids, times and shapes unchanged.
-pub fn arrivals(
-    schedule: impl Iterator<Item = super::Planned>,
-    s: Shard,
-) -> impl Iterator<Item = super::Planned> {
+pub fn arrivals(schedule: impl Iterator<Item = super::Planned>, s: Shard) -> impl Iterator<Item = super::Planned> {
     schedule.filter(move |p| s.owns(p.id))
 }
 
@@ -81,7 +78,9 @@ pub fn users(spawns: Vec<(u32, crate::time::Nanos)>, s: Shard) -> Vec<(u32, crat
 /// per-request records). A closed loop's starts depend on its answers, so these are not
 /// the single-machine ids.
 pub fn user_request_id(local: u64, s: Shard) -> u64 {
-    local.saturating_mul(u64::from(s.count)).saturating_add(u64::from(s.index))
+    local
+        .saturating_mul(u64::from(s.count))
+        .saturating_add(u64::from(s.index))
 }
 
 impl fmt::Display for Shard {
@@ -149,7 +148,13 @@ mod tests {
         let mix = Mix::new(c.load_kinds(base).unwrap(), Api::OpenAi).unwrap();
         let trace = crate::traffic::trace::Trace::parse(
             &(0..200)
-                .map(|i| format!("{{\"offset_ms\": {}, \"kind\": \"{}\"}}\n", i * 13 % 997, ["chat", "emb"][i % 2]))
+                .map(|i| {
+                    format!(
+                        "{{\"offset_ms\": {}, \"kind\": \"{}\"}}\n",
+                        i * 13 % 997,
+                        ["chat", "emb"][i % 2]
+                    )
+                })
                 .collect::<String>(),
             "t.jsonl",
         )
@@ -176,7 +181,9 @@ mod tests {
     #[test]
     fn closed_loop_shards_split_the_users_and_never_share_an_id() {
         let spawns: Vec<(u32, crate::time::Nanos)> = (0..10).map(|u| (u, u64::from(u) * 500)).collect();
-        let parts: Vec<_> = (0..3).map(|i| users(spawns.clone(), Shard::new(i, 3).unwrap())).collect();
+        let parts: Vec<_> = (0..3)
+            .map(|i| users(spawns.clone(), Shard::new(i, 3).unwrap()))
+            .collect();
         assert_eq!(parts[1], [(1, 500), (4, 2000), (7, 3500)]);
         let mut all: Vec<_> = parts.concat();
         all.sort_unstable();
