@@ -439,6 +439,17 @@ fn finish(
     a: &crate::cli::ScenarioArgs,
     command: &str,
 ) -> anyhow::Result<u8> {
+    finish_with(sw, a, command, None)
+}
+
+/// [`finish`], with a merged run's per-shard breakdown (`chaosgate merge`: a table after
+/// the report, `shards` in the JSON).
+pub(crate) fn finish_with(
+    sw: &crate::analysis::results::SweepReport,
+    a: &crate::cli::ScenarioArgs,
+    command: &str,
+    shards: Option<&crate::analysis::shards::Breakdown>,
+) -> anyhow::Result<u8> {
     let out = Out::for_json(a.json.as_deref());
     let sweep = !sw.axes.is_empty();
     if !a.quiet {
@@ -468,8 +479,15 @@ fn finish(
         out.print(&format!("\nassertions: {} passed, {failed} failed\n", n - failed));
         out.print(&crate::report::text::failures(sw));
     }
+    if let Some(b) = shards {
+        out.print(&crate::report::text::shards(b));
+    }
     if let Some(p) = &a.json {
-        write_json_out(p, &sw.to_json())?;
+        let mut v = sw.to_json();
+        if let Some(b) = shards {
+            v["shards"] = serde_json::to_value(b)?;
+        }
+        write_json_out(p, &v)?;
     }
     if let Some(p) = &a.junit {
         std::fs::write(p, crate::report::junit::junit(sw, command))
@@ -793,12 +811,9 @@ pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
-    if live_shard_plan(&a.shard)?.is_some() {
-        anyhow::bail!(
-            "run --shard / --result are not built yet: shard the traffic with `chaosgate load --shard` against one gateway (docs/sharding.md)"
-        );
-    }
+    let shard = live_shard_plan(&a.shard)?;
     check_report_paths(&a.common)?;
+    check_output_paths(&[("--result", shard.as_ref().and_then(|p| p.result.as_deref()))])?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
@@ -816,10 +831,30 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
         dir.display()
     );
     let mut o = o;
+    let fingerprint = crate::cli::shard::run_fingerprint(&a.common, seed, o.repeat)?;
+    if let Some(p) = &shard {
+        o.shard = Some(p.shard);
+        if let Some(at) = p.start_at {
+            let len = set.points.first().map_or(0, |pt| pt.scenario.plan.source.end());
+            o.start_at = Some(crate::cli::shard::start_instant(at, len, "chaosgate run")?.0);
+        }
+        eprintln!("chaosgate run: shard {} ({}): its own mocks and gateway, its share of the traffic", p.shard, p.name);
+    }
     let exporter = start_metrics(&a.metrics).await?;
     o.metrics = exporter.as_ref().map(|x| x.exporter.clone());
     let out = crate::run::run_live(&set, &o).await?;
     let code = finish(&out.report, &a.common, "run")?;
+    if let Some(p) = &shard {
+        let body = crate::run::shard::RunBody {
+            scenario: name.clone(),
+            axes: set.axes.clone(),
+            points_planned: set.points.len(),
+            repeat: o.repeat,
+            points: out.recorded,
+        };
+        let complete = !out.interrupted;
+        crate::cli::shard::write_result(p, crate::run::shard::Kind::Run, fingerprint, seed, complete, body)?;
+    }
     linger_metrics(exporter, &a.metrics, out.interrupted).await;
     if out.interrupted {
         eprintln!("chaosgate run: interrupted; the report above is partial");

@@ -192,7 +192,7 @@ pub fn merge(a: MergeArgs) -> anyhow::Result<u8> {
     }
     match set.kind {
         Kind::Load => merge_load(&a, &set),
-        Kind::Run => bail!("merging run shards is not built yet"),
+        Kind::Run => merge_run(&a, &set),
         Kind::Sim => bail!("merging sim shards is not built yet"),
     }
 }
@@ -234,8 +234,8 @@ fn merge_load(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
             &h.name,
             h.region.as_deref(),
             &b.aggregator,
-            b.scheduled,
-            b.in_flight_at_end,
+            b.totals.scheduled,
+            b.totals.in_flight_at_end,
             b.late,
             h.complete,
         ));
@@ -283,6 +283,119 @@ fn merge_load(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
     let code = load_exit("merge", false, result.in_flight_at_end, allow_in_flight);
     let code = code.max(u8::from(failed > 0)).max(u8::from(b.partial));
     Ok(code)
+}
+
+/// `chaosgate merge` of `run` shards: per point and run, the shards' recordings added up
+/// (statistics exactly, every arrival, request end and gateway event), then the same
+/// analysis and report `chaosgate run` makes, with the per-shard breakdown (of each
+/// shard's first run of the first point).
+fn merge_run(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
+    use crate::analysis::shards::{breakdown, ShardPart};
+    if a.csv.is_some() || a.hlog.is_some() {
+        bail!("--csv and --hlog are load outputs: run shards give --json, --junit, --chart, --html");
+    }
+    crate::cli::commands::check_output_paths(&[
+        ("--json", a.json.as_deref()),
+        ("--junit", a.junit.as_deref()),
+        ("--chart", a.chart.as_deref()),
+        ("--html", a.html.as_deref()),
+    ])?;
+    let mut parts = Vec::new();
+    let mut merged: Option<shard::RunBody> = None;
+    for (path, h) in set.files.values() {
+        let f: shard::ShardFile<shard::RunBody> = shard::read(path)?;
+        for p in &f.body.points {
+            for r in &p.runs {
+                r.aggregator.check_read().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            }
+        }
+        if let Some(r) = f.body.points.first().and_then(|p| p.runs.first()) {
+            parts.push(ShardPart::of(
+                h.shard.index,
+                &h.name,
+                h.region.as_deref(),
+                &r.aggregator,
+                r.totals.scheduled,
+                r.totals.in_flight_at_end,
+                0,
+                h.complete,
+            ));
+        }
+        merged = Some(match merged {
+            None => f.body,
+            Some(mut m) => {
+                if m.points.len() != f.body.points.len() {
+                    bail!(
+                        "{}: {} points ran, the other shards ran {}",
+                        path.display(),
+                        f.body.points.len(),
+                        m.points.len()
+                    );
+                }
+                for (mine, other) in m.points.iter_mut().zip(f.body.points) {
+                    mine.absorb(other).map_err(|e| anyhow!("{}: {e:#}", path.display()))?;
+                }
+                m
+            }
+        });
+    }
+    let Some(mut merged) = merged else {
+        bail!("no shard files to merge");
+    };
+    let b = breakdown(set.count, &parts, &set.missing);
+    let mut points = Vec::new();
+    for p in &mut merged.points {
+        p.asserts.extend(a.asserts.iter().cloned());
+        if let Some(gaps) = set.gaps() {
+            p.warnings.push(format!("{gaps}: this merged report is partial"));
+        }
+        points.push(p.report(a.html.is_some())?);
+    }
+    let partial = b.partial || merged.points.len() < merged.points_planned;
+    let sw = crate::analysis::results::SweepReport {
+        scenario: merged.scenario.clone(),
+        mode: "live".into(),
+        axes: merged.axes.clone(),
+        passed: !partial && points.iter().all(|p| p.passed),
+        partial,
+        points,
+    };
+    let args = crate::cli::ScenarioArgs {
+        scenario: None,
+        set: Vec::new(),
+        sweep: Vec::new(),
+        repeat: u32::try_from(merged.repeat).unwrap_or(1),
+        seed: None,
+        asserts: a.asserts.clone(),
+        json: a.json.clone(),
+        junit: a.junit.clone(),
+        chart: a.chart.clone(),
+        html: a.html.clone(),
+        quiet: a.quiet,
+        allow_in_flight: false,
+        allow_large: false,
+    };
+    let code = crate::cli::commands::finish_with(&sw, &args, "merge", Some(&b))?;
+    Ok(code.max(u8::from(partial)))
+}
+
+/// The fingerprint of a `run`'s work: the scenario file's text, `--set` and `--sweep`
+/// (the scenario after them), the seed and `--repeat` — not the region or the shard's
+/// name.
+pub fn run_fingerprint(a: &crate::cli::ScenarioArgs, seed: u64, repeat: usize) -> anyhow::Result<String> {
+    let text = match &a.scenario {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
+        None => String::new(),
+    };
+    let canonical = serde_json::json!({
+        "kind": "run",
+        "scenario": shard::fingerprint(&text),
+        "set": a.set,
+        "sweep": a.sweep,
+        "seed": seed,
+        "repeat": repeat,
+    });
+    Ok(shard::fingerprint(&canonical.to_string()))
 }
 
 /// What a load report is written to.

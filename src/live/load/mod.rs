@@ -186,9 +186,59 @@ impl LoadResult {
     /// The report, with its accounting warnings and, when interrupted, marked partial with
     /// the measured duration.
     pub fn report(&self) -> crate::analysis::LoadReport {
-        let mut r = self
-            .aggregator
-            .report(self.scheduled, self.in_flight_at_end, self.duration);
+        self.totals().report(&self.aggregator)
+    }
+
+    /// The run's scalars.
+    pub fn totals(&self) -> LoadTotals {
+        LoadTotals {
+            scheduled: self.scheduled,
+            in_flight_at_end: self.in_flight_at_end,
+            closed_by_grace: self.closed_by_grace,
+            duration: self.duration,
+            planned_duration: self.planned_duration,
+            grace: self.grace,
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// A load run's scalars beside its [`Aggregator`] (see [`LoadResult`]): what its report
+/// reads besides the statistics, kept in a shard's result file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoadTotals {
+    /// Requests the schedule planned (closed loop: started).
+    pub scheduled: u64,
+    /// Sent but unaccounted for when the run ended.
+    pub in_flight_at_end: u64,
+    /// Requests still open after the grace period, counted as timeouts.
+    pub closed_by_grace: u64,
+    /// The run's length (planned, or measured to an interruption).
+    pub duration: Nanos,
+    /// The scheduled length.
+    pub planned_duration: Nanos,
+    /// The grace period after the schedule's end.
+    pub grace: Nanos,
+    /// Stopped early.
+    pub interrupted: bool,
+}
+
+impl LoadTotals {
+    /// Adds another shard's scalars: sums, the longest durations, interrupted when either was.
+    pub fn add(&mut self, o: &LoadTotals) {
+        self.scheduled += o.scheduled;
+        self.in_flight_at_end += o.in_flight_at_end;
+        self.closed_by_grace += o.closed_by_grace;
+        self.duration = self.duration.max(o.duration);
+        self.planned_duration = self.planned_duration.max(o.planned_duration);
+        self.grace = self.grace.max(o.grace);
+        self.interrupted |= o.interrupted;
+    }
+
+    /// The report of `agg` with these scalars: its accounting warnings and, when
+    /// interrupted, marked partial with the measured duration.
+    pub fn report(&self, agg: &Aggregator) -> crate::analysis::LoadReport {
+        let mut r = agg.report(self.scheduled, self.in_flight_at_end, self.duration);
         if self.closed_by_grace > 0 {
             r.warnings.push(format!(
                 "{} request(s) were still open {:.3} s after the schedule ended (the grace period) and were counted as timeouts",
