@@ -477,3 +477,116 @@ fn a_start_after_the_whole_schedule_is_refused() {
     assert!(!f.exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// 60 s of scenario at 0.1 (6 s): the primary answers 502 from 20.4 s for 20 s; probes
+/// every 5 s (0.5 s) with one failure to eject; no fallback on failure, no retries.
+const RUN_SCENARIO: &str = r#"
+seed = 5
+time_scale = 0.1
+[providers.primary]
+api = "openai"
+[[providers.primary.phase]]
+name = "outage"
+start = "20.4s"
+duration = "20s"
+errors = [{ status = 502 }]
+[providers.fallback]
+api = "openai"
+[gateway]
+targets = ["primary", "fallback"]
+health_check = { interval = "5s", timeout = "2s", unhealthy_threshold = 1, healthy_threshold = 1 }
+fallback_on_failure = false
+retries = { attempts = 0 }
+[traffic]
+rate = 60.0
+arrival = "constant"
+duration = "60s"
+"#;
+
+#[test]
+fn three_run_shards_merge_into_one_run_report() {
+    let d = dir("run");
+    let sc = d.join("sc.toml");
+    std::fs::write(&sc, RUN_SCENARIO).unwrap();
+    let sc = sc.to_str().unwrap();
+    let single = d.join("single.json");
+    let out = run(&["run", sc, "--quiet", "--json", single.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let single = json(&single);
+
+    let at = start_in(3.0);
+    let files: Vec<PathBuf> = (0..3).map(|i| d.join(format!("r{i}.json"))).collect();
+    let mut procs: Vec<Proc> = (0..3)
+        .map(|i| {
+            let shard = format!("{i}/3");
+            spawn(
+                &[
+                    "run",
+                    sc,
+                    "--quiet",
+                    "--shard",
+                    &shard,
+                    "--start-at",
+                    &at,
+                    "--result",
+                    files[i].to_str().unwrap(),
+                ],
+                &d.join(format!("shard{i}.log")),
+            )
+        })
+        .collect();
+    for (i, p) in procs.iter_mut().enumerate() {
+        assert_eq!(wait_exit(p, Duration::from_secs(90), "a run shard"), 0, "shard {i}");
+    }
+    let merged = d.join("merged.json");
+    let mut args: Vec<String> = vec!["merge".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend([
+        "--json".into(),
+        merged.display().to_string(),
+        "--assert".into(),
+        "traffic.requests.scheduled == 360".into(),
+    ]);
+    let out = Command::new(bin()).args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("shards: 3 of 3 merged"), "{text}");
+    let m = json(&merged);
+    // one point: the JSON is its report
+    let (s, r) = (&single, &m);
+    // 60 req/s for 6 s, constant: the schedule exactly
+    assert_eq!(r["traffic"]["requests"]["scheduled"], 360);
+    assert_eq!(
+        r["traffic"]["requests"]["scheduled"],
+        s["traffic"]["requests"]["scheduled"]
+    );
+    assert_eq!(r["traffic"]["requests"]["sent"], 360);
+    // the failures are the requests sent to the primary between the onset and its
+    // ejection: each shard's gateway probes its own primary on the same timeline (same
+    // seed, the shared start), so the counts agree up to requests at the ejection instant
+    // (a few ms of timing on a busy host); 20 req/s per 0.1 s of detection delay
+    let failed = |v: &Value| v["traffic"]["requests"]["failed"].as_u64().unwrap();
+    assert!(failed(s) > 10 && failed(r) > 10, "{} {}", failed(s), failed(r));
+    assert!(
+        failed(r).abs_diff(failed(s)) <= 3 + failed(s) / 5,
+        "{} vs {}",
+        failed(r),
+        failed(s)
+    );
+    // the fault window is the ground truth of every shard, once
+    assert_eq!(r["resilience"]["faults"].as_array().unwrap().len(), 1);
+    let det = |v: &Value| v["resilience"]["detection_s"]["mean"].as_f64().unwrap();
+    assert!((det(r) - det(s)).abs() < 0.3, "detection {} vs {}", det(r), det(s));
+    // the attempt figures join every shard's requests with what its own mocks saw
+    assert_eq!(r["attempts"]["first"]["user_requests"], 360, "{}", r["attempts"]);
+    assert_eq!(r["attempts"]["first"]["provider_attempts"], 360, "{}", r["attempts"]);
+    assert_eq!(m["shards"]["count"], 3);
+    assert_eq!(m["checks"].as_array().unwrap().len(), 1);
+    assert_eq!(m["passed"], true);
+    let _ = std::fs::remove_dir_all(&d);
+}

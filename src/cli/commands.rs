@@ -838,7 +838,10 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
             let len = set.points.first().map_or(0, |pt| pt.scenario.plan.source.end());
             o.start_at = Some(crate::cli::shard::start_instant(at, len, "chaosgate run")?.0);
         }
-        eprintln!("chaosgate run: shard {} ({}): its own mocks and gateway, its share of the traffic", p.shard, p.name);
+        eprintln!(
+            "chaosgate run: shard {} ({}): its own mocks and gateway, its share of the traffic",
+            p.shard, p.name
+        );
     }
     let exporter = start_metrics(&a.metrics).await?;
     o.metrics = exporter.as_ref().map(|x| x.exporter.clone());

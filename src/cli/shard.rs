@@ -306,7 +306,9 @@ fn merge_run(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
         let f: shard::ShardFile<shard::RunBody> = shard::read(path)?;
         for p in &f.body.points {
             for r in &p.runs {
-                r.aggregator.check_read().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                r.aggregator
+                    .check_read()
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?;
             }
         }
         if let Some(r) = f.body.points.first().and_then(|p| p.runs.first()) {

@@ -463,7 +463,14 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 ));
             }
             if o.shard.is_some() {
-                all_recorded.push(shard::RunPointBody::of(set, i, o, info.clone(), warnings.clone(), recorded));
+                all_recorded.push(shard::RunPointBody::of(
+                    set,
+                    i,
+                    o,
+                    info.clone(),
+                    warnings.clone(),
+                    recorded,
+                ));
             }
             points.push(point_report(set, i, o, "live", runs, info, warnings));
         }
