@@ -506,7 +506,8 @@ pub(crate) fn finish_with(
         eprintln!("wrote {}", p.display());
     }
     if let Some(p) = &a.html {
-        let seed = sw.points.first().map(|pt| pt.report.seed);
+        // a merge is reproduced by the merge command itself (no --seed to add)
+        let seed = sw.points.first().map(|pt| pt.report.seed).filter(|_| shards.is_none());
         let page = crate::report::html::sweep_page(sw, &crate::report::html::Provenance::new(&reproduce(seed)));
         write_html(p, &page)?;
     }

@@ -514,7 +514,10 @@ pub fn render_load(
             &view,
             target,
             seed,
-            &crate::report::html::Provenance::new(&crate::cli::commands::reproduce(Some(seed))),
+            // a merge is reproduced by the merge command itself (no --seed to add)
+            &crate::report::html::Provenance::new(&crate::cli::commands::reproduce(
+                Some(seed).filter(|_| shards.is_none()),
+            )),
         );
         write_html(p, &page)?;
     }

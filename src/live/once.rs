@@ -678,6 +678,13 @@ async fn traffic(
     let t0 = shard
         .t0
         .unwrap_or_else(|| Instant::now() + std::time::Duration::from_millis(20));
+    let late = Instant::now().saturating_duration_since(t0);
+    if late > std::time::Duration::from_millis(1) {
+        eprintln!(
+            "chaosgate: warning: this shard's world was up {:.3} s after --start-at: the requests already due are sent at once (their latency from the intended time includes the lateness)",
+            late.as_secs_f64()
+        );
+    }
     opts.t0 = Some(t0);
     for (_, st) in mocks {
         st.start_clock_at(t0);
