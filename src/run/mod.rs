@@ -50,6 +50,11 @@ pub struct RunOptions {
     pub incident: bool,
     /// Live runs: the `--metrics-listen` endpoint, fed as the runs go.
     pub metrics: Option<std::sync::Arc<crate::live::exporter::Exporter>>,
+    /// Live runs: this process's shard (docs/sharding.md); its recordings are kept in
+    /// [`LiveOutcome::recorded`].
+    pub shard: Option<crate::traffic::shard::Shard>,
+    /// Live runs: the first run's time zero (`--start-at`).
+    pub start_at: Option<tokio::time::Instant>,
 }
 
 impl RunOptions {
@@ -68,6 +73,8 @@ impl RunOptions {
             stop: None,
             incident: false,
             metrics: None,
+            shard: None,
+            start_at: None,
         }
     }
 }
@@ -98,14 +105,14 @@ pub fn onset_shift(s: &Scenario, k: usize, n: usize) -> Nanos {
 /// The point's assertions, then the built-in accounting check when requests were still
 /// in flight at the end of a run (unless `--allow-in-flight`).
 fn checks(
-    s: &Scenario,
-    o: &RunOptions,
+    asserts: &[Assertion],
+    allow_in_flight: bool,
     r: &RunReport,
     in_flight: (u64, u64),
 ) -> (Vec<crate::analysis::assert::Check>, bool) {
     let v = serde_json::to_value(r).unwrap_or_default();
-    let mut c: Vec<_> = s.asserts.iter().chain(&o.asserts).map(|a| a.check(&v)).collect();
-    if let Some(check) = in_flight_check(in_flight, o.allow_in_flight) {
+    let mut c: Vec<_> = asserts.iter().map(|a| a.check(&v)).collect();
+    if let Some(check) = in_flight_check(in_flight, allow_in_flight) {
         c.push(check);
     }
     let ok = c.iter().all(|c| c.passed);
@@ -140,17 +147,44 @@ fn point_report(
 ) -> PointReport {
     let p = &set.points[i];
     let s = &p.scenario;
+    let asserts: Vec<Assertion> = s.asserts.iter().chain(&o.asserts).cloned().collect();
+    point_of(
+        &s.name,
+        s.time_scale,
+        &p.params,
+        &asserts,
+        o.allow_in_flight,
+        mode,
+        runs,
+        gateway,
+        warnings,
+    )
+}
+
+/// A point's report from its runs' figures: the runs folded, the assertions and the
+/// built-in accounting check checked (a run, a simulation, and a merge of shards).
+#[allow(clippy::too_many_arguments)]
+pub fn point_of(
+    name: &str,
+    time_scale: f64,
+    params: &[(String, String)],
+    asserts: &[Assertion],
+    allow_in_flight: bool,
+    mode: &str,
+    runs: Vec<OneRun>,
+    gateway: GatewayInfo,
+    warnings: Vec<String>,
+) -> PointReport {
     let in_flight = runs.iter().fold((0, 0), |(f, n), r| {
         (
             f + r.traffic.requests.in_flight_at_end,
             n + r.traffic.requests.scheduled,
         )
     });
-    let report = RunReport::fold(&s.name, mode, s.time_scale, gateway, runs, warnings);
-    let (checks, passed) = checks(s, o, &report, in_flight);
+    let report = RunReport::fold(name, mode, time_scale, gateway, runs, warnings);
+    let (checks, passed) = checks(asserts, allow_in_flight, &report, in_flight);
     PointReport {
-        params: p
-            .params
+        params: params
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
@@ -328,6 +362,7 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
             sweep(set, "sim", points)
         },
         interrupted,
+        recorded: Vec::new(),
     })
 }
 
@@ -348,6 +383,8 @@ pub struct LiveOutcome {
     pub report: SweepReport,
     /// Ctrl-C / SIGTERM cut it short.
     pub interrupted: bool,
+    /// With [`RunOptions::shard`]: what each point's runs recorded (a shard's result file).
+    pub recorded: Vec<shard::RunPointBody>,
 }
 
 /// Runs every point × repeat live, one after another. Ctrl-C / SIGTERM stop the traffic;
@@ -360,12 +397,14 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     let n = o.repeat.max(1);
     let progress = reporter(set, o, n, false);
     let mut points = Vec::new();
+    let mut all_recorded = Vec::new();
     let mut interrupted = false;
     'points: for (i, p) in set.points.iter().enumerate() {
         let s = &p.scenario;
         let mut runs = Vec::new();
         let mut info = GatewayInfo::default();
         let mut warnings = Vec::new();
+        let mut recorded = Vec::new();
         for k in 0..n {
             if *rx.borrow() {
                 interrupted = true;
@@ -384,6 +423,11 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 counters,
                 o.metrics.clone(),
                 view,
+                crate::live::once::ShardCtx {
+                    shard: o.shard.unwrap_or(crate::traffic::shard::Shard::WHOLE),
+                    t0: o.start_at.filter(|_| i == 0 && k == 0),
+                    keep: o.shard.is_some(),
+                },
             )
             .await;
             progress.end_run();
@@ -405,6 +449,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 warnings = r.warnings.clone();
             }
             runs.push(r.run);
+            recorded.extend(r.recorded);
             if r.interrupted {
                 interrupted = true;
                 break;
@@ -415,6 +460,16 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 warnings.push(format!(
                     "interrupted (Ctrl-C / SIGTERM): this report is partial ({} of {n} runs of this point ran)",
                     runs.len()
+                ));
+            }
+            if o.shard.is_some() {
+                all_recorded.push(shard::RunPointBody::of(
+                    set,
+                    i,
+                    o,
+                    info.clone(),
+                    warnings.clone(),
+                    recorded,
                 ));
             }
             points.push(point_report(set, i, o, "live", runs, info, warnings));
@@ -433,6 +488,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             sweep(set, "live", points)
         },
         interrupted,
+        recorded: all_recorded,
     })
 }
 
