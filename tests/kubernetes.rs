@@ -64,7 +64,10 @@ fn parse(sources: &BTreeMap<String, String>) -> Result<Vec<Doc>, String> {
 fn mutated(file: &str, from: &str, to: &str) -> Vec<Doc> {
     let mut s = sources();
     let src = s.get_mut(file).unwrap();
-    assert!(src.contains(from), "{file} has no {from:?}: the mutation would test nothing");
+    assert!(
+        src.contains(from),
+        "{file} has no {from:?}: the mutation would test nothing"
+    );
     *src = src.replacen(from, to, 1);
     parse(&s).unwrap()
 }
@@ -202,10 +205,14 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
         };
         let indexed = kind == "Job" && d.v["spec"]["completionMode"] == "Indexed";
         let n = if indexed {
-            let c = d.v["spec"]["completions"].as_u64().ok_or(format!("{at}: Indexed Job without completions"))?;
+            let c = d.v["spec"]["completions"]
+                .as_u64()
+                .ok_or(format!("{at}: Indexed Job without completions"))?;
             let p = d.v["spec"]["parallelism"].as_u64();
             if p != Some(c) {
-                return Err(format!("{at}: parallelism {p:?} ≠ completions {c}: shards must run at once"));
+                return Err(format!(
+                    "{at}: parallelism {p:?} ≠ completions {c}: shards must run at once"
+                ));
             }
             if !(1..=MAX_N).contains(&c) {
                 return Err(format!("{at}: completions {c} outside 1..={MAX_N}"));
@@ -215,7 +222,9 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
             1
         };
         if kind == "Job" && pod["restartPolicy"] != "Never" {
-            return Err(format!("{at}: restartPolicy must be Never (a restarted shard would run twice)"));
+            return Err(format!(
+                "{at}: restartPolicy must be Never (a restarted shard would run twice)"
+            ));
         }
         if let Some(u) = pod["securityContext"]["runAsUser"].as_i64() {
             found.run_as.push(u);
@@ -265,7 +274,9 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                                 .clone()
                         }
                     } else {
-                        return Err(format!("{at}: env {ename}: neither a value, the index nor a ConfigMap key"));
+                        return Err(format!(
+                            "{at}: env {ename}: neither a value, the index nor a ConfigMap key"
+                        ));
                     };
                     env.insert(ename, val);
                 }
@@ -278,7 +289,9 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                             return Err(format!("{at}: sh -c takes one script"));
                         };
                         if let Some(ch) = script.chars().find(|ch| "'\"`$;&|<>(){}\\\n?[".contains(*ch)) {
-                            return Err(format!("{at}: the script has {ch:?}: keep it to one plain command and * globs"));
+                            return Err(format!(
+                                "{at}: the script has {ch:?}: keep it to one plain command and * globs"
+                            ));
                         }
                         let words: Vec<String> = script.split_whitespace().map(String::from).collect();
                         match words.iter().position(|w| w != "exec") {
@@ -304,7 +317,9 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                             return Err(format!("{at}: load shards need --seed (every shard the same schedule)"));
                         }
                         if l.shard.start_at.is_none() {
-                            return Err(format!("{at}: load shards need --start-at (every shard starts together)"));
+                            return Err(format!(
+                                "{at}: load shards need --start-at (every shard starts together)"
+                            ));
                         }
                         ("load", &l.shard, true)
                     }
@@ -318,19 +333,20 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                         let mut claim = None;
                         for f in &m.files {
                             let f = f.to_string_lossy();
-                            let (c, rel) =
-                                on_claim(&mounts, &f).ok_or(format!("{at}: merge input {f} is not on a mounted volume claim"))?;
+                            let (c, rel) = on_claim(&mounts, &f)
+                                .ok_or(format!("{at}: merge input {f} is not on a mounted volume claim"))?;
                             claim = Some(c);
                             ins.push(rel);
                         }
                         let mut outs = Vec::new();
                         let csv = m.csv.iter().flat_map(|p| {
-                            ["_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"].map(|s| format!("{p}{s}"))
+                            ["_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"]
+                                .map(|s| format!("{p}{s}"))
                         });
                         let files = [&m.json, &m.junit, &m.hlog, &m.chart].into_iter().flatten();
                         for o in files.map(|p| p.to_string_lossy().into_owned()).chain(csv) {
-                            let (c, rel) =
-                                on_claim(&mounts, &o).ok_or(format!("{at}: merge output {o} is not on the results volume"))?;
+                            let (c, rel) = on_claim(&mounts, &o)
+                                .ok_or(format!("{at}: merge output {o} is not on the results volume"))?;
                             if Some(&c) != claim.as_ref() {
                                 return Err(format!("{at}: merge output {o} is on another volume than its inputs"));
                             }
@@ -353,9 +369,15 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                     continue;
                 }
                 if shard.shard.as_deref() != Some("auto") {
-                    return Err(format!("{at}: an Indexed Job's shards take --shard auto, not {:?}", shard.shard));
+                    return Err(format!(
+                        "{at}: an Indexed Job's shards take --shard auto, not {:?}",
+                        shard.shard
+                    ));
                 }
-                let count = shard.shards.map(|s| s.to_string()).or_else(|| env.get("JOB_COMPLETION_COUNT").cloned());
+                let count = shard
+                    .shards
+                    .map(|s| s.to_string())
+                    .or_else(|| env.get("JOB_COMPLETION_COUNT").cloned());
                 if count.as_deref() != Some(&n.to_string()) {
                     return Err(format!(
                         "{at}: the shard count (--shards or JOB_COMPLETION_COUNT) is {count:?}, completions is {n}"
@@ -369,12 +391,17 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                     return Err(format!("{at}: index {i} resolved to shard {:?}", plan.shard));
                 }
                 let result = plan.result.unwrap().to_string_lossy().into_owned();
-                let (claim, rel) = on_claim(&mounts, &result)
-                    .ok_or(format!("{at}: --result {result} is not on the results volume (a PVC mount)"))?;
+                let (claim, rel) = on_claim(&mounts, &result).ok_or(format!(
+                    "{at}: --result {result} is not on the results volume (a PVC mount)"
+                ))?;
                 if i == 0 {
                     let scenario = match &cli.command {
                         Command::Sim(s) => {
-                            let p = s.common.scenario.as_ref().ok_or(format!("{at}: sim without a scenario"))?;
+                            let p = s
+                                .common
+                                .scenario
+                                .as_ref()
+                                .ok_or(format!("{at}: sim without a scenario"))?;
                             let p = p.to_string_lossy().into_owned();
                             let from_cm = mounts
                                 .iter()
@@ -397,7 +424,10 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
                 } else {
                     let j = found.shard_jobs.last_mut().unwrap();
                     if j.results.contains(&rel) {
-                        return Err(format!("{at}: shards {} and {i} write the same file {rel}", j.results.len() - 1));
+                        return Err(format!(
+                            "{at}: shards {} and {i} write the same file {rel}",
+                            j.results.len() - 1
+                        ));
                     }
                     j.results.push(rel);
                 }
@@ -415,7 +445,13 @@ fn check(docs: &[Doc], start_at: &str, now: SystemTime) -> Result<Found, String>
             .filter(|m| m.claim == j.claim && m.inputs.iter().any(|g| j.results.iter().all(|r| glob_match(g, r))))
             .collect();
         let [m] = readers[..] else {
-            return Err(format!("{} ({}): {} merge Jobs read all of {:?}", j.job, j.command, readers.len(), j.results));
+            return Err(format!(
+                "{} ({}): {} merge Jobs read all of {:?}",
+                j.job,
+                j.command,
+                readers.len(),
+                j.results
+            ));
         };
         for other in found.shard_jobs.iter().filter(|o| o.job != j.job) {
             if let Some(r) = other.results.iter().find(|r| m.inputs.iter().any(|g| glob_match(g, r))) {
@@ -452,8 +488,11 @@ fn the_manifests_run_chaosgate_commands_that_parse_and_shard() {
     let now = SystemTime::now();
     let docs = parse(&sources()).unwrap();
     let found = check(&docs, &start_at(now), now).unwrap_or_else(|e| panic!("{e}"));
-    let jobs: Vec<(&str, u32, &[String])> =
-        found.shard_jobs.iter().map(|j| (j.command, j.n, &j.results[..])).collect();
+    let jobs: Vec<(&str, u32, &[String])> = found
+        .shard_jobs
+        .iter()
+        .map(|j| (j.command, j.n, &j.results[..]))
+        .collect();
     let files = |k: &str| (0..4).map(|i| format!("{k}-{i}.json")).collect::<Vec<_>>();
     let run = format!("load-{}", start_at(now));
     assert_eq!(jobs, [("load", 4, &files(&run)[..]), ("sim", 4, &files("sim")[..])]);
@@ -489,9 +528,14 @@ fn the_image_has_the_profiles_where_the_mounted_scenario_looks() {
                 continue;
             }
             let w: Vec<&str> = rest.split_whitespace().collect();
-            let [src, dst] = w[..] else { panic!("COPY {rest}: one source, one destination") };
+            let [src, dst] = w[..] else {
+                panic!("COPY {rest}: one source, one destination")
+            };
             if src != "." {
-                assert!(Path::new(src).exists(), "Dockerfile copies {src}, which is not in the repository");
+                assert!(
+                    Path::new(src).exists(),
+                    "Dockerfile copies {src}, which is not in the repository"
+                );
             }
             copies.push((src.to_string(), dst.to_string()));
         }
@@ -506,7 +550,11 @@ fn the_image_has_the_profiles_where_the_mounted_scenario_looks() {
     let uid: i64 = user.split(':').next().unwrap().trim().parse().unwrap();
     let now = SystemTime::now();
     let found = check(&parse(&sources()).unwrap(), &start_at(now), now).unwrap();
-    assert!(!found.run_as.is_empty() && found.run_as.iter().all(|&u| u == uid), "{:?} vs {uid}", found.run_as);
+    assert!(
+        !found.run_as.is_empty() && found.run_as.iter().all(|&u| u == uid),
+        "{:?} vs {uid}",
+        found.run_as
+    );
     // The repository's scenarios name profiles as ../../fault-profiles/NAME from their folder.
     let (scenario, _, _) = found.shard_jobs.iter().find_map(|j| j.scenario.clone()).unwrap();
     let dir = Path::new(&scenario).parent().unwrap().join("../../fault-profiles");
@@ -519,7 +567,10 @@ fn the_image_has_the_profiles_where_the_mounted_scenario_looks() {
             c => norm.push(c),
         }
     }
-    let dst = copies.iter().find(|(s, _)| s == "fault-profiles").map(|(_, d)| PathBuf::from(d));
+    let dst = copies
+        .iter()
+        .find(|(s, _)| s == "fault-profiles")
+        .map(|(_, d)| PathBuf::from(d));
     assert_eq!(dst, Some(norm));
 }
 
@@ -532,15 +583,26 @@ fn a_broken_manifest_fails_the_check() {
     let e = check_mutated(load, "parallelism: 4", "parallelism: 5");
     assert!(e.contains("parallelism Some(5)"), "{e}");
     let e = check_mutated(load, "value: \"4\"", "value: \"3\"");
-    assert!(e.contains("JOB_COMPLETION_COUNT") && e.contains("completions is 4"), "{e}");
+    assert!(
+        e.contains("JOB_COMPLETION_COUNT") && e.contains("completions is 4"),
+        "{e}"
+    );
     // a fixed shard instead of the index
     let e = check_mutated(load, "--shard=auto", "--shard=0/4");
     assert!(e.contains("--shard auto"), "{e}");
     // every shard writing one file
-    let e = check_mutated(load, "/results/load-$(START_AT)-$(JOB_COMPLETION_INDEX).json", "/results/load.json");
+    let e = check_mutated(
+        load,
+        "/results/load-$(START_AT)-$(JOB_COMPLETION_INDEX).json",
+        "/results/load.json",
+    );
     assert!(e.contains("write the same file load.json"), "{e}");
     // a result file off the shared volume
-    let e = check_mutated(load, "/results/load-$(START_AT)-$(JOB_COMPLETION_INDEX).json", "/tmp/load-$(JOB_COMPLETION_INDEX).json");
+    let e = check_mutated(
+        load,
+        "/results/load-$(START_AT)-$(JOB_COMPLETION_INDEX).json",
+        "/tmp/load-$(JOB_COMPLETION_INDEX).json",
+    );
     assert!(e.contains("not on the results volume"), "{e}");
     // a flag chaosgate does not have, a value it refuses, a variable nobody sets
     let e = check_mutated(load, "--arrival=poisson", "--arrivals=poisson");
@@ -555,13 +617,21 @@ fn a_broken_manifest_fails_the_check() {
     assert!(e.contains("need --start-at"), "{e}");
     // the merge reading nothing, or its own output
     let merge = "merge-jobs.yaml";
-    let e = check_mutated(merge, "/results/load-$(START_AT)-*.json", "/results/load-*-$(START_AT).json");
+    let e = check_mutated(
+        merge,
+        "/results/load-$(START_AT)-*.json",
+        "/results/load-*-$(START_AT).json",
+    );
     assert!(e.contains("0 merge Jobs read all of"), "{e}");
     let e = check_mutated(merge, "/results/sim-*.json", "/results/*.json");
     assert!(e.contains("2 merge Jobs read all of [\"load-"), "{e}");
     let e = check_mutated(merge, "--json /results/report-sim.json", "--json /results/sim-all.json");
     assert!(e.contains("matches its own input glob"), "{e}");
-    let e = check_mutated(merge, "--json /results/report-load-$(START_AT).json", "--json /tmp/report-load.json");
+    let e = check_mutated(
+        merge,
+        "--json /results/report-load-$(START_AT).json",
+        "--json /tmp/report-load.json",
+    );
     assert!(e.contains("not on the results volume"), "{e}");
     let e = check_mutated(merge, "exec chaosgate merge", "exec chaosgate merge --all");
     assert!(e.contains("--all"), "{e}");
@@ -569,7 +639,11 @@ fn a_broken_manifest_fails_the_check() {
     let sim = "sim-job.yaml";
     let e = check_mutated(sim, "restartPolicy: Never", "restartPolicy: OnFailure");
     assert!(e.contains("restartPolicy must be Never"), "{e}");
-    let e = check_mutated(sim, "- /opt/chaosgate/work/scenario/scenario.toml", "- /opt/chaosgate/scenario.toml");
+    let e = check_mutated(
+        sim,
+        "- /opt/chaosgate/work/scenario/scenario.toml",
+        "- /opt/chaosgate/scenario.toml",
+    );
     assert!(e.contains("not in a mounted ConfigMap"), "{e}");
 }
 
