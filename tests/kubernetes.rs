@@ -176,8 +176,9 @@ struct MergeJob {
 #[derive(Debug)]
 struct Pod {
     job: String,
-    /// The argv (`chaosgate …`), or for `/bin/sh -c` the script.
+    /// The argv (`chaosgate …`), expanded.
     argv: Vec<String>,
+    /// For `/bin/sh -c`: the script, expanded (globs left to the shell).
     script: Option<String>,
     env: BTreeMap<String, String>,
     /// A shard of an Indexed Job.
@@ -254,7 +255,8 @@ fn check(docs: &[Doc], given: &Given, now: SystemTime) -> Result<Found, String> 
             let cname = c["name"].as_str().unwrap_or_default();
             let at = format!("{at} container {cname}");
             let image = c["image"].as_str().unwrap_or_default();
-            if !image.starts_with("chaosgate:") {
+            // chaosgate:dev, or the same image pushed to a registry (REGISTRY/…/chaosgate:TAG)
+            if !image.rsplit('/').next().unwrap_or_default().starts_with("chaosgate:") {
                 continue;
             }
             let mounts = mounts(pod, c);
