@@ -659,16 +659,21 @@ fn a_broken_manifest_fails_the_check() {
     let e = check_mutated(load, "            - --start-at=$(START_AT)\n", "");
     assert!(e.contains("need --start-at"), "{e}");
     // the merge reading nothing, or its own output
-    let merge = "merge-jobs.yaml";
+    let merge = "merge-load-job.yaml";
     let e = check_mutated(
         merge,
         "/results/load-$(START_AT)-*.json",
         "/results/load-*-$(START_AT).json",
     );
     assert!(e.contains("0 merge Jobs read all of"), "{e}");
-    let e = check_mutated(merge, "/results/sim-*.json", "/results/*.json");
+    let merge_sim = "merge-sim-job.yaml";
+    let e = check_mutated(merge_sim, "/results/sim-*.json", "/results/*.json");
     assert!(e.contains("2 merge Jobs read all of [\"load-"), "{e}");
-    let e = check_mutated(merge, "--json /results/report-sim.json", "--json /results/sim-all.json");
+    let e = check_mutated(
+        merge_sim,
+        "--json /results/report-sim.json",
+        "--json /results/sim-all.json",
+    );
     assert!(e.contains("matches its own input glob"), "{e}");
     let e = check_mutated(
         merge,
