@@ -6,7 +6,6 @@
 #![allow(clippy::disallowed_methods)] // tests drive the program: files, processes
 
 use chaosgate::analysis::budget::{self, RULES};
-use chaosgate::analysis::run::budget_counts;
 use chaosgate::report::promrules::{self, yaml_quote, RuleGroup, RulesInput, Selector};
 use chaosgate::time::NS_PER_S;
 use std::fmt::Write as _;
@@ -310,7 +309,7 @@ fn promtool_test(
 fn agree(scenario: &str, must_fire: &[&str], grids: &[Grid]) {
     let s = chaosgate::scenario::load_scenario(&root().join(scenario)).unwrap();
     let (run, out) = chaosgate::sim::once::simulate_once(&s, s.seed.unwrap_or(1), 0).unwrap();
-    let (totals, bad) = budget_counts(&out.aggregator);
+    let (totals, bad) = out.aggregator.budget_counts();
     let bucket = out.aggregator.bucket_len();
     let bucket_s = bucket as f64 / NS_PER_S as f64;
     // the rate the budget analysis fills windows before the run with (docs/semantics.md §4)

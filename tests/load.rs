@@ -217,6 +217,45 @@ async fn closed_loop_users_with_pacing() {
     h.shutdown().await;
 }
 
+/// Regression (issue 21): closed-loop users sent on their own connections posted to
+/// `/v1/chat/completions` at the host's root, dropping `--target`'s path (`/openai`), so a
+/// gateway mounted under a path answered every request 404; the open loop kept it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_keeps_the_target_path() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/openai/v1/chat/completions",
+        post(|| async {
+            axum::response::Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(chaosgate::provider::openai::completion_body(
+                    "c", "m", 0, " x", 1, 1, "stop",
+                )))
+                .unwrap()
+        }),
+    );
+    let h = chaosgate::live::net::spawn(listener, app).unwrap();
+    let users = TrafficConfig {
+        users: Some(2),
+        duration: Some(Dur::from_millis(500)),
+        think_time: Some(chaosgate::traffic::ThinkTime::Pacing {
+            interval: Dur::from_millis(50),
+        }),
+        ..TrafficConfig::default()
+    };
+    for (what, src) in [
+        ("users", users.source(Path::new(".")).unwrap()),
+        ("rate", open_loop(40.0, 1, chaosgate::traffic::ArrivalKind::Constant)),
+    ] {
+        let opts = LoadOptions::new(&format!("http://{addr}/openai/"), Api::OpenAi, 1);
+        let (r, _) = report(src, mix(false, 1), opts).await;
+        assert!(r.requests.ok >= 10, "{what}: {:?}", r.requests);
+        assert_eq!(r.requests.failed, 0, "{what}: {:?}", r.requests);
+    }
+    h.shutdown().await;
+}
+
 #[test]
 fn locust_csv_headers_are_exactly_locusts() {
     assert_eq!(

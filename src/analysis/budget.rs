@@ -67,6 +67,15 @@ impl AlertRule {
     }
 }
 
+/// Every window the rules of [`RULES`] use, in seconds, shortest first, each once (the
+/// HTML report's burn-rate lines and the Prometheus recording rules).
+pub fn rule_windows() -> Vec<u64> {
+    let mut w: Vec<u64> = RULES.iter().flat_map(|r| [r.short_s, r.long_s]).collect();
+    w.sort_unstable();
+    w.dedup();
+    w
+}
+
 /// Budget report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BudgetReport {
@@ -93,6 +102,96 @@ pub fn budget_requests(target: f64, rate_per_s: f64, period_s: f64) -> f64 {
     (1.0 - target) * rate_per_s * period_s
 }
 
+/// Burn rates over windows ending at the end of each bucket of a run (§4): prefix sums
+/// of the run's per-bucket totals and failures, with windows that reach back before the
+/// run filled with good traffic at `rate`. The one implementation of b(w) that the
+/// budget report, the alert times and the HTML report's burn-rate series all read.
+#[derive(Clone, Debug)]
+pub struct Burn {
+    eps: f64,
+    bucket_s: f64,
+    rate: f64,
+    /// Prefix sums of the totals and the failures.
+    pt: Vec<u64>,
+    pb: Vec<u64>,
+}
+
+impl Burn {
+    /// Of per-bucket (`bucket` long, by request end) totals and failures; `rate`: λ, the
+    /// rate the pre-run fill assumes.
+    pub fn new(target: f64, bucket: Nanos, totals: &[u64], bad: &[u64], rate: f64) -> Burn {
+        let n = totals.len().min(bad.len());
+        let mut pt = vec![0u64; n + 1];
+        let mut pb = vec![0u64; n + 1];
+        for i in 0..n {
+            pt[i + 1] = pt[i] + totals[i];
+            pb[i + 1] = pb[i] + bad[i];
+        }
+        Burn {
+            eps: (1.0 - target).max(1e-12),
+            bucket_s: bucket as f64 / NS_PER_S as f64,
+            rate,
+            pt,
+            pb,
+        }
+    }
+
+    /// Buckets.
+    pub fn len(&self) -> usize {
+        self.pt.len() - 1
+    }
+
+    /// No buckets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bucket length (s).
+    pub fn bucket_s(&self) -> f64 {
+        self.bucket_s
+    }
+
+    /// b(w): the burn rate over the window of `w` seconds ending at the end of bucket `i`.
+    pub fn at(&self, i: usize, w: f64) -> f64 {
+        let k = (w / self.bucket_s).round().max(1.0) as usize;
+        let end = (i + 1).min(self.len());
+        let start = end.saturating_sub(k);
+        let inside = (end - start) as f64 * self.bucket_s;
+        let before = (w - inside).max(0.0);
+        let total = (self.pt[end] - self.pt[start]) as f64 + self.rate * before;
+        if total <= 0.0 {
+            return 0.0;
+        }
+        (self.pb[end] - self.pb[start]) as f64 / total / self.eps
+    }
+
+    /// The largest b(w) over the run.
+    pub fn peak(&self, w: f64) -> f64 {
+        (0..self.len()).map(|i| self.at(i, w)).fold(0.0, f64::max)
+    }
+
+    /// When `rule` first fires: the end of the first bucket where both its windows burn at
+    /// ≥ b* (s since the run's start), `None` if never.
+    pub fn fires_at(&self, rule: &AlertRule) -> Option<f64> {
+        (0..self.len())
+            .find(|&i| self.at(i, rule.long_s as f64) >= rule.burn && self.at(i, rule.short_s as f64) >= rule.burn)
+            .map(|i| (i + 1) as f64 * self.bucket_s)
+    }
+
+    /// b(w) at the end of every bucket, in order (the burn-rate series of window `w`).
+    pub fn series(&self, w: f64) -> Vec<f64> {
+        (0..self.len()).map(|i| self.at(i, w)).collect()
+    }
+}
+
+/// λ, the rate a run's budget and burn fill assume: `rate_override`, else the run's
+/// requests (ok + failed) over its bucketed length.
+pub fn run_rate(bucket: Nanos, totals: &[u64], rate_override: Option<f64>) -> f64 {
+    let bucket_s = bucket as f64 / NS_PER_S as f64;
+    let run_s = (totals.len() as f64 * bucket_s).max(bucket_s);
+    rate_override.unwrap_or(totals.iter().sum::<u64>() as f64 / run_s)
+}
+
 /// Burn rates from per-second (`bucket`) totals and failures.
 pub fn analyze(
     target: f64,
@@ -102,44 +201,11 @@ pub fn analyze(
     bad: &[u64],
     rate_override: Option<f64>,
 ) -> BudgetReport {
-    let eps = (1.0 - target).max(1e-12);
-    let bucket_s = bucket as f64 / NS_PER_S as f64;
-    let n = totals.len();
-    let run_s = (n as f64 * bucket_s).max(bucket_s);
-    let all: u64 = totals.iter().sum();
     let failed: u64 = bad.iter().sum();
-    let rate = rate_override.unwrap_or(all as f64 / run_s);
+    let rate = run_rate(bucket, totals, rate_override);
     let budget = budget_requests(target, rate, period_s);
-    // prefix sums
-    let mut pt = vec![0u64; n + 1];
-    let mut pb = vec![0u64; n + 1];
-    for i in 0..n {
-        pt[i + 1] = pt[i] + totals[i];
-        pb[i + 1] = pb[i] + bad[i];
-    }
-    // burn over the window of `w` seconds ending at the end of bucket i
-    let burn = |i: usize, w: f64| -> f64 {
-        let k = (w / bucket_s).round().max(1.0) as usize;
-        let end = i + 1;
-        let start = end.saturating_sub(k);
-        let inside = (end - start) as f64 * bucket_s;
-        let before = (w - inside).max(0.0);
-        let total = (pt[end] - pt[start]) as f64 + rate * before;
-        if total <= 0.0 {
-            return 0.0;
-        }
-        (pb[end] - pb[start]) as f64 / total / eps
-    };
-    let peak = |w: f64| (0..n).map(|i| burn(i, w)).fold(0.0, f64::max);
-    let alerts = RULES
-        .iter()
-        .map(|r| {
-            let t = (0..n)
-                .find(|&i| burn(i, r.long_s as f64) >= r.burn && burn(i, r.short_s as f64) >= r.burn)
-                .map(|i| (i + 1) as f64 * bucket_s);
-            (r.name.to_string(), t)
-        })
-        .collect();
+    let burn = Burn::new(target, bucket, totals, bad, rate);
+    let alerts = RULES.iter().map(|r| (r.name.to_string(), burn.fires_at(r))).collect();
     BudgetReport {
         target,
         period_s,
@@ -150,8 +216,8 @@ pub fn analyze(
         } else {
             0.0
         },
-        peak_burn_5m: peak(300.0),
-        peak_burn_1h: peak(3600.0),
+        peak_burn_5m: burn.peak(300.0),
+        peak_burn_1h: burn.peak(3600.0),
         alerts,
     }
 }

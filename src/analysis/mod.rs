@@ -24,6 +24,7 @@ pub mod attempts;
 pub mod budget;
 pub mod cost;
 pub mod hist;
+pub mod incident;
 mod load_report;
 pub mod resilience;
 pub mod results;
@@ -392,6 +393,10 @@ pub struct Aggregator {
     pub last_end: Nanos,
     /// Keep a latency histogram per bucket (timeline p99, interval logs).
     bucket_latency: bool,
+    /// Per bucket, by intended start: the end-to-end latency of the sent requests started
+    /// in it ([`Aggregator::with_start_latency`]; `None`: not kept). Read by the HTML
+    /// report's incident view only, never by a JSON report.
+    start_latency: Option<Vec<Option<Box<Hist>>>>,
     /// Places durations in the groups' shared histogram layout.
     placer: Placer,
     /// `placer.place(0)`: the schedule lag of a request sent on time.
@@ -425,6 +430,13 @@ pub fn phase_groups<'a>(
 }
 
 impl Aggregator {
+    /// What the error budget counts, per bucket: requests that ended (ok or failed;
+    /// dropped ones were never sent) and the failed ones.
+    pub fn budget_counts(&self) -> (Vec<u64>, Vec<u64>) {
+        let totals = self.buckets.iter().map(|b| b.ok + b.failed).collect();
+        let bad = self.buckets.iter().map(|b| b.failed).collect();
+        (totals, bad)
+    }
     /// An aggregator with `bucket`-long time buckets; `kinds` names the mix's kinds.
     pub fn new(bucket: Nanos, kinds: Vec<String>, slo: SloThresholds) -> Aggregator {
         let mut kind_names: Vec<String> = Vec::new();
@@ -458,6 +470,7 @@ impl Aggregator {
             records: 0,
             last_end: 0,
             bucket_latency: true,
+            start_latency: None,
             placer: Placer::fine(),
             placed_zero: Placer::fine().place(0),
             last_bucket: [(0, 1, 0); 2],
@@ -606,6 +619,20 @@ impl Aggregator {
         self
     }
 
+    /// Also keeps, per bucket of intended start, the latency of the requests started in it
+    /// (the incident view's p50 / p99 series, `analysis/incident.rs`). The reports are the
+    /// same with or without it; it costs a sparse histogram per bucket with traffic.
+    pub fn with_start_latency(mut self) -> Aggregator {
+        self.start_latency = Some(Vec::new());
+        self
+    }
+
+    /// The histograms of [`Aggregator::with_start_latency`], by bucket of intended start
+    /// (`None` when not kept; a bucket without a sent request has none).
+    pub fn start_latency(&self) -> Option<&[Option<Box<Hist>>]> {
+        self.start_latency.as_deref()
+    }
+
     /// Adds fault windows `(phase, start, end)` for per-phase statistics (by intended start).
     /// Scenario runs take them from [`phase_groups`].
     pub fn with_phases(mut self, phases: Vec<(String, Nanos, Nanos)>) -> Aggregator {
@@ -744,6 +771,14 @@ impl Aggregator {
                     .record(r.end.saturating_sub(r.intended));
             }
             let si = self.bucket_index(r.intended, 1);
+            if let Some(v) = &mut self.start_latency {
+                if v.len() <= si {
+                    v.resize_with(si + 1, || None);
+                }
+                v[si]
+                    .get_or_insert_with(|| Box::new(Hist::coarse()))
+                    .record(r.end.saturating_sub(r.intended));
+            }
             let starts = &mut self.provider_starts[pi];
             if starts.len() <= si {
                 starts.resize(si + 1, (0, 0));

@@ -95,6 +95,8 @@ pub struct OneRun {
     pub traffic_share: crate::analysis::share::TrafficShare,
     /// Attempts per request, truncated successes, hangs, probe load, Retry-After.
     pub attempts: AttemptStats,
+    /// What the HTML report draws of this run, when it was asked for (`--html`).
+    pub incident: Option<Box<crate::analysis::incident::IncidentView>>,
 }
 
 /// Resilience over all runs.
@@ -209,6 +211,9 @@ pub struct RunReport {
     /// the figures unreliable (requests in flight at the end, an interruption). A point
     /// with warnings is never ranked best or drawn as a good setting.
     pub warnings: Vec<String>,
+    /// The first run's incident view (`--html` only; never in the JSON).
+    #[serde(skip)]
+    pub incident: Option<Box<crate::analysis::incident::IncidentView>>,
 }
 
 impl RunReport {
@@ -294,6 +299,7 @@ impl RunReport {
                 .map(|_| per_run(&|r| r.cost.as_ref().map_or(0.0, |c| c.total_usd))),
             partial: runs.iter().any(|r| r.traffic.partial),
             warnings,
+            incident: runs.first().and_then(|r| r.incident.clone()),
         }
     }
 }

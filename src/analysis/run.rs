@@ -34,12 +34,27 @@ pub fn run_cost(prices: Option<&PriceTable>, agg: &Aggregator, models: &[String]
     Some(cost(table, &usage))
 }
 
-/// What the error budget counts, per bucket of `agg`: requests that ended (ok or failed;
-/// dropped ones were never sent) and the failed ones.
-pub fn budget_counts(agg: &Aggregator) -> (Vec<u64>, Vec<u64>) {
-    let totals = agg.buckets.iter().map(|b| b.ok + b.failed).collect();
-    let bad = agg.buckets.iter().map(|b| b.failed).collect();
-    (totals, bad)
+/// The incident view of a run [`analyse`]d from the same records (the HTML report's
+/// drawing; `agg` should keep by-start latency, [`Aggregator::with_start_latency`]).
+pub fn incident_view(
+    slo: &SloConfig,
+    agg: &Aggregator,
+    run: &OneRun,
+    faults: &[crate::record::FaultEvent],
+    events: &[crate::gateway::GatewayEvent],
+    duration: crate::time::Nanos,
+) -> super::incident::IncidentView {
+    super::incident::IncidentView::build(
+        agg,
+        &run.traffic_share,
+        faults,
+        events,
+        Some(super::incident::BudgetInput {
+            target: slo.target,
+            rate: slo.rate,
+        }),
+        duration,
+    )
 }
 
 /// The analysis both drivers share: records → resilience and budget.
@@ -63,7 +78,7 @@ pub fn analyse(
         .iter()
         .map(|f| resilience::analyze(series, f, events, detection, eps))
         .collect();
-    let (totals, bad) = budget_counts(agg);
+    let (totals, bad) = agg.budget_counts();
     let budget = budget::analyze(
         slo.target,
         slo.period.secs_f64(),
@@ -83,5 +98,6 @@ pub fn analyse(
         cost: None,
         traffic_share: super::share::traffic_share(&Series::from_aggregator(agg)),
         attempts,
+        incident: None,
     }
 }

@@ -77,6 +77,10 @@ pub struct ScenarioArgs {
     /// Write an SVG chart here: failed requests and detection time against the swept value.
     #[arg(long)]
     pub chart: Option<PathBuf>,
+    /// Write a self-contained HTML incident report here: timeline, error budget, latency
+    /// percentiles, sweep chart (docs/html-report.md).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// No progress line (on a terminal) or status lines (elsewhere), and only the summary:
     /// the table, warnings and failed assertions.
     #[arg(long)]
@@ -120,7 +124,7 @@ pub struct SimArgs {
     /// check every simulation invariant on each (docs/invariants.md); exit 1 on a failure.
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::run::swarm::MAX_SWARM)),
-          conflicts_with_all = ["scenario", "set", "sweep", "repeat", "asserts", "json", "junit", "chart", "allow_in_flight", "allow_large"])]
+          conflicts_with_all = ["scenario", "set", "sweep", "repeat", "asserts", "json", "junit", "chart", "html", "allow_in_flight", "allow_large"])]
     pub swarm: Option<u32>,
     /// Worker threads for sweep points and repeats (default: every core).
     #[arg(long, value_parser = parse_jobs)]
@@ -290,6 +294,10 @@ pub struct LoadArgs {
     /// Write an HdrHistogram interval log (V2, DEFLATE) of latency per bucket.
     #[arg(long)]
     pub hlog: Option<PathBuf>,
+    /// Write a self-contained HTML report here: timeline and latency percentiles
+    /// (docs/html-report.md).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Sent as the API key.
     #[arg(long, default_value = "sk-chaosgate")]
     pub api_key: String,

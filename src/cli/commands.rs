@@ -125,6 +125,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         ("--json", a.json.as_deref()),
         ("--csv", csv.as_deref()),
         ("--hlog", a.hlog.as_deref()),
+        ("--html", a.html.as_deref()),
     ])?;
     let cfg = traffic_from_args(&a)?;
     let base = std::path::Path::new(".");
@@ -156,6 +157,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     };
     opts.api_key = a.api_key.clone();
     opts.phases = parse_phases(&a.phase)?;
+    opts.start_latency = a.html.is_some();
     eprintln!(
         "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
         a.target
@@ -200,6 +202,20 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     if let Some(p) = &a.hlog {
         crate::report::hlog::write_hlog(p, &result.aggregator, start_wall)?;
         eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &a.html {
+        let agg = &result.aggregator;
+        let share = crate::analysis::share::traffic_share(&crate::analysis::resilience::Series::from_aggregator(agg));
+        let duration = (report.duration_s * 1e9) as crate::time::Nanos;
+        let view = crate::analysis::incident::IncidentView::build(agg, &share, &[], &[], None, duration);
+        let page = crate::report::html::load_page(
+            &report,
+            &view,
+            &a.target,
+            seed,
+            &crate::report::html::Provenance::new(&reproduce(Some(seed))),
+        );
+        write_html(p, &page)?;
     }
     linger_metrics(exporter, &a.metrics, result.interrupted).await;
     if result.interrupted {
@@ -468,6 +484,11 @@ fn finish(
         std::fs::write(p, svg).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
+    if let Some(p) = &a.html {
+        let seed = sw.points.first().map(|pt| pt.report.seed);
+        let page = crate::report::html::sweep_page(sw, &crate::report::html::Provenance::new(&reproduce(seed)));
+        write_html(p, &page)?;
+    }
     Ok(if sw.passed { 0 } else { 1 })
 }
 
@@ -479,7 +500,41 @@ fn run_options(a: &crate::cli::ScenarioArgs, run_dir: std::path::PathBuf) -> any
     o.allow_in_flight = a.allow_in_flight;
     o.allow_large = a.allow_large;
     o.progress = !a.quiet;
+    o.incident = a.html.is_some();
     Ok(o)
+}
+
+/// The command line that reproduces this run: this process's arguments, shell-quoted, with
+/// `--seed SEED` added when they give none.
+pub fn reproduce(seed: Option<u64>) -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        // the program by its name, not the path it was started from
+        *first = "chaosgate".into();
+    }
+    if let Some(seed) = seed {
+        if !args.iter().any(|a| a == "--seed" || a.starts_with("--seed=")) {
+            args.push("--seed".into());
+            args.push(seed.to_string());
+        }
+    }
+    args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// `a` as a POSIX shell word.
+fn shell_quote(a: &str) -> String {
+    if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes an HTML report ("wrote …" on stderr).
+pub fn write_html(p: &std::path::Path, page: &str) -> anyhow::Result<()> {
+    std::fs::write(p, page).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    eprintln!("wrote {}", p.display());
+    Ok(())
 }
 
 /// Where the human-readable report goes: stdout, or stderr when `--json -` takes stdout.
@@ -533,6 +588,7 @@ fn check_report_paths(a: &crate::cli::ScenarioArgs) -> anyhow::Result<()> {
         ("--json", a.json.as_deref()),
         ("--junit", a.junit.as_deref()),
         ("--chart", a.chart.as_deref()),
+        ("--html", a.html.as_deref()),
     ])
 }
 
@@ -542,7 +598,12 @@ pub fn check_output_paths(paths: &[(&str, Option<&std::path::Path>)]) -> anyhow:
     let mut problems = Vec::new();
     for (flag, p) in paths {
         let Some(p) = p else { continue };
-        if *flag == "--json" && is_stdout(p) {
+        if is_stdout(p) {
+            if *flag != "--json" {
+                problems.push(format!(
+                    "{flag} -: only --json writes to stdout; give {flag} a file path"
+                ));
+            }
             continue;
         }
         if let Err(m) = output_path_problem(p) {

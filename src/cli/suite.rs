@@ -66,6 +66,9 @@ pub struct SuiteArgs {
     /// Write the scorecard as Markdown here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Write the scorecard as a self-contained HTML page here (docs/html-report.md).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Live runs: where each entry's run directory goes (default: a new temporary one).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -150,6 +153,7 @@ pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
         ("--json", a.json.as_deref()),
         ("--junit", a.junit.as_deref()),
         ("--markdown", a.markdown.as_deref()),
+        ("--html", a.html.as_deref()),
         ("--write-expect", a.write_expect.as_deref()),
     ])?;
     let extra = match &a.entries {
@@ -244,6 +248,13 @@ pub async fn suite(a: SuiteArgs) -> anyhow::Result<u8> {
     if let Some(p) = &a.markdown {
         std::fs::write(p, crate::suite::scorecard::markdown(&report))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.html {
+        let page = crate::suite::scorecard::html(
+            &report,
+            &crate::report::html::Provenance::new(&super::commands::reproduce(Some(report.seed))),
+        );
+        super::commands::write_html(p, &page)?;
     }
     if let Some(p) = &a.write_expect {
         std::fs::write(p, expect_text(&report)).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;

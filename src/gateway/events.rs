@@ -44,6 +44,23 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The event's name: its `event` tag in the JSON event stream.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::ProbeResult { .. } => "probe_result",
+            EventKind::Ejected => "ejected",
+            EventKind::Restored => "restored",
+            EventKind::BreakerOpened { .. } => "breaker_opened",
+            EventKind::BreakerHalfOpened => "breaker_half_opened",
+            EventKind::BreakerClosed => "breaker_closed",
+            EventKind::RateLimited { .. } => "rate_limited",
+            EventKind::Retry { .. } => "retry",
+            EventKind::Fallback { .. } => "fallback",
+        }
+    }
+}
+
 /// One event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GatewayEvent {
@@ -58,4 +75,27 @@ pub struct GatewayEvent {
     /// of the JSON when the gateway runs alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_name_is_the_json_tag() {
+        for k in [
+            EventKind::ProbeResult { ok: true },
+            EventKind::Ejected,
+            EventKind::Restored,
+            EventKind::BreakerOpened { until_ns: 1 },
+            EventKind::BreakerHalfOpened,
+            EventKind::BreakerClosed,
+            EventKind::RateLimited { until_ns: 1 },
+            EventKind::Retry { attempt: 1 },
+            EventKind::Fallback { to: "b".into() },
+        ] {
+            let v = serde_json::to_value(&k).unwrap();
+            assert_eq!(v["event"], k.name(), "{k:?}");
+        }
+    }
 }

@@ -184,6 +184,12 @@ async fn serve_connection(
     }
 }
 
+/// A free TCP port on 127.0.0.1 (bound, then released for the gateway to take).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,7 +69,9 @@ impl Gw {
 
 /// Runs `s` once, live; `live`, when given, is kept up to date as the traffic runs (for a
 /// progress display); `exporter`, when given (`--metrics-listen`), gets the live metrics
-/// and the addresses of the run's mocks and builtin gateway while it runs.
+/// and the addresses of the run's mocks and builtin gateway while it runs; with `view`, the
+/// run carries its incident view (`--html`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_once(
     s: &Scenario,
     seed: u64,
@@ -78,6 +80,7 @@ pub async fn run_once(
     stop: watch::Receiver<bool>,
     live: Option<Arc<live::LiveCounters>>,
     exporter: Option<Arc<crate::live::exporter::Exporter>>,
+    view: bool,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
@@ -115,6 +118,7 @@ pub async fn run_once(
         stop,
         live,
         exporter.as_deref(),
+        view,
     )
     .await
     .map(|mut r| {
@@ -154,6 +158,7 @@ async fn drive(
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
     exporter: Option<&crate::live::exporter::Exporter>,
+    view: bool,
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
     let mut info = GatewayInfo {
@@ -182,7 +187,7 @@ async fn drive(
     }
     let metrics = exporter.map(|x| x.load.clone());
     let outcome = traffic(
-        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, metrics,
+        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, metrics, view,
     )
     .await;
     gw.stop_external().await;
@@ -220,6 +225,11 @@ async fn drive(
         &attempts,
     );
     run.onset_shift_s = 0.0;
+    if view {
+        let v =
+            crate::analysis::run::incident_view(&s.slo, &result.aggregator, &run, &faults, &events, result.duration);
+        run.incident = Some(Box::new(v));
+    }
     Ok(LiveRun {
         run,
         gateway: info,
@@ -386,7 +396,7 @@ async fn start_replicas(
     for k in 0..n {
         let port = match x.port {
             Some(p) if p != 0 => p,
-            _ => free_port()?,
+            _ => crate::live::net::free_port()?,
         };
         let replica = crate::live::process::ReplicaVars {
             index: k,
@@ -525,6 +535,7 @@ async fn traffic(
     stop: watch::Receiver<bool>,
     counters: Option<Arc<live::LiveCounters>>,
     metrics: Option<Arc<crate::live::load::metrics::LoadMetrics>>,
+    view: bool,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&bases[0], api, seed);
@@ -540,6 +551,7 @@ async fn traffic(
     opts.stop = Some(stop);
     opts.slo = s.slo.thresholds();
     opts.keep_ends = true;
+    opts.start_latency = view;
     // per-phase statistics over the ground-truth windows
     opts.phases = crate::analysis::phase_groups(
         mocks
@@ -560,10 +572,4 @@ async fn traffic(
     }
     let r = live::run(source, mix, opts).await?;
     Ok((r, t0))
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the gateway to take).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }

@@ -58,7 +58,7 @@ pub async fn start(run_dir: &Path) -> anyhow::Result<Redis> {
             "[gateway] redis = true needs `redis-server`, which is not installed (not on PATH nor in /usr/bin): install it with `{SETUP}` (the Debian package redis-server)"
         )
     })?;
-    let port = crate::live::once::free_port()?;
+    let port = crate::live::net::free_port()?;
     let p = Prepared {
         program,
         args: [

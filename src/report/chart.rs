@@ -37,6 +37,12 @@ pub struct ChartPoint {
     pub detection_max: Option<f64>,
     /// Why the point's figures cannot be trusted (`None`: they can).
     pub unreliable: Option<String>,
+    /// Error budget consumed (%, the mean with `--repeat`; drawn by [`sweep_svg_with_budget`]).
+    pub budget_pct: Option<f64>,
+    /// Smallest budget consumed over the repeats.
+    pub budget_min: Option<f64>,
+    /// Largest budget consumed over the repeats.
+    pub budget_max: Option<f64>,
 }
 
 const WIDTH: f64 = 760.0;
@@ -45,7 +51,7 @@ const RIGHT: f64 = 24.0;
 const TOP: f64 = 48.0;
 const PANEL_H: f64 = 210.0;
 const GAP: f64 = 64.0;
-const FONT: &str = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\"";
+pub(crate) const FONT: &str = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\"";
 
 /// Round tick values covering `[lo, hi]`: about `target` ticks, 1, 2 or 5 × 10ⁿ apart.
 /// Returns `(ticks, step)`; the first tick is ≤ `lo` and the last ≥ `hi`.
@@ -89,7 +95,7 @@ fn clean(v: f64) -> f64 {
 }
 
 /// A tick label: as few decimals as the step needs, thousands with separators.
-fn tick_label(v: f64, step: f64) -> String {
+pub(crate) fn tick_label(v: f64, step: f64) -> String {
     let decimals = if step >= 1.0 {
         0
     } else {
@@ -110,7 +116,7 @@ fn tick_label(v: f64, step: f64) -> String {
     s
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -118,7 +124,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A coordinate, rounded so output is stable and short.
-fn c(v: f64) -> String {
+pub(crate) fn c(v: f64) -> String {
     let v = if v.is_finite() { v } else { 0.0 };
     let s = format!("{:.2}", v);
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -141,10 +147,23 @@ const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
 
 /// The chart: a title, the x axis label, and the points in sweep order.
 pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
-    let x = XAxis::new(points);
+    sweep_svg_panels(title, x_label, points, false)
+}
+
+/// [`sweep_svg`] with a third panel below the two, the error budget consumed (%), and in
+/// each panel of a numeric sweep a shaded min–max band joining the whiskers (the HTML
+/// report's sweep chart).
+pub fn sweep_svg_with_budget(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
+    sweep_svg_panels(title, x_label, points, true)
+}
+
+fn sweep_svg_panels(title: &str, x_label: &str, points: &[ChartPoint], budget: bool) -> String {
+    let mut x = XAxis::new(points);
+    x.panels = if budget { 3 } else { 2 };
+    x.bands = budget;
     let mut s = String::new();
     header(&mut s, title, x.height());
-    let panels = [
+    let mut panels = vec![
         Panel {
             id: "failed",
             ylabel: "failed requests",
@@ -160,7 +179,17 @@ pub fn sweep_svg(title: &str, x_label: &str, points: &[ChartPoint]) -> String {
             top: TOP + PANEL_H + GAP,
         },
     ];
-    let series = [failed_series(points), detection_series(points)];
+    let mut series = vec![failed_series(points), detection_series(points)];
+    if budget {
+        panels.push(Panel {
+            id: "budget",
+            ylabel: "budget consumed (%)",
+            unit: " %",
+            color: "#7d3c98",
+            top: TOP + 2.0 * (PANEL_H + GAP),
+        });
+        series.push(budget_series(points));
+    }
     for (panel, series) in panels.iter().zip(&series) {
         panel.draw(&mut s, points, &x, series);
     }
@@ -222,6 +251,17 @@ fn detection_series(points: &[ChartPoint]) -> Series {
         .collect()
 }
 
+/// The budget panel's values; an unreliable point has no value to draw.
+fn budget_series(points: &[ChartPoint]) -> Series {
+    points
+        .iter()
+        .map(|p| match p.unreliable {
+            Some(_) => (None, None, None),
+            None => (finite(p.budget_pct), finite(p.budget_min), finite(p.budget_max)),
+        })
+        .collect()
+}
+
 /// The shared x axis: where each point sits, the ticks, and the room the tick labels need.
 #[derive(Debug)]
 struct XAxis {
@@ -235,6 +275,10 @@ struct XAxis {
     rotate: bool,
     /// Height below the lower panel for the tick labels.
     room: f64,
+    /// Panels stacked above the labels.
+    panels: usize,
+    /// Shade the min–max band between the whiskers (numeric x only).
+    bands: bool,
 }
 
 impl XAxis {
@@ -255,6 +299,8 @@ impl XAxis {
             ticks,
             rotate,
             room,
+            panels: 2,
+            bands: false,
         }
     }
 
@@ -284,18 +330,18 @@ impl XAxis {
     }
 
     /// The top of the x tick labels: the bottom of the lower panel.
-    fn base() -> f64 {
-        TOP + 2.0 * PANEL_H + GAP
+    fn base(&self) -> f64 {
+        TOP + self.panels as f64 * PANEL_H + (self.panels as f64 - 1.0) * GAP
     }
 
     /// The whole figure's height.
     fn height(&self) -> f64 {
-        Self::base() + self.room + 24.0
+        self.base() + self.room + 24.0
     }
 
     /// The tick labels under the lower panel and the axis label.
     fn draw_labels(&self, s: &mut String, x_label: &str) {
-        let base = Self::base();
+        let base = self.base();
         for (x, label) in &self.ticks {
             if self.rotate {
                 let _ = writeln!(
@@ -372,6 +418,9 @@ impl Panel {
         let y = YScale::new(series, self.top);
         let _ = writeln!(s, "<g class=\"panel\" id=\"{}\">", self.id);
         self.draw_axes(s, x, &y);
+        if x.numeric && x.bands {
+            self.draw_band(s, points, x, series, &y);
+        }
         if x.numeric {
             self.draw_line(s, points, x, series, &y);
         }
@@ -425,6 +474,31 @@ impl Panel {
             c(18.0),
             c(self.top + PANEL_H / 2.0),
             esc(self.ylabel)
+        );
+    }
+
+    /// The min–max band: a shaded polygon through the whiskers' ends, in x order, over the
+    /// points that have both (numeric x only; nothing with fewer than two).
+    fn draw_band(&self, s: &mut String, points: &[ChartPoint], x: &XAxis, series: &Series, y: &YScale) {
+        let mut pts: Vec<(f64, f64, f64, f64)> = points
+            .iter()
+            .zip(&x.xs)
+            .zip(series.iter())
+            .filter(|((p, _), _)| p.unreliable.is_none())
+            .filter_map(|((p, &px), &(_, a, b))| Some((p.x.unwrap_or(0.0), px, y.y(a?.min(b?)), y.y(a?.max(b?)))))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if pts.len() < 2 {
+            return;
+        }
+        let upper = pts.iter().map(|&(_, px, _, hi)| format!("{},{}", c(px), c(hi)));
+        let lower = pts.iter().rev().map(|&(_, px, lo, _)| format!("{},{}", c(px), c(lo)));
+        let d: Vec<String> = upper.chain(lower).collect();
+        let _ = writeln!(
+            s,
+            "<polygon class=\"band\" points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"><title>min–max over the runs</title></polygon>",
+            d.join(" "),
+            self.color
         );
     }
 
@@ -535,7 +609,7 @@ impl Panel {
 }
 
 /// A value for a tooltip: integers plainly, others with up to 2 decimals.
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -598,6 +672,9 @@ pub fn chart_points(sw: &crate::analysis::results::SweepReport) -> (String, Vec<
                 detection_min: r.detection_s.min,
                 detection_max: r.detection_s.max,
                 unreliable: crate::analysis::results::unreliable_reason(p),
+                budget_pct: p.report.budget.consumed_pct.mean,
+                budget_min: p.report.budget.consumed_pct.min,
+                budget_max: p.report.budget.consumed_pct.max,
             }
         })
         .collect();
@@ -631,8 +708,46 @@ mod tests {
                 detection_min: Some(30.0),
                 detection_max: Some(30.0 + i),
                 unreliable: None,
+                budget_pct: Some(100.0 * 155.0 * (30.0 + i / 2.0) / 401_760.0),
+                budget_min: Some(100.0 * 155.0 * 30.0 / 401_760.0),
+                budget_max: Some(100.0 * 155.0 * (30.0 + i) / 401_760.0),
             })
             .collect()
+    }
+
+    /// The HTML report's sweep chart: the same two panels and a third, the budget consumed,
+    /// with its whiskers; the `--chart` SVG keeps its two.
+    #[test]
+    fn the_budget_panel_is_drawn_only_when_asked() {
+        let pts = article_sweep();
+        let two = sweep_svg("t", "x", &pts);
+        let three = sweep_svg_with_budget("t", "x", &pts);
+        assert!(!two.contains("id=\"budget\""));
+        assert!(!two.contains("class=\"band\""), "--chart keeps its whiskers only");
+        assert_eq!(three.matches("<polygon class=\"band\"").count(), 3, "a band per panel");
+        let doc = roxmltree::Document::parse(&three).unwrap();
+        let budget = panel(&doc, "budget");
+        let markers: Vec<_> = budget
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("marker"))
+            .collect();
+        assert_eq!(markers.len(), 4);
+        // 60 s interval: 155 × 60 = 9,300 failed of a 401,760-request budget = 2.31 %
+        let title = markers[3].first_element_child().unwrap().text().unwrap();
+        assert_eq!(title, "interval=60s: 2.31 % (min 1.16 %, max 3.47 %)");
+        assert_eq!(
+            budget
+                .descendants()
+                .filter(|n| n.attribute("class") == Some("whisker"))
+                .count(),
+            4
+        );
+        // the x labels moved below the third panel, and the figure grew by a panel and a gap
+        let h = |s: &str| {
+            let d = roxmltree::Document::parse(s).unwrap();
+            d.root_element().attribute("height").unwrap().parse::<f64>().unwrap()
+        };
+        assert_eq!(h(&three) - h(&two), PANEL_H + GAP);
     }
 
     fn panel<'a>(doc: &'a roxmltree::Document<'a>, id: &str) -> roxmltree::Node<'a, 'a> {

@@ -8,6 +8,7 @@
 
 pub mod chart;
 pub mod hlog;
+pub mod html;
 pub mod junit;
 pub mod locust;
 pub mod promrules;

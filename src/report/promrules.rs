@@ -404,10 +404,7 @@ pub struct RuleGroup {
 
 /// Every window the rules of [`RULES`] use, in seconds, shortest first, each once.
 pub fn windows() -> Vec<u64> {
-    let mut w: Vec<u64> = RULES.iter().flat_map(|r| [r.short_s, r.long_s]).collect();
-    w.sort_unstable();
-    w.dedup();
-    w
+    crate::analysis::budget::rule_windows()
 }
 
 /// The recorded error ratio's name for a window (`chaosgate_slo:error_ratio:rate1h`).

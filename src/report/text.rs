@@ -298,8 +298,9 @@ fn attempts(a: &crate::analysis::attempts::AttemptStats) -> String {
     s
 }
 
-/// The comparison table of a sweep: one row per point.
-pub fn sweep_table(sw: &SweepReport) -> String {
+/// The sweep table's rows: the header, then one row per point (the terminal table and the
+/// HTML report print the same cells).
+pub fn sweep_rows(sw: &SweepReport) -> Vec<Vec<String>> {
     let mut head: Vec<String> = sw
         .axes
         .iter()
@@ -344,6 +345,12 @@ pub fn sweep_table(sw: &SweepReport) -> String {
         row.push(verdict);
         rows.push(row);
     }
+    rows
+}
+
+/// The comparison table of a sweep: one row per point.
+pub fn sweep_table(sw: &SweepReport) -> String {
+    let rows = sweep_rows(sw);
     let cols = rows[0].len();
     let w: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

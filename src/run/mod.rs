@@ -45,6 +45,9 @@ pub struct RunOptions {
     /// Set to stop a simulation early (Ctrl-C): the runs stop at their next check and the
     /// report is partial.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Keep the incident view of the first run of each point (`--html`;
+    /// `analysis/incident.rs`).
+    pub incident: bool,
     /// Live runs: the `--metrics-listen` endpoint, fed as the runs go.
     pub metrics: Option<std::sync::Arc<crate::live::exporter::Exporter>>,
 }
@@ -63,6 +66,7 @@ impl RunOptions {
             allow_in_flight: false,
             allow_large: false,
             stop: None,
+            incident: false,
             metrics: None,
         }
     }
@@ -269,7 +273,8 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
                 }
                 let s = &set.points[i].scenario;
                 let seed = base_seed(s, o).wrapping_add(k as u64);
-                let r = crate::sim::once::simulate_once_until(s, seed, onset_shift(s, k, n), o.stop.clone())
+                let view = o.incident && k == 0;
+                let r = crate::sim::once::simulate_once_viewed(s, seed, onset_shift(s, k, n), o.stop.clone(), view)
                     .map(|(one, _)| one);
                 if let Ok(one) = &r {
                     let q = &one.traffic.requests;
@@ -369,6 +374,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             let seed = base_seed(s, o).wrapping_add(k as u64);
             let dir = o.run_dir.join(format!("point{i}-run{k}"));
             let counters = progress.begin_run(i, k);
+            let view = o.incident && k == 0;
             let r = crate::live::once::run_once(
                 s,
                 seed,
@@ -377,6 +383,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 rx.clone(),
                 counters,
                 o.metrics.clone(),
+                view,
             )
             .await;
             progress.end_run();

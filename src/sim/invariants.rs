@@ -493,17 +493,7 @@ pub fn breaker_transitions(gateway: &GatewayConfig, events: &[GatewayEvent]) -> 
 
 /// A gateway event's name in the JSON event stream.
 pub fn event_name(k: &EventKind) -> &'static str {
-    match k {
-        EventKind::ProbeResult { .. } => "probe_result",
-        EventKind::Ejected => "ejected",
-        EventKind::Restored => "restored",
-        EventKind::BreakerOpened { .. } => "breaker_opened",
-        EventKind::BreakerHalfOpened => "breaker_half_opened",
-        EventKind::BreakerClosed => "breaker_closed",
-        EventKind::RateLimited { .. } => "rate_limited",
-        EventKind::Retry { .. } => "retry",
-        EventKind::Fallback { .. } => "fallback",
-    }
+    k.name()
 }
 
 fn kind_name(cfg: &BreakerConfig) -> &'static str {

@@ -60,6 +60,9 @@ pub struct SimInput {
     /// Keep one [`invariants::RequestEnd`] per finished request in [`SimOutput::ends`]
     /// (for the invariant checks; off, it costs one untaken branch per request).
     pub trace_ends: bool,
+    /// Keep, per bucket of intended start, the latency of the requests started in it (the
+    /// HTML report's incident view, `analysis/incident.rs`); the reports do not change.
+    pub start_latency: bool,
 }
 
 /// Events between two looks at [`SimInput::stop`] (a power of two: a mask test per event).

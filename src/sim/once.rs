@@ -45,6 +45,7 @@ pub fn sim_input(
         stop,
         // debug builds (every test) check the run's invariants, which need the end trace
         trace_ends: cfg!(debug_assertions),
+        start_latency: false,
     })
 }
 
@@ -57,7 +58,20 @@ pub fn simulate_once_until(
     shift: crate::time::Nanos,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> anyhow::Result<(OneRun, SimOutput)> {
-    let input = sim_input(s, seed, shift, stop)?;
+    simulate_once_viewed(s, seed, shift, stop, false)
+}
+
+/// [`simulate_once_until`]; with `view`, the run also carries its incident view
+/// ([`OneRun::incident`], what `--html` draws). The other figures are the same either way.
+pub fn simulate_once_viewed(
+    s: &Scenario,
+    seed: u64,
+    shift: crate::time::Nanos,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    view: bool,
+) -> anyhow::Result<(OneRun, SimOutput)> {
+    let mut input = sim_input(s, seed, shift, stop)?;
+    input.start_latency = view;
     let models = input.mix.models();
     let planned = input.source.end();
     #[cfg(debug_assertions)]
@@ -93,5 +107,10 @@ pub fn simulate_once_until(
         &out.attempts,
     );
     one.cost = run_cost(s.prices.as_ref(), &out.aggregator, &models);
+    if view {
+        let v =
+            crate::analysis::run::incident_view(&s.slo, &out.aggregator, &one, &out.faults, &out.events, out.duration);
+        one.incident = Some(Box::new(v));
+    }
     Ok((one, out))
 }

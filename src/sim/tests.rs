@@ -52,6 +52,7 @@ fallback_on_failure = false
         slo: crate::analysis::SloThresholds::default(),
         stop: None,
         trace_ends: true,
+        start_latency: false,
     }
 }
 

@@ -147,6 +147,7 @@ impl World {
             slo,
             stop,
             trace_ends,
+            start_latency,
         } = input;
         let limits = Limits::of(&gateway);
         let targets: Vec<usize> = gateway
@@ -179,6 +180,9 @@ impl World {
         let mut agg = Aggregator::new(bucket, kinds, slo)
             .without_bucket_latency()
             .with_phases(phases);
+        if start_latency {
+            agg = agg.with_start_latency();
+        }
         let models = mix.clone();
         let users = match source {
             Source::Closed { .. } => Users::new(&source, mix.clone(), seed).map(|u| u.with_min_cycle(SIM_MIN_CYCLE)),

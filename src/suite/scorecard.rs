@@ -242,3 +242,133 @@ pub fn junit(r: &SuiteReport) -> String {
     s.push_str("  </testsuite>\n</testsuites>\n");
     s
 }
+/// The verdict colours of the HTML scorecard.
+fn verdict_colour(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "#27ae60",
+        Verdict::Safe => "#2471a3",
+        Verdict::Degraded => "#e67e22",
+        Verdict::Fail => "#c0392b",
+        Verdict::Error => "#7f8c8d",
+    }
+}
+
+/// The scorecard as a self-contained HTML page (`suite --html`, docs/html-report.md): the
+/// header, a chart of each entry's failed share in its fault windows coloured by verdict,
+/// and the table with the reasons and the command that reruns each entry.
+pub fn html(r: &SuiteReport, p: &crate::report::html::Provenance) -> String {
+    use crate::report::chart::{c, esc};
+    use crate::report::html::{meta_list, page_end, page_start};
+    let mut s = page_start("suite", &format!("chaosgate suite: {} ({})", r.gateway, r.mode));
+    s.push_str(&meta_list(&[
+        (
+            "gateway",
+            format!("<code>{}</code> ({})", esc(&r.gateway), esc(&r.gateway_kind)),
+        ),
+        ("mode", esc(&r.mode)),
+        ("seed", format!("<span data-value=\"seed\">{}</span>", r.seed)),
+        ("runs per entry", r.repeat.to_string()),
+        (
+            "totals",
+            format!("<span data-value=\"totals\">{}</span>", esc(&totals(r))),
+        ),
+        (
+            "chaosgate",
+            format!("<span data-value=\"version\">{}</span>", esc(&p.version)),
+        ),
+        (
+            "reproduce",
+            format!("<code data-value=\"command\">{}</code>", esc(&p.command)),
+        ),
+    ]));
+    if r.partial {
+        s.push_str("<p class=\"warn\">Interrupted: the entries that ran.</p>\n");
+    }
+    // the chart: one bar per entry, failed ÷ requests inside its fault windows (first run)
+    let (left, width, row) = (230.0, 1000.0, 18.0);
+    let pw = width - left - 90.0;
+    let h = 40.0 + row * r.entries.len() as f64 + 30.0;
+    let _ = writeln!(
+        s,
+        "<h2>Scorecard</h2>\n<figure data-chart=\"scorecard\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" {} font-size=\"11\">\n<title>failed requests in the fault windows per entry</title>\n<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{}\" fill=\"#ffffff\"/>",
+        c(h),
+        c(h),
+        crate::report::chart::FONT,
+        c(h),
+        w = c(width)
+    );
+    for (k, t) in [0.0, 0.25, 0.5, 0.75, 1.0].iter().enumerate() {
+        let x = left + t * pw;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x}\" y1=\"24\" x2=\"{x}\" y2=\"{}\" stroke=\"#e5e5e5\"/><text x=\"{x}\" y=\"18\" text-anchor=\"middle\">{}%</text>",
+            c(30.0 + row * r.entries.len() as f64),
+            k * 25,
+            x = c(x)
+        );
+    }
+    for (i, e) in r.entries.iter().enumerate() {
+        let y = 30.0 + row * i as f64;
+        let ratio = e.runs.first().and_then(|r| r.figures.failed_ratio).unwrap_or(0.0);
+        let cell = cells(e);
+        let _ = writeln!(
+            s,
+            "<g class=\"entry\" data-entry=\"{}\" data-verdict=\"{}\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text><title>{}: {} — failed in fault {}, detection {}, failback {}</title></g>",
+            esc(&e.name),
+            e.verdict.as_str(),
+            c(left - 6.0),
+            c(y + 12.0),
+            esc(&e.name),
+            c(left),
+            c(y + 3.0),
+            c((ratio * pw).max(1.5)),
+            c(row - 6.0),
+            verdict_colour(e.verdict),
+            c(left + (ratio * pw).max(1.5) + 5.0),
+            c(y + 12.0),
+            e.verdict.as_str(),
+            esc(&e.name),
+            e.verdict.as_str(),
+            esc(&cell[0]),
+            esc(&cell[1]),
+            esc(&cell[2])
+        );
+    }
+    s.push_str("</svg>\n<figcaption>Per entry, the share of the client requests intended inside its fault windows that failed (first run), coloured by the entry's verdict (green pass, blue safe, orange degraded, red fail, grey error).</figcaption>\n</figure>\n");
+    s.push_str("<table data-table=\"scorecard\">\n<tr>");
+    for h in HEAD.iter().chain(["why", "rerun"].iter()) {
+        let _ = write!(s, "<th>{}</th>", esc(h));
+    }
+    s.push_str("</tr>\n");
+    for e in &r.entries {
+        let cell = cells(e);
+        let _ = write!(
+            s,
+            "<tr data-entry=\"{}\"><td><code>{}</code><br>{}</td><td data-value=\"verdict.{}\">{}</td><td>{}</td>",
+            esc(&e.name),
+            esc(&e.name),
+            esc(&e.title),
+            esc(&e.name),
+            esc(&verdict_cell(e)),
+            if e.meets_best {
+                "✓".to_string()
+            } else {
+                esc(e.best.as_str())
+            }
+        );
+        for x in &cell[..4] {
+            let _ = write!(s, "<td>{}</td>", esc(x));
+        }
+        let _ = writeln!(
+            s,
+            "<td>{}/{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&cell[4]),
+            esc(&cell[5]),
+            esc(&why(e)),
+            esc(&e.command)
+        );
+    }
+    s.push_str("</table>\n");
+    s.push_str(page_end());
+    s
+}

@@ -74,6 +74,9 @@ pub struct LoadOptions {
     /// [`LoadResult::ends`] (scenario runs: the attempt figures join them with what the
     /// mocks received; 40 bytes a request).
     pub keep_ends: bool,
+    /// Keep, per bucket of intended start, the latency of the requests started in it (the
+    /// HTML report's incident view; [`crate::analysis::Aggregator::with_start_latency`]).
+    pub start_latency: bool,
     /// Live Prometheus metrics (`--metrics-listen`): counted as requests go, served by the
     /// caller ([`metrics`]).
     pub metrics: Option<Arc<metrics::LoadMetrics>>,
@@ -101,6 +104,7 @@ impl LoadOptions {
             stop: None,
             more_targets: Vec::new(),
             keep_ends: false,
+            start_latency: false,
             metrics: None,
         }
     }
@@ -228,9 +232,10 @@ pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 struct Shared {
     client: Http,
-    /// Each replica's base URL and `host:port` (for dedicated connections), in replica
+    /// Each replica's base URL, `host:port` and the base's path (`/openai` of
+    /// `http://host/openai`; empty at the root), for dedicated connections, in replica
     /// order: `target` first, then `more_targets`.
-    targets: Vec<(String, String)>,
+    targets: Vec<(String, String, String)>,
     /// `Bearer …`, built once.
     auth: hyper::header::HeaderValue,
     /// The API key, built once.
@@ -543,13 +548,13 @@ async fn send_raw(
     path: &str,
     body: &[u8],
 ) -> Result<raw::Head, SendError> {
-    let authority = &sh.targets[replica].1;
+    let (_, authority, prefix) = &sh.targets[replica];
     if slot.as_ref().is_none_or(|c| !c.reusable()) {
         *slot = Some(raw::RawConn::connect(authority).await.map_err(|_| SendError::Connect)?);
     }
     let conn = slot.as_mut().ok_or(SendError::Connect)?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\n{}content-length: {}\r\n\r\n",
+        "POST {prefix}{path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: {}\r\nx-api-key: {}\r\nanthropic-version: 2023-06-01\r\n{}content-length: {}\r\n\r\n",
         authority,
         sh.auth.to_str().unwrap_or(""),
         sh.key.to_str().unwrap_or(""),
@@ -983,9 +988,9 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
 
 /// The base URL of the replica request `id` goes to (the client's round robin over
 /// [`Shared::targets`]).
-fn target_of(targets: &[(String, String)], id: u64) -> &str {
+fn target_of(targets: &[(String, String, String)], id: u64) -> &str {
     let i = crate::gateway::replica_of(id, targets.len() as u32);
-    targets.get(i).map_or("", |(b, _)| b.as_str())
+    targets.get(i).map_or("", |(b, ..)| b.as_str())
 }
 
 impl Shared {
@@ -1001,7 +1006,8 @@ impl Shared {
             let base = base_url(t).map_err(anyhow::Error::msg)?;
             let uri: hyper::Uri = base.parse()?;
             let authority = format!("{}:{}", uri.host().unwrap_or("127.0.0.1"), uri.port_u16().unwrap_or(80));
-            targets.push((base, authority));
+            let prefix = uri.path().trim_end_matches('/').to_string();
+            targets.push((base, authority, prefix));
         }
         let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {}", opts.api_key))
             .map_err(|_| anyhow::anyhow!("--api-key must be printable ASCII"))?;
@@ -1054,7 +1060,10 @@ fn spawn_aggregator(
     Vec<crate::analysis::attempts::ClientEnd>,
 )> {
     let mut csv = crate::report::locust::CsvLog::new(kinds.clone());
-    let agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    let mut agg = Aggregator::new(opts.bucket, kinds, opts.slo).with_phases(opts.phases.clone());
+    if opts.start_latency {
+        agg = agg.with_start_latency();
+    }
     let keep_ends = opts.keep_ends;
     tokio::spawn(async move {
         let mut agg = agg;
