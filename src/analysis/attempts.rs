@@ -90,7 +90,7 @@ pub struct RetryAfterStats {
 }
 
 /// A client request as the attempt figures need it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientEnd {
     /// Its id (what its marker carries).
     pub id: u64,

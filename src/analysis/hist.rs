@@ -767,6 +767,148 @@ impl Hist {
     }
 }
 
+/// The most bytes one serialized histogram may take in a result file (base64 text): a full
+/// fine layout compresses far below this.
+pub const MAX_WIRE_BYTES: usize = 4 << 20;
+
+/// Prefix of a sparse ([`Hist::coarse`]) histogram's wire form.
+const SPARSE_PREFIX: &str = "sparse:";
+
+impl Hist {
+    /// The histogram as text for a result file: `hdrhistogram`'s V2 + DEFLATE serialization
+    /// in base64 (as an interval log line carries it), prefixed `sparse:` for a
+    /// [`Hist::coarse`] one; an empty `Hist::new(3)` is the empty string. [`Hist::from_wire`]
+    /// reads it back into the same representation, every count at its index: merging the
+    /// read-back histograms is merging the originals.
+    pub fn to_wire(&self) -> String {
+        use base64::Engine;
+        use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+        let sparse = matches!(self.repr, Repr::Sparse { .. });
+        if self.is_empty() && !sparse && self.sigfig() == 3 {
+            return String::new();
+        }
+        let mut bytes = Vec::new();
+        // writing to memory fails only for counts past i64::MAX
+        if V2DeflateSerializer::new()
+            .serialize(&self.to_histogram(), &mut bytes)
+            .is_err()
+        {
+            bytes.clear();
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        if sparse {
+            format!("{SPARSE_PREFIX}{b64}")
+        } else {
+            b64
+        }
+    }
+
+    /// Reads [`Hist::to_wire`]'s text; an error names what is wrong.
+    pub fn from_wire(text: &str) -> Result<Hist, String> {
+        use base64::Engine;
+        if text.is_empty() {
+            return Ok(Hist::new(3));
+        }
+        if text.len() > MAX_WIRE_BYTES {
+            return Err(format!(
+                "a histogram of {} bytes (at most {MAX_WIRE_BYTES})",
+                text.len()
+            ));
+        }
+        let (sparse, b64) = match text.strip_prefix(SPARSE_PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("a histogram is not base64: {e}"))?;
+        let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("a histogram does not decode (V2 + DEFLATE): {e:?}"))?;
+        let sigfig = h.sigfig();
+        if h.low() != 1 || !(1..=3).contains(&sigfig) || (sparse && sigfig != 3) {
+            return Err(format!(
+                "a histogram with bounds {}..{} and {sigfig} significant digits: chaosgate writes 1 µs floors and 2 or 3 digits",
+                h.low(),
+                h.high()
+            ));
+        }
+        let layout = Layout::new(1, MAX_US, sigfig);
+        let mut out = if sparse { Hist::coarse() } else { Hist::new(sigfig) };
+        for v in h.iter_recorded() {
+            let value = v.value_iterated_to().min(MAX_US);
+            let i = layout.index_for(value);
+            let c = v.count_at_value();
+            match &mut out.repr {
+                Repr::Sparse { counts, total, .. } => Hist::sparse_add(counts, total, i, c),
+                Repr::Counts { counts, total, .. } => {
+                    if counts.len() <= i {
+                        counts.resize(i + 1, 0);
+                    }
+                    counts[i] = counts[i].saturating_add(c);
+                    *total = total.saturating_add(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Significant digits (3 for a sparse histogram).
+    fn sigfig(&self) -> u8 {
+        match &self.repr {
+            Repr::Sparse { .. } => 3,
+            Repr::Counts { layout, .. } => layout.sigfig,
+        }
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_wire())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hist, D::Error> {
+        let text = String::deserialize(d)?;
+        Hist::from_wire(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Counts {
+    /// Adds `o`'s counts.
+    pub(crate) fn add(&mut self, o: &Counts) {
+        if self.0.len() < o.0.len() {
+            self.0.resize(o.0.len(), 0);
+        }
+        for (a, &x) in self.0.iter_mut().zip(&o.0) {
+            *a = a.saturating_add(x);
+        }
+    }
+}
+
+impl Serialize for Counts {
+    /// As the `Hist::new(3)` histogram holding them.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut h = Hist::new(3);
+        h.add_counts(self, &Placer::fine());
+        s.serialize_str(&h.to_wire())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Counts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Counts, D::Error> {
+        let text = String::deserialize(d)?;
+        let h = Hist::from_wire(&text).map_err(serde::de::Error::custom)?;
+        match h.repr {
+            Repr::Counts { layout, counts, .. } if layout == Placer::fine().0 => Ok(Counts(counts)),
+            _ => Err(serde::de::Error::custom(
+                "a cell's histogram must have 3 significant digits (dense)",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

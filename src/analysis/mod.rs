@@ -26,9 +26,11 @@ pub mod cost;
 pub mod hist;
 pub mod incident;
 mod load_report;
+mod merge;
 pub mod resilience;
 pub mod results;
 pub mod run;
+pub mod shards;
 pub mod share;
 
 pub use load_report::{
@@ -41,7 +43,7 @@ use hist::{Counts, Hist, Placed, Placer};
 use std::collections::BTreeMap;
 
 /// SLO thresholds for goodput.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SloThresholds {
     /// TTFT at most this.
     pub ttft: Option<Nanos>,
@@ -52,7 +54,7 @@ pub struct SloThresholds {
 }
 
 /// Statistics of one group of requests (overall, a provider, a kind, a phase).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Group {
     /// Counts.
     pub ok: u64,
@@ -255,7 +257,7 @@ fn count_failures(keys: &mut Vec<(Outcome, String, u64)>, o: Outcome, n: u64) {
 /// uncorrected latencies are the latencies, less those of the `off_schedule` requests,
 /// plus the uncorrected latencies of those that were sent. [`Group::merge_cell`] turns it
 /// into a group's statistics.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Cell {
     ok: u64,
     failed: u64,
@@ -328,7 +330,7 @@ impl Cell {
 }
 
 /// One time bucket.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     /// Requests that ended in the bucket, by outcome class.
     pub ok: u64,
@@ -347,8 +349,10 @@ pub struct Bucket {
     pub latency: Option<Box<Hist>>,
 }
 
-/// Folds records into statistics.
-#[derive(Debug)]
+/// Folds records into statistics. It serializes whole (every count, every histogram at
+/// full resolution: a shard's result file, `run::shard`) and [`Aggregator::merge`]s
+/// exactly.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Aggregator {
     bucket: Nanos,
     slo: SloThresholds,
@@ -370,6 +374,7 @@ pub struct Aggregator {
     /// Per provider, per bucket: (ok, failed) of requests *started* (intended) in it.
     provider_starts: Vec<Vec<(u64, u64)>>,
     /// The provider index of the last record.
+    #[serde(skip)]
     last_provider: usize,
     /// Names of the kind groups (the mix's kind names, each once, then `other` when met).
     kind_names: Vec<String>,
@@ -398,11 +403,22 @@ pub struct Aggregator {
     /// report's incident view only, never by a JSON report.
     start_latency: Option<Vec<Option<Box<Hist>>>>,
     /// Places durations in the groups' shared histogram layout.
+    #[serde(skip, default = "Placer::fine")]
     placer: Placer,
     /// `placer.place(0)`: the schedule lag of a request sent on time.
+    #[serde(skip, default = "placed_zero")]
     placed_zero: Placed,
     /// The last bucket looked up by end and by intended start: `(index, start, end)`.
+    #[serde(skip, default = "no_bucket")]
     last_bucket: [(usize, Nanos, Nanos); 2],
+}
+
+fn placed_zero() -> Placed {
+    Placer::fine().place(0)
+}
+
+fn no_bucket() -> [(usize, Nanos, Nanos); 2] {
+    [(0, 1, 0); 2]
 }
 
 /// A provider's place in an [`Aggregator`]'s tables ([`Aggregator::provider_slot`]).
@@ -472,8 +488,8 @@ impl Aggregator {
             bucket_latency: true,
             start_latency: None,
             placer: Placer::fine(),
-            placed_zero: Placer::fine().place(0),
-            last_bucket: [(0, 1, 0); 2],
+            placed_zero: placed_zero(),
+            last_bucket: no_bucket(),
         }
     }
 

@@ -162,7 +162,7 @@ pub struct Budget {
 }
 
 /// The gateway part of a report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct GatewayInfo {
     /// `builtin` or `external`.
     pub kind: String,

@@ -116,7 +116,7 @@ pub fn traffic_from_args(a: &LoadArgs) -> anyhow::Result<crate::traffic::Traffic
 pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     use crate::analysis::SloThresholds;
     use crate::live::load::{self as live, LoadOptions};
-    let _shard = shard_plan(&a.shard, true)?;
+    let shard = live_shard_plan(&a.shard)?;
     let csv = a
         .csv
         .as_ref()
@@ -126,6 +126,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         ("--csv", csv.as_deref()),
         ("--hlog", a.hlog.as_deref()),
         ("--html", a.html.as_deref()),
+        ("--result", shard.as_ref().and_then(|p| p.result.as_deref())),
     ])?;
     let cfg = traffic_from_args(&a)?;
     let base = std::path::Path::new(".");
@@ -158,13 +159,31 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     opts.api_key = a.api_key.clone();
     opts.phases = parse_phases(&a.phase)?;
     opts.start_latency = a.html.is_some();
+    let fingerprint = crate::cli::shard::load_fingerprint(&a, &cfg, &opts)?;
+    let mut start_wall = std::time::SystemTime::now();
+    let mut late = 0;
+    let mut shard_warnings = Vec::new();
+    if let Some(p) = &shard {
+        opts.shard = p.shard;
+        if let Some(at) = p.start_at {
+            let t0 = crate::cli::shard::start_instant(at, source.end(), "chaosgate load")?;
+            late = t0.1;
+            if late > 0 {
+                shard_warnings.push(crate::cli::shard::late_warning(&p.name, late));
+            }
+            opts.t0 = Some(t0.0);
+            start_wall = at;
+        }
+    }
     eprintln!(
-        "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed})",
-        a.target
+        "chaosgate load: {} seed={seed} (reproduce the schedule with --seed {seed}){}",
+        a.target,
+        shard
+            .as_ref()
+            .map_or(String::new(), |p| format!("; shard {} ({})", p.shard, p.name))
     );
     let (stop_rx, signals) = crate::live::signal::stop_on_signal();
     opts.stop = Some(stop_rx);
-    let start_wall = std::time::SystemTime::now();
     let exporter = start_metrics(&a.metrics).await?;
     let progress =
         crate::run::progress::Reporter::start("load", !a.quiet, vec![(String::new(), source.end())], 1, false);
@@ -174,62 +193,46 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     progress.finish();
     signals.abort();
     let result = result?;
-    let report = result.report();
-    let out = Out::for_json(a.json.as_deref());
-    out.print(&crate::report::text::load(&report));
-    for w in &report.warnings {
-        out.print(&format!("warning: {w}\n"));
-    }
-    if let Some(p) = &a.json {
-        let mut v = serde_json::to_value(&report)?;
-        v["seed"] = serde_json::json!(seed);
-        v["target"] = serde_json::json!(a.target);
-        write_json_out(p, &v)?;
-    }
-    if let Some(prefix) = &a.csv {
-        crate::report::locust::write_locust_csv(
-            prefix,
-            &result.aggregator,
-            &result.csv,
-            report.duration_s,
-            start_wall,
-            a.users.unwrap_or(0),
-        )?;
-        eprintln!(
-            "wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv, {prefix}_exceptions.csv"
-        );
-    }
-    if let Some(p) = &a.hlog {
-        crate::report::hlog::write_hlog(p, &result.aggregator, start_wall)?;
-        eprintln!("wrote {}", p.display());
-    }
-    if let Some(p) = &a.html {
-        let agg = &result.aggregator;
-        let share = crate::analysis::share::traffic_share(&crate::analysis::resilience::Series::from_aggregator(agg));
-        let duration = (report.duration_s * 1e9) as crate::time::Nanos;
-        let view = crate::analysis::incident::IncidentView::build(agg, &share, &[], &[], None, duration);
-        let page = crate::report::html::load_page(
-            &report,
-            &view,
-            &a.target,
-            seed,
-            &crate::report::html::Provenance::new(&reproduce(Some(seed))),
-        );
-        write_html(p, &page)?;
-    }
+    let out = crate::cli::shard::LoadOut {
+        json: a.json.as_deref(),
+        csv: a.csv.as_deref(),
+        hlog: a.hlog.as_deref(),
+        html: a.html.as_deref(),
+        quiet: false,
+        asserts: &[],
+        junit: None,
+    };
+    let target = a.target.clone();
+    crate::cli::shard::render_load(
+        &result,
+        &target,
+        seed,
+        start_wall,
+        a.users.unwrap_or(0),
+        &out,
+        &shard_warnings,
+        None,
+    )?;
     linger_metrics(exporter, &a.metrics, result.interrupted).await;
-    if result.interrupted {
-        eprintln!("chaosgate load: interrupted; the report above is partial");
-        return Ok(130);
-    }
-    if result.in_flight_at_end > 0 && !a.allow_in_flight {
-        eprintln!(
-            "chaosgate load: {} request(s) in flight at the end were never accounted for (--allow-in-flight accepts this)",
-            result.in_flight_at_end
+    let (interrupted, in_flight) = (result.interrupted, result.in_flight_at_end);
+    if let Some(p) = &shard {
+        let mut body = crate::run::shard::LoadBody::of(
+            result,
+            start_wall,
+            late,
+            a.users.unwrap_or(0),
+            a.allow_in_flight,
+            shard_warnings,
         );
-        return Ok(1);
+        body.target = target;
+        crate::cli::shard::write_result(p, crate::run::shard::Kind::Load, fingerprint, seed, !interrupted, body)?;
     }
-    Ok(0)
+    Ok(crate::cli::shard::load_exit(
+        "load",
+        interrupted,
+        in_flight,
+        a.allow_in_flight,
+    ))
 }
 
 /// `--phase NAME=START..END` windows.
@@ -436,6 +439,17 @@ fn finish(
     a: &crate::cli::ScenarioArgs,
     command: &str,
 ) -> anyhow::Result<u8> {
+    finish_with(sw, a, command, None)
+}
+
+/// [`finish`], with a merged run's per-shard breakdown (`chaosgate merge`: a table after
+/// the report, `shards` in the JSON).
+pub(crate) fn finish_with(
+    sw: &crate::analysis::results::SweepReport,
+    a: &crate::cli::ScenarioArgs,
+    command: &str,
+    shards: Option<&crate::analysis::shards::Breakdown>,
+) -> anyhow::Result<u8> {
     render(
         sw,
         &Outputs {
@@ -445,6 +459,7 @@ fn finish(
             html: a.html.as_deref(),
             quiet: a.quiet,
             command: None,
+            shards,
         },
         command,
     )
@@ -463,13 +478,17 @@ pub(crate) struct Outputs<'a> {
     pub html: Option<&'a std::path::Path>,
     /// `--quiet`.
     pub quiet: bool,
-    /// The command line the HTML report names (default: this one, with the first seed).
+    /// The command line the HTML report names (default: this one, with the first seed
+    /// unless it is a merge with a breakdown).
     pub command: Option<&'a str>,
+    /// A merged run's per-shard breakdown: a table after the report, `shards` in the JSON.
+    pub shards: Option<&'a crate::analysis::shards::Breakdown>,
 }
 
 /// The one rendering of a sweep report (`sim`, `run`, and `merge` of their shards): prints
 /// the text report, writes the files asked for, and turns the assertions into an exit code.
 pub(crate) fn render(sw: &crate::analysis::results::SweepReport, a: &Outputs<'_>, command: &str) -> anyhow::Result<u8> {
+    let shards = a.shards;
     let out = Out::for_json(a.json);
     let sweep = !sw.axes.is_empty();
     if !a.quiet {
@@ -499,8 +518,15 @@ pub(crate) fn render(sw: &crate::analysis::results::SweepReport, a: &Outputs<'_>
         out.print(&format!("\nassertions: {} passed, {failed} failed\n", n - failed));
         out.print(&crate::report::text::failures(sw));
     }
+    if let Some(b) = shards {
+        out.print(&crate::report::text::shards(b));
+    }
     if let Some(p) = &a.json {
-        write_json_out(p, &sw.to_json())?;
+        let mut v = sw.to_json();
+        if let Some(b) = shards {
+            v["shards"] = serde_json::to_value(b)?;
+        }
+        write_json_out(p, &v)?;
     }
     if let Some(p) = &a.junit {
         std::fs::write(p, crate::report::junit::junit(sw, command))
@@ -519,7 +545,8 @@ pub(crate) fn render(sw: &crate::analysis::results::SweepReport, a: &Outputs<'_>
         eprintln!("wrote {}", p.display());
     }
     if let Some(p) = &a.html {
-        let seed = sw.points.first().map(|pt| pt.report.seed);
+        // a merge is reproduced by the merge command itself (no --seed to add)
+        let seed = sw.points.first().map(|pt| pt.report.seed).filter(|_| shards.is_none());
         let command = a.command.map_or_else(|| reproduce(seed), str::to_string);
         let page = crate::report::html::sweep_page(sw, &crate::report::html::Provenance::new(&command));
         write_html(p, &page)?;
@@ -574,18 +601,18 @@ pub fn write_html(p: &std::path::Path, page: &str) -> anyhow::Result<()> {
 
 /// Where the human-readable report goes: stdout, or stderr when `--json -` takes stdout.
 #[derive(Clone, Copy, Debug)]
-struct Out {
+pub(crate) struct Out {
     stderr: bool,
 }
 
 impl Out {
-    fn for_json(json: Option<&std::path::Path>) -> Out {
+    pub(crate) fn for_json(json: Option<&std::path::Path>) -> Out {
         Out {
             stderr: json.is_some_and(is_stdout),
         }
     }
 
-    fn print(self, s: &str) {
+    pub(crate) fn print(self, s: &str) {
         use std::io::Write;
         if self.stderr {
             let _ = std::io::stderr().lock().write_all(s.as_bytes());
@@ -699,7 +726,7 @@ pub fn sim(a: crate::cli::SimArgs) -> anyhow::Result<u8> {
         }
         return Ok(swarm(n, a.common.seed.unwrap_or(1), a.jobs));
     }
-    let shard = shard_plan(&a.shard, false)?;
+    let shard = sim_shard_plan(&a.shard)?;
     if let Some(plan) = &shard {
         let c = &a.common;
         if c.json.is_some() || c.junit.is_some() || c.chart.is_some() || c.html.is_some() {
@@ -799,6 +826,7 @@ pub(crate) fn merge_sim(set: &crate::run::shard::ShardSet, a: &crate::cli::shard
         html: a.html.as_deref(),
         quiet: a.quiet,
         command: Some(&command),
+        shards: None,
     };
     check_output_paths(&[
         ("--json", outputs.json),
@@ -909,8 +937,9 @@ pub(crate) fn default_run_dir(name: &str) -> std::path::PathBuf {
 
 /// `chaosgate run`: a scenario live.
 pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
-    let _shard = shard_plan(&a.shard, true)?;
+    let shard = live_shard_plan(&a.shard)?;
     check_report_paths(&a.common)?;
+    check_output_paths(&[("--result", shard.as_ref().and_then(|p| p.result.as_deref()))])?;
     let set = crate::scenario::load_with(scenario_path(&a.common)?, &a.common.set, &a.common.sweep)?;
     let name = set.points.first().map(|p| p.scenario.name.clone()).unwrap_or_default();
     let dir = a.run_dir.clone().unwrap_or_else(|| default_run_dir(&name));
@@ -928,10 +957,33 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
         dir.display()
     );
     let mut o = o;
+    let fingerprint = crate::cli::shard::run_fingerprint(&a.common, seed, o.repeat)?;
+    if let Some(p) = &shard {
+        o.shard = Some(p.shard);
+        if let Some(at) = p.start_at {
+            let len = set.points.first().map_or(0, |pt| pt.scenario.plan.source.end());
+            o.start_at = Some(crate::cli::shard::start_instant(at, len, "chaosgate run")?.0);
+        }
+        eprintln!(
+            "chaosgate run: shard {} ({}): its own mocks and gateway, its share of the traffic",
+            p.shard, p.name
+        );
+    }
     let exporter = start_metrics(&a.metrics).await?;
     o.metrics = exporter.as_ref().map(|x| x.exporter.clone());
     let out = crate::run::run_live(&set, &o).await?;
     let code = finish(&out.report, &a.common, "run")?;
+    if let Some(p) = &shard {
+        let body = crate::run::shard::RunBody {
+            scenario: name.clone(),
+            axes: set.axes.clone(),
+            points_planned: set.points.len(),
+            repeat: o.repeat,
+            points: out.recorded,
+        };
+        let complete = !out.interrupted;
+        crate::cli::shard::write_result(p, crate::run::shard::Kind::Run, fingerprint, seed, complete, body)?;
+    }
     linger_metrics(exporter, &a.metrics, out.interrupted).await;
     if out.interrupted {
         eprintln!("chaosgate run: interrupted; the report above is partial");
@@ -1022,7 +1074,7 @@ async fn start_metrics(a: &crate::cli::MetricsArgs) -> anyhow::Result<Option<cra
 
 /// Keeps the endpoint up `--metrics-linger` after the traffic (not after a Ctrl-C; a
 /// Ctrl-C during the linger ends it), then stops it.
-async fn linger_metrics(
+pub(crate) async fn linger_metrics(
     m: Option<crate::live::exporter::MetricsServer>,
     a: &crate::cli::MetricsArgs,
     interrupted: bool,
@@ -1043,11 +1095,12 @@ async fn linger_metrics(
     m.shutdown().await;
 }
 
-/// The shard plan of a command's flags and the environment (Kubernetes' Indexed Job).
-fn shard_plan(a: &crate::cli::shard::ShardArgs, live: bool) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
-    let plan = crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), live)?;
-    if live && plan.is_some() {
-        anyhow::bail!("--shard and --result are not built yet");
-    }
-    Ok(plan)
+/// The shard plan of `sim` (docs/sharding.md, "Simulator sweeps"): no `--start-at`.
+fn sim_shard_plan(a: &crate::cli::shard::ShardArgs) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
+    crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), false)
+}
+
+/// The shard plan of `load` and `run` (docs/sharding.md).
+fn live_shard_plan(a: &crate::cli::shard::ShardArgs) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
+    crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), true)
 }

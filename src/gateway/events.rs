@@ -5,7 +5,7 @@ use crate::time::Nanos;
 use serde::Serialize;
 
 /// What changed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// A health probe finished (`ok = false` includes timeouts).
@@ -76,7 +76,7 @@ impl EventKind {
 }
 
 /// One event.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct GatewayEvent {
     /// When (ns since run start).
     pub t_ns: Nanos,

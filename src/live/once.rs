@@ -32,13 +32,142 @@ pub struct LiveRun {
     pub warnings: Vec<String>,
     /// Ctrl-C / SIGTERM stopped the traffic early.
     pub interrupted: bool,
-    aggregator: Option<crate::analysis::Aggregator>,
+    /// What the run recorded, when [`ShardCtx::keep`] asks for it (a shard's result file).
+    pub recorded: Option<RecordedRun>,
 }
 
-impl LiveRun {
-    fn cost_of(&self, s: &Scenario, models: &[String]) -> Option<crate::analysis::cost::CostReport> {
-        crate::analysis::run::run_cost(s.prices.as_ref(), self.aggregator.as_ref()?, models)
+/// A live run's share of a sharded scenario run (docs/sharding.md).
+#[derive(Clone, Copy, Debug)]
+pub struct ShardCtx {
+    /// Which arrivals (or users) this process sends.
+    pub shard: crate::traffic::shard::Shard,
+    /// The run's time zero (`--start-at`): the traffic, the mocks' fault timelines and
+    /// the gateway's clock all start then. `None`: 20 ms after the world is up.
+    pub t0: Option<Instant>,
+    /// Keep what the run recorded ([`LiveRun::recorded`]).
+    pub keep: bool,
+}
+
+impl Default for ShardCtx {
+    fn default() -> ShardCtx {
+        ShardCtx {
+            shard: crate::traffic::shard::Shard::WHOLE,
+            t0: None,
+            keep: false,
+        }
     }
+}
+
+/// Everything the analysis of one live run reads, as recorded: the client's statistics
+/// and scalars, what the mocks saw, the fault windows and the gateway's events. A shard
+/// keeps it in its result file; [`RecordedRun::absorb`] adds another shard's, and
+/// [`analyse_recorded`] turns it into the run's figures — the same function for a run and
+/// for a merge.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRun {
+    /// The run's seed.
+    pub seed: u64,
+    /// The client's scalars.
+    pub totals: live::LoadTotals,
+    /// The client's statistics.
+    pub aggregator: crate::analysis::Aggregator,
+    /// Per provider, arrivals per analysis bucket (the mocks' series).
+    pub arrivals: BTreeMap<String, Vec<u64>>,
+    /// The fault windows (ground truth).
+    pub faults: Vec<FaultEvent>,
+    /// The gateway's events on the run's clock (with shards: every shard's gateway's).
+    pub events: Vec<crate::gateway::GatewayEvent>,
+    /// The providers, in order (the attempt figures' rows).
+    pub providers: Vec<String>,
+    /// The client's whole-request timeout (the attempt figures' hang threshold).
+    pub timeout: Nanos,
+    /// Every arrival the mocks logged after time zero.
+    pub attempts: Vec<crate::record::ArrivalRecord>,
+    /// Every client request's end.
+    pub ends: Vec<crate::analysis::attempts::ClientEnd>,
+}
+
+impl RecordedRun {
+    /// Adds another shard's recording of the same run: statistics merged exactly, arrival
+    /// series summed, the fault windows' union, every gateway event in time order, every
+    /// arrival and request end.
+    pub fn absorb(&mut self, o: RecordedRun) -> Result<(), String> {
+        if self.seed != o.seed {
+            return Err(format!("runs of seeds {} and {}", self.seed, o.seed));
+        }
+        self.aggregator.merge(&o.aggregator)?;
+        self.totals.add(&o.totals);
+        for (p, series) in o.arrivals {
+            let mine = self.arrivals.entry(p).or_default();
+            if mine.len() < series.len() {
+                mine.resize(series.len(), 0);
+            }
+            for (a, b) in mine.iter_mut().zip(series) {
+                *a += b;
+            }
+        }
+        self.faults.extend(o.faults);
+        self.faults = crate::record::merge_fault_windows(std::mem::take(&mut self.faults));
+        self.events.extend(o.events);
+        self.events.sort_by_key(|e| e.t_ns);
+        for p in o.providers {
+            if !self.providers.contains(&p) {
+                self.providers.push(p);
+            }
+        }
+        self.timeout = self.timeout.max(o.timeout);
+        self.attempts.extend(o.attempts);
+        self.ends.extend(o.ends);
+        Ok(())
+    }
+}
+
+/// The figures of one live run from what it recorded: the traffic report, resilience,
+/// budget, attempts, cost and (with `view`) the incident view. `chaosgate run` calls it on
+/// its own recording, `chaosgate merge` on the shards' recordings added up.
+pub fn analyse_recorded(
+    slo: &crate::analysis::budget::SloConfig,
+    detection: &crate::analysis::resilience::DetectionConfig,
+    prices: Option<&crate::analysis::cost::PriceTable>,
+    models: &[String],
+    r: &RecordedRun,
+    view: bool,
+) -> OneRun {
+    let agg = &r.aggregator;
+    let horizon = r.totals.duration.max(agg.last_end);
+    let report = r.totals.report(agg);
+    let series = Series::from_aggregator(agg)
+        .with_arrivals(r.arrivals.clone())
+        .with_horizon(horizon);
+    let mut acc = crate::analysis::attempts::AttemptsAcc::new(r.timeout);
+    for p in &r.providers {
+        acc.provider(p);
+    }
+    acc.arrivals(&r.attempts);
+    for e in &r.ends {
+        acc.request(*e);
+    }
+    let shift = 0; // the shift is already in the mocks' profiles
+    let mut run = analyse(
+        slo,
+        detection,
+        r.seed,
+        shift,
+        &series,
+        agg,
+        &r.faults,
+        &r.events,
+        report,
+        r.totals.duration,
+        &acc,
+    );
+    run.onset_shift_s = 0.0;
+    if view {
+        let v = crate::analysis::run::incident_view(slo, agg, &run, &r.faults, &r.events, r.totals.duration);
+        run.incident = Some(Box::new(v));
+    }
+    run.cost = crate::analysis::run::run_cost(prices, agg, models);
+    run
 }
 
 enum Gw {
@@ -81,6 +210,7 @@ pub async fn run_once(
     live: Option<Arc<live::LiveCounters>>,
     exporter: Option<Arc<crate::live::exporter::Exporter>>,
     view: bool,
+    shard: ShardCtx,
 ) -> anyhow::Result<LiveRun> {
     std::fs::create_dir_all(run_dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run_dir.display()))?;
     // the traffic plan was resolved (mix and trace read and checked) when the scenario loaded
@@ -119,12 +249,10 @@ pub async fn run_once(
         live,
         exporter.as_deref(),
         view,
+        shard,
+        &models,
     )
-    .await
-    .map(|mut r| {
-        r.run.cost = r.cost_of(s, &models);
-        r
-    });
+    .await;
     if let Some(x) = &exporter {
         x.clear_run_targets();
     }
@@ -159,6 +287,8 @@ async fn drive(
     counters: Option<Arc<live::LiveCounters>>,
     exporter: Option<&crate::live::exporter::Exporter>,
     view: bool,
+    shard: ShardCtx,
+    models: &[String],
 ) -> anyhow::Result<LiveRun> {
     let mut warnings = s.warnings.clone();
     let mut info = GatewayInfo {
@@ -187,7 +317,7 @@ async fn drive(
     }
     let metrics = exporter.map(|x| x.load.clone());
     let outcome = traffic(
-        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, metrics, view,
+        s, seed, mocks, &gw, bases, headers, api_key, timeout, mix, source, stop, counters, metrics, view, shard,
     )
     .await;
     gw.stop_external().await;
@@ -205,37 +335,27 @@ async fn drive(
     let horizon = result.duration.max(result.aggregator.last_end);
     let (arrivals, faults) = mock_records(mocks, horizon);
     let events = gateway_events(gw, t0).await;
-    let report = result.report();
-    let series = Series::from_aggregator(&result.aggregator)
-        .with_arrivals(arrivals)
-        .with_horizon(horizon);
-    let shift = 0; // the shift is already in the mocks' profiles
-    let attempts = attempt_records(mocks, timeout, &result.ends, &mut warnings);
-    let mut run = analyse(
-        &s.slo,
-        &s.detection,
+    let (providers, attempts) = attempt_records(mocks, &mut warnings);
+    let totals = result.totals();
+    let recorded = RecordedRun {
         seed,
-        shift,
-        &series,
-        &result.aggregator,
-        &faults,
-        &events,
-        report,
-        result.duration,
-        &attempts,
-    );
-    run.onset_shift_s = 0.0;
-    if view {
-        let v =
-            crate::analysis::run::incident_view(&s.slo, &result.aggregator, &run, &faults, &events, result.duration);
-        run.incident = Some(Box::new(v));
-    }
+        totals,
+        aggregator: result.aggregator,
+        arrivals,
+        faults,
+        events,
+        providers,
+        timeout,
+        attempts,
+        ends: result.ends,
+    };
+    let run = analyse_recorded(&s.slo, &s.detection, s.prices.as_ref(), models, &recorded, view);
     Ok(LiveRun {
         run,
         gateway: info,
         warnings,
-        interrupted: result.interrupted,
-        aggregator: Some(result.aggregator),
+        interrupted: totals.interrupted,
+        recorded: shard.keep.then_some(recorded),
     })
 }
 
@@ -460,21 +580,18 @@ fn mock_records(
     (arrivals, crate::record::merge_fault_windows(faults))
 }
 
-/// The attempt figures' inputs: every arrival the mocks logged (their `ArrivalRecord`s)
-/// and the client's request ends, for a client that gives up after `timeout`. A mock
-/// whose bounded arrival log overflowed makes the figures cover only its latest arrivals:
-/// a warning says so.
+/// The attempt figures' inputs from the mocks: the providers in order and every arrival
+/// they logged after time zero (their `ArrivalRecord`s). A mock whose bounded arrival log
+/// overflowed makes the figures cover only its latest arrivals: a warning says so.
 fn attempt_records(
     mocks: &[(ServerHandle, Arc<MockState>)],
-    timeout: Nanos,
-    ends: &[crate::analysis::attempts::ClientEnd],
     warnings: &mut Vec<String>,
-) -> crate::analysis::attempts::AttemptsAcc {
-    let mut acc = crate::analysis::attempts::AttemptsAcc::new(timeout);
+) -> (Vec<String>, Vec<crate::record::ArrivalRecord>) {
+    let mut providers = Vec::new();
     let mut records = Vec::new();
     for (_, st) in mocks {
         let name = &st.config.name;
-        acc.provider(name);
+        providers.push(name.clone());
         let dropped = st.arrivals_dropped.load(std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
             warnings.push(format!(
@@ -487,11 +604,7 @@ fn attempt_records(
         // part of the run
         records.extend(log.iter().filter(|a| !a.before_start).map(|a| a.record(name)));
     }
-    acc.arrivals(&records);
-    for e in ends {
-        acc.request(*e);
-    }
-    acc
+    (providers, records)
 }
 
 /// The builtin gateway's events on the run's clock (which starts at `t0`), after shutting
@@ -536,6 +649,7 @@ async fn traffic(
     counters: Option<Arc<live::LiveCounters>>,
     metrics: Option<Arc<crate::live::load::metrics::LoadMetrics>>,
     view: bool,
+    shard: ShardCtx,
 ) -> anyhow::Result<(live::LoadResult, Instant)> {
     let api = s.traffic.api.unwrap_or(crate::provider::Api::OpenAi);
     let mut opts = LoadOptions::new(&bases[0], api, seed);
@@ -560,7 +674,17 @@ async fn traffic(
         seed,
         source.end(),
     );
-    let t0 = Instant::now() + std::time::Duration::from_millis(20);
+    opts.shard = shard.shard;
+    let t0 = shard
+        .t0
+        .unwrap_or_else(|| Instant::now() + std::time::Duration::from_millis(20));
+    let late = Instant::now().saturating_duration_since(t0);
+    if late > std::time::Duration::from_millis(1) {
+        eprintln!(
+            "chaosgate: warning: this shard's world was up {:.3} s after --start-at: the requests already due are sent at once (their latency from the intended time includes the lateness)",
+            late.as_secs_f64()
+        );
+    }
     opts.t0 = Some(t0);
     for (_, st) in mocks {
         st.start_clock_at(t0);

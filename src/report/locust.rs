@@ -22,7 +22,7 @@ const PCTS: [f64; 11] = [0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 
 /// What the Locust CSV files need beyond the [`Aggregator`]: the response body bytes of
 /// each kind, and when each failure was first and last seen. The live client folds every
 /// request in (a few words per kind and per distinct failure: no memory per request).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CsvLog {
     kinds: Vec<String>,
     /// Per kind index: (body bytes received, requests sent).
@@ -61,6 +61,28 @@ impl CsvLog {
             }
             None => self.seen.push((r.kind, r.outcome, r.end, r.end)),
         }
+    }
+
+    /// Adds another shard's log of the same mix (`chaosgate merge`): sums of bytes and
+    /// requests, the earliest first and latest last sighting of each failure.
+    pub fn merge(&mut self, o: &CsvLog) -> Result<(), String> {
+        if self.kinds != o.kinds {
+            return Err("the CSV logs name different request kinds".into());
+        }
+        for (c, x) in self.content.iter_mut().zip(&o.content) {
+            c.0 = c.0.saturating_add(x.0);
+            c.1 += x.1;
+        }
+        for &(kind, outcome, first, last) in &o.seen {
+            match self.seen.iter_mut().find(|s| s.0 == kind && s.1 == outcome) {
+                Some(s) => {
+                    s.2 = s.2.min(first);
+                    s.3 = s.3.max(last);
+                }
+                None => self.seen.push((kind, outcome, first, last)),
+            }
+        }
+        Ok(())
     }
 
     /// (bytes, requests) of every kind named `name` (`None`: all kinds).

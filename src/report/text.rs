@@ -453,6 +453,67 @@ fn traffic_share(t: &crate::analysis::share::TrafficShare) -> String {
     s
 }
 
+/// The per-shard and per-region table of a merged run (`chaosgate merge`).
+pub fn shards(b: &crate::analysis::shards::Breakdown) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nshards: {} of {} merged{}",
+        b.by_shard.len(),
+        b.count,
+        if b.partial { " — PARTIAL" } else { "" }
+    );
+    let header = |s: &mut String, first: &str| {
+        let _ = writeln!(
+            s,
+            "{first:<18} {:<12} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>7}",
+            "region", "scheduled", "ok", "failed", "dropped", "err %", "p50 ms", "p99 ms", "late s"
+        );
+    };
+    header(&mut s, "shard");
+    for r in &b.by_shard {
+        let _ = writeln!(
+            s,
+            "{:<18} {:<12} {:>9} {:>9} {:>7} {:>7} {:>7.3} {:>9.1} {:>9.1} {:>7.2}{}",
+            format!("{} ({})", r.name, r.index.unwrap_or(0)),
+            r.region.as_deref().unwrap_or("-"),
+            r.scheduled,
+            r.ok,
+            r.failed,
+            r.dropped,
+            100.0 * r.error_rate,
+            r.latency_ms.p50,
+            r.latency_ms.p99,
+            r.late_s,
+            if r.complete { "" } else { "  interrupted" }
+        );
+    }
+    for i in &b.missing {
+        let _ = writeln!(s, "{:<18} MISSING (no result file)", format!("shard {i}"));
+    }
+    if b.by_region.len() > 1 || b.by_region.first().is_some_and(|r| r.name != "-") {
+        let _ = writeln!(s);
+        header(&mut s, "region (shards)");
+        for r in &b.by_region {
+            let _ = writeln!(
+                s,
+                "{:<18} {:<12} {:>9} {:>9} {:>7} {:>7} {:>7.3} {:>9.1} {:>9.1} {:>7.2}",
+                format!("{} ({})", r.name, r.shards),
+                "",
+                r.scheduled,
+                r.ok,
+                r.failed,
+                r.dropped,
+                100.0 * r.error_rate,
+                r.latency_ms.p50,
+                r.latency_ms.p99,
+                r.late_s
+            );
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,11 @@ pub struct RunOptions {
     pub incident: bool,
     /// Live runs: the `--metrics-listen` endpoint, fed as the runs go.
     pub metrics: Option<std::sync::Arc<crate::live::exporter::Exporter>>,
+    /// Live runs: this process's shard (docs/sharding.md); its recordings are kept in
+    /// [`LiveOutcome::recorded`].
+    pub shard: Option<crate::traffic::shard::Shard>,
+    /// Live runs: the first run's time zero (`--start-at`).
+    pub start_at: Option<tokio::time::Instant>,
 }
 
 impl RunOptions {
@@ -69,6 +74,8 @@ impl RunOptions {
             stop: None,
             incident: false,
             metrics: None,
+            shard: None,
+            start_at: None,
         }
     }
 }
@@ -187,7 +194,38 @@ impl SweepFrame {
 }
 
 fn point_report(
-    p: &PointFrame,
+    set: &ScenarioSet,
+    i: usize,
+    o: &RunOptions,
+    mode: &str,
+    runs: Vec<OneRun>,
+    gateway: GatewayInfo,
+    warnings: Vec<String>,
+) -> PointReport {
+    let p = &set.points[i];
+    let s = &p.scenario;
+    let asserts: Vec<Assertion> = s.asserts.iter().chain(&o.asserts).cloned().collect();
+    point_of(
+        &s.name,
+        s.time_scale,
+        &p.params,
+        &asserts,
+        o.allow_in_flight,
+        mode,
+        runs,
+        gateway,
+        warnings,
+    )
+}
+
+/// A point's report from its runs' figures: the runs folded, the assertions and the
+/// built-in accounting check checked (a run, a simulation, and a merge of shards).
+#[allow(clippy::too_many_arguments)]
+pub fn point_of(
+    name: &str,
+    time_scale: f64,
+    params: &[(String, String)],
+    asserts: &[Assertion],
     allow_in_flight: bool,
     mode: &str,
     runs: Vec<OneRun>,
@@ -200,11 +238,10 @@ fn point_report(
             n + r.traffic.requests.scheduled,
         )
     });
-    let report = RunReport::fold(&p.scenario, mode, p.time_scale, gateway, runs, warnings);
-    let (checks, passed) = checks(&p.asserts, allow_in_flight, &report, in_flight);
+    let report = RunReport::fold(name, mode, time_scale, gateway, runs, warnings);
+    let (checks, passed) = checks(asserts, allow_in_flight, &report, in_flight);
     PointReport {
-        params: p
-            .params
+        params: params
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
@@ -337,6 +374,7 @@ pub fn simulate_interruptible(set: &ScenarioSet, o: &RunOptions) -> anyhow::Resu
     Ok(LiveOutcome {
         report: sim_report(&SweepFrame::of(set, o), runs_by_point, interrupted),
         interrupted,
+        recorded: Vec::new(),
     })
 }
 
@@ -462,7 +500,17 @@ fn sim_point(frame: &SweepFrame, p: &PointFrame, runs: Vec<OneRun>, note: Option
     };
     let mut warnings = p.warnings.clone();
     warnings.extend(note);
-    point_report(p, frame.allow_in_flight, "sim", runs, info, warnings)
+    point_of(
+        &p.scenario,
+        p.time_scale,
+        &p.params,
+        &p.asserts,
+        frame.allow_in_flight,
+        "sim",
+        runs,
+        info,
+        warnings,
+    )
 }
 
 /// The progress reporter of `set`'s points × `n` runs, each weighing its traffic length.
@@ -482,6 +530,8 @@ pub struct LiveOutcome {
     pub report: SweepReport,
     /// Ctrl-C / SIGTERM cut it short.
     pub interrupted: bool,
+    /// With [`RunOptions::shard`]: what each point's runs recorded (a shard's result file).
+    pub recorded: Vec<shard::RunPointBody>,
 }
 
 /// Runs every point × repeat live, one after another. Ctrl-C / SIGTERM stop the traffic;
@@ -495,12 +545,14 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
     let progress = reporter(set, o, n, false);
     let frame = SweepFrame::of(set, o);
     let mut points = Vec::new();
+    let mut all_recorded = Vec::new();
     let mut interrupted = false;
     'points: for (i, p) in set.points.iter().enumerate() {
         let s = &p.scenario;
         let mut runs = Vec::new();
         let mut info = GatewayInfo::default();
         let mut warnings = Vec::new();
+        let mut recorded = Vec::new();
         for k in 0..n {
             if *rx.borrow() {
                 interrupted = true;
@@ -519,6 +571,11 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 counters,
                 o.metrics.clone(),
                 view,
+                crate::live::once::ShardCtx {
+                    shard: o.shard.unwrap_or(crate::traffic::shard::Shard::WHOLE),
+                    t0: o.start_at.filter(|_| i == 0 && k == 0),
+                    keep: o.shard.is_some(),
+                },
             )
             .await;
             progress.end_run();
@@ -540,6 +597,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                 warnings = r.warnings.clone();
             }
             runs.push(r.run);
+            recorded.extend(r.recorded);
             if r.interrupted {
                 interrupted = true;
                 break;
@@ -552,14 +610,17 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
                     runs.len()
                 ));
             }
-            points.push(point_report(
-                &frame.points[i],
-                o.allow_in_flight,
-                "live",
-                runs,
-                info,
-                warnings,
-            ));
+            if o.shard.is_some() {
+                all_recorded.push(shard::RunPointBody::of(
+                    set,
+                    i,
+                    o,
+                    info.clone(),
+                    warnings.clone(),
+                    recorded,
+                ));
+            }
+            points.push(point_report(set, i, o, "live", runs, info, warnings));
         }
         if interrupted {
             break 'points;
@@ -575,6 +636,7 @@ pub async fn run_live(set: &ScenarioSet, o: &RunOptions) -> anyhow::Result<LiveO
             sweep(&frame, "live", points)
         },
         interrupted,
+        recorded: all_recorded,
     })
 }
 
@@ -657,19 +719,11 @@ duration = "60s"
             let mut runs = runs.into_iter();
             let good = runs.next().unwrap();
             let bad = stalled(runs.next().unwrap());
-            let frame = SweepFrame::of(&set, o);
-            let point = |i: usize, run: OneRun| {
-                point_report(
-                    &frame.points[i],
-                    o.allow_in_flight,
-                    "live",
-                    vec![run],
-                    GatewayInfo::default(),
-                    Vec::new(),
-                )
-            };
-            let points = vec![point(0, good), point(1, bad)];
-            sweep(&frame, "live", points)
+            let points = vec![
+                point_report(&set, 0, o, "live", vec![good], GatewayInfo::default(), Vec::new()),
+                point_report(&set, 1, o, "live", vec![bad], GatewayInfo::default(), Vec::new()),
+            ];
+            sweep(&SweepFrame::of(&set, o), "live", points)
         };
         let sw = sweep_of(&o);
         let (good, bad) = (&sw.points[0], &sw.points[1]);

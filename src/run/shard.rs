@@ -7,6 +7,7 @@
 //! one work (another scenario, seed, count or kind, a shard given twice) and names the
 //! shards that are missing, so a killed shard is never silently dropped.
 
+use crate::time::Nanos;
 use crate::traffic::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -282,6 +283,230 @@ pub fn check_set(files: Vec<(PathBuf, Header)>) -> anyhow::Result<ShardSet> {
         missing,
         incomplete,
     })
+}
+
+/// The body of a `chaosgate load` shard file: everything the load report, its CSV, hlog
+/// and HTML outputs read, at full resolution, so that a merge renders the report one
+/// machine would have.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadBody {
+    /// `--target` (a label: shards in different regions may use different URLs).
+    pub target: String,
+    /// The schedule's time zero, wall clock, ns since the Unix epoch (`--start-at`).
+    pub start_unix_ns: u64,
+    /// How late this shard started its schedule after `--start-at` (ns).
+    pub late: Nanos,
+    /// `--users` (the CSV's user count).
+    pub users: u32,
+    /// `--allow-in-flight`: whether requests in flight at the end pass.
+    pub allow_in_flight: bool,
+    /// Requests scheduled, in flight at the end, durations, interrupted.
+    pub totals: crate::live::load::LoadTotals,
+    /// Warnings of this shard's own (a late start).
+    pub warnings: Vec<String>,
+    /// Every count and histogram.
+    pub aggregator: crate::analysis::Aggregator,
+    /// What the Locust CSV adds.
+    pub csv: crate::report::locust::CsvLog,
+}
+
+impl LoadBody {
+    /// A finished run's body.
+    pub fn of(
+        r: crate::live::load::LoadResult,
+        start: SystemTime,
+        late: Nanos,
+        users: u32,
+        allow_in_flight: bool,
+        warnings: Vec<String>,
+    ) -> LoadBody {
+        LoadBody {
+            target: String::new(),
+            start_unix_ns: unix_ns(start),
+            late,
+            users,
+            allow_in_flight,
+            totals: r.totals(),
+            warnings,
+            aggregator: r.aggregator,
+            csv: r.csv,
+        }
+    }
+
+    /// The schedule's wall-clock time zero.
+    pub fn start(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(self.start_unix_ns)
+    }
+}
+
+/// `t` in ns since the Unix epoch (0 before it).
+pub fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl LoadBody {
+    /// Adds another shard's body: counts summed, statistics merged exactly
+    /// ([`crate::analysis::Aggregator::merge`]), the longest durations, the earliest start,
+    /// interrupted when either was.
+    pub fn absorb(&mut self, o: LoadBody) -> anyhow::Result<()> {
+        self.aggregator
+            .merge(&o.aggregator)
+            .map_err(|e| anyhow::anyhow!("cannot merge the shards' statistics: {e}"))?;
+        self.csv
+            .merge(&o.csv)
+            .map_err(|e| anyhow::anyhow!("cannot merge the shards' CSV logs: {e}"))?;
+        self.totals.add(&o.totals);
+        self.start_unix_ns = self.start_unix_ns.min(o.start_unix_ns);
+        self.late = self.late.max(o.late);
+        self.users = self.users.max(o.users);
+        self.allow_in_flight &= o.allow_in_flight;
+        self.warnings.extend(o.warnings);
+        Ok(())
+    }
+
+    /// The (merged) body as the load client's result.
+    pub fn into_result(self) -> crate::live::load::LoadResult {
+        let t = self.totals;
+        crate::live::load::LoadResult {
+            aggregator: self.aggregator,
+            scheduled: t.scheduled,
+            in_flight_at_end: t.in_flight_at_end,
+            closed_by_grace: t.closed_by_grace,
+            duration: t.duration,
+            planned_duration: t.planned_duration,
+            grace: t.grace,
+            interrupted: t.interrupted,
+            csv: self.csv,
+            ends: Vec::new(),
+        }
+    }
+}
+
+/// The body of a `chaosgate run` shard file: per sweep point, what the merge needs to
+/// analyse it as one run — the point's settings (from the scenario after `--set` and
+/// `--sweep`) and each run's recording ([`crate::live::once::RecordedRun`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunBody {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The swept paths.
+    pub axes: Vec<String>,
+    /// The matrix's size (points); a shard interrupted early holds fewer.
+    pub points_planned: usize,
+    /// Runs per point.
+    pub repeat: usize,
+    /// The points that ran, in matrix order.
+    pub points: Vec<RunPointBody>,
+}
+
+/// One sweep point of a run shard.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunPointBody {
+    /// The swept values.
+    pub params: Vec<(String, String)>,
+    /// The scenario's name.
+    pub name: String,
+    /// `time_scale`.
+    pub time_scale: f64,
+    /// `[slo]`.
+    pub slo: crate::analysis::budget::SloConfig,
+    /// `[detection]`.
+    pub detection: crate::analysis::resilience::DetectionConfig,
+    /// `[prices]`.
+    pub prices: Option<crate::analysis::cost::PriceTable>,
+    /// The mix's models (the cost report's rows).
+    pub models: Vec<String>,
+    /// The scenario's `[[assert]]`s and the `--assert`s, as text.
+    pub asserts: Vec<String>,
+    /// `--allow-in-flight`.
+    pub allow_in_flight: bool,
+    /// The gateway part of the report (this shard's).
+    pub gateway: crate::analysis::results::GatewayInfo,
+    /// The point's notes (this shard's).
+    pub warnings: Vec<String>,
+    /// Each run's recording, run 0 first.
+    pub runs: Vec<crate::live::once::RecordedRun>,
+}
+
+impl RunPointBody {
+    /// Point `i` of `set` as run with `o`, and its runs' recordings.
+    pub fn of(
+        set: &crate::scenario::ScenarioSet,
+        i: usize,
+        o: &super::RunOptions,
+        gateway: crate::analysis::results::GatewayInfo,
+        warnings: Vec<String>,
+        runs: Vec<crate::live::once::RecordedRun>,
+    ) -> RunPointBody {
+        let p = &set.points[i];
+        let s = &p.scenario;
+        RunPointBody {
+            params: p.params.clone(),
+            name: s.name.clone(),
+            time_scale: s.time_scale,
+            slo: s.slo.clone(),
+            detection: s.detection.clone(),
+            prices: s.prices.clone(),
+            models: s.plan.mix.models(),
+            asserts: s.asserts.iter().chain(&o.asserts).map(ToString::to_string).collect(),
+            allow_in_flight: o.allow_in_flight,
+            gateway,
+            warnings,
+            runs,
+        }
+    }
+
+    /// Adds another shard's recordings of the same point.
+    pub fn absorb(&mut self, o: RunPointBody) -> anyhow::Result<()> {
+        if self.params != o.params || self.runs.len() != o.runs.len() {
+            anyhow::bail!(
+                "point {:?}: the shards ran different points or numbers of runs",
+                self.params
+            );
+        }
+        for (k, (mine, other)) in self.runs.iter_mut().zip(o.runs).enumerate() {
+            mine.absorb(other).map_err(|e| anyhow::anyhow!("run {k}: {e}"))?;
+        }
+        self.gateway.events += o.gateway.events;
+        Ok(())
+    }
+
+    /// The point's report from its (merged) recordings: the same analysis a run makes
+    /// (`live::once::analyse_recorded`, `run::point_of`).
+    pub fn report(&self, view: bool) -> anyhow::Result<crate::analysis::results::PointReport> {
+        let asserts = self
+            .asserts
+            .iter()
+            .map(|a| a.parse().map_err(|m: String| anyhow::anyhow!("assertion {a:?}: {m}")))
+            .collect::<anyhow::Result<Vec<crate::analysis::assert::Assertion>>>()?;
+        let runs = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                crate::live::once::analyse_recorded(
+                    &self.slo,
+                    &self.detection,
+                    self.prices.as_ref(),
+                    &self.models,
+                    r,
+                    view && k == 0,
+                )
+            })
+            .collect();
+        Ok(super::point_of(
+            &self.name,
+            self.time_scale,
+            &self.params,
+            &asserts,
+            self.allow_in_flight,
+            "live",
+            runs,
+            self.gateway.clone(),
+            self.warnings.clone(),
+        ))
+    }
 }
 
 #[cfg(test)]

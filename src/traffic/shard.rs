@@ -61,6 +61,28 @@ impl Shard {
     }
 }
 
+/// The open-loop or trace arrivals shard `s` sends: those of the whole single-machine
+/// `schedule` whose id it owns, with their ids, times and shapes unchanged.
+pub fn arrivals(schedule: impl Iterator<Item = super::Planned>, s: Shard) -> impl Iterator<Item = super::Planned> {
+    schedule.filter(move |p| s.owns(p.id))
+}
+
+/// The closed-loop users shard `s` runs: of the whole single-machine spawn plan
+/// (`(user, spawn time)`), those it owns, at their single-machine spawn times.
+pub fn users(spawns: Vec<(u32, crate::time::Nanos)>, s: Shard) -> Vec<(u32, crate::time::Nanos)> {
+    spawns.into_iter().filter(|(u, _)| s.owns(u64::from(*u))).collect()
+}
+
+/// A closed-loop request's id across shards: shard `s`'s `local`-th start is
+/// `local × N + I`, so no two shards' requests share an id (the request marker, the mocks'
+/// per-request records). A closed loop's starts depend on its answers, so these are not
+/// the single-machine ids.
+pub fn user_request_id(local: u64, s: Shard) -> u64 {
+    local
+        .saturating_mul(u64::from(s.count))
+        .saturating_add(u64::from(s.index))
+}
+
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
@@ -106,6 +128,71 @@ mod tests {
             let e = bad.parse::<Shard>().unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    use crate::provider::Api;
+    use crate::traffic::{Mix, Planned, Schedule, Source, TrafficConfig};
+
+    /// Every shard's (id, intended time, shape) together are exactly the single-machine
+    /// schedule: open loop with stages and gamma arrivals, and a trace.
+    #[test]
+    fn the_union_of_shards_is_the_whole_schedule() {
+        let base = std::path::Path::new(".");
+        let c: TrafficConfig = toml::from_str(
+            "start_rate = 5.0\narrival = \"gamma\"\nburstiness = 0.4\n\
+             [[stages]]\nduration = \"20s\"\ntarget = 60.0\n[[stages]]\nduration = \"10s\"\ntarget = 10.0\n\
+             [[kind]]\nname = \"chat\"\nweight = 3.0\nstream = true\nmax_tokens = { min = 10, max = 90 }\n\
+             [[kind]]\nname = \"emb\"\nendpoint = \"embeddings\"\n",
+        )
+        .unwrap();
+        let mix = Mix::new(c.load_kinds(base).unwrap(), Api::OpenAi).unwrap();
+        let trace = crate::traffic::trace::Trace::parse(
+            &(0..200)
+                .map(|i| {
+                    format!(
+                        "{{\"offset_ms\": {}, \"kind\": \"{}\"}}\n",
+                        i * 13 % 997,
+                        ["chat", "emb"][i % 2]
+                    )
+                })
+                .collect::<String>(),
+            "t.jsonl",
+        )
+        .unwrap();
+        let open = c.source(base).unwrap();
+        assert!(matches!(open, Source::Open(..)));
+        for src in [open, Source::Trace(trace, 2.0)] {
+            let whole: Vec<Planned> = Schedule::new(&src, mix.clone(), 42).unwrap().collect();
+            assert!(whole.len() > 150, "{}", whole.len());
+            for count in [1u32, 3, 4] {
+                let mut union: Vec<Planned> = Vec::new();
+                for index in 0..count {
+                    let s = Shard::new(index, count).unwrap();
+                    let part: Vec<Planned> = arrivals(Schedule::new(&src, mix.clone(), 42).unwrap(), s).collect();
+                    assert_eq!(part.len() as u64, s.share_of(whole.len() as u64));
+                    union.extend(part);
+                }
+                union.sort_by_key(|p| p.id);
+                assert_eq!(union, whole, "{count} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn closed_loop_shards_split_the_users_and_never_share_an_id() {
+        let spawns: Vec<(u32, crate::time::Nanos)> = (0..10).map(|u| (u, u64::from(u) * 500)).collect();
+        let parts: Vec<_> = (0..3)
+            .map(|i| users(spawns.clone(), Shard::new(i, 3).unwrap()))
+            .collect();
+        assert_eq!(parts[1], [(1, 500), (4, 2000), (7, 3500)]);
+        let mut all: Vec<_> = parts.concat();
+        all.sort_unstable();
+        assert_eq!(all, spawns);
+        let ids: std::collections::BTreeSet<u64> = (0..3)
+            .flat_map(|i| (0..50).map(move |k| user_request_id(k, Shard::new(i, 3).unwrap())))
+            .collect();
+        assert_eq!(ids.len(), 150);
+        assert_eq!(user_request_id(7, Shard::WHOLE), 7);
     }
 
     #[test]

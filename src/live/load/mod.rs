@@ -80,6 +80,10 @@ pub struct LoadOptions {
     /// Live Prometheus metrics (`--metrics-listen`): counted as requests go, served by the
     /// caller ([`metrics`]).
     pub metrics: Option<Arc<metrics::LoadMetrics>>,
+    /// This process's share of the schedule (docs/sharding.md): open loop, the arrivals
+    /// whose id it owns, with their single-machine ids; closed loop, the users it owns,
+    /// each spawned at its single-machine time, request ids interleaved (`id × N + I`).
+    pub shard: crate::traffic::shard::Shard,
 }
 
 impl LoadOptions {
@@ -106,6 +110,7 @@ impl LoadOptions {
             keep_ends: false,
             start_latency: false,
             metrics: None,
+            shard: crate::traffic::shard::Shard::WHOLE,
         }
     }
 }
@@ -181,9 +186,59 @@ impl LoadResult {
     /// The report, with its accounting warnings and, when interrupted, marked partial with
     /// the measured duration.
     pub fn report(&self) -> crate::analysis::LoadReport {
-        let mut r = self
-            .aggregator
-            .report(self.scheduled, self.in_flight_at_end, self.duration);
+        self.totals().report(&self.aggregator)
+    }
+
+    /// The run's scalars.
+    pub fn totals(&self) -> LoadTotals {
+        LoadTotals {
+            scheduled: self.scheduled,
+            in_flight_at_end: self.in_flight_at_end,
+            closed_by_grace: self.closed_by_grace,
+            duration: self.duration,
+            planned_duration: self.planned_duration,
+            grace: self.grace,
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// A load run's scalars beside its [`Aggregator`] (see [`LoadResult`]): what its report
+/// reads besides the statistics, kept in a shard's result file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoadTotals {
+    /// Requests the schedule planned (closed loop: started).
+    pub scheduled: u64,
+    /// Sent but unaccounted for when the run ended.
+    pub in_flight_at_end: u64,
+    /// Requests still open after the grace period, counted as timeouts.
+    pub closed_by_grace: u64,
+    /// The run's length (planned, or measured to an interruption).
+    pub duration: Nanos,
+    /// The scheduled length.
+    pub planned_duration: Nanos,
+    /// The grace period after the schedule's end.
+    pub grace: Nanos,
+    /// Stopped early.
+    pub interrupted: bool,
+}
+
+impl LoadTotals {
+    /// Adds another shard's scalars: sums, the longest durations, interrupted when either was.
+    pub fn add(&mut self, o: &LoadTotals) {
+        self.scheduled += o.scheduled;
+        self.in_flight_at_end += o.in_flight_at_end;
+        self.closed_by_grace += o.closed_by_grace;
+        self.duration = self.duration.max(o.duration);
+        self.planned_duration = self.planned_duration.max(o.planned_duration);
+        self.grace = self.grace.max(o.grace);
+        self.interrupted |= o.interrupted;
+    }
+
+    /// The report of `agg` with these scalars: its accounting warnings and, when
+    /// interrupted, marked partial with the measured duration.
+    pub fn report(&self, agg: &Aggregator) -> crate::analysis::LoadReport {
+        let mut r = agg.report(self.scheduled, self.in_flight_at_end, self.duration);
         if self.closed_by_grace > 0 {
             r.warnings.push(format!(
                 "{} request(s) were still open {:.3} s after the schedule ended (the grace period) and were counted as timeouts",
@@ -1099,7 +1154,8 @@ fn start_users(
     let users = Users::new(source, mix, sh.opts.seed).ok_or_else(|| anyhow::anyhow!("no users"))?;
     let users = Arc::new(Mutex::new(users));
     let spawns = users.lock().unwrap_or_else(|e| e.into_inner()).spawns();
-    for (u, start) in spawns {
+    let shard = sh.opts.shard;
+    for (u, start) in crate::traffic::shard::users(spawns, shard) {
         let (sh, users, scheduled) = (sh.clone(), users.clone(), scheduled.clone());
         tasks.spawn(async move {
             let mut at = start;
@@ -1110,7 +1166,9 @@ fn start_users(
                 if !wait_or_stop(&sh.opts, intended).await {
                     break;
                 }
-                let p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
+                let mut p = users.lock().unwrap_or_else(|e| e.into_inner()).start(at);
+                // distinct ids across shards (each numbers its own starts from 0)
+                p.id = crate::traffic::shard::user_request_id(p.id, shard);
                 scheduled.fetch_add(1, Ordering::Relaxed);
                 sh.live.scheduled.fetch_add(1, Ordering::Relaxed);
                 if let Some(m) = &sh.opts.metrics {
@@ -1148,7 +1206,10 @@ async fn send_schedule(
             .map_or(0, |(o, _)| crate::time::secs_f64_to_nanos(*o as f64 / 1e9 / speed)),
         Source::Closed { .. } => 0,
     };
-    for (n, p) in schedule.enumerate() {
+    let shard = sh.opts.shard;
+    // every shard draws the whole single-machine schedule and keeps its arrivals, their
+    // ids unchanged (`traffic::shard`)
+    for (n, p) in crate::traffic::shard::arrivals(schedule, shard).enumerate() {
         let intended = sh.t0 + Duration::from_nanos(p.at);
         if !wait_or_stop(&sh.opts, intended).await {
             break;
