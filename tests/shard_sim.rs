@@ -2,7 +2,7 @@
 //! on every shard, then `chaosgate merge`, gives byte for byte what the unsharded `sim`
 //! gives — JSON, text, JUnit, SVG chart, assertions and exit code — for 1, 2, 3 and more
 //! shards than runs; a missing shard is refused (or, with `--allow-missing`, named in a
-//! partial report that fails); shards of other work refuse to merge (docs/sharding-sim.md).
+//! partial report that fails); shards of other work refuse to merge (docs/sharding.md, "Simulator sweeps").
 //!
 //! The sweep: the article's fast-failing incident at two probe intervals × 3 runs = 6 runs,
 //! item k = point × 3 + run. Every process is bounded by [`LIMIT`].
