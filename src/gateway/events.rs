@@ -61,17 +61,17 @@ impl EventKind {
 
     /// The event's name: its `event` tag in the JSON event stream.
     pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::ProbeResult { .. } => "probe_result",
-            EventKind::Ejected => "ejected",
-            EventKind::Restored => "restored",
-            EventKind::BreakerOpened { .. } => "breaker_opened",
-            EventKind::BreakerHalfOpened => "breaker_half_opened",
-            EventKind::BreakerClosed => "breaker_closed",
-            EventKind::RateLimited { .. } => "rate_limited",
-            EventKind::Retry { .. } => "retry",
-            EventKind::Fallback { .. } => "fallback",
-        }
+        Self::NAMES[match self {
+            EventKind::ProbeResult { .. } => 0,
+            EventKind::Ejected => 1,
+            EventKind::Restored => 2,
+            EventKind::BreakerOpened { .. } => 3,
+            EventKind::BreakerHalfOpened => 4,
+            EventKind::BreakerClosed => 5,
+            EventKind::RateLimited { .. } => 6,
+            EventKind::Retry { .. } => 7,
+            EventKind::Fallback { .. } => 8,
+        }]
     }
 }
 
