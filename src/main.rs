@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::ProfileStats(args) => chaosgate::cli::profiles::run_profile_stats(args),
         Command::Calibrate(args) => chaosgate::cli::profiles::run_calibrate(args),
         Command::Rules(args) => chaosgate::cli::rules::rules(args),
-        Command::Merge(args) => chaosgate::cli::shard::merge(args),
+        Command::Merge(args) => chaosgate::cli::merge::merge(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -45,7 +45,7 @@ pub enum Command {
     Rules(super::rules::RulesArgs),
     /// Combine shards' result files (`--shard I/N --result PATH`) into the report one
     /// machine would have written.
-    Merge(super::shard::MergeArgs),
+    Merge(super::merge::MergeArgs),
 }
 
 /// What `run` and `sim` share.

@@ -193,7 +193,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
     progress.finish();
     signals.abort();
     let result = result?;
-    let out = crate::cli::shard::LoadOut {
+    let out = LoadOut {
         json: a.json.as_deref(),
         csv: a.csv.as_deref(),
         hlog: a.hlog.as_deref(),
@@ -203,7 +203,7 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         junit: None,
     };
     let target = a.target.clone();
-    crate::cli::shard::render_load(
+    render_load(
         &result,
         &target,
         seed,
@@ -809,36 +809,6 @@ fn sim_shard(
     Ok(0)
 }
 
-/// `chaosgate merge` of `sim` shards: the report the unsharded `sim` writes, rendered by
-/// the same function.
-pub(crate) fn merge_sim(set: &crate::run::shard::ShardSet, a: &crate::cli::shard::MergeArgs) -> anyhow::Result<u8> {
-    if a.csv.is_some() || a.hlog.is_some() {
-        anyhow::bail!(
-            "--csv and --hlog are for load shards; a sim sweep merges to --json, --junit, --chart and --html"
-        );
-    }
-    // the page names the merge: it is what rebuilds this report from the files
-    let command = reproduce(None);
-    let outputs = Outputs {
-        json: a.json.as_deref(),
-        junit: a.junit.as_deref(),
-        chart: a.chart.as_deref(),
-        html: a.html.as_deref(),
-        quiet: a.quiet,
-        command: Some(&command),
-        shards: None,
-    };
-    check_output_paths(&[
-        ("--json", outputs.json),
-        ("--junit", outputs.junit),
-        ("--chart", outputs.chart),
-        ("--html", outputs.html),
-    ])?;
-    let asserts = parse_asserts(&a.asserts)?;
-    let sw = crate::run::sim_shard::merge(set, &asserts)?;
-    render(&sw, &outputs, "sim")
-}
-
 /// The scenario file of `run` / `sim` (clap requires it, but for `sim --swarm`).
 fn scenario_path(a: &crate::cli::ScenarioArgs) -> anyhow::Result<&std::path::Path> {
     a.scenario
@@ -1103,4 +1073,125 @@ fn sim_shard_plan(a: &crate::cli::shard::ShardArgs) -> anyhow::Result<Option<cra
 /// The shard plan of `load` and `run` (docs/sharding.md).
 fn live_shard_plan(a: &crate::cli::shard::ShardArgs) -> anyhow::Result<Option<crate::run::shard::ShardPlan>> {
     crate::cli::shard::resolve(a, &|k| std::env::var(k).ok(), std::time::SystemTime::now(), true)
+}
+
+/// What a load report is written to.
+pub struct LoadOut<'a> {
+    /// `--json`.
+    pub json: Option<&'a std::path::Path>,
+    /// `--csv` prefix.
+    pub csv: Option<&'a str>,
+    /// `--hlog`.
+    pub hlog: Option<&'a std::path::Path>,
+    /// `--html`.
+    pub html: Option<&'a std::path::Path>,
+    /// Only the summary lines.
+    pub quiet: bool,
+    /// `--assert`s (merge).
+    pub asserts: &'a [crate::analysis::assert::Assertion],
+    /// `--junit` (merge).
+    pub junit: Option<&'a std::path::Path>,
+}
+
+/// Prints and writes the report of a load run, whole or merged from shards (one function
+/// for both, so a merge renders exactly what one machine would have): the text, the
+/// warnings, the shards' breakdown, JSON, Locust CSV, hlog, HTML, assertions and JUnit.
+/// Returns how many assertions failed.
+#[allow(clippy::too_many_arguments)]
+pub fn render_load(
+    result: &crate::live::load::LoadResult,
+    target: &str,
+    seed: u64,
+    start: std::time::SystemTime,
+    users: u32,
+    out: &LoadOut<'_>,
+    warnings: &[String],
+    shards: Option<&crate::analysis::shards::Breakdown>,
+) -> anyhow::Result<usize> {
+    let mut report = result.report();
+    report.warnings.extend(warnings.iter().cloned());
+    if shards.is_some_and(|b| b.partial) {
+        report.partial = true;
+    }
+    let o = Out::for_json(out.json);
+    if out.quiet {
+        let q = &report.requests;
+        o.print(&format!(
+            "requests   scheduled {}   sent {}   ok {}   failed {}   dropped {}   p99 {:.1} ms\n",
+            q.scheduled, q.sent, q.ok, q.failed, q.dropped, report.latency_ms.p99
+        ));
+    } else {
+        o.print(&crate::report::text::load(&report));
+    }
+    for w in &report.warnings {
+        o.print(&format!("warning: {w}\n"));
+    }
+    if let Some(b) = shards {
+        o.print(&crate::report::text::shards(b));
+    }
+    let mut v = serde_json::to_value(&report)?;
+    v["seed"] = serde_json::json!(seed);
+    v["target"] = serde_json::json!(target);
+    if let Some(b) = shards {
+        v["shards"] = serde_json::to_value(b)?;
+    }
+    let checks: Vec<crate::analysis::assert::Check> = out.asserts.iter().map(|a| a.check(&v)).collect();
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    if !checks.is_empty() {
+        o.print(&format!(
+            "\nassertions: {} passed, {failed} failed\n",
+            checks.len() - failed
+        ));
+        for c in checks.iter().filter(|c| !c.passed) {
+            o.print(&format!("  FAILED {}: {}\n", c.assertion, c.message));
+        }
+        v["checks"] = serde_json::to_value(&checks)?;
+    }
+    if let Some(p) = out.json {
+        write_json_out(p, &v)?;
+    }
+    if let Some(p) = out.junit {
+        let xml = crate::report::junit::junit_checks(
+            &format!("chaosgate merge load {target}"),
+            target,
+            report.duration_s,
+            &report.warnings,
+            &checks,
+        );
+        std::fs::write(p, xml).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(prefix) = out.csv {
+        crate::report::locust::write_locust_csv(
+            prefix,
+            &result.aggregator,
+            &result.csv,
+            report.duration_s,
+            start,
+            users,
+        )?;
+        eprintln!(
+            "wrote {prefix}_stats.csv, {prefix}_stats_history.csv, {prefix}_failures.csv, {prefix}_exceptions.csv"
+        );
+    }
+    if let Some(p) = out.hlog {
+        crate::report::hlog::write_hlog(p, &result.aggregator, start)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = out.html {
+        let agg = &result.aggregator;
+        let share = crate::analysis::share::traffic_share(&crate::analysis::resilience::Series::from_aggregator(agg));
+        let duration = (report.duration_s * 1e9) as crate::time::Nanos;
+        let view = crate::analysis::incident::IncidentView::build(agg, &share, &[], &[], None, duration);
+        let page = crate::report::html::load_page(
+            &report,
+            &view,
+            target,
+            seed,
+            // a merge is reproduced by the merge command itself (no --seed to add)
+            &crate::report::html::Provenance::new(&reproduce(Some(seed).filter(|_| shards.is_none()))),
+        );
+        write_html(p, &page)?;
+    }
+    Ok(failed)
 }

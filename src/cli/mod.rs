@@ -6,6 +6,7 @@
 mod args;
 pub mod commands;
 pub mod init;
+pub mod merge;
 pub mod profiles;
 pub mod rules;
 pub mod shard;
