@@ -927,7 +927,7 @@ pub async fn run(a: crate::cli::RunArgs) -> anyhow::Result<u8> {
         dir.display()
     );
     let mut o = o;
-    let fingerprint = crate::cli::shard::run_fingerprint(&a.common, seed, o.repeat)?;
+    let fingerprint = crate::run::shard::work_fingerprint(&set, &o);
     if let Some(p) = &shard {
         o.shard = Some(p.shard);
         if let Some(at) = p.start_at {

@@ -140,25 +140,6 @@ pub fn parse_start_at(t: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
     Ok(at)
 }
 
-/// The fingerprint of a `run`'s work: the scenario file's text, `--set` and `--sweep`
-/// (the scenario after them), the seed and `--repeat` — not the region or the shard's
-/// name.
-pub fn run_fingerprint(a: &crate::cli::ScenarioArgs, seed: u64, repeat: usize) -> anyhow::Result<String> {
-    let text = match &a.scenario {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow!("cannot read {}: {e}", p.display()))?,
-        None => String::new(),
-    };
-    let canonical = serde_json::json!({
-        "kind": "run",
-        "scenario": shard::fingerprint(&text),
-        "set": a.set,
-        "sweep": a.sweep,
-        "seed": seed,
-        "repeat": repeat,
-    });
-    Ok(shard::fingerprint(&canonical.to_string()))
-}
-
 /// The exit code of a load run or merge: 130 when interrupted, 1 with requests in flight
 /// at the end (unless allowed), else 0; says why on stderr.
 pub fn load_exit(command: &str, interrupted: bool, in_flight: u64, allow_in_flight: bool) -> u8 {

@@ -112,6 +112,31 @@ pub fn fingerprint_text(hash: u64) -> String {
     format!("{hash:016x}")
 }
 
+/// The fingerprint of a scenario's work (`run` and `sim` shards): its resolved points (after `--set` and `--sweep`, without
+/// the file's path), each point's first seed (`--seed`, else the scenario's, else 1) and
+/// `--repeat`. `--assert`s are not in it (the merge compares them itself, to say so).
+pub fn work_fingerprint(set: &crate::scenario::ScenarioSet, o: &crate::run::RunOptions) -> String {
+    use std::fmt::Write as _;
+    let mut h = crate::rng::Fnv1a::new();
+    // formatting into the hasher cannot fail
+    let _ = write!(h, "scenario work\nrepeat={}\naxes={:?}\n", o.repeat.max(1), set.axes);
+    for p in &set.points {
+        let mut s = p.scenario.clone();
+        // where the file was read from is not part of the work; its seed is, as the
+        // first seed the runs use (below)
+        s.file.clear();
+        s.dir = std::path::PathBuf::new();
+        s.seed = None;
+        let _ = write!(
+            h,
+            "point {:?} seed {}\n{s:?}\n",
+            p.params,
+            crate::run::base_seed(&p.scenario, o)
+        );
+    }
+    fingerprint_text(h.finish())
+}
+
 /// A shard file: its header and its kind's body.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ShardFile<T> {

@@ -18,7 +18,6 @@ use crate::scenario::ScenarioSet;
 use crate::traffic::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// The body of a `sim` shard file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,25 +35,6 @@ pub struct SimItem {
     pub item: u64,
     /// What it produced.
     pub run: OneRun,
-}
-
-/// The fingerprint of a sweep: its resolved points (after `--set` and `--sweep`, without
-/// the file's path), each point's first seed (`--seed`, else the scenario's, else 1) and
-/// `--repeat`. `--assert`s are not in it (the merge compares them itself, to say so).
-pub fn fingerprint(set: &ScenarioSet, o: &RunOptions) -> String {
-    let mut h = crate::rng::Fnv1a::new();
-    // formatting into the hasher cannot fail
-    let _ = write!(h, "sim\nrepeat={}\naxes={:?}\n", o.repeat.max(1), set.axes);
-    for p in &set.points {
-        let mut s = p.scenario.clone();
-        // where the file was read from is not part of the work; its seed is, as the
-        // first seed the runs use (below)
-        s.file.clear();
-        s.dir = std::path::PathBuf::new();
-        s.seed = None;
-        let _ = write!(h, "point {:?} seed {}\n{s:?}\n", p.params, base_seed(&p.scenario, o));
-    }
-    shard::fingerprint_text(h.finish())
 }
 
 /// The items of a sweep of `points` × `repeat` that `shard` owns, as (point, run).
@@ -105,7 +85,7 @@ pub fn run_shard(set: &ScenarioSet, o: &RunOptions, plan: &ShardPlan) -> anyhow:
     let complete = !interrupted && ran == items.len();
     let seed = set.points.first().map_or(1, |p| base_seed(&p.scenario, &o));
     let file = ShardFile {
-        chaosgate_shard: plan.header(Kind::Sim, fingerprint(set, &o), seed, complete),
+        chaosgate_shard: plan.header(Kind::Sim, shard::work_fingerprint(set, &o), seed, complete),
         body: SimShard {
             frame: SweepFrame::of(set, &o),
             runs,
@@ -384,10 +364,10 @@ duration = "20s"
             }
             o
         };
-        let base = fingerprint(&load("s.toml", ".", &[]), &o(None, 2, false));
+        let base = shard::work_fingerprint(&load("s.toml", ".", &[]), &o(None, 2, false));
         // read from elsewhere, the seed given as --seed rather than by the file, --assert
         // added: the same work
-        let same = fingerprint(&load("/work/cfg/s.toml", "/work/cfg", &[]), &o(Some(3), 2, true));
+        let same = shard::work_fingerprint(&load("/work/cfg/s.toml", "/work/cfg", &[]), &o(Some(3), 2, true));
         assert_eq!(same, base);
         // another seed, repeat count, --set or sweep: other work
         for (set, seed, repeat) in [
@@ -396,7 +376,7 @@ duration = "20s"
             (vec!["traffic.rate=21"], None, 2),
             (vec!["sweep.gateway.health_check.interval=[\"2s\", \"6s\"]"], None, 2),
         ] {
-            let other = fingerprint(&load("s.toml", ".", &set), &o(seed, repeat, false));
+            let other = shard::work_fingerprint(&load("s.toml", ".", &set), &o(seed, repeat, false));
             assert_ne!(other, base, "{set:?} {seed:?} {repeat}");
         }
     }
