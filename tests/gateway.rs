@@ -74,7 +74,9 @@ fallback_on_failure = false
     let rate = 100.0;
     let opts = LoadOptions::new(&format!("http://{}", g.server.addr), Api::OpenAi, 1);
     let r = run(open_loop(rate, 4), mix(false), opts).await.unwrap();
-    let rep = r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration);
+    let rep = r
+        .aggregator
+        .report(r.totals.scheduled, r.totals.in_flight_at_end, r.totals.duration);
     // onset in gateway time
     let onset = (pst.start + Duration::from_millis(1500))
         .saturating_duration_since(g.state.start())
@@ -121,7 +123,9 @@ breaker = { kind = "article", failure_threshold = 3, recovery_timeout = "10s", h
     let g = gateway(cfg, &p.addr.to_string(), &f.addr.to_string()).await;
     let opts = LoadOptions::new(&format!("http://{}", g.server.addr), Api::OpenAi, 1);
     let r = run(open_loop(50.0, 1), mix(false), opts).await.unwrap();
-    let rep = r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration);
+    let rep = r
+        .aggregator
+        .report(r.totals.scheduled, r.totals.in_flight_at_end, r.totals.duration);
     assert_eq!(rep.requests.ok, 50, "{:?}", rep.failures_by_kind);
     let ev = g.state.events();
     assert!(ev

@@ -32,7 +32,11 @@ fn mix(stream: bool, max_tokens: u32) -> Mix {
 
 async fn report(source: Source, mix: Mix, opts: LoadOptions) -> (LoadReport, chaosgate::live::load::LoadResult) {
     let r = run(source, mix, opts).await.unwrap();
-    (r.aggregator.report(r.scheduled, r.in_flight_at_end, r.duration), r)
+    (
+        r.aggregator
+            .report(r.totals.scheduled, r.totals.in_flight_at_end, r.totals.duration),
+        r,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -665,7 +669,7 @@ async fn requests_that_never_complete_count_as_failed_timeouts_not_zero() {
     )
     .await
     .unwrap();
-    assert_eq!(r.closed_by_grace, 20);
+    assert_eq!(r.totals.closed_by_grace, 20);
     let rep = r.report();
     let q = rep.requests;
     assert_eq!(
@@ -711,7 +715,7 @@ async fn interrupted_run_reports_its_measured_duration_not_the_planned_36s() {
     )
     .await
     .unwrap();
-    assert!(r.interrupted);
+    assert!(r.totals.interrupted);
     let rep = r.report();
     assert!(rep.partial);
     assert!(

@@ -125,7 +125,7 @@ async fn load_exposition() -> (String, serde_json::Value) {
     let mut opts = LoadOptions::new(&format!("http://{}", m.addr), Api::OpenAi, 1);
     opts.metrics = Some(x.load.clone());
     let r = load::run(source, mix, opts).await.unwrap();
-    assert_eq!(r.scheduled, LOAD_REQUESTS);
+    assert_eq!(r.totals.scheduled, LOAD_REQUESTS);
     let text = get(x.addr, "/metrics").await;
     let sd = get_json(x.addr, "/sd").await;
     server.shutdown().await;

@@ -213,8 +213,8 @@ pub async fn load(a: LoadArgs) -> anyhow::Result<u8> {
         &shard_warnings,
         None,
     )?;
-    linger_metrics(exporter, &a.metrics, result.interrupted).await;
-    let (interrupted, in_flight) = (result.interrupted, result.in_flight_at_end);
+    linger_metrics(exporter, &a.metrics, result.totals.interrupted).await;
+    let (interrupted, in_flight) = (result.totals.interrupted, result.totals.in_flight_at_end);
     if let Some(p) = &shard {
         let mut body = crate::run::shard::LoadBody::of(
             result,

@@ -144,7 +144,7 @@ fn merge_load(a: &MergeArgs, set: &shard::ShardSet) -> anyhow::Result<u8> {
         &warnings,
         Some(&b),
     )?;
-    let code = cli_shard::load_exit("merge", false, result.in_flight_at_end, allow_in_flight);
+    let code = cli_shard::load_exit("merge", false, result.totals.in_flight_at_end, allow_in_flight);
     let code = code.max(u8::from(failed > 0)).max(u8::from(b.partial));
     Ok(code)
 }

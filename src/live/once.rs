@@ -332,11 +332,11 @@ async fn drive(
             return Err(e);
         }
     };
-    let horizon = result.duration.max(result.aggregator.last_end);
+    let horizon = result.totals.duration.max(result.aggregator.last_end);
     let (arrivals, faults) = mock_records(mocks, horizon);
     let events = gateway_events(gw, t0).await;
     let (providers, attempts) = attempt_records(mocks, &mut warnings);
-    let totals = result.totals();
+    let totals = result.totals;
     let recorded = RecordedRun {
         seed,
         totals,

@@ -351,7 +351,7 @@ impl LoadBody {
             late,
             users,
             allow_in_flight,
-            totals: r.totals(),
+            totals: r.totals,
             warnings,
             aggregator: r.aggregator,
             csv: r.csv,
@@ -392,16 +392,9 @@ impl LoadBody {
 
     /// The (merged) body as the load client's result.
     pub fn into_result(self) -> crate::live::load::LoadResult {
-        let t = self.totals;
         crate::live::load::LoadResult {
             aggregator: self.aggregator,
-            scheduled: t.scheduled,
-            in_flight_at_end: t.in_flight_at_end,
-            closed_by_grace: t.closed_by_grace,
-            duration: t.duration,
-            planned_duration: t.planned_duration,
-            grace: t.grace,
-            interrupted: t.interrupted,
+            totals: self.totals,
             csv: self.csv,
             ends: Vec::new(),
         }

@@ -159,23 +159,9 @@ pub fn plain_client() -> Http {
 pub struct LoadResult {
     /// The folded statistics.
     pub aggregator: Aggregator,
-    /// Requests the schedule planned (closed loop: started).
-    pub scheduled: u64,
-    /// Sent but unaccounted for when the run ended (interrupted runs: still open after
-    /// [`INTERRUPT_GRACE`]).
-    pub in_flight_at_end: u64,
-    /// Requests still open when the grace period after the schedule ran out, counted as
-    /// timeouts (already in the aggregator as such).
-    pub closed_by_grace: u64,
-    /// The run's length: the scheduled length, or when interrupted the measured time from
-    /// the start to the stop.
-    pub duration: Nanos,
-    /// The scheduled length.
-    pub planned_duration: Nanos,
-    /// The grace period after the schedule's end.
-    pub grace: Nanos,
-    /// Stopped early through [`LoadOptions::stop`].
-    pub interrupted: bool,
+    /// The run's scalars: scheduled, in flight at the end, closed by the grace period,
+    /// durations, interrupted.
+    pub totals: LoadTotals,
     /// Response sizes and failure times, for the Locust CSV files.
     pub csv: crate::report::locust::CsvLog,
     /// With [`LoadOptions::keep_ends`]: every request's end as the attempt figures need it.
@@ -186,20 +172,7 @@ impl LoadResult {
     /// The report, with its accounting warnings and, when interrupted, marked partial with
     /// the measured duration.
     pub fn report(&self) -> crate::analysis::LoadReport {
-        self.totals().report(&self.aggregator)
-    }
-
-    /// The run's scalars.
-    pub fn totals(&self) -> LoadTotals {
-        LoadTotals {
-            scheduled: self.scheduled,
-            in_flight_at_end: self.in_flight_at_end,
-            closed_by_grace: self.closed_by_grace,
-            duration: self.duration,
-            planned_duration: self.planned_duration,
-            grace: self.grace,
-            interrupted: self.interrupted,
-        }
+        self.totals.report(&self.aggregator)
     }
 }
 
@@ -209,7 +182,8 @@ impl LoadResult {
 pub struct LoadTotals {
     /// Requests the schedule planned (closed loop: started).
     pub scheduled: u64,
-    /// Sent but unaccounted for when the run ended.
+    /// Sent but unaccounted for when the run ended (interrupted runs: still open after
+    /// [`INTERRUPT_GRACE`]).
     pub in_flight_at_end: u64,
     /// Requests still open after the grace period, counted as timeouts.
     pub closed_by_grace: u64,
@@ -219,7 +193,7 @@ pub struct LoadTotals {
     pub planned_duration: Nanos,
     /// The grace period after the schedule's end.
     pub grace: Nanos,
-    /// Stopped early.
+    /// Stopped early through [`LoadOptions::stop`].
     pub interrupted: bool,
 }
 
@@ -1031,13 +1005,15 @@ pub async fn run(source: Source, mix: Mix, opts: LoadOptions) -> anyhow::Result<
         aggregator,
         csv,
         ends,
-        scheduled,
-        in_flight_at_end,
-        closed_by_grace,
-        duration,
-        planned_duration,
-        grace: opts.grace,
-        interrupted,
+        totals: LoadTotals {
+            scheduled,
+            in_flight_at_end,
+            closed_by_grace,
+            duration,
+            planned_duration,
+            grace: opts.grace,
+            interrupted,
+        },
     })
 }
 
