@@ -388,14 +388,7 @@ impl Lin {
     fn new(lo: f64, hi: f64, p0: f64, p1: f64, target: usize) -> Lin {
         let (ticks, step) = nice_ticks(lo, hi, target);
         let (lo, hi) = (ticks[0], ticks[ticks.len() - 1]);
-        Lin {
-            lo,
-            hi,
-            p0,
-            p1,
-            ticks,
-            step,
-        }
+        Lin::fixed(lo, hi, p0, p1, ticks, step)
     }
 
     /// Exactly `[lo, hi]`, with the given ticks.
