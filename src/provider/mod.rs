@@ -490,6 +490,24 @@ pub fn filler_text(n: u32) -> String {
     s
 }
 
+/// Appends `s` as a JSON string — quotes and escapes exactly as `serde_json` writes them —
+/// to `out`: the hand-written bodies ([`openai::ChunkFrames`], the templates) stay
+/// byte-identical to a `serde_json::Value` of the same shape, without building one.
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // writing into a Vec cannot fail
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends the decimal digits of `n` to `out`, as `serde_json` writes an integer.
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A JSON fragment built with [`push_json_str`] / [`push_u64`] as a `String`.
+pub(crate) fn json_text(out: Vec<u8>) -> String {
+    String::from_utf8(out).expect("JSON written from &str and digits is UTF-8")
+}
+
 /// Largest piece a [`Template`] yields for its filler text.
 pub const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -556,6 +574,23 @@ impl Template {
             out.push_str(std::str::from_utf8(&c).expect("templates are UTF-8"));
         }
         out
+    }
+
+    /// The whole body in one buffer of exactly [`Template::len_bytes`], written in one
+    /// pass: what a small answer is sent as (one write, no per-piece stream).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        let mut out = Vec::with_capacity(usize::try_from(self.len_bytes()).unwrap_or(0));
+        for p in &self.0 {
+            match p {
+                Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                Piece::Filler { first, n } => {
+                    for i in u64::from(*first)..u64::from(*first) + u64::from(*n) {
+                        out.extend_from_slice(WORDS[(i % WORDS.len() as u64) as usize].as_bytes());
+                    }
+                }
+            }
+        }
+        bytes::Bytes::from(out)
     }
 }
 

@@ -23,7 +23,9 @@ use super::{
     chars, estimate_tokens, go_duration, parse_json, type_phrase, ChatRequest, EmbeddingEncoding, EmbeddingsRequest,
     ErrorKind, Obj, RateLimitSnapshot, Rejection, Template, MAX_CHOICES, MAX_OUTPUT_TOKENS,
 };
+use super::{json_text, push_json_str, push_u64};
 use crate::time::Nanos;
+use bytes::Bytes;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -422,19 +424,18 @@ pub fn rate_limit_message(retry_after: Nanos) -> String {
     )
 }
 
-fn usage(prompt_tokens: u32, completion_tokens: u32) -> Value {
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": u64::from(prompt_tokens) + u64::from(completion_tokens),
-        "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    })
+/// The `usage` object (`docs/semantics.md` §5): `prompt_tokens`, `completion_tokens`,
+/// `total_tokens` (their sum, which cannot overflow) and zeroed details, appended to `out`.
+fn push_usage(out: &mut Vec<u8>, prompt_tokens: u32, completion_tokens: u32) {
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    push_u64(out, prompt_tokens.into());
+    out.extend_from_slice(b",\"completion_tokens\":");
+    push_u64(out, completion_tokens.into());
+    out.extend_from_slice(b",\"total_tokens\":");
+    push_u64(out, u64::from(prompt_tokens) + u64::from(completion_tokens));
+    out.extend_from_slice(
+        b",\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}",
+    );
 }
 
 /// A non-streaming `chat.completion` object (`docs/semantics.md` §5): one choice with an
@@ -451,22 +452,20 @@ pub fn completion_body(
     completion_tokens: u32,
     finish_reason: &str,
 ) -> String {
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": text, "refusal": null, "annotations": [] },
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
-        "usage": usage(prompt_tokens, completion_tokens),
-        "service_tier": "default",
-        "system_fingerprint": super::mark::fingerprint_of_id(id),
-    })
-    .to_string()
+    let mut quoted = Vec::with_capacity(text.len() + 2);
+    push_json_str(&mut quoted, text);
+    let inner = json_text(quoted[1..quoted.len() - 1].to_vec());
+    completion_with(
+        id,
+        model,
+        created,
+        1,
+        prompt_tokens,
+        completion_tokens,
+        finish_reason,
+        &|t, _| t.lit(inner.clone()),
+    )
+    .render()
 }
 
 /// The same `chat.completion` as [`completion_body`] with `n` choices of
@@ -483,29 +482,54 @@ pub fn completion_template(
     completion_tokens: u32,
     finish_reason: &str,
 ) -> Template {
-    let mut t = Template::default();
-    t.lit(format!(
-        "{{\"id\":{},\"object\":\"chat.completion\",\"created\":{created},\"model\":{},\"choices\":[",
-        Value::from(id),
-        Value::from(model)
-    ));
-    for k in 0..n.max(1) {
-        let sep = if k == 0 { "" } else { "," };
-        t.lit(format!(
-            "{sep}{{\"index\":{k},\"message\":{{\"role\":\"assistant\",\"content\":\""
-        ));
-        t.filler(k, completion_tokens);
-        t.lit(format!(
-            "\",\"refusal\":null,\"annotations\":[]}},\"logprobs\":null,\"finish_reason\":{}}}",
-            Value::from(finish_reason)
-        ));
-    }
     let total = u32::try_from(u64::from(completion_tokens) * u64::from(n.max(1))).unwrap_or(u32::MAX);
-    t.lit(format!(
-        "],\"usage\":{},\"service_tier\":\"default\",\"system_fingerprint\":{}}}",
-        usage(prompt_tokens, total),
-        Value::from(super::mark::fingerprint_of_id(id))
-    ));
+    completion_with(id, model, created, n, prompt_tokens, total, finish_reason, &|t, k| {
+        t.filler(k, completion_tokens)
+    })
+}
+
+/// The one shape of a `chat.completion` ([`completion_body`], [`completion_template`]),
+/// written straight into JSON text: `content(t, k)` adds the (escaped) content of choice
+/// `k` between its quotes; `usage.completion_tokens` is `total`.
+#[allow(clippy::too_many_arguments)]
+fn completion_with(
+    id: &str,
+    model: &str,
+    created: u64,
+    n: u32,
+    prompt_tokens: u32,
+    total: u32,
+    finish_reason: &str,
+    content: &dyn Fn(&mut Template, u32),
+) -> Template {
+    let mut t = Template::default();
+    let mut b = Vec::with_capacity(160 + id.len() + model.len());
+    b.extend_from_slice(b"{\"id\":");
+    push_json_str(&mut b, id);
+    b.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+    push_u64(&mut b, created);
+    b.extend_from_slice(b",\"model\":");
+    push_json_str(&mut b, model);
+    b.extend_from_slice(b",\"choices\":[");
+    for k in 0..n.max(1) {
+        if k > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"index\":");
+        push_u64(&mut b, k.into());
+        b.extend_from_slice(b",\"message\":{\"role\":\"assistant\",\"content\":\"");
+        t.lit(json_text(std::mem::take(&mut b)));
+        content(&mut t, k);
+        b.extend_from_slice(b"\",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":");
+        push_json_str(&mut b, finish_reason);
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"],\"usage\":");
+    push_usage(&mut b, prompt_tokens, total);
+    b.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":");
+    push_json_str(&mut b, &super::mark::fingerprint_of_id(id));
+    b.push(b'}');
+    t.lit(json_text(b));
     t
 }
 
@@ -630,16 +654,88 @@ fn frame(v: &Value) -> String {
     format!("data: {v}\n\n")
 }
 
-fn chunk(id: &str, model: &str, created: u64, index: u32, delta: Value, finish: Option<&str>) -> String {
-    frame(&json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "service_tier": "default",
-        "system_fingerprint": super::mark::fingerprint_of_id(id),
-        "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
-    }))
+/// The frames of one stream (`docs/semantics.md` §5). What every frame of a stream shares —
+/// `id`, `object`, `created`, `model`, `service_tier`, `system_fingerprint` — is written
+/// once; each frame is then one buffer: that head, its choice and the frame's end.
+#[derive(Clone, Debug)]
+pub struct ChunkFrames {
+    /// `data: {"id":…,"system_fingerprint":…,"choices":[`
+    head: Vec<u8>,
+}
+
+impl ChunkFrames {
+    /// The frames of completion `id` (which carries the provider's mark) of `model`.
+    pub fn new(id: &str, model: &str, created: u64) -> ChunkFrames {
+        let mut h = Vec::with_capacity(160 + id.len() + model.len());
+        h.extend_from_slice(b"data: {\"id\":");
+        push_json_str(&mut h, id);
+        h.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        push_u64(&mut h, created);
+        h.extend_from_slice(b",\"model\":");
+        push_json_str(&mut h, model);
+        h.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":");
+        push_json_str(&mut h, &super::mark::fingerprint_of_id(id));
+        h.extend_from_slice(b",\"choices\":[");
+        ChunkFrames { head: h }
+    }
+
+    fn choice(&self, index: u32, delta: impl FnOnce(&mut Vec<u8>), finish: Option<&str>) -> Bytes {
+        let mut out = Vec::with_capacity(self.head.len() + 112);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"{\"index\":");
+        push_u64(&mut out, index.into());
+        out.extend_from_slice(b",\"delta\":");
+        delta(&mut out);
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish {
+            Some(f) => push_json_str(&mut out, f),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}]}\n\n");
+        Bytes::from(out)
+    }
+
+    /// First frame of choice `index`: delta `{"role":"assistant","content":"","refusal":null}`,
+    /// `finish_reason: null`. `usage` is omitted (see the module doc).
+    pub fn role(&self, index: u32) -> Bytes {
+        self.choice(
+            index,
+            |o| o.extend_from_slice(b"{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}"),
+            None,
+        )
+    }
+
+    /// A content frame of choice `index`: delta `{"content": text}`, `finish_reason: null`.
+    pub fn content(&self, index: u32, text: &str) -> Bytes {
+        self.choice(
+            index,
+            |o| {
+                o.extend_from_slice(b"{\"content\":");
+                push_json_str(o, text);
+                o.push(b'}');
+            },
+            None,
+        )
+    }
+
+    /// The finishing frame of choice `index`: empty delta `{}` and `finish_reason`.
+    pub fn finish(&self, index: u32, finish_reason: &str) -> Bytes {
+        self.choice(index, |o| o.extend_from_slice(b"{}"), Some(finish_reason))
+    }
+
+    /// The usage frame: `"choices": []` and a full `usage` object.
+    pub fn usage(&self, prompt_tokens: u32, completion_tokens: u32) -> Bytes {
+        let mut out = Vec::with_capacity(self.head.len() + 320);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"],\"usage\":");
+        push_usage(&mut out, prompt_tokens, completion_tokens);
+        out.extend_from_slice(b"}\n\n");
+        Bytes::from(out)
+    }
+}
+
+fn text(b: Bytes) -> String {
+    json_text(b.into())
 }
 
 /// First SSE frame of a stream: delta `{"role":"assistant","content":"","refusal":null}`,
@@ -650,14 +746,7 @@ pub fn chunk_role(id: &str, model: &str, created: u64) -> String {
 
 /// [`chunk_role`] of choice `index` (a request with `n` > 1 gets one per choice).
 pub fn chunk_role_at(id: &str, model: &str, created: u64, index: u32) -> String {
-    chunk(
-        id,
-        model,
-        created,
-        index,
-        json!({ "role": "assistant", "content": "", "refusal": null }),
-        None,
-    )
+    text(ChunkFrames::new(id, model, created).role(index))
 }
 
 /// A content frame: delta `{"content": text}`, `finish_reason: null` (`docs/semantics.md` §5).
@@ -666,8 +755,8 @@ pub fn chunk_content(id: &str, model: &str, created: u64, text: &str) -> String 
 }
 
 /// [`chunk_content`] of choice `index`.
-pub fn chunk_content_at(id: &str, model: &str, created: u64, index: u32, text: &str) -> String {
-    chunk(id, model, created, index, json!({ "content": text }), None)
+pub fn chunk_content_at(id: &str, model: &str, created: u64, index: u32, content: &str) -> String {
+    text(ChunkFrames::new(id, model, created).content(index, content))
 }
 
 /// The finishing frame: empty delta `{}` and `finish_reason` (`"stop"`, `"length"`, …)
@@ -678,23 +767,14 @@ pub fn chunk_finish(id: &str, model: &str, created: u64, finish_reason: &str) ->
 
 /// [`chunk_finish`] of choice `index`.
 pub fn chunk_finish_at(id: &str, model: &str, created: u64, index: u32, finish_reason: &str) -> String {
-    chunk(id, model, created, index, json!({}), Some(finish_reason))
+    text(ChunkFrames::new(id, model, created).finish(index, finish_reason))
 }
 
 /// The usage frame, sent after [`chunk_finish`] only with
 /// `stream_options.include_usage`: `"choices": []` and a full `usage` object
 /// (`docs/semantics.md` §5).
 pub fn chunk_usage(id: &str, model: &str, created: u64, prompt_tokens: u32, completion_tokens: u32) -> String {
-    frame(&json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "service_tier": "default",
-        "system_fingerprint": super::mark::fingerprint_of_id(id),
-        "choices": [],
-        "usage": usage(prompt_tokens, completion_tokens),
-    }))
+    text(ChunkFrames::new(id, model, created).usage(prompt_tokens, completion_tokens))
 }
 
 /// The stream terminator frame, `data: [DONE]` (`docs/semantics.md` §5).
@@ -1158,6 +1238,133 @@ mod tests {
         let m = malformed_chunk();
         assert!(m.starts_with("data: {\"id\":\"chatcmpl-x\"") && m.ends_with("\n\n"));
         assert!(serde_json::from_str::<Value>(m["data: ".len()..].trim_end()).is_err());
+    }
+
+    /// The shapes as `serde_json::Value`s (how they were built before the hand-written
+    /// writers): the oracle the writers must match byte for byte.
+    fn usage_value(p: u32, c: u32) -> Value {
+        json!({
+            "prompt_tokens": p,
+            "completion_tokens": c,
+            "total_tokens": u64::from(p) + u64::from(c),
+            "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        })
+    }
+
+    fn chunk_value(id: &str, model: &str, created: u64, index: u32, delta: Value, finish: Option<&str>) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({
+                "id": id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "service_tier": "default",
+                "system_fingerprint": crate::provider::mark::fingerprint_of_id(id),
+                "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
+            })
+        )
+    }
+
+    #[test]
+    fn hand_written_frames_and_bodies_are_byte_identical_to_serde_json() {
+        let mark = crate::provider::mark::Mark::new("open\"ai é");
+        let ids = [mark.openai_id(7), "chatcmpl-\"\\\u{1}x".to_string(), String::new()];
+        let texts = [" lorem", "", "a\"b\\c\n\t\r\u{8}\u{c}\u{1f}\u{7f}é😀</script>"];
+        for id in &ids {
+            for model in ["gpt-4o", "m\"o\\d\u{0}el", "ünï"] {
+                for created in [0, 1_700_000_000, u64::MAX] {
+                    let f = ChunkFrames::new(id, model, created);
+                    for index in [0, 1, u32::MAX] {
+                        let role = json!({ "role": "assistant", "content": "", "refusal": null });
+                        assert_eq!(
+                            &f.role(index)[..],
+                            chunk_value(id, model, created, index, role, None).as_bytes()
+                        );
+                        for t in texts {
+                            let want = chunk_value(id, model, created, index, json!({ "content": t }), None);
+                            assert_eq!(&f.content(index, t)[..], want.as_bytes());
+                        }
+                        for r in ["stop", "length", "a\"b"] {
+                            let want = chunk_value(id, model, created, index, json!({}), Some(r));
+                            assert_eq!(&f.finish(index, r)[..], want.as_bytes());
+                        }
+                    }
+                    for (p, c) in [(0, 0), (5, 16), (u32::MAX, u32::MAX)] {
+                        let want = format!(
+                            "data: {}\n\n",
+                            json!({
+                                "id": id,
+                                "object": "chat.completion.chunk",
+                                "created": created,
+                                "model": model,
+                                "service_tier": "default",
+                                "system_fingerprint": crate::provider::mark::fingerprint_of_id(id),
+                                "choices": [],
+                                "usage": usage_value(p, c),
+                            })
+                        );
+                        assert_eq!(&f.usage(p, c)[..], want.as_bytes());
+                    }
+                    for t in texts {
+                        for (p, c) in [(0, 0), (9, 12), (u32::MAX, u32::MAX)] {
+                            let want = json!({
+                                "id": id,
+                                "object": "chat.completion",
+                                "created": created,
+                                "model": model,
+                                "choices": [{
+                                    "index": 0,
+                                    "message": { "role": "assistant", "content": t, "refusal": null, "annotations": [] },
+                                    "logprobs": null,
+                                    "finish_reason": "stop",
+                                }],
+                                "usage": usage_value(p, c),
+                                "service_tier": "default",
+                                "system_fingerprint": crate::provider::mark::fingerprint_of_id(id),
+                            })
+                            .to_string();
+                            assert_eq!(completion_body(id, model, created, t, p, c, "stop"), want);
+                        }
+                    }
+                    // n choices of filler, as one buffer and as lazy chunks
+                    for n in [1, 3] {
+                        let t = completion_template(id, model, created, n, 4, 6, "length");
+                        let choices: Vec<Value> = (0..n)
+                            .map(|k| {
+                                let text: String = (k..k + 6).map(crate::provider::filler_token).collect();
+                                json!({
+                                    "index": k,
+                                    "message": { "role": "assistant", "content": text, "refusal": null, "annotations": [] },
+                                    "logprobs": null,
+                                    "finish_reason": "length",
+                                })
+                            })
+                            .collect();
+                        let want = json!({
+                            "id": id,
+                            "object": "chat.completion",
+                            "created": created,
+                            "model": model,
+                            "choices": choices,
+                            "usage": usage_value(4, 6 * n),
+                            "service_tier": "default",
+                            "system_fingerprint": crate::provider::mark::fingerprint_of_id(id),
+                        })
+                        .to_string();
+                        assert_eq!(t.render(), want);
+                        assert_eq!(&t.to_bytes()[..], want.as_bytes());
+                        assert_eq!(t.len_bytes(), want.len() as u64);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

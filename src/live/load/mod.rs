@@ -873,7 +873,32 @@ async fn read_stream(
         rec.output_tokens = counted;
     }
     rec.end = since(t0, Instant::now());
+    if parser.terminal {
+        // the request ended at its terminal event; what follows is the body's own end
+        content += drain_rest(reader, deadline).await;
+    }
     content
+}
+
+/// Longest wait, after a stream's terminal event, for the rest of its HTTP body.
+const DRAIN_WAIT: Duration = Duration::from_millis(100);
+/// Most bytes read after a stream's terminal event.
+const DRAIN_BYTES: u64 = 64 * 1024;
+
+/// After the terminal event: reads what is left of the body (the chunked terminator,
+/// normally in the same packet) so that its keep-alive connection carries the next
+/// request, as wrk's and hyper's would. A body that does not end within [`DRAIN_WAIT`] or
+/// [`DRAIN_BYTES`] is dropped with its connection. Returns the bytes read.
+async fn drain_rest(reader: &mut BodyReader<'_>, deadline: Instant) -> u64 {
+    let until = deadline.min(Instant::now() + DRAIN_WAIT);
+    let mut n = 0u64;
+    while n <= DRAIN_BYTES {
+        match tokio::time::timeout_at(until, reader.next()).await {
+            Ok(Ok(Some(d))) => n += d.len() as u64,
+            _ => break,
+        }
+    }
+    n
 }
 
 async fn record_and_send(sh: &Shared, rec: RequestRecord, itl: Vec<Nanos>, embeddings: bool, content: u64) {

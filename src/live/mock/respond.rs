@@ -367,6 +367,12 @@ pub async fn play(
                     hit_max(&c, &s),
                 );
                 let len = body.len_bytes();
+                if s.slow_body_bytes_per_s.is_none() && len <= ONE_WRITE_BYTES {
+                    // due now and small: one buffer, written at once
+                    let mut r = Response::new(Body::from(body.to_bytes()));
+                    plain_headers(&state, &mut r, Some(len), &s, seq);
+                    return r;
+                }
                 finish_plain(&state, Box::new(body.into_chunks()), Some(len), &s, t0, seq)
             }
             Parsed::Chat(c) => {
@@ -396,6 +402,10 @@ fn hit_max(c: &ChatRequest, s: &Success) -> bool {
 fn stop_reason(api: Api, c: &ChatRequest, s: &Success) -> &'static str {
     crate::provider::stop_reason(api, hit_max(c, s))
 }
+
+/// Largest plain answer built in one buffer and written at once; bigger ones are generated
+/// piece by piece as they are sent ([`crate::provider::Template::into_chunks`]).
+const ONE_WRITE_BYTES: u64 = 64 * 1024;
 
 /// Re-cuts `chunks` into pieces of exactly `piece` bytes (the last may be shorter),
 /// holding at most one piece and one source chunk at a time.
@@ -446,13 +456,18 @@ fn finish_plain(state: &MockState, body: Chunks, len: Option<u64>, s: &Success, 
             ping: Bytes::new(),
         },
     ));
+    plain_headers(state, &mut r, len, s, seq);
+    r
+}
+
+/// A plain answer's headers: JSON, its length when known, the mock's own.
+fn plain_headers(state: &MockState, r: &mut Response, len: Option<u64>, s: &Success, seq: u64) {
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(n) = len {
         r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
-    add_headers(state, &mut r, s.rate_limit.as_ref(), Some(seq));
-    r
+    add_headers(state, r, s.rate_limit.as_ref(), Some(seq));
 }
 
 /// A stream frame builder: content token `i` of choice `k`.
@@ -529,36 +544,23 @@ fn build_script(w: Vocab<'_>, s: &Success) -> Script {
 
 /// The stream of completion `id` (which carries the provider's mark).
 fn openai_script(c: &ChatRequest, s: &Success, id: String) -> Script {
-    let created = unix_ms() / 1000;
-    let m = c.model.as_str();
+    let frames = openai::ChunkFrames::new(&id, &c.model, unix_ms() / 1000);
     let choices = c.n.max(1);
-    let (tid, tm) = (id.clone(), c.model.clone());
+    let tf = frames.clone();
     // Choice k's token i is filler token k + i, as in the plain body.
-    let token: TokenFn = Box::new(move |i: u32, k: u32| {
-        Bytes::from(openai::chunk_content_at(
-            &tid,
-            &tm,
-            created,
-            k,
-            filler_token(k.wrapping_add(i)),
-        ))
-    });
+    let token: TokenFn = Box::new(move |i: u32, k: u32| tf.content(k, filler_token(k.wrapping_add(i))));
     let finish = |n: u32| {
         let stop = stop_reason(Api::OpenAi, c, s);
-        let mut v: Vec<Bytes> = (0..choices)
-            .map(|k| Bytes::from(openai::chunk_finish_at(&id, m, created, k, stop)))
-            .collect();
+        let mut v: Vec<Bytes> = (0..choices).map(|k| frames.finish(k, stop)).collect();
         if c.include_usage {
             let total = u32::try_from(u64::from(n) * u64::from(choices)).unwrap_or(u32::MAX);
-            v.push(Bytes::from(openai::chunk_usage(&id, m, created, c.input_tokens, total)));
+            v.push(frames.usage(c.input_tokens, total));
         }
         v
     };
     let error = |k: ErrorKind| Bytes::from(openai::stream_error(k, &k.default_message(Api::OpenAi)));
     let wire = Vocab {
-        preamble: (0..choices)
-            .map(|k| Bytes::from(openai::chunk_role_at(&id, m, created, k)))
-            .collect(),
+        preamble: (0..choices).map(|k| frames.role(k)).collect(),
         choices,
         token,
         finish: &finish,
