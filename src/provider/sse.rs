@@ -1,6 +1,7 @@
 //! An incremental Server-Sent Events parser that classifies OpenAI and Anthropic events.
 
 use crate::provider::Api;
+use std::borrow::Cow;
 
 /// What one SSE event meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,39 +57,64 @@ impl Parser {
 
     /// Feeds bytes; returns the events completed by them.
     pub fn push(&mut self, data: &[u8]) -> Vec<Event> {
-        self.buf.extend_from_slice(data);
         let mut out = Vec::new();
-        while let Some(pos) = find_boundary(&self.buf) {
-            let (end, skip) = pos;
-            let block: Vec<u8> = self.buf.drain(..end + skip).collect();
-            let text = String::from_utf8_lossy(&block[..end]);
-            let mut name = None;
-            let mut payload = String::new();
-            let mut comment = false;
-            for line in text.lines() {
-                comment |= line.starts_with(':');
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = Some(v.trim().to_string());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    if !payload.is_empty() {
-                        payload.push('\n');
-                    }
-                    payload.push_str(v.strip_prefix(' ').unwrap_or(v));
-                }
-            }
-            if payload.is_empty() && name.is_none() {
-                if comment {
-                    out.push(Event::Ping); // ": ping"
-                }
-                continue;
-            }
-            if name.as_deref() == Some("ping") {
-                out.push(Event::Ping);
-                continue;
-            }
-            out.push(self.classify(name.as_deref(), &payload));
+        if self.buf.is_empty() {
+            // the usual case: whole events in hand, read where they lie; keep the rest
+            let at = self.events(data, &mut out);
+            self.buf.extend_from_slice(&data[at..]);
+            return out;
         }
+        self.buf.extend_from_slice(data);
+        let buf = std::mem::take(&mut self.buf);
+        let at = self.events(&buf, &mut out);
+        self.buf = buf;
+        self.buf.drain(..at);
         out
+    }
+
+    /// Reads the complete events at the start of `b` into `out`; returns where they end.
+    fn events(&mut self, b: &[u8], out: &mut Vec<Event>) -> usize {
+        let mut at = 0;
+        while let Some((end, skip)) = find_boundary(&b[at..]) {
+            if let Some(e) = self.event(&b[at..at + end]) {
+                out.push(e);
+            }
+            at += end + skip;
+        }
+        at
+    }
+
+    /// The event of one block (the text between two boundaries), if it is one.
+    fn event(&mut self, block: &[u8]) -> Option<Event> {
+        let text = match std::str::from_utf8(block) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(block),
+        };
+        let mut name: Option<&str> = None;
+        let mut payload: Cow<'_, str> = Cow::Borrowed("");
+        let mut comment = false;
+        for line in text.lines() {
+            comment |= line.starts_with(':');
+            if let Some(v) = line.strip_prefix("event:") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                let v = v.strip_prefix(' ').unwrap_or(v);
+                if payload.is_empty() {
+                    payload = Cow::Borrowed(v);
+                } else {
+                    let p = payload.to_mut();
+                    p.push('\n');
+                    p.push_str(v);
+                }
+            }
+        }
+        if payload.is_empty() && name.is_none() {
+            return comment.then_some(Event::Ping); // ": ping"
+        }
+        if name == Some("ping") {
+            return Some(Event::Ping);
+        }
+        Some(self.classify(name, &payload))
     }
 
     fn classify(&mut self, name: Option<&str>, data: &str) -> Event {
@@ -107,49 +133,175 @@ impl Parser {
                 _ => Event::Other,
             };
         }
-        let v: serde_json::Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(_) => return Event::Malformed,
-        };
-        match self.api {
-            Api::OpenAi => {
-                if v.get("error").is_some_and(|e| !e.is_null()) {
-                    return Event::Error;
-                }
-                if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
-                    if v["choices"].as_array().is_none_or(|c| c.is_empty()) {
-                        return Event::Usage(n as u32);
-                    }
-                }
-                match v["choices"][0]["delta"]["content"].as_str() {
-                    Some(s) if !s.is_empty() => Event::Token,
-                    _ => Event::Other,
+        let e = fast::classify(self.api, name, data).unwrap_or_else(|| classify_value(self.api, name, data));
+        if e == Event::Terminal {
+            self.terminal = true;
+        }
+        e
+    }
+}
+
+/// What an event's JSON means, read from a `serde_json::Value`: the rule. [`fast`] reads
+/// the same from borrowed slices and defers to this whenever it is unsure.
+fn classify_value(api: Api, name: Option<&str>, data: &str) -> Event {
+    let v: serde_json::Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(_) => return Event::Malformed,
+    };
+    match api {
+        Api::OpenAi => {
+            if v.get("error").is_some_and(|e| !e.is_null()) {
+                return Event::Error;
+            }
+            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                if v["choices"].as_array().is_none_or(|c| c.is_empty()) {
+                    return Event::Usage(n as u32);
                 }
             }
-            Api::Anthropic => match name.or(v["type"].as_str()) {
-                Some("content_block_delta") => Event::Token,
-                Some("message_delta") => v["usage"]["output_tokens"]
-                    .as_u64()
-                    .map_or(Event::Other, |n| Event::Usage(n as u32)),
-                Some("message_stop") => {
-                    self.terminal = true;
-                    Event::Terminal
-                }
-                Some("error") => Event::Error,
+            match v["choices"][0]["delta"]["content"].as_str() {
+                Some(s) if !s.is_empty() => Event::Token,
                 _ => Event::Other,
-            },
+            }
+        }
+        Api::Anthropic => match name.or(v["type"].as_str()) {
+            Some("content_block_delta") => Event::Token,
+            Some("message_delta") => v["usage"]["output_tokens"]
+                .as_u64()
+                .map_or(Event::Other, |n| Event::Usage(n as u32)),
+            Some("message_stop") => Event::Terminal,
+            Some("error") => Event::Error,
+            _ => Event::Other,
+        },
+    }
+}
+
+/// [`classify_value`] without building a `Value` (the load client reads every event of
+/// every stream): one pass of `serde_json` into borrowed structs of only the keys the rule
+/// reads. Each struct is read from a JSON object only ([`Obj`]), a key twice is an error,
+/// a value of another type is an error: on any error the caller asks [`classify_value`],
+/// so both always agree (tested on random events).
+mod fast {
+    use super::Event;
+    use crate::provider::Api;
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::Deserialize;
+    use std::borrow::Cow;
+    use std::marker::PhantomData;
+
+    /// `T` read from a JSON object only: a derived struct would also take an array (by
+    /// position), which the `Value` rule's lookups by key would not.
+    struct Obj<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = Obj<T>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                    T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Obj)
+                }
+            }
+            d.deserialize_map(V(PhantomData))
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct OpenAi<'a> {
+        #[serde(default)]
+        error: Option<IgnoredAny>,
+        #[serde(default)]
+        usage: Option<Obj<Usage>>,
+        #[serde(default, borrow)]
+        choices: Option<Vec<Obj<Choice<'a>>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        completion_tokens: Option<u64>,
+        #[serde(default)]
+        output_tokens: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    struct Choice<'a> {
+        #[serde(default, borrow)]
+        delta: Option<Obj<Delta<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Delta<'a> {
+        #[serde(default, borrow)]
+        content: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Anthropic<'a> {
+        #[serde(default, rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default)]
+        usage: Option<Obj<Usage>>,
+    }
+
+    pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
+        match api {
+            Api::OpenAi => {
+                let Obj(v) = serde_json::from_str::<Obj<OpenAi<'_>>>(data).ok()?;
+                if v.error.is_some() {
+                    return Some(Event::Error);
+                }
+                if let Some(n) = v.usage.as_ref().and_then(|u| u.0.completion_tokens) {
+                    if v.choices.as_ref().is_none_or(|c| c.is_empty()) {
+                        return Some(Event::Usage(n as u32));
+                    }
+                }
+                let content = v
+                    .choices
+                    .as_ref()
+                    .and_then(|c| c.first())
+                    .and_then(|c| c.0.delta.as_ref())
+                    .and_then(|d| d.0.content.as_deref());
+                Some(match content {
+                    Some(s) if !s.is_empty() => Event::Token,
+                    _ => Event::Other,
+                })
+            }
+            Api::Anthropic => {
+                let Obj(v) = serde_json::from_str::<Obj<Anthropic<'_>>>(data).ok()?;
+                Some(match name.or(v.kind.as_deref()) {
+                    Some("content_block_delta") => Event::Token,
+                    Some("message_delta") => v
+                        .usage
+                        .and_then(|u| u.0.output_tokens)
+                        .map_or(Event::Other, |n| Event::Usage(n as u32)),
+                    Some("message_stop") => Event::Terminal,
+                    Some("error") => Event::Error,
+                    _ => Event::Other,
+                })
+            }
         }
     }
 }
 
 /// Position of the first event boundary (`\n\n` or `\r\n\r\n`) and its length.
 fn find_boundary(b: &[u8]) -> Option<(usize, usize)> {
-    let a = b.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
-    let c = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
-    match (a, c) {
-        (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
-        (x, y) => x.or(y),
+    // one pass over the line feeds: a boundary starts at the first `\n\n`, or one byte
+    // before the first `\n` of a `\r\n\r\n` (no `\n\n` can start between the two)
+    let mut from = 0;
+    while let Some(off) = b[from..].iter().position(|&c| c == b'\n') {
+        let i = from + off;
+        if b.get(i + 1) == Some(&b'\n') {
+            return Some((i, 2));
+        }
+        if i >= 1 && b[i - 1] == b'\r' && b.get(i + 1..i + 3) == Some(b"\r\n") {
+            return Some((i - 1, 4));
+        }
+        from = i + 1;
     }
+    None
 }
 
 #[cfg(test)]
@@ -191,6 +343,116 @@ mod tests {
             vec![Event::Error]
         );
         assert_eq!(p.push(openai::malformed_chunk().as_bytes()), vec![Event::Malformed]);
+    }
+
+    /// A random JSON text over the keys the classifier reads, with every kind of value,
+    /// duplicate keys and odd whitespace: where the fast reader answers, it must answer as
+    /// the `Value` rule does.
+    fn step(x: &mut u64, m: u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x % m
+    }
+
+    fn random_event(x: &mut u64, depth: u32) -> String {
+        const KEYS: [&str; 10] = [
+            "error",
+            "usage",
+            "choices",
+            "delta",
+            "content",
+            "completion_tokens",
+            "output_tokens",
+            "type",
+            "x",
+            "index",
+        ];
+        const SCALARS: [&str; 16] = [
+            "null",
+            "true",
+            "0",
+            "7",
+            "-0",
+            "-3",
+            "1.5",
+            "1e2",
+            "18446744073709551616",
+            "\"\"",
+            "\"a\"",
+            "\"\\u00e9\\\"\"",
+            "\"content_block_delta\"",
+            "\"message_delta\"",
+            "\"message_stop\"",
+            "\"error\"",
+        ];
+        let pick = step(x, 10);
+        if depth == 0 || pick < 4 {
+            return SCALARS[step(x, SCALARS.len() as u64) as usize].to_string();
+        }
+        if pick < 6 {
+            let n = step(x, 3);
+            let items: Vec<String> = (0..n).map(|_| random_event(x, depth - 1)).collect();
+            return format!("[{}]", items.join(","));
+        }
+        let n = step(x, 4);
+        let mut fields = Vec::new();
+        for _ in 0..n {
+            let k = KEYS[step(x, KEYS.len() as u64) as usize];
+            let ws = if step(x, 4) == 0 { " \n" } else { "" };
+            fields.push(format!("{ws}\"{k}\"{ws}:{ws}{}", random_event(x, depth - 1)));
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+
+    #[test]
+    fn the_fast_reader_agrees_with_the_value_rule() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut answered = 0;
+        let total = 20_000;
+        for _ in 0..total {
+            let data = random_event(&mut x, 4);
+            for api in [Api::OpenAi, Api::Anthropic] {
+                for name in [None, Some("message_delta"), Some("content_block_delta")] {
+                    if let Some(e) = fast::classify(api, name, &data) {
+                        answered += 1;
+                        assert_eq!(e, classify_value(api, name, &data), "{api:?} {name:?} {data}");
+                    }
+                }
+            }
+        }
+        assert!(
+            answered > total,
+            "the fast reader answered only {answered} of {}",
+            total * 6
+        );
+        // the mock's own frames are all answered by the fast reader
+        for f in [
+            openai::chunk_role("c", "m", 1),
+            openai::chunk_content("c", "m", 1, " a\"b"),
+            openai::chunk_finish("c", "m", 1, "stop"),
+            openai::chunk_usage("c", "m", 1, 3, 2),
+            openai::stream_error(ErrorKind::Server, "x"),
+        ] {
+            let data = f.strip_prefix("data: ").unwrap().trim_end();
+            assert!(fast::classify(Api::OpenAi, None, data).is_some(), "{data}");
+        }
+    }
+
+    #[test]
+    fn boundaries_are_found_in_one_pass_as_before() {
+        for (b, want) in [
+            (&b"a\n\nb"[..], Some((1, 2))),
+            (b"a\r\n\r\nb", Some((1, 4))),
+            (b"a\r\n\nb", Some((2, 2))),
+            (b"a\n\r\n\r\n", Some((2, 4))),
+            (b"\r\n\r", None),
+            (b"a\nb\nc", None),
+            (b"\n\n", Some((0, 2))),
+            (b"", None),
+        ] {
+            assert_eq!(find_boundary(b), want, "{:?}", String::from_utf8_lossy(b));
+        }
     }
 
     #[test]
