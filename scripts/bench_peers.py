@@ -13,6 +13,7 @@ Three tables, every cell measured once per round, rounds alternating:
 Python 3 standard library only.
 """
 
+import ctypes
 import http.client
 import json
 import os
@@ -36,13 +37,26 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
-SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 4.0
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
-WORKERS = int(os.environ.get("WORKERS", "2"))
-WRK_THREADS = int(os.environ.get("WRK_THREADS", "2"))
-CONNS = int(os.environ.get("CONNS", "32"))
-LAT_RATE = int(os.environ.get("LAT_RATE", "200"))
-WARMUP = float(os.environ.get("WARMUP", "1"))
+
+
+def whole(name, text, lo, hi):
+    try:
+        v = int(text)
+    except ValueError:
+        v = None
+    if v is None or not lo <= v <= hi:
+        print(f"bench-peers: {name} must be a whole number from {lo} to {hi}, not {text!r}", file=sys.stderr)
+        sys.exit(2)
+    return v
+
+
+SECS = whole("SECONDS", sys.argv[1], 1, 600) if len(sys.argv) > 1 else 4  # wrk takes whole seconds
+ROUNDS = whole("ROUNDS", os.environ.get("ROUNDS", "3"), 1, 50)
+WORKERS = whole("WORKERS", os.environ.get("WORKERS", "2"), 1, 64)
+WRK_THREADS = whole("WRK_THREADS", os.environ.get("WRK_THREADS", "2"), 1, 64)
+CONNS = whole("CONNS", os.environ.get("CONNS", "32"), 1, 1000)
+LAT_RATE = whole("LAT_RATE", os.environ.get("LAT_RATE", "200"), 1, 100000)
+WARMUP = whole("WARMUP", os.environ.get("WARMUP", "1"), 0, 60)
 OUT_JSON = os.path.join(ROOT, "chaosgate-out", "bench-peers.json")
 UP_TIMEOUT = 10.0  # seconds a server gets to answer its first check
 PLAIN_TOKENS, STREAM_TOKENS = 5, 16
@@ -67,6 +81,14 @@ def request_body(mode, prompt="bench"):
 # ---------------------------------------------------------------- processes
 
 
+def die_with_parent():
+    """In the child before exec: SIGTERM when this script dies, even by SIGKILL (Linux prctl)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Procs:
     """Every process started here, each in its own session (so nginx's workers go too)."""
 
@@ -77,7 +99,7 @@ class Procs:
         out = open(log, "wb") if log else subprocess.DEVNULL
         full_env = dict(os.environ, **(env or {}))
         p = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         self.procs.append(p)
         return p
 
@@ -207,14 +229,23 @@ def raw_tera(text):
 def start_vidaimock(tmp, mode, ref):
     """VidaiMock answering chaosgate's bytes: the plain body verbatim; the stream as chaosgate's
     role event, one event per word (its `{{ chunk }}` is the word plus a space), finish + usage +
-    [DONE]. Its pacing cannot be turned off: 1 ms (the least) before each frame."""
+    [DONE]. Answers are template files, which it compiles once (an inline `response_body` is
+    parsed again on every request). Its pacing cannot be turned off: 1 ms (the least) before
+    each frame."""
     d = os.path.join(tmp, f"vidaimock-{mode}")
     os.makedirs(os.path.join(d, "config", "providers"))
+    os.makedirs(os.path.join(d, "config", "templates", "bench"))
     with open(os.path.join(d, "mock-server.toml"), "w") as f:
         f.write("[chaos]\ntrickle_ms = 1\n")
+
+    def template(name, text):
+        with open(os.path.join(d, "config", "templates", "bench", name), "w") as f:
+            f.write(text)
+        return f"bench/{name}"
+
     provider = {"name": "openai", "matcher": "^/v1/chat/completions$", "priority": 10}
     if mode == "plain":
-        provider["response_body"] = raw_tera(ref["raw"].decode())
+        provider["response_template"] = template("plain.json.j2", raw_tera(ref["raw"].decode()))
     else:
         body = json.loads(ref["plain_raw"])
         body["choices"][0]["message"]["content"] = ref["content"].strip()
@@ -222,14 +253,15 @@ def start_vidaimock(tmp, mode, ref):
         chunk = events[1]  # the first content event: its content replaced by the template's
         first = json.dumps(ref["content_pieces"][0])
         head, tail = chunk.split(first, 1)
-        provider["response_body"] = raw_tera(json.dumps(body, separators=(",", ":")))
+        provider["response_template"] = template("stream.json.j2", raw_tera(json.dumps(body, separators=(",", ":"))))
         provider["stream"] = {
             "enabled": True,
             "frame_format": "raw",
             "lifecycle": {
-                "on_start": {"template_body": raw_tera(events[0] + "\n\n")},
-                "on_chunk": {"template_body": raw_tera(head + '"') + "{{ chunk }}" + raw_tera('"' + tail)},
-                "on_stop": {"template_body": raw_tera("\n\n".join(events[-3:]) + "\n\n")},
+                "on_start": {"template_path": template("start.sse.j2", raw_tera(events[0] + "\n\n"))},
+                "on_chunk": {"template_path": template(
+                    "chunk.sse.j2", raw_tera(head + '"') + "{{ chunk }}" + raw_tera('"' + tail))},
+                "on_stop": {"template_path": template("stop.sse.j2", raw_tera("\n\n".join(events[-3:]) + "\n\n"))},
             },
         }
     # YAML is a superset of JSON: write the provider as JSON
@@ -400,6 +432,8 @@ def run_load(tmp, server, mode, secs, users=None, rate=None):
     argv = [CHAOSGATE, "load", "--target", base, "--mix", mix_file(tmp, mode), "--duration", f"{secs}s",
             "--quiet", "--seed", "1", "--json", rep]
     argv += ["--users", str(users)] if users else ["--rate", str(rate), "--arrival", "constant"]
+    if secs >= 2:  # latency from the second second on: connection set-up is not what is compared
+        argv += ["--phase", f"steady=1s..{secs}s"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=secs + 60)
     except subprocess.TimeoutExpired:
@@ -410,8 +444,9 @@ def run_load(tmp, server, mode, secs, users=None, rate=None):
         j = json.load(f)
     os.remove(rep)
     req = j["requests"]
+    lat = j["phases"]["steady"]["latency_ms"] if secs >= 2 else j["latency_ms"]
     return {"rate": j["throughput"]["requests_per_s"], "sent": req["sent"], "ok": req["ok"],
-            "failed": req["failed"], "p50_ms": j["latency_ms"]["p50"], "p99_ms": j["latency_ms"]["p99"]}
+            "failed": req["failed"], "p50_ms": lat["p50"], "p99_ms": lat["p99"], "latency_samples": lat["count"]}
 
 
 # ---------------------------------------------------------------- statistics and printing
@@ -544,6 +579,9 @@ def run(tmp):
             check_answer(name, mode, got, ref[mode], notes)
         answers.append({"server": name, "mode": mode, "port": s.port, "path": s.path,
                         **{k: v for k, v in got.items() if k != "done"}})
+        if got["body_bytes"] < 0.9 * ref[mode]["body_bytes"]:
+            notes.append(f"{name} ({mode}): its JSON carries fewer fields than chaosgate's: "
+                         f"{got['body_bytes']:,} bytes against {ref[mode]['body_bytes']:,} (in its favour)")
     notes.append("VidaiMock: its stream pacing cannot be turned off (trickle 0 means 20 ms); the least, "
                  f"1 ms, sleeps before each of its {STREAM_TOKENS + 2} frames: at least "
                  f"{STREAM_TOKENS + 2} ms per stream, so at most {CONNS * 1000 // (STREAM_TOKENS + 2):,} "
