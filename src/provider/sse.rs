@@ -58,18 +58,24 @@ impl Parser {
     /// Feeds bytes; returns the events completed by them.
     pub fn push(&mut self, data: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
+        self.push_into(data, &mut out);
+        out
+    }
+
+    /// [`Parser::push`] into `out` (cleared first), so a stream's reader reuses one vector.
+    pub fn push_into(&mut self, data: &[u8], out: &mut Vec<Event>) {
+        out.clear();
         if self.buf.is_empty() {
             // the usual case: whole events in hand, read where they lie; keep the rest
-            let at = self.events(data, &mut out);
+            let at = self.events(data, out);
             self.buf.extend_from_slice(&data[at..]);
-            return out;
+            return;
         }
         self.buf.extend_from_slice(data);
         let buf = std::mem::take(&mut self.buf);
-        let at = self.events(&buf, &mut out);
+        let at = self.events(&buf, out);
         self.buf = buf;
         self.buf.drain(..at);
-        out
     }
 
     /// Reads the complete events at the start of `b` into `out`; returns where they end.
@@ -86,6 +92,18 @@ impl Parser {
 
     /// The event of one block (the text between two boundaries), if it is one.
     fn event(&mut self, block: &[u8]) -> Option<Event> {
+        // the usual block, one `data: {…}` line, read as it lies (bytes that are not UTF-8
+        // fail the JSON reader and take the general path below, as every doubt does)
+        if !self.light {
+            if let Some(json) = block.strip_prefix(b"data:") {
+                let json = json.strip_prefix(b" ").unwrap_or(json);
+                if json.first() == Some(&b'{') && memchr::memchr2(b'\n', b'\r', json).is_none() {
+                    if let Some(e) = fast::classify(self.api, None, json) {
+                        return Some(e);
+                    }
+                }
+            }
+        }
         let text = match std::str::from_utf8(block) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(block),
@@ -133,7 +151,7 @@ impl Parser {
                 _ => Event::Other,
             };
         }
-        let e = fast::classify(self.api, name, data).unwrap_or_else(|| classify_value(self.api, name, data));
+        let e = fast::classify(self.api, name, data.as_bytes()).unwrap_or_else(|| classify_value(self.api, name, data));
         if e == Event::Terminal {
             self.terminal = true;
         }
@@ -246,10 +264,10 @@ mod fast {
         usage: Option<Obj<Usage>>,
     }
 
-    pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
+    pub(super) fn classify(api: Api, name: Option<&str>, data: &[u8]) -> Option<Event> {
         match api {
             Api::OpenAi => {
-                let Obj(v) = serde_json::from_str::<Obj<OpenAi<'_>>>(data).ok()?;
+                let Obj(v) = serde_json::from_slice::<Obj<OpenAi<'_>>>(data).ok()?;
                 if v.error.is_some() {
                     return Some(Event::Error);
                 }
@@ -270,7 +288,7 @@ mod fast {
                 })
             }
             Api::Anthropic => {
-                let Obj(v) = serde_json::from_str::<Obj<Anthropic<'_>>>(data).ok()?;
+                let Obj(v) = serde_json::from_slice::<Obj<Anthropic<'_>>>(data).ok()?;
                 Some(match name.or(v.kind.as_deref()) {
                     Some("content_block_delta") => Event::Token,
                     Some("message_delta") => v
@@ -291,7 +309,7 @@ fn find_boundary(b: &[u8]) -> Option<(usize, usize)> {
     // one pass over the line feeds: a boundary starts at the first `\n\n`, or one byte
     // before the first `\n` of a `\r\n\r\n` (no `\n\n` can start between the two)
     let mut from = 0;
-    while let Some(off) = b[from..].iter().position(|&c| c == b'\n') {
+    while let Some(off) = memchr::memchr(b'\n', &b[from..]) {
         let i = from + off;
         if b.get(i + 1) == Some(&b'\n') {
             return Some((i, 2));
@@ -414,7 +432,7 @@ mod tests {
             let data = random_event(&mut x, 4);
             for api in [Api::OpenAi, Api::Anthropic] {
                 for name in [None, Some("message_delta"), Some("content_block_delta")] {
-                    if let Some(e) = fast::classify(api, name, &data) {
+                    if let Some(e) = fast::classify(api, name, data.as_bytes()) {
                         answered += 1;
                         assert_eq!(e, classify_value(api, name, &data), "{api:?} {name:?} {data}");
                     }
@@ -435,7 +453,7 @@ mod tests {
             openai::stream_error(ErrorKind::Server, "x"),
         ] {
             let data = f.strip_prefix("data: ").unwrap().trim_end();
-            assert!(fast::classify(Api::OpenAi, None, data).is_some(), "{data}");
+            assert!(fast::classify(Api::OpenAi, None, data.as_bytes()).is_some(), "{data}");
         }
     }
 

@@ -435,7 +435,7 @@ impl BodyReader<'_> {
                     }
                 }
             },
-            BodyReader::Raw(c) => c.next().await.map(|o| o.map(Bytes::from)).map_err(|_| ()),
+            BodyReader::Raw(c) => c.next().await.map_err(|_| ()),
         }
     }
 
@@ -811,6 +811,7 @@ async fn read_stream(
     let t0 = sh.t0;
     let mut content = 0u64;
     let mut parser = crate::provider::sse::Parser::new(shape.api);
+    let mut events = Vec::new();
     let mut last_token: Option<Instant> = None;
     let mut counted = 0u32;
     // without a header naming the provider, its mark is read from the stream's start: the
@@ -847,7 +848,8 @@ async fn read_stream(
                 head = None;
             }
         }
-        for ev in parser.push(&data) {
+        parser.push_into(&data, &mut events);
+        for &ev in &events {
             match ev {
                 crate::provider::sse::Event::Token => {
                     counted += 1;

@@ -5,6 +5,7 @@
 //! Open-loop runs use hyper's pooled client.
 
 use crate::provider::mark;
+use bytes::{Bytes, BytesMut};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,7 +41,8 @@ enum BodyState {
 #[derive(Debug)]
 pub struct RawConn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    /// Bytes read and not yet consumed: pieces are split off its front without copying.
+    buf: BytesMut,
     state: BodyState,
     keep_alive: bool,
 }
@@ -56,7 +58,7 @@ impl RawConn {
         stream.set_nodelay(true)?;
         Ok(RawConn {
             stream,
-            buf: Vec::with_capacity(8192),
+            buf: BytesMut::with_capacity(16384),
             state: BodyState::Done,
             keep_alive: true,
         })
@@ -68,11 +70,8 @@ impl RawConn {
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.resize(start + 16384, 0);
-        let n = self.stream.read(&mut self.buf[start..]).await;
-        self.buf.truncate(start + *n.as_ref().unwrap_or(&0));
-        n
+        self.buf.reserve(16384);
+        self.stream.read_buf(&mut self.buf).await
     }
 
     /// Sends one request (`head` ends with the blank line) and reads the response head.
@@ -110,7 +109,7 @@ impl RawConn {
                             }
                         }
                     }
-                    self.buf.drain(..n);
+                    let _ = self.buf.split_to(n);
                     self.state = if chunked {
                         BodyState::ChunkSize
                     } else if let Some(l) = length {
@@ -138,7 +137,7 @@ impl RawConn {
 
     /// The next piece of decoded body, `None` at its proper end. An EOF before that is an
     /// `UnexpectedEof` error (a cut body).
-    pub async fn next(&mut self) -> io::Result<Option<Vec<u8>>> {
+    pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
         loop {
             match self.state {
                 BodyState::Done => return Ok(None),
@@ -151,7 +150,7 @@ impl RawConn {
                         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
                     }
                     let take = n.min(self.buf.len());
-                    let piece: Vec<u8> = self.buf.drain(..take).collect();
+                    let piece = self.buf.split_to(take).freeze();
                     self.state = BodyState::Length(n - take);
                     return Ok(Some(piece));
                 }
@@ -160,7 +159,7 @@ impl RawConn {
                         self.state = BodyState::Done;
                         return Ok(None);
                     }
-                    return Ok(Some(std::mem::take(&mut self.buf)));
+                    return Ok(Some(self.buf.split().freeze()));
                 }
                 BodyState::ChunkSize | BodyState::ChunkEnd | BodyState::Trailers => {
                     let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") else {
@@ -172,7 +171,7 @@ impl RawConn {
                         }
                         continue;
                     };
-                    let line: Vec<u8> = self.buf.drain(..p + 2).collect();
+                    let line = self.buf.split_to(p + 2);
                     match self.state {
                         BodyState::ChunkEnd => {
                             if p != 0 {
@@ -203,7 +202,7 @@ impl RawConn {
                         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
                     }
                     let take = n.min(self.buf.len());
-                    let piece: Vec<u8> = self.buf.drain(..take).collect();
+                    let piece = self.buf.split_to(take).freeze();
                     self.state = if n == take {
                         BodyState::ChunkEnd
                     } else {
