@@ -3,7 +3,7 @@
 
 Run through scripts/bench-peers, which builds chaosgate and installs the peers first:
     bash scripts/bench-peers [SECONDS]        (environment: ROUNDS, WORKERS, WRK_THREADS,
-                                               CONNS, LAT_RATE, WARMUP)
+                                               CONNS, LAT_RATE, LAT_SECS, WARMUP)
 
 Three tables, every cell measured once per round, rounds alternating:
   mocks    chaosgate mock, VidaiMock, llmsim, aimock             x {plain, stream}
@@ -57,6 +57,8 @@ WRK_THREADS = whole("WRK_THREADS", os.environ.get("WRK_THREADS", "2"), 1, 64)
 CONNS = whole("CONNS", os.environ.get("CONNS", "32"), 1, 1000)
 LAT_RATE = whole("LAT_RATE", os.environ.get("LAT_RATE", "200"), 1, 100000)
 WARMUP = whole("WARMUP", os.environ.get("WARMUP", "1"), 0, 60)
+# latency cells: longer than the rate cells, so a p99 rests on more than a handful of samples
+LAT_SECS = whole("LAT_SECS", os.environ.get("LAT_SECS", str(2 * SECS)), 1, 1200)
 OUT_JSON = os.path.join(ROOT, "chaosgate-out", "bench-peers.json")
 UP_TIMEOUT = 10.0  # seconds a server gets to answer its first check
 PLAIN_TOKENS, STREAM_TOKENS = 5, 16
@@ -620,7 +622,7 @@ def run(tmp):
             for name, s in proxies.items():
                 add(("proxies", name, mode, "wrk"), run_wrk(s, lua[mode], SECS, s.proc.pid))
             for name, s in proxies.items():
-                add(("proxies", name, mode, "latency"), run_load(tmp, s, mode, SECS, rate=LAT_RATE))
+                add(("proxies", name, mode, "latency"), run_load(tmp, s, mode, LAT_SECS, rate=LAT_RATE))
             add(("client", "wrk", mode, "rate"), run_wrk(mock, lua[mode], SECS, None))
             add(("client", "chaosgate load", mode, "rate"), run_load(tmp, mock, mode, SECS, users=CONNS))
         print(f"  round {rnd}/{ROUNDS} done in {time.monotonic() - t0:.0f} s", flush=True)
@@ -755,7 +757,7 @@ def run(tmp):
     result = {
         "started": started.isoformat(timespec="seconds"), "commit": commit, "dirty": dirty,
         "settings": {"seconds": SECS, "rounds": ROUNDS, "workers": WORKERS, "wrk_threads": WRK_THREADS,
-                     "connections": CONNS, "latency_rate": LAT_RATE, "warmup_s": WARMUP,
+                     "connections": CONNS, "latency_rate": LAT_RATE, "latency_secs": LAT_SECS, "warmup_s": WARMUP,
                      "cores": os.cpu_count()},
         "answers": answers,
         "cells": [{"table": k[0], "server": k[1], "mode": k[2], "measure": k[3], "rounds": v}
