@@ -1349,4 +1349,41 @@ mod tests {
         assert!(!with("application/json"));
         assert!(!is_event_stream(&hyper::HeaderMap::new()));
     }
+
+    #[test]
+    fn the_stream_flag_is_read_as_a_parsed_json_value_would_give_it() {
+        let by_value = |b: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(b)
+                .ok()
+                .and_then(|v| v["stream"].as_bool())
+                .unwrap_or(false)
+        };
+        let cases: &[&[u8]] = &[
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+            br#"{"stream":false}"#,
+            br#"{"stream":true,"stream":false}"#,
+            br#"{"stream":false,"stream":true}"#,
+            br#"{"stream":"true"}"#,
+            br#"{"stream":1}"#,
+            br#"{"stream":null}"#,
+            br#"{"str\u0065am":true}"#,
+            br#"{"x":{"stream":true}}"#,
+            br#"[{"stream":true}]"#,
+            br#"{"stream":true,"n":1e400}"#,
+            br#"{"stream":true,"n":-12.5e-3,"m":[1,-2,true,null,"\ud83d\ude00"]}"#,
+            br#"{"stream":true,"s":"\ud800"}"#,
+            b"{\"stream\":true,\"s\":\"\xff\"}",
+            br#"{"stream":true} trailing"#,
+            br#"{"stream":true"#,
+            br#"  {"stream" : true }  "#,
+            b"true",
+            b"",
+            br#"{"stream":true,}"#,
+        ];
+        for c in cases {
+            assert_eq!(wants_stream(c), by_value(c), "{}", String::from_utf8_lossy(c));
+        }
+        assert!(wants_stream(cases[0]));
+        assert!(!wants_stream(cases[2]) && wants_stream(cases[3]), "the last one counts");
+    }
 }
