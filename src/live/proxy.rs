@@ -286,7 +286,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/_chaosgate/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(bound_head))
+        .layer(BoundHeadLayer)
         .with_state(state)
 }
 
@@ -309,8 +309,45 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Refuses a request head over [`MAX_REQUEST_HEADERS`] lines or [`MAX_REQUEST_HEAD_BYTES`]
-/// bytes with a 431 in the client's envelope, before anything else reads it.
-async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
+/// bytes with a 431 in the client's envelope, before anything else reads it (a tower layer
+/// over every route: no allocation on the way through).
+#[derive(Clone, Copy, Debug)]
+struct BoundHeadLayer;
+
+impl<S> tower::Layer<S> for BoundHeadLayer {
+    type Service = BoundHead<S>;
+    fn layer(&self, inner: S) -> BoundHead<S> {
+        BoundHead(inner)
+    }
+}
+
+/// The service of [`BoundHeadLayer`].
+#[derive(Clone, Debug)]
+struct BoundHead<S>(S);
+
+impl<S> tower::Service<Request> for BoundHead<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        futures_util::future::Either<std::future::Ready<Result<Response, std::convert::Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match head_refusal(&req) {
+            Some(r) => futures_util::future::Either::Left(std::future::ready(Ok(r))),
+            None => futures_util::future::Either::Right(self.0.call(req)),
+        }
+    }
+}
+
+/// The 431 for a request head over the limits, if it is.
+fn head_refusal(req: &Request) -> Option<Response> {
     let lines = req.headers().len();
     let bytes = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
         + req
@@ -325,13 +362,13 @@ async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
         } else {
             format!("request head is {bytes} bytes; the gateway accepts at most {MAX_REQUEST_HEAD_BYTES}")
         };
-        return client_error(
+        return Some(client_error(
             error_api(req.uri().path()),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &message,
-        );
+        ));
     }
-    next.run(req).await
+    None
 }
 
 async fn probe_loop(state: Arc<GatewayState>) {
@@ -641,11 +678,12 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
     // the plan and the walk's first step under one lock
     let (order, mut step) = {
         let mut p = state.policy();
-        let o = p.plan(state.now());
+        let now = state.now();
+        let o = p.plan(now);
         let s = if o.is_empty() {
             Step::GiveUp
         } else {
-            walk.next(&mut p, state.now(), &o)
+            walk.next(&mut p, now, &o)
         };
         state.flush_events(&mut p);
         (o, s)
@@ -776,9 +814,9 @@ async fn attempt_once(
     let ok_stream = status.is_success() && is_event_stream(&headers);
     watch.head(up.off(Instant::now()), status.as_u16(), ok_stream);
     if ok_stream {
-        up.pass_stream(status, &headers, upstream, watch).await
+        up.pass_stream(status, headers, upstream, watch).await
     } else {
-        up.hold(status, &headers, upstream, watch).await
+        up.hold(status, headers, upstream, watch).await
     }
 }
 
@@ -843,7 +881,7 @@ impl Upstream<'_> {
     async fn hold(
         &self,
         status: hyper::StatusCode,
-        headers: &hyper::HeaderMap,
+        headers: hyper::HeaderMap,
         mut upstream: UpBody,
         watch: Watch,
     ) -> Attempt {
@@ -863,7 +901,7 @@ impl Upstream<'_> {
         let answer = if status.is_success() {
             Answer::status(status.as_u16())
         } else {
-            classify(status.as_u16(), headers, &bytes, std::time::SystemTime::now())
+            classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now())
         };
         if whole {
             let r = build(status, headers, Body::from(bytes));
@@ -890,7 +928,7 @@ impl Upstream<'_> {
     async fn pass_stream(
         &self,
         status: hyper::StatusCode,
-        headers: &hyper::HeaderMap,
+        headers: hyper::HeaderMap,
         mut upstream: UpBody,
         mut watch: Watch,
     ) -> Attempt {
@@ -1212,17 +1250,12 @@ fn relay_rest(prefix: Bytes, up: UpBody, deadline: Instant, record: Option<Recor
     Body::from_stream(s)
 }
 
-fn build(status: hyper::StatusCode, headers: &hyper::HeaderMap, body: Body) -> Response {
+/// The client's response: the upstream's status and end-to-end headers (one value per
+/// name, as [`crate::live::upstream::Response::headers`] keeps them), with `body`.
+fn build(status: hyper::StatusCode, headers: hyper::HeaderMap, body: Body) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    for (k, v) in headers {
-        if !matches!(
-            k.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            r.headers_mut().insert(k.clone(), v.clone());
-        }
-    }
+    *r.headers_mut() = headers;
     r
 }
 

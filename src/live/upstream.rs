@@ -74,7 +74,10 @@ struct Conn {
 pub struct Response {
     /// Status.
     pub status: StatusCode,
-    /// Headers, as the upstream sent them (hop-by-hop ones included).
+    /// The end-to-end headers, one value per name (the last one sent, in the place of the
+    /// first), as the gateway passes them on: not the framing and hop-by-hop ones
+    /// (`content-length`, `transfer-encoding`, `connection`, `keep-alive`), which this
+    /// client reads itself. Values share the head's buffer (no copy).
     pub headers: HeaderMap,
     /// The body.
     pub body: Body,
@@ -194,7 +197,7 @@ impl Client {
             }
         }
         req.extend_from_slice(b"content-length: ");
-        req.extend_from_slice(body.len().to_string().as_bytes());
+        push_decimal(&mut req, body.len());
         req.extend_from_slice(b"\r\n\r\n");
         req.extend_from_slice(body);
         let mut c = match self.idle(i) {
@@ -224,6 +227,47 @@ impl Client {
     }
 }
 
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut k = digits.len();
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[k..]);
+}
+
+/// Header names the mocks and providers send that are not standard ones: taken from here
+/// rather than allocated per response.
+const KNOWN_NAMES: [&str; 6] = [
+    "x-chaosgate-provider",
+    "x-request-id",
+    "request-id",
+    "openai-processing-ms",
+    "openai-version",
+    "anthropic-organization-id",
+];
+
+fn header_name(raw: &str) -> io::Result<HeaderName> {
+    if let Some(k) = KNOWN_NAMES.iter().find(|k| k.eq_ignore_ascii_case(raw)) {
+        return Ok(HeaderName::from_static(k));
+    }
+    HeaderName::from_bytes(raw.as_bytes()).map_err(|_| bad("bad header name"))
+}
+
+/// What a response head says about its body and connection.
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    encoded: bool,
+    keep_alive: bool,
+}
+
 /// Reads a response head (skipping 1xx interim answers): status, headers, how the body is
 /// framed, whether the connection may be reused.
 async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bool)> {
@@ -238,26 +282,28 @@ async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bo
                 httparse::Status::Complete(n) => {
                     let code = resp.code.unwrap_or(0);
                     let status = StatusCode::from_u16(code).map_err(|_| bad("bad status"))?;
-                    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-                    let mut length: Option<u64> = None;
-                    let mut chunked = false;
-                    let mut encoded = false;
-                    let mut keep_alive = resp.version == Some(1);
+                    let mut f = Framing {
+                        length: None,
+                        chunked: false,
+                        encoded: false,
+                        keep_alive: resp.version == Some(1),
+                    };
+                    let base = c.buf.as_ptr() as usize;
+                    let mut kept: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(resp.headers.len());
                     for h in resp.headers.iter() {
-                        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad("bad header name"))?;
-                        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad("bad header value"))?;
+                        let name = header_name(h.name)?;
                         if name == hyper::header::CONTENT_LENGTH {
                             let l = std::str::from_utf8(h.value)
                                 .ok()
                                 .and_then(|v| v.trim().parse::<u64>().ok())
                                 .ok_or_else(|| bad("bad content-length"))?;
-                            if length.is_some_and(|x| x != l) {
+                            if f.length.is_some_and(|x| x != l) {
                                 return Err(bad("conflicting content-length"));
                             }
-                            length = Some(l);
+                            f.length = Some(l);
                         } else if name == hyper::header::TRANSFER_ENCODING {
-                            encoded = true;
-                            chunked = h
+                            f.encoded = true;
+                            f.chunked = h
                                 .value
                                 .rsplit(|&b| b == b',')
                                 .next()
@@ -266,35 +312,44 @@ async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bo
                             for tok in h.value.split(|&b| b == b',') {
                                 let tok = tok.trim_ascii();
                                 if tok.eq_ignore_ascii_case(b"close") {
-                                    keep_alive = false;
+                                    f.keep_alive = false;
                                 } else if tok.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
-                                    keep_alive = true;
+                                    f.keep_alive = true;
                                 }
                             }
+                        } else if name != "keep-alive" {
+                            let at = h.value.as_ptr() as usize - base;
+                            kept.push((name, at, at + h.value.len()));
                         }
-                        headers.append(name, value);
                     }
-                    Some((n, status, headers, length, chunked, encoded, keep_alive))
+                    Some((n, status, kept, f))
                 }
                 httparse::Status::Partial => None,
             }
         };
         match parsed {
-            Some((n, status, headers, length, chunked, encoded, keep_alive)) => {
-                c.buf.advance(n);
+            Some((n, status, kept, f)) => {
+                let head = c.buf.split_to(n).freeze();
                 if status.is_informational() {
                     if status == StatusCode::SWITCHING_PROTOCOLS {
                         return Err(bad("unexpected 101 Switching Protocols"));
                     }
                     continue;
                 }
+                let mut headers = HeaderMap::with_capacity(kept.len());
+                for (name, from, to) in kept {
+                    let v =
+                        HeaderValue::from_maybe_shared(head.slice(from..to)).map_err(|_| bad("bad header value"))?;
+                    headers.insert(name, v);
+                }
+                let keep_alive = f.keep_alive;
                 let (state, keep_alive) = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
                     (State::Done, keep_alive)
-                } else if chunked {
+                } else if f.chunked {
                     (State::ChunkSize, keep_alive)
-                } else if encoded {
+                } else if f.encoded {
                     (State::UntilClose, false)
-                } else if let Some(l) = length {
+                } else if let Some(l) = f.length {
                     (if l == 0 { State::Done } else { State::Length(l) }, keep_alive)
                 } else {
                     (State::UntilClose, false)
@@ -548,6 +603,8 @@ mod tests {
             let mut r = c.post(0, "/v1/chat/completions", &h, |_| true, b"{}").await.unwrap();
             assert_eq!(r.status, 200);
             assert_eq!(r.headers["content-type"], "text/event-stream");
+            // framing headers are the client's own, not passed on
+            assert!(r.headers.get("transfer-encoding").is_none());
             assert_eq!(whole(&mut r.body).await.unwrap(), b"hello world");
             assert!(r.body.is_end_stream());
             assert_eq!(c.targets[0].idle.lock().unwrap().len(), 1, "piece {piece}");
@@ -559,6 +616,29 @@ mod tests {
             assert_eq!(r.status, 204);
             assert!(r.body.next().await.is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_header_keeps_its_last_value_in_its_first_place() {
+        let base = serve(
+            vec![b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-Request-Id: r\r\nconnection: keep-alive\r\nx-a: 2\r\nkeep-alive: timeout=5\r\ncontent-length: 0\r\n\r\n"],
+            4096,
+        )
+        .await;
+        let c = client(&base);
+        let r = c.post(0, "/", &HeaderMap::new(), |_| true, b"{}").await.unwrap();
+        let got: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x-a".to_string(), "2".to_string()),
+                ("x-request-id".into(), "r".into())
+            ]
+        );
     }
 
     #[tokio::test]
