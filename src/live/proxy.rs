@@ -1226,14 +1226,12 @@ fn relay_rest(prefix: Bytes, up: UpBody, deadline: Instant, record: Option<Recor
             }
             let mut up = up?;
             match tokio::time::timeout_at(deadline, up.next()).await {
-                Ok(Some(Ok(d))) => {
-                    return Some((Ok(d), (None, Some(up), record)));
-                }
+                Ok(Some(Ok(d))) => Some((Ok(d), (None, Some(up), record))),
                 Ok(None) => {
                     if let Some(mut r) = record.take() {
                         r.finish(Outcome::Answer(Answer::status(200)));
                     }
-                    return None;
+                    None
                 }
                 Ok(Some(Err(_))) | Err(_) => {
                     if let Some(mut r) = record.take() {
@@ -1242,7 +1240,7 @@ fn relay_rest(prefix: Bytes, up: UpBody, deadline: Instant, record: Option<Recor
                         r.finish(Outcome::Timeout);
                     }
                     let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
-                    return Some((Err(e), (None, None, None)));
+                    Some((Err(e), (None, None, None)))
                 }
             }
         },
