@@ -34,6 +34,9 @@ pub const MAX_IDLE_PER_TARGET: usize = 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Longest chunk-size (or trailer) line.
 const MAX_LINE: usize = 4096;
+/// Largest request body copied into the request head's buffer (larger ones are written
+/// after the head, not copied).
+const INLINE_BODY_BYTES: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -181,7 +184,9 @@ impl Client {
         body: &[u8],
     ) -> io::Result<Response> {
         let t = &self.targets[i];
-        let mut req = Vec::with_capacity(256 + body.len());
+        // a small body goes in the same buffer (one write); a large one is written after it
+        let inline = body.len() <= INLINE_BODY_BYTES;
+        let mut req = Vec::with_capacity(256 + if inline { body.len() } else { 0 });
         req.extend_from_slice(b"POST ");
         req.extend_from_slice(t.prefix.as_bytes());
         req.extend_from_slice(path.as_bytes());
@@ -199,7 +204,9 @@ impl Client {
         req.extend_from_slice(b"content-length: ");
         push_decimal(&mut req, body.len());
         req.extend_from_slice(b"\r\n\r\n");
-        req.extend_from_slice(body);
+        if inline {
+            req.extend_from_slice(body);
+        }
         let mut c = match self.idle(i) {
             Some(c) => c,
             None => {
@@ -212,6 +219,9 @@ impl Client {
             }
         };
         c.stream.write_all(&req).await?;
+        if !inline {
+            c.stream.write_all(body).await?;
+        }
         let (status, headers, state, keep_alive) = read_head(&mut c).await?;
         Ok(Response {
             status,
@@ -683,6 +693,37 @@ mod tests {
         let mut r = c.post(0, "/", &HeaderMap::new(), |_| true, b"{}").await.unwrap();
         assert_eq!(whole(&mut r.body).await.unwrap(), b"until close");
         assert!(c.targets[0].idle.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_body_arrives_whole_after_its_head() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let body = vec![b'x'; 3 * INLINE_BODY_BYTES + 7];
+        let want = body.len();
+        let got = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = vec![0u8; 65536];
+            let mut got = Vec::new();
+            loop {
+                let n = s.read(&mut b).await.unwrap();
+                got.extend_from_slice(&b[..n]);
+                if let Some(p) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    if got.len() - (p + 4) >= want {
+                        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await
+                            .unwrap();
+                        return (String::from_utf8_lossy(&got[..p]).to_string(), got.len() - (p + 4));
+                    }
+                }
+            }
+        });
+        let c = Arc::new(Client::new(&[format!("http://{addr}")]).unwrap());
+        let r = c.post(0, "/v1/x", &HeaderMap::new(), |_| true, &body).await.unwrap();
+        assert_eq!(r.status, 200);
+        let (head, n) = got.await.unwrap();
+        assert!(head.ends_with(&format!("content-length: {want}")), "{head}");
+        assert_eq!(n, want);
     }
 
     #[tokio::test]
