@@ -14,4 +14,5 @@ pub mod promtext;
 pub mod proxy;
 pub mod redis;
 pub mod signal;
+pub mod upstream;
 pub mod wiring;

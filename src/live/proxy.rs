@@ -20,6 +20,7 @@
 use crate::gateway::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
 use crate::gateway::{GatewayEvent, Policy, ProbeKind};
 use crate::live::net::{self, ServerHandle};
+use crate::live::upstream::Body as UpBody;
 use crate::live::wiring::ProxyConfig;
 use crate::provider::classify::{classify, Answer};
 use crate::provider::sse;
@@ -73,6 +74,12 @@ pub struct GatewayState {
     /// for a gateway spawned held): probes start from it.
     start: std::sync::OnceLock<Instant>,
     client: Http,
+    /// The upstream client of client requests (probes go through `client`).
+    upstream: Arc<crate::live::upstream::Client>,
+    /// The policy's per-attempt limits (its config does not change).
+    limits: Limits,
+    /// Per target: its name as an `x-chaosgate-provider` value.
+    provider_header: Vec<Option<HeaderValue>>,
     bases: Vec<String>,
     events: Mutex<VecDeque<(u64, GatewayEvent)>>,
     event_seq: AtomicU64,
@@ -229,10 +236,21 @@ pub async fn spawn_replica_held(
         None => None,
     };
     let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
+    let upstream = Arc::new(crate::live::upstream::Client::new(&bases)?);
+    let limits = Limits::of(&cfg.policy);
+    let provider_header = cfg
+        .policy
+        .targets
+        .iter()
+        .map(|t| HeaderValue::from_str(&t.name).ok())
+        .collect();
     let state = Arc::new(GatewayState {
         policy: Mutex::new(Policy::replica(cfg.policy, seed, replica)),
         start: std::sync::OnceLock::new(),
         client,
+        upstream,
+        limits,
+        provider_header,
         bases,
         events: Mutex::new(VecDeque::new()),
         event_seq: AtomicU64::new(0),
@@ -268,7 +286,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/_chaosgate/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(bound_head))
+        .layer(BoundHeadLayer)
         .with_state(state)
 }
 
@@ -291,8 +309,45 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// Refuses a request head over [`MAX_REQUEST_HEADERS`] lines or [`MAX_REQUEST_HEAD_BYTES`]
-/// bytes with a 431 in the client's envelope, before anything else reads it.
-async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
+/// bytes with a 431 in the client's envelope, before anything else reads it (a tower layer
+/// over every route: no allocation on the way through).
+#[derive(Clone, Copy, Debug)]
+struct BoundHeadLayer;
+
+impl<S> tower::Layer<S> for BoundHeadLayer {
+    type Service = BoundHead<S>;
+    fn layer(&self, inner: S) -> BoundHead<S> {
+        BoundHead(inner)
+    }
+}
+
+/// The service of [`BoundHeadLayer`].
+#[derive(Clone, Debug)]
+struct BoundHead<S>(S);
+
+impl<S> tower::Service<Request> for BoundHead<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        futures_util::future::Either<std::future::Ready<Result<Response, std::convert::Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match head_refusal(&req) {
+            Some(r) => futures_util::future::Either::Left(std::future::ready(Ok(r))),
+            None => futures_util::future::Either::Right(self.0.call(req)),
+        }
+    }
+}
+
+/// The 431 for a request head over the limits, if it is.
+fn head_refusal(req: &Request) -> Option<Response> {
     let lines = req.headers().len();
     let bytes = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
         + req
@@ -307,13 +362,13 @@ async fn bound_head(req: Request, next: axum::middleware::Next) -> Response {
         } else {
             format!("request head is {bytes} bytes; the gateway accepts at most {MAX_REQUEST_HEAD_BYTES}")
         };
-        return client_error(
+        return Some(client_error(
             error_api(req.uri().path()),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             &message,
-        );
+        ));
     }
-    next.run(req).await
+    None
 }
 
 async fn probe_loop(state: Arc<GatewayState>) {
@@ -446,18 +501,128 @@ fn inband_error(api: Api, message: &str) -> Bytes {
     })
 }
 
-/// Headers forwarded upstream: not the hop-by-hop ones, and not the client's
-/// `x-chaosgate-*` (forced faults, probe marks) unless `pass_chaosgate` (test only).
-fn forward_headers(h: &HeaderMap, pass_chaosgate: bool) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
-    h.iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "upgrade"
-            ) && (pass_chaosgate || !k.as_str().starts_with("x-chaosgate-"))
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+/// Whether a client's header is forwarded upstream: not the hop-by-hop ones, and not the
+/// client's `x-chaosgate-*` (forced faults, probe marks) unless `pass_chaosgate` (test only).
+fn forwarded(k: &hyper::header::HeaderName, pass_chaosgate: bool) -> bool {
+    !matches!(
+        k.as_str(),
+        "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive" | "upgrade"
+    ) && (pass_chaosgate || !k.as_str().starts_with("x-chaosgate-"))
+}
+
+/// Whether a request body asks to stream: a JSON object whose top-level `"stream"` is
+/// `true` (the last one, if repeated). Anything else — not JSON, not an object, no such
+/// key, another type — is `false`. The same answer as parsing the body into a
+/// `serde_json::Value` and reading `["stream"]`, without building the tree: every value is
+/// still parsed (so a body that is not valid JSON is refused alike), none is kept.
+fn wants_stream(body: &[u8]) -> bool {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// Any JSON value, parsed as `serde_json::Value` parses it (numbers converted, strings
+    /// checked), kept only as `Some(b)` when it is the boolean `b`.
+    struct Skip;
+    impl<'de> serde::de::DeserializeSeed<'de> for Skip {
+        type Value = Option<bool>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<bool>, D::Error> {
+            d.deserialize_any(Skip)
+        }
+    }
+    impl<'de> Visitor<'de> for Skip {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, b: bool) -> Result<Option<bool>, E> {
+            Ok(Some(b))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Option<bool>, A::Error> {
+            while a.next_element_seed(Skip)?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Option<bool>, A::Error> {
+            while a.next_key::<IgnoredAny>()?.is_some() {
+                a.next_value_seed(Skip)?;
+            }
+            Ok(None)
+        }
+    }
+    /// Whether a key is `"stream"` (escapes decoded), without keeping it.
+    struct IsStream;
+    impl<'de> serde::de::DeserializeSeed<'de> for IsStream {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(IsStream)
+        }
+    }
+    impl Visitor<'_> for IsStream {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E>(self, k: &str) -> Result<bool, E> {
+            Ok(k == "stream")
+        }
+    }
+    /// The top level: an object's last `"stream"`.
+    struct Top;
+    impl<'de> Visitor<'de> for Top {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<bool, A::Error> {
+            while a.next_element_seed(Skip)?.is_some() {}
+            Ok(false)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<bool, A::Error> {
+            let mut stream = None;
+            while let Some(k) = a.next_key_seed(IsStream)? {
+                let v = a.next_value_seed(Skip)?;
+                if k {
+                    stream = Some(v);
+                }
+            }
+            Ok(stream.flatten().unwrap_or(false))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_any(Top)
+        .and_then(|s| de.end().map(|()| s))
+        .unwrap_or(false)
 }
 
 /// How an upstream attempt went.
@@ -472,8 +637,8 @@ enum Attempt {
 
 async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let api = client_api(&path);
+    let path = parts.uri.path();
+    let api = client_api(path);
     let too_large = |what: String| {
         client_error(
             api,
@@ -507,18 +672,21 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
             )
         }
     };
-    let stream = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["stream"].as_bool())
-        .unwrap_or(false);
-    let fwd = forward_headers(&parts.headers, state.pass_chaosgate_headers);
+    let stream = wants_stream(&body);
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let now = state.now();
-    let order = {
+    let mut walk = Walk::new();
+    // the plan and the walk's first step under one lock
+    let (order, mut step) = {
         let mut p = state.policy();
+        let now = state.now();
         let o = p.plan(now);
+        let s = if o.is_empty() {
+            Step::GiveUp
+        } else {
+            walk.next(&mut p, now, &o)
+        };
         state.flush_events(&mut p);
-        o
+        (o, s)
     };
     if order.is_empty() {
         state.rejected_all_down.fetch_add(1, Ordering::Relaxed);
@@ -530,18 +698,20 @@ async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response
         );
     }
     // the walk through the targets, shared with the simulator (gateway/attempt.rs)
-    let mut walk = Walk::new();
     let mut last: Option<Outcome> = None;
+    let mut first = true;
     loop {
-        let step = {
-            let mut p = state.policy();
-            let s = walk.next(&mut p, state.now(), &order);
-            state.flush_events(&mut p);
-            s
-        };
+        if !std::mem::replace(&mut first, false) {
+            step = {
+                let mut p = state.policy();
+                let s = walk.next(&mut p, state.now(), &order);
+                state.flush_events(&mut p);
+                s
+            };
+        }
         let Step::Try(i) = step else { break };
         let started = state.now();
-        let (outcome, held) = match attempt_once(&state, i, started, &path, &fwd, body.clone(), stream, api).await {
+        let (outcome, held) = match attempt_once(&state, i, started, path, &parts.headers, &body, stream, api).await {
             Attempt::Passed(r) => return r,
             Attempt::Ended(o, held) => (o, held),
         };
@@ -611,15 +781,12 @@ async fn attempt_once(
     i: usize,
     started: Nanos,
     path: &str,
-    fwd: &[(hyper::header::HeaderName, HeaderValue)],
-    body: Bytes,
+    client_headers: &HeaderMap,
+    body: &Bytes,
     stream: bool,
     api: Api,
 ) -> Attempt {
-    let (lim, name) = {
-        let p = state.policy();
-        (Limits::of(p.config()), p.target_name(i).to_string())
-    };
+    let lim = state.limits;
     let up = Upstream {
         state,
         i,
@@ -628,16 +795,18 @@ async fn attempt_once(
         t0: Instant::now(),
     };
     let mut watch = Watch::new(lim, stream);
-    let resp = match up.send(path, fwd, body, &watch).await {
+    let resp = match up.send(path, client_headers, body, &watch).await {
         Ok(r) => r,
         Err(o) => return Attempt::Ended(o, None),
     };
-    let status = resp.status();
-    let mut headers = resp.headers().clone();
-    let upstream = resp.into_body();
+    let crate::live::upstream::Response {
+        status,
+        mut headers,
+        body: upstream,
+    } = resp;
     if !headers.contains_key("x-chaosgate-provider") {
-        if let Ok(v) = HeaderValue::from_str(&name) {
-            headers.insert("x-chaosgate-provider", v);
+        if let Some(v) = &state.provider_header[i] {
+            headers.insert("x-chaosgate-provider", v.clone());
         }
     }
     // A stream is what the upstream sends as one, whatever the request asked for: an
@@ -645,9 +814,9 @@ async fn attempt_once(
     let ok_stream = status.is_success() && is_event_stream(&headers);
     watch.head(up.off(Instant::now()), status.as_u16(), ok_stream);
     if ok_stream {
-        up.pass_stream(status, &headers, upstream, watch).await
+        up.pass_stream(status, headers, upstream, watch).await
     } else {
-        up.hold(status, &headers, upstream, watch).await
+        up.hold(status, headers, upstream, watch).await
     }
 }
 
@@ -689,18 +858,16 @@ impl Upstream<'_> {
     async fn send(
         &self,
         path: &str,
-        fwd: &[(hyper::header::HeaderName, HeaderValue)],
-        body: Bytes,
+        client_headers: &HeaderMap,
+        body: &Bytes,
         watch: &Watch,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, Outcome> {
-        let mut rb = hyper::Request::post(format!("{}{}", self.state.bases[self.i], path));
-        for (k, v) in fwd {
-            rb = rb.header(k, v);
-        }
-        let Ok(req) = rb.body(Full::new(body)) else {
-            return Err(Outcome::Connect);
-        };
-        match tokio::time::timeout_at(self.due(watch), self.state.client.request(req)).await {
+    ) -> Result<crate::live::upstream::Response, Outcome> {
+        let pass = self.state.pass_chaosgate_headers;
+        let req = self
+            .state
+            .upstream
+            .post(self.i, path, client_headers, |k| forwarded(k, pass), body);
+        match tokio::time::timeout_at(self.due(watch), req).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(watch.end(false, Answer::status(0))),
             Err(_) => Err(watch.expired()),
@@ -714,8 +881,8 @@ impl Upstream<'_> {
     async fn hold(
         &self,
         status: hyper::StatusCode,
-        headers: &hyper::HeaderMap,
-        mut upstream: hyper::body::Incoming,
+        headers: hyper::HeaderMap,
+        mut upstream: UpBody,
         watch: Watch,
     ) -> Attempt {
         let limit = if status.is_success() {
@@ -734,7 +901,7 @@ impl Upstream<'_> {
         let answer = if status.is_success() {
             Answer::status(status.as_u16())
         } else {
-            classify(status.as_u16(), headers, &bytes, std::time::SystemTime::now())
+            classify(status.as_u16(), &headers, &bytes, std::time::SystemTime::now())
         };
         if whole {
             let r = build(status, headers, Body::from(bytes));
@@ -761,8 +928,8 @@ impl Upstream<'_> {
     async fn pass_stream(
         &self,
         status: hyper::StatusCode,
-        headers: &hyper::HeaderMap,
-        mut upstream: hyper::body::Incoming,
+        headers: hyper::HeaderMap,
+        mut upstream: UpBody,
         mut watch: Watch,
     ) -> Attempt {
         let first = match self
@@ -799,18 +966,11 @@ impl Upstream<'_> {
 
     /// The stream's first non-empty chunk within the watch's deadline; else how the attempt
     /// ended (`ok`: the answer of a stream that ends cleanly before any chunk).
-    async fn first_chunk(
-        &self,
-        upstream: &mut hyper::body::Incoming,
-        watch: &Watch,
-        ok: Answer,
-    ) -> Result<Bytes, Outcome> {
+    async fn first_chunk(&self, upstream: &mut UpBody, watch: &Watch, ok: Answer) -> Result<Bytes, Outcome> {
         loop {
-            match tokio::time::timeout_at(self.due(watch), upstream.frame()).await {
-                Ok(Some(Ok(f))) => match f.into_data() {
-                    Ok(d) if !d.is_empty() => return Ok(d),
-                    _ => continue,
-                },
+            match tokio::time::timeout_at(self.due(watch), upstream.next()).await {
+                Ok(Some(Ok(d))) if d.is_empty() => continue,
+                Ok(Some(Ok(d))) => return Ok(d),
                 Ok(None) => return Err(watch.end(true, ok)),
                 Ok(Some(Err(_))) => return Err(watch.end(false, ok)),
                 Err(_) => return Err(watch.expired()),
@@ -832,7 +992,7 @@ struct Relay {
     api: Api,
     t0: Instant,
     ok: Answer,
-    up: Option<hyper::body::Incoming>,
+    up: Option<UpBody>,
     parser: sse::Parser,
     watch: Watch,
     /// A chunk read but not yet passed on.
@@ -858,11 +1018,9 @@ impl Relay {
             return None;
         };
         let due = self.t0 + Duration::from_nanos(self.watch.deadline());
-        match tokio::time::timeout_at(due, up.frame()).await {
-            Ok(Some(Ok(f))) => {
-                let d = f.into_data().ok()?;
-                // pass on, with whatever else has already arrived (no waiting)
-                let d = coalesce_ready(up, d);
+        // whatever has already arrived, in one piece (no waiting for more)
+        match tokio::time::timeout_at(due, up.next()).await {
+            Ok(Some(Ok(d))) => {
                 let kind = chunk_kind(&self.parser.push(&d));
                 let at = self.off(Instant::now());
                 self.ended = self.watch.chunk(at, kind);
@@ -998,25 +1156,29 @@ enum Broke {
 /// Reads `body` until it ends or at least `limit` bytes are held (one frame more at most),
 /// within `deadline`: the bytes, and whether they are the whole body. `Err` when the body
 /// breaks or the deadline passes first.
-async fn read_prefix(
-    body: &mut hyper::body::Incoming,
-    limit: usize,
-    deadline: Instant,
-) -> Result<(Bytes, bool), Broke> {
-    let mut buf: Vec<u8> = Vec::new();
-    while buf.len() < limit {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(f))) => {
-                if let Ok(d) = f.into_data() {
-                    buf.extend_from_slice(&d);
+async fn read_prefix(body: &mut UpBody, limit: usize, deadline: Instant) -> Result<(Bytes, bool), Broke> {
+    // one piece is kept as it came; more are gathered
+    let mut one = Bytes::new();
+    let mut more: Vec<u8> = Vec::new();
+    while one.len() + more.len() < limit {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(d))) => {
+                if one.is_empty() && more.is_empty() {
+                    one = d;
+                } else {
+                    if more.is_empty() {
+                        more.extend_from_slice(&std::mem::take(&mut one));
+                    }
+                    more.extend_from_slice(&d);
                 }
             }
-            Ok(None) => return Ok((Bytes::from(buf), true)),
+            Ok(None) => break,
             Ok(Some(Err(_))) => return Err(Broke::Broken),
             Err(_) => return Err(Broke::TimedOut),
         }
     }
-    Ok((Bytes::from(buf), hyper::body::Body::is_end_stream(body)))
+    let bytes = if more.is_empty() { one } else { Bytes::from(more) };
+    Ok((bytes, body.is_end_stream()))
 }
 
 /// Where a relayed plain body records its attempt's result when it ends. Recorded once:
@@ -1055,7 +1217,7 @@ impl Drop for Record {
 /// `prefix`, then the rest of `up` as it arrives (until `deadline`). If the upstream breaks
 /// or the deadline passes, the client's body ends with an error (hyper aborts the
 /// response, so the client sees a truncated body, never a clean short one).
-fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, record: Option<Record>) -> Body {
+fn relay_rest(prefix: Bytes, up: UpBody, deadline: Instant, record: Option<Record>) -> Body {
     let s = futures_util::stream::unfold(
         (Some(prefix), Some(up), record),
         move |(pending, up, mut record)| async move {
@@ -1063,28 +1225,22 @@ fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, recor
                 return Some((Ok(b), (None, up, record)));
             }
             let mut up = up?;
-            loop {
-                match tokio::time::timeout_at(deadline, up.frame()).await {
-                    Ok(Some(Ok(f))) => {
-                        if let Ok(d) = f.into_data() {
-                            return Some((Ok(d), (None, Some(up), record)));
-                        }
+            match tokio::time::timeout_at(deadline, up.next()).await {
+                Ok(Some(Ok(d))) => Some((Ok(d), (None, Some(up), record))),
+                Ok(None) => {
+                    if let Some(mut r) = record.take() {
+                        r.finish(Outcome::Answer(Answer::status(200)));
                     }
-                    Ok(None) => {
-                        if let Some(mut r) = record.take() {
-                            r.finish(Outcome::Answer(Answer::status(200)));
-                        }
-                        return None;
+                    None
+                }
+                Ok(Some(Err(_))) | Err(_) => {
+                    if let Some(mut r) = record.take() {
+                        // a body relayed past the gateway's hold: broken or late, it
+                        // counts like a timeout
+                        r.finish(Outcome::Timeout);
                     }
-                    Ok(Some(Err(_))) | Err(_) => {
-                        if let Some(mut r) = record.take() {
-                            // a body relayed past the gateway's hold: broken or late, it
-                            // counts like a timeout
-                            r.finish(Outcome::Timeout);
-                        }
-                        let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
-                        return Some((Err(e), (None, None, None)));
-                    }
+                    let e = std::io::Error::other("chaosgate gateway: upstream body broke or timed out");
+                    Some((Err(e), (None, None, None)))
                 }
             }
         },
@@ -1092,35 +1248,12 @@ fn relay_rest(prefix: Bytes, up: hyper::body::Incoming, deadline: Instant, recor
     Body::from_stream(s)
 }
 
-/// Appends the frames that are already available, without waiting for more: fewer writes
-/// to the client, no added latency.
-fn coalesce_ready(up: &mut hyper::body::Incoming, first: Bytes) -> Bytes {
-    use futures_util::FutureExt;
-    let mut buf: Option<Vec<u8>> = None;
-    while buf.as_ref().map_or(first.len(), Vec::len) < 64 * 1024 {
-        match up.frame().now_or_never() {
-            Some(Some(Ok(f))) => {
-                if let Ok(d) = f.into_data() {
-                    buf.get_or_insert_with(|| first.to_vec()).extend_from_slice(&d);
-                }
-            }
-            _ => break,
-        }
-    }
-    buf.map_or(first, Bytes::from)
-}
-
-fn build(status: hyper::StatusCode, headers: &hyper::HeaderMap, body: Body) -> Response {
+/// The client's response: the upstream's status and end-to-end headers (one value per
+/// name, as [`crate::live::upstream::Response::headers`] keeps them), with `body`.
+fn build(status: hyper::StatusCode, headers: hyper::HeaderMap, body: Body) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    for (k, v) in headers {
-        if !matches!(
-            k.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
-            r.headers_mut().insert(k.clone(), v.clone());
-        }
-    }
+    *r.headers_mut() = headers;
     r
 }
 
@@ -1246,5 +1379,42 @@ mod tests {
         assert!(with(" Text/Event-Stream; charset=utf-8"));
         assert!(!with("application/json"));
         assert!(!is_event_stream(&hyper::HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_stream_flag_is_read_as_a_parsed_json_value_would_give_it() {
+        let by_value = |b: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(b)
+                .ok()
+                .and_then(|v| v["stream"].as_bool())
+                .unwrap_or(false)
+        };
+        let cases: &[&[u8]] = &[
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+            br#"{"stream":false}"#,
+            br#"{"stream":true,"stream":false}"#,
+            br#"{"stream":false,"stream":true}"#,
+            br#"{"stream":"true"}"#,
+            br#"{"stream":1}"#,
+            br#"{"stream":null}"#,
+            br#"{"str\u0065am":true}"#,
+            br#"{"x":{"stream":true}}"#,
+            br#"[{"stream":true}]"#,
+            br#"{"stream":true,"n":1e400}"#,
+            br#"{"stream":true,"n":-12.5e-3,"m":[1,-2,true,null,"\ud83d\ude00"]}"#,
+            br#"{"stream":true,"s":"\ud800"}"#,
+            b"{\"stream\":true,\"s\":\"\xff\"}",
+            br#"{"stream":true} trailing"#,
+            br#"{"stream":true"#,
+            br#"  {"stream" : true }  "#,
+            b"true",
+            b"",
+            br#"{"stream":true,}"#,
+        ];
+        for c in cases {
+            assert_eq!(wants_stream(c), by_value(c), "{}", String::from_utf8_lossy(c));
+        }
+        assert!(wants_stream(cases[0]));
+        assert!(!wants_stream(cases[2]) && wants_stream(cases[3]), "the last one counts");
     }
 }
