@@ -722,6 +722,130 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
 /// A JSON object, as the parsers walk it.
 pub(crate) type Obj = Map<String, Value>;
 
+/// Any JSON value, read and dropped the way `serde_json::Value` reads it — every number
+/// parsed (in range), every string checked (UTF-8, no raw control characters), nesting
+/// within serde_json's 128 levels — without building anything. `IgnoredAny` checks none
+/// of that, so the typed readers ([`json_keys!`]) skip unknown keys with this instead.
+pub(crate) struct Discard;
+
+impl<'de> serde::Deserialize<'de> for Discard {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Discard)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Discard {
+    type Value = Discard;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_unit<E>(self) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Discard, A::Error> {
+        while a.next_element::<Discard>()?.is_some() {}
+        Ok(Discard)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Discard, A::Error> {
+        while a.next_key::<Discard>()?.is_some() {
+            a.next_value::<Discard>()?;
+        }
+        Ok(Discard)
+    }
+}
+
+/// A JSON string (an object key or a value), borrowed from the input when it has no
+/// escapes; any other value is an error.
+pub(crate) struct JsonStr<'de>(pub std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, k: &'de str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(std::borrow::Cow::Borrowed(k)))
+            }
+            fn visit_str<E>(self, k: &str) -> Result<JsonStr<'de>, E> {
+                Ok(JsonStr(std::borrow::Cow::Owned(k.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A struct of a few keys of a JSON object, read in one pass for the typed fast readers
+/// ([`sse`], [`openai::parse_chat`]) that defer to the `serde_json::Value` rule whenever
+/// unsure: only from an object (a derived struct would also take an array, by position,
+/// which a lookup by key would not); each listed key into its field (an `Option`: absent
+/// or `null` is `None`), a key twice or a value of another type an error; every other key
+/// read and dropped as a `Value` would read it ([`Discard`]), so a body the `Value` rule
+/// refuses is refused here too.
+macro_rules! json_keys {
+    ($name:ident { $($field:ident : $ty:ty = $key:literal),* $(,)? }) => {
+        #[derive(Default)]
+        pub(crate) struct $name<'de> {
+            $(pub(crate) $field: $ty,)*
+            _borrow: std::marker::PhantomData<&'de str>,
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    #[allow(unused_mut)]
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<$name<'de>, A::Error> {
+                        let mut out = $name::default();
+                        // the keys met so far (a struct lists at most a few)
+                        let mut seen: [&'static str; 16] = [""; 16];
+                        let mut met = 0;
+                        while let Some(k) = a.next_key::<$crate::provider::JsonStr<'de>>()? {
+                            match k.0.as_ref() {
+                                $($key => {
+                                    if seen[..met].contains(&$key) || met == seen.len() {
+                                        return Err(<A::Error as serde::de::Error>::custom("a key twice"));
+                                    }
+                                    seen[met] = $key;
+                                    met += 1;
+                                    out.$field = a.next_value()?;
+                                })*
+                                _ => {
+                                    a.next_value::<$crate::provider::Discard>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+pub(crate) use json_keys;
+
 /// Parses a body into a JSON value; `Err` carries serde's description.
 pub(crate) fn parse_json(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())

@@ -205,6 +205,81 @@ fn message_chars(i: usize, msg: &Value) -> Result<usize, Rejection> {
 /// `"stream": true`, or not an object, or with a non-boolean `include_usage`.
 /// `null` optional fields read as absent, as OpenAI's nullable parameters do.
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest, Rejection> {
+    match fast_chat::parse(body) {
+        Some(r) => Ok(r),
+        None => parse_chat_value(body),
+    }
+}
+
+/// [`parse_chat`] for the plain valid request, from borrowed structs of only the keys the
+/// rules read (no `serde_json::Value` tree): `None` — and [`parse_chat_value`] decides,
+/// with its exact rejection — for anything else: a key twice, a value of another type, a
+/// content array, a bound crossed. Tested to agree with [`parse_chat_value`].
+mod fast_chat {
+    use super::{ChatRequest, MAX_CHOICES, MAX_OUTPUT_TOKENS, ROLES};
+    use crate::provider::{chars, estimate_tokens, json_keys, JsonStr};
+
+    json_keys!(Chat {
+        model: Option<JsonStr<'de>> = "model",
+        messages: Option<Vec<Message<'de>>> = "messages",
+        stream: Option<bool> = "stream",
+        max_completion_tokens: Option<u64> = "max_completion_tokens",
+        max_tokens: Option<u64> = "max_tokens",
+        n: Option<u64> = "n",
+        stream_options: Option<StreamOptions<'de>> = "stream_options",
+    });
+    json_keys!(Message {
+        role: Option<JsonStr<'de>> = "role",
+        content: Option<JsonStr<'de>> = "content",
+    });
+    json_keys!(StreamOptions {
+        include_usage: Option<bool> = "include_usage",
+    });
+
+    /// A bound the `Value` rule enforces: `1..=max` (`None` stays `None`).
+    fn within(v: Option<u64>, max: u64) -> Option<Option<u64>> {
+        match v {
+            None => Some(None),
+            Some(v) if (1..=max).contains(&v) => Some(Some(v)),
+            Some(_) => None,
+        }
+    }
+
+    pub(super) fn parse(body: &[u8]) -> Option<ChatRequest> {
+        let c = serde_json::from_slice::<Chat<'_>>(body).ok()?;
+        let model = c.model.filter(|m| !m.0.is_empty())?;
+        let messages = c.messages.filter(|m| !m.is_empty())?;
+        let mut total = 0usize;
+        for m in &messages {
+            let role = m.role.as_ref().map(|r| r.0.as_ref()).filter(|r| ROLES.contains(r))?;
+            total = total.saturating_add(match &m.content {
+                Some(s) => chars(&s.0),
+                None if role == "assistant" => 0,
+                None => return None,
+            });
+        }
+        let stream = c.stream.unwrap_or(false);
+        let max_completion = within(c.max_completion_tokens, u64::from(MAX_OUTPUT_TOKENS))?;
+        let max_legacy = within(c.max_tokens, u64::from(MAX_OUTPUT_TOKENS))?;
+        let n = within(c.n, u64::from(MAX_CHOICES))?.unwrap_or(1);
+        let include_usage = match c.stream_options {
+            None => false,
+            Some(_) if !stream => return None,
+            Some(o) => o.include_usage.unwrap_or(false),
+        };
+        Some(ChatRequest {
+            model: model.0.into_owned(),
+            stream,
+            include_usage,
+            max_tokens: max_completion.or(max_legacy).map(|v| v as u32),
+            input_tokens: estimate_tokens(total).max(1),
+            n: n as u32,
+        })
+    }
+}
+
+/// [`parse_chat`] by the rules, over a `serde_json::Value`: every rejection is written here.
+fn parse_chat_value(body: &[u8]) -> Result<ChatRequest, Rejection> {
     let m = object(body)?;
     let model = model(&m)?;
     let messages = match m.get("messages") {
@@ -1499,6 +1574,77 @@ mod tests {
             "model", "messages", "role", "content", "user", "text", "type", "", "é", "stream",
         ];
         crate::provider::testing::random_json(x, depth, STRS)
+    }
+
+    #[test]
+    fn the_fast_chat_reader_agrees_with_the_value_rule() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut fast = 0;
+        let mut bodies: Vec<Vec<u8>> = vec![
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":5}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"assistant"},{"role":"user","content":"\u00e9t\u00e9"}],"stream":true,"stream_options":{"include_usage":true},"n":3,"max_completion_tokens":7}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x":1e400}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x":"\ud800"}"#.to_vec(),
+            b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"x\":\"\xff\"}".to_vec(),
+            br#"{"model":"m","model":"n","messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":null}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":{}}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":null}]}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"assistant","content":null}]}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":0}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":5.0}"#.to_vec(),
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":129}"#.to_vec(),
+            br#"["model","messages"]"#.to_vec(),
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"x":{}0{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes(),
+        ];
+        for _ in 0..6000 {
+            // mostly objects of the right keys (so the fast reader is reached), some noise
+            let mut v = if xorshift(&mut x) % 4 == 0 {
+                random_json(&mut x, 4)
+            } else {
+                json!({})
+            };
+            if let Value::Object(o) = &mut v {
+                if xorshift(&mut x) % 4 != 0 {
+                    o.insert("model".into(), json!("m"));
+                }
+                let content = if xorshift(&mut x) % 2 == 0 {
+                    json!("hello")
+                } else {
+                    random_json(&mut x, 2)
+                };
+                let role = ["user", "assistant", "system", "bot"][(xorshift(&mut x) % 4) as usize];
+                if xorshift(&mut x) % 8 != 0 {
+                    o.insert("messages".into(), json!([{ "role": role, "content": content }]));
+                }
+                for (k, vals) in [
+                    ("stream", [json!(true), json!(false), json!(null), json!(1)]),
+                    ("max_tokens", [json!(5), json!(0), json!(200_000), json!(-1)]),
+                    ("n", [json!(2), json!(129), json!(null), json!("2")]),
+                    (
+                        "stream_options",
+                        [json!({"include_usage": true}), json!(null), json!({}), json!(3)],
+                    ),
+                ] {
+                    if xorshift(&mut x) % 2 == 0 {
+                        o.insert(k.into(), vals[(xorshift(&mut x) % 4) as usize].clone());
+                    }
+                }
+            }
+            bodies.push(v.to_string().into_bytes());
+        }
+        for b in &bodies {
+            if let Some(r) = fast_chat::parse(b) {
+                fast += 1;
+                assert_eq!(Ok(r), parse_chat_value(b), "{}", String::from_utf8_lossy(b));
+            }
+            assert_eq!(parse_chat(b), parse_chat_value(b), "{}", String::from_utf8_lossy(b));
+        }
+        assert!(fast > 200, "the fast reader took only {fast} bodies");
+        assert!(fast_chat::parse(&bodies[0]).is_some() && fast_chat::parse(&bodies[1]).is_some());
+        for b in &bodies[2..6] {
+            assert!(fast_chat::parse(b).is_none(), "{}", String::from_utf8_lossy(b));
+        }
     }
 
     #[test]

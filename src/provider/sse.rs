@@ -195,83 +195,41 @@ fn classify_value(api: Api, name: Option<&str>, data: &str) -> Event {
 
 /// [`classify_value`] without building a `Value` (the load client reads every event of
 /// every stream): one pass of `serde_json` into borrowed structs of only the keys the rule
-/// reads. Each struct is read from a JSON object only ([`Obj`]), a key twice is an error,
+/// reads ([`crate::provider::json_keys`]: every other key is read and dropped as a `Value`
+/// would read it). Each struct is read from a JSON object only, a key twice is an error,
 /// a value of another type is an error: on any error the caller asks [`classify_value`],
 /// so both always agree (tested on random events).
 mod fast {
     use super::Event;
     use crate::provider::Api;
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    use serde::Deserialize;
-    use std::borrow::Cow;
-    use std::marker::PhantomData;
+    use crate::provider::{json_keys, Discard, JsonStr};
 
-    /// `T` read from a JSON object only: a derived struct would also take an array (by
-    /// position), which the `Value` rule's lookups by key would not.
-    struct Obj<T>(T);
-
-    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V<T>(PhantomData<T>);
-            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-                type Value = Obj<T>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
-                    T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Obj)
-                }
-            }
-            d.deserialize_map(V(PhantomData))
-        }
-    }
-
-    #[derive(Deserialize)]
-    struct OpenAi<'a> {
-        #[serde(default)]
-        error: Option<IgnoredAny>,
-        #[serde(default)]
-        usage: Option<Obj<Usage>>,
-        #[serde(default, borrow)]
-        choices: Option<Vec<Obj<Choice<'a>>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Usage {
-        #[serde(default)]
-        completion_tokens: Option<u64>,
-        #[serde(default)]
-        output_tokens: Option<u64>,
-    }
-
-    #[derive(Deserialize)]
-    struct Choice<'a> {
-        #[serde(default, borrow)]
-        delta: Option<Obj<Delta<'a>>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Delta<'a> {
-        #[serde(default, borrow)]
-        content: Option<Cow<'a, str>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Anthropic<'a> {
-        #[serde(default, rename = "type", borrow)]
-        kind: Option<Cow<'a, str>>,
-        #[serde(default)]
-        usage: Option<Obj<Usage>>,
-    }
+    json_keys!(OpenAi {
+        error: Option<Discard> = "error",
+        usage: Option<Usage<'de>> = "usage",
+        choices: Option<Vec<Choice<'de>>> = "choices",
+    });
+    json_keys!(Usage {
+        completion_tokens: Option<u64> = "completion_tokens",
+        output_tokens: Option<u64> = "output_tokens",
+    });
+    json_keys!(Choice { delta: Option<Delta<'de>> = "delta" });
+    json_keys!(Delta {
+        content: Option<JsonStr<'de>> = "content",
+    });
+    json_keys!(Anthropic {
+        kind: Option<JsonStr<'de>> = "type",
+        usage: Option<Usage<'de>> = "usage",
+    });
 
     pub(super) fn classify(api: Api, name: Option<&str>, data: &[u8]) -> Option<Event> {
         match api {
             Api::OpenAi => {
-                let Obj(v) = serde_json::from_slice::<Obj<OpenAi<'_>>>(data).ok()?;
+                let v = serde_json::from_slice::<OpenAi<'_>>(data).ok()?;
                 if v.error.is_some() {
                     return Some(Event::Error);
                 }
-                if let Some(n) = v.usage.as_ref().and_then(|u| u.0.completion_tokens) {
+                if let Some(n) = v.usage.as_ref().and_then(|u| u.completion_tokens) {
                     if v.choices.as_ref().is_none_or(|c| c.is_empty()) {
                         return Some(Event::Usage(n as u32));
                     }
@@ -280,20 +238,20 @@ mod fast {
                     .choices
                     .as_ref()
                     .and_then(|c| c.first())
-                    .and_then(|c| c.0.delta.as_ref())
-                    .and_then(|d| d.0.content.as_deref());
+                    .and_then(|c| c.delta.as_ref())
+                    .and_then(|d| d.content.as_ref().map(|c| c.0.as_ref()));
                 Some(match content {
                     Some(s) if !s.is_empty() => Event::Token,
                     _ => Event::Other,
                 })
             }
             Api::Anthropic => {
-                let Obj(v) = serde_json::from_slice::<Obj<Anthropic<'_>>>(data).ok()?;
-                Some(match name.or(v.kind.as_deref()) {
+                let v = serde_json::from_slice::<Anthropic<'_>>(data).ok()?;
+                Some(match name.or(v.kind.as_ref().map(|k| k.0.as_ref())) {
                     Some("content_block_delta") => Event::Token,
                     Some("message_delta") => v
                         .usage
-                        .and_then(|u| u.0.output_tokens)
+                        .and_then(|u| u.output_tokens)
                         .map_or(Event::Other, |n| Event::Usage(n as u32)),
                     Some("message_stop") => Event::Terminal,
                     Some("error") => Event::Error,
@@ -454,6 +412,42 @@ mod tests {
         ] {
             let data = f.strip_prefix("data: ").unwrap().trim_end();
             assert!(fast::classify(Api::OpenAi, None, data.as_bytes()).is_some(), "{data}");
+        }
+    }
+
+    #[test]
+    fn what_serde_json_values_refuse_the_fast_reader_leaves_to_them() {
+        let deep = format!(
+            "{{\"x\":{}1{},\"choices\":[{{\"delta\":{{\"content\":\"a\"}}}}]}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let cases: Vec<Vec<u8>> = vec![
+            br#"{"x":1e400,"choices":[{"delta":{"content":"a"}}]}"#.to_vec(),
+            br#"{"x":"\ud800","choices":[{"delta":{"content":"a"}}]}"#.to_vec(),
+            b"{\"x\":\"a\x01b\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}".to_vec(),
+            b"{\"x\":\"\xff\xfe\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}".to_vec(),
+            deep.into_bytes(),
+        ];
+        for data in cases {
+            for api in [Api::OpenAi, Api::Anthropic] {
+                assert_eq!(
+                    fast::classify(api, None, &data),
+                    None,
+                    "{}",
+                    String::from_utf8_lossy(&data)
+                );
+            }
+            let text = String::from_utf8_lossy(&data);
+            if std::str::from_utf8(&data).is_ok() {
+                assert_eq!(classify_value(Api::OpenAi, None, &text), Event::Malformed, "{text}");
+            }
+            // through the parser: the same event as the Value rule gives the lossy text
+            let mut p = Parser::new(Api::OpenAi);
+            let mut frame = b"data: ".to_vec();
+            frame.extend_from_slice(&data);
+            frame.extend_from_slice(b"\n\n");
+            assert_eq!(p.push(&frame), vec![classify_value(Api::OpenAi, None, &text)]);
         }
     }
 
