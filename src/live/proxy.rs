@@ -510,119 +510,26 @@ fn forwarded(k: &hyper::header::HeaderName, pass_chaosgate: bool) -> bool {
     ) && (pass_chaosgate || !k.as_str().starts_with("x-chaosgate-"))
 }
 
+crate::provider::json_keys!(StreamFlag {
+    stream: Option<bool> = "stream",
+});
+
 /// Whether a request body asks to stream: a JSON object whose top-level `"stream"` is
 /// `true` (the last one, if repeated). Anything else — not JSON, not an object, no such
-/// key, another type — is `false`. The same answer as parsing the body into a
-/// `serde_json::Value` and reading `["stream"]`, without building the tree: every value is
-/// still parsed (so a body that is not valid JSON is refused alike), none is kept.
+/// key, another type — is `false`: the answer of parsing the body into a
+/// `serde_json::Value` and reading `["stream"]`. The plain body is read in one pass without
+/// building the tree (`json_keys!`: every other key still parsed as a `Value` would); a key
+/// twice or a value of another type takes the `Value` way.
 fn wants_stream(body: &[u8]) -> bool {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use std::fmt;
-
-    /// Any JSON value, parsed as `serde_json::Value` parses it (numbers converted, strings
-    /// checked), kept only as `Some(b)` when it is the boolean `b`.
-    struct Skip;
-    impl<'de> serde::de::DeserializeSeed<'de> for Skip {
-        type Value = Option<bool>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<bool>, D::Error> {
-            d.deserialize_any(Skip)
+    match serde_json::from_slice::<StreamFlag<'_>>(body) {
+        Ok(f) => f.stream == Some(true),
+        Err(_) => {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("stream")?.as_bool())
+                == Some(true)
         }
     }
-    impl<'de> Visitor<'de> for Skip {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_bool<E>(self, b: bool) -> Result<Option<bool>, E> {
-            Ok(Some(b))
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Option<bool>, A::Error> {
-            while a.next_element_seed(Skip)?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Option<bool>, A::Error> {
-            while a.next_key::<IgnoredAny>()?.is_some() {
-                a.next_value_seed(Skip)?;
-            }
-            Ok(None)
-        }
-    }
-    /// Whether a key is `"stream"` (escapes decoded), without keeping it.
-    struct IsStream;
-    impl<'de> serde::de::DeserializeSeed<'de> for IsStream {
-        type Value = bool;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_str(IsStream)
-        }
-    }
-    impl Visitor<'_> for IsStream {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a key")
-        }
-        fn visit_str<E>(self, k: &str) -> Result<bool, E> {
-            Ok(k == "stream")
-        }
-    }
-    /// The top level: an object's last `"stream"`.
-    struct Top;
-    impl<'de> Visitor<'de> for Top {
-        type Value = bool;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_unit<E>(self) -> Result<bool, E> {
-            Ok(false)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<bool, A::Error> {
-            while a.next_element_seed(Skip)?.is_some() {}
-            Ok(false)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<bool, A::Error> {
-            let mut stream = None;
-            while let Some(k) = a.next_key_seed(IsStream)? {
-                let v = a.next_value_seed(Skip)?;
-                if k {
-                    stream = Some(v);
-                }
-            }
-            Ok(stream.flatten().unwrap_or(false))
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    de.deserialize_any(Top)
-        .and_then(|s| de.end().map(|()| s))
-        .unwrap_or(false)
 }
 
 /// How an upstream attempt went.
