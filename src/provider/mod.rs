@@ -585,7 +585,7 @@ impl Template {
                 Piece::Lit(s) => out.extend_from_slice(s.as_bytes()),
                 Piece::Filler { first, n } => {
                     for i in u64::from(*first)..u64::from(*first) + u64::from(*n) {
-                        out.extend_from_slice(WORDS[(i % WORDS.len() as u64) as usize].as_bytes());
+                        out.extend_from_slice(word(i).as_bytes());
                     }
                 }
             }
@@ -611,6 +611,11 @@ pub fn filler_len(first: u32, n: u32) -> u64 {
     upto(start + u64::from(n)) - upto(start)
 }
 
+/// Filler token `i` of a body that may run past `u32` tokens (choices start further on).
+fn word(i: u64) -> &'static str {
+    WORDS[(i % WORDS.len() as u64) as usize]
+}
+
 /// Filler tokens `first .. first + n` in pieces of at most `max_bytes` (at least one
 /// token each), generated one piece at a time.
 pub fn filler_chunks(first: u32, n: u32, max_bytes: usize) -> impl Iterator<Item = bytes::Bytes> + Send + 'static {
@@ -622,7 +627,7 @@ pub fn filler_chunks(first: u32, n: u32, max_bytes: usize) -> impl Iterator<Item
         }
         let mut s = String::with_capacity(max_bytes.min(((end - i) as usize).saturating_mul(16)));
         while i < end {
-            let w = WORDS[(i % WORDS.len() as u64) as usize];
+            let w = word(i);
             if !s.is_empty() && s.len() + w.len() > max_bytes {
                 break;
             }

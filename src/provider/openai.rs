@@ -563,6 +563,22 @@ pub fn completion_template(
     })
 }
 
+/// `{"id":…,"object":…,"created":…,"model":…` after `lead`: how a completion and every
+/// stream frame begin.
+fn object_head(lead: &[u8], id: &str, object: &str, created: u64, model: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(192 + id.len() + model.len());
+    b.extend_from_slice(lead);
+    b.extend_from_slice(b"\"id\":");
+    push_json_str(&mut b, id);
+    b.extend_from_slice(b",\"object\":\"");
+    b.extend_from_slice(object.as_bytes());
+    b.extend_from_slice(b"\",\"created\":");
+    push_u64(&mut b, created);
+    b.extend_from_slice(b",\"model\":");
+    push_json_str(&mut b, model);
+    b
+}
+
 /// The one shape of a `chat.completion` ([`completion_body`], [`completion_template`]),
 /// written straight into JSON text: `content(t, k)` adds the (escaped) content of choice
 /// `k` between its quotes; `usage.completion_tokens` is `total`.
@@ -578,13 +594,7 @@ fn completion_with(
     content: &dyn Fn(&mut Template, u32),
 ) -> Template {
     let mut t = Template::default();
-    let mut b = Vec::with_capacity(160 + id.len() + model.len());
-    b.extend_from_slice(b"{\"id\":");
-    push_json_str(&mut b, id);
-    b.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
-    push_u64(&mut b, created);
-    b.extend_from_slice(b",\"model\":");
-    push_json_str(&mut b, model);
+    let mut b = object_head(b"{", id, "chat.completion", created, model);
     b.extend_from_slice(b",\"choices\":[");
     for k in 0..n.max(1) {
         if k > 0 {
@@ -741,13 +751,7 @@ pub struct ChunkFrames {
 impl ChunkFrames {
     /// The frames of completion `id` (which carries the provider's mark) of `model`.
     pub fn new(id: &str, model: &str, created: u64) -> ChunkFrames {
-        let mut h = Vec::with_capacity(160 + id.len() + model.len());
-        h.extend_from_slice(b"data: {\"id\":");
-        push_json_str(&mut h, id);
-        h.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        push_u64(&mut h, created);
-        h.extend_from_slice(b",\"model\":");
-        push_json_str(&mut h, model);
+        let mut h = object_head(b"data: {", id, "chat.completion.chunk", created, model);
         h.extend_from_slice(b",\"service_tier\":\"default\",\"system_fingerprint\":");
         push_json_str(&mut h, &super::mark::fingerprint_of_id(id));
         h.extend_from_slice(b",\"choices\":[");
