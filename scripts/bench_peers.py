@@ -374,7 +374,8 @@ def start_gateway(tmp, upstream):
     port = free_port()
     p = PROCS.start([CHAOSGATE, "gateway", "--listen", f"127.0.0.1:{port}",
                      "--target", f"mock=http://127.0.0.1:{upstream.port}",
-                     "--health-interval", "5s", "--health-timeout", "2s", "--breaker", "consecutive:5,10s"],
+                     "--health-interval", "5s", "--health-timeout", "2s", "--breaker", "consecutive:5,10s",
+                     "--workers", str(WORKERS)],
                     env={"TOKIO_WORKER_THREADS": str(WORKERS)}, log=os.path.join(tmp, "gateway.log"))
     return Server("chaosgate gateway", p, port)
 

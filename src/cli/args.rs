@@ -200,6 +200,9 @@ pub struct GatewayArgs {
     /// by default they are stripped, so no client can force faults on shared providers.
     #[arg(long)]
     pub pass_chaosgate_headers: bool,
+    /// Worker threads serving clients, each with its own connections (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=crate::live::front::MAX_WORKERS as i64))]
+    pub workers: Option<u16>,
 }
 
 /// `chaosgate load`.

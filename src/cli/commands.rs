@@ -363,6 +363,9 @@ pub fn gateway_config(a: &GatewayArgs) -> anyhow::Result<crate::live::wiring::Pr
     if a.pass_chaosgate_headers {
         proxy.pass_chaosgate_headers = true;
     }
+    if let Some(w) = a.workers {
+        proxy.workers = usize::from(w);
+    }
     let cfg = &mut proxy.policy;
     if let Some(s) = a.strategy {
         cfg.strategy = s;

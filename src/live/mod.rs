@@ -5,6 +5,8 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod exporter;
+pub mod front;
+pub(crate) mod http1;
 pub mod load;
 pub mod mock;
 pub mod net;

@@ -42,6 +42,12 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// A handle on a server listening at `addr` whose accept loop is `task`, stopped
+    /// through `stop`.
+    pub(crate) fn new(addr: SocketAddr, stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>) -> ServerHandle {
+        ServerHandle { addr, stop, task }
+    }
+
     /// Stops accepting, closes idle connections, waits for the accept loop to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

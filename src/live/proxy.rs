@@ -19,6 +19,7 @@
 
 use crate::gateway::attempt::{self, Chunk, Limits, Outcome, Step, Walk, Watch};
 use crate::gateway::{GatewayEvent, Policy, ProbeKind};
+use crate::live::front;
 use crate::live::net::{self, ServerHandle};
 use crate::live::upstream::Body as UpBody;
 use crate::live::wiring::ProxyConfig;
@@ -27,11 +28,9 @@ use crate::provider::sse;
 use crate::provider::{anthropic, openai, Api, ErrorKind};
 use crate::time::Nanos;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -56,9 +55,11 @@ pub const MAX_REQUEST_BODY_BYTES: usize = crate::live::mock::DEFAULT_MAX_BODY_BY
 pub const MAX_REQUEST_HEADERS: usize = 100;
 /// Largest request head (target URI plus every header name and value), in bytes (431 over it).
 pub const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
-/// Hyper's own header-line limit, above [`MAX_REQUEST_HEADERS`] so that the router (which
-/// answers in JSON) sees the excess first. Past this hyper answers a bare 431 by itself.
-const PARSER_MAX_HEADERS: usize = 4 * MAX_REQUEST_HEADERS;
+/// How long a client may take to send a request head, from when its connection starts
+/// waiting for one (so also how long a keep-alive connection may stay idle).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write to a client may wait for it to take bytes.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of a non-streamed upstream reply the gateway holds before it commits to it: a
 /// reply that ends within this can still fail over when its body breaks; the rest of a
 /// longer one is relayed as it arrives, never held whole.
@@ -236,7 +237,8 @@ pub async fn spawn_replica_held(
         None => None,
     };
     let pass_chaosgate_headers = cfg.pass_chaosgate_headers;
-    let upstream = Arc::new(crate::live::upstream::Client::new(&bases)?);
+    let workers = cfg.workers();
+    let upstream = Arc::new(crate::live::upstream::Client::new(&bases, workers)?);
     let limits = Limits::of(&cfg.policy);
     let provider_header = cfg
         .policy
@@ -264,111 +266,74 @@ pub async fn spawn_replica_held(
         rejected_all_down: AtomicU64::new(0),
     });
     let probes = tokio::spawn(probe_loop(state.clone()));
-    let limits = net::ParserLimits {
-        max_headers: Some(PARSER_MAX_HEADERS),
-        max_buf_size: None,
+    let limits = front::Limits {
+        max_headers: MAX_REQUEST_HEADERS,
+        max_head_bytes: MAX_REQUEST_HEAD_BYTES,
+        max_body_bytes: MAX_REQUEST_BODY_BYTES,
+        head_timeout: HEAD_TIMEOUT,
+        body_timeout: net::BODY_READ_TIMEOUT,
+        write_timeout: WRITE_TIMEOUT,
     };
-    let server = net::spawn_with(listener, router(state.clone()), limits)?;
+    let server = front::spawn(
+        listener,
+        Arc::new(Gateway(state.clone())),
+        limits,
+        workers,
+        crate::live::upstream::set_worker,
+    )?;
     Ok(GatewayHandle { server, state, probes })
 }
 
-/// The router (for `oneshot` tests).
-pub fn router(state: Arc<GatewayState>) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(proxy))
-        .route("/v1/embeddings", post(proxy))
-        .route("/v1/messages", post(proxy))
-        .route(
-            "/health",
-            get(|| async { ([("content-type", "application/json")], "{\"status\":\"ok\"}") }),
-        )
-        .route("/metrics", get(metrics))
-        .route("/_chaosgate/events", get(events))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(BoundHeadLayer)
-        .with_state(state)
+/// The gateway as its HTTP server ([`front`]) sees it: the routes, and the wording of
+/// what the server refuses.
+struct Gateway(Arc<GatewayState>);
+
+impl front::Service for Gateway {
+    fn call(&self, req: axum::http::Request<Bytes>) -> impl std::future::Future<Output = Response> + Send + 'static {
+        route(self.0.clone(), req)
+    }
+
+    fn refuse(&self, path: &str, why: &front::Refusal) -> Response {
+        client_error(error_api(path), why.status(), &why.to_string())
+    }
+}
+
+/// The gateway's routes: the provider APIs it proxies, `/health`, `/metrics` and the event
+/// log (`HEAD` as `GET`); another method on them is a 405, any other path a 404.
+async fn route(state: Arc<GatewayState>, req: axum::http::Request<Bytes>) -> Response {
+    let (parts, body) = req.into_parts();
+    let m = &parts.method;
+    let get = m == axum::http::Method::GET || m == axum::http::Method::HEAD;
+    match parts.uri.path() {
+        "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" if m == axum::http::Method::POST => {
+            proxy(state, parts, body).await
+        }
+        "/health" if get => ([("content-type", "application/json")], "{\"status\":\"ok\"}").into_response(),
+        "/metrics" if get => metrics(&state),
+        "/_chaosgate/events" if get => events(&state, &parts.uri),
+        "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/health" | "/metrics" | "/_chaosgate/events" => {
+            method_not_allowed(m, parts.uri.path())
+        }
+        path => not_found(m, path),
+    }
 }
 
 /// 404 for a path the gateway does not serve, worded as the providers word it.
-async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+fn not_found(method: &axum::http::Method, path: &str) -> Response {
     client_error(
-        error_api(uri.path()),
+        error_api(path),
         StatusCode::NOT_FOUND,
-        &format!("Invalid URL ({method} {})", uri.path()),
+        &format!("Invalid URL ({method} {path})"),
     )
 }
 
 /// 405 for a known path with another method.
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+fn method_not_allowed(method: &axum::http::Method, path: &str) -> Response {
     client_error(
-        error_api(uri.path()),
+        error_api(path),
         StatusCode::METHOD_NOT_ALLOWED,
-        &format!("Invalid method for URL ({method} {})", uri.path()),
+        &format!("Invalid method for URL ({method} {path})"),
     )
-}
-
-/// Refuses a request head over [`MAX_REQUEST_HEADERS`] lines or [`MAX_REQUEST_HEAD_BYTES`]
-/// bytes with a 431 in the client's envelope, before anything else reads it (a tower layer
-/// over every route: no allocation on the way through).
-#[derive(Clone, Copy, Debug)]
-struct BoundHeadLayer;
-
-impl<S> tower::Layer<S> for BoundHeadLayer {
-    type Service = BoundHead<S>;
-    fn layer(&self, inner: S) -> BoundHead<S> {
-        BoundHead(inner)
-    }
-}
-
-/// The service of [`BoundHeadLayer`].
-#[derive(Clone, Debug)]
-struct BoundHead<S>(S);
-
-impl<S> tower::Service<Request> for BoundHead<S>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future =
-        futures_util::future::Either<std::future::Ready<Result<Response, std::convert::Infallible>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        match head_refusal(&req) {
-            Some(r) => futures_util::future::Either::Left(std::future::ready(Ok(r))),
-            None => futures_util::future::Either::Right(self.0.call(req)),
-        }
-    }
-}
-
-/// The 431 for a request head over the limits, if it is.
-fn head_refusal(req: &Request) -> Option<Response> {
-    let lines = req.headers().len();
-    let bytes = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
-        + req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len())
-            .sum::<usize>();
-    let too_many = lines > MAX_REQUEST_HEADERS;
-    if too_many || bytes > MAX_REQUEST_HEAD_BYTES {
-        let message = if too_many {
-            format!("request has {lines} header lines; the gateway accepts at most {MAX_REQUEST_HEADERS}")
-        } else {
-            format!("request head is {bytes} bytes; the gateway accepts at most {MAX_REQUEST_HEAD_BYTES}")
-        };
-        return Some(client_error(
-            error_api(req.uri().path()),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &message,
-        ));
-    }
-    None
 }
 
 async fn probe_loop(state: Arc<GatewayState>) {
@@ -542,43 +507,10 @@ enum Attempt {
     Ended(Outcome, Option<Response>),
 }
 
-async fn proxy(State(state): State<Arc<GatewayState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+/// A proxied request (its body read whole by the server, within the gateway's limits).
+async fn proxy(state: Arc<GatewayState>, parts: axum::http::request::Parts, body: Bytes) -> Response {
     let path = parts.uri.path();
     let api = client_api(path);
-    let too_large = |what: String| {
-        client_error(
-            api,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("{what} exceeds the gateway's limit of {MAX_REQUEST_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|&n| n > MAX_REQUEST_BODY_BYTES as u64) {
-        return too_large(format!("request body of {n} bytes"));
-    }
-    let body = match net::read_body(body, MAX_REQUEST_BODY_BYTES, net::BODY_READ_TIMEOUT).await {
-        Ok(b) => b,
-        Err(net::BodyError::TooLarge(_)) => return too_large("request body".into()),
-        Err(net::BodyError::TimedOut(t)) => {
-            return client_error(
-                api,
-                StatusCode::REQUEST_TIMEOUT,
-                &format!("the request body did not arrive within {} s", t.as_secs_f64()),
-            )
-        }
-        Err(net::BodyError::Unreadable(e)) => {
-            return client_error(
-                api,
-                StatusCode::BAD_REQUEST,
-                &format!("could not read the request body: {e}"),
-            )
-        }
-    };
     let stream = wants_stream(&body);
     state.requests.fetch_add(1, Ordering::Relaxed);
     let mut walk = Walk::new();
@@ -1171,11 +1103,8 @@ struct EventQuery {
     since: u64,
 }
 
-async fn events(
-    State(state): State<Arc<GatewayState>>,
-    q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(Query(q)) = q else {
+fn events(state: &GatewayState, uri: &axum::http::Uri) -> Response {
+    let Ok(Query(q)) = Query::<EventQuery>::try_from_uri(uri) else {
         return client_error(
             Api::OpenAi,
             StatusCode::BAD_REQUEST,
@@ -1195,7 +1124,7 @@ async fn events(
     axum::Json(serde_json::json!({ "events": items })).into_response()
 }
 
-async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {
+fn metrics(state: &GatewayState) -> Response {
     use crate::live::promtext::{Exposition, Kind, CONTENT_TYPE};
     let mut e = Exposition::new();
     for (name, counter, help) in [

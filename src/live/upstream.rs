@@ -12,10 +12,10 @@
 //!
 //! Limits: a response head of at most [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] lines (hyper's
 //! client defaults), chunk-size lines of at most 4 KiB, at most [`MAX_IDLE_PER_TARGET`] idle
-//! connections per target, each idle at most [`IDLE_TIMEOUT`]. Anything malformed is an
+//! connections per target and gateway worker, each idle at most [`IDLE_TIMEOUT`]. Anything malformed is an
 //! error (the caller counts it as a broken connection), and the connection is not reused.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, StatusCode};
 use std::io;
@@ -28,25 +28,17 @@ use tokio::net::TcpStream;
 pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// Most header lines in a response head (hyper's client default).
 pub const MAX_HEADERS: usize = 100;
-/// Most idle keep-alive connections kept per target.
+/// Most idle keep-alive connections kept per target and worker.
 pub const MAX_IDLE_PER_TARGET: usize = 1024;
 /// How long an idle connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Longest chunk-size (or trailer) line.
-const MAX_LINE: usize = 4096;
 /// Largest request body copied into the request head's buffer (larger ones are written
 /// after the head, not copied).
 const INLINE_BODY_BYTES: usize = 64 * 1024;
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
 
-fn bad(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
-}
-
-fn cut(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, msg.to_string())
-}
+use crate::live::http1::{bad, connection_tokens, cut, ends_in_chunked, push_decimal, Decoder};
 
 /// One upstream: where to connect, what to send as `host`, the base URL's path.
 #[derive(Debug)]
@@ -57,7 +49,20 @@ struct Target {
     host: String,
     /// The base URL's path, without a trailing `/` (often empty).
     prefix: String,
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    /// Idle connections, one pool per worker ([`set_worker`]; pool 0 for any other
+    /// thread): a connection is registered with the runtime of the worker that opened it,
+    /// and used on another its every read would wake a task across threads.
+    idle: Vec<Mutex<Vec<(Conn, Instant)>>>,
+}
+
+thread_local! {
+    /// This thread's pool: its gateway worker's number, 0 on other threads.
+    static POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks this thread as gateway worker `k` (from 1): its upstream connections go to pool `k`.
+pub fn set_worker(k: usize) {
+    POOL.with(|p| p.set(k));
 }
 
 /// The gateway's upstream client: one pool per target.
@@ -86,30 +91,12 @@ pub struct Response {
     pub body: Body,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// `remaining` bytes of a content-length body.
-    Length(u64),
-    /// Chunked: expecting a size line.
-    ChunkSize,
-    /// Chunked: `remaining` data bytes of the current chunk.
-    ChunkData(u64),
-    /// Chunked: the CRLF after a chunk's data.
-    ChunkEnd,
-    /// Chunked: trailer lines until an empty one.
-    Trailers,
-    /// Until the upstream closes.
-    UntilClose,
-    /// Over.
-    Done,
-}
-
 /// A response body being read. Dropped before its end, its connection is closed; read to
 /// its end, the connection goes back to the pool (unless the upstream said `close`).
 #[derive(Debug)]
 pub struct Body {
     conn: Option<Conn>,
-    state: State,
+    dec: Decoder,
     keep_alive: bool,
     pool: Arc<Client>,
     target: usize,
@@ -118,7 +105,8 @@ pub struct Body {
 impl Client {
     /// A client for these base URLs (`http://host[:port][/path]`, as
     /// [`crate::live::load::base_url`] checked them).
-    pub fn new(bases: &[String]) -> anyhow::Result<Client> {
+    /// `workers`: how many gateway workers use it (each gets its own pools).
+    pub fn new(bases: &[String], workers: usize) -> anyhow::Result<Client> {
         let targets = bases
             .iter()
             .map(|b| {
@@ -138,7 +126,7 @@ impl Client {
                     addr,
                     host,
                     prefix: uri.path().trim_end_matches('/').to_string(),
-                    idle: Mutex::new(Vec::new()),
+                    idle: (0..=workers).map(|_| Mutex::new(Vec::new())).collect(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -149,7 +137,7 @@ impl Client {
     fn idle(&self, i: usize) -> Option<Conn> {
         let now = Instant::now();
         loop {
-            let (mut c, since) = self.targets[i].idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let (mut c, since) = self.pool(i).lock().unwrap_or_else(|e| e.into_inner()).pop()?;
             if now.saturating_duration_since(since) > IDLE_TIMEOUT {
                 continue;
             }
@@ -165,8 +153,14 @@ impl Client {
         }
     }
 
+    /// Target `i`'s idle connections of this thread's worker.
+    fn pool(&self, i: usize) -> &Mutex<Vec<(Conn, Instant)>> {
+        let pools = &self.targets[i].idle;
+        &pools[POOL.with(|p| p.get()).min(pools.len() - 1)]
+    }
+
     fn put_back(&self, i: usize, c: Conn) {
-        let mut idle = self.targets[i].idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.pool(i).lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE_PER_TARGET {
             idle.push((c, Instant::now()));
         }
@@ -228,28 +222,13 @@ impl Client {
             headers,
             body: Body {
                 conn: Some(c),
-                state,
+                dec: state,
                 keep_alive,
                 pool: self.clone(),
                 target: i,
             },
         })
     }
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut k = digits.len();
-    loop {
-        k -= 1;
-        digits[k] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[k..]);
 }
 
 /// Header names the mocks and providers send that are not standard ones: taken from here
@@ -280,7 +259,7 @@ struct Framing {
 
 /// Reads a response head (skipping 1xx interim answers): status, headers, how the body is
 /// framed, whether the connection may be reused.
-async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bool)> {
+async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, Decoder, bool)> {
     loop {
         let parsed = {
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -313,19 +292,12 @@ async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bo
                             f.length = Some(l);
                         } else if name == hyper::header::TRANSFER_ENCODING {
                             f.encoded = true;
-                            f.chunked = h
-                                .value
-                                .rsplit(|&b| b == b',')
-                                .next()
-                                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                            f.chunked = ends_in_chunked(h.value);
                         } else if name == hyper::header::CONNECTION {
-                            for tok in h.value.split(|&b| b == b',') {
-                                let tok = tok.trim_ascii();
-                                if tok.eq_ignore_ascii_case(b"close") {
-                                    f.keep_alive = false;
-                                } else if tok.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
-                                    f.keep_alive = true;
-                                }
+                            match connection_tokens(h.value) {
+                                Some(false) => f.keep_alive = false,
+                                Some(true) if resp.version == Some(0) => f.keep_alive = true,
+                                _ => {}
                             }
                         } else if name != "keep-alive" {
                             let at = h.value.as_ptr() as usize - base;
@@ -354,15 +326,15 @@ async fn read_head(c: &mut Conn) -> io::Result<(StatusCode, HeaderMap, State, bo
                 }
                 let keep_alive = f.keep_alive;
                 let (state, keep_alive) = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-                    (State::Done, keep_alive)
+                    (Decoder::done(), keep_alive)
                 } else if f.chunked {
-                    (State::ChunkSize, keep_alive)
+                    (Decoder::chunked(), keep_alive)
                 } else if f.encoded {
-                    (State::UntilClose, false)
+                    (Decoder::until_close(), false)
                 } else if let Some(l) = f.length {
-                    (if l == 0 { State::Done } else { State::Length(l) }, keep_alive)
+                    (Decoder::length(l), keep_alive)
                 } else {
-                    (State::UntilClose, false)
+                    (Decoder::until_close(), false)
                 };
                 return Ok((status, headers, state, keep_alive));
             }
@@ -386,7 +358,7 @@ async fn fill(c: &mut Conn) -> io::Result<usize> {
 impl Drop for Body {
     fn drop(&mut self) {
         // read to its end (the caller saw the last piece): the connection can be reused
-        if self.state == State::Done {
+        if self.dec.is_done() {
             self.release();
         }
     }
@@ -395,7 +367,7 @@ impl Drop for Body {
 impl Body {
     /// Whether the body is over (every byte of it returned).
     pub fn is_end_stream(&self) -> bool {
-        self.state == State::Done
+        self.dec.is_done()
     }
 
     /// The next piece of the body: everything that has already arrived, decoded (reading
@@ -403,7 +375,11 @@ impl Body {
     /// short, malformed framing). After an error or the end, `None`.
     pub async fn next(&mut self) -> Option<io::Result<Bytes>> {
         loop {
-            match self.decode() {
+            let decoded = match self.conn.as_mut() {
+                Some(c) => self.dec.decode(&mut c.buf),
+                None => Ok(None),
+            };
+            match decoded {
                 Ok(Some(b)) => return Some(Ok(b)),
                 Ok(None) => {}
                 Err(e) => {
@@ -411,14 +387,14 @@ impl Body {
                     return Some(Err(e));
                 }
             }
-            if self.state == State::Done {
+            if self.dec.is_done() {
                 self.release();
                 return None;
             }
             let c = self.conn.as_mut()?;
             match fill(c).await {
-                Ok(0) if self.state == State::UntilClose => {
-                    self.state = State::Done;
+                Ok(0) if self.dec.is_until_close() => {
+                    self.dec.finish();
                     self.conn = None;
                     return None;
                 }
@@ -437,7 +413,7 @@ impl Body {
 
     fn fail(&mut self) {
         self.conn = None;
-        self.state = State::Done;
+        self.dec.finish();
         self.keep_alive = false;
     }
 
@@ -448,96 +424,6 @@ impl Body {
                 self.pool.put_back(self.target, c);
             }
         }
-    }
-
-    /// Decodes what the buffer holds: the data found (`None`: none yet).
-    fn decode(&mut self) -> io::Result<Option<Bytes>> {
-        let Some(c) = self.conn.as_mut() else {
-            return Ok(None);
-        };
-        let buf = &mut c.buf;
-        let mut out: Option<BytesMut> = None;
-        let take = |piece: BytesMut, out: &mut Option<BytesMut>| match out {
-            None => *out = Some(piece),
-            Some(o) => o.extend_from_slice(&piece),
-        };
-        loop {
-            match self.state {
-                State::Done => break,
-                State::UntilClose => {
-                    if !buf.is_empty() {
-                        let n = buf.len();
-                        take(buf.split_to(n), &mut out);
-                    }
-                    break;
-                }
-                State::Length(n) => {
-                    if buf.is_empty() {
-                        break;
-                    }
-                    let k = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
-                    take(buf.split_to(k), &mut out);
-                    let left = n - k as u64;
-                    self.state = if left == 0 { State::Done } else { State::Length(left) };
-                }
-                State::ChunkData(n) => {
-                    if buf.is_empty() {
-                        break;
-                    }
-                    let k = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
-                    take(buf.split_to(k), &mut out);
-                    let left = n - k as u64;
-                    self.state = if left == 0 {
-                        State::ChunkEnd
-                    } else {
-                        State::ChunkData(left)
-                    };
-                }
-                State::ChunkEnd => {
-                    if buf.len() < 2 {
-                        break;
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(bad("missing CRLF after a chunk"));
-                    }
-                    buf.advance(2);
-                    self.state = State::ChunkSize;
-                }
-                State::ChunkSize | State::Trailers => {
-                    let Some(p) = memchr::memchr(b'\n', buf) else {
-                        if buf.len() > MAX_LINE {
-                            return Err(bad("chunk-size line too long"));
-                        }
-                        break;
-                    };
-                    if p == 0 || buf[p - 1] != b'\r' {
-                        return Err(bad("bad line ending in chunked body"));
-                    }
-                    let line = &buf[..p - 1];
-                    if self.state == State::Trailers {
-                        let empty = line.is_empty();
-                        buf.advance(p + 1);
-                        if empty {
-                            self.state = State::Done;
-                        }
-                        continue;
-                    }
-                    let digits = line.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
-                    let size = std::str::from_utf8(digits)
-                        .ok()
-                        .filter(|d| !d.is_empty() && d.len() <= 16)
-                        .and_then(|d| u64::from_str_radix(d, 16).ok())
-                        .ok_or_else(|| bad("bad chunk size"))?;
-                    buf.advance(p + 1);
-                    self.state = if size == 0 {
-                        State::Trailers
-                    } else {
-                        State::ChunkData(size)
-                    };
-                }
-            }
-        }
-        Ok(out.map(BytesMut::freeze))
     }
 }
 
@@ -593,7 +479,7 @@ mod tests {
     }
 
     fn client(base: &str) -> Arc<Client> {
-        Arc::new(Client::new(&[base.to_string()]).unwrap())
+        Arc::new(Client::new(&[base.to_string()], 1).unwrap())
     }
 
     #[tokio::test]
@@ -617,7 +503,7 @@ mod tests {
             assert!(r.headers.get("transfer-encoding").is_none());
             assert_eq!(whole(&mut r.body).await.unwrap(), b"hello world");
             assert!(r.body.is_end_stream());
-            assert_eq!(c.targets[0].idle.lock().unwrap().len(), 1, "piece {piece}");
+            assert_eq!(c.pool(0).lock().unwrap().len(), 1, "piece {piece}");
             let mut r = c.post(0, "/v1/chat/completions", &h, |_| true, b"{}").await.unwrap();
             assert_eq!(r.status, 503);
             assert_eq!(r.headers["retry-after"], "2");
@@ -681,7 +567,7 @@ mod tests {
             let mut r = c.post(0, "/", &HeaderMap::new(), |_| true, b"{}").await.unwrap();
             assert!(whole(&mut r.body).await.is_err(), "{}", String::from_utf8_lossy(reply));
             assert!(r.body.next().await.is_none());
-            assert!(c.targets[0].idle.lock().unwrap().is_empty());
+            assert!(c.pool(0).lock().unwrap().is_empty());
         }
         // no head at all
         let base = serve(vec![b""], 4096).await;
@@ -694,7 +580,7 @@ mod tests {
         let c = client(&base);
         let mut r = c.post(0, "/", &HeaderMap::new(), |_| true, b"{}").await.unwrap();
         assert_eq!(whole(&mut r.body).await.unwrap(), b"until close");
-        assert!(c.targets[0].idle.lock().unwrap().is_empty());
+        assert!(c.pool(0).lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -720,7 +606,7 @@ mod tests {
                 }
             }
         });
-        let c = Arc::new(Client::new(&[format!("http://{addr}")]).unwrap());
+        let c = Arc::new(Client::new(&[format!("http://{addr}")], 1).unwrap());
         let r = c.post(0, "/v1/x", &HeaderMap::new(), |_| true, &body).await.unwrap();
         assert_eq!(r.status, 200);
         let (head, n) = got.await.unwrap();
@@ -745,7 +631,7 @@ mod tests {
                 .unwrap();
             String::from_utf8(got).unwrap()
         });
-        let c = Arc::new(Client::new(&[format!("http://{addr}/openai")]).unwrap());
+        let c = Arc::new(Client::new(&[format!("http://{addr}/openai")], 1).unwrap());
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer k"));
         h.insert("x-drop", HeaderValue::from_static("1"));

@@ -26,6 +26,8 @@ pub struct ProxyConfig {
     pub pass_chaosgate_headers: bool,
     /// What the gateway decides.
     pub policy: GatewayConfig,
+    /// Worker threads of its HTTP server (0: one per core).
+    pub workers: usize,
 }
 
 impl ProxyConfig {
@@ -36,6 +38,18 @@ impl ProxyConfig {
             upstreams,
             pass_chaosgate_headers: false,
             policy,
+            workers: 0,
+        }
+    }
+
+    /// Worker threads of its HTTP server: [`ProxyConfig::workers`], or one per core (at
+    /// most [`crate::live::front::MAX_WORKERS`]).
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(crate::live::front::MAX_WORKERS),
+            n => n,
         }
     }
 
@@ -120,6 +134,7 @@ impl ProxyConfig {
             upstreams,
             pass_chaosgate_headers: pass,
             policy,
+            workers: 0,
         };
         problems.extend(cfg.problems());
         (Some(cfg), problems)
