@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 const SERVER_ADDRESS_SPACE_BYTES: u64 = 2 << 30;
 /// Peak resident memory above which a server counts as blown up.
 const SERVER_RSS_MAX_BYTES: u64 = 512 << 20;
-/// Header lines hyper parses in the mock and the gateway (their `PARSER_MAX_HEADERS`, 4×
-/// the 100 lines they accept): more is refused by hyper itself (bare 431).
+/// Header lines hyper parses in the mock (its `PARSER_MAX_HEADERS`, 4× the 100 lines it
+/// accepts): more is refused by hyper itself (bare 431). The gateway's own server answers
+/// every request it refuses in JSON (src/live/front.rs).
 const PARSER_MAX_HEADERS: usize = 400;
 /// Hyper's default read buffer for a request head (8 KiB + 100 × 4 KiB); a longer head is
 /// refused by hyper itself (bare 431).
@@ -2160,7 +2161,11 @@ fn judge(c: &Case, r: &Reply) -> Vec<(Symptom, String)> {
         let ok = ct.as_deref().is_some_and(|t| t.starts_with("application/json"))
             && v.as_ref().is_some_and(|v| shaped(shape, v));
         // hyper's bare status to a request below HTTP is the one allowed unshaped error
-        let bare_below_http = r.body.is_empty() && matches!(status, 400 | 414 | 431 | 505) && c.below_http().is_some();
+        // (the gateway's own server words every refusal: a bare status from it is a finding)
+        let bare_below_http = r.body.is_empty()
+            && matches!(status, 400 | 414 | 431 | 505)
+            && c.below_http().is_some()
+            && !c.target.is_gateway();
         if !ok && !c.is_head() && !bare_below_http {
             out.push((
                 Symptom::NotShaped,
@@ -2669,6 +2674,13 @@ fn hypers_bare_status_is_allowed_only_below_http() {
     }
     // a body is still expected of a bare answer's *status* class only: a 404 is never hyper's
     assert!(not_shaped(&cases[0].0, 404));
+    // the gateway's own server words every refusal: below HTTP too, a bare status from it
+    // is a finding
+    for (m, _) in &cases {
+        let mut g = m.clone();
+        g.target = Target::GatewayOpenAi;
+        assert!(not_shaped(&g, 400) && not_shaped(&g, 431), "{:?}", g.mutations);
+    }
 }
 
 #[test]
