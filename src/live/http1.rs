@@ -162,11 +162,14 @@ impl Decoder {
                         continue;
                     }
                     let digits = line.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
-                    let size = std::str::from_utf8(digits)
-                        .ok()
-                        .filter(|d| !d.is_empty() && d.len() <= 16)
-                        .and_then(|d| u64::from_str_radix(d, 16).ok())
-                        .ok_or_else(|| bad("bad chunk size"))?;
+                    if digits.is_empty() || digits.len() > 16 {
+                        return Err(bad("bad chunk size"));
+                    }
+                    let mut size = 0u64;
+                    for &d in digits {
+                        let v = char::from(d).to_digit(16).ok_or_else(|| bad("bad chunk size"))?;
+                        size = size << 4 | u64::from(v);
+                    }
                     buf.advance(p + 1);
                     self.state = if size == 0 {
                         State::Trailers
@@ -217,4 +220,69 @@ pub(crate) fn ends_in_chunked(value: &[u8]) -> bool {
         .rsplit(|&b| b == b',')
         .next()
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `wire` fed in two pieces split at `at`: the body, whether it ended, what is left.
+    fn decode_split(mut dec: Decoder, wire: &[u8], at: usize) -> io::Result<(Vec<u8>, bool, Vec<u8>)> {
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        for piece in [&wire[..at], &wire[at..]] {
+            buf.extend_from_slice(piece);
+            while let Some(d) = dec.decode(&mut buf)? {
+                body.extend_from_slice(&d);
+            }
+        }
+        Ok((body, dec.is_done(), buf.to_vec()))
+    }
+
+    #[test]
+    fn chunked_and_length_bodies_decode_whatever_the_split_and_leave_what_follows() {
+        let wire = b"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        for at in 0..=wire.len() {
+            let (body, done, rest) = decode_split(Decoder::chunked(), wire, at).unwrap();
+            assert_eq!(body, b"hello0123456789", "split at {at}");
+            assert!(done, "split at {at}");
+            assert_eq!(rest, b"NEXT", "split at {at}");
+        }
+        for at in 0..=9 {
+            let (body, done, rest) = decode_split(Decoder::length(5), b"helloNEXT", at).unwrap();
+            assert_eq!(
+                (body.as_slice(), done, rest.as_slice()),
+                (&b"hello"[..], true, &b"NEXT"[..])
+            );
+        }
+    }
+
+    #[test]
+    fn a_size_line_that_cannot_become_one_fails_before_its_line_ends() {
+        // the regression: a JSON body sent as chunked waited for a line end that never
+        // came (until the body timeout) instead of failing at its first byte
+        for bad_start in [&b"{\"model\""[..], b"+5", b"g", b"12345678901234567"] {
+            let e = decode_split(Decoder::chunked(), bad_start, 0).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad_start:?}");
+        }
+        for bad_line in [&b"+5\r\n"[..], b"5 x\r\n", b"\r\n", b"5\n", b"12345678901234567\r\n"] {
+            assert!(decode_split(Decoder::chunked(), bad_line, 0).is_err(), "{bad_line:?}");
+        }
+        // a size line still on its way is not an error
+        let (body, done, _) = decode_split(Decoder::chunked(), b"ff", 1).unwrap();
+        assert!(body.is_empty() && !done);
+    }
+
+    #[test]
+    fn connection_tokens_and_codings_read_as_their_rfc_says() {
+        assert_eq!(connection_tokens(b"keep-alive"), Some(true));
+        assert_eq!(connection_tokens(b"Keep-Alive, Close"), Some(false));
+        assert_eq!(connection_tokens(b"upgrade"), None);
+        assert!(ends_in_chunked(b"gzip, Chunked "));
+        assert!(!ends_in_chunked(b"chunked, gzip"));
+        let mut v = Vec::new();
+        push_decimal(&mut v, 0);
+        push_decimal(&mut v, 1_234_567);
+        assert_eq!(v, b"01234567");
+    }
 }
