@@ -39,7 +39,7 @@ use hyper::body::Body as _;
 use std::future::Future;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -253,9 +253,19 @@ struct Watch {
     state: AtomicU64,
     /// Set by the ticker when the body's time ran out (the read then ends).
     late: AtomicBool,
+    /// A second handle on the connection's socket, to shut it down by; let go when the
+    /// connection ends (held longer, it would keep the socket open).
+    sock: Mutex<Option<std::net::TcpStream>>,
 }
 
 impl Watch {
+    /// Shuts the connection's socket down (`how`), if it is still open.
+    fn shutdown(&self, how: std::net::Shutdown) {
+        if let Some(s) = self.sock.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = s.shutdown(how);
+        }
+    }
+
     fn set(&self, phase: Phase, shared: &Shared) {
         let t = shared.tick.load(Ordering::Relaxed);
         self.state.store(t << 2 | phase as u64, Ordering::Relaxed);
@@ -306,8 +316,8 @@ async fn worker<S: Service>(mut rx: mpsc::Receiver<std::net::TcpStream>, svc: Ar
     let ticks = Ticks::of(&limits);
     let mut ticker = tokio::time::interval(ticks.every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // each connection's watch, and a handle on its socket to shut it down by
-    let mut conns: Vec<(Weak<Watch>, std::net::TcpStream)> = Vec::new();
+    // each connection's watch
+    let mut conns: Vec<Weak<Watch>> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -315,9 +325,13 @@ async fn worker<S: Service>(mut rx: mpsc::Receiver<std::net::TcpStream>, svc: Ar
                 let Some(s) = s else { break };
                 let Ok(handle) = s.try_clone() else { continue };
                 let Ok(s) = TcpStream::from_std(s) else { continue };
-                let w = Arc::new(Watch { state: AtomicU64::new(0), late: AtomicBool::new(false) });
+                let w = Arc::new(Watch {
+                    state: AtomicU64::new(0),
+                    late: AtomicBool::new(false),
+                    sock: Mutex::new(Some(handle)),
+                });
                 w.set(Phase::Head, &shared);
-                conns.push((Arc::downgrade(&w), handle));
+                conns.push(Arc::downgrade(&w));
                 tasks.spawn(serve(s, svc.clone(), limits, w, shared.clone()));
             }
             _ = ticker.tick() => {
@@ -336,27 +350,32 @@ async fn worker<S: Service>(mut rx: mpsc::Receiver<std::net::TcpStream>, svc: Ar
 
 /// Forgets ended connections; shuts down those past a limit (and, when `stopping`, every
 /// one waiting for a head).
-fn sweep(conns: &mut Vec<(Weak<Watch>, std::net::TcpStream)>, now: u64, ticks: &Ticks, stopping: bool) {
-    conns.retain(|(w, sock)| {
+fn sweep(conns: &mut Vec<Weak<Watch>>, now: u64, ticks: &Ticks, stopping: bool) {
+    conns.retain(|w| {
         let Some(w) = w.upgrade() else { return false };
         let (phase, since) = w.get();
         let waited = now.saturating_sub(since);
         match phase {
-            Phase::Head if stopping || waited > ticks.head => {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
+            Phase::Head if stopping || waited > ticks.head => w.shutdown(std::net::Shutdown::Both),
             Phase::Body if waited > ticks.body => {
                 // the read ends; the connection answers 408 and closes
                 w.late.store(true, Ordering::Relaxed);
-                let _ = sock.shutdown(std::net::Shutdown::Read);
+                w.shutdown(std::net::Shutdown::Read);
             }
-            Phase::Write if waited > ticks.write => {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
+            Phase::Write if waited > ticks.write => w.shutdown(std::net::Shutdown::Both),
             _ => {}
         }
         true
     });
+}
+
+/// Lets go of a connection's second socket handle when the connection ends, however it ends.
+struct Release(Arc<Watch>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        drop(self.0.sock.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
 }
 
 /// A request head, read.
@@ -383,6 +402,8 @@ enum Stop {
 /// Serves one connection: requests one after the other (pipelined ones too), until the
 /// client or a limit closes it.
 async fn serve<S: Service>(mut s: TcpStream, svc: Arc<S>, limits: Limits, w: Arc<Watch>, shared: Arc<Shared>) {
+    let release = Release(w);
+    let w = &release.0;
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     loop {
@@ -390,14 +411,13 @@ async fn serve<S: Service>(mut s: TcpStream, svc: Arc<S>, limits: Limits, w: Arc
         let head = match read_head(&mut s, &mut buf, &limits, &shared).await {
             Ok(h) => h,
             Err(Stop::Gone) => return,
-            Err(Stop::Refuse(path, why)) => return refuse(&mut s, &mut out, &*svc, &path, &why, &w, &shared).await,
+            Err(Stop::Refuse(path, why)) => return refuse(&mut s, &mut out, &*svc, &path, &why, w, &shared).await,
         };
-        let path = head.uri.path().to_string();
         w.set(Phase::Body, &shared);
-        let body = match read_body(&mut s, &mut buf, &head, &limits, &w).await {
+        let body = match read_body(&mut s, &mut buf, &head, &limits, w).await {
             Ok(b) => b,
             Err(Stop::Gone) => return,
-            Err(Stop::Refuse(_, why)) => return refuse(&mut s, &mut out, &*svc, &path, &why, &w, &shared).await,
+            Err(Stop::Refuse(path, why)) => return refuse(&mut s, &mut out, &*svc, &path, &why, w, &shared).await,
         };
         let Head {
             method,
@@ -416,7 +436,7 @@ async fn serve<S: Service>(mut s: TcpStream, svc: Arc<S>, limits: Limits, w: Arc
         w.set(Phase::Answer, &shared);
         let resp = svc.call(req).await;
         let keep_alive = keep_alive && !shared.stopping.load(Ordering::Relaxed);
-        match write_response(&mut s, &mut out, resp, head_only, keep_alive, version, &w, &shared).await {
+        match write_response(&mut s, &mut out, resp, head_only, keep_alive, version, w, &shared).await {
             Ok(true) if !shared.stopping.load(Ordering::Relaxed) => {}
             _ => return,
         }
@@ -1091,6 +1111,32 @@ mod tests {
             .unwrap();
         assert!(rest.is_empty());
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_closed_at_once_not_at_the_next_tick() {
+        // the regression: the ticker's second handle on each socket was let go only at its
+        // next sweep, so a `connection: close` answer's EOF waited up to a tick (1 s)
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let slow = Limits {
+            head_timeout: Duration::from_secs(3600),
+            body_timeout: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(3600),
+            ..limits()
+        };
+        assert_eq!(Ticks::of(&slow).every, Duration::from_secs(1));
+        let h = spawn(l, Arc::new(Echo), slow, 1, |_| {}).unwrap();
+        // past the ticker's first tick (at once): its next is a second away
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = tokio::time::Instant::now();
+        let got = exchange(&h, b"GET /a HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+        assert!(got.ends_with("GET /a "), "{got}");
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "EOF after {:?}",
+            t0.elapsed()
+        );
+        h.shutdown().await;
     }
 
     #[test]
