@@ -486,9 +486,13 @@ crate::provider::json_keys!(StreamFlag {
 /// building the tree (`json_keys!`: every other key still parsed as a `Value` would); a key
 /// twice or a value of another type takes the `Value` way.
 fn wants_stream(body: &[u8]) -> bool {
-    match serde_json::from_slice::<StreamFlag<'_>>(body) {
-        Ok(f) => f.stream == Some(true),
-        Err(_) => {
+    // UTF-8 checked once for the whole body, not string by string (`from_slice`)
+    let flag = std::str::from_utf8(body)
+        .ok()
+        .and_then(|b| serde_json::from_str::<StreamFlag<'_>>(b).ok());
+    match flag {
+        Some(f) => f.stream == Some(true),
+        None => {
             serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v.get("stream")?.as_bool())

@@ -246,7 +246,9 @@ mod fast_chat {
     }
 
     pub(super) fn parse(body: &[u8]) -> Option<ChatRequest> {
-        let c = serde_json::from_slice::<Chat<'_>>(body).ok()?;
+        // UTF-8 checked once for the whole body, not string by string (`from_slice`);
+        // a body that is not UTF-8 is the `Value` reader's to refuse
+        let c = serde_json::from_str::<Chat<'_>>(std::str::from_utf8(body).ok()?).ok()?;
         let model = c.model.filter(|m| !m.0.is_empty())?;
         let messages = c.messages.filter(|m| !m.is_empty())?;
         let mut total = 0usize;

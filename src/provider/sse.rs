@@ -98,7 +98,10 @@ impl Parser {
             if let Some(json) = block.strip_prefix(b"data:") {
                 let json = json.strip_prefix(b" ").unwrap_or(json);
                 if json.first() == Some(&b'{') && memchr::memchr2(b'\n', b'\r', json).is_none() {
-                    if let Some(e) = fast::classify(self.api, None, json) {
+                    if let Some(e) = std::str::from_utf8(json)
+                        .ok()
+                        .and_then(|j| fast::classify(self.api, None, j))
+                    {
                         return Some(e);
                     }
                 }
@@ -151,7 +154,7 @@ impl Parser {
                 _ => Event::Other,
             };
         }
-        let e = fast::classify(self.api, name, data.as_bytes()).unwrap_or_else(|| classify_value(self.api, name, data));
+        let e = fast::classify(self.api, name, data).unwrap_or_else(|| classify_value(self.api, name, data));
         if e == Event::Terminal {
             self.terminal = true;
         }
@@ -222,10 +225,11 @@ mod fast {
         usage: Option<Usage<'de>> = "usage",
     });
 
-    pub(super) fn classify(api: Api, name: Option<&str>, data: &[u8]) -> Option<Event> {
+    /// (From a `&str`: its UTF-8 checked once, not string by string as `from_slice` does.)
+    pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
         match api {
             Api::OpenAi => {
-                let v = serde_json::from_slice::<OpenAi<'_>>(data).ok()?;
+                let v = serde_json::from_str::<OpenAi<'_>>(data).ok()?;
                 if v.error.is_some() {
                     return Some(Event::Error);
                 }
@@ -246,7 +250,7 @@ mod fast {
                 })
             }
             Api::Anthropic => {
-                let v = serde_json::from_slice::<Anthropic<'_>>(data).ok()?;
+                let v = serde_json::from_str::<Anthropic<'_>>(data).ok()?;
                 Some(match name.or(v.kind.as_ref().map(|k| k.0.as_ref())) {
                     Some("content_block_delta") => Event::Token,
                     Some("message_delta") => v
@@ -390,7 +394,7 @@ mod tests {
             let data = random_event(&mut x, 4);
             for api in [Api::OpenAi, Api::Anthropic] {
                 for name in [None, Some("message_delta"), Some("content_block_delta")] {
-                    if let Some(e) = fast::classify(api, name, data.as_bytes()) {
+                    if let Some(e) = fast::classify(api, name, &data) {
                         answered += 1;
                         assert_eq!(e, classify_value(api, name, &data), "{api:?} {name:?} {data}");
                     }
@@ -411,7 +415,7 @@ mod tests {
             openai::stream_error(ErrorKind::Server, "x"),
         ] {
             let data = f.strip_prefix("data: ").unwrap().trim_end();
-            assert!(fast::classify(Api::OpenAi, None, data.as_bytes()).is_some(), "{data}");
+            assert!(fast::classify(Api::OpenAi, None, data).is_some(), "{data}");
         }
     }
 
@@ -431,8 +435,11 @@ mod tests {
         ];
         for data in cases {
             for api in [Api::OpenAi, Api::Anthropic] {
+                // as `Parser::event` calls it: bytes that are not UTF-8 never reach it
                 assert_eq!(
-                    fast::classify(api, None, &data),
+                    std::str::from_utf8(&data)
+                        .ok()
+                        .and_then(|d| fast::classify(api, None, d)),
                     None,
                     "{}",
                     String::from_utf8_lossy(&data)
