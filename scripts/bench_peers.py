@@ -55,7 +55,10 @@ ROUNDS = whole("ROUNDS", os.environ.get("ROUNDS", "3"), 1, 50)
 WORKERS = whole("WORKERS", os.environ.get("WORKERS", "2"), 1, 64)
 WRK_THREADS = whole("WRK_THREADS", os.environ.get("WRK_THREADS", "2"), 1, 64)
 CONNS = whole("CONNS", os.environ.get("CONNS", "32"), 1, 1000)
-LAT_RATE = whole("LAT_RATE", os.environ.get("LAT_RATE", "200"), 1, 100000)
+# 1,000 req/s is light load here (under a tenth of any proxy's capacity) and gives every
+# latency cell ≥ 7,000 samples: at 200 req/s (1,400) a proxy's own added p99 moved by
+# 43–407 µs between rounds, more than any difference between the proxies (docs/peers.md)
+LAT_RATE = whole("LAT_RATE", os.environ.get("LAT_RATE", "1000"), 1, 100000)
 WARMUP = whole("WARMUP", os.environ.get("WARMUP", "1"), 0, 60)
 # latency cells: longer than the rate cells, so a p99 rests on more than a handful of samples
 LAT_SECS = whole("LAT_SECS", os.environ.get("LAT_SECS", str(2 * SECS)), 1, 1200)
