@@ -29,7 +29,7 @@
 //! closes the connection (reading what the client still sends for a moment first, so that
 //! the answer is not lost to a reset).
 
-use crate::live::http1::{connection_tokens, ends_in_chunked, push_decimal, Decoder};
+use crate::live::http1::{connection_tokens, ends_in_chunked, push_decimal, Decoder, Gather};
 use crate::live::net::ServerHandle;
 use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
@@ -619,30 +619,22 @@ async fn read_body(
 ) -> Result<Bytes, Stop> {
     let mut dec = head.body;
     let path = || head.uri.path().to_string();
-    let mut one = Bytes::new();
-    let mut more = BytesMut::new();
+    let mut body = Gather::default();
     let mut asked = false;
     loop {
         match dec.decode(buf) {
             Ok(Some(d)) => {
-                if one.len() + more.len() + d.len() > limits.max_body_bytes {
+                if body.len() + d.len() > limits.max_body_bytes {
                     return Err(Stop::Refuse(path(), Refusal::BodyTooLarge(None, limits.max_body_bytes)));
                 }
-                if one.is_empty() && more.is_empty() {
-                    one = d;
-                } else {
-                    if more.is_empty() {
-                        more.extend_from_slice(&std::mem::take(&mut one));
-                    }
-                    more.extend_from_slice(&d);
-                }
+                body.push(d);
                 continue;
             }
             Ok(None) => {}
             Err(e) => return Err(Stop::Refuse(path(), Refusal::BodyUnreadable(e.to_string()))),
         }
         if dec.is_done() {
-            return Ok(if more.is_empty() { one } else { more.freeze() });
+            return Ok(body.finish());
         }
         if head.expects_continue
             && !std::mem::replace(&mut asked, true)

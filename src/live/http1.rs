@@ -183,6 +183,42 @@ impl Decoder {
     }
 }
 
+/// A body's pieces gathered into one: the first kept as it came (no copy while it is the
+/// only one), the later ones copied after it.
+#[derive(Debug, Default)]
+pub(crate) struct Gather {
+    one: Bytes,
+    more: BytesMut,
+}
+
+impl Gather {
+    /// Bytes gathered so far.
+    pub(crate) fn len(&self) -> usize {
+        self.one.len() + self.more.len()
+    }
+
+    /// Adds the next piece.
+    pub(crate) fn push(&mut self, d: Bytes) {
+        if self.one.is_empty() && self.more.is_empty() {
+            self.one = d;
+        } else {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&std::mem::take(&mut self.one));
+            }
+            self.more.extend_from_slice(&d);
+        }
+    }
+
+    /// Everything gathered, in one piece.
+    pub(crate) fn finish(self) -> Bytes {
+        if self.more.is_empty() {
+            self.one
+        } else {
+            self.more.freeze()
+        }
+    }
+}
+
 /// Appends `n` in decimal.
 pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
@@ -271,6 +307,21 @@ mod tests {
         // a size line still on its way is not an error
         let (body, done, _) = decode_split(Decoder::chunked(), b"ff", 1).unwrap();
         assert!(body.is_empty() && !done);
+    }
+
+    #[test]
+    fn gathered_pieces_come_out_as_one_and_a_lone_piece_is_not_copied() {
+        let lone = Bytes::from_static(b"only");
+        let mut g = Gather::default();
+        g.push(lone.clone());
+        assert_eq!(g.len(), 4);
+        assert_eq!(g.finish().as_ptr(), lone.as_ptr());
+        let mut g = Gather::default();
+        for p in ["ab", "", "cde", "f"] {
+            g.push(Bytes::from(p));
+        }
+        assert_eq!((g.len(), g.finish().as_ref()), (6, &b"abcdef"[..]));
+        assert!(Gather::default().finish().is_empty());
     }
 
     #[test]

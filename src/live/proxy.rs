@@ -1000,27 +1000,16 @@ enum Broke {
 /// within `deadline`: the bytes, and whether they are the whole body. `Err` when the body
 /// breaks or the deadline passes first.
 async fn read_prefix(body: &mut UpBody, limit: usize, deadline: Instant) -> Result<(Bytes, bool), Broke> {
-    // one piece is kept as it came; more are gathered
-    let mut one = Bytes::new();
-    let mut more: Vec<u8> = Vec::new();
-    while one.len() + more.len() < limit {
+    let mut got = crate::live::http1::Gather::default();
+    while got.len() < limit {
         match tokio::time::timeout_at(deadline, body.next()).await {
-            Ok(Some(Ok(d))) => {
-                if one.is_empty() && more.is_empty() {
-                    one = d;
-                } else {
-                    if more.is_empty() {
-                        more.extend_from_slice(&std::mem::take(&mut one));
-                    }
-                    more.extend_from_slice(&d);
-                }
-            }
+            Ok(Some(Ok(d))) => got.push(d),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Err(Broke::Broken),
             Err(_) => return Err(Broke::TimedOut),
         }
     }
-    let bytes = if more.is_empty() { one } else { Bytes::from(more) };
+    let bytes = got.finish();
     Ok((bytes, body.is_end_stream()))
 }
 
