@@ -9,9 +9,66 @@
 //! mark. Requests no answer named (a timeout, a reset, a gateway's own error, a body a
 //! gateway rewrote) are counted per bucket as `unattributed` and left out of the shares.
 
-use super::resilience::Series;
+use super::Aggregator;
+use crate::time::Nanos;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The per-bucket counts the resilience metrics read: client requests by intended start,
+/// and what each provider received (user traffic, probes excluded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Bucket length.
+    pub bucket: Nanos,
+    /// Client requests intended in each bucket: (sent, failed).
+    pub requests: Vec<(u64, u64)>,
+    /// Per provider, user-traffic requests it received in each bucket.
+    pub arrivals: BTreeMap<String, Vec<u64>>,
+    /// The end of the run — the end of the traffic or of the last answer, whichever is
+    /// later — where fault windows still open are cut ([`Nanos::MAX`]: not known). A
+    /// window whose user-facing part ends here lasted to the end: it has no failback.
+    pub horizon: Nanos,
+}
+
+impl Series {
+    /// From an aggregator alone: a provider's traffic is the requests it served (the
+    /// response named it). Prefer [`Series::with_arrivals`] when the providers' own counts
+    /// are known: a gateway that tries a failing provider first and then falls back still
+    /// sends it traffic.
+    pub fn from_aggregator(agg: &Aggregator) -> Series {
+        let n = agg.buckets.len();
+        let mut arrivals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut requests = vec![(0, 0); n];
+        for (p, starts) in agg.provider_starts() {
+            let mut v = vec![0; n];
+            for (i, &(o, f)) in starts.iter().enumerate() {
+                v[i] = o + f;
+                requests[i].0 += o + f;
+                requests[i].1 += f;
+            }
+            arrivals.insert(p.to_string(), v);
+        }
+        Series {
+            bucket: agg.bucket_len(),
+            requests,
+            arrivals,
+            horizon: Nanos::MAX,
+        }
+    }
+
+    /// Sets [`Series::horizon`].
+    pub fn with_horizon(mut self, horizon: Nanos) -> Series {
+        self.horizon = horizon;
+        self
+    }
+
+    /// Replaces the per-provider traffic with what the providers received. `bucket` must
+    /// be this series' bucket.
+    pub fn with_arrivals(mut self, arrivals: BTreeMap<String, Vec<u64>>) -> Series {
+        self.arrivals = arrivals;
+        self
+    }
+}
 
 /// A provider's share of the traffic: `mine` of `all` requests; `None` when there were
 /// none (a bucket without traffic has no share, rather than a share of 0).

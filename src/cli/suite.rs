@@ -1,84 +1,13 @@
 //! `chaosgate suite`: the failure-mode catalogue as a scorecard against a gateway
 //! (`docs/suite.md`).
 
+use super::args::SuiteArgs;
 use crate::suite::{self, Entry, Filter, SuiteOptions, SuiteReport, Verdict};
 use std::path::PathBuf;
 
 /// Live entries run at once by default: each mostly waits on its timeline, so three fit
 /// two cores (the whole catalogue against LiteLLM in about 9.5 minutes here).
 const LIVE_JOBS: usize = 3;
-
-/// `chaosgate suite`.
-#[derive(Debug, clap::Args)]
-pub struct SuiteArgs {
-    /// The gateway under test: a scenario whose providers are `primary` and `fallback`
-    /// (examples/gateways/*/scenario.toml, or `chaosgate init`'s). Default: the reference
-    /// gateway (examples/gateways/builtin/scenario.toml, built in), simulated.
-    #[arg(long, value_name = "SCENARIO")]
-    pub gateway: Option<PathBuf>,
-    /// Add the entries of every .toml file in DIR to the catalogue (docs/suite.md).
-    #[arg(long, value_name = "DIR")]
-    pub entries: Option<PathBuf>,
-    /// Only these entries (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
-    pub only: Vec<String>,
-    /// Leave these entries out.
-    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
-    pub skip: Vec<String>,
-    /// Only entries with one of these tags.
-    #[arg(long = "tag", value_delimiter = ',', value_name = "TAG,…")]
-    pub tags: Vec<String>,
-    /// List the entries (name, best verdict, tags, title) and exit.
-    #[arg(long)]
-    pub list: bool,
-    /// Run a built-in gateway live (mocks, the reference gateway and traffic on loopback, in
-    /// real time) instead of simulated. External gateways always run live.
-    #[arg(long)]
-    pub live: bool,
-    /// Override a key of every entry's scenario: --set gateway.health_check.interval=5s (repeatable).
-    #[arg(long, value_name = "PATH=VALUE")]
-    pub set: Vec<String>,
-    /// Runs per entry (seeds seed, seed+1, …): the verdict is the worst, with the spread.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub repeat: u32,
-    /// Seed of each entry's first run (default: the gateway scenario's, else 1).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Entries run at once (default: every core simulated, 3 live: live entries mostly wait).
-    #[arg(long, value_parser = super::args::parse_jobs)]
-    pub jobs: Option<usize>,
-    /// Exit 1 when an entry's verdict differs from the one pinned in FILE (TOML:
-    /// `entry-name = "pass"` lines; `--write-expect` writes one).
-    #[arg(long, value_name = "FILE")]
-    pub expect: Option<PathBuf>,
-    /// Write the verdicts of this run as an --expect file.
-    #[arg(long, value_name = "FILE")]
-    pub write_expect: Option<PathBuf>,
-    /// Exit 1 when an entry's verdict is this or worse (e.g. `fail`).
-    #[arg(long, value_name = "VERDICT", value_parser = ["safe", "degraded", "fail"])]
-    pub fail_on: Option<String>,
-    /// Write the JSON report here (schema/suite-report.schema.json); `-` for stdout.
-    #[arg(long, value_name = "PATH|-")]
-    pub json: Option<PathBuf>,
-    /// Write JUnit XML here: one test case per entry, failed when below its best verdict.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Write the scorecard as Markdown here.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Write the scorecard as a self-contained HTML page here (docs/html-report.md).
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Live runs: where each entry's run directory goes (default: a new temporary one).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// No line per finished entry.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Run entries past chaosgate's limits on planned requests, rate or memory.
-    #[arg(long)]
-    pub allow_large: bool,
-}
 
 fn list(entries: &[Entry]) -> String {
     let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
