@@ -51,6 +51,8 @@ const READ_SIZE: usize = 16 * 1024;
 /// A streamed body's data frames up to this size are copied next to their chunk framing
 /// and written with whatever else is ready; a larger one is written as it is.
 const COPY_FRAME_BYTES: usize = 16 * 1024;
+/// Most bytes of ready frames gathered for one write.
+const FLUSH_BYTES: usize = 64 * 1024;
 /// Connections queued for a worker before the accept loop waits.
 const WORKER_QUEUE: usize = 1024;
 /// Most workers.
@@ -839,6 +841,14 @@ async fn write_response(
                 if chunked {
                     out.extend_from_slice(b"\r\n");
                 }
+                if out.len() >= FLUSH_BYTES {
+                    // frames that keep coming ready are written as they pile up, not held
+                    // until the body pauses (which a fast upstream may never do)
+                    w.set(Phase::Write, shared);
+                    s.write_all(out).await?;
+                    out.clear();
+                    w.set(Phase::Answer, shared);
+                }
             }
         }
     }
@@ -877,6 +887,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::response::IntoResponse;
+    use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Echoes bodies; streams; breaks mid-stream.
@@ -891,6 +902,15 @@ mod tests {
                         let parts = futures_util::stream::iter(
                             ["a", "bb", "ccc"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p))),
                         );
+                        Body::from_stream(parts).into_response()
+                    }
+                    "/endless" => {
+                        // frames always ready, counted as they are taken
+                        let taken = TAKEN.get_or_init(|| AtomicU64::new(0));
+                        let parts = futures_util::stream::iter(0..ENDLESS_FRAMES).map(move |_| {
+                            taken.fetch_add(1, Ordering::Relaxed);
+                            Ok::<_, std::io::Error>(Bytes::from_static(&[b'x'; 8192]))
+                        });
                         Body::from_stream(parts).into_response()
                     }
                     "/broken" => {
@@ -1128,6 +1148,30 @@ mod tests {
             "EOF after {:?}",
             t0.elapsed()
         );
+        h.shutdown().await;
+    }
+
+    /// Frames of `/endless`, 8 KiB each (64 MiB in all), and how many were taken.
+    const ENDLESS_FRAMES: u64 = 8192;
+    static TAKEN: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+
+    #[tokio::test]
+    async fn ready_frames_are_written_as_they_pile_up_not_held_for_a_client_that_does_not_read() {
+        // the regression: frames that were always ready were gathered for one write until
+        // the body paused, so a fast upstream's whole body sat in the server's memory
+        let h = server().await;
+        let mut s = TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(b"GET /endless HTTP/1.1\r\n\r\n").await.unwrap();
+        // the client reads nothing: the server may take only what the sockets hold
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = TAKEN.get().map_or(0, |t| t.load(Ordering::Relaxed));
+        assert!(taken > 0, "the stream was not started");
+        assert!(
+            taken < ENDLESS_FRAMES / 2,
+            "{taken} of {ENDLESS_FRAMES} frames ({} MiB) taken while the client read nothing",
+            taken * 8192 >> 20
+        );
+        drop(s);
         h.shutdown().await;
     }
 
