@@ -1169,7 +1169,7 @@ mod tests {
         assert!(
             taken < ENDLESS_FRAMES / 2,
             "{taken} of {ENDLESS_FRAMES} frames ({} MiB) taken while the client read nothing",
-            taken * 8192 >> 20
+            (taken * 8192) >> 20
         );
         drop(s);
         h.shutdown().await;
