@@ -1,4 +1,4 @@
-//! The live reference gateway: an axum proxy that runs [`Policy`] against real upstreams.
+//! The live reference gateway: an HTTP proxy (served by [`front`], its own HTTP/1.1 server) that runs [`Policy`] against real upstreams.
 //!
 //! - OpenAI (`/v1/chat/completions`, `/v1/embeddings`) and Anthropic (`/v1/messages`)
 //!   routes, forwarded as they are to the target's base URL;
