@@ -197,72 +197,394 @@ fn classify_value(api: Api, name: Option<&str>, data: &str) -> Event {
 }
 
 /// [`classify_value`] without building a `Value` (the load client reads every event of
-/// every stream): one pass of `serde_json` into borrowed structs of only the keys the rule
-/// reads ([`crate::provider::json_keys`]: every other key is read and dropped as a `Value`
-/// would read it). Each struct is read from a JSON object only, a key twice is an error,
-/// a value of another type is an error: on any error the caller asks [`classify_value`],
-/// so both always agree (tested on random events).
+/// every stream): one pass over the bytes that checks the JSON as `serde_json` does and
+/// keeps only what the rule reads (`error`, `usage.completion_tokens` /
+/// `usage.output_tokens`, `choices[0].delta.content`, `type`). Whenever the answer could
+/// depend on something it does not model — a key twice, an escaped key, a `\u` escape, an
+/// exponent, a number too long to be sure of its range, a negative token count, nesting
+/// past 100 levels, a top level that is not an object — it answers `None` and the caller
+/// asks [`classify_value`], so both always agree (tested on random and broken events).
 mod fast {
     use super::Event;
     use crate::provider::Api;
-    use crate::provider::{json_keys, Discard, JsonStr};
 
-    json_keys!(OpenAi {
-        error: Option<Discard> = "error",
-        usage: Option<Usage<'de>> = "usage",
-        choices: Option<Vec<Choice<'de>>> = "choices",
-    });
-    json_keys!(Usage {
-        completion_tokens: Option<u64> = "completion_tokens",
-        output_tokens: Option<u64> = "output_tokens",
-    });
-    json_keys!(Choice { delta: Option<Delta<'de>> = "delta" });
-    json_keys!(Delta {
-        content: Option<JsonStr<'de>> = "content",
-    });
-    json_keys!(Anthropic {
-        kind: Option<JsonStr<'de>> = "type",
-        usage: Option<Usage<'de>> = "usage",
-    });
+    /// Nesting deeper than this is left to `serde_json` (its own limit is 128).
+    const MAX_DEPTH: u32 = 100;
+    /// A number longer than this may be out of `f64`'s range: left to `serde_json`.
+    const MAX_NUMBER: usize = 100;
 
-    /// (From a `&str`: its UTF-8 checked once, not string by string as `from_slice` does.)
-    pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
-        match api {
-            Api::OpenAi => {
-                let v = serde_json::from_str::<OpenAi<'_>>(data).ok()?;
-                if v.error.is_some() {
-                    return Some(Event::Error);
-                }
-                if let Some(n) = v.usage.as_ref().and_then(|u| u.completion_tokens) {
-                    if v.choices.as_ref().is_none_or(|c| c.is_empty()) {
-                        return Some(Event::Usage(n as u32));
-                    }
-                }
-                let content = v
-                    .choices
-                    .as_ref()
-                    .and_then(|c| c.first())
-                    .and_then(|c| c.delta.as_ref())
-                    .and_then(|d| d.content.as_ref().map(|c| c.0.as_ref()));
-                Some(match content {
-                    Some(s) if !s.is_empty() => Event::Token,
-                    _ => Event::Other,
-                })
-            }
-            Api::Anthropic => {
-                let v = serde_json::from_str::<Anthropic<'_>>(data).ok()?;
-                Some(match name.or(v.kind.as_ref().map(|k| k.0.as_ref())) {
-                    Some("content_block_delta") => Event::Token,
-                    Some("message_delta") => v
-                        .usage
-                        .and_then(|u| u.output_tokens)
-                        .map_or(Event::Other, |n| Event::Usage(n as u32)),
-                    Some("message_stop") => Event::Terminal,
-                    Some("error") => Event::Error,
-                    _ => Event::Other,
-                })
+    /// A number as the rule sees it.
+    enum Num {
+        /// An unsigned integer that fits a `u64` (`as_u64()` gives it).
+        U64(u64),
+        /// Any other valid number but a negative one (`as_u64()` gives `None`).
+        Other,
+    }
+
+    struct Cur<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cur<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
             }
         }
+
+        /// The next byte after whitespace.
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        fn eat(&mut self, c: u8) -> bool {
+            let hit = self.peek() == Some(c);
+            self.i += usize::from(hit);
+            hit
+        }
+
+        /// A string: its raw bytes between the quotes, and whether it held an escape.
+        fn string(&mut self) -> Option<(&'a [u8], bool)> {
+            if !self.eat(b'"') {
+                return None;
+            }
+            let start = self.i;
+            let mut escaped = false;
+            loop {
+                self.i += plain_run(&self.b[self.i..]);
+                let c = *self.b.get(self.i)?;
+                self.i += 1;
+                match c {
+                    b'"' => return Some((&self.b[start..self.i - 1], escaped)),
+                    b'\\' => {
+                        escaped = true;
+                        match self.b.get(self.i)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                            _ => return None, // `\u` (surrogates) and invalid escapes
+                        }
+                    }
+                    0..=0x1f => return None,
+                    _ => {}
+                }
+            }
+        }
+
+        fn digits(&mut self) -> usize {
+            let start = self.i;
+            while let Some(b'0'..=b'9') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            self.i - start
+        }
+
+        /// A number; `None` for invalid ones and for the ones left to `serde_json`.
+        fn number(&mut self) -> Option<(Num, bool)> {
+            self.ws();
+            let start = self.i;
+            let negative = self.b.get(self.i) == Some(&b'-');
+            self.i += usize::from(negative);
+            let int = self.i;
+            match self.b.get(self.i)? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    self.digits();
+                }
+                _ => return None,
+            }
+            let int_end = self.i;
+            let mut fraction = false;
+            if self.b.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                if self.digits() == 0 {
+                    return None;
+                }
+                fraction = true;
+            }
+            if matches!(self.b.get(self.i), Some(b'e' | b'E')) || self.i - start > MAX_NUMBER {
+                return None;
+            }
+            if fraction || negative {
+                return Some((Num::Other, negative));
+            }
+            let mut n: u64 = 0;
+            for &d in &self.b[int..int_end] {
+                match n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))) {
+                    Some(m) => n = m,
+                    None => return Some((Num::Other, false)), // past u64: a float
+                }
+            }
+            Some((Num::U64(n), false))
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            self.ws();
+            let hit = self.b.get(self.i..self.i + word.len()) == Some(word);
+            self.i += word.len();
+            hit.then_some(())
+        }
+
+        /// Object keys, after `{`: the next key (its colon eaten), or `None` at `}`.
+        fn key(&mut self, first: &mut bool) -> Option<Option<&'a [u8]>> {
+            if std::mem::take(first) {
+                if self.eat(b'}') {
+                    return Some(None);
+                }
+            } else if !self.eat(b',') {
+                return self.eat(b'}').then_some(None);
+            }
+            let (k, escaped) = self.string()?;
+            if escaped || !self.eat(b':') {
+                return None; // an escaped key could spell one the rule reads
+            }
+            Some(Some(k))
+        }
+
+        /// Array items, after `[`: whether another item follows (`false` at `]`).
+        fn item(&mut self, first: &mut bool) -> Option<bool> {
+            if std::mem::take(first) {
+                return Some(!self.eat(b']'));
+            }
+            if self.eat(b',') {
+                return Some(true);
+            }
+            self.eat(b']').then_some(false)
+        }
+
+        /// Any value, checked and dropped.
+        fn skip(&mut self, depth: u32) -> Option<()> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            match self.peek()? {
+                b'{' => {
+                    self.i += 1;
+                    let mut first = true;
+                    while self.key(&mut first)?.is_some() {
+                        self.skip(depth + 1)?;
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    let mut first = true;
+                    while self.item(&mut first)? {
+                        self.skip(depth + 1)?;
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => {
+                    self.number()?;
+                }
+                _ => return None,
+            }
+            Some(())
+        }
+
+        /// A value read as `as_u64()` reads it: `Some(None)` when it is not a `u64`.
+        fn as_u64(&mut self, depth: u32) -> Option<Option<u64>> {
+            match self.peek()? {
+                b'-' | b'0'..=b'9' => match self.number()? {
+                    (_, true) => None, // negative: left to serde_json ("-0")
+                    (Num::U64(n), _) => Some(Some(n)),
+                    (Num::Other, _) => Some(None),
+                },
+                _ => self.skip(depth).map(|()| None),
+            }
+        }
+
+        /// A value read as `as_str()` reads it: a string's raw bytes, escapes undecoded. The
+        /// rule only asks whether it is empty (an escape is never empty) or one of a few
+        /// `[a-z_]` words (no escape decodes to one of those letters: `\u` is left out).
+        fn as_str(&mut self, depth: u32) -> Option<Option<&'a [u8]>> {
+            if self.peek()? != b'"' {
+                return self.skip(depth).map(|()| None);
+            }
+            self.string().map(|(s, _)| Some(s))
+        }
+    }
+
+    /// How many bytes at the start of `b` a string holds as they are: up to the first `"`,
+    /// `\\` or control character. Eight bytes at a time: a byte of a word matches when
+    /// `word ^ pattern` has a zero byte there, or is below 0x20; the lowest flagged byte
+    /// is always a true match (a false flag can only sit above a true one).
+    pub(super) fn plain_run(b: &[u8]) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut i = 0;
+        while let Some(w) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+            let hit = zero(w ^ (ONES * u64::from(b'"')))
+                | zero(w ^ (ONES * u64::from(b'\\')))
+                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+            if hit != 0 {
+                return i + (hit.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        i + b[i..]
+            .iter()
+            .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f))
+            .unwrap_or(b.len() - i)
+    }
+
+    /// Sets a key's slot once; a key twice is left to `serde_json`.
+    fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(v);
+        Some(())
+    }
+
+    /// What the rule reads of `choices`.
+    enum Choices {
+        /// Not an array.
+        NotArray,
+        /// An array: empty or not, and whether its first item has a non-empty
+        /// `delta.content` string.
+        Array { empty: bool, token: bool },
+    }
+
+    pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
+        let mut c = Cur {
+            b: data.as_bytes(),
+            i: 0,
+        };
+        let mut error: Option<bool> = None; // Some(not null)
+        let mut usage: Option<(Option<u64>, Option<u64>)> = None;
+        let mut choices: Option<Choices> = None;
+        let mut kind: Option<Option<&[u8]>> = None;
+        if !c.eat(b'{') {
+            return None;
+        }
+        let mut first = true;
+        while let Some(k) = c.key(&mut first)? {
+            match k {
+                b"error" => {
+                    let null = c.peek()? == b'n';
+                    c.skip(1)?;
+                    once(&mut error, !null)?;
+                }
+                b"usage" => {
+                    let (mut completion, mut output) = (None, None);
+                    if c.peek()? == b'{' {
+                        c.i += 1;
+                        let mut first = true;
+                        while let Some(k) = c.key(&mut first)? {
+                            match k {
+                                b"completion_tokens" => once(&mut completion, c.as_u64(2)?)?,
+                                b"output_tokens" => once(&mut output, c.as_u64(2)?)?,
+                                _ => c.skip(2)?,
+                            }
+                        }
+                    } else {
+                        c.skip(1)?;
+                    }
+                    once(&mut usage, (completion.flatten(), output.flatten()))?;
+                }
+                b"choices" => {
+                    let v = if c.peek()? == b'[' {
+                        c.i += 1;
+                        let (mut first, mut empty, mut token) = (true, true, false);
+                        while c.item(&mut first)? {
+                            if std::mem::take(&mut empty) && c.peek()? == b'{' {
+                                token = first_choice(&mut c)?;
+                            } else {
+                                c.skip(2)?;
+                            }
+                        }
+                        Choices::Array { empty, token }
+                    } else {
+                        c.skip(1)?;
+                        Choices::NotArray
+                    };
+                    once(&mut choices, v)?;
+                }
+                b"type" => {
+                    let v = c.as_str(1)?;
+                    once(&mut kind, v)?;
+                }
+                _ => c.skip(1)?,
+            }
+        }
+        c.ws();
+        if c.i != c.b.len() {
+            return None;
+        }
+        Some(match api {
+            Api::OpenAi => {
+                if error == Some(true) {
+                    return Some(Event::Error);
+                }
+                let token = match choices {
+                    Some(Choices::Array { empty: false, token }) => token,
+                    _ => {
+                        if let Some((Some(n), _)) = usage {
+                            return Some(Event::Usage(n as u32));
+                        }
+                        false
+                    }
+                };
+                if token {
+                    Event::Token
+                } else {
+                    Event::Other
+                }
+            }
+            Api::Anthropic => {
+                let kind = name.map(str::as_bytes).or(kind.flatten());
+                match kind {
+                    Some(b"content_block_delta") => Event::Token,
+                    Some(b"message_delta") => match usage {
+                        Some((_, Some(n))) => Event::Usage(n as u32),
+                        _ => Event::Other,
+                    },
+                    Some(b"message_stop") => Event::Terminal,
+                    Some(b"error") => Event::Error,
+                    _ => Event::Other,
+                }
+            }
+        })
+    }
+
+    /// The first item of `choices`, an object: whether its `delta.content` is a
+    /// non-empty string.
+    fn first_choice(c: &mut Cur<'_>) -> Option<bool> {
+        c.i += 1; // the `{` peeked
+        let mut delta: Option<bool> = None;
+        let mut first = true;
+        while let Some(k) = c.key(&mut first)? {
+            if k != b"delta" {
+                c.skip(3)?;
+                continue;
+            }
+            let mut token = false;
+            if c.peek()? == b'{' {
+                c.i += 1;
+                let mut content: Option<bool> = None;
+                let mut first = true;
+                while let Some(k) = c.key(&mut first)? {
+                    if k == b"content" {
+                        let s = c.as_str(4)?;
+                        once(&mut content, s.is_some_and(|s| !s.is_empty()))?;
+                    } else {
+                        c.skip(4)?;
+                    }
+                }
+                token = content == Some(true);
+            } else {
+                c.skip(3)?;
+            }
+            once(&mut delta, token)?;
+        }
+        Some(delta == Some(true))
     }
 }
 
@@ -416,6 +738,78 @@ mod tests {
         ] {
             let data = f.strip_prefix("data: ").unwrap().trim_end();
             assert!(fast::classify(Api::OpenAi, None, data).is_some(), "{data}");
+        }
+    }
+
+    /// Broken JSON (cut short, a byte changed, a byte added) is never answered otherwise
+    /// than the `Value` rule answers it (`Malformed` when `serde_json` refuses it).
+    #[test]
+    fn the_fast_reader_agrees_with_the_value_rule_on_broken_events() {
+        const BYTES: &[u8] = b"{}[]\",:\\ \t\n0123456789-+.eEtrufalsn\x01a/u";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut answered = 0;
+        let mut malformed = 0;
+        let frames = [
+            openai::chunk_content("c", "m", 1, " a"),
+            openai::chunk_usage("c", "m", 1, 3, 2),
+            anthropic::event_message_delta("end_turn", 1),
+        ];
+        for n in 0..20_000 {
+            let mut data = if n % 2 == 0 {
+                random_event(&mut x, 4)
+            } else {
+                let f = &frames[n % frames.len()];
+                let at = f.find("data: ").unwrap() + 6;
+                f[at..].trim_end().to_string()
+            }
+            .into_bytes();
+            match step(&mut x, 3) {
+                0 => data.truncate(step(&mut x, data.len() as u64 + 1) as usize),
+                1 if !data.is_empty() => {
+                    let at = step(&mut x, data.len() as u64) as usize;
+                    data[at] = BYTES[step(&mut x, BYTES.len() as u64) as usize];
+                }
+                _ => {
+                    let at = step(&mut x, data.len() as u64 + 1) as usize;
+                    data.insert(at, BYTES[step(&mut x, BYTES.len() as u64) as usize]);
+                }
+            }
+            let Ok(data) = String::from_utf8(data) else { continue };
+            for api in [Api::OpenAi, Api::Anthropic] {
+                let want = classify_value(api, None, &data);
+                malformed += usize::from(want == Event::Malformed);
+                if let Some(e) = fast::classify(api, None, &data) {
+                    answered += 1;
+                    assert_eq!(e, want, "{api:?} {data}");
+                }
+            }
+        }
+        // both kinds of case were met: broken ones and ones still readable
+        assert!(
+            malformed > 10_000 && answered > 5_000,
+            "{malformed} malformed, {answered} answered"
+        );
+    }
+
+    #[test]
+    fn a_plain_run_stops_at_the_first_quote_backslash_or_control_byte() {
+        // every position of every stop byte, behind bytes that are not stops (≥ 0x80 too)
+        for len in 0..24 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for at in 0..=len {
+                    let mut b: Vec<u8> = (0..len)
+                        .map(|i| [b'a', 0xc3, 0xa9, b' ', 0x7f, b'!', b'#'][i % 7])
+                        .collect();
+                    if at < len {
+                        b[at] = stop;
+                        // stops after the first one do not move it
+                        if at + 1 < len {
+                            b[at + 1] = b'"';
+                        }
+                    }
+                    assert_eq!(fast::plain_run(&b), at, "{b:?}");
+                }
+            }
         }
     }
 
