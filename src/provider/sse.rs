@@ -29,6 +29,8 @@ pub struct Parser {
     /// Only look for terminal and error events (no JSON parsing): the gateway's mode.
     light: bool,
     buf: Vec<u8>,
+    /// The previous event, so the next can skip the bytes both begin with.
+    memo: fast::Memo,
     /// The terminal event was seen.
     pub terminal: bool,
 }
@@ -40,6 +42,7 @@ impl Parser {
             api,
             light: false,
             buf: Vec::new(),
+            memo: fast::Memo::default(),
             terminal: false,
         }
     }
@@ -51,6 +54,7 @@ impl Parser {
             api,
             light: true,
             buf: Vec::new(),
+            memo: fast::Memo::default(),
             terminal: false,
         }
     }
@@ -100,7 +104,7 @@ impl Parser {
                 if json.first() == Some(&b'{') && memchr::memchr2(b'\n', b'\r', json).is_none() {
                     if let Some(e) = std::str::from_utf8(json)
                         .ok()
-                        .and_then(|j| fast::classify(self.api, None, j))
+                        .and_then(|j| fast::classify_with(self.api, None, j, Some(&mut self.memo)))
                     {
                         return Some(e);
                     }
@@ -154,7 +158,8 @@ impl Parser {
                 _ => Event::Other,
             };
         }
-        let e = fast::classify(self.api, name, data).unwrap_or_else(|| classify_value(self.api, name, data));
+        let e = fast::classify_with(self.api, name, data, Some(&mut self.memo))
+            .unwrap_or_else(|| classify_value(self.api, name, data));
         if e == Event::Terminal {
             self.terminal = true;
         }
@@ -444,6 +449,7 @@ mod fast {
     }
 
     /// What the rule reads of `choices`.
+    #[derive(Clone, Copy, Debug)]
     enum Choices {
         /// Not an array.
         NotArray,
@@ -452,25 +458,106 @@ mod fast {
         Array { empty: bool, token: bool },
     }
 
+    /// The four `type` words the rule tells apart; any other string is `Word::Other`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Word {
+        ContentBlockDelta,
+        MessageDelta,
+        MessageStop,
+        Error,
+        Other,
+    }
+
+    fn word(s: &[u8]) -> Word {
+        match s {
+            b"content_block_delta" => Word::ContentBlockDelta,
+            b"message_delta" => Word::MessageDelta,
+            b"message_stop" => Word::MessageStop,
+            b"error" => Word::Error,
+            _ => Word::Other,
+        }
+    }
+
+    /// What the scan has read of the top-level object so far: all the rule needs.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Seen {
+        /// `error`: whether it is not null.
+        error: Option<bool>,
+        /// `usage`: its `completion_tokens` and `output_tokens` as `as_u64()` reads them.
+        usage: Option<(Option<u64>, Option<u64>)>,
+        choices: Option<Choices>,
+        /// `type`: the word, when it is a string.
+        kind: Option<Option<Word>>,
+    }
+
+    /// The previous event of a stream, so the next one can skip what both begin with:
+    /// its bytes, and the scan's state after each top-level value (the position just past
+    /// the value). The scan is a function of the bytes alone, so where two events agree up
+    /// to such a position its state there is the same: the scan resumes from it. An
+    /// OpenAI chunk repeats `id`, `object`, `created`, `model`… before `choices`: about two
+    /// thirds of its bytes.
+    #[derive(Debug, Default)]
+    pub(in crate::provider) struct Memo {
+        prev: Vec<u8>,
+        marks: Vec<(usize, Seen)>,
+    }
+
+    /// Most positions remembered per event (a top-level object with more keys than this
+    /// resumes from its 64th at most).
+    const MAX_MARKS: usize = 64;
+
+    /// How many bytes `a` and `b` begin with in common.
+    fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+        let n = a.len().min(b.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("eight bytes"));
+            let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
+            if x != y {
+                return i + ((x ^ y).trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        i + a[i..n].iter().zip(&b[i..n]).take_while(|(x, y)| x == y).count()
+    }
+
+    /// Whether `data` would be read from a position the memo holds (a test's view).
+    #[cfg(test)]
+    pub(super) fn resumes(m: &Memo, data: &str) -> bool {
+        let same = common_prefix(&m.prev, data.as_bytes());
+        m.marks.iter().any(|(at, _)| *at <= same)
+    }
+
+    /// [`classify_with`] without a memo (every byte scanned).
+    #[cfg(test)]
     pub(super) fn classify(api: Api, name: Option<&str>, data: &str) -> Option<Event> {
-        let mut c = Cur {
-            b: data.as_bytes(),
-            i: 0,
-        };
-        let mut error: Option<bool> = None; // Some(not null)
-        let mut usage: Option<(Option<u64>, Option<u64>)> = None;
-        let mut choices: Option<Choices> = None;
-        let mut kind: Option<Option<&[u8]>> = None;
-        if !c.eat(b'{') {
+        classify_with(api, name, data, None)
+    }
+
+    pub(super) fn classify_with(api: Api, name: Option<&str>, data: &str, memo: Option<&mut Memo>) -> Option<Event> {
+        let b = data.as_bytes();
+        let mut c = Cur { b, i: 0 };
+        let mut seen = Seen::default();
+        let mut first = true;
+        let mut marks = Vec::new();
+        let mut memo = memo;
+        if let Some(m) = memo.as_deref_mut() {
+            let same = common_prefix(&m.prev, b);
+            if let Some(&(at, s)) = m.marks.iter().rev().find(|(at, _)| *at <= same) {
+                (c.i, seen, first) = (at, s, false);
+            }
+            marks = std::mem::take(&mut m.marks);
+            marks.retain(|(at, _)| *at <= c.i);
+        }
+        if first && !c.eat(b'{') {
             return None;
         }
-        let mut first = true;
         while let Some(k) = c.key(&mut first)? {
             match k {
                 b"error" => {
                     let null = c.peek()? == b'n';
                     c.skip(1)?;
-                    once(&mut error, !null)?;
+                    once(&mut seen.error, !null)?;
                 }
                 b"usage" => {
                     let (mut completion, mut output) = (None, None);
@@ -487,7 +574,7 @@ mod fast {
                     } else {
                         c.skip(1)?;
                     }
-                    once(&mut usage, (completion.flatten(), output.flatten()))?;
+                    once(&mut seen.usage, (completion.flatten(), output.flatten()))?;
                 }
                 b"choices" => {
                     let v = if c.peek()? == b'[' {
@@ -505,19 +592,34 @@ mod fast {
                         c.skip(1)?;
                         Choices::NotArray
                     };
-                    once(&mut choices, v)?;
+                    once(&mut seen.choices, v)?;
                 }
                 b"type" => {
-                    let v = c.as_str(1)?;
-                    once(&mut kind, v)?;
+                    let v = c.as_str(1)?.map(word);
+                    once(&mut seen.kind, v)?;
                 }
                 _ => c.skip(1)?,
+            }
+            if memo.is_some() && marks.len() < MAX_MARKS {
+                marks.push((c.i, seen));
             }
         }
         c.ws();
         if c.i != c.b.len() {
             return None;
         }
+        if let Some(m) = memo {
+            // kept only for an event read to its end: a broken one is read whole next time
+            m.prev.clear();
+            m.prev.extend_from_slice(b);
+            m.marks = marks;
+        }
+        let Seen {
+            error,
+            usage,
+            choices,
+            kind,
+        } = seen;
         Some(match api {
             Api::OpenAi => {
                 if error == Some(true) {
@@ -538,19 +640,16 @@ mod fast {
                     Event::Other
                 }
             }
-            Api::Anthropic => {
-                let kind = name.map(str::as_bytes).or(kind.flatten());
-                match kind {
-                    Some(b"content_block_delta") => Event::Token,
-                    Some(b"message_delta") => match usage {
-                        Some((_, Some(n))) => Event::Usage(n as u32),
-                        _ => Event::Other,
-                    },
-                    Some(b"message_stop") => Event::Terminal,
-                    Some(b"error") => Event::Error,
+            Api::Anthropic => match name.map(|n| word(n.as_bytes())).or(kind.flatten()) {
+                Some(Word::ContentBlockDelta) => Event::Token,
+                Some(Word::MessageDelta) => match usage {
+                    Some((_, Some(n))) => Event::Usage(n as u32),
                     _ => Event::Other,
-                }
-            }
+                },
+                Some(Word::MessageStop) => Event::Terminal,
+                Some(Word::Error) => Event::Error,
+                _ => Event::Other,
+            },
         })
     }
 
@@ -789,6 +888,55 @@ mod tests {
             malformed > 10_000 && answered > 5_000,
             "{malformed} malformed, {answered} answered"
         );
+    }
+
+    /// Events read after one another with a memo (resuming where the previous event's
+    /// bytes stop being the same) get the answer they get read whole: a stream's chunks,
+    /// random events, and each of them changed at one byte (before, in and after the part
+    /// a memo skips).
+    #[test]
+    fn resuming_from_the_previous_event_answers_as_reading_it_whole() {
+        const BYTES: &[u8] = b"{}[]\",:\\ 0-.eanu1";
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut memo = fast::Memo::default();
+        let mut resumed = 0;
+        let words = [" a", "", " b\"c", " d"];
+        let mut prev = String::new();
+        for n in 0..30_000u64 {
+            let mut data = match step(&mut x, 4) {
+                0 => random_event(&mut x, 4),
+                1 => {
+                    let f = openai::chunk_content("c", "m", n % 3, words[(n % 4) as usize]);
+                    f["data: ".len()..].trim_end().to_string()
+                }
+                2 => {
+                    let f = anthropic::event_message_delta("end_turn", (n % 5) as u32);
+                    let at = f.find("data: ").unwrap() + 6;
+                    f[at..].trim_end().to_string()
+                }
+                _ => prev.clone(),
+            }
+            .into_bytes();
+            if step(&mut x, 2) == 0 && !data.is_empty() {
+                let at = step(&mut x, data.len() as u64) as usize;
+                data[at] = BYTES[step(&mut x, BYTES.len() as u64) as usize];
+            }
+            let Ok(data) = String::from_utf8(data) else { continue };
+            let api = if step(&mut x, 2) == 0 {
+                Api::OpenAi
+            } else {
+                Api::Anthropic
+            };
+            resumed += usize::from(fast::resumes(&memo, &data));
+            let whole = fast::classify(api, None, &data);
+            let with = fast::classify_with(api, None, &data, Some(&mut memo));
+            assert_eq!(with, whole, "{api:?} after {prev}\n{data}");
+            if let Some(e) = with {
+                assert_eq!(e, classify_value(api, None, &data), "{api:?} {data}");
+            }
+            prev = data;
+        }
+        assert!(resumed > 5_000, "resumed {resumed} times");
     }
 
     #[test]

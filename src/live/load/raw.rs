@@ -139,37 +139,61 @@ impl RawConn {
     /// `UnexpectedEof` error (a cut body).
     pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
         loop {
+            match self.step()? {
+                Step::Piece(p) => return Ok(Some(p)),
+                Step::End => return Ok(None),
+                Step::More => {
+                    if self.fill().await? == 0 {
+                        if self.state == BodyState::UntilClose {
+                            self.state = BodyState::Done;
+                            return Ok(None);
+                        }
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next piece of body that is already here, without reading: `None` when the next
+    /// piece needs a read (or the body has ended: [`RawConn::next`] says which).
+    pub fn next_ready(&mut self) -> io::Result<Option<Bytes>> {
+        match self.step()? {
+            Step::Piece(p) => Ok(Some(p)),
+            Step::End | Step::More => Ok(None),
+        }
+    }
+
+    /// Decodes what the buffer holds: a piece, the end, or the need for more bytes.
+    fn step(&mut self) -> io::Result<Step> {
+        loop {
             match self.state {
-                BodyState::Done => return Ok(None),
+                BodyState::Done => return Ok(Step::End),
                 BodyState::Length(0) => {
                     self.state = BodyState::Done;
-                    return Ok(None);
+                    return Ok(Step::End);
                 }
                 BodyState::Length(n) => {
-                    if self.buf.is_empty() && self.fill().await? == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    if self.buf.is_empty() {
+                        return Ok(Step::More);
                     }
                     let take = n.min(self.buf.len());
                     let piece = self.buf.split_to(take).freeze();
                     self.state = BodyState::Length(n - take);
-                    return Ok(Some(piece));
+                    return Ok(Step::Piece(piece));
                 }
                 BodyState::UntilClose => {
-                    if self.buf.is_empty() && self.fill().await? == 0 {
-                        self.state = BodyState::Done;
-                        return Ok(None);
+                    if self.buf.is_empty() {
+                        return Ok(Step::More);
                     }
-                    return Ok(Some(self.buf.split().freeze()));
+                    return Ok(Step::Piece(self.buf.split().freeze()));
                 }
                 BodyState::ChunkSize | BodyState::ChunkEnd | BodyState::Trailers => {
                     let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") else {
                         if self.buf.len() > 4096 {
                             return Err(bad("chunk size line too long"));
                         }
-                        if self.fill().await? == 0 {
-                            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
-                        }
-                        continue;
+                        return Ok(Step::More);
                     };
                     let line = self.buf.split_to(p + 2);
                     match self.state {
@@ -182,7 +206,7 @@ impl RawConn {
                         BodyState::Trailers => {
                             if p == 0 {
                                 self.state = BodyState::Done;
-                                return Ok(None);
+                                return Ok(Step::End);
                             }
                         }
                         _ => {
@@ -198,8 +222,8 @@ impl RawConn {
                     }
                 }
                 BodyState::ChunkData(n) => {
-                    if self.buf.is_empty() && self.fill().await? == 0 {
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                    if self.buf.is_empty() {
+                        return Ok(Step::More);
                     }
                     let take = n.min(self.buf.len());
                     let piece = self.buf.split_to(take).freeze();
@@ -208,11 +232,18 @@ impl RawConn {
                     } else {
                         BodyState::ChunkData(n - take)
                     };
-                    return Ok(Some(piece));
+                    return Ok(Step::Piece(piece));
                 }
             }
         }
     }
+}
+
+/// What the buffer gave: a piece of body, its end, or nothing until more bytes are read.
+enum Step {
+    Piece(Bytes),
+    End,
+    More,
 }
 
 #[cfg(test)]
@@ -259,6 +290,38 @@ mod tests {
         c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
         assert_eq!(body(&mut c).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
         assert!(!c.reusable());
+    }
+
+    /// Chunks that arrived in one read come out of `next_ready` without another read; it
+    /// says `None` where a read is needed, and `next` then finds the proper end.
+    #[tokio::test]
+    async fn chunks_that_arrived_together_are_ready_without_a_read() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap().to_string();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n1\r\nf\r\n")
+                .await
+                .unwrap();
+            let _ = wait.await; // the end only when the client has taken the three
+            s.write_all(b"0\r\n\r\n").await.unwrap();
+        });
+        let mut c = RawConn::connect(&a).await.unwrap();
+        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut got = vec![c.next().await.unwrap().unwrap()];
+        // the head may have come alone: then the first piece needed a read of its own
+        while let Some(p) = c.next_ready().unwrap() {
+            got.push(p);
+        }
+        assert_eq!(got.concat(), b"abcdef", "{got:?}");
+        assert!(got.len() == 3, "three chunks, three pieces: {got:?}");
+        assert!(c.next_ready().unwrap().is_none());
+        go.send(()).unwrap();
+        assert!(c.next().await.unwrap().is_none());
+        assert!(c.reusable());
     }
 
     #[tokio::test]
