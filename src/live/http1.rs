@@ -1,7 +1,9 @@
-//! HTTP/1.1 framing shared by the reference gateway's two sides: its client to the
+//! HTTP/1.1 framing shared by the reference gateway's two sides — its client to the
 //! upstreams ([`crate::live::upstream`]) and its server to the clients
-//! ([`crate::live::front`]). One decoder of message bodies (content-length, chunked, until
-//! close), one writer of decimal lengths, one reader of `connection` tokens.
+//! ([`crate::live::front`]) — and the load client's own connections
+//! ([`crate::live::load`]'s closed-loop users). One decoder of message bodies
+//! (content-length, chunked, until close), one writer of decimal lengths, one reader of
+//! `connection` tokens.
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::io;

@@ -509,15 +509,6 @@ impl BodyReader<'_> {
         }
     }
 
-    /// The next piece that is already here, read without waiting (`Ok(None)`: wait with
-    /// [`BodyReader::next`]). Pieces that arrived in one read are taken at one instant.
-    fn ready(&mut self) -> Result<Option<Bytes>, ()> {
-        match self {
-            BodyReader::Hyper(_) => Ok(None),
-            BodyReader::Raw(c) => c.next_ready().map_err(|_| ()),
-        }
-    }
-
     /// The rest of the body and its whole length, in bounded memory: its first `head` bytes
     /// are kept; past them, with `tail` > 0, only its last `tail` bytes are (the head is
     /// dropped), with `tail` = 0 the head stays. The rest is read and dropped.
@@ -918,47 +909,33 @@ async fn read_stream(
             }
             Ok(Ok(Some(d))) => d,
         };
-        // this piece and every piece that came with it (one read: one instant)
+        content += data.len() as u64;
+        // one piece per read (the raw client joins the chunks that came together): one instant
         let now = Instant::now();
-        let mut piece = Some(data);
-        while let Some(data) = piece.take() {
-            content += data.len() as u64;
-            if let Some(h) = head.as_mut() {
-                h.extend_from_slice(&data[..data.len().min(MARK_SCAN_BYTES - h.len())]);
-                rec.provider = crate::provider::mark::find(h);
-                if rec.provider.is_some() || h.len() >= MARK_SCAN_BYTES || last_token.is_some() {
-                    head = None;
-                }
+        if let Some(h) = head.as_mut() {
+            h.extend_from_slice(&data[..data.len().min(MARK_SCAN_BYTES - h.len())]);
+            rec.provider = crate::provider::mark::find(h);
+            if rec.provider.is_some() || h.len() >= MARK_SCAN_BYTES || last_token.is_some() {
+                head = None;
             }
-            parser.push_into(&data, &mut events);
-            for &ev in &events {
-                match ev {
-                    crate::provider::sse::Event::Token => {
-                        counted += 1;
-                        match last_token {
-                            None => rec.first_token = Some(since(t0, now)),
-                            Some(prev) => itl.push(since(prev, now)),
-                        }
-                        last_token = Some(now);
+        }
+        parser.push_into(&data, &mut events);
+        for &ev in &events {
+            match ev {
+                crate::provider::sse::Event::Token => {
+                    counted += 1;
+                    match last_token {
+                        None => rec.first_token = Some(since(t0, now)),
+                        Some(prev) => itl.push(since(prev, now)),
                     }
-                    crate::provider::sse::Event::Usage(n) => rec.output_tokens = n,
-                    crate::provider::sse::Event::Error => rec.outcome = Outcome::StreamError,
-                    crate::provider::sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
-                    crate::provider::sse::Event::Terminal
-                    | crate::provider::sse::Event::Ping
-                    | crate::provider::sse::Event::Other => {}
+                    last_token = Some(now);
                 }
-            }
-            if rec.outcome != Outcome::Ok || parser.terminal {
-                break;
-            }
-            match reader.ready() {
-                Ok(p) => piece = p,
-                // a broken chunk among the ready bytes: as when `next` finds it
-                Err(()) => {
-                    rec.outcome = Outcome::StreamCut;
-                    break;
-                }
+                crate::provider::sse::Event::Usage(n) => rec.output_tokens = n,
+                crate::provider::sse::Event::Error => rec.outcome = Outcome::StreamError,
+                crate::provider::sse::Event::Malformed => rec.outcome = Outcome::MalformedStream,
+                crate::provider::sse::Event::Terminal
+                | crate::provider::sse::Event::Ping
+                | crate::provider::sse::Event::Other => {}
             }
         }
         if rec.outcome != Outcome::Ok || parser.terminal {

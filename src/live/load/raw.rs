@@ -4,6 +4,7 @@
 //! no more, so the generator's own CPU cost stays small next to the system under test.
 //! Open-loop runs use hyper's pooled client.
 
+use crate::live::http1::{bad, cut, Decoder};
 use crate::provider::mark;
 use bytes::{Bytes, BytesMut};
 use std::io;
@@ -19,36 +20,15 @@ pub struct Head {
     pub provider: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum BodyState {
-    /// `remaining` bytes of a content-length body.
-    Length(usize),
-    /// Chunked: expecting a size line.
-    ChunkSize,
-    /// Chunked: `remaining` data bytes of the current chunk, then CRLF.
-    ChunkData(usize),
-    /// Chunked: the CRLF after a chunk's data.
-    ChunkEnd,
-    /// Chunked: trailers until an empty line.
-    Trailers,
-    /// Read to EOF (no length, not chunked).
-    UntilClose,
-    /// Finished.
-    Done,
-}
-
 /// One keep-alive connection.
 #[derive(Debug)]
 pub struct RawConn {
     stream: TcpStream,
     /// Bytes read and not yet consumed: pieces are split off its front without copying.
     buf: BytesMut,
-    state: BodyState,
+    /// The body being read (the decoder the reference gateway's client and server use).
+    body: Decoder,
     keep_alive: bool,
-}
-
-fn bad(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
 impl RawConn {
@@ -59,14 +39,14 @@ impl RawConn {
         Ok(RawConn {
             stream,
             buf: BytesMut::with_capacity(16384),
-            state: BodyState::Done,
+            body: Decoder::done(),
             keep_alive: true,
         })
     }
 
     /// Whether another request may follow on this connection.
     pub fn reusable(&self) -> bool {
-        self.keep_alive && self.state == BodyState::Done
+        self.keep_alive && self.body.is_done()
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
@@ -96,7 +76,7 @@ impl RawConn {
                         if h.name.eq_ignore_ascii_case("content-length") {
                             length = std::str::from_utf8(h.value)
                                 .ok()
-                                .and_then(|v| v.trim().parse::<usize>().ok());
+                                .and_then(|v| v.trim().parse::<u64>().ok());
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                             chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
                         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -110,13 +90,13 @@ impl RawConn {
                         }
                     }
                     let _ = self.buf.split_to(n);
-                    self.state = if chunked {
-                        BodyState::ChunkSize
+                    self.body = if chunked {
+                        Decoder::chunked()
                     } else if let Some(l) = length {
-                        BodyState::Length(l)
+                        Decoder::length(l)
                     } else {
                         self.keep_alive = false;
-                        BodyState::UntilClose
+                        Decoder::until_close()
                     };
                     return Ok(Head { status, provider });
                 }
@@ -135,115 +115,26 @@ impl RawConn {
         }
     }
 
-    /// The next piece of decoded body, `None` at its proper end. An EOF before that is an
-    /// `UnexpectedEof` error (a cut body).
+    /// The body decoded from what has arrived (every chunk that came in one read, as one
+    /// piece), `None` at its proper end. An EOF before that is an `UnexpectedEof` error (a
+    /// cut body).
     pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            match self.step()? {
-                Step::Piece(p) => return Ok(Some(p)),
-                Step::End => return Ok(None),
-                Step::More => {
-                    if self.fill().await? == 0 {
-                        if self.state == BodyState::UntilClose {
-                            self.state = BodyState::Done;
-                            return Ok(None);
-                        }
-                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
-                    }
+            if let Some(piece) = self.body.decode(&mut self.buf)? {
+                return Ok(Some(piece));
+            }
+            if self.body.is_done() {
+                return Ok(None);
+            }
+            if self.fill().await? == 0 {
+                if self.body.is_until_close() {
+                    self.body.finish();
+                    return Ok(None);
                 }
+                return Err(cut("body cut short"));
             }
         }
     }
-
-    /// The next piece of body that is already here, without reading: `None` when the next
-    /// piece needs a read (or the body has ended: [`RawConn::next`] says which).
-    pub fn next_ready(&mut self) -> io::Result<Option<Bytes>> {
-        match self.step()? {
-            Step::Piece(p) => Ok(Some(p)),
-            Step::End | Step::More => Ok(None),
-        }
-    }
-
-    /// Decodes what the buffer holds: a piece, the end, or the need for more bytes.
-    fn step(&mut self) -> io::Result<Step> {
-        loop {
-            match self.state {
-                BodyState::Done => return Ok(Step::End),
-                BodyState::Length(0) => {
-                    self.state = BodyState::Done;
-                    return Ok(Step::End);
-                }
-                BodyState::Length(n) => {
-                    if self.buf.is_empty() {
-                        return Ok(Step::More);
-                    }
-                    let take = n.min(self.buf.len());
-                    let piece = self.buf.split_to(take).freeze();
-                    self.state = BodyState::Length(n - take);
-                    return Ok(Step::Piece(piece));
-                }
-                BodyState::UntilClose => {
-                    if self.buf.is_empty() {
-                        return Ok(Step::More);
-                    }
-                    return Ok(Step::Piece(self.buf.split().freeze()));
-                }
-                BodyState::ChunkSize | BodyState::ChunkEnd | BodyState::Trailers => {
-                    let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") else {
-                        if self.buf.len() > 4096 {
-                            return Err(bad("chunk size line too long"));
-                        }
-                        return Ok(Step::More);
-                    };
-                    let line = self.buf.split_to(p + 2);
-                    match self.state {
-                        BodyState::ChunkEnd => {
-                            if p != 0 {
-                                return Err(bad("missing CRLF after a chunk"));
-                            }
-                            self.state = BodyState::ChunkSize;
-                        }
-                        BodyState::Trailers => {
-                            if p == 0 {
-                                self.state = BodyState::Done;
-                                return Ok(Step::End);
-                            }
-                        }
-                        _ => {
-                            let s = std::str::from_utf8(&line[..p]).map_err(|_| bad("bad chunk size"))?;
-                            let size = usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16)
-                                .map_err(|_| bad("bad chunk size"))?;
-                            self.state = if size == 0 {
-                                BodyState::Trailers
-                            } else {
-                                BodyState::ChunkData(size)
-                            };
-                        }
-                    }
-                }
-                BodyState::ChunkData(n) => {
-                    if self.buf.is_empty() {
-                        return Ok(Step::More);
-                    }
-                    let take = n.min(self.buf.len());
-                    let piece = self.buf.split_to(take).freeze();
-                    self.state = if n == take {
-                        BodyState::ChunkEnd
-                    } else {
-                        BodyState::ChunkData(n - take)
-                    };
-                    return Ok(Step::Piece(piece));
-                }
-            }
-        }
-    }
-}
-
-/// What the buffer gave: a piece of body, its end, or nothing until more bytes are read.
-enum Step {
-    Piece(Bytes),
-    End,
-    More,
 }
 
 #[cfg(test)]
@@ -292,10 +183,10 @@ mod tests {
         assert!(!c.reusable());
     }
 
-    /// Chunks that arrived in one read come out of `next_ready` without another read; it
-    /// says `None` where a read is needed, and `next` then finds the proper end.
+    /// Chunks that arrived in one read come out as one piece; the body's end, sent later,
+    /// is read after them.
     #[tokio::test]
-    async fn chunks_that_arrived_together_are_ready_without_a_read() {
+    async fn chunks_that_arrived_together_come_out_as_one_piece() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a = l.local_addr().unwrap().to_string();
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
@@ -311,14 +202,9 @@ mod tests {
         });
         let mut c = RawConn::connect(&a).await.unwrap();
         c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
-        let mut got = vec![c.next().await.unwrap().unwrap()];
-        // the head may have come alone: then the first piece needed a read of its own
-        while let Some(p) = c.next_ready().unwrap() {
-            got.push(p);
-        }
-        assert_eq!(got.concat(), b"abcdef", "{got:?}");
-        assert!(got.len() == 3, "three chunks, three pieces: {got:?}");
-        assert!(c.next_ready().unwrap().is_none());
+        let first = c.next().await.unwrap().unwrap();
+        assert_eq!(&first[..], b"abcdef");
+        assert!(!c.reusable());
         go.send(()).unwrap();
         assert!(c.next().await.unwrap().is_none());
         assert!(c.reusable());
