@@ -98,19 +98,28 @@ impl Parser {
     fn event(&mut self, block: &[u8]) -> Option<Event> {
         // the usual block, one `data: {…}` line, read as it lies (bytes that are not UTF-8
         // fail the JSON reader and take the general path below, as every doubt does)
-        if !self.light {
-            if let Some(json) = block.strip_prefix(b"data:") {
-                let json = json.strip_prefix(b" ").unwrap_or(json);
-                if json.first() == Some(&b'{') && memchr::memchr2(b'\n', b'\r', json).is_none() {
-                    if let Some(e) = std::str::from_utf8(json)
-                        .ok()
-                        .and_then(|j| fast::classify_with(self.api, None, j, Some(&mut self.memo)))
-                    {
-                        return Some(e);
-                    }
+        if let Some(json) = block.strip_prefix(b"data:") {
+            let json = json.strip_prefix(b" ").unwrap_or(json);
+            if json.first() == Some(&b'{') && memchr::memchr2(b'\n', b'\r', json).is_none() {
+                if self.light {
+                    // the light rule for a block without an event name whose data starts
+                    // with `{` (so is not `[DONE]`): only an OpenAI error object stands out
+                    let error = self.api == Api::OpenAi && json.starts_with(b"{\"error\"");
+                    return Some(if error { Event::Error } else { Event::Other });
+                }
+                if let Some(e) = std::str::from_utf8(json)
+                    .ok()
+                    .and_then(|j| fast::classify_with(self.api, None, j, Some(&mut self.memo)))
+                {
+                    return Some(e);
                 }
             }
         }
+        self.event_general(block)
+    }
+
+    /// [`Parser::event`] the general way: every line of the block read as text.
+    fn event_general(&mut self, block: &[u8]) -> Option<Event> {
         let text = match std::str::from_utf8(block) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) => String::from_utf8_lossy(block),
@@ -1013,6 +1022,44 @@ mod tests {
             (b"", None),
         ] {
             assert_eq!(find_boundary(b), want, "{:?}", String::from_utf8_lossy(b));
+        }
+    }
+
+    /// The light parser's shortcut for one `data: {…}` line gives what reading the block
+    /// line by line gives, for both APIs, on random, broken and error payloads.
+    #[test]
+    fn the_light_shortcut_answers_as_the_general_path() {
+        let mut x = 0x0bad_cafe_1234_5678u64;
+        let payloads = [
+            "{\"error\":{\"message\":\"x\"}}".to_string(),
+            "{\"error\" :1}".to_string(),
+            "{ \"error\":1}".to_string(),
+            "{\"errors\":1}".to_string(),
+            "{\"error\"\u{a0}".to_string(),
+        ];
+        for n in 0..5_000usize {
+            let data = if n < payloads.len() {
+                payloads[n].clone()
+            } else {
+                random_event(&mut x, 3)
+            };
+            for sep in ["data: ", "data:", "data:  "] {
+                let mut block = format!("{sep}{data}").into_bytes();
+                if n % 7 == 0 {
+                    block.push(0xff); // not UTF-8
+                }
+                for api in [Api::OpenAi, Api::Anthropic] {
+                    let mut a = Parser::light(api);
+                    let mut b = Parser::light(api);
+                    assert_eq!(
+                        a.event(&block),
+                        b.event_general(&block),
+                        "{api:?} {}",
+                        String::from_utf8_lossy(&block)
+                    );
+                    assert_eq!(a.terminal, b.terminal);
+                }
+            }
         }
     }
 
